@@ -1,0 +1,39 @@
+"""What every console script shares: one-line errors and exit codes.
+
+Exit codes: 0 success, 1 "ran, but found problems" (e.g. ``spanet-inspect``), 2 bad input
+(an :class:`InputError`, bad arguments, a command not yet available), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from spanet_lite.errors import InputError
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_INPUT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def error_line(program: str, message: str) -> None:
+    """Print ``program: error: message`` as one line on stderr."""
+    sys.stderr.write(f"{program}: error: {' '.join(str(message).split())}\n")
+
+
+def run_cli(program: str, body: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
+    """Run ``body(argv)``, turning user-input errors into one line and exit 2."""
+    try:
+        return body(argv)
+    except InputError as error:
+        error_line(program, str(error))
+        return EXIT_INPUT_ERROR
+    except KeyboardInterrupt:
+        error_line(program, "interrupted")
+        return EXIT_INTERRUPTED
+
+
+def not_implemented(program: str) -> int:
+    error_line(program, "this command is not implemented yet in this version of spanet_lite")
+    return EXIT_INPUT_ERROR
