@@ -1,0 +1,74 @@
+"""Shared plumbing for ``bench/bench_*.py``: machine description, table printing, JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from spanet_lite.io import atomic_write_text  # noqa: E402
+
+
+def machine() -> dict[str, Any]:
+    """Where a benchmark ran, printed with every table and stored in the JSON."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    return info
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process (and waited-for children) in MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="small sizes, finishes in under a minute")
+    p.add_argument("--json", type=Path, default=None, help="write the figures to this JSON file")
+    return p
+
+
+def report(title: str, columns: list[str], rows: list[list[Any]], figures: dict[str, Any], json_path: Path | None) -> None:
+    """Print a table (with the machine) and optionally write ``figures`` as JSON."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*[f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row])
+    console = Console()
+    console.print(table)
+    m = machine()
+    console.print(f"machine: {m['cpu']}, {m['cores']} cores, python {m['python']}, torch {m.get('torch', '-')}")
+    if json_path is not None:
+        atomic_write_text(json_path, json.dumps({"machine": m, **figures}, indent=2) + "\n")
