@@ -1,4 +1,8 @@
-"""Event files and options files: read, validate, and turn into frozen dataclasses."""
+"""Event files and options files: read, validate, and turn into dataclasses.
+
+Importing this package does not import torch (or rich), so command-line tools can check
+their inputs before paying for the heavy imports.
+"""
 
 from spanet_lite.config.event_file import load_event_spec, parse_event_spec
 from spanet_lite.config.event_spec import (
@@ -10,17 +14,30 @@ from spanet_lite.config.event_spec import (
     Product,
     RegressionTarget,
 )
+from spanet_lite.config.options import OPTION_GROUPS, UNIMPLEMENTED_KEYS, Options
+from spanet_lite.config.options_file import load_options, parse_options, parse_options_text, resolve_path
+from spanet_lite.config.options_table import options_table
+from spanet_lite.config.options_validation import validate_options
 from spanet_lite.config.symmetry import PermutationGroup
 
 __all__ = [
+    "OPTION_GROUPS",
+    "UNIMPLEMENTED_KEYS",
     "ClassificationTarget",
     "EventSpec",
     "Feature",
     "InputSpec",
+    "Options",
     "ParticleSpec",
     "PermutationGroup",
     "Product",
     "RegressionTarget",
     "load_event_spec",
+    "load_options",
+    "options_table",
     "parse_event_spec",
+    "parse_options",
+    "parse_options_text",
+    "resolve_path",
+    "validate_options",
 ]

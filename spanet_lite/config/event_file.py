@@ -1,7 +1,11 @@
-"""Read a SPANet event file (YAML) into an :class:`EventSpec`.
+"""Read a SPANet event file (YAML, FORMATS.md section 1) into an :class:`EventSpec`.
 
-Every problem is an :class:`InputError` naming the file, the place inside it (with the
-YAML line where we know it) and what was expected.
+Validation happens here, once: every problem is an :class:`InputError` naming the file,
+the place inside it with its YAML line (``PERMUTATIONS.ht[0] (line 12)``), what was
+expected and what was found. Downstream code trusts the :class:`EventSpec` it gets.
+
+This module handles INPUTS, EVENT and PERMUTATIONS; REGRESSIONS / CLASSIFICATIONS and
+the checks that symmetric particles and products agree live in :mod:`event_targets`.
 """
 
 from __future__ import annotations
@@ -9,88 +13,82 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from spanet_lite.config.event_spec import (
     FEATURE_OPTIONS,
-    REGRESSION_TYPES,
-    ClassificationTarget,
     EventSpec,
     Feature,
     InputSpec,
     ParticleSpec,
     Product,
-    RegressionTarget,
 )
-from spanet_lite.config.symmetry import PermutationGroup, cycles_to_permutation, symmetric_group_generators
+from spanet_lite.config.event_targets import check_name, check_symmetric_declarations, parse_targets
+from spanet_lite.config.suggest import describe, did_you_mean
+from spanet_lite.config.symmetry import (
+    Permutation,
+    PermutationGroup,
+    cycles_to_permutation,
+    symmetric_group_generators,
+)
+from spanet_lite.config.yaml_lines import YamlDocument, YamlPath, format_path, load_yaml_with_lines
 from spanet_lite.errors import InputError
+
+SECTIONS = ("INPUTS", "EVENT", "PERMUTATIONS", "REGRESSIONS", "CLASSIFICATIONS")
+INPUT_KINDS = ("SEQUENTIAL", "GLOBAL")
 
 
 def load_event_spec(path: str | Path) -> EventSpec:
     """Read and validate the event file at ``path``."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputError(path, "", "an existing event file", "no such file") from None
-    except (IsADirectoryError, UnicodeDecodeError) as error:
-        raise InputError(path, "", "a UTF-8 YAML event file", type(error).__name__) from None
+    except IsADirectoryError:
+        raise InputError(path, "", "an event file (YAML)", "a directory") from None
+    except UnicodeDecodeError:
+        raise InputError(path, "", "a UTF-8 text event file (YAML)", "binary data") from None
+    except OSError as error:
+        raise InputError(path, "", "a readable event file", error.strerror or type(error).__name__) from None
     return parse_event_spec(text, source=str(path))
 
 
 def parse_event_spec(text: str, source: str = "<event file>") -> EventSpec:
-    """Parse event-file YAML text; ``source`` is used in error messages."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise InputError(source, where, "valid YAML", problem) from None
-    return _EventFileParser(source).parse(data)
+    """Parse event-file YAML ``text``; ``source`` names the file in error messages."""
+    doc = load_yaml_with_lines(text, source)
+    return _EventFileParser(doc).parse()
 
 
 class _EventFileParser:
-    def __init__(self, source: str) -> None:
-        self.source = source
+    def __init__(self, doc: YamlDocument) -> None:
+        self.doc = doc
 
-    def error(self, where: str, expected: str, got: Any = None) -> InputError:
-        return InputError(self.source, where, expected, None if got is None else _describe(got))
-
-    def parse(self, data: Any) -> EventSpec:
+    def parse(self) -> EventSpec:
+        data = self.doc.data
+        if data is None:
+            raise self.doc.error((), "an event file with INPUTS and EVENT sections", got_text="an empty file")
         if not isinstance(data, dict):
-            raise self.error("", "a mapping with INPUTS and EVENT sections", data)
+            raise self.doc.error((), "a mapping with INPUTS and EVENT sections", data)
+        for key in data:
+            if key not in SECTIONS:
+                raise self.doc.error(
+                    (key,), f"a section among {', '.join(SECTIONS)}", got_text=_unknown(key, SECTIONS)
+                )
         for key in ("INPUTS", "EVENT"):
             if key not in data:
-                raise self.error(key, f"a top-level {key} section", "nothing")
-        unknown = set(data) - {"INPUTS", "EVENT", "PERMUTATIONS", "REGRESSIONS", "CLASSIFICATIONS"}
-        if unknown:
-            raise self.error(
-                sorted(unknown)[0],
-                "one of INPUTS, EVENT, PERMUTATIONS, REGRESSIONS, CLASSIFICATIONS",
-                sorted(unknown)[0],
-            )
+                raise InputError(self.doc.source, key, f"a top-level {key} section", "none")
+
         sequential, global_inputs = self.parse_inputs(data["INPUTS"])
-        input_kinds = {spec.name: spec.kind for spec in sequential + global_inputs}
-        products = self.parse_event(data["EVENT"], input_kinds)
-        permutations = data.get("PERMUTATIONS") or {}
-        if not isinstance(permutations, dict):
-            raise self.error("PERMUTATIONS", "a mapping of EVENT or particle names to groups", permutations)
-        for key in permutations:
-            if key != "EVENT" and key not in products:
-                raise self.error(f"PERMUTATIONS.{key}", "EVENT or a particle named in EVENT", key)
+        kinds: dict[str, str] = {spec.name: spec.kind for spec in sequential + global_inputs}
+        products = self.parse_event(data["EVENT"], kinds)
+        event_symmetry, particle_symmetry = self.parse_permutations(data.get("PERMUTATIONS"), products)
         particles = tuple(
-            ParticleSpec(
-                name,
-                prods,
-                self.parse_group(f"PERMUTATIONS.{name}", permutations.get(name), [p.name for p in prods]),
-            )
-            for name, prods in products.items()
+            ParticleSpec(name, prods, particle_symmetry[name]) for name, prods in products.items()
         )
-        event_symmetry = self.parse_group("PERMUTATIONS.EVENT", permutations.get("EVENT"), list(products))
-        regressions = self.parse_targets("REGRESSIONS", data.get("REGRESSIONS"), products, regression=True)
-        classifications = self.parse_targets(
-            "CLASSIFICATIONS", data.get("CLASSIFICATIONS"), products, regression=False
+        regressions = parse_targets(
+            self.doc, "REGRESSIONS", data.get("REGRESSIONS"), products, regression=True
+        )
+        classifications = parse_targets(
+            self.doc, "CLASSIFICATIONS", data.get("CLASSIFICATIONS"), products, regression=False
         )
         spec = EventSpec(
             sequential=sequential,
@@ -99,185 +97,220 @@ class _EventFileParser:
             event_symmetry=event_symmetry,
             regressions=tuple(regressions),  # type: ignore[arg-type]
             classifications=tuple(classifications),  # type: ignore[arg-type]
-            source=self.source,
+            source=self.doc.source,
         )
-        self.check_event_symmetry(spec)
+        check_symmetric_declarations(self.doc, spec)
         return spec
 
     # ----------------------------------------------------------------- INPUTS
     def parse_inputs(self, inputs: Any) -> tuple[tuple[InputSpec, ...], tuple[InputSpec, ...]]:
+        path: YamlPath = ("INPUTS",)
         if not isinstance(inputs, dict):
-            raise self.error("INPUTS", "a mapping with SEQUENTIAL (and optionally GLOBAL)", inputs)
+            raise self.doc.error(path, "a mapping with a SEQUENTIAL section (and optionally GLOBAL)", inputs)
         for key in inputs:
-            if key not in ("SEQUENTIAL", "GLOBAL"):
-                raise self.error(f"INPUTS.{key}", "SEQUENTIAL or GLOBAL", key)
+            if key not in INPUT_KINDS:
+                raise self.doc.error(
+                    (*path, key), "SEQUENTIAL or GLOBAL", got_text=_unknown(key, INPUT_KINDS)
+                )
         if not inputs.get("SEQUENTIAL"):
-            raise self.error("INPUTS.SEQUENTIAL", "at least one SEQUENTIAL input", "none")
-        seen: set[str] = set()
-        result = []
-        for kind in ("SEQUENTIAL", "GLOBAL"):
-            section = inputs.get(kind) or {}
+            where = (*path, "SEQUENTIAL") if "SEQUENTIAL" in inputs else path
+            raise self.doc.error(
+                where, "at least one SEQUENTIAL input (a set of objects such as jets)", got_text="none"
+            )
+        first_seen: dict[str, YamlPath] = {}
+        result: list[tuple[InputSpec, ...]] = []
+        for kind in INPUT_KINDS:
+            section = inputs.get(kind)
+            if section is None:
+                result.append(())
+                continue
             if not isinstance(section, dict):
-                raise self.error(f"INPUTS.{kind}", "a mapping of input names to features", section)
+                raise self.doc.error((*path, kind), "a mapping of input names to their features", section)
             specs = []
             for name, features in section.items():
-                where = f"INPUTS.{kind}.{name}"
-                if name in seen:
-                    raise self.error(where, "a unique input name", f"duplicate {name!r}")
-                seen.add(name)
-                if not isinstance(features, dict) or not features:
-                    raise self.error(where, "a mapping of feature names to options", features)
-                parsed = []
-                for feature, option in features.items():
-                    if not isinstance(option, str):
-                        raise self.error(f"{where}.{feature}", f"one of {', '.join(FEATURE_OPTIONS)}", option)
-                    if option not in FEATURE_OPTIONS:
-                        raise self.error(f"{where}.{feature}", f"one of {', '.join(FEATURE_OPTIONS)}", option)
-                    parsed.append(Feature(str(feature), option))
-                specs.append(InputSpec(str(name), kind, tuple(parsed)))  # type: ignore[arg-type]
+                where = (*path, kind, name)
+                check_name(self.doc, where, name, "an input name")
+                if name in first_seen:
+                    raise self.doc.error(
+                        where,
+                        f"each input name once (already defined at {self.doc.where(first_seen[name])})",
+                        name,
+                    )
+                first_seen[name] = where
+                specs.append(InputSpec(name, kind, self.parse_features(where, features)))  # type: ignore[arg-type]
             result.append(tuple(specs))
         return result[0], result[1]
 
+    def parse_features(self, path: YamlPath, features: Any) -> tuple[Feature, ...]:
+        if not isinstance(features, dict) or not features:
+            raise self.doc.error(
+                path, "a mapping of feature names to options, e.g. 'pt: log_normalize'", features
+            )
+        expected = f"a feature option, one of {', '.join(FEATURE_OPTIONS)}"
+        parsed = []
+        for feature, option in features.items():
+            where = (*path, feature)
+            check_name(self.doc, where, feature, "a feature name")
+            if not isinstance(option, str):
+                raise self.doc.error(where, expected, option)
+            if option not in FEATURE_OPTIONS:
+                raise self.doc.error(where, expected, got_text=_unknown(option, FEATURE_OPTIONS))
+            parsed.append(Feature(feature, option))
+        return tuple(parsed)
+
     # ------------------------------------------------------------------ EVENT
-    def parse_event(self, event: Any, input_kinds: dict[str, str]) -> dict[str, tuple[Product, ...]]:
+    def parse_event(self, event: Any, kinds: dict[str, str]) -> dict[str, tuple[Product, ...]]:
         if not isinstance(event, dict) or not event:
-            raise self.error("EVENT", "a mapping of particle names to lists of decay products", event)
+            raise self.doc.error(("EVENT",), "a mapping of particle names to lists of decay products", event)
         particles: dict[str, tuple[Product, ...]] = {}
         for particle, products in event.items():
-            where = f"EVENT.{particle}"
+            where: YamlPath = ("EVENT", particle)
+            check_name(self.doc, where, particle, "a particle name")
+            if particle == "EVENT":
+                raise self.doc.error(where, "a particle name other than the reserved word EVENT", particle)
+            if isinstance(products, dict):
+                for key, value in products.items():
+                    if isinstance(value, (list, dict)):
+                        raise _too_deep(self.doc, (*where, key), key)
             if not isinstance(products, list) or not products:
-                raise self.error(where, "a list of decay products", products)
-            parsed: list[Product] = []
-            for i, product in enumerate(products):
-                if isinstance(product, dict) and len(product) == 1:
-                    (name, input_name), = product.items()
-                    if input_name not in input_kinds:
-                        raise self.error(f"{where}[{i}]", "a SEQUENTIAL input name", input_name)
-                    if input_kinds[input_name] != "SEQUENTIAL":
-                        raise self.error(f"{where}[{i}]", "a SEQUENTIAL input", f"GLOBAL input {input_name!r}")
-                    parsed.append(Product(str(name), str(input_name)))
-                elif isinstance(product, str):
-                    parsed.append(Product(product))
-                else:
-                    raise self.error(f"{where}[{i}]", "a product name or a mapping {product: input}", product)
-                if [p.name for p in parsed].count(parsed[-1].name) > 1:
-                    raise self.error(f"{where}[{i}]", "a unique product name", f"duplicate {parsed[-1].name!r}")
-            particles[str(particle)] = tuple(parsed)
+                raise self.doc.error(where, "a list of decay products, e.g. [b, q1, q2]", products)
+            parsed = [self.parse_product((*where, i), item, kinds) for i, item in enumerate(products)]
+            names = [p.name for p in parsed]
+            for i, name in enumerate(names):
+                if name in names[:i]:
+                    first = format_path((*where, names.index(name)))
+                    raise self.doc.error(
+                        (*where, i), f"each product name once per particle (already at {first})", name
+                    )
+            particles[particle] = tuple(parsed)
         return particles
 
+    def parse_product(self, path: YamlPath, item: Any, kinds: dict[str, str]) -> Product:
+        """``b`` (any input) or ``b: Jets`` (must come from the SEQUENTIAL input Jets)."""
+        if isinstance(item, dict) and len(item) == 1:
+            ((name, input_name),) = item.items()
+            check_name(self.doc, path, name, "a product name")
+            if isinstance(input_name, (list, dict)):
+                raise _too_deep(self.doc, path, name)
+            if input_name is not None:
+                sequential = [n for n, kind in kinds.items() if kind == "SEQUENTIAL"]
+                if not isinstance(input_name, str) or input_name not in kinds:
+                    raise self.doc.error(
+                        path,
+                        f"the name of a SEQUENTIAL input ({', '.join(sequential)})",
+                        got_text=_unknown(input_name, sequential),
+                    )
+                if kinds[input_name] != "SEQUENTIAL":
+                    raise self.doc.error(
+                        path,
+                        f"a SEQUENTIAL input ({', '.join(sequential)}): products are objects, "
+                        "not event vectors",
+                        got_text=f"GLOBAL input {input_name!r}",
+                    )
+            product = Product(name, input_name)
+        elif isinstance(item, (str, int, float)):
+            product = Product(check_name(self.doc, path, item, "a product name"))
+        else:
+            raise self.doc.error(path, "a product name, or 'name: input' for an associated product", item)
+        if product.name == "PARTICLE":
+            raise self.doc.error(path, "a product name other than the reserved word PARTICLE", product.name)
+        return product
+
     # ----------------------------------------------------------- PERMUTATIONS
-    def parse_group(self, where: str, groups: Any, names: list[str]) -> PermutationGroup:
+    def parse_permutations(
+        self, permutations: Any, products: dict[str, tuple[Product, ...]]
+    ) -> tuple[PermutationGroup, dict[str, PermutationGroup]]:
+        if permutations is None:
+            permutations = {}
+        if not isinstance(permutations, dict):
+            raise self.doc.error(
+                ("PERMUTATIONS",), "a mapping of EVENT or particle names to groups", permutations
+            )
+        owners = ["EVENT", *products]
+        for key in permutations:
+            if key not in owners:
+                raise self.doc.error(
+                    ("PERMUTATIONS", key),
+                    f"EVENT or a particle named in EVENT ({', '.join(products)})",
+                    got_text=_unknown(key, owners),
+                )
+        event = self.parse_group(
+            ("PERMUTATIONS", "EVENT"), permutations.get("EVENT"), list(products), "particles"
+        )
+        per_particle = {
+            name: self.parse_group(
+                ("PERMUTATIONS", name), permutations.get(name), [p.name for p in prods], f"products of {name}"
+            )
+            for name, prods in products.items()
+        }
+        return event, per_particle
+
+    def parse_group(self, path: YamlPath, groups: Any, names: list[str], what: str) -> PermutationGroup:
+        """The group generated by every entry of ``groups`` (flat lists and explicit cycles)."""
         if groups is None:
             return PermutationGroup.trivial(names)
         if not isinstance(groups, list):
-            raise self.error(where, "a list of groups such as [[a, b]]", groups)
-        generators = []
+            raise self.doc.error(path, "a list of groups, e.g. '- [a, b]'", groups)
+        if groups and all(isinstance(group, str) for group in groups):
+            raise self.doc.error(
+                path,
+                f"a list of groups, each in brackets: '- [{', '.join(groups)}]'",
+                got_text=f"a bare list of names {groups!r}",
+            )
+        generators: list[Permutation] = []
         for g, group in enumerate(groups):
-            gwhere = f"{where}[{g}]"
+            where = (*path, g)
             if not isinstance(group, list) or not group:
-                raise self.error(gwhere, "a non-empty list of names or of cycles", group)
+                raise self.doc.error(
+                    where, "a list of names [a, b] or a list of cycles [[a, b], [c, d]]", group
+                )
             if all(isinstance(item, list) for item in group):
-                cycles = []
-                for c, cycle in enumerate(group):
-                    if len(cycle) < 2:
-                        raise self.error(f"{gwhere}[{c}]", "a cycle of at least two names", cycle)
-                    cycles.append([self.position(f"{gwhere}[{c}]", name, names) for name in cycle])
-                flat = [i for cycle in cycles for i in cycle]
-                if len(set(flat)) != len(flat):
-                    raise self.error(gwhere, "disjoint cycles (each name once)", group)
-                generators.append(cycles_to_permutation(cycles, len(names)))
+                generators.append(self.parse_cycles(where, group, names, what))
             elif all(isinstance(item, str) for item in group):
                 if len(group) < 2:
-                    raise self.error(gwhere, "at least two names to permute", group)
-                positions = [self.position(gwhere, name, names) for name in group]
-                if len(set(positions)) != len(positions):
-                    raise self.error(gwhere, "each name once", group)
+                    raise self.doc.error(where, "at least two names to permute", group)
+                positions = self.positions(where, group, names, what)
                 generators.extend(symmetric_group_generators(positions, len(names)))
             else:
-                raise self.error(gwhere, "a list of names or a list of cycles, not a mix", group)
+                raise self.doc.error(where, "either a list of names or a list of cycles, not a mix", group)
         return PermutationGroup.generated_by(names, generators)
 
-    def position(self, where: str, name: Any, names: list[str]) -> int:
-        if name not in names:
-            raise self.error(where, f"one of {', '.join(names)}", name)
-        return names.index(name)
+    def parse_cycles(self, path: YamlPath, cycles: list[Any], names: list[str], what: str) -> Permutation:
+        """Disjoint cycles ``[[a, b], [c, d]]``: ONE generator moving all of them together."""
+        parsed = []
+        for c, cycle in enumerate(cycles):
+            if len(cycle) < 2:
+                raise self.doc.error(
+                    (*path, c), "a cycle of at least two names (a 1-cycle moves nothing)", cycle
+                )
+            if not all(isinstance(name, str) for name in cycle):
+                raise self.doc.error((*path, c), "a cycle of names", cycle)
+            parsed.append(self.positions((*path, c), cycle, names, what))
+        flat = [position for cycle in parsed for position in cycle]
+        if len(set(flat)) != len(flat):
+            raise self.doc.error(path, "disjoint cycles (each name at most once per generator)", cycles)
+        return cycles_to_permutation(parsed, len(names))
 
-    # ---------------------------------------------- REGRESSIONS/CLASSIFICATIONS
-    def parse_targets(
-        self, section: str, data: Any, products: dict[str, tuple[Product, ...]], *, regression: bool
-    ) -> list[RegressionTarget | ClassificationTarget]:
-        if data is None:
-            return []
-        if not isinstance(data, dict):
-            raise self.error(section, "a mapping of EVENT or particle names to targets", data)
-        result: list[RegressionTarget | ClassificationTarget] = []
-        for owner, entries in data.items():
-            where = f"{section}.{owner}"
-            if entries is None:
-                continue
-            if owner == "EVENT":
-                result.extend(self.parse_target_list(where, entries, None, None, regression))
-                continue
-            if owner not in products:
-                raise self.error(where, "EVENT or a particle named in EVENT", owner)
-            if isinstance(entries, dict):
-                groups = list(entries.items())
-            elif isinstance(entries, list) and all(isinstance(e, dict) and len(e) == 1 for e in entries):
-                groups = [next(iter(e.items())) for e in entries]
-            else:
-                raise self.error(where, "a mapping or list of {PARTICLE or product: [targets]}", entries)
-            product_names = [p.name for p in products[owner]]
-            for level, targets in groups:
-                if level != "PARTICLE" and level not in product_names:
-                    raise self.error(f"{where}.{level}", f"PARTICLE or one of {', '.join(product_names)}", level)
-                result.extend(self.parse_target_list(f"{where}.{level}", targets, owner, level, regression))
-        keys = [t.key for t in result]
-        for key in keys:
-            if keys.count(key) > 1:
-                raise self.error(section, "unique target names", f"duplicate {key}")
-        return result
-
-    def parse_target_list(
-        self, where: str, entries: Any, particle: str | None, product: str | None, regression: bool
-    ) -> list[RegressionTarget | ClassificationTarget]:
-        if entries is None:
-            return []
-        if not isinstance(entries, list):
-            raise self.error(where, "a list of target names", entries)
-        result: list[RegressionTarget | ClassificationTarget] = []
-        for i, entry in enumerate(entries):
-            if isinstance(entry, str):
-                name, kind = entry, "gaussian"
-            elif regression and isinstance(entry, list) and len(entry) == 2 and all(isinstance(e, str) for e in entry):
-                name, kind = entry
-                if kind not in REGRESSION_TYPES:
-                    raise self.error(f"{where}[{i}]", f"a regression type ({', '.join(REGRESSION_TYPES)})", kind)
-            else:
-                expected = "a target name or [name, type]" if regression else "a target name"
-                raise self.error(f"{where}[{i}]", expected, entry)
-            if regression:
-                result.append(RegressionTarget(name, kind, particle, product))
-            else:
-                result.append(ClassificationTarget(name, particle, product))
-        return result
-
-    def check_event_symmetry(self, spec: EventSpec) -> None:
-        for orbit in spec.event_symmetry.orbits():
-            if len(orbit) < 2:
-                continue
-            first = spec.particles[orbit[0]]
-            for index in orbit[1:]:
-                other = spec.particles[index]
-                if other.num_products != first.num_products:
-                    raise self.error(
-                        "PERMUTATIONS.EVENT",
-                        f"symmetric particles with equal product counts ({first.name} has {first.num_products})",
-                        f"{other.name} with {other.num_products}",
-                    )
+    def positions(self, path: YamlPath, group: list[str], names: list[str], what: str) -> list[int]:
+        for name in group:
+            if name not in names:
+                raise self.doc.error(
+                    path, f"names among the {what} ({', '.join(names)})", got_text=_unknown(name, names)
+                )
+        if len(set(group)) != len(group):
+            raise self.doc.error(path, "each name once per group", group)
+        return [names.index(name) for name in group]
 
 
-def _describe(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    text = repr(value) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _unknown(value: Any, known: list[str] | tuple[str, ...]) -> str:
+    """``'norm' (did you mean 'normalize'?)``."""
+    return describe(value) + did_you_mean(value, known)
+
+
+def _too_deep(doc: YamlDocument, path: YamlPath, name: Any) -> InputError:
+    return doc.error(
+        path,
+        "a two-level decay tree (particle -> list of products); list the final products of "
+        "intermediate particles directly under their parent",
+        got_text=f"a nested decay under {name!r}",
+    )

@@ -3,6 +3,10 @@
 The field names are exactly SPANet's JSON keys, so an existing ``options.json`` loads
 unchanged. Fields marked *spanet_lite* are ours. Architecture keys we accept but do not
 implement are listed in :data:`UNIMPLEMENTED_KEYS`; loading warns once, naming them.
+
+Reading a file is :func:`spanet_lite.config.options_file.load_options`; impossible values
+are caught by :func:`spanet_lite.config.options_validation.validate_options`, called after
+command-line overrides are applied.
 """
 
 from __future__ import annotations
@@ -13,6 +17,39 @@ from typing import Any
 
 COMBINE_PAIR_LOSSES = ("min", "softmin", "mean")
 ACTIVATIONS = ("relu", "gelu", "silu", "elu", "tanh", "leaky_relu", "selu")
+DATASET_MODES = ("auto", "memory", "streaming")
+DECODINGS = ("greedy", "exact")
+# Lightning's precision spellings (``Trainer(precision=...)``).
+PRECISIONS = (
+    *("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true"),
+    *("64", "32", "16", "bf16"),
+)
+
+# ``torch.optim`` classes usable by name, kept as a static list so that checking an options
+# file does not import torch (CLI start-up stays fast); a test compares it with torch.optim.
+OPTIMIZERS = (
+    "ASGD",
+    "Adadelta",
+    "Adafactor",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "NAdam",
+    "RAdam",
+    "RMSprop",
+    "Rprop",
+    "SGD",
+)
+# torch.optim classes that exist but cannot train this network as configured.
+UNSUPPORTED_OPTIMIZERS: dict[str, str] = {
+    "LBFGS": "it needs a closure and allows only one parameter group (weight decay uses two)",
+    "SparseAdam": "it needs sparse gradients",
+    "Muon": "it only handles 2-D weight matrices",
+}
+
+# Options that name files; resolved with resolve_path() only when a command needs them.
+PATH_KEYS = ("event_info_file", "training_file", "validation_file", "testing_file")
 
 
 @dataclass
@@ -121,14 +158,96 @@ UNIMPLEMENTED_KEYS: dict[str, str] = {
     "transformer_dim_scale": "the feed-forward width is 2 x hidden_dim",
     "initial_embedding_dim": "embeddings go straight to hidden_dim",
     "position_embedding_dim": "no positional encoding (outputs are permutation-equivariant)",
-    "num_jet_embedding_layers": "not used",
-    "num_jet_encoder_layers": "not used",
-    "split_symmetric_attention": "always symmetric",
+    "num_jet_embedding_layers": "no separate jet embedding",
+    "num_jet_encoder_layers": "no separate jet encoder",
+    "split_symmetric_attention": "attention is always symmetric",
     "linear_block_type": "one residual block type",
     "transformer_type": "pre-norm transformer",
-    "normalization": "LayerNorm",
-    "masking": "masks are boolean",
-    "skip_connections": "always on",
-    "initial_embedding_skip_connections": "always on",
-    "mask_sequence_vectors": "always masked",
+    "normalization": "LayerNorm is always used",
+    "masking": "padded objects are always masked out",
+    "skip_connections": "residual connections are always on",
+    "initial_embedding_skip_connections": "residual connections are always on",
+    "mask_sequence_vectors": "padded objects are always masked out",
+}
+
+# Keys SPANet writes into options files that have no field here (run bookkeeping of its own
+# scripts). Accepted and named in the same warning as UNIMPLEMENTED_KEYS when set.
+SPANET_KEYS_WITHOUT_FIELD: dict[str, str] = {
+    "usable_gpus": "use --gpus (or CUDA_VISIBLE_DEVICES)",
+    "trial_time": "use --time-limit",
+    "trial_output": "not used",
+}
+
+# How the options table groups keys (FORMATS.md section 3, plus our own "run" group).
+OPTION_GROUPS: dict[str, tuple[str, ...]] = {
+    "files": PATH_KEYS,
+    "sizes": (
+        "hidden_dim",
+        "transformer_dim",
+        "transformer_dim_scale",
+        "initial_embedding_dim",
+        "position_embedding_dim",
+    ),
+    "depth": (
+        "num_embedding_layers",
+        "num_encoder_layers",
+        "num_branch_embedding_layers",
+        "num_branch_encoder_layers",
+        "num_jet_embedding_layers",
+        "num_jet_encoder_layers",
+        "num_detector_layers",
+        "num_regression_layers",
+        "num_classification_layers",
+    ),
+    "blocks": (
+        "split_symmetric_attention",
+        "num_attention_heads",
+        "transformer_activation",
+        "linear_block_type",
+        "transformer_type",
+        "linear_activation",
+        "normalization",
+        "masking",
+        "skip_connections",
+        "initial_embedding_skip_connections",
+    ),
+    "data": (
+        "normalize_features",
+        "limit_to_num_jets",
+        "balance_jets",
+        "balance_particles",
+        "balance_classifications",
+        "partial_events",
+        "dataset_limit",
+        "dataset_randomization",
+        "train_validation_split",
+        "batch_size",
+        "num_dataloader_workers",
+        "mask_sequence_vectors",
+        "drop_invalid_events",
+        "dataset_mode",
+        "event_weight_dataset",
+    ),
+    "loss": (
+        "combine_pair_loss",
+        "focal_gamma",
+        "assignment_loss_scale",
+        "detection_loss_scale",
+        "kl_loss_scale",
+        "regression_loss_scale",
+        "classification_loss_scale",
+    ),
+    "optimisation": (
+        "optimizer",
+        "learning_rate",
+        "learning_rate_cycles",
+        "learning_rate_warmup_epochs",
+        "l2_penalty",
+        "gradient_clip",
+        "dropout",
+        "epochs",
+        "num_gpu",
+        "verbose_output",
+    ),
+    "run": ("seed", "precision", "detection_threshold", "decoding"),
 }

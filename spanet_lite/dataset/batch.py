@@ -60,3 +60,15 @@ class Batch:
             return value
 
         return Batch(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
+
+    def pin_memory(self) -> Batch:
+        """Page-locked copies of every tensor (the DataLoader calls this with ``pin_memory=True``)."""
+
+        def pin(value):
+            if isinstance(value, Tensor):
+                return value.pin_memory()
+            if isinstance(value, dict):
+                return {k: v.pin_memory() for k, v in value.items()}
+            return value
+
+        return Batch(**{f.name: pin(getattr(self, f.name)) for f in fields(self)})

@@ -1,0 +1,213 @@
+"""Read a SPANet options file (flat JSON object) into :class:`Options`.
+
+What the loader promises:
+
+* JSON syntax errors and duplicate keys are :class:`InputError` with line and column.
+* Values must have the field's JSON type: booleans are ``true``/``false`` (not ``1`` or
+  ``"true"``), integers are integers (``32.0`` is taken as 32, ``32.5`` is an error,
+  ``"32"`` is an error), and an integer is fine where a float is expected.
+* Unknown keys are ignored with one :class:`SpanetWarning` that suggests close matches
+  (``learnig_rate`` -> ``learning_rate``).
+* SPANet keys we accept without implementing them warn once, naming every such key the
+  file sets to something other than our default (setting one to the default is silent:
+  it asks for what we do anyway).
+* File paths are *not* checked here: an options file written on another machine still
+  loads. :func:`resolve_path` finds a file when a command needs it.
+
+Impossible values (negative learning rate, unknown optimiser, ...) are checked by
+:func:`spanet_lite.config.options_validation.validate_options`, after command-line
+overrides are applied.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from spanet_lite.config.options import (
+    ACTIVATIONS,
+    PATH_KEYS,
+    SPANET_KEYS_WITHOUT_FIELD,
+    UNIMPLEMENTED_KEYS,
+    Options,
+    option_fields,
+)
+from spanet_lite.config.suggest import describe, did_you_mean
+from spanet_lite.errors import InputError, SpanetWarning
+
+_FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in option_fields()}
+_DEFAULTS: dict[str, Any] = Options().to_dict()
+# SPANet spells activations like torch classes (GELU, LeakyReLU); we store torch.nn.functional names.
+_ACTIVATION_KEYS = ("transformer_activation", "linear_activation")
+_JSON_KEY = re.compile(r'"((?:[^"\\\n]|\\.)*)"\s*:')
+
+
+def load_options(path: str | Path) -> Options:
+    """Read, type-check and return the options file at ``path`` (see the module docstring)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(path, "", "an existing options file", "no such file") from None
+    except IsADirectoryError:
+        raise InputError(path, "", "an options file (JSON)", "a directory") from None
+    except UnicodeDecodeError:
+        raise InputError(path, "", "a UTF-8 text options file (JSON)", "binary data") from None
+    except OSError as error:
+        raise InputError(
+            path, "", "a readable options file", error.strerror or type(error).__name__
+        ) from None
+    return parse_options_text(text, source=str(path))
+
+
+def parse_options_text(text: str, source: str = "<options>") -> Options:
+    """Parse options-file JSON ``text``; ``source`` names the file in messages."""
+    lines = _key_lines(text)
+    try:
+        data = json.loads(text, object_pairs_hook=_reject_duplicates)
+    except _DuplicateKeyError as duplicate:
+        where = _where(duplicate.key, lines, occurrence=1)
+        raise InputError(source, where, "each key once", f"{duplicate.key!r} a second time") from None
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        raise InputError(source, where, "valid JSON", f"a syntax error: {error.msg}") from None
+    return parse_options(data, source, lines)
+
+
+def parse_options(
+    data: Any, source: str = "<options>", lines: Mapping[str, list[int]] | None = None
+) -> Options:
+    """Type-check a decoded options mapping (from a file, or a checkpoint) into :class:`Options`."""
+    lines = lines or {}
+    if not isinstance(data, dict):
+        raise InputError(source, "", "a JSON object of option keys and values", describe(data))
+    values: dict[str, Any] = {}
+    unknown: list[str] = []
+    without_effect: list[str] = []
+    for key, value in data.items():
+        if key in _FIELD_TYPES:
+            values[key] = _convert(key, value, source, _where(key, lines))
+        elif key in SPANET_KEYS_WITHOUT_FIELD:
+            if value not in ("", None):
+                without_effect.append(f"{key}={value!r} ({SPANET_KEYS_WITHOUT_FIELD[key]})")
+        else:
+            unknown.append(f"{_where(key, lines)}{did_you_mean(key, _FIELD_TYPES)}")
+    for key, reason in UNIMPLEMENTED_KEYS.items():
+        if key in values and values[key] != _DEFAULTS[key]:
+            without_effect.append(f"{key}={values[key]!r} ({reason})")
+    if unknown:
+        warnings.warn(
+            f"{source}: unknown option keys ignored: {', '.join(unknown)}", SpanetWarning, stacklevel=2
+        )
+    if without_effect:
+        warnings.warn(
+            f"{source}: SPANet options accepted without effect in spanet_lite: {', '.join(without_effect)}",
+            SpanetWarning,
+            stacklevel=2,
+        )
+    return Options(**values, explicit=frozenset(values))
+
+
+def resolve_path(value: str, key: str, options_path: str | Path | None = None) -> Path:
+    """Find the file an option names.
+
+    SPANet's convention first: relative to the working directory. If it is not there, we
+    try relative to the options file's folder, so a run started from elsewhere still
+    finds files that sit beside its options file. Absolute paths are taken as they are.
+    Raises :class:`InputError` naming every place tried.
+    """
+    if not value:
+        raise InputError(
+            options_path, key, "a file name (in the options file or on the command line)", "nothing"
+        )
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        if path.exists():
+            return path
+        raise InputError(options_path, key, "an existing file", f"{value!r}: no such file")
+    if path.exists():
+        return path
+    tried = [Path.cwd() / path]
+    if options_path is not None:
+        beside = Path(options_path).parent / path
+        if beside.exists():
+            return beside
+        tried.append(beside.absolute())
+    places = " nor at ".join(str(place) for place in tried)
+    raise InputError(options_path, key, "an existing file", f"{value!r}: not found at {places}")
+
+
+# ------------------------------------------------------------------------ helpers
+def _convert(key: str, value: Any, source: str, where: str) -> Any:
+    """Check ``value`` against the field's type; return it in that type."""
+    kind = _FIELD_TYPES[key]
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise InputError(source, where, "true or false (a JSON boolean)", describe(value))
+    if kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return int(value)
+        raise InputError(source, where, "an integer", describe(value))
+    if kind == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isfinite(value):
+                return float(value)
+            raise InputError(source, where, "a finite number", describe(value))
+        raise InputError(source, where, "a number", describe(value))
+    if value is None and key in PATH_KEYS:
+        return ""
+    if not isinstance(value, str):
+        raise InputError(source, where, "a string", describe(value))
+    if key in _ACTIVATION_KEYS:
+        return _canonical_activation(value)
+    return value
+
+
+def _canonical_activation(value: str) -> str:
+    """``GELU`` -> ``gelu``, ``LeakyReLU`` -> ``leaky_relu``; anything else is left for validation."""
+    squashed = value.lower().replace("_", "")
+    for name in ACTIVATIONS:
+        if name.replace("_", "") == squashed:
+            return name
+    return value
+
+
+def _key_lines(text: str) -> dict[str, list[int]]:
+    """Lines on which each ``"key":`` appears (our files are flat, so every key is an option)."""
+    lines: dict[str, list[int]] = {}
+    for match in _JSON_KEY.finditer(text):
+        try:
+            key = json.loads(f'"{match.group(1)}"')
+        except json.JSONDecodeError:
+            continue
+        lines.setdefault(key, []).append(text.count("\n", 0, match.start()) + 1)
+    return lines
+
+
+def _where(key: str, lines: Mapping[str, list[int]], occurrence: int = 0) -> str:
+    found = lines.get(key, [])
+    return f"{key} (line {found[occurrence]})" if len(found) > occurrence else key
+
+
+class _DuplicateKeyError(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json`` keeps the last of two equal keys silently; a typo'd copy would win unseen."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKeyError(key)
+        result[key] = value
+    return result

@@ -1,0 +1,69 @@
+"""The resolved options as a rich table, so a user sees what a run will really use.
+
+Rows are grouped as in FORMATS.md section 3 (files, sizes, depth, blocks, data, loss,
+optimisation) plus our ``run`` group. Values that differ from the default are
+highlighted; the note column says where they came from (``(command line)`` for
+overrides, otherwise the default they replace) and flags SPANet keys set to a value we
+do not implement. Keys without effect at their default are dimmed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import TYPE_CHECKING
+
+from spanet_lite.config.options import OPTION_GROUPS, UNIMPLEMENTED_KEYS, Options
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+NON_DEFAULT_STYLE = "bold yellow"
+GROUP_STYLE = "bold cyan"
+INACTIVE_STYLE = "dim"
+
+
+def options_table(
+    options: Options,
+    overrides: Collection[str] | None = None,
+    *,
+    title: str = "Options",
+) -> Table:
+    """Build the table. ``overrides`` holds the option keys set on the command line.
+
+    A ``dict[str, str]`` (key -> the text the user typed) is accepted too; only its keys
+    are used, the value column shows the resolved value.
+    """
+    from rich.table import Table  # rich is only needed when a table is shown
+
+    overrides = set(overrides or ())
+    defaults = Options()
+    table = Table(title=title, show_lines=False)
+    table.add_column("option")
+    table.add_column("value", overflow="fold")
+    table.add_column("note", overflow="fold")
+    for group_index, (group, keys) in enumerate(OPTION_GROUPS.items()):
+        if group_index:
+            table.add_section()
+        table.add_row(f"[{GROUP_STYLE}]{group}[/]", "", "")
+        for key in keys:
+            value = getattr(options, key)
+            default = getattr(defaults, key)
+            changed = value != default or key in overrides
+            notes = []
+            if key in overrides:
+                notes.append("(command line)")
+            elif changed:
+                notes.append(f"default {_show(default)}")
+            if key in UNIMPLEMENTED_KEYS and changed:
+                notes.append(f"no effect: {UNIMPLEMENTED_KEYS[key]}")
+            style = NON_DEFAULT_STYLE if changed else (INACTIVE_STYLE if key in UNIMPLEMENTED_KEYS else None)
+            table.add_row(f"  {key}", _show(value), "; ".join(notes), style=style)
+    return table
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value if value else '""'
+    return repr(value)

@@ -1,0 +1,131 @@
+"""Reject option values no training run could use, before any work starts.
+
+The loader checked types; this checks meaning: a learning rate must be positive, an
+optimiser must exist in ``torch.optim``, a fraction must lie in its interval, and so on.
+It runs on the final options (file + command-line overrides), so a bad value on the
+command line is reported as such rather than blamed on the file.
+
+Every rule is written as the condition a *good* value satisfies, so NaN always fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import Any
+
+from spanet_lite.config.options import (
+    ACTIVATIONS,
+    COMBINE_PAIR_LOSSES,
+    DATASET_MODES,
+    DECODINGS,
+    OPTIMIZERS,
+    PRECISIONS,
+    UNSUPPORTED_OPTIMIZERS,
+    Options,
+)
+from spanet_lite.config.suggest import describe, did_you_mean
+from spanet_lite.errors import InputError
+
+_Rule = tuple[str, Callable[[Any], bool], str]
+
+
+def _at_least(minimum: int) -> Callable[[Any], bool]:
+    return lambda value: value >= minimum
+
+
+_positive: Callable[[Any], bool] = lambda value: value > 0  # noqa: E731
+_non_negative: Callable[[Any], bool] = lambda value: value >= 0  # noqa: E731
+_fraction: Callable[[Any], bool] = lambda value: 0 < value <= 1  # noqa: E731
+
+_RULES: tuple[_Rule, ...] = (
+    ("learning_rate", _positive, "a learning rate > 0"),
+    ("epochs", _at_least(1), "at least 1 epoch"),
+    ("batch_size", _at_least(1), "a batch size of at least 1"),
+    ("hidden_dim", _at_least(1), "a width of at least 1"),
+    ("num_attention_heads", _at_least(1), "at least 1 attention head"),
+    ("train_validation_split", _fraction, "a fraction in (0, 1] of events for training"),
+    ("dataset_limit", _fraction, "a fraction in (0, 1] of the file to use"),
+    ("dropout", lambda value: 0 <= value < 1, "a dropout probability in [0, 1)"),
+    ("detection_threshold", lambda value: 0 <= value <= 1, "a probability in [0, 1]"),
+    ("focal_gamma", _non_negative, "a focal-loss exponent >= 0"),
+    ("assignment_loss_scale", _non_negative, "a loss scale >= 0"),
+    ("detection_loss_scale", _non_negative, "a loss scale >= 0"),
+    ("kl_loss_scale", _non_negative, "a loss scale >= 0"),
+    ("regression_loss_scale", _non_negative, "a loss scale >= 0"),
+    ("classification_loss_scale", _non_negative, "a loss scale >= 0"),
+    ("l2_penalty", _non_negative, "a weight decay >= 0"),
+    ("gradient_clip", _non_negative, "a gradient-norm limit >= 0 (0 = no clipping)"),
+    ("learning_rate_cycles", _non_negative, "a number of cosine cycles >= 0"),
+    ("learning_rate_warmup_epochs", _non_negative, "a warm-up length >= 0 epochs"),
+    ("limit_to_num_jets", _non_negative, "an object limit >= 0 (0 = no limit)"),
+    ("num_dataloader_workers", _non_negative, "a number of workers >= 0"),
+    ("num_gpu", _non_negative, "a number of GPUs >= 0"),
+    ("seed", lambda value: 0 <= value < 2**32, "a seed in [0, 2**32)"),
+    *(
+        (key, _non_negative, "a number of layers >= 0")
+        for key in (
+            "num_embedding_layers",
+            "num_encoder_layers",
+            "num_branch_embedding_layers",
+            "num_branch_encoder_layers",
+            "num_detector_layers",
+            "num_regression_layers",
+            "num_classification_layers",
+        )
+    ),
+)
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "combine_pair_loss": COMBINE_PAIR_LOSSES,
+    "transformer_activation": ACTIVATIONS,
+    "linear_activation": ACTIVATIONS,
+    "dataset_mode": DATASET_MODES,
+    "decoding": DECODINGS,
+    "precision": PRECISIONS,
+}
+
+
+def validate_options(
+    options: Options,
+    source: str | Path | None = None,
+    *,
+    command_line: Collection[str] = (),
+) -> None:
+    """Raise :class:`InputError` for the first impossible value.
+
+    ``source`` is the options file; keys in ``command_line`` were set by command-line
+    flags and are reported as ``key (command line)`` without the file name.
+    """
+
+    def error(key: str, expected: str, got: str) -> InputError:
+        if key in command_line:
+            return InputError(None, f"{key} (command line)", expected, got)
+        return InputError(source, key, expected, got)
+
+    for key, is_good, expected in _RULES:
+        value = getattr(options, key)
+        if not is_good(value):
+            raise error(key, expected, describe(value))
+
+    for key, choices in _CHOICES.items():
+        value = getattr(options, key)
+        if value not in choices:
+            raise error(key, f"one of {', '.join(choices)}", describe(value) + did_you_mean(value, choices))
+
+    if options.optimizer in UNSUPPORTED_OPTIMIZERS:
+        reason = UNSUPPORTED_OPTIMIZERS[options.optimizer]
+        raise error("optimizer", f"an optimiser other than {options.optimizer} ({reason})", options.optimizer)
+    if options.optimizer not in OPTIMIZERS:
+        raise error(
+            "optimizer",
+            f"the name of a torch.optim optimiser ({', '.join(OPTIMIZERS)})",
+            describe(options.optimizer) + did_you_mean(options.optimizer, OPTIMIZERS),
+        )
+
+    if options.hidden_dim % options.num_attention_heads:
+        raise error(
+            "num_attention_heads",
+            f"a number of heads that divides hidden_dim ({options.hidden_dim})",
+            str(options.num_attention_heads),
+        )

@@ -1,0 +1,135 @@
+"""YAML loading that remembers line numbers and refuses duplicate keys.
+
+``yaml.safe_load`` forgets where things were and silently keeps the *last* of two equal
+mapping keys (so a particle written twice simply vanishes). We compose the document into
+nodes instead and build plain Python values from them ourselves, recording for every
+location the line it starts on. A location is a *path*: a tuple of mapping keys and list
+indices from the document root, e.g. ``("PERMUTATIONS", "ht", 0)``, printed as
+``PERMUTATIONS.ht[0]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from spanet_lite.config.suggest import describe
+from spanet_lite.errors import InputError
+
+YamlPath = tuple[Any, ...]
+NOT_GIVEN: Any = object()  # marks "no value to report" (None itself is reported as "nothing")
+
+
+def format_path(path: YamlPath) -> str:
+    """``("PERMUTATIONS", "ht", 0)`` -> ``PERMUTATIONS.ht[0]``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int) and not isinstance(part, bool):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """Plain Python data (dicts keep file order) and the 1-based line of every path in it."""
+
+    data: Any
+    lines: dict[YamlPath, int] = field(default_factory=dict)
+    source: str = "<yaml>"
+
+    def where(self, path: YamlPath) -> str:
+        """The location text used in error messages: ``EVENT.t1[2] (line 14)``."""
+        text = format_path(path)
+        line = self.lines.get(tuple(path))
+        if line is None:
+            return text
+        return f"{text} (line {line})" if text else f"line {line}"
+
+    def error(
+        self, path: YamlPath, expected: str, got: Any = NOT_GIVEN, *, got_text: str | None = None
+    ) -> InputError:
+        """An :class:`InputError` at ``path``; ``got`` is described, ``got_text`` used verbatim."""
+        found = got_text if got_text is not None else (None if got is NOT_GIVEN else describe(got))
+        return InputError(self.source, self.where(path), expected, found)
+
+
+def load_yaml_with_lines(text: str, source: str) -> YamlDocument:
+    """Parse ``text`` (one YAML document) into a :class:`YamlDocument`.
+
+    Raises :class:`InputError` for syntax errors (with line and column) and for a key
+    written twice in one mapping (naming both lines).
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return YamlDocument(None, {}, source)
+        lines: dict[YamlPath, int] = {(): node.start_mark.line + 1}
+        data = _Builder(loader, source, lines).build(node, ())
+        return YamlDocument(data, lines, source)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = error.problem or error.context or "unreadable YAML"
+        if error.problem and error.context and error.context_mark is not None:
+            problem += f" ({error.context} started at line {error.context_mark.line + 1})"
+        raise InputError(source, where, "valid YAML", f"a syntax error: {problem}") from None
+    except yaml.YAMLError as error:
+        raise InputError(source, "", "valid YAML", str(error).splitlines()[0]) from None
+    except RecursionError:
+        raise InputError(
+            source, "", "YAML without self-referencing aliases", "a recursive structure"
+        ) from None
+    finally:
+        loader.dispose()
+
+
+class _Builder:
+    """Turns composed nodes into dicts/lists/scalars while filling the path -> line map."""
+
+    def __init__(self, loader: yaml.SafeLoader, source: str, lines: dict[YamlPath, int]) -> None:
+        self.loader = loader
+        self.source = source
+        self.lines = lines
+
+    def build(self, node: yaml.Node, path: YamlPath) -> Any:
+        if isinstance(node, yaml.SequenceNode):
+            items = []
+            for index, child in enumerate(node.value):
+                self.lines.setdefault((*path, index), child.start_mark.line + 1)
+                items.append(self.build(child, (*path, index)))
+            return items
+        if isinstance(node, yaml.MappingNode):
+            return self.build_mapping(node, path)
+        return self.loader.construct_object(node, deep=True)
+
+    def build_mapping(self, node: yaml.MappingNode, path: YamlPath) -> dict[Any, Any]:
+        self.loader.flatten_mapping(node)  # resolves YAML merge keys (<<: *anchor)
+        result: dict[Any, Any] = {}
+        first_line: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise InputError(
+                    self.source,
+                    f"{format_path(path) or 'top level'} (line {line})",
+                    "a plain name as key",
+                    describe(self.loader.construct_object(key_node, deep=True)),
+                )
+            key = self.loader.construct_object(key_node, deep=True)
+            if key in result:
+                location = format_path((*path, key))
+                raise InputError(
+                    self.source,
+                    f"{location} (line {line})",
+                    f"each key once in a mapping (first written at line {first_line[key]})",
+                    f"{key!r} again",
+                )
+            first_line[key] = line
+            self.lines.setdefault((*path, key), line)
+            result[key] = self.build(value_node, (*path, key))
+        return result

@@ -1,0 +1,529 @@
+"""Lightning DataModule: files + event spec + options -> train/val/test loaders of :class:`Batch`.
+
+All file I/O happens in :meth:`SpanetDataModule.setup`. For each file it: validates it with
+:func:`spanet_lite.dataset.schema.validate_file` (the first error becomes an ``InputError``);
+reads masks, targets and labels once in blocks (the *scan*) to apply the event filters and fit
+the balancing tables; computes :class:`DatasetStatistics` from the training split (unless
+given); then builds an in-memory or a streaming dataset for this rank's share.
+
+Which events (SPANet's options, in this order):
+
+1. ``dataset_limit`` keeps a fraction of the training file: the first ``round(f * N)`` events,
+   or, when ``dataset_randomization`` is non-zero, a random subset drawn with that seed.
+2. ``train_validation_split`` sends the first ``round(s * n)`` of those (in the drawn order)
+   to training, the rest to validation; with ``validation_file`` the training split keeps
+   all of them and validation reads that whole file. Each split is then read in file order.
+3. Filters, per split: ``limit_to_num_jets > 0`` keeps events with at most that many real
+   SEQUENTIAL objects (GLOBAL inputs do not count); ``drop_invalid_events`` drops events
+   with a NaN/inf feature on a real object (the count is logged); otherwise such a file is
+   an error.
+4. DDP: ``batch_size`` is the global batch; each of ``W`` ranks gets ``batch_size / W`` per
+   step and reads only its contiguous share of the split (training shares are cut to equal
+   length so every rank takes the same number of steps). Run the Trainer with
+   ``use_distributed_sampler=False``: the DataModule shards itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import lightning as L
+import numpy as np
+import torch
+
+from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.config.options import Options
+from spanet_lite.dataset import schema
+from spanet_lite.dataset.balance import BalanceTables, apply_weights, fit_balance
+from spanet_lite.dataset.batch import Batch
+from spanet_lite.dataset.dataset import (
+    DEFAULT_BLOCK_EVENTS,
+    EpochDataLoader,
+    InMemoryDataset,
+    StreamingDataset,
+    iter_blocks,
+    materialize,
+)
+from spanet_lite.dataset.normalization import compute_statistics
+from spanet_lite.dataset.reader import EventBlock, FileLayout, resolve_layout
+from spanet_lite.dataset.statistics import DatasetStatistics
+from spanet_lite.errors import InputError
+
+log = logging.getLogger(__name__)
+
+MEMORY_FRACTION = 0.5
+"""``dataset_mode: auto`` reads a split into memory when its arrays need less than this
+fraction of the available memory, and streams it otherwise."""
+
+
+@dataclass
+class FileFacts:
+    """Compact per-event facts of one file from the scan (about 5 + P + 4C bytes per event)."""
+
+    layout: FileLayout
+    num_objects: np.ndarray
+    """(n,) int32 real SEQUENTIAL objects per event."""
+    finite: np.ndarray | None
+    """(n,) bool: all features of real objects finite (None when not scanned)."""
+    target_masks: dict[str, np.ndarray]
+    classifications: dict[str, np.ndarray]
+
+
+@dataclass
+class SplitData:
+    """One rank's share of a split and how to serve it."""
+
+    layout: FileLayout
+    rows: np.ndarray
+    """Sorted file rows of this rank's events."""
+    dataset: InMemoryDataset | StreamingDataset
+
+
+class SpanetDataModule(L.LightningDataModule):
+    """Train/val/test loaders over SPANet HDF5 files; see the module docstring.
+
+    Files default to the options' ``training_file``, ``validation_file`` and ``testing_file``.
+    ``statistics`` (e.g. from a run directory) skips computing them; after :meth:`setup`
+    :attr:`statistics` holds the statistics in use.
+    """
+
+    def __init__(
+        self,
+        spec: EventSpec,
+        options: Options,
+        *,
+        training_file: str | Path | None = None,
+        validation_file: str | Path | None = None,
+        testing_file: str | Path | None = None,
+        statistics: DatasetStatistics | None = None,
+    ) -> None:
+        super().__init__()
+        self.spec = spec
+        self.options = options
+        self.training_file = _path_or_none(training_file, options.training_file)
+        self.validation_file = _path_or_none(validation_file, options.validation_file)
+        self.testing_file = _path_or_none(testing_file, options.testing_file)
+        self.statistics: DatasetStatistics | None = statistics
+        self.splits: dict[str, SplitData] = {}
+        self.mode: str | None = None
+
+    # ------------------------------------------------------------------ setup
+
+    def setup(self, stage: str | None = None) -> None:
+        rank, world = self._distributed()
+        if stage in (None, "fit", "validate") and "train" not in self.splits:
+            self._setup_fit(rank, world)
+        if (
+            stage in (None, "test", "predict")
+            and "test" not in self.splits
+            and (self.testing_file is not None or stage in ("test", "predict"))
+        ):
+            self._setup_test(rank, world)
+
+    def _setup_fit(self, rank: int, world: int) -> None:
+        if self.training_file is None:
+            raise InputError(None, "training_file", "a training HDF5 file (option training_file)", "none")
+        per_rank = self._per_rank_batch(world)
+        train_facts = self._scan(self.training_file)
+        train_rows, val_rows = self._split(train_facts.layout.num_events)
+        train_rows = self._filter(self.training_file, "training", train_facts, train_rows)
+        if self.validation_file is not None:
+            val_facts = self._scan(self.validation_file)
+            val_path = self.validation_file
+            val_rows = np.arange(val_facts.layout.num_events, dtype=np.int64)
+        else:
+            val_facts, val_path = train_facts, self.training_file
+            if len(val_rows) == 0:
+                raise InputError(
+                    None,
+                    "train_validation_split",
+                    "a split that leaves validation events (below 1.0), or a validation_file",
+                    f"{self.options.train_validation_split} of {len(train_rows)} events",
+                )
+        val_rows = self._filter(val_path, "validation", val_facts, val_rows)
+
+        if len(train_rows) < self.options.batch_size:
+            raise InputError(
+                self.training_file,
+                "",
+                f"at least batch_size = {self.options.batch_size} training "
+                "events (lower batch_size or raise dataset_limit / train_validation_split)",
+                f"{len(train_rows)} events",
+            )
+        tables = fit_balance(
+            self.spec,
+            self.options,
+            target_masks={k: v[train_rows] for k, v in train_facts.target_masks.items()},
+            num_objects=train_facts.num_objects[train_rows],
+            classifications={k: v[train_rows] for k, v in train_facts.classifications.items()},
+        )
+        train_share = _equal_share(train_rows, rank, world)
+        val_share = np.array_split(val_rows, world)[rank]
+        if len(val_share) == 0:
+            raise InputError(
+                val_path,
+                "",
+                f"at least one validation event per process ({world} processes), "
+                "so the validation split has batches",
+                f"{len(val_rows)} events",
+            )
+        self.mode = self._choose_mode(len(train_share) + len(val_share), train_facts.layout.max_objects)
+
+        train_block = None
+        if self.mode == "memory":
+            train_block = self._load(self.training_file, train_facts.layout, train_share)
+        if self.statistics is None:
+            self.statistics = self._compute_statistics(
+                train_facts, train_rows, train_block if world == 1 else None
+            )
+        self._check_labels(train_facts, train_rows, self.training_file)
+        self._check_labels(val_facts, val_rows, val_path)
+
+        seed = self.options.seed
+        self.splits["train"] = self._make_split(
+            train_facts.layout,
+            train_share,
+            train_block,
+            per_rank,
+            shuffle=True,
+            tables=tables,
+            seed=seed,
+            rank=rank,
+        )
+        val_block = self._load(val_path, val_facts.layout, val_share) if self.mode == "memory" else None
+        self.splits["val"] = self._make_split(
+            val_facts.layout, val_share, val_block, per_rank, shuffle=False, tables=None, seed=seed, rank=rank
+        )
+
+    def _setup_test(self, rank: int, world: int) -> None:
+        if self.testing_file is None:
+            raise InputError(None, "testing_file", "a testing HDF5 file (option testing_file)", "none")
+        per_rank = self._per_rank_batch(world)
+        facts = self._scan(self.testing_file)
+        rows = self._filter(
+            self.testing_file, "testing", facts, np.arange(facts.layout.num_events, dtype=np.int64)
+        )
+        if self.statistics is None:
+            raise InputError(
+                None,
+                "statistics",
+                "statistics from a training run (or a training_file to compute them) before testing",
+                "none",
+            )
+        self._check_labels(facts, rows, self.testing_file)
+        share = np.array_split(rows, world)[rank]
+        if len(share) == 0:
+            raise InputError(
+                self.testing_file,
+                "",
+                f"at least one testing event per process ({world} processes)",
+                f"{len(rows)} events",
+            )
+        mode = self._choose_mode(len(share), facts.layout.max_objects)
+        self.mode = self.mode or mode
+        block = self._load(self.testing_file, facts.layout, share) if mode == "memory" else None
+        self.splits["test"] = self._make_split(
+            facts.layout,
+            share,
+            block,
+            per_rank,
+            shuffle=False,
+            tables=None,
+            seed=self.options.seed,
+            rank=rank,
+        )
+
+    # ------------------------------------------------------------------ loaders
+
+    def train_dataloader(self) -> EpochDataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> EpochDataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> EpochDataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> EpochDataLoader:
+        return self._loader("test")
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        if isinstance(batch, Batch):
+            return batch.to(device, non_blocking=True)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def rows(self, split: str) -> np.ndarray:
+        """Sorted file rows of this rank's events in ``split`` ("train", "val", "test"), e.g. to
+        write predictions back next to the events they belong to."""
+        return self.splits[split].rows
+
+    def _loader(self, split: str) -> EpochDataLoader:
+        if split not in self.splits:
+            raise RuntimeError(f"SpanetDataModule.setup() has not prepared the {split} split")
+        dataset = self.splits[split].dataset
+        workers = 0
+        if isinstance(dataset, StreamingDataset):
+            workers = max(0, min(self.options.num_dataloader_workers, _cpu_count(), len(dataset)))
+        return EpochDataLoader(
+            dataset,
+            epoch_fn=self._trainer_epoch,
+            num_workers=workers,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def _trainer_epoch(self) -> int | None:
+        trainer = getattr(self, "trainer", None)
+        return None if trainer is None else int(trainer.current_epoch)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _distributed(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            return int(trainer.global_rank), int(trainer.world_size)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def _per_rank_batch(self, world: int) -> int:
+        size = self.options.batch_size
+        if size < 1:
+            raise InputError(None, "batch_size", "a positive batch size", str(size))
+        if size % world:
+            lower = max(world, size - size % world)
+            raise InputError(
+                None,
+                "batch_size",
+                f"a multiple of the {world} DDP processes (each takes "
+                f"batch_size / {world}); use {lower} or {lower + world}",
+                str(size),
+            )
+        return size // world
+
+    def _scan(self, path: Path) -> FileFacts:
+        """Validate ``path`` and read its per-event facts (masks, targets, labels) in blocks."""
+        report = schema.validate_file(
+            path, self.spec, event_weight_dataset=self.options.event_weight_dataset, progress=True
+        )
+        _raise_first_error(report, allow_nonfinite=self.options.drop_invalid_events)
+        with schema.open_h5(path) as file:
+            layout = resolve_layout(file, self.spec, path, self.options.event_weight_dataset)
+            if layout.num_events == 0:
+                raise InputError(path, "", "at least one event", "an empty file")
+            check_finite = self.options.drop_invalid_events
+            parts = []
+            for block in iter_blocks(
+                file,
+                self.spec,
+                layout,
+                np.arange(layout.num_events, dtype=np.int64),
+                with_features=check_finite,
+            ):
+                parts.append(
+                    (
+                        block.num_objects().astype(np.int32),
+                        block.finite,
+                        block.target_masks,
+                        {k: v.astype(np.int32) for k, v in block.classifications.items()},
+                    )
+                )
+        return FileFacts(
+            layout=layout,
+            num_objects=np.concatenate([p[0] for p in parts]),
+            finite=np.concatenate([p[1] for p in parts]) if check_finite else None,
+            target_masks={p.name: np.concatenate([q[2][p.name] for q in parts]) for p in self.spec.particles},
+            classifications={
+                t.key: np.concatenate([q[3][t.key] for q in parts]) for t in self.spec.classifications
+            },
+        )
+
+    def _split(self, num_events: int) -> tuple[np.ndarray, np.ndarray]:
+        """Training and validation rows of the training file (see the module docstring)."""
+        used = max(0, min(num_events, round(self.options.dataset_limit * num_events)))
+        if self.options.dataset_randomization:
+            order = np.random.default_rng(self.options.dataset_randomization).permutation(num_events)[:used]
+        else:
+            order = np.arange(used, dtype=np.int64)
+        if self.validation_file is not None:
+            return np.sort(order), np.zeros(0, dtype=np.int64)
+        cut = round(self.options.train_validation_split * used)
+        return np.sort(order[:cut]), np.sort(order[cut:])
+
+    def _filter(self, path: Path, split: str, facts: FileFacts, rows: np.ndarray) -> np.ndarray:
+        """Apply ``limit_to_num_jets`` and ``drop_invalid_events``; error when nothing is left."""
+        before = len(rows)
+        if before == 0:
+            raise InputError(
+                path,
+                "",
+                f"at least one {split} event",
+                f"0 events (dataset_limit {self.options.dataset_limit}, "
+                f"train_validation_split {self.options.train_validation_split})",
+            )
+        keep = np.ones(before, dtype=bool)
+        limit = self.options.limit_to_num_jets
+        if limit > 0:
+            keep &= facts.num_objects[rows] <= limit
+        too_many = before - int(keep.sum())
+        invalid = 0
+        if facts.finite is not None:
+            bad = ~facts.finite[rows] & keep
+            invalid = int(bad.sum())
+            if invalid:
+                log.warning(
+                    "%s: dropped %d %s event(s) with NaN/inf features (first: event %d)",
+                    path,
+                    invalid,
+                    split,
+                    int(rows[np.argmax(bad)]),
+                )
+            keep &= ~bad
+        rows = rows[keep]
+        if len(rows) == 0:
+            reasons = []
+            if too_many:
+                reasons.append(f"{too_many} with more than limit_to_num_jets = {limit} objects")
+            if invalid:
+                reasons.append(f"{invalid} with NaN/inf features")
+            raise InputError(
+                path,
+                "",
+                f"at least one {split} event after filtering",
+                f"0 of {before} ({'; '.join(reasons)} removed)",
+            )
+        return rows
+
+    def _choose_mode(self, events: int, max_objects: dict[str, int]) -> str:
+        mode = self.options.dataset_mode
+        if mode in ("memory", "streaming"):
+            return mode
+        need = events * _bytes_per_event(self.spec, max_objects)
+        return "memory" if need < MEMORY_FRACTION * _available_memory() else "streaming"
+
+    def _load(self, path: Path, layout: FileLayout, rows: np.ndarray) -> EventBlock:
+        with h5py.File(path, "r") as file:
+            return materialize(iter_blocks(file, self.spec, layout, rows), len(rows))
+
+    def _compute_statistics(
+        self, facts: FileFacts, rows: np.ndarray, block: EventBlock | None
+    ) -> DatasetStatistics:
+        labels = {k: v[rows] for k, v in facts.classifications.items()}
+        common = dict(
+            source=str(facts.layout.path), max_objects=facts.layout.max_objects, classifications=labels
+        )
+        if block is not None:
+            chunks = (
+                block.select(slice(a, a + DEFAULT_BLOCK_EVENTS))
+                for a in range(0, len(block), DEFAULT_BLOCK_EVENTS)
+            )
+            return compute_statistics(self.spec, self.options, chunks, **common)  # type: ignore[arg-type]
+        with h5py.File(facts.layout.path, "r") as file:
+            blocks = iter_blocks(file, self.spec, facts.layout, rows)
+            return compute_statistics(self.spec, self.options, blocks, **common)  # type: ignore[arg-type]
+
+    def _check_labels(self, facts: FileFacts, rows: np.ndarray, path: Path) -> None:
+        """Labels the training split never saw would crash the loss deep inside Lightning."""
+        assert self.statistics is not None
+        for key, labels in facts.classifications.items():
+            classes = self.statistics.num_classes.get(key)
+            if classes is None:
+                continue
+            used = labels[rows]
+            bad = used >= classes
+            if bad.any():
+                first = int(np.argmax(bad))
+                raise InputError(
+                    path,
+                    schema.classification_path(key),
+                    f"labels -1 .. {classes - 1} (the classes of the training split)",
+                    f"{int(bad.sum())} event(s) with a larger label, first {int(used[first])} "
+                    f"in event {int(rows[first])}",
+                )
+
+    def _make_split(
+        self,
+        layout: FileLayout,
+        rows: np.ndarray,
+        block: EventBlock | None,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        tables: BalanceTables | None,
+        seed: int,
+        rank: int,
+    ) -> SplitData:
+        dataset: InMemoryDataset | StreamingDataset
+        if block is not None:
+            block = apply_weights(block, self.spec, self.options, tables)
+            dataset = InMemoryDataset(block, batch_size=batch_size, shuffle=shuffle, seed=seed, rank=rank)
+        else:
+            dataset = StreamingDataset(
+                self.spec,
+                self.options,
+                layout,
+                rows,
+                batch_size=batch_size,
+                shuffle=shuffle,
+                tables=tables,
+                seed=seed,
+                rank=rank,
+            )
+        return SplitData(layout, rows, dataset)
+
+
+def _raise_first_error(report: schema.ValidationReport, *, allow_nonfinite: bool) -> None:
+    """Turn the report's first error into an InputError (NaN/inf features pass when dropping)."""
+    errors = [p for p in report.errors if not (allow_nonfinite and _is_nonfinite_feature(p))]
+    if errors:
+        more = len(errors) - 1
+        suffix = f" ({more} more problem(s): run spanet-inspect)" if more else ""
+        raise InputError(report.source, errors[0].where, errors[0].message + suffix)
+
+
+def _is_nonfinite_feature(problem: schema.Problem) -> bool:
+    text = problem.message.lower()
+    return problem.where.startswith("INPUTS/") and any(w in text for w in ("nan", "inf", "finite"))
+
+
+def _equal_share(rows: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """Contiguous share of ``rank``, all shares of equal length (at most world - 1 events dropped)."""
+    size = len(rows) // world
+    return rows[rank * size : (rank + 1) * size]
+
+
+def _bytes_per_event(spec: EventSpec, max_objects: dict[str, int]) -> int:
+    """Bytes the in-memory arrays take per event (features, masks, targets, labels, weights)."""
+    total = 8 + 4 * 2 + 1  # row, event and assignment weight, assignment mask
+    for source in spec.sequential:
+        total += max_objects.get(source.name, 0) * (4 * source.num_features + 1)
+    total += sum(4 * s.num_features for s in spec.global_inputs)
+    total += sum(8 * p.num_products + 1 + 4 for p in spec.particles)
+    total += 4 * len(spec.regressions) + 12 * len(spec.classifications)
+    return total
+
+
+def _available_memory() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _path_or_none(value: str | Path | None, default: str) -> Path | None:
+    chosen = value if value not in (None, "") else default
+    return Path(chosen) if chosen else None

@@ -1,0 +1,293 @@
+"""Iterable datasets that yield whole :class:`Batch` objects, in memory or streamed from HDF5.
+
+A *split* is a sorted array of file rows (one rank's share of training, validation or
+testing events). Batch ``i`` of a split is always the events at split positions
+``[i*B, (i+1)*B)`` when shuffling is off, in both modes, so the two modes give identical
+batches (tested). The DataLoader runs with ``batch_size=None``: collation is ours.
+
+:class:`InMemoryDataset`
+    Holds every array of its split as one torch tensor (read once, block by block, into
+    preallocated arrays, so peak memory is the arrays plus one block). Unshuffled batches
+    are zero-copy slices; shuffled ones gather a sorted random index per batch (sorted for
+    memory locality; order inside a batch does not matter to the loss). Runs in the main
+    process: workers would only copy data that is already in RAM.
+
+:class:`StreamingDataset`
+    Reads blocks of ``block_batches`` batches with one contiguous HDF5 slice per dataset.
+    Training shuffles the block order and the events inside each block (seeded by
+    ``seed``, epoch and rank); DataLoader workers take every ``W``-th block. Without
+    shuffling and with several workers a block is one batch, so the round-robin order in
+    which the DataLoader collects worker output is the file order again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import fields
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.config.options import Options
+from spanet_lite.dataset.balance import BalanceTables, apply_weights
+from spanet_lite.dataset.batch import Batch
+from spanet_lite.dataset.reader import EventBlock, FileLayout, read_block
+
+DEFAULT_BLOCK_EVENTS = 32768
+"""Events per contiguous read: large enough that HDF5 call overhead vanishes, small enough
+that a block of a 20-object, 10-feature file stays near 30 MB."""
+
+
+# ----------------------------------------------------------------------------- reading rows
+
+
+def iter_blocks(
+    file: h5py.File,
+    spec: EventSpec,
+    layout: FileLayout,
+    rows: np.ndarray,
+    *,
+    block_events: int = DEFAULT_BLOCK_EVENTS,
+    with_features: bool = True,
+) -> Iterator[EventBlock]:
+    """Yield the events at sorted file ``rows``, ``block_events`` split positions at a time.
+
+    Each block is one contiguous read of file rows ``[rows[a], rows[b-1] + 1)``; events in that
+    range that are not in ``rows`` are read and dropped (cheaper than many small reads).
+    """
+    for a in range(0, len(rows), block_events):
+        yield read_rows(file, spec, layout, rows[a : a + block_events], with_features=with_features)
+
+
+def read_rows(
+    file: h5py.File, spec: EventSpec, layout: FileLayout, rows: np.ndarray, *, with_features: bool = True
+) -> EventBlock:
+    """The events at sorted file ``rows`` with one contiguous read (see :func:`iter_blocks`)."""
+    start, stop = int(rows[0]), int(rows[-1]) + 1
+    block = read_block(file, spec, layout, start, stop, with_features=with_features)
+    if stop - start == len(rows):
+        return block
+    return block.select(rows - start)
+
+
+def materialize(blocks: Iterator[EventBlock], total: int) -> EventBlock:
+    """Concatenate ``blocks`` holding ``total`` events into preallocated arrays.
+
+    Peak memory is the result plus one block, rather than the 2x of a final concatenate.
+    """
+    out: EventBlock | None = None
+    position = 0
+    for block in blocks:
+        if out is None:
+            out = _allocate_like(block, total)
+        _assign(out, block, position)
+        position += len(block)
+    if out is None or position != total:
+        raise ValueError(f"expected {total} events, got {position}")
+    return out
+
+
+def _allocate_like(block: EventBlock, total: int) -> EventBlock:
+    def empty(value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, dict):
+            return {k: empty(v) for k, v in value.items()}
+        return np.empty((total, *value.shape[1:]), dtype=value.dtype)
+
+    return EventBlock(**{f.name: empty(getattr(block, f.name)) for f in fields(block)})
+
+
+def _assign(out: EventBlock, block: EventBlock, position: int) -> None:
+    end = position + len(block)
+    for f in fields(block):
+        source, target = getattr(block, f.name), getattr(out, f.name)
+        if source is None:
+            continue
+        if isinstance(source, dict):
+            for key, value in source.items():
+                target[key][position:end] = value
+        else:
+            target[position:end] = source
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def to_torch(block: EventBlock) -> EventBlock:
+    """The same block with every array wrapped as a torch tensor (zero-copy)."""
+
+    def convert(value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        return torch.from_numpy(np.ascontiguousarray(value))
+
+    return EventBlock(**{f.name: convert(getattr(block, f.name)) for f in fields(block)})
+
+
+def batch_from(block: EventBlock, index: slice | torch.Tensor) -> Batch:
+    """The :class:`Batch` of ``block`` (torch tensors, weights applied) at ``index``."""
+    if isinstance(index, slice):
+
+        def take(t: torch.Tensor) -> torch.Tensor:
+            return t[index]
+    else:
+
+        def take(t: torch.Tensor) -> torch.Tensor:
+            return t.index_select(0, index)
+
+    assert block.assignment_weights is not None and block.assignment_event_mask is not None
+    return Batch(
+        features={k: take(v) for k, v in block.features.items()},
+        masks={k: take(v) for k, v in block.masks.items()},
+        targets={k: take(v) for k, v in block.targets.items()},
+        target_masks={k: take(v) for k, v in block.target_masks.items()},
+        particle_weights={k: take(v) for k, v in block.particle_weights.items()},
+        regressions={k: take(v) for k, v in block.regressions.items()},
+        classifications={k: take(v) for k, v in block.classifications.items()},
+        event_weights=take(block.event_weights),
+        assignment_weights=take(block.assignment_weights),
+        classification_weights={k: take(v) for k, v in block.classification_weights.items()},
+        assignment_event_mask=take(block.assignment_event_mask),
+    )
+
+
+def _generator(seed: int, epoch: int, rank: int, salt: int = 0) -> torch.Generator:
+    """A generator that differs per (seed, epoch, rank, salt) and repeats for equal ones."""
+    mixed = np.random.SeedSequence([seed & 0xFFFFFFFF, epoch, rank, salt]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(mixed))
+
+
+class _EpochAware(IterableDataset):
+    """Shared bits: length in batches, the epoch used to seed shuffling."""
+
+    num_events: int
+    batch_size: int
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_events / self.batch_size)
+
+
+class InMemoryDataset(_EpochAware):
+    """All events of a split as tensors; yields batches (see the module docstring)."""
+
+    def __init__(
+        self, block: EventBlock, *, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0
+    ) -> None:
+        super().__init__()
+        self.block = to_torch(block)
+        self.num_events = len(block)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank = rank
+
+    def __iter__(self) -> Iterator[Batch]:
+        n, size = self.num_events, self.batch_size
+        if not self.shuffle:
+            for start in range(0, n, size):
+                yield batch_from(self.block, slice(start, start + size))
+            return
+        order = torch.randperm(n, generator=_generator(self.seed, self.epoch, self.rank))
+        for start in range(0, n, size):
+            yield batch_from(self.block, order[start : start + size].sort().values)
+
+
+class StreamingDataset(_EpochAware):
+    """Reads its split from HDF5 block by block; see the module docstring.
+
+    Holds only what is cheap to pickle (the row array and small tables); every worker opens
+    the file itself, so no HDF5 handle crosses a fork.
+    """
+
+    def __init__(
+        self,
+        spec: EventSpec,
+        options: Options,
+        layout: FileLayout,
+        rows: np.ndarray,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        tables: BalanceTables | None,
+        seed: int = 0,
+        rank: int = 0,
+        block_events: int = DEFAULT_BLOCK_EVENTS,
+    ) -> None:
+        super().__init__()
+        self.spec = spec
+        self.options = options
+        self.layout = layout
+        self.rows = rows
+        self.num_events = len(rows)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.tables = tables
+        self.seed = seed
+        self.rank = rank
+        self.block_batches = max(1, block_events // batch_size)
+
+    def blocks(self, worker: int, num_workers: int) -> list[tuple[int, int]]:
+        """Split-position ranges ``(a, b)`` this worker reads, in the order it reads them."""
+        per_block = 1 if (num_workers > 1 and not self.shuffle) else self.block_batches
+        span = per_block * self.batch_size
+        ranges = [(a, min(a + span, self.num_events)) for a in range(0, self.num_events, span)]
+        if self.shuffle:
+            order = torch.randperm(len(ranges), generator=_generator(self.seed, self.epoch, self.rank, 1))
+            ranges = [ranges[i] for i in order.tolist()]
+        return ranges[worker::num_workers]
+
+    def __iter__(self) -> Iterator[Batch]:
+        info = get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        with h5py.File(self.layout.path, "r") as file:
+            for a, b in self.blocks(worker, num_workers):
+                block = read_rows(file, self.spec, self.layout, self.rows[a:b])
+                tensors = to_torch(apply_weights(block, self.spec, self.options, self.tables))
+                count = len(block)
+                if self.shuffle:
+                    salt = 2 + a
+                    order = torch.randperm(
+                        count, generator=_generator(self.seed, self.epoch, self.rank, salt)
+                    )
+                    for start in range(0, count, self.batch_size):
+                        yield batch_from(tensors, order[start : start + self.batch_size].sort().values)
+                else:
+                    for start in range(0, count, self.batch_size):
+                        yield batch_from(tensors, slice(start, start + self.batch_size))
+
+
+class EpochDataLoader(DataLoader):
+    """A DataLoader that tells its dataset the epoch before each pass (for reshuffling).
+
+    ``epoch_fn`` (e.g. the trainer's current epoch, so a resumed run reshuffles like an
+    uninterrupted one) wins; without it, passes are counted. Workers are not persistent, so
+    every pass forks them with the new epoch.
+    """
+
+    def __init__(
+        self, dataset: _EpochAware, *, epoch_fn: Callable[[], int | None] | None = None, **kwargs: Any
+    ):
+        super().__init__(dataset, batch_size=None, **kwargs)
+        self._epoch_fn = epoch_fn
+        self._passes = 0
+
+    def __iter__(self):  # type: ignore[override]
+        epoch = self._epoch_fn() if self._epoch_fn is not None else None
+        self.dataset.set_epoch(self._passes if epoch is None else epoch)  # type: ignore[attr-defined]
+        self._passes += 1
+        return super().__iter__()

@@ -1,0 +1,175 @@
+"""Compute :class:`DatasetStatistics` from the training split, one block at a time.
+
+Only real entries of the training split count: padded slots are skipped (their mask is
+False), validation and testing events never enter. The transforms themselves are applied by
+the network (``model/normalization.py``); here we only measure, so memory stays bounded by
+one block plus the regression columns (needed whole for the laplacian median).
+
+Features (per input, per feature, event-file order)
+    ``log`` options first map ``x -> log(x + 1)`` (a value ``<= -1`` is an error naming the
+    feature, since it would become NaN or -inf); ``normalize`` options (with the option
+    ``normalize_features`` on) get the mean and population standard deviation of the
+    transformed real entries; others get mean 0, std 1. A zero (or non-finite) standard
+    deviation becomes 1, so a constant feature maps to 0 rather than NaN.
+    Means and variances are merged block by block with Chan et al.'s pairwise update,
+    numerically stable in float64 for any number of entries.
+
+Regressions (per target, non-NaN values only)
+    gaussian: mean / std; laplacian: median / mean absolute deviation from the median;
+    log_gaussian: the same as gaussian after ``y -> sign(y) log(1 + |y|)``. A zero scale
+    becomes 1. A target with no value at all in the training split is an error.
+
+Classifications
+    ``num_classes = max label + 1`` over the training split; fewer than two distinct labels
+    (ignoring -1) is an error, since there is nothing to learn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.config.options import Options
+from spanet_lite.dataset import schema
+from spanet_lite.dataset.reader import EventBlock
+from spanet_lite.dataset.statistics import DatasetStatistics
+from spanet_lite.errors import InputError
+
+
+class RunningMoments:
+    """Count, mean and sum of squared deviations per column, merged batch by batch."""
+
+    def __init__(self, width: int) -> None:
+        self.count = np.zeros(width, dtype=np.float64)
+        self.mean = np.zeros(width, dtype=np.float64)
+        self.m2 = np.zeros(width, dtype=np.float64)
+
+    def update(self, values: np.ndarray) -> None:
+        """Add rows of ``values`` (m, width)."""
+        if len(values) == 0:
+            return
+        values = values.astype(np.float64, copy=False)
+        count = float(len(values))
+        mean = values.mean(axis=0)
+        m2 = ((values - mean) ** 2).sum(axis=0)
+        total = self.count + count
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (count / total)
+        self.m2 = self.m2 + m2 + delta**2 * (self.count * count / total)
+        self.count = total
+
+    @property
+    def std(self) -> np.ndarray:
+        """Population standard deviation; 1 where zero, undefined or empty."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            std = np.sqrt(self.m2 / self.count)
+        return np.where(np.isfinite(std) & (std > 0), std, 1.0)
+
+
+def signed_log(values: np.ndarray) -> np.ndarray:
+    """``sign(y) log(1 + |y|)``: the log_gaussian regression transform."""
+    return np.sign(values) * np.log1p(np.abs(values))
+
+
+def compute_statistics(
+    spec: EventSpec,
+    options: Options,
+    blocks: Iterable[EventBlock],
+    *,
+    source: str,
+    max_objects: dict[str, int],
+    classifications: dict[str, np.ndarray],
+) -> DatasetStatistics:
+    """Measure the training split.
+
+    ``blocks`` yield the training events with features; ``classifications`` holds every
+    training label per key (already gathered by the loader's first pass).
+    """
+    moments = {s.name: RunningMoments(s.num_features) for s in spec.inputs}
+    log_columns = {s.name: np.array([f.log for f in s.features]) for s in spec.inputs}
+    regression_values: dict[str, list[np.ndarray]] = {t.key: [] for t in spec.regressions}
+    events = 0
+    for block in blocks:
+        events += len(block)
+        for source_spec in spec.inputs:
+            values = block.features[source_spec.name]
+            if source_spec.is_sequential:
+                real = values[block.masks[source_spec.name]]  # (objects, F)
+                rows = np.repeat(block.rows, block.masks[source_spec.name].sum(axis=1))
+            else:
+                real, rows = values, block.rows
+            logs = log_columns[source_spec.name]
+            if logs.any():
+                _check_log_domain(
+                    real, rows, logs, source_spec.name, [f.name for f in source_spec.features], source
+                )
+                real = real.astype(np.float64)
+                real[:, logs] = np.log1p(real[:, logs])
+            moments[source_spec.name].update(real)
+        for key, column in block.regressions.items():
+            regression_values[key].append(column[np.isfinite(column)])
+
+    stats = DatasetStatistics(max_objects=dict(max_objects), num_training_events=events)
+    for source_spec in spec.inputs:
+        normalize = np.array([f.normalize and options.normalize_features for f in source_spec.features])
+        found = moments[source_spec.name]
+        stats.feature_mean[source_spec.name] = np.where(normalize, found.mean, 0.0).tolist()
+        stats.feature_std[source_spec.name] = np.where(normalize, found.std, 1.0).tolist()
+    for target in spec.regressions:
+        parts = regression_values[target.key]
+        values = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+        if len(values) == 0:
+            raise InputError(
+                source,
+                schema.regression_path(target.key),
+                "at least one non-NaN value in the training split",
+                "only NaN",
+            )
+        stats.regression_center[target.key], stats.regression_scale[target.key] = _regression_moments(
+            values.astype(np.float64), target.type
+        )
+    for target in spec.classifications:
+        stats.num_classes[target.key] = count_classes(classifications[target.key], source, target.key)
+    return stats
+
+
+def count_classes(labels: np.ndarray, source: str, key: str) -> int:
+    """``max label + 1``; an error when fewer than two distinct labels are present."""
+    present = np.unique(labels[labels >= 0])
+    if len(present) < 2:
+        got = "no labels" if len(present) == 0 else f"only class {int(present[0])}"
+        raise InputError(
+            source, schema.classification_path(key), "at least two classes in the training split", got
+        )
+    return int(present[-1]) + 1
+
+
+def _regression_moments(values: np.ndarray, kind: str) -> tuple[float, float]:
+    if kind == "log_gaussian":
+        values = signed_log(values)
+    if kind == "laplacian":
+        center = float(np.median(values))
+        scale = float(np.mean(np.abs(values - center)))
+    else:
+        center = float(values.mean())
+        scale = float(values.std())
+    return center, scale if np.isfinite(scale) and scale > 0 else 1.0
+
+
+def _check_log_domain(
+    real: np.ndarray, rows: np.ndarray, logs: np.ndarray, input_name: str, names: list[str], source: str
+) -> None:
+    """``log(x + 1)`` needs ``x > -1``: name the feature, the count and the first event otherwise."""
+    for column in np.flatnonzero(logs):
+        bad = real[:, column] <= -1
+        if bad.any():
+            first = int(np.argmax(bad))
+            raise InputError(
+                source,
+                schema.feature_path(input_name, names[column]),
+                "values above -1 for the log option (x -> log(x + 1))",
+                f"{int(bad.sum())} value(s) <= -1 in this block, first {float(real[first, column]):g} "
+                f"in event {int(rows[first])}",
+            )

@@ -1,0 +1,645 @@
+"""The HDF5 layout an :class:`EventSpec` expects, and a chunked validator for it.
+
+Layout (FORMATS.md section 2), ``N`` events, ``W_i`` padded slots of SEQUENTIAL input ``i``::
+
+    INPUTS/<sequential>/MASK        bool   (N, W_i)   True = real object
+    INPUTS/<sequential>/<feature>   float  (N, W_i)
+    INPUTS/<global>/<feature>       float  (N,)
+    TARGETS/<particle>/<product>    int    (N,)       object index, -1 = not matched
+    TARGETS/<particle>/MASK         bool   (N,)       optional: particle usable as a target
+    TARGETS/<particle>/WEIGHT       float  (N,)       optional: per-particle weight
+    REGRESSIONS/<key>               float  (N,)       NaN = missing
+    CLASSIFICATIONS/<key>           int    (N,)       -1 = missing
+    WEIGHTS/EVENT/weight            float  (N,)       optional: per-event physics weight
+
+An associated product (``- b: Jets``) indexes the slots of its own input; an unassociated one
+indexes the *combined* space, all SEQUENTIAL inputs concatenated in event-file order with their
+padding (:func:`target_index_offsets`).
+
+:func:`validate_file` reads the file ``chunk_size`` events at a time, so its memory use does
+not grow with the number of events. It never raises for a bad layout: every finding becomes a
+:class:`Problem` in the returned :class:`ValidationReport`. Only a file that cannot be read at
+all raises :class:`~spanet_lite.errors.InputError` (``spanet-inspect`` exit code 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import h5py
+import numpy as np
+
+from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.errors import InputError
+
+DEFAULT_CHUNK_SIZE = 65536
+EVENT_WEIGHT_DATASET = "WEIGHTS/EVENT/weight"
+
+Role = Literal[
+    "mask", "feature", "global", "target", "target_mask", "target_weight", "regression",
+    "classification", "event_weight",
+]
+
+# role -> (dtype kinds that are right, kinds we convert with an info note, what we expect in words)
+_DTYPES: dict[str, tuple[str, str, str]] = {
+    "mask": ("b", "iu", "bool"),
+    "feature": ("f", "iub", "a float type"),
+    "global": ("f", "iub", "a float type"),
+    "target": ("iu", "", "an integer type (object index)"),
+    "target_mask": ("b", "iu", "bool"),
+    "target_weight": ("f", "iu", "a float type"),
+    "regression": ("f", "iu", "a float type"),
+    "classification": ("iu", "b", "an integer type (class label)"),
+    "event_weight": ("f", "iu", "a float type"),
+}
+_CONVERTED_TO = {"mask": "bool (non-zero = real object)", "target_mask": "bool", "classification": "int64"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding. ``where`` is the HDF5 path it concerns ("" for the whole file).
+
+    Error messages read ``expected X, got Y`` so that one can become an ``InputError`` as is.
+    """
+
+    level: Literal["error", "info"]
+    where: str
+    message: str
+    code: str = field(default="", compare=False)
+    """What kind of finding, for programs that filter: ``missing``, ``kind``, ``dtype``, ``shape``,
+    ``events``, ``objects``, ``empty``, ``nonfinite``, ``index_range``, ``index_padded``,
+    ``index_repeated``, ``label``, ``unused``, ``converted``."""
+
+
+@dataclass(frozen=True)
+class ExpectedDataset:
+    """A dataset the spec needs (or may use, ``required=False``) and what it must look like."""
+
+    path: str
+    role: Role
+    required: bool = True
+    input: str | None = None
+    """The input a MASK or feature belongs to (for SEQUENTIAL ones, it shares the (N, W) shape)."""
+
+    @property
+    def rank(self) -> int:
+        return 2 if self.role in ("mask", "feature") else 1
+
+
+@dataclass
+class ValidationReport:
+    """What :func:`validate_file` found.
+
+    ``summary`` (JSON-able) holds ``events``; ``inputs`` (per input: kind, ``max_objects``,
+    ``objects_mean``, ``objects_max``); ``particles`` (fractions ``fully_matched``,
+    ``partially_matched``, ``not_matched``); ``regressions`` (``count`` of non-NaN values,
+    ``nan_fraction``, ``mean``, ``std``); ``classifications`` (``class_counts``, ``missing``).
+    Parts whose datasets are broken are left out of the summary.
+    """
+
+    source: str
+    num_events: int
+    max_objects: dict[str, int]
+    problems: list[Problem] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error (info notes do not count)."""
+        return self.first_error() is None
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.level == "error"]
+
+    def first_error(self) -> Problem | None:
+        return next((p for p in self.problems if p.level == "error"), None)
+
+    def raise_for_errors(self) -> None:
+        """Raise the first error as an :class:`InputError` (for loaders that cannot go on)."""
+        problem = self.first_error()
+        if problem is not None:
+            more = len(self.errors) - 1
+            suffix = f" ({more} more problem(s): run spanet-inspect --event-file)" if more else ""
+            raise InputError(self.source, problem.where, problem.message + suffix)
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+def mask_path(input_name: str) -> str:
+    return f"INPUTS/{input_name}/MASK"
+
+
+def feature_path(input_name: str, feature: str) -> str:
+    return f"INPUTS/{input_name}/{feature}"
+
+
+def target_path(particle: str, product: str) -> str:
+    return f"TARGETS/{particle}/{product}"
+
+
+def target_mask_path(particle: str) -> str:
+    return f"TARGETS/{particle}/MASK"
+
+
+def target_weight_path(particle: str) -> str:
+    return f"TARGETS/{particle}/WEIGHT"
+
+
+def regression_path(key: str) -> str:
+    """``key`` is :attr:`RegressionTarget.key`, e.g. ``EVENT/neutrino_pz``."""
+    return f"REGRESSIONS/{key}"
+
+
+def classification_path(key: str) -> str:
+    return f"CLASSIFICATIONS/{key}"
+
+
+def expected_layout(
+    spec: EventSpec, *, event_weight_dataset: str = EVENT_WEIGHT_DATASET
+) -> tuple[ExpectedDataset, ...]:
+    """Every dataset ``spec`` reads, in event-file order (MASK before the features of an input)."""
+    layout: list[ExpectedDataset] = []
+    for source in spec.sequential:
+        layout.append(ExpectedDataset(mask_path(source.name), "mask", input=source.name))
+        layout += [ExpectedDataset(feature_path(source.name, f.name), "feature", input=source.name)
+                   for f in source.features]
+    for source in spec.global_inputs:
+        layout += [ExpectedDataset(feature_path(source.name, f.name), "global", input=source.name)
+                   for f in source.features]
+    for particle in spec.particles:
+        layout += [ExpectedDataset(target_path(particle.name, p.name), "target") for p in particle.products]
+        layout.append(ExpectedDataset(target_mask_path(particle.name), "target_mask", required=False))
+        layout.append(ExpectedDataset(target_weight_path(particle.name), "target_weight", required=False))
+    layout += [ExpectedDataset(regression_path(t.key), "regression") for t in spec.regressions]
+    layout += [ExpectedDataset(classification_path(t.key), "classification") for t in spec.classifications]
+    layout.append(ExpectedDataset(event_weight_dataset.strip("/"), "event_weight", required=False))
+    return tuple(layout)
+
+
+def target_index_offsets(spec: EventSpec, max_objects: dict[str, int]) -> dict[str, int]:
+    """Where each SEQUENTIAL input starts in the combined index space.
+
+    The combined space concatenates the inputs in event-file order, padding included, so with
+    ``Jets`` (W=10) then ``Leptons`` (W=3), slot ``j`` of ``Leptons`` is combined index ``10 + j``.
+    An associated product's file index ``i`` becomes ``offsets[input] + i``.
+    """
+    offsets: dict[str, int] = {}
+    start = 0
+    for source in spec.sequential:
+        offsets[source.name] = start
+        start += int(max_objects[source.name])
+    return offsets
+
+
+# ----------------------------------------------------------------------------- opening
+
+
+def open_h5(path: str | Path) -> h5py.File:
+    """Open ``path`` read-only; a missing, non-HDF5 or truncated file is a one-line InputError."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "", "an existing HDF5 file", "no such file")
+    if path.is_dir():
+        raise InputError(path, "", "an HDF5 file", "a directory")
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise InputError(path, "", "a readable HDF5 file", _describe_h5_error(error)) from None
+
+
+def _describe_h5_error(error: OSError) -> str:
+    text = str(error)
+    if "signature not found" in text:
+        return "not an HDF5 file (no HDF5 signature)"
+    if "truncated" in text:
+        detail = text[text.find("truncated"):].rstrip(")")
+        return f"a truncated file ({detail})"
+    return " ".join(text.split())
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def validate_file(
+    path: str | Path,
+    spec: EventSpec,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    progress: bool = False,
+    event_weight_dataset: str = EVENT_WEIGHT_DATASET,
+) -> ValidationReport:
+    """Check the file at ``path`` against ``spec``; see the module docstring for the layout.
+
+    Raises :class:`InputError` only when the file cannot be opened or read.
+    """
+    with open_h5(path) as file:
+        return validate_h5(file, spec, source=str(path), chunk_size=chunk_size, progress=progress,
+                           event_weight_dataset=event_weight_dataset)
+
+
+def validate_h5(
+    file: h5py.File,
+    spec: EventSpec,
+    *,
+    source: str,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    progress: bool = False,
+    event_weight_dataset: str = EVENT_WEIGHT_DATASET,
+) -> ValidationReport:
+    """Like :func:`validate_file`, for a file that is already open (``source`` names it)."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    layout = expected_layout(spec, event_weight_dataset=event_weight_dataset)
+    problems: list[Problem] = []
+    usable, num_events, max_objects = _check_structure(file, spec, layout, problems)
+    problems += _unused_datasets(file, layout)
+    report = ValidationReport(source, num_events, max_objects, problems)
+    if num_events == 0 and usable:
+        problems.insert(0, Problem("error", "", "expected at least one event, got 0", "empty"))
+    try:
+        scan = _ContentScan(file, spec, usable, num_events, max_objects)
+        findings = scan.run(chunk_size, progress)
+        report.summary = scan.summary()
+    except OSError as error:
+        raise InputError(source, "", "a readable HDF5 file", " ".join(str(error).split())) from None
+    # Content errors go after the structural ones, info notes last.
+    errors = [p for p in problems if p.level == "error"] + findings
+    report.problems = errors + [p for p in problems if p.level == "info"]
+    return report
+
+
+def _check_structure(
+    file: h5py.File, spec: EventSpec, layout: Iterable[ExpectedDataset], problems: list[Problem]
+) -> tuple[dict[str, ExpectedDataset], int, dict[str, int]]:
+    """Check presence, kind, rank, dtype and shape from metadata alone.
+
+    Returns the datasets that are fit for reading (keyed by path), the number of events and
+    the width of each SEQUENTIAL input whose MASK is usable.
+    """
+    missing_groups = _missing_groups(file, spec, problems)
+    usable: dict[str, ExpectedDataset] = {}
+    for expected in layout:
+        node = file.get(expected.path)
+        if node is None:
+            if expected.required and not any(expected.path.startswith(g + "/") for g in missing_groups):
+                wanted = _describe_role(expected)
+                problems.append(Problem("error", expected.path, f"expected {wanted}, got nothing", "missing"))
+            continue
+        if not isinstance(node, h5py.Dataset):
+            problems.append(Problem("error", expected.path, "expected a dataset, got a group", "kind"))
+            continue
+        if _dtype_ok(expected, node.dtype, problems) and _rank_ok(expected, node.shape, problems):
+            usable[expected.path] = expected
+
+    # Every usable dataset must agree with the first one on the number of events, and every
+    # SEQUENTIAL feature with its MASK on the number of slots.
+    num_events = 0
+    reference: str | None = None
+    max_objects: dict[str, int] = {}
+    for path, expected in list(usable.items()):
+        shape = file[path].shape
+        if reference is None:
+            reference, num_events = path, shape[0]
+        elif shape[0] != num_events:
+            message = f"expected {num_events} events like {reference}, got {shape[0]}"
+            problems.append(Problem("error", path, message, "events"))
+            del usable[path]
+            continue
+        if expected.role == "mask":
+            max_objects[expected.input or ""] = shape[1]
+        elif expected.role == "feature":
+            width = max_objects.get(expected.input or "")
+            if width is None:
+                del usable[path]  # no usable MASK: already reported
+            elif shape[1] != width:
+                like = mask_path(expected.input or "")
+                message = f"expected {width} objects per event like {like}, got {shape[1]}"
+                problems.append(Problem("error", path, message, "objects"))
+                del usable[path]
+    return usable, num_events, max_objects
+
+
+def _missing_groups(file: h5py.File, spec: EventSpec, problems: list[Problem]) -> set[str]:
+    """Report a whole missing input or particle group once instead of each dataset in it."""
+    missing: set[str] = set()
+    groups = [(f"INPUTS/{s.name}", f"the {s.kind} input {s.name} ({s.num_features} features"
+               + (" and a MASK)" if s.is_sequential else ")")) for s in spec.inputs]
+    groups += [(f"TARGETS/{p.name}", f"the targets of particle {p.name} ({', '.join(p.product_names)})")
+               for p in spec.particles]
+    for path, what in groups:
+        if path not in file:
+            missing.add(path)
+            problems.append(Problem("error", path, f"expected a group with {what}, got nothing", "missing"))
+    return missing
+
+
+def _describe_role(expected: ExpectedDataset) -> str:
+    name = expected.path.rsplit("/", 1)[-1]
+    return {
+        "mask": f"the bool MASK of SEQUENTIAL input {expected.input} (True = real object)",
+        "feature": f"feature {name} of SEQUENTIAL input {expected.input}, shape (N_events, max_objects)",
+        "global": f"feature {name} of GLOBAL input {expected.input}, shape (N_events,)",
+        "target": "an integer object index per event (-1 = not matched)",
+        "regression": "a float regression target per event (NaN = missing)",
+        "classification": "an integer class label per event (-1 = missing)",
+    }.get(expected.role, "a dataset")
+
+
+def _dtype_ok(expected: ExpectedDataset, dtype: np.dtype, problems: list[Problem]) -> bool:
+    right, converted, words = _DTYPES[expected.role]
+    if dtype.kind in right:
+        return True
+    if dtype.kind in converted:
+        into = _CONVERTED_TO.get(expected.role, "float32")
+        problems.append(Problem("info", expected.path, f"stored as {dtype}; read as {into}", "converted"))
+        return True
+    problems.append(Problem("error", expected.path, f"expected {words}, got {dtype}", "dtype"))
+    return False
+
+
+def _rank_ok(expected: ExpectedDataset, shape: tuple[int, ...], problems: list[Problem]) -> bool:
+    if len(shape) == expected.rank:
+        return True
+    if expected.rank == 2:
+        wanted = "a 2-D dataset (N_events, max_objects)"
+    elif expected.role == "global":
+        wanted = "a 1-D dataset (N_events,): GLOBAL inputs hold one value per event"
+    else:
+        wanted = "a 1-D dataset (N_events,)"
+    problems.append(Problem("error", expected.path, f"expected {wanted}, got shape {tuple(shape)}", "shape"))
+    return False
+
+
+def _unused_datasets(file: h5py.File, layout: Iterable[ExpectedDataset]) -> list[Problem]:
+    """Datasets the spec does not read: harmless (SPANet ignores them too), so only info."""
+    known = {expected.path for expected in layout}
+    unused: list[Problem] = []
+
+    def visit(name: str, node: Any) -> None:
+        if isinstance(node, h5py.Dataset) and name not in known:
+            unused.append(Problem("info", name, "not used by the event file (ignored)", "unused"))
+
+    file.visititems(visit)
+    return unused
+
+
+# ----------------------------------------------------------------------------- content scan
+
+
+class _Count(int):
+    """An int that formats with its noun: ``f"{_Count(3):event}"`` is ``3 events``."""
+
+    def __format__(self, noun: str) -> str:
+        if int(self) == 1 or not noun:
+            return f"{int(self)} {noun}".rstrip()
+        return f"{int(self)} {noun[:-2] + 'ices' if noun.endswith('ex') else noun + 's'}"
+
+
+class _Tally:
+    """One kind of bad value, counted across chunks: how many values, in how many events, the first."""
+
+    def __init__(self, where: str, code: str, expected: str, got: str) -> None:
+        self.where, self.code, self.expected, self.got = where, code, expected, got
+        self.values = 0
+        self.events = 0
+        self.first: tuple[int, str] | None = None
+
+    def add(
+        self, bad: np.ndarray, start: int, example: np.ndarray | None = None, label: str = "value"
+    ) -> None:
+        """``bad`` is (B,) or (B, k) bool for the chunk starting at event ``start``;
+        ``example`` (same shape) gives the value shown, as ``label``, for the first bad entry."""
+        per_event = bad if bad.ndim == 1 else bad.any(axis=1)
+        events = int(np.count_nonzero(per_event))
+        if events == 0:
+            return
+        self.values += int(np.count_nonzero(bad))
+        self.events += events
+        if self.first is None:
+            row = int(np.argmax(per_event))
+            shown = ""
+            if example is not None:
+                value = example[row] if bad.ndim == 1 else example[row][int(np.argmax(bad[row]))]
+                shown = f", {label} {value.item() if hasattr(value, 'item') else value}"
+            self.first = (start + row, shown)
+
+    def problem(self) -> Problem | None:
+        if self.first is None:
+            return None
+        event, shown = self.first
+        got = self.got.format(values=_Count(self.values), events=_Count(self.events))
+        message = f"expected {self.expected}, got {got} (first: event {event}{shown})"
+        return Problem("error", self.where, message, self.code)
+
+
+class _Moments:
+    """Count, mean and sum of squared deviations, merged chunk by chunk (Chan et al. 1979),
+    so the std of 5 million values needs no second pass and loses no precision."""
+
+    def __init__(self) -> None:
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, values: np.ndarray) -> None:
+        n = values.size
+        if n == 0:
+            return
+        mean = float(values.mean(dtype=np.float64))
+        m2 = float(np.square(values - mean, dtype=np.float64).sum())
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += m2 + delta * delta * self.count * n / total
+        self.count = total
+
+    @property
+    def std(self) -> float:
+        return (self.m2 / self.count) ** 0.5 if self.count else float("nan")
+
+
+class _ContentScan:
+    """Reads the usable datasets chunk by chunk, finding bad values and building the summary."""
+
+    def __init__(
+        self,
+        file: h5py.File,
+        spec: EventSpec,
+        usable: dict[str, ExpectedDataset],
+        num_events: int,
+        max_objects: dict[str, int],
+    ) -> None:
+        self.file, self.spec, self.usable, self.num_events = file, spec, usable, num_events
+        self.max_objects = max_objects
+        complete = all(s.name in max_objects for s in spec.sequential)
+        # Padding and repeat checks work in the combined space: they need every input's MASK.
+        self.offsets = target_index_offsets(spec, max_objects) if complete else None
+        self.total_width = sum(max_objects.values()) if complete else None
+        self.tallies: dict[tuple[str, str, str], _Tally] = {}
+        self.objects = {name: [0, 0] for name in max_objects}  # input -> [sum, max] of objects per event
+        self.matched = {p.name: [0, 0, 0] for p in spec.particles  # particle -> [full, partial, none]
+                        if all(target_path(p.name, q.name) in usable for q in p.products)}
+        self.regressions = {t.key: (_Moments(), [0]) for t in spec.regressions
+                            if regression_path(t.key) in usable}
+        self.classes: dict[str, dict[int, int]] = {t.key: {} for t in spec.classifications
+                                                    if classification_path(t.key) in usable}
+        self.missing_classes = dict.fromkeys(self.classes, 0)
+
+    def tally(self, where: str, code: str, expected: str, got: str) -> _Tally:
+        key = (where, expected, got)
+        if key not in self.tallies:
+            self.tallies[key] = _Tally(where, code, expected, got)
+        return self.tallies[key]
+
+    def read(self, path: str, start: int, stop: int) -> np.ndarray:
+        return self.file[path][start:stop]
+
+    def run(self, chunk_size: int, progress: bool) -> list[Problem]:
+        starts = range(0, self.num_events, chunk_size)
+        if progress and self.num_events > chunk_size:
+            from rich.console import Console
+            from rich.progress import track
+
+            starts = track(starts, description="validating", console=Console(stderr=True), transient=True)
+        for start in starts:
+            self.scan_chunk(start, min(start + chunk_size, self.num_events))
+        return [p for p in (t.problem() for t in self.tallies.values()) if p is not None]
+
+    def scan_chunk(self, start: int, stop: int) -> None:
+        masks = {name: self.read(mask_path(name), start, stop).astype(bool, copy=False)
+                 for name in self.max_objects}
+        for name, mask in masks.items():
+            counts = mask.sum(axis=1)
+            self.objects[name][0] += int(counts.sum())
+            self.objects[name][1] = max(self.objects[name][1], int(counts.max(initial=0)))
+        for path, expected in self.usable.items():
+            if expected.role in ("feature", "global", "target_weight", "event_weight"):
+                self.check_finite(path, expected, start, stop, masks.get(expected.input or ""))
+        combined = np.concatenate([masks[s.name] for s in self.spec.sequential], axis=1) \
+            if self.offsets is not None else None
+        indices = {p: self.check_targets(p, start, stop, combined) for p in self.matched}
+        self.check_repeats(indices, start)
+        for key, (moments, nan_count) in self.regressions.items():
+            self.scan_regression(key, moments, nan_count, start, stop)
+        for key in self.classes:
+            self.scan_classification(key, start, stop)
+
+    def check_finite(self, path: str, expected: ExpectedDataset, start: int, stop: int,
+                     mask: np.ndarray | None) -> None:
+        values = self.read(path, start, stop)
+        if values.dtype.kind != "f":
+            return
+        bad = ~np.isfinite(values)
+        if expected.role == "feature":
+            assert mask is not None
+            bad &= mask
+            tally = self.tally(path, "nonfinite", "finite values for real objects",
+                               "NaN/inf in {values:object} of {events:event}")
+        elif expected.role == "global":
+            tally = self.tally(path, "nonfinite", "finite values", "NaN/inf in {events:event}")
+        else:
+            tally = self.tally(path, "nonfinite", "finite weights", "NaN/inf in {events:event}")
+        tally.add(bad, start)
+
+    def check_targets(self, particle: str, start: int, stop: int, combined: np.ndarray | None) -> np.ndarray:
+        """Check one particle's indices; return them (B, k) in the combined space, -1 where unusable."""
+        products = self.spec.particle(particle).products
+        raw = np.stack([self.read(target_path(particle, p.name), start, stop).astype(np.int64, copy=False)
+                        for p in products], axis=1)  # (B, k)
+        present = raw >= 0
+        full, some = present.all(axis=1), present.any(axis=1)
+        counts = self.matched[particle]
+        counts[0] += int(full.sum())
+        counts[1] += int((some & ~full).sum())
+        counts[2] += int((~some).sum())
+
+        result = np.full_like(raw, -1)
+        for j, product in enumerate(products):
+            path = target_path(particle, product.name)
+            if product.input is not None:
+                bound = self.max_objects.get(product.input)
+                space = f"-1..{bound - 1} (slots of input {product.input})" if bound is not None else ""
+            else:
+                bound = self.total_width
+                space = f"-1..{bound - 1} (all SEQUENTIAL inputs combined)" if bound is not None else ""
+            if bound is None:
+                continue  # the MASK that defines the range is broken: already reported
+            index = raw[:, j]
+            outside = (index < -1) | (index >= bound)
+            self.tally(path, "index_range", f"an object index in {space}", "{values:index} out of range").add(
+                outside, start, index)
+            if combined is None or self.offsets is None:
+                continue
+            valid = present[:, j] & ~outside
+            shifted = index + (self.offsets[product.input] if product.input is not None else 0)
+            rows = np.flatnonzero(valid)
+            padded = np.zeros_like(valid)
+            padded[rows] = ~combined[rows, shifted[rows]]
+            self.tally(path, "index_padded", "the index of a real object (MASK True)",
+                       "{values:index} of padded (masked-out) slots").add(padded, start, index)
+            result[:, j] = np.where(valid & ~padded, shifted, -1)
+        return result
+
+    def check_repeats(self, indices: dict[str, np.ndarray], start: int) -> None:
+        """One object may be the decay product of at most one parton per event (FORMATS.md 2)."""
+        if self.offsets is None:
+            return
+        names = list(indices)
+        for p, particle in enumerate(names):
+            index = indices[particle]  # (B, k)
+            product_names = self.spec.particle(particle).product_names
+            for a in range(index.shape[1]):
+                for b in range(a + 1, index.shape[1]):
+                    repeated = (index[:, a] == index[:, b]) & (index[:, a] >= 0)
+                    self.tally(f"TARGETS/{particle}", "index_repeated", "a different object for each product",
+                               f"{product_names[a]} and {product_names[b]} on the same object in "
+                               "{events:event}").add(repeated, start, index[:, a], "combined index")
+            for other in names[p + 1:]:
+                shared = (index[:, :, None] == indices[other][:, None, :]) & (index[:, :, None] >= 0)
+                self.tally(f"TARGETS/{particle}", "index_repeated", f"no object shared with TARGETS/{other}",
+                           "shared objects in {events:event}").add(shared.any(axis=(1, 2)), start)
+
+    def scan_regression(
+        self, key: str, moments: _Moments, nan_count: list[int], start: int, stop: int
+    ) -> None:
+        values = self.read(regression_path(key), start, stop).astype(np.float64, copy=False)
+        nan = np.isnan(values)
+        nan_count[0] += int(nan.sum())
+        infinite = np.isinf(values)
+        self.tally(regression_path(key), "nonfinite", "finite values or NaN (missing)",
+                   "inf in {events:event}").add(infinite, start)
+        moments.add(values[~nan & ~infinite])
+
+    def scan_classification(self, key: str, start: int, stop: int) -> None:
+        labels = self.read(classification_path(key), start, stop).astype(np.int64, copy=False)
+        self.tally(classification_path(key), "label", "class labels >= 0, or -1 for missing",
+                   "{values:label} below -1").add(labels < -1, start, labels)
+        self.missing_classes[key] += int((labels == -1).sum())
+        classes, counts = np.unique(labels[labels >= 0], return_counts=True)
+        table = self.classes[key]
+        for label, count in zip(classes.tolist(), counts.tolist()):
+            table[label] = table.get(label, 0) + count
+
+    def summary(self) -> dict[str, Any]:
+        n = self.num_events
+        scale = 1.0 / n if n else 0.0
+        inputs: dict[str, Any] = {}
+        for source in self.spec.sequential:
+            if source.name in self.objects:
+                total, most = self.objects[source.name]
+                inputs[source.name] = {"kind": "SEQUENTIAL", "max_objects": self.max_objects[source.name],
+                                       "objects_mean": total * scale, "objects_max": most}
+        for source in self.spec.global_inputs:
+            inputs[source.name] = {"kind": "GLOBAL", "features": source.num_features}
+        particles = {name: {"fully_matched": c[0] * scale, "partially_matched": c[1] * scale,
+                            "not_matched": c[2] * scale} for name, c in self.matched.items()}
+        regressions = {key: {"count": m.count, "nan_fraction": nan[0] * scale,
+                             "mean": m.mean if m.count else None, "std": m.std if m.count else None}
+                       for key, (m, nan) in self.regressions.items()}
+        classifications = {key: {"class_counts": dict(sorted(table.items())),
+                                 "missing": self.missing_classes[key]} for key, table in self.classes.items()}
+        return {"events": n, "inputs": inputs, "particles": particles, "regressions": regressions,
+                "classifications": classifications}

@@ -1,0 +1,183 @@
+"""Everything ``spanet-test`` measures, for one run on one labelled file.
+
+:func:`evaluate_file` streams the file in blocks, runs the network once per block, and
+gathers what every metric and plot needs (:class:`Evaluation`). Two decodings of the same
+network outputs are scored:
+
+* without detection gating, every particle that has objects left is reported: the
+  published SPANet convention for ``event_purity`` and the jet / particle-count tables;
+* with the run's ``detection_threshold``: what ``spanet-predict`` writes; its particle
+  purity and efficiency (``with_detection``) show what the detection head adds.
+
+``num_jets`` is the number of real objects summed over all SEQUENTIAL inputs. Per-event
+weights (``event_weight_dataset``) enter every average.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from spanet_lite.dataset import reader, schema
+from spanet_lite.errors import InputError
+from spanet_lite.evaluation import baseline as neutrino
+from spanet_lite.evaluation import metrics as M
+from spanet_lite.evaluation.inference import Predictions, from_outputs, to_tensors
+from spanet_lite.evaluation.inputs import blocks
+from spanet_lite.evaluation.progress import progress_bar
+
+if TYPE_CHECKING:
+    from spanet_lite.evaluation.run import Run
+
+
+@dataclass
+class Evaluation:
+    """Numbers (``metrics``, JSON-able) and the per-event arrays the plots draw from."""
+
+    metrics: dict[str, Any]
+    predictions: Predictions
+    gated: dict[str, np.ndarray]
+    targets: dict[str, np.ndarray]
+    target_masks: dict[str, np.ndarray]
+    num_jets: np.ndarray
+    weights: np.ndarray
+    regressions: dict[str, np.ndarray]
+    classifications: dict[str, np.ndarray]
+    baseline: dict[str, np.ndarray] = field(default_factory=dict)
+    baseline_note: str = ""
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    if not parts:
+        return {}
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def evaluate_file(
+    run: Run, path: str | Path, *, batch_size: int = 1024, progress: bool = False
+) -> Evaluation:
+    """Stream ``path`` through ``run``'s network and compute every metric (see module doc)."""
+    spec, options = run.spec, run.options
+    mode = options.decoding
+    threshold = options.detection_threshold
+    plan = neutrino.plan_baseline(spec)
+    with schema.open_h5(path) as file:
+        report = schema.validate_h5(
+            file, spec, source=str(path), event_weight_dataset=options.event_weight_dataset
+        )
+        report.raise_for_errors()
+        layout = reader.resolve_layout(file, spec, path, options.event_weight_dataset)
+        if layout.num_events == 0:
+            raise InputError(path, "", "at least one event to evaluate", "0")
+        parts: list[Predictions] = []
+        gated, targets, masks, jets, weights, regressions, classes, base = [], [], [], [], [], [], [], []
+        with progress_bar(layout.num_events, f"testing {Path(path).name}", enabled=progress) as advance:
+            for start, stop in blocks(layout.num_events, batch_size):
+                block = reader.read_block(file, spec, layout, start, stop)
+                f, m = to_tensors(block.features, block.masks, run.device)
+                with torch.inference_mode():
+                    outputs = run.network(f, m)
+                parts.append(from_outputs(run.network, spec, outputs, threshold=None, mode=mode))
+                if spec.particles:
+                    with_gate = from_outputs(run.network, spec, outputs, threshold=threshold, mode=mode)
+                    gated.append(with_gate.assignments)
+                targets.append(block.targets)
+                masks.append(block.target_masks)
+                jets.append(block.num_objects())
+                weights.append(block.event_weights)
+                regressions.append(block.regressions)
+                classes.append(block.classifications)
+                if plan.usable:
+                    base.append(neutrino.compute_baseline(plan, spec, block.features, block.masks))
+                advance(stop - start)
+    evaluation = Evaluation(
+        metrics={},
+        predictions=Predictions.concatenate(parts),
+        gated=_concat(gated),
+        targets=_concat(targets),
+        target_masks=_concat(masks),
+        num_jets=np.concatenate(jets),
+        weights=np.concatenate(weights).astype(np.float64),
+        regressions=_concat(regressions),
+        classifications=_concat(classes),
+        baseline_note=plan.describe(),
+    )
+    scale = 1.0
+    if plan.usable:
+        truth = {k: evaluation.regressions[k] for k in plan.targets}
+        evaluation.baseline, scale = neutrino.matched_baseline(plan, _concat(base), truth)
+    evaluation.metrics = compute_metrics(run, evaluation, path, scale)
+    return evaluation
+
+
+def compute_metrics(run: Run, ev: Evaluation, path: str | Path, unit_divisor: float) -> dict[str, Any]:
+    """The nested metrics dict (JSON-able; ``nan``/``inf`` are turned into null when written)."""
+    spec, options = run.spec, run.options
+    w = ev.weights
+    result: dict[str, Any] = {
+        "file": str(path),
+        "run": str(run.directory),
+        "checkpoint": str(run.checkpoint),
+        "num_events": len(w),
+        "sum_of_weights": float(w.sum()),
+        "decoding": options.decoding,
+    }
+    if spec.particles:
+        predicted = ev.predictions.assignments
+        assignment = M.assignment_metrics(
+            predicted, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
+        )
+        result["event_purity"] = assignment["event_purity"]
+        result["event_purity_all"] = assignment["event_purity_all"]
+        result["assignment"] = assignment
+        result["assignment_tables"] = M.assignment_tables(
+            predicted, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
+        )
+        with_detection = M.assignment_metrics(ev.gated, ev.targets, ev.target_masks, spec, weights=w)
+        result["with_detection"] = {"threshold": options.detection_threshold, **with_detection}
+        result["detection"] = {
+            p: M.detection_metrics(
+                ev.predictions.detection_probabilities[p], ev.target_masks[p], weights=w,
+                threshold=options.detection_threshold,
+            )
+            for p in spec.particle_names
+        }
+    regression: dict[str, Any] = {}
+    for target in spec.regressions:
+        key = target.key
+        truth = ev.regressions[key]
+        entry = {"network": M.regression_metrics(ev.predictions.regressions[key], truth, weights=w)}
+        if key in ev.baseline:
+            entry["baseline"] = M.regression_metrics(ev.baseline[key], truth, weights=w)
+        regression[key] = entry
+    if regression:
+        result["regression"] = regression
+        result["baseline"] = {
+            "used": bool(ev.baseline), "note": ev.baseline_note, "unit_divisor": unit_divisor
+        }
+    classification = {
+        t.key: M.classification_metrics(
+            ev.predictions.classifications[t.key], ev.classifications[t.key], weights=w
+        )
+        for t in spec.classifications
+    }
+    if classification:
+        result["classification"] = classification
+    return result
+
+
+def json_ready(value: Any) -> Any:
+    """Nested metrics with nan/inf replaced by None (strict JSON has neither)."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

@@ -1,0 +1,130 @@
+"""One forward pass plus decoding, as numpy: what ``predict``, ``evaluate`` and the CLI share.
+
+:func:`infer` runs the network on one batch of raw inputs and returns a :class:`Predictions`
+with everything a user may want per event, all in file units:
+
+* ``assignments``: particle -> (B, k) combined object indices (-1 = not reported), decoded
+  with the detection threshold (``threshold=None`` reports every particle that has objects);
+* ``assignment_probabilities``: particle -> (B,) probability of the chosen tuple
+  (0 where not reported);
+* ``detection_probabilities``: particle -> (B,) sigmoid of the detection logit;
+* ``regressions``: key -> (B,) de-normalised (raw units) predictions;
+* ``classifications``: key -> (B, C) class probabilities (softmax);
+* ``embeddings``: (B, D) pooled event vector, only when asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import torch
+
+from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.evaluation.decoding import decode
+from spanet_lite.model.outputs import Outputs
+
+
+@dataclass
+class Predictions:
+    assignments: dict[str, np.ndarray] = field(default_factory=dict)
+    assignment_probabilities: dict[str, np.ndarray] = field(default_factory=dict)
+    detection_probabilities: dict[str, np.ndarray] = field(default_factory=dict)
+    regressions: dict[str, np.ndarray] = field(default_factory=dict)
+    classifications: dict[str, np.ndarray] = field(default_factory=dict)
+    embeddings: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        for value in (self.assignments, self.detection_probabilities, self.regressions, self.classifications):
+            for array in value.values():
+                return len(array)
+        return 0 if self.embeddings is None else len(self.embeddings)
+
+    @staticmethod
+    def concatenate(parts: Sequence[Predictions]) -> Predictions:
+        """Join per-batch predictions along the event axis."""
+        if not parts:
+            return Predictions()
+        joined = {}
+        for f in fields(Predictions):
+            values = [getattr(p, f.name) for p in parts]
+            if f.name == "embeddings":
+                joined[f.name] = None if values[0] is None else np.concatenate(values)
+            else:
+                joined[f.name] = {k: np.concatenate([v[k] for v in values]) for k in values[0]}
+        return Predictions(**joined)
+
+
+def to_tensors(
+    features: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray], device: torch.device | str = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """numpy inputs -> float32 features and bool masks on ``device``."""
+    tf = {k: torch.as_tensor(np.asarray(v, dtype=np.float32), device=device) for k, v in features.items()}
+    tm = {k: torch.as_tensor(np.asarray(v, dtype=bool), device=device) for k, v in masks.items()}
+    return tf, tm
+
+
+def chosen_probability(log_probs: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """(B, N, ..., N) log-probabilities and (B, k) choices -> (B,) probability of the choice (0 if -1)."""
+    batch = log_probs.shape[0]
+    flat = log_probs.reshape(batch, -1)
+    num_objects = log_probs.shape[1]
+    k = chosen.shape[1]
+    index = torch.zeros(batch, dtype=torch.long, device=chosen.device)
+    for axis in range(k):
+        index = index * num_objects + chosen[:, axis].clamp(min=0)
+    value = flat.gather(1, index[:, None].to(flat.device))[:, 0].exp()
+    return torch.where((chosen[:, 0] >= 0).to(value.device), value, torch.zeros_like(value))
+
+
+@torch.inference_mode()
+def infer(
+    network: torch.nn.Module,
+    spec: EventSpec,
+    features: Mapping[str, torch.Tensor],
+    masks: Mapping[str, torch.Tensor],
+    *,
+    threshold: float | None = 0.5,
+    mode: str = "greedy",
+    embeddings: bool = False,
+) -> Predictions:
+    """Network forward on one batch, decoded; see the module docstring for the fields."""
+    outputs = network(dict(features), dict(masks))
+    return from_outputs(network, spec, outputs, threshold=threshold, mode=mode, embeddings=embeddings)
+
+
+@torch.inference_mode()
+def from_outputs(
+    network: torch.nn.Module,
+    spec: EventSpec,
+    outputs: Outputs,
+    *,
+    threshold: float | None = 0.5,
+    mode: str = "greedy",
+    embeddings: bool = False,
+) -> Predictions:
+    """Decode and convert the raw :class:`Outputs` of one batch (``threshold=None``: no gating)."""
+    detections = {p: torch.sigmoid(v.float()) for p, v in outputs.detections.items()}
+    chosen = decode(
+        outputs.assignments,
+        spec,
+        detections=detections if threshold is not None else None,
+        threshold=threshold,
+        mode=mode,
+    ) if spec.particles else {}
+    regressions = network.denormalize_regressions(dict(outputs.regressions)) if outputs.regressions else {}
+    result = Predictions(
+        assignments={p: v.cpu().numpy() for p, v in chosen.items()},
+        assignment_probabilities={
+            p: chosen_probability(outputs.assignments[p].float(), chosen[p]).cpu().numpy() for p in chosen
+        },
+        detection_probabilities={p: v.cpu().numpy() for p, v in detections.items()},
+        regressions={k: v.float().cpu().numpy() for k, v in regressions.items()},
+        classifications={
+            k: torch.softmax(v.float(), dim=-1).cpu().numpy() for k, v in outputs.classifications.items()
+        },
+    )
+    if embeddings and outputs.event_vector is not None:
+        result.embeddings = outputs.event_vector.float().cpu().numpy()
+    return result

@@ -1,0 +1,261 @@
+"""PNG plots for ``spanet-test --plots DIR`` (matplotlib, Agg backend: no display needed).
+
+* ``roc_<target>.png``: background rejection 1/eps_B (log) against signal efficiency eps_S,
+  the way the top-tagging literature draws it; a random classifier is the 1/eps_S line.
+* ``regression_<target>.png``: residual histograms, network and (for neutrino targets) the
+  analytic W-mass baseline on the same bins.
+* ``purity_vs_jets.png``: event purity and per-particle efficiency against the number of
+  jets, with binomial (weighted) error bars and the event count per bin.
+* ``detection_calibration.png``: reliability diagram per particle (observed frequency of
+  "reconstructable" against the predicted probability; the diagonal is perfect calibration).
+* ``training_curves.png``: losses and validation metrics per epoch from the run's metrics.csv.
+
+Every function returns the path it wrote; :func:`write_all` returns all of them.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from spanet_lite.evaluation import metrics as M
+from spanet_lite.io import atomic_path
+
+if TYPE_CHECKING:
+    from spanet_lite.evaluation.evaluate import Evaluation
+
+DPI = 120
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    plt = _pyplot()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, format="png")
+    plt.close(fig)
+    return path
+
+
+def safe_name(key: str) -> str:
+    """A regression/classification key as a file-name part: ``EVENT/neutrino_px`` -> ``EVENT_neutrino_px``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
+
+
+def roc_plot(ev: Evaluation, key: str, path: Path, signal_class: int = 1) -> Path | None:
+    plt = _pyplot()
+    probabilities = ev.predictions.classifications[key]
+    labels = ev.classifications[key]
+    keep = (labels >= 0) & (ev.weights > 0)
+    if probabilities.shape[1] <= signal_class or not keep.any():
+        return None
+    tpr, fpr = M.roc_curve(probabilities[keep, signal_class], labels[keep] == signal_class, ev.weights[keep])
+    if np.isnan(tpr).any() or np.isnan(fpr).any():
+        return None  # one of the classes is absent: no curve to draw
+    auc = M.roc_auc(tpr, fpr)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    useful = (fpr > 0) & (tpr > 0)
+    ax.plot(tpr[useful], 1.0 / fpr[useful], label=f"network (AUC = {auc:.3f})", color="C0", lw=2)
+    eff = np.linspace(0.01, 1.0, 200)
+    ax.plot(eff, 1.0 / eff, ls="--", color="grey", label="random")
+    for target in (0.5, 0.8):
+        rejection = M.background_rejection(tpr, fpr, target)
+        if math.isfinite(rejection):
+            ax.plot([target], [rejection], "o", color="C1")
+            ax.annotate(f"{rejection:.1f}", (target, rejection), textcoords="offset points", xytext=(5, 5))
+    ax.set_yscale("log")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(bottom=1)
+    ax.set_xlabel(r"signal efficiency $\varepsilon_S$")
+    ax.set_ylabel(r"background rejection $1/\varepsilon_B$")
+    ax.set_title(f"ROC: {key} (class {signal_class} vs rest)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def regression_plot(ev: Evaluation, key: str, path: Path) -> Path | None:
+    plt = _pyplot()
+    truth = ev.regressions[key].astype(np.float64)
+    series = {"network": ev.predictions.regressions[key].astype(np.float64)}
+    if key in ev.baseline:
+        series["analytic W-mass solution"] = ev.baseline[key].astype(np.float64)
+    residuals = {}
+    for name, values in series.items():
+        keep = np.isfinite(values) & np.isfinite(truth) & (ev.weights > 0)
+        stats = M.regression_metrics(values[keep], truth[keep], weights=ev.weights[keep])
+        residuals[name] = (values[keep] - truth[keep], ev.weights[keep], stats)
+    pooled = np.concatenate([r for r, _, _ in residuals.values()])
+    if pooled.size == 0:
+        return None
+    low, high = np.percentile(pooled, [1, 99])
+    if not high > low:
+        low, high = low - 1.0, high + 1.0
+    bins = np.linspace(low, high, 61)
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for (name, (residual, weight, stats)), color in zip(residuals.items(), ("C0", "C3")):
+        label = (f"{name}\nRMS {stats['rms']:.3g}, 68% width {stats['width68']:.3g}, "
+                 f"within 10%: {stats['within10']:.0%}")
+        ax.hist(residual, bins=bins, weights=weight, histtype="step", lw=2, color=color, label=label)
+    ax.axvline(0.0, color="grey", lw=1)
+    ax.set_xlabel(f"prediction - truth ({key}, target units; central 98% shown)")
+    ax.set_ylabel("weighted events")
+    ax.set_title(f"Residuals: {key}")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_ylim(top=ax.get_ylim()[1] * 1.3)
+    return _save(fig, path)
+
+
+def _binomial(passed: np.ndarray, selected: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    w = weights[selected]
+    total = w.sum()
+    if total <= 0:
+        return math.nan, math.nan
+    p = float(w[passed[selected]].sum() / total)
+    effective = total**2 / np.sum(w**2)  # Kish effective sample size for weighted events
+    return p, math.sqrt(max(p * (1 - p), 0.0) / effective)
+
+
+def purity_vs_jets_plot(ev: Evaluation, spec, path: Path, min_events: int = 10) -> Path | None:
+    plt = _pyplot()
+    predicted = ev.predictions.assignments
+    outcome = M.match_outcome(predicted, ev.targets, ev.target_masks, spec, weights=ev.weights)
+    full = outcome.reconstructable.all(axis=1)
+    right = (outcome.correct | ~outcome.reconstructable).all(axis=1)
+    jets = np.unique(ev.num_jets)
+    jets = [n for n in jets if np.sum((ev.num_jets == n) & full) >= min_events]
+    if not jets:
+        return None
+    fig, (ax, bottom) = plt.subplots(2, 1, figsize=(6.5, 5.5), sharex=True, height_ratios=(3, 1))
+    curves = [("event purity", right, full, "k", "o")]
+    for j, name in enumerate(outcome.particles):
+        correct, recon = outcome.correct[:, j], outcome.reconstructable[:, j]
+        curves.append((f"{name} efficiency", correct, recon, f"C{j}", "s"))
+    for offset, (label, passed, base, color, marker) in enumerate(curves):
+        values = [_binomial(passed, (ev.num_jets == n) & base, ev.weights) for n in jets]
+        shift = 0.08 * (offset - (len(curves) - 1) / 2)
+        ax.errorbar(np.array(jets) + shift, [v for v, _ in values], yerr=[e for _, e in values], label=label,
+                    color=color, marker=marker, ls="-" if offset == 0 else ":", capsize=2)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("fraction correct")
+    ax.set_title("Assignment quality vs jet multiplicity")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    counts = [int(np.sum((ev.num_jets == n) & full)) for n in jets]
+    bottom.bar(jets, counts, color="grey", width=0.6)
+    bottom.set_ylabel("full events")
+    bottom.set_xlabel("number of jets")
+    bottom.set_xticks(jets)
+    return _save(fig, path)
+
+
+def calibration_plot(ev: Evaluation, spec, path: Path) -> Path | None:
+    plt = _pyplot()
+    if not spec.particles:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", label="perfect calibration")
+    for j, name in enumerate(spec.particle_names):
+        probabilities = ev.predictions.detection_probabilities[name].astype(np.float64)
+        present = ev.target_masks[name].astype(np.float64)
+        bins = M.calibration_bins(probabilities, present, ev.weights)
+        # Bins with under 0.5% of the events only add noise to the picture (they still count in the ECE).
+        filled = bins["weight"] > 0.005 * bins["weight"].sum()
+        ece = M.detection_metrics(probabilities, present, weights=ev.weights)["ece"]
+        ax.plot(bins["predicted"][filled], bins["observed"][filled], marker="o", color=f"C{j}",
+                label=f"{name} (calibration error {ece:.3f})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("predicted detection probability")
+    ax.set_ylabel("observed fraction reconstructable")
+    ax.set_title("Detection calibration")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    return _save(fig, path)
+
+
+def read_metrics_csv(path: Path) -> dict[str, np.ndarray]:
+    """Columns of a metrics.csv as float arrays (empty cells -> nan)."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    columns: dict[str, np.ndarray] = {}
+    for name in rows[0] if rows else []:
+        values = []
+        for row in rows:
+            try:
+                values.append(float(row[name]) if row[name] not in ("", None) else math.nan)
+            except ValueError:
+                values.append(math.nan)
+        columns[name] = np.array(values)
+    return columns
+
+
+def training_curves_plot(metrics_csv: Path, path: Path) -> Path | None:
+    """Total losses (train, val) per epoch, the other loss terms faintly, and val fractions."""
+    plt = _pyplot()
+    if not metrics_csv.is_file():
+        return None
+    columns = read_metrics_csv(metrics_csv)
+    if "epoch" not in columns:
+        return None
+    epoch = columns["epoch"]
+    filled = [c for c in columns if np.isfinite(columns[c]).any()]
+    losses = [c for c in filled if c.endswith("loss") and c.count("/") == 1]
+    fractions = [c for c in filled if c.startswith("val/") and not c.endswith("loss")
+                 and np.nanmax(np.abs(columns[c])) <= 1.0]
+    if not losses and not fractions:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name in losses:
+        keep = np.isfinite(columns[name])
+        total = name.endswith("total_loss") or name in ("train/loss", "val/loss")
+        left.plot(epoch[keep], columns[name][keep], marker="o" if total else None, lw=2 if total else 1,
+                  alpha=1.0 if total else 0.5, ls="-" if name.startswith("train") else "--", label=name)
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (left, right):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss")
+    left.set_title("Losses (train solid, validation dashed)")
+    left.grid(True, alpha=0.3)
+    left.legend(fontsize=7, ncol=2)
+    for name in fractions[:8]:
+        keep = np.isfinite(columns[name])
+        right.plot(epoch[keep], columns[name][keep], marker="o", label=name)
+    right.set_xlabel("epoch")
+    right.set_ylabel("fraction")
+    right.set_ylim(0, 1.02)
+    right.set_title("Validation metrics")
+    right.grid(True, alpha=0.3)
+    if fractions:
+        right.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def write_all(ev: Evaluation, spec, run_dir: Path, directory: Path) -> list[Path]:
+    """Every plot that applies; returns the written paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path | None] = []
+    for target in spec.classifications:
+        written.append(roc_plot(ev, target.key, directory / f"roc_{safe_name(target.key)}.png"))
+    for target in spec.regressions:
+        written.append(regression_plot(ev, target.key, directory / f"regression_{safe_name(target.key)}.png"))
+    if spec.particles:
+        written.append(purity_vs_jets_plot(ev, spec, directory / "purity_vs_jets.png"))
+        written.append(calibration_plot(ev, spec, directory / "detection_calibration.png"))
+    written.append(training_curves_plot(run_dir / "metrics.csv", directory / "training_curves.png"))
+    return [p for p in written if p is not None]

@@ -1,0 +1,127 @@
+"""Rich tables of a ``spanet-test`` result (the nested dict of :mod:`~spanet_lite.evaluation.evaluate`)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """Numbers for a table: nan as a dash, inf as the symbol, fractions with ``digits`` decimals."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "–"
+        if math.isinf(value):
+            return "∞"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def percent(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{100 * value:.1f}%"
+
+
+def render(metrics: dict[str, Any], console: Console | None = None) -> None:
+    """Print every table that applies to this run's topology."""
+    console = console or Console()
+    console.print(
+        f"[bold]{metrics['file']}[/]: {metrics['num_events']:,} events "
+        f"(sum of weights {metrics['sum_of_weights']:,.1f}), run {metrics['run']}"
+    )
+    if "assignment" in metrics:
+        _assignment(metrics, console)
+    if "regression" in metrics:
+        _regression(metrics, console)
+    if "classification" in metrics:
+        _classification(metrics, console)
+
+
+def _assignment(metrics: dict[str, Any], console: Console) -> None:
+    a = metrics["assignment"]
+    particles = [k.split("/", 1)[1] for k in a if k.startswith("particle_efficiency/")]
+    console.print(
+        f"[bold]Event purity {percent(metrics['event_purity'])}[/] (events with every particle "
+        f"reconstructable: {percent(a['event_fraction/full'])}); "
+        f"over events with any reconstructable particle {percent(metrics['event_purity_all'])} "
+        f"(partial {percent(a['event_fraction/partial'])}, none {percent(a['event_fraction/none'])})"
+    )
+    tables = metrics["assignment_tables"]
+    for title, rows, label in (
+        ("Purity by number of jets", tables["by_jets"], "jets"),
+        ("Purity by number of reconstructable particles", tables["by_particles"], "particles"),
+    ):
+        table = Table(title=title, title_justify="left")
+        table.add_column(label, justify="right")
+        table.add_column("events", justify="right")
+        table.add_column("event purity", justify="right")
+        for p in particles:
+            table.add_column(f"{p} efficiency", justify="right")
+        for row, values in rows.items():
+            # In the particle-count table the event purity is over that row's reconstructable particles.
+            event = values["event_purity_all"] if label == "particles" else values["event_purity"]
+            table.add_row(
+                row, percent(values["proportion"]), percent(event),
+                *[percent(values[f"particle_efficiency/{p}"]) for p in particles],
+            )
+        console.print(table)
+    gated = metrics["with_detection"]
+    table = Table(title="Particles", title_justify="left")
+    cut = f"{gated['threshold']:g}"
+    columns = ("particle", "eff.", "purity", f"eff. det≥{cut}", f"purity det≥{cut}", "det. acc.", "det. ECE")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for p in particles:
+        det = metrics["detection"][p]
+        table.add_row(
+            p, percent(a[f"particle_efficiency/{p}"]), percent(a[f"particle_purity/{p}"]),
+            percent(gated[f"particle_efficiency/{p}"]), percent(gated[f"particle_purity/{p}"]),
+            percent(det["accuracy"]), fmt(det["ece"]),
+        )
+    console.print(table)
+
+
+def _regression(metrics: dict[str, Any], console: Console) -> None:
+    table = Table(title="Regressions (residual = prediction - truth, target units)", title_justify="left")
+    table.add_column("target", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    for column in ("bias", "RMS", "68% width", "within 10%", "events"):
+        table.add_column(column, justify="right")
+    for key, entry in metrics["regression"].items():
+        for source in ("network", "baseline"):
+            if source not in entry:
+                continue
+            r = entry[source]
+            name = key.removeprefix("EVENT/") if source == "network" else ""
+            label = "network" if source == "network" else "analytic ν"
+            table.add_row(
+                name, label, fmt(r["bias"]), fmt(r["rms"]), fmt(r["width68"]), percent(r["within10"]),
+                f"{int(r['count']):,}",
+            )
+    console.print(table)
+    baseline = metrics.get("baseline")
+    if baseline:
+        note = baseline["note"]
+        if baseline["used"] and baseline["unit_divisor"] != 1.0:
+            note += f"; momenta divided by {baseline['unit_divisor']:g} to match the targets' units"
+        console.print(f"[dim]{note}[/]")
+
+
+def _classification(metrics: dict[str, Any], console: Console) -> None:
+    table = Table(title="Classifications (signal = class 1)", title_justify="left")
+    for column in ("target", "accuracy", "ROC AUC", "1/εB @ εS=50%", "1/εB @ εS=80%"):
+        table.add_column(column, justify="right")
+    for key, c in metrics["classification"].items():
+        table.add_row(
+            key.removeprefix("EVENT/"), percent(c["accuracy"]), fmt(c["roc_auc"]),
+            fmt(c["rejection@50"], 1), fmt(c["rejection@80"], 1),
+        )
+    console.print(table)

@@ -1,0 +1,190 @@
+"""SpanetNetwork: raw features in, :class:`Outputs` out.
+
+Data flow for a batch of B events (D = ``hidden_dim``, N = combined object slots,
+P = particles, T = N + GLOBAL inputs + 1 event token)::
+
+    raw features --FeatureNormalizer--> InputEmbedding --> tokens (B, T, D)
+      --shared encoder (num_encoder_layers)--> x (B, T, D); event vector = x[:, -1]
+      --P branch encoders, stacked (num_branch_encoder_layers)--> (P, B, T, D)
+         objects (P, B, N, D) --num_branch_embedding_layers residual blocks-->
+            --SymmetricTensorAttention per particle--> assignments[p] (B, N, ..., N)
+         particle vector (P, B, D) = the branch's event token
+            --detection heads--> detections[p] (B,) logits
+
+Regression and classification heads read, per target: the event vector (EVENT targets),
+the particle vector (``PARTICLE`` targets), or a *product vector* (product targets)::
+
+    product vector(p, j) = particle vector(p) + sum_i P(product j of p is object i) * object_p(i)
+
+with the product marginals of the network's own assignment distribution (detached, so
+regression losses do not pull on the assignment). Symmetric products have equal
+marginals, hence equal product vectors; their targets are ambiguous anyway.
+
+Option mapping (SPANet names): ``num_embedding_layers`` = depth of each input's MLP;
+``num_encoder_layers`` = shared encoder depth; ``num_branch_encoder_layers`` = per-particle
+encoder depth; ``num_branch_embedding_layers`` = residual blocks on the branch's object
+vectors before the tensor attention; ``num_detector_layers`` / ``num_regression_layers`` /
+``num_classification_layers`` = hidden layers of each head; ``transformer_activation`` in the
+encoders, ``linear_activation`` in MLPs and heads; ``dropout`` everywhere in training mode.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.config.options import Options
+from spanet_lite.dataset.statistics import DatasetStatistics
+from spanet_lite.errors import InputError
+from spanet_lite.model.embedding import InputEmbedding
+from spanet_lite.model.encoder import ACTIVATIONS, StackedEncoder, StackedResidualBlock, padding_bias
+from spanet_lite.model.heads import HeadBank
+from spanet_lite.model.normalization import FeatureNormalizer, RegressionNormalizer
+from spanet_lite.model.outputs import Outputs
+from spanet_lite.model.symmetric_attention import SymmetricTensorAttention, object_marginals
+
+HeadSource = tuple[int, int | None] | None
+"""Where a head reads its input: None = event vector, (p, None) = particle p, (p, j) = product j of p."""
+
+
+def _check_options(options: Options) -> None:
+    """Architecture options the network cannot work with are an options-file problem."""
+    if options.hidden_dim < 1:
+        raise InputError("options", "hidden_dim", "a positive integer", str(options.hidden_dim))
+    if options.num_attention_heads < 1 or options.hidden_dim % options.num_attention_heads:
+        raise InputError(
+            "options", "num_attention_heads", f"a divisor of hidden_dim ({options.hidden_dim})",
+            str(options.num_attention_heads),
+        )
+    for key in ("transformer_activation", "linear_activation"):
+        if str(getattr(options, key)).lower() not in ACTIVATIONS:
+            raise InputError("options", key, f"one of {', '.join(ACTIVATIONS)}", repr(getattr(options, key)))
+
+
+class SpanetNetwork(nn.Module):
+    """The whole network; see the module docstring for the data flow."""
+
+    def __init__(self, spec: EventSpec, options: Options, statistics: DatasetStatistics) -> None:
+        super().__init__()
+        _check_options(options)
+        self.spec = spec
+        self.options = options
+        self.statistics = statistics
+        dim, heads, dropout = options.hidden_dim, options.num_attention_heads, options.dropout
+        t_act, l_act = options.transformer_activation.lower(), options.linear_activation.lower()
+        self.sequential = [s.name for s in spec.sequential]
+        particles = len(spec.particles)
+
+        self.feature_normalizer = FeatureNormalizer(spec, statistics, options.normalize_features)
+        self.regression_normalizer = RegressionNormalizer(spec, statistics)
+        self.embedding = InputEmbedding(spec, dim, options.num_embedding_layers, l_act, dropout)
+        self.encoder = StackedEncoder(1, dim, heads, options.num_encoder_layers, t_act, dropout)
+        self.branches = StackedEncoder(particles, dim, heads, options.num_branch_encoder_layers, t_act, dropout)
+        self.branch_blocks = nn.ModuleList(
+            StackedResidualBlock(particles, dim, l_act, dropout) for _ in range(options.num_branch_embedding_layers)
+        )
+        self.attention = nn.ModuleList(SymmetricTensorAttention(p, self.sequential, dim) for p in spec.particles)
+        self.detector = HeadBank(particles, dim, 1, options.num_detector_layers, l_act)
+
+        self.regression_keys = [t.key for t in spec.regressions]
+        self.regression_sources = [self._source(t.particle, t.product) for t in spec.regressions]
+        self.regression_heads = (
+            HeadBank(len(self.regression_keys), dim, 1, options.num_regression_layers, l_act)
+            if self.regression_keys else None
+        )
+        self.classification_keys = [t.key for t in spec.classifications]
+        self.classification_sources = [self._source(t.particle, t.product) for t in spec.classifications]
+        self.num_classes = []
+        for key in self.classification_keys:
+            if key not in statistics.num_classes:
+                raise ValueError(f"statistics.num_classes has no entry for classification target {key!r}")
+            self.num_classes.append(max(int(statistics.num_classes[key]), 1))
+        self.classification_heads = (
+            HeadBank(len(self.classification_keys), dim, max(self.num_classes), options.num_classification_layers,
+                     l_act)
+            if self.classification_keys else None
+        )
+
+    def _source(self, particle: str | None, product: str | None) -> HeadSource:
+        if particle is None:
+            return None
+        p = self.spec.particle_names.index(particle)
+        if product == "PARTICLE":
+            return (p, None)
+        return (p, self.spec.particles[p].product_names.index(product))
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, features: dict[str, Tensor], masks: dict[str, Tensor]) -> Outputs:
+        """Raw features (SEQUENTIAL (B, N_i, F_i), GLOBAL (B, F_g)) and bool masks (B, N_i) -> Outputs."""
+        masks = {name: masks[name].bool() for name in self.sequential}
+        normalized = self.feature_normalizer(features, masks)
+        tokens, token_mask, object_mask = self.embedding(normalized, masks)  # (B, T, D), (B, T), (B, N)
+        widths = tuple(int(masks[name].shape[1]) for name in self.sequential)
+        B, T, D = tokens.shape
+        N = sum(widths)
+        P = len(self.spec.particles)
+
+        x = self.encoder(tokens.unsqueeze(0), padding_bias(token_mask))[0]  # (B, T, D)
+        event_vector = x[:, -1]  # (B, D)
+        if P == 0:
+            return self._heads(event_vector, None, None, {}, {}, Outputs({}, {}, event_vector=event_vector))
+
+        branch = self.branches(x.unsqueeze(0).expand(P, B, T, D), padding_bias(token_mask, P))  # (P, B, T, D)
+        particle_vectors = branch[:, :, -1]  # (P, B, D)
+        objects = branch[:, :, :N].reshape(P, B * N, D)
+        for block in self.branch_blocks:
+            objects = block(objects)
+        objects = objects.view(P, B, N, D)
+
+        assignments = {
+            particle.name: attention(objects[p], object_mask, widths)
+            for p, (particle, attention) in enumerate(zip(self.spec.particles, self.attention, strict=True))
+        }
+        logits = self.detector(particle_vectors).squeeze(-1)  # (P, B)
+        detections = {name: logits[p] for p, name in enumerate(self.spec.particle_names)}
+        outputs = Outputs(assignments, detections, event_vector=event_vector)
+        return self._heads(event_vector, particle_vectors, objects, assignments, {}, outputs)
+
+    def _heads(
+        self,
+        event_vector: Tensor,
+        particle_vectors: Tensor | None,
+        objects: Tensor | None,
+        assignments: dict[str, Tensor],
+        cache: dict[int, Tensor],
+        outputs: Outputs,
+    ) -> Outputs:
+        """Fill ``outputs.regressions`` and ``outputs.classifications`` from each head's source vector."""
+
+        def source_vector(source: HeadSource) -> Tensor:
+            if source is None:
+                return event_vector
+            assert particle_vectors is not None and objects is not None
+            p, j = source
+            if j is None:
+                return particle_vectors[p]
+            if p not in cache:
+                cache[p] = object_marginals(assignments[self.spec.particles[p].name].detach())  # (B, k, N)
+            return particle_vectors[p] + torch.einsum("bn,bnd->bd", cache[p][:, j], objects[p])
+
+        if self.regression_heads is not None:
+            inputs = torch.stack([source_vector(s) for s in self.regression_sources])  # (R, B, D)
+            values = self.regression_heads(inputs).squeeze(-1)  # (R, B)
+            outputs.regressions = {key: values[r] for r, key in enumerate(self.regression_keys)}
+        if self.classification_heads is not None:
+            inputs = torch.stack([source_vector(s) for s in self.classification_sources])  # (C, B, D)
+            values = self.classification_heads(inputs)  # (C, B, max classes)
+            outputs.classifications = {
+                key: values[c, :, : self.num_classes[c]] for c, key in enumerate(self.classification_keys)
+            }
+        return outputs
+
+    # -------------------------------------------------------------- targets
+    def normalize_regressions(self, values: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Raw regression targets (file units) -> the network's normalised units."""
+        return self.regression_normalizer.normalize(values)
+
+    def denormalize_regressions(self, values: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Normalised regression outputs -> file units."""
+        return self.regression_normalizer.denormalize(values)

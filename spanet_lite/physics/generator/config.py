@@ -1,0 +1,107 @@
+"""Every number of the generator's physics model, with where it comes from.
+
+Masses and widths are PDG values (rounded as event generators use them); the detector numbers
+follow the Delphes ATLAS card that the SPANet authors' samples were simulated with; the
+production spectra are shapes chosen to resemble the 13 TeV LHC measurements (peak and mean
+of the top/Higgs pT, width of the rapidity distributions), not fits. The radiation numbers
+(ISR count, FSR probability) were tuned so that the all-hadronic ttbar matched fractions land
+near the published SPANet sample (32.7 % / 52.3 % / 15.0 % of events with 2 / 1 / 0 tops
+fully matched) - see ``docs/readme_generator.md`` for the measured values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+# --- masses and widths, GeV (PDG; b and c masses are Pythia 8 defaults) ----------------------
+TOP_MASS, TOP_WIDTH = 172.5, 1.32
+W_MASS, W_WIDTH = 80.4, 2.085
+Z_MASS, Z_WIDTH = 91.1876, 2.4952
+HIGGS_MASS, HIGGS_WIDTH = 125.0, 0.0041
+B_MASS, C_MASS = 4.8, 1.5
+ELECTRON_MASS, MUON_MASS = 0.000511, 0.105658
+
+
+@dataclass(frozen=True)
+class PhysicsConfig:
+    """Tunable parameters of the production, radiation and detector model.
+
+    Units: GeV for momenta and masses, radians / eta units for angles.
+    """
+
+    # Breit-Wigner sampling window, in widths either side of the pole.
+    bw_window: float = 15.0
+    top_width: float = TOP_WIDTH
+    w_width: float = W_WIDTH
+
+    # Initial-state radiation: Poisson count (capped), pT = isr_pt_min + Exponential(isr_pt_scale),
+    # eta ~ Normal(0, isr_eta_sigma). The hard system recoils against the ISR partons.
+    isr_mean: float = 1.6
+    isr_max: int = 4
+    isr_pt_min: float = 12.0
+    isr_pt_scale: float = 28.0
+    isr_eta_sigma: float = 1.8
+    isr_b_fraction: float = 0.02  # g -> b bbar / c cbar in ISR gives real extra heavy-flavour jets
+    isr_c_fraction: float = 0.05
+
+    # Final-state radiation: each parton emits one hard gluon with this probability, carrying
+    # a fraction z ~ U(fsr_z_min, fsr_z_max) of its pT at an angle dR log-uniform in [dr_min, dr_max].
+    fsr_probability: float = 0.6
+    fsr_z_min: float = 0.05
+    fsr_z_max: float = 0.45
+    fsr_dr_min: float = 0.1
+    fsr_dr_max: float = 1.5
+
+    # Shower mass of a parton's jet: pT * jet_mass_fraction * LogNormal(0, jet_mass_spread).
+    jet_mass_fraction: float = 0.10
+    jet_mass_spread: float = 0.45
+
+    # Jet energy resolution, Delphes ATLAS card (hadronic calorimeter):
+    # sigma_E = sqrt((c E)^2 + s^2 E + n^2); |eta| <= 1.7: c 0.0302, s 0.5205, n 1.59;
+    # 1.7 < |eta|: c 0.050, s 0.706, n 0.
+    jer_constant_central: float = 0.0302
+    jer_stochastic_central: float = 0.5205
+    jer_noise_central: float = 1.59
+    jer_constant_forward: float = 0.050
+    jer_stochastic_forward: float = 0.706
+    jer_eta_boundary: float = 1.7
+    # Jet direction smearing (about a quarter of the 0.1 x 0.1 calorimeter tower), both eta and phi.
+    jet_angular_resolution: float = 0.025
+
+    # Lepton pT resolution (relative) and angular resolution (Delphes ATLAS: ~1-2 %, ~1 mrad).
+    lepton_resolution: float = 0.015
+    lepton_angular_resolution: float = 0.001
+
+    # MET resolution per transverse component: met_resolution * sqrt(sum ET) (ATLAS: 0.5-0.7).
+    met_resolution: float = 0.5
+
+    # Acceptance, clustering and matching (the SPANet samples' choices).
+    jet_pt_min: float = 25.0
+    jet_eta_max: float = 2.5
+    lepton_pt_min: float = 25.0
+    lepton_eta_max: float = 2.5
+    merge_dr: float = 0.4
+    match_dr: float = 0.4
+
+    def with_overrides(self, **changes: Any) -> PhysicsConfig:
+        """A copy with some parameters changed (unknown names raise TypeError)."""
+        return replace(self, **changes)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Event selection applied after the detector model.
+
+    ``min_jets`` counts accepted jets (before truncation to the stored maximum); ``min_btags``
+    counts b-tagged jets among the stored ones; ``leptons`` is the required number of accepted
+    leptons (processes without leptons ignore it).
+    """
+
+    min_jets: int
+    min_btags: int
+    leptons: int = 0

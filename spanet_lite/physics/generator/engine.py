@@ -1,0 +1,214 @@
+"""Drive a process: seeded blocks, selection, chunked HDF5 output, and a summary.
+
+Determinism: candidate events are simulated in blocks of ``BLOCK_SIZE``; block i draws from
+``numpy.random.default_rng([seed, i])``. The selected events are the first N passing ones in
+block order, so a file depends only on (process, N, seed, physics, selection) - not on the
+write chunk size or on how the work is split.
+
+Memory: one block plus one write chunk is held at a time, whatever N is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+from numpy.typing import NDArray
+
+from spanet_lite.io import atomic_path
+from spanet_lite.physics.generator.config import PhysicsConfig, Selection
+from spanet_lite.physics.generator.processes import PROCESSES, Process, selected
+
+BLOCK_SIZE = 16_384
+FLOAT_DTYPE = np.float32
+
+
+@dataclass
+class Summary:
+    """What a generation run produced: counts, selection efficiency, matching and jet multiplicity.
+
+    ``matched_all/some/none``: fractions of (signal) events whose particles are all / some (but
+    not all) / none fully matched (every product of the particle has a target index).
+    """
+
+    process: str
+    events: int
+    candidates: int = 0
+    matched_all: float = 0.0
+    matched_some: float = 0.0
+    matched_none: float = 0.0
+    mean_jets: float = 0.0
+    particle_matched: dict[str, float] = field(default_factory=dict)
+    signal_fraction: float | None = None
+
+    @property
+    def efficiency(self) -> float:
+        return self.events / self.candidates if self.candidates else 0.0
+
+
+class _Tally:
+    def __init__(self, process: Process) -> None:
+        self.process = process
+        self.counts = np.zeros(3, dtype=np.int64)  # all, some, none
+        self.per_particle = dict.fromkeys(process.particles, 0)
+        self.jets = 0
+        self.events = 0
+        self.signal_events = 0
+
+    def add(self, arrays: dict[str, NDArray]) -> None:
+        p = self.process
+        n = len(arrays[f"INPUTS/{p.sequential_input}/MASK"])
+        self.events += n
+        num_objects = arrays[f"INPUTS/{p.sequential_input}/MASK"].sum(axis=1)
+        self.jets += int(num_objects.sum() - (arrays[f"INPUTS/{p.sequential_input}/MASK"][:, 0].sum()
+                                                if p.has_lepton else 0))
+        signal = arrays.get("CLASSIFICATIONS/EVENT/signal")
+        rows = np.ones(n, dtype=bool) if signal is None else signal.astype(bool)
+        self.signal_events += int(rows.sum())
+        complete = []
+        for particle in p.particles:
+            products = [(par, prod) for par, prod in p.targets if par == particle]
+            full = np.all([arrays[f"TARGETS/{par}/{prod}"] >= 0 for par, prod in products], axis=0)[rows]
+            self.per_particle[particle] += int(full.sum())
+            complete.append(full)
+        k = np.sum(complete, axis=0)
+        self.counts += [int((k == len(complete)).sum()), int(((k > 0) & (k < len(complete))).sum()),
+                        int((k == 0).sum())]
+
+    def summary(self, candidates: int) -> Summary:
+        s = max(self.signal_events, 1)
+        signal_fraction = self.signal_events / max(self.events, 1) if self.process.name == "ttH_semilep" else None
+        return Summary(
+            process=self.process.name,
+            events=self.events,
+            candidates=candidates,
+            matched_all=self.counts[0] / s,
+            matched_some=self.counts[1] / s,
+            matched_none=self.counts[2] / s,
+            mean_jets=self.jets / max(self.events, 1),
+            particle_matched={k: v / s for k, v in self.per_particle.items()},
+            signal_fraction=signal_fraction,
+        )
+
+
+def get_process(name: str) -> Process:
+    try:
+        return PROCESSES[name]
+    except KeyError:
+        raise KeyError(name) from None
+
+
+def generate_blocks(
+    process: Process,
+    seed: int,
+    config: PhysicsConfig | None = None,
+    selection: Selection | None = None,
+    max_objects: int | None = None,
+    signal_fraction: float = 0.5,
+) -> Iterator[tuple[dict[str, NDArray], int]]:
+    """Yield (selected arrays, candidates simulated) block after block, forever (caller stops)."""
+    config = config or PhysicsConfig()
+    selection = selection or process.selection
+    width = max_objects or process.max_objects
+    block = 0
+    while True:
+        rng = np.random.default_rng([seed, block])
+        arrays, reco = process.simulate(rng, BLOCK_SIZE, config, width, signal_fraction)
+        keep = selected(reco, selection)
+        yield {k: v[keep] for k, v in arrays.items()}, BLOCK_SIZE
+        block += 1
+
+
+def generate_arrays(process: str | Process, events: int, seed: int, **kwargs) -> dict[str, NDArray]:
+    """The first ``events`` selected events in memory, stored dtypes (for tests and notebooks)."""
+    proc = get_process(process) if isinstance(process, str) else process
+    parts: list[dict[str, NDArray]] = []
+    have = 0
+    for arrays, _ in generate_blocks(proc, seed, **kwargs):
+        parts.append(arrays)
+        have += len(next(iter(arrays.values())))
+        if have >= events:
+            break
+    return {k: _stored(k, np.concatenate([p[k] for p in parts])[:events]) for k in parts[0]}
+
+
+def _stored(key: str, values: NDArray) -> NDArray:
+    """Stored dtype: bool masks, int64 targets/classes, float32 features and regressions."""
+    if key.endswith("/MASK"):
+        return values.astype(bool)
+    if key.startswith(("TARGETS/", "CLASSIFICATIONS/")):
+        return values.astype(np.int64)
+    return values.astype(FLOAT_DTYPE)
+
+
+def write_file(
+    path: str | Path,
+    process: str | Process,
+    events: int,
+    seed: int,
+    *,
+    config: PhysicsConfig | None = None,
+    selection: Selection | None = None,
+    max_objects: int | None = None,
+    signal_fraction: float = 0.5,
+    chunk_size: int = 65_536,
+    overwrite: bool = False,
+    compression: str | None = "gzip",
+    progress: Callable[[int], None] | None = None,
+) -> Summary:
+    """Generate ``events`` selected events into the HDF5 file ``path`` (atomic, chunked).
+
+    ``progress(k)`` is called with the number of events written so far after each chunk.
+    Raises FileExistsError if ``path`` exists and ``overwrite`` is False.
+    """
+    proc = get_process(process) if isinstance(process, str) else process
+    if events < 1:
+        raise ValueError("events must be at least 1")
+    tally = _Tally(proc)
+    candidates = 0
+    with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
+        written = 0
+        buffer: list[dict[str, NDArray]] = []
+        buffered = 0
+        datasets: dict[str, h5py.Dataset] = {}
+        blocks = generate_blocks(proc, seed, config, selection, max_objects, signal_fraction)
+        while written < events:
+            arrays, simulated = next(blocks)
+            candidates += simulated
+            buffer.append(arrays)
+            buffered += len(next(iter(arrays.values())))
+            if buffered < chunk_size and written + buffered < events:
+                continue
+            take = min(buffered, events - written)
+            chunk = {k: _stored(k, np.concatenate([b[k] for b in buffer])[:take]) for k in buffer[0]}
+            if not datasets:
+                datasets = _create_datasets(f, chunk, events, compression)
+                datasets["WEIGHTS/EVENT/weight"] = f.create_dataset(
+                    "WEIGHTS/EVENT/weight", data=np.ones(events, dtype=FLOAT_DTYPE),
+                    compression=compression, **({"shuffle": True} if compression else {}))
+            for key, values in chunk.items():
+                datasets[key][written:written + take] = values
+            tally.add(chunk)
+            written += take
+            buffer, buffered = [], 0
+            if progress is not None:
+                progress(written)
+        f.attrs["generator"] = "spanet_lite"
+        f.attrs["process"] = proc.name
+        f.attrs["seed"] = seed
+        f.attrs["candidates"] = candidates
+    return tally.summary(candidates)
+
+
+def _create_datasets(f: h5py.File, sample: dict[str, NDArray], events: int, compression: str | None
+                     ) -> dict[str, h5py.Dataset]:
+    out = {}
+    for key, values in sample.items():
+        shape = (events, *values.shape[1:])
+        rows = max(1, min(events, 4096))
+        options = {"compression": compression, "shuffle": True} if compression else {}
+        out[key] = f.create_dataset(key, shape=shape, dtype=values.dtype, chunks=(rows, *values.shape[1:]), **options)
+    return out

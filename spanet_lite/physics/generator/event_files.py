@@ -1,0 +1,161 @@
+"""The event files (YAML text) that the generated processes' HDF5 files match.
+
+The same text ships as ``event_files/<name>.yaml`` in the repository; ``spanet-generate
+--event-file-output`` writes it next to a generated file, and a test checks both agree.
+"""
+
+from __future__ import annotations
+
+_SOURCE_INPUT = """\
+INPUTS:
+  SEQUENTIAL:
+    Source:
+      mass: log_normalize
+      pt: log_normalize
+      eta: normalize
+      phi: normalize
+      btag: none
+  GLOBAL:
+"""
+
+FULL_HADRONIC_TTBAR = (
+    "# All-hadronic ttbar: t -> b W, W -> q q' for both tops (the classic SPANet topology).\n"
+    + _SOURCE_INPUT
+    + """
+EVENT:
+  t1:
+    - q1
+    - q2
+    - b
+  t2:
+    - q1
+    - q2
+    - b
+
+PERMUTATIONS:
+  EVENT:
+    - [ t1, t2 ]
+  t1:
+    - [ q1, q2 ]
+  t2:
+    - [ q1, q2 ]
+
+REGRESSIONS:
+
+CLASSIFICATIONS:
+"""
+)
+
+HH_4B = (
+    "# HH -> 4b: two Higgs bosons, each decaying to b bbar; both the bosons and their b quarks are\n"
+    "# interchangeable.\n"
+    + _SOURCE_INPUT
+    + """
+EVENT:
+  h1:
+    - b1
+    - b2
+  h2:
+    - b1
+    - b2
+
+PERMUTATIONS:
+  EVENT:
+    - [ h1, h2 ]
+  h1:
+    - [ b1, b2 ]
+  h2:
+    - [ b1, b2 ]
+
+REGRESSIONS:
+
+CLASSIFICATIONS:
+"""
+)
+
+# Jets and the charged lepton share one SEQUENTIAL input; flags say which object is which
+# (qtag: jet without b-tag, btag: b-tagged jet, etag: electron, utag: muon). The lepton is slot 0.
+_LEPTON_JETS_INPUT = """\
+INPUTS:
+  SEQUENTIAL:
+    Momenta:
+      mass: log_normalize
+      pt: log_normalize
+      eta: normalize
+      sin_phi: normalize
+      cos_phi: normalize
+      qtag: none
+      btag: none
+      etag: none
+      utag: none
+
+  GLOBAL:
+    Met:
+      met: log_normalize
+      sin_phi: normalize
+      cos_phi: normalize
+"""
+
+SEMI_LEPTONIC_TTBAR = (
+    "# Semi-leptonic ttbar: the leptonic top's b jet (lt/b) and the hadronic top's three jets.\n"
+    "# The lepton sits in the Momenta input; the neutrino (GeV) is a regression target.\n"
+    + _LEPTON_JETS_INPUT
+    + """
+EVENT:
+  lt:
+    - b
+  ht:
+    - b
+    - q1
+    - q2
+
+PERMUTATIONS:
+  ht:
+    - [ q1, q2 ]
+
+REGRESSIONS:
+  EVENT:
+    - neutrino_eta
+    - neutrino_px
+    - neutrino_py
+    - neutrino_pz
+
+CLASSIFICATIONS:
+"""
+)
+
+SEMI_LEPTONIC_TTH = (
+    "# Semi-leptonic ttH, H -> b bbar, against a tt + b bbar background (signal = 1 / 0).\n"
+    "# Regressions in GeV; log_invariant_mass = ln(m(t tbar X) / GeV), X = H or the b bbar pair.\n"
+    + _LEPTON_JETS_INPUT
+    + """
+EVENT:
+  lt:
+    - b
+  ht:
+    - b
+    - q1
+    - q2
+  h:
+    - b1
+    - b2
+
+PERMUTATIONS:
+  ht:
+    - [ q1, q2 ]
+  h:
+    - [ b1, b2 ]
+
+REGRESSIONS:
+  EVENT:
+    - neutrino_eta
+    - neutrino_px
+    - neutrino_py
+    - neutrino_pz
+    - log_invariant_mass
+
+CLASSIFICATIONS:
+  EVENT:
+    - signal
+"""
+)

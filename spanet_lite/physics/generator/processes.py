@@ -1,0 +1,261 @@
+"""The generated processes: parton-level recipe, target slots, stored layout and default selection.
+
+Each process turns a block of n candidate events into HDF5-ready arrays (keys are dataset
+paths, FORMATS.md section 2) plus the quantities the selection needs. Target slot r of a
+process is column r of its hard partons (see ``detector.reconstruct``).
+
+Spectra (Gamma shape, scale in GeV) and rapidity widths are documented in ``production``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from spanet_lite.physics.generator import event_files
+from spanet_lite.physics.generator.config import B_MASS, PhysicsConfig, Selection
+from spanet_lite.physics.generator.detector import Reconstructed, reconstruct
+from spanet_lite.physics.generator.production import (
+    BOTTOM,
+    Lepton,
+    PartonSet,
+    balanced_transverse,
+    decay_to_bb,
+    decay_top,
+    decay_w_hadronic,
+    decay_w_leptonic,
+    higgs_masses,
+    rapidities,
+    recoil,
+    resonance,
+    sample_isr,
+    top_masses,
+)
+from spanet_lite.physics.kinematics import FourVector, invariant_mass
+
+Arrays = dict[str, NDArray]
+
+# Gamma(shape, scale [GeV]) for |pT| and Gaussian widths for rapidities (system, per particle).
+TTBAR_TOP_PT = (2.4, 44.0)  # mode ~62, mean ~106 GeV
+TTX_TOP_PT = (2.6, 50.0)  # tops recoiling against a third heavy system are harder
+TTH_HIGGS_PT = (2.6, 52.0)  # mean ~135 GeV
+TTBB_PAIR_PT = (2.2, 50.0)
+HH_HIGGS_PT = (3.0, 50.0)  # mean ~150 GeV
+TTBAR_Y = (0.85, 0.75)
+TTX_Y = (0.7, 0.75)
+HH_Y = (0.8, 0.75)
+# tt + b bbar background: the b bbar pair's mass is 20 GeV + Gamma(2, 45 GeV) (mode 65, mean 110).
+BB_MASS_OFFSET, BB_MASS_GAMMA = 20.0, (2.0, 45.0)
+
+
+@dataclass(frozen=True)
+class Process:
+    """One generatable process and the layout of its files."""
+
+    name: str
+    description: str
+    event_file_name: str
+    event_file_text: str
+    sequential_input: str
+    max_objects: int
+    selection: Selection
+    targets: tuple[tuple[str, str], ...]  # (particle, product) per target slot
+    simulate: Callable[[np.random.Generator, int, PhysicsConfig, int, float], tuple[Arrays, Reconstructed]]
+    has_lepton: bool = False
+
+    @property
+    def particles(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p for p, _ in self.targets))
+
+
+def _two_tops(rng: np.random.Generator, n: int, config: PhysicsConfig, isr: PartonSet) -> tuple[FourVector, FourVector]:
+    (x1, y1), (x2, y2) = balanced_transverse(rng, [TTBAR_TOP_PT, TTBAR_TOP_PT], recoil(isr))
+    y = rapidities(rng, n, 2, *TTBAR_Y)
+    return resonance(x1, y1, y[:, 0], top_masses(rng, n, config)), resonance(x2, y2, y[:, 1], top_masses(rng, n, config))
+
+
+def _hadronic_top(rng: np.random.Generator, top: FourVector, config: PhysicsConfig):
+    b, w = decay_top(rng, top, config)
+    q1, q2, f1, f2 = decay_w_hadronic(rng, w)
+    return b, q1, q2, f1, f2
+
+
+def _source_arrays(reco: Reconstructed, process: Process) -> Arrays:
+    """Jets-only SEQUENTIAL input ``Source`` (mass, pt, eta, phi, btag) and the targets."""
+    out: Arrays = {
+        "INPUTS/Source/MASK": reco.jet_mask,
+        "INPUTS/Source/mass": reco.jet_mass,
+        "INPUTS/Source/pt": reco.jet_pt,
+        "INPUTS/Source/eta": reco.jet_eta,
+        "INPUTS/Source/phi": reco.jet_phi,
+        "INPUTS/Source/btag": reco.jet_btag.astype(np.float64),
+    }
+    for r, (particle, product) in enumerate(process.targets):
+        out[f"TARGETS/{particle}/{product}"] = reco.targets[:, r]
+    return out
+
+
+def _momenta_arrays(reco: Reconstructed, lepton: Lepton, process: Process) -> Arrays:
+    """Lepton (slot 0) + jets SEQUENTIAL input ``Momenta``, the ``Met`` global input, targets, neutrino."""
+    n = reco.jet_pt.shape[0]
+
+    def with_lepton(lepton_value: NDArray, jet_values: NDArray) -> NDArray:
+        return np.concatenate([np.asarray(lepton_value, dtype=np.float64).reshape(n, 1), jet_values], axis=1)
+
+    mask = reco.jet_mask
+    btag = reco.jet_btag & mask
+    ok = reco.lepton_accepted
+    assert ok is not None and reco.lepton_pt is not None and reco.met_x is not None and reco.met_y is not None
+    met = np.hypot(reco.met_x, reco.met_y)
+    met_phi = np.arctan2(reco.met_y, reco.met_x)
+    out: Arrays = {
+        "INPUTS/Momenta/MASK": np.concatenate([ok[:, None], mask], axis=1),
+        "INPUTS/Momenta/mass": with_lepton(lepton.vector.mass, reco.jet_mass),
+        "INPUTS/Momenta/pt": with_lepton(reco.lepton_pt, reco.jet_pt),
+        "INPUTS/Momenta/eta": with_lepton(reco.lepton_eta, reco.jet_eta),
+        "INPUTS/Momenta/sin_phi": with_lepton(np.sin(reco.lepton_phi), np.where(mask, np.sin(reco.jet_phi), 0.0)),
+        "INPUTS/Momenta/cos_phi": with_lepton(np.cos(reco.lepton_phi), np.where(mask, np.cos(reco.jet_phi), 0.0)),
+        "INPUTS/Momenta/qtag": with_lepton(np.zeros(n), (mask & ~btag).astype(np.float64)),
+        "INPUTS/Momenta/btag": with_lepton(np.zeros(n), btag.astype(np.float64)),
+        "INPUTS/Momenta/etag": with_lepton(lepton.is_electron, np.zeros_like(reco.jet_pt)),
+        "INPUTS/Momenta/utag": with_lepton(~lepton.is_electron, np.zeros_like(reco.jet_pt)),
+        "INPUTS/Met/met": met,
+        "INPUTS/Met/sin_phi": np.sin(met_phi),
+        "INPUTS/Met/cos_phi": np.cos(met_phi),
+        "INPUTS/Met/sumet": reco.sum_et,
+    }
+    for r, (particle, product) in enumerate(process.targets):
+        t = reco.targets[:, r]
+        out[f"TARGETS/{particle}/{product}"] = np.where(t >= 0, t + 1, -1)  # jets start at slot 1
+    nu = lepton.neutrino
+    out["REGRESSIONS/EVENT/neutrino_px"] = nu.px
+    out["REGRESSIONS/EVENT/neutrino_py"] = nu.py
+    out["REGRESSIONS/EVENT/neutrino_pz"] = nu.pz
+    out["REGRESSIONS/EVENT/neutrino_eta"] = nu.eta
+    return out
+
+
+def simulate_ttbar_allhad(rng: np.random.Generator, n: int, config: PhysicsConfig, max_objects: int,
+                          signal_fraction: float) -> tuple[Arrays, Reconstructed]:
+    isr = sample_isr(rng, n, config)
+    t1, t2 = _two_tops(rng, n, config, isr)
+    b1, q11, q12, f11, f12 = _hadronic_top(rng, t1, config)
+    b2, q21, q22, f21, f22 = _hadronic_top(rng, t2, config)
+    hard = PartonSet.stack([(q11, f11, 0), (q12, f12, 1), (b1, BOTTOM, 2), (q21, f21, 3), (q22, f22, 4), (b2, BOTTOM, 5)])
+    reco = reconstruct(rng, hard, isr, 6, max_objects, config)
+    return _source_arrays(reco, TTBAR_ALLHAD), reco
+
+
+def simulate_ttbar_semilep(rng: np.random.Generator, n: int, config: PhysicsConfig, max_objects: int,
+                           signal_fraction: float) -> tuple[Arrays, Reconstructed]:
+    isr = sample_isr(rng, n, config)
+    t_lep, t_had = _two_tops(rng, n, config, isr)
+    b_lep, w_lep = decay_top(rng, t_lep, config)
+    lepton = decay_w_leptonic(rng, w_lep)
+    b_had, q1, q2, f1, f2 = _hadronic_top(rng, t_had, config)
+    hard = PartonSet.stack([(b_lep, BOTTOM, 0), (b_had, BOTTOM, 1), (q1, f1, 2), (q2, f2, 3)])
+    reco = reconstruct(rng, hard, isr, 4, max_objects - 1, config, lepton)
+    return _momenta_arrays(reco, lepton, TTBAR_SEMILEP), reco
+
+
+def simulate_tth_semilep(rng: np.random.Generator, n: int, config: PhysicsConfig, max_objects: int,
+                         signal_fraction: float) -> tuple[Arrays, Reconstructed]:
+    """ttH (H -> b bbar) with probability ``signal_fraction``, else tt + b bbar (same final state)."""
+    signal = rng.random(n) < signal_fraction
+    isr = sample_isr(rng, n, config)
+    x_shape = np.where(signal, TTH_HIGGS_PT[0], TTBB_PAIR_PT[0])
+    x_scale = np.where(signal, TTH_HIGGS_PT[1], TTBB_PAIR_PT[1])
+    (x1, y1), (x2, y2), (xx, yx) = balanced_transverse(rng, [TTX_TOP_PT, TTX_TOP_PT, (x_shape, x_scale)], recoil(isr))
+    y = rapidities(rng, n, 3, *TTX_Y)
+    bb_mass = np.maximum(BB_MASS_OFFSET + rng.gamma(*BB_MASS_GAMMA, n), 2 * B_MASS + 1.0)
+    x_mass = np.where(signal, higgs_masses(rng, n, config), bb_mass)
+    t_lep = resonance(x1, y1, y[:, 0], top_masses(rng, n, config))
+    t_had = resonance(x2, y2, y[:, 1], top_masses(rng, n, config))
+    x = resonance(xx, yx, y[:, 2], x_mass)
+    b_lep, w_lep = decay_top(rng, t_lep, config)
+    lepton = decay_w_leptonic(rng, w_lep)
+    b_had, q1, q2, f1, f2 = _hadronic_top(rng, t_had, config)
+    xb1, xb2 = decay_to_bb(rng, x)
+    hard = PartonSet.stack([(b_lep, BOTTOM, 0), (b_had, BOTTOM, 1), (q1, f1, 2), (q2, f2, 3),
+                            (xb1, BOTTOM, 4), (xb2, BOTTOM, 5)])
+    hard.role[~signal] = -1  # background events carry no assignment targets (as in SPANet's sample)
+    reco = reconstruct(rng, hard, isr, 6, max_objects - 1, config, lepton)
+    out = _momenta_arrays(reco, lepton, TTH_SEMILEP)
+    out["REGRESSIONS/EVENT/log_invariant_mass"] = np.log(invariant_mass(t_lep, t_had, x))
+    out["CLASSIFICATIONS/EVENT/signal"] = signal.astype(np.int64)
+    return out, reco
+
+
+def simulate_hh_4b(rng: np.random.Generator, n: int, config: PhysicsConfig, max_objects: int,
+                   signal_fraction: float) -> tuple[Arrays, Reconstructed]:
+    isr = sample_isr(rng, n, config)
+    (x1, y1), (x2, y2) = balanced_transverse(rng, [HH_HIGGS_PT, HH_HIGGS_PT], recoil(isr))
+    y = rapidities(rng, n, 2, *HH_Y)
+    h1 = resonance(x1, y1, y[:, 0], higgs_masses(rng, n, config))
+    h2 = resonance(x2, y2, y[:, 1], higgs_masses(rng, n, config))
+    b11, b12 = decay_to_bb(rng, h1)
+    b21, b22 = decay_to_bb(rng, h2)
+    hard = PartonSet.stack([(b11, BOTTOM, 0), (b12, BOTTOM, 1), (b21, BOTTOM, 2), (b22, BOTTOM, 3)])
+    reco = reconstruct(rng, hard, isr, 4, max_objects, config)
+    return _source_arrays(reco, HH_4B), reco
+
+
+TTBAR_ALLHAD = Process(
+    name="ttbar_allhad",
+    description="all-hadronic t tbar, both W -> q q'",
+    event_file_name="full_hadronic_ttbar.yaml",
+    event_file_text=event_files.FULL_HADRONIC_TTBAR,
+    sequential_input="Source",
+    max_objects=10,
+    selection=Selection(min_jets=6, min_btags=2),
+    targets=(("t1", "q1"), ("t1", "q2"), ("t1", "b"), ("t2", "q1"), ("t2", "q2"), ("t2", "b")),
+    simulate=simulate_ttbar_allhad,
+)
+TTBAR_SEMILEP = Process(
+    name="ttbar_semilep",
+    description="semi-leptonic t tbar, one W -> e/mu nu",
+    event_file_name="semi_leptonic_ttbar.yaml",
+    event_file_text=event_files.SEMI_LEPTONIC_TTBAR,
+    sequential_input="Momenta",
+    max_objects=12,
+    selection=Selection(min_jets=4, min_btags=2, leptons=1),
+    targets=(("lt", "b"), ("ht", "b"), ("ht", "q1"), ("ht", "q2")),
+    simulate=simulate_ttbar_semilep,
+    has_lepton=True,
+)
+TTH_SEMILEP = Process(
+    name="ttH_semilep",
+    description="semi-leptonic t tbar H (H -> b bbar) against t tbar + b bbar",
+    event_file_name="semi_leptonic_ttH.yaml",
+    event_file_text=event_files.SEMI_LEPTONIC_TTH,
+    sequential_input="Momenta",
+    max_objects=19,
+    selection=Selection(min_jets=6, min_btags=4, leptons=1),
+    targets=(("lt", "b"), ("ht", "b"), ("ht", "q1"), ("ht", "q2"), ("h", "b1"), ("h", "b2")),
+    simulate=simulate_tth_semilep,
+    has_lepton=True,
+)
+HH_4B = Process(
+    name="hh_4b",
+    description="Higgs pair, both H -> b bbar",
+    event_file_name="hh_4b.yaml",
+    event_file_text=event_files.HH_4B,
+    sequential_input="Source",
+    max_objects=10,
+    selection=Selection(min_jets=4, min_btags=2),
+    targets=(("h1", "b1"), ("h1", "b2"), ("h2", "b1"), ("h2", "b2")),
+    simulate=simulate_hh_4b,
+)
+
+PROCESSES: dict[str, Process] = {p.name: p for p in (TTBAR_ALLHAD, TTBAR_SEMILEP, TTH_SEMILEP, HH_4B)}
+
+
+def selected(reco: Reconstructed, selection: Selection) -> NDArray[np.bool_]:
+    """Events passing the selection (see :class:`Selection`)."""
+    keep = (reco.num_jets >= selection.min_jets) & ((reco.jet_btag & reco.jet_mask).sum(axis=1) >= selection.min_btags)
+    if selection.leptons and reco.lepton_accepted is not None:
+        keep &= reco.lepton_accepted if selection.leptons == 1 else np.zeros_like(keep)
+    return keep

@@ -1,0 +1,270 @@
+"""``spanet-generate --backend pythia``: chunked, parallel, resumable, deterministic generation.
+
+The run is cut into chunks of ``chunk_size`` selected events. Chunk ``k`` depends only on
+(process, seed, k, its size) (see :func:`~.engine.chunk_seeds`), so the output is the same for
+any ``jobs`` and for a run that was interrupted and resumed. Finished chunks are written
+atomically to ``<output>.chunks/`` beside the output, with a ``manifest.json`` naming the run;
+re-running the same command skips the chunks that exist. When all chunks are there they are
+copied, in order, into the output (atomically: a reader never sees a partial file) and the
+chunk directory is removed.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import multiprocessing
+import queue
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from spanet_lite.config.event_file import parse_event_spec
+from spanet_lite.errors import InputError
+from spanet_lite.io import atomic_path, atomic_write_text
+from spanet_lite.physics.generator.config import PhysicsConfig
+from spanet_lite.physics.generator.engine import FLOAT_DTYPE, Summary, _create_datasets, _stored, _Tally
+from spanet_lite.physics.generator.processes import PROCESSES as FAST_PROCESSES
+from spanet_lite.physics.pythia.engine import ChunkResult, generate_chunk
+from spanet_lite.physics.pythia.processes import PROCESSES
+
+DEFAULT_CHUNK_SIZE = 500
+MANIFEST = "manifest.json"
+EXTRA_HINT = "pip install 'spanet-lite[pythia]'"
+
+
+def require_pythia() -> str:
+    """Import Pythia and FastJet or raise a one-line InputError saying how to get them.
+
+    Returns Pythia's version string (recorded in the output file).
+    """
+    try:
+        import fastjet  # noqa: F401
+        import pythia8mc  # noqa: F401
+    except ImportError as error:
+        expected = f"the optional 'pythia' extra ({EXTRA_HINT})"
+        raise InputError(None, "--backend pythia", expected, f"no module {error.name!r}") from None
+    try:
+        return importlib.metadata.version("pythia8mc")
+    except importlib.metadata.PackageNotFoundError:  # built from source: no distribution metadata
+        return "unknown"
+
+
+def chunk_sizes(events: int, chunk_size: int) -> list[int]:
+    """``events`` split into chunks of ``chunk_size`` (the last one smaller)."""
+    full, rest = divmod(events, chunk_size)
+    return [chunk_size] * full + ([rest] if rest else [])
+
+
+def chunk_path(work_dir: Path, index: int) -> Path:
+    return work_dir / f"chunk_{index:05d}.h5"
+
+
+def work_dir_for(output: Path) -> Path:
+    return output.with_name(output.name + ".chunks")
+
+
+def _write_chunk(path: Path, result: ChunkResult) -> None:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for key, values in result.arrays.items():
+            f.create_dataset(key, data=_stored(key, values))
+        f.attrs["generated"] = result.generated
+        f.attrs["selected"] = result.selected
+
+
+def _run_chunk(args: tuple[Any, ...]) -> tuple[int, int, int]:
+    """Worker: generate chunk ``index`` and write it; returns (index, generated, selected)."""
+    name, events, seed, index, path, config, updates = args
+    fast = FAST_PROCESSES[name]
+    spec = parse_event_spec(fast.event_file_text)
+
+    def on_batch(generated: int, selected: int) -> None:
+        if updates is not None:
+            updates.put((generated, selected))
+
+    result = generate_chunk(PROCESSES[name], spec, fast.max_objects, fast.selection, events, seed, index,
+                            config=config, on_batch=on_batch)
+    _write_chunk(Path(path), result)
+    return index, result.generated, result.selected
+
+
+def _check_manifest(work_dir: Path, manifest: dict[str, Any]) -> None:
+    path = work_dir / MANIFEST
+    if path.exists():
+        try:
+            found = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            found = None
+        if found != manifest:
+            raise InputError(
+                path, "", f"chunks of this same run to resume ({manifest}); remove {work_dir} to start over",
+                str(found),
+            )
+    else:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
+
+
+def generate(
+    process: str,
+    n_events: int,
+    seed: int,
+    output: str | Path,
+    jobs: int = 1,
+    progress: bool = True,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    config: PhysicsConfig | None = None,
+    overwrite: bool = False,
+    compression: str | None = "gzip",
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Summary:
+    """Generate ``n_events`` selected events of ``process`` with Pythia into ``output``.
+
+    ``jobs`` worker processes generate chunks in parallel; ``progress`` shows a rich progress
+    bar (selected events, events/s, acceptance = selected / generated). ``on_progress(generated,
+    selected)`` is called with increments instead when given. Returns the same
+    :class:`~spanet_lite.physics.generator.engine.Summary` as the fast backend.
+    """
+    pythia_version = require_pythia()
+    if process not in PROCESSES:
+        raise InputError(None, "PROCESS", f"one of {', '.join(PROCESSES)}", repr(process))
+    if n_events < 1:
+        raise InputError(None, "--events", "a positive number of events", str(n_events))
+    if jobs < 1:
+        raise InputError(None, "--jobs", "a positive number of worker processes", str(jobs))
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise InputError(output, "", "a path that does not exist yet (or --overwrite)", "an existing file")
+    sizes = chunk_sizes(n_events, chunk_size)
+    work_dir = work_dir_for(output)
+    manifest = {"backend": "pythia", "pythia": pythia_version, "process": process, "seed": seed,
+                "events": n_events, "chunk_size": chunk_size,
+                "config": None if config is None else repr(config)}
+    _check_manifest(work_dir, manifest)
+    todo = [k for k in range(len(sizes)) if not chunk_path(work_dir, k).exists()]
+    done_events = sum(sizes[k] for k in range(len(sizes)) if k not in todo)
+
+    tasks = [(process, sizes[k], seed, k, str(chunk_path(work_dir, k)), config) for k in todo]
+    bar = _Progress(process, n_events, done_events, progress, on_progress)
+    if jobs == 1 or len(tasks) <= 1:
+        with bar:
+            for task in tasks:
+                _run_chunk((*task, bar))
+    else:
+        _run_parallel(tasks, jobs, bar)
+
+    summary = _assemble(work_dir, sizes, output, process, seed, pythia_version, compression)
+    shutil.rmtree(work_dir)
+    return summary
+
+
+def _run_parallel(tasks: list[tuple[Any, ...]], jobs: int, bar: _Progress) -> None:
+    """Run chunks in ``jobs`` worker processes, feeding the progress bar from a queue.
+
+    Workers are forked (no re-import of the caller's ``__main__``) before the progress bar
+    starts its refresh thread, so no thread exists at fork time; where fork is unavailable
+    they are spawned.
+    """
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    with context.Manager() as manager:
+        updates = manager.Queue()
+        with context.Pool(min(jobs, len(tasks))) as pool, bar:
+            pending = pool.map_async(_run_chunk, [(*task, updates) for task in tasks], chunksize=1)
+            while not pending.ready():
+                bar.drain(updates, timeout=0.2)
+            bar.drain(updates)
+            pending.get()  # re-raise a worker's exception here
+
+
+def _assemble(work_dir: Path, sizes: list[int], output: Path, process: str, seed: int, pythia_version: str,
+              compression: str | None) -> Summary:
+    """Copy the chunks into ``output`` in order (atomically) and tally the summary."""
+    fast = FAST_PROCESSES[process]
+    tally = _Tally(fast)
+    total = sum(sizes)
+    generated = 0
+    with atomic_path(output) as tmp, h5py.File(tmp, "w") as out:
+        datasets: dict[str, h5py.Dataset] = {}
+        start = 0
+        for k, size in enumerate(sizes):
+            with h5py.File(chunk_path(work_dir, k), "r") as chunk:
+                arrays: dict[str, Any] = {}
+                chunk.visititems(lambda name, obj, arrays=arrays: arrays.__setitem__(name, obj[()])
+                                 if isinstance(obj, h5py.Dataset) else None)
+                generated += int(chunk.attrs["generated"])
+            if not datasets:
+                datasets = _create_datasets(out, arrays, total, compression)
+                out.create_dataset("WEIGHTS/EVENT/weight", data=np.ones(total, dtype=FLOAT_DTYPE),
+                                   compression=compression, **({"shuffle": True} if compression else {}))
+            for key, values in arrays.items():
+                datasets[key][start:start + size] = values
+            tally.add(arrays)
+            start += size
+        out.attrs["generator"] = "spanet_lite"
+        out.attrs["backend"] = "pythia"
+        out.attrs["pythia_version"] = pythia_version
+        out.attrs["process"] = process
+        out.attrs["seed"] = seed
+        out.attrs["candidates"] = generated
+    return tally.summary(generated)
+
+
+class _Progress:
+    """A rich progress bar fed with (generated, selected) increments from the workers."""
+
+    def __init__(self, process: str, total: int, done: int, show: bool,
+                 callback: Callable[[int, int], None] | None) -> None:
+        self.process, self.total, self.done, self.show, self.callback = process, total, done, show, callback
+        self.generated = 0
+        self.selected = 0
+        self._bar: Any = None
+        self._task: Any = None
+        self._start = time.perf_counter()
+
+    def __enter__(self) -> _Progress:
+        if self.show:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]} ev/s"), TextColumn("acceptance {task.fields[acceptance]}"),
+                TimeElapsedColumn(),
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task(f"pythia {self.process}", total=self.total, completed=self.done,
+                                            rate="-", acceptance="-")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+    def put(self, update: tuple[int, int]) -> None:
+        """Apply one (generated, selected) increment (the in-process stand-in for a queue)."""
+        generated, selected = update
+        self.generated += generated
+        self.selected += selected
+        if self.callback is not None:
+            self.callback(generated, selected)
+        if self._bar is not None:
+            elapsed = max(time.perf_counter() - self._start, 1e-9)
+            self._bar.update(self._task, advance=selected, rate=f"{self.selected / elapsed:,.1f}",
+                             acceptance=f"{self.selected / max(self.generated, 1):.1%}")
+
+    def drain(self, source: Any, timeout: float = 0.0) -> None:
+        """Apply every update waiting in the workers' queue, waiting up to ``timeout`` for the first."""
+        block = timeout > 0
+        while True:
+            try:
+                update = source.get(True, timeout) if block else source.get_nowait()
+            except queue.Empty:
+                return
+            block = False
+            self.put(update)

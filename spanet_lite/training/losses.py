@@ -1,0 +1,311 @@
+"""Training losses: assignment, detection, regression, classification and the overlap ("kl") term.
+
+``compute_losses(outputs, batch, network, spec, options) -> LossResult(total, terms)``::
+
+    total = assignment_loss_scale     * assignment_loss
+          + detection_loss_scale      * detection_loss
+          + regression_loss_scale     * regression_loss       (sum over regression targets)
+          + classification_loss_scale * classification_loss   (sum over classification targets)
+          + kl_loss_scale             * kl_loss
+
+Each family term is the sum of its per-part terms (``assignment_loss/<particle>`` ...), so
+adding a regression target adds a term instead of diluting the others.
+
+**Assignment.** For output particle p compared with the targets t of particle q, the loss is
+the negative log-probability of the *unordered* assignment: every ordering of t equivalent
+under p's product group G counts as the same answer. The network's distribution is exactly
+G-invariant and t has distinct objects, so ``P(unordered) = |G| P(t)`` and
+
+    nll(p, q) = -log P_p(t_q) - log |G_p|        (0 for a perfect prediction)
+
+with focal modulation ``(1 - P(unordered))^focal_gamma * nll``, capped at 1e4 so that a target
+the network considers impossible cannot produce inf/NaN. Only particles that are fully
+reconstructable (``batch.target_masks``) in events of ``batch.assignment_event_mask`` count,
+weighted by ``w_q = event_weight x assignment_weight x particle_weight[q]`` (None = 1).
+
+**EVENT symmetry.** For each element s of ``spec.event_symmetry`` (s[p] = index of the
+particle whose targets output p is compared with), per event
+``L_s = sum_p [q reconstructable] w_q nll(p, q = s[p])``; these are combined per
+``combine_pair_loss`` with per-event coefficients c_s: ``min`` (one-hot on the smallest L_s),
+``softmin`` (``softmax(-L_s)``) or ``mean`` (1/|S|), giving ``sum_s c_s L_s``. The assignment
+loss is the batch sum of that divided by ``sum_{events, q} [q reconstructable] w_q``: a
+weighted mean NLL per reconstructable particle. Detection, particle/product regressions and
+classifications of an event-symmetric particle follow the same pairing, with the
+coefficients detached (the assignment decides which truth particle an output stands for).
+
+**Detection.** Binary cross-entropy of each particle's logit against ``target_masks`` (all
+events, weights ``w_q``), normalised by the sum of weights over events and particles.
+
+**Regression.** On normalised targets (``network.normalize_regressions``): squared error for
+gaussian and log_gaussian (in the transformed space), absolute error for laplacian; NaN
+targets are excluded; each target's weighted mean uses ``event_weight``; a batch where a
+target is all NaN contributes exactly 0 for it.
+
+**Classification.** Cross-entropy, labels -1 (or outside the head's classes) excluded, weights
+``event_weight x classification_weights[key]``, weighted mean per target.
+
+**kl_loss** (SPANet's name; it is an overlap penalty, not a KL divergence). For particles p
+and p' in the same EVENT orbit, the probability that object i is used by p is
+``u_p(i) = sum_j P_p(product j = i)``; the term is the ``event_weight``-weighted batch mean of
+``sum_{pairs p<p'} sum_i u_p(i) u_p'(i)``, the expected number of objects two symmetric
+particles would both claim if their choices were independent. It discourages symmetric
+particles from piling onto the same objects. Computed without gradients when its scale is 0.
+
+``parameter_groups`` splits the network's parameters for decoupled weight decay
+(``l2_penalty``): only linear-map weight matrices decay; biases, norm gains and learned
+embeddings/tokens do not.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.config.options import COMBINE_PAIR_LOSSES, Options
+from spanet_lite.dataset.batch import Batch
+from spanet_lite.errors import InputError
+from spanet_lite.model.encoder import StackedLinear
+from spanet_lite.model.outputs import Outputs
+from spanet_lite.model.symmetric_attention import object_marginals
+
+NLL_CAP = 1.0e4
+"""Largest per-particle assignment NLL: keeps an impossible target finite (no inf/NaN)."""
+_TINY = 1.0e-30
+
+
+@dataclass
+class LossResult:
+    total: Tensor
+    """Scalar to back-propagate."""
+    terms: dict[str, Tensor]
+    """Every term by name (scalars), family terms and per-part terms."""
+
+
+def compute_losses(outputs: Outputs, batch: Batch, network: Any, spec: EventSpec, options: Options) -> LossResult:
+    """All loss terms of one batch; see the module docstring for the definitions."""
+    if options.combine_pair_loss not in COMBINE_PAIR_LOSSES:
+        raise InputError(
+            "options", "combine_pair_loss", f"one of {', '.join(COMBINE_PAIR_LOSSES)}", repr(options.combine_pair_loss)
+        )
+    device = next(iter(batch.features.values())).device
+    size = batch.batch_size
+    ones = torch.ones(size, device=device)
+    event_weight = batch.event_weights.float() if batch.event_weights is not None else ones
+    terms: dict[str, Tensor] = {}
+
+    coefficients, permutations = _assignment_and_detection(outputs, batch, spec, options, event_weight, terms)
+    terms["regression_loss"] = _regression(outputs, batch, network, spec, coefficients, permutations,
+                                           event_weight, terms)
+    terms["classification_loss"] = _classification(outputs, batch, spec, coefficients, permutations,
+                                                   event_weight, terms)
+    with torch.no_grad() if options.kl_loss_scale == 0 else nullcontext():
+        terms["kl_loss"] = overlap_penalty(outputs, spec, event_weight)
+
+    total = (
+        options.assignment_loss_scale * terms["assignment_loss"]
+        + options.detection_loss_scale * terms["detection_loss"]
+        + options.regression_loss_scale * terms["regression_loss"]
+        + options.classification_loss_scale * terms["classification_loss"]
+        + options.kl_loss_scale * terms["kl_loss"]
+    )
+    return LossResult(total, terms)
+
+
+# --------------------------------------------------------------- assignment
+def _target_indices(targets: Tensor, num_objects: int) -> Tensor:
+    """(B, k) combined object indices (-1 allowed) -> (B,) flat index into the N^k tuples."""
+    k = targets.shape[1]
+    strides = torch.tensor([num_objects ** (k - 1 - j) for j in range(k)], device=targets.device)
+    return (targets.clamp_min(0) * strides).sum(1)
+
+
+def _assignment_and_detection(
+    outputs: Outputs, batch: Batch, spec: EventSpec, options: Options, event_weight: Tensor,
+    terms: dict[str, Tensor],
+) -> tuple[Tensor, Tensor]:
+    """Fill the assignment and detection terms; return the per-event coefficients (S, B) and perms (S, P)."""
+    names = spec.particle_names
+    P, size, device = len(names), batch.batch_size, event_weight.device
+    permutations = torch.tensor(spec.event_symmetry.elements, dtype=torch.long, device=device).view(-1, max(P, 1))
+    if P == 0:
+        zero = torch.zeros((), device=device)
+        terms["assignment_loss"] = terms["detection_loss"] = zero
+        return torch.ones(1, size, device=device), permutations
+
+    assignment_weight = batch.assignment_weights.float() if batch.assignment_weights is not None else 1.0
+    in_loss = batch.assignment_event_mask if batch.assignment_event_mask is not None else True
+    weight, present, counted = [], [], []
+    for name in names:
+        w = event_weight * assignment_weight
+        if name in batch.particle_weights:
+            w = w * batch.particle_weights[name].float()
+        weight.append(w)
+        present.append(batch.target_masks[name].bool())
+        counted.append(present[-1] & in_loss)
+
+    pairs = {(p, int(q)) for element in permutations.tolist() for p, q in enumerate(element)}
+    zero_row = torch.zeros(size, device=device)
+    nll_rows, bce_rows = [zero_row] * (P * P), [zero_row] * (P * P)
+    for p, q in sorted(pairs):
+        log_probs = outputs.assignments[names[p]]
+        group_order = spec.particles[p].symmetry.order
+        flat = _target_indices(batch.targets[names[q]], log_probs.shape[1])
+        picked = log_probs.reshape(size, -1).gather(1, flat[:, None]).squeeze(1)
+        nll = (-(picked + math.log(group_order))).clamp(max=NLL_CAP)
+        if options.focal_gamma:
+            prob = torch.exp(-nll).clamp(max=1.0)
+            nll = (1.0 - prob) ** options.focal_gamma * nll
+        nll_rows[p * P + q] = torch.where(counted[q], weight[q] * nll, zero_row)
+        label = present[q].float()
+        bce = F.binary_cross_entropy_with_logits(outputs.detections[names[p]].float(), label, reduction="none")
+        bce_rows[p * P + q] = weight[q] * bce
+
+    select = (torch.arange(P, device=device) * P + permutations).reshape(-1)  # (S P,) rows (p, s[p])
+    S = permutations.shape[0]
+    nll_sp = torch.stack(nll_rows).index_select(0, select).view(S, P, size)  # (S, P, B)
+    bce_sp = torch.stack(bce_rows).index_select(0, select).view(S, P, size)
+    per_element = nll_sp.sum(1)  # (S, B)
+    if options.combine_pair_loss == "min":
+        coefficients = F.one_hot(per_element.argmin(0), S).T.to(per_element.dtype)
+    elif options.combine_pair_loss == "softmin":
+        coefficients = torch.softmax(-per_element, 0)
+    else:
+        coefficients = torch.full_like(per_element, 1.0 / S)
+
+    assignment = (coefficients.unsqueeze(1) * nll_sp).sum((0, 2))  # (P,)
+    detection = (coefficients.detach().unsqueeze(1) * bce_sp).sum((0, 2))
+    assignment_den = sum(torch.where(c, w, zero_row).sum() for c, w in zip(counted, weight, strict=True))
+    detection_den = sum(w.sum() for w in weight)
+    assignment = assignment / torch.as_tensor(assignment_den).clamp_min(_TINY)
+    detection = detection / torch.as_tensor(detection_den).clamp_min(_TINY)
+    for p, name in enumerate(names):
+        terms[f"assignment_loss/{name}"] = assignment[p]
+        terms[f"detection_loss/{name}"] = detection[p]
+    terms["assignment_loss"] = assignment.sum()
+    terms["detection_loss"] = detection.sum()
+    return coefficients.detach(), permutations
+
+
+# ------------------------------------------------- regression, classification
+def _permuted_keys(target: Any, spec: EventSpec, permutations: Tensor, known: set[str]) -> list[str]:
+    """The target key output ``target`` is compared with under each event-group element."""
+    if target.particle is None:
+        return [target.key] * permutations.shape[0]
+    p = spec.particle_names.index(target.particle)
+    j = None if target.product == "PARTICLE" else spec.particles[p].product_names.index(target.product)
+    keys = []
+    for element in permutations.tolist():
+        q = spec.particles[element[p]]
+        level = "PARTICLE" if j is None else q.product_names[j]
+        key = f"{q.name}/{level}/{target.name}"
+        keys.append(key if key in known else target.key)
+    return keys
+
+
+def _pairing(
+    target: Any, spec: EventSpec, permutations: Tensor, known: set[str], coefficients: Tensor, event_weight: Tensor
+) -> tuple[list[str], Tensor]:
+    """Target keys compared with ``target``'s output, and their per-event weights (S', B).
+
+    Collapses to the single key with weight ``event_weight`` when the event group never moves it.
+    """
+    keys = _permuted_keys(target, spec, permutations, known)
+    if len(set(keys)) == 1:
+        return keys[:1], event_weight.unsqueeze(0)
+    return keys, coefficients * event_weight
+
+
+def _weighted_mean(values: Tensor, weights: Tensor, valid: Tensor) -> Tensor:
+    """sum(w v) / sum(w) over valid entries; exactly 0 when nothing is valid (never NaN)."""
+    zero = torch.zeros((), dtype=values.dtype, device=values.device)
+    numerator = torch.where(valid, weights * values, zero).sum()
+    return numerator / torch.where(valid, weights, zero).sum().clamp_min(_TINY)
+
+
+def _regression(
+    outputs: Outputs, batch: Batch, network: Any, spec: EventSpec, coefficients: Tensor, permutations: Tensor,
+    event_weight: Tensor, terms: dict[str, Tensor],
+) -> Tensor:
+    total = torch.zeros((), device=event_weight.device)
+    if not spec.regressions:
+        return total
+    known = {t.key for t in spec.regressions}
+    truth = network.normalize_regressions({key: batch.regressions[key].float() for key in known})
+    for target in spec.regressions:
+        prediction = outputs.regressions[target.key].float()  # (B,)
+        keys, weight = _pairing(target, spec, permutations, known, coefficients, event_weight)
+        y = torch.stack([truth[key] for key in keys])  # (S, B)
+        valid = torch.isfinite(y)
+        y = torch.where(valid, y, torch.zeros_like(y))
+        error = (prediction - y).abs() if target.type == "laplacian" else (prediction - y) ** 2
+        term = _weighted_mean(error, weight, valid)
+        terms[f"regression_loss/{target.key}"] = term
+        total = total + term
+    return total
+
+
+def _classification(
+    outputs: Outputs, batch: Batch, spec: EventSpec, coefficients: Tensor, permutations: Tensor,
+    event_weight: Tensor, terms: dict[str, Tensor],
+) -> Tensor:
+    total = torch.zeros((), device=event_weight.device)
+    known = {t.key for t in spec.classifications}
+    ones = torch.ones_like(event_weight)
+    for target in spec.classifications:
+        logits = outputs.classifications[target.key].float()  # (B, C)
+        classes = logits.shape[-1]
+        keys, pairing = _pairing(target, spec, permutations, known, coefficients, event_weight)
+        losses, weights, valids = [], [], []
+        for key in keys:
+            labels = batch.classifications[key].long()
+            valid = (labels >= 0) & (labels < classes)
+            losses.append(F.cross_entropy(logits, labels.clamp(0, classes - 1), reduction="none"))
+            extra = batch.classification_weights.get(key)
+            weights.append(ones if extra is None else extra.float())
+            valids.append(valid)
+        term = _weighted_mean(torch.stack(losses), pairing * torch.stack(weights), torch.stack(valids))
+        terms[f"classification_loss/{target.key}"] = term
+        total = total + term
+    return total
+
+
+# ---------------------------------------------------------------- overlap
+def overlap_penalty(outputs: Outputs, spec: EventSpec, event_weight: Tensor) -> Tensor:
+    """Weighted batch mean of sum over EVENT-symmetric pairs of sum_i u_p(i) u_p'(i) (see module doc)."""
+    total = torch.zeros_like(event_weight)
+    for orbit in spec.event_symmetry.orbits():
+        if len(orbit) < 2:
+            continue
+        usage = [object_marginals(outputs.assignments[spec.particles[p].name]).sum(1) for p in orbit]  # (B, N)
+        for a in range(len(usage)):
+            for b in range(a + 1, len(usage)):
+                total = total + (usage[a] * usage[b]).sum(1)
+    return (event_weight * total).sum() / event_weight.sum().clamp_min(_TINY)
+
+
+# ------------------------------------------------------------ weight decay
+def parameter_groups(network: nn.Module, l2_penalty: float) -> list[dict[str, Any]]:
+    """Optimiser groups for decoupled weight decay: linear-map weights decay, nothing else does.
+
+    Biases, LayerNorm gains/offsets (also the stacked ones, which have 3 dims) and learned
+    type embeddings are excluded: shrinking them towards 0 changes what the network computes
+    rather than limiting its capacity.
+    """
+    decay: list[nn.Parameter] = []
+    decay_ids: set[int] = set()
+    for module in network.modules():
+        if isinstance(module, (nn.Linear, StackedLinear)) and module.weight.requires_grad:
+            decay.append(module.weight)
+            decay_ids.add(id(module.weight))
+    rest = [p for p in network.parameters() if p.requires_grad and id(p) not in decay_ids]
+    groups: list[dict[str, Any]] = [{"params": decay, "weight_decay": float(l2_penalty)}]
+    if rest:
+        groups.append({"params": rest, "weight_decay": 0.0})
+    return groups

@@ -1,0 +1,156 @@
+"""What a person watching a run sees: rich bars on a terminal, one plain line per epoch elsewhere.
+
+On a terminal (and without ``--quiet``) each epoch gets a bar with the running loss terms;
+when an epoch ends one line records its validation numbers and the best so far. When stdout
+is not a terminal (batch systems, pipes) or with ``--quiet``, only those per-epoch lines are
+written, so log files stay readable. Only global rank 0 prints.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+HEADLINE = (
+    ("val/event_purity", "purity"),
+    ("val/particle_purity", "particle"),
+    ("val/regression_error", "reg.err"),
+    ("val/classification_accuracy", "class.acc"),
+)
+SHORT_TERMS = {
+    "total_loss": "loss",
+    "assignment_loss": "assign",
+    "detection_loss": "detect",
+    "regression_loss": "regress",
+    "classification_loss": "class",
+    "kl_loss": "kl",
+}
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "-"
+    value = float(value)
+    if math.isnan(value):
+        return "nan"
+    return f"{value:.4f}" if abs(value) < 1000 else f"{value:.3g}"
+
+
+def epoch_line(row: dict[str, Any], epochs: int, monitor: str, best: float | None, best_epoch: int | None) -> str:
+    """``epoch 3/20  loss 1.234 (val 1.301)  purity 0.512 ...  best purity 0.530 @ 2``."""
+    parts = [f"epoch {row['epoch'] + 1}/{epochs}"]
+    for term, short in SHORT_TERMS.items():
+        train = row.get(f"train/{term}")
+        if train is None:
+            continue
+        parts.append(f"{short} {_number(train)} (val {_number(row.get(f'val/{term}'))})")
+    parts.extend(f"{short} {_number(row[key])}" for key, short in HEADLINE if key in row)
+    if best is not None and best_epoch is not None:
+        name = dict(HEADLINE).get(monitor, monitor.removeprefix("val/"))
+        parts.append(f"best {name} {_number(best)} @ {best_epoch + 1}")
+    if "time_s" in row:
+        parts.append(f"{row['time_s']:.0f}s")
+    return "  ".join(parts)
+
+
+class ProgressDisplay(Callback):
+    """Rich per-epoch bars (``live=True``) or plain per-epoch lines (``live=False``)."""
+
+    def __init__(self, console: Console, *, epochs: int, monitor: str, live: bool, recorder: Any) -> None:
+        self.console = console
+        self.epochs = epochs
+        self.monitor = monitor
+        self.live = live
+        self.recorder = recorder
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._last_refresh = 0.0
+        recorder.on_epoch_recorded.append(self._epoch_done)
+        self._enabled = True
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._enabled = trainer.is_global_zero
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not (self._enabled and self.live):
+            return
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TextColumn("{task.fields[terms]}"),
+                console=self.console, transient=False)
+            self._progress.start()
+        if self._task is not None:
+            self._progress.remove_task(self._task)  # its summary line is already printed
+        total = trainer.num_training_batches
+        self._task = self._progress.add_task(
+            f"epoch {trainer.current_epoch + 1}/{self.epochs}",
+            total=None if total == float("inf") else int(total), terms="")
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self._progress is None or self._task is None:
+            return
+        now = time.monotonic()
+        terms = ""
+        if now - self._last_refresh > 0.5:
+            self._last_refresh = now
+            latest = getattr(pl_module, "latest_terms", {})
+            terms = "  ".join(f"{SHORT_TERMS.get(k, k)} {float(v):.3f}" for k, v in latest.items())
+            self._progress.update(self._task, advance=1, terms=terms)
+        else:
+            self._progress.update(self._task, advance=1)
+
+    def _epoch_done(self, row: dict[str, Any]) -> None:
+        if not self._enabled:
+            return
+        line = epoch_line(row, self.epochs, self.monitor, self.recorder.best_value, self.recorder.best_epoch)
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, description=f"epoch {row['epoch'] + 1}/{self.epochs} done")
+            self._progress.console.print(line, highlight=False)
+        else:
+            self.console.print(line, highlight=False, soft_wrap=True)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.close()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self.close()
+
+
+def summary_table(result: Any) -> Table:
+    """The end-of-run table: where the run is, how it ended, the best checkpoint and last metrics."""
+    table = Table(title="spanet-train", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    if result.run_dir is None:
+        table.add_row("run directory", "none (fast dev run: nothing written)")
+    else:
+        table.add_row("run directory", str(result.run_dir))
+    status = "finished" if result.stopped is None else f"stopped: {result.stopped}"
+    table.add_row("status", f"{status} after {result.epochs_completed} epoch(s), {result.seconds:.0f} s")
+    if result.best_checkpoint is not None:
+        where = "" if result.best_epoch is None else f" (epoch {result.best_epoch + 1})"
+        table.add_row("best checkpoint", f"{result.best_checkpoint}{where}")
+        table.add_row(f"best {result.monitor}", _number(result.best_value))
+    if result.last_checkpoint is not None:
+        table.add_row("last checkpoint", str(result.last_checkpoint))
+    if result.stopped is not None and result.run_dir is not None:
+        table.add_row("resume with", f"spanet-train --resume {result.run_dir}")
+    for key, short in HEADLINE:
+        if key in result.metrics:
+            table.add_row(f"last {key}", _number(result.metrics[key]))
+    return table

@@ -1,0 +1,64 @@
+"""Learning-rate schedule: linear warm-up, then cosine decay with hard restarts, stepped per batch.
+
+With ``W`` warm-up steps, ``T`` total steps and ``C`` cycles, the learning rate at optimiser
+step ``s`` is ``learning_rate * factor(s)`` with
+
+* ``factor(s) = (s + 1) / (W + 1)`` while ``s < W`` (so the very first step already learns), and
+* ``factor(s) = 0.5 * (1 + cos(pi * frac(C * p)))`` afterwards, ``p = (s - W) / (T - W)``:
+  ``C`` equal cosine cycles from the full rate down to zero, each restarting at the full rate.
+
+The factor is a pure function of the step, so a resumed run only needs the step counter
+(which the scheduler's state holds) to continue exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+
+
+def warmup_cosine_factor(step: int, *, total_steps: int, warmup_steps: int, cycles: int) -> float:
+    """Multiplier of the base learning rate at optimiser step ``step`` (0-based)."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / (warmup_steps + 1)
+    decay_steps = max(1, total_steps - warmup_steps)
+    progress = min(max(step - warmup_steps, 0) / decay_steps, 1.0)
+    if progress >= 1.0:
+        return 0.0
+    phase = (max(1, cycles) * progress) % 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * phase))
+
+
+def warmup_cosine_scheduler(
+    optimizer: torch.optim.Optimizer,
+    *,
+    total_steps: int,
+    warmup_steps: int,
+    cycles: int,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step :class:`~torch.optim.lr_scheduler.LambdaLR` following :func:`warmup_cosine_factor`.
+
+    The factor is bound with :func:`functools.partial`, whose (empty) ``__dict__`` is all that
+    LambdaLR stores: a checkpoint keeps the step counter, and the shape of the schedule comes
+    from the options of the run that loads it (so ``--resume --epochs 30`` stretches it).
+    """
+    factor = functools.partial(
+        warmup_cosine_factor,
+        total_steps=int(total_steps),
+        warmup_steps=int(warmup_steps),
+        cycles=int(cycles),
+    )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def schedule_steps(*, epochs: int, steps_per_epoch: int, warmup_epochs: float) -> tuple[int, int]:
+    """``(total_steps, warmup_steps)`` for a run of ``epochs`` epochs of ``steps_per_epoch`` steps.
+
+    Warm-up never takes the whole run: at most half of the steps warm up, so a short run
+    (``--epochs 1`` with ``learning_rate_warmup_epochs = 1``) still decays.
+    """
+    total = max(1, int(epochs) * max(1, int(steps_per_epoch)))
+    warmup = round(max(0.0, float(warmup_epochs)) * max(1, int(steps_per_epoch)))
+    return total, min(warmup, total // 2)

@@ -1,0 +1,108 @@
+"""Tiny run directories and files for the evaluation tests (spanet-test, -predict, -export).
+
+A run directory is written the way spanet-train writes one (docs/ARCHITECTURE.md): the event
+file text, resolved options, statistics measured on the file, and a Lightning-style
+checkpoint whose ``state_dict`` holds an untrained network's weights under ``network.``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from spanet_lite.config import parse_event_spec
+from spanet_lite.config.options import Options
+from spanet_lite.dataset import reader
+from spanet_lite.dataset.normalization import compute_statistics
+from spanet_lite.dataset.statistics import DatasetStatistics
+from spanet_lite.model.network import SpanetNetwork
+
+TINY = dict(
+    hidden_dim=16,
+    num_attention_heads=2,
+    num_embedding_layers=1,
+    num_encoder_layers=1,
+    num_branch_embedding_layers=0,
+    num_branch_encoder_layers=1,
+    num_detector_layers=1,
+    num_regression_layers=1,
+    num_classification_layers=1,
+)
+
+TTBAR_YAML = """
+INPUTS:
+  SEQUENTIAL:
+    Jets: {mass: log_normalize, pt: log_normalize, eta: normalize, phi: normalize, btag: none}
+EVENT:
+  t1: [q1, q2, b]
+  t2: [q1, q2, b]
+PERMUTATIONS:
+  EVENT: [[t1, t2]]
+  t1: [[q1, q2]]
+  t2: [[q1, q2]]
+"""
+
+
+def statistics_of(spec, path: Path, options: Options) -> DatasetStatistics:
+    with h5py.File(path, "r") as file:
+        layout = reader.resolve_layout(file, spec, path, options.event_weight_dataset)
+        block = reader.read_block(file, spec, layout, 0, layout.num_events)
+    return compute_statistics(
+        spec, options, [block], source=str(path), max_objects=layout.max_objects,
+        classifications=block.classifications,
+    )
+
+
+def make_run_dir(directory: Path, event_yaml: str, data_file: Path, seed: int = 0, **options) -> Path:
+    """Write a run directory with an untrained network for ``event_yaml``, statistics from ``data_file``."""
+    spec = parse_event_spec(event_yaml, source="event_file.yaml")
+    resolved = Options(**{**TINY, **options})
+    statistics = statistics_of(spec, data_file, resolved)
+    torch.manual_seed(seed)
+    network = SpanetNetwork(spec, resolved, statistics)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "event_file.yaml").write_text(event_yaml, encoding="utf-8")
+    (directory / "options.json").write_text(json.dumps(resolved.to_dict(), indent=2), encoding="utf-8")
+    statistics.save(directory / "statistics.json")
+    (directory / "checkpoints").mkdir(exist_ok=True)
+    checkpoint = {
+        "state_dict": {f"network.{k}": v for k, v in network.state_dict().items()},
+        "hyper_parameters": {
+            "event_file_text": event_yaml,
+            "options": resolved.to_dict(),
+            "statistics": statistics.to_dict(),
+        },
+    }
+    torch.save(checkpoint, directory / "checkpoints" / "last.ckpt")
+    (directory / "metrics.csv").write_text(
+        "epoch,step,train/loss,val/loss,val/event_purity\n"
+        "0,10,3.2,,\n0,10,,3.0,0.12\n1,20,2.5,,\n1,20,,2.4,0.31\n2,30,2.1,,\n2,30,,2.2,0.40\n",
+        encoding="utf-8",
+    )
+    return directory
+
+
+def write_ttbar_file(path: Path, num_events: int = 200, width: int = 10, seed: int = 0) -> Path:
+    """Random all-hadronic ttbar events: 6 to ``width`` jets, both tops matched in most events."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(6, width + 1, num_events)
+    mask = np.arange(width)[None, :] < counts[:, None]
+    with h5py.File(path, "w") as file:
+        file["INPUTS/Jets/MASK"] = mask
+        file["INPUTS/Jets/pt"] = np.where(mask, rng.uniform(20, 300, mask.shape), 0).astype(np.float32)
+        file["INPUTS/Jets/mass"] = np.where(mask, rng.uniform(2, 30, mask.shape), 0).astype(np.float32)
+        file["INPUTS/Jets/eta"] = np.where(mask, rng.normal(0, 1.5, mask.shape), 0).astype(np.float32)
+        file["INPUTS/Jets/phi"] = np.where(mask, rng.uniform(-np.pi, np.pi, mask.shape), 0).astype(np.float32)
+        file["INPUTS/Jets/btag"] = np.where(mask, rng.integers(0, 2, mask.shape), 0).astype(np.float32)
+        order = np.argsort(rng.random((num_events, width)) + ~mask, axis=1)  # real jets first, shuffled
+        targets = order[:, :6].copy()
+        targets[rng.random(num_events) < 0.2, 3] = -1  # some events with t2 not reconstructable
+        for p, particle in enumerate(("t1", "t2")):
+            for j, product in enumerate(("q1", "q2", "b")):
+                file[f"TARGETS/{particle}/{product}"] = targets[:, 3 * p + j].astype(np.int64)
+        file["WEIGHTS/EVENT/weight"] = rng.uniform(0.5, 1.5, num_events).astype(np.float32)
+    return path

@@ -1,0 +1,93 @@
+"""Every console script: declared, answers --help, and never shows a traceback for bad input.
+
+A command another issue has not filled yet must say so in one line and exit 2; once it is
+implemented, the same tests hold it to ``--help`` exiting 0 and to a one-line error for a
+missing input file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = {
+    "spanet-train": "spanet_lite.cli.train:main",
+    "spanet-test": "spanet_lite.cli.test:main",
+    "spanet-predict": "spanet_lite.cli.predict:main",
+    "spanet-inspect": "spanet_lite.cli.inspect:main",
+    "spanet-generate": "spanet_lite.cli.generate:main",
+    "spanet-export": "spanet_lite.cli.export:main",
+}
+
+
+def _main(script: str):
+    module, function = SCRIPTS[script].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _run(script: str, argv: list[str], capsys) -> tuple[int, str, str]:
+    """Run a console script in-process; an exception escaping main() fails the test, as a
+    traceback would be what the user sees."""
+    try:
+        code = _main(script)(argv)
+    except SystemExit as exit_:  # argparse: --help exits 0, usage errors exit 2
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _not_implemented(code: int, err: str) -> bool:
+    lines = err.strip().splitlines()
+    return code == 2 and len(lines) == 1 and "not implemented" in lines[0]
+
+
+def test_every_script_is_declared_with_its_entry_point():
+    declared = {ep.name: ep.value for ep in entry_points(group="console_scripts")
+                if ep.name.startswith("spanet-")}
+    assert declared == SCRIPTS
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_help_works_or_the_script_says_it_is_not_implemented(script, capsys):
+    code, out, err = _run(script, ["--help"], capsys)
+    if _not_implemented(code, err):
+        assert err.startswith(f"{script}: error:")
+        return
+    assert code == 0, err
+    assert "usage:" in out.lower()
+    assert "Traceback" not in out + err
+
+
+# spanet-generate writes files rather than reading one, so "a missing input" means nothing to it.
+READERS = sorted(set(SCRIPTS) - {"spanet-generate"})
+
+
+@pytest.mark.parametrize("script", READERS)
+def test_missing_input_file_is_an_error_without_traceback(script, tmp_path: Path, capsys):
+    missing = tmp_path / "no_such_dir" / "no_such_file.h5"
+    code, out, err = _run(script, [str(missing)], capsys)
+    assert code != 0
+    assert "Traceback" not in out + err
+    assert err.strip(), "an error must be explained on stderr"
+    if not _not_implemented(code, err) and code != 2:
+        pytest.fail(f"{script} exited {code} for a missing input, expected 2")
+    assert not missing.parent.exists(), f"{script} created files for an input that does not exist"
+
+
+def test_importing_the_commands_does_not_import_heavy_libraries():
+    """Scripts must start in well under 2 s: torch, lightning and matplotlib are imported
+    inside the functions that need them, never at the top of ``spanet_lite/cli/*.py``."""
+    modules = sorted({value.split(":")[0] for value in SCRIPTS.values()})
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "heavy = sorted(m for m in ('torch', 'lightning', 'matplotlib') if m in sys.modules)\n"
+        "sys.exit(f'imported at start-up: {heavy}' if heavy else 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,207 @@
+"""Decoding: one tuple per particle, no object twice, never a padded or impossible tuple."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spanet_lite.config import parse_event_spec
+from spanet_lite.evaluation import onnx_decoder
+from spanet_lite.evaluation.decoding import decode
+
+TTBAR = parse_event_spec(
+    """
+INPUTS:
+  SEQUENTIAL:
+    Jets: {pt: none}
+EVENT:
+  t1: [q1, q2, b]
+  t2: [q1, q2, b]
+PERMUTATIONS:
+  EVENT: [[t1, t2]]
+  t1: [[q1, q2]]
+  t2: [[q1, q2]]
+"""
+)
+
+MIXED = parse_event_spec(
+    """
+INPUTS:
+  SEQUENTIAL:
+    Jets: {pt: none}
+EVENT:
+  a: [x]
+  b: [x, y, z, w]
+  c: [x, y]
+"""
+)
+
+
+def joint_log_probs(logits: torch.Tensor, num_real: torch.Tensor) -> torch.Tensor:
+    """(B, N, ..., N) logits -> log-probabilities with -inf on repeated or padded objects."""
+    batch, num_objects, k = logits.shape[0], logits.shape[1], logits.dim() - 1
+    grids = torch.meshgrid(*[torch.arange(num_objects)] * k, indexing="ij")
+    invalid = torch.zeros((num_objects,) * k, dtype=torch.bool)
+    for a, b in itertools.combinations(range(k), 2):
+        invalid |= grids[a] == grids[b]
+    invalid = invalid.expand(batch, *invalid.shape).clone()
+    padded = torch.arange(num_objects)[None, :] >= num_real[:, None]  # (B, N)
+    for axis in range(k):
+        shape = [batch] + [1] * k
+        shape[axis + 1] = num_objects
+        invalid |= padded.reshape(shape)
+    flat = logits.masked_fill(invalid, -math.inf).reshape(batch, -1)
+    return torch.log_softmax(flat, dim=1).reshape(logits.shape)
+
+
+def assignment_batch(spec, batch: int, num_objects: int, num_real: torch.Tensor, seed: int) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        p.name: joint_log_probs(
+            torch.randn((batch,) + (num_objects,) * p.num_products, generator=generator), num_real
+        )
+        for p in spec.particles
+    }
+
+
+def test_greedy_takes_the_most_confident_particle_first_and_blocks_its_objects():
+    # t1 prefers (0, 1, 2) with p = 0.5; t2 is surer about (0, 3, 4) with p = 0.9.
+    # t2 goes first, takes object 0; t1 must then settle for its best tuple without object 0.
+    n = 6
+    t1 = torch.full((1, n, n, n), 1e-6)
+    t1[0, 0, 1, 2] = 0.5
+    t1[0, 3, 5, 1] = 0.3  # second choice, but object 3 will be taken by t2
+    t1[0, 5, 2, 1] = 0.1  # best tuple free of t2's objects
+    t2 = torch.full((1, n, n, n), 1e-6)
+    t2[0, 0, 3, 4] = 0.9
+    out = decode({"t1": t1.log(), "t2": t2.log()}, TTBAR)
+    assert out["t2"].tolist() == [[0, 3, 4]]
+    assert out["t1"].tolist() == [[5, 2, 1]]
+
+
+def test_particle_without_a_valid_tuple_left_is_minus_one_not_padding():
+    # Four real objects: the first top takes three, the second cannot be built.
+    num_real = torch.tensor([4])
+    assignments = assignment_batch(TTBAR, 1, 8, num_real, seed=1)
+    out = decode(assignments, TTBAR)
+    reported = [p for p in ("t1", "t2") if (out[p] >= 0).all()]
+    missing = [p for p in ("t1", "t2") if (out[p] == -1).all()]
+    assert len(reported) == 1 and len(missing) == 1
+    assert out[reported[0]].max().item() < 4
+
+
+def test_detection_threshold_switches_particles_off_and_frees_their_objects():
+    n = 6
+    t1 = torch.full((2, n, n, n), 1e-6)
+    t1[:, 0, 1, 2] = 0.9
+    t2 = torch.full((2, n, n, n), 1e-6)
+    t2[:, 0, 3, 4] = 0.5
+    t2[:, 5, 3, 4] = 0.4
+    detections = {"t1": torch.tensor([0.9, 0.2]), "t2": torch.tensor([0.8, 0.8])}
+    out = decode({"t1": t1.log(), "t2": t2.log()}, TTBAR, detections=detections, threshold=0.5)
+    assert out["t1"].tolist() == [[0, 1, 2], [-1, -1, -1]]
+    # Event 0: t1 holds object 0, so t2 takes its second choice; event 1: t1 is off, t2 gets object 0.
+    assert out["t2"].tolist() == [[5, 3, 4], [0, 3, 4]]
+
+
+def test_decode_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="greedy"):
+        decode(assignment_batch(TTBAR, 1, 6, torch.tensor([6]), 0), TTBAR, mode="best")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    num_objects=st.integers(4, 9),
+    batch=st.integers(1, 12),
+    mode=st.sampled_from(["greedy", "exact"]),
+    spec=st.sampled_from([TTBAR, MIXED]),
+)
+def test_decoder_never_reuses_an_object_nor_returns_padding(seed, num_objects, batch, mode, spec):
+    generator = torch.Generator().manual_seed(seed)
+    num_real = torch.randint(0, num_objects + 1, (batch,), generator=generator)
+    assignments = assignment_batch(spec, batch, num_objects, num_real, seed)
+    out = decode(assignments, spec, mode=mode)
+    total = sum(p.num_products for p in spec.particles)
+    for event in range(batch):
+        used = []
+        for particle in spec.particles:
+            chosen = out[particle.name][event].tolist()
+            assert len(chosen) == particle.num_products
+            if chosen[0] == -1:
+                assert chosen == [-1] * particle.num_products
+                continue
+            assert all(0 <= i < num_real[event] for i in chosen)  # never a padded object
+            assert math.isfinite(assignments[particle.name][(event, *chosen)].item())
+            used += chosen
+        assert len(used) == len(set(used))  # never an object twice
+        # Exact decoding reports every particle whenever there are enough real objects for all.
+        if mode == "exact" and num_real[event] >= total:
+            assert len(used) == total
+
+
+def brute_force_best(assignments: dict, spec, event: int) -> float:
+    """Maximum joint log-probability over all choices of disjoint tuples (all particles reported)."""
+    options = []
+    for particle in spec.particles:
+        table = assignments[particle.name][event]
+        finite = torch.nonzero(torch.isfinite(table)).tolist()
+        options.append([(tuple(t), table[tuple(t)].item()) for t in finite])
+    best = -math.inf
+    for combo in itertools.product(*options):
+        objects = [i for t, _ in combo for i in t]
+        if len(objects) == len(set(objects)):
+            best = max(best, sum(s for _, s in combo))
+    return best
+
+
+def test_exact_mode_finds_the_joint_optimum_that_greedy_can_miss():
+    # Greedy gives t1 its favourite (0, 1, 2); that leaves t2 only poor tuples.
+    # Exact sees that t1's second choice lets t2 keep its favourite and scores higher overall.
+    n = 6
+    t1 = torch.full((1, n, n, n), 1e-4)
+    t1[0, 0, 1, 2] = 0.6
+    t1[0, 3, 1, 2] = 0.3
+    t2 = torch.full((1, n, n, n), 1e-4)
+    t2[0, 0, 4, 5] = 0.55
+    assignments = {"t1": t1.log(), "t2": t2.log()}
+    greedy = decode(assignments, TTBAR)
+    exact = decode(assignments, TTBAR, mode="exact")
+    assert greedy["t1"].tolist() == [[0, 1, 2]]
+    assert exact["t1"].tolist() == [[3, 1, 2]]
+    assert exact["t2"].tolist() == [[0, 4, 5]]
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), num_objects=st.integers(5, 7))
+def test_exact_mode_matches_brute_force(seed, num_objects):
+    num_real = torch.tensor([num_objects])
+    assignments = assignment_batch(TTBAR, 1, num_objects, num_real, seed)
+    out = decode(assignments, TTBAR, mode="exact")
+    score = sum(assignments[p][(0, *out[p][0].tolist())].item() for p in ("t1", "t2"))
+    assert score == pytest.approx(brute_force_best(assignments, TTBAR, 0), abs=1e-4)
+
+
+def test_numpy_decoder_matches_torch_decoder():
+    num_real = torch.tensor([10, 7, 6, 3, 10])
+    assignments = assignment_batch(TTBAR, 5, 10, num_real, seed=3)
+    torch_out = decode(assignments, TTBAR)
+    numpy_out = onnx_decoder.decode({k: v.numpy() for k, v in assignments.items()})
+    for particle in ("t1", "t2"):
+        np.testing.assert_array_equal(numpy_out[particle], torch_out[particle].numpy())
+
+
+def test_nan_scores_are_never_chosen():
+    num_real = torch.tensor([8, 8])
+    assignments = assignment_batch(TTBAR, 2, 8, num_real, seed=4)
+    best = assignments["t1"][0].reshape(-1).argmax()
+    assignments["t1"][0].view(-1)[best] = math.nan
+    out = decode(assignments, TTBAR)
+    chosen = out["t1"][0].tolist()
+    assert math.isfinite(assignments["t1"][(0, *chosen)].item())

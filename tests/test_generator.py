@@ -1,0 +1,211 @@
+"""`spanet-generate` and the generator behind it: layout, validity, determinism, physics ranges."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from spanet_lite.cli.generate import main
+from spanet_lite.config import load_event_spec, parse_event_spec
+from spanet_lite.dataset.schema import validate_file
+from spanet_lite.physics.generator import PROCESSES, PhysicsConfig, generate_arrays, write_file
+from spanet_lite.physics.generator.detector import btag_efficiency
+from spanet_lite.physics.kinematics import to_cartesian
+from spanet_lite.physics.neutrino import solve_neutrino
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One small file per process (seed 7), written through the public API."""
+    folder = tmp_path_factory.mktemp("generated")
+    out = {}
+    for name in PROCESSES:
+        out[name] = folder / f"{name}.h5"
+        write_file(out[name], name, events=400, seed=7)
+    return out
+
+
+@pytest.fixture(scope="module")
+def allhad() -> dict[str, np.ndarray]:
+    return generate_arrays("ttbar_allhad", 3000, seed=11)
+
+
+@pytest.mark.parametrize("name", list(PROCESSES))
+def test_shipped_event_file_is_the_one_the_process_writes(name):
+    process = PROCESSES[name]
+    shipped = REPO / "event_files" / process.event_file_name
+    assert shipped.read_text(encoding="utf-8") == process.event_file_text
+
+
+def test_tth_event_file_has_the_reference_topology(reference_dir):
+    reference = load_event_spec(reference_dir / "semi_leptonic_ttH.yaml")
+    ours = parse_event_spec(PROCESSES["ttH_semilep"].event_file_text)
+    assert ours == reference
+
+
+@pytest.mark.parametrize("name", list(PROCESSES))
+def test_generated_files_validate_against_their_event_file(files, name):
+    spec = load_event_spec(REPO / "event_files" / PROCESSES[name].event_file_name)
+    report = validate_file(files[name], spec)
+    assert report.ok, report.errors
+    assert report.num_events == 400
+
+
+def test_stored_dtypes_and_shapes(files):
+    with h5py.File(files["ttH_semilep"], "r") as f:
+        assert f["INPUTS/Momenta/MASK"].dtype == bool
+        assert f["INPUTS/Momenta/MASK"].shape == (400, 19)
+        assert f["INPUTS/Momenta/pt"].dtype == np.float32
+        assert f["INPUTS/Met/met"].shape == (400,)
+        assert f["TARGETS/h/b1"].dtype == np.int64
+        assert f["CLASSIFICATIONS/EVENT/signal"].dtype == np.int64
+        assert f["REGRESSIONS/EVENT/log_invariant_mass"].dtype == np.float32
+        assert f["INPUTS/Momenta/pt"].compression == "gzip"
+    with h5py.File(files["ttbar_allhad"], "r") as f:
+        assert f["INPUTS/Source/pt"].shape == (400, 10)
+        assert set(f["TARGETS"]) == {"t1", "t2"}
+
+
+def test_jets_are_accepted_pt_ordered_and_padded(allhad):
+    mask, pt, eta = allhad["INPUTS/Source/MASK"], allhad["INPUTS/Source/pt"], allhad["INPUTS/Source/eta"]
+    assert np.all(pt[mask] > 25.0)
+    assert np.all(np.abs(eta[mask]) < 2.5)
+    assert np.all(np.diff(pt, axis=1) <= 0)  # padding is 0, after all real jets
+    assert np.all(mask[:, :-1] >= mask[:, 1:])  # real jets first
+    assert np.all(mask.sum(axis=1) >= 6)
+    assert np.all((allhad["INPUTS/Source/btag"] * mask).sum(axis=1) >= 2)
+
+
+def test_targets_are_unique_and_point_at_real_jets(allhad):
+    names = [f"TARGETS/{p}/{q}" for p, q in PROCESSES["ttbar_allhad"].targets]
+    targets = np.stack([allhad[k] for k in names], axis=1)
+    mask = allhad["INPUTS/Source/MASK"]
+    for row, event_mask in zip(targets, mask):
+        real = row[row >= 0]
+        assert len(set(real.tolist())) == len(real)
+        assert event_mask[real].all()
+
+
+def test_allhad_matching_and_multiplicity_near_the_published_sample(allhad):
+    # SPANet authors' sample: 32.7 % both tops fully matched, 52.3 % one, 15.0 % none.
+    full = [np.all([allhad[f"TARGETS/{t}/{q}"] >= 0 for q in ("q1", "q2", "b")], axis=0) for t in ("t1", "t2")]
+    both, one = np.mean(full[0] & full[1]), np.mean(full[0] ^ full[1])
+    assert 0.26 < both < 0.39
+    assert 0.45 < one < 0.60
+    assert 0.09 < 1 - both - one < 0.21
+    jets = allhad["INPUTS/Source/MASK"].sum(axis=1).mean()
+    assert 6.3 < jets < 7.3
+
+
+def test_btag_efficiency_uses_the_delphes_atlas_formulas():
+    pt = np.array([100.0])
+    b = 0.80 * math.tanh(0.3) * 30.0 / (1.0 + 8.6)
+    c = 0.20 * math.tanh(2.0) / (1.0 + 0.34)
+    light = 0.002 + 7.3e-4
+    got = [btag_efficiency(pt, np.array([f], dtype=np.int8))[0] for f in (5, 4, 0)]
+    assert got == pytest.approx([b, c, light])
+    assert b == pytest.approx(0.7283, abs=1e-4)  # 0.8 * 0.29131 * 30 / 9.6
+
+
+def test_same_seed_same_events_and_chunk_size_does_not_matter(tmp_path):
+    write_file(tmp_path / "a.h5", "hh_4b", events=700, seed=3, chunk_size=64)
+    write_file(tmp_path / "b.h5", "hh_4b", events=700, seed=3)
+    write_file(tmp_path / "c.h5", "hh_4b", events=700, seed=4)
+    with h5py.File(tmp_path / "a.h5") as a, h5py.File(tmp_path / "b.h5") as b, h5py.File(tmp_path / "c.h5") as c:
+        np.testing.assert_array_equal(a["INPUTS/Source/pt"][:], b["INPUTS/Source/pt"][:])
+        np.testing.assert_array_equal(a["TARGETS/h1/b1"][:], b["TARGETS/h1/b1"][:])
+        assert not np.array_equal(a["INPUTS/Source/pt"][:], c["INPUTS/Source/pt"][:])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5", "b.h5", "c.h5"]  # no temp files left
+
+
+def test_semileptonic_lepton_slot_and_met(files):
+    with h5py.File(files["ttbar_semilep"], "r") as f:
+        mask = f["INPUTS/Momenta/MASK"][:]
+        etag, utag = f["INPUTS/Momenta/etag"][:], f["INPUTS/Momenta/utag"][:]
+        qtag, btag = f["INPUTS/Momenta/qtag"][:], f["INPUTS/Momenta/btag"][:]
+        assert mask[:, 0].all()  # exactly one accepted lepton, in slot 0
+        np.testing.assert_array_equal(etag[:, 0] + utag[:, 0], 1.0)
+        assert not etag[:, 1:].any() and not utag[:, 1:].any()
+        np.testing.assert_array_equal(qtag[:, 1:] + btag[:, 1:], mask[:, 1:])
+        assert (mask[:, 1:].sum(axis=1) >= 4).all()
+        assert np.all(f["TARGETS/lt/b"][:] != 0)  # slot 0 is the lepton, never a jet target
+        sin, cos = f["INPUTS/Met/sin_phi"][:], f["INPUTS/Met/cos_phi"][:]
+        np.testing.assert_allclose(sin**2 + cos**2, 1.0, rtol=1e-5)
+
+
+def test_tth_signal_and_background(files):
+    with h5py.File(files["ttH_semilep"], "r") as f:
+        signal = f["CLASSIFICATIONS/EVENT/signal"][:].astype(bool)
+        assert 0.2 < signal.mean() < 0.8
+        for particle, product in PROCESSES["ttH_semilep"].targets:
+            assert np.all(f[f"TARGETS/{particle}/{product}"][:][~signal] == -1)
+        assert (f["TARGETS/h/b1"][:][signal] >= 0).mean() > 0.7
+        log_mass = f["REGRESSIONS/EVENT/log_invariant_mass"][:]
+        # t tbar H is at least 2 * ~152 + 125 GeV (Breit-Wigner window included)
+        assert np.all(log_mass[signal] > math.log(2 * 150.0 + 124.0))
+        assert (f["INPUTS/Momenta/btag"][:].sum(axis=1) >= 4).all()
+
+
+def _neutrino_solution(arrays: dict[str, np.ndarray]):
+    pt, eta, mass = (arrays[f"INPUTS/Momenta/{k}"][:, 0].astype(np.float64) for k in ("pt", "eta", "mass"))
+    phi = np.arctan2(arrays["INPUTS/Momenta/sin_phi"][:, 0], arrays["INPUTS/Momenta/cos_phi"][:, 0])
+    e, px, py, pz = to_cartesian(pt, eta, phi, mass)
+    met = arrays["INPUTS/Met/met"].astype(np.float64)
+    met_phi = np.arctan2(arrays["INPUTS/Met/sin_phi"], arrays["INPUTS/Met/cos_phi"])
+    return solve_neutrino(px, py, pz, e, met * np.cos(met_phi), met * np.sin(met_phi))
+
+
+def test_exact_met_and_on_shell_w_give_the_true_neutrino_pz():
+    exact = PhysicsConfig().with_overrides(met_resolution=0.0, w_width=0.0, lepton_resolution=0.0,
+                                           lepton_angular_resolution=0.0)
+    arrays = generate_arrays("ttbar_semilep", 500, seed=5, config=exact)
+    solution = _neutrino_solution(arrays)
+    true = arrays["REGRESSIONS/EVENT/neutrino_pz"].astype(np.float64)
+    closest = np.minimum(np.abs(solution.pz_plus - true), np.abs(solution.pz_minus - true))
+    assert np.all(closest <= 1e-3 * np.maximum(np.abs(true), 1.0))
+
+
+def test_neutrino_baseline_on_semileptonic_ttbar():
+    # Yardsticks from the literature: the smaller |pz| is right in ~63-69 % of events with real
+    # roots, and 10-25 % of events have a negative discriminant.
+    arrays = generate_arrays("ttbar_semilep", 3000, seed=5)
+    solution = _neutrino_solution(arrays)
+    true = arrays["REGRESSIONS/EVENT/neutrino_pz"]
+    real = ~solution.is_complex
+    other = np.where(solution.pz == solution.pz_plus, solution.pz_minus, solution.pz_plus)
+    right = np.abs(solution.pz - true) < np.abs(other - true)
+    assert 0.60 < right[real].mean() < 0.72
+    assert 0.10 < solution.is_complex.mean() < 0.28
+
+
+def test_cli_writes_file_and_event_file_and_refuses_to_overwrite(tmp_path, capsys):
+    output, yaml_out = tmp_path / "hh.h5", tmp_path / "hh.yaml"
+    args = ["hh_4b", "--events", "50", "--seed", "2", "--output", str(output), "--event-file-output", str(yaml_out)]
+    assert main(args) == 0
+    assert yaml_out.read_text() == PROCESSES["hh_4b"].event_file_text
+    before = output.read_bytes()
+    assert main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert output.read_bytes() == before
+    assert main([*args, "--overwrite", "--seed", "3"]) == 0
+    assert output.read_bytes() != before
+
+
+def test_cli_selection_options_and_bad_values(tmp_path, capsys):
+    output = tmp_path / "loose.h5"
+    assert main(["ttbar_allhad", "-n", "200", "-o", str(output), "--min-jets", "4", "--min-btags", "0", "-q"]) == 0
+    with h5py.File(output) as f:
+        jets = f["INPUTS/Source/MASK"][:].sum(axis=1)
+    assert jets.min() < 6 <= jets.max()
+    assert main(["ttbar_allhad", "-n", "-5", "-o", str(tmp_path / "x.h5")]) == 2
+    assert main(["ttbar_allhad", "-n", "5", "-o", str(tmp_path / "x.h5"), "--set", "fsr_probability=lots"]) == 2
+    assert main(["ttbar_allhad", "-n", "5", "-o", str(tmp_path / "x.h5"), "--max-objects", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "--set fsr_probability=lots" in err
+    assert not (tmp_path / "x.h5").exists()

@@ -1,0 +1,201 @@
+"""Metric values on hand-built predictions, with the symmetries SPANet users rely on."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from spanet_lite.config import parse_event_spec
+from spanet_lite.evaluation.metrics import (
+    assignment_metrics,
+    assignment_tables,
+    background_rejection,
+    classification_metrics,
+    detection_metrics,
+    regression_metrics,
+    roc_curve,
+)
+
+TTBAR = parse_event_spec(
+    """
+INPUTS:
+  SEQUENTIAL:
+    Jets: {pt: none}
+EVENT:
+  t1: [q1, q2, b]
+  t2: [q1, q2, b]
+PERMUTATIONS:
+  EVENT: [[t1, t2]]
+  t1: [[q1, q2]]
+  t2: [[q1, q2]]
+"""
+)
+
+NO_EVENT_SYMMETRY = parse_event_spec(
+    """
+INPUTS:
+  SEQUENTIAL:
+    Jets: {pt: none}
+EVENT:
+  t1: [q1, q2, b]
+  t2: [q1, q2, b]
+PERMUTATIONS:
+  t1: [[q1, q2]]
+  t2: [[q1, q2]]
+"""
+)
+
+TRUTH = {"t1": [0, 1, 2], "t2": [3, 4, 5]}
+
+
+def evaluate(predictions: list[dict], truths: list[dict] | None = None, spec=TTBAR, **kwargs):
+    truths = truths or [TRUTH] * len(predictions)
+    pred = {p: torch.tensor([e[p] for e in predictions]) for p in ("t1", "t2")}
+    true = {p: torch.tensor([e[p] for e in truths]) for p in ("t1", "t2")}
+    masks = {p: (true[p] >= 0).all(dim=1) for p in true}
+    return assignment_metrics(pred, true, masks, spec, **kwargs)
+
+
+def test_exact_match_is_pure():
+    metrics = evaluate([TRUTH])
+    assert metrics["event_purity"] == 1.0
+    assert metrics["particle_efficiency/t1"] == 1.0
+
+
+def test_swapped_light_quarks_inside_a_top_are_still_correct():
+    metrics = evaluate([{"t1": [1, 0, 2], "t2": [4, 3, 5]}])
+    assert metrics["event_purity"] == 1.0
+
+
+def test_swapping_the_two_tops_is_still_correct_only_with_event_symmetry():
+    swapped = [{"t1": [3, 4, 5], "t2": [1, 0, 2]}]
+    assert evaluate(swapped)["event_purity"] == 1.0
+    assert evaluate(swapped)["particle_purity/t2"] == 1.0
+    assert evaluate(swapped, spec=NO_EVENT_SYMMETRY)["event_purity"] == 0.0
+
+
+def test_b_quark_swapped_with_a_light_quark_is_wrong():
+    metrics = evaluate([{"t1": [0, 2, 1], "t2": [3, 4, 5]}])
+    assert metrics["event_purity"] == 0.0
+    assert metrics["particle_efficiency/t1"] == 0.0
+    assert metrics["particle_efficiency/t2"] == 1.0
+
+
+def test_purity_and_efficiency_on_a_mixed_sample():
+    truths = [TRUTH, TRUTH, TRUTH, {"t1": [0, 1, 2], "t2": [-1, 4, 5]}]
+    predictions = [
+        {"t1": [1, 0, 2], "t2": [3, 4, 5]},  # right (quark swap)
+        {"t1": [3, 4, 5], "t2": [0, 1, 2]},  # right (top swap)
+        {"t1": [0, 2, 1], "t2": [3, 4, 5]},  # t1 wrong
+        {"t1": [0, 1, 2], "t2": [6, 7, 8]},  # t2 not reconstructable: only t1 counts
+    ]
+    metrics = evaluate(predictions, truths, num_jets=torch.tensor([6, 7, 8, 6]))
+    assert metrics["event_purity"] == pytest.approx(2 / 3)  # over the three full events
+    assert metrics["event_purity_all"] == pytest.approx(3 / 4)  # every reconstructable one right
+    assert metrics["event_fraction/full"] == pytest.approx(3 / 4)
+    assert metrics["event_fraction/partial"] == pytest.approx(1 / 4)
+    assert metrics["particle_efficiency/t1"] == pytest.approx(3 / 4)
+    assert metrics["particle_efficiency/t2"] == pytest.approx(3 / 3)
+    # t2 reported in all four events, right in the three where it exists.
+    assert metrics["particle_purity/t2"] == pytest.approx(3 / 4)
+    assert metrics["jets==6/proportion"] == pytest.approx(1 / 2)
+    assert metrics["jets==6/event_purity"] == 1.0  # only the first event is full there
+    assert metrics["jets>=8/event_purity"] == 0.0
+
+
+def test_weights_change_the_averages():
+    predictions = [TRUTH, {"t1": [0, 2, 1], "t2": [3, 4, 5]}]
+    metrics = evaluate(predictions, weights=torch.tensor([3.0, 1.0]))
+    assert metrics["event_purity"] == pytest.approx(3 / 4)
+
+
+def test_not_reported_particles_lower_efficiency_but_not_purity():
+    predictions = [TRUTH, {"t1": [-1, -1, -1], "t2": [3, 4, 5]}]
+    metrics = evaluate(predictions)
+    assert metrics["particle_efficiency/t1"] == pytest.approx(1 / 2)
+    assert metrics["particle_purity/t1"] == 1.0
+
+
+def test_tables_have_the_rows_spanet_users_know():
+    predictions = [TRUTH] * 3
+    truths = [TRUTH, {"t1": [0, 1, 2], "t2": [-1, -1, -1]}, {"t1": [-1, 1, 2], "t2": [-1, 4, 5]}]
+    pred = {p: torch.tensor([e[p] for e in predictions]) for p in ("t1", "t2")}
+    true = {p: torch.tensor([e[p] for e in truths]) for p in ("t1", "t2")}
+    masks = {p: (true[p] >= 0).all(dim=1) for p in true}
+    tables = assignment_tables(pred, true, masks, TTBAR, num_jets=torch.tensor([6, 9, 7]))
+    assert list(tables["by_jets"]) == ["==6", "==7", ">=8", "all"]
+    assert [tables["by_jets"][r]["proportion"] for r in ("==6", "==7", ">=8")] == pytest.approx([1 / 3] * 3)
+    assert list(tables["by_particles"]) == ["0", "1", "2"]
+    assert [row["proportion"] for row in tables["by_particles"].values()] == pytest.approx([1 / 3] * 3)
+    assert tables["by_particles"]["1"]["event_purity_all"] == 1.0
+    assert math.isnan(tables["by_particles"]["0"]["event_purity_all"])
+
+
+def test_regression_metrics_on_known_residuals():
+    truth = np.array([10.0, 10.0, 10.0, 10.0, -20.0])
+    prediction = np.array([10.5, 9.0, 11.5, 10.0, -17.0])  # relative errors 5%, 10%, 15%, 0%, 15%
+    metrics = regression_metrics(prediction, truth)
+    residual = prediction - truth
+    assert metrics["bias"] == pytest.approx(residual.mean())
+    assert metrics["rms"] == pytest.approx(np.sqrt((residual**2).mean()))
+    assert metrics["within10"] == pytest.approx(2 / 5)  # strictly below 10%
+    assert metrics["count"] == 5
+
+
+def test_regression_width68_is_two_sigma_for_a_gaussian_and_ignores_nan():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(100.0, 5.0, 200_000)
+    prediction = truth + rng.normal(1.0, 2.0, truth.size)
+    truth[:10] = np.nan
+    metrics = regression_metrics(prediction, truth)
+    assert metrics["width68"] == pytest.approx(4.0, rel=0.02)
+    assert metrics["bias"] == pytest.approx(1.0, abs=0.02)
+    assert metrics["count"] == truth.size - 10
+
+
+def test_roc_of_a_perfect_and_of_a_useless_classifier():
+    labels = np.array([0, 0, 1, 1])
+    perfect = classification_metrics(np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.1, 0.9]]), labels)
+    assert perfect["roc_auc"] == 1.0
+    assert perfect["accuracy"] == 1.0
+    assert math.isinf(perfect["rejection@50"])
+    flat = classification_metrics(np.full((4, 2), 0.5), labels)
+    assert flat["roc_auc"] == pytest.approx(0.5)
+    assert flat["rejection@80"] == pytest.approx(1 / 0.8)  # a coin keeps 80% of everything
+
+
+def test_background_rejection_at_fixed_signal_efficiency():
+    # Scores: signal 4, 3; background 3.5, 2, 1. At 50% signal efficiency (first signal
+    # accepted) no background passes; at 100% (cut at 3) one of three backgrounds passes.
+    scores = np.array([4.0, 3.0, 3.5, 2.0, 1.0])
+    labels = np.array([1, 1, 0, 0, 0])
+    probabilities = np.stack([1 - scores / 5, scores / 5], axis=1)
+    metrics = classification_metrics(probabilities, labels)
+    tpr, fpr = roc_curve(scores, labels == 1)
+    assert tpr.tolist() == [0, 0.5, 0.5, 1, 1, 1]
+    assert fpr.tolist() == pytest.approx([0, 0, 1 / 3, 1 / 3, 2 / 3, 1])
+    assert background_rejection(tpr, fpr, 1.0) == pytest.approx(3.0)
+    assert background_rejection(tpr, fpr, 0.75) == pytest.approx(6.0)  # halfway up the step
+    assert metrics["roc_auc"] == pytest.approx(5 / 6)  # 5 of 6 signal/background pairs ordered right
+    assert math.isinf(metrics["rejection@50"])
+
+
+def test_classification_respects_weights_and_skips_missing_labels():
+    probabilities = np.array([[0.2, 0.8], [0.6, 0.4], [0.5, 0.5]])
+    labels = np.array([1, 1, -1])
+    metrics = classification_metrics(probabilities, labels, weights=np.array([1.0, 3.0, 5.0]))
+    assert metrics["accuracy"] == pytest.approx(1 / 4)
+
+
+def test_detection_accuracy_and_calibration():
+    probabilities = np.array([0.95, 0.95, 0.05, 0.05])
+    present = np.array([True, True, False, False])
+    metrics = detection_metrics(probabilities, present)
+    assert metrics["accuracy"] == 1.0
+    assert metrics["ece"] == pytest.approx(0.05)
+    overconfident = detection_metrics(np.array([0.95, 0.95]), np.array([True, False]))
+    assert overconfident["ece"] == pytest.approx(0.45)
+    assert overconfident["accuracy"] == 0.5

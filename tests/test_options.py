@@ -1,0 +1,408 @@
+"""Options files: SPANet's JSON keys, strict types, warnings, impossible values, paths, table."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from spanet_lite.config import (
+    OPTION_GROUPS,
+    UNIMPLEMENTED_KEYS,
+    Options,
+    load_options,
+    options_table,
+    parse_options,
+    parse_options_text,
+    resolve_path,
+    validate_options,
+)
+from spanet_lite.config.options import OPTIMIZERS, UNSUPPORTED_OPTIMIZERS, option_fields
+from spanet_lite.errors import InputError, SpanetWarning
+
+
+def write_options(tmp_path: Path, text: str, name: str = "options.json") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def parse(text: str) -> Options:
+    return parse_options_text(text, source="options.json")
+
+
+def parse_error(text: str) -> str:
+    with pytest.raises(InputError) as caught:
+        parse(text)
+    return str(caught.value)
+
+
+# ------------------------------------------------------------------ the reference file
+def test_spanet_reference_options_load_unchanged_with_one_warning(reference_dir: Path):
+    with pytest.warns(SpanetWarning) as record:
+        options = load_options(reference_dir / "example.json")
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert message == (
+        f"{reference_dir / 'example.json'}: SPANet options accepted without effect in spanet_lite: "
+        "linear_block_type='GRU' (one residual block type), transformer_type='Gated' (pre-norm transformer)"
+    )
+    assert options.batch_size == 32
+    assert options.learning_rate == 0.0015
+    assert options.l2_penalty == 0.0002
+    assert options.learning_rate_cycles == 5
+    assert options.num_embedding_layers == 10
+    assert options.balance_particles is True
+    assert options.training_file == "./data/semi_leptonic_ttH/example.h5"  # kept as written; not checked
+    assert len(options.explicit) == 52 and "batch_size" in options.explicit and "seed" not in options.explicit
+    validate_options(options, reference_dir / "example.json")
+
+
+def test_an_empty_object_gives_the_defaults():
+    options = parse("{}")
+    assert options == Options()
+    assert options.explicit == frozenset()
+    validate_options(options)
+
+
+def test_resolved_options_round_trip_through_to_dict():
+    options = Options().replace(batch_size=64, optimizer="SGD", dropout=0.1)
+    again = parse(json.dumps(options.to_dict()))
+    assert again == options
+    assert again.explicit == frozenset(f.name for f in option_fields())
+
+
+def test_replace_records_explicit_keys():
+    options = parse('{"batch_size": 64}').replace(epochs=3)
+    assert options.epochs == 3 and options.batch_size == 64
+    assert options.explicit == {"batch_size", "epochs"}
+
+
+# ------------------------------------------------------------------- syntax and types
+def test_json_syntax_error_names_line_and_column():
+    assert parse_error('{\n  "batch_size": 32\n  "epochs": 3\n}') == (
+        "options.json: line 3, column 3: expected valid JSON, got a syntax error: Expecting ',' delimiter"
+    )
+
+
+def test_a_key_written_twice_is_an_error_on_its_second_line():
+    assert parse_error('{\n  "epochs": 3,\n  "epochs": 30\n}') == (
+        "options.json: epochs (line 3): expected each key once, got 'epochs' a second time"
+    )
+
+
+def test_top_level_must_be_an_object():
+    assert (
+        parse_error("[1, 2]")
+        == "options.json: expected a JSON object of option keys and values, got a list [1, 2]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('"batch_size": "32"', "batch_size (line 2): expected an integer, got '32'"),
+        ('"batch_size": 32.5', "batch_size (line 2): expected an integer, got 32.5 (a number)"),
+        ('"batch_size": true', "batch_size (line 2): expected an integer, got true (a boolean)"),
+        (
+            '"partial_events": 1',
+            "partial_events (line 2): expected true or false (a JSON boolean), got 1 (a number)",
+        ),
+        (
+            '"partial_events": "true"',
+            "partial_events (line 2): expected true or false (a JSON boolean), got 'true'",
+        ),
+        ('"learning_rate": "1e-3"', "learning_rate (line 2): expected a number, got '1e-3'"),
+        ('"learning_rate": NaN', "learning_rate (line 2): expected a finite number, got nan (a number)"),
+        ('"optimizer": 3', "optimizer (line 2): expected a string, got 3 (a number)"),
+        ('"optimizer": null', "optimizer (line 2): expected a string, got nothing"),
+        ('"hidden_dim": [64]', "hidden_dim (line 2): expected an integer, got a list [64]"),
+    ],
+)
+def test_wrong_value_types_are_errors(line: str, message: str):
+    assert parse_error("{\n  " + line + "\n}") == f"options.json: {message}"
+
+
+def test_numbers_convert_where_nothing_is_lost():
+    options = parse('{"learning_rate": 1, "batch_size": 32.0, "epochs": 5}')
+    assert options.learning_rate == 1.0 and isinstance(options.learning_rate, float)
+    assert options.batch_size == 32 and isinstance(options.batch_size, int)
+
+
+def test_null_file_paths_mean_not_given():
+    assert parse('{"testing_file": null}').testing_file == ""
+
+
+def test_activation_names_in_spanet_spelling_are_understood():
+    options = parse('{"transformer_activation": "GELU", "linear_activation": "LeakyReLU"}')
+    assert (options.transformer_activation, options.linear_activation) == ("gelu", "leaky_relu")
+
+
+# ------------------------------------------------------------------------- warnings
+def test_unknown_keys_warn_once_with_a_suggestion():
+    with pytest.warns(SpanetWarning) as record:
+        options = parse('{\n  "learnig_rate": 0.01,\n  "colour": "blue"\n}')
+    assert [str(w.message) for w in record] == [
+        "options.json: unknown option keys ignored: "
+        "learnig_rate (line 2) (did you mean 'learning_rate'?), colour (line 3)"
+    ]
+    assert options.learning_rate == Options().learning_rate
+
+
+def test_unimplemented_keys_at_their_default_are_silent():
+    text = json.dumps({key: getattr(Options(), key) for key in UNIMPLEMENTED_KEYS})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        options = parse(text)
+    assert options.explicit == frozenset(UNIMPLEMENTED_KEYS)
+
+
+def test_spanet_bookkeeping_keys_are_named_in_the_same_single_warning():
+    with pytest.warns(SpanetWarning) as record:
+        parse('{"usable_gpus": "0,1", "trial_time": "", "normalization": "BatchNorm"}')
+    assert len(record) == 1
+    assert str(record[0].message) == (
+        "options.json: SPANet options accepted without effect in spanet_lite: "
+        "usable_gpus='0,1' (use --gpus (or CUDA_VISIBLE_DEVICES)), "
+        "normalization='BatchNorm' (LayerNorm is always used)"
+    )
+
+
+# ------------------------------------------------------------------- impossible values
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"learning_rate": -0.001}, "learning_rate: expected a learning rate > 0, got -0.001 (a number)"),
+        ({"learning_rate": 0.0}, "learning_rate: expected a learning rate > 0, got 0.0 (a number)"),
+        ({"learning_rate": float("nan")}, "learning_rate: expected a learning rate > 0, got nan (a number)"),
+        ({"epochs": 0}, "epochs: expected at least 1 epoch, got 0 (a number)"),
+        ({"batch_size": 0}, "batch_size: expected a batch size of at least 1, got 0 (a number)"),
+        (
+            {"train_validation_split": 0.0},
+            "train_validation_split: expected a fraction in (0, 1] of events for training, "
+            "got 0.0 (a number)",
+        ),
+        (
+            {"train_validation_split": 1.5},
+            "train_validation_split: expected a fraction in (0, 1] of events for training, "
+            "got 1.5 (a number)",
+        ),
+        (
+            {"dataset_limit": 0.0},
+            "dataset_limit: expected a fraction in (0, 1] of the file to use, got 0.0 (a number)",
+        ),
+        ({"dropout": 1.0}, "dropout: expected a dropout probability in [0, 1), got 1.0 (a number)"),
+        ({"dropout": -0.1}, "dropout: expected a dropout probability in [0, 1), got -0.1 (a number)"),
+        ({"focal_gamma": -1.0}, "focal_gamma: expected a focal-loss exponent >= 0, got -1.0 (a number)"),
+        ({"kl_loss_scale": -0.5}, "kl_loss_scale: expected a loss scale >= 0, got -0.5 (a number)"),
+        (
+            {"regression_loss_scale": -1.0},
+            "regression_loss_scale: expected a loss scale >= 0, got -1.0 (a number)",
+        ),
+        (
+            {"detection_threshold": 1.5},
+            "detection_threshold: expected a probability in [0, 1], got 1.5 (a number)",
+        ),
+        (
+            {"num_encoder_layers": -1},
+            "num_encoder_layers: expected a number of layers >= 0, got -1 (a number)",
+        ),
+        (
+            {"combine_pair_loss": "minimum"},
+            "combine_pair_loss: expected one of min, softmin, mean, got 'minimum' (did you mean 'min'?)",
+        ),
+        (
+            {"combine_pair_loss": "sum"},
+            "combine_pair_loss: expected one of min, softmin, mean, got 'sum'",
+        ),
+        (
+            {"transformer_activation": "swish"},
+            "transformer_activation: expected one of relu, gelu, silu, elu, tanh, leaky_relu, selu, "
+            "got 'swish'",
+        ),
+        (
+            {"dataset_mode": "stream"},
+            "dataset_mode: expected one of auto, memory, streaming, got 'stream' (did you mean 'streaming'?)",
+        ),
+        ({"decoding": "optimal"}, "decoding: expected one of greedy, exact, got 'optimal'"),
+        (
+            {"optimizer": "adamw"},
+            "optimizer: expected the name of a torch.optim optimiser "
+            "(ASGD, Adadelta, Adafactor, Adagrad, Adam, AdamW, Adamax, NAdam, RAdam, RMSprop, Rprop, SGD), "
+            "got 'adamw' (did you mean 'AdamW'?)",
+        ),
+        (
+            {"optimizer": "LBFGS"},
+            "optimizer: expected an optimiser other than LBFGS "
+            "(it needs a closure and allows only one parameter group (weight decay uses two)), got LBFGS",
+        ),
+        (
+            {"num_attention_heads": 5},
+            "num_attention_heads: expected a number of heads that divides hidden_dim (64), got 5",
+        ),
+    ],
+)
+def test_impossible_values_are_input_errors(changes: dict, message: str):
+    with pytest.raises(InputError) as caught:
+        validate_options(Options().replace(**changes), "options.json")
+    assert str(caught.value) == f"options.json: {message}"
+
+
+def test_command_line_values_are_blamed_on_the_command_line():
+    options = Options().replace(epochs=0)
+    with pytest.raises(InputError) as caught:
+        validate_options(options, "options.json", command_line={"epochs"})
+    assert str(caught.value) == "epochs (command line): expected at least 1 epoch, got 0 (a number)"
+
+
+def test_static_optimiser_list_matches_torch_optim():
+    optim = pytest.importorskip("torch.optim")
+    available = {
+        name
+        for name in dir(optim)
+        if isinstance(getattr(optim, name), type)
+        and issubclass(getattr(optim, name), optim.Optimizer)
+        and name != "Optimizer"
+    }
+    assert set(OPTIMIZERS) | set(UNSUPPORTED_OPTIMIZERS) == available
+    assert not set(OPTIMIZERS) & set(UNSUPPORTED_OPTIMIZERS)
+
+
+def test_checking_options_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from spanet_lite.config import parse_options, validate_options; "
+        "validate_options(parse_options({'optimizer': 'SGD'})); print('torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------------------ paths
+def test_paths_resolve_from_the_working_directory_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.h5").write_bytes(b"")
+    (tmp_path / "run" / "data").mkdir(parents=True)
+    (tmp_path / "run" / "data" / "train.h5").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    found = resolve_path("data/train.h5", "training_file", tmp_path / "run" / "options.json")
+    assert found == Path("data/train.h5")
+
+
+def test_paths_fall_back_to_the_options_file_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "topology.yaml").write_text("")
+    monkeypatch.chdir(tmp_path / "configs")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    found = resolve_path("topology.yaml", "event_info_file", tmp_path / "configs" / "options.json")
+    assert found == tmp_path / "configs" / "topology.yaml"
+
+
+def test_missing_path_error_names_both_places_tried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    options_path = tmp_path / "configs" / "options.json"
+    with pytest.raises(InputError) as caught:
+        resolve_path("data/train.h5", "training_file", options_path)
+    assert str(caught.value) == (
+        f"{options_path}: training_file: expected an existing file, got 'data/train.h5': "
+        f"not found at {tmp_path / 'data/train.h5'} nor at {tmp_path / 'configs' / 'data/train.h5'}"
+    )
+
+
+def test_absolute_and_empty_paths(tmp_path: Path):
+    present = tmp_path / "x.h5"
+    present.write_bytes(b"")
+    assert resolve_path(str(present), "training_file", None) == present
+    with pytest.raises(
+        InputError, match=r"training_file: expected an existing file, got '/.*missing.h5': no such"
+    ):
+        resolve_path(str(tmp_path / "missing.h5"), "training_file", tmp_path / "o.json")
+    with pytest.raises(InputError, match=r"testing_file: expected a file name .*, got nothing"):
+        resolve_path("", "testing_file", None)
+
+
+# ---------------------------------------------------------------------- files on disk
+def test_missing_options_file(tmp_path: Path):
+    with pytest.raises(InputError, match=r"nope\.json: expected an existing options file, got no such file"):
+        load_options(tmp_path / "nope.json")
+
+
+def test_load_options_reports_the_path(tmp_path: Path):
+    path = write_options(tmp_path, '{"epochs": "many"}')
+    with pytest.raises(InputError) as caught:
+        load_options(path)
+    assert caught.value.path == str(path)
+    assert caught.value.where == "epochs (line 1)"
+
+
+def test_parse_options_accepts_a_decoded_mapping():
+    assert parse_options({"epochs": 2}).epochs == 2
+
+
+# ------------------------------------------------------------------------------ table
+def test_option_groups_cover_every_option_once():
+    grouped = [key for keys in OPTION_GROUPS.values() for key in keys]
+    assert sorted(grouped) == sorted(f.name for f in option_fields())
+    assert list(OPTION_GROUPS)[:7] == ["files", "sizes", "depth", "blocks", "data", "loss", "optimisation"]
+
+
+def render(table) -> list[str]:
+    console = Console(record=True, width=200, color_system=None)
+    console.print(table)
+    return console.export_text().splitlines()
+
+
+def test_table_shows_groups_values_and_where_non_defaults_came_from():
+    with pytest.warns(SpanetWarning, match="linear_block_type='GRU'"):
+        options = parse('{"batch_size": 32, "linear_block_type": "GRU"}').replace(epochs=1)
+    table = options_table(options, {"epochs": "1"})
+    lines = render(table)
+    rows = {
+        line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:4]]
+        for line in lines
+        if "│" in line
+    }
+    assert rows["epochs"] == ["1", "(command line)"]
+    assert rows["batch_size"] == ["32", "default 256"]
+    assert rows["linear_block_type"] == ["GRU", "default Resnet; no effect: one residual block type"]
+    assert rows["learning_rate"] == ["0.001", ""]
+    group_order = [name for name in rows if name in OPTION_GROUPS]
+    assert group_order == list(OPTION_GROUPS)
+    assert len(rows) == len(option_fields()) + len(OPTION_GROUPS)
+
+
+def test_table_highlights_exactly_the_non_default_rows():
+    options = Options().replace(batch_size=32)
+    table = options_table(options, ["epochs"])
+    keys = list(table.columns[0].cells)
+    styles = {key.strip(): row.style for key, row in zip(keys, table.rows)}
+    highlighted = {key for key, style in styles.items() if style == "bold yellow"}
+    assert highlighted == {"batch_size", "epochs"}
+
+
+def test_options_dataclass_fields_have_json_types():
+    assert {str(f.type) for f in option_fields()} == {"str", "int", "float", "bool"}
+
+
+def test_options_example_in_the_config_readme_loads(repo_root: Path):
+    import re
+
+    text = (repo_root / "docs" / "readme_config.md").read_text()
+    (block,) = re.findall(r"```json\n(.*?)```", text, flags=re.DOTALL)
+    with pytest.warns(SpanetWarning, match="linear_block_type='GRU'"):
+        options = parse(block)
+    validate_options(options)
+    assert options.learning_rate == 0.0015
+
+
+def test_a_byte_order_mark_is_fine(tmp_path: Path):
+    path = tmp_path / "bom.json"
+    path.write_text('{"epochs": 2}', encoding="utf-8-sig")
+    assert load_options(path).epochs == 2

@@ -1,0 +1,68 @@
+"""The learning-rate schedule: linear warm-up, then cosine cycles that restart at the full rate."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from spanet_lite.training.schedules import schedule_steps, warmup_cosine_factor, warmup_cosine_scheduler
+
+
+def factor(step: int, total: int = 110, warmup: int = 10, cycles: int = 1) -> float:
+    return warmup_cosine_factor(step, total_steps=total, warmup_steps=warmup, cycles=cycles)
+
+
+def test_warm_up_rises_linearly_and_the_first_step_already_learns() -> None:
+    assert [factor(s) for s in range(3)] == pytest.approx([1 / 11, 2 / 11, 3 / 11])
+    assert factor(9) == pytest.approx(10 / 11)
+
+
+def test_cosine_starts_at_full_rate_halves_midway_and_ends_near_zero() -> None:
+    assert factor(10) == pytest.approx(1.0)
+    assert factor(60) == pytest.approx(0.5)  # halfway through the 100 decay steps
+    assert factor(109) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.99)))
+    assert factor(110) == 0.0
+
+
+def test_cycles_restart_at_the_full_rate() -> None:
+    # 100 decay steps in 4 cycles of 25: each cycle starts at 1 and reaches 0.5 half-way.
+    values = [factor(10 + 25 * c, cycles=4) for c in range(4)]
+    assert values == pytest.approx([1.0] * 4)
+    assert factor(10 + 25 * 2 + 12.5, cycles=4) == pytest.approx(0.5)  # type: ignore[arg-type]
+    assert factor(10 + 24, cycles=4) < 0.01
+
+
+def test_no_warm_up_starts_at_the_full_rate() -> None:
+    assert factor(0, warmup=0) == pytest.approx(1.0)
+
+
+def test_schedule_steps_keeps_warm_up_within_half_the_run() -> None:
+    assert schedule_steps(epochs=10, steps_per_epoch=7, warmup_epochs=1.0) == (70, 7)
+    assert schedule_steps(epochs=1, steps_per_epoch=8, warmup_epochs=1.0) == (8, 4)
+    assert schedule_steps(epochs=3, steps_per_epoch=10, warmup_epochs=0.5) == (30, 5)
+
+
+def test_scheduler_state_holds_the_step_counter_and_resumes_exactly() -> None:
+    def make() -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        return optimizer, warmup_cosine_scheduler(optimizer, total_steps=50, warmup_steps=5, cycles=2)
+
+    straight_opt, straight = make()
+    for _ in range(30):
+        straight_opt.step()
+        straight.step()
+
+    first_opt, first = make()
+    for _ in range(12):
+        first_opt.step()
+        first.step()
+    second_opt, second = make()
+    second.load_state_dict(first.state_dict())
+    second_opt.param_groups[0]["lr"] = first_opt.param_groups[0]["lr"]
+    for _ in range(18):
+        second_opt.step()
+        second.step()
+    assert second_opt.param_groups[0]["lr"] == pytest.approx(straight_opt.param_groups[0]["lr"], abs=0)
+    assert second_opt.param_groups[0]["lr"] == pytest.approx(0.1 * factor(30, total=50, warmup=5, cycles=2))

@@ -1,0 +1,172 @@
+"""`train()`: the run directory, exact resumption after Ctrl-C or SIGKILL, and what users see.
+
+Every run here trains a 16-wide network on 300 events of SPANet's reference ttH file
+(tests/_train_helpers.py): a few seconds each.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+from rich.console import Console
+
+from _train_helpers import network_weights, write_options
+from spanet_lite.dataset.statistics import DatasetStatistics
+from spanet_lite.training.run import RunResult, train
+
+pytestmark = pytest.mark.slow
+
+
+class CtrlCAt(Callback):
+    """Presses Ctrl-C (raises SIGINT in this process) after batch ``batch`` of epoch ``epoch``."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            signal.raise_signal(signal.SIGINT)
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "metrics.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory, reference_dir: Path) -> dict[str, Any]:
+    """One uninterrupted 2-epoch run and one pressed Ctrl-C in its second epoch (same seed)."""
+    root = tmp_path_factory.mktemp("train")
+    options = write_options(root, reference_dir)
+    output = io.StringIO()
+    straight = train(options, log_dir=root / "runs", name="tiny", console=Console(file=output, width=200))
+    stopped = train(options, log_dir=root / "runs", name="tiny", callbacks=[CtrlCAt(epoch=1, batch=1)])
+    return {"root": root, "options": options, "straight": straight, "stopped": stopped,
+            "output": output.getvalue()}
+
+
+def test_run_directory_holds_everything_needed_to_use_the_run(workspace: dict[str, Any], reference_dir: Path) -> None:
+    result: RunResult = workspace["straight"]
+    run = result.run_dir
+    assert run == workspace["root"] / "runs" / "tiny" / "version_0"
+    assert sorted(p.name for p in run.iterdir()) == [
+        "checkpoints", "event_file.yaml", "metrics.csv", "options.json", "statistics.json"]
+    assert (run / "event_file.yaml").read_bytes() == (reference_dir / "semi_leptonic_ttH.yaml").read_bytes()
+    options = json.loads((run / "options.json").read_text())
+    assert options["hidden_dim"] == 16 and options["epochs"] == 2
+    assert Path(options["training_file"]).is_absolute()  # a run resumes from any directory
+    statistics = DatasetStatistics.load(run / "statistics.json")
+    assert statistics.num_classes == {"EVENT/signal": 2}
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    hyper = checkpoint["hyper_parameters"]
+    assert hyper["event_file_text"] == (reference_dir / "semi_leptonic_ttH.yaml").read_text()
+    assert hyper["options"] == options
+    assert hyper["statistics"] == statistics.to_dict()
+    assert checkpoint["state_dict"] and all(k.startswith("network.") for k in checkpoint["state_dict"])
+    assert checkpoint["epoch"] == 1 and result.epochs_completed == 2 and result.stopped is None
+
+
+def test_metrics_csv_has_every_loss_term_and_validation_metric_per_epoch(workspace: dict[str, Any]) -> None:
+    rows = read_metrics(workspace["straight"].run_dir)
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    columns = set(rows[0])
+    for stage in ("train", "val"):
+        for term in ("total_loss", "assignment_loss", "detection_loss", "regression_loss", "classification_loss",
+                     "kl_loss", "assignment_loss/ht", "detection_loss/h", "regression_loss/EVENT/neutrino_px",
+                     "classification_loss/EVENT/signal"):
+            assert f"{stage}/{term}" in columns
+    for metric in ("event_purity", "particle_purity", "particle_purity/ht", "regression_error",
+                   "classification_accuracy"):
+        assert f"val/{metric}" in columns
+    for row in rows:
+        assert 0.0 <= float(row["val/event_purity"]) <= 1.0
+        assert 0.0 <= float(row["val/classification_accuracy"]) <= 1.0
+        assert float(row["train/total_loss"]) > 0
+    # The learning rate follows warm-up + cosine: back near zero after the last step.
+    assert float(rows[1]["lr"]) < float(rows[0]["lr"])
+
+
+def test_best_checkpoint_is_the_epoch_with_the_highest_validation_event_purity(workspace: dict[str, Any]) -> None:
+    result: RunResult = workspace["straight"]
+    rows = read_metrics(result.run_dir)
+    purities = [float(row["val/event_purity"]) for row in rows]
+    assert result.monitor == "val/event_purity"
+    assert result.best_value == pytest.approx(max(purities))
+    assert result.best_epoch == purities.index(max(purities))
+    best = torch.load(result.best_checkpoint, map_location="cpu", weights_only=False)
+    assert best["epoch"] == result.best_epoch
+
+
+def test_plain_output_is_one_line_per_epoch_then_a_summary(workspace: dict[str, Any]) -> None:
+    lines = workspace["output"].splitlines()
+    epoch_lines = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epoch_lines] == ["1/2", "2/2"]
+    assert all("purity" in line and "best purity" in line for line in epoch_lines)
+    assert "\r" not in workspace["output"]  # no progress bars when the console is not a terminal
+    assert str(workspace["straight"].run_dir) in workspace["output"]
+    assert "best checkpoint" in workspace["output"]
+
+
+def test_a_second_run_gets_a_new_version_and_leaves_the_first_untouched(workspace: dict[str, Any]) -> None:
+    first, second = workspace["straight"].run_dir, workspace["stopped"].run_dir
+    assert (first.name, second.name) == ("version_0", "version_1")
+    assert len(read_metrics(first)) == 2
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint_and_stops(workspace: dict[str, Any]) -> None:
+    stopped: RunResult = workspace["stopped"]
+    assert stopped.stopped == "interrupted"
+    assert stopped.resume_checkpoint == stopped.run_dir / "checkpoints" / "interrupted.ckpt"
+    checkpoint = torch.load(stopped.resume_checkpoint, map_location="cpu", weights_only=False)
+    assert checkpoint["epoch"] == 1 and checkpoint["global_step"] == 4 + 3  # epoch 0, then 3 batches
+    assert [row["epoch"] for row in read_metrics(stopped.run_dir)] == ["0"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def _same_weights(a: Path, b: Path) -> None:
+    first, second = network_weights(a), network_weights(b)
+    assert first.keys() == second.keys()
+    for key in first:
+        torch.testing.assert_close(first[key], second[key], rtol=0, atol=0, msg=key)
+
+
+def test_resume_after_ctrl_c_reaches_the_same_weights_as_an_uninterrupted_run(
+    workspace: dict[str, Any], tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(workspace["stopped"].run_dir, run)
+    resumed = train(resume=run)
+    assert resumed.run_dir == run.resolve() and resumed.stopped is None
+    assert not (run / "checkpoints" / "interrupted.ckpt").exists()  # superseded by last.ckpt
+    assert [row["epoch"] for row in read_metrics(run)] == ["0", "1"]
+    _same_weights(resumed.last_checkpoint, workspace["straight"].last_checkpoint)
+
+
+def test_resume_after_sigkill_continues_from_the_last_completed_epoch(
+    workspace: dict[str, Any], tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(workspace["stopped"].run_dir, run)
+    (run / "checkpoints" / "interrupted.ckpt").unlink()  # a killed run never wrote it
+    resumed = train(resume=run / "checkpoints" / "last.ckpt")
+    assert resumed.run_dir == run.resolve()
+    straight = workspace["straight"]
+    _same_weights(resumed.last_checkpoint, straight.last_checkpoint)
+    assert read_metrics(run)[1]["val/event_purity"] == read_metrics(straight.run_dir)[1]["val/event_purity"]
+
+
+def test_fast_dev_run_trains_one_batch_and_writes_nothing(workspace: dict[str, Any], tmp_path: Path) -> None:
+    result = train(workspace["options"], log_dir=tmp_path / "runs", fast_dev_run=True)
+    assert result.run_dir is None and result.last_checkpoint is None
+    assert not (tmp_path / "runs").exists()
