@@ -42,8 +42,17 @@ def main() -> None:
             cpu_events_per_s[name] = events / cpu
             candidates_per_s[name] = summary.candidates / wall
             efficiency[name] = summary.efficiency
-            rows.append([name, f"{events:,}", events / wall, events / cpu, summary.candidates / wall,
-                         f"{summary.efficiency:.1%}", f"{size_mb / events * 1e4:.2f}"])
+            rows.append(
+                [
+                    name,
+                    f"{events:,}",
+                    events / wall,
+                    events / cpu,
+                    summary.candidates / wall,
+                    f"{summary.efficiency:.1%}",
+                    f"{size_mb / events * 1e4:.2f}",
+                ]
+            )
     figures = {
         "events_per_s": events_per_s,
         "events_per_cpu_s": cpu_events_per_s,
@@ -54,8 +63,15 @@ def main() -> None:
     }
     report(
         "spanet-generate throughput (one core)",
-        ["process", "events", "events/s (wall)", "events/s (cpu)", "candidates/s (wall)", "efficiency",
-         "MB per 10k events"],
+        [
+            "process",
+            "events",
+            "events/s (wall)",
+            "events/s (cpu)",
+            "candidates/s (wall)",
+            "efficiency",
+            "MB per 10k events",
+        ],
         rows,
         figures,
         args.json,

@@ -79,8 +79,8 @@ def make_run_dir(directory: Path, event_yaml: str, data_file: Path, seed: int = 
     }
     torch.save(checkpoint, directory / "checkpoints" / "last.ckpt")
     (directory / "metrics.csv").write_text(
-        "epoch,step,train/loss,val/loss,val/event_purity\n"
-        "0,10,3.2,,\n0,10,,3.0,0.12\n1,20,2.5,,\n1,20,,2.4,0.31\n2,30,2.1,,\n2,30,,2.2,0.40\n",
+        "epoch,step,lr,train/total_loss,val/total_loss,val/event_purity\n"
+        "0,10,0.001,3.2,3.0,0.12\n1,20,0.001,2.5,2.4,0.31\n2,30,0.0005,2.1,2.2,0.40\n",
         encoding="utf-8",
     )
     return directory

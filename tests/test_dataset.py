@@ -124,10 +124,11 @@ def test_partial_events_off_keeps_only_fully_reconstructable_events(tiny: Path) 
     assert batch.classifications["EVENT/signal"].shape == (6,)
 
 
-def test_limit_to_num_jets_counts_sequential_objects_only(tiny: Path) -> None:
+def test_limit_to_num_jets_keeps_events_with_exactly_that_many_sequential_objects(tiny: Path) -> None:
     # objects per event (Jets + Leptons, not Met): 5, 5, 4, 3, 7, 1
-    batch = all_events(tiny, limit_to_num_jets=5, batch_size=5)
-    assert batch.masks["Jets"].sum(dim=1).tolist() == [4, 3, 4, 2, 1]  # event 4 (7 objects) is gone
+    batch = all_events(tiny, limit_to_num_jets=5, batch_size=2)
+    assert batch.masks["Jets"].sum(dim=1).tolist() == [4, 3]  # events 0 and 1
+    assert batch.masks["Leptons"].sum(dim=1).tolist() == [1, 2]
 
 
 def test_split_limit_and_randomization(tmp_path: Path) -> None:
@@ -137,13 +138,15 @@ def test_split_limit_and_randomization(tmp_path: Path) -> None:
     module.setup("fit")
     assert module.rows("train").tolist() == list(range(80))
     assert module.rows("val").tolist() == list(range(80, 100))
-    assert module.statistics.num_training_events == 80
+    assert module.statistics.num_training_events == module.num_training_events == 80
 
     shuffled = SpanetDataModule(TINY_SPEC, options.replace(dataset_randomization=3), training_file=path)
     shuffled.setup("fit")
     train, val = shuffled.rows("train"), shuffled.rows("val")
     assert len(train) == 80 and len(val) == 20 and not set(train) & set(val)
     assert train.tolist() == sorted(train.tolist()) and train.max() > 100  # drawn from the whole file
+    # SPANet's draw: RandomState(seed).permutation, training = first round(0.5 * 0.8 * 200)
+    assert train.tolist() == sorted(np.random.RandomState(3).permutation(200)[:80].tolist())
     again = SpanetDataModule(TINY_SPEC, options.replace(dataset_randomization=3), training_file=path)
     again.setup("fit")
     assert again.rows("train").tolist() == train.tolist()
@@ -258,7 +261,7 @@ def test_zero_events_after_filtering_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(
         InputError,
         match=r"at least one training event after filtering, got 0 of 19 "
-        r"\(19 with more than limit_to_num_jets = 3 objects removed\)",
+        r"\(19 without exactly limit_to_num_jets = 3 objects removed\)",
     ):
         SpanetDataModule(TINY_SPEC, options, training_file=path).setup("fit")
 
@@ -321,3 +324,52 @@ def test_validation_labels_unseen_in_training_are_an_error(tmp_path: Path) -> No
         InputError, match=r"val\.h5: CLASSIFICATIONS/EVENT/signal.*labels -1 \.\. 1.*3 in event 4"
     ):
         module.setup("fit")
+
+
+def test_lightning_fit_runs_over_the_datamodule_and_reshuffles_per_epoch(tmp_path: Path) -> None:
+    import lightning as L
+
+    path = write_h5(tmp_path / "random.h5", random_arrays(64))
+
+    class Recorder(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+            self.seen: dict[int, list[float]] = {}
+
+        def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+            assert isinstance(batch, Batch)
+            self.seen.setdefault(self.current_epoch, []).extend(batch.event_weights.tolist())
+            return (self.weight * batch.features["Jets"].sum()).sum()
+
+        def validation_step(self, batch: Batch, batch_idx: int) -> None:
+            assert batch.targets["t"].dtype == torch.int64
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    for mode in ("memory", "streaming"):
+        options = Options(
+            batch_size=16, train_validation_split=0.75, dataset_mode=mode, num_dataloader_workers=0
+        )
+        module = SpanetDataModule(TINY_SPEC, options, training_file=path)
+        model = Recorder()
+        trainer = L.Trainer(
+            max_epochs=2,
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            use_distributed_sampler=False,
+        )
+        trainer.fit(model, datamodule=module)
+        assert len(model.seen[0]) == len(model.seen[1]) == 48
+        assert sorted(model.seen[0]) == sorted(model.seen[1]) and model.seen[0] != model.seen[1]
+
+
+def test_testing_without_statistics_is_an_error(tiny: Path) -> None:
+    module = SpanetDataModule(TINY_SPEC, Options(batch_size=2), testing_file=tiny)
+    with pytest.raises(InputError, match=r"statistics: expected statistics from a training run"):
+        module.setup("test")

@@ -94,7 +94,9 @@ def test_targets_are_unique_and_point_at_real_jets(allhad):
 
 def test_allhad_matching_and_multiplicity_near_the_published_sample(allhad):
     # SPANet authors' sample: 32.7 % both tops fully matched, 52.3 % one, 15.0 % none.
-    full = [np.all([allhad[f"TARGETS/{t}/{q}"] >= 0 for q in ("q1", "q2", "b")], axis=0) for t in ("t1", "t2")]
+    full = [
+        np.all([allhad[f"TARGETS/{t}/{q}"] >= 0 for q in ("q1", "q2", "b")], axis=0) for t in ("t1", "t2")
+    ]
     both, one = np.mean(full[0] & full[1]), np.mean(full[0] ^ full[1])
     assert 0.26 < both < 0.39
     assert 0.45 < one < 0.60
@@ -117,7 +119,11 @@ def test_same_seed_same_events_and_chunk_size_does_not_matter(tmp_path):
     write_file(tmp_path / "a.h5", "hh_4b", events=700, seed=3, chunk_size=64)
     write_file(tmp_path / "b.h5", "hh_4b", events=700, seed=3)
     write_file(tmp_path / "c.h5", "hh_4b", events=700, seed=4)
-    with h5py.File(tmp_path / "a.h5") as a, h5py.File(tmp_path / "b.h5") as b, h5py.File(tmp_path / "c.h5") as c:
+    with (
+        h5py.File(tmp_path / "a.h5") as a,
+        h5py.File(tmp_path / "b.h5") as b,
+        h5py.File(tmp_path / "c.h5") as c,
+    ):
         np.testing.assert_array_equal(a["INPUTS/Source/pt"][:], b["INPUTS/Source/pt"][:])
         np.testing.assert_array_equal(a["TARGETS/h1/b1"][:], b["TARGETS/h1/b1"][:])
         assert not np.array_equal(a["INPUTS/Source/pt"][:], c["INPUTS/Source/pt"][:])
@@ -162,8 +168,9 @@ def _neutrino_solution(arrays: dict[str, np.ndarray]):
 
 
 def test_exact_met_and_on_shell_w_give_the_true_neutrino_pz():
-    exact = PhysicsConfig().with_overrides(met_resolution=0.0, w_width=0.0, lepton_resolution=0.0,
-                                           lepton_angular_resolution=0.0)
+    exact = PhysicsConfig().with_overrides(
+        met_resolution=0.0, w_width=0.0, lepton_resolution=0.0, lepton_angular_resolution=0.0
+    )
     arrays = generate_arrays("ttbar_semilep", 500, seed=5, config=exact)
     solution = _neutrino_solution(arrays)
     true = arrays["REGRESSIONS/EVENT/neutrino_pz"].astype(np.float64)
@@ -186,7 +193,17 @@ def test_neutrino_baseline_on_semileptonic_ttbar():
 
 def test_cli_writes_file_and_event_file_and_refuses_to_overwrite(tmp_path, capsys):
     output, yaml_out = tmp_path / "hh.h5", tmp_path / "hh.yaml"
-    args = ["hh_4b", "--events", "50", "--seed", "2", "--output", str(output), "--event-file-output", str(yaml_out)]
+    args = [
+        "hh_4b",
+        "--events",
+        "50",
+        "--seed",
+        "2",
+        "--output",
+        str(output),
+        "--event-file-output",
+        str(yaml_out),
+    ]
     assert main(args) == 0
     assert yaml_out.read_text() == PROCESSES["hh_4b"].event_file_text
     before = output.read_bytes()
@@ -199,12 +216,17 @@ def test_cli_writes_file_and_event_file_and_refuses_to_overwrite(tmp_path, capsy
 
 def test_cli_selection_options_and_bad_values(tmp_path, capsys):
     output = tmp_path / "loose.h5"
-    assert main(["ttbar_allhad", "-n", "200", "-o", str(output), "--min-jets", "4", "--min-btags", "0", "-q"]) == 0
+    assert (
+        main(["ttbar_allhad", "-n", "200", "-o", str(output), "--min-jets", "4", "--min-btags", "0", "-q"])
+        == 0
+    )
     with h5py.File(output) as f:
         jets = f["INPUTS/Source/MASK"][:].sum(axis=1)
     assert jets.min() < 6 <= jets.max()
     assert main(["ttbar_allhad", "-n", "-5", "-o", str(tmp_path / "x.h5")]) == 2
-    assert main(["ttbar_allhad", "-n", "5", "-o", str(tmp_path / "x.h5"), "--set", "fsr_probability=lots"]) == 2
+    assert (
+        main(["ttbar_allhad", "-n", "5", "-o", str(tmp_path / "x.h5"), "--set", "fsr_probability=lots"]) == 2
+    )
     assert main(["ttbar_allhad", "-n", "5", "-o", str(tmp_path / "x.h5"), "--max-objects", "3"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "--set fsr_probability=lots" in err

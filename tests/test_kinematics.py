@@ -43,7 +43,12 @@ def test_pseudorapidity_along_the_beam_and_at_rest():
 
 
 def test_cylindrical_round_trip():
-    pt, eta, phi, m = np.array([10.0, 250.0]), np.array([-2.1, 0.3]), np.array([3.0, -1.0]), np.array([0.0, 80.4])
+    pt, eta, phi, m = (
+        np.array([10.0, 250.0]),
+        np.array([-2.1, 0.3]),
+        np.array([3.0, -1.0]),
+        np.array([0.0, 80.4]),
+    )
     back = to_cylindrical(*to_cartesian(pt, eta, phi, m))
     for got, want in zip(back, (pt, eta, phi, m)):
         np.testing.assert_allclose(got, want, atol=1e-9)
@@ -108,7 +113,9 @@ def test_breit_wigner_inverse_cdf_by_hand():
     assert breit_wigner_mass(0.0, m, g, low, high) == pytest.approx(low)
     assert breit_wigner_mass(1.0, m, g, low, high) == pytest.approx(high)
     # u = 0.75 -> theta = pi/8 -> s = M^2 + M Gamma tan(pi/8) = M^2 + M Gamma (sqrt 2 - 1)
-    assert breit_wigner_mass(0.75, m, g, low, high) == pytest.approx(math.sqrt(m * m + m * g * (math.sqrt(2) - 1)))
+    assert breit_wigner_mass(0.75, m, g, low, high) == pytest.approx(
+        math.sqrt(m * m + m * g * (math.sqrt(2) - 1))
+    )
     assert breit_wigner_mass(0.3, m, 0.0, 0.0, 1e3) == m
 
 

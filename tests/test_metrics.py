@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spanet_lite.config import parse_event_spec
 from spanet_lite.evaluation.metrics import (
@@ -199,3 +201,113 @@ def test_detection_accuracy_and_calibration():
     overconfident = detection_metrics(np.array([0.95, 0.95]), np.array([True, False]))
     assert overconfident["ece"] == pytest.approx(0.45)
     assert overconfident["accuracy"] == 0.5
+
+
+# ------------------------------------------------------------------ neutrino baseline
+LEPTONIC = parse_event_spec(
+    """
+INPUTS:
+  SEQUENTIAL:
+    Momenta: {pt: none, eta: none, sin_phi: none, cos_phi: none, mass: none, etag: none, utag: none}
+  GLOBAL:
+    Met: {met: none, sin_phi: none, cos_phi: none}
+EVENT:
+  lt: [b]
+REGRESSIONS:
+  EVENT: [neutrino_px, neutrino_pz, neutrino_eta, other]
+"""
+)
+
+
+def test_baseline_finds_the_tagged_lepton_and_satisfies_the_w_mass():
+    from spanet_lite.evaluation.baseline import compute_baseline, plan_baseline
+
+    plan = plan_baseline(LEPTONIC)
+    assert plan.usable, plan.reason
+    assert plan.targets == {"EVENT/neutrino_px": "px", "EVENT/neutrino_pz": "pz", "EVENT/neutrino_eta": "eta"}
+    # Slot 0: a jet with a larger pt; slot 1: the muon (utag) with pt 40 along x; slot 2 padding.
+    # columns: pt, eta, sin_phi, cos_phi, mass, etag, utag
+    objects = np.array([[[90.0, 0.3, 1.0, 0.0, 10.0, 0, 0], [40.0, 0.5, 0.0, 1.0, 0.1057, 0, 1], [0] * 7]])
+    mask = np.array([[True, True, False]])
+    met = np.array([[30.0, 1.0, 0.0]])  # 30 GeV along +y
+    values = compute_baseline(plan, LEPTONIC, {"Momenta": objects, "Met": met}, {"Momenta": mask})
+    assert values["EVENT/neutrino_px"][0] == pytest.approx(0.0, abs=1e-9)
+    lepton = np.array([40.0, 0.0, 40.0 * np.sinh(0.5)])
+    lepton_e = np.sqrt(lepton @ lepton + 0.1057**2)
+    nu = np.array([0.0, 30.0, values["EVENT/neutrino_pz"][0]])
+    w_mass2 = (lepton_e + np.linalg.norm(nu)) ** 2 - np.sum((lepton + nu) ** 2)
+    assert np.sqrt(w_mass2) == pytest.approx(80.4, rel=1e-6)
+    assert values["EVENT/neutrino_eta"][0] == pytest.approx(np.arcsinh(nu[2] / 30.0))
+
+
+def test_baseline_units_follow_the_targets_by_a_power_of_ten():
+    from spanet_lite.evaluation.baseline import matched_baseline, plan_baseline
+
+    plan = plan_baseline(LEPTONIC)
+    rng = np.random.default_rng(1)
+    truth_gev = rng.normal(0, 50, 100)
+    px, pz, eta = "EVENT/neutrino_px", "EVENT/neutrino_pz", "EVENT/neutrino_eta"
+    baseline = {px: truth_gev * 1.3, pz: truth_gev, eta: truth_gev}
+    truth = {px: truth_gev / 100, pz: truth_gev / 100, eta: truth_gev}
+    matched, divisor = matched_baseline(plan, baseline, truth)
+    assert divisor == 100.0
+    np.testing.assert_allclose(matched["EVENT/neutrino_pz"], truth_gev / 100)
+    np.testing.assert_allclose(matched["EVENT/neutrino_eta"], truth_gev)  # eta has no unit
+
+
+def test_baseline_is_skipped_with_a_reason_when_there_is_no_met():
+    from spanet_lite.evaluation.baseline import plan_baseline
+
+    spec = parse_event_spec(
+        """
+INPUTS:
+  SEQUENTIAL:
+    Momenta: {pt: none, eta: none, phi: none, etag: none}
+EVENT:
+  lt: [b]
+REGRESSIONS:
+  EVENT: [neutrino_pz]
+"""
+    )
+    plan = plan_baseline(spec)
+    assert not plan.usable
+    assert "MET" in plan.describe()
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    swap_tops=st.booleans(),
+    swap_q1=st.booleans(),
+    swap_q2=st.booleans(),
+)
+def test_any_symmetry_of_a_correct_answer_is_still_correct(seed, swap_tops, swap_q1, swap_q2):
+    rng = np.random.default_rng(seed)
+    objects = rng.permutation(12)[:6]
+    truth = {"t1": objects[:3].tolist(), "t2": objects[3:].tolist()}
+    first, second = list(truth["t1"]), list(truth["t2"])
+    if swap_q1:
+        first[0], first[1] = first[1], first[0]
+    if swap_q2:
+        second[0], second[1] = second[1], second[0]
+    prediction = {"t1": second, "t2": first} if swap_tops else {"t1": first, "t2": second}
+    metrics = evaluate([prediction], [truth])
+    assert metrics["event_purity"] == 1.0
+    assert metrics["particle_efficiency/t1"] == metrics["particle_efficiency/t2"] == 1.0
+    # Moving the b quark anywhere else breaks it, whatever the symmetry.
+    broken = {p: [v[2], v[1], v[0]] for p, v in prediction.items()}
+    assert evaluate([broken], [truth])["event_purity"] == 0.0
+
+
+def test_detection_is_judged_up_to_the_event_symmetry():
+    from spanet_lite.evaluation.metrics import symmetric_detection_truth
+
+    # One reconstructable top, stored as t2; the network calls it t1. With t1 <-> t2 symmetric
+    # that is right; without the symmetry it is wrong twice.
+    probabilities = {"t1": np.array([0.9]), "t2": np.array([0.1])}
+    masks = {"t1": np.array([False]), "t2": np.array([True])}
+    truth = symmetric_detection_truth(probabilities, masks, TTBAR)
+    assert truth["t1"].tolist() == [True] and truth["t2"].tolist() == [False]
+    assert detection_metrics(probabilities["t1"], truth["t1"])["accuracy"] == 1.0
+    unchanged = symmetric_detection_truth(probabilities, masks, NO_EVENT_SYMMETRY)
+    assert unchanged["t1"].tolist() == [False]

@@ -107,8 +107,9 @@ def test_vectorised_over_arrays_and_torch_agrees():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)
     n = 1000
-    lepton = FourVector.from_pt_eta_phi_mass(rng.uniform(25, 200, n), rng.normal(0, 1, n), rng.uniform(-3, 3, n),
-                                             0.105658)
+    lepton = FourVector.from_pt_eta_phi_mass(
+        rng.uniform(25, 200, n), rng.normal(0, 1, n), rng.uniform(-3, 3, n), 0.105658
+    )
     met_x, met_y = rng.normal(0, 60, n), rng.normal(0, 60, n)
     args = (lepton.px, lepton.py, lepton.pz, lepton.e, met_x, met_y)
     numpy_solution = solve_neutrino(*args)
@@ -118,6 +119,10 @@ def test_vectorised_over_arrays_and_torch_agrees():
     np.testing.assert_allclose(torch_solution.pz.numpy(), numpy_solution.pz, rtol=1e-10, atol=1e-9)
     np.testing.assert_array_equal(torch_solution.is_complex.numpy(), numpy_solution.is_complex)
     # every solution, fixed or not, satisfies the W-mass constraint
-    nu = FourVector(np.sqrt(numpy_solution.px**2 + numpy_solution.py**2 + numpy_solution.pz**2),
-                    numpy_solution.px, numpy_solution.py, numpy_solution.pz)
+    nu = FourVector(
+        np.sqrt(numpy_solution.px**2 + numpy_solution.py**2 + numpy_solution.pz**2),
+        numpy_solution.px,
+        numpy_solution.py,
+        numpy_solution.pz,
+    )
     np.testing.assert_allclose(invariant_mass(lepton, nu), 80.4, rtol=1e-6)

@@ -66,10 +66,11 @@ def test_zero_variance_feature_gets_std_one(tmp_path: Path) -> None:
 def test_log_of_values_at_or_below_minus_one_is_an_error_naming_the_feature(tmp_path: Path) -> None:
     arrays = tiny_arrays()
     arrays["INPUTS/Jets/pt"][3, 1] = -2.0
+    arrays["INPUTS/Jets/pt"][4, 0] = -1.0  # log(0) = -inf: also refused
     with pytest.raises(
         InputError,
-        match=r"INPUTS/Jets/pt: expected values above -1 for the log option.*"
-        r"1 value\(s\) <= -1.*first -2 in event 3",
+        match=r"INPUTS/Jets/pt: expected values above -1 for the log option \(x -> log\(x \+ 1\)\), "
+        r"got -2 in event 3 \(2 such value\(s\) in events 0\.\.5\)",
     ):
         statistics(write_h5(tmp_path / "neg.h5", arrays))
 
@@ -136,3 +137,31 @@ def test_running_moments_match_one_pass_numpy(sizes: list[int], seed: int) -> No
     assert moments.mean == pytest.approx(everything.mean(axis=0), rel=1e-12)
     expected = everything.std(axis=0)
     assert moments.std == pytest.approx(np.where(expected > 0, expected, 1.0), rel=1e-6)
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.floats(allow_nan=True, allow_infinity=True, width=32), st.integers(0, 2**31 - 1))
+def test_padded_slots_never_change_statistics_or_batches(garbage: float, seed: int) -> None:
+    import tempfile
+
+    import torch
+
+    reference = tiny_arrays()
+    arrays = tiny_arrays()
+    rng = np.random.default_rng(seed)
+    for name in ("INPUTS/Jets/pt", "INPUTS/Jets/eta", "INPUTS/Leptons/pt"):
+        padded = ~arrays[name.rsplit("/", 1)[0] + "/MASK"]
+        noise = rng.choice([garbage, -5.0, 1e30], size=arrays[name].shape).astype(np.float32)
+        arrays[name] = np.where(padded, noise, arrays[name])
+    with tempfile.TemporaryDirectory() as folder:
+        results = []
+        for name, data in (("a.h5", reference), ("b.h5", arrays)):
+            path = write_h5(Path(folder) / name, data)
+            module = SpanetDataModule(
+                TINY_SPEC, Options(batch_size=6, validation_file=str(path)), training_file=path
+            )
+            module.setup("fit")
+            results.append((module.statistics, next(iter(module.val_dataloader()))))
+    assert results[0][0] == results[1][0]
+    for key in ("Jets", "Leptons"):
+        assert torch.equal(results[0][1].features[key], results[1][1].features[key])

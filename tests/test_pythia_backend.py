@@ -114,10 +114,10 @@ def test_missing_extra_is_one_line_input_error(monkeypatch: pytest.MonkeyPatch) 
 def test_truth_partons_rebuild_the_top_and_w_masses() -> None:
     from spanet_lite.physics.pythia.engine import make_pythia
     from spanet_lite.physics.pythia.processes import PROCESSES
-    from spanet_lite.physics.pythia.record import FlatBatch, extract_truth
+    from spanet_lite.physics.pythia.record import extract_truth
 
-    pythia, _ = make_pythia(PROCESSES["ttbar_allhad"].components[0], 4321)
-    truth = extract_truth(FlatBatch.from_awkward(pythia.nextBatch(20)), "ttbar_allhad")
+    source = make_pythia(PROCESSES["ttbar_allhad"].components[0], 4321)
+    truth = extract_truth(source.next_batch(20), "ttbar_allhad")
     assert np.isfinite(truth.p4).all()
 
     def mass(*slots: str) -> np.ndarray:
@@ -129,6 +129,22 @@ def test_truth_partons_rebuild_the_top_and_w_masses() -> None:
         assert np.median(np.abs(mass(f"{top}.q1", f"{top}.q2") - 80.4)) < 3.0
         assert np.median(np.abs(mass(f"{top}.b", f"{top}.q1", f"{top}.q2") - 172.5)) < 3.0
     assert (np.abs(truth.pid[:, truth.index("t1.b")]) == 5).all()
+
+
+@needs_pythia
+def test_semileptonic_events_have_exactly_one_leptonic_w_of_either_charge() -> None:
+    from spanet_lite.physics.pythia.engine import make_pythia
+    from spanet_lite.physics.pythia.processes import PROCESSES
+    from spanet_lite.physics.pythia.record import extract_truth
+
+    source = make_pythia(PROCESSES["ttbar_semilep"].components[0], 99)
+    for _ in range(2):  # the hook must keep working batch after batch
+        truth = extract_truth(source.next_batch(25), "ttbar_semilep")
+        lepton = truth.pid[:, truth.index("lt.l")]
+        quark = truth.pid[:, truth.index("ht.q1")]
+        assert np.isin(np.abs(lepton), (11, 13)).all()
+        assert ((np.abs(quark) >= 1) & (np.abs(quark) <= 4)).all()
+    assert (lepton > 0).any() and (lepton < 0).any()  # W- and W+ both decay leptonically
 
 
 @needs_pythia
@@ -223,7 +239,9 @@ def test_same_seed_same_file_for_any_number_of_jobs(tmp_path: Path) -> None:
 
 
 @needs_pythia
-def test_an_interrupted_run_resumes_from_its_finished_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupted_run_resumes_from_its_finished_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from spanet_lite.physics.pythia import runner
 
     output = tmp_path / "resumed.h5"

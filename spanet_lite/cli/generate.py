@@ -28,23 +28,45 @@ PROCESS_NAMES = ("ttbar_allhad", "ttbar_semilep", "ttH_semilep", "hh_4b")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
-        description="Generate synthetic collider events (jets, leptons, MET, truth targets) as a SPANet HDF5 file.",
+        description="Generate synthetic collider events (jets, leptons, MET, truth) as a SPANet HDF5 file.",
     )
     parser.add_argument("process", choices=PROCESS_NAMES, help="which process to generate")
     parser.add_argument("--events", "-n", type=int, required=True, help="number of selected events to write")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed and options give the same file")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed; same seed and options give the same file"
+    )
     parser.add_argument("--output", "-o", type=Path, required=True, help="HDF5 file to write")
-    parser.add_argument("--event-file-output", type=Path, default=None, help="also write the matching event file here")
+    parser.add_argument(
+        "--event-file-output", type=Path, default=None, help="also write the matching event file here"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--min-jets", type=int, default=None, help="selection: minimum accepted jets")
     parser.add_argument("--min-btags", type=int, default=None, help="selection: minimum b-tagged jets")
     parser.add_argument("--max-objects", type=int, default=None, help="padded width of the SEQUENTIAL input")
-    parser.add_argument("--signal-fraction", type=float, default=0.5,
-                        help="ttH_semilep: fraction of ttH among generated candidates (before selection)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
-                        help="change a physics parameter (see spanet_lite.physics.generator.config), repeatable")
+    parser.add_argument(
+        "--signal-fraction",
+        type=float,
+        default=0.5,
+        help="ttH_semilep: fraction of ttH among generated candidates (before selection)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change a physics parameter (see spanet_lite.physics.generator.config), repeatable",
+    )
     parser.add_argument("--chunk-size", type=int, default=65_536, help="events written per HDF5 write")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary table")
+    parser.add_argument(
+        "--backend",
+        choices=("fast", "pythia"),
+        default="fast",
+        help="fast: vectorised parton-level model; pythia: Pythia 8 shower + hadronisation + "
+        "FastJet (needs the 'pythia' extra)",
+    )
+    parser.add_argument("--jobs", "-j", type=int, default=1, help="--backend pythia: worker processes")
     return parser
 
 
@@ -68,8 +90,9 @@ def _overrides(items: list[str]) -> dict[str, float | int]:
 
 def _check_output(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
-        raise InputError(path, "", "a path that does not exist yet (pass --overwrite to replace it)",
-                         "an existing file")
+        raise InputError(
+            path, "", "a path that does not exist yet (pass --overwrite to replace it)", "an existing file"
+        )
     if path.exists() and path.is_dir():
         raise InputError(path, "", "a file path", "a directory")
 
@@ -83,16 +106,26 @@ def _body(argv: Sequence[str] | None) -> int:
 
     if args.events < 1:
         raise InputError(None, "--events", "a positive number of events", str(args.events))
-    for flag, value in (("--min-jets", args.min_jets), ("--min-btags", args.min_btags), ("--chunk-size", args.chunk_size)):
+    for flag, value in (
+        ("--min-jets", args.min_jets),
+        ("--min-btags", args.min_btags),
+        ("--chunk-size", args.chunk_size),
+    ):
         if value is not None and value < (1 if flag == "--chunk-size" else 0):
-            raise InputError(None, flag, "a non-negative number" if flag != "--chunk-size" else "a positive number",
-                             str(value))
+            raise InputError(
+                None,
+                flag,
+                "a non-negative number" if flag != "--chunk-size" else "a positive number",
+                str(value),
+            )
     if not 0.0 <= args.signal_fraction <= 1.0:
         raise InputError(None, "--signal-fraction", "a fraction between 0 and 1", str(args.signal_fraction))
     process = PROCESSES[args.process]
     minimum_width = max(process.selection.min_jets, 1) + (1 if process.has_lepton else 0)
     if args.max_objects is not None and args.max_objects < minimum_width:
-        raise InputError(None, "--max-objects", f"at least {minimum_width} for {process.name}", str(args.max_objects))
+        raise InputError(
+            None, "--max-objects", f"at least {minimum_width} for {process.name}", str(args.max_objects)
+        )
     config = PhysicsConfig().with_overrides(**_overrides(args.overrides))
     default = process.selection
     selection = Selection(
@@ -106,20 +139,60 @@ def _body(argv: Sequence[str] | None) -> int:
 
     console = Console(stderr=True)
     show_progress = not args.quiet and console.is_terminal
-    if show_progress:
+    if args.backend == "pythia":
+        from spanet_lite.physics.pythia import generate
+
+        summary = generate(
+            args.process,
+            args.events,
+            args.seed,
+            args.output,
+            jobs=args.jobs,
+            progress=show_progress,
+            config=config,
+            selection=selection,
+            max_objects=args.max_objects,
+            signal_fraction=args.signal_fraction,
+            overwrite=args.overwrite,
+        )
+    elif show_progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        with Progress(TextColumn(f"generating {process.name}"), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=console, transient=True) as bar:
+        with Progress(
+            TextColumn(f"generating {process.name}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
             task = bar.add_task("generate", total=args.events)
-            summary = write_file(args.output, process, args.events, args.seed, config=config, selection=selection,
-                                 max_objects=args.max_objects, signal_fraction=args.signal_fraction,
-                                 chunk_size=args.chunk_size, overwrite=args.overwrite,
-                                 progress=lambda done: bar.update(task, completed=done))
+            summary = write_file(
+                args.output,
+                process,
+                args.events,
+                args.seed,
+                config=config,
+                selection=selection,
+                max_objects=args.max_objects,
+                signal_fraction=args.signal_fraction,
+                chunk_size=args.chunk_size,
+                overwrite=args.overwrite,
+                progress=lambda done: bar.update(task, completed=done),
+            )
     else:
-        summary = write_file(args.output, process, args.events, args.seed, config=config, selection=selection,
-                             max_objects=args.max_objects, signal_fraction=args.signal_fraction,
-                             chunk_size=args.chunk_size, overwrite=args.overwrite)
+        summary = write_file(
+            args.output,
+            process,
+            args.events,
+            args.seed,
+            config=config,
+            selection=selection,
+            max_objects=args.max_objects,
+            signal_fraction=args.signal_fraction,
+            chunk_size=args.chunk_size,
+            overwrite=args.overwrite,
+        )
     if args.event_file_output is not None:
         atomic_write_text(args.event_file_output, process.event_file_text)
     if not args.quiet:

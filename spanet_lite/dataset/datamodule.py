@@ -8,25 +8,27 @@ given); then builds an in-memory or a streaming dataset for this rank's share.
 
 Which events (SPANet's options, in this order):
 
-1. ``dataset_limit`` keeps a fraction of the training file: the first ``round(f * N)`` events,
-   or, when ``dataset_randomization`` is non-zero, a random subset drawn with that seed.
-2. ``train_validation_split`` sends the first ``round(s * n)`` of those (in the drawn order)
-   to training, the rest to validation; with ``validation_file`` the training split keeps
-   all of them and validation reads that whole file. Each split is then read in file order.
-3. Filters, per split: ``limit_to_num_jets > 0`` keeps events with at most that many real
-   SEQUENTIAL objects (GLOBAL inputs do not count); ``drop_invalid_events`` drops events
-   with a NaN/inf feature on a real object (the count is logged); otherwise such a file is
-   an error.
+1. ``dataset_limit`` keeps a fraction ``f`` of the training file: the first ``round(f * N)``
+   events, or, when ``dataset_randomization`` is positive, a random subset drawn with that
+   seed (``numpy.random.RandomState``, as SPANet does, so the same seed picks the same events).
+2. ``train_validation_split`` ``s`` sends the first ``round(f * s * N)`` of those (in the drawn
+   order) to training, the rest to validation; with ``validation_file`` the training split
+   keeps all of them and validation reads that whole file. Each split is read in file order.
+3. Filters, per split: ``limit_to_num_jets = J > 0`` keeps events with exactly ``J`` real
+   SEQUENTIAL objects (SPANet's rule; GLOBAL inputs do not count); ``drop_invalid_events``
+   drops events with a NaN/inf feature on a real object (the count is logged); otherwise
+   such a file is an error.
 4. DDP: ``batch_size`` is the global batch; each of ``W`` ranks gets ``batch_size / W`` per
    step and reads only its contiguous share of the split (training shares are cut to equal
-   length so every rank takes the same number of steps). Run the Trainer with
-   ``use_distributed_sampler=False``: the DataModule shards itself.
+   length so every rank takes the same number of steps). The loaders are built on
+   IterableDatasets, so Lightning adds no DistributedSampler: the DataModule shards itself.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,12 @@ from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.errors import InputError
 
 log = logging.getLogger(__name__)
+
+# Our IterableDatasets know their length exactly (every worker reads distinct blocks), so
+# Lightning's generic caution about ``__len__`` with several workers does not apply.
+warnings.filterwarnings(
+    "ignore", message="Your `IterableDataset` has `__len__` defined", category=UserWarning
+)
 
 MEMORY_FRACTION = 0.5
 """``dataset_mode: auto`` reads a split into memory when its arrays need less than this
@@ -111,6 +119,8 @@ class SpanetDataModule(L.LightningDataModule):
         self.statistics: DatasetStatistics | None = statistics
         self.splits: dict[str, SplitData] = {}
         self.mode: str | None = None
+        self.num_training_events: int | None = None
+        """Events in the whole training split after filters (all ranks), set by setup("fit")."""
 
     # ------------------------------------------------------------------ setup
 
@@ -162,6 +172,7 @@ class SpanetDataModule(L.LightningDataModule):
             num_objects=train_facts.num_objects[train_rows],
             classifications={k: v[train_rows] for k, v in train_facts.classifications.items()},
         )
+        self.num_training_events = len(train_rows)
         train_share = _equal_share(train_rows, rank, world)
         val_share = np.array_split(val_rows, world)[rank]
         if len(val_share) == 0:
@@ -203,11 +214,6 @@ class SpanetDataModule(L.LightningDataModule):
     def _setup_test(self, rank: int, world: int) -> None:
         if self.testing_file is None:
             raise InputError(None, "testing_file", "a testing HDF5 file (option testing_file)", "none")
-        per_rank = self._per_rank_batch(world)
-        facts = self._scan(self.testing_file)
-        rows = self._filter(
-            self.testing_file, "testing", facts, np.arange(facts.layout.num_events, dtype=np.int64)
-        )
         if self.statistics is None:
             raise InputError(
                 None,
@@ -215,6 +221,11 @@ class SpanetDataModule(L.LightningDataModule):
                 "statistics from a training run (or a training_file to compute them) before testing",
                 "none",
             )
+        per_rank = self._per_rank_batch(world)
+        facts = self._scan(self.testing_file)
+        rows = self._filter(
+            self.testing_file, "testing", facts, np.arange(facts.layout.num_events, dtype=np.int64)
+        )
         self._check_labels(facts, rows, self.testing_file)
         share = np.array_split(rows, world)[rank]
         if len(share) == 0:
@@ -268,7 +279,7 @@ class SpanetDataModule(L.LightningDataModule):
         dataset = self.splits[split].dataset
         workers = 0
         if isinstance(dataset, StreamingDataset):
-            workers = max(0, min(self.options.num_dataloader_workers, _cpu_count(), len(dataset)))
+            workers = max(0, min(self.options.num_dataloader_workers, _cpu_count(), dataset.num_blocks))
         return EpochDataLoader(
             dataset,
             epoch_fn=self._trainer_epoch,
@@ -323,6 +334,7 @@ class SpanetDataModule(L.LightningDataModule):
                 layout,
                 np.arange(layout.num_events, dtype=np.int64),
                 with_features=check_finite,
+                check_finite=check_finite,
             ):
                 parts.append(
                     (
@@ -343,16 +355,20 @@ class SpanetDataModule(L.LightningDataModule):
         )
 
     def _split(self, num_events: int) -> tuple[np.ndarray, np.ndarray]:
-        """Training and validation rows of the training file (see the module docstring)."""
-        used = max(0, min(num_events, round(self.options.dataset_limit * num_events)))
-        if self.options.dataset_randomization:
-            order = np.random.default_rng(self.options.dataset_randomization).permutation(num_events)[:used]
-        else:
-            order = np.arange(used, dtype=np.int64)
+        """Training and validation rows of the training file (see the module docstring).
+
+        Same arithmetic as SPANet, so a seed picks the same events: a positive
+        ``dataset_randomization`` permutes with ``numpy.random.RandomState(seed)``; training
+        takes positions ``[0, round(limit * split * N))``, validation the rest up to
+        ``round(limit * N)``.
+        """
+        seed = self.options.dataset_randomization
+        order = np.random.RandomState(seed).permutation(num_events) if seed > 0 else np.arange(num_events)
+        limit = self.options.dataset_limit
         if self.validation_file is not None:
-            return np.sort(order), np.zeros(0, dtype=np.int64)
-        cut = round(self.options.train_validation_split * used)
-        return np.sort(order[:cut]), np.sort(order[cut:])
+            return np.sort(order[: round(limit * num_events)]), np.zeros(0, dtype=np.int64)
+        cut = round(limit * self.options.train_validation_split * num_events)
+        return np.sort(order[:cut]), np.sort(order[cut : round(limit * num_events)])
 
     def _filter(self, path: Path, split: str, facts: FileFacts, rows: np.ndarray) -> np.ndarray:
         """Apply ``limit_to_num_jets`` and ``drop_invalid_events``; error when nothing is left."""
@@ -368,7 +384,7 @@ class SpanetDataModule(L.LightningDataModule):
         keep = np.ones(before, dtype=bool)
         limit = self.options.limit_to_num_jets
         if limit > 0:
-            keep &= facts.num_objects[rows] <= limit
+            keep &= facts.num_objects[rows] == limit
         too_many = before - int(keep.sum())
         invalid = 0
         if facts.finite is not None:
@@ -387,7 +403,7 @@ class SpanetDataModule(L.LightningDataModule):
         if len(rows) == 0:
             reasons = []
             if too_many:
-                reasons.append(f"{too_many} with more than limit_to_num_jets = {limit} objects")
+                reasons.append(f"{too_many} without exactly limit_to_num_jets = {limit} objects")
             if invalid:
                 reasons.append(f"{invalid} with NaN/inf features")
             raise InputError(

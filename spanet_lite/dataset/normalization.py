@@ -30,7 +30,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.config.event_spec import EventSpec, InputSpec
 from spanet_lite.config.options import Options
 from spanet_lite.dataset import schema
 from spanet_lite.dataset.reader import EventBlock
@@ -95,16 +95,10 @@ def compute_statistics(
         events += len(block)
         for source_spec in spec.inputs:
             values = block.features[source_spec.name]
-            if source_spec.is_sequential:
-                real = values[block.masks[source_spec.name]]  # (objects, F)
-                rows = np.repeat(block.rows, block.masks[source_spec.name].sum(axis=1))
-            else:
-                real, rows = values, block.rows
+            real = values[block.masks[source_spec.name]] if source_spec.is_sequential else values  # (m, F)
             logs = log_columns[source_spec.name]
             if logs.any():
-                _check_log_domain(
-                    real, rows, logs, source_spec.name, [f.name for f in source_spec.features], source
-                )
+                _check_log_domain(real, logs, block, source_spec, source)
                 real = real.astype(np.float64)
                 real[:, logs] = np.log1p(real[:, logs])
             moments[source_spec.name].update(real)
@@ -130,8 +124,8 @@ def compute_statistics(
         stats.regression_center[target.key], stats.regression_scale[target.key] = _regression_moments(
             values.astype(np.float64), target.type
         )
-    for target in spec.classifications:
-        stats.num_classes[target.key] = count_classes(classifications[target.key], source, target.key)
+    for label in spec.classifications:
+        stats.num_classes[label.key] = count_classes(classifications[label.key], source, label.key)
     return stats
 
 
@@ -159,17 +153,22 @@ def _regression_moments(values: np.ndarray, kind: str) -> tuple[float, float]:
 
 
 def _check_log_domain(
-    real: np.ndarray, rows: np.ndarray, logs: np.ndarray, input_name: str, names: list[str], source: str
+    real: np.ndarray, logs: np.ndarray, block: EventBlock, input_spec: InputSpec, source: str
 ) -> None:
-    """``log(x + 1)`` needs ``x > -1``: name the feature, the count and the first event otherwise."""
+    """``log(x + 1)`` needs ``x > -1``: name the feature, the first event and the count otherwise."""
     for column in np.flatnonzero(logs):
         bad = real[:, column] <= -1
         if bad.any():
             first = int(np.argmax(bad))
+            if input_spec.is_sequential:  # entry -> event: entries are real objects, event by event
+                event_of_entry = np.repeat(block.rows, block.masks[input_spec.name].sum(axis=1))
+                event = int(event_of_entry[first])
+            else:
+                event = int(block.rows[first])
             raise InputError(
                 source,
-                schema.feature_path(input_name, names[column]),
+                schema.feature_path(input_spec.name, input_spec.features[column].name),
                 "values above -1 for the log option (x -> log(x + 1))",
-                f"{int(bad.sum())} value(s) <= -1 in this block, first {float(real[first, column]):g} "
-                f"in event {int(rows[first])}",
+                f"{float(real[first, column]):g} in event {event} ({int(bad.sum())} such value(s) in events "
+                f"{int(block.rows[0])}..{int(block.rows[-1])})",
             )

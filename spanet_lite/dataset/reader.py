@@ -129,14 +129,17 @@ def read_block(
     stop: int,
     *,
     with_features: bool = True,
+    check_finite: bool = False,
 ) -> EventBlock:
     """Read file rows ``[start, stop)``; ``with_features=False`` skips the feature datasets
-    (the cheap pass that only needs masks, targets and labels)."""
+    (the cheap pass that only needs masks, targets and labels); ``check_finite`` fills
+    :attr:`EventBlock.finite` (needs the features)."""
     n = stop - start
     rows = np.arange(start, stop, dtype=np.int64)
     features: dict[str, np.ndarray] = {}
     masks: dict[str, np.ndarray] = {}
-    finite = np.ones(n, dtype=bool) if with_features else None
+    check_finite = check_finite and with_features
+    finite = np.ones(n, dtype=bool) if check_finite else None
     for source in spec.sequential:
         mask = _read(file, schema.mask_path(source.name), start, stop, bool)
         masks[source.name] = mask
@@ -147,8 +150,8 @@ def read_block(
             stacked[:, :, f] = _read(
                 file, schema.feature_path(source.name, feature.name), start, stop, np.float32
             )
-        good = np.isfinite(stacked).all(axis=2)
-        finite &= (good | ~mask).all(axis=1)
+        if finite is not None:
+            finite &= (np.isfinite(stacked).all(axis=2) | ~mask).all(axis=1)
         np.copyto(stacked, 0.0, where=~mask[:, :, None])
         features[source.name] = stacked
     for source in spec.global_inputs if with_features else ():
@@ -157,7 +160,8 @@ def read_block(
             vector[:, f] = _read(
                 file, schema.feature_path(source.name, feature.name), start, stop, np.float32
             )
-        finite &= np.isfinite(vector).all(axis=1)
+        if finite is not None:
+            finite &= np.isfinite(vector).all(axis=1)
         features[source.name] = vector
 
     targets: dict[str, np.ndarray] = {}
@@ -171,7 +175,7 @@ def read_block(
                 raw = np.where(raw >= 0, raw + layout.offsets[product.input], -1)
             indices[:, j] = raw
         targets[particle.name] = indices
-        matched = (indices >= 0).all(axis=1)
+        matched = np.all(indices >= 0, axis=1)
         mask_name = layout.target_masks[particle.name]
         if mask_name is not None:
             matched &= _read(file, mask_name, start, stop, bool)

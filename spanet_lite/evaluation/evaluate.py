@@ -139,9 +139,10 @@ def compute_metrics(run: Run, ev: Evaluation, path: str | Path, unit_divisor: fl
         )
         with_detection = M.assignment_metrics(ev.gated, ev.targets, ev.target_masks, spec, weights=w)
         result["with_detection"] = {"threshold": options.detection_threshold, **with_detection}
+        present = M.symmetric_detection_truth(ev.predictions.detection_probabilities, ev.target_masks, spec)
         result["detection"] = {
             p: M.detection_metrics(
-                ev.predictions.detection_probabilities[p], ev.target_masks[p], weights=w,
+                ev.predictions.detection_probabilities[p], present[p], weights=w,
                 threshold=options.detection_threshold,
             )
             for p in spec.particle_names

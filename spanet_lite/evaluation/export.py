@@ -35,6 +35,7 @@ To turn the assignment outputs into object indices with numpy alone, use
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +65,7 @@ class ExportWrapper(nn.Module):
     given. So the object axes of the graph are dynamic up to the training width.
     """
 
-    def __init__(self, network: nn.Module, spec: EventSpec, widths: dict[str, int]) -> None:
+    def __init__(self, network: Any, spec: EventSpec, widths: dict[str, int]) -> None:
         super().__init__()
         self.network = network
         self.spec = spec
@@ -149,10 +150,10 @@ def dynamic_axes(spec: EventSpec) -> dict[str, dict[int, str]]:
             axis + 1: "objects" for axis in range(particle.num_products)
         }}
         axes[output_name("detection", particle.name)] = {0: "batch"}
-    for target in spec.regressions:
-        axes[output_name("regression", target.key)] = {0: "batch"}
-    for target in spec.classifications:
-        axes[output_name("classification", target.key)] = {0: "batch"}
+    for key in [t.key for t in spec.regressions]:
+        axes[output_name("regression", key)] = {0: "batch"}
+    for key in [t.key for t in spec.classifications]:
+        axes[output_name("classification", key)] = {0: "batch"}
     return axes
 
 
@@ -183,12 +184,17 @@ def export_onnx(run: Run, path: str | Path, *, opset: int = OPSET) -> Path:
     spec = run.spec
     widths = {s.name: int(run.statistics.max_objects.get(s.name, 0)) for s in spec.sequential}
     if min(widths.values(), default=1) < 1:
-        raise InputError(run.directory / "statistics.json", "max_objects", "a width for every SEQUENTIAL input",
-                         str(run.statistics.max_objects))
+        raise InputError(run.directory / "statistics.json", "max_objects",
+                         "a width for every SEQUENTIAL input", str(run.statistics.max_objects))
     run.network.to("cpu")
     wrapper = ExportWrapper(run.network, spec, widths).eval()
     example = example_inputs(spec, objects=min(widths.values()))
-    with atomic_path(path) as tmp, torch.no_grad():
+    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
+        # The tracer warns that the (padded) widths become constants: that is the design above.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # The newer torch.export-based exporter needs onnxscript, which the onnx extra does not
+        # pull in; the TorchScript exporter used here warns that it is the legacy path.
+        warnings.simplefilter("ignore", DeprecationWarning)
         wrapper(*example)  # fills the network's per-width caches before tracing
         torch.onnx.export(
             wrapper,

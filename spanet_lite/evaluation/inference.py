@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,7 +47,7 @@ class Predictions:
         """Join per-batch predictions along the event axis."""
         if not parts:
             return Predictions()
-        joined = {}
+        joined: dict[str, Any] = {}
         for f in fields(Predictions):
             values = [getattr(p, f.name) for p in parts]
             if f.name == "embeddings":
@@ -80,7 +81,7 @@ def chosen_probability(log_probs: torch.Tensor, chosen: torch.Tensor) -> torch.T
 
 @torch.inference_mode()
 def infer(
-    network: torch.nn.Module,
+    network: Any,
     spec: EventSpec,
     features: Mapping[str, torch.Tensor],
     masks: Mapping[str, torch.Tensor],
@@ -96,7 +97,7 @@ def infer(
 
 @torch.inference_mode()
 def from_outputs(
-    network: torch.nn.Module,
+    network: Any,
     spec: EventSpec,
     outputs: Outputs,
     *,

@@ -107,26 +107,21 @@ def match_outcome(
                 for perm in perms:
                     hit |= (pred[i][:, list(perm)] == true[j]).all(axis=1)
                 matches[i, j] = hit
-    best_correct = None
-    best_recon = None
+    best_correct = np.zeros(mask.shape, dtype=bool)
+    best_recon = mask
     best_count = np.full(batch, -1)
     for element in spec.event_symmetry.elements:
         # Predicted particle i is compared with true particle element[i].
         recon = mask[:, list(element)]
         correct = np.stack([matches[i, element[i]] for i in range(len(names))], axis=1) & recon
         count = correct.sum(axis=1)
-        better = count > best_count
-        if best_correct is None:
-            best_correct, best_recon = correct, recon
-        else:
-            best_correct = np.where(better[:, None], correct, best_correct)
-            best_recon = np.where(better[:, None], recon, best_recon)
+        better = count > best_count  # ties keep the earlier element (the identity comes first)
+        best_correct = np.where(better[:, None], correct, best_correct)
+        best_recon = np.where(better[:, None], recon, best_recon)
         best_count = np.maximum(best_count, count)
     reported = np.stack([(p >= 0).all(axis=1) for p in pred], axis=1)
     jets = None if num_jets is None else as_numpy(num_jets).astype(np.int64).reshape(batch)
-    return AssignmentOutcome(
-        tuple(names), best_recon, best_correct, reported, _weights(weights, batch), jets  # type: ignore[arg-type]
-    )
+    return AssignmentOutcome(tuple(names), best_recon, best_correct, reported, _weights(weights, batch), jets)
 
 
 def _outcome_metrics(outcome: AssignmentOutcome, selected: np.ndarray | None = None) -> dict[str, float]:
@@ -134,9 +129,9 @@ def _outcome_metrics(outcome: AssignmentOutcome, selected: np.ndarray | None = N
     recon, correct, w = outcome.reconstructable, outcome.correct, outcome.weights
     batch = recon.shape[0]
     sel = np.ones(batch, dtype=bool) if selected is None else selected
-    full = recon.all(axis=1)
-    some = recon.any(axis=1)
-    all_right = (correct | ~recon).all(axis=1)
+    full = np.asarray(recon.all(axis=1))
+    some = np.asarray(recon.any(axis=1))
+    all_right = np.asarray((correct | ~recon).all(axis=1))
     result = {
         "event_purity": weighted_fraction(all_right, sel & full, w),
         "event_purity_all": weighted_fraction(all_right, sel & some, w),
@@ -306,7 +301,7 @@ def roc_auc(tpr: np.ndarray, fpr: np.ndarray) -> float:
     """Area under the ROC curve (trapezoids in background efficiency)."""
     if tpr.size < 2 or np.isnan(tpr).any() or np.isnan(fpr).any():
         return math.nan
-    return float(np.trapezoid(tpr, fpr)) if hasattr(np, "trapezoid") else float(np.trapz(tpr, fpr))
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
 
 
 def background_rejection(tpr: np.ndarray, fpr: np.ndarray, signal_efficiency: float) -> float:
@@ -367,6 +362,31 @@ def calibration_bins(
             "predicted": np.where(total > 0, predicted / total, np.nan),
             "observed": np.where(total > 0, observed / total, np.nan),
         }
+
+
+def symmetric_detection_truth(
+    probabilities: Mapping[str, ArrayLike], target_masks: Mapping[str, ArrayLike], spec: EventSpec
+) -> dict[str, np.ndarray]:
+    """Which particle label the detection head should be judged against, under the event symmetry.
+
+    With ``t1 <-> t2`` symmetric, an event with one reconstructable top has no right answer to
+    "is t1 present?": the names are arbitrary. Per event we take the element of the event group
+    whose relabelled truth is most likely under the predicted probabilities (Bernoulli
+    log-likelihood), and return particle -> (B,) bool truth in that labelling.
+    """
+    names = spec.particle_names
+    p = np.clip(np.stack([as_numpy(probabilities[n]).astype(np.float64).reshape(-1) for n in names], 1), 1e-7,
+                1 - 1e-7)
+    truth = np.stack([as_numpy(target_masks[n]).astype(bool).reshape(-1) for n in names], axis=1)
+    best = truth
+    best_score = np.full(truth.shape[0], -np.inf)
+    for element in spec.event_symmetry.elements:
+        relabelled = truth[:, list(element)]
+        score = np.where(relabelled, np.log(p), np.log1p(-p)).sum(axis=1)
+        better = score > best_score
+        best = np.where(better[:, None], relabelled, best)
+        best_score = np.maximum(best_score, score)
+    return {n: best[:, j] for j, n in enumerate(names)}
 
 
 def detection_metrics(

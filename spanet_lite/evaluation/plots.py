@@ -135,8 +135,7 @@ def purity_vs_jets_plot(ev: Evaluation, spec, path: Path, min_events: int = 10) 
     outcome = M.match_outcome(predicted, ev.targets, ev.target_masks, spec, weights=ev.weights)
     full = outcome.reconstructable.all(axis=1)
     right = (outcome.correct | ~outcome.reconstructable).all(axis=1)
-    jets = np.unique(ev.num_jets)
-    jets = [n for n in jets if np.sum((ev.num_jets == n) & full) >= min_events]
+    jets = [int(n) for n in np.unique(ev.num_jets) if np.sum((ev.num_jets == n) & full) >= min_events]
     if not jets:
         return None
     fig, (ax, bottom) = plt.subplots(2, 1, figsize=(6.5, 5.5), sharex=True, height_ratios=(3, 1))
@@ -163,27 +162,33 @@ def purity_vs_jets_plot(ev: Evaluation, spec, path: Path, min_events: int = 10) 
 
 
 def calibration_plot(ev: Evaluation, spec, path: Path) -> Path | None:
+    """Reliability diagram on top, the distribution of detection probabilities below."""
     plt = _pyplot()
     if not spec.particles:
         return None
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, (ax, bottom) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, height_ratios=(3, 1))
     ax.plot([0, 1], [0, 1], ls="--", color="grey", label="perfect calibration")
+    edges = np.linspace(0.0, 1.0, 41)
+    truth = M.symmetric_detection_truth(ev.predictions.detection_probabilities, ev.target_masks, spec)
     for j, name in enumerate(spec.particle_names):
         probabilities = ev.predictions.detection_probabilities[name].astype(np.float64)
-        present = ev.target_masks[name].astype(np.float64)
+        present = truth[name].astype(np.float64)
         bins = M.calibration_bins(probabilities, present, ev.weights)
         # Bins with under 0.5% of the events only add noise to the picture (they still count in the ECE).
         filled = bins["weight"] > 0.005 * bins["weight"].sum()
         ece = M.detection_metrics(probabilities, present, weights=ev.weights)["ece"]
         ax.plot(bins["predicted"][filled], bins["observed"][filled], marker="o", color=f"C{j}",
                 label=f"{name} (calibration error {ece:.3f})")
+        bottom.hist(probabilities, bins=edges, weights=ev.weights, histtype="step", lw=1.5, color=f"C{j}")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("predicted detection probability")
     ax.set_ylabel("observed fraction reconstructable")
     ax.set_title("Detection calibration")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
+    bottom.set_xlabel("predicted detection probability")
+    bottom.set_ylabel("events")
+    bottom.grid(True, alpha=0.3)
     return _save(fig, path)
 
 
@@ -204,46 +209,65 @@ def read_metrics_csv(path: Path) -> dict[str, np.ndarray]:
 
 
 def training_curves_plot(metrics_csv: Path, path: Path) -> Path | None:
-    """Total losses (train, val) per epoch, the other loss terms faintly, and val fractions."""
+    """Loss terms per epoch (train solid, validation dashed, one colour per term; totals bold)
+    and the validation fractions (purities, accuracies, efficiencies)."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     if not metrics_csv.is_file():
         return None
     columns = read_metrics_csv(metrics_csv)
     if "epoch" not in columns:
         return None
     epoch = columns["epoch"]
-    filled = [c for c in columns if np.isfinite(columns[c]).any()]
-    losses = [c for c in filled if c.endswith("loss") and c.count("/") == 1]
-    fractions = [c for c in filled if c.startswith("val/") and not c.endswith("loss")
+    # Only top-level terms (``train/assignment_loss``, not ``train/assignment_loss/t1``), and
+    # never a column that stays at zero (e.g. a KL term switched off).
+    top = [c for c in columns if c.count("/") == 1 and np.isfinite(columns[c]).any()]
+    losses = [c for c in top if c.endswith("loss") and np.nanmax(np.abs(columns[c])) > 0]
+    terms = sorted({c.split("/", 1)[1] for c in losses}, key=lambda t: (t != "total_loss", t))
+    fractions = [c for c in top if c.startswith("val/") and "loss" not in c
                  and np.nanmax(np.abs(columns[c])) <= 1.0]
-    if not losses and not fractions:
+    if not terms and not fractions:
         return None
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name in losses:
-        keep = np.isfinite(columns[name])
-        total = name.endswith("total_loss") or name in ("train/loss", "val/loss")
-        left.plot(epoch[keep], columns[name][keep], marker="o" if total else None, lw=2 if total else 1,
-                  alpha=1.0 if total else 0.5, ls="-" if name.startswith("train") else "--", label=name)
-    from matplotlib.ticker import MaxNLocator
-
-    for axis in (left, right):
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for i, term in enumerate(terms):
+        total = term == "total_loss"
+        for stage, style in (("train", "-"), ("val", "--")):
+            name = f"{stage}/{term}"
+            if name not in columns:
+                continue
+            keep = np.isfinite(columns[name])
+            left.plot(epoch[keep], columns[name][keep], ls=style, color="k" if total else f"C{i}",
+                      lw=2.5 if total else 1.2, marker="o" if total else None,
+                      label=term.removesuffix("_loss") if stage == "train" else None)
+    left.set_yscale("log" if terms and _spans_decades(columns, terms) else "linear")
     left.set_xlabel("epoch")
     left.set_ylabel("loss")
     left.set_title("Losses (train solid, validation dashed)")
     left.grid(True, alpha=0.3)
-    left.legend(fontsize=7, ncol=2)
-    for name in fractions[:8]:
+    left.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    for i, name in enumerate(fractions[:8]):
         keep = np.isfinite(columns[name])
-        right.plot(epoch[keep], columns[name][keep], marker="o", label=name)
+        label = name.removeprefix("val/")
+        right.plot(epoch[keep], columns[name][keep], marker="o", color=f"C{i}", label=label)
     right.set_xlabel("epoch")
     right.set_ylabel("fraction")
     right.set_ylim(0, 1.02)
     right.set_title("Validation metrics")
     right.grid(True, alpha=0.3)
     if fractions:
-        right.legend(fontsize=7)
+        right.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    for axis in (left, right):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     return _save(fig, path)
+
+
+def _spans_decades(columns: dict[str, np.ndarray], terms: list[str]) -> bool:
+    """Use a log axis when the loss terms differ by more than a factor 30."""
+    values = np.concatenate([columns[f"{stage}/{t}"] for t in terms for stage in ("train", "val")
+                             if f"{stage}/{t}" in columns])
+    values = values[np.isfinite(values) & (values > 0)]
+    return values.size > 0 and values.max() / values.min() > 30
 
 
 def write_all(ev: Evaluation, spec, run_dir: Path, directory: Path) -> list[Path]:

@@ -66,13 +66,15 @@ class Run:
         embeddings: bool = False,
         progress: bool = False,
     ) -> Predictions:
-        """Predictions for a file (path) or for in-memory arrays.
+        """Predictions (:class:`~spanet_lite.evaluation.inference.Predictions`) for a file or arrays.
 
-        Arrays: ``source`` maps each input name to raw features (SEQUENTIAL (B, N, F), GLOBAL
-        (B, F)) and ``masks`` each SEQUENTIAL input to (B, N) bool. ``threshold`` (default: the
-        run's ``detection_threshold``) switches particles off whose detection probability is
-        below it; pass ``threshold=None`` via ``report_all=True`` semantics by giving 0.0.
-        ``mode``: decoding mode, default the run's ``decoding`` option.
+        ``source`` is an HDF5 path (read in blocks of ``batch_size``; it needs only the INPUTS),
+        or a mapping from each input name to raw features (SEQUENTIAL (B, N, F), GLOBAL (B, F),
+        features in event-file order), with ``masks`` mapping each SEQUENTIAL input to (B, N)
+        bool. ``threshold``: report a particle only where its detection probability is at
+        least this (default: the run's ``detection_threshold``; 0 reports every particle that
+        has objects left). ``mode``: ``"greedy"`` or ``"exact"`` decoding (default: the run's
+        ``decoding`` option). ``embeddings`` adds the (B, D) event vector.
         """
         threshold = self.options.detection_threshold if threshold is None else threshold
         mode = mode or self.options.decoding

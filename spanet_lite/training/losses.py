@@ -26,7 +26,8 @@ weighted by ``w_q = event_weight x assignment_weight x particle_weight[q]`` (Non
 **EVENT symmetry.** For each element s of ``spec.event_symmetry`` (s[p] = index of the
 particle whose targets output p is compared with), per event
 ``L_s = sum_p [q reconstructable] w_q nll(p, q = s[p])``; these are combined per
-``combine_pair_loss`` with per-event coefficients c_s: ``min`` (one-hot on the smallest L_s),
+``combine_pair_loss`` with per-event coefficients c_s: ``min`` (one-hot on the smallest L_s, ties
+split evenly),
 ``softmin`` (``softmax(-L_s)``) or ``mean`` (1/|S|), giving ``sum_s c_s L_s``. The assignment
 loss is the batch sum of that divided by ``sum_{events, q} [q reconstructable] w_q``: a
 weighted mean NLL per reconstructable particle. Detection, particle/product regressions and
@@ -173,7 +174,10 @@ def _assignment_and_detection(
     bce_sp = torch.stack(bce_rows).index_select(0, select).view(S, P, size)
     per_element = nll_sp.sum(1)  # (S, B)
     if options.combine_pair_loss == "min":
-        coefficients = F.one_hot(per_element.argmin(0), S).T.to(per_element.dtype)
+        # Ties (e.g. no particle reconstructable: every L_s = 0) are split evenly, so relabelling
+        # symmetric truth particles never changes the detection/regression pairing.
+        best = (per_element == per_element.min(0, keepdim=True).values).to(per_element.dtype)
+        coefficients = best / best.sum(0, keepdim=True)
     elif options.combine_pair_loss == "softmin":
         coefficients = torch.softmax(-per_element, 0)
     else:

@@ -231,10 +231,24 @@ class SpanetModule(pl.LightningModule):
             for group in groups:
                 group.pop("weight_decay")
         optimizer = cls(groups, lr=options.learning_rate)
-        steps_per_epoch = max(1, math.ceil(self.trainer.estimated_stepping_batches / max(1, options.epochs)))
+        steps_per_epoch = self._steps_per_epoch()
         total, warmup = schedule_steps(
             epochs=options.epochs, steps_per_epoch=steps_per_epoch,
             warmup_epochs=options.learning_rate_warmup_epochs)
         scheduler = warmup_cosine_scheduler(
             optimizer, total_steps=total, warmup_steps=warmup, cycles=options.learning_rate_cycles)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _steps_per_epoch(self) -> int:
+        """Optimiser steps per epoch, from the training loader's length.
+
+        ``Trainer.estimated_stepping_batches`` would answer too, but it builds the training
+        iterator before a checkpoint is restored, and then Lightning never hands the loader
+        its saved position: a run resumed mid-epoch would replay the epoch's first batches.
+        """
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None:
+            length = len(datamodule.train_dataloader())
+            return max(1, math.ceil(length / self.trainer.accumulate_grad_batches))
+        total = self.trainer.estimated_stepping_batches
+        return max(1, math.ceil(total / max(1, self.options.epochs)))

@@ -45,12 +45,14 @@ class PhysicsConfig:
     isr_b_fraction: float = 0.02  # g -> b bbar / c cbar in ISR gives real extra heavy-flavour jets
     isr_c_fraction: float = 0.05
 
-    # Final-state radiation: each parton emits one hard gluon with this probability, carrying
-    # a fraction z ~ U(fsr_z_min, fsr_z_max) of its pT at an angle dR log-uniform in [dr_min, dr_max].
-    fsr_probability: float = 0.6
+    # Final-state radiation out of the jet cone: each parton emits, with probability
+    # fsr_probability, one gluon carrying a fraction z ~ U(fsr_z_min, fsr_z_max) of its pT at an
+    # angle dR log-uniform in [fsr_dr_min, fsr_dr_max]. Emissions inside the 0.4 cone stay in the
+    # parton's jet and need no simulation (their only effect, the jet mass, is modelled below).
+    fsr_probability: float = 0.3
     fsr_z_min: float = 0.05
     fsr_z_max: float = 0.45
-    fsr_dr_min: float = 0.1
+    fsr_dr_min: float = 0.4
     fsr_dr_max: float = 1.5
 
     # Shower mass of a parton's jet: pT * jet_mass_fraction * LogNormal(0, jet_mass_spread).
@@ -81,6 +83,7 @@ class PhysicsConfig:
     jet_eta_max: float = 2.5
     lepton_pt_min: float = 25.0
     lepton_eta_max: float = 2.5
+    lepton_isolation_dr: float = 0.4  # no accepted jet this close to an accepted lepton
     merge_dr: float = 0.4
     match_dr: float = 0.4
 

@@ -71,10 +71,14 @@ class Process:
         return tuple(dict.fromkeys(p for p, _ in self.targets))
 
 
-def _two_tops(rng: np.random.Generator, n: int, config: PhysicsConfig, isr: PartonSet) -> tuple[FourVector, FourVector]:
+def _two_tops(
+    rng: np.random.Generator, n: int, config: PhysicsConfig, isr: PartonSet
+) -> tuple[FourVector, FourVector]:
     (x1, y1), (x2, y2) = balanced_transverse(rng, [TTBAR_TOP_PT, TTBAR_TOP_PT], recoil(isr))
     y = rapidities(rng, n, 2, *TTBAR_Y)
-    return resonance(x1, y1, y[:, 0], top_masses(rng, n, config)), resonance(x2, y2, y[:, 1], top_masses(rng, n, config))
+    return resonance(x1, y1, y[:, 0], top_masses(rng, n, config)), resonance(
+        x2, y2, y[:, 1], top_masses(rng, n, config)
+    )
 
 
 def _hadronic_top(rng: np.random.Generator, top: FourVector, config: PhysicsConfig):
@@ -116,8 +120,12 @@ def _momenta_arrays(reco: Reconstructed, lepton: Lepton, process: Process) -> Ar
         "INPUTS/Momenta/mass": with_lepton(lepton.vector.mass, reco.jet_mass),
         "INPUTS/Momenta/pt": with_lepton(reco.lepton_pt, reco.jet_pt),
         "INPUTS/Momenta/eta": with_lepton(reco.lepton_eta, reco.jet_eta),
-        "INPUTS/Momenta/sin_phi": with_lepton(np.sin(reco.lepton_phi), np.where(mask, np.sin(reco.jet_phi), 0.0)),
-        "INPUTS/Momenta/cos_phi": with_lepton(np.cos(reco.lepton_phi), np.where(mask, np.cos(reco.jet_phi), 0.0)),
+        "INPUTS/Momenta/sin_phi": with_lepton(
+            np.sin(reco.lepton_phi), np.where(mask, np.sin(reco.jet_phi), 0.0)
+        ),
+        "INPUTS/Momenta/cos_phi": with_lepton(
+            np.cos(reco.lepton_phi), np.where(mask, np.cos(reco.jet_phi), 0.0)
+        ),
         "INPUTS/Momenta/qtag": with_lepton(np.zeros(n), (mask & ~btag).astype(np.float64)),
         "INPUTS/Momenta/btag": with_lepton(np.zeros(n), btag.astype(np.float64)),
         "INPUTS/Momenta/etag": with_lepton(lepton.is_electron, np.zeros_like(reco.jet_pt)),
@@ -138,19 +146,23 @@ def _momenta_arrays(reco: Reconstructed, lepton: Lepton, process: Process) -> Ar
     return out
 
 
-def simulate_ttbar_allhad(rng: np.random.Generator, n: int, config: PhysicsConfig, max_objects: int,
-                          signal_fraction: float) -> tuple[Arrays, Reconstructed]:
+def simulate_ttbar_allhad(
+    rng: np.random.Generator, n: int, config: PhysicsConfig, max_objects: int, signal_fraction: float
+) -> tuple[Arrays, Reconstructed]:
     isr = sample_isr(rng, n, config)
     t1, t2 = _two_tops(rng, n, config, isr)
     b1, q11, q12, f11, f12 = _hadronic_top(rng, t1, config)
     b2, q21, q22, f21, f22 = _hadronic_top(rng, t2, config)
-    hard = PartonSet.stack([(q11, f11, 0), (q12, f12, 1), (b1, BOTTOM, 2), (q21, f21, 3), (q22, f22, 4), (b2, BOTTOM, 5)])
+    hard = PartonSet.stack(
+        [(q11, f11, 0), (q12, f12, 1), (b1, BOTTOM, 2), (q21, f21, 3), (q22, f22, 4), (b2, BOTTOM, 5)]
+    )
     reco = reconstruct(rng, hard, isr, 6, max_objects, config)
     return _source_arrays(reco, TTBAR_ALLHAD), reco
 
 
-def simulate_ttbar_semilep(rng: np.random.Generator, n: int, config: PhysicsConfig, max_objects: int,
-                           signal_fraction: float) -> tuple[Arrays, Reconstructed]:
+def simulate_ttbar_semilep(
+    rng: np.random.Generator, n: int, config: PhysicsConfig, max_objects: int, signal_fraction: float
+) -> tuple[Arrays, Reconstructed]:
     isr = sample_isr(rng, n, config)
     t_lep, t_had = _two_tops(rng, n, config, isr)
     b_lep, w_lep = decay_top(rng, t_lep, config)
@@ -161,14 +173,17 @@ def simulate_ttbar_semilep(rng: np.random.Generator, n: int, config: PhysicsConf
     return _momenta_arrays(reco, lepton, TTBAR_SEMILEP), reco
 
 
-def simulate_tth_semilep(rng: np.random.Generator, n: int, config: PhysicsConfig, max_objects: int,
-                         signal_fraction: float) -> tuple[Arrays, Reconstructed]:
+def simulate_tth_semilep(
+    rng: np.random.Generator, n: int, config: PhysicsConfig, max_objects: int, signal_fraction: float
+) -> tuple[Arrays, Reconstructed]:
     """ttH (H -> b bbar) with probability ``signal_fraction``, else tt + b bbar (same final state)."""
     signal = rng.random(n) < signal_fraction
     isr = sample_isr(rng, n, config)
     x_shape = np.where(signal, TTH_HIGGS_PT[0], TTBB_PAIR_PT[0])
     x_scale = np.where(signal, TTH_HIGGS_PT[1], TTBB_PAIR_PT[1])
-    (x1, y1), (x2, y2), (xx, yx) = balanced_transverse(rng, [TTX_TOP_PT, TTX_TOP_PT, (x_shape, x_scale)], recoil(isr))
+    (x1, y1), (x2, y2), (xx, yx) = balanced_transverse(
+        rng, [TTX_TOP_PT, TTX_TOP_PT, (x_shape, x_scale)], recoil(isr)
+    )
     y = rapidities(rng, n, 3, *TTX_Y)
     bb_mass = np.maximum(BB_MASS_OFFSET + rng.gamma(*BB_MASS_GAMMA, n), 2 * B_MASS + 1.0)
     x_mass = np.where(signal, higgs_masses(rng, n, config), bb_mass)
@@ -179,8 +194,9 @@ def simulate_tth_semilep(rng: np.random.Generator, n: int, config: PhysicsConfig
     lepton = decay_w_leptonic(rng, w_lep)
     b_had, q1, q2, f1, f2 = _hadronic_top(rng, t_had, config)
     xb1, xb2 = decay_to_bb(rng, x)
-    hard = PartonSet.stack([(b_lep, BOTTOM, 0), (b_had, BOTTOM, 1), (q1, f1, 2), (q2, f2, 3),
-                            (xb1, BOTTOM, 4), (xb2, BOTTOM, 5)])
+    hard = PartonSet.stack(
+        [(b_lep, BOTTOM, 0), (b_had, BOTTOM, 1), (q1, f1, 2), (q2, f2, 3), (xb1, BOTTOM, 4), (xb2, BOTTOM, 5)]
+    )
     hard.role[~signal] = -1  # background events carry no assignment targets (as in SPANet's sample)
     reco = reconstruct(rng, hard, isr, 6, max_objects - 1, config, lepton)
     out = _momenta_arrays(reco, lepton, TTH_SEMILEP)
@@ -189,8 +205,9 @@ def simulate_tth_semilep(rng: np.random.Generator, n: int, config: PhysicsConfig
     return out, reco
 
 
-def simulate_hh_4b(rng: np.random.Generator, n: int, config: PhysicsConfig, max_objects: int,
-                   signal_fraction: float) -> tuple[Arrays, Reconstructed]:
+def simulate_hh_4b(
+    rng: np.random.Generator, n: int, config: PhysicsConfig, max_objects: int, signal_fraction: float
+) -> tuple[Arrays, Reconstructed]:
     isr = sample_isr(rng, n, config)
     (x1, y1), (x2, y2) = balanced_transverse(rng, [HH_HIGGS_PT, HH_HIGGS_PT], recoil(isr))
     y = rapidities(rng, n, 2, *HH_Y)
@@ -255,7 +272,9 @@ PROCESSES: dict[str, Process] = {p.name: p for p in (TTBAR_ALLHAD, TTBAR_SEMILEP
 
 def selected(reco: Reconstructed, selection: Selection) -> NDArray[np.bool_]:
     """Events passing the selection (see :class:`Selection`)."""
-    keep = (reco.num_jets >= selection.min_jets) & ((reco.jet_btag & reco.jet_mask).sum(axis=1) >= selection.min_btags)
+    keep = (reco.num_jets >= selection.min_jets) & (
+        (reco.jet_btag & reco.jet_mask).sum(axis=1) >= selection.min_btags
+    )
     if selection.leptons and reco.lepton_accepted is not None:
         keep &= reco.lepton_accepted if selection.leptons == 1 else np.zeros_like(keep)
     return keep

@@ -34,7 +34,13 @@ from spanet_lite.physics.generator.config import (
     W_MASS,
     PhysicsConfig,
 )
-from spanet_lite.physics.kinematics import FourVector, breit_wigner_mass, mass_of, two_body_decay
+from spanet_lite.physics.kinematics import (
+    FourVector,
+    breit_wigner_mass,
+    eta_from_pt_pz,
+    mass_of,
+    two_body_decay,
+)
 
 LIGHT, CHARM, BOTTOM = 0, 4, 5
 
@@ -58,12 +64,21 @@ class PartonSet:
     def stack(items: list[tuple[FourVector, int | NDArray[np.int8], int]]) -> PartonSet:
         """Stack (four-vector (n,), flavour, role) triples into an (n, P) set, all valid."""
         n = items[0][0].e.shape[0]
-        e, px, py, pz = (np.stack([getattr(v, c) for v, _, _ in items], axis=1) for c in ("e", "px", "py", "pz"))
+        e, px, py, pz = (
+            np.stack([getattr(v, c) for v, _, _ in items], axis=1) for c in ("e", "px", "py", "pz")
+        )
         pt = np.hypot(px, py)
         flavour = np.stack([np.broadcast_to(np.asarray(f, dtype=np.int8), (n,)) for _, f, _ in items], axis=1)
         role = np.tile(np.array([r for _, _, r in items], dtype=np.int16), (n, 1))
-        return PartonSet(pt, np.arcsinh(pz / pt), np.arctan2(py, px), mass_of(e, px, py, pz), flavour, role,
-                         np.ones((n, len(items)), dtype=bool))
+        return PartonSet(
+            pt,
+            eta_from_pt_pz(pt, pz),
+            np.arctan2(py, px),
+            mass_of(e, px, py, pz),
+            flavour,
+            role,
+            np.ones((n, len(items)), dtype=bool),
+        )
 
     def concat(self, other: PartonSet) -> PartonSet:
         names = ("pt", "eta", "phi", "mass", "flavour", "role", "valid")
@@ -91,11 +106,16 @@ def sample_isr(rng: np.random.Generator, n: int, config: PhysicsConfig) -> Parto
     pt = config.isr_pt_min + rng.exponential(config.isr_pt_scale, (n, k))
     eta = rng.normal(0.0, config.isr_eta_sigma, (n, k))
     u = rng.random((n, k))
-    flavour = np.where(u < config.isr_b_fraction, BOTTOM,
-                       np.where(u < config.isr_b_fraction + config.isr_c_fraction, CHARM, LIGHT)).astype(np.int8)
+    flavour = np.where(
+        u < config.isr_b_fraction,
+        BOTTOM,
+        np.where(u < config.isr_b_fraction + config.isr_c_fraction, CHARM, LIGHT),
+    ).astype(np.int8)
     mass = np.where(flavour == BOTTOM, B_MASS, np.where(flavour == CHARM, C_MASS, 0.0))
     pt = np.where(valid, pt, 0.0)
-    return PartonSet(pt, eta, _uniform_phi(rng, (n, k)), mass, flavour, np.full((n, k), -1, dtype=np.int16), valid)
+    return PartonSet(
+        pt, eta, _uniform_phi(rng, (n, k)), mass, flavour, np.full((n, k), -1, dtype=np.int16), valid
+    )
 
 
 def recoil(isr: PartonSet) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -134,14 +154,16 @@ def balanced_transverse(
     return [(x - excess_x, y - excess_y) for x, y in vectors]
 
 
-def rapidities(rng: np.random.Generator, n: int, k: int, system_sigma: float, spread_sigma: float
-               ) -> NDArray[np.float64]:
+def rapidities(
+    rng: np.random.Generator, n: int, k: int, system_sigma: float, spread_sigma: float
+) -> NDArray[np.float64]:
     """Rapidities (n, k): a common system rapidity plus an independent spread per particle."""
     return rng.normal(0.0, system_sigma, (n, 1)) + rng.normal(0.0, spread_sigma, (n, k))
 
 
-def resonance(px: NDArray[np.float64], py: NDArray[np.float64], y: NDArray[np.float64],
-              mass: NDArray[np.float64]) -> FourVector:
+def resonance(
+    px: NDArray[np.float64], py: NDArray[np.float64], y: NDArray[np.float64], mass: NDArray[np.float64]
+) -> FourVector:
     return FourVector.from_pt_y_phi_mass(np.hypot(px, py), y, np.arctan2(py, px), mass)
 
 
@@ -191,7 +213,9 @@ def decay_w_leptonic(rng: np.random.Generator, w: FourVector) -> Lepton:
     """W -> e nu or mu nu with equal odds (taus are not generated)."""
     n = w.e.shape[0]
     electron = rng.random(n) < 0.5
-    lepton, neutrino = two_body_decay(w, np.where(electron, ELECTRON_MASS, MUON_MASS), 0.0, *_isotropic(rng, n))
+    lepton, neutrino = two_body_decay(
+        w, np.where(electron, ELECTRON_MASS, MUON_MASS), 0.0, *_isotropic(rng, n)
+    )
     return Lepton(lepton, electron, neutrino)
 
 

@@ -210,12 +210,12 @@ def reconstruct(
         rows, cols = np.nonzero(near & present[qev])
         hit[qev[rows], cols] = True
         flavour[hit] = quark
-    tagged = rng.random(e.shape) < btag_efficiency(jpt, flavour)
+    tagged = rng.random(e.shape) < btag_efficiency(jpt, flavour.astype(np.int8))
 
     # --- MET -------------------------------------------------------------------------------
     met_x = -np.bincount(batch.event[visible], weights=batch.px[visible], minlength=n)
     met_y = -np.bincount(batch.event[visible], weights=batch.py[visible], minlength=n)
-    sumet = np.bincount(batch.event[visible], weights=pt[visible], minlength=n)
+    sumet = np.asarray(np.bincount(batch.event[visible], weights=pt[visible], minlength=n), dtype=np.float64)
     met_x -= ((scale - 1.0) * px * present).sum(axis=1)
     met_y -= ((scale - 1.0) * py * present).sum(axis=1)
     lev = batch.event[identified]
@@ -236,12 +236,12 @@ def reconstruct(
     for ev in range(n):
         mine = np.flatnonzero(lev == ev)
         mine = mine[np.argsort(-lepton_pt[mine], kind="stable")]
-        g = identified[mine]
+        at = identified[mine]
         lepton_lists["pt"].append(lepton_pt[mine])
-        lepton_lists["eta"].append(eta[g])
-        lepton_lists["phi"].append(phi[g])
-        lepton_lists["mass"].append(np.where(apid[g] == 11, ELECTRON_MASS, MUON_MASS))
-        lepton_lists["pid"].append(batch.pid[g].astype(np.int64))
+        lepton_lists["eta"].append(eta[at])
+        lepton_lists["phi"].append(phi[at])
+        lepton_lists["mass"].append(np.where(apid[at] == 11, ELECTRON_MASS, MUON_MASS))
+        lepton_lists["pid"].append(batch.pid[at].astype(np.int64))
     lepton_count = np.bincount(lev, minlength=n)
     return RecoBatch(
         jet_pt=jet_arrays[0], jet_eta=jet_arrays[1], jet_phi=jet_arrays[2], jet_mass=jet_arrays[3],

@@ -49,8 +49,24 @@ def chunk_seeds(seed: int, chunk: int, component: int) -> tuple[int, np.random.G
     return pythia_seed, np.random.default_rng(sequence.spawn(1)[0])
 
 
-def make_pythia(component: Component, pythia_seed: int) -> tuple[Any, Any]:
-    """An initialised Pythia for ``component`` (and its hook, which must outlive it)."""
+@dataclass
+class PythiaSource:
+    """An initialised Pythia and its :class:`~.processes.ChannelHook`, kept alive together.
+
+    Pythia holds only a raw pointer to a Python hook: if the hook object were garbage collected
+    while Pythia still runs, the veto would silently stop. Keeping both in one object prevents that.
+    """
+
+    pythia: Any
+    hook: Any
+
+    def next_batch(self, n: int) -> FlatBatch:
+        """The next ``n`` events (after the hook's vetoes) as flat arrays."""
+        return FlatBatch.from_awkward(self.pythia.nextBatch(n))
+
+
+def make_pythia(component: Component, pythia_seed: int) -> PythiaSource:
+    """An initialised Pythia for ``component``."""
     import pythia8mc
 
     pythia = pythia8mc.Pythia("", False)
@@ -63,12 +79,20 @@ def make_pythia(component: Component, pythia_seed: int) -> tuple[Any, Any]:
         pythia.setUserHooksPtr(hook)
     if not pythia.init():
         raise RuntimeError(f"Pythia failed to initialise the {component.name} process")
-    return pythia, hook
+    return PythiaSource(pythia, hook)
 
 
-def component_counts(process: PythiaProcess, n_events: int) -> list[int]:
-    """Events per component: the fractions rounded, the remainder to the last component."""
-    counts = [round(c.fraction * n_events) for c in process.components[:-1]]
+def component_counts(
+    process: PythiaProcess, n_events: int, signal_fraction: float | None = None
+) -> list[int]:
+    """Selected events per component: the fractions rounded, the remainder to the last component.
+
+    ``signal_fraction`` replaces the first (signal) component's fraction of a two-component process.
+    """
+    fractions = [c.fraction for c in process.components]
+    if signal_fraction is not None and len(fractions) == 2:
+        fractions = [signal_fraction, 1.0 - signal_fraction]
+    counts = [round(f * n_events) for f in fractions[:-1]]
     return [*counts, n_events - sum(counts)]
 
 
@@ -82,6 +106,7 @@ def generate_chunk(
     chunk: int,
     *,
     config: PhysicsConfig | None = None,
+    signal_fraction: float | None = None,
     batch_size: int = 50,
     on_batch: BatchCallback | None = None,
 ) -> ChunkResult:
@@ -89,14 +114,15 @@ def generate_chunk(
     cfg = config or PhysicsConfig()
     parts: list[dict[str, NDArray[Any]]] = []
     generated = 0
-    for index, (component, wanted) in enumerate(zip(process.components, component_counts(process, n_events))):
+    counts = component_counts(process, n_events, signal_fraction)
+    for index, (component, wanted) in enumerate(zip(process.components, counts)):
         if wanted == 0:
             continue
         pythia_seed, rng = chunk_seeds(seed, chunk, index)
-        pythia, _hook = make_pythia(component, pythia_seed)
+        source = make_pythia(component, pythia_seed)
         have = 0
         while have < wanted:
-            batch = FlatBatch.from_awkward(pythia.nextBatch(batch_size))
+            batch = source.next_batch(batch_size)
             arrays, rows = event_arrays(component, spec, max_objects, selection, batch, cfg, rng)
             take = min(len(rows), wanted - have)
             # Events after the last one kept were never needed: they do not count as generated.
@@ -106,7 +132,7 @@ def generate_chunk(
             have += take
             if on_batch is not None:
                 on_batch(consumed, take)
-        del pythia
+        del source
     arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     if len(process.components) > 1:  # interleave signal and background
         order = np.random.default_rng(np.random.SeedSequence([seed, chunk, 1 << 16])).permutation(n_events)
@@ -172,9 +198,9 @@ def event_arrays(
     }
     for target in spec.regressions:
         arrays[f"REGRESSIONS/{target.key}"] = regressions[target.name].astype(np.float32)
-    for target in spec.classifications:
-        label = -1 if component.label is None else component.label
-        arrays[f"CLASSIFICATIONS/{target.key}"] = np.full(n, label, dtype=np.int64)
+    label = -1 if component.label is None else component.label
+    for classification in spec.classifications:
+        arrays[f"CLASSIFICATIONS/{classification.key}"] = np.full(n, label, dtype=np.int64)
     return arrays, rows
 
 

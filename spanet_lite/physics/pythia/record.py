@@ -186,7 +186,7 @@ def extract_truth(batch: FlatBatch, topology: str) -> Truth:
 
         for slot, j in found.items():
             k = column[slot]
-            g = lo + j
-            p4[ev, k] = (batch.e[g], batch.px[g], batch.py[g], batch.pz[g])
-            pids[ev, k] = batch.pid[g]
+            at = lo + j
+            p4[ev, k] = (batch.e[at], batch.px[at], batch.py[at], batch.pz[at])
+            pids[ev, k] = batch.pid[at]
     return Truth(slots, p4, pids, system_mass)

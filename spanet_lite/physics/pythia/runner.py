@@ -18,6 +18,7 @@ import queue
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import numpy as np
 from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.errors import InputError
 from spanet_lite.io import atomic_path, atomic_write_text
-from spanet_lite.physics.generator.config import PhysicsConfig
+from spanet_lite.physics.generator.config import PhysicsConfig, Selection
 from spanet_lite.physics.generator.engine import FLOAT_DTYPE, Summary, _create_datasets, _stored, _Tally
 from spanet_lite.physics.generator.processes import PROCESSES as FAST_PROCESSES
 from spanet_lite.physics.pythia.engine import ChunkResult, generate_chunk
@@ -79,18 +80,37 @@ def _write_chunk(path: Path, result: ChunkResult) -> None:
 
 def _run_chunk(args: tuple[Any, ...]) -> tuple[int, int, int]:
     """Worker: generate chunk ``index`` and write it; returns (index, generated, selected)."""
-    name, events, seed, index, path, config, updates = args
-    fast = FAST_PROCESSES[name]
-    spec = parse_event_spec(fast.event_file_text)
+    name, events, seed, index, path, options, updates = args
+    spec = parse_event_spec(FAST_PROCESSES[name].event_file_text)
 
     def on_batch(generated: int, selected: int) -> None:
         if updates is not None:
             updates.put((generated, selected))
 
-    result = generate_chunk(PROCESSES[name], spec, fast.max_objects, fast.selection, events, seed, index,
-                            config=config, on_batch=on_batch)
+    result = generate_chunk(
+        PROCESSES[name],
+        spec,
+        options.max_objects,
+        options.selection,
+        events,
+        seed,
+        index,
+        config=options.config,
+        signal_fraction=options.signal_fraction,
+        on_batch=on_batch,
+    )
     _write_chunk(Path(path), result)
     return index, result.generated, result.selected
+
+
+@dataclass(frozen=True)
+class _Options:
+    """What, besides process and seed, decides a chunk's content (recorded in the manifest)."""
+
+    config: PhysicsConfig
+    selection: Selection
+    max_objects: int
+    signal_fraction: float | None
 
 
 def _check_manifest(work_dir: Path, manifest: dict[str, Any]) -> None:
@@ -120,6 +140,9 @@ def generate(
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     config: PhysicsConfig | None = None,
+    selection: Selection | None = None,
+    max_objects: int | None = None,
+    signal_fraction: float | None = None,
     overwrite: bool = False,
     compression: str | None = "gzip",
     on_progress: Callable[[int, int], None] | None = None,
@@ -128,7 +151,9 @@ def generate(
 
     ``jobs`` worker processes generate chunks in parallel; ``progress`` shows a rich progress
     bar (selected events, events/s, acceptance = selected / generated). ``on_progress(generated,
-    selected)`` is called with increments instead when given. Returns the same
+    selected)`` is called with increments instead when given. ``config``, ``selection`` and
+    ``max_objects`` default to the fast backend's; ``signal_fraction`` (ttH_semilep) is the
+    share of ttH among the *selected* events (default 0.5). Returns the same
     :class:`~spanet_lite.physics.generator.engine.Summary` as the fast backend.
     """
     pythia_version = require_pythia()
@@ -143,14 +168,27 @@ def generate(
         raise InputError(output, "", "a path that does not exist yet (or --overwrite)", "an existing file")
     sizes = chunk_sizes(n_events, chunk_size)
     work_dir = work_dir_for(output)
-    manifest = {"backend": "pythia", "pythia": pythia_version, "process": process, "seed": seed,
-                "events": n_events, "chunk_size": chunk_size,
-                "config": None if config is None else repr(config)}
+    fast = FAST_PROCESSES[process]
+    options = _Options(
+        config or PhysicsConfig(),
+        selection or fast.selection,
+        max_objects or fast.max_objects,
+        signal_fraction,
+    )
+    manifest = {
+        "backend": "pythia",
+        "pythia": pythia_version,
+        "process": process,
+        "seed": seed,
+        "events": n_events,
+        "chunk_size": chunk_size,
+        "options": repr(options),
+    }
     _check_manifest(work_dir, manifest)
     todo = [k for k in range(len(sizes)) if not chunk_path(work_dir, k).exists()]
     done_events = sum(sizes[k] for k in range(len(sizes)) if k not in todo)
 
-    tasks = [(process, sizes[k], seed, k, str(chunk_path(work_dir, k)), config) for k in todo]
+    tasks = [(process, sizes[k], seed, k, str(chunk_path(work_dir, k)), options) for k in todo]
     bar = _Progress(process, n_events, done_events, progress, on_progress)
     if jobs == 1 or len(tasks) <= 1:
         with bar:
@@ -230,12 +268,14 @@ class _Progress:
 
     def __enter__(self) -> _Progress:
         if self.show:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self._bar = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]} ev/s"), TextColumn("acceptance {task.fields[acceptance]}"),
                 TimeElapsedColumn(),
+                console=Console(stderr=True),
             )
             self._bar.__enter__()
             self._task = self._bar.add_task(f"pythia {self.process}", total=self.total, completed=self.done,

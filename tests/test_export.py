@@ -1,0 +1,124 @@
+"""spanet-export: the ONNX graph gives the torch network's numbers, at other batch and object sizes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from _evaluation_helpers import make_run_dir
+
+from spanet_lite.cli import export as export_cli
+from spanet_lite.evaluation import onnx_decoder
+from spanet_lite.evaluation.decoding import decode
+from spanet_lite.evaluation.export import example_inputs, input_names, output_names
+from spanet_lite.evaluation.run import load_run
+
+try:
+    import onnxruntime
+except ImportError:  # the onnx extra is part of the dev environment; pytest -ra prints the reason
+    onnxruntime = None
+
+needs_onnxruntime = pytest.mark.skipif(
+    onnxruntime is None, reason="onnxruntime not installed (pip install '.[onnx]')"
+)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, reference_dir):
+    folder = tmp_path_factory.mktemp("export")
+    event_yaml = (reference_dir / "semi_leptonic_ttH.yaml").read_text()
+    run_dir = make_run_dir(folder / "run", event_yaml, reference_dir / "example.h5", seed=3)
+    model = folder / "model.onnx"
+    assert export_cli.main([str(run_dir), str(model), "--copy-decoder"]) == 0
+    return load_run(run_dir), model
+
+
+@needs_onnxruntime
+@pytest.mark.parametrize(("batch", "objects"), [(5, 13), (1, 19), (3, 7)])
+def test_onnxruntime_matches_torch(exported, batch, objects):
+    run, model = exported
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    inputs = example_inputs(run.spec, batch=batch, objects=objects)
+    feeds = {name: tensor.numpy() for name, tensor in zip(input_names(run.spec), inputs)}
+    onnx_out = dict(zip(output_names(run.spec), session.run(None, feeds)))
+    features = {"Momenta": inputs[0], "Met": inputs[2]}
+    masks = {"Momenta": inputs[1]}
+    with torch.no_grad():
+        outputs = run.network(features, masks)
+        regressions = run.network.denormalize_regressions(outputs.regressions)
+    expected = {f"assignment_{p}": outputs.assignments[p] for p in run.spec.particle_names}
+    expected |= {f"detection_{p}": torch.sigmoid(outputs.detections[p]) for p in run.spec.particle_names}
+    expected |= {f"regression_{k.replace('/', '_')}": v for k, v in regressions.items()}
+    expected["classification_EVENT_signal"] = torch.softmax(outputs.classifications["EVENT/signal"], -1)
+    assert set(expected) == set(onnx_out)
+    for name, value in expected.items():
+        ours, theirs = onnx_out[name], value.numpy()
+        assert ours.shape == theirs.shape, name
+        np.testing.assert_array_equal(np.isfinite(ours), np.isfinite(theirs), err_msg=name)
+        finite = np.isfinite(theirs)
+        np.testing.assert_allclose(ours[finite], theirs[finite], atol=1e-4, rtol=1e-4, err_msg=name)
+
+
+@needs_onnxruntime
+def test_numpy_decoder_on_onnx_outputs_matches_the_torch_decoder(exported):
+    run, model = exported
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    inputs = example_inputs(run.spec, batch=16, objects=11)
+    feeds = {name: tensor.numpy() for name, tensor in zip(input_names(run.spec), inputs)}
+    out = dict(zip(output_names(run.spec), session.run(None, feeds)))
+    particles = run.spec.particle_names
+    chosen = onnx_decoder.decode(
+        {p: out[f"assignment_{p}"] for p in particles},
+        detections={p: out[f"detection_{p}"] for p in particles},
+        threshold=0.5,
+    )
+    with torch.no_grad():
+        outputs = run.network({"Momenta": inputs[0], "Met": inputs[2]}, {"Momenta": inputs[1]})
+    detections = {p: torch.sigmoid(v) for p, v in outputs.detections.items()}
+    reference = decode(outputs.assignments, run.spec, detections=detections, threshold=0.5)
+    for p in particles:
+        np.testing.assert_array_equal(chosen[p], reference[p].numpy())
+
+
+def test_the_onnx_decoder_imports_nothing_but_numpy(exported):
+    _, model = exported
+    copy = model.with_name("onnx_decoder.py")
+    assert copy.is_file()
+    script = (
+        "import sys, builtins\n"
+        "real = builtins.__import__\n"
+        "def guard(name, *a, **k):\n"
+        "    if name.split('.')[0] in ('torch', 'spanet_lite', 'onnxruntime'):\n"
+        "        raise ImportError(name)\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = guard\n"
+        f"sys.path.insert(0, {str(copy.parent)!r})\n"
+        "import numpy as np, onnx_decoder\n"
+        "lp = np.log(np.full((1, 4, 4), 1 / 12.0)); lp[:, range(4), range(4)] = -np.inf\n"
+        "print(onnx_decoder.decode({'h': lp})['h'].tolist())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[[0, 1]]"
+
+
+def test_model_metadata_describes_inputs_and_outputs(exported):
+    onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install .[onnx])")
+    _, model = exported
+    graph = onnx.load(str(model))
+    assert [i.name for i in graph.graph.input] == ["Momenta_data", "Momenta_mask", "Met_data"]
+    batch_dim = graph.graph.input[0].type.tensor_type.shape.dim[0]
+    object_dim = graph.graph.input[0].type.tensor_type.shape.dim[1]
+    assert batch_dim.dim_param and object_dim.dim_param  # symbolic: dynamic batch and object axes
+    metadata = json.loads({p.key: p.value for p in graph.metadata_props}["spanet_lite"])
+    assert metadata["particles"][1] == {"name": "ht", "products": ["b", "q1", "q2"]}
+    assert metadata["regressions"]["regression_EVENT_neutrino_px"] == "EVENT/neutrino_px"
+
+
+def test_export_refuses_a_name_without_onnx_suffix(exported, tmp_path, capsys):
+    run, _ = exported
+    assert export_cli.main([str(run.directory), str(tmp_path / "model.bin")]) == 2
+    assert ".onnx" in capsys.readouterr().err

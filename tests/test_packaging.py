@@ -1,0 +1,72 @@
+"""The distribution's promises: dependencies, extras, console scripts, and the set-up paths.
+
+CI (`.ci/run`) and the README's commands must install torch 2.13.0 *before* the package (else
+pip resolves a multi-GB CUDA build of a newer torch) and must run the same test command.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+
+RUNTIME = {"torch", "lightning", "h5py", "pyyaml", "numpy", "rich", "matplotlib"}
+
+
+def _names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower() for requirement in requirements}
+
+
+@pytest.fixture(scope="module")
+def project(repo_root: Path) -> dict:
+    return tomllib.loads((repo_root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+
+
+def test_distribution_name_python_and_runtime_dependencies(project):
+    assert project["name"] == "spanet-lite"
+    assert project["requires-python"] == ">=3.10"
+    assert _names(project["dependencies"]) == RUNTIME
+
+
+def test_extras(project):
+    extras = {name: _names(requirements) for name, requirements in project["optional-dependencies"].items()}
+    assert extras["test"] >= {"pytest", "hypothesis"}
+    assert extras["onnx"] >= {"onnx", "onnxruntime"}
+    assert extras["dev"] >= extras["test"] | {"ruff", "mypy"}
+
+
+def test_console_scripts(project):
+    assert set(project["scripts"]) == {f"spanet-{name}" for name in
+                                       ("train", "test", "predict", "inspect", "generate", "export")}
+    assert all(target.startswith("spanet_lite.cli.") and target.endswith(":main")
+               for target in project["scripts"].values())
+
+
+def test_ci_installs_torch_first_and_runs_the_makefile_test_target(repo_root: Path):
+    script = repo_root / ".ci" / "run"
+    text = script.read_text(encoding="utf-8")
+    assert os.access(script, os.X_OK)
+    assert "set -euo pipefail" in text
+    torch = text.index("pip install --quiet torch==2.13.0")
+    package = text.index("pip install --quiet -e '.[test]'")
+    assert torch < package
+    assert text.rstrip().splitlines()[-1] == "make test"
+
+
+def test_makefile_setup_pins_torch_before_the_package(repo_root: Path):
+    text = (repo_root / "Makefile").read_text(encoding="utf-8")
+    assert "TORCH_VERSION := 2.13.0" in text
+    assert text.index("pip install torch==$(TORCH_VERSION)") < text.index("pip install -e '.[$(EXTRAS)]'")
+    for target in ("setup", "test", "example", "lint"):
+        assert re.search(rf"^{target}:", text, re.MULTILINE), target
+
+
+def test_readme_names_the_command_ci_runs(repo_root: Path):
+    readme = repo_root / "README.md"
+    if not readme.exists():
+        pytest.skip("README.md is not written yet")
+    assert "make test" in readme.read_text(encoding="utf-8")

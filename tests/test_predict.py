@@ -1,0 +1,196 @@
+"""spanet-predict, spanet-test and the Python API on tiny run directories."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from _evaluation_helpers import TTBAR_YAML, make_run_dir, write_ttbar_file
+
+import spanet_lite
+from spanet_lite.cli import inspect as inspect_cli
+from spanet_lite.cli import predict as predict_cli
+from spanet_lite.cli import test as test_cli
+from spanet_lite.dataset import reader
+from spanet_lite.errors import InputError
+from spanet_lite.evaluation.run import load_run
+
+TWO_INPUTS_YAML = """
+INPUTS:
+  SEQUENTIAL:
+    Jets: {pt: log_normalize, eta: normalize}
+    Leptons: {pt: log_normalize, eta: normalize}
+EVENT:
+  lt: [{b: Jets}, {l: Leptons}]
+  ht: [b, q1, q2]
+PERMUTATIONS:
+  ht: [[q1, q2]]
+"""
+
+
+@pytest.fixture(scope="module")
+def ttbar(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ttbar")
+    data = write_ttbar_file(folder / "events.h5", num_events=150)
+    run_dir = make_run_dir(folder / "run", TTBAR_YAML, data, training_file="/nonexistent/train.h5")
+    return run_dir, data
+
+
+def write_two_input_file(path, n=40, seed=1):
+    rng = np.random.default_rng(seed)
+    jets = rng.integers(3, 7, n)
+    leptons = rng.integers(1, 3, n)
+    with h5py.File(path, "w") as file:
+        for name, counts, width in (("Jets", jets, 6), ("Leptons", leptons, 2)):
+            mask = np.arange(width)[None, :] < counts[:, None]
+            file[f"INPUTS/{name}/MASK"] = mask
+            file[f"INPUTS/{name}/pt"] = np.where(mask, rng.uniform(20, 200, mask.shape), 0).astype(np.float32)
+            file[f"INPUTS/{name}/eta"] = np.where(mask, rng.normal(0, 1, mask.shape), 0).astype(np.float32)
+        file["TARGETS/lt/b"] = np.zeros(n, dtype=np.int64)  # Jets slot 0
+        file["TARGETS/lt/l"] = np.zeros(n, dtype=np.int64)  # Leptons slot 0 = combined index 6
+        for j, product in enumerate(("b", "q1", "q2")):
+            file[f"TARGETS/ht/{product}"] = np.full(n, j + 1, dtype=np.int64)
+    return path
+
+
+def test_predict_output_is_a_truth_file_that_scores_purity_one_against_itself(ttbar, tmp_path, capsys):
+    run_dir, data = ttbar
+    out = tmp_path / "predicted.h5"
+    arguments = [str(run_dir), str(data), str(out), "--threshold", "0", "--batch-size", "64"]
+    assert predict_cli.main(arguments) == 0
+    assert inspect_cli.main([str(out), "--event-file", str(run_dir / "event_file.yaml")]) == 0
+    capsys.readouterr()
+    report = tmp_path / "self.json"
+    assert test_cli.main([str(run_dir), "-tf", str(out), "--json", str(report)]) == 0
+    metrics = json.loads(report.read_text())
+    assert metrics["event_purity"] == 1.0
+    assert metrics["event_purity_all"] == 1.0
+    assert metrics["assignment"]["particle_efficiency/t1"] == 1.0
+    with h5py.File(out) as file, h5py.File(data) as source:
+        np.testing.assert_array_equal(file["INPUTS/Jets/pt"][:], source["INPUTS/Jets/pt"][:])
+        np.testing.assert_array_equal(file["WEIGHTS/EVENT/weight"][:], source["WEIGHTS/EVENT/weight"][:])
+        probability = file["PREDICTIONS/assignment_probability/t1"][:]
+        assert ((probability > 0) & (probability <= 1)).all()
+        assert file["PREDICTIONS/detection_probability/t2"].shape == (150,)
+
+
+def test_default_threshold_reports_only_detected_particles(ttbar, tmp_path):
+    run_dir, data = ttbar
+    run = load_run(run_dir)
+    predictions = run.predict(data, threshold=0.5)
+    for particle in ("t1", "t2"):
+        detected = predictions.detection_probabilities[particle] >= 0.5
+        reported = (predictions.assignments[particle] >= 0).all(axis=1)
+        assert not (reported & ~detected).any()
+        assert predictions.assignment_probabilities[particle][~reported].tolist() == [0.0] * (~reported).sum()
+
+
+def test_predict_on_arrays_matches_predict_on_the_file(ttbar):
+    run_dir, data = ttbar
+    run = spanet_lite.load_run(run_dir)
+    from_file = run.predict(data, batch_size=32, threshold=0.0)
+    with h5py.File(data) as file:
+        columns = [file[f"INPUTS/Jets/{f}"][:] for f in ("mass", "pt", "eta", "phi", "btag")]
+        features = {"Jets": np.stack(columns, axis=-1)}
+        masks = {"Jets": file["INPUTS/Jets/MASK"][:]}
+    from_arrays = run.predict(features, masks, batch_size=1000, threshold=0.0)
+    for particle in ("t1", "t2"):
+        np.testing.assert_array_equal(from_arrays.assignments[particle], from_file.assignments[particle])
+        np.testing.assert_allclose(
+            from_arrays.detection_probabilities[particle],
+            from_file.detection_probabilities[particle],
+            atol=1e-6,
+        )
+
+
+def test_associated_products_are_written_as_indices_inside_their_own_input(tmp_path):
+    data = write_two_input_file(tmp_path / "two.h5")
+    run = load_run(make_run_dir(tmp_path / "run", TWO_INPUTS_YAML, data))
+    out = tmp_path / "out.h5"
+    from spanet_lite.evaluation.predict import write_predictions
+
+    write_predictions(run, data, out, threshold=0.0)
+    predictions = run.predict(data, threshold=0.0)
+    with h5py.File(out) as file:
+        lepton = file["TARGETS/lt/l"][:]
+        assert ((lepton >= 0) & (lepton < 2)).all()  # counts inside Leptons, not the combined space
+        layout = reader.resolve_layout(file, run.spec, out, run.options.event_weight_dataset)
+        block = reader.read_block(file, run.spec, layout, 0, layout.num_events)
+    for particle in ("lt", "ht"):
+        np.testing.assert_array_equal(block.targets[particle], predictions.assignments[particle])
+
+
+def test_predict_refuses_to_overwrite_its_input(ttbar, tmp_path, capsys):
+    run_dir, data = ttbar
+    copy = tmp_path / "input.h5"
+    shutil.copyfile(data, copy)
+    before = copy.read_bytes()
+    assert predict_cli.main([str(run_dir), str(copy), str(tmp_path / "." / "input.h5")]) == 2
+    assert "different from the input file" in capsys.readouterr().err
+    assert copy.read_bytes() == before
+
+
+def test_predict_on_a_file_without_the_inputs_fails_in_one_line_and_writes_nothing(ttbar, tmp_path, capsys):
+    run_dir, _ = ttbar
+    bad = tmp_path / "bad.h5"
+    with h5py.File(bad, "w") as file:
+        file["INPUTS/Jets/MASK"] = np.ones((3, 4), dtype=bool)
+    out = tmp_path / "out.h5"
+    assert predict_cli.main([str(run_dir), str(bad), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "INPUTS/Jets/mass" in err
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [bad]  # no temporary file left behind
+
+
+def test_spanet_test_prints_tables_and_writes_json_without_the_training_file(ttbar, tmp_path, capsys):
+    run_dir, data = ttbar
+    report = tmp_path / "metrics.json"
+    assert test_cli.main([str(run_dir), "-tf", str(data), "--json", str(report)]) == 0
+    printed = capsys.readouterr().out
+    assert "Purity by number of jets" in printed and "==6" in printed and ">=8" in printed
+    metrics = json.loads(report.read_text())
+    assert 0.0 <= metrics["event_purity"] <= 1.0
+    with h5py.File(data) as file:
+        total = float(file["WEIGHTS/EVENT/weight"][:].sum())
+    assert metrics["sum_of_weights"] == pytest.approx(total, rel=1e-6)
+    rows = metrics["assignment_tables"]["by_jets"]
+    assert sum(rows[r]["proportion"] for r in ("==6", "==7", ">=8")) == pytest.approx(1.0)
+
+
+def test_evaluate_api_returns_the_same_numbers_as_the_cli(ttbar, tmp_path):
+    run_dir, data = ttbar
+    metrics = spanet_lite.load_run(run_dir).evaluate(data)
+    report = tmp_path / "m.json"
+    test_cli.main([str(run_dir), "-tf", str(data), "--json", str(report)])
+    assert json.loads(report.read_text())["event_purity"] == pytest.approx(metrics["event_purity"])
+
+
+def test_load_run_prefers_best_checkpoint_and_reports_missing_pieces(ttbar, tmp_path):
+    run_dir, _ = ttbar
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    assert load_run(copy).checkpoint.name == "last.ckpt"
+    state = torch.load(copy / "checkpoints" / "last.ckpt", weights_only=False)
+    state["state_dict"] = {
+        k: torch.zeros_like(v) if v.is_floating_point() else v for k, v in state["state_dict"].items()
+    }
+    torch.save(state, copy / "checkpoints" / "best.ckpt")
+    run = load_run(copy)
+    assert run.checkpoint.name == "best.ckpt"
+    assert all((p == 0).all() for p in run.network.parameters())
+    (copy / "statistics.json").unlink()
+    with pytest.raises(InputError, match=r"statistics\.json"):
+        load_run(copy)
+    with pytest.raises(InputError, match="no such directory"):
+        load_run(tmp_path / "missing")
+
+
+def test_spanet_test_without_a_test_file_is_a_one_line_error(ttbar, capsys):
+    run_dir, _ = ttbar
+    assert test_cli.main([str(run_dir)]) == 2
+    assert "testing-file" in capsys.readouterr().err

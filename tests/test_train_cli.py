@@ -1,0 +1,138 @@
+"""`spanet-train` on the command line: bad input fails in one line before anything is written,
+SPANet's own files train unchanged, overrides are shown, and DDP keeps the metrics layout."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from _train_helpers import write_options
+from spanet_lite.cli.train import main
+from spanet_lite.errors import SpanetWarning
+
+
+def run_failing(argv: list[str], capsys: pytest.CaptureFixture[str], log_dir: Path) -> str:
+    """Run the command, expect exit 2 and no run directory; return its one stderr line."""
+    code = main([*argv, "--log-dir", str(log_dir), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 2, captured
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("spanet-train: error: "), captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert not log_dir.exists(), "nothing may be written for bad input"
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("changes", "extra", "expected"),
+    [
+        ({"learning_rate": -0.001}, [], "learning_rate"),
+        ({"optimizer": "Adamm"}, [], "optimizer"),
+        ({}, ["--epochs", "0"], "epochs"),
+        ({}, ["--batch-size", "5000"], "batch"),
+        ({"training_file": "/no/such/file.h5"}, [], "training_file"),
+        ({}, ["--time-limit", "soon"], "--time-limit"),
+        ({}, ["--precision", "8-bit"], "precision"),
+        ({}, ["--no-such-flag"], "unrecognized arguments"),
+    ],
+    ids=["negative-lr", "unknown-optimiser", "zero-epochs", "batch-larger-than-split", "missing-file",
+         "bad-time-limit", "bad-precision", "unknown-flag"],
+)
+def test_impossible_values_fail_in_one_line_before_training(
+    changes: dict, extra: list[str], expected: str, tmp_path: Path, reference_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    options = write_options(tmp_path, reference_dir, **changes)
+    line = run_failing([str(options), *extra], capsys, tmp_path / "runs")
+    assert expected in line
+
+
+def test_missing_and_invalid_options_files_fail_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert "no such file" in run_failing([str(tmp_path / "nope.json")], capsys, tmp_path / "runs")
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"epochs": 3,\n "batch_size": }\n')
+    assert "line 2" in run_failing(["-of", str(broken)], capsys, tmp_path / "runs")
+
+
+def test_an_event_file_that_does_not_match_the_dataset_fails_before_training(
+    tmp_path: Path, reference_dir: Path, repo_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = write_options(tmp_path, reference_dir)
+    other = repo_root / "event_files" / "full_hadronic_ttbar.yaml"
+    line = run_failing([str(options), "--event-file", str(other)], capsys, tmp_path / "runs")
+    assert "example.h5" in line
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_asking_for_gpus_without_cuda_fails_but_num_gpu_in_the_file_falls_back(
+    tmp_path: Path, reference_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = write_options(tmp_path, reference_dir, num_gpu=1)
+    assert "--gpus" in run_failing([str(options), "--gpus", "1"], capsys, tmp_path / "runs")
+    assert main([str(options), "--fast-dev-run", "--log-dir", str(tmp_path / "runs")]) == 0
+    assert "using the CPU" in capsys.readouterr().out
+
+
+def test_command_line_overrides_are_marked_in_the_options_table(
+    tmp_path: Path, reference_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = write_options(tmp_path, reference_dir)
+    code = main(["-of", str(options), "--fast-dev-run", "--batch-size", "32", "--log-dir", str(tmp_path / "runs")])
+    out = capsys.readouterr().out
+    assert code == 0
+    batch_row = next(line for line in out.splitlines() if " batch_size " in line)
+    assert "32" in batch_row and "command line" in batch_row
+    assert "fast dev run" in out and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_spanet_reference_files_train_unchanged_for_one_epoch(
+    tmp_path: Path, reference_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SPANet's example options name ./event_files/... and ./data/... relative to SPANet's
+    checkout; a working directory with that layout (symlinks to the reference files) is what a
+    SPANet user has, so the options file is used exactly as shipped."""
+    (tmp_path / "event_files").mkdir()
+    (tmp_path / "data" / "semi_leptonic_ttH").mkdir(parents=True)
+    (tmp_path / "event_files" / "semi_leptonic_ttH.yaml").symlink_to(reference_dir / "semi_leptonic_ttH.yaml")
+    (tmp_path / "data" / "semi_leptonic_ttH" / "example.h5").symlink_to(reference_dir / "example.h5")
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(SpanetWarning, match="without effect"):
+        code = main([str(reference_dir / "example.json"), "--epochs", "1", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    run = tmp_path / "runs" / "semi_leptonic_ttH" / "version_0"
+    with (run / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 1 and 0.0 <= float(rows[0]["val/event_purity"]) <= 1.0
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+    assert "num_gpu = 1 in the options" in out  # SPANet's file asks for a GPU; we fall back to the CPU
+
+
+@pytest.mark.slow
+def test_two_process_cpu_ddp_writes_the_same_metrics_layout(tmp_path: Path, reference_dir: Path) -> None:
+    options = write_options(tmp_path, reference_dir, epochs=1, batch_size=32)
+    columns = {}
+    for processes in (1, 2):
+        log_dir = tmp_path / f"runs{processes}"
+        command = [sys.executable, "-m", "spanet_lite.cli.train", str(options), "--processes", str(processes),
+                   "--log-dir", str(log_dir), "--name", "ddp", "--quiet"]
+        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+        runs = sorted((log_dir / "ddp").iterdir())
+        assert [r.name for r in runs] == ["version_0"]  # all processes wrote into one run directory
+        with (runs[0] / "metrics.csv").open() as handle:
+            rows = list(csv.DictReader(handle))
+        assert len(rows) == 1 and 0.0 <= float(rows[0]["val/event_purity"]) <= 1.0
+        columns[processes] = list(rows[0])
+        assert (runs[0] / "checkpoints" / "last.ckpt").is_file()
+    assert columns[1] == columns[2]
