@@ -106,3 +106,35 @@ def write_ttbar_file(path: Path, num_events: int = 200, width: int = 10, seed: i
                 file[f"TARGETS/{particle}/{product}"] = targets[:, 3 * p + j].astype(np.int64)
         file["WEIGHTS/EVENT/weight"] = rng.uniform(0.5, 1.5, num_events).astype(np.float32)
     return path
+
+
+# Two SEQUENTIAL inputs: an associated product per input, and an unassociated 3-product particle.
+TWO_INPUTS_YAML = """
+INPUTS:
+  SEQUENTIAL:
+    Jets: {pt: log_normalize, eta: normalize}
+    Leptons: {pt: log_normalize, eta: normalize}
+EVENT:
+  lt: [{b: Jets}, {l: Leptons}]
+  ht: [b, q1, q2]
+PERMUTATIONS:
+  ht: [[q1, q2]]
+"""
+
+
+def write_two_input_file(path: Path, n: int = 40, seed: int = 1) -> Path:
+    """Jets (6 slots) and Leptons (2 slots); lt = (Jets 0, Leptons 0), ht = combined 1, 2, 3."""
+    rng = np.random.default_rng(seed)
+    jets = rng.integers(3, 7, n)
+    leptons = rng.integers(1, 3, n)
+    with h5py.File(path, "w") as file:
+        for name, counts, width in (("Jets", jets, 6), ("Leptons", leptons, 2)):
+            mask = np.arange(width)[None, :] < counts[:, None]
+            file[f"INPUTS/{name}/MASK"] = mask
+            file[f"INPUTS/{name}/pt"] = np.where(mask, rng.uniform(20, 200, mask.shape), 0).astype(np.float32)
+            file[f"INPUTS/{name}/eta"] = np.where(mask, rng.normal(0, 1, mask.shape), 0).astype(np.float32)
+        file["TARGETS/lt/b"] = np.zeros(n, dtype=np.int64)  # Jets slot 0
+        file["TARGETS/lt/l"] = np.zeros(n, dtype=np.int64)  # Leptons slot 0 = combined index 6
+        for j, product in enumerate(("b", "q1", "q2")):
+            file[f"TARGETS/ht/{product}"] = np.full(n, j + 1, dtype=np.int64)
+    return path

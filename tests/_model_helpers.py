@@ -64,15 +64,24 @@ def statistics_for(spec: EventSpec, classes: int = 3) -> DatasetStatistics:
 
 def small_options(**changes) -> Options:
     """A narrow, shallow network: fast enough for property tests."""
-    base = dict(hidden_dim=16, num_attention_heads=2, num_embedding_layers=2, num_encoder_layers=1,
-                num_branch_encoder_layers=1, num_branch_embedding_layers=1, num_detector_layers=1,
-                num_regression_layers=1, num_classification_layers=1)
+    base = dict(
+        hidden_dim=16,
+        num_attention_heads=2,
+        num_embedding_layers=2,
+        num_encoder_layers=1,
+        num_branch_encoder_layers=1,
+        num_branch_embedding_layers=1,
+        num_detector_layers=1,
+        num_regression_layers=1,
+        num_classification_layers=1,
+    )
     base.update(changes)
     return Options(**base)
 
 
-def random_inputs(spec: EventSpec, batch: int, widths: dict[str, int], generator: torch.Generator,
-                  min_objects: int = 1) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def random_inputs(
+    spec: EventSpec, batch: int, widths: dict[str, int], generator: torch.Generator, min_objects: int = 1
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Raw positive features and masks with real objects first (padding may hold garbage)."""
     features, masks = {}, {}
     for spec_input in spec.sequential:
@@ -80,14 +89,17 @@ def random_inputs(spec: EventSpec, batch: int, widths: dict[str, int], generator
         x = torch.rand(batch, n, spec_input.num_features, generator=generator) * 5
         counts = torch.randint(min(min_objects, n), n + 1, (batch, 1), generator=generator)
         masks[spec_input.name] = torch.arange(n)[None] < counts
-        features[spec_input.name] = torch.where(masks[spec_input.name][..., None], x, torch.full_like(x, -7.0))
+        features[spec_input.name] = torch.where(
+            masks[spec_input.name][..., None], x, torch.full_like(x, -7.0)
+        )
     for spec_input in spec.global_inputs:
         features[spec_input.name] = torch.rand(batch, spec_input.num_features, generator=generator) * 5
     return features, masks
 
 
-def random_batch(spec: EventSpec, batch: int, widths: dict[str, int], generator: torch.Generator,
-                 classes: int = 3) -> Batch:
+def random_batch(
+    spec: EventSpec, batch: int, widths: dict[str, int], generator: torch.Generator, classes: int = 3
+) -> Batch:
     """A batch with distinct random targets among real objects (unassociated products only)."""
     features, masks = random_inputs(spec, batch, widths, generator, min_objects=6)
     combined = torch.cat([masks[s.name] for s in spec.sequential], 1)
@@ -101,5 +113,9 @@ def random_batch(spec: EventSpec, batch: int, widths: dict[str, int], generator:
         target_masks[particle.name] = torch.rand(batch, generator=generator) < 0.8
         targets[particle.name][~target_masks[particle.name], -1] = -1
     regressions = {t.key: torch.randn(batch, generator=generator) * 3 for t in spec.regressions}
-    classifications = {t.key: torch.randint(-1, classes, (batch,), generator=generator) for t in spec.classifications}
-    return Batch(features, masks, targets, target_masks, regressions=regressions, classifications=classifications)
+    classifications = {
+        t.key: torch.randint(-1, classes, (batch,), generator=generator) for t in spec.classifications
+    }
+    return Batch(
+        features, masks, targets, target_masks, regressions=regressions, classifications=classifications
+    )

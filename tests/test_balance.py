@@ -15,8 +15,9 @@ from _dataset_helpers import TINY_SPEC, tiny_arrays, write_h5
 from hypothesis import given
 from hypothesis import strategies as st
 
+from spanet_lite.config import parse_event_spec
 from spanet_lite.config.options import Options
-from spanet_lite.dataset.balance import inverse_frequency
+from spanet_lite.dataset.balance import fit_balance, inverse_frequency, pattern_codes
 from spanet_lite.dataset.batch import Batch
 from spanet_lite.dataset.datamodule import SpanetDataModule
 
@@ -92,3 +93,27 @@ def test_inverse_frequency_has_mean_one_and_equal_mass_per_value(values: list[in
     assert per_event.mean() == pytest.approx(1.0)
     mass = [per_event[array == v].sum() for v in distinct]
     assert mass == pytest.approx([mass[0]] * len(distinct))
+
+
+def test_patterns_exchanged_by_the_event_symmetry_count_as_one() -> None:
+    spec = parse_event_spec(
+        "INPUTS: {SEQUENTIAL: {Jets: {pt: none}}}\n"
+        "EVENT: {t1: [b1, q1], t2: [b2, q2], w: [x]}\n"
+        "PERMUTATIONS: {EVENT: [[t1, t2]]}\n"
+    )
+    # t1 only, t2 only, both, neither, t1 + w
+    t1 = np.array([True, False, True, False, True])
+    t2 = np.array([False, True, True, False, False])
+    w = np.array([False, False, False, False, True])
+    codes = pattern_codes({"t1": t1, "t2": t2, "w": w}, spec)
+    assert codes[0] == codes[1] != codes[2]
+    tables = fit_balance(
+        spec,
+        Options(balance_particles=True),
+        target_masks={"t1": t1, "t2": t2, "w": w},
+        num_objects=np.zeros(5, dtype=np.int64),
+        classifications={},
+    )
+    # patterns: {one top} x2, {both}, {none}, {t1 + w}: P = 4, w = 5 / (4 n_c)
+    weights = dict(zip(tables.pattern_codes.tolist(), tables.pattern_weights.tolist(), strict=True))
+    assert [weights[c] for c in codes.tolist()] == pytest.approx([0.625, 0.625, 1.25, 1.25, 1.25])

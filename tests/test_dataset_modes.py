@@ -98,3 +98,14 @@ def test_shuffled_training_sees_every_event_once_and_depends_on_the_epoch(
     expected = sorted(torch.cat([b.event_weights for b in unshuffled(dm, "train")]).tolist())
     assert sorted(epochs[0].tolist()) == expected == sorted(epochs[1].tolist())
     assert not torch.equal(epochs[0], epochs[1])
+
+
+def test_sparse_rows_are_read_in_bounded_spans_with_the_same_result(random_file: Path, monkeypatch) -> None:
+    from spanet_lite.dataset import dataset as dataset_module
+
+    memory = module(random_file, "memory", train_validation_split=0.1)  # validation: 90% scattered rows
+    monkeypatch.setattr(dataset_module, "MAX_READ_SPAN", 7)
+    streaming = module(random_file, "streaming", train_validation_split=0.1)
+    for split in ("train", "val"):
+        for x, y in zip(unshuffled(memory, split), unshuffled(streaming, split), strict=True):
+            assert_same(x, y)

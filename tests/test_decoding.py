@@ -122,18 +122,22 @@ def test_decode_rejects_unknown_mode():
     batch=st.integers(1, 12),
     mode=st.sampled_from(["greedy", "exact"]),
     spec=st.sampled_from([TTBAR, MIXED]),
+    gated=st.booleans(),
 )
-def test_decoder_never_reuses_an_object_nor_returns_padding(seed, num_objects, batch, mode, spec):
+def test_decoder_never_reuses_an_object_nor_returns_padding(seed, num_objects, batch, mode, spec, gated):
     generator = torch.Generator().manual_seed(seed)
     num_real = torch.randint(0, num_objects + 1, (batch,), generator=generator)
     assignments = assignment_batch(spec, batch, num_objects, num_real, seed)
-    out = decode(assignments, spec, mode=mode)
+    detections = {p.name: torch.rand(batch, generator=generator) for p in spec.particles} if gated else None
+    out = decode(assignments, spec, mode=mode, detections=detections, threshold=0.3)
     total = sum(p.num_products for p in spec.particles)
     for event in range(batch):
         used = []
         for particle in spec.particles:
             chosen = out[particle.name][event].tolist()
             assert len(chosen) == particle.num_products
+            if detections is not None and detections[particle.name][event] < 0.3:
+                assert chosen == [-1] * particle.num_products  # switched off by its detection
             if chosen[0] == -1:
                 assert chosen == [-1] * particle.num_products
                 continue
@@ -142,7 +146,7 @@ def test_decoder_never_reuses_an_object_nor_returns_padding(seed, num_objects, b
             used += chosen
         assert len(used) == len(set(used))  # never an object twice
         # Exact decoding reports every particle whenever there are enough real objects for all.
-        if mode == "exact" and num_real[event] >= total:
+        if mode == "exact" and detections is None and num_real[event] >= total:
             assert len(used) == total
 
 
@@ -205,3 +209,13 @@ def test_nan_scores_are_never_chosen():
     out = decode(assignments, TTBAR)
     chosen = out["t1"][0].tolist()
     assert math.isfinite(assignments["t1"][(0, *chosen)].item())
+
+
+@pytest.mark.parametrize("mode", ["greedy", "exact"])
+def test_empty_batches_and_events_without_enough_objects(mode):
+    empty = {p.name: torch.zeros((0,) + (5,) * p.num_products) for p in TTBAR.particles}
+    out = decode(empty, TTBAR, mode=mode)
+    assert out["t1"].shape == (0, 3)
+    two_objects = assignment_batch(TTBAR, 3, 2, torch.tensor([2, 2, 0]), seed=5)  # every tuple impossible
+    out = decode(two_objects, TTBAR, mode=mode)
+    assert out["t1"].tolist() == out["t2"].tolist() == [[-1, -1, -1]] * 3

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from _evaluation_helpers import make_run_dir
+from _evaluation_helpers import TWO_INPUTS_YAML, make_run_dir, write_two_input_file
 
 from spanet_lite.cli import export as export_cli
 from spanet_lite.evaluation import onnx_decoder
@@ -122,3 +122,31 @@ def test_export_refuses_a_name_without_onnx_suffix(exported, tmp_path, capsys):
     run, _ = exported
     assert export_cli.main([str(run.directory), str(tmp_path / "model.bin")]) == 2
     assert ".onnx" in capsys.readouterr().err
+
+
+@needs_onnxruntime
+def test_two_inputs_narrower_than_training_keep_the_combined_index_space(tmp_path):
+    from spanet_lite.evaluation.export import export_onnx
+
+    data = write_two_input_file(tmp_path / "two.h5")  # trained widths: Jets 6, Leptons 2
+    run = load_run(make_run_dir(tmp_path / "run", TWO_INPUTS_YAML, data))
+    model = export_onnx(run, tmp_path / "model.onnx")
+    generator = torch.Generator().manual_seed(0)
+    jets = torch.rand(4, 5, 2, generator=generator) * 50 + 1
+    jets_mask = torch.ones(4, 5, dtype=torch.bool)
+    jets_mask[0, 3:] = False
+    leptons = torch.rand(4, 1, 2, generator=generator) * 50 + 1
+    leptons_mask = torch.ones(4, 1, dtype=torch.bool)
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    feeds = {"Jets_data": jets.numpy(), "Jets_mask": jets_mask.numpy(),
+             "Leptons_data": leptons.numpy(), "Leptons_mask": leptons_mask.numpy()}
+    out = dict(zip(output_names(run.spec), session.run(None, feeds)))
+    with torch.no_grad():
+        masks = {"Jets": jets_mask, "Leptons": leptons_mask}
+        reference = run.network({"Jets": jets, "Leptons": leptons}, masks)
+    for particle in ("lt", "ht"):
+        ours, theirs = out[f"assignment_{particle}"], reference.assignments[particle].numpy()
+        assert ours.shape == theirs.shape == (4,) + (6,) * (2 if particle == "lt" else 3)
+        np.testing.assert_array_equal(np.isfinite(ours), np.isfinite(theirs))
+        finite = np.isfinite(theirs)
+        np.testing.assert_allclose(ours[finite], theirs[finite], atol=1e-4, rtol=1e-4)

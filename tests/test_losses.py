@@ -37,9 +37,11 @@ REGRESSIONS:
 CLASSIFICATIONS:
   EVENT: [signal]
 """)
-STATS = DatasetStatistics(regression_center={"EVENT/ht": 1.0, "t1/PARTICLE/mass": 1.0, "t2/PARTICLE/mass": 1.0},
-                          regression_scale={"EVENT/ht": 2.0, "t1/PARTICLE/mass": 2.0, "t2/PARTICLE/mass": 2.0},
-                          num_classes={"EVENT/signal": 3})
+STATS = DatasetStatistics(
+    regression_center={"EVENT/ht": 1.0, "t1/PARTICLE/mass": 1.0, "t2/PARTICLE/mass": 1.0},
+    regression_scale={"EVENT/ht": 2.0, "t1/PARTICLE/mass": 2.0, "t2/PARTICLE/mass": 2.0},
+    num_classes={"EVENT/signal": 3},
+)
 
 
 class Normaliser:
@@ -50,6 +52,10 @@ class Normaliser:
 
     def normalize_regressions(self, values):
         return self.normalizer.normalize(values)
+
+
+def value(x: torch.Tensor) -> float:
+    return float(x.detach())
 
 
 def pair_log_probs(unordered: dict[tuple[int, int], float]) -> torch.Tensor:
@@ -68,9 +74,15 @@ T2 = {(0, 1): 0.1, (0, 2): 0.2, (1, 2): 0.7}
 def hand_outputs() -> Outputs:
     return Outputs(
         assignments={"t1": pair_log_probs(T1), "t2": pair_log_probs(T2)},
-        detections={"t1": torch.tensor([0.0], requires_grad=True), "t2": torch.tensor([2.0], requires_grad=True)},
-        regressions={"EVENT/ht": torch.tensor([1.5]), "t1/PARTICLE/mass": torch.tensor([0.0]),
-                     "t2/PARTICLE/mass": torch.tensor([1.0])},
+        detections={
+            "t1": torch.tensor([0.0], requires_grad=True),
+            "t2": torch.tensor([2.0], requires_grad=True),
+        },
+        regressions={
+            "EVENT/ht": torch.tensor([1.5]),
+            "t1/PARTICLE/mass": torch.tensor([0.0]),
+            "t2/PARTICLE/mass": torch.tensor([1.0]),
+        },
         classifications={"EVENT/signal": torch.tensor([[0.0, 1.0, 2.0]])},
     )
 
@@ -78,28 +90,40 @@ def hand_outputs() -> Outputs:
 def hand_batch(t1=(1, 0), t2=(2, 1), present=(True, True), **extra) -> Batch:
     targets = {"t1": torch.tensor([t1]), "t2": torch.tensor([t2])}
     masks = {"t1": torch.tensor([present[0]]), "t2": torch.tensor([present[1]])}
-    regressions = {"EVENT/ht": torch.tensor([6.0]), "t1/PARTICLE/mass": torch.tensor([1.0]),
-                   "t2/PARTICLE/mass": torch.tensor([3.0])}
-    return Batch({"Jets": torch.zeros(1, 3, 1)}, {"Jets": torch.ones(1, 3, dtype=torch.bool)}, targets, masks,
-                 regressions=regressions, classifications={"EVENT/signal": torch.tensor([2])}, **extra)
+    regressions = {
+        "EVENT/ht": torch.tensor([6.0]),
+        "t1/PARTICLE/mass": torch.tensor([1.0]),
+        "t2/PARTICLE/mass": torch.tensor([3.0]),
+    }
+    return Batch(
+        {"Jets": torch.zeros(1, 3, 1)},
+        {"Jets": torch.ones(1, 3, dtype=torch.bool)},
+        targets,
+        masks,
+        regressions=regressions,
+        classifications={"EVENT/signal": torch.tensor([2])},
+        **extra,
+    )
 
 
 def losses(outputs=None, batch=None, **options):
-    return compute_losses(outputs or hand_outputs(), batch or hand_batch(), Normaliser(), PAIRS, Options(**options))
+    return compute_losses(
+        outputs or hand_outputs(), batch or hand_batch(), Normaliser(), PAIRS, Options(**options)
+    )
 
 
 def test_assignment_loss_is_the_nll_of_the_unordered_assignment_under_the_best_pairing():
     terms = losses().terms
     # identity pairing: -log 0.6 - log 0.7 = 0.867; swapped: -log 0.1 - log 0.1 = 4.605 -> min = identity
-    assert float(terms["assignment_loss/t1"]) == pytest.approx(-math.log(0.6) / 2, rel=1e-6)
-    assert float(terms["assignment_loss/t2"]) == pytest.approx(-math.log(0.7) / 2, rel=1e-6)
-    assert float(terms["assignment_loss"]) == pytest.approx((-math.log(0.6) - math.log(0.7)) / 2, rel=1e-6)
+    assert value(terms["assignment_loss/t1"]) == pytest.approx(-math.log(0.6) / 2, rel=1e-6)
+    assert value(terms["assignment_loss/t2"]) == pytest.approx(-math.log(0.7) / 2, rel=1e-6)
+    assert value(terms["assignment_loss"]) == pytest.approx((-math.log(0.6) - math.log(0.7)) / 2, rel=1e-6)
 
 
 def test_target_order_within_a_symmetric_particle_does_not_matter():
     a = losses(batch=hand_batch(t1=(0, 1), t2=(1, 2))).terms["assignment_loss"]
     b = losses(batch=hand_batch(t1=(1, 0), t2=(2, 1))).terms["assignment_loss"]
-    assert float(a) == float(b)
+    assert value(a) == value(b)
 
 
 @pytest.mark.parametrize("mode", ["mean", "softmin"])
@@ -111,50 +135,62 @@ def test_mean_and_softmin_combine_both_pairings(mode):
     else:
         w = [math.exp(-identity), math.exp(-swapped)]
         expected = (w[0] * identity + w[1] * swapped) / sum(w)
-    assert float(losses(combine_pair_loss=mode).terms["assignment_loss"]) == pytest.approx(expected / 2, rel=1e-5)
+    assert value(losses(combine_pair_loss=mode).terms["assignment_loss"]) == pytest.approx(
+        expected / 2, rel=1e-5
+    )
 
 
 def test_absent_particle_is_excluded_from_assignment_but_trained_by_detection():
     terms = losses(batch=hand_batch(t2=(2, -1), present=(True, False))).terms
-    assert float(terms["assignment_loss"]) == pytest.approx(-math.log(0.6), rel=1e-6)
-    assert float(terms["assignment_loss/t2"]) == 0.0
+    assert value(terms["assignment_loss"]) == pytest.approx(-math.log(0.6), rel=1e-6)
+    assert value(terms["assignment_loss/t2"]) == 0.0
     bce_t1, bce_t2 = math.log(2), math.log(1 + math.exp(2.0))  # logits 0 (label 1) and 2 (label 0)
-    assert float(terms["detection_loss"]) == pytest.approx((bce_t1 + bce_t2) / 2, rel=1e-6)
+    assert value(terms["detection_loss"]) == pytest.approx((bce_t1 + bce_t2) / 2, rel=1e-6)
 
 
 def test_focal_gamma_scales_each_nll_by_one_minus_probability_to_the_gamma():
     terms = losses(focal_gamma=2.0).terms
     expected = (0.4**2 * -math.log(0.6) + 0.3**2 * -math.log(0.7)) / 2
-    assert float(terms["assignment_loss"]) == pytest.approx(expected, rel=1e-5)
+    assert value(terms["assignment_loss"]) == pytest.approx(expected, rel=1e-5)
 
 
 def test_weights_multiply_into_assignment_and_normalise():
-    batch = hand_batch(event_weights=torch.tensor([3.0]), assignment_weights=torch.tensor([0.5]),
-                       particle_weights={"t2": torch.tensor([2.0])})
+    batch = hand_batch(
+        event_weights=torch.tensor([3.0]),
+        assignment_weights=torch.tensor([0.5]),
+        particle_weights={"t2": torch.tensor([2.0])},
+    )
     terms = losses(batch=batch).terms
     w1, w2 = 3.0 * 0.5, 3.0 * 0.5 * 2.0
     expected = (w1 * -math.log(0.6) + w2 * -math.log(0.7)) / (w1 + w2)
-    assert float(terms["assignment_loss"]) == pytest.approx(expected, rel=1e-6)
+    assert value(terms["assignment_loss"]) == pytest.approx(expected, rel=1e-6)
 
 
 def test_regression_classification_and_overlap_terms_by_hand():
     terms = losses().terms
-    # ht laplacian: target (6-1)/2 = 2.5, prediction 1.5 -> |1| ; masses gaussian: t1 (1-1)/2 = 0 vs 0, t2 1 vs 1
-    assert float(terms["regression_loss/EVENT/ht"]) == pytest.approx(1.0)
-    assert float(terms["regression_loss/t1/PARTICLE/mass"]) == 0.0
-    assert float(terms["regression_loss/t2/PARTICLE/mass"]) == 0.0
-    assert float(terms["classification_loss/EVENT/signal"]) == pytest.approx(
-        -math.log(math.exp(2) / (1 + math.e + math.exp(2))), rel=1e-6)
+    # ht laplacian: target (6-1)/2 = 2.5, prediction 1.5 -> |1|
+    # masses gaussian: t1 (1-1)/2 = 0 vs 0, t2 (3-1)/2 = 1 vs 1
+    assert value(terms["regression_loss/EVENT/ht"]) == pytest.approx(1.0)
+    assert value(terms["regression_loss/t1/PARTICLE/mass"]) == 0.0
+    assert value(terms["regression_loss/t2/PARTICLE/mass"]) == 0.0
+    assert value(terms["classification_loss/EVENT/signal"]) == pytest.approx(
+        -math.log(math.exp(2) / (1 + math.e + math.exp(2))), rel=1e-6
+    )
     # usage t1: (0.9, 0.7, 0.4); t2: (0.3, 0.8, 0.9) -> overlap 0.27 + 0.56 + 0.36
-    assert float(terms["kl_loss"]) == pytest.approx(1.19, rel=1e-5)
+    assert value(terms["kl_loss"]) == pytest.approx(1.19, rel=1e-5)
 
 
 def test_total_is_the_scaled_sum_of_the_family_terms():
-    scales = dict(assignment_loss_scale=2.0, detection_loss_scale=0.5, regression_loss_scale=3.0,
-                  classification_loss_scale=0.25, kl_loss_scale=0.1)
+    scales = dict(
+        assignment_loss_scale=2.0,
+        detection_loss_scale=0.5,
+        regression_loss_scale=3.0,
+        classification_loss_scale=0.25,
+        kl_loss_scale=0.1,
+    )
     result = losses(**scales)
-    expected = sum(scale * float(result.terms[key.replace("_scale", "")]) for key, scale in scales.items())
-    assert float(result.total) == pytest.approx(expected, rel=1e-6)
+    expected = sum(scale * value(result.terms[key.replace("_scale", "")]) for key, scale in scales.items())
+    assert value(result.total) == pytest.approx(expected, rel=1e-6)
     result.total.backward()
 
 
@@ -167,10 +203,10 @@ def test_missing_regression_targets_contribute_exactly_zero_and_no_nan_gradient(
     outputs.regressions["EVENT/ht"] = prediction
     outputs.classifications["EVENT/signal"] = outputs.classifications["EVENT/signal"].requires_grad_()
     result = losses(outputs=outputs, batch=batch)
-    assert float(result.terms["regression_loss"]) == 0.0
-    assert float(result.terms["classification_loss"]) == 0.0
+    assert value(result.terms["regression_loss"]) == 0.0
+    assert value(result.terms["classification_loss"]) == 0.0
     result.total.backward()
-    assert float(prediction.grad) == 0.0
+    assert value(prediction.grad) == 0.0
     assert torch.isfinite(outputs.classifications["EVENT/signal"].grad).all()
 
 
@@ -180,8 +216,8 @@ def test_particle_regressions_follow_the_chosen_event_pairing():
     outputs.assignments = {"t1": pair_log_probs(T2), "t2": pair_log_probs(T1)}  # now the swap is best
     terms = losses(outputs=outputs).terms
     # output t1 (prediction 0) is compared with t2's target (1), output t2 (prediction 1) with t1's (0)
-    assert float(terms["regression_loss/t1/PARTICLE/mass"]) == pytest.approx(1.0)
-    assert float(terms["regression_loss/t2/PARTICLE/mass"]) == pytest.approx(1.0)
+    assert value(terms["regression_loss/t1/PARTICLE/mass"]) == pytest.approx(1.0)
+    assert value(terms["regression_loss/t2/PARTICLE/mass"]) == pytest.approx(1.0)
 
 
 def test_unknown_combine_pair_loss_is_an_options_error():
@@ -191,17 +227,28 @@ def test_unknown_combine_pair_loss_is_an_options_error():
 
 def swap_truth(batch: Batch) -> Batch:
     """Relabel t1 <-> t2 in every target of the batch."""
+
     def swap(d):
         out = dict(d)
         for a, b in (("t1", "t2"), ("t2", "t1")):
             for key, value in d.items():
                 if key.split("/")[0] == a:
-                    out[b + key[len(a):]] = value
+                    out[b + key[len(a) :]] = value
         return out
-    return Batch(batch.features, batch.masks, swap(batch.targets), swap(batch.target_masks),
-                 swap(batch.particle_weights), swap(batch.regressions), swap(batch.classifications),
-                 batch.event_weights, batch.assignment_weights, batch.classification_weights,
-                 batch.assignment_event_mask)
+
+    return Batch(
+        batch.features,
+        batch.masks,
+        swap(batch.targets),
+        swap(batch.target_masks),
+        swap(batch.particle_weights),
+        swap(batch.regressions),
+        swap(batch.classifications),
+        batch.event_weights,
+        batch.assignment_weights,
+        batch.classification_weights,
+        batch.assignment_event_mask,
+    )
 
 
 TTBAR = spec_from(TTBAR_YAML)
@@ -220,8 +267,8 @@ def test_relabelling_t1_and_t2_leaves_every_family_term_unchanged(seed, mode):
         a = compute_losses(outputs, batch, net, TTBAR, options)
         b = compute_losses(outputs, swap_truth(batch), net, TTBAR, options)
     for key in ("assignment_loss", "detection_loss", "regression_loss", "classification_loss", "kl_loss"):
-        assert float(b.terms[key]) == pytest.approx(float(a.terms[key]), rel=1e-5, abs=1e-6), key
-    assert float(b.total) == pytest.approx(float(a.total), rel=1e-5)
+        assert value(b.terms[key]) == pytest.approx(value(a.terms[key]), rel=1e-5, abs=1e-6), key
+    assert value(b.total) == pytest.approx(value(a.total), rel=1e-5)
 
 
 def test_network_losses_are_finite_and_every_term_is_named():
@@ -229,12 +276,25 @@ def test_network_losses_are_finite_and_every_term_is_named():
     net = SpanetNetwork(TTBAR, options, statistics_for(TTBAR))
     batch = random_batch(TTBAR, 6, {"Jets": 7}, torch.Generator().manual_seed(0))
     result = compute_losses(net(batch.features, batch.masks), batch, net, TTBAR, options)
-    expected = {"assignment_loss", "detection_loss", "regression_loss", "classification_loss", "kl_loss",
-                "assignment_loss/t1", "assignment_loss/t2", "detection_loss/t1", "detection_loss/t2",
-                "regression_loss/EVENT/ht", "regression_loss/t1/PARTICLE/mass", "regression_loss/t1/b/pt",
-                "regression_loss/t2/PARTICLE/mass", "regression_loss/t2/b/pt",
-                "classification_loss/EVENT/signal", "classification_loss/t1/PARTICLE/charge",
-                "classification_loss/t2/PARTICLE/charge"}
+    expected = {
+        "assignment_loss",
+        "detection_loss",
+        "regression_loss",
+        "classification_loss",
+        "kl_loss",
+        "assignment_loss/t1",
+        "assignment_loss/t2",
+        "detection_loss/t1",
+        "detection_loss/t2",
+        "regression_loss/EVENT/ht",
+        "regression_loss/t1/PARTICLE/mass",
+        "regression_loss/t1/b/pt",
+        "regression_loss/t2/PARTICLE/mass",
+        "regression_loss/t2/b/pt",
+        "classification_loss/EVENT/signal",
+        "classification_loss/t1/PARTICLE/charge",
+        "classification_loss/t2/PARTICLE/charge",
+    }
     assert set(result.terms) == expected
     result.total.backward()
     assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)

@@ -299,15 +299,16 @@ def test_any_symmetry_of_a_correct_answer_is_still_correct(seed, swap_tops, swap
     assert evaluate([broken], [truth])["event_purity"] == 0.0
 
 
-def test_detection_is_judged_up_to_the_event_symmetry():
-    from spanet_lite.evaluation.metrics import symmetric_detection_truth
+def test_detection_is_judged_against_the_particle_its_assignment_went_for():
+    from spanet_lite.evaluation.metrics import detection_truth
 
-    # One reconstructable top, stored as t2; the network calls it t1. With t1 <-> t2 symmetric
-    # that is right; without the symmetry it is wrong twice.
-    probabilities = {"t1": np.array([0.9]), "t2": np.array([0.1])}
-    masks = {"t1": np.array([False]), "t2": np.array([True])}
-    truth = symmetric_detection_truth(probabilities, masks, TTBAR)
+    # One reconstructable top, stored as t2; the network assigns its jets to t1. With t1 <-> t2
+    # symmetric, "t1 present" is the right call; without the symmetry the file's labels stand.
+    prediction = {"t1": torch.tensor([[3, 4, 5]]), "t2": torch.tensor([[0, 1, 2]])}
+    targets = {"t1": torch.tensor([[-1, -1, -1]]), "t2": torch.tensor([[3, 4, 5]])}
+    masks = {p: (t >= 0).all(dim=1) for p, t in targets.items()}
+    truth = detection_truth(prediction, targets, masks, TTBAR)
     assert truth["t1"].tolist() == [True] and truth["t2"].tolist() == [False]
-    assert detection_metrics(probabilities["t1"], truth["t1"])["accuracy"] == 1.0
-    unchanged = symmetric_detection_truth(probabilities, masks, NO_EVENT_SYMMETRY)
-    assert unchanged["t1"].tolist() == [False]
+    assert detection_metrics(np.array([0.9]), truth["t1"])["accuracy"] == 1.0
+    unchanged = detection_truth(prediction, targets, masks, NO_EVENT_SYMMETRY)
+    assert unchanged["t1"].tolist() == [False] and unchanged["t2"].tolist() == [True]

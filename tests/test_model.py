@@ -81,7 +81,9 @@ def test_appending_padded_objects_changes_nothing(seed, extra):
         out = net(features, masks)
         wide = net(padded_features, padded_masks)
     for name in ("t1", "t2"):
-        torch.testing.assert_close(wide.assignments[name][:, :5, :5, :5], out.assignments[name], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            wide.assignments[name][:, :5, :5, :5], out.assignments[name], atol=1e-4, rtol=1e-4
+        )
         assert torch.isneginf(wide.assignments[name][:, 5:]).all()
         torch.testing.assert_close(wide.detections[name], out.detections[name], atol=1e-4, rtol=1e-4)
     for key, value in out.classifications.items():
@@ -95,7 +97,9 @@ def test_a_batch_of_one_gives_the_same_outputs_as_inside_a_larger_batch():
         full = net(features, masks)
         single = net({k: v[2:3] for k, v in features.items()}, {k: v[2:3] for k, v in masks.items()})
     for name in ("t1", "t2"):
-        torch.testing.assert_close(single.assignments[name][0], full.assignments[name][2], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            single.assignments[name][0], full.assignments[name][2], atol=1e-5, rtol=1e-5
+        )
     for key in full.regressions:
         torch.testing.assert_close(single.regressions[key][0], full.regressions[key][2], atol=1e-5, rtol=1e-5)
 
@@ -140,22 +144,29 @@ def test_feature_normalizer_applies_log_then_standardises_and_zeroes_padding():
     stats = statistics_for(TTBAR)  # mean 0.5, std 2 everywhere
     normalizer = FeatureNormalizer(TTBAR, stats)
     jets = torch.tensor([[[math.e - 1, 3.0, 4.5, 1.0], [float("nan"), -5.0, 0.0, 0.0]]])
-    out = normalizer({"Jets": jets, "Met": torch.tensor([[0.0, 2.5]])}, {"Jets": torch.tensor([[True, False]])})
+    out = normalizer(
+        {"Jets": jets, "Met": torch.tensor([[0.0, 2.5]])}, {"Jets": torch.tensor([[True, False]])}
+    )
     # mass, pt: log_normalize; eta: normalize; btag: none (event-file statistics still say 0.5/2 -> applied)
-    expected = torch.tensor([[[(1 - 0.5) / 2, (math.log(4.0) - 0.5) / 2, (4.5 - 0.5) / 2, (1 - 0.5) / 2],
-                              [0.0, 0.0, 0.0, 0.0]]])
+    expected = torch.tensor(
+        [[[(1 - 0.5) / 2, (math.log(4.0) - 0.5) / 2, (4.5 - 0.5) / 2, (1 - 0.5) / 2], [0.0, 0.0, 0.0, 0.0]]]
+    )
     torch.testing.assert_close(out["Jets"], expected)
     torch.testing.assert_close(out["Met"], torch.tensor([[(0.0 - 0.5) / 2, (2.5 - 0.5) / 2]]))
 
 
 def test_regression_normalizer_round_trips_each_type():
     spec = spec_from(TTBAR_YAML)
-    stats = DatasetStatistics(regression_center={"EVENT/ht": 2.0, "t1/PARTICLE/mass": 170.0, "t1/b/pt": 50.0},
-                              regression_scale={"EVENT/ht": 0.5, "t1/PARTICLE/mass": 10.0, "t1/b/pt": 0.0})
+    stats = DatasetStatistics(
+        regression_center={"EVENT/ht": 2.0, "t1/PARTICLE/mass": 170.0, "t1/b/pt": 50.0},
+        regression_scale={"EVENT/ht": 0.5, "t1/PARTICLE/mass": 10.0, "t1/b/pt": 0.0},
+    )
     normalizer = RegressionNormalizer(spec, stats)
-    raw = {"EVENT/ht": torch.tensor([math.e - 1, -(math.e - 1), float("nan")]),
-           "t1/PARTICLE/mass": torch.tensor([180.0, 160.0, 170.0]),
-           "t1/b/pt": torch.tensor([51.0, 49.0, 50.0])}
+    raw = {
+        "EVENT/ht": torch.tensor([math.e - 1, -(math.e - 1), float("nan")]),
+        "t1/PARTICLE/mass": torch.tensor([180.0, 160.0, 170.0]),
+        "t1/b/pt": torch.tensor([51.0, 49.0, 50.0]),
+    }
     normalised = normalizer.normalize(raw)
     torch.testing.assert_close(normalised["EVENT/ht"][:2], torch.tensor([(1 - 2) / 0.5, (-1 - 2) / 0.5]))
     assert math.isnan(float(normalised["EVENT/ht"][2]))
@@ -176,7 +187,9 @@ def test_weight_decay_groups_exclude_biases_norms_and_embeddings():
     decayed = {names[id(p)] for p in decay["params"]}
     assert "encoder.layers.0.qkv.weight" in decayed
     assert "embedding.mlps.Jets.first.weight" in decayed
-    assert all(not n.endswith("bias") and "norm" not in n and "embedding" != n.split(".")[-1] for n in decayed)
+    assert all(
+        not n.endswith("bias") and "norm" not in n and n.split(".")[-1] != "embedding" for n in decayed
+    )
     assert "embedding.type_embedding" in {names[id(p)] for p in rest["params"]}
     assert len(decay["params"]) + len(rest["params"]) == len(list(net.parameters()))
 

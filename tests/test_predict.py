@@ -9,7 +9,13 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from _evaluation_helpers import TTBAR_YAML, make_run_dir, write_ttbar_file
+from _evaluation_helpers import (
+    TTBAR_YAML,
+    TWO_INPUTS_YAML,
+    make_run_dir,
+    write_ttbar_file,
+    write_two_input_file,
+)
 
 import spanet_lite
 from spanet_lite.cli import inspect as inspect_cli
@@ -19,18 +25,6 @@ from spanet_lite.dataset import reader
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.run import load_run
 
-TWO_INPUTS_YAML = """
-INPUTS:
-  SEQUENTIAL:
-    Jets: {pt: log_normalize, eta: normalize}
-    Leptons: {pt: log_normalize, eta: normalize}
-EVENT:
-  lt: [{b: Jets}, {l: Leptons}]
-  ht: [b, q1, q2]
-PERMUTATIONS:
-  ht: [[q1, q2]]
-"""
-
 
 @pytest.fixture(scope="module")
 def ttbar(tmp_path_factory):
@@ -38,23 +32,6 @@ def ttbar(tmp_path_factory):
     data = write_ttbar_file(folder / "events.h5", num_events=150)
     run_dir = make_run_dir(folder / "run", TTBAR_YAML, data, training_file="/nonexistent/train.h5")
     return run_dir, data
-
-
-def write_two_input_file(path, n=40, seed=1):
-    rng = np.random.default_rng(seed)
-    jets = rng.integers(3, 7, n)
-    leptons = rng.integers(1, 3, n)
-    with h5py.File(path, "w") as file:
-        for name, counts, width in (("Jets", jets, 6), ("Leptons", leptons, 2)):
-            mask = np.arange(width)[None, :] < counts[:, None]
-            file[f"INPUTS/{name}/MASK"] = mask
-            file[f"INPUTS/{name}/pt"] = np.where(mask, rng.uniform(20, 200, mask.shape), 0).astype(np.float32)
-            file[f"INPUTS/{name}/eta"] = np.where(mask, rng.normal(0, 1, mask.shape), 0).astype(np.float32)
-        file["TARGETS/lt/b"] = np.zeros(n, dtype=np.int64)  # Jets slot 0
-        file["TARGETS/lt/l"] = np.zeros(n, dtype=np.int64)  # Leptons slot 0 = combined index 6
-        for j, product in enumerate(("b", "q1", "q2")):
-            file[f"TARGETS/ht/{product}"] = np.full(n, j + 1, dtype=np.int64)
-    return path
 
 
 def test_predict_output_is_a_truth_file_that_scores_purity_one_against_itself(ttbar, tmp_path, capsys):

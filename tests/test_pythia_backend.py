@@ -279,3 +279,32 @@ def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
     (work / runner.MANIFEST).write_text('{"process": "hh_4b", "seed": 1}')
     with pytest.raises(InputError, match="remove"):
         runner.generate("ttbar_allhad", 5, SEED, output, progress=False)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def test_cli_without_the_extra_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from spanet_lite.cli.generate import main
+
+    monkeypatch.setitem(sys.modules, "pythia8mc", None)
+    code = main(["ttbar_allhad", "--backend", "pythia", "-n", "5", "-o", str(tmp_path / "x.h5"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "spanet-lite[pythia]" in err
+    assert not (tmp_path / "x.h5").exists()
+
+
+@needs_pythia
+def test_cli_backend_pythia_writes_a_valid_file(tmp_path: Path) -> None:
+    from spanet_lite.cli.generate import main
+    from spanet_lite.dataset.schema import validate_file
+
+    output = tmp_path / "hh.h5"
+    code = main(["hh_4b", "--backend", "pythia", "--jobs", "1", "-n", "8", "--seed", "2", "-o", str(output),
+                 "--quiet"])
+    assert code == 0
+    report = validate_file(output, parse_event_spec(FAST["hh_4b"].event_file_text))
+    assert report.ok and report.num_events == 8

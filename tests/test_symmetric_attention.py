@@ -18,18 +18,19 @@ GROUPS = [
     (["a"], None),
     (["a", "b"], "[[a, b]]"),
     (["a", "b", "c"], "[[a, b]]"),
-    (["a", "b", "c"], "[[a, b, c]]"),                 # complete S3 (order 6)
-    (["a", "b", "c"], "[[[a, b, c]]]"),               # explicit 3-cycle (order 3)
-    (["a", "b", "c", "d"], "[[[a, b], [c, d]]]"),     # double transposition (order 2)
-    (["a", "b", "c", "d"], "[[a, b], [c, d]]"),       # two independent swaps (order 4)
-    (["a", "b", "c", "d"], "[[a, b, c, d]]"),         # complete S4 (order 24)
-    (["a", "b", "c", "d"], "[[[a, b, c, d]]]"),       # explicit 4-cycle (order 4)
+    (["a", "b", "c"], "[[a, b, c]]"),  # complete S3 (order 6)
+    (["a", "b", "c"], "[[[a, b, c]]]"),  # explicit 3-cycle (order 3)
+    (["a", "b", "c", "d"], "[[[a, b], [c, d]]]"),  # double transposition (order 2)
+    (["a", "b", "c", "d"], "[[a, b], [c, d]]"),  # two independent swaps (order 4)
+    (["a", "b", "c", "d"], "[[a, b, c, d]]"),  # complete S4 (order 24)
+    (["a", "b", "c", "d"], "[[[a, b, c, d]]]"),  # explicit 4-cycle (order 4)
 ]
 
 
-def particle(products: list[str], permutations: str | None, inputs: str = "Jets"):
+def particle(products: list[str], permutations: str | None):
     perm = f"PERMUTATIONS:\n  p: {permutations}\n" if permutations else ""
-    text = f"INPUTS:\n  SEQUENTIAL:\n    Jets: {{pt: none}}\n    Leptons: {{pt: none}}\nEVENT:\n  p: [{', '.join(products)}]\n{perm}"
+    inputs = "INPUTS:\n  SEQUENTIAL:\n    Jets: {pt: none}\n    Leptons: {pt: none}\n"
+    text = f"{inputs}EVENT:\n  p: [{', '.join(products)}]\n{perm}"
     return parse_event_spec(text).particle("p")
 
 
@@ -92,8 +93,8 @@ EVENT:
     widths = (4, 2)
     log_probs = attention(torch.randn(2, 6, 8), torch.ones(2, 6, dtype=torch.bool), widths)
     finite = torch.isfinite(log_probs)
-    assert not finite[:, 4:, :, :].any()   # b from Leptons
-    assert not finite[:, :, :4, :].any()   # l from Jets
+    assert not finite[:, 4:, :, :].any()  # b from Leptons
+    assert not finite[:, :, :4, :].any()  # l from Jets
     assert finite[:, 1, 5, 2].all() and finite[:, 0, 4, 5].all()  # nu may be anywhere else
 
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 import torch
+from _train_helpers import network_weights, write_options
 from lightning.pytorch.callbacks import Callback
 from rich.console import Console
 
-from _train_helpers import network_weights, write_options
 from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.training.run import RunResult, train
 
@@ -32,7 +32,9 @@ class CtrlCAt(Callback):
     def __init__(self, epoch: int, batch: int) -> None:
         self.epoch, self.batch = epoch, batch
 
-    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if trainer.current_epoch == self.epoch and batch_idx == self.batch:
             signal.raise_signal(signal.SIGINT)
 
@@ -50,16 +52,28 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, reference_dir: Path) -> 
     output = io.StringIO()
     straight = train(options, log_dir=root / "runs", name="tiny", console=Console(file=output, width=200))
     stopped = train(options, log_dir=root / "runs", name="tiny", callbacks=[CtrlCAt(epoch=1, batch=1)])
-    return {"root": root, "options": options, "straight": straight, "stopped": stopped,
-            "output": output.getvalue()}
+    return {
+        "root": root,
+        "options": options,
+        "straight": straight,
+        "stopped": stopped,
+        "output": output.getvalue(),
+    }
 
 
-def test_run_directory_holds_everything_needed_to_use_the_run(workspace: dict[str, Any], reference_dir: Path) -> None:
+def test_run_directory_holds_everything_needed_to_use_the_run(
+    workspace: dict[str, Any], reference_dir: Path
+) -> None:
     result: RunResult = workspace["straight"]
     run = result.run_dir
     assert run == workspace["root"] / "runs" / "tiny" / "version_0"
     assert sorted(p.name for p in run.iterdir()) == [
-        "checkpoints", "event_file.yaml", "metrics.csv", "options.json", "statistics.json"]
+        "checkpoints",
+        "event_file.yaml",
+        "metrics.csv",
+        "options.json",
+        "statistics.json",
+    ]
     assert (run / "event_file.yaml").read_bytes() == (reference_dir / "semi_leptonic_ttH.yaml").read_bytes()
     options = json.loads((run / "options.json").read_text())
     assert options["hidden_dim"] == 16 and options["epochs"] == 2
@@ -82,12 +96,26 @@ def test_metrics_csv_has_every_loss_term_and_validation_metric_per_epoch(workspa
     assert [row["epoch"] for row in rows] == ["0", "1"]
     columns = set(rows[0])
     for stage in ("train", "val"):
-        for term in ("total_loss", "assignment_loss", "detection_loss", "regression_loss", "classification_loss",
-                     "kl_loss", "assignment_loss/ht", "detection_loss/h", "regression_loss/EVENT/neutrino_px",
-                     "classification_loss/EVENT/signal"):
+        for term in (
+            "total_loss",
+            "assignment_loss",
+            "detection_loss",
+            "regression_loss",
+            "classification_loss",
+            "kl_loss",
+            "assignment_loss/ht",
+            "detection_loss/h",
+            "regression_loss/EVENT/neutrino_px",
+            "classification_loss/EVENT/signal",
+        ):
             assert f"{stage}/{term}" in columns
-    for metric in ("event_purity", "particle_purity", "particle_purity/ht", "regression_error",
-                   "classification_accuracy"):
+    for metric in (
+        "event_purity",
+        "particle_purity",
+        "particle_purity/ht",
+        "regression_error",
+        "classification_accuracy",
+    ):
         assert f"val/{metric}" in columns
     for row in rows:
         assert 0.0 <= float(row["val/event_purity"]) <= 1.0
@@ -97,7 +125,9 @@ def test_metrics_csv_has_every_loss_term_and_validation_metric_per_epoch(workspa
     assert float(rows[1]["lr"]) < float(rows[0]["lr"])
 
 
-def test_best_checkpoint_is_the_epoch_with_the_highest_validation_event_purity(workspace: dict[str, Any]) -> None:
+def test_best_checkpoint_is_the_epoch_with_the_highest_validation_event_purity(
+    workspace: dict[str, Any],
+) -> None:
     result: RunResult = workspace["straight"]
     rows = read_metrics(result.run_dir)
     purities = [float(row["val/event_purity"]) for row in rows]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from _train_helpers import write_options
+
 from spanet_lite.cli.train import main
 from spanet_lite.errors import SpanetWarning
 
@@ -41,11 +41,23 @@ def run_failing(argv: list[str], capsys: pytest.CaptureFixture[str], log_dir: Pa
         ({}, ["--precision", "8-bit"], "precision"),
         ({}, ["--no-such-flag"], "unrecognized arguments"),
     ],
-    ids=["negative-lr", "unknown-optimiser", "zero-epochs", "batch-larger-than-split", "missing-file",
-         "bad-time-limit", "bad-precision", "unknown-flag"],
+    ids=[
+        "negative-lr",
+        "unknown-optimiser",
+        "zero-epochs",
+        "batch-larger-than-split",
+        "missing-file",
+        "bad-time-limit",
+        "bad-precision",
+        "unknown-flag",
+    ],
 )
 def test_impossible_values_fail_in_one_line_before_training(
-    changes: dict, extra: list[str], expected: str, tmp_path: Path, reference_dir: Path,
+    changes: dict,
+    extra: list[str],
+    expected: str,
+    tmp_path: Path,
+    reference_dir: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     options = write_options(tmp_path, reference_dir, **changes)
@@ -85,7 +97,9 @@ def test_command_line_overrides_are_marked_in_the_options_table(
     tmp_path: Path, reference_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     options = write_options(tmp_path, reference_dir)
-    code = main(["-of", str(options), "--fast-dev-run", "--batch-size", "32", "--log-dir", str(tmp_path / "runs")])
+    code = main(
+        ["-of", str(options), "--fast-dev-run", "--batch-size", "32", "--log-dir", str(tmp_path / "runs")]
+    )
     out = capsys.readouterr().out
     assert code == 0
     batch_row = next(line for line in out.splitlines() if " batch_size " in line)
@@ -123,8 +137,19 @@ def test_two_process_cpu_ddp_writes_the_same_metrics_layout(tmp_path: Path, refe
     columns = {}
     for processes in (1, 2):
         log_dir = tmp_path / f"runs{processes}"
-        command = [sys.executable, "-m", "spanet_lite.cli.train", str(options), "--processes", str(processes),
-                   "--log-dir", str(log_dir), "--name", "ddp", "--quiet"]
+        command = [
+            sys.executable,
+            "-m",
+            "spanet_lite.cli.train",
+            str(options),
+            "--processes",
+            str(processes),
+            "--log-dir",
+            str(log_dir),
+            "--name",
+            "ddp",
+            "--quiet",
+        ]
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}
         done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]

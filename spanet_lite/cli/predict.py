@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", metavar="CKPT",
                         help="checkpoint file (default: best.ckpt, else last.ckpt)")
     parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for torch (default: torch's choice; 1 is often fastest on a "
+                        "machine shared with other jobs)")
     return parser
 
 
@@ -57,6 +60,12 @@ def _body(argv: Sequence[str] | None) -> int:
         output_file.exists() and input_file.exists() and input_file.samefile(output_file)
     ):
         raise InputError(output_file, "", "an output path different from the input file", "the input file")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(None, "--threads", "a positive number of threads", str(args.threads))
+        import torch
+
+        torch.set_num_threads(args.threads)
     run = load_run(args.run_dir, checkpoint=args.checkpoint, device=args.device)
     count = write_predictions(
         run, input_file, output_file, batch_size=args.batch_size, threshold=args.threshold,

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="detection threshold for the 'with detection' numbers (default: the run's)")
     parser.add_argument("--device", default="cpu",
                         help="torch device, e.g. cpu or cuda (default: %(default)s)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for torch (default: torch's choice; 1 is often fastest on a "
+                        "machine shared with other jobs)")
     return parser
 
 
@@ -59,6 +62,12 @@ def _body(argv: Sequence[str] | None) -> int:
         raise InputError(None, "--batch-size", "a positive number of events", str(args.batch_size))
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise InputError(None, "--threshold", "a probability between 0 and 1", str(args.threshold))
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(None, "--threads", "a positive number of threads", str(args.threads))
+        import torch
+
+        torch.set_num_threads(args.threads)
     run = load_run(args.run_dir, checkpoint=args.checkpoint, device=args.device)
     if args.decoding:
         run.options.decoding = args.decoding

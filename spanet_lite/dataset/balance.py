@@ -6,9 +6,10 @@ not change the overall size of the loss. With ``n`` training events:
 
 ``balance_particles``
     Each event has a *pattern*: which particles are fully reconstructable (a bit per particle,
-    from ``target_masks``). With ``n_c`` events of pattern ``c`` and ``P`` distinct patterns
-    present, an event of pattern ``c`` gets ``w = n / (P * n_c)``. Every pattern then carries
-    the same total weight ``n / P``.
+    from ``target_masks``), with patterns that the EVENT symmetry maps onto each other counted
+    as one (as SPANet's equivalence classes do). With ``n_c`` events of pattern ``c`` and ``P``
+    distinct patterns present, an event of pattern ``c`` gets ``w = n / (P * n_c)``. Every
+    pattern then carries the same total weight ``n / P``.
 
 ``balance_jets``
     The same with the number of real SEQUENTIAL objects (GLOBAL inputs do not count) in place
@@ -51,11 +52,18 @@ class BalanceTables:
 
 
 def pattern_codes(target_masks: dict[str, np.ndarray], spec: EventSpec) -> np.ndarray:
-    """(n,) int64: bit ``i`` set when particle ``i`` (event-file order) is fully reconstructable."""
-    codes = np.zeros(len(next(iter(target_masks.values()))), dtype=np.int64)
-    for bit, particle in enumerate(spec.particles):
-        codes |= target_masks[particle.name].astype(np.int64) << bit
-    return codes
+    """(n,) int64: bit ``i`` set when particle ``i`` (event-file order) is fully reconstructable,
+    canonicalised under the EVENT symmetry (the smallest code over the group's elements), so
+    that "only t1" and "only t2" of symmetric tops are one pattern."""
+    masks = [target_masks[p.name].astype(np.int64) for p in spec.particles]
+    canonical = None
+    for element in spec.event_symmetry.elements:
+        codes = np.zeros(len(masks[0]), dtype=np.int64)
+        for bit, source in enumerate(element):
+            codes |= masks[source] << bit
+        canonical = codes if canonical is None else np.minimum(canonical, codes)
+    assert canonical is not None
+    return canonical
 
 
 def inverse_frequency(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

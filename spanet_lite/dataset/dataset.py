@@ -45,6 +45,9 @@ DEFAULT_BLOCK_EVENTS = 32768
 """Events per contiguous read: large enough that HDF5 call overhead vanishes, small enough
 that a block of a 20-object, 10-feature file stays near 30 MB."""
 
+MAX_READ_SPAN = 2 * DEFAULT_BLOCK_EVENTS
+"""Most file rows one HDF5 read covers (see :func:`read_rows`)."""
+
 
 # ----------------------------------------------------------------------------- reading rows
 
@@ -84,8 +87,20 @@ def read_rows(
     with_features: bool = True,
     check_finite: bool = False,
 ) -> EventBlock:
-    """The events at sorted file ``rows`` with one contiguous read (see :func:`iter_blocks`)."""
+    """The events at sorted file ``rows``, with one contiguous read per ``MAX_READ_SPAN`` file rows.
+
+    Sparse rows (a randomly drawn 5% validation split) would otherwise make one read span
+    the whole file; capping the span bounds both the temporary memory and the wasted reading.
+    """
     start, stop = int(rows[0]), int(rows[-1]) + 1
+    if stop - start > MAX_READ_SPAN:
+        cuts = np.searchsorted(rows, np.arange(start + MAX_READ_SPAN, stop, MAX_READ_SPAN))
+        pieces = (
+            read_rows(file, spec, layout, part, with_features=with_features, check_finite=check_finite)
+            for part in np.split(rows, cuts)
+            if len(part)
+        )
+        return materialize(pieces, len(rows))
     block = read_block(
         file, spec, layout, start, stop, with_features=with_features, check_finite=check_finite
     )

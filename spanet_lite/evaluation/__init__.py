@@ -1,0 +1,15 @@
+"""Using a trained run: decoding, metrics, spanet-test / -predict / -export and the Python API.
+
+* :mod:`~spanet_lite.evaluation.decoding` (torch) and :mod:`~spanet_lite.evaluation.onnx_decoder`
+  (numpy only): one tuple per particle, no object used twice;
+* :mod:`~spanet_lite.evaluation.metrics`: symmetry-aware purities, regression, classification
+  and detection metrics (pure functions);
+* :mod:`~spanet_lite.evaluation.run`: ``load_run(run_dir) -> Run`` with ``.predict`` and ``.evaluate``;
+* :mod:`~spanet_lite.evaluation.evaluate`, :mod:`~spanet_lite.evaluation.report`,
+  :mod:`~spanet_lite.evaluation.plots`: what ``spanet-test`` computes, prints and draws;
+* :mod:`~spanet_lite.evaluation.predict`: ``spanet-predict``'s output file;
+* :mod:`~spanet_lite.evaluation.export`: ``spanet-export``'s ONNX graph;
+* :mod:`~spanet_lite.evaluation.baseline`: the analytic neutrino baseline.
+
+Nothing here is imported by ``import spanet_lite`` (the CLI stays fast).
+"""

@@ -139,7 +139,7 @@ def compute_metrics(run: Run, ev: Evaluation, path: str | Path, unit_divisor: fl
         )
         with_detection = M.assignment_metrics(ev.gated, ev.targets, ev.target_masks, spec, weights=w)
         result["with_detection"] = {"threshold": options.detection_threshold, **with_detection}
-        present = M.symmetric_detection_truth(ev.predictions.detection_probabilities, ev.target_masks, spec)
+        present = M.detection_truth(predicted, ev.targets, ev.target_masks, spec)
         result["detection"] = {
             p: M.detection_metrics(
                 ev.predictions.detection_probabilities[p], present[p], weights=w,

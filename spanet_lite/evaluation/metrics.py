@@ -364,29 +364,22 @@ def calibration_bins(
         }
 
 
-def symmetric_detection_truth(
-    probabilities: Mapping[str, ArrayLike], target_masks: Mapping[str, ArrayLike], spec: EventSpec
+def detection_truth(
+    predictions: Mapping[str, ArrayLike],
+    targets: Mapping[str, ArrayLike],
+    target_masks: Mapping[str, ArrayLike],
+    spec: EventSpec,
 ) -> dict[str, np.ndarray]:
-    """Which particle label the detection head should be judged against, under the event symmetry.
+    """Which particles the detection head should call present, under the event symmetry.
 
-    With ``t1 <-> t2`` symmetric, an event with one reconstructable top has no right answer to
-    "is t1 present?": the names are arbitrary. Per event we take the element of the event group
-    whose relabelled truth is most likely under the predicted probabilities (Bernoulli
-    log-likelihood), and return particle -> (B,) bool truth in that labelling.
+    With ``t1 <-> t2`` symmetric, "is t1 present?" depends on which top the network calls t1.
+    As in training, the labelling comes from the assignment: the event-symmetry element under
+    which the most particles are assigned correctly (the identity when none or on ties), so a
+    detection probability is judged against the particle its own assignment went for.
+    Returns particle -> (B,) bool.
     """
-    names = spec.particle_names
-    p = np.clip(np.stack([as_numpy(probabilities[n]).astype(np.float64).reshape(-1) for n in names], 1), 1e-7,
-                1 - 1e-7)
-    truth = np.stack([as_numpy(target_masks[n]).astype(bool).reshape(-1) for n in names], axis=1)
-    best = truth
-    best_score = np.full(truth.shape[0], -np.inf)
-    for element in spec.event_symmetry.elements:
-        relabelled = truth[:, list(element)]
-        score = np.where(relabelled, np.log(p), np.log1p(-p)).sum(axis=1)
-        better = score > best_score
-        best = np.where(better[:, None], relabelled, best)
-        best_score = np.maximum(best_score, score)
-    return {n: best[:, j] for j, n in enumerate(names)}
+    outcome = match_outcome(predictions, targets, target_masks, spec)
+    return {name: outcome.reconstructable[:, j] for j, name in enumerate(outcome.particles)}
 
 
 def detection_metrics(

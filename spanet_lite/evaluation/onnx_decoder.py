@@ -79,7 +79,9 @@ def _flatten(array: np.ndarray, *, check_nan: bool = True) -> tuple[np.ndarray, 
     batch = array.shape[0]
     k = array.ndim - 1
     num_objects = array.shape[1] if k else 0
-    flat = np.asarray(array, dtype=np.float32).reshape(batch, -1)
+    flat = np.asarray(array, dtype=np.float32).reshape(batch, num_objects**k)
+    if num_objects == 0:  # no object slots at all: one impossible tuple keeps the shapes regular
+        return np.full((batch, 1), -np.inf, dtype=np.float32), k, 1
     if check_nan and np.isnan(flat).any():
         flat = np.where(np.isnan(flat), -np.inf, flat)
     return flat, k, num_objects
@@ -150,7 +152,8 @@ def decode_greedy(arrays: Sequence[np.ndarray], active: np.ndarray) -> list[np.n
             if not stale.any():
                 continue
             events = np.nonzero(stale)[0]
-            scores = np.where(_tuple_blocked(blocked[events], k), -np.inf, flat[events])
+            scores = flat[events]  # a copy (fancy indexing), masked in place
+            scores[_tuple_blocked(blocked[events], k)] = -np.inf
             index = scores.argmax(axis=1)
             best_score[events, j] = scores[np.arange(events.size), index]
             best_objects[j][events] = unravel(index, k, n)

@@ -169,7 +169,7 @@ def calibration_plot(ev: Evaluation, spec, path: Path) -> Path | None:
     fig, (ax, bottom) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, height_ratios=(3, 1))
     ax.plot([0, 1], [0, 1], ls="--", color="grey", label="perfect calibration")
     edges = np.linspace(0.0, 1.0, 41)
-    truth = M.symmetric_detection_truth(ev.predictions.detection_probabilities, ev.target_masks, spec)
+    truth = M.detection_truth(ev.predictions.assignments, ev.targets, ev.target_masks, spec)
     for j, name in enumerate(spec.particle_names):
         probabilities = ev.predictions.detection_probabilities[name].astype(np.float64)
         present = truth[name].astype(np.float64)

@@ -32,7 +32,9 @@ class InputMLP(nn.Module):
         super().__init__()
         self.first = nn.Linear(features, dim)
         self.act = activation(act)
-        self.blocks = nn.ModuleList(StackedResidualBlock(1, dim, act, dropout) for _ in range(max(layers, 1) - 1))
+        self.blocks = nn.ModuleList(
+            StackedResidualBlock(1, dim, act, dropout) for _ in range(max(layers, 1) - 1)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         shape = x.shape[:-1]
@@ -45,11 +47,15 @@ class InputMLP(nn.Module):
 class InputEmbedding(nn.Module):
     """Normalised features of every input -> (tokens (B, T, D), token mask (B, T), object mask (B, N))."""
 
-    def __init__(self, spec: EventSpec, dim: int, layers: int, act: str = "gelu", dropout: float = 0.0) -> None:
+    def __init__(
+        self, spec: EventSpec, dim: int, layers: int, act: str = "gelu", dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.sequential = [s.name for s in spec.sequential]
         self.global_inputs = [s.name for s in spec.global_inputs]
-        self.mlps = nn.ModuleDict({s.name: InputMLP(s.num_features, dim, layers, act, dropout) for s in spec.inputs})
+        self.mlps = nn.ModuleDict(
+            {s.name: InputMLP(s.num_features, dim, layers, act, dropout) for s in spec.inputs}
+        )
         # One row per input (SEQUENTIAL then GLOBAL, event-file order), the last row is the event token.
         self.type_embedding = nn.Parameter(torch.randn(len(spec.inputs) + 1, dim) * 0.02)
 

@@ -128,7 +128,9 @@ class StackedEncoder(nn.Module):
         self, copies: int, dim: int, heads: int, layers: int, act: str = "gelu", dropout: float = 0.0
     ) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(StackedEncoderLayer(copies, dim, heads, act, dropout) for _ in range(layers))
+        self.layers = nn.ModuleList(
+            StackedEncoderLayer(copies, dim, heads, act, dropout) for _ in range(layers)
+        )
         self.norm = StackedLayerNorm(copies, dim)
 
     def forward(self, x: Tensor, bias: Tensor) -> Tensor:

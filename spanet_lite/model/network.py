@@ -54,7 +54,9 @@ def _check_options(options: Options) -> None:
         raise InputError("options", "hidden_dim", "a positive integer", str(options.hidden_dim))
     if options.num_attention_heads < 1 or options.hidden_dim % options.num_attention_heads:
         raise InputError(
-            "options", "num_attention_heads", f"a divisor of hidden_dim ({options.hidden_dim})",
+            "options",
+            "num_attention_heads",
+            f"a divisor of hidden_dim ({options.hidden_dim})",
             str(options.num_attention_heads),
         )
     for key in ("transformer_activation", "linear_activation"):
@@ -80,18 +82,24 @@ class SpanetNetwork(nn.Module):
         self.regression_normalizer = RegressionNormalizer(spec, statistics)
         self.embedding = InputEmbedding(spec, dim, options.num_embedding_layers, l_act, dropout)
         self.encoder = StackedEncoder(1, dim, heads, options.num_encoder_layers, t_act, dropout)
-        self.branches = StackedEncoder(particles, dim, heads, options.num_branch_encoder_layers, t_act, dropout)
-        self.branch_blocks = nn.ModuleList(
-            StackedResidualBlock(particles, dim, l_act, dropout) for _ in range(options.num_branch_embedding_layers)
+        self.branches = StackedEncoder(
+            particles, dim, heads, options.num_branch_encoder_layers, t_act, dropout
         )
-        self.attention = nn.ModuleList(SymmetricTensorAttention(p, self.sequential, dim) for p in spec.particles)
+        self.branch_blocks = nn.ModuleList(
+            StackedResidualBlock(particles, dim, l_act, dropout)
+            for _ in range(options.num_branch_embedding_layers)
+        )
+        self.attention = nn.ModuleList(
+            SymmetricTensorAttention(p, self.sequential, dim) for p in spec.particles
+        )
         self.detector = HeadBank(particles, dim, 1, options.num_detector_layers, l_act)
 
         self.regression_keys = [t.key for t in spec.regressions]
         self.regression_sources = [self._source(t.particle, t.product) for t in spec.regressions]
         self.regression_heads = (
             HeadBank(len(self.regression_keys), dim, 1, options.num_regression_layers, l_act)
-            if self.regression_keys else None
+            if self.regression_keys
+            else None
         )
         self.classification_keys = [t.key for t in spec.classifications]
         self.classification_sources = [self._source(t.particle, t.product) for t in spec.classifications]
@@ -101,9 +109,15 @@ class SpanetNetwork(nn.Module):
                 raise ValueError(f"statistics.num_classes has no entry for classification target {key!r}")
             self.num_classes.append(max(int(statistics.num_classes[key]), 1))
         self.classification_heads = (
-            HeadBank(len(self.classification_keys), dim, max(self.num_classes), options.num_classification_layers,
-                     l_act)
-            if self.classification_keys else None
+            HeadBank(
+                len(self.classification_keys),
+                dim,
+                max(self.num_classes),
+                options.num_classification_layers,
+                l_act,
+            )
+            if self.classification_keys
+            else None
         )
 
     def _source(self, particle: str | None, product: str | None) -> HeadSource:

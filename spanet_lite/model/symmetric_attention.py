@@ -52,7 +52,9 @@ class SymmetricTensorAttention(nn.Module):
         orbit_of = {j: orbit for orbit in particle.symmetry.orbits() for j in orbit}
         for j in range(self.k):
             names = {particle.products[m].input for m in orbit_of[j]}
-            allowed.append(set(range(len(sequential))) if None in names else {sequential.index(n) for n in names})
+            allowed.append(
+                set(range(len(sequential))) if None in names else {sequential.index(n) for n in names}
+            )
         self.allowed_inputs = allowed
         self._cache: dict[tuple, tuple[Tensor, Tensor | None]] = {}
 
@@ -115,8 +117,12 @@ class SymmetricTensorAttention(nn.Module):
         log_probs = torch.log_softmax(torch.where(valid, flat, fill), 1)
         return log_probs.masked_fill(~valid, float("-inf")).view(B, *[N] * k)
 
+
 def object_marginals(log_probs: Tensor) -> Tensor:
-    """(B, N, ..., N) joint log-probabilities -> (B, k, N): P(product j is object i) (up to ~1e-35 per tuple)."""
+    """(B, N, ..., N) joint log-probabilities -> (B, k, N): P(product j is object i).
+
+    Invalid tuples contribute at most ~2e-35 each (see the clamp below).
+    """
     # exp(-inf) and underflowing exp take a slow path on CPU; clamping at -80 keeps every
     # result a normal float (e^-80 ~ 2e-35, negligible next to any real probability).
     probs = log_probs.clamp_min(-80.0).exp()

@@ -52,7 +52,7 @@ def parse_time_limit(text: str | float | int | None) -> float | None:
             parts = [float(p) for p in value.split(":")]
             if not 2 <= len(parts) <= 4 or any(p < 0 for p in parts):
                 raise ValueError(text)
-            factors = [86400.0, 3600.0, 60.0, 1.0][-len(parts):]
+            factors = [86400.0, 3600.0, 60.0, 1.0][-len(parts) :]
             seconds = sum(p * f for p, f in zip(parts, factors, strict=True))
         elif value and value[-1] in units:
             seconds = float(value[:-1]) * units[value[-1]]
@@ -113,9 +113,9 @@ class StopController(Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if self.reason is None and self.time_limit is not None:
-            if time.monotonic() - self._started >= self.time_limit:
-                self.reason = "time limit reached"
+        limit = self.time_limit
+        if self.reason is None and limit is not None and time.monotonic() - self._started >= limit:
+            self.reason = "time limit reached"
         stop = self.reason is not None
         if trainer.world_size > 1:
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)

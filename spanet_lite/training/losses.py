@@ -89,11 +89,16 @@ class LossResult:
     """Every term by name (scalars), family terms and per-part terms."""
 
 
-def compute_losses(outputs: Outputs, batch: Batch, network: Any, spec: EventSpec, options: Options) -> LossResult:
+def compute_losses(
+    outputs: Outputs, batch: Batch, network: Any, spec: EventSpec, options: Options
+) -> LossResult:
     """All loss terms of one batch; see the module docstring for the definitions."""
     if options.combine_pair_loss not in COMBINE_PAIR_LOSSES:
         raise InputError(
-            "options", "combine_pair_loss", f"one of {', '.join(COMBINE_PAIR_LOSSES)}", repr(options.combine_pair_loss)
+            "options",
+            "combine_pair_loss",
+            f"one of {', '.join(COMBINE_PAIR_LOSSES)}",
+            repr(options.combine_pair_loss),
         )
     device = next(iter(batch.features.values())).device
     size = batch.batch_size
@@ -102,10 +107,12 @@ def compute_losses(outputs: Outputs, batch: Batch, network: Any, spec: EventSpec
     terms: dict[str, Tensor] = {}
 
     coefficients, permutations = _assignment_and_detection(outputs, batch, spec, options, event_weight, terms)
-    terms["regression_loss"] = _regression(outputs, batch, network, spec, coefficients, permutations,
-                                           event_weight, terms)
-    terms["classification_loss"] = _classification(outputs, batch, spec, coefficients, permutations,
-                                                   event_weight, terms)
+    terms["regression_loss"] = _regression(
+        outputs, batch, network, spec, coefficients, permutations, event_weight, terms
+    )
+    terms["classification_loss"] = _classification(
+        outputs, batch, spec, coefficients, permutations, event_weight, terms
+    )
     with torch.no_grad() if options.kl_loss_scale == 0 else nullcontext():
         terms["kl_loss"] = overlap_penalty(outputs, spec, event_weight)
 
@@ -128,13 +135,19 @@ def _target_indices(targets: Tensor, num_objects: int) -> Tensor:
 
 
 def _assignment_and_detection(
-    outputs: Outputs, batch: Batch, spec: EventSpec, options: Options, event_weight: Tensor,
+    outputs: Outputs,
+    batch: Batch,
+    spec: EventSpec,
+    options: Options,
+    event_weight: Tensor,
     terms: dict[str, Tensor],
 ) -> tuple[Tensor, Tensor]:
     """Fill the assignment and detection terms; return the per-event coefficients (S, B) and perms (S, P)."""
     names = spec.particle_names
     P, size, device = len(names), batch.batch_size, event_weight.device
-    permutations = torch.tensor(spec.event_symmetry.elements, dtype=torch.long, device=device).view(-1, max(P, 1))
+    permutations = torch.tensor(spec.event_symmetry.elements, dtype=torch.long, device=device).view(
+        -1, max(P, 1)
+    )
     if P == 0:
         zero = torch.zeros((), device=device)
         terms["assignment_loss"] = terms["detection_loss"] = zero
@@ -165,7 +178,9 @@ def _assignment_and_detection(
             nll = (1.0 - prob) ** options.focal_gamma * nll
         nll_rows[p * P + q] = torch.where(counted[q], weight[q] * nll, zero_row)
         label = present[q].float()
-        bce = F.binary_cross_entropy_with_logits(outputs.detections[names[p]].float(), label, reduction="none")
+        bce = F.binary_cross_entropy_with_logits(
+            outputs.detections[names[p]].float(), label, reduction="none"
+        )
         bce_rows[p * P + q] = weight[q] * bce
 
     select = (torch.arange(P, device=device) * P + permutations).reshape(-1)  # (S P,) rows (p, s[p])
@@ -214,7 +229,12 @@ def _permuted_keys(target: Any, spec: EventSpec, permutations: Tensor, known: se
 
 
 def _pairing(
-    target: Any, spec: EventSpec, permutations: Tensor, known: set[str], coefficients: Tensor, event_weight: Tensor
+    target: Any,
+    spec: EventSpec,
+    permutations: Tensor,
+    known: set[str],
+    coefficients: Tensor,
+    event_weight: Tensor,
 ) -> tuple[list[str], Tensor]:
     """Target keys compared with ``target``'s output, and their per-event weights (S', B).
 
@@ -234,8 +254,14 @@ def _weighted_mean(values: Tensor, weights: Tensor, valid: Tensor) -> Tensor:
 
 
 def _regression(
-    outputs: Outputs, batch: Batch, network: Any, spec: EventSpec, coefficients: Tensor, permutations: Tensor,
-    event_weight: Tensor, terms: dict[str, Tensor],
+    outputs: Outputs,
+    batch: Batch,
+    network: Any,
+    spec: EventSpec,
+    coefficients: Tensor,
+    permutations: Tensor,
+    event_weight: Tensor,
+    terms: dict[str, Tensor],
 ) -> Tensor:
     total = torch.zeros((), device=event_weight.device)
     if not spec.regressions:
@@ -256,8 +282,13 @@ def _regression(
 
 
 def _classification(
-    outputs: Outputs, batch: Batch, spec: EventSpec, coefficients: Tensor, permutations: Tensor,
-    event_weight: Tensor, terms: dict[str, Tensor],
+    outputs: Outputs,
+    batch: Batch,
+    spec: EventSpec,
+    coefficients: Tensor,
+    permutations: Tensor,
+    event_weight: Tensor,
+    terms: dict[str, Tensor],
 ) -> Tensor:
     total = torch.zeros((), device=event_weight.device)
     known = {t.key for t in spec.classifications}
@@ -287,7 +318,9 @@ def overlap_penalty(outputs: Outputs, spec: EventSpec, event_weight: Tensor) -> 
     for orbit in spec.event_symmetry.orbits():
         if len(orbit) < 2:
             continue
-        usage = [object_marginals(outputs.assignments[spec.particles[p].name]).sum(1) for p in orbit]  # (B, N)
+        usage = [
+            object_marginals(outputs.assignments[spec.particles[p].name]).sum(1) for p in orbit
+        ]  # (B, N)
         for a in range(len(usage)):
             for b in range(a + 1, len(usage)):
                 total = total + (usage[a] * usage[b]).sum(1)

@@ -111,14 +111,28 @@ class SpanetModule(pl.LightningModule):
         result = compute_losses(outputs, batch, self.network, self.spec, self.options)
         size = batch.batch_size
         distributed = stage != "train" or self.trainer.world_size > 1
-        self.log(f"{stage}/total_loss", result.total.detach(), on_step=False, on_epoch=True,
-                 batch_size=size, sync_dist=distributed)
+        self.log(
+            f"{stage}/total_loss",
+            result.total.detach(),
+            on_step=False,
+            on_epoch=True,
+            batch_size=size,
+            sync_dist=distributed,
+        )
         for name, value in result.terms.items():
-            self.log(f"{stage}/{name}", value.detach(), on_step=False, on_epoch=True,
-                     batch_size=size, sync_dist=distributed)
+            self.log(
+                f"{stage}/{name}",
+                value.detach(),
+                on_step=False,
+                on_epoch=True,
+                batch_size=size,
+                sync_dist=distributed,
+            )
         if stage == "train":
-            self.latest_terms = {"total_loss": result.total.detach(), **{
-                name: value.detach() for name, value in result.terms.items() if "/" not in name}}
+            self.latest_terms = {
+                "total_loss": result.total.detach(),
+                **{name: value.detach() for name, value in result.terms.items() if "/" not in name},
+            }
         else:
             self._validation_store.append(self._evaluation_record(outputs, batch))
         return result.total
@@ -135,16 +149,20 @@ class SpanetModule(pl.LightningModule):
             record["targets"] = dict(batch.targets)
             record["target_masks"] = dict(batch.target_masks)
         size = batch.batch_size
-        weights = batch.event_weights if batch.event_weights is not None else torch.ones(size, device=self.device)
+        weights = (
+            batch.event_weights if batch.event_weights is not None else torch.ones(size, device=self.device)
+        )
         record["weights"] = weights.float()
         if outputs.regressions:
             truth = self.network.normalize_regressions(dict(batch.regressions))
             record["regressions"] = {
-                key: (outputs.regressions[key].float() - truth[key].float()) for key in outputs.regressions}
+                key: (outputs.regressions[key].float() - truth[key].float()) for key in outputs.regressions
+            }
         if outputs.classifications:
             record["classifications"] = {
                 key: torch.stack([logits.argmax(-1), batch.classifications[key]], dim=-1)
-                for key, logits in outputs.classifications.items()}
+                for key, logits in outputs.classifications.items()
+            }
         return record
 
     # --------------------------------------------------------- epoch metrics
@@ -157,7 +175,9 @@ class SpanetModule(pl.LightningModule):
             return
         metrics = self._epoch_metrics(records)
         for name, value in metrics.items():
-            self.log(f"val/{name}", value, on_step=False, on_epoch=True, sync_dist=False, rank_zero_only=False)
+            self.log(
+                f"val/{name}", value, on_step=False, on_epoch=True, sync_dist=False, rank_zero_only=False
+            )
 
     def _epoch_metrics(self, records: list[dict[str, Any]]) -> dict[str, float]:
         """Purities, regression error and classification accuracy over the whole split."""
@@ -233,10 +253,13 @@ class SpanetModule(pl.LightningModule):
         optimizer = cls(groups, lr=options.learning_rate)
         steps_per_epoch = self._steps_per_epoch()
         total, warmup = schedule_steps(
-            epochs=options.epochs, steps_per_epoch=steps_per_epoch,
-            warmup_epochs=options.learning_rate_warmup_epochs)
+            epochs=options.epochs,
+            steps_per_epoch=steps_per_epoch,
+            warmup_epochs=options.learning_rate_warmup_epochs,
+        )
         scheduler = warmup_cosine_scheduler(
-            optimizer, total_steps=total, warmup_steps=warmup, cycles=options.learning_rate_cycles)
+            optimizer, total_steps=total, warmup_steps=warmup, cycles=options.learning_rate_cycles
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def _steps_per_epoch(self) -> int:

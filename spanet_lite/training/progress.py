@@ -43,7 +43,9 @@ def _number(value: Any) -> str:
     return f"{value:.4f}" if abs(value) < 1000 else f"{value:.3g}"
 
 
-def epoch_line(row: dict[str, Any], epochs: int, monitor: str, best: float | None, best_epoch: int | None) -> str:
+def epoch_line(
+    row: dict[str, Any], epochs: int, monitor: str, best: float | None, best_epoch: int | None
+) -> str:
     """``epoch 3/20  loss 1.234 (val 1.301)  purity 0.512 ...  best purity 0.530 @ 2``."""
     parts = [f"epoch {row['epoch'] + 1}/{epochs}"]
     for term, short in SHORT_TERMS.items():
@@ -83,16 +85,23 @@ class ProgressDisplay(Callback):
             return
         if self._progress is None:
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TextColumn("{task.fields[terms]}"),
-                console=self.console, transient=False)
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[terms]}"),
+                console=self.console,
+                transient=False,
+            )
             self._progress.start()
         if self._task is not None:
             self._progress.remove_task(self._task)  # its summary line is already printed
         total = trainer.num_training_batches
         self._task = self._progress.add_task(
             f"epoch {trainer.current_epoch + 1}/{self.epochs}",
-            total=None if total == float("inf") else int(total), terms="")
+            total=None if total == float("inf") else int(total),
+            terms="",
+        )
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -127,7 +136,9 @@ class ProgressDisplay(Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.close()
 
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
         self.close()
 
 
@@ -150,7 +161,7 @@ def summary_table(result: Any) -> Table:
         table.add_row("last checkpoint", str(result.last_checkpoint))
     if result.stopped is not None and result.run_dir is not None:
         table.add_row("resume with", f"spanet-train --resume {result.run_dir}")
-    for key, short in HEADLINE:
+    for key, _ in HEADLINE:
         if key in result.metrics:
             table.add_row(f"last {key}", _number(result.metrics[key]))
     return table

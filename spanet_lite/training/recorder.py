@@ -199,8 +199,13 @@ class RunRecorder(Callback):
 
     # -------------------------------------------------- checkpointed state
     def state_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "best_value": self.best_value, "best_epoch": self.best_epoch,
-                "monitor": self.monitor, "mode": self.mode}
+        return {
+            "rows": self.rows,
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "monitor": self.monitor,
+            "mode": self.mode,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.rows = list(state_dict.get("rows", []))

@@ -125,8 +125,9 @@ def train(
     try:
         limit = parse_time_limit(time_limit)
     except ValueError:
-        raise InputError(None, "--time-limit", "a duration such as 3600, 45m, 2h or 01:30:00",
-                         repr(time_limit)) from None
+        raise InputError(
+            None, "--time-limit", "a duration such as 3600, 45m, 2h or 01:30:00", repr(time_limit)
+        ) from None
     plan = _plan(options, resume, overrides)
     accelerator, devices, gpu_note = _devices(plan.options, gpus, processes)
     if nodes < 1:
@@ -142,15 +143,29 @@ def train(
         show.print(gpu_note, highlight=False)
 
     return _fit(
-        plan, spec, datamodule, statistics,
-        accelerator=accelerator, devices=devices, nodes=nodes, precision=precision_value,
-        log_dir=Path(log_dir), name=name, fast_dev_run=fast_dev_run, time_limit=limit,
-        quiet=quiet, console=show, started=started, extra_callbacks=list(callbacks),
+        plan,
+        spec,
+        datamodule,
+        statistics,
+        accelerator=accelerator,
+        devices=devices,
+        nodes=nodes,
+        precision=precision_value,
+        log_dir=Path(log_dir),
+        name=name,
+        fast_dev_run=fast_dev_run,
+        time_limit=limit,
+        quiet=quiet,
+        console=show,
+        started=started,
+        extra_callbacks=list(callbacks),
     )
 
 
 # --------------------------------------------------------------------------- planning
-def _plan(options: Options | str | Path | None, resume: str | Path | None, overrides: dict[str, Any]) -> _Plan:
+def _plan(
+    options: Options | str | Path | None, resume: str | Path | None, overrides: dict[str, Any]
+) -> _Plan:
     """Options + overrides + files, checked; reads the checkpoint when resuming."""
     from spanet_lite import config as options_module
 
@@ -159,11 +174,18 @@ def _plan(options: Options | str | Path | None, resume: str | Path | None, overr
     event_text: str | None = None
     if resume is not None:
         if options is not None:
-            raise InputError(None, "--resume", "no options file together with --resume "
-                             "(the run's own options are used; override single values instead)")
+            raise InputError(
+                None,
+                "--resume",
+                "no options file together with --resume "
+                "(the run's own options are used; override single values instead)",
+            )
         if "event_info_file" in overrides:
-            raise InputError(None, "--event-file", "no --event-file with --resume (the network is built "
-                             "from the run's own event file)")
+            raise InputError(
+                None,
+                "--event-file",
+                "no --event-file with --resume (the network is built from the run's own event file)",
+            )
         resume_checkpoint, run_dir = _resume_target(Path(resume))
         hyper = _checkpoint_hyper_parameters(resume_checkpoint)
         from spanet_lite.training.module import options_from_dict
@@ -208,8 +230,9 @@ def _plan(options: Options | str | Path | None, resume: str | Path | None, overr
     if event_path is not None:
         resolved["event_info_file"] = str(event_path)
     merged = _with_values(merged, resolved)
-    return _Plan(merged, sources, event_text, event_path, training, validation, resume_checkpoint,
-                 run_dir, statistics)
+    return _Plan(
+        merged, sources, event_text, event_path, training, validation, resume_checkpoint, run_dir, statistics
+    )
 
 
 def _with_values(options: Options, values: dict[str, Any]) -> Options:
@@ -230,8 +253,11 @@ def _check_values(options: Options) -> None:
         raise bad("epochs", "a whole number of epochs >= 1")
     if not (isinstance(options.batch_size, int) and options.batch_size >= 1):
         raise bad("batch_size", "a batch size >= 1")
-    if not (isinstance(options.learning_rate, int | float) and math.isfinite(options.learning_rate)
-            and options.learning_rate > 0):
+    if not (
+        isinstance(options.learning_rate, int | float)
+        and math.isfinite(options.learning_rate)
+        and options.learning_rate > 0
+    ):
         raise bad("learning_rate", "a positive learning rate")
     if not (options.l2_penalty >= 0 and math.isfinite(options.l2_penalty)):
         raise bad("l2_penalty", "a weight decay >= 0")
@@ -246,8 +272,12 @@ def _check_values(options: Options) -> None:
     try:
         optimizer_class(str(options.optimizer))
     except KeyError:
-        raise InputError(None, "optimizer", f"a torch.optim optimiser ({', '.join(optimizer_names())})",
-                         repr(options.optimizer)) from None
+        raise InputError(
+            None,
+            "optimizer",
+            f"a torch.optim optimiser ({', '.join(optimizer_names())})",
+            repr(options.optimizer),
+        ) from None
     if str(options.precision) not in PRECISIONS:
         raise bad("precision", f"one of {', '.join(PRECISIONS)}")
 
@@ -262,8 +292,12 @@ def _resume_target(path: Path) -> tuple[Path, Path | None]:
         interrupted = path / CHECKPOINTS / INTERRUPTED_CHECKPOINT
         candidates = [p for p in (interrupted, last) if p.is_file()]
         if not candidates:
-            raise InputError(path, "", f"a run directory with {CHECKPOINTS}/{LAST} or {INTERRUPTED_CHECKPOINT}",
-                             "no checkpoint")
+            raise InputError(
+                path,
+                "",
+                f"a run directory with {CHECKPOINTS}/{LAST} or {INTERRUPTED_CHECKPOINT}",
+                "no checkpoint",
+            )
         checkpoint = max(candidates, key=lambda p: p.stat().st_mtime_ns)
         return checkpoint, path.resolve()
     if not path.is_file():
@@ -306,8 +340,10 @@ def _devices(options: Options, gpus: int | None, processes: int | None) -> tuple
         wanted = max(0, int(options.num_gpu or 0))
         note = None
         if wanted > available:
-            note = (f"num_gpu = {wanted} in the options, but {available} CUDA device(s) are visible: "
-                    f"using {'the CPU' if available == 0 else f'{available} GPU(s)'}")
+            note = (
+                f"num_gpu = {wanted} in the options, but {available} CUDA device(s) are visible: "
+                f"using {'the CPU' if available == 0 else f'{available} GPU(s)'}"
+            )
             wanted = available
     if processes is not None and processes < 1:
         raise InputError(None, "--processes", "a number of processes >= 1", str(processes))
@@ -346,15 +382,24 @@ def _open_data(plan: _Plan) -> tuple[Any, Any, Any]:
     spec = parse_event_spec(plan.event_file_text, source=str(plan.event_file or "event_file.yaml"))
     given = None if plan.statistics is None else DatasetStatistics.from_dict(plan.statistics)
     datamodule = SpanetDataModule(
-        spec, plan.options, training_file=plan.training_file, validation_file=plan.validation_file,
-        testing_file=None, statistics=given)
+        spec,
+        plan.options,
+        training_file=plan.training_file,
+        validation_file=plan.validation_file,
+        testing_file=None,
+        statistics=given,
+    )
     datamodule.setup("fit")
     statistics = datamodule.statistics
     training_events = _training_events(datamodule, statistics)
     if training_events is not None and plan.options.batch_size > training_events:
         where = "--batch-size" if "batch_size" in plan.sources else "batch_size"
-        raise InputError(None, where, f"a batch size no larger than the training split ({training_events} events)",
-                         str(plan.options.batch_size))
+        raise InputError(
+            None,
+            where,
+            f"a batch size no larger than the training split ({training_events} events)",
+            str(plan.options.batch_size),
+        )
     return datamodule, spec, statistics
 
 
@@ -382,9 +427,23 @@ def _monitor(spec: Any) -> tuple[str, str]:
 
 
 def _fit(
-    plan: _Plan, spec: Any, datamodule: Any, statistics: Any, *, accelerator: str, devices: int, nodes: int,
-    precision: str, log_dir: Path, name: str | None, fast_dev_run: bool, time_limit: float | None,
-    quiet: bool, console: Console | None, started: float, extra_callbacks: list[Any],
+    plan: _Plan,
+    spec: Any,
+    datamodule: Any,
+    statistics: Any,
+    *,
+    accelerator: str,
+    devices: int,
+    nodes: int,
+    precision: str,
+    log_dir: Path,
+    name: str | None,
+    fast_dev_run: bool,
+    time_limit: float | None,
+    quiet: bool,
+    console: Console | None,
+    started: float,
+    extra_callbacks: list[Any],
 ) -> RunResult:
     import lightning.pytorch as pl
     import torch
@@ -408,35 +467,60 @@ def _fit(
     options_json = json.dumps(options.to_dict(), indent=2) + "\n"
     recorder = RunRecorder(
         parent=log_dir / run_name,
-        files={"options.json": options_json, "event_file.yaml": plan.event_file_text,
-               "statistics.json": json.dumps(statistics.to_dict(), indent=2) + "\n"},
-        monitor=monitor, mode=mode, run_dir=plan.run_dir, clock=lambda: time.monotonic() - started)
+        files={
+            "options.json": options_json,
+            "event_file.yaml": plan.event_file_text,
+            "statistics.json": json.dumps(statistics.to_dict(), indent=2) + "\n",
+        },
+        monitor=monitor,
+        mode=mode,
+        run_dir=plan.run_dir,
+        clock=lambda: time.monotonic() - started,
+    )
     stopper = StopController(lambda: recorder.checkpoint_dir, time_limit, started)
     callbacks: list[Any] = [stopper]
     live = console is not None and console.is_terminal and not quiet
     display = None
     if console is not None:
-        display = ProgressDisplay(console, epochs=options.epochs, monitor=monitor, live=live, recorder=recorder)
+        display = ProgressDisplay(
+            console, epochs=options.epochs, monitor=monitor, live=live, recorder=recorder
+        )
         callbacks.append(display)
     if not fast_dev_run:
         callbacks.insert(0, recorder)
     callbacks.extend(extra_callbacks)
 
     trainer = pl.Trainer(
-        accelerator=accelerator, devices=devices, num_nodes=nodes,
-        strategy="ddp" if distributed else "auto", precision=precision,  # type: ignore[arg-type]
-        max_epochs=options.epochs, gradient_clip_val=options.gradient_clip or None,
-        gradient_clip_algorithm="norm", logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-        fast_dev_run=fast_dev_run, callbacks=callbacks, plugins=[AtomicCheckpointIO()],
-        default_root_dir=str(log_dir), use_distributed_sampler=False,
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=nodes,
+        strategy="ddp" if distributed else "auto",
+        precision=precision,  # type: ignore[arg-type]
+        max_epochs=options.epochs,
+        gradient_clip_val=options.gradient_clip or None,
+        gradient_clip_algorithm="norm",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        fast_dev_run=fast_dev_run,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=str(log_dir),
+        use_distributed_sampler=False,
     )
     if distributed:
         # The shares of each process are cut once the process group exists (inside fit);
         # statistics were computed above over the whole training split.
         datamodule = SpanetDataModule(
-            spec, options, training_file=plan.training_file, validation_file=plan.validation_file,
-            testing_file=None, statistics=statistics)
+            spec,
+            options,
+            training_file=plan.training_file,
+            validation_file=plan.validation_file,
+            testing_file=None,
+            statistics=statistics,
+        )
     data = RunData(datamodule, options.seed)
     stopped: str | None = None
     resume_from: Path | None = None
@@ -447,7 +531,11 @@ def _fit(
             warnings.filterwarnings("ignore", message=r".*The number of training batches.*")
             warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
             warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)`? is deprecated.*")
-            trainer.fit(module, datamodule=data, ckpt_path=str(plan.resume_checkpoint) if plan.resume_checkpoint else None)
+            trainer.fit(
+                module,
+                datamodule=data,
+                ckpt_path=str(plan.resume_checkpoint) if plan.resume_checkpoint else None,
+            )
     except TrainingStopped as stop:
         stopped, resume_from = stop.reason, stop.checkpoint
     finally:
@@ -461,9 +549,15 @@ def _fit(
         run_dir=run_dir,
         best_checkpoint=checkpoints / BEST if checkpoints and (checkpoints / BEST).is_file() else None,
         last_checkpoint=checkpoints / LAST if checkpoints and (checkpoints / LAST).is_file() else None,
-        monitor=monitor, best_value=recorder.best_value, best_epoch=recorder.best_epoch,
-        epochs_completed=len(recorder.rows), stopped=stopped, resume_checkpoint=resume_from,
-        metrics={k: v for k, v in (recorder.rows[-1] if recorder.rows else {}).items() if isinstance(v, float)},
+        monitor=monitor,
+        best_value=recorder.best_value,
+        best_epoch=recorder.best_epoch,
+        epochs_completed=len(recorder.rows),
+        stopped=stopped,
+        resume_checkpoint=resume_from,
+        metrics={
+            k: v for k, v in (recorder.rows[-1] if recorder.rows else {}).items() if isinstance(v, float)
+        },
         seconds=time.monotonic() - started,
     )
     if console is not None:

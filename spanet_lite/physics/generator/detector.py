@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from spanet_lite.physics.generator.config import PhysicsConfig
+from spanet_lite.physics.generator.config import PhysicsConfig, Selection
 from spanet_lite.physics.generator.production import BOTTOM, CHARM, LIGHT, Lepton, PartonSet
 from spanet_lite.physics.kinematics import delta_phi, eta_from_pt_pz
 
@@ -44,7 +44,10 @@ F64 = NDArray[np.float64]
 
 @dataclass
 class Reconstructed:
-    """Detector-level event block: jets (n, J) sorted by pT and padded, targets (n, R) in jet indices."""
+    """Selected events of a block: jets (s, J) sorted by pT and padded, targets (s, R) in jet indices.
+
+    ``events`` is each row's index in the simulated block (ascending).
+    """
 
     jet_pt: F64
     jet_eta: F64
@@ -54,6 +57,7 @@ class Reconstructed:
     jet_mask: NDArray[np.bool_]
     num_jets: NDArray[np.int64]  # accepted jets before truncation
     targets: NDArray[np.int64]
+    events: NDArray[np.intp]
     lepton_pt: F64 | None = None
     lepton_eta: F64 | None = None
     lepton_phi: F64 | None = None
@@ -62,6 +66,10 @@ class Reconstructed:
     met_x: F64 | None = None
     met_y: F64 | None = None
     sum_et: F64 | None = None
+
+    def subset(self, rows: NDArray[np.intp]) -> Reconstructed:
+        """The same quantities for the given rows only."""
+        return Reconstructed(**{k: None if v is None else v[rows] for k, v in vars(self).items()})
 
 
 def btag_efficiency(pt: F64, flavour: NDArray[np.int8]) -> F64:
@@ -84,11 +92,66 @@ def energy_resolution(energy: F64, eta: F64, config: PhysicsConfig) -> F64:
     return sigma / np.maximum(energy, 1e-9)
 
 
-def radiate(rng: np.random.Generator, hard: PartonSet, isr: PartonSet, config: PhysicsConfig) -> PartonSet:
+def _btag_probability(pt: NDArray[np.floating], flavour: NDArray[np.int8]) -> NDArray[np.float64]:
+    """:func:`btag_efficiency` for a flat list of jets, each formula evaluated only on its flavour.
+
+    (Evaluating all three formulas everywhere and picking with ``where`` costs three tanh passes.)
+    """
+    out = 0.002 + 7.3e-6 * pt.astype(np.float64)
+    for code, formula in ((BOTTOM, _b_efficiency), (CHARM, _c_efficiency)):
+        which = np.flatnonzero(flavour == code)
+        if which.size:
+            out[which] = formula(pt[which].astype(np.float64))
+    return out
+
+
+def _b_efficiency(pt: F64) -> F64:
+    return 0.80 * np.tanh(0.003 * pt) * 30.0 / (1.0 + 0.086 * pt)
+
+
+def _c_efficiency(pt: F64) -> F64:
+    return 0.20 * np.tanh(0.02 * pt) / (1.0 + 0.0034 * pt)
+
+
+def _relative_resolution(energy2: NDArray[np.float32], eta: NDArray[np.float32], config: PhysicsConfig):
+    """:func:`energy_resolution` from E^2, in float32 and with one square root per jet.
+
+    sigma/E = sqrt(c^2 + s^2 / E + n^2 / E^2), the coefficients picked by |eta| first.
+    """
+    central = np.abs(eta) <= np.float32(config.jer_eta_boundary)
+    c2 = np.where(central, np.float32(config.jer_constant_central**2), np.float32(config.jer_constant_forward**2))
+    s2 = np.where(central, np.float32(config.jer_stochastic_central**2), np.float32(config.jer_stochastic_forward**2))
+    n2 = np.where(central, np.float32(config.jer_noise_central**2), np.float32(0.0))
+    inverse2 = np.float32(1.0) / np.maximum(energy2, np.float32(1e-18))
+    return np.sqrt(c2 + s2 * np.sqrt(inverse2) + n2 * inverse2)
+
+
+def _wrap_phi(phi: NDArray[np.floating]) -> NDArray[np.floating]:
+    """Wrap angles that are at most one turn outside [-pi, pi) back into it (cheaper than floor)."""
+    two_pi = phi.dtype.type(2 * np.pi)
+    phi = np.where(phi >= np.pi, phi - two_pi, phi)
+    return np.where(phi < -np.pi, phi + two_pi, phi)
+
+
+@dataclass
+class Partons:
+    """All partons of a block in the packed layout the clustering gathers from.
+
+    ``kin`` (4, n, m): pT, eta, phi, mass (GeV, radians) - one array, so reordering the columns
+    is a single ``take``; ``code`` (n, m) int16: (role + 1) * 4 + heaviness (light 0, c 1, b 2),
+    again so that one gather moves both; ``valid`` (n, m). Invalid slots have pT 0.
+    """
+
+    kin: F64
+    code: NDArray[np.int16]
+    valid: NDArray[np.bool_]
+
+
+def radiate(rng: np.random.Generator, hard: PartonSet, isr: PartonSet, config: PhysicsConfig) -> Partons:
     """All partons of the event: hard ones (softened by FSR), one FSR gluon slot each, ISR.
 
-    Columns: [hard (P) | FSR gluons (P, invalid where no emission) | ISR (K)], built in one
-    allocation per field.
+    Columns: [hard (P) | FSR gluons (P, invalid and pT 0 where no emission) | ISR (K)]. Every
+    invalid slot has pT 0, so sorting by decreasing pT puts it last.
     """
     n, p = hard.valid.shape
     k = isr.valid.shape[1]
@@ -98,133 +161,119 @@ def radiate(rng: np.random.Generator, hard: PartonSet, isr: PartonSet, config: P
     dr = np.exp(np.float32(log_lo) + np.float32(log_hi - log_lo) * rng.random((n, p), dtype=np.float32))
     alpha = np.float32(2.0 * np.pi) * rng.random((n, p), dtype=np.float32)
 
-    def block(dtype: type, fill: float | int = 0) -> NDArray:
-        return np.full((n, 2 * p + k), fill, dtype=dtype)
-
-    out = PartonSet(
-        block(np.float64),
-        block(np.float64),
-        block(np.float64),
-        block(np.float64),
-        block(np.int8, LIGHT),
-        block(np.int16, -1),
-        block(np.bool_, False),
-    )
-    out.pt[:, :p] = hard.pt * (1.0 - z)  # the emitter keeps its direction and mass
-    out.pt[:, p : 2 * p] = z * hard.pt
-    out.pt[:, 2 * p :] = isr.pt
-    out.eta[:, :p] = hard.eta
-    out.eta[:, p : 2 * p] = hard.eta + dr * np.cos(alpha)
-    out.eta[:, 2 * p :] = isr.eta
-    out.phi[:, :p] = hard.phi
-    out.phi[:, p : 2 * p] = hard.phi + dr * np.sin(alpha)
-    out.phi[:, 2 * p :] = isr.phi
-    out.mass[:, :p] = hard.mass
-    out.mass[:, 2 * p :] = isr.mass
-    out.flavour[:, :p] = hard.flavour
-    out.flavour[:, 2 * p :] = isr.flavour
-    out.role[:, :p] = hard.role
-    out.valid[:, :p] = hard.valid
-    out.valid[:, p : 2 * p] = emit
-    out.valid[:, 2 * p :] = isr.valid
-    return out
+    kin = np.empty((4, n, 2 * p + k))
+    pt, eta, phi, mass = kin
+    hard_pt = np.where(hard.valid, hard.pt, 0.0)
+    np.multiply(hard_pt, 1.0 - z, out=pt[:, :p])  # the emitter keeps its direction and mass
+    np.multiply(hard_pt, z, out=pt[:, p : 2 * p])
+    pt[:, 2 * p :] = np.where(isr.valid, isr.pt, 0.0)
+    eta[:, :p] = hard.eta
+    eta[:, p : 2 * p] = hard.eta + dr * np.cos(alpha)
+    eta[:, 2 * p :] = isr.eta
+    phi[:, :p] = hard.phi
+    phi[:, p : 2 * p] = _wrap_phi(hard.phi + dr * np.sin(alpha))  # |dr| <= 1.5: one wrap at most
+    phi[:, 2 * p :] = isr.phi
+    mass[:, :p] = hard.mass
+    mass[:, p : 2 * p] = 0.0
+    mass[:, 2 * p :] = isr.mass
+    code = np.full((n, 2 * p + k), 0, dtype=np.int16)  # role -1, light
+    code[:, :p] = (hard.role + 1) * 4 + _HEAVINESS[hard.flavour]
+    code[:, 2 * p :] = _HEAVINESS[isr.flavour]
+    valid = np.concatenate([hard.valid, emit, isr.valid], axis=1)
+    return Partons(kin, code, valid)
 
 
-_HEAVINESS = np.array([0, 0, 0, 0, 1, 2], dtype=np.int8)  # flavour code -> light 0 < c 1 < b 2
+_HEAVINESS = np.array([0, 0, 0, 0, 1, 2], dtype=np.int16)  # flavour code -> light 0 < c 1 < b 2
 _FLAVOUR_OF = np.array([LIGHT, CHARM, BOTTOM], dtype=np.int8)
 
 
-def cluster(partons: PartonSet, rng: np.random.Generator, config: PhysicsConfig) -> PartonSet:
-    """Cluster partons into jets (see module doc); returns jets (n, M) with ``valid`` = is a jet.
+@dataclass
+class Jets:
+    """Clustered jets of a block, one row per event, rows in ``events`` order (not block order).
+
+    Columns are partons in decreasing pT; ``seed`` marks the columns that are jets (a jet's
+    four-momentum ``kin`` (pT, eta, phi, mass), ``code`` (role and heaviness, as in
+    :class:`Partons`) sit in its seed's column; other columns are spent).
+    """
+
+    events: NDArray[np.intp]  # block index of each row
+    kin: F64
+    code: NDArray[np.int16]
+    seed: NDArray[np.bool_]
+
+
+def cluster(partons: Partons, rng: np.random.Generator, config: PhysicsConfig) -> Jets:
+    """Cluster partons into jets (see module doc).
 
     A jet keeps its seed's role; its flavour is the heaviest among its partons; its
     four-momentum is the sum of its partons' (each with its shower mass).
+
+    The rows come out sorted by decreasing parton count (``Jets.events`` maps them back), so
+    that the events having a parton in column k are a prefix of the rows and every step of the
+    sequential merging works on contiguous slices; one gather does both orderings.
     """
     n, m = partons.valid.shape
-    pt = np.where(partons.valid, partons.pt, 0.0)
-    spread = np.exp(np.float32(config.jet_mass_spread) * rng.standard_normal((n, m), dtype=np.float32))
-    shower = pt * config.jet_mass_fraction * spread
-    mass = np.maximum(partons.mass, shower)
-    width = int(partons.valid.sum(axis=1).max())  # columns beyond it are empty in every event
-    flat = _flat_order(-pt, width)
-    pt, mass, eta, phi, valid, role, heaviness = (
-        a.ravel()[flat]
-        for a in (
-            pt,
-            mass,
-            partons.eta,
-            partons.phi,
-            partons.valid,
-            partons.role,
-            _HEAVINESS[partons.flavour],
-        )
-    )
-    m = width
-    phi = phi - 2 * np.pi * np.floor((phi + np.pi) / (2 * np.pi))
-
-    # A parton joins the hardest earlier parton within merge_dr that is still a jet seed.
-    # Events are visited in decreasing parton count, so the events that have a parton in
-    # column k are a prefix of the rows and every step works on contiguous slices.
-    counts = valid.sum(axis=1)
+    counts = np.count_nonzero(partons.valid, axis=1)
     by_count = np.argsort(-counts, kind="stable")
     sorted_counts = counts[by_count]
-    eta_s, phi_s = eta[by_count].astype(np.float32), phi[by_count].astype(np.float32)
-    seed_s = valid[by_count]
-    jet_s = np.broadcast_to(np.arange(m), (n, m)).copy()
+    width = int(sorted_counts[0]) if n else 0  # columns beyond it are empty in every event
+    order = np.argsort(-partons.kin[0][by_count], axis=1, kind="stable")[:, :width]
+    flat = order + (by_count * m)[:, None]
+    kin = np.take(partons.kin.reshape(4, n * m), flat, axis=1)
+    code = np.take(partons.code, flat)
+    pt, eta, phi, mass = kin
+    valid = np.arange(width) < sorted_counts[:, None]
+    spread = np.exp(np.float32(config.jet_mass_spread) * rng.standard_normal((n, width), dtype=np.float32))
+    np.maximum(mass, pt * config.jet_mass_fraction * spread, out=mass)
+
+    # A parton joins the hardest earlier parton within merge_dr that is still a jet seed.
+    eta_s, phi_s = eta.astype(np.float32), phi.astype(np.float32)
+    seed = valid.copy()
+    jet_of = np.zeros((n, width), dtype=np.intp)
     two_pi, r2 = np.float32(2 * np.pi), np.float32(config.merge_dr**2)
-    for k in range(1, m):
+    for k in range(1, width):
         rows = int(np.count_nonzero(sorted_counts > k))
         if rows == 0:
             break
         de = eta_s[:rows, :k] - eta_s[:rows, k, None]
         dp = np.abs(phi_s[:rows, :k] - phi_s[:rows, k, None])
         dp = np.minimum(dp, two_pi - dp)
-        candidates = (de * de + dp * dp < r2) & seed_s[:rows, :k]
+        candidates = (de * de + dp * dp < r2) & seed[:rows, :k]
         joins = np.flatnonzero(candidates.any(axis=1))
         if joins.size:
-            jet_s[joins, k] = candidates[joins].argmax(axis=1)
-            seed_s[joins, k] = False
-    seed = np.empty_like(seed_s)
-    seed[by_count] = seed_s
-    jet_of = np.empty_like(jet_s)
-    jet_of[by_count] = jet_s
+            jet_of[joins, k] = candidates[joins].argmax(axis=1)
+            seed[joins, k] = False
 
     # Sum the joining partons into their jets; only merged jets need recomputing.
-    jr, jc = np.nonzero(valid & ~seed)
-    jets = PartonSet(pt, eta, phi, mass, _FLAVOUR_OF[heaviness], role, seed)
-    if jr.size:
-        tc = jet_of[jr, jc]
-        flat = jr * m + tc
-        receivers, inverse = np.unique(flat, return_inverse=True)
-        rr, rc = receivers // m, receivers % m
+    joined = np.flatnonzero(valid & ~seed)
+    if joined.size:
+        receivers, inverse = np.unique(joined - joined % width + jet_of.ravel()[joined], return_inverse=True)
+        flat_kin = kin.reshape(4, -1)
         sums = [
             np.bincount(inverse, weights=c, minlength=receivers.size)
-            for c in _cartesian(pt[jr, jc], eta[jr, jc], phi[jr, jc], mass[jr, jc])
+            for c in _cartesian(*np.take(flat_kin, joined, axis=1))
         ]
-        e, px, py, pz = (
-            s + c for s, c in zip(sums, _cartesian(pt[rr, rc], eta[rr, rc], phi[rr, rc], mass[rr, rc]))
-        )
+        e, px, py, pz = (s + c for s, c in zip(sums, _cartesian(*np.take(flat_kin, receivers, axis=1))))
         new_pt = np.hypot(px, py)
-        jets.pt[rr, rc] = new_pt
-        jets.eta[rr, rc] = eta_from_pt_pz(new_pt, pz)
-        jets.phi[rr, rc] = np.arctan2(py, px)
-        jets.mass[rr, rc] = np.sqrt(np.maximum(e * e - px * px - py * py - pz * pz, 0.0))
-        heavy = np.zeros(receivers.size, dtype=np.int8)
-        np.maximum.at(heavy, inverse, heaviness[jr, jc])
-        jets.flavour[rr, rc] = _FLAVOUR_OF[np.maximum(heavy, heaviness[rr, rc])]
-    return jets
-
-
-def _flat_order(key: F64, keep: int | None = None) -> NDArray[np.intp]:
-    """Flat indices that sort each row of ``key`` ascending (first ``keep`` columns), shape (n, keep)."""
-    n, m = key.shape
-    order = np.argsort(key, axis=1, kind="stable")[:, :keep]
-    return order + (np.arange(n) * m)[:, None]
+        flat_kin[0, receivers] = new_pt
+        flat_kin[1, receivers] = eta_from_pt_pz(new_pt, pz)
+        flat_kin[2, receivers] = np.arctan2(py, px)
+        flat_kin[3, receivers] = np.sqrt(np.maximum(e * e - px * px - py * py - pz * pz, 0.0))
+        flat_code = code.ravel()
+        heavy = np.zeros(receivers.size, dtype=np.int16)
+        np.maximum.at(heavy, inverse, flat_code[joined] & 3)
+        receiving = flat_code[receivers]
+        flat_code[receivers] = receiving - (receiving & 3) + np.maximum(heavy, receiving & 3)
+    return Jets(by_count, kin.astype(np.float32), code, seed)  # float32 from here: stored precision
 
 
 def _cartesian(pt: F64, eta: F64, phi: F64, mass: F64) -> tuple[F64, F64, F64, F64]:
     px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
     return np.sqrt(px * px + py * py + pz * pz + mass * mass), px, py, pz
+
+
+def _take_rows(rows: NDArray[np.intp], *arrays: NDArray) -> list[NDArray]:
+    return [a[rows] for a in arrays]
 
 
 def reconstruct(
@@ -234,71 +283,120 @@ def reconstruct(
     num_roles: int,
     max_jets: int,
     config: PhysicsConfig,
+    selection: Selection,
     lepton: Lepton | None = None,
 ) -> Reconstructed:
-    """Run the whole detector model on one block (see module doc).
+    """Run the whole detector model and the selection on one block (see module doc).
+
+    Returns only the events that pass ``selection``, in block order (``Reconstructed.events``).
+    The cuts are applied as soon as the quantity they test is known - the lepton before any
+    jet work, the jet count right after smearing, the b-tag count right after tagging - so the
+    later steps run on the survivors only. Every cut is exact (it tests the final quantity),
+    and each event still gets independent random numbers, so the selected sample is
+    distributed exactly as if every step ran on every event.
 
     ``hard`` column r carries role r (or -1 where that event has no such target, e.g. background),
     so the truth direction of target r is column r.
     """
-    truth_eta, truth_phi, truth_role = hard.eta, hard.phi, hard.role  # (n, P) before any radiation
-    jets = cluster(radiate(rng, hard, isr, config), rng, config)
-    seed = jets.valid
-    n, m = seed.shape
-
-    eta = np.where(seed, jets.eta, 0.0)
-    exp_eta = np.exp(eta)
-    energy = np.sqrt((jets.pt * 0.5 * (exp_eta + 1.0 / exp_eta)) ** 2 + jets.mass**2)  # pt cosh(eta)
-    sigma = energy_resolution(energy, eta, config)
-    scale = np.maximum(1.0 + sigma * rng.standard_normal((n, m)), 0.05)
-    pt, mass = jets.pt * scale, jets.mass * scale
-    eta = eta + config.jet_angular_resolution * rng.standard_normal((n, m))
-    phi = delta_phi(jets.phi + config.jet_angular_resolution * rng.standard_normal((n, m)), 0.0)
-    role, flavour = jets.role, jets.flavour
-
-    accepted = seed & (pt > config.jet_pt_min) & (np.abs(eta) < config.jet_eta_max)
-    flat = _flat_order(np.where(accepted, -pt, np.inf), max_jets)
-    pt, eta, phi, mass, kept, role, flavour = (
-        a.ravel()[flat] for a in (pt, eta, phi, mass, accepted, role, flavour)
-    )
-    if flat.shape[1] < max_jets:  # fewer partons than the stored maximum: pad
-        pad = max_jets - flat.shape[1]
-        pt, eta, phi, mass = (np.pad(a, ((0, 0), (0, pad))) for a in (pt, eta, phi, mass))
-        kept = np.pad(kept, ((0, 0), (0, pad)))
-        role = np.pad(role, ((0, 0), (0, pad)), constant_values=-1)
-        flavour = np.pad(flavour, ((0, 0), (0, pad)))
-    pt, eta, phi, mass = (np.where(kept, a, 0.0) for a in (pt, eta, phi, mass))
-    btag = kept & (rng.random(kept.shape) < btag_efficiency(pt, flavour))
-
-    # Each stored jet seeded by decay parton r is target r, if it lies within match_dr of it.
-    targets = np.full((n, num_roles), -1, dtype=np.int64)
-    events, slots = np.nonzero(kept & (role >= 0))
-    targets[events, role[events, slots]] = slots
-    index = np.maximum(targets, 0)
-    jet_eta = np.take_along_axis(eta, index, axis=1)
-    jet_phi = np.take_along_axis(phi, index, axis=1)
-    d_eta = jet_eta - truth_eta[:, :num_roles]
-    d_phi = delta_phi(jet_phi, truth_phi[:, :num_roles])
-    near = d_eta * d_eta + d_phi * d_phi < config.match_dr**2
-    targets = np.where(near & (truth_role[:, :num_roles] == np.arange(num_roles)), targets, -1)
-
-    reco = Reconstructed(pt, eta, phi, mass, btag, kept, accepted.sum(axis=1), targets)
-    sum_et = pt.sum(axis=1)
+    n = hard.valid.shape[0]
+    events = np.arange(n)
     if lepton is not None:
         lv = lepton.vector
         l_pt = lv.pt * (1.0 + config.lepton_resolution * rng.standard_normal(n))
         l_eta = lv.eta + config.lepton_angular_resolution * rng.standard_normal(n)
         l_phi = delta_phi(lv.phi + config.lepton_angular_resolution * rng.standard_normal(n), 0.0)
-        reco.lepton_pt, reco.lepton_eta, reco.lepton_phi, reco.lepton_mass = l_pt, l_eta, l_phi, lv.mass
+        l_ok = (l_pt > config.lepton_pt_min) & (np.abs(l_eta) < config.lepton_eta_max)
+        if selection.leptons >= 2:  # at most one lepton per event: nothing can pass
+            l_ok[:] = False
+        if selection.leptons:
+            events = np.flatnonzero(l_ok)
+            hard = PartonSet(*_take_rows(events, *_fields(hard)))
+            isr = PartonSet(*_take_rows(events, *_fields(isr)))
+    truth_eta, truth_phi, truth_role = hard.eta, hard.phi, hard.role  # (n, P) before any radiation
+    jets = cluster(radiate(rng, hard, isr, config), rng, config)
+    rows = jets.events  # row -> index into the (lepton-selected) truth arrays
+    seed = jets.seed
+    r, m = seed.shape
+
+    # Resolution and acceptance; the jet-count cut needs nothing else.
+    jet_pt, eta, jet_phi, jet_mass = jets.kin
+    exp_eta = np.exp(np.where(seed, eta, np.float32(0.0)))
+    p_abs = jet_pt * (np.float32(0.5) * (exp_eta + np.float32(1.0) / exp_eta))  # pt cosh(eta)
+    sigma = _relative_resolution(p_abs * p_abs + jet_mass * jet_mass, eta, config)
+    scale = np.maximum(np.float32(1.0) + sigma * rng.standard_normal((r, m), dtype=np.float32), np.float32(0.05))
+    pt = jet_pt * scale
+    eta = eta + config.jet_angular_resolution * rng.standard_normal((r, m), dtype=np.float32)
+    accepted = seed & (pt > config.jet_pt_min) & (np.abs(eta) < config.jet_eta_max)
+    num_jets = np.count_nonzero(accepted, axis=1)
+    alive = np.flatnonzero(num_jets >= selection.min_jets)
+    pt, eta, accepted, scale, num_jets, rows, code, phi, mass = _take_rows(
+        alive, pt, eta, accepted, scale, num_jets, rows, jets.code, jet_phi, jet_mass
+    )
+    mass *= scale
+    phi = _wrap_phi(phi + config.jet_angular_resolution * rng.standard_normal(phi.shape, dtype=np.float32))
+
+    # Order by pT, keep the hardest max_jets, tag them; the b-tag cut needs nothing else.
+    order = np.argsort(np.where(accepted, -pt, np.inf), axis=1, kind="stable")[:, :max_jets]
+    flat = order + (np.arange(len(alive)) * m)[:, None]
+    pt, eta, phi, mass, kept, code = (np.take(a, flat) for a in (pt, eta, phi, mass, accepted, code))
+    if flat.shape[1] < max_jets:  # fewer partons than the stored maximum: pad (role -1, light)
+        pad = ((0, 0), (0, max_jets - flat.shape[1]))
+        pt, eta, phi, mass, kept, code = (np.pad(a, pad) for a in (pt, eta, phi, mass, kept, code))
+    flavour = _FLAVOUR_OF[code & 3]
+    role = (code >> 2) - 1
+    btag = np.zeros(kept.shape, dtype=bool)
+    tagged = np.flatnonzero(kept)
+    btag.ravel()[tagged] = rng.random(tagged.size) < _btag_probability(pt.ravel()[tagged], flavour.ravel()[tagged])
+    alive = np.flatnonzero(np.count_nonzero(btag, axis=1) >= selection.min_btags)
+
+    # Survivors only from here on, back in block order.
+    alive = alive[np.argsort(rows[alive], kind="stable")]
+    pt, eta, phi, mass, kept, role, btag, num_jets, rows = _take_rows(
+        alive, pt, eta, phi, mass, kept, role, btag, num_jets, rows
+    )
+    pt, eta, phi, mass = (np.where(kept, a, 0.0) for a in (pt, eta, phi, mass))
+
+    # Each stored jet seeded by decay parton r is target r, if it lies within match_dr of it.
+    s = len(alive)
+    targets = np.full((s, num_roles), -1, dtype=np.int64)
+    ev, slots = np.nonzero(kept & (role >= 0))
+    targets[ev, role[ev, slots]] = slots
+    index = np.maximum(targets, 0)
+    d_eta = np.take_along_axis(eta, index, axis=1) - truth_eta[rows, :num_roles]
+    d_phi = delta_phi(np.take_along_axis(phi, index, axis=1), truth_phi[rows, :num_roles])
+    near = d_eta * d_eta + d_phi * d_phi < config.match_dr**2
+    targets = np.where(near & (truth_role[rows, :num_roles] == np.arange(num_roles)), targets, -1)
+
+    block_events = events[rows]
+    reco = Reconstructed(pt, eta, phi, mass, btag, kept, num_jets, targets, events=block_events)
+    sum_et = pt.sum(axis=1)
+    if lepton is not None:
+        l_pt, l_eta, l_phi, l_ok = l_pt[block_events], l_eta[block_events], l_phi[block_events], l_ok[block_events]
+        reco.lepton_pt, reco.lepton_eta, reco.lepton_phi = l_pt, l_eta, l_phi
+        reco.lepton_mass = lepton.vector.mass[block_events]
         d_eta = eta - l_eta[:, None]
         d_phi = delta_phi(phi, l_phi[:, None])
         isolated = ~(kept & (d_eta * d_eta + d_phi * d_phi < config.lepton_isolation_dr**2)).any(axis=1)
-        reco.lepton_accepted = (
-            (l_pt > config.lepton_pt_min) & (np.abs(l_eta) < config.lepton_eta_max) & isolated
-        )
+        reco.lepton_accepted = l_ok & isolated
         sum_et = sum_et + l_pt
         sigma_met = config.met_resolution * np.sqrt(sum_et)
-        reco.met_x = lepton.neutrino.px + sigma_met * rng.standard_normal(n)
-        reco.met_y = lepton.neutrino.py + sigma_met * rng.standard_normal(n)
+        reco.met_x = lepton.neutrino.px[block_events] + sigma_met * rng.standard_normal(s)
+        reco.met_y = lepton.neutrino.py[block_events] + sigma_met * rng.standard_normal(s)
+        if selection.leptons == 1:  # isolation needs the stored jets, so it is the last cut
+            final = np.flatnonzero(reco.lepton_accepted)
+            reco = reco.subset(final)
+            sum_et = sum_et[final]
     reco.sum_et = sum_et
     return reco
+
+
+def _fields(partons: PartonSet) -> tuple[NDArray, ...]:
+    return (
+        partons.pt,
+        partons.eta,
+        partons.phi,
+        partons.mass,
+        partons.flavour,
+        partons.role,
+        partons.valid,
+    )

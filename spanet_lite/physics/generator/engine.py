@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from spanet_lite.io import atomic_path
 from spanet_lite.physics.generator.config import PhysicsConfig, Selection
-from spanet_lite.physics.generator.processes import PROCESSES, Process, selected
+from spanet_lite.physics.generator.processes import PROCESSES, Process
 
 BLOCK_SIZE = 16_384
 CANDIDATE_KEY = "_candidate"  # global index of each selected event among simulated ones (not stored)
@@ -128,11 +128,9 @@ def generate_blocks(
     block = 0
     while True:
         rng = np.random.default_rng([seed, block])
-        arrays, reco = process.simulate(rng, BLOCK_SIZE, config, width, signal_fraction)
-        keep = selected(reco, selection)
-        out = {k: v[keep] for k, v in arrays.items()}
-        out[CANDIDATE_KEY] = block * BLOCK_SIZE + np.flatnonzero(keep)
-        yield out, BLOCK_SIZE
+        arrays, reco = process.simulate(rng, BLOCK_SIZE, config, width, signal_fraction, selection)
+        arrays[CANDIDATE_KEY] = block * BLOCK_SIZE + reco.events
+        yield arrays, BLOCK_SIZE
         block += 1
 
 

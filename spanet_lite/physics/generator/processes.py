@@ -63,7 +63,12 @@ class Process:
     max_objects: int
     selection: Selection
     targets: tuple[tuple[str, str], ...]  # (particle, product) per target slot
-    simulate: Callable[[np.random.Generator, int, PhysicsConfig, int, float], tuple[Arrays, Reconstructed]]
+    # simulate(rng, n, config, max_objects, signal_fraction, selection): arrays of the selected
+    # events among n candidates, and the detector-level record (``Reconstructed.events``: their
+    # indices among the candidates).
+    simulate: Callable[
+        [np.random.Generator, int, PhysicsConfig, int, float, Selection], tuple[Arrays, Reconstructed]
+    ]
     has_lepton: bool = False
 
     @property
@@ -95,7 +100,7 @@ def _source_arrays(reco: Reconstructed, process: Process) -> Arrays:
         "INPUTS/Source/pt": reco.jet_pt,
         "INPUTS/Source/eta": reco.jet_eta,
         "INPUTS/Source/phi": reco.jet_phi,
-        "INPUTS/Source/btag": reco.jet_btag.astype(np.float64),
+        "INPUTS/Source/btag": reco.jet_btag.astype(np.float32),
     }
     for r, (particle, product) in enumerate(process.targets):
         out[f"TARGETS/{particle}/{product}"] = reco.targets[:, r]
@@ -105,6 +110,8 @@ def _source_arrays(reco: Reconstructed, process: Process) -> Arrays:
 def _momenta_arrays(reco: Reconstructed, lepton: Lepton, process: Process) -> Arrays:
     """Lepton (slot 0) + jets SEQUENTIAL input ``Momenta``, the ``Met`` global input, targets, neutrino."""
     n = reco.jet_pt.shape[0]
+    rows = reco.events
+    is_electron = lepton.is_electron[rows]
 
     def with_lepton(lepton_value: NDArray, jet_values: NDArray) -> NDArray:
         return np.concatenate([np.asarray(lepton_value, dtype=np.float64).reshape(n, 1), jet_values], axis=1)
@@ -117,7 +124,7 @@ def _momenta_arrays(reco: Reconstructed, lepton: Lepton, process: Process) -> Ar
     met_phi = np.arctan2(reco.met_y, reco.met_x)
     out: Arrays = {
         "INPUTS/Momenta/MASK": np.concatenate([ok[:, None], mask], axis=1),
-        "INPUTS/Momenta/mass": with_lepton(lepton.vector.mass, reco.jet_mass),
+        "INPUTS/Momenta/mass": with_lepton(reco.lepton_mass, reco.jet_mass),
         "INPUTS/Momenta/pt": with_lepton(reco.lepton_pt, reco.jet_pt),
         "INPUTS/Momenta/eta": with_lepton(reco.lepton_eta, reco.jet_eta),
         "INPUTS/Momenta/sin_phi": with_lepton(
@@ -128,8 +135,8 @@ def _momenta_arrays(reco: Reconstructed, lepton: Lepton, process: Process) -> Ar
         ),
         "INPUTS/Momenta/qtag": with_lepton(np.zeros(n), (mask & ~btag).astype(np.float64)),
         "INPUTS/Momenta/btag": with_lepton(np.zeros(n), btag.astype(np.float64)),
-        "INPUTS/Momenta/etag": with_lepton(lepton.is_electron, np.zeros_like(reco.jet_pt)),
-        "INPUTS/Momenta/utag": with_lepton(~lepton.is_electron, np.zeros_like(reco.jet_pt)),
+        "INPUTS/Momenta/etag": with_lepton(is_electron, np.zeros_like(reco.jet_pt)),
+        "INPUTS/Momenta/utag": with_lepton(~is_electron, np.zeros_like(reco.jet_pt)),
         "INPUTS/Met/met": met,
         "INPUTS/Met/sin_phi": np.sin(met_phi),
         "INPUTS/Met/cos_phi": np.cos(met_phi),
@@ -139,15 +146,21 @@ def _momenta_arrays(reco: Reconstructed, lepton: Lepton, process: Process) -> Ar
         t = reco.targets[:, r]
         out[f"TARGETS/{particle}/{product}"] = np.where(t >= 0, t + 1, -1)  # jets start at slot 1
     nu = lepton.neutrino
-    out["REGRESSIONS/EVENT/neutrino_px"] = nu.px
-    out["REGRESSIONS/EVENT/neutrino_py"] = nu.py
-    out["REGRESSIONS/EVENT/neutrino_pz"] = nu.pz
-    out["REGRESSIONS/EVENT/neutrino_eta"] = nu.eta
+    px, py, pz = nu.px[rows], nu.py[rows], nu.pz[rows]
+    out["REGRESSIONS/EVENT/neutrino_px"] = px
+    out["REGRESSIONS/EVENT/neutrino_py"] = py
+    out["REGRESSIONS/EVENT/neutrino_pz"] = pz
+    out["REGRESSIONS/EVENT/neutrino_eta"] = FourVector(nu.e[rows], px, py, pz).eta
     return out
 
 
 def simulate_ttbar_allhad(
-    rng: np.random.Generator, n: int, config: PhysicsConfig, max_objects: int, signal_fraction: float
+    rng: np.random.Generator,
+    n: int,
+    config: PhysicsConfig,
+    max_objects: int,
+    signal_fraction: float,
+    selection: Selection,
 ) -> tuple[Arrays, Reconstructed]:
     isr = sample_isr(rng, n, config)
     t1, t2 = _two_tops(rng, n, config, isr)
@@ -156,12 +169,17 @@ def simulate_ttbar_allhad(
     hard = PartonSet.stack(
         [(q11, f11, 0), (q12, f12, 1), (b1, BOTTOM, 2), (q21, f21, 3), (q22, f22, 4), (b2, BOTTOM, 5)]
     )
-    reco = reconstruct(rng, hard, isr, 6, max_objects, config)
+    reco = reconstruct(rng, hard, isr, 6, max_objects, config, selection)
     return _source_arrays(reco, TTBAR_ALLHAD), reco
 
 
 def simulate_ttbar_semilep(
-    rng: np.random.Generator, n: int, config: PhysicsConfig, max_objects: int, signal_fraction: float
+    rng: np.random.Generator,
+    n: int,
+    config: PhysicsConfig,
+    max_objects: int,
+    signal_fraction: float,
+    selection: Selection,
 ) -> tuple[Arrays, Reconstructed]:
     isr = sample_isr(rng, n, config)
     t_lep, t_had = _two_tops(rng, n, config, isr)
@@ -169,12 +187,17 @@ def simulate_ttbar_semilep(
     lepton = decay_w_leptonic(rng, w_lep)
     b_had, q1, q2, f1, f2 = _hadronic_top(rng, t_had, config)
     hard = PartonSet.stack([(b_lep, BOTTOM, 0), (b_had, BOTTOM, 1), (q1, f1, 2), (q2, f2, 3)])
-    reco = reconstruct(rng, hard, isr, 4, max_objects - 1, config, lepton)
+    reco = reconstruct(rng, hard, isr, 4, max_objects - 1, config, selection, lepton)
     return _momenta_arrays(reco, lepton, TTBAR_SEMILEP), reco
 
 
 def simulate_tth_semilep(
-    rng: np.random.Generator, n: int, config: PhysicsConfig, max_objects: int, signal_fraction: float
+    rng: np.random.Generator,
+    n: int,
+    config: PhysicsConfig,
+    max_objects: int,
+    signal_fraction: float,
+    selection: Selection,
 ) -> tuple[Arrays, Reconstructed]:
     """ttH (H -> b bbar) with probability ``signal_fraction``, else tt + b bbar (same final state)."""
     signal = rng.random(n) < signal_fraction
@@ -198,15 +221,22 @@ def simulate_tth_semilep(
         [(b_lep, BOTTOM, 0), (b_had, BOTTOM, 1), (q1, f1, 2), (q2, f2, 3), (xb1, BOTTOM, 4), (xb2, BOTTOM, 5)]
     )
     hard.role[~signal] = -1  # background events carry no assignment targets (as in SPANet's sample)
-    reco = reconstruct(rng, hard, isr, 6, max_objects - 1, config, lepton)
+    reco = reconstruct(rng, hard, isr, 6, max_objects - 1, config, selection, lepton)
     out = _momenta_arrays(reco, lepton, TTH_SEMILEP)
+    rows = reco.events
+    t_lep, t_had, x = (FourVector(v.e[rows], v.px[rows], v.py[rows], v.pz[rows]) for v in (t_lep, t_had, x))
     out["REGRESSIONS/EVENT/log_invariant_mass"] = np.log(invariant_mass(t_lep, t_had, x))
-    out["CLASSIFICATIONS/EVENT/signal"] = signal.astype(np.int64)
+    out["CLASSIFICATIONS/EVENT/signal"] = signal[rows].astype(np.int64)
     return out, reco
 
 
 def simulate_hh_4b(
-    rng: np.random.Generator, n: int, config: PhysicsConfig, max_objects: int, signal_fraction: float
+    rng: np.random.Generator,
+    n: int,
+    config: PhysicsConfig,
+    max_objects: int,
+    signal_fraction: float,
+    selection: Selection,
 ) -> tuple[Arrays, Reconstructed]:
     isr = sample_isr(rng, n, config)
     (x1, y1), (x2, y2) = balanced_transverse(rng, [HH_HIGGS_PT, HH_HIGGS_PT], recoil(isr))
@@ -216,7 +246,7 @@ def simulate_hh_4b(
     b11, b12 = decay_to_bb(rng, h1)
     b21, b22 = decay_to_bb(rng, h2)
     hard = PartonSet.stack([(b11, BOTTOM, 0), (b12, BOTTOM, 1), (b21, BOTTOM, 2), (b22, BOTTOM, 3)])
-    reco = reconstruct(rng, hard, isr, 4, max_objects, config)
+    reco = reconstruct(rng, hard, isr, 4, max_objects, config, selection)
     return _source_arrays(reco, HH_4B), reco
 
 
@@ -269,12 +299,3 @@ HH_4B = Process(
 
 PROCESSES: dict[str, Process] = {p.name: p for p in (TTBAR_ALLHAD, TTBAR_SEMILEP, TTH_SEMILEP, HH_4B)}
 
-
-def selected(reco: Reconstructed, selection: Selection) -> NDArray[np.bool_]:
-    """Events passing the selection (see :class:`Selection`)."""
-    keep = (reco.num_jets >= selection.min_jets) & (
-        (reco.jet_btag & reco.jet_mask).sum(axis=1) >= selection.min_btags
-    )
-    if selection.leptons and reco.lepton_accepted is not None:
-        keep &= reco.lepton_accepted if selection.leptons == 1 else np.zeros_like(keep)
-    return keep

@@ -27,7 +27,6 @@ TRUTH_SLOTS: dict[str, tuple[str, ...]] = {
     "ttH_semilep": ("ht.b", "ht.q1", "ht.q2", "lt.b", "lt.l", "lt.nu", "h.b1", "h.b2"),
     "hh_4b": ("h1.b1", "h1.b2", "h2.b1", "h2.b2"),
 }
-ALL_SLOTS: tuple[str, ...] = tuple(dict.fromkeys(s for slots in TRUTH_SLOTS.values() for s in slots))
 
 
 @dataclass

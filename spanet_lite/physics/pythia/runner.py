@@ -161,6 +161,8 @@ def generate(
         raise InputError(None, "PROCESS", f"one of {', '.join(PROCESSES)}", repr(process))
     if n_events < 1:
         raise InputError(None, "--events", "a positive number of events", str(n_events))
+    if seed < 0:
+        raise InputError(None, "--seed", "a non-negative integer", str(seed))
     if jobs < 1:
         raise InputError(None, "--jobs", "a positive number of worker processes", str(jobs))
     output = Path(output)
