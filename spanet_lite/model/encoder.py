@@ -112,6 +112,8 @@ class StackedEncoderLayer(nn.Module):
         H = self.heads
         x = x.reshape(P, B * T, D)
         qkv = self.qkv(self.norm1(x)).view(P * B, T, 3, H, D // H).permute(2, 0, 3, 1, 4)  # (3, PB, H, T, d)
+        if bias.dtype != qkv.dtype:  # mixed precision: the additive mask must match the queries
+            bias = bias.to(qkv.dtype)
         attended = F.scaled_dot_product_attention(
             qkv[0], qkv[1], qkv[2], attn_mask=bias, dropout_p=self.dropout if self.training else 0.0
         )  # (PB, H, T, d)

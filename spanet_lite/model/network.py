@@ -142,7 +142,7 @@ class SpanetNetwork(nn.Module):
         x = self.encoder(tokens.unsqueeze(0), padding_bias(token_mask))[0]  # (B, T, D)
         event_vector = x[:, -1]  # (B, D)
         if P == 0:
-            return self._heads(event_vector, None, None, {}, {}, Outputs({}, {}, event_vector=event_vector))
+            return self._heads(event_vector, None, None, {}, Outputs({}, {}, event_vector=event_vector))
 
         branch = self.branches(x.unsqueeze(0).expand(P, B, T, D), padding_bias(token_mask, P))  # (P, B, T, D)
         particle_vectors = branch[:, :, -1]  # (P, B, D)
@@ -158,7 +158,7 @@ class SpanetNetwork(nn.Module):
         logits = self.detector(particle_vectors).squeeze(-1)  # (P, B)
         detections = {name: logits[p] for p, name in enumerate(self.spec.particle_names)}
         outputs = Outputs(assignments, detections, event_vector=event_vector)
-        return self._heads(event_vector, particle_vectors, objects, assignments, {}, outputs)
+        return self._heads(event_vector, particle_vectors, objects, assignments, outputs)
 
     def _heads(
         self,
@@ -166,10 +166,10 @@ class SpanetNetwork(nn.Module):
         particle_vectors: Tensor | None,
         objects: Tensor | None,
         assignments: dict[str, Tensor],
-        cache: dict[int, Tensor],
         outputs: Outputs,
     ) -> Outputs:
         """Fill ``outputs.regressions`` and ``outputs.classifications`` from each head's source vector."""
+        cache: dict[int, Tensor] = {}  # particle -> (B, k, N) product marginals, computed on first use
 
         def source_vector(source: HeadSource) -> Tensor:
             if source is None:

@@ -90,14 +90,15 @@ class SymmetricTensorAttention(nn.Module):
         if k == 1:
             scores = q.view(B, N)
         else:
-            q = q.view(B, N, k, A).movedim(2, 0).contiguous()  # (k, B, N, A)
-            # Outer product over positions 1..k-1, then one bmm against position 0. This
-            # orientation, (B, N, A) x (B, A, N^(k-1)), is several times faster on CPU than
-            # producing N^(k-1) x N blocks (MKL is slow for narrow outputs).
-            outer = q[k - 1] * (1.0 / math.sqrt(A))  # (B, N, A)
+            q = q.view(B, N, k, A).permute(2, 0, 3, 1).contiguous()  # (k, B, A, N)
+            # Outer product over positions 1..k-1 with the rank index A leading, then one bmm
+            # against position 0: (B, N, A) x (B, A, N^(k-1)). On CPU this layout is markedly
+            # faster than the alternatives (MKL is slow for narrow outputs, and A-major keeps
+            # the backward of the outer product a contiguous reduction).
+            outer = q[k - 1] * (1.0 / math.sqrt(A))  # (B, A, N)
             for j in range(k - 2, 0, -1):
-                outer = (q[j].unsqueeze(2) * outer.unsqueeze(1)).reshape(B, -1, A)  # (B, N^(k-j), A)
-            scores = torch.bmm(q[0], outer.transpose(1, 2)).view(B, *[N] * k)  # (B, N, ..., N)
+                outer = (q[j].unsqueeze(3) * outer.unsqueeze(2)).reshape(B, A, -1)  # (B, A, N^(k-j))
+            scores = torch.bmm(q[0].transpose(1, 2), outer).view(B, *[N] * k)  # (B, N, ..., N)
             if len(self.elements) > 1:
                 total = scores
                 for g in self.elements[1:]:

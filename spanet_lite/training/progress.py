@@ -49,10 +49,10 @@ def epoch_line(
     """``epoch 3/20  loss 1.234 (val 1.301)  purity 0.512 ...  best purity 0.530 @ 2``."""
     parts = [f"epoch {row['epoch'] + 1}/{epochs}"]
     for term, short in SHORT_TERMS.items():
-        train = row.get(f"train/{term}")
-        if train is None:
-            continue
-        parts.append(f"{short} {_number(train)} (val {_number(row.get(f'val/{term}'))})")
+        train, val = row.get(f"train/{term}"), row.get(f"val/{term}")
+        if train is None or (train == 0 and not val):
+            continue  # absent, or a head this topology does not have
+        parts.append(f"{short} {_number(train)} (val {_number(val)})")
     parts.extend(f"{short} {_number(row[key])}" for key, short in HEADLINE if key in row)
     if best is not None and best_epoch is not None:
         name = dict(HEADLINE).get(monitor, monitor.removeprefix("val/"))

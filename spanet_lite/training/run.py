@@ -30,7 +30,6 @@ from spanet_lite.config.options import Options
 from spanet_lite.errors import InputError
 
 DEFAULT_LOG_DIR = "runs"
-PRECISIONS = ("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "transformer-engine")
 
 
 @dataclass
@@ -278,8 +277,6 @@ def _check_values(options: Options) -> None:
             f"a torch.optim optimiser ({', '.join(optimizer_names())})",
             repr(options.optimizer),
         ) from None
-    if str(options.precision) not in PRECISIONS:
-        raise bad("precision", f"one of {', '.join(PRECISIONS)}")
 
 
 def _resume_target(path: Path) -> tuple[Path, Path | None]:

@@ -142,7 +142,7 @@ class Partons:
     again so that one gather moves both; ``valid`` (n, m). Invalid slots have pT 0.
     """
 
-    kin: F64
+    kin: NDArray[np.float32]
     code: NDArray[np.int16]
     valid: NDArray[np.bool_]
 
@@ -155,28 +155,30 @@ def radiate(rng: np.random.Generator, hard: PartonSet, isr: PartonSet, config: P
     """
     n, p = hard.valid.shape
     k = isr.valid.shape[1]
-    emit = hard.valid & (rng.random((n, p), dtype=np.float32) < config.fsr_probability)
-    z = np.where(emit, rng.uniform(config.fsr_z_min, config.fsr_z_max, (n, p)), 0.0)
+    f32 = np.float32
+    emit = hard.valid & (rng.random((n, p), dtype=f32) < config.fsr_probability)
+    z = f32(config.fsr_z_min) + f32(config.fsr_z_max - config.fsr_z_min) * rng.random((n, p), dtype=f32)
+    z *= emit
     log_lo, log_hi = np.log(config.fsr_dr_min), np.log(config.fsr_dr_max)
-    dr = np.exp(np.float32(log_lo) + np.float32(log_hi - log_lo) * rng.random((n, p), dtype=np.float32))
-    alpha = np.float32(2.0 * np.pi) * rng.random((n, p), dtype=np.float32)
+    dr = np.exp(f32(log_lo) + f32(log_hi - log_lo) * rng.random((n, p), dtype=f32))
+    alpha = f32(2.0 * np.pi) * rng.random((n, p), dtype=f32)
 
-    kin = np.empty((4, n, 2 * p + k))
+    kin = np.empty((4, n, 2 * p + k), dtype=f32)
     pt, eta, phi, mass = kin
-    hard_pt = np.where(hard.valid, hard.pt, 0.0)
-    np.multiply(hard_pt, 1.0 - z, out=pt[:, :p])  # the emitter keeps its direction and mass
+    hard_pt = np.where(hard.valid, hard.pt, f32(0.0))
+    np.multiply(hard_pt, f32(1.0) - z, out=pt[:, :p])  # the emitter keeps its direction and mass
     np.multiply(hard_pt, z, out=pt[:, p : 2 * p])
-    pt[:, 2 * p :] = np.where(isr.valid, isr.pt, 0.0)
+    pt[:, 2 * p :] = isr.pt  # 0 in empty slots
     eta[:, :p] = hard.eta
-    eta[:, p : 2 * p] = hard.eta + dr * np.cos(alpha)
+    np.add(hard.eta, dr * np.cos(alpha), out=eta[:, p : 2 * p])
     eta[:, 2 * p :] = isr.eta
     phi[:, :p] = hard.phi
     phi[:, p : 2 * p] = _wrap_phi(hard.phi + dr * np.sin(alpha))  # |dr| <= 1.5: one wrap at most
     phi[:, 2 * p :] = isr.phi
     mass[:, :p] = hard.mass
-    mass[:, p : 2 * p] = 0.0
+    mass[:, p : 2 * p] = 0
     mass[:, 2 * p :] = isr.mass
-    code = np.full((n, 2 * p + k), 0, dtype=np.int16)  # role -1, light
+    code = np.zeros((n, 2 * p + k), dtype=np.int16)  # role -1, light
     code[:, :p] = (hard.role + 1) * 4 + _HEAVINESS[hard.flavour]
     code[:, 2 * p :] = _HEAVINESS[isr.flavour]
     valid = np.concatenate([hard.valid, emit, isr.valid], axis=1)
@@ -217,28 +219,43 @@ def cluster(partons: Partons, rng: np.random.Generator, config: PhysicsConfig) -
     by_count = np.argsort(-counts, kind="stable")
     sorted_counts = counts[by_count]
     width = int(sorted_counts[0]) if n else 0  # columns beyond it are empty in every event
-    order = np.argsort(-partons.kin[0][by_count], axis=1, kind="stable")[:, :width]
+    # Ties are only between empty slots (pT 0), whose order does not matter: no stable sort needed.
+    order = np.argsort(-partons.kin[0][by_count], axis=1)[:, :width]
     flat = order + (by_count * m)[:, None]
     kin = np.take(partons.kin.reshape(4, n * m), flat, axis=1)
     code = np.take(partons.code, flat)
     pt, eta, phi, mass = kin
     valid = np.arange(width) < sorted_counts[:, None]
-    spread = np.exp(np.float32(config.jet_mass_spread) * rng.standard_normal((n, width), dtype=np.float32))
-    np.maximum(mass, pt * config.jet_mass_fraction * spread, out=mass)
+    spread = rng.standard_normal((n, width), dtype=np.float32)
+    spread *= np.float32(config.jet_mass_spread)
+    np.exp(spread, out=spread)
+    spread *= pt
+    spread *= np.float32(config.jet_mass_fraction)
+    np.maximum(mass, spread, out=mass)
 
     # A parton joins the hardest earlier parton within merge_dr that is still a jet seed.
-    eta_s, phi_s = eta.astype(np.float32), phi.astype(np.float32)
+    # Scratch buffers are reused across columns (k grows, the row prefix shrinks).
     seed = valid.copy()
     jet_of = np.zeros((n, width), dtype=np.intp)
     two_pi, r2 = np.float32(2 * np.pi), np.float32(config.merge_dr**2)
+    de_buf, dp_buf, tmp_buf = (np.empty(n * width, dtype=np.float32) for _ in range(3))
+    near_buf = np.empty(n * width, dtype=np.bool_)
+    rows_with = np.searchsorted(-sorted_counts, -np.arange(width), side="left")  # rows with count > k
     for k in range(1, width):
-        rows = int(np.count_nonzero(sorted_counts > k))
+        rows = int(rows_with[k])
         if rows == 0:
             break
-        de = eta_s[:rows, :k] - eta_s[:rows, k, None]
-        dp = np.abs(phi_s[:rows, :k] - phi_s[:rows, k, None])
-        dp = np.minimum(dp, two_pi - dp)
-        candidates = (de * de + dp * dp < r2) & seed[:rows, :k]
+        size = rows * k
+        de = np.subtract(eta[:rows, :k], eta[:rows, k, None], out=de_buf[:size].reshape(rows, k))
+        dp = np.subtract(phi[:rows, :k], phi[:rows, k, None], out=dp_buf[:size].reshape(rows, k))
+        np.abs(dp, out=dp)
+        tmp = np.subtract(two_pi, dp, out=tmp_buf[:size].reshape(rows, k))
+        np.minimum(dp, tmp, out=dp)
+        np.multiply(de, de, out=de)
+        np.multiply(dp, dp, out=dp)
+        np.add(de, dp, out=de)
+        candidates = np.less(de, r2, out=near_buf[:size].reshape(rows, k))
+        np.logical_and(candidates, seed[:rows, :k], out=candidates)
         joins = np.flatnonzero(candidates.any(axis=1))
         if joins.size:
             jet_of[joins, k] = candidates[joins].argmax(axis=1)
@@ -251,9 +268,11 @@ def cluster(partons: Partons, rng: np.random.Generator, config: PhysicsConfig) -
         flat_kin = kin.reshape(4, -1)
         sums = [
             np.bincount(inverse, weights=c, minlength=receivers.size)
-            for c in _cartesian(*np.take(flat_kin, joined, axis=1))
+            for c in _cartesian(*np.take(flat_kin, joined, axis=1).astype(np.float64))
         ]
-        e, px, py, pz = (s + c for s, c in zip(sums, _cartesian(*np.take(flat_kin, receivers, axis=1))))
+        e, px, py, pz = (
+            s + c for s, c in zip(sums, _cartesian(*np.take(flat_kin, receivers, axis=1).astype(np.float64)))
+        )
         new_pt = np.hypot(px, py)
         flat_kin[0, receivers] = new_pt
         flat_kin[1, receivers] = eta_from_pt_pz(new_pt, pz)
@@ -264,7 +283,7 @@ def cluster(partons: Partons, rng: np.random.Generator, config: PhysicsConfig) -
         np.maximum.at(heavy, inverse, flat_code[joined] & 3)
         receiving = flat_code[receivers]
         flat_code[receivers] = receiving - (receiving & 3) + np.maximum(heavy, receiving & 3)
-    return Jets(by_count, kin.astype(np.float32), code, seed)  # float32 from here: stored precision
+    return Jets(by_count, kin, code, seed)
 
 
 def _cartesian(pt: F64, eta: F64, phi: F64, mass: F64) -> tuple[F64, F64, F64, F64]:
@@ -318,35 +337,46 @@ def reconstruct(
     seed = jets.seed
     r, m = seed.shape
 
-    # Resolution and acceptance; the jet-count cut needs nothing else.
-    jet_pt, eta, jet_phi, jet_mass = jets.kin
-    exp_eta = np.exp(np.where(seed, eta, np.float32(0.0)))
-    p_abs = jet_pt * (np.float32(0.5) * (exp_eta + np.float32(1.0) / exp_eta))  # pt cosh(eta)
-    sigma = _relative_resolution(p_abs * p_abs + jet_mass * jet_mass, eta, config)
-    scale = np.maximum(np.float32(1.0) + sigma * rng.standard_normal((r, m), dtype=np.float32), np.float32(0.05))
-    pt = jet_pt * scale
-    eta = eta + config.jet_angular_resolution * rng.standard_normal((r, m), dtype=np.float32)
-    accepted = seed & (pt > config.jet_pt_min) & (np.abs(eta) < config.jet_eta_max)
-    num_jets = np.count_nonzero(accepted, axis=1)
-    alive = np.flatnonzero(num_jets >= selection.min_jets)
-    pt, eta, accepted, scale, num_jets, rows, code, phi, mass = _take_rows(
-        alive, pt, eta, accepted, scale, num_jets, rows, jets.code, jet_phi, jet_mass
-    )
+    # Resolution and acceptance, on the jets only (a flat list); the jet-count cut needs nothing else.
+    f32 = np.float32
+    where_jet = np.flatnonzero(seed)
+    pt, eta, phi, mass = np.take(jets.kin.reshape(4, -1), where_jet, axis=1)
+    exp_eta = np.exp(eta)
+    p_abs = pt * (f32(0.5) * (exp_eta + f32(1.0) / exp_eta))  # pt cosh(eta)
+    sigma = _relative_resolution(p_abs * p_abs + mass * mass, eta, config)
+    scale = np.maximum(f32(1.0) + sigma * rng.standard_normal(where_jet.size, dtype=f32), f32(0.05))
+    pt *= scale
+    eta += f32(config.jet_angular_resolution) * rng.standard_normal(where_jet.size, dtype=f32)
+    accepted = (pt > config.jet_pt_min) & (np.abs(eta) < config.jet_eta_max)
+    row = where_jet // m
+    num_jets = np.bincount(row[accepted], minlength=r)
+    alive_row = num_jets >= selection.min_jets
+    # From here on only accepted jets of surviving events matter: a rejected jet is never stored.
+    live = np.flatnonzero(accepted & alive_row[row])
+    pt, eta, phi, mass, scale, row = (a[live] for a in (pt, eta, phi, mass, scale, row))
+    code = jets.code.ravel()[where_jet[live]]
+    column = where_jet[live] - row * m
     mass *= scale
-    phi = _wrap_phi(phi + config.jet_angular_resolution * rng.standard_normal(phi.shape, dtype=np.float32))
+    phi = _wrap_phi(phi + f32(config.jet_angular_resolution) * rng.standard_normal(live.size, dtype=f32))
+    alive = np.flatnonzero(alive_row)
+    row = (np.cumsum(alive_row) - 1)[row]  # row among the surviving events
+    rows, num_jets = rows[alive], num_jets[alive]
 
     # Order by pT, keep the hardest max_jets, tag them; the b-tag cut needs nothing else.
-    order = np.argsort(np.where(accepted, -pt, np.inf), axis=1, kind="stable")[:, :max_jets]
-    flat = order + (np.arange(len(alive)) * m)[:, None]
-    pt, eta, phi, mass, kept, code = (np.take(a, flat) for a in (pt, eta, phi, mass, accepted, code))
-    if flat.shape[1] < max_jets:  # fewer partons than the stored maximum: pad (role -1, light)
-        pad = ((0, 0), (0, max_jets - flat.shape[1]))
-        pt, eta, phi, mass, kept, code = (np.pad(a, pad) for a in (pt, eta, phi, mass, kept, code))
-    flavour = _FLAVOUR_OF[code & 3]
-    role = (code >> 2) - 1
+    # key: -pT of each jet in its (event, parton column) cell, inf where there is none.
+    key = np.full((alive.size, max(m, max_jets)), np.inf, dtype=f32)
+    key[row, column] = -pt
+    index = np.zeros(key.shape, dtype=np.intp)
+    index[row, column] = np.arange(live.size)
+    order = np.argsort(key, axis=1)[:, :max_jets]  # ties: empty cells only
+    kept = np.take_along_axis(key, order, axis=1) < np.inf
+    index = np.take_along_axis(index, order, axis=1)
+    pt, eta, phi, mass, code = (np.where(kept, a[index], 0) for a in (pt, eta, phi, mass, code))
+    role = (code >> 2) - 1  # empty slots: code 0, role -1
     btag = np.zeros(kept.shape, dtype=bool)
     tagged = np.flatnonzero(kept)
-    btag.ravel()[tagged] = rng.random(tagged.size) < _btag_probability(pt.ravel()[tagged], flavour.ravel()[tagged])
+    flavour = _FLAVOUR_OF[code.ravel()[tagged] & 3]
+    btag.ravel()[tagged] = rng.random(tagged.size) < _btag_probability(pt.ravel()[tagged], flavour)
     alive = np.flatnonzero(np.count_nonzero(btag, axis=1) >= selection.min_btags)
 
     # Survivors only from here on, back in block order.
@@ -354,7 +384,6 @@ def reconstruct(
     pt, eta, phi, mass, kept, role, btag, num_jets, rows = _take_rows(
         alive, pt, eta, phi, mass, kept, role, btag, num_jets, rows
     )
-    pt, eta, phi, mass = (np.where(kept, a, 0.0) for a in (pt, eta, phi, mass))
 
     # Each stored jet seeded by decay parton r is target r, if it lies within match_dr of it.
     s = len(alive)

@@ -152,10 +152,10 @@ def generate_arrays(process: str | Process, events: int, seed: int, **kwargs) ->
 def _stored(key: str, values: NDArray) -> NDArray:
     """Stored dtype: bool masks, int64 targets/classes, float32 features and regressions."""
     if key.endswith("/MASK"):
-        return values.astype(bool)
+        return values.astype(bool, copy=False)
     if key.startswith(("TARGETS/", "CLASSIFICATIONS/")):
-        return values.astype(np.int64)
-    return values.astype(FLOAT_DTYPE)
+        return values.astype(np.int64, copy=False)
+    return values.astype(FLOAT_DTYPE, copy=False)
 
 
 def write_file(

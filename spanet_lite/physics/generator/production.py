@@ -39,10 +39,11 @@ from spanet_lite.physics.kinematics import (
     breit_wigner_mass,
     eta_from_pt_pz,
     mass_of,
-    two_body_decay,
+    two_body_momentum,
 )
 
 LIGHT, CHARM, BOTTOM = 0, 4, 5
+_PARTON_MASS = np.array([0.0, 0.0, 0.0, 0.0, C_MASS, B_MASS], dtype=np.float32)  # by flavour code
 
 
 @dataclass
@@ -64,8 +65,9 @@ class PartonSet:
     def stack(items: list[tuple[FourVector, int | NDArray[np.int8], int]]) -> PartonSet:
         """Stack (four-vector (n,), flavour, role) triples into an (n, P) set, all valid."""
         n = items[0][0].e.shape[0]
-        e, px, py, pz = (
-            np.stack([getattr(v, c) for v, _, _ in items], axis=1) for c in ("e", "px", "py", "pz")
+        # float32 (the stored precision) from here on: the detector model works in float32.
+        px, py, pz = (
+            np.stack([getattr(v, c).astype(np.float32) for v, _, _ in items], axis=1) for c in ("px", "py", "pz")
         )
         pt = np.hypot(px, py)
         flavour = np.stack([np.broadcast_to(np.asarray(f, dtype=np.int8), (n,)) for _, f, _ in items], axis=1)
@@ -74,7 +76,7 @@ class PartonSet:
             pt,
             eta_from_pt_pz(pt, pz),
             np.arctan2(py, px),
-            mass_of(e, px, py, pz),
+            _PARTON_MASS[flavour],  # the decay masses, exactly (sqrt(E^2 - p^2) would round)
             flavour,
             role,
             np.ones((n, len(items)), dtype=bool),
@@ -99,29 +101,31 @@ def _uniform_phi(rng: np.random.Generator, shape: int | tuple[int, ...]) -> NDAr
 
 
 def sample_isr(rng: np.random.Generator, n: int, config: PhysicsConfig) -> PartonSet:
-    """ISR partons, shape (n, isr_max); slots beyond each event's Poisson count are invalid."""
+    """ISR partons, shape (n, isr_max); slots beyond each event's Poisson count are invalid (pT 0).
+
+    Drawn in float32 (the detector model's precision), which halves the cost of the draws.
+    """
     k = config.isr_max
     count = np.minimum(rng.poisson(config.isr_mean, n), k)
     valid = np.arange(k)[None, :] < count[:, None]
-    pt = config.isr_pt_min + rng.exponential(config.isr_pt_scale, (n, k))
-    eta = rng.normal(0.0, config.isr_eta_sigma, (n, k))
-    u = rng.random((n, k))
-    flavour = np.where(
-        u < config.isr_b_fraction,
-        BOTTOM,
-        np.where(u < config.isr_b_fraction + config.isr_c_fraction, CHARM, LIGHT),
-    ).astype(np.int8)
-    mass = np.where(flavour == BOTTOM, B_MASS, np.where(flavour == CHARM, C_MASS, 0.0))
-    pt = np.where(valid, pt, 0.0)
-    return PartonSet(
-        pt, eta, _uniform_phi(rng, (n, k)), mass, flavour, np.full((n, k), -1, dtype=np.int16), valid
-    )
+    f32 = np.float32
+    pt = f32(config.isr_pt_min) + f32(config.isr_pt_scale) * rng.standard_exponential((n, k), dtype=f32)
+    eta = f32(config.isr_eta_sigma) * rng.standard_normal((n, k), dtype=f32)
+    u = rng.random((n, k), dtype=f32)
+    thresholds = np.array([config.isr_b_fraction, config.isr_b_fraction + config.isr_c_fraction], dtype=f32)
+    flavour = _ISR_FLAVOUR[np.searchsorted(thresholds, u, side="right")]  # u < b: b; u < b + c: c
+    phi = f32(2 * np.pi) * rng.random((n, k), dtype=f32) - f32(np.pi)
+    pt *= valid
+    return PartonSet(pt, eta, phi, _PARTON_MASS[flavour], flavour, np.full((n, k), -1, dtype=np.int16), valid)
+
+
+_ISR_FLAVOUR = np.array([BOTTOM, CHARM, LIGHT], dtype=np.int8)
 
 
 def recoil(isr: PartonSet) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Transverse momentum the hard system must carry so that the event balances (n,)."""
-    px = (isr.pt * np.cos(isr.phi)).sum(axis=1)  # invalid slots have pt = 0
-    py = (isr.pt * np.sin(isr.phi)).sum(axis=1)
+    px = (isr.pt * np.cos(isr.phi)).sum(axis=1, dtype=np.float64)  # invalid slots have pt = 0
+    py = (isr.pt * np.sin(isr.phi)).sum(axis=1, dtype=np.float64)
     return -px, -py
 
 
@@ -164,7 +168,43 @@ def rapidities(
 def resonance(
     px: NDArray[np.float64], py: NDArray[np.float64], y: NDArray[np.float64], mass: NDArray[np.float64]
 ) -> FourVector:
-    return FourVector.from_pt_y_phi_mass(np.hypot(px, py), y, np.arctan2(py, px), mass)
+    """Four-momentum from (px, py), rapidity y and mass: E = mT cosh y, pz = mT sinh y."""
+    mt = np.sqrt(px * px + py * py + mass * mass)
+    exp_y = np.exp(y)
+    half_mt_inverse = 0.5 * mt / exp_y
+    half_mt = 0.5 * mt * exp_y
+    return FourVector(half_mt + half_mt_inverse, px, py, half_mt - half_mt_inverse)
+
+
+def isotropic_decay(
+    rng: np.random.Generator,
+    parent: FourVector,
+    m1: float | NDArray[np.float64],
+    m2: float | NDArray[np.float64],
+) -> tuple[FourVector, FourVector]:
+    """Isotropic two-body decay of ``parent`` into masses m1, m2 (what ``two_body_decay`` does).
+
+    Daughter 1 gets momentum p* along an isotropic direction in the parent rest frame and is
+    boosted to the lab; daughter 2 is parent - daughter 1 (momentum conservation), which
+    saves the second boost.
+    """
+    n = parent.e.shape[0]
+    cos_theta, phi = rng.uniform(-1.0, 1.0, n), _uniform_phi(rng, n)
+    mass = mass_of(parent.e, parent.px, parent.py, parent.pz)
+    p = two_body_momentum(mass, m1, m2)
+    p_sin = p * np.sqrt(np.maximum(1.0 - cos_theta * cos_theta, 0.0))
+    dx, dy, dz = p_sin * np.cos(phi), p_sin * np.sin(phi), p * cos_theta
+    e1 = np.sqrt(p * p + np.square(m1))
+    # Boost by beta = P / E: gamma = E / M, and (gamma - 1) / beta^2 = E^2 / (M (E + M)).
+    gamma = parent.e / mass
+    bp = (parent.px * dx + parent.py * dy + parent.pz * dz) / parent.e
+    coefficient = gamma * gamma / (gamma + 1.0) * bp + gamma * e1
+    inverse_e = coefficient / parent.e
+    d1 = FourVector(
+        gamma * (e1 + bp), dx + inverse_e * parent.px, dy + inverse_e * parent.py, dz + inverse_e * parent.pz
+    )
+    d2 = FourVector(parent.e - d1.e, parent.px - d1.px, parent.py - d1.py, parent.pz - d1.pz)
+    return d1, d2
 
 
 def top_masses(rng: np.random.Generator, n: int, config: PhysicsConfig) -> NDArray[np.float64]:
@@ -178,10 +218,6 @@ def higgs_masses(rng: np.random.Generator, n: int, config: PhysicsConfig) -> NDA
     return breit_wigner_mass(rng.random(n), HIGGS_MASS, HIGGS_WIDTH, HIGGS_MASS - window, HIGGS_MASS + window)
 
 
-def _isotropic(rng: np.random.Generator, n: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    return rng.uniform(-1.0, 1.0, n), _uniform_phi(rng, n)
-
-
 def decay_top(
     rng: np.random.Generator, top: FourVector, config: PhysicsConfig
 ) -> tuple[FourVector, FourVector]:
@@ -190,8 +226,7 @@ def decay_top(
     window = config.bw_window * config.w_width
     high = np.minimum(W_MASS + window, top.mass - B_MASS - 0.5)
     w_mass = breit_wigner_mass(rng.random(n), W_MASS, config.w_width, max(W_MASS - window, 1.0), high)
-    b, w = two_body_decay(top, B_MASS, w_mass, *_isotropic(rng, n))
-    return b, w
+    return isotropic_decay(rng, top, B_MASS, w_mass)
 
 
 def decay_w_hadronic(
@@ -203,7 +238,7 @@ def decay_w_hadronic(
     charm_first = rng.random(n) < 0.5
     m1 = np.where(charm & charm_first, C_MASS, 0.0)
     m2 = np.where(charm & ~charm_first, C_MASS, 0.0)
-    q1, q2 = two_body_decay(w, m1, m2, *_isotropic(rng, n))
+    q1, q2 = isotropic_decay(rng, w, m1, m2)
     f1 = np.where(charm & charm_first, CHARM, LIGHT).astype(np.int8)
     f2 = np.where(charm & ~charm_first, CHARM, LIGHT).astype(np.int8)
     return q1, q2, f1, f2
@@ -213,12 +248,10 @@ def decay_w_leptonic(rng: np.random.Generator, w: FourVector) -> Lepton:
     """W -> e nu or mu nu with equal odds (taus are not generated)."""
     n = w.e.shape[0]
     electron = rng.random(n) < 0.5
-    lepton, neutrino = two_body_decay(
-        w, np.where(electron, ELECTRON_MASS, MUON_MASS), 0.0, *_isotropic(rng, n)
-    )
+    lepton, neutrino = isotropic_decay(rng, w, np.where(electron, ELECTRON_MASS, MUON_MASS), 0.0)
     return Lepton(lepton, electron, neutrino)
 
 
 def decay_to_bb(rng: np.random.Generator, parent: FourVector) -> tuple[FourVector, FourVector]:
     """H -> b bbar (or a g* -> b bbar system), isotropic."""
-    return two_body_decay(parent, B_MASS, B_MASS, *_isotropic(rng, parent.e.shape[0]))
+    return isotropic_decay(rng, parent, B_MASS, B_MASS)

@@ -1,0 +1,68 @@
+"""Small pieces of the training run, without training: durations, versions, CSV, best-by-value."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from spanet_lite.training.interrupt import parse_time_limit
+from spanet_lite.training.progress import epoch_line
+from spanet_lite.training.recorder import RunRecorder, create_version_dir, metrics_csv_text
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [(3600, 3600.0), ("90s", 90.0), ("45m", 2700.0), ("2h", 7200.0), ("1d", 86400.0), ("1.5h", 5400.0),
+     ("01:30:00", 5400.0), ("10:00", 600.0), ("1:00:00:00", 86400.0), ("120", 120.0)],
+)
+def test_time_limits_read_like_a_batch_system_writes_them(text: str | int, seconds: float) -> None:
+    assert parse_time_limit(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "-5", "0", "1:2:3:4:5", "", "5x"])
+def test_nonsense_or_non_positive_time_limits_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_time_limit(text)
+
+
+def test_a_new_run_takes_the_first_version_after_the_highest(tmp_path: Path) -> None:
+    (tmp_path / "version_0").mkdir()
+    (tmp_path / "version_3").mkdir()
+    (tmp_path / "version_x").mkdir()
+    assert create_version_dir(tmp_path).name == "version_4"
+    assert create_version_dir(tmp_path).name == "version_5"
+    assert create_version_dir(tmp_path / "new").name == "version_0"
+
+
+def test_metrics_csv_puts_bookkeeping_first_then_sorted_metrics_and_blanks_for_nan() -> None:
+    rows = [
+        {"epoch": 0, "step": 4, "val/event_purity": math.nan, "train/total_loss": 2.5, "lr": 0.001},
+        {"epoch": 1, "step": 8, "val/event_purity": 0.25, "train/total_loss": 2.0, "lr": 0.0005},
+    ]
+    assert metrics_csv_text(rows).splitlines() == [
+        "epoch,step,lr,train/total_loss,val/event_purity",
+        "0,4,0.001,2.5,",
+        "1,8,0.0005,2.0,0.25",
+    ]
+
+
+def test_best_is_chosen_by_value_and_nan_never_wins() -> None:
+    recorder = RunRecorder(parent=Path("."), files={}, monitor="val/event_purity", mode="max")
+    assert recorder.improved(math.nan)  # the first epoch is always the best so far
+    recorder.best_value = 0.30
+    assert recorder.improved(0.31) and not recorder.improved(0.30) and not recorder.improved(math.nan)
+    assert not recorder.improved(0.1) and not recorder.improved(None)
+    recorder.best_value = math.nan  # an undefined first value loses to any real one
+    assert recorder.improved(0.0)
+    lowest = RunRecorder(parent=Path("."), files={}, monitor="val/total_loss", mode="min")
+    lowest.best_value = 2.0
+    assert lowest.improved(1.9) and not lowest.improved(2.1)
+
+
+def test_epoch_line_names_losses_metrics_and_the_best_so_far_and_hides_absent_heads() -> None:
+    row = {"epoch": 2, "train/total_loss": 3.25, "val/total_loss": 3.5, "train/regression_loss": 0.0,
+           "val/regression_loss": 0.0, "val/event_purity": 0.41, "time_s": 12.3}
+    line = epoch_line(row, 10, "val/event_purity", 0.42, 1)
+    assert line == "epoch 3/10  loss 3.2500 (val 3.5000)  purity 0.4100  best purity 0.4200 @ 2  12s"
