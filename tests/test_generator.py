@@ -12,7 +12,7 @@ import pytest
 from spanet_lite.cli.generate import main
 from spanet_lite.config import load_event_spec, parse_event_spec
 from spanet_lite.dataset.schema import validate_file
-from spanet_lite.physics.generator import PROCESSES, PhysicsConfig, generate_arrays, write_file
+from spanet_lite.physics.generator import PROCESSES, PhysicsConfig, Selection, generate_arrays, write_file
 from spanet_lite.physics.generator.detector import btag_efficiency
 from spanet_lite.physics.kinematics import to_cartesian
 from spanet_lite.physics.neutrino import solve_neutrino
@@ -231,3 +231,23 @@ def test_cli_selection_options_and_bad_values(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err and "--set fsr_probability=lots" in err
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_early_selection_keeps_exactly_the_passing_candidates():
+    # The detector applies the cuts while it simulates; with no cuts every candidate comes out,
+    # in block order, and the default cuts keep a subset that satisfies them.
+    process = PROCESSES["ttbar_allhad"]
+    loose = Selection(min_jets=0, min_btags=0)
+    rng = np.random.default_rng(0)
+    arrays, reco = process.simulate(rng, 2000, PhysicsConfig(), process.max_objects, 0.5, loose)
+    np.testing.assert_array_equal(reco.events, np.arange(2000))
+    assert arrays["INPUTS/Source/MASK"].shape == (2000, 10)
+    assert (reco.num_jets < 6).mean() > 0.3  # the loose run really contains failing events
+
+    arrays, reco = process.simulate(
+        np.random.default_rng(0), 2000, PhysicsConfig(), 10, 0.5, process.selection
+    )
+    assert np.all(np.diff(reco.events) > 0)
+    assert np.all(reco.num_jets >= 6)
+    assert np.all((reco.jet_btag & reco.jet_mask).sum(axis=1) >= 2)
+    assert 0.15 < len(reco.events) / 2000 < 0.32

@@ -51,10 +51,11 @@ class SymmetricTensorAttention(nn.Module):
         allowed: list[set[int]] = []
         orbit_of = {j: orbit for orbit in particle.symmetry.orbits() for j in orbit}
         for j in range(self.k):
-            names = {particle.products[m].input for m in orbit_of[j]}
-            allowed.append(
-                set(range(len(sequential))) if None in names else {sequential.index(n) for n in names}
-            )
+            names = [particle.products[m].input for m in orbit_of[j]]
+            if any(name is None for name in names):
+                allowed.append(set(range(len(sequential))))
+            else:
+                allowed.append({sequential.index(name) for name in names if name is not None})
         self.allowed_inputs = allowed
         self._cache: dict[tuple, tuple[Tensor, Tensor | None]] = {}
 

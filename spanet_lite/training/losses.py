@@ -335,7 +335,7 @@ def parameter_groups(network: nn.Module, l2_penalty: float) -> list[dict[str, An
     type embeddings are excluded: shrinking them towards 0 changes what the network computes
     rather than limiting its capacity.
     """
-    decay: list[nn.Parameter] = []
+    decay: list[Tensor] = []
     decay_ids: set[int] = set()
     for module in network.modules():
         if isinstance(module, (nn.Linear, StackedLinear)) and module.weight.requires_grad:

@@ -110,7 +110,7 @@ class SpanetModule(pl.LightningModule):
         outputs = self.network(batch.features, batch.masks)
         result = compute_losses(outputs, batch, self.network, self.spec, self.options)
         size = batch.batch_size
-        distributed = stage != "train" or self.trainer.world_size > 1
+        distributed = self.trainer.world_size > 1  # epoch means over all processes' events
         self.log(
             f"{stage}/total_loss",
             result.total.detach(),

@@ -26,6 +26,22 @@ Steps, vectorised over a block of n events with P partons each:
 9. **Leptons**: pT and direction smeared; accepted with pT > 25 GeV, |eta| < 2.5 and no stored
    jet within ``lepton_isolation_dr`` (0.4) - a lepton inside a jet is not isolated.
 10. **MET** = neutrino pT + Gaussian noise of sigma = met_resolution * sqrt(sum ET) per component.
+
+Speed (the generator must make >= 50k selected all-hadronic ttbar events per second on one core):
+
+* The selection runs *inside* :func:`reconstruct`, each cut as soon as its quantity is final -
+  lepton pT/eta before any jet work, the jet count right after smearing, a b-tag count over all
+  accepted jets before the pT sort (a necessary condition) and the exact one over the stored
+  jets after it, lepton isolation last - and later steps run on the survivors only. Events get
+  independent random numbers either way, so the selected sample has the same distribution as
+  if every step ran on every event.
+* Partons are packed as one (4, n, m) float32 array (pT, eta, phi, mass) plus one int16 code
+  (role and flavour), so the pT ordering is one gather; clustering runs on rows sorted by
+  parton count so that column k's merging step touches a contiguous prefix of rows.
+* After clustering the jets are a flat list (no padded slots); only accepted jets of events
+  that passed the jet-count cut are sorted into the padded (events, max_jets) layout.
+* float32 throughout the detector model (the stored precision); four-momentum sums of merged
+  partons are done in float64.
 """
 
 from __future__ import annotations
@@ -119,8 +135,12 @@ def _relative_resolution(energy2: NDArray[np.float32], eta: NDArray[np.float32],
     sigma/E = sqrt(c^2 + s^2 / E + n^2 / E^2), the coefficients picked by |eta| first.
     """
     central = np.abs(eta) <= np.float32(config.jer_eta_boundary)
-    c2 = np.where(central, np.float32(config.jer_constant_central**2), np.float32(config.jer_constant_forward**2))
-    s2 = np.where(central, np.float32(config.jer_stochastic_central**2), np.float32(config.jer_stochastic_forward**2))
+    c2 = np.where(
+        central, np.float32(config.jer_constant_central**2), np.float32(config.jer_constant_forward**2)
+    )
+    s2 = np.where(
+        central, np.float32(config.jer_stochastic_central**2), np.float32(config.jer_stochastic_forward**2)
+    )
     n2 = np.where(central, np.float32(config.jer_noise_central**2), np.float32(0.0))
     inverse2 = np.float32(1.0) / np.maximum(energy2, np.float32(1e-18))
     return np.sqrt(c2 + s2 * np.sqrt(inverse2) + n2 * inverse2)
@@ -131,6 +151,10 @@ def _wrap_phi(phi: NDArray[np.floating]) -> NDArray[np.floating]:
     two_pi = phi.dtype.type(2 * np.pi)
     phi = np.where(phi >= np.pi, phi - two_pi, phi)
     return np.where(phi < -np.pi, phi + two_pi, phi)
+
+
+_HEAVINESS = np.array([0, 0, 0, 0, 1, 2], dtype=np.int16)  # flavour code -> light 0 < c 1 < b 2
+_FLAVOUR_OF = np.array([LIGHT, CHARM, BOTTOM], dtype=np.int8)
 
 
 @dataclass
@@ -185,10 +209,6 @@ def radiate(rng: np.random.Generator, hard: PartonSet, isr: PartonSet, config: P
     return Partons(kin, code, valid)
 
 
-_HEAVINESS = np.array([0, 0, 0, 0, 1, 2], dtype=np.int16)  # flavour code -> light 0 < c 1 < b 2
-_FLAVOUR_OF = np.array([LIGHT, CHARM, BOTTOM], dtype=np.int8)
-
-
 @dataclass
 class Jets:
     """Clustered jets of a block, one row per event, rows in ``events`` order (not block order).
@@ -234,11 +254,12 @@ def cluster(partons: Partons, rng: np.random.Generator, config: PhysicsConfig) -
     np.maximum(mass, spread, out=mass)
 
     # A parton joins the hardest earlier parton within merge_dr that is still a jet seed.
-    # Scratch buffers are reused across columns (k grows, the row prefix shrinks).
+    # |d_eta| < merge_dr is checked on every pair first (cheap: most pairs fail it); the full
+    # dR is computed only for the pairs that pass. Scratch buffers are reused across columns.
     seed = valid.copy()
     jet_of = np.zeros((n, width), dtype=np.intp)
-    two_pi, r2 = np.float32(2 * np.pi), np.float32(config.merge_dr**2)
-    de_buf, dp_buf, tmp_buf = (np.empty(n * width, dtype=np.float32) for _ in range(3))
+    two_pi, r, r2 = np.float32(2 * np.pi), np.float32(config.merge_dr), np.float32(config.merge_dr**2)
+    de_buf = np.empty(n * width, dtype=np.float32)
     near_buf = np.empty(n * width, dtype=np.bool_)
     rows_with = np.searchsorted(-sorted_counts, -np.arange(width), side="left")  # rows with count > k
     for k in range(1, width):
@@ -247,19 +268,25 @@ def cluster(partons: Partons, rng: np.random.Generator, config: PhysicsConfig) -
             break
         size = rows * k
         de = np.subtract(eta[:rows, :k], eta[:rows, k, None], out=de_buf[:size].reshape(rows, k))
-        dp = np.subtract(phi[:rows, :k], phi[:rows, k, None], out=dp_buf[:size].reshape(rows, k))
-        np.abs(dp, out=dp)
-        tmp = np.subtract(two_pi, dp, out=tmp_buf[:size].reshape(rows, k))
-        np.minimum(dp, tmp, out=dp)
-        np.multiply(de, de, out=de)
-        np.multiply(dp, dp, out=dp)
-        np.add(de, dp, out=de)
-        candidates = np.less(de, r2, out=near_buf[:size].reshape(rows, k))
-        np.logical_and(candidates, seed[:rows, :k], out=candidates)
-        joins = np.flatnonzero(candidates.any(axis=1))
-        if joins.size:
-            jet_of[joins, k] = candidates[joins].argmax(axis=1)
-            seed[joins, k] = False
+        np.abs(de, out=de)
+        near = np.less(de, r, out=near_buf[:size].reshape(rows, k))
+        np.logical_and(near, seed[:rows, :k], out=near)
+        pairs = np.flatnonzero(near)
+        if not pairs.size:
+            continue
+        i, j = np.divmod(pairs, k)
+        dp = np.abs(phi[i, j] - phi[i, k])
+        dp = np.minimum(dp, two_pi - dp)
+        d_eta = de.ravel()[pairs]
+        hit = d_eta * d_eta + dp * dp < r2
+        i, j = i[hit], j[hit]
+        if not i.size:
+            continue
+        first = np.ones(i.size, dtype=bool)  # pairs are row-major: a row's first hit is its hardest seed
+        np.not_equal(i[1:], i[:-1], out=first[1:])
+        i, j = i[first], j[first]
+        jet_of[i, k] = j
+        seed[i, k] = False
 
     # Sum the joining partons into their jets; only merged jets need recomputing.
     joined = np.flatnonzero(valid & ~seed)
@@ -308,11 +335,10 @@ def reconstruct(
     """Run the whole detector model and the selection on one block (see module doc).
 
     Returns only the events that pass ``selection``, in block order (``Reconstructed.events``).
-    The cuts are applied as soon as the quantity they test is known - the lepton before any
-    jet work, the jet count right after smearing, the b-tag count right after tagging - so the
-    later steps run on the survivors only. Every cut is exact (it tests the final quantity),
-    and each event still gets independent random numbers, so the selected sample is
-    distributed exactly as if every step ran on every event.
+    The cuts are applied as soon as the quantity they test is known (see the module doc), so
+    the later steps run on the survivors only. Every cut is exact, and each event still gets
+    independent random numbers, so the selected sample is distributed exactly as if every step
+    ran on every event.
 
     ``hard`` column r carries role r (or -1 where that event has no such target, e.g. background),
     so the truth direction of target r is column r.
@@ -354,15 +380,26 @@ def reconstruct(
     # From here on only accepted jets of surviving events matter: a rejected jet is never stored.
     live = np.flatnonzero(accepted & alive_row[row])
     pt, eta, phi, mass, scale, row = (a[live] for a in (pt, eta, phi, mass, scale, row))
-    code = jets.code.ravel()[where_jet[live]]
-    column = where_jet[live] - row * m
+    where_jet = where_jet[live]
+    code = jets.code.ravel()[where_jet]
+
+    # b-tag every accepted jet. An event with too few tags among all its accepted jets cannot
+    # have enough among the stored (hardest max_jets) ones: drop it before sorting.
+    tag = rng.random(live.size, dtype=f32) < _btag_probability(pt, _FLAVOUR_OF[code & 3])
+    enough = np.bincount(row[tag], minlength=r) >= selection.min_btags
+    alive_row &= enough
+    live = np.flatnonzero(alive_row[row])
+    pt, eta, phi, mass, scale, row, where_jet, code, tag = (
+        a[live] for a in (pt, eta, phi, mass, scale, row, where_jet, code, tag)
+    )
+    column = where_jet - row * m
     mass *= scale
     phi = _wrap_phi(phi + f32(config.jet_angular_resolution) * rng.standard_normal(live.size, dtype=f32))
     alive = np.flatnonzero(alive_row)
     row = (np.cumsum(alive_row) - 1)[row]  # row among the surviving events
     rows, num_jets = rows[alive], num_jets[alive]
 
-    # Order by pT, keep the hardest max_jets, tag them; the b-tag cut needs nothing else.
+    # Order by pT and keep the hardest max_jets; then the exact b-tag count of the stored jets.
     # key: -pT of each jet in its (event, parton column) cell, inf where there is none.
     key = np.full((alive.size, max(m, max_jets)), np.inf, dtype=f32)
     key[row, column] = -pt
@@ -372,11 +409,8 @@ def reconstruct(
     kept = np.take_along_axis(key, order, axis=1) < np.inf
     index = np.take_along_axis(index, order, axis=1)
     pt, eta, phi, mass, code = (np.where(kept, a[index], 0) for a in (pt, eta, phi, mass, code))
+    btag = kept & tag[index]
     role = (code >> 2) - 1  # empty slots: code 0, role -1
-    btag = np.zeros(kept.shape, dtype=bool)
-    tagged = np.flatnonzero(kept)
-    flavour = _FLAVOUR_OF[code.ravel()[tagged] & 3]
-    btag.ravel()[tagged] = rng.random(tagged.size) < _btag_probability(pt.ravel()[tagged], flavour)
     alive = np.flatnonzero(np.count_nonzero(btag, axis=1) >= selection.min_btags)
 
     # Survivors only from here on, back in block order.
@@ -400,7 +434,12 @@ def reconstruct(
     reco = Reconstructed(pt, eta, phi, mass, btag, kept, num_jets, targets, events=block_events)
     sum_et = pt.sum(axis=1)
     if lepton is not None:
-        l_pt, l_eta, l_phi, l_ok = l_pt[block_events], l_eta[block_events], l_phi[block_events], l_ok[block_events]
+        l_pt, l_eta, l_phi, l_ok = (
+            l_pt[block_events],
+            l_eta[block_events],
+            l_phi[block_events],
+            l_ok[block_events],
+        )
         reco.lepton_pt, reco.lepton_eta, reco.lepton_phi = l_pt, l_eta, l_phi
         reco.lepton_mass = lepton.vector.mass[block_events]
         d_eta = eta - l_eta[:, None]

@@ -3,7 +3,9 @@
 Determinism: candidate events are simulated in blocks of ``BLOCK_SIZE``; block i draws from
 ``numpy.random.default_rng([seed, i])``. The selected events are the first N passing ones in
 block order, so a file depends only on (process, N, seed, physics, selection) - not on the
-write chunk size or on how the work is split.
+write chunk size or on how the work is split. The selection is applied inside the simulation
+(``detector.reconstruct`` cuts as early as it can and simulates the rest for survivors only),
+so it is part of what a block's random numbers are spent on.
 
 Memory: one block plus one write chunk is held at a time, whatever N is.
 """
@@ -22,7 +24,7 @@ from spanet_lite.io import atomic_path
 from spanet_lite.physics.generator.config import PhysicsConfig, Selection
 from spanet_lite.physics.generator.processes import PROCESSES, Process
 
-BLOCK_SIZE = 16_384
+BLOCK_SIZE = 8_192
 CANDIDATE_KEY = "_candidate"  # global index of each selected event among simulated ones (not stored)
 FLOAT_DTYPE = np.float32
 GZIP_LEVEL = 1  # level 1 writes ~2x faster than the default 4 and the files grow by only a few %

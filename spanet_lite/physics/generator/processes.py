@@ -1,8 +1,9 @@
 """The generated processes: parton-level recipe, target slots, stored layout and default selection.
 
 Each process turns a block of n candidate events into HDF5-ready arrays (keys are dataset
-paths, FORMATS.md section 2) plus the quantities the selection needs. Target slot r of a
-process is column r of its hard partons (see ``detector.reconstruct``).
+paths, FORMATS.md section 2) of the events that pass the selection, which the detector model
+applies while it simulates. Target slot r of a process is column r of its hard partons (see
+``detector.reconstruct``).
 
 Spectra (Gamma shape, scale in GeV) and rapidity widths are documented in ``production``.
 """
@@ -298,4 +299,3 @@ HH_4B = Process(
 )
 
 PROCESSES: dict[str, Process] = {p.name: p for p in (TTBAR_ALLHAD, TTBAR_SEMILEP, TTH_SEMILEP, HH_4B)}
-

@@ -67,7 +67,8 @@ class PartonSet:
         n = items[0][0].e.shape[0]
         # float32 (the stored precision) from here on: the detector model works in float32.
         px, py, pz = (
-            np.stack([getattr(v, c).astype(np.float32) for v, _, _ in items], axis=1) for c in ("px", "py", "pz")
+            np.stack([getattr(v, c).astype(np.float32) for v, _, _ in items], axis=1)
+            for c in ("px", "py", "pz")
         )
         pt = np.hypot(px, py)
         flavour = np.stack([np.broadcast_to(np.asarray(f, dtype=np.int8), (n,)) for _, f, _ in items], axis=1)
