@@ -92,17 +92,64 @@ def test_targets_are_unique_and_point_at_real_jets(allhad):
         assert event_mask[real].all()
 
 
-def test_allhad_matching_and_multiplicity_near_the_published_sample(allhad):
-    # SPANet authors' sample: 32.7 % both tops fully matched, 52.3 % one, 15.0 % none.
+def test_allhad_matching_and_multiplicity_near_the_pythia_backend(allhad):
+    # The detector model is tuned to the Pythia 8 + FastJet backend (docs/readme_pythia.md):
+    # there 27.2 % of selected events have both tops fully matched, 53.5 % one, 19.3 % none
+    # (+-1.4 points); the SPANet authors' Delphes sample has 32.7 / 52.3 / 15.0 %. 3000 events
+    # here: +-0.8 points statistical.
     full = [
         np.all([allhad[f"TARGETS/{t}/{q}"] >= 0 for q in ("q1", "q2", "b")], axis=0) for t in ("t1", "t2")
     ]
     both, one = np.mean(full[0] & full[1]), np.mean(full[0] ^ full[1])
-    assert 0.26 < both < 0.39
-    assert 0.45 < one < 0.60
-    assert 0.09 < 1 - both - one < 0.21
+    assert 0.23 < both < 0.32
+    assert 0.48 < one < 0.60
+    assert 0.13 < 1 - both - one < 0.24
     jets = allhad["INPUTS/Source/MASK"].sum(axis=1).mean()
     assert 6.3 < jets < 7.3
+
+
+def test_jet_axis_tail_moves_jets_off_their_partons():
+    # With every jet axis moved by dR 0.6-0.7 no parton finds its jet within 0.4; without the
+    # tail most do (loose selection: every candidate event comes out).
+    process, loose = PROCESSES["ttbar_allhad"], Selection(min_jets=0, min_btags=0)
+    moved = PhysicsConfig(
+        jet_axis_tail_b=1.0, jet_axis_tail_light=1.0, jet_axis_tail_dr_min=0.6, jet_axis_tail_dr_max=0.7
+    )
+    _, reco = process.simulate(np.random.default_rng(0), 1000, moved, process.max_objects, 0.5, loose)
+    assert np.all(reco.targets == -1)
+    still = moved.with_overrides(jet_axis_tail_b=0.0, jet_axis_tail_light=0.0)
+    _, reco = process.simulate(np.random.default_rng(0), 1000, still, process.max_objects, 0.5, loose)
+    assert (reco.targets >= 0).mean() > 0.6
+
+
+def test_b_jet_response_lowers_b_jet_pt():
+    # hh -> 4b: every decay jet is a b jet, so a b-jet response of 0.5 halves the matched jets' pT
+    # (same seed: the same events and random numbers, only the scale differs).
+    process, loose = PROCESSES["hh_4b"], Selection(min_jets=0, min_btags=0)
+    full = PhysicsConfig(jet_response_b=1.0, jet_pt_min=0.0)
+    half = full.with_overrides(jet_response_b=0.5)
+    _, a = process.simulate(np.random.default_rng(1), 500, full, process.max_objects, 0.5, loose)
+    _, b = process.simulate(np.random.default_rng(1), 500, half, process.max_objects, 0.5, loose)
+    row = np.arange(len(a.events))[:, None]
+    both = (a.targets >= 0) & (b.targets >= 0)
+    pt_a = a.jet_pt[row, np.maximum(a.targets, 0)][both]
+    pt_b = b.jet_pt[row, np.maximum(b.targets, 0)][both]
+    np.testing.assert_allclose(pt_b / pt_a, 0.5, rtol=1e-5)
+
+
+def test_lepton_identification_and_isolation_efficiency():
+    # Delphes identification (0.95 central, 0.85 forward) times isolation 0.78: about 72 % of the
+    # leptons inside the acceptance survive, as measured in the Pythia backend.
+    process = PROCESSES["ttbar_semilep"]
+    loose = Selection(min_jets=0, min_btags=0, leptons=0)
+    perfect = PhysicsConfig(
+        lepton_efficiency_central=1.0, lepton_efficiency_forward=1.0, lepton_isolation_efficiency=1.0
+    )
+    rates = []
+    for config in (perfect, PhysicsConfig()):
+        _, reco = process.simulate(np.random.default_rng(2), 20000, config, process.max_objects, 0.5, loose)
+        rates.append(reco.lepton_accepted.mean())
+    assert rates[1] / rates[0] == pytest.approx(0.72, abs=0.03)
 
 
 def test_btag_efficiency_uses_the_delphes_atlas_formulas():

@@ -14,8 +14,14 @@ Steps, vectorised over a block of n events with P partons each:
    are anti-kT-like: hard partons keep their axis, soft ones are absorbed). Four-momenta add.
 4. **Truth**: a jet belongs to its seed (its hardest parton). A decay parton that is not a
    seed is lost (it merged into another parton's jet); targets therefore stay unique.
-5. **Resolution**: the jet four-momentum is scaled by 1 + sigma(E)/E * N(0, 1) with the
-   Delphes ATLAS calorimeter formula; eta and phi are smeared by ``jet_angular_resolution``.
+5. **Response and resolution**: the jet four-momentum is scaled by
+   response * (1 + sigma(E)/E * N(0, 1)) with the Delphes ATLAS calorimeter formula for sigma;
+   response is ``jet_response_b`` (0.95) for b-flavoured jets, ``jet_response_light`` (0.985)
+   otherwise, and b jets add ``jet_response_spread_b`` (0.15) to sigma/E in quadrature (one
+   normal draw per jet either way). eta and phi are smeared by ``jet_angular_resolution``, and
+   a fraction of the jets (``jet_axis_tail_b`` 6 %, ``jet_axis_tail_light`` 2 %) has its axis
+   moved by dR log-uniform in [0.2, 0.8] (radiation that pulls the axis; in the Pythia backend
+   it is why partons miss their jet). These numbers are tuned to the Pythia backend.
 6. **Acceptance**: pT > 25 GeV, |eta| < 2.5; jets sorted by pT and truncated to the maximum.
 7. **b-tagging** on the jet's truth flavour (b if any b parton in it, else c if any c, else
    light), Delphes ATLAS card efficiencies, pT in GeV:
@@ -23,11 +29,13 @@ Steps, vectorised over a block of n events with P partons each:
    light: 0.002 + 7.3e-6 pT.
 8. **Matching**: a decay parton's target is its jet if that jet survived step 6 and lies within
    ``match_dr`` (0.4) of the parton; else -1.
-9. **Leptons**: pT and direction smeared; accepted with pT > 25 GeV, |eta| < 2.5 and no stored
-   jet within ``lepton_isolation_dr`` (0.4) - a lepton inside a jet is not isolated.
+9. **Leptons**: pT and direction smeared; accepted with pT > 25 GeV, |eta| < 2.5, with the
+   Delphes ATLAS identification efficiency (0.95 for |eta| <= 1.5, 0.85 beyond) times an
+   isolation efficiency (0.78, tuned to the Pythia backend's relative isolation), and with no
+   stored jet within ``lepton_isolation_dr`` (0.4) - a lepton inside a jet is not isolated.
 10. **MET** = neutrino pT + Gaussian noise of sigma = met_resolution * sqrt(sum ET) per component.
 
-Speed (the generator must make >= 50k selected all-hadronic ttbar events per second on one core):
+Speed (the generator must make >= 40k selected all-hadronic ttbar events per second on one core):
 
 * The selection runs *inside* :func:`reconstruct`, each cut as soon as its quantity is final -
   lepton pT/eta before any jet work, the jet count right after smearing, a b-tag count over all
@@ -351,6 +359,12 @@ def reconstruct(
         l_eta = lv.eta + config.lepton_angular_resolution * rng.standard_normal(n)
         l_phi = delta_phi(lv.phi + config.lepton_angular_resolution * rng.standard_normal(n), 0.0)
         l_ok = (l_pt > config.lepton_pt_min) & (np.abs(l_eta) < config.lepton_eta_max)
+        efficiency = config.lepton_isolation_efficiency * np.where(
+            np.abs(l_eta) <= config.lepton_efficiency_eta,
+            config.lepton_efficiency_central,
+            config.lepton_efficiency_forward,
+        )
+        l_ok &= rng.random(n) < efficiency
         if selection.leptons >= 2:  # at most one lepton per event: nothing can pass
             l_ok[:] = False
         if selection.leptons:
@@ -370,9 +384,15 @@ def reconstruct(
     exp_eta = np.exp(eta)
     p_abs = pt * (f32(0.5) * (exp_eta + f32(1.0) / exp_eta))  # pt cosh(eta)
     sigma = _relative_resolution(p_abs * p_abs + mass * mass, eta, config)
+    is_b = (jets.code.ravel()[where_jet] & 3) == 2
+    if config.jet_response_spread_b:
+        sigma = np.where(is_b, np.sqrt(sigma * sigma + f32(config.jet_response_spread_b**2)), sigma)
+    response = np.where(is_b, f32(config.jet_response_b), f32(config.jet_response_light))
     scale = np.maximum(f32(1.0) + sigma * rng.standard_normal(where_jet.size, dtype=f32), f32(0.05))
+    scale *= response
     pt *= scale
     eta += f32(config.jet_angular_resolution) * rng.standard_normal(where_jet.size, dtype=f32)
+    _displace_axis_tail(rng, eta, phi, is_b, config)
     accepted = (pt > config.jet_pt_min) & (np.abs(eta) < config.jet_eta_max)
     row = where_jet // m
     num_jets = np.bincount(row[accepted], minlength=r)
@@ -456,6 +476,35 @@ def reconstruct(
             sum_et = sum_et[final]
     reco.sum_et = sum_et
     return reco
+
+
+def _displace_axis_tail(
+    rng: np.random.Generator,
+    eta: NDArray[np.float32],
+    phi: NDArray[np.float32],
+    is_b: NDArray[np.bool_],
+    config: PhysicsConfig,
+) -> None:
+    """Move the axis of a fraction of the jets (flat list), in place.
+
+    The fraction is ``jet_axis_tail_b`` for b-flavoured jets and ``jet_axis_tail_light`` for the
+    others; the distance is log-uniform in [jet_axis_tail_dr_min, jet_axis_tail_dr_max], the
+    direction uniform. One uniform u per jet decides (u < p) and, rescaled to u / p, also gives
+    the distance; only the displaced jets draw a direction. phi is left unwrapped (the caller
+    wraps it once, after the phi resolution smearing; |shift| <= dr_max < pi).
+    """
+    pb, pl = config.jet_axis_tail_b, config.jet_axis_tail_light
+    if pb <= 0 and pl <= 0:
+        return
+    f32 = np.float32
+    u = rng.random(eta.size, dtype=f32)
+    p = np.where(is_b, f32(pb), f32(pl))
+    which = np.flatnonzero(u < p)
+    log_lo, log_hi = np.log(config.jet_axis_tail_dr_min), np.log(config.jet_axis_tail_dr_max)
+    dr = np.exp(f32(log_lo) + f32(log_hi - log_lo) * (u[which] / p[which]))
+    alpha = f32(2.0 * np.pi) * rng.random(which.size, dtype=f32)
+    eta[which] += dr * np.cos(alpha)
+    phi[which] += dr * np.sin(alpha)
 
 
 def _fields(partons: PartonSet) -> tuple[NDArray, ...]:
