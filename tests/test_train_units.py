@@ -14,8 +14,18 @@ from spanet_lite.training.recorder import RunRecorder, create_version_dir, metri
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [(3600, 3600.0), ("90s", 90.0), ("45m", 2700.0), ("2h", 7200.0), ("1d", 86400.0), ("1.5h", 5400.0),
-     ("01:30:00", 5400.0), ("10:00", 600.0), ("1:00:00:00", 86400.0), ("120", 120.0)],
+    [
+        (3600, 3600.0),
+        ("90s", 90.0),
+        ("45m", 2700.0),
+        ("2h", 7200.0),
+        ("1d", 86400.0),
+        ("1.5h", 5400.0),
+        ("01:30:00", 5400.0),
+        ("10:00", 600.0),
+        ("1:00:00:00", 86400.0),
+        ("120", 120.0),
+    ],
 )
 def test_time_limits_read_like_a_batch_system_writes_them(text: str | int, seconds: float) -> None:
     assert parse_time_limit(text) == seconds
@@ -62,7 +72,14 @@ def test_best_is_chosen_by_value_and_nan_never_wins() -> None:
 
 
 def test_epoch_line_names_losses_metrics_and_the_best_so_far_and_hides_absent_heads() -> None:
-    row = {"epoch": 2, "train/total_loss": 3.25, "val/total_loss": 3.5, "train/regression_loss": 0.0,
-           "val/regression_loss": 0.0, "val/event_purity": 0.41, "time_s": 12.3}
+    row = {
+        "epoch": 2,
+        "train/total_loss": 3.25,
+        "val/total_loss": 3.5,
+        "train/regression_loss": 0.0,
+        "val/regression_loss": 0.0,
+        "val/event_purity": 0.41,
+        "time_s": 12.3,
+    }
     line = epoch_line(row, 10, "val/event_purity", 0.42, 1)
     assert line == "epoch 3/10  loss 3.2500 (val 3.5000)  purity 0.4100  best purity 0.4200 @ 2  12s"
