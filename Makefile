@@ -1,12 +1,12 @@
 # Two commands work on a fresh machine (each sets up .venv first if needed):
-#   make example   set up, then run the main job on the bundled example data
+#   make example   set up, then train on the bundled ttH example data and evaluate on fresh events
 #   make test      set up, then run the test suite
 # torch is pinned to 2.13.0 and installed before the package, so pip takes that release
 # (a CPU build where one is available) instead of resolving a newer CUDA build.
 
 VENV ?= .venv
 PYTHON ?= python3
-EXTRAS ?= dev,onnx
+EXTRAS ?= dev,onnx,pythia
 TORCH_VERSION := 2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.spanet-lite-installed
@@ -26,7 +26,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 example: $(STAMP)
-	$(BIN)/spanet-inspect $(REFERENCE)/example.h5 --event-file $(REFERENCE)/semi_leptonic_ttH.yaml
+	$(BIN)/spanet-train options_files/semi_leptonic_ttH/example.json --name example
+	$(BIN)/spanet-generate ttH_semilep --events 5000 --seed 2 --output runs/example_test.h5 --overwrite --quiet
+	run=$$(ls -d runs/example/version_* | sort -V | tail -n 1) && \
+	$(BIN)/spanet-test "$$run" -tf runs/example_test.h5 --plots "$$run/plots" --json "$$run/test.json"
 
 lint: $(STAMP)
 	$(BIN)/ruff check spanet_lite tests bench

@@ -13,7 +13,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spanet_lite.io import atomic_write_text  # noqa: E402
+from spanet_lite.io import atomic_write_text
 
 
 def machine() -> dict[str, Any]:
@@ -56,7 +56,9 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def report(title: str, columns: list[str], rows: list[list[Any]], figures: dict[str, Any], json_path: Path | None) -> None:
+def report(
+    title: str, columns: list[str], rows: list[list[Any]], figures: dict[str, Any], json_path: Path | None
+) -> None:
     """Print a table (with the machine) and optionally write ``figures`` as JSON."""
     from rich.console import Console
     from rich.table import Table
@@ -69,6 +71,8 @@ def report(title: str, columns: list[str], rows: list[list[Any]], figures: dict[
     console = Console()
     console.print(table)
     m = machine()
-    console.print(f"machine: {m['cpu']}, {m['cores']} cores, python {m['python']}, torch {m.get('torch', '-')}")
+    console.print(
+        f"machine: {m['cpu']}, {m['cores']} cores, python {m['python']}, torch {m.get('torch', '-')}"
+    )
     if json_path is not None:
         atomic_write_text(json_path, json.dumps({"machine": m, **figures}, indent=2) + "\n")

@@ -43,9 +43,8 @@ class InputError(Exception):
     @property
     def message(self) -> str:
         parts = [p for p in (self.path, self.where) if p]
-        text = f"expected {self.expected}" if not self.expected.startswith(("expected", "no ", "cannot")) else (
-            self.expected
-        )
+        plain = self.expected.startswith(("expected", "no ", "cannot"))
+        text = self.expected if plain else f"expected {self.expected}"
         if self.got is not None:
             text += f", got {self.got}"
         return ": ".join([*parts, text])

@@ -33,7 +33,7 @@ def atomic_path(target: str | Path, *, overwrite: bool = True) -> Iterator[Path]
     tmp.chmod(0o666 & ~umask)
     try:
         yield tmp
-        os.replace(tmp, target)
+        tmp.replace(target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -20,5 +20,5 @@ def repo_root() -> Path:
 def reference_dir() -> Path:
     """SPANet's own ttH example (event file, options file, 1,000-event HDF5), read-only."""
     if not REFERENCE_DIR.is_dir():
-        pytest.fail(f"SPANet reference files not found at {REFERENCE_DIR}: ../shared must sit beside the repo")
+        pytest.fail(f"SPANet reference files not found at {REFERENCE_DIR}: put ../shared beside the repo")
     return REFERENCE_DIR

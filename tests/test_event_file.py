@@ -495,7 +495,7 @@ def test_every_bundled_event_file_loads(repo_root: Path):
 def test_event_file_examples_in_the_config_readme_load(repo_root: Path):
     import re
 
-    text = (repo_root / "docs" / "readme_config.md").read_text()
+    text = (repo_root / "docs" / "event_and_options_files.md").read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
     assert len(blocks) == 2
     first, second = (parse_event_spec(block, "readme") for block in blocks)

@@ -93,7 +93,7 @@ def test_targets_are_unique_and_point_at_real_jets(allhad):
 
 
 def test_allhad_matching_and_multiplicity_near_the_pythia_backend(allhad):
-    # The detector model is tuned to the Pythia 8 + FastJet backend (docs/readme_pythia.md):
+    # The detector model is tuned to the Pythia 8 + FastJet backend (docs/pythia.md):
     # there 27.2 % of selected events have both tops fully matched, 53.5 % one, 19.3 % none
     # (+-1.4 points); the SPANet authors' Delphes sample has 32.7 / 52.3 / 15.0 %. 3000 events
     # here: +-0.8 points statistical.

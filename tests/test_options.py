@@ -394,7 +394,7 @@ def test_options_dataclass_fields_have_json_types():
 def test_options_example_in_the_config_readme_loads(repo_root: Path):
     import re
 
-    text = (repo_root / "docs" / "readme_config.md").read_text()
+    text = (repo_root / "docs" / "event_and_options_files.md").read_text()
     (block,) = re.findall(r"```json\n(.*?)```", text, flags=re.DOTALL)
     with pytest.warns(SpanetWarning, match="linear_block_type='GRU'"):
         options = parse(block)

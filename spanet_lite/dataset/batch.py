@@ -35,11 +35,13 @@ class Batch:
     event_weights: Tensor | None = None
     """(B,) float32 physics weight, multiplied into every loss and metric (1 where absent)."""
     assignment_weights: Tensor | None = None
-    """(B,) float32 balancing factor for assignment/detection losses (balance_particles x balance_jets)."""
+    """(B,) float32 balancing factor for the assignment and detection losses
+    (balance_particles x balance_jets)."""
     classification_weights: dict[str, Tensor] = field(default_factory=dict)
     """ClassificationTarget.key -> (B,) float32 class-balancing factor (1 when off; 0 where label is -1)."""
     assignment_event_mask: Tensor | None = None
-    """(B,) bool: event enters the assignment loss (all True when partial_events, else fully reconstructable)."""
+    """(B,) bool: event enters the assignment loss (all True with partial_events,
+    else only events in which every particle is fully reconstructable)."""
 
     def product_present(self, particle: str) -> Tensor:
         """(B, k) bool: which products of ``particle`` are matched to an object."""

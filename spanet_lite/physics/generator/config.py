@@ -8,8 +8,8 @@ of the top/Higgs pT, width of the rapidity distributions), not fits. The radiati
 near the published SPANet sample (32.7 % / 52.3 % / 15.0 % of events with 2 / 1 / 0 tops
 fully matched). The jet response, jet-axis tail and lepton efficiency numbers were then tuned
 to the Pythia 8.317 + FastJet backend (``spanet_lite.physics.pythia``), which moves the
-all-hadronic fractions to Pythia's 27 / 54 / 19 %; see ``docs/readme_pythia.md`` ("Validation")
-and ``docs/readme_generator.md`` for the measured values.
+all-hadronic fractions to Pythia's 27 / 54 / 19 %; see ``docs/pythia.md`` ("Validation")
+and ``docs/generator.md`` for the measured values.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class PhysicsConfig:
     # Jet direction smearing (about a quarter of the 0.1 x 0.1 calorimeter tower), both eta and phi.
     jet_angular_resolution: float = 0.025
 
-    # --- tuned to the Pythia 8.317 + FastJet backend (docs/readme_pythia.md, "Validation") ----
+    # --- tuned to the Pythia 8.317 + FastJet backend (docs/pythia.md, "Validation") ----
     # The five jet numbers below were set so that this model reproduces the Pythia backend's
     # all-hadronic and semi-leptonic ttbar matched fractions, per-parton matching efficiencies
     # (b 0.93, light quarks 0.78) and the peak and width of the W / top masses rebuilt from

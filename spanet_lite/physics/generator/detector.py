@@ -262,44 +262,52 @@ def cluster(partons: Partons, rng: np.random.Generator, config: PhysicsConfig) -
     np.maximum(mass, spread, out=mass)
 
     # A parton joins the hardest earlier parton within merge_dr that is still a jet seed.
-    # |d_eta| < merge_dr is checked on every pair first (cheap: most pairs fail it); the full
-    # dR is computed only for the pairs that pass. Scratch buffers are reused across columns.
-    seed = valid.copy()
-    jet_of = np.zeros((n, width), dtype=np.intp)
+    # Column k is tested against columns < k of the rows that have a parton k, on transposed
+    # (column-major) copies so that each slab op runs over long contiguous rows. dR < merge_dr
+    # is evaluated on the whole slab (a few fused passes are cheaper than gathering the pairs
+    # that pass |d_eta| < merge_dr), and |d_eta| < merge_dr is kept in the test so that the
+    # result is exactly the one of a |d_eta| pre-selection. Scratch buffers are reused.
+    seed_t = np.ascontiguousarray(valid.T)
+    eta_t, phi_t = np.ascontiguousarray(eta.T), np.ascontiguousarray(phi.T)
+    jet_of_t = np.zeros((width, n), dtype=np.intp)
     two_pi, r, r2 = np.float32(2 * np.pi), np.float32(config.merge_dr), np.float32(config.merge_dr**2)
-    de_buf = np.empty(n * width, dtype=np.float32)
-    near_buf = np.empty(n * width, dtype=np.bool_)
+    de_buf, dp_buf, tmp_buf = (np.empty(n * width, dtype=np.float32) for _ in range(3))
+    near_buf, hit_buf = np.empty(n * width, dtype=np.bool_), np.empty(n * width, dtype=np.bool_)
     rows_with = np.searchsorted(-sorted_counts, -np.arange(width), side="left")  # rows with count > k
     for k in range(1, width):
         rows = int(rows_with[k])
         if rows == 0:
             break
-        size = rows * k
-        de = np.subtract(eta[:rows, :k], eta[:rows, k, None], out=de_buf[:size].reshape(rows, k))
+        size, shape = rows * k, (k, rows)
+        de = np.subtract(eta_t[:k, :rows], eta_t[k, :rows], out=de_buf[:size].reshape(shape))
         np.abs(de, out=de)
-        near = np.less(de, r, out=near_buf[:size].reshape(rows, k))
-        np.logical_and(near, seed[:rows, :k], out=near)
-        pairs = np.flatnonzero(near)
-        if not pairs.size:
-            continue
-        i, j = np.divmod(pairs, k)
-        dp = np.abs(phi[i, j] - phi[i, k])
-        dp = np.minimum(dp, two_pi - dp)
-        d_eta = de.ravel()[pairs]
-        hit = d_eta * d_eta + dp * dp < r2
-        i, j = i[hit], j[hit]
+        near = np.less(de, r, out=near_buf[:size].reshape(shape))
+        np.logical_and(near, seed_t[:k, :rows], out=near)
+        dp = np.subtract(phi_t[:k, :rows], phi_t[k, :rows], out=dp_buf[:size].reshape(shape))
+        np.abs(dp, out=dp)
+        np.minimum(dp, np.subtract(two_pi, dp, out=tmp_buf[:size].reshape(shape)), out=dp)
+        np.multiply(de, de, out=de)
+        np.multiply(dp, dp, out=dp)
+        hit = np.less(np.add(de, dp, out=de), r2, out=hit_buf[:size].reshape(shape))
+        np.logical_and(hit, near, out=hit)
+        j, i = np.divmod(np.flatnonzero(hit), rows)  # column-major: sort by row, keeping j ascending
         if not i.size:
             continue
-        first = np.ones(i.size, dtype=bool)  # pairs are row-major: a row's first hit is its hardest seed
+        by_row = np.argsort(i, kind="stable")
+        i, j = i[by_row], j[by_row]
+        first = np.ones(i.size, dtype=bool)  # a row's first hit is its hardest seed
         np.not_equal(i[1:], i[:-1], out=first[1:])
         i, j = i[first], j[first]
-        jet_of[i, k] = j
-        seed[i, k] = False
+        jet_of_t[k, i] = j
+        seed_t[k, i] = False
+    seed = np.ascontiguousarray(seed_t.T)
 
     # Sum the joining partons into their jets; only merged jets need recomputing.
     joined = np.flatnonzero(valid & ~seed)
     if joined.size:
-        receivers, inverse = np.unique(joined - joined % width + jet_of.ravel()[joined], return_inverse=True)
+        column = joined % width
+        target = joined - column + jet_of_t[column, joined // width]
+        receivers, inverse = np.unique(target, return_inverse=True)
         flat_kin = kin.reshape(4, -1)
         sums = [
             np.bincount(inverse, weights=c, minlength=receivers.size)

@@ -16,7 +16,7 @@ Decay channels are forced with Pythia's own switches, never by re-weighting:
   ``onNegIfAny`` switches would not;
 * H -> b bbar: ``25:onIfMatch = 5 -5``.
 
-Processes Pythia lacks are built from ones it has (documented in ``docs/readme_pythia.md``):
+Processes Pythia lacks are built from ones it has (documented in ``docs/pythia.md``):
 
 * **tt + bb background** (ttH classification): Pythia has no 2 -> 4 ttbb matrix element.
   Like the fast backend (whose b bbar pair is a system of mass 20 GeV + Gamma(2, 45 GeV)),
