@@ -12,6 +12,7 @@ command-line overrides are applied.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +141,17 @@ class Options:
     def to_dict(self) -> dict[str, Any]:
         """All options as a JSON-able dict (without bookkeeping fields)."""
         return {f.name: getattr(self, f.name) for f in option_fields()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | Options) -> Options:
+        """Options a run stored with :meth:`to_dict`; keys from other versions are ignored.
+
+        Stored options were validated when the run started, so no type checks are repeated.
+        """
+        if isinstance(data, Options):
+            return data
+        known = {f.name for f in option_fields()}
+        return cls(**{key: value for key, value in data.items() if key in known})
 
     def replace(self, **changes: Any) -> Options:
         """A copy with ``changes`` applied and recorded as explicitly set."""

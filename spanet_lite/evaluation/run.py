@@ -15,7 +15,6 @@ same functions.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ import torch
 
 from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.config.event_spec import EventSpec
-from spanet_lite.config.options import Options, option_fields
+from spanet_lite.config.options import Options
 from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.inference import Predictions, infer, to_tensors
@@ -119,12 +118,6 @@ def _read_json(path: Path) -> Any:
         raise InputError(path, f"line {error.lineno}", "valid JSON", error.msg) from None
 
 
-def options_from_dict(data: Mapping[str, Any]) -> Options:
-    """The resolved options a run stored (unknown keys from other versions are ignored)."""
-    known = {f.name for f in option_fields()}
-    return dataclasses.replace(Options(), **{k: v for k, v in data.items() if k in known})
-
-
 def find_checkpoint(directory: Path) -> Path:
     for name in CHECKPOINT_NAMES:
         candidate = directory / "checkpoints" / name
@@ -148,7 +141,7 @@ def load_run(run_dir: str | Path, *, checkpoint: str | Path | None = None, devic
     if not event_file.is_file():
         raise InputError(event_file, "", "the event file copied by spanet-train", "no such file")
     spec = parse_event_spec(event_file.read_text(encoding="utf-8"), source=str(event_file))
-    options = options_from_dict(_read_json(directory / "options.json"))
+    options = Options.from_dict(_read_json(directory / "options.json"))
     statistics = DatasetStatistics.from_dict(_read_json(directory / "statistics.json"))
     path = Path(checkpoint) if checkpoint is not None else find_checkpoint(directory)
     try:

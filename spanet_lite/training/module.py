@@ -28,14 +28,6 @@ from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.training.schedules import schedule_steps, warmup_cosine_scheduler
 
 
-def options_from_dict(data: dict[str, Any] | Options) -> Options:
-    """Rebuild :class:`Options` from ``Options.to_dict()`` output (as stored in checkpoints)."""
-    if isinstance(data, Options):
-        return data
-    known = {name for name in Options.__dataclass_fields__ if name != "explicit"}
-    return Options(**{key: value for key, value in data.items() if key in known})
-
-
 def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
     """The ``torch.optim`` optimiser called ``name`` (case-insensitive), or ``KeyError``."""
     for attribute in dir(torch.optim):
@@ -83,7 +75,7 @@ class SpanetModule(pl.LightningModule):
         super().__init__()
         from spanet_lite.model.network import SpanetNetwork
 
-        options = options_from_dict(options)
+        options = Options.from_dict(options)
         if isinstance(statistics, DatasetStatistics):
             statistics = statistics.to_dict()
         self.save_hyperparameters(

@@ -187,9 +187,8 @@ def _plan(
             )
         resume_checkpoint, run_dir = _resume_target(Path(resume))
         hyper = _checkpoint_hyper_parameters(resume_checkpoint)
-        from spanet_lite.training.module import options_from_dict
 
-        loaded = options_from_dict(hyper["options"])
+        loaded = Options.from_dict(hyper["options"])
         event_text = hyper["event_file_text"]
         statistics = hyper["statistics"]
         options_path = None

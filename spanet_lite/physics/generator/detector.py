@@ -150,15 +150,26 @@ def _relative_resolution(energy2: NDArray[np.float32], eta: NDArray[np.float32],
         central, np.float32(config.jer_stochastic_central**2), np.float32(config.jer_stochastic_forward**2)
     )
     n2 = np.where(central, np.float32(config.jer_noise_central**2), np.float32(0.0))
-    inverse2 = np.float32(1.0) / np.maximum(energy2, np.float32(1e-18))
-    return np.sqrt(c2 + s2 * np.sqrt(inverse2) + n2 * inverse2)
+    inverse2 = np.divide(np.float32(1.0), np.maximum(energy2, np.float32(1e-18)))
+    out = np.sqrt(inverse2)  # the same operations as the formula above, without temporaries
+    out *= s2
+    out += c2
+    n2 *= inverse2
+    out += n2
+    return np.sqrt(out, out=out)
 
 
 def _wrap_phi(phi: NDArray[np.floating]) -> NDArray[np.floating]:
-    """Wrap angles that are at most one turn outside [-pi, pi) back into it (cheaper than floor)."""
-    two_pi = phi.dtype.type(2 * np.pi)
-    phi = np.where(phi >= np.pi, phi - two_pi, phi)
-    return np.where(phi < -np.pi, phi + two_pi, phi)
+    """Wrap angles that are at most one turn outside [-pi, pi) back into it (cheaper than floor).
+
+    Works in place on a contiguous ``phi`` (others are copied first) and returns it; only the
+    few angles that wrap are written.
+    """
+    phi = np.ascontiguousarray(phi)
+    flat, two_pi = phi.reshape(-1), phi.dtype.type(2 * np.pi)
+    flat[np.flatnonzero(flat >= np.pi)] -= two_pi
+    flat[np.flatnonzero(flat < -np.pi)] += two_pi
+    return phi
 
 
 _HEAVINESS = np.array([0, 0, 0, 0, 1, 2], dtype=np.int16)  # flavour code -> light 0 < c 1 < b 2
@@ -205,7 +216,9 @@ def radiate(rng: np.random.Generator, hard: PartonSet, isr: PartonSet, config: P
     np.add(hard.eta, dr * np.cos(alpha), out=eta[:, p : 2 * p])
     eta[:, 2 * p :] = isr.eta
     phi[:, :p] = hard.phi
-    phi[:, p : 2 * p] = _wrap_phi(hard.phi + dr * np.sin(alpha))  # |dr| <= 1.5: one wrap at most
+    gluon_phi = np.multiply(dr, np.sin(alpha), out=alpha)
+    np.add(hard.phi, gluon_phi, out=gluon_phi)
+    phi[:, p : 2 * p] = _wrap_phi(gluon_phi)  # |dr| <= 1.5: one wrap at most
     phi[:, 2 * p :] = isr.phi
     mass[:, :p] = hard.mass
     mass[:, p : 2 * p] = 0
@@ -244,11 +257,14 @@ def cluster(partons: Partons, rng: np.random.Generator, config: PhysicsConfig) -
     """
     n, m = partons.valid.shape
     counts = np.count_nonzero(partons.valid, axis=1)
-    by_count = np.argsort(-counts, kind="stable")
+    # Stable sort by decreasing count; small unsigned keys take numpy's radix sort.
+    by_count = np.argsort((m - counts).astype(np.uint8 if m < 256 else np.int64), kind="stable")
     sorted_counts = counts[by_count]
     width = int(sorted_counts[0]) if n else 0  # columns beyond it are empty in every event
     # Ties are only between empty slots (pT 0), whose order does not matter: no stable sort needed.
-    order = np.argsort(-partons.kin[0][by_count], axis=1)[:, :width]
+    key = np.take(partons.kin[0], by_count, axis=0)
+    np.negative(key, out=key)
+    order = np.argsort(key, axis=1)[:, :width]
     flat = order + (by_count * m)[:, None]
     kin = np.take(partons.kin.reshape(4, n * m), flat, axis=1)
     code = np.take(partons.code, flat)
@@ -264,13 +280,15 @@ def cluster(partons: Partons, rng: np.random.Generator, config: PhysicsConfig) -
     # A parton joins the hardest earlier parton within merge_dr that is still a jet seed.
     # Column k is tested against columns < k of the rows that have a parton k, on transposed
     # (column-major) copies so that each slab op runs over long contiguous rows. dR < merge_dr
-    # is evaluated on the whole slab (a few fused passes are cheaper than gathering the pairs
-    # that pass |d_eta| < merge_dr), and |d_eta| < merge_dr is kept in the test so that the
-    # result is exactly the one of a |d_eta| pre-selection. Scratch buffers are reused.
+    # is evaluated on the whole slab: a few fused passes are cheaper than gathering the pairs
+    # that pass a |d_eta| < merge_dr pre-selection. That pre-selection is implied by the float32
+    # test d_eta^2 + d_phi^2 < merge_dr^2 whenever fl(r * r) >= fl(merge_dr^2) (true for 0.4);
+    # otherwise it is applied too, so the result is always the one of the pre-selection.
     seed_t = np.ascontiguousarray(valid.T)
     eta_t, phi_t = np.ascontiguousarray(eta.T), np.ascontiguousarray(phi.T)
     jet_of_t = np.zeros((width, n), dtype=np.intp)
     two_pi, r, r2 = np.float32(2 * np.pi), np.float32(config.merge_dr), np.float32(config.merge_dr**2)
+    implied = bool(r * r >= r2)
     de_buf, dp_buf, tmp_buf = (np.empty(n * width, dtype=np.float32) for _ in range(3))
     near_buf, hit_buf = np.empty(n * width, dtype=np.bool_), np.empty(n * width, dtype=np.bool_)
     rows_with = np.searchsorted(-sorted_counts, -np.arange(width), side="left")  # rows with count > k
@@ -280,16 +298,17 @@ def cluster(partons: Partons, rng: np.random.Generator, config: PhysicsConfig) -
             break
         size, shape = rows * k, (k, rows)
         de = np.subtract(eta_t[:k, :rows], eta_t[k, :rows], out=de_buf[:size].reshape(shape))
-        np.abs(de, out=de)
-        near = np.less(de, r, out=near_buf[:size].reshape(shape))
-        np.logical_and(near, seed_t[:k, :rows], out=near)
+        if not implied:
+            near = np.less(np.abs(de), r, out=near_buf[:size].reshape(shape))
         dp = np.subtract(phi_t[:k, :rows], phi_t[k, :rows], out=dp_buf[:size].reshape(shape))
         np.abs(dp, out=dp)
         np.minimum(dp, np.subtract(two_pi, dp, out=tmp_buf[:size].reshape(shape)), out=dp)
         np.multiply(de, de, out=de)
         np.multiply(dp, dp, out=dp)
         hit = np.less(np.add(de, dp, out=de), r2, out=hit_buf[:size].reshape(shape))
-        np.logical_and(hit, near, out=hit)
+        np.logical_and(hit, seed_t[:k, :rows], out=hit)
+        if not implied:
+            np.logical_and(hit, near, out=hit)
         j, i = np.divmod(np.flatnonzero(hit), rows)  # column-major: sort by row, keeping j ascending
         if not i.size:
             continue
@@ -390,11 +409,18 @@ def reconstruct(
     where_jet = np.flatnonzero(seed)
     pt, eta, phi, mass = np.take(jets.kin.reshape(4, -1), where_jet, axis=1)
     exp_eta = np.exp(eta)
-    p_abs = pt * (f32(0.5) * (exp_eta + f32(1.0) / exp_eta))  # pt cosh(eta)
-    sigma = _relative_resolution(p_abs * p_abs + mass * mass, eta, config)
+    p_abs = np.divide(f32(1.0), exp_eta)
+    p_abs += exp_eta
+    p_abs *= f32(0.5)
+    p_abs *= pt  # pt cosh(eta)
+    np.multiply(p_abs, p_abs, out=p_abs)
+    p_abs += mass * mass  # now E^2
+    sigma = _relative_resolution(p_abs, eta, config)
     is_b = (jets.code.ravel()[where_jet] & 3) == 2
     if config.jet_response_spread_b:
-        sigma = np.where(is_b, np.sqrt(sigma * sigma + f32(config.jet_response_spread_b**2)), sigma)
+        b_jets = np.flatnonzero(is_b)
+        sigma_b = sigma[b_jets]
+        sigma[b_jets] = np.sqrt(sigma_b * sigma_b + f32(config.jet_response_spread_b**2))
     response = np.where(is_b, f32(config.jet_response_b), f32(config.jet_response_light))
     scale = np.maximum(f32(1.0) + sigma * rng.standard_normal(where_jet.size, dtype=f32), f32(0.05))
     scale *= response
@@ -402,7 +428,7 @@ def reconstruct(
     eta += f32(config.jet_angular_resolution) * rng.standard_normal(where_jet.size, dtype=f32)
     _displace_axis_tail(rng, eta, phi, is_b, config)
     accepted = (pt > config.jet_pt_min) & (np.abs(eta) < config.jet_eta_max)
-    row = where_jet // m
+    row = np.repeat(np.arange(r), np.count_nonzero(seed, axis=1))  # where_jet // m
     num_jets = np.bincount(row[accepted], minlength=r)
     alive_row = num_jets >= selection.min_jets
     # From here on only accepted jets of surviving events matter: a rejected jet is never stored.

@@ -66,12 +66,11 @@ class PartonSet:
         """Stack (four-vector (n,), flavour, role) triples into an (n, P) set, all valid."""
         n = items[0][0].e.shape[0]
         # float32 (the stored precision) from here on: the detector model works in float32.
-        px, py, pz = (
-            np.stack([getattr(v, c).astype(np.float32) for v, _, _ in items], axis=1)
-            for c in ("px", "py", "pz")
-        )
+        px, py, pz = np.empty((3, n, len(items)), dtype=np.float32)
+        flavour = np.empty((n, len(items)), dtype=np.int8)
+        for column, (v, f, _) in enumerate(items):  # assignment casts like astype(float32)
+            px[:, column], py[:, column], pz[:, column], flavour[:, column] = v.px, v.py, v.pz, f
         pt = np.hypot(px, py)
-        flavour = np.stack([np.broadcast_to(np.asarray(f, dtype=np.int8), (n,)) for _, f, _ in items], axis=1)
         role = np.tile(np.array([r for _, _, r in items], dtype=np.int16), (n, 1))
         return PartonSet(
             pt,
@@ -114,7 +113,8 @@ def sample_isr(rng: np.random.Generator, n: int, config: PhysicsConfig) -> Parto
     eta = f32(config.isr_eta_sigma) * rng.standard_normal((n, k), dtype=f32)
     u = rng.random((n, k), dtype=f32)
     thresholds = np.array([config.isr_b_fraction, config.isr_b_fraction + config.isr_c_fraction], dtype=f32)
-    flavour = _ISR_FLAVOUR[np.searchsorted(thresholds, u, side="right")]  # u < b: b; u < b + c: c
+    # u < b: b; u < b + c: c (the count of thresholds <= u, i.e. searchsorted(side="right"))
+    flavour = _ISR_FLAVOUR[(u >= thresholds[0]).view(np.int8) + (u >= thresholds[1]).view(np.int8)]
     phi = f32(2 * np.pi) * rng.random((n, k), dtype=f32) - f32(np.pi)
     pt *= valid
     return PartonSet(pt, eta, phi, _PARTON_MASS[flavour], flavour, np.full((n, k), -1, dtype=np.int16), valid)
