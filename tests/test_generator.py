@@ -298,3 +298,16 @@ def test_early_selection_keeps_exactly_the_passing_candidates():
     assert np.all(reco.num_jets >= 6)
     assert np.all((reco.jet_btag & reco.jet_mask).sum(axis=1) >= 2)
     assert 0.15 < len(reco.events) / 2000 < 0.32
+
+
+def test_unusable_physics_parameters_are_one_line_errors(tmp_path, capsys):
+    output = tmp_path / "x.h5"
+    code = main(["ttbar_allhad", "--events", "10", "--output", str(output), "--set", "jet_axis_tail_dr_min=0"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and not output.exists()
+    assert err == (
+        "spanet-generate: error: --set: expected usable physics parameters, got jet_axis_tail_dr_min=0.0, "
+        "jet_axis_tail_dr_max=0.8 (need 0 < jet_axis_tail_dr_min < jet_axis_tail_dr_max)"
+    )
+    assert PhysicsConfig(fsr_probability=1.5).problems() == ["fsr_probability=1.5 (need a value in [0, 1])"]
+    assert PhysicsConfig().problems() == []

@@ -127,6 +127,9 @@ def _body(argv: Sequence[str] | None) -> int:
             None, "--max-objects", f"at least {minimum_width} for {process.name}", str(args.max_objects)
         )
     config = PhysicsConfig().with_overrides(**_overrides(args.overrides))
+    problems = config.problems()
+    if problems:
+        raise InputError(None, "--set", "usable physics parameters", "; ".join(problems))
     default = process.selection
     selection = Selection(
         min_jets=default.min_jets if args.min_jets is None else args.min_jets,

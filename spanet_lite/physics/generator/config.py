@@ -14,6 +14,7 @@ and ``docs/generator.md`` for the measured values.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -132,6 +133,26 @@ class PhysicsConfig:
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+    def problems(self) -> list[str]:
+        """What makes these parameters unusable (empty when they are fine).
+
+        Every parameter is a non-negative finite number; shares, probabilities and efficiencies
+        lie in [0, 1]; the ranges drawn log-uniformly or uniformly need ``0 < min < max``.
+        """
+        found = []
+        for name in self.names():
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                found.append(f"{name}={value} (need a non-negative number)")
+            elif name.endswith(("_fraction", "_probability", "_efficiency_central", "_efficiency_forward",
+                                "_isolation_efficiency", "axis_tail_b", "axis_tail_light")) and value > 1:
+                found.append(f"{name}={value} (need a value in [0, 1])")
+        for low, high in (("jet_axis_tail_dr_min", "jet_axis_tail_dr_max"), ("fsr_dr_min", "fsr_dr_max"),
+                          ("fsr_z_min", "fsr_z_max")):
+            if not 0 < getattr(self, low) < getattr(self, high):
+                found.append(f"{low}={getattr(self, low)}, {high}={getattr(self, high)} (need 0 < {low} < {high})")
+        return found
 
 
 @dataclass(frozen=True)
