@@ -302,7 +302,8 @@ def test_early_selection_keeps_exactly_the_passing_candidates():
 
 def test_unusable_physics_parameters_are_one_line_errors(tmp_path, capsys):
     output = tmp_path / "x.h5"
-    code = main(["ttbar_allhad", "--events", "10", "--output", str(output), "--set", "jet_axis_tail_dr_min=0"])
+    args = ["ttbar_allhad", "--events", "10", "--output", str(output), "--set", "jet_axis_tail_dr_min=0"]
+    code = main(args)
     err = capsys.readouterr().err.strip()
     assert code == 2 and not output.exists()
     assert err == (

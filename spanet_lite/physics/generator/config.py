@@ -150,8 +150,9 @@ class PhysicsConfig:
                 found.append(f"{name}={value} (need a value in [0, 1])")
         for low, high in (("jet_axis_tail_dr_min", "jet_axis_tail_dr_max"), ("fsr_dr_min", "fsr_dr_max"),
                           ("fsr_z_min", "fsr_z_max")):
-            if not 0 < getattr(self, low) < getattr(self, high):
-                found.append(f"{low}={getattr(self, low)}, {high}={getattr(self, high)} (need 0 < {low} < {high})")
+            lo, hi = getattr(self, low), getattr(self, high)
+            if not 0 < lo < hi:
+                found.append(f"{low}={lo}, {high}={hi} (need 0 < {low} < {high})")
         return found
 
 
