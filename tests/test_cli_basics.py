@@ -91,3 +91,16 @@ def test_importing_the_commands_does_not_import_heavy_libraries():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_our_warnings_print_as_one_line_naming_the_program(monkeypatch: pytest.MonkeyPatch):
+    import warnings
+
+    from spanet_lite.cli.common import run_cli
+    from spanet_lite.errors import SpanetWarning
+
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # restored after the test
+    assert run_cli("spanet-x", lambda argv: 0, []) == 0
+    text = warnings.formatwarning(SpanetWarning("opts.json: unknown key\n  'lr'"), SpanetWarning, "m.py", 3)
+    assert text == "spanet-x: warning: opts.json: unknown key 'lr'\n"
+    assert "m.py" in warnings.formatwarning(UserWarning("other"), UserWarning, "m.py", 3)

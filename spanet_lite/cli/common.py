@@ -7,9 +7,10 @@ Exit codes: 0 success, 1 "ran, but found problems" (e.g. ``spanet-inspect``), 2 
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
-from spanet_lite.errors import InputError
+from spanet_lite.errors import InputError, SpanetWarning
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -22,8 +23,21 @@ def error_line(program: str, message: str) -> None:
     sys.stderr.write(f"{program}: error: {' '.join(str(message).split())}\n")
 
 
+def _one_line_warnings(program: str) -> None:
+    """Print our warnings about user inputs as ``program: warning: ...`` lines, without source context."""
+    default = warnings.formatwarning
+
+    def format_warning(message, category, filename, lineno, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, SpanetWarning):
+            return f"{program}: warning: {' '.join(str(message).split())}\n"
+        return default(message, category, filename, lineno, line)
+
+    warnings.formatwarning = format_warning
+
+
 def run_cli(program: str, body: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
     """Run ``body(argv)``, turning user-input errors into one line and exit 2."""
+    _one_line_warnings(program)
     try:
         return body(argv)
     except InputError as error:
