@@ -9,6 +9,7 @@ Exit codes: 0 done, 2 bad arguments or an existing output without ``--overwrite`
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -158,33 +159,9 @@ def _body(argv: Sequence[str] | None) -> int:
             signal_fraction=args.signal_fraction,
             overwrite=args.overwrite,
         )
-    elif show_progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        with Progress(
-            TextColumn(f"generating {process.name}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("generate", total=args.events)
-            summary = write_file(
-                args.output,
-                process,
-                args.events,
-                args.seed,
-                config=config,
-                selection=selection,
-                max_objects=args.max_objects,
-                signal_fraction=args.signal_fraction,
-                chunk_size=args.chunk_size,
-                overwrite=args.overwrite,
-                progress=lambda done: bar.update(task, completed=done),
-            )
     else:
-        summary = write_file(
+        run = functools.partial(
+            write_file,
             args.output,
             process,
             args.events,
@@ -196,6 +173,21 @@ def _body(argv: Sequence[str] | None) -> int:
             chunk_size=args.chunk_size,
             overwrite=args.overwrite,
         )
+        if show_progress:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            with Progress(
+                TextColumn(f"generating {process.name}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("generate", total=args.events)
+                summary = run(progress=lambda done: bar.update(task, completed=done))
+        else:
+            summary = run()
     if args.event_file_output is not None:
         atomic_write_text(args.event_file_output, process.event_file_text)
     if not args.quiet:
