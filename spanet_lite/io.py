@@ -50,3 +50,23 @@ def atomic_write_bytes(target: str | Path, data: bytes) -> None:
     """Write ``data`` to ``target`` atomically."""
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
+
+
+def read_user_text(path: str | Path, kind: str, syntax: str) -> str:
+    """Read a user's text file (e.g. ``kind="event file", syntax="YAML"``) or raise a one-line InputError.
+
+    A UTF-8 byte-order mark is accepted, since editors on some systems write one.
+    """
+    from spanet_lite.errors import InputError
+
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(path, "", f"an existing {kind}", "no such file") from None
+    except IsADirectoryError:
+        raise InputError(path, "", f"an {kind} ({syntax})", "a directory") from None
+    except UnicodeDecodeError:
+        raise InputError(path, "", f"a UTF-8 text {kind} ({syntax})", "binary data") from None
+    except OSError as error:
+        raise InputError(path, "", f"a readable {kind}", error.strerror or type(error).__name__) from None

@@ -31,6 +31,7 @@ from spanet_lite.config.symmetry import (
 )
 from spanet_lite.config.yaml_lines import YamlDocument, YamlPath, format_path, load_yaml_with_lines
 from spanet_lite.errors import InputError
+from spanet_lite.io import read_user_text
 
 SECTIONS = ("INPUTS", "EVENT", "PERMUTATIONS", "REGRESSIONS", "CLASSIFICATIONS")
 INPUT_KINDS = ("SEQUENTIAL", "GLOBAL")
@@ -38,17 +39,7 @@ INPUT_KINDS = ("SEQUENTIAL", "GLOBAL")
 
 def load_event_spec(path: str | Path) -> EventSpec:
     """Read and validate the event file at ``path``."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(path, "", "an existing event file", "no such file") from None
-    except IsADirectoryError:
-        raise InputError(path, "", "an event file (YAML)", "a directory") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "", "a UTF-8 text event file (YAML)", "binary data") from None
-    except OSError as error:
-        raise InputError(path, "", "a readable event file", error.strerror or type(error).__name__) from None
+    text = read_user_text(path, "event file", "YAML")
     return parse_event_spec(text, source=str(path))
 
 

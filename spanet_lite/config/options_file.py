@@ -39,6 +39,7 @@ from spanet_lite.config.options import (
 )
 from spanet_lite.config.suggest import describe, did_you_mean
 from spanet_lite.errors import InputError, SpanetWarning
+from spanet_lite.io import read_user_text
 
 _FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in option_fields()}
 _DEFAULTS: dict[str, Any] = Options().to_dict()
@@ -49,19 +50,7 @@ _JSON_KEY = re.compile(r'"((?:[^"\\\n]|\\.)*)"\s*:')
 
 def load_options(path: str | Path) -> Options:
     """Read, type-check and return the options file at ``path`` (see the module docstring)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(path, "", "an existing options file", "no such file") from None
-    except IsADirectoryError:
-        raise InputError(path, "", "an options file (JSON)", "a directory") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "", "a UTF-8 text options file (JSON)", "binary data") from None
-    except OSError as error:
-        raise InputError(
-            path, "", "a readable options file", error.strerror or type(error).__name__
-        ) from None
+    text = read_user_text(path, "options file", "JSON")
     return parse_options_text(text, source=str(path))
 
 
