@@ -12,6 +12,7 @@ JSON keys: ``in_memory_events_per_s``, ``streaming_events_per_s``, ``streaming_p
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -135,7 +136,7 @@ def main() -> None:
     parser = _common.parser(__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers in streaming mode")
-    parser.add_argument("--child", nargs=2, metavar=("FILE", "MODE"), help=argparse_hidden())
+    parser.add_argument("--child", nargs=2, metavar=("FILE", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(one_pass(Path(args.child[0]), args.child[1], args.batch_size, args.workers)))
@@ -191,12 +192,6 @@ def main() -> None:
         figures,
         args.json,
     )
-
-
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

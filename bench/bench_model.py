@@ -17,6 +17,7 @@ is descheduled. The machine's load average is recorded with the figures.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -196,7 +197,7 @@ def group_loss_cost(quick: bool) -> dict[str, float]:
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
-    p.add_argument("--one", choices=sorted(CONFIGS), help=argparse_hidden())
+    p.add_argument("--one", choices=sorted(CONFIGS), help=argparse.SUPPRESS)
     args = p.parse_args()
     import torch
 
@@ -236,12 +237,6 @@ def main() -> None:
         figures,
         args.json,
     )
-
-
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":
