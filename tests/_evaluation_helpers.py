@@ -33,6 +33,22 @@ TINY = dict(
     num_classification_layers=1,
 )
 
+# The all-hadronic ttbar topology with one feature: enough for decoding and metric tests.
+TTBAR = parse_event_spec(
+    """
+INPUTS:
+  SEQUENTIAL:
+    Jets: {pt: none}
+EVENT:
+  t1: [q1, q2, b]
+  t2: [q1, q2, b]
+PERMUTATIONS:
+  EVENT: [[t1, t2]]
+  t1: [[q1, q2]]
+  t2: [[q1, q2]]
+"""
+)
+
 TTBAR_YAML = """
 INPUTS:
   SEQUENTIAL:

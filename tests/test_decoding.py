@@ -8,27 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from _evaluation_helpers import TTBAR
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spanet_lite.config import parse_event_spec
 from spanet_lite.evaluation import onnx_decoder
 from spanet_lite.evaluation.decoding import decode
-
-TTBAR = parse_event_spec(
-    """
-INPUTS:
-  SEQUENTIAL:
-    Jets: {pt: none}
-EVENT:
-  t1: [q1, q2, b]
-  t2: [q1, q2, b]
-PERMUTATIONS:
-  EVENT: [[t1, t2]]
-  t1: [[q1, q2]]
-  t2: [[q1, q2]]
-"""
-)
 
 MIXED = parse_event_spec(
     """

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _evaluation_helpers import TTBAR
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,21 +20,6 @@ from spanet_lite.evaluation.metrics import (
     detection_metrics,
     regression_metrics,
     roc_curve,
-)
-
-TTBAR = parse_event_spec(
-    """
-INPUTS:
-  SEQUENTIAL:
-    Jets: {pt: none}
-EVENT:
-  t1: [q1, q2, b]
-  t2: [q1, q2, b]
-PERMUTATIONS:
-  EVENT: [[t1, t2]]
-  t1: [[q1, q2]]
-  t2: [[q1, q2]]
-"""
 )
 
 NO_EVENT_SYMMETRY = parse_event_spec(
