@@ -288,8 +288,10 @@ class SpanetDataModule(L.LightningDataModule):
         )
 
     def _trainer_epoch(self) -> int | None:
+        """The epoch being started. Lightning's ``processed`` counter is right also when a
+        resumed run re-creates its iterator, where ``current_epoch`` still lags by one."""
         trainer = getattr(self, "trainer", None)
-        return None if trainer is None else int(trainer.current_epoch)
+        return None if trainer is None else int(trainer.fit_loop.epoch_progress.current.processed)
 
     # ------------------------------------------------------------------ helpers
 

@@ -150,9 +150,6 @@ class ResumableLoader:
         self.seed = seed
         self._trainer_ref = trainer_ref
         self._skip = 0
-        if hasattr(loader, "_epoch_fn"):
-            # spanet_lite's EpochDataLoader reshuffles by the epoch it is told; tell it ours.
-            loader._epoch_fn = self.epoch
 
     def epoch(self) -> int:
         """The epoch being started: Lightning's ``processed`` counter, right also on resume
