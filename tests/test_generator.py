@@ -14,6 +14,13 @@ from spanet_lite.config import load_event_spec, parse_event_spec
 from spanet_lite.dataset.schema import validate_file
 from spanet_lite.physics.generator import PROCESSES, PhysicsConfig, Selection, generate_arrays, write_file
 from spanet_lite.physics.generator.detector import btag_efficiency
+from spanet_lite.physics.generator.production import (
+    decay_top,
+    decay_w_hadronic,
+    rapidities,
+    resonance,
+    top_masses,
+)
 from spanet_lite.physics.kinematics import to_cartesian
 from spanet_lite.physics.neutrino import solve_neutrino
 
@@ -150,6 +157,26 @@ def test_lepton_identification_and_isolation_efficiency():
         _, reco = process.simulate(np.random.default_rng(2), 20000, config, process.max_objects, 0.5, loose)
         rates.append(reco.lepton_accepted.mean())
     assert rates[1] / rates[0] == pytest.approx(0.72, abs=0.03)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_decay_chain_conserves_momentum_and_masses_in_either_precision(dtype):
+    rng, n = np.random.default_rng(3), 20_000
+    px, py = (dtype(150.0) * rng.standard_normal((2, n))).astype(dtype)
+    top_mass = top_masses(rng, n, PhysicsConfig(), dtype)
+    top = resonance(px, py, rapidities(rng, n, 1, 1.0, 0.8, dtype)[:, 0], top_mass)
+    b, w, w_mass = decay_top(rng, top, top_mass, PhysicsConfig())
+    q1, q2, _, _ = decay_w_hadronic(rng, w, w_mass)
+    assert {v.dtype for v in (b.e, q1.px, q2.pz, w_mass)} == {np.dtype(dtype)}
+    total = b + q1 + q2
+    for got, want in zip((total.e, total.px, total.py, total.pz), (top.e, top.px, top.py, top.pz)):
+        np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * top.e.max())
+    # float32 rounding (in the decays and in E^2 - p^2 of multi-TeV W's) stays far below the
+    # 2.1 GeV W width and any jet resolution
+    error = np.abs((q1 + q2).mass - w_mass)
+    assert np.median(error) < (2e-3 if dtype == np.float32 else 1e-9)
+    assert error.max() < (0.3 if dtype == np.float32 else 1e-6)
+    assert np.all(np.abs(w_mass - 80.4) < 15 * 2.085 + 1e-3)
 
 
 def test_btag_efficiency_uses_the_delphes_atlas_formulas():

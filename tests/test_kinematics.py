@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from spanet_lite.physics.kinematics import (
     FourVector,
+    azimuth,
     boost,
     breit_wigner_mass,
     delta_phi,
@@ -104,6 +105,41 @@ def test_two_body_decay_conserves_four_momentum(pt, eta, cos_theta, phi):
         assert got == pytest.approx(want, rel=1e-9, abs=1e-7)
     assert b.mass == pytest.approx(4.8, rel=1e-5)
     assert w.mass == pytest.approx(80.4, rel=1e-7)
+
+
+def test_float32_arguments_keep_float32_and_python_numbers_adapt():
+    m = np.array([80.4, 172.5], dtype=np.float32)
+    assert two_body_momentum(m, 4.8, 0.0).dtype == np.float32
+    assert two_body_momentum(m.astype(np.float64), 4.8, 0.0).dtype == np.float64
+    assert two_body_momentum(m, np.float64(4.8), 0.0).dtype == np.float64  # any float64 array wins
+    u = np.array([0.5], dtype=np.float32)
+    low, high = math.sqrt(80.0**2 - 160.0), math.sqrt(80.0**2 + 160.0)  # symmetric in s: u 0.5 -> M
+    assert breit_wigner_mass(u, 80.0, 2.0, low, high).dtype == np.float32
+    assert breit_wigner_mass(u, 80.0, 2.0, low, high)[0] == pytest.approx(80.0, rel=1e-6)
+
+
+def test_azimuth_on_the_axes_and_diagonals():
+    px = np.array([1, 1, 0, -1, -1, -1, 0, 1, -1], dtype=np.float32)
+    py = np.array([0, 1, 1, 1, 0, -1, -1, -1, -0.0], dtype=np.float32)
+    want = np.array([0, 1, 2, 3, 4, -3, -2, -1, -4]) * math.pi / 4
+    np.testing.assert_allclose(azimuth(px, py), want, atol=3e-7)
+    assert azimuth(px, py).dtype == np.float32
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.floats(-1e3, 1e3, width=32), min_size=1, max_size=50),
+    st.lists(st.floats(-1e3, 1e3, width=32), min_size=1, max_size=50),
+    st.sampled_from([1e-6, 1.0, 1e6]),
+)
+def test_azimuth_matches_arctan2_everywhere(xs, ys, scale):
+    n = min(len(xs), len(ys))
+    px = (np.array(xs[:n]) * scale).astype(np.float32)
+    py = (np.array(ys[:n]) * scale).astype(np.float32)
+    keep = np.hypot(px.astype(np.float64), py) > 1e-6 * scale  # pT = 0 has no azimuth
+    got = azimuth(px[keep], py[keep]).astype(np.float64)
+    want = np.arctan2(py[keep].astype(np.float64), px[keep])
+    np.testing.assert_allclose(got, want, atol=5e-7)
 
 
 def test_breit_wigner_inverse_cdf_by_hand():

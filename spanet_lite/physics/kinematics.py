@@ -166,8 +166,9 @@ def two_body_momentum(mass: ArrayLike, m1: ArrayLike, m2: ArrayLike) -> Array:
     """Daughter momentum in the rest frame of a parent of ``mass`` decaying to m1 + m2.
 
     p* = sqrt(lambda(M^2, m1^2, m2^2)) / (2M), lambda the Kallen function; 0 below threshold.
+    Computed in float32 when the array arguments are float32 (see :func:`_common_float`).
     """
-    mass, m1, m2 = (np.asarray(a, dtype=np.float64) for a in (mass, m1, m2))
+    mass, m1, m2 = _common_float(mass, m1, m2)
     lam = (mass**2 - (m1 + m2) ** 2) * (mass**2 - (m1 - m2) ** 2)
     return np.sqrt(np.maximum(lam, 0.0)) / (2.0 * mass)
 
@@ -199,10 +200,10 @@ def breit_wigner_mass(u: ArrayLike, mass: float, width: float, low: ArrayLike, h
     The density in s = m^2 is 1 / ((s - M^2)^2 + M^2 Gamma^2) (fixed width), truncated to
     low <= m <= high. With theta = atan((s - M^2) / (M Gamma)) uniform between its values at
     the bounds, s = M^2 + M Gamma tan(theta). ``u`` in [0, 1] maps to the lower/upper bound at
-    0/1; a zero width returns ``mass`` (clipped into the bounds).
+    0/1; a zero width returns ``mass`` (clipped into the bounds). Computed in float32 when the
+    array arguments are float32 (see :func:`_common_float`).
     """
-    u = np.asarray(u, dtype=np.float64)
-    low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    u, low, high = _common_float(u, low, high)
     if width <= 0:
         return np.clip(np.full_like(u, mass), low, high)
     mg = mass * width
@@ -210,3 +211,65 @@ def breit_wigner_mass(u: ArrayLike, mass: float, width: float, low: ArrayLike, h
     hi = np.arctan((high**2 - mass**2) / mg)
     s = mass**2 + mg * np.tan(lo + u * (hi - lo))
     return np.clip(np.sqrt(np.maximum(s, 0.0)), low, high)
+
+
+def azimuth(
+    px: NDArray[np.float32], py: NDArray[np.float32], pt: NDArray[np.float32] | None = None
+) -> NDArray[np.float32]:
+    """atan2(py, px) for float32 arrays (``pt`` = hypot(px, py) if the caller has it), in [-pi, pi].
+
+    Within 5e-7 rad (2 float32 steps at pi) of the exact angle, for components whose squares
+    are normal float32 numbers (1e-18 to 1e18: any momentum in GeV). numpy's float32 arctan2
+    costs ~28 ns per element (it has no vectorised kernel); this costs ~4, and the generator
+    takes the azimuth of millions of partons. It uses no branch (no ``where``, whose cost on
+    random masks is ~4 ns per element): the angle theta = |phi| in [0, pi] is
+    pi/2 - 2 atan(u) with the half-angle tangent u = px / (pt + |py|) in [-1, 1], where
+    atan(u) = u P(u^2), P of degree 7 fitted for float32 (max error 1.4e-7); the sign of py is
+    then copied onto theta bit-wise.
+    atan2(0, 0) is pi/2 here, not 0: the generator never asks for the azimuth of pT = 0.
+    """
+    f32 = np.float32
+    if pt is None:
+        pt = np.sqrt(px * px + py * py)
+    u = np.abs(py)
+    u += pt
+    np.maximum(u, f32(1e-30), out=u)
+    np.divide(px, u, out=u)
+    z = u * u
+    angle = np.full_like(u, _ATAN_POLYNOMIAL[-1])
+    for coefficient in _ATAN_POLYNOMIAL[-2::-1]:
+        angle *= z
+        angle += coefficient
+    angle *= u
+    angle *= f32(-2.0)
+    angle += f32(np.pi / 2)  # theta, >= 0 (up to rounding at theta = 0)
+    np.maximum(angle, f32(0.0), out=angle)
+    bits = angle.view(np.int32)
+    bits |= py.view(np.int32) & np.int32(-(2**31))  # theta with the sign of py
+    return angle
+
+
+# atan(a) / a as a polynomial in a^2 on [0, 1], lowest order first (fitted for float32 use).
+_ATAN_POLYNOMIAL = tuple(
+    np.float32(c)
+    for c in (
+        0.999999335574695,
+        -0.3332986077008686,
+        0.19946565492446972,
+        -0.13908628775055154,
+        0.09642195397501316,
+        -0.05591230110569842,
+        0.021862940547034346,
+        -0.004054562542907453,
+    )
+)
+
+
+def _common_float(*values: ArrayLike) -> tuple[Array, ...]:
+    """``values`` as arrays of one float type: float32 when every numpy array among them is
+    float32 (Python numbers adapt), else float64. The generator works in float32, where the
+    vectorised transcendental functions are several times faster; everything else keeps float64.
+    """
+    typed = [v.dtype for v in values if isinstance(v, (np.ndarray, np.generic))]
+    dtype = np.float32 if typed and all(t == np.float32 for t in typed) else np.float64
+    return tuple(np.asarray(v, dtype=dtype) for v in values)

@@ -495,7 +495,7 @@ def reconstruct(
             l_ok[block_events],
         )
         reco.lepton_pt, reco.lepton_eta, reco.lepton_phi = l_pt, l_eta, l_phi
-        reco.lepton_mass = lepton.vector.mass[block_events]
+        reco.lepton_mass = lepton.mass[block_events]
         d_eta = eta - l_eta[:, None]
         d_phi = delta_phi(phi, l_phi[:, None])
         isolated = ~(kept & (d_eta * d_eta + d_phi * d_phi < config.lepton_isolation_dr**2)).any(axis=1)

@@ -186,20 +186,28 @@ def write_file(
         raise ValueError("events must be at least 1")
     tally = _Tally(proc)
     candidates = 0
+    rows = _chunk_rows(events)
     with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
         written = 0
-        buffer: list[dict[str, NDArray]] = []
+        pending: list[dict[str, NDArray]] = []  # selected events not yet written, in order
         buffered = 0
         datasets: dict[str, h5py.Dataset] = {}
         blocks = generate_blocks(proc, seed, config, selection, max_objects, signal_fraction)
         while written < events:
             arrays, _ = next(blocks)
-            buffer.append(arrays)
-            buffered += len(next(iter(arrays.values())))
+            pending.append(arrays)
+            buffered += len(arrays[CANDIDATE_KEY])
             if buffered < chunk_size and written + buffered < events:
                 continue
             take = min(buffered, events - written)
-            chunk = {k: np.concatenate([b[k] for b in buffer])[:take] for k in buffer[0]}
+            if written + take < events:  # whole HDF5 chunks only, so every write is a direct one
+                take -= take % rows
+                if not take:  # a write chunk smaller than an HDF5 chunk: gather more first
+                    continue
+            merged = {k: np.concatenate([b[k] for b in pending]) for k in pending[0]}
+            pending = [{k: v[take:] for k, v in merged.items()}]
+            buffered -= take
+            chunk = {k: v[:take] for k, v in merged.items()}
             candidates = int(chunk.pop(CANDIDATE_KEY)[-1]) + 1  # simulated up to the last one kept
             chunk = {k: _stored(k, v) for k, v in chunk.items()}
             if not datasets:
@@ -213,7 +221,6 @@ def write_file(
                 _write_rows(datasets[key], written, values, compression)
             tally.add(chunk)
             written += take
-            buffer, buffered = [], 0
             if progress is not None:
                 progress(written)
         f.attrs["generator"] = "spanet_lite"
@@ -267,13 +274,18 @@ def _write_rows(dataset: h5py.Dataset, start: int, values: NDArray, compression:
         dataset.id.write_direct_chunk((at,) + (0,) * (block.ndim - 1), data)
 
 
+def _chunk_rows(events: int) -> int:
+    """Rows per HDF5 chunk: 4096 events (a few hundred kB of any column), fewer for small files."""
+    return max(1, min(events, 4096))
+
+
 def _create_datasets(
     f: h5py.File, sample: dict[str, NDArray], events: int, compression: str | None
 ) -> dict[str, h5py.Dataset]:
     out = {}
+    rows = _chunk_rows(events)
     for key, values in sample.items():
         shape = (events, *values.shape[1:])
-        rows = max(1, min(events, 4096))
         options = _compression_options(compression)
         out[key] = f.create_dataset(
             key, shape=shape, dtype=values.dtype, chunks=(rows, *values.shape[1:]), **options

@@ -21,8 +21,10 @@ from spanet_lite.physics.generator.config import B_MASS, PhysicsConfig, Selectio
 from spanet_lite.physics.generator.detector import Reconstructed, reconstruct
 from spanet_lite.physics.generator.production import (
     BOTTOM,
+    FloatType,
     Lepton,
     PartonSet,
+    Real,
     balanced_transverse,
     decay_to_bb,
     decay_top,
@@ -48,6 +50,8 @@ HH_HIGGS_PT = (3.0, 50.0)  # mean ~150 GeV
 TTBAR_Y = (0.85, 0.75)
 TTX_Y = (0.7, 0.75)
 HH_Y = (0.8, 0.75)
+# Processes with a leptonic W are simulated in float64, the others in float32 (production doc).
+LEPTONIC_PRECISION = np.float64
 # tt + b bbar background: the b bbar pair's mass is 20 GeV + Gamma(2, 45 GeV) (mode 65, mean 110).
 BB_MASS_OFFSET, BB_MASS_GAMMA = 20.0, (2.0, 45.0)
 
@@ -78,18 +82,18 @@ class Process:
 
 
 def _two_tops(
-    rng: np.random.Generator, n: int, config: PhysicsConfig, isr: PartonSet
-) -> tuple[FourVector, FourVector]:
-    (x1, y1), (x2, y2) = balanced_transverse(rng, [TTBAR_TOP_PT, TTBAR_TOP_PT], recoil(isr))
-    y = rapidities(rng, n, 2, *TTBAR_Y)
-    return resonance(x1, y1, y[:, 0], top_masses(rng, n, config)), resonance(
-        x2, y2, y[:, 1], top_masses(rng, n, config)
-    )
+    rng: np.random.Generator, n: int, config: PhysicsConfig, isr: PartonSet, dtype: FloatType
+) -> tuple[FourVector, Real, FourVector, Real]:
+    """Two tops recoiling against the ISR: (top 1, its mass, top 2, its mass)."""
+    (x1, y1), (x2, y2) = balanced_transverse(rng, [TTBAR_TOP_PT, TTBAR_TOP_PT], recoil(isr), dtype)
+    y = rapidities(rng, n, 2, *TTBAR_Y, dtype)
+    m1, m2 = top_masses(rng, n, config, dtype), top_masses(rng, n, config, dtype)
+    return resonance(x1, y1, y[:, 0], m1), m1, resonance(x2, y2, y[:, 1], m2), m2
 
 
-def _hadronic_top(rng: np.random.Generator, top: FourVector, config: PhysicsConfig):
-    b, w = decay_top(rng, top, config)
-    q1, q2, f1, f2 = decay_w_hadronic(rng, w)
+def _hadronic_top(rng: np.random.Generator, top: FourVector, mass: Real, config: PhysicsConfig):
+    b, w, w_mass = decay_top(rng, top, mass, config)
+    q1, q2, f1, f2 = decay_w_hadronic(rng, w, w_mass)
     return b, q1, q2, f1, f2
 
 
@@ -164,9 +168,9 @@ def simulate_ttbar_allhad(
     selection: Selection,
 ) -> tuple[Arrays, Reconstructed]:
     isr = sample_isr(rng, n, config)
-    t1, t2 = _two_tops(rng, n, config, isr)
-    b1, q11, q12, f11, f12 = _hadronic_top(rng, t1, config)
-    b2, q21, q22, f21, f22 = _hadronic_top(rng, t2, config)
+    t1, m1, t2, m2 = _two_tops(rng, n, config, isr, np.float32)
+    b1, q11, q12, f11, f12 = _hadronic_top(rng, t1, m1, config)
+    b2, q21, q22, f21, f22 = _hadronic_top(rng, t2, m2, config)
     hard = PartonSet.stack(
         [(q11, f11, 0), (q12, f12, 1), (b1, BOTTOM, 2), (q21, f21, 3), (q22, f22, 4), (b2, BOTTOM, 5)]
     )
@@ -183,10 +187,10 @@ def simulate_ttbar_semilep(
     selection: Selection,
 ) -> tuple[Arrays, Reconstructed]:
     isr = sample_isr(rng, n, config)
-    t_lep, t_had = _two_tops(rng, n, config, isr)
-    b_lep, w_lep = decay_top(rng, t_lep, config)
-    lepton = decay_w_leptonic(rng, w_lep)
-    b_had, q1, q2, f1, f2 = _hadronic_top(rng, t_had, config)
+    t_lep, m_lep, t_had, m_had = _two_tops(rng, n, config, isr, LEPTONIC_PRECISION)
+    b_lep, w_lep, w_mass = decay_top(rng, t_lep, m_lep, config)
+    lepton = decay_w_leptonic(rng, w_lep, w_mass)
+    b_had, q1, q2, f1, f2 = _hadronic_top(rng, t_had, m_had, config)
     hard = PartonSet.stack([(b_lep, BOTTOM, 0), (b_had, BOTTOM, 1), (q1, f1, 2), (q2, f2, 3)])
     reco = reconstruct(rng, hard, isr, 4, max_objects - 1, config, selection, lepton)
     return _momenta_arrays(reco, lepton, TTBAR_SEMILEP), reco
@@ -205,19 +209,21 @@ def simulate_tth_semilep(
     isr = sample_isr(rng, n, config)
     x_shape = np.where(signal, TTH_HIGGS_PT[0], TTBB_PAIR_PT[0])
     x_scale = np.where(signal, TTH_HIGGS_PT[1], TTBB_PAIR_PT[1])
+    dtype = LEPTONIC_PRECISION
     (x1, y1), (x2, y2), (xx, yx) = balanced_transverse(
-        rng, [TTX_TOP_PT, TTX_TOP_PT, (x_shape, x_scale)], recoil(isr)
+        rng, [TTX_TOP_PT, TTX_TOP_PT, (x_shape, x_scale)], recoil(isr), dtype
     )
-    y = rapidities(rng, n, 3, *TTX_Y)
+    y = rapidities(rng, n, 3, *TTX_Y, dtype)
     bb_mass = np.maximum(BB_MASS_OFFSET + rng.gamma(*BB_MASS_GAMMA, n), 2 * B_MASS + 1.0)
-    x_mass = np.where(signal, higgs_masses(rng, n, config), bb_mass)
-    t_lep = resonance(x1, y1, y[:, 0], top_masses(rng, n, config))
-    t_had = resonance(x2, y2, y[:, 1], top_masses(rng, n, config))
+    x_mass = np.where(signal, higgs_masses(rng, n, config, dtype), bb_mass)
+    m_lep, m_had = top_masses(rng, n, config, dtype), top_masses(rng, n, config, dtype)
+    t_lep = resonance(x1, y1, y[:, 0], m_lep)
+    t_had = resonance(x2, y2, y[:, 1], m_had)
     x = resonance(xx, yx, y[:, 2], x_mass)
-    b_lep, w_lep = decay_top(rng, t_lep, config)
-    lepton = decay_w_leptonic(rng, w_lep)
-    b_had, q1, q2, f1, f2 = _hadronic_top(rng, t_had, config)
-    xb1, xb2 = decay_to_bb(rng, x)
+    b_lep, w_lep, w_mass = decay_top(rng, t_lep, m_lep, config)
+    lepton = decay_w_leptonic(rng, w_lep, w_mass)
+    b_had, q1, q2, f1, f2 = _hadronic_top(rng, t_had, m_had, config)
+    xb1, xb2 = decay_to_bb(rng, x, x_mass)
     hard = PartonSet.stack(
         [(b_lep, BOTTOM, 0), (b_had, BOTTOM, 1), (q1, f1, 2), (q2, f2, 3), (xb1, BOTTOM, 4), (xb2, BOTTOM, 5)]
     )
@@ -240,12 +246,13 @@ def simulate_hh_4b(
     selection: Selection,
 ) -> tuple[Arrays, Reconstructed]:
     isr = sample_isr(rng, n, config)
-    (x1, y1), (x2, y2) = balanced_transverse(rng, [HH_HIGGS_PT, HH_HIGGS_PT], recoil(isr))
-    y = rapidities(rng, n, 2, *HH_Y)
-    h1 = resonance(x1, y1, y[:, 0], higgs_masses(rng, n, config))
-    h2 = resonance(x2, y2, y[:, 1], higgs_masses(rng, n, config))
-    b11, b12 = decay_to_bb(rng, h1)
-    b21, b22 = decay_to_bb(rng, h2)
+    (x1, y1), (x2, y2) = balanced_transverse(rng, [HH_HIGGS_PT, HH_HIGGS_PT], recoil(isr), np.float32)
+    y = rapidities(rng, n, 2, *HH_Y, np.float32)
+    m1, m2 = higgs_masses(rng, n, config, np.float32), higgs_masses(rng, n, config, np.float32)
+    h1 = resonance(x1, y1, y[:, 0], m1)
+    h2 = resonance(x2, y2, y[:, 1], m2)
+    b11, b12 = decay_to_bb(rng, h1, m1)
+    b21, b22 = decay_to_bb(rng, h2, m2)
     hard = PartonSet.stack([(b11, BOTTOM, 0), (b12, BOTTOM, 1), (b21, BOTTOM, 2), (b22, BOTTOM, 3)])
     reco = reconstruct(rng, hard, isr, 4, max_objects, config, selection)
     return _source_arrays(reco, HH_4B), reco

@@ -14,6 +14,16 @@ Model (per event, vectorised over a block of events):
   W decays is a c jet (which matters for the b-tag mistag rate); W -> l nu gives e or mu.
 
 All randomness comes from the ``numpy.random.Generator`` passed in.
+
+Precision: the functions compute in the float type they are given (``dtype`` where they draw
+from nothing else). The all-hadronic processes run in float32, the stored precision, because
+numpy's vectorised float32 sin/cos/exp/log are several times faster than the float64 ones and
+rounding errors of ~1e-7 are far below any modelled resolution. Processes with a leptonic W
+run in float64: the analytic neutrino solution is ill-conditioned where its discriminant
+nearly vanishes, and the stored truth must satisfy the W-mass constraint to better than
+float32 arithmetic keeps it. Decays take the parent mass that was sampled, not one recomputed
+from the four-vector (which would cancel digits in E^2 - p^2). ISR partons are always float32
+(they only enter the detector model).
 """
 
 from __future__ import annotations
@@ -36,13 +46,17 @@ from spanet_lite.physics.generator.config import (
 )
 from spanet_lite.physics.kinematics import (
     FourVector,
+    azimuth,
     breit_wigner_mass,
     eta_from_pt_pz,
-    mass_of,
     two_body_momentum,
 )
 
 LIGHT, CHARM, BOTTOM = 0, 4, 5
+F32 = NDArray[np.float32]
+Real = NDArray[np.floating]
+FloatType = type[np.float32] | type[np.float64]
+f32 = np.float32
 _PARTON_MASS = np.array([0.0, 0.0, 0.0, 0.0, C_MASS, B_MASS], dtype=np.float32)  # by flavour code
 
 
@@ -65,17 +79,16 @@ class PartonSet:
     def stack(items: list[tuple[FourVector, int | NDArray[np.int8], int]]) -> PartonSet:
         """Stack (four-vector (n,), flavour, role) triples into an (n, P) set, all valid."""
         n = items[0][0].e.shape[0]
-        # float32 (the stored precision) from here on: the detector model works in float32.
-        px, py, pz = np.empty((3, n, len(items)), dtype=np.float32)
+        px, py, pz = np.empty((3, n, len(items)), dtype=f32)
         flavour = np.empty((n, len(items)), dtype=np.int8)
-        for column, (v, f, _) in enumerate(items):  # assignment casts like astype(float32)
+        for column, (v, f, _) in enumerate(items):
             px[:, column], py[:, column], pz[:, column], flavour[:, column] = v.px, v.py, v.pz, f
-        pt = np.hypot(px, py)
+        pt = np.sqrt(px * px + py * py)
         role = np.tile(np.array([r for _, _, r in items], dtype=np.int16), (n, 1))
         return PartonSet(
             pt,
             eta_from_pt_pz(pt, pz),
-            np.arctan2(py, px),
+            azimuth(px, py, pt),
             _PARTON_MASS[flavour],  # the decay masses, exactly (sqrt(E^2 - p^2) would round)
             flavour,
             role,
@@ -89,33 +102,31 @@ class PartonSet:
 
 @dataclass
 class Lepton:
-    """The charged lepton of a leptonic W decay (n,) and its neutrino."""
+    """The charged lepton of a leptonic W decay (n,), its mass (exact, not from the float32
+    four-vector), and its neutrino."""
 
     vector: FourVector
     is_electron: NDArray[np.bool_]
     neutrino: FourVector
+    mass: Real
 
 
-def _uniform_phi(rng: np.random.Generator, shape: int | tuple[int, ...]) -> NDArray[np.float64]:
-    return rng.uniform(-np.pi, np.pi, shape)
+def _uniform_phi(rng: np.random.Generator, shape: int | tuple[int, ...], dtype: FloatType = f32) -> Real:
+    return dtype(2 * np.pi) * rng.random(shape, dtype=dtype) - dtype(np.pi)
 
 
 def sample_isr(rng: np.random.Generator, n: int, config: PhysicsConfig) -> PartonSet:
-    """ISR partons, shape (n, isr_max); slots beyond each event's Poisson count are invalid (pT 0).
-
-    Drawn in float32 (the detector model's precision), which halves the cost of the draws.
-    """
+    """ISR partons, shape (n, isr_max); slots beyond each event's Poisson count are invalid (pT 0)."""
     k = config.isr_max
     count = np.minimum(rng.poisson(config.isr_mean, n), k)
     valid = np.arange(k)[None, :] < count[:, None]
-    f32 = np.float32
     pt = f32(config.isr_pt_min) + f32(config.isr_pt_scale) * rng.standard_exponential((n, k), dtype=f32)
     eta = f32(config.isr_eta_sigma) * rng.standard_normal((n, k), dtype=f32)
     u = rng.random((n, k), dtype=f32)
     thresholds = np.array([config.isr_b_fraction, config.isr_b_fraction + config.isr_c_fraction], dtype=f32)
     # u < b: b; u < b + c: c (the count of thresholds <= u, i.e. searchsorted(side="right"))
     flavour = _ISR_FLAVOUR[(u >= thresholds[0]).view(np.int8) + (u >= thresholds[1]).view(np.int8)]
-    phi = f32(2 * np.pi) * rng.random((n, k), dtype=f32) - f32(np.pi)
+    phi = _uniform_phi(rng, (n, k))
     pt *= valid
     return PartonSet(pt, eta, phi, _PARTON_MASS[flavour], flavour, np.full((n, k), -1, dtype=np.int16), valid)
 
@@ -123,18 +134,19 @@ def sample_isr(rng: np.random.Generator, n: int, config: PhysicsConfig) -> Parto
 _ISR_FLAVOUR = np.array([BOTTOM, CHARM, LIGHT], dtype=np.int8)
 
 
-def recoil(isr: PartonSet) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def recoil(isr: PartonSet) -> tuple[F32, F32]:
     """Transverse momentum the hard system must carry so that the event balances (n,)."""
-    px = (isr.pt * np.cos(isr.phi)).sum(axis=1, dtype=np.float64)  # invalid slots have pt = 0
-    py = (isr.pt * np.sin(isr.phi)).sum(axis=1, dtype=np.float64)
+    px = (isr.pt * np.cos(isr.phi)).sum(axis=1)  # invalid slots have pt = 0
+    py = (isr.pt * np.sin(isr.phi)).sum(axis=1)
     return -px, -py
 
 
 def balanced_transverse(
     rng: np.random.Generator,
     pts: list[tuple[float | NDArray[np.float64], float | NDArray[np.float64]]],
-    recoil_xy: tuple[NDArray[np.float64], NDArray[np.float64]],
-) -> list[tuple[NDArray[np.float64], NDArray[np.float64]]]:
+    recoil_xy: tuple[Real, Real],
+    dtype: FloatType = f32,
+) -> list[tuple[Real, Real]]:
     """Transverse momenta of k heavy particles summing to the recoil.
 
     Each |pT| starts from Gamma(shape, scale) with a random direction; the imbalance is shared
@@ -142,17 +154,17 @@ def balanced_transverse(
     For two particles this is p1 = q + R/2, p2 = -q + R/2 with one Gamma-distributed q.
     """
     n = recoil_xy[0].shape[0]
-    rx, ry = recoil_xy
+    rx, ry = (np.asarray(r, dtype=dtype) for r in recoil_xy)
     if len(pts) == 2:
         shape, scale = pts[0]
-        q = rng.gamma(shape, scale, n)
-        phi = _uniform_phi(rng, n)
+        q = rng.gamma(shape, scale, n).astype(dtype)
+        phi = _uniform_phi(rng, n, dtype)
         qx, qy = q * np.cos(phi), q * np.sin(phi)
         return [(qx + rx / 2, qy + ry / 2), (-qx + rx / 2, -qy + ry / 2)]
     vectors = []
     for shape, scale in pts:
-        q = rng.gamma(shape, scale, n)
-        phi = _uniform_phi(rng, n)
+        q = rng.gamma(shape, scale, n).astype(dtype)
+        phi = _uniform_phi(rng, n, dtype)
         vectors.append((q * np.cos(phi), q * np.sin(phi)))
     excess_x = (sum(v[0] for v in vectors) - rx) / len(pts)
     excess_y = (sum(v[1] for v in vectors) - ry) / len(pts)
@@ -160,15 +172,14 @@ def balanced_transverse(
 
 
 def rapidities(
-    rng: np.random.Generator, n: int, k: int, system_sigma: float, spread_sigma: float
-) -> NDArray[np.float64]:
+    rng: np.random.Generator, n: int, k: int, system_sigma: float, spread_sigma: float, dtype: FloatType = f32
+) -> Real:
     """Rapidities (n, k): a common system rapidity plus an independent spread per particle."""
-    return rng.normal(0.0, system_sigma, (n, 1)) + rng.normal(0.0, spread_sigma, (n, k))
+    system = dtype(system_sigma) * rng.standard_normal((n, 1), dtype=dtype)
+    return system + dtype(spread_sigma) * rng.standard_normal((n, k), dtype=dtype)
 
 
-def resonance(
-    px: NDArray[np.float64], py: NDArray[np.float64], y: NDArray[np.float64], mass: NDArray[np.float64]
-) -> FourVector:
+def resonance(px: Real, py: Real, y: Real, mass: Real) -> FourVector:
     """Four-momentum from (px, py), rapidity y and mass: E = mT cosh y, pz = mT sinh y."""
     mt = np.sqrt(px * px + py * py + mass * mass)
     exp_y = np.exp(y)
@@ -178,28 +189,27 @@ def resonance(
 
 
 def isotropic_decay(
-    rng: np.random.Generator,
-    parent: FourVector,
-    m1: float | NDArray[np.float64],
-    m2: float | NDArray[np.float64],
+    rng: np.random.Generator, parent: FourVector, mass: Real, m1: float | Real, m2: float | Real
 ) -> tuple[FourVector, FourVector]:
-    """Isotropic two-body decay of ``parent`` into masses m1, m2 (what ``two_body_decay`` does).
+    """Isotropic two-body decay of ``parent`` (of invariant mass ``mass``) into masses m1, m2.
 
     Daughter 1 gets momentum p* along an isotropic direction in the parent rest frame and is
     boosted to the lab; daughter 2 is parent - daughter 1 (momentum conservation), which
-    saves the second boost.
+    saves the second boost. Computed in the float type of ``mass``.
+    (``kinematics.two_body_decay`` is the general, float64 form.)
     """
-    n = parent.e.shape[0]
-    cos_theta, phi = rng.uniform(-1.0, 1.0, n), _uniform_phi(rng, n)
-    mass = mass_of(parent.e, parent.px, parent.py, parent.pz)
-    p = two_body_momentum(mass, m1, m2)
-    p_sin = p * np.sqrt(np.maximum(1.0 - cos_theta * cos_theta, 0.0))
+    n, dtype = parent.e.shape[0], mass.dtype.type
+    cos_theta = dtype(2.0) * rng.random(n, dtype=dtype) - dtype(1.0)
+    phi = _uniform_phi(rng, n, dtype)
+    m1 = np.asarray(m1, dtype=dtype)
+    p = two_body_momentum(mass, m1, np.asarray(m2, dtype=dtype))
+    p_sin = p * np.sqrt(np.maximum(dtype(1.0) - cos_theta * cos_theta, dtype(0.0)))
     dx, dy, dz = p_sin * np.cos(phi), p_sin * np.sin(phi), p * cos_theta
-    e1 = np.sqrt(p * p + np.square(m1))
+    e1 = np.sqrt(p * p + m1 * m1)
     # Boost by beta = P / E: gamma = E / M, and (gamma - 1) / beta^2 = E^2 / (M (E + M)).
     gamma = parent.e / mass
     bp = (parent.px * dx + parent.py * dy + parent.pz * dz) / parent.e
-    coefficient = gamma * gamma / (gamma + 1.0) * bp + gamma * e1
+    coefficient = gamma * gamma / (gamma + dtype(1.0)) * bp + gamma * e1
     inverse_e = coefficient / parent.e
     d1 = FourVector(
         gamma * (e1 + bp), dx + inverse_e * parent.px, dy + inverse_e * parent.py, dz + inverse_e * parent.pz
@@ -208,51 +218,56 @@ def isotropic_decay(
     return d1, d2
 
 
-def top_masses(rng: np.random.Generator, n: int, config: PhysicsConfig) -> NDArray[np.float64]:
+def top_masses(rng: np.random.Generator, n: int, config: PhysicsConfig, dtype: FloatType = f32) -> Real:
     window = config.bw_window * config.top_width
     low = max(TOP_MASS - window, W_MASS + B_MASS + 1.0)
-    return breit_wigner_mass(rng.random(n), TOP_MASS, config.top_width, low, TOP_MASS + window)
+    u = rng.random(n, dtype=dtype)
+    return breit_wigner_mass(u, TOP_MASS, config.top_width, dtype(low), dtype(TOP_MASS + window))
 
 
-def higgs_masses(rng: np.random.Generator, n: int, config: PhysicsConfig) -> NDArray[np.float64]:
+def higgs_masses(rng: np.random.Generator, n: int, config: PhysicsConfig, dtype: FloatType = f32) -> Real:
     window = config.bw_window * HIGGS_WIDTH
-    return breit_wigner_mass(rng.random(n), HIGGS_MASS, HIGGS_WIDTH, HIGGS_MASS - window, HIGGS_MASS + window)
+    low, high = dtype(HIGGS_MASS - window), dtype(HIGGS_MASS + window)
+    return breit_wigner_mass(rng.random(n, dtype=dtype), HIGGS_MASS, HIGGS_WIDTH, low, high)
 
 
 def decay_top(
-    rng: np.random.Generator, top: FourVector, config: PhysicsConfig
-) -> tuple[FourVector, FourVector]:
-    """t -> b W with a Breit-Wigner W mass below m_t - m_b; returns (b, W)."""
-    n = top.e.shape[0]
+    rng: np.random.Generator, top: FourVector, top_mass: Real, config: PhysicsConfig
+) -> tuple[FourVector, FourVector, Real]:
+    """t -> b W with a Breit-Wigner W mass below m_t - m_b; returns (b, W, W mass)."""
+    n, dtype = top.e.shape[0], top_mass.dtype.type
     window = config.bw_window * config.w_width
-    high = np.minimum(W_MASS + window, top.mass - B_MASS - 0.5)
-    w_mass = breit_wigner_mass(rng.random(n), W_MASS, config.w_width, max(W_MASS - window, 1.0), high)
-    return isotropic_decay(rng, top, B_MASS, w_mass)
+    high = np.minimum(dtype(W_MASS + window), top_mass - dtype(B_MASS + 0.5))
+    u = rng.random(n, dtype=dtype)
+    w_mass = breit_wigner_mass(u, W_MASS, config.w_width, dtype(max(W_MASS - window, 1.0)), high)
+    b, w = isotropic_decay(rng, top, top_mass, B_MASS, w_mass)
+    return b, w, w_mass
 
 
 def decay_w_hadronic(
-    rng: np.random.Generator, w: FourVector
+    rng: np.random.Generator, w: FourVector, w_mass: Real
 ) -> tuple[FourVector, FourVector, NDArray[np.int8], NDArray[np.int8]]:
-    """W -> q q' (u d or c s, equal odds); returns (q1, q2, flavour1, flavour2), the c in q1 or q2."""
-    n = w.e.shape[0]
-    charm = rng.random(n) < 0.5
-    charm_first = rng.random(n) < 0.5
-    m1 = np.where(charm & charm_first, C_MASS, 0.0)
-    m2 = np.where(charm & ~charm_first, C_MASS, 0.0)
-    q1, q2 = isotropic_decay(rng, w, m1, m2)
-    f1 = np.where(charm & charm_first, CHARM, LIGHT).astype(np.int8)
-    f2 = np.where(charm & ~charm_first, CHARM, LIGHT).astype(np.int8)
-    return q1, q2, f1, f2
+    """W -> q q' (u d or c s, equal odds); returns (q1, q2, flavour1, flavour2), the c in q1 or q2.
+
+    One uniform u decides both: u < 1/4 puts the c in q1, 1/4 <= u < 1/2 in q2, else u d.
+    """
+    n, dtype = w.e.shape[0], w_mass.dtype.type
+    u = rng.random(n, dtype=f32)
+    c1 = (u < f32(0.25)).view(np.int8)
+    c2 = ((u >= f32(0.25)) & (u < f32(0.5))).view(np.int8)
+    q1, q2 = isotropic_decay(rng, w, w_mass, c1 * dtype(C_MASS), c2 * dtype(C_MASS))
+    return q1, q2, c1 * np.int8(CHARM), c2 * np.int8(CHARM)  # 0 is LIGHT
 
 
-def decay_w_leptonic(rng: np.random.Generator, w: FourVector) -> Lepton:
+def decay_w_leptonic(rng: np.random.Generator, w: FourVector, w_mass: Real) -> Lepton:
     """W -> e nu or mu nu with equal odds (taus are not generated)."""
-    n = w.e.shape[0]
-    electron = rng.random(n) < 0.5
-    lepton, neutrino = isotropic_decay(rng, w, np.where(electron, ELECTRON_MASS, MUON_MASS), 0.0)
-    return Lepton(lepton, electron, neutrino)
+    n, dtype = w.e.shape[0], w_mass.dtype.type
+    electron = rng.random(n, dtype=f32) < f32(0.5)
+    mass = np.where(electron, dtype(ELECTRON_MASS), dtype(MUON_MASS))
+    lepton, neutrino = isotropic_decay(rng, w, w_mass, mass, 0.0)
+    return Lepton(lepton, electron, neutrino, mass)
 
 
-def decay_to_bb(rng: np.random.Generator, parent: FourVector) -> tuple[FourVector, FourVector]:
+def decay_to_bb(rng: np.random.Generator, parent: FourVector, mass: Real) -> tuple[FourVector, FourVector]:
     """H -> b bbar (or a g* -> b bbar system), isotropic."""
-    return isotropic_decay(rng, parent, B_MASS, B_MASS)
+    return isotropic_decay(rng, parent, mass, B_MASS, B_MASS)
