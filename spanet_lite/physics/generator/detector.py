@@ -35,7 +35,7 @@ Steps, vectorised over a block of n events with P partons each:
    stored jet within ``lepton_isolation_dr`` (0.4) - a lepton inside a jet is not isolated.
 10. **MET** = neutrino pT + Gaussian noise of sigma = met_resolution * sqrt(sum ET) per component.
 
-Speed (the generator must make >= 40k selected all-hadronic ttbar events per second on one core):
+Speed (the generator must make >= 50k selected all-hadronic ttbar events per second on one core):
 
 * The selection runs *inside* :func:`reconstruct`, each cut as soon as its quantity is final -
   lepton pT/eta before any jet work, the jet count right after smearing, a b-tag count over all
