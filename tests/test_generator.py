@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import platform
 from pathlib import Path
 
 import h5py
@@ -13,6 +14,7 @@ from spanet_lite.cli.generate import main
 from spanet_lite.config import load_event_spec, parse_event_spec
 from spanet_lite.dataset.schema import validate_file
 from spanet_lite.physics.generator import PROCESSES, PhysicsConfig, Selection, generate_arrays, write_file
+from spanet_lite.physics.generator.allocator import retain_freed_memory
 from spanet_lite.physics.generator.detector import btag_efficiency
 from spanet_lite.physics.generator.production import (
     decay_top,
@@ -177,6 +179,12 @@ def test_decay_chain_conserves_momentum_and_masses_in_either_precision(dtype):
     assert np.median(error) < (2e-3 if dtype == np.float32 else 1e-9)
     assert error.max() < (0.3 if dtype == np.float32 else 1e-6)
     assert np.all(np.abs(w_mass - 80.4) < 15 * 2.085 + 1e-3)
+
+
+def test_allocator_setting_takes_effect_on_glibc_only():
+    on_glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert retain_freed_memory() is on_glibc
+    assert retain_freed_memory() is on_glibc  # idempotent
 
 
 def test_btag_efficiency_uses_the_delphes_atlas_formulas():
