@@ -143,13 +143,9 @@ def _relative_resolution(energy2: NDArray[np.float32], eta: NDArray[np.float32],
     sigma/E = sqrt(c^2 + s^2 / E + n^2 / E^2), the coefficients picked by |eta| first.
     """
     central = np.abs(eta) <= np.float32(config.jer_eta_boundary)
-    c2 = np.where(
-        central, np.float32(config.jer_constant_central**2), np.float32(config.jer_constant_forward**2)
-    )
-    s2 = np.where(
-        central, np.float32(config.jer_stochastic_central**2), np.float32(config.jer_stochastic_forward**2)
-    )
-    n2 = np.where(central, np.float32(config.jer_noise_central**2), np.float32(0.0))
+    c2 = _pick(central, config.jer_constant_forward**2, config.jer_constant_central**2)
+    s2 = _pick(central, config.jer_stochastic_forward**2, config.jer_stochastic_central**2)
+    n2 = _pick(central, 0.0, config.jer_noise_central**2)
     inverse2 = np.divide(np.float32(1.0), np.maximum(energy2, np.float32(1e-18)))
     out = np.sqrt(inverse2)  # the same operations as the formula above, without temporaries
     out *= s2
@@ -157,6 +153,12 @@ def _relative_resolution(energy2: NDArray[np.float32], eta: NDArray[np.float32],
     n2 *= inverse2
     out += n2
     return np.sqrt(out, out=out)
+
+
+def _pick(condition: NDArray[np.bool_], if_false: float, if_true: float) -> NDArray[np.float32]:
+    """``np.where(condition, if_true, if_false)`` in float32, as a gather from a 2-entry table:
+    several times cheaper than ``where`` on a mask without a pattern (branch mispredictions)."""
+    return np.take(np.array([if_false, if_true], dtype=np.float32), condition.view(np.int8))
 
 
 def _wrap_phi(phi: NDArray[np.floating]) -> NDArray[np.floating]:
@@ -421,7 +423,7 @@ def reconstruct(
         b_jets = np.flatnonzero(is_b)
         sigma_b = sigma[b_jets]
         sigma[b_jets] = np.sqrt(sigma_b * sigma_b + f32(config.jet_response_spread_b**2))
-    response = np.where(is_b, f32(config.jet_response_b), f32(config.jet_response_light))
+    response = _pick(is_b, config.jet_response_light, config.jet_response_b)
     scale = np.maximum(f32(1.0) + sigma * rng.standard_normal(where_jet.size, dtype=f32), f32(0.05))
     scale *= response
     pt *= scale
@@ -532,7 +534,7 @@ def _displace_axis_tail(
         return
     f32 = np.float32
     u = rng.random(eta.size, dtype=f32)
-    p = np.where(is_b, f32(pb), f32(pl))
+    p = _pick(is_b, pl, pb)
     which = np.flatnonzero(u < p)
     log_lo, log_hi = np.log(config.jet_axis_tail_dr_min), np.log(config.jet_axis_tail_dr_max)
     dr = np.exp(f32(log_lo) + f32(log_hi - log_lo) * (u[which] / p[which]))
