@@ -6,9 +6,11 @@ Exit codes: 0 success, 1 "ran, but found problems" (e.g. ``spanet-inspect``), 2 
 
 from __future__ import annotations
 
+import argparse
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from spanet_lite.errors import InputError, SpanetWarning
 
@@ -51,3 +53,31 @@ def run_cli(program: str, body: Callable[[Sequence[str] | None], int], argv: Seq
 def not_implemented(program: str) -> int:
     error_line(program, "this command is not implemented yet in this version of spanet_lite")
     return EXIT_INPUT_ERROR
+
+
+def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint``, ``--device``, ``--threads``: how a command that runs a trained network
+    (``spanet-test``, ``spanet-predict``) loads it and where it runs it."""
+    parser.add_argument("--checkpoint", metavar="CKPT",
+                        help="checkpoint file (default: best.ckpt, else last.ckpt)")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device, e.g. cpu or cuda (default: %(default)s)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for torch (default: torch's choice; 1 is often fastest on a "
+                        "machine shared with other jobs)")
+
+
+def load_network(args: argparse.Namespace) -> Any:
+    """The trained run named by ``args.run_dir`` and :func:`add_network_arguments`'s options.
+
+    Imports torch (late, so that ``--help`` stays fast). Raises InputError for a bad ``--threads``.
+    """
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(None, "--threads", "a positive number of threads", str(args.threads))
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from spanet_lite.evaluation.run import load_run
+
+    return load_run(args.run_dir, checkpoint=args.checkpoint, device=args.device)

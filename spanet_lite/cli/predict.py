@@ -15,7 +15,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from spanet_lite.cli.common import EXIT_OK, run_cli
+from spanet_lite.cli.common import EXIT_OK, add_network_arguments, load_network, run_cli
 
 PROGRAM = "spanet-predict"
 
@@ -32,12 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the run's detection_threshold; 0 reports every particle)")
     parser.add_argument("--decoding", choices=("greedy", "exact"), help="decoding mode (default: the run's)")
     parser.add_argument("--embeddings", action="store_true", help="also write the event embedding")
-    parser.add_argument("--checkpoint", metavar="CKPT",
-                        help="checkpoint file (default: best.ckpt, else last.ckpt)")
-    parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
-    parser.add_argument("--threads", type=int, metavar="N",
-                        help="CPU threads for torch (default: torch's choice; 1 is often fastest on a "
-                        "machine shared with other jobs)")
+    add_network_arguments(parser)
     return parser
 
 
@@ -49,7 +44,6 @@ def _body(argv: Sequence[str] | None) -> int:
 
     from spanet_lite.errors import InputError
     from spanet_lite.evaluation.predict import write_predictions
-    from spanet_lite.evaluation.run import load_run
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise InputError(None, "--threshold", "a probability between 0 and 1", str(args.threshold))
@@ -60,13 +54,7 @@ def _body(argv: Sequence[str] | None) -> int:
         output_file.exists() and input_file.exists() and input_file.samefile(output_file)
     ):
         raise InputError(output_file, "", "an output path different from the input file", "the input file")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise InputError(None, "--threads", "a positive number of threads", str(args.threads))
-        import torch
-
-        torch.set_num_threads(args.threads)
-    run = load_run(args.run_dir, checkpoint=args.checkpoint, device=args.device)
+    run = load_network(args)
     count = write_predictions(
         run, input_file, output_file, batch_size=args.batch_size, threshold=args.threshold,
         mode=args.decoding, embeddings=args.embeddings, progress=sys.stderr.isatty(),

@@ -15,7 +15,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from spanet_lite.cli.common import EXIT_OK, run_cli
+from spanet_lite.cli.common import EXIT_OK, add_network_arguments, load_network, run_cli
 
 PROGRAM = "spanet-test"
 
@@ -32,16 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", metavar="FILE", help="write all numbers as JSON to this file")
     parser.add_argument("--batch-size", "-b", type=int, default=1024, metavar="N",
                         help="events per forward pass (default: %(default)s)")
-    parser.add_argument("--checkpoint", metavar="CKPT",
-                        help="checkpoint file (default: best.ckpt, else last.ckpt)")
     parser.add_argument("--decoding", choices=("greedy", "exact"), help="decoding mode (default: the run's)")
     parser.add_argument("--threshold", type=float, metavar="P",
                         help="detection threshold for the 'with detection' numbers (default: the run's)")
-    parser.add_argument("--device", default="cpu",
-                        help="torch device, e.g. cpu or cuda (default: %(default)s)")
-    parser.add_argument("--threads", type=int, metavar="N",
-                        help="CPU threads for torch (default: torch's choice; 1 is often fastest on a "
-                        "machine shared with other jobs)")
+    add_network_arguments(parser)
     return parser
 
 
@@ -55,20 +49,13 @@ def _body(argv: Sequence[str] | None) -> int:
     from spanet_lite.errors import InputError
     from spanet_lite.evaluation.evaluate import evaluate_file, json_ready
     from spanet_lite.evaluation.report import render
-    from spanet_lite.evaluation.run import load_run
     from spanet_lite.io import atomic_write_text
 
     if args.batch_size < 1:
         raise InputError(None, "--batch-size", "a positive number of events", str(args.batch_size))
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise InputError(None, "--threshold", "a probability between 0 and 1", str(args.threshold))
-    if args.threads is not None:
-        if args.threads < 1:
-            raise InputError(None, "--threads", "a positive number of threads", str(args.threads))
-        import torch
-
-        torch.set_num_threads(args.threads)
-    run = load_run(args.run_dir, checkpoint=args.checkpoint, device=args.device)
+    run = load_network(args)
     if args.decoding:
         run.options.decoding = args.decoding
     if args.threshold is not None:
