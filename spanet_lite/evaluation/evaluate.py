@@ -1,8 +1,10 @@
 """Everything ``spanet-test`` measures, for one run on one labelled file.
 
 :func:`evaluate_file` streams the file in blocks, runs the network once per block, and
-gathers what every metric and plot needs (:class:`Evaluation`). Two decodings of the same
-network outputs are scored:
+gathers what every metric and plot needs (:class:`Evaluation`); the network sees each block
+trimmed to the object slots it uses (exact, see :mod:`spanet_lite.dataset.batch`) and the
+decoded indices are mapped back to the file's. Two decodings of the same network outputs
+are scored:
 
 * without detection gating, every particle that has objects left is reported: the
   published SPANet convention for ``event_purity`` and the jet / particle-count tables;
@@ -26,7 +28,7 @@ from spanet_lite.dataset import reader, schema
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation import baseline as neutrino
 from spanet_lite.evaluation import metrics as M
-from spanet_lite.evaluation.inference import Predictions, from_outputs, to_tensors
+from spanet_lite.evaluation.inference import Predictions, from_outputs, to_tensors, trimmed_forward
 from spanet_lite.evaluation.inputs import blocks
 from spanet_lite.evaluation.progress import progress_bar
 
@@ -80,10 +82,12 @@ def evaluate_file(
                 block = reader.read_block(file, spec, layout, start, stop)
                 f, m = to_tensors(block.features, block.masks, run.device)
                 with torch.inference_mode():
-                    outputs = run.network(f, m)
-                parts.append(from_outputs(run.network, spec, outputs, threshold=None, mode=mode))
+                    outputs, slots = trimmed_forward(run.network, spec, f, m)
+                parts.append(from_outputs(run.network, spec, outputs, threshold=None, mode=mode, slots=slots))
                 if spec.particles:
-                    with_gate = from_outputs(run.network, spec, outputs, threshold=threshold, mode=mode)
+                    with_gate = from_outputs(
+                        run.network, spec, outputs, threshold=threshold, mode=mode, slots=slots
+                    )
                     gated.append(with_gate.assignments)
                 targets.append(block.targets)
                 masks.append(block.target_masks)

@@ -11,6 +11,10 @@ with everything a user may want per event, all in file units:
 * ``regressions``: key -> (B,) de-normalised (raw units) predictions;
 * ``classifications``: key -> (B, C) class probabilities (softmax);
 * ``embeddings``: (B, D) pooled event vector, only when asked for.
+
+The network runs on the inputs trimmed to the object slots the batch uses
+(:func:`~spanet_lite.dataset.batch.trim_inputs`), which is exact; decoded indices are mapped
+back, so every index above is in the combined object space of the inputs as given.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 import torch
 
 from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.dataset.batch import SlotMap, kept_slots, trim_inputs
 from spanet_lite.evaluation.decoding import decode
 from spanet_lite.model.outputs import Outputs
 
@@ -91,8 +96,22 @@ def infer(
     embeddings: bool = False,
 ) -> Predictions:
     """Network forward on one batch, decoded; see the module docstring for the fields."""
-    outputs = network(dict(features), dict(masks))
-    return from_outputs(network, spec, outputs, threshold=threshold, mode=mode, embeddings=embeddings)
+    outputs, slots = trimmed_forward(network, spec, features, masks)
+    return from_outputs(
+        network, spec, outputs, threshold=threshold, mode=mode, embeddings=embeddings, slots=slots
+    )
+
+
+def trimmed_forward(
+    network: Any, spec: EventSpec, features: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]
+) -> tuple[Outputs, SlotMap]:
+    """The network's outputs on the inputs cut to the slots any event uses, and the map back.
+
+    The outputs' object axes are in the trimmed space: pass ``slots`` to :func:`from_outputs`.
+    """
+    slots = kept_slots(masks, [s.name for s in spec.sequential])
+    trimmed_features, trimmed_masks = trim_inputs(features, masks, slots)
+    return network(trimmed_features, trimmed_masks), slots
 
 
 @torch.inference_mode()
@@ -104,8 +123,13 @@ def from_outputs(
     threshold: float | None = 0.5,
     mode: str = "greedy",
     embeddings: bool = False,
+    slots: SlotMap | None = None,
 ) -> Predictions:
-    """Decode and convert the raw :class:`Outputs` of one batch (``threshold=None``: no gating)."""
+    """Decode and convert the raw :class:`Outputs` of one batch (``threshold=None``: no gating).
+
+    ``slots``: the outputs were computed on trimmed inputs (:func:`trimmed_forward`); decoded
+    indices are mapped back to the untrimmed combined space.
+    """
     detections = {p: torch.sigmoid(v.float()) for p, v in outputs.detections.items()}
     chosen = decode(
         outputs.assignments,
@@ -115,11 +139,12 @@ def from_outputs(
         mode=mode,
     ) if spec.particles else {}
     regressions = network.denormalize_regressions(dict(outputs.regressions)) if outputs.regressions else {}
+    probabilities = {p: chosen_probability(outputs.assignments[p].float(), chosen[p]) for p in chosen}
+    if slots is not None:
+        chosen = {p: slots.to_original(v) for p, v in chosen.items()}
     result = Predictions(
         assignments={p: v.cpu().numpy() for p, v in chosen.items()},
-        assignment_probabilities={
-            p: chosen_probability(outputs.assignments[p].float(), chosen[p]).cpu().numpy() for p in chosen
-        },
+        assignment_probabilities={p: v.cpu().numpy() for p, v in probabilities.items()},
         detection_probabilities={p: v.cpu().numpy() for p, v in detections.items()},
         regressions={k: v.float().cpu().numpy() for k, v in regressions.items()},
         classifications={

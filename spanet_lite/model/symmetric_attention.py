@@ -36,6 +36,8 @@ from torch import Tensor, nn
 
 from spanet_lite.config.event_spec import ParticleSpec
 
+TABLE_CACHE_SIZE = 32  # input layouts whose static tables a particle keeps (see static_tables)
+
 
 class SymmetricTensorAttention(nn.Module):
     """Branch object vectors (B, N, D) -> joint log-probabilities (B, N, ..., N) with k object axes."""
@@ -62,7 +64,9 @@ class SymmetricTensorAttention(nn.Module):
     def static_tables(self, widths: tuple[int, ...], device: torch.device) -> tuple[Tensor, Tensor | None]:
         """(N^k,) bool: tuples valid before looking at padding; (N^k,) orbit representative or None.
 
-        Depends only on the input widths, so it is computed once per layout and cached.
+        Depends only on the input widths, so it is computed once per layout and cached. Batches
+        are trimmed to the slots they use, so several layouts occur; the cache keeps the
+        ``TABLE_CACHE_SIZE`` most recently built (each is ~9 N^k bytes).
         """
         key = (widths, str(device))
         if key not in self._cache:
@@ -81,6 +85,8 @@ class SymmetricTensorAttention(nn.Module):
                 flat = [(grid[:, list(g)] * strides).sum(1) for g in self.elements]
                 canon = torch.stack(flat, 0).min(0).values.to(device)
             self._cache[key] = (valid.to(device), canon)
+            while len(self._cache) > TABLE_CACHE_SIZE:
+                del self._cache[next(iter(self._cache))]  # the oldest layout
         return self._cache[key]
 
     def forward(self, objects: Tensor, object_mask: Tensor, widths: tuple[int, ...]) -> Tensor:

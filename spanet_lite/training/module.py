@@ -8,13 +8,18 @@ the network without any file: the event file's text, the options and the statist
 
 Validation metrics are computed once per epoch over the whole validation split (gathered
 across processes), not averaged over batches, because purities are ratios over events.
+
+Every training and validation batch is trimmed to the object slots its events use
+(:meth:`~spanet_lite.dataset.batch.Batch.trimmed`) before the network sees it: exact (same
+losses and metrics up to float rounding) and much cheaper when the file's padded width is well
+above the typical object count.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import torch
@@ -26,6 +31,10 @@ from spanet_lite.config.options import Options
 from spanet_lite.dataset.batch import Batch
 from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.training.schedules import schedule_steps, warmup_cosine_scheduler
+
+if TYPE_CHECKING:
+    from spanet_lite.model.outputs import Outputs
+    from spanet_lite.training.losses import LossResult
 
 
 def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
@@ -85,6 +94,7 @@ class SpanetModule(pl.LightningModule):
         self.options = options
         self.statistics = DatasetStatistics.from_dict(statistics)
         self.network = SpanetNetwork(self.spec, self.options, self.statistics)
+        self._sequential = [s.name for s in self.spec.sequential]
         self.latest_terms: dict[str, Tensor] = {}
         self._validation_store: list[dict[str, Any]] = []
 
@@ -95,12 +105,24 @@ class SpanetModule(pl.LightningModule):
     def validation_step(self, batch: Batch, batch_idx: int) -> Tensor:
         return self._step(batch, "val")
 
-    def _step(self, batch: Batch, stage: str) -> Tensor:
-        """Forward, losses, logging; on validation also keep what the epoch metrics need."""
+    def batch_losses(self, batch: Batch) -> tuple[Batch, Outputs, LossResult]:
+        """The batch trimmed to the object slots its events use, the network's outputs on it and
+        its losses (those of the untrimmed batch, up to float rounding).
+
+        Trimming happens here rather than in ``on_before_batch_transfer`` (on the host): that
+        costs one device-to-host read of the kept widths per step on an accelerator, but
+        Lightning warns on every run when a LightningModule overrides that hook next to a data
+        module.
+        """
         from spanet_lite.training.losses import compute_losses
 
+        batch = batch.trimmed(self._sequential)
         outputs = self.network(batch.features, batch.masks)
-        result = compute_losses(outputs, batch, self.network, self.spec, self.options)
+        return batch, outputs, compute_losses(outputs, batch, self.network, self.spec, self.options)
+
+    def _step(self, batch: Batch, stage: str) -> Tensor:
+        """Forward, losses, logging; on validation also keep what the epoch metrics need."""
+        batch, outputs, result = self.batch_losses(batch)
         size = batch.batch_size
         distributed = self.trainer.world_size > 1  # epoch means over all processes' events
         self.log(
@@ -131,7 +153,11 @@ class SpanetModule(pl.LightningModule):
 
     @torch.no_grad()
     def _evaluation_record(self, outputs: Any, batch: Batch) -> dict[str, Any]:
-        """Decoded assignments, targets and head outputs of one validation batch (kept on device)."""
+        """Decoded assignments, targets and head outputs of one validation batch (kept on device).
+
+        Predictions and targets are in the batch's own (trimmed) object space; the metrics
+        only compare them within an event, where that space is the file's, relabelled in order.
+        """
         from spanet_lite.evaluation.decoding import decode
 
         record: dict[str, Any] = {}
