@@ -10,9 +10,12 @@ import argparse
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from spanet_lite.errors import InputError, SpanetWarning
+
+if TYPE_CHECKING:
+    from spanet_lite.evaluation.run import Run
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -67,7 +70,7 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
                         "machine shared with other jobs)")
 
 
-def load_network(args: argparse.Namespace) -> Any:
+def load_network(args: argparse.Namespace) -> Run:
     """The trained run named by ``args.run_dir`` and :func:`add_network_arguments`'s options.
 
     Imports torch (late, so that ``--help`` stays fast). Raises InputError for a bad ``--threads``.

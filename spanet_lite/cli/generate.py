@@ -58,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="change a physics parameter (see spanet_lite.physics.generator.config), repeatable",
     )
-    parser.add_argument("--chunk-size", type=int, default=65_536, help="events written per HDF5 write")
+    parser.add_argument(
+        "--chunk-size", type=int, default=65_536,
+        help="events per HDF5 write, in whole 4,096-event chunks (default: %(default)s)",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary table")
     parser.add_argument(
         "--backend",

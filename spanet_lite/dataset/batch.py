@@ -36,7 +36,8 @@ class Batch:
     """SEQUENTIAL input -> (B, N_i) bool, True = real object."""
     targets: dict[str, Tensor] = field(default_factory=dict)
     """Particle -> (B, k) int64 indices in the combined object space (all SEQUENTIAL inputs
-    concatenated in event-file order, padding included); -1 = product not matched."""
+    concatenated in event-file order, padding included; after :meth:`trimmed`, the trimmed
+    space); -1 = product not matched."""
     target_masks: dict[str, Tensor] = field(default_factory=dict)
     """Particle -> (B,) bool: fully reconstructable (every product matched and TARGETS/<p>/MASK true)."""
     particle_weights: dict[str, Tensor] = field(default_factory=dict)

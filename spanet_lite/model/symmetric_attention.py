@@ -66,10 +66,12 @@ class SymmetricTensorAttention(nn.Module):
 
         Depends only on the input widths, so it is computed once per layout and cached. Batches
         are trimmed to the slots they use, so several layouts occur; the cache keeps the
-        ``TABLE_CACHE_SIZE`` most recently built (each is ~9 N^k bytes).
+        ``TABLE_CACHE_SIZE`` most recently used (each is ~9 N^k bytes).
         """
         key = (widths, str(device))
-        if key not in self._cache:
+        if key in self._cache:
+            self._cache[key] = self._cache.pop(key)  # now the most recently used
+        else:
             n, k = sum(widths), self.k
             slot_input = torch.repeat_interleave(torch.arange(len(widths)), torch.tensor(widths))  # (N,)
             grid = torch.stack(torch.meshgrid(*[torch.arange(n)] * k, indexing="ij"), -1).reshape(-1, k)
@@ -86,7 +88,7 @@ class SymmetricTensorAttention(nn.Module):
                 canon = torch.stack(flat, 0).min(0).values.to(device)
             self._cache[key] = (valid.to(device), canon)
             while len(self._cache) > TABLE_CACHE_SIZE:
-                del self._cache[next(iter(self._cache))]  # the oldest layout
+                del self._cache[next(iter(self._cache))]  # the least recently used layout
         return self._cache[key]
 
     def forward(self, objects: Tensor, object_mask: Tensor, widths: tuple[int, ...]) -> Tensor:

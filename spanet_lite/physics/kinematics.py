@@ -218,8 +218,9 @@ def azimuth(
 ) -> NDArray[np.float32]:
     """atan2(py, px) for float32 arrays (``pt`` = hypot(px, py) if the caller has it), in [-pi, pi].
 
-    Within 5e-7 rad (2 float32 steps at pi) of the exact angle, for components whose squares
-    are normal float32 numbers (1e-18 to 1e18: any momentum in GeV). numpy's float32 arctan2
+    Within 5.4e-7 rad (about 2 float32 steps at pi) of the exact angle, and in [-pi, pi], for
+    components whose squares are normal float32 numbers (1e-18 to 1e18: any momentum in GeV).
+    Other dtypes are refused (the sign is copied bit-wise as a 32-bit integer). numpy's float32 arctan2
     costs ~28 ns per element (it has no vectorised kernel); this costs ~4, and the generator
     takes the azimuth of millions of partons. It uses no branch (no ``where``, whose cost on
     random masks is ~4 ns per element): the angle theta = |phi| in [0, pi] is
@@ -229,6 +230,8 @@ def azimuth(
     atan2(0, 0) is pi/2 here, not 0: the generator never asks for the azimuth of pT = 0.
     """
     f32 = np.float32
+    if px.dtype != f32 or py.dtype != f32 or (pt is not None and pt.dtype != f32):
+        raise TypeError(f"azimuth takes float32 arrays, got {px.dtype} and {py.dtype}")
     if pt is None:
         pt = np.sqrt(px * px + py * py)
     u = np.abs(py)
@@ -243,7 +246,7 @@ def azimuth(
     angle *= u
     angle *= f32(-2.0)
     angle += f32(np.pi / 2)  # theta, >= 0 (up to rounding at theta = 0)
-    np.maximum(angle, f32(0.0), out=angle)
+    np.clip(angle, f32(0.0), f32(np.pi), out=angle)  # |u| may pass 1 by rounding of pt
     bits = angle.view(np.int32)
     bits |= py.view(np.int32) & np.int32(-(2**31))  # theta with the sign of py
     return angle

@@ -7,9 +7,10 @@ system time per 200,000 all-hadronic ttbar events, 8 % of the run. Raising ``M_T
 free memory glibc keeps at the top of the heap) to 64 MiB removes ~90 % of them; the peak
 resident memory is unchanged, since only pages that were in use stay mapped.
 
-This is a process-wide allocator setting (the same as ``MALLOC_TOP_PAD_=67108864`` in the
-environment). It only changes how much freed memory the process keeps for reuse, never what
-any code computes. Elsewhere than Linux with glibc it does nothing.
+This is a process-wide allocator setting, kept after ``write_file`` returns (the same as
+``MALLOC_TOP_PAD_=67108864`` in the environment). Setting it also freezes glibc's dynamic
+mmap threshold at its current value. It only changes how much freed memory the process keeps
+for reuse, never what any code computes. Elsewhere than Linux with glibc it does nothing.
 """
 
 from __future__ import annotations

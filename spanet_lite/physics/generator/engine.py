@@ -179,7 +179,9 @@ def write_file(
 ) -> Summary:
     """Generate ``events`` selected events into the HDF5 file ``path`` (atomic, chunked).
 
-    ``progress(k)`` is called with the number of events written so far after each chunk.
+    Events are written ``chunk_size`` at a time, rounded down to whole HDF5 chunks of 4,096
+    events (so values below 4,096 act as 4,096). ``progress(k)`` is called with the number of
+    events written so far after each write.
     Raises FileExistsError if ``path`` exists and ``overwrite`` is False. Keeps freed heap
     memory for reuse in this process (see :mod:`.allocator`; 8 % faster, same peak memory).
     """
@@ -250,8 +252,9 @@ def _write_rows(dataset: h5py.Dataset, start: int, values: NDArray, compression:
     ``write_direct_chunk``: the same filters the dataset declares (any HDF5 reader inflates it),
     but deflated with zlib's run-length strategy, which on these arrays (zero padding, small
     integers, byte-shuffled floats) is ~1.5x faster than HDF5's level-1 deflate and slightly
-    smaller. The stored values are the same. A chunk that is not whole (only when the write
-    chunk size is not a multiple of the HDF5 chunk rows) goes through h5py as usual.
+    smaller. The stored values are the same. :func:`write_file` only writes whole chunks (the
+    last one padded); a write that starts off a chunk boundary, or a partial chunk inside the
+    dataset, goes through h5py as usual.
     """
     rows = dataset.chunks[0] if dataset.chunks else 0
     if compression != "gzip" or not rows or start % rows:
