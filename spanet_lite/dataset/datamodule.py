@@ -92,6 +92,13 @@ class SplitData:
     dataset: InMemoryDataset | StreamingDataset
 
 
+def starting_epoch(trainer: Any) -> int | None:
+    """The epoch a trainer is starting (None without a trainer). Lightning's ``processed``
+    counter is right also when a resumed run re-creates its iterator, where ``current_epoch``
+    still lags by one."""
+    return None if trainer is None else int(trainer.fit_loop.epoch_progress.current.processed)
+
+
 class SpanetDataModule(L.LightningDataModule):
     """Train/val/test loaders over SPANet HDF5 files; see the module docstring.
 
@@ -288,10 +295,7 @@ class SpanetDataModule(L.LightningDataModule):
         )
 
     def _trainer_epoch(self) -> int | None:
-        """The epoch being started. Lightning's ``processed`` counter is right also when a
-        resumed run re-creates its iterator, where ``current_epoch`` still lags by one."""
-        trainer = getattr(self, "trainer", None)
-        return None if trainer is None else int(trainer.fit_loop.epoch_progress.current.processed)
+        return starting_epoch(getattr(self, "trainer", None))
 
     # ------------------------------------------------------------------ helpers
 

@@ -24,6 +24,8 @@ import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import Callback
 
+from spanet_lite.dataset.datamodule import starting_epoch
+
 INTERRUPTED_CHECKPOINT = "interrupted.ckpt"
 
 
@@ -152,10 +154,9 @@ class ResumableLoader:
         self._skip = 0
 
     def epoch(self) -> int:
-        """The epoch being started: Lightning's ``processed`` counter, right also on resume
-        (``current_epoch`` lags by one while a resumed run re-creates its iterator)."""
-        trainer = self._trainer_ref()
-        return int(trainer.fit_loop.epoch_progress.current.processed) if trainer is not None else 0
+        """The epoch being started (see :func:`~spanet_lite.dataset.datamodule.starting_epoch`)."""
+        epoch = starting_epoch(self._trainer_ref())
+        return 0 if epoch is None else epoch
 
     def __len__(self) -> int:
         return len(self.loader)
