@@ -13,6 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
+from _model_helpers import ttbar_yaml
 
 from spanet_lite.config import parse_event_spec
 from spanet_lite.config.options import Options
@@ -34,33 +35,11 @@ TINY = dict(
 )
 
 # The all-hadronic ttbar topology with one feature: enough for decoding and metric tests.
-TTBAR = parse_event_spec(
-    """
-INPUTS:
-  SEQUENTIAL:
-    Jets: {pt: none}
-EVENT:
-  t1: [q1, q2, b]
-  t2: [q1, q2, b]
-PERMUTATIONS:
-  EVENT: [[t1, t2]]
-  t1: [[q1, q2]]
-  t2: [[q1, q2]]
-"""
-)
+TTBAR = parse_event_spec(ttbar_yaml("{pt: none}"))
 
-TTBAR_YAML = """
-INPUTS:
-  SEQUENTIAL:
-    Jets: {mass: log_normalize, pt: log_normalize, eta: normalize, phi: normalize, btag: none}
-EVENT:
-  t1: [q1, q2, b]
-  t2: [q1, q2, b]
-PERMUTATIONS:
-  EVENT: [[t1, t2]]
-  t1: [[q1, q2]]
-  t2: [[q1, q2]]
-"""
+TTBAR_YAML = ttbar_yaml(
+    "{mass: log_normalize, pt: log_normalize, eta: normalize, phi: normalize, btag: none}"
+)
 
 
 def statistics_of(spec, path: Path, options: Options) -> DatasetStatistics:

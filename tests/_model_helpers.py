@@ -9,20 +9,25 @@ from spanet_lite.config.options import Options
 from spanet_lite.dataset.batch import Batch
 from spanet_lite.dataset.statistics import DatasetStatistics
 
-TTBAR_YAML = """
-INPUTS:
-  SEQUENTIAL:
-    Jets: {mass: log_normalize, pt: log_normalize, eta: normalize, btag: none}
-  GLOBAL:
-    Met: {met: log_normalize, phi: normalize}
-EVENT:
-  t1: [q1, q2, b]
-  t2: [q1, q2, b]
-PERMUTATIONS:
-  EVENT: [[t1, t2]]
-  t1: [[q1, q2]]
-  t2: [[q1, q2]]
-REGRESSIONS:
+
+def ttbar_yaml(jets: str, *, global_inputs: str = "", event_symmetry: bool = True, more: str = "") -> str:
+    """The all-hadronic ttbar event file (two tops t -> q1 q2 b, q1 <-> q2 within each) whose
+    ``Jets`` input has the features ``jets``; optionally GLOBAL inputs (one ``name: {...}`` per
+    line), without the [t1, t2] EVENT symmetry, and with ``more`` sections appended."""
+    lines = ["INPUTS:", "  SEQUENTIAL:", f"    Jets: {jets}"]
+    if global_inputs:
+        lines += ["  GLOBAL:", *(f"    {line}" for line in global_inputs.strip().splitlines())]
+    lines += ["EVENT:", "  t1: [q1, q2, b]", "  t2: [q1, q2, b]", "PERMUTATIONS:"]
+    if event_symmetry:
+        lines.append("  EVENT: [[t1, t2]]")
+    lines += ["  t1: [[q1, q2]]", "  t2: [[q1, q2]]"]
+    return "\n".join(lines) + "\n" + more
+
+
+TTBAR_YAML = ttbar_yaml(
+    "{mass: log_normalize, pt: log_normalize, eta: normalize, btag: none}",
+    global_inputs="Met: {met: log_normalize, phi: normalize}",
+    more="""REGRESSIONS:
   EVENT: [[ht, log_gaussian]]
   t1: [{PARTICLE: [[mass, laplacian]]}, {b: [pt]}]
   t2: [{PARTICLE: [[mass, laplacian]]}, {b: [pt]}]
@@ -30,7 +35,8 @@ CLASSIFICATIONS:
   EVENT: [signal]
   t1: [{PARTICLE: [charge]}]
   t2: [{PARTICLE: [charge]}]
-"""
+""",
+)
 
 # Two SEQUENTIAL inputs, an associated product, and a 3-element product group.
 MIXED_YAML = """

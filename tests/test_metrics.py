@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from _evaluation_helpers import TTBAR
+from _model_helpers import ttbar_yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,19 +23,7 @@ from spanet_lite.evaluation.metrics import (
     roc_curve,
 )
 
-NO_EVENT_SYMMETRY = parse_event_spec(
-    """
-INPUTS:
-  SEQUENTIAL:
-    Jets: {pt: none}
-EVENT:
-  t1: [q1, q2, b]
-  t2: [q1, q2, b]
-PERMUTATIONS:
-  t1: [[q1, q2]]
-  t2: [[q1, q2]]
-"""
-)
+NO_EVENT_SYMMETRY = parse_event_spec(ttbar_yaml("{pt: none}", event_symmetry=False))
 
 TRUTH = {"t1": [0, 1, 2], "t2": [3, 4, 5]}
 
