@@ -47,6 +47,18 @@ def test_discriminant_exactly_zero_gives_one_double_root():
     assert not solution.is_complex
 
 
+def test_lepton_in_the_transverse_plane_at_the_tolerated_zero_discriminant():
+    # Lepton (3, 0, ~0, 3), MET (0, 12), m_W^2 just below 72: D ~ -7e-10, inside the tolerance,
+    # so it counts as 0 and the double root is pz = mu pz_l / a ~ 0. The cancellation-free form
+    # q = mu pz_l + E sqrt(D) is ~0 too, and c / q must not be taken (it overflowed for tiny pz_l).
+    w_mass = math.sqrt(72.0 - 2e-11)
+    for lepton_pz in (1e-300, 1e-320, 0.0):
+        with np.errstate(over="raise", divide="raise", invalid="raise"):
+            plus, minus, is_complex = neutrino_pz_roots(3.0, 0.0, lepton_pz, 3.0, 0.0, 12.0, w_mass=w_mass)
+        assert not is_complex
+        assert abs(plus) < 1e-9 and abs(minus) < 1e-9
+
+
 def test_negative_discriminant_scales_the_neutrino_pt():
     # MET (0, 24), m_W^2 = 72: D = 36^2 - 9 * 576 < 0; k = A / (sqrt(a) P - B) = 36 / 72 = 1/2,
     # so the neutrino becomes (0, 12, 16), the D = 0 solution above, and m(l nu) = m_W exactly.

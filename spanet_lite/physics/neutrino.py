@@ -136,10 +136,12 @@ def solve_neutrino(
     sign = xp.where(lz < 0, -1.0 + 0.0 * lz, 1.0 + 0.0 * lz)
     q = mu * lz + sign * le * root_d
     c = le * le * p2 - mu * mu
-    safe_q = xp.where(q == 0, 1.0 + 0.0 * q, q)
+    # q ~ 0 (lepton pz ~ 0 and D ~ 0): a double root at ~0, and c / q would be 0 / 0 (or overflow).
+    degenerate = xp.abs(q) <= DISCRIMINANT_TOLERANCE * xp.abs(mu) * le
+    safe_q = xp.where(degenerate, 1.0 + 0.0 * q, q)
     safe_a = xp.where(a > 0, a, 1.0 + 0.0 * a)
     far = q / safe_a  # the root with |pz| >= the other one
-    near = xp.where(q == 0, 0.0 * q, c / safe_q)
+    near = xp.where(degenerate, 0.0 * q, c / safe_q)
     far = xp.where(a > 0, far, near)  # massless lepton along the beam: linear equation
     plus = xp.where(sign > 0, far, near)
     minus = xp.where(sign > 0, near, far)
