@@ -34,7 +34,8 @@ from spanet_lite.errors import InputError
 from spanet_lite.io import read_user_text
 
 SECTIONS = ("INPUTS", "EVENT", "PERMUTATIONS", "REGRESSIONS", "CLASSIFICATIONS")
-INPUT_KINDS = ("SEQUENTIAL", "GLOBAL")
+INPUT_KINDS = ("SEQUENTIAL", "RELATIVE", "GLOBAL")
+OBJECT_KINDS = ("SEQUENTIAL", "RELATIVE")
 
 
 def load_event_spec(path: str | Path) -> EventSpec:
@@ -95,29 +96,29 @@ class _EventFileParser:
 
     # ----------------------------------------------------------------- INPUTS
     def parse_inputs(self, inputs: Any) -> tuple[tuple[InputSpec, ...], tuple[InputSpec, ...]]:
+        """(object inputs, GLOBAL inputs). Object inputs (SEQUENTIAL and RELATIVE) keep the order
+        in which the event file lists them, sections included, as SPANet orders its inputs."""
         path: YamlPath = ("INPUTS",)
         if not isinstance(inputs, dict):
             raise self.doc.error(path, "a mapping with a SEQUENTIAL section (and optionally GLOBAL)", inputs)
         for key in inputs:
             if key not in INPUT_KINDS:
                 raise self.doc.error(
-                    (*path, key), "SEQUENTIAL or GLOBAL", got_text=_unknown(key, INPUT_KINDS)
+                    (*path, key), "SEQUENTIAL, RELATIVE or GLOBAL", got_text=_unknown(key, INPUT_KINDS)
                 )
-        if not inputs.get("SEQUENTIAL"):
+        if not any(inputs.get(kind) for kind in OBJECT_KINDS):
             where = (*path, "SEQUENTIAL") if "SEQUENTIAL" in inputs else path
             raise self.doc.error(
                 where, "at least one SEQUENTIAL input (a set of objects such as jets)", got_text="none"
             )
         first_seen: dict[str, YamlPath] = {}
-        result: list[tuple[InputSpec, ...]] = []
-        for kind in INPUT_KINDS:
-            section = inputs.get(kind)
+        objects: list[InputSpec] = []
+        global_inputs: list[InputSpec] = []
+        for kind, section in inputs.items():
             if section is None:
-                result.append(())
                 continue
             if not isinstance(section, dict):
                 raise self.doc.error((*path, kind), "a mapping of input names to their features", section)
-            specs = []
             for name, features in section.items():
                 where = (*path, kind, name)
                 check_name(self.doc, where, name, "an input name")
@@ -128,9 +129,9 @@ class _EventFileParser:
                         name,
                     )
                 first_seen[name] = where
-                specs.append(InputSpec(name, kind, self.parse_features(where, features)))  # type: ignore[arg-type]
-            result.append(tuple(specs))
-        return result[0], result[1]
+                spec = InputSpec(name, kind, self.parse_features(where, features))
+                (global_inputs if kind == "GLOBAL" else objects).append(spec)
+        return tuple(objects), tuple(global_inputs)
 
     def parse_features(self, path: YamlPath, features: Any) -> tuple[Feature, ...]:
         if not isinstance(features, dict) or not features:
@@ -177,21 +178,21 @@ class _EventFileParser:
         return particles
 
     def parse_product(self, path: YamlPath, item: Any, kinds: dict[str, str]) -> Product:
-        """``b`` (any input) or ``b: Jets`` (must come from the SEQUENTIAL input Jets)."""
+        """``b`` (any input) or ``b: Jets`` (must come from the object input Jets, SEQUENTIAL or RELATIVE)."""
         if isinstance(item, dict) and len(item) == 1:
             ((name, input_name),) = item.items()
             check_name(self.doc, path, name, "a product name")
             if isinstance(input_name, (list, dict)):
                 raise _too_deep(self.doc, path, name)
             if input_name is not None:
-                sequential = [n for n, kind in kinds.items() if kind == "SEQUENTIAL"]
+                sequential = [n for n, kind in kinds.items() if kind in OBJECT_KINDS]
                 if not isinstance(input_name, str) or input_name not in kinds:
                     raise self.doc.error(
                         path,
                         f"the name of a SEQUENTIAL input ({', '.join(sequential)})",
                         got_text=_unknown(input_name, sequential),
                     )
-                if kinds[input_name] != "SEQUENTIAL":
+                if kinds[input_name] not in OBJECT_KINDS:
                     raise self.doc.error(
                         path,
                         f"a SEQUENTIAL input ({', '.join(sequential)}): products are objects, "

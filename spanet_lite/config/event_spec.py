@@ -14,7 +14,7 @@ from spanet_lite.config.symmetry import PermutationGroup
 
 FEATURE_OPTIONS = ("none", "log", "normalize", "log_normalize")
 REGRESSION_TYPES = ("gaussian", "laplacian", "log_gaussian")
-InputKind = Literal["SEQUENTIAL", "GLOBAL"]
+InputKind = Literal["SEQUENTIAL", "RELATIVE", "GLOBAL"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,9 @@ class Feature:
 
 @dataclass(frozen=True)
 class InputSpec:
-    """A SEQUENTIAL input (a variable-length set of objects) or a GLOBAL one (one vector per event)."""
+    """A SEQUENTIAL input (a variable-length set of objects), a RELATIVE one (a set of objects
+    whose features may also be pairwise, ``(N, W, W)`` datasets; which ones is a fact of the
+    HDF5 file, not of the event file) or a GLOBAL one (one vector per event)."""
 
     name: str
     kind: InputKind
@@ -50,6 +52,16 @@ class InputSpec:
     @property
     def is_sequential(self) -> bool:
         return self.kind == "SEQUENTIAL"
+
+    @property
+    def is_relative(self) -> bool:
+        return self.kind == "RELATIVE"
+
+    @property
+    def has_objects(self) -> bool:
+        """SEQUENTIAL and RELATIVE inputs are sets of objects with a MASK; their slots are
+        assignable and part of the combined object index space."""
+        return self.kind != "GLOBAL"
 
 
 @dataclass(frozen=True)
@@ -116,11 +128,13 @@ class ClassificationTarget:
 class EventSpec:
     """Everything the event file says, validated.
 
-    The combined object index space is the concatenation of all SEQUENTIAL inputs in
-    event-file order (padding included); assignment targets and outputs live in it.
+    The combined object index space is the concatenation of all object inputs (SEQUENTIAL and
+    RELATIVE, as SPANet) in event-file order (padding included); assignment targets and outputs
+    live in it.
     """
 
     sequential: tuple[InputSpec, ...]
+    """The object inputs, SEQUENTIAL and RELATIVE, in event-file order."""
     global_inputs: tuple[InputSpec, ...]
     particles: tuple[ParticleSpec, ...]
     event_symmetry: PermutationGroup
@@ -130,12 +144,17 @@ class EventSpec:
 
     @property
     def inputs(self) -> tuple[InputSpec, ...]:
-        """All inputs: SEQUENTIAL first, then GLOBAL, each in event-file order."""
+        """All inputs: object inputs (SEQUENTIAL, RELATIVE) first, then GLOBAL, each in event-file order."""
         return self.sequential + self.global_inputs
 
     @property
     def particle_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.particles)
+
+    @property
+    def relative(self) -> tuple[InputSpec, ...]:
+        """The RELATIVE inputs, in event-file order."""
+        return tuple(s for s in self.sequential if s.is_relative)
 
     def input(self, name: str) -> InputSpec:
         for spec in self.inputs:

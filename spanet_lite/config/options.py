@@ -20,6 +20,7 @@ COMBINE_PAIR_LOSSES = ("min", "softmin", "mean")
 ACTIVATIONS = ("relu", "gelu", "silu", "elu", "tanh", "leaky_relu", "selu")
 DATASET_MODES = ("auto", "memory", "streaming")
 DECODINGS = ("greedy", "exact")
+PAIR_FEATURES = ("none", "physics")
 # Lightning's precision spellings (``Trainer(precision=...)``).
 PRECISIONS = (
     *("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true"),
@@ -90,6 +91,7 @@ class Options:
     masking: str = "Filling"
     skip_connections: bool = True
     initial_embedding_skip_connections: bool = True
+    pair_features: str = "none"  # spanet_lite: none | physics (ParT pair features as attention bias)
 
     # ---- data
     normalize_features: bool = True
@@ -222,6 +224,7 @@ OPTION_GROUPS: dict[str, tuple[str, ...]] = {
         "masking",
         "skip_connections",
         "initial_embedding_skip_connections",
+        "pair_features",
     ),
     "data": (
         "normalize_features",

@@ -20,6 +20,7 @@ from spanet_lite.config.options import (
     DATASET_MODES,
     DECODINGS,
     OPTIMIZERS,
+    PAIR_FEATURES,
     PRECISIONS,
     UNSUPPORTED_OPTIMIZERS,
     Options,
@@ -82,6 +83,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "linear_activation": ACTIVATIONS,
     "dataset_mode": DATASET_MODES,
     "decoding": DECODINGS,
+    "pair_features": PAIR_FEATURES,
     "precision": PRECISIONS,
 }
 

@@ -56,6 +56,9 @@ class Batch:
     assignment_event_mask: Tensor | None = None
     """(B,) bool: event enters the assignment loss (all True with partial_events,
     else only events in which every particle is fully reconstructable)."""
+    pairs: dict[str, Tensor] = field(default_factory=dict)
+    """RELATIVE input -> (B, N_i, N_i, C_i) float32 raw pairwise features, 0 where either object is
+    padding (empty for inputs without pairwise features). Trimmed with the object axis, both axes."""
 
     def product_present(self, particle: str) -> Tensor:
         """(B, k) bool: which products of ``particle`` are matched to an object."""
@@ -101,7 +104,8 @@ class Batch:
             return self
         features, masks = trim_inputs(self.features, self.masks, slots)
         targets = {name: slots.to_trimmed(value) for name, value in self.targets.items()}
-        return replace(self, features=features, masks=masks, targets=targets)
+        return replace(self, features=features, masks=masks, targets=targets,
+                       pairs=trim_pairs(self.pairs, slots))
 
 
 @dataclass(frozen=True)
@@ -198,3 +202,10 @@ def trim_inputs(
     }
     cut_masks = {name: value[:, : kept[name]] if name in kept else value for name, value in masks.items()}
     return cut_features, cut_masks
+
+
+def trim_pairs(pairs: Mapping[str, Tensor], slots: SlotMap) -> dict[str, Tensor]:
+    """Pairwise features (B, N_i, N_i, C_i) cut to the kept slots on both object axes (views)."""
+    kept = dict(zip(slots.names, slots.kept, strict=True))
+    return {name: value[:, : kept[name], : kept[name]] if name in kept else value
+            for name, value in pairs.items()}

@@ -330,6 +330,10 @@ class SpanetDataModule(L.LightningDataModule):
         _raise_first_error(report, allow_nonfinite=self.options.drop_invalid_events)
         with schema.open_h5(path) as file:
             layout = resolve_layout(file, self.spec, path, self.options.event_weight_dataset)
+            reference = self.statistics.pair_features if self.statistics is not None else None
+            if reference is None:
+                reference = self._pairs_seen(layout)
+            schema.check_pair_features(layout.pair_features, reference, str(path))
             if layout.num_events == 0:
                 raise InputError(path, "", "at least one event", "an empty file")
             check_finite = self.options.drop_invalid_events
@@ -359,6 +363,12 @@ class SpanetDataModule(L.LightningDataModule):
                 t.key: np.concatenate([q[3][t.key] for q in parts]) for t in self.spec.classifications
             },
         )
+
+    def _pairs_seen(self, layout: FileLayout) -> dict[str, tuple[str, ...]]:
+        """The pairwise features of the first file scanned (the training file); later files must match."""
+        if not hasattr(self, "_first_pairs"):
+            self._first_pairs = dict(layout.pair_features)
+        return self._first_pairs
 
     def _split(self, num_events: int) -> tuple[np.ndarray, np.ndarray]:
         """Training and validation rows of the training file (see the module docstring).
@@ -436,7 +446,8 @@ class SpanetDataModule(L.LightningDataModule):
     ) -> DatasetStatistics:
         labels = {k: v[rows] for k, v in facts.classifications.items()}
         common = dict(
-            source=str(facts.layout.path), max_objects=facts.layout.max_objects, classifications=labels
+            source=str(facts.layout.path), max_objects=facts.layout.max_objects, classifications=labels,
+            pair_features=facts.layout.pair_features,
         )
         if block is not None:
             chunks = (

@@ -185,6 +185,7 @@ def batch_from(block: EventBlock, index: slice | np.ndarray) -> Batch:
         assignment_weights=take(block.assignment_weights),
         classification_weights=take_all(block.classification_weights),
         assignment_event_mask=take(block.assignment_event_mask),
+        pairs=take_all(block.pairs),
     )
 
 

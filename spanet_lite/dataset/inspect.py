@@ -87,7 +87,7 @@ def render_report(report: ValidationReport, console: Any) -> None:
     for column in ("input", "kind", "slots", "objects / event (mean)", "objects / event (max)"):
         inputs.add_column(column)
     for name, info in summary.get("inputs", {}).items():
-        if info["kind"] == "SEQUENTIAL":
+        if info["kind"] != "GLOBAL":
             inputs.add_row(name, info["kind"], str(info["max_objects"]), f"{info['objects_mean']:.2f}",
                            str(info["objects_max"]))
         else:

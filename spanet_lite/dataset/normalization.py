@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+import torch
 
 from spanet_lite.config.event_spec import EventSpec, InputSpec
 from spanet_lite.config.options import Options
@@ -36,6 +37,7 @@ from spanet_lite.dataset import schema
 from spanet_lite.dataset.reader import EventBlock
 from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.errors import InputError
+from spanet_lite.physics.pairs import PAIR_FEATURE_NAMES, combined_pair_features, kinematic_columns
 
 
 class RunningMoments:
@@ -81,12 +83,21 @@ def compute_statistics(
     source: str,
     max_objects: dict[str, int],
     classifications: dict[str, np.ndarray],
+    pair_features: dict[str, tuple[str, ...]] | None = None,
 ) -> DatasetStatistics:
     """Measure the training split.
 
     ``blocks`` yield the training events with features; ``classifications`` holds every
-    training label per key (already gathered by the loader's first pass).
+    training label per key (already gathered by the loader's first pass); ``pair_features``
+    names each RELATIVE input's pairwise features (:func:`schema.pair_features`), measured over
+    pairs of real objects like SPANet's covariant features.
     """
+    pair_features = dict(pair_features or {})
+    pair_specs = {name: [f for f in spec.input(name).features if f.name in names]
+                  for name, names in pair_features.items() if names}
+    pair_moments = {name: RunningMoments(len(features)) for name, features in pair_specs.items()}
+    physics = kinematic_columns(spec) if options.pair_features == "physics" else None
+    physics_moments = RunningMoments(len(PAIR_FEATURE_NAMES))
     moments = {s.name: RunningMoments(s.num_features) for s in spec.inputs}
     log_columns = {s.name: np.array([f.log for f in s.features]) for s in spec.inputs}
     regression_values: dict[str, list[np.ndarray]] = {t.key: [] for t in spec.regressions}
@@ -95,13 +106,36 @@ def compute_statistics(
         events += len(block)
         for source_spec in spec.inputs:
             values = block.features[source_spec.name]
-            real = values[block.masks[source_spec.name]] if source_spec.is_sequential else values  # (m, F)
+            real = values[block.masks[source_spec.name]] if source_spec.has_objects else values  # (m, F)
             logs = log_columns[source_spec.name]
             if logs.any():
                 _check_log_domain(real, logs, block, source_spec, source)
                 real = real.astype(np.float64)
                 real[:, logs] = np.log1p(real[:, logs])
             moments[source_spec.name].update(real)
+        for name, features in pair_specs.items():
+            mask = block.masks[name]
+            real = block.pairs[name][mask[:, :, None] & mask[:, None, :]]  # (m, C)
+            logs = np.array([f.log for f in features])
+            if logs.any():
+                real = real.astype(np.float64)
+                bad = real[:, logs] <= -1
+                if bad.any():
+                    column = int(np.flatnonzero(logs)[int(np.argmax(bad.any(axis=0)))])
+                    raise InputError(source, schema.feature_path(name, features[column].name),
+                                     "values above -1 for the log option (x -> log(x + 1))",
+                                     f"{int(bad.sum())} pair value(s) <= -1 in events "
+                                     f"{int(block.rows[0])}..{int(block.rows[-1])}")
+                real[:, logs] = np.log1p(real[:, logs])
+            pair_moments[name].update(real)
+        if physics is not None:
+            masks = {name: torch.from_numpy(block.masks[name]) for name in physics}
+            pairs = combined_pair_features({name: torch.from_numpy(block.features[name]) for name in physics},
+                                           masks, physics)
+            combined = torch.cat(list(masks.values()), dim=1)
+            eye = torch.eye(combined.shape[1], dtype=torch.bool)
+            distinct = combined[:, :, None] & combined[:, None, :] & ~eye
+            physics_moments.update(pairs[distinct].numpy())
         for key, column in block.regressions.items():
             regression_values[key].append(column[np.isfinite(column)])
 
@@ -111,6 +145,15 @@ def compute_statistics(
         found = moments[source_spec.name]
         stats.feature_mean[source_spec.name] = np.where(normalize, found.mean, 0.0).tolist()
         stats.feature_std[source_spec.name] = np.where(normalize, found.std, 1.0).tolist()
+    stats.pair_features = {name: list(names) for name, names in pair_features.items()}
+    if physics is not None:
+        stats.physics_pair_mean = physics_moments.mean.tolist()
+        stats.physics_pair_std = physics_moments.std.tolist()
+    for name, features in pair_specs.items():
+        normalize = np.array([f.normalize and options.normalize_features for f in features])
+        found = pair_moments[name]
+        stats.pair_mean[name] = np.where(normalize, found.mean, 0.0).tolist()
+        stats.pair_std[name] = np.where(normalize, found.std, 1.0).tolist()
     for target in spec.regressions:
         parts = regression_values[target.key]
         values = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
@@ -160,7 +203,7 @@ def _check_log_domain(
         bad = real[:, column] <= -1
         if bad.any():
             first = int(np.argmax(bad))
-            if input_spec.is_sequential:  # entry -> event: entries are real objects, event by event
+            if input_spec.has_objects:  # entry -> event: entries are real objects, event by event
                 event_of_entry = np.repeat(block.rows, block.masks[input_spec.name].sum(axis=1))
                 event = int(event_of_entry[first])
             else:

@@ -7,8 +7,12 @@ Both dataset modes use it: in-memory mode to fill its arrays once, streaming mod
 
 What a block holds is already in :class:`~spanet_lite.dataset.batch.Batch` form:
 
-* SEQUENTIAL features stacked to ``(n, N_i, F_i)`` float32 in event-file feature order, padded
+* object-input features stacked to ``(n, N_i, F_i)`` float32 in event-file feature order, padded
   slots set to 0 (files may hold anything there, NaN included);
+* a RELATIVE input's pairwise features (``(N, W, W)`` datasets) also stacked to
+  ``pairs[input]`` ``(n, N_i, N_i, C_i)``, 0 where either object is padding; in ``features``
+  such a feature holds its diagonal (the object paired with itself), so every object input has
+  its event file's ``F_i`` per-object features;
 * targets converted to the combined object index space: an associated product's index counts
   inside its own input and is shifted by that input's offset; an unassociated product's index
   is already combined; ``-1`` stays ``-1``;
@@ -38,7 +42,9 @@ class FileLayout:
     num_events: int
     max_objects: dict[str, int]
     offsets: dict[str, int]
-    """SEQUENTIAL input -> first combined index of its slots."""
+    """Object input -> first combined index of its slots."""
+    pair_features: dict[str, tuple[str, ...]]
+    """RELATIVE input -> its pairwise features (:func:`schema.pair_features`)."""
     target_masks: dict[str, str | None]
     """Particle -> path of TARGETS/<p>/MASK, or None when the file has none."""
     target_weights: dict[str, str | None]
@@ -68,6 +74,7 @@ def resolve_layout(
         num_events=int(file[first].shape[0]),
         max_objects=max_objects,
         offsets=schema.target_index_offsets(spec, max_objects),
+        pair_features=schema.pair_features(file, spec),
         target_masks={p.name: optional(schema.target_mask_path(p.name)) for p in spec.particles},
         target_weights={p.name: optional(schema.target_weight_path(p.name)) for p in spec.particles},
         event_weight=optional(weight_path) if weight_path else None,
@@ -97,12 +104,14 @@ class EventBlock:
     assignment_weights: np.ndarray | None = None
     classification_weights: dict[str, np.ndarray] = field(default_factory=dict)
     assignment_event_mask: np.ndarray | None = None
+    pairs: dict[str, np.ndarray] = field(default_factory=dict)
+    """RELATIVE input -> (n, N_i, N_i, C_i) float32 pairwise features (reader docstring)."""
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def num_objects(self) -> np.ndarray:
-        """(n,) int64 real objects per event, summed over the SEQUENTIAL inputs only."""
+        """(n,) int64 real objects per event, summed over the object inputs."""
         counts = np.zeros(len(self), dtype=np.int64)
         for mask in self.masks.values():
             counts += mask.sum(axis=1)
@@ -138,6 +147,7 @@ def read_block(
     rows = np.arange(start, stop, dtype=np.int64)
     features: dict[str, np.ndarray] = {}
     masks: dict[str, np.ndarray] = {}
+    pairs: dict[str, np.ndarray] = {}
     check_finite = check_finite and with_features
     finite = np.ones(n, dtype=bool) if check_finite else None
     for source in spec.sequential:
@@ -145,15 +155,27 @@ def read_block(
         masks[source.name] = mask
         if not with_features:
             continue
-        stacked = np.empty((n, mask.shape[1], source.num_features), dtype=np.float32)
+        width = mask.shape[1]
+        stacked = np.empty((n, width, source.num_features), dtype=np.float32)
+        pairwise = layout.pair_features.get(source.name, ())
+        pair_block = np.empty((n, width, width, len(pairwise)), dtype=np.float32) if pairwise else None
         for f, feature in enumerate(source.features):
-            stacked[:, :, f] = _read(
-                file, schema.feature_path(source.name, feature.name), start, stop, np.float32
-            )
+            values = _read(file, schema.feature_path(source.name, feature.name), start, stop, np.float32)
+            if feature.name in pairwise:
+                assert pair_block is not None
+                pair_block[..., pairwise.index(feature.name)] = values
+                values = np.diagonal(values, axis1=1, axis2=2)
+            stacked[:, :, f] = values
         if finite is not None:
             finite &= (np.isfinite(stacked).all(axis=2) | ~mask).all(axis=1)
         np.copyto(stacked, 0.0, where=~mask[:, :, None])
         features[source.name] = stacked
+        if pair_block is not None:
+            real_pair = mask[:, :, None] & mask[:, None, :]
+            if finite is not None:
+                finite &= (np.isfinite(pair_block).all(axis=3) | ~real_pair).all(axis=(1, 2))
+            np.copyto(pair_block, 0.0, where=~real_pair[..., None])
+            pairs[source.name] = pair_block
     for source in spec.global_inputs if with_features else ():
         vector = np.empty((n, source.num_features), dtype=np.float32)
         for f, feature in enumerate(source.features):
@@ -206,6 +228,7 @@ def read_block(
             else np.ones(n, dtype=np.float32)
         ),
         finite=finite,
+        pairs=pairs,
     )
 
 

@@ -1,9 +1,11 @@
 """The HDF5 layout an :class:`EventSpec` expects, and a chunked validator for it.
 
-Layout (FORMATS.md section 2), ``N`` events, ``W_i`` padded slots of SEQUENTIAL input ``i``::
+Layout (FORMATS.md section 2), ``N`` events, ``W_i`` padded slots of object input ``i``::
 
     INPUTS/<sequential>/MASK        bool   (N, W_i)   True = real object
     INPUTS/<sequential>/<feature>   float  (N, W_i)
+    INPUTS/<relative>/MASK          bool   (N, W_i)   as SEQUENTIAL
+    INPUTS/<relative>/<feature>     float  (N, W_i) per object, or (N, W_i, W_i) per object pair
     INPUTS/<global>/<feature>       float  (N,)
     TARGETS/<particle>/<product>    int    (N,)       object index, -1 = not matched
     TARGETS/<particle>/MASK         bool   (N,)       optional: particle usable as a target
@@ -13,8 +15,12 @@ Layout (FORMATS.md section 2), ``N`` events, ``W_i`` padded slots of SEQUENTIAL 
     WEIGHTS/EVENT/weight            float  (N,)       optional: per-event physics weight
 
 An associated product (``- b: Jets``) indexes the slots of its own input; an unassociated one
-indexes the *combined* space, all SEQUENTIAL inputs concatenated in event-file order with their
-padding (:func:`target_index_offsets`).
+indexes the *combined* space, all object inputs (SEQUENTIAL and RELATIVE) concatenated in
+event-file order with their padding (:func:`target_index_offsets`).
+
+A RELATIVE input (SPANet's third kind) is a set of objects like a SEQUENTIAL one; the shape of
+each feature dataset says whether it describes objects ``(N, W)`` or object pairs ``(N, W, W)``
+(:func:`pair_features`, the one place that decides).
 
 :func:`validate_file` reads the file ``chunk_size`` events at a time, so its memory use does
 not grow with the number of events. It never raises for a bad layout: every finding becomes a
@@ -24,7 +30,7 @@ all raises :class:`~spanet_lite.errors.InputError` (``spanet-inspect`` exit code
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -82,7 +88,9 @@ class ExpectedDataset:
     role: Role
     required: bool = True
     input: str | None = None
-    """The input a MASK or feature belongs to (for SEQUENTIAL ones, it shares the (N, W) shape)."""
+    """The input a MASK or feature belongs to (for object inputs, it shares the (N, W) shape)."""
+    pairwise: bool = False
+    """Belongs to a RELATIVE input: its features may be (N, W, W) as well as (N, W)."""
 
     @property
     def rank(self) -> int:
@@ -165,8 +173,10 @@ def expected_layout(
     """Every dataset ``spec`` reads, in event-file order (MASK before the features of an input)."""
     layout: list[ExpectedDataset] = []
     for source in spec.sequential:
-        layout.append(ExpectedDataset(mask_path(source.name), "mask", input=source.name))
-        layout += [ExpectedDataset(feature_path(source.name, f.name), "feature", input=source.name)
+        layout.append(ExpectedDataset(mask_path(source.name), "mask", input=source.name,
+                                      pairwise=source.is_relative))
+        layout += [ExpectedDataset(feature_path(source.name, f.name), "feature", input=source.name,
+                                   pairwise=source.is_relative)
                    for f in source.features]
     for source in spec.global_inputs:
         layout += [ExpectedDataset(feature_path(source.name, f.name), "global", input=source.name)
@@ -181,8 +191,40 @@ def expected_layout(
     return tuple(layout)
 
 
+def pair_features(file: h5py.File, spec: EventSpec) -> dict[str, tuple[str, ...]]:
+    """RELATIVE input -> its features stored per object pair, ``(N, W, W)``, in event-file order.
+
+    As in SPANet, the dataset's rank decides; the event file lists both kinds alike. Every
+    RELATIVE input has an entry (possibly empty); features missing from ``file`` are left out.
+    """
+    result: dict[str, tuple[str, ...]] = {}
+    for source in spec.relative:
+        names = []
+        for feature in source.features:
+            node = file.get(feature_path(source.name, feature.name))
+            if isinstance(node, h5py.Dataset) and node.ndim == 3:
+                names.append(feature.name)
+        result[source.name] = tuple(names)
+    return result
+
+
+def check_pair_features(
+    found: dict[str, tuple[str, ...]], expected: Mapping[str, Sequence[str]], source: str
+) -> None:
+    """A file must store the same RELATIVE features per pair as the file the network was built
+    from (the training file); else a one-line InputError naming the first feature that differs."""
+    for name, names in found.items():
+        wanted = tuple(expected.get(name, ()))
+        if tuple(names) != wanted:
+            feature = next(iter(set(names) ^ set(wanted)), names[0] if names else wanted[0])
+            shape = "(N, W, W) per object pair" if feature in wanted else "(N, W) per object"
+            raise InputError(source, feature_path(name, feature),
+                             f"{shape}, as in the training file",
+                             "(N, W)" if feature in wanted else "(N, W, W)")
+
+
 def target_index_offsets(spec: EventSpec, max_objects: dict[str, int]) -> dict[str, int]:
-    """Where each SEQUENTIAL input starts in the combined index space.
+    """Where each object input (SEQUENTIAL or RELATIVE) starts in the combined index space.
 
     The combined space concatenates the inputs in event-file order, padding included, so with
     ``Jets`` (W=10) then ``Leptons`` (W=3), slot ``j`` of ``Leptons`` is combined index ``10 + j``.
@@ -316,9 +358,10 @@ def _check_structure(
             width = max_objects.get(expected.input or "")
             if width is None:
                 del usable[path]  # no usable MASK: already reported
-            elif shape[1] != width:
+            elif shape[1] != width or (len(shape) == 3 and shape[2] != width):
                 like = mask_path(expected.input or "")
-                message = f"expected {width} objects per event like {like}, got {shape[1]}"
+                got = shape[1] if shape[1] != width else f"{shape[2]} partners per object"
+                message = f"expected {width} objects per event like {like}, got {got}"
                 problems.append(Problem("error", path, message, "objects"))
                 del usable[path]
     return usable, num_events, max_objects
@@ -328,7 +371,7 @@ def _missing_groups(file: h5py.File, spec: EventSpec, problems: list[Problem]) -
     """Report a whole missing input or particle group once instead of each dataset in it."""
     missing: set[str] = set()
     groups = [(f"INPUTS/{s.name}", f"the {s.kind} input {s.name} ({s.num_features} features"
-               + (" and a MASK)" if s.is_sequential else ")")) for s in spec.inputs]
+               + (" and a MASK)" if s.has_objects else ")")) for s in spec.inputs]
     groups += [(f"TARGETS/{p.name}", f"the targets of particle {p.name} ({', '.join(p.product_names)})")
                for p in spec.particles]
     for path, what in groups:
@@ -341,13 +384,18 @@ def _missing_groups(file: h5py.File, spec: EventSpec, problems: list[Problem]) -
 def _describe_role(expected: ExpectedDataset) -> str:
     name = expected.path.rsplit("/", 1)[-1]
     return {
-        "mask": f"the bool MASK of SEQUENTIAL input {expected.input} (True = real object)",
-        "feature": f"feature {name} of SEQUENTIAL input {expected.input}, shape (N_events, max_objects)",
+        "mask": f"the bool MASK of {_kind(expected)} input {expected.input} (True = real object)",
+        "feature": f"feature {name} of {_kind(expected)} input {expected.input}, shape (N_events, max_objects"
+                   + (") or (N_events, max_objects, max_objects)" if expected.pairwise else ")"),
         "global": f"feature {name} of GLOBAL input {expected.input}, shape (N_events,)",
         "target": "an integer object index per event (-1 = not matched)",
         "regression": "a float regression target per event (NaN = missing)",
         "classification": "an integer class label per event (-1 = missing)",
     }.get(expected.role, "a dataset")
+
+
+def _kind(expected: ExpectedDataset) -> str:
+    return "RELATIVE" if expected.pairwise else "SEQUENTIAL"
 
 
 def _dtype_ok(expected: ExpectedDataset, dtype: np.dtype, problems: list[Problem]) -> bool:
@@ -363,9 +411,12 @@ def _dtype_ok(expected: ExpectedDataset, dtype: np.dtype, problems: list[Problem
 
 
 def _rank_ok(expected: ExpectedDataset, shape: tuple[int, ...], problems: list[Problem]) -> bool:
-    if len(shape) == expected.rank:
+    pairs_allowed = expected.pairwise and expected.role == "feature"
+    if len(shape) == expected.rank or (pairs_allowed and len(shape) == 3):
         return True
-    if expected.rank == 2:
+    if pairs_allowed:
+        wanted = "a 2-D dataset (N_events, max_objects) or a 3-D one (N_events, max_objects, max_objects)"
+    elif expected.rank == 2:
         wanted = "a 2-D dataset (N_events, max_objects)"
     elif expected.role == "global":
         wanted = "a 1-D dataset (N_events,): GLOBAL inputs hold one value per event"
@@ -535,7 +586,10 @@ class _ContentScan:
         bad = ~np.isfinite(values)
         if expected.role == "feature":
             assert mask is not None
-            bad &= mask
+            if bad.ndim == 3:  # a pair counts when both of its objects are real
+                bad = (bad & mask[:, :, None] & mask[:, None, :]).reshape(len(bad), -1)
+            else:
+                bad &= mask
             tally = self.tally(path, "nonfinite", "finite values for real objects",
                                "NaN/inf in {values:object} of {events:event}")
         elif expected.role == "global":
@@ -564,7 +618,8 @@ class _ContentScan:
                 space = f"-1..{bound - 1} (slots of input {product.input})" if bound is not None else ""
             else:
                 bound = self.total_width
-                space = f"-1..{bound - 1} (all SEQUENTIAL inputs combined)" if bound is not None else ""
+                kinds = "SEQUENTIAL and RELATIVE" if self.spec.relative else "SEQUENTIAL"
+                space = f"-1..{bound - 1} (all {kinds} inputs combined)" if bound is not None else ""
             if bound is None:
                 continue  # the MASK that defines the range is broken: already reported
             index = raw[:, j]
@@ -630,8 +685,11 @@ class _ContentScan:
         for source in self.spec.sequential:
             if source.name in self.objects:
                 total, most = self.objects[source.name]
-                inputs[source.name] = {"kind": "SEQUENTIAL", "max_objects": self.max_objects[source.name],
+                inputs[source.name] = {"kind": source.kind, "max_objects": self.max_objects[source.name],
                                        "objects_mean": total * scale, "objects_max": most}
+                if source.is_relative:
+                    pairwise = pair_features(self.file, self.spec)[source.name]
+                    inputs[source.name]["pair_features"] = list(pairwise)
         for source in self.spec.global_inputs:
             inputs[source.name] = {"kind": "GLOBAL", "features": source.num_features}
         particles = {name: {"fully_matched": c[0] * scale, "partially_matched": c[1] * scale,

@@ -39,6 +39,17 @@ class DatasetStatistics:
     max_objects: dict[str, int] = field(default_factory=dict)
     """SEQUENTIAL input -> number of slots in the training file."""
     num_training_events: int = 0
+    pair_features: dict[str, list[str]] = field(default_factory=dict)
+    """RELATIVE input -> its pairwise features in the training file, event-file order (SPANet: the
+    dataset shape (N, W, W) says which); the network's pair embedding is built for these."""
+    pair_mean: dict[str, list[float]] = field(default_factory=dict)
+    """RELATIVE input -> mean of each pairwise feature over pairs of real objects (after the log step)."""
+    pair_std: dict[str, list[float]] = field(default_factory=dict)
+    """RELATIVE input -> std of each pairwise feature (1.0 where not normalised or zero variance)."""
+    physics_pair_mean: list[float] = field(default_factory=list)
+    """With ``pair_features: physics``: mean of ln Delta R, ln kT, ln z, ln m^2 over distinct real pairs."""
+    physics_pair_std: list[float] = field(default_factory=list)
+    """With ``pair_features: physics``: their std (1.0 where zero variance)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

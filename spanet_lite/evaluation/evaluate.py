@@ -73,6 +73,7 @@ def evaluate_file(
         )
         report.raise_for_errors()
         layout = reader.resolve_layout(file, spec, path, options.event_weight_dataset)
+        schema.check_pair_features(layout.pair_features, run.statistics.pair_features, str(path))
         if layout.num_events == 0:
             raise InputError(path, "", "at least one event to evaluate", "0")
         parts: list[Predictions] = []
@@ -81,8 +82,9 @@ def evaluate_file(
             for start, stop in blocks(layout.num_events, batch_size):
                 block = reader.read_block(file, spec, layout, start, stop)
                 f, m = to_tensors(block.features, block.masks, run.device)
+                pairs, _ = to_tensors(block.pairs, {}, run.device)
                 with torch.inference_mode():
-                    outputs, slots = trimmed_forward(run.network, spec, f, m)
+                    outputs, slots = trimmed_forward(run.network, spec, f, m, pairs)
                 parts.append(from_outputs(run.network, spec, outputs, threshold=None, mode=mode, slots=slots))
                 if spec.particles:
                     with_gate = from_outputs(

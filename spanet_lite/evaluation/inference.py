@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from spanet_lite.config.event_spec import EventSpec
-from spanet_lite.dataset.batch import SlotMap, kept_slots, trim_inputs
+from spanet_lite.dataset.batch import SlotMap, kept_slots, trim_inputs, trim_pairs
 from spanet_lite.evaluation.decoding import decode
 from spanet_lite.model.outputs import Outputs
 
@@ -94,16 +94,22 @@ def infer(
     threshold: float | None = 0.5,
     mode: str = "greedy",
     embeddings: bool = False,
+    pairs: Mapping[str, torch.Tensor] | None = None,
 ) -> Predictions:
-    """Network forward on one batch, decoded; see the module docstring for the fields."""
-    outputs, slots = trimmed_forward(network, spec, features, masks)
+    """Network forward on one batch, decoded; see the module docstring for the fields.
+    ``pairs``: the RELATIVE inputs' pairwise features (B, N_i, N_i, C_i), if any."""
+    outputs, slots = trimmed_forward(network, spec, features, masks, pairs)
     return from_outputs(
         network, spec, outputs, threshold=threshold, mode=mode, embeddings=embeddings, slots=slots
     )
 
 
 def trimmed_forward(
-    network: Any, spec: EventSpec, features: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]
+    network: Any,
+    spec: EventSpec,
+    features: Mapping[str, torch.Tensor],
+    masks: Mapping[str, torch.Tensor],
+    pairs: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[Outputs, SlotMap]:
     """The network's outputs on the inputs cut to the slots any event uses, and the map back.
 
@@ -111,6 +117,8 @@ def trimmed_forward(
     """
     slots = kept_slots(masks, [s.name for s in spec.sequential])
     trimmed_features, trimmed_masks = trim_inputs(features, masks, slots)
+    if pairs:
+        return network(trimmed_features, trimmed_masks, trim_pairs(pairs, slots)), slots
     return network(trimmed_features, trimmed_masks), slots
 
 

@@ -33,7 +33,7 @@ from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.dataset import schema
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.inference import Predictions, infer, to_tensors
-from spanet_lite.evaluation.inputs import InputLayout, blocks, check_inputs, read_inputs
+from spanet_lite.evaluation.inputs import InputLayout, blocks, check_inputs, read_inputs, read_pairs
 from spanet_lite.io import atomic_path
 
 if TYPE_CHECKING:
@@ -55,12 +55,15 @@ def iterate_predictions(
     """(start, stop, predictions) for consecutive blocks of an open file."""
     from spanet_lite.evaluation.progress import progress_bar
 
+    schema.check_pair_features(layout.pair_features, run.statistics.pair_features, layout.path)
     with progress_bar(layout.num_events, description, enabled=progress) as advance:
         for start, stop in blocks(layout.num_events, batch_size):
             features, masks = read_inputs(file, run.spec, start, stop)
             f, m = to_tensors(features, masks, run.device)
+            pairs, _ = to_tensors(read_pairs(file, layout, start, stop), {}, run.device)
             yield start, stop, infer(
-                run.network, run.spec, f, m, threshold=threshold, mode=mode, embeddings=embeddings
+                run.network, run.spec, f, m, threshold=threshold, mode=mode, embeddings=embeddings,
+                pairs=pairs,
             )
             advance(stop - start)
 

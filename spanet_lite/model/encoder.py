@@ -107,7 +107,8 @@ class StackedEncoderLayer(nn.Module):
         return F.dropout(x, self.dropout, self.training) if self.dropout > 0 else x
 
     def forward(self, x: Tensor, bias: Tensor) -> Tensor:
-        """``x`` (P, B, T, D); ``bias`` (P x B, 1, 1, T) from :func:`padding_bias`."""
+        """``x`` (P, B, T, D); ``bias`` (P x B, 1, 1, T) from :func:`padding_bias`, or with pair
+        features (P x B, H, T, T) from :func:`spanet_lite.model.pairs.attention_bias`."""
         P, B, T, D = x.shape
         H = self.heads
         x = x.reshape(P, B * T, D)

@@ -4,6 +4,8 @@ Data flow for a batch of B events (D = ``hidden_dim``, N = combined object slots
 P = particles, T = N + GLOBAL inputs + 1 event token)::
 
     raw features --FeatureNormalizer--> InputEmbedding --> tokens (B, T, D)
+    [pair features (physics and/or RELATIVE) --PairBias--> U (B, H, N, N), added to the
+     attention logits of every encoder layer (model/pairs.py)]
       --shared encoder (num_encoder_layers)--> x (B, T, D); event vector = x[:, -1]
       --P branch encoders, stacked (num_branch_encoder_layers)--> (P, B, T, D)
          objects (P, B, N, D) --num_branch_embedding_layers residual blocks-->
@@ -42,6 +44,7 @@ from spanet_lite.model.encoder import ACTIVATIONS, StackedEncoder, StackedResidu
 from spanet_lite.model.heads import HeadBank
 from spanet_lite.model.normalization import FeatureNormalizer, RegressionNormalizer
 from spanet_lite.model.outputs import Outputs
+from spanet_lite.model.pairs import PairBias, attention_bias
 from spanet_lite.model.symmetric_attention import SymmetricTensorAttention, object_marginals
 
 HeadSource = tuple[int, int | None] | None
@@ -81,6 +84,12 @@ class SpanetNetwork(nn.Module):
         self.feature_normalizer = FeatureNormalizer(spec, statistics, options.normalize_features)
         self.regression_normalizer = RegressionNormalizer(spec, statistics)
         self.embedding = InputEmbedding(spec, dim, options.num_embedding_layers, l_act, dropout)
+        physics = getattr(options, "pair_features", "none") == "physics"
+        self.pair_bias = (
+            PairBias(spec, statistics, heads, physics, options.normalize_features)
+            if physics or any(statistics.pair_features.values())
+            else None
+        )
         self.encoder = StackedEncoder(1, dim, heads, options.num_encoder_layers, t_act, dropout)
         self.branches = StackedEncoder(
             particles, dim, heads, options.num_branch_encoder_layers, t_act, dropout
@@ -129,9 +138,13 @@ class SpanetNetwork(nn.Module):
         return (p, self.spec.particles[p].product_names.index(product))
 
     # ---------------------------------------------------------------- forward
-    def forward(self, features: dict[str, Tensor], masks: dict[str, Tensor]) -> Outputs:
-        """Raw features (SEQUENTIAL (B, N_i, F_i), GLOBAL (B, F_g)) and bool masks (B, N_i) -> Outputs."""
+    def forward(
+        self, features: dict[str, Tensor], masks: dict[str, Tensor], pairs: dict[str, Tensor] | None = None
+    ) -> Outputs:
+        """Raw features (object inputs (B, N_i, F_i), GLOBAL (B, F_g)), bool masks (B, N_i) and the
+        RELATIVE inputs' raw pairwise features (B, N_i, N_i, C_i) -> Outputs."""
         masks = {name: masks[name].bool() for name in self.sequential}
+        pair_bias = self.pair_bias(features, masks, pairs or {}) if self.pair_bias is not None else None
         normalized = self.feature_normalizer(features, masks)
         tokens, token_mask, object_mask = self.embedding(normalized, masks)  # (B, T, D), (B, T), (B, N)
         widths = tuple(int(masks[name].shape[1]) for name in self.sequential)
@@ -139,12 +152,13 @@ class SpanetNetwork(nn.Module):
         N = sum(widths)
         P = len(self.spec.particles)
 
-        x = self.encoder(tokens.unsqueeze(0), padding_bias(token_mask))[0]  # (B, T, D)
+        x = self.encoder(tokens.unsqueeze(0), attention_bias(padding_bias(token_mask), pair_bias, T))[0]
         event_vector = x[:, -1]  # (B, D)
         if P == 0:
             return self._heads(event_vector, None, None, {}, Outputs({}, {}, event_vector=event_vector))
 
-        branch = self.branches(x.unsqueeze(0).expand(P, B, T, D), padding_bias(token_mask, P))  # (P, B, T, D)
+        bias = attention_bias(padding_bias(token_mask, P), pair_bias, T, P)
+        branch = self.branches(x.unsqueeze(0).expand(P, B, T, D), bias)  # (P, B, T, D)
         particle_vectors = branch[:, :, -1]  # (P, B, D)
         objects = branch[:, :, :N].reshape(P, B * N, D)
         for block in self.branch_blocks:

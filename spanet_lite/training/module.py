@@ -117,7 +117,7 @@ class SpanetModule(pl.LightningModule):
         from spanet_lite.training.losses import compute_losses
 
         batch = batch.trimmed(self._sequential)
-        outputs = self.network(batch.features, batch.masks)
+        outputs = self.network(batch.features, batch.masks, batch.pairs)
         return batch, outputs, compute_losses(outputs, batch, self.network, self.spec, self.options)
 
     def _step(self, batch: Batch, stage: str) -> Tensor:

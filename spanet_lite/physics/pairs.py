@@ -1,0 +1,142 @@
+"""Pairwise interaction features of the Particle Transformer (ParT, arXiv:2202.03772).
+
+For two objects ``a``, ``b`` with transverse momentum ``pt``, rapidity ``y``, azimuth ``phi``
+and four-momentum ``p``::
+
+    Delta R = sqrt((y_a - y_b)^2 + (phi_a - phi_b)^2)          (phi difference wrapped to [-pi, pi])
+    kT      = min(pt_a, pt_b) Delta R
+    z       = min(pt_a, pt_b) / (pt_a + pt_b)
+    m^2     = (p_a + p_b)^2
+
+and the network sees their logarithms ``ln Delta R, ln kT, ln z, ln m^2`` (each floored at
+``EPSILON`` before the log, as ParT does, so collinear or massless pairs stay finite). All four
+are symmetric in ``a <-> b``. They are computed from raw (file-unit) features on whatever
+device the batch is on, so files need not store ``(N, W, W)`` arrays; units only shift the
+logs, which the training split's statistics absorb.
+
+:func:`kinematic_columns` finds the features by their common names (case-insensitive):
+``pt``; ``eta``; ``phi`` or both ``sin_phi`` and ``cos_phi``; ``mass`` (or ``m``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from spanet_lite.config.event_spec import EventSpec, InputSpec
+from spanet_lite.errors import InputError
+
+PAIR_FEATURE_NAMES = ("ln_delta_r", "ln_kt", "ln_z", "ln_m2")
+EPSILON = 1e-8
+COMMON_NAMES: dict[str, tuple[str, ...]] = {
+    "pt": ("pt", "pt_gev", "transverse_momentum"),
+    "eta": ("eta", "pseudorapidity"),
+    "phi": ("phi", "azimuth"),
+    "sin_phi": ("sin_phi", "sinphi", "phi_sin"),
+    "cos_phi": ("cos_phi", "cosphi", "phi_cos"),
+    "mass": ("mass", "m", "mass_gev"),
+}
+
+
+class Columns(NamedTuple):
+    """Feature columns of one input's kinematics: ``phi``, or ``sin_phi`` and ``cos_phi``."""
+
+    pt: int
+    eta: int
+    mass: int
+    phi: int | None = None
+    sin_phi: int | None = None
+    cos_phi: int | None = None
+
+
+def _find(source: InputSpec, role: str) -> int | None:
+    lowered = [f.name.lower() for f in source.features]
+    for name in COMMON_NAMES[role]:
+        if name in lowered:
+            return lowered.index(name)
+    return None
+
+
+def kinematic_columns(spec: EventSpec) -> dict[str, Columns]:
+    """Object input -> the columns holding its kinematics; a one-line InputError naming the input
+    and the missing features when one lacks them (every object input needs them, so that every
+    object pair, across inputs too, has its features)."""
+    result: dict[str, Columns] = {}
+    for source in spec.sequential:
+        found = {role: _find(source, role) for role in COMMON_NAMES}
+        missing = [role for role in ("pt", "eta", "mass") if found[role] is None]
+        if found["phi"] is None and (found["sin_phi"] is None or found["cos_phi"] is None):
+            missing.append("phi (or sin_phi and cos_phi)")
+        if missing:
+            raise InputError(
+                spec.source,
+                f"INPUTS.{source.kind}.{source.name}",
+                "pt, eta, phi (or sin_phi and cos_phi) and mass features for pair_features: physics",
+                f"no {', no '.join(missing)} among {', '.join(f.name for f in source.features)}",
+            )
+        pt, eta, mass = found["pt"], found["eta"], found["mass"]
+        assert pt is not None and eta is not None and mass is not None
+        if found["phi"] is not None:
+            result[source.name] = Columns(pt, eta, mass, phi=found["phi"])
+        else:
+            result[source.name] = Columns(pt, eta, mass, sin_phi=found["sin_phi"], cos_phi=found["cos_phi"])
+    return result
+
+
+def kinematics(features: Tensor, columns: Columns) -> Tensor:
+    """(..., F) raw features of one input -> (..., 5) ``pt, eta, sin_phi, cos_phi, mass``."""
+    if columns.phi is not None:
+        phi = features[..., columns.phi]
+        sin_phi, cos_phi = torch.sin(phi), torch.cos(phi)
+    else:
+        assert columns.sin_phi is not None and columns.cos_phi is not None
+        sin_phi, cos_phi = features[..., columns.sin_phi], features[..., columns.cos_phi]
+    pt, eta, mass = features[..., columns.pt], features[..., columns.eta], features[..., columns.mass]
+    return torch.stack([pt, eta, sin_phi, cos_phi, mass], -1)
+
+
+def pair_features(kin: Tensor, mask: Tensor) -> Tensor:
+    """(B, N, 5) kinematics from :func:`kinematics`, (B, N) bool mask -> (B, N, N, 4)
+    ``ln Delta R, ln kT, ln z, ln m^2``; 0 on the diagonal and wherever either object is padding."""
+    kin = kin.float()
+    pt = kin[..., 0].clamp(min=0.0)
+    eta, sin_phi, cos_phi, mass = kin[..., 1], kin[..., 2], kin[..., 3], kin[..., 4].clamp(min=0.0)
+    norm = torch.sqrt(sin_phi * sin_phi + cos_phi * cos_phi).clamp(min=EPSILON)
+    sin_phi, cos_phi = sin_phi / norm, cos_phi / norm  # normalised sin/cos features may be off the circle
+    px, py, pz = pt * cos_phi, pt * sin_phi, pt * torch.sinh(eta)
+    energy = torch.sqrt(mass * mass + px * px + py * py + pz * pz)
+    transverse_mass = torch.sqrt(mass * mass + pt * pt).clamp(min=EPSILON)
+    rapidity = torch.asinh(pz / transverse_mass)
+
+    def pair(x: Tensor) -> tuple[Tensor, Tensor]:
+        return x[:, :, None], x[:, None, :]
+
+    (sa, sb), (ca, cb) = pair(sin_phi), pair(cos_phi)
+    delta_phi = torch.atan2(sa * cb - ca * sb, ca * cb + sa * sb)
+    ya, yb = pair(rapidity)
+    delta_r = torch.sqrt((ya - yb) ** 2 + delta_phi**2)
+    pta, ptb = pair(pt)
+    pt_min = torch.minimum(pta, ptb)
+    kt = pt_min * delta_r
+    z = pt_min / (pta + ptb).clamp(min=EPSILON)
+    (ea, eb), (xa, xb), (qa, qb), (za, zb) = pair(energy), pair(px), pair(py), pair(pz)
+    m2 = (ea + eb) ** 2 - (xa + xb) ** 2 - (qa + qb) ** 2 - (za + zb) ** 2
+    features = torch.stack([delta_r, kt, z, m2], -1).clamp(min=EPSILON).log()
+    n = mask.shape[1]
+    distinct = ~torch.eye(n, dtype=torch.bool, device=mask.device)
+    real = mask[:, :, None] & mask[:, None, :] & distinct
+    return torch.where(
+        real[..., None], features, torch.zeros((), dtype=features.dtype, device=features.device)
+    )
+
+
+def combined_pair_features(
+    features: dict[str, Tensor], masks: dict[str, Tensor], columns: dict[str, Columns]
+) -> Tensor:
+    """Pair features over the combined object space (every object input, event-file order of
+    ``columns``): (B, N, N, 4), pairs across inputs included."""
+    kin = torch.cat([kinematics(features[name], cols) for name, cols in columns.items()], dim=1)
+    mask = torch.cat([masks[name].bool() for name in columns], dim=1)
+    return pair_features(kin, mask)
