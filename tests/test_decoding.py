@@ -12,9 +12,9 @@ from _evaluation_helpers import TTBAR
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spanet_lite.assignment import numpy_decoder
+from spanet_lite.assignment.decoding import decode
 from spanet_lite.config import parse_event_spec
-from spanet_lite.evaluation import onnx_decoder
-from spanet_lite.evaluation.decoding import decode
 
 MIXED = parse_event_spec(
     """
@@ -182,7 +182,7 @@ def test_numpy_decoder_matches_torch_decoder():
     num_real = torch.tensor([10, 7, 6, 3, 10])
     assignments = assignment_batch(TTBAR, 5, 10, num_real, seed=3)
     torch_out = decode(assignments, TTBAR)
-    numpy_out = onnx_decoder.decode({k: v.numpy() for k, v in assignments.items()})
+    numpy_out = numpy_decoder.decode({k: v.numpy() for k, v in assignments.items()})
     for particle in ("t1", "t2"):
         np.testing.assert_array_equal(numpy_out[particle], torch_out[particle].numpy())
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from spanet_lite.assignment.metrics import assignment_metrics, assignment_tables
 from spanet_lite.dataset import reader, schema
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation import baseline as neutrino
@@ -132,16 +133,16 @@ def compute_metrics(run: Run, ev: Evaluation, path: str | Path, unit_divisor: fl
     }
     if spec.particles:
         predicted = ev.predictions.assignments
-        assignment = M.assignment_metrics(
+        assignment = assignment_metrics(
             predicted, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
         )
         result["event_purity"] = assignment["event_purity"]
         result["event_purity_all"] = assignment["event_purity_all"]
         result["assignment"] = assignment
-        result["assignment_tables"] = M.assignment_tables(
+        result["assignment_tables"] = assignment_tables(
             predicted, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
         )
-        with_detection = M.assignment_metrics(ev.gated, ev.targets, ev.target_masks, spec, weights=w)
+        with_detection = assignment_metrics(ev.gated, ev.targets, ev.target_masks, spec, weights=w)
         result["with_detection"] = {"threshold": options.detection_threshold, **with_detection}
         present = M.detection_truth(predicted, ev.targets, ev.target_masks, spec)
         result["detection"] = {

@@ -21,7 +21,8 @@ Keys have ``/`` replaced by ``_`` (``regression_EVENT_neutrino_px``). The model'
 (``spanet_lite``) holds a JSON description: inputs with their features, particles with their
 products, and the output names, so a deployment can find everything without this package.
 To turn the assignment outputs into object indices with numpy alone, use
-``spanet_lite/evaluation/onnx_decoder.py`` (it imports nothing but numpy; copy it along)::
+``spanet_lite/assignment/numpy_decoder.py``, which ``--copy-decoder`` writes next to the model
+as ``onnx_decoder.py`` (it imports nothing but numpy)::
 
     import onnxruntime, onnx_decoder
     session = onnxruntime.InferenceSession("model.onnx")

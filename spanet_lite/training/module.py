@@ -25,6 +25,8 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
+from spanet_lite.assignment.decoding import decode
+from spanet_lite.assignment.metrics import assignment_metrics
 from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options import Options
@@ -158,8 +160,6 @@ class SpanetModule(pl.LightningModule):
         Predictions and targets are in the batch's own (trimmed) object space; the metrics
         only compare them within an event, where that space is the file's, relabelled in order.
         """
-        from spanet_lite.evaluation.decoding import decode
-
         record: dict[str, Any] = {}
         if self.spec.particles:
             predictions = decode(outputs.assignments, self.spec, mode=self.options.decoding)
@@ -199,8 +199,6 @@ class SpanetModule(pl.LightningModule):
 
     def _epoch_metrics(self, records: list[dict[str, Any]]) -> dict[str, float]:
         """Purities, regression error and classification accuracy over the whole split."""
-        from spanet_lite.evaluation.metrics import assignment_metrics
-
         gather = self._gather
         weights = gather(torch.cat([r["weights"] for r in records]))
         metrics: dict[str, float] = {}
