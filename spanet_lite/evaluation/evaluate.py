@@ -30,7 +30,6 @@ from spanet_lite.errors import InputError
 from spanet_lite.evaluation import baseline as neutrino
 from spanet_lite.evaluation import metrics as M
 from spanet_lite.evaluation.inference import Predictions, from_outputs, to_tensors, trimmed_forward
-from spanet_lite.evaluation.inputs import blocks
 from spanet_lite.evaluation.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -79,7 +78,7 @@ def evaluate_file(
         parts: list[Predictions] = []
         gated, targets, masks, jets, weights, regressions, classes, base = [], [], [], [], [], [], [], []
         with progress_bar(layout.num_events, f"testing {Path(path).name}", enabled=progress) as advance:
-            for start, stop in blocks(layout.num_events, batch_size):
+            for start, stop in reader.row_blocks(layout.num_events, batch_size):
                 block = reader.read_block(file, spec, layout, start, stop)
                 f, m = to_tensors(block.features, block.masks, run.device)
                 with torch.inference_mode():
