@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,9 +31,7 @@ from spanet_lite.evaluation import baseline as neutrino
 from spanet_lite.evaluation import metrics as M
 from spanet_lite.evaluation.inference import Predictions, from_outputs, to_tensors, trimmed_forward
 from spanet_lite.evaluation.progress import progress_bar
-
-if TYPE_CHECKING:
-    from spanet_lite.evaluation.run import Run
+from spanet_lite.evaluation.trained import TrainedRun
 
 
 @dataclass
@@ -60,7 +58,7 @@ def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def evaluate_file(
-    run: Run, path: str | Path, *, batch_size: int = 1024, progress: bool = False
+    run: TrainedRun, path: str | Path, *, batch_size: int = 1024, progress: bool = False
 ) -> Evaluation:
     """Stream ``path`` through ``run``'s network and compute every metric (see module doc)."""
     spec, options = run.spec, run.options
@@ -118,7 +116,7 @@ def evaluate_file(
     return evaluation
 
 
-def compute_metrics(run: Run, ev: Evaluation, path: str | Path, unit_divisor: float) -> dict[str, Any]:
+def compute_metrics(run: TrainedRun, ev: Evaluation, path: str | Path, unit_divisor: float) -> dict[str, Any]:
     """The nested metrics dict (JSON-able; ``nan``/``inf`` are turned into null when written)."""
     spec, options = run.spec, run.options
     w = ev.weights

@@ -38,17 +38,15 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.errors import InputError
+from spanet_lite.evaluation.trained import TrainedRun
 from spanet_lite.io import atomic_path
-
-if TYPE_CHECKING:
-    from spanet_lite.evaluation.run import Run
 
 OPSET = 17
 
@@ -172,7 +170,7 @@ def description(spec: EventSpec) -> dict[str, Any]:
     }
 
 
-def export_onnx(run: Run, path: str | Path, *, opset: int = OPSET) -> Path:
+def export_onnx(run: TrainedRun, path: str | Path, *, opset: int = OPSET) -> Path:
     """Write ``run``'s network to ``path`` as ONNX (atomically) and return the path."""
     path = Path(path)
     if path.suffix.lower() != ".onnx":

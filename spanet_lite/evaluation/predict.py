@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -33,14 +32,12 @@ from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.dataset import reader, schema
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.inference import Predictions, infer, to_tensors
+from spanet_lite.evaluation.trained import TrainedRun
 from spanet_lite.io import atomic_path
-
-if TYPE_CHECKING:
-    from spanet_lite.evaluation.run import Run
 
 
 def iterate_predictions(
-    run: Run,
+    run: TrainedRun,
     file: h5py.File,
     layout: reader.FileLayout,
     *,
@@ -64,7 +61,7 @@ def iterate_predictions(
             advance(stop - start)
 
 
-def input_layout(file: h5py.File, run: Run, path: str | Path) -> reader.FileLayout:
+def input_layout(file: h5py.File, run: TrainedRun, path: str | Path) -> reader.FileLayout:
     """Check a file's INPUTS as training does (schema, values included); its layout, else InputError."""
     event_weight = run.options.event_weight_dataset
     schema.validate_h5(
@@ -74,7 +71,7 @@ def input_layout(file: h5py.File, run: Run, path: str | Path) -> reader.FileLayo
 
 
 def predict_file_arrays(
-    run: Run,
+    run: TrainedRun,
     path: str | Path,
     *,
     batch_size: int,
@@ -143,7 +140,7 @@ def _block_datasets(
 
 
 def write_predictions(
-    run: Run,
+    run: TrainedRun,
     input_path: str | Path,
     output_path: str | Path,
     *,
