@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from spanet_lite.dataset import reader, schema
 from spanet_lite.dataset.batch import Batch
 from spanet_lite.dataset.normalization import compute_statistics
+from spanet_lite.dataset.pair_features import kinematic_columns, pair_features
 from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.errors import InputError
 from spanet_lite.model.network import SpanetNetwork
-from spanet_lite.physics.pairs import kinematic_columns, pair_features
 
 JETS = "{mass: log_normalize, pt: log_normalize, eta: normalize, phi: normalize, btag: none}"
 PHYSICS = spec_from(ttbar_yaml(JETS))
@@ -175,7 +175,7 @@ def test_phi_and_its_sine_and_cosine_give_the_same_pair_features():
     a = pair_features(torch.stack([pt, eta, phi.sin(), phi.cos(), mass], -1), mask)
     columns = kinematic_columns(sincos)["Jets"]
     assert (columns.sin_phi, columns.cos_phi) == (2, 3)
-    from spanet_lite.physics.pairs import kinematics
+    from spanet_lite.dataset.pair_features import kinematics
 
     by_phi = kinematics(torch.stack([mass, pt, eta, phi, torch.zeros_like(pt)], -1),
                         kinematic_columns(PHYSICS)["Jets"])

@@ -34,10 +34,10 @@ import torch
 from spanet_lite.config.event_spec import EventSpec, InputSpec
 from spanet_lite.config.options import Options
 from spanet_lite.dataset import schema
+from spanet_lite.dataset.pair_features import PAIR_FEATURE_NAMES, combined_pair_features, kinematic_columns
 from spanet_lite.dataset.reader import EventBlock
 from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.errors import InputError
-from spanet_lite.physics.pairs import PAIR_FEATURE_NAMES, combined_pair_features, kinematic_columns
 
 
 class RunningMoments:

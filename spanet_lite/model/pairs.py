@@ -1,7 +1,7 @@
 """Pairwise features as attention bias (ParT's interaction mechanism, arXiv:2202.03772).
 
 Every object pair ``(a, b)`` of the combined object space gets a feature vector: the physics
-pair features (``pair_features: physics``, :mod:`spanet_lite.physics.pairs`) over all pairs,
+pair features (``pair_features: physics``, :mod:`spanet_lite.dataset.pair_features`) over all pairs,
 and each RELATIVE input's pairwise features inside that input's block (0 elsewhere). A small
 MLP shared by all pairs maps the normalised vector to one number per attention head, which is
 added to the attention logits of every encoder layer (shared and branch encoders)::
@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.dataset.pair_features import PAIR_FEATURE_NAMES, combined_pair_features, kinematic_columns
 from spanet_lite.dataset.statistics import DatasetStatistics
-from spanet_lite.physics.pairs import PAIR_FEATURE_NAMES, combined_pair_features, kinematic_columns
 
 PAIR_HIDDEN = 32
 

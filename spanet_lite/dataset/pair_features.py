@@ -1,4 +1,6 @@
-"""Pairwise interaction features of the Particle Transformer (ParT, arXiv:2202.03772).
+"""Pairwise interaction features of the Particle Transformer (ParT, arXiv:2202.03772), computed
+from a batch's raw features (here in the dataset layer: their normalisation statistics are
+measured with the training split's, and the model reads them).
 
 For two objects ``a``, ``b`` with transverse momentum ``pt``, rapidity ``y``, azimuth ``phi``
 and four-momentum ``p``::
