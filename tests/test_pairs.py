@@ -307,4 +307,30 @@ def test_a_relative_input_trains_tests_and_predicts(tmp_path, capsys):
     assert predict_cli.main([str(run_dir), str(data), str(tmp_path / "predicted.h5")]) == 0
     with h5py.File(tmp_path / "predicted.h5") as file:
         assert file["INPUTS/Jets/mjj"].shape == (96, 10, 10)
+    _onnx_matches_torch(run_dir, data, tmp_path / "model.onnx")
     capsys.readouterr()
+
+
+def _onnx_matches_torch(run_dir: Path, data: Path, model: Path) -> None:
+    """The exported graph, fed the file's first events (8 of 10 slots), gives the network's outputs."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from spanet_lite.cli import export as export_cli
+    from spanet_lite.evaluation.export import input_names
+    from spanet_lite.evaluation.run import load_run
+
+    assert export_cli.main([str(run_dir), str(model)]) == 0
+    run = load_run(run_dir)
+    with h5py.File(data) as file:
+        inputs = reader.read_inputs(file, RELATIVE, 0, 4)
+    x, mask = inputs.features["Jets"][:, :8], inputs.masks["Jets"][:, :8]
+    pairs = inputs.pairs["Jets"][:, :8, :8]
+    names = input_names(RELATIVE, run.statistics.pair_features)
+    assert names == ["Jets_data", "Jets_mask", "Jets_pairs"]
+    session = onnxruntime.InferenceSession(str(model))
+    onnx_t1 = session.run(["assignment_t1"], dict(zip(names, (x, mask, pairs), strict=True)))[0]
+    with torch.no_grad():
+        torch_t1 = run.network({"Jets": torch.from_numpy(x)}, {"Jets": torch.from_numpy(mask)},
+                               {"Jets": torch.from_numpy(pairs)}).assignments["t1"].numpy()
+    finite = np.isfinite(torch_t1)
+    np.testing.assert_array_equal(np.isfinite(onnx_t1), finite)
+    np.testing.assert_allclose(onnx_t1[finite], torch_t1[finite], atol=1e-4, rtol=1e-4)

@@ -45,7 +45,7 @@ def _body(argv: Sequence[str] | None) -> int:
     path = export_onnx(run, args.output, opset=args.opset)
     console = Console()
     console.print(f"wrote {path}")
-    console.print(f"  inputs:  {', '.join(input_names(run.spec))}")
+    console.print(f"  inputs:  {', '.join(input_names(run.spec, run.statistics.pair_features))}")
     console.print(f"  outputs: {', '.join(output_names(run.spec))}")
     if args.copy_decoder:
         target = Path(path).with_name("onnx_decoder.py")

@@ -107,10 +107,12 @@ def pair_features(kin: Tensor, mask: Tensor) -> Tensor:
     eta, sin_phi, cos_phi, mass = kin[..., 1], kin[..., 2], kin[..., 3], kin[..., 4].clamp(min=0.0)
     norm = torch.sqrt(sin_phi * sin_phi + cos_phi * cos_phi).clamp(min=EPSILON)
     sin_phi, cos_phi = sin_phi / norm, cos_phi / norm  # normalised sin/cos features may be off the circle
-    px, py, pz = pt * cos_phi, pt * sin_phi, pt * torch.sinh(eta)
+    # sinh and asinh spelled with exp and log: ONNX opset 17 exports neither aten op.
+    px, py, pz = pt * cos_phi, pt * sin_phi, pt * 0.5 * (torch.exp(eta) - torch.exp(-eta))
     energy = torch.sqrt(mass * mass + px * px + py * py + pz * pz)
     transverse_mass = torch.sqrt(mass * mass + pt * pt).clamp(min=EPSILON)
-    rapidity = torch.asinh(pz / transverse_mass)
+    ratio = pz / transverse_mass
+    rapidity = torch.sign(ratio) * torch.log(ratio.abs() + torch.sqrt(ratio * ratio + 1.0))
 
     def pair(x: Tensor) -> tuple[Tensor, Tensor]:
         return x[:, :, None], x[:, None, :]
@@ -127,7 +129,8 @@ def pair_features(kin: Tensor, mask: Tensor) -> Tensor:
     m2 = (ea + eb) ** 2 - (xa + xb) ** 2 - (qa + qb) ** 2 - (za + zb) ** 2
     features = torch.stack([delta_r, kt, z, m2], -1).clamp(min=EPSILON).log()
     n = mask.shape[1]
-    distinct = ~torch.eye(n, dtype=torch.bool, device=mask.device)
+    index = torch.arange(n, device=mask.device)
+    distinct = index[:, None] != index[None, :]  # not torch.eye: ONNX Runtime lacks a bool EyeLike
     real = mask[:, :, None] & mask[:, None, :] & distinct
     return torch.where(
         real[..., None], features, torch.zeros((), dtype=features.dtype, device=features.device)

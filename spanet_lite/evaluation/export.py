@@ -4,7 +4,11 @@ Inputs (dynamic batch axis ``batch`` and, per SEQUENTIAL input, a dynamic object
 
 * ``<input>_data``: float32, SEQUENTIAL (batch, N, F) / GLOBAL (batch, F), raw file units
   (feature normalisation is inside the graph), features in event-file order;
-* ``<input>_mask``: bool (batch, N), True = real object (SEQUENTIAL inputs only).
+* ``<input>_mask``: bool (batch, N), True = real object (SEQUENTIAL and RELATIVE inputs only);
+* ``<input>_pairs``: float32 (batch, N, N, C), raw, a RELATIVE input's pairwise features in
+  event-file order (only for RELATIVE inputs whose training file stored some ``(N, W, W)``
+  features); the ``<input>_data`` of such an input holds their diagonal, as the reader gives it.
+  Physics pair features (``pair_features: physics``) are computed inside the graph.
 
 ``N`` may be anything up to the input's width in the training file (``max_objects`` in the
 run's statistics.json); the graph pads internally to that width (see :class:`ExportWrapper`).
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,17 +69,21 @@ class ExportWrapper(nn.Module):
     given. So the object axes of the graph are dynamic up to the training width.
     """
 
-    def __init__(self, network: Any, spec: EventSpec, widths: dict[str, int]) -> None:
+    def __init__(
+        self, network: Any, spec: EventSpec, widths: dict[str, int], pairs: Mapping[str, Sequence[str]] = {}
+    ) -> None:
         super().__init__()
         self.network = network
         self.spec = spec
         self.widths = dict(widths)
+        self.pair_inputs = {name for name, names in pairs.items() if names}
         self.regression_keys = [t.key for t in spec.regressions]
         self.classification_keys = [t.key for t in spec.classifications]
 
     def forward(self, *tensors: Tensor) -> tuple[Tensor, ...]:
         features: dict[str, Tensor] = {}
         masks: dict[str, Tensor] = {}
+        pairs: dict[str, Tensor] = {}
         keep: list[Tensor] = []  # per input: positions of the given slots in the padded space
         offset = 0
         position = 0
@@ -86,13 +95,20 @@ class ExportWrapper(nn.Module):
             pad = torch.zeros_like(data[:, :1]).expand(-1, missing, -1)
             features[source.name] = torch.cat([data, pad], dim=1)  # (B, width, F)
             masks[source.name] = torch.cat([mask, torch.zeros_like(mask[:, :1]).expand(-1, missing)], dim=1)
+            if source.name in self.pair_inputs:
+                pair = tensors[position]
+                position += 1
+                pair = torch.cat([pair, torch.zeros_like(pair[:, :1]).expand(-1, missing, -1, -1)], dim=1)
+                pairs[source.name] = torch.cat(
+                    [pair, torch.zeros_like(pair[:, :, :1]).expand(-1, -1, missing, -1)], dim=2
+                )
             keep.append(torch.arange(data.shape[1], device=data.device) + offset)
             offset += width
         for source in self.spec.global_inputs:
             features[source.name] = tensors[position]
             position += 1
         slots = torch.cat(keep)  # (N given,) indices into the padded combined space
-        outputs = self.network(features, masks)
+        outputs = self.network(features, masks, pairs) if pairs else self.network(features, masks)
         results: list[Tensor] = []
         for particle in self.spec.particles:
             values = outputs.assignments[particle.name]
@@ -107,10 +123,13 @@ class ExportWrapper(nn.Module):
         return tuple(results)
 
 
-def input_names(spec: EventSpec) -> list[str]:
+def input_names(spec: EventSpec, pairs: Mapping[str, Sequence[str]] = {}) -> list[str]:
+    """``pairs``: the run's ``statistics.pair_features`` (RELATIVE input -> pairwise features)."""
     names = []
     for source in spec.sequential:
         names += [f"{source.name}_data", f"{source.name}_mask"]
+        if pairs.get(source.name):
+            names.append(f"{source.name}_pairs")
     names += [f"{source.name}_data" for source in spec.global_inputs]
     return names
 
@@ -123,7 +142,9 @@ def output_names(spec: EventSpec) -> list[str]:
     return names
 
 
-def example_inputs(spec: EventSpec, batch: int = 2, objects: int = 8) -> tuple[Tensor, ...]:
+def example_inputs(
+    spec: EventSpec, batch: int = 2, objects: int = 8, pairs: Mapping[str, Sequence[str]] = {}
+) -> tuple[Tensor, ...]:
     """Random raw inputs of the right shapes (positive, so log features are defined)."""
     generator = torch.Generator().manual_seed(0)
     tensors: list[Tensor] = []
@@ -132,16 +153,22 @@ def example_inputs(spec: EventSpec, batch: int = 2, objects: int = 8) -> tuple[T
         mask = torch.ones(batch, objects, dtype=torch.bool)
         mask[0, objects - 2 :] = False
         tensors.append(mask)
+        if pairs.get(source.name):
+            size = (batch, objects, objects, len(pairs[source.name]))
+            tensors.append(torch.rand(*size, generator=generator) * 10 + 1)
     for source in spec.global_inputs:
         tensors.append(torch.rand(batch, source.num_features, generator=generator) * 10 + 1)
     return tuple(tensors)
 
 
-def dynamic_axes(spec: EventSpec) -> dict[str, dict[int, str]]:
+def dynamic_axes(spec: EventSpec, pairs: Mapping[str, Sequence[str]] = {}) -> dict[str, dict[int, str]]:
     axes: dict[str, dict[int, str]] = {}
     for source in spec.sequential:
         axes[f"{source.name}_data"] = {0: "batch", 1: f"{source.name}_objects"}
         axes[f"{source.name}_mask"] = {0: "batch", 1: f"{source.name}_objects"}
+        if pairs.get(source.name):
+            objects = f"{source.name}_objects"
+            axes[f"{source.name}_pairs"] = {0: "batch", 1: objects, 2: objects}
     for source in spec.global_inputs:
         axes[f"{source.name}_data"] = {0: "batch"}
     for particle in spec.particles:
@@ -156,7 +183,7 @@ def dynamic_axes(spec: EventSpec) -> dict[str, dict[int, str]]:
     return axes
 
 
-def description(spec: EventSpec) -> dict[str, Any]:
+def description(spec: EventSpec, pairs: Mapping[str, Sequence[str]] = {}) -> dict[str, Any]:
     """What the graph's metadata says about its inputs and outputs."""
     return {
         "inputs": [
@@ -165,7 +192,8 @@ def description(spec: EventSpec) -> dict[str, Any]:
         "particles": [{"name": p.name, "products": list(p.product_names)} for p in spec.particles],
         "regressions": {output_name("regression", t.key): t.key for t in spec.regressions},
         "classifications": {output_name("classification", t.key): t.key for t in spec.classifications},
-        "input_names": input_names(spec),
+        "pair_features": {name: list(names) for name, names in pairs.items() if names},
+        "input_names": input_names(spec, pairs),
         "output_names": output_names(spec),
     }
 
@@ -186,8 +214,9 @@ def export_onnx(run: TrainedRun, path: str | Path, *, opset: int = OPSET) -> Pat
         raise InputError(run.directory / "statistics.json", "max_objects",
                          "a width for every SEQUENTIAL input", str(run.statistics.max_objects))
     run.network.to("cpu")
-    wrapper = ExportWrapper(run.network, spec, widths).eval()
-    example = example_inputs(spec, objects=min(widths.values()))
+    pairs = run.statistics.pair_features
+    wrapper = ExportWrapper(run.network, spec, widths, pairs).eval()
+    example = example_inputs(spec, objects=min(widths.values()), pairs=pairs)
     with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
         # The tracer warns that the (padded) widths become constants: that is the design above.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -199,15 +228,15 @@ def export_onnx(run: TrainedRun, path: str | Path, *, opset: int = OPSET) -> Pat
             wrapper,
             example,
             str(tmp),
-            input_names=input_names(spec),
+            input_names=input_names(spec, pairs),
             output_names=output_names(spec),
-            dynamic_axes=dynamic_axes(spec),
+            dynamic_axes=dynamic_axes(spec, pairs),
             opset_version=opset,
             dynamo=False,
         )
         model = onnx.load(str(tmp))
         entry = model.metadata_props.add()
         entry.key = "spanet_lite"
-        entry.value = json.dumps(description(spec))
+        entry.value = json.dumps(description(spec, pairs))
         onnx.save(model, str(tmp))
     return path
