@@ -16,6 +16,9 @@ per event), with and without trimming, alternated; best pass of each, and their 
 Yardstick: SPANet v2 trains its ``full_hadronic_ttbar/example.json`` (2.54 M parameters,
 batch 32) at about 90 events/s on the 2-core development machine.
 
+The ``*_pairs`` configurations are the example options with ``pair_features: physics`` (the ParT
+pair features as attention bias): their ratio to the plain ones is the cost of the option.
+
 Usage: ``python bench/bench_model.py [--quick] [--threads N] [--json PATH]``. One intra-op
 thread by default: on a shared 2-core machine, two OpenMP threads stall each other whenever one
 is descheduled. The machine's load average is recorded with the figures.
@@ -50,6 +53,21 @@ CONFIGS = {
         19,
     ),
     "semi_leptonic_ttH_defaults": ("event_files/semi_leptonic_ttH.yaml", None, 19),
+    "full_hadronic_ttbar_pairs": (
+        "event_files/full_hadronic_ttbar.yaml",
+        "options_files/full_hadronic_ttbar/example.json",
+        10,
+    ),
+    "semi_leptonic_ttH_pairs": (
+        "event_files/semi_leptonic_ttH.yaml",
+        "options_files/semi_leptonic_ttH/example.json",
+        19,
+    ),
+}
+# Option changes of a configuration: the cost of the ParT pair features (model/pairs.py).
+CONFIG_CHANGES: dict[str, dict] = {
+    "full_hadronic_ttbar_pairs": {"pair_features": "physics"},
+    "semi_leptonic_ttH_pairs": {"pair_features": "physics"},
 }
 
 
@@ -106,13 +124,14 @@ def run_config(name: str, quick: bool) -> dict:
     event_file, options_file, slots = CONFIGS[name]
     spec = load_event_spec(ROOT / event_file)
     options = load_options(ROOT / options_file) if options_file else Options()
+    options = options.replace(**CONFIG_CHANGES.get(name, {}))
     torch.manual_seed(0)
     network = SpanetNetwork(spec, options, statistics_for(spec)).train()
     batch = synthetic_batch(spec, slots)
     optimizer = torch.optim.AdamW(parameter_groups(network, options.l2_penalty), lr=1e-4, fused=True)
 
     def forward_backward() -> None:
-        outputs = network(batch.features, batch.masks)
+        outputs = network(batch.features, batch.masks, batch.pairs)
         compute_losses(outputs, batch, network, spec, options).total.backward()
 
     def train_step() -> None:
@@ -150,6 +169,7 @@ def run_config(name: str, quick: bool) -> dict:
                 "num_branch_embedding_layers",
                 "num_attention_heads",
                 "transformer_activation",
+                "pair_features",
             )
         },
     )
