@@ -182,6 +182,24 @@ def test_phi_and_its_sine_and_cosine_give_the_same_pair_features():
     torch.testing.assert_close(pair_features(by_phi, mask), a, atol=1e-4, rtol=1e-5)
 
 
+def test_auto_uses_physics_pairs_when_every_object_input_has_the_kinematics():
+    without = spec_from(ttbar_yaml("{pt: log_normalize, eta: normalize, btag: none}"))
+
+    def bias(spec, option):
+        return SpanetNetwork(spec, small_options(pair_features=option), DatasetStatistics()).pair_bias
+
+    assert bias(without, "auto") is None and bias(PHYSICS, "none") is None
+    assert bias(PHYSICS, "auto") is not None
+
+
+def test_a_run_stored_before_the_option_existed_has_no_pair_features():
+    from spanet_lite.config.options import Options
+
+    stored = {k: v for k, v in Options().to_dict().items() if k != "pair_features"}
+    assert Options.from_dict(stored).pair_features == "none"
+    assert Options().pair_features == "auto"
+
+
 def test_missing_kinematics_are_a_one_line_error_naming_the_input():
     spec = spec_from(ttbar_yaml("{pt: log_normalize, eta: normalize, btag: none}"))
     with pytest.raises(InputError) as error:
@@ -215,7 +233,7 @@ def test_a_fresh_pair_bias_is_zero_and_a_trained_one_changes_the_outputs():
     generator = torch.Generator().manual_seed(1)
     x, mask = jets(2, 6, generator)
     torch.manual_seed(0)
-    plain = SpanetNetwork(PHYSICS, small_options(), DatasetStatistics()).eval()
+    plain = SpanetNetwork(PHYSICS, small_options(pair_features="none"), DatasetStatistics()).eval()
     torch.manual_seed(0)
     fresh = SpanetNetwork(PHYSICS, small_options(pair_features="physics"), DatasetStatistics()).eval()
     fresh.load_state_dict({**fresh.state_dict(), **plain.state_dict()})
@@ -331,6 +349,10 @@ def _onnx_matches_torch(run_dir: Path, data: Path, model: Path) -> None:
     with torch.no_grad():
         torch_t1 = run.network({"Jets": torch.from_numpy(x)}, {"Jets": torch.from_numpy(mask)},
                                {"Jets": torch.from_numpy(pairs)}).assignments["t1"].numpy()
+    predictions = run.predict({"Jets": x}, {"Jets": mask}, pairs={"Jets": pairs}, threshold=0)
+    assert predictions.assignments["t1"].shape == (4, 3)
+    with pytest.raises(ValueError, match="pairwise features of RELATIVE input 'Jets'"):
+        run.predict({"Jets": x}, {"Jets": mask})
     finite = np.isfinite(torch_t1)
     np.testing.assert_array_equal(np.isfinite(onnx_t1), finite)
     np.testing.assert_allclose(onnx_t1[finite], torch_t1[finite], atol=1e-4, rtol=1e-4)

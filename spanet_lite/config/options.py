@@ -20,7 +20,7 @@ COMBINE_PAIR_LOSSES = ("min", "softmin", "mean")
 ACTIVATIONS = ("relu", "gelu", "silu", "elu", "tanh", "leaky_relu", "selu")
 DATASET_MODES = ("auto", "memory", "streaming")
 DECODINGS = ("greedy", "exact")
-PAIR_FEATURES = ("none", "physics")
+PAIR_FEATURES = ("auto", "none", "physics")
 # Lightning's precision spellings (``Trainer(precision=...)``).
 PRECISIONS = (
     *("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true"),
@@ -91,7 +91,9 @@ class Options:
     masking: str = "Filling"
     skip_connections: bool = True
     initial_embedding_skip_connections: bool = True
-    pair_features: str = "none"  # spanet_lite: none | physics (ParT pair features as attention bias)
+    # spanet_lite: ParT pair features as attention bias; auto = physics when every object input has
+    # pt, eta, phi (or sin_phi, cos_phi) and mass, else none (docs/model.md, "Pairwise inputs")
+    pair_features: str = "auto"
 
     # ---- data
     normalize_features: bool = True
@@ -153,6 +155,8 @@ class Options:
         if isinstance(data, Options):
             return data
         known = {f.name for f in option_fields()}
+        if "pair_features" not in data:  # a run stored before the option existed had no pair features
+            data = {**data, "pair_features": "none"}
         return cls(**{key: value for key, value in data.items() if key in known})
 
     def replace(self, **changes: Any) -> Options:

@@ -34,7 +34,7 @@ import torch
 from spanet_lite.config.event_spec import EventSpec, InputSpec
 from spanet_lite.config.options import Options
 from spanet_lite.dataset import schema
-from spanet_lite.dataset.pair_features import PAIR_FEATURE_NAMES, combined_pair_features, kinematic_columns
+from spanet_lite.dataset.pair_features import PAIR_FEATURE_NAMES, combined_pair_features, physics_columns
 from spanet_lite.dataset.reader import EventBlock
 from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.errors import InputError
@@ -96,7 +96,7 @@ def compute_statistics(
     pair_specs = {name: [f for f in spec.input(name).features if f.name in names]
                   for name, names in pair_features.items() if names}
     pair_moments = {name: RunningMoments(len(features)) for name, features in pair_specs.items()}
-    physics = kinematic_columns(spec) if options.pair_features == "physics" else None
+    physics = physics_columns(spec, options.pair_features)
     physics_moments = RunningMoments(len(PAIR_FEATURE_NAMES))
     moments = {s.name: RunningMoments(s.num_features) for s in spec.inputs}
     log_columns = {s.name: np.array([f.log for f in s.features]) for s in spec.inputs}

@@ -87,6 +87,20 @@ def kinematic_columns(spec: EventSpec) -> dict[str, Columns]:
     return result
 
 
+def physics_columns(spec: EventSpec, option: str) -> dict[str, Columns] | None:
+    """The kinematic columns when the option ``pair_features`` turns the physics pair features
+    on, else None: ``physics`` (missing features are an error), ``auto`` (on when every object
+    input has them), ``none``. The one place that decides, for the statistics and the network."""
+    if option == "physics":
+        return kinematic_columns(spec)
+    if option == "auto":
+        try:
+            return kinematic_columns(spec)
+        except InputError:
+            return None
+    return None
+
+
 def kinematics(features: Tensor, columns: Columns) -> Tensor:
     """(..., F) raw features of one input -> (..., 5) ``pt, eta, sin_phi, cos_phi, mass``."""
     if columns.phi is not None:

@@ -40,6 +40,7 @@ class Run(TrainedRun):
         mode: str | None = None,
         embeddings: bool = False,
         progress: bool = False,
+        pairs: Mapping[str, Any] | None = None,
     ) -> Predictions:
         """Predictions (:class:`~spanet_lite.evaluation.inference.Predictions`) for a file or arrays.
 
@@ -49,7 +50,8 @@ class Run(TrainedRun):
         bool. ``threshold``: report a particle only where its detection probability is at
         least this (default: the run's ``detection_threshold``; 0 reports every particle that
         has objects left). ``mode``: ``"greedy"`` or ``"exact"`` decoding (default: the run's
-        ``decoding`` option). ``embeddings`` adds the (B, D) event vector.
+        ``decoding`` option). ``embeddings`` adds the (B, D) event vector. ``pairs`` maps each
+        RELATIVE input with pairwise features to its raw (B, N, N, C) array (arrays only).
         """
         threshold = self.options.detection_threshold if threshold is None else threshold
         mode = mode or self.options.decoding
@@ -71,9 +73,10 @@ class Run(TrainedRun):
                 {k: v[start:stop] for k, v in mask_arrays.items()},
                 self.device,
             )
-            parts.append(
-                infer(self.network, self.spec, f, m, threshold=threshold, mode=mode, embeddings=embeddings)
-            )
+            block_pairs = {k: np.asarray(v)[start:stop] for k, v in (pairs or {}).items()}
+            p, _ = to_tensors(block_pairs, {}, self.device)
+            parts.append(infer(self.network, self.spec, f, m, threshold=threshold, mode=mode,
+                               embeddings=embeddings, pairs=p))
         return Predictions.concatenate(parts)
 
     def evaluate(self, file: str | Path, *, batch_size: int = 1024, progress: bool = False) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options import Options
+from spanet_lite.dataset.pair_features import physics_columns
 from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.errors import InputError
 from spanet_lite.model.embedding import InputEmbedding
@@ -84,12 +85,6 @@ class SpanetNetwork(nn.Module):
         self.feature_normalizer = FeatureNormalizer(spec, statistics, options.normalize_features)
         self.regression_normalizer = RegressionNormalizer(spec, statistics)
         self.embedding = InputEmbedding(spec, dim, options.num_embedding_layers, l_act, dropout)
-        physics = getattr(options, "pair_features", "none") == "physics"
-        self.pair_bias = (
-            PairBias(spec, statistics, heads, physics, options.normalize_features)
-            if physics or any(statistics.pair_features.values())
-            else None
-        )
         self.encoder = StackedEncoder(1, dim, heads, options.num_encoder_layers, t_act, dropout)
         self.branches = StackedEncoder(
             particles, dim, heads, options.num_branch_encoder_layers, t_act, dropout
@@ -102,7 +97,6 @@ class SpanetNetwork(nn.Module):
             SymmetricTensorAttention(p, self.sequential, dim) for p in spec.particles
         )
         self.detector = HeadBank(particles, dim, 1, options.num_detector_layers, l_act)
-
         self.regression_keys = [t.key for t in spec.regressions]
         self.regression_sources = [self._source(t.particle, t.product) for t in spec.regressions]
         self.regression_heads = (
@@ -126,6 +120,13 @@ class SpanetNetwork(nn.Module):
                 l_act,
             )
             if self.classification_keys
+            else None
+        )
+        # Built after the other layers so that turning pairs on leaves their initial weights as they were.
+        physics = physics_columns(spec, options.pair_features)
+        self.pair_bias = (
+            PairBias(spec, statistics, heads, physics, options.normalize_features)
+            if physics is not None or any(statistics.pair_features.values())
             else None
         )
 

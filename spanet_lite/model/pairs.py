@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spanet_lite.config.event_spec import EventSpec
-from spanet_lite.dataset.pair_features import PAIR_FEATURE_NAMES, combined_pair_features, kinematic_columns
+from spanet_lite.dataset.pair_features import PAIR_FEATURE_NAMES, Columns, combined_pair_features
 from spanet_lite.dataset.statistics import DatasetStatistics
 
 PAIR_HIDDEN = 32
@@ -42,12 +42,14 @@ class PairBias(nn.Module):
         spec: EventSpec,
         statistics: DatasetStatistics,
         heads: int,
-        physics: bool,
+        columns: dict[str, Columns] | None,
         normalize: bool = True,
     ) -> None:
+        """``columns``: where the physics pair features' inputs are (``physics_columns``), None = off."""
         super().__init__()
         self.sequential = [s.name for s in spec.sequential]
-        self.columns = kinematic_columns(spec) if physics else None
+        self.columns = columns
+        physics = columns is not None
         self.relative = [name for name, names in statistics.pair_features.items() if names]
         width = 0
         mean: list[float] = []
@@ -99,6 +101,9 @@ class PairBias(nn.Module):
             before = sum(widths[:i])
             after = total - before - widths[i]
             start = sum(p.shape[-1] for p in parts)
+            if name not in pairs:
+                raise ValueError(f"this network reads the pairwise features of RELATIVE input {name!r}: "
+                                 f"pass pairs={{{name!r}: (B, N, N, C) raw features}}")
             x = pairs[name].float()
             stop = start + x.shape[-1]
             if self.has_log:
