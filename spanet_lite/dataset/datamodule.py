@@ -190,7 +190,7 @@ class SpanetDataModule(L.LightningDataModule):
                 "so the validation split has batches",
                 f"{len(val_rows)} events",
             )
-        self.mode = self._choose_mode(len(train_share) + len(val_share), train_facts.layout.max_objects)
+        self.mode = self._choose_mode(len(train_share) + len(val_share), train_facts.layout)
 
         train_block = None
         if self.mode == "memory":
@@ -242,7 +242,7 @@ class SpanetDataModule(L.LightningDataModule):
                 f"at least one testing event per process ({world} processes)",
                 f"{len(rows)} events",
             )
-        mode = self._choose_mode(len(share), facts.layout.max_objects)
+        mode = self._choose_mode(len(share), facts.layout)
         self.mode = self.mode or mode
         block = self._load(self.testing_file, facts.layout, share) if mode == "memory" else None
         self.splits["test"] = self._make_split(
@@ -430,11 +430,11 @@ class SpanetDataModule(L.LightningDataModule):
             )
         return rows
 
-    def _choose_mode(self, events: int, max_objects: dict[str, int]) -> str:
+    def _choose_mode(self, events: int, layout: FileLayout) -> str:
         mode = self.options.dataset_mode
         if mode in ("memory", "streaming"):
             return mode
-        need = events * _bytes_per_event(self.spec, max_objects)
+        need = events * _bytes_per_event(self.spec, layout.max_objects, layout.pair_features)
         return "memory" if need < MEMORY_FRACTION * _available_memory() else "streaming"
 
     def _load(self, path: Path, layout: FileLayout, rows: np.ndarray) -> EventBlock:
@@ -528,9 +528,13 @@ def _equal_share(rows: np.ndarray, rank: int, world: int) -> np.ndarray:
     return rows[rank * size : (rank + 1) * size]
 
 
-def _bytes_per_event(spec: EventSpec, max_objects: dict[str, int]) -> int:
-    """Bytes the in-memory arrays take per event (features, masks, targets, labels, weights)."""
+def _bytes_per_event(
+    spec: EventSpec, max_objects: dict[str, int], pair_features: dict[str, tuple[str, ...]] | None = None
+) -> int:
+    """Bytes the in-memory arrays take per event (features, pairs, masks, targets, labels, weights)."""
     total = 8 + 4 * 2 + 1  # row, event and assignment weight, assignment mask
+    for name, names in (pair_features or {}).items():
+        total += 4 * max_objects.get(name, 0) ** 2 * len(names)
     for source in spec.sequential:
         total += max_objects.get(source.name, 0) * (4 * source.num_features + 1)
     total += sum(4 * s.num_features for s in spec.global_inputs)
