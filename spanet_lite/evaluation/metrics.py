@@ -27,6 +27,9 @@ Assignment vocabulary, as SPANet users know it
 Tables: :func:`assignment_tables` splits events by number of jets (rows ``==m``,
 ``==m+1``, ``>=m+2`` and ``all``, ``m`` = total number of products) and by the number of
 reconstructable particles, with the proportion of events in each row.
+
+SPANet's own tables (``python -m spanet.test``) are :func:`spanet_tables`, with SPANet's
+definitions exactly (unweighted, as SPANet's): see its docstring.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import permutations, product
 
 import numpy as np
 
@@ -232,6 +236,144 @@ def assignment_tables(
 
 
 # ----------------------------------------------------------------------------- regressions
+# ------------------------------------------------------------------------ SPANet's tables
+def longest_common_substring(names: list[str]) -> str:
+    """The longest string found in every name (SPANet names a particle cluster this way: t1, t2 -> t)."""
+    shortest = min(names, key=len)
+    for length in range(len(shortest), 0, -1):
+        for start in range(len(shortest) - length + 1):
+            candidate = shortest[start : start + length]
+            if all(candidate in name for name in names):
+                return candidate
+    return ""
+
+
+def spanet_clusters(spec: EventSpec) -> list[tuple[str, tuple[int, ...]]]:
+    """(cluster name, particle positions) per orbit of the event symmetry, as SPANet groups particles."""
+    names = spec.particle_names
+    return [
+        (longest_common_substring([names[i] for i in orbit]), tuple(orbit))
+        for orbit in spec.event_symmetry.orbits()
+    ]
+
+
+def _sorted_within_products(spec: EventSpec, arrays: Mapping[str, ArrayLike]) -> list[np.ndarray]:
+    """Per particle (event-file order), (B, k) indices with each product-symmetry orbit sorted."""
+    result = []
+    for particle in spec.particles:
+        values = as_numpy(arrays[particle.name]).astype(np.int64).copy()
+        for orbit in particle.symmetry.orbits():
+            if len(orbit) > 1:
+                values[:, list(orbit)] = np.sort(values[:, list(orbit)], axis=1)
+        result.append(values)
+    return result
+
+
+def _spanet_event_type(
+    spec: EventSpec, clusters: list[tuple[str, tuple[int, ...]]], predictions: list[np.ndarray],
+    targets: list[np.ndarray], masks: np.ndarray,
+) -> tuple[float, dict[str, float]]:
+    """(event purity, cluster name -> purity) over the given events, with SPANet's definitions."""
+    num_events = masks.shape[1]
+    best = np.zeros(num_events, dtype=np.int64)
+    for element in spec.event_symmetry.elements:
+        correct = sum(
+            (predictions[i] == targets[element[i]]).all(-1) * masks[element[i]]
+            for i in range(len(predictions))
+        )
+        best = np.maximum(best, correct)
+    event_purity = float((best == masks.sum(0)).mean()) if num_events else math.nan
+    purities: dict[str, float] = {}
+    for name, orbit in clusters:
+        cluster_best = np.zeros(num_events, dtype=np.int64)
+        for order in permutations(range(len(orbit))):
+            correct = sum(
+                (predictions[orbit[i]] == targets[orbit[order[i]]]).all(-1) * masks[orbit[order[i]]]
+                for i in range(len(orbit))
+            )
+            cluster_best = np.maximum(cluster_best, correct)
+        total = masks[list(orbit)].sum()
+        purities[name] = float(cluster_best.sum() / total) if total > 0 else math.nan
+    return event_purity, purities
+
+
+def spanet_tables(
+    predictions: Mapping[str, ArrayLike],
+    targets: Mapping[str, ArrayLike],
+    target_masks: Mapping[str, ArrayLike],
+    spec: EventSpec,
+    num_vectors: ArrayLike,
+    *,
+    lines: int = 2,
+) -> dict[str, list[dict[str, object]]]:
+    """SPANet's ``spanet.test`` tables: event type -> rows, with SPANet's column names.
+
+    Definitions, as SPANet's evaluator has them (unweighted):
+
+    * particles are grouped into clusters, the orbits of the event symmetry (``t1, t2`` -> ``t``);
+    * an event type gives, per cluster, how many of its particles are reconstructable (``0t``,
+      ``1t``, ``2t``) or ``*`` for any number (then the event needs at least one reconstructable
+      particle in total); names concatenate the clusters (``*t*h``, ``2t1h``...);
+    * rows by ``num_vectors`` (objects of every input; SPANet counts a GLOBAL input as one):
+      ``== m``, ``== m+1``... (``lines`` of them, ``m`` the smallest count in the file), then
+      ``>= m+lines`` and ``Full`` (all events);
+    * ``Jet Proportion``: fraction of all events in the row; ``Event Proportion``: fraction of
+      the row's events that are of this event type;
+    * ``Event Purity``: among those events, the fraction where every reconstructable particle is
+      assigned correctly under the best element of the event symmetry (product symmetries are
+      removed by sorting within each orbit first); an event type with no reconstructable
+      particle (``0t``) counts as correct;
+    * ``<Cluster> Purity`` (``T Purity``): correctly assigned reconstructable particles of the
+      cluster, under the best permutation within the cluster per event, over all its
+      reconstructable particles.
+
+    Empty selections give nan (SPANet prints N/A). The best assignment is scored, never the
+    detection-gated one.
+    """
+    clusters = spanet_clusters(spec)
+    predicted = _sorted_within_products(spec, predictions)
+    truth = _sorted_within_products(spec, targets)
+    masks = np.stack([as_numpy(target_masks[p]).astype(bool) for p in spec.particle_names]).astype(np.int64)
+    vectors = as_numpy(num_vectors).astype(np.int64).reshape(-1)
+    if vectors.size == 0:
+        return {}
+    smallest = int(vectors.min())
+    limits = [(f"== {smallest + i}", vectors == smallest + i) for i in range(lines)]
+    limits.append((f">= {smallest + lines}", vectors >= smallest + lines))
+    limits.append(("Full", np.ones_like(vectors, dtype=bool)))
+    counts_per_cluster = [range(-1, len(orbit) + 1) for _, orbit in clusters]
+    tables: dict[str, list[dict[str, object]]] = {}
+    for limit_name, in_row in limits:
+        p_row = [p[in_row] for p in predicted]
+        t_row = [t[in_row] for t in truth]
+        m_row = masks[:, in_row]
+        total = m_row.sum(0)
+        jet_proportion = 1.0 if limit_name == "Full" else float(in_row.mean())
+        for event_counts in product(*counts_per_cluster):
+            selected = total >= 0
+            name = ""
+            for count, (cluster, orbit) in zip(event_counts, clusters, strict=True):
+                if count >= 0:
+                    selected = selected & (m_row[list(orbit)].sum(0) == count)
+                else:
+                    selected = selected & (total > 0)
+                name += ("*" if count < 0 else str(count)) + cluster
+            purity, cluster_purity = _spanet_event_type(
+                spec, clusters, [p[selected] for p in p_row], [t[selected] for t in t_row], m_row[:, selected]
+            )
+            row: dict[str, object] = {
+                "Jet Limit": limit_name,
+                "Event Proportion": float(selected.mean()) if selected.size else math.nan,
+                "Jet Proportion": jet_proportion,
+                "Event Purity": purity,
+            }
+            for cluster in sorted(cluster_purity):
+                column = " ".join(part.capitalize() for part in f"{cluster}_purity".split("_"))
+                row[column] = cluster_purity[cluster]
+            tables.setdefault(name, []).append(row)
+    return dict(sorted(tables.items()))
+
+
 def weighted_quantile(
     values: np.ndarray, quantiles: np.ndarray | list[float], weights: np.ndarray
 ) -> np.ndarray:
@@ -318,29 +460,60 @@ def background_rejection(tpr: np.ndarray, fpr: np.ndarray, signal_efficiency: fl
     return math.inf if background <= 0.0 else 1.0 / background
 
 
+def confusion_matrix(
+    predicted: np.ndarray, labels: np.ndarray, weights: np.ndarray, num_classes: int
+) -> np.ndarray:
+    """(C, C) weighted counts: row = true class, column = predicted class."""
+    flat = labels * num_classes + predicted
+    counts = np.bincount(flat, weights=weights, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)
+
+
 def classification_metrics(
     probabilities: ArrayLike, labels: ArrayLike, *, weights: ArrayLike | None = None, signal_class: int = 1
-) -> dict[str, float]:
-    """Accuracy, ROC AUC and background rejection at 50% and 80% signal efficiency.
+) -> dict[str, object]:
+    """Accuracy and confusion matrix for any number of classes, plus ROC figures.
 
-    ``probabilities`` (B, C); ``labels`` (B,) with -1 = no label (skipped). The ROC treats
-    ``signal_class`` as signal and every other class as background, scored by that class's
-    probability (for two classes: the usual signal-vs-background discriminant).
+    ``probabilities`` (B, C); ``labels`` (B,) with -1 = no label (skipped). ``confusion``: (C, C)
+    weighted counts, row = true class, column = most probable class.
+
+    * Two classes: ``roc_auc`` and background rejection at 50% / 80% signal efficiency treat
+      ``signal_class`` as signal, scored by its probability (the usual discriminant).
+    * More classes: no class is "the signal". ``per_class`` gives each class's one-vs-rest ROC
+      AUC (scored by that class's probability); ``roc_auc`` is their unweighted mean (macro
+      average); the rejections are not defined (nan).
     """
     probs = as_numpy(probabilities).astype(np.float64)
     y = as_numpy(labels).astype(np.int64).reshape(-1)
     w = _weights(weights, y.size)
-    keep = (y >= 0) & (w > 0)
-    result = {"accuracy": math.nan, "roc_auc": math.nan, "rejection@50": math.nan, "rejection@80": math.nan}
+    num_classes = probs.shape[1] if probs.ndim == 2 else 0
+    keep = (y >= 0) & (y < max(num_classes, 1)) & (w > 0)
+    result: dict[str, object] = {
+        "accuracy": math.nan, "roc_auc": math.nan, "rejection@50": math.nan, "rejection@80": math.nan,
+        "num_classes": num_classes,
+    }
     if not keep.any():
         return result
     probs, y, w = probs[keep], y[keep], w[keep]
-    result["accuracy"] = float(np.average(probs.argmax(axis=1) == y, weights=w))
-    if probs.shape[1] > signal_class:
+    chosen = probs.argmax(axis=1)
+    result["accuracy"] = float(np.average(chosen == y, weights=w))
+    result["confusion"] = confusion_matrix(chosen, y, w, num_classes).tolist()
+    if num_classes == 2 and probs.shape[1] > signal_class:
         tpr, fpr = roc_curve(probs[:, signal_class], y == signal_class, w)
         result["roc_auc"] = roc_auc(tpr, fpr)
         result["rejection@50"] = background_rejection(tpr, fpr, 0.5)
         result["rejection@80"] = background_rejection(tpr, fpr, 0.8)
+    elif num_classes > 2:
+        per_class = {}
+        for c in range(num_classes):
+            positive = y == c
+            auc = math.nan
+            if positive.any() and not positive.all():
+                auc = roc_auc(*roc_curve(probs[:, c], positive, w))
+            per_class[str(c)] = {"roc_auc": auc, "fraction": float(np.average(positive, weights=w))}
+        result["per_class"] = per_class
+        finite = [v["roc_auc"] for v in per_class.values() if not math.isnan(v["roc_auc"])]
+        result["roc_auc"] = float(np.mean(finite)) if finite else math.nan
     return result
 
 

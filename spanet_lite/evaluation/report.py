@@ -30,9 +30,15 @@ def percent(value: Any) -> str:
     return f"{100 * value:.1f}%"
 
 
-def render(metrics: dict[str, Any], console: Console | None = None) -> None:
-    """Print every table that applies to this run's topology."""
+def render(metrics: dict[str, Any], console: Console | None = None, *, latex: bool = False) -> None:
+    """Print every table that applies to this run's topology; SPANet's tables first (as LaTeX
+    with ``latex``, like ``spanet.test --latex``)."""
     console = console or Console()
+    if "spanet_tables" in metrics:
+        if latex:
+            console.print(spanet_latex(metrics["spanet_tables"]), highlight=False, markup=False)
+        else:
+            _spanet_tables(metrics["spanet_tables"], console)
     console.print(
         f"[bold]{metrics['file']}[/]: {metrics['num_events']:,} events "
         f"(sum of weights {metrics['sum_of_weights']:,.1f}), run {metrics['run']}"
@@ -43,6 +49,54 @@ def render(metrics: dict[str, Any], console: Console | None = None) -> None:
         _regression(metrics, console)
     if "classification" in metrics:
         _classification(metrics, console)
+
+
+def spanet_number(value: Any) -> str:
+    """SPANet's cell format: three decimals, N/A for nan, text as is."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "N/A"
+    if isinstance(value, str):
+        return value
+    return f"{value:.3f}"
+
+
+def _spanet_tables(tables: dict[str, list[dict[str, Any]]], console: Console) -> None:
+    for event_type, rows in tables.items():
+        table = Table(title=f"Event Type: {event_type}", title_justify="left")
+        for column in rows[0]:
+            table.add_column(column, justify="right")
+        for row in rows:
+            table.add_row(*[spanet_number(v) for v in row.values()])
+        console.print(table)
+
+
+def spanet_latex(tables: dict[str, list[dict[str, Any]]]) -> str:
+    """SPANet's tables as one LaTeX tabular, event types without a ``0`` (as ``spanet.test -tex``)."""
+    shown = {k: v for k, v in tables.items() if "0" not in k}
+    if not shown:
+        return ""
+    columns = list(next(iter(shown.values()))[0])
+    cluster_columns = columns[4:]
+    lines = [
+        r"\begin{tabular}{c | c | c c | c " + " ".join("c" * len(cluster_columns)) + "}",
+        r"\hline",
+        r"\hline",
+        r"& $N_\mathrm{jets}$ & Event Proportion & Jet Proportion & Event Purity & "
+        + " & ".join(cluster_columns) + r"\\",
+    ]
+    for event_type, rows in shown.items():
+        lines.append(r"\hline")
+        for number, row in enumerate(rows):
+            limit = row["Jet Limit"].replace(">=", r"$\geq$").replace("==", "$=$")
+            cells = [limit, *[spanet_number(row[c]) for c in columns[1:]]]
+            name = event_type
+            if number == len(rows) - 1:
+                cells = [r"\textbf{" + c + "}" for c in cells]
+                name = r"\textbf{" + name + "}"
+            lines.append((name if number == 0 else "") + "&" + " & ".join(cells) + r"\\")
+        lines.append(r"\hline")
+    lines += [r"\hline", r"\end{tabular}"]
+    return "\n".join(lines)
 
 
 def _assignment(metrics: dict[str, Any], console: Console) -> None:
@@ -116,12 +170,37 @@ def _regression(metrics: dict[str, Any], console: Console) -> None:
 
 
 def _classification(metrics: dict[str, Any], console: Console) -> None:
-    table = Table(title="Classifications (signal = class 1)", title_justify="left")
-    for column in ("target", "accuracy", "ROC AUC", "1/εB @ εS=50%", "1/εB @ εS=80%"):
-        table.add_column(column, justify="right")
+    binary = {k: c for k, c in metrics["classification"].items() if c.get("num_classes", 2) <= 2}
+    if binary:
+        table = Table(title="Classifications, two classes (signal = class 1)", title_justify="left")
+        for column in ("target", "accuracy", "ROC AUC", "1/εB @ εS=50%", "1/εB @ εS=80%"):
+            table.add_column(column, justify="right")
+        for key, c in binary.items():
+            table.add_row(
+                key.removeprefix("EVENT/"), percent(c["accuracy"]), fmt(c["roc_auc"]),
+                fmt(c["rejection@50"], 1), fmt(c["rejection@80"], 1),
+            )
+        console.print(table)
     for key, c in metrics["classification"].items():
-        table.add_row(
-            key.removeprefix("EVENT/"), percent(c["accuracy"]), fmt(c["roc_auc"]),
-            fmt(c["rejection@50"], 1), fmt(c["rejection@80"], 1),
+        if key in binary or "per_class" not in c:
+            continue
+        classes = list(c["per_class"])
+        table = Table(
+            title=f"{key}: {len(classes)} classes, accuracy {percent(c['accuracy'])}, mean one-vs-rest "
+            f"AUC {fmt(c['roc_auc'])}; confusion matrix: rows = true class, "
+            "columns = predicted (fraction of the row)",
+            title_justify="left",
         )
-    console.print(table)
+        table.add_column("class", justify="right")
+        table.add_column("share", justify="right")
+        table.add_column("AUC (one vs rest)", justify="right")
+        for predicted in classes:
+            table.add_column(f"→ {predicted}", justify="right")
+        for row, name in zip(c["confusion"], classes, strict=True):
+            total = sum(row)
+            entry = c["per_class"][name]
+            table.add_row(
+                name, percent(entry["fraction"]), fmt(entry["roc_auc"]),
+                *[percent(v / total) if total > 0 else "–" for v in row],
+            )
+        console.print(table)
