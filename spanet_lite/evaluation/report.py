@@ -60,14 +60,26 @@ def spanet_number(value: Any) -> str:
     return f"{value:.3f}"
 
 
-def _spanet_tables(tables: dict[str, list[dict[str, Any]]], console: Console) -> None:
+def spanet_text(tables: dict[str, list[dict[str, Any]]]) -> str:
+    """SPANet's tables as plain fixed-width text (one per event type), never wrapped, so that
+    columns can be read and compared with ``spanet.test``'s output line by line."""
+    blocks = []
     for event_type, rows in tables.items():
-        table = Table(title=f"Event Type: {event_type}", title_justify="left")
-        for column in rows[0]:
-            table.add_column(column, justify="right")
-        for row in rows:
-            table.add_row(*[spanet_number(v) for v in row.values()])
-        console.print(table)
+        columns = list(rows[0])
+        cells = [[spanet_number(row[c]) for c in columns] for row in rows]
+        widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+        rule = "+".join("-" * (w + 2) for w in widths)
+        lines = [f"Event Type: {event_type}", rule, "|".join(f" {c:<{w}} " for c, w in zip(columns, widths))]
+        lines.append(rule)
+        lines += ["|".join(f" {v:>{w}} " for v, w in zip(r, widths)) for r in cells]
+        lines.append(rule)
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _spanet_tables(tables: dict[str, list[dict[str, Any]]], console: Console) -> None:
+    console.print(spanet_text(tables), highlight=False, markup=False, soft_wrap=True)
+    console.print()
 
 
 def spanet_latex(tables: dict[str, list[dict[str, Any]]]) -> str:

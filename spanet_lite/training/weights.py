@@ -87,6 +87,13 @@ def load_initial_weights(target: nn.Module, path: str | Path, *, freeze: bool = 
             path, "state_dict", "weights sharing at least one tensor (name and shape) with this network",
             "none match",
         )
+    if freeze:
+        trainable = [name for name, _ in target.named_parameters() if name not in matching]
+        if not trainable:
+            raise InputError(
+                path, "-fsf/--freeze_state_dict", "a network with parameters left to train",
+                "every parameter would be loaded and frozen",
+            )
     target.load_state_dict(matching, strict=False)
     if freeze:
         for name, parameter in target.named_parameters():
