@@ -14,6 +14,7 @@ Exit codes: 0 done, 2 bad input or the onnx package missing (one line on stderr)
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from spanet_lite.cli.common import EXIT_OK, run_cli
@@ -74,3 +75,7 @@ def _body(argv: Sequence[str] | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(PROGRAM, _body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -624,11 +624,18 @@ def _check_checkpoint_fits(module: Any, path: Path) -> None:
     (``-cf`` with options that build another network)."""
     from spanet_lite.training.weights import read_state_dict
 
-    try:
-        module.load_state_dict(read_state_dict(path), strict=True)
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(path, "state_dict", "weights of the network these options build", first) from None
+    given = read_state_dict(path)
+    own = module.state_dict()
+    reshaped = [k for k in own if k in given and tuple(given[k].shape) != tuple(own[k].shape)]
+    missing = [k for k in own if k not in given]
+    unexpected = [k for k in given if k not in own]
+    if reshaped or missing or unexpected:
+        example = reshaped[0] if reshaped else (missing or unexpected)[0]
+        raise InputError(
+            path, "state_dict", "weights of the network these options build",
+            f"{len(reshaped)} tensors of another shape, {len(missing)} missing, {len(unexpected)} unexpected "
+            f"(e.g. {example})",
+        )
 
 
 def _quiet_lightning() -> None:
