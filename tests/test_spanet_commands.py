@@ -17,11 +17,12 @@ import torch
 from _evaluation_helpers import TTBAR, make_run_dir
 from _train_helpers import network_weights, write_options
 
+from spanet_lite.assignment.spanet_tables import spanet_tables
 from spanet_lite.cli import predict as predict_cli
 from spanet_lite.cli import test as test_cli
 from spanet_lite.cli import train as train_cli
 from spanet_lite.errors import InputError
-from spanet_lite.evaluation.metrics import classification_metrics, spanet_tables
+from spanet_lite.evaluation.metrics import classification_metrics
 from spanet_lite.training.weights import load_initial_weights
 
 REPO = Path(__file__).resolve().parents[1]
@@ -282,9 +283,10 @@ def test_assignment_probability_counts_every_ordering_of_a_symmetric_pair(tth_ru
 
     run = spanet_lite.load_run(tth_run)
     with h5py.File(reference_dir / "example.h5") as file:
-        from spanet_lite.evaluation.inputs import read_inputs
+        from spanet_lite.dataset.reader import read_inputs
 
-        features, masks = read_inputs(file, run.spec, 0, 32)
+        inputs = read_inputs(file, run.spec, 0, 32)
+        features, masks = inputs.features, inputs.masks
     predicted = run.predict(features, masks)
     with torch.no_grad():
         f = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in features.items()}

@@ -52,7 +52,7 @@ def _body(argv: Sequence[str] | None) -> int:
 
     from rich.console import Console
 
-    from spanet_lite.evaluation import onnx_decoder
+    from spanet_lite.assignment import numpy_decoder
     from spanet_lite.evaluation.export import Convention, export_onnx, input_names, output_names
     from spanet_lite.evaluation.run import load_run
 
@@ -68,7 +68,7 @@ def _body(argv: Sequence[str] | None) -> int:
                       "--input-log-transform takes them raw")
     if args.copy_decoder:
         target = Path(path).with_name("onnx_decoder.py")
-        shutil.copyfile(onnx_decoder.__file__, target)
+        shutil.copyfile(numpy_decoder.__file__, target)
         console.print(f"  numpy decoder: {target}")
     return EXIT_OK
 

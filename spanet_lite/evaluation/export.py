@@ -31,8 +31,8 @@ Outputs, in SPANet's order:
 The model's metadata (``spanet_lite``) holds a JSON description: inputs with their features,
 particles with their products, the conventions chosen and the names, so a deployment can find
 everything without this package. To turn the assignment outputs into object indices with numpy
-alone, use ``spanet_lite/evaluation/onnx_decoder.py`` (it imports nothing but numpy; copy it
-along)::
+alone, use ``spanet_lite/assignment/numpy_decoder.py``, which ``--copy-decoder`` writes next to
+the model as ``onnx_decoder.py`` (it imports nothing but numpy)::
 
     import onnxruntime, onnx_decoder
     session = onnxruntime.InferenceSession("model.onnx")
@@ -50,7 +50,7 @@ import json
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -59,10 +59,8 @@ from torch.nn import functional as F
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.inference import embedding_vectors
+from spanet_lite.evaluation.trained import TrainedRun
 from spanet_lite.io import atomic_path
-
-if TYPE_CHECKING:
-    from spanet_lite.evaluation.run import Run
 
 OPSET = 17
 
@@ -240,7 +238,7 @@ def description(spec: EventSpec, convention: Convention = Convention()) -> dict[
 
 
 def export_onnx(
-    run: Run, path: str | Path, *, opset: int = OPSET, convention: Convention = Convention()
+    run: TrainedRun, path: str | Path, *, opset: int = OPSET, convention: Convention = Convention()
 ) -> Path:
     """Write ``run``'s network to ``path`` as ONNX (atomically) and return the path."""
     path = Path(path)

@@ -1,379 +1,23 @@
-"""Evaluation metrics: assignments (symmetry-aware), regressions, classifications, detections.
+"""Evaluation metrics beyond assignments: regressions, classifications, detections.
 
-Every function takes optional per-event ``weights`` (physics weights; 1 where absent) and
-returns plain floats, ``nan`` where a quantity has no events to be computed from.
-
-Assignment vocabulary, as SPANet users know it
------------------------------------------------
-* A particle is **reconstructable** in an event when every one of its products is matched
-  to an object (``target_masks``).
-* A particle is **correct** when its predicted tuple equals the true one up to the
-  particle's product symmetry (``q1 <-> q2`` in a top is the same answer). The event
-  symmetry (``t1 <-> t2``) is applied to the whole event: the event counts with the element
-  of the event group under which the most reconstructable particles are correct.
-* **event purity** (``event_purity``): among events in which *every* particle is
-  reconstructable, the weighted fraction in which every particle is correct. This is the
-  headline number of the SPANet papers.
-* ``event_purity_all``: among events with at least one reconstructable particle, the
-  fraction in which every reconstructable particle is correct.
-* **particle efficiency** (``particle_efficiency/<p>``): correct / reconstructable, for
-  particle ``p``: how many of the particles that could be found were found.
-* **particle purity** (``particle_purity/<p>``): correct / reported, where reported means
-  the decoder gave ``p`` a tuple (it was detected and had objects left): how many of the
-  particles we claim are right.
-* ``event_fraction/full``, ``/partial``, ``/none``: the weighted fractions of events where all,
-  some, or none of the particles are reconstructable.
-
-Tables: :func:`assignment_tables` splits events by number of jets (rows ``==m``,
-``==m+1``, ``>=m+2`` and ``all``, ``m`` = total number of products) and by the number of
-reconstructable particles, with the proportion of events in each row.
-
-SPANet's own tables (``python -m spanet.test``) are :func:`spanet_tables`, with SPANet's
-definitions exactly (unweighted, as SPANet's): see its docstring.
+Assignment metrics (event purity and its tables) live in :mod:`spanet_lite.assignment.metrics`,
+which training uses too. Every function takes optional per-event ``weights`` (physics weights;
+1 where absent) and returns plain floats, ``nan`` where a quantity has no events to be
+computed from.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from itertools import permutations, product
 
 import numpy as np
 
+from spanet_lite.assignment.metrics import ArrayLike, as_numpy, event_weights, match_outcome
 from spanet_lite.config.event_spec import EventSpec
-
-ArrayLike = object  # numpy array or torch tensor
-
-
-def as_numpy(value: ArrayLike) -> np.ndarray:
-    """Tensors (any device) and arrays alike -> numpy."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()  # type: ignore[attr-defined]
-    return np.asarray(value)
-
-
-def _weights(weights: ArrayLike | None, size: int) -> np.ndarray:
-    if weights is None:
-        return np.ones(size, dtype=np.float64)
-    w = as_numpy(weights).astype(np.float64).reshape(size)
-    return np.where(np.isfinite(w), w, 0.0)
-
-
-def weighted_fraction(passed: np.ndarray, selected: np.ndarray, weights: np.ndarray) -> float:
-    """sum(w where passed & selected) / sum(w where selected); nan if nothing is selected."""
-    denominator = float(weights[selected].sum())
-    if denominator == 0.0:
-        return math.nan
-    return float(weights[selected & passed].sum()) / denominator
-
-
-# ----------------------------------------------------------------------------- assignments
-@dataclass
-class AssignmentOutcome:
-    """Per-event, per-particle facts that every assignment metric is built from.
-
-    All arrays are (B, P) bool in event-file particle order, except ``num_jets`` (B,).
-    ``correct`` and ``reconstructable`` are expressed in the frame of the *predicted*
-    particles after the best event-symmetry element has been applied.
-    """
-
-    particles: tuple[str, ...]
-    reconstructable: np.ndarray
-    correct: np.ndarray
-    reported: np.ndarray
-    weights: np.ndarray
-    num_jets: np.ndarray | None
-
-
-def match_outcome(
-    predictions: Mapping[str, ArrayLike],
-    targets: Mapping[str, ArrayLike],
-    target_masks: Mapping[str, ArrayLike],
-    spec: EventSpec,
-    *,
-    weights: ArrayLike | None = None,
-    num_jets: ArrayLike | None = None,
-) -> AssignmentOutcome:
-    """Compare predictions with truth under the particle and event symmetries."""
-    names = spec.particle_names
-    pred = [as_numpy(predictions[p]).astype(np.int64) for p in names]
-    true = [as_numpy(targets[p]).astype(np.int64) for p in names]
-    mask = np.stack([as_numpy(target_masks[p]).astype(bool).reshape(-1) for p in names], axis=1)
-    batch = mask.shape[0]
-    # matches[i, j]: predicted particle i equals true particle j up to i's product symmetry.
-    matches: dict[tuple[int, int], np.ndarray] = {}
-    for group in spec.event_symmetry.orbits():
-        for i in group:
-            perms = spec.particles[i].symmetry.elements
-            for j in group:
-                hit = np.zeros(batch, dtype=bool)
-                for perm in perms:
-                    hit |= (pred[i][:, list(perm)] == true[j]).all(axis=1)
-                matches[i, j] = hit
-    best_correct = np.zeros(mask.shape, dtype=bool)
-    best_recon = mask
-    best_count = np.full(batch, -1)
-    for element in spec.event_symmetry.elements:
-        # Predicted particle i is compared with true particle element[i].
-        recon = mask[:, list(element)]
-        correct = np.stack([matches[i, element[i]] for i in range(len(names))], axis=1) & recon
-        count = correct.sum(axis=1)
-        better = count > best_count  # ties keep the earlier element (the identity comes first)
-        best_correct = np.where(better[:, None], correct, best_correct)
-        best_recon = np.where(better[:, None], recon, best_recon)
-        best_count = np.maximum(best_count, count)
-    reported = np.stack([(p >= 0).all(axis=1) for p in pred], axis=1)
-    jets = None if num_jets is None else as_numpy(num_jets).astype(np.int64).reshape(batch)
-    return AssignmentOutcome(tuple(names), best_recon, best_correct, reported, _weights(weights, batch), jets)
-
-
-def _outcome_metrics(outcome: AssignmentOutcome, selected: np.ndarray | None = None) -> dict[str, float]:
-    """Purities, efficiencies and category fractions for the events in ``selected``."""
-    recon, correct, w = outcome.reconstructable, outcome.correct, outcome.weights
-    batch = recon.shape[0]
-    sel = np.ones(batch, dtype=bool) if selected is None else selected
-    full = np.asarray(recon.all(axis=1))
-    some = np.asarray(recon.any(axis=1))
-    all_right = np.asarray((correct | ~recon).all(axis=1))
-    result = {
-        "event_purity": weighted_fraction(all_right, sel & full, w),
-        "event_purity_all": weighted_fraction(all_right, sel & some, w),
-        "event_fraction/full": weighted_fraction(full, sel, w),
-        "event_fraction/partial": weighted_fraction(some & ~full, sel, w),
-        "event_fraction/none": weighted_fraction(~some, sel, w),
-    }
-    for j, name in enumerate(outcome.particles):
-        result[f"particle_efficiency/{name}"] = weighted_fraction(correct[:, j], sel & recon[:, j], w)
-        result[f"particle_purity/{name}"] = weighted_fraction(correct[:, j], sel & outcome.reported[:, j], w)
-    return result
-
-
-def assignment_metrics(
-    predictions: Mapping[str, ArrayLike],
-    targets: Mapping[str, ArrayLike],
-    target_masks: Mapping[str, ArrayLike],
-    spec: EventSpec,
-    *,
-    weights: ArrayLike | None = None,
-    num_jets: ArrayLike | None = None,
-) -> dict[str, float]:
-    """Headline assignment metrics (see the module docstring for the definitions).
-
-    ``predictions`` and ``targets``: particle -> (B, k) combined object indices, -1 = none.
-    ``target_masks``: particle -> (B,) bool, fully reconstructable. ``num_jets`` (B,), when
-    given, adds the proportion and event purity of the jet-multiplicity rows of
-    :func:`assignment_tables` as flat keys (e.g. ``jets==6/event_purity``); the full tables
-    come from :func:`assignment_tables`.
-    """
-    outcome = match_outcome(predictions, targets, target_masks, spec, weights=weights, num_jets=num_jets)
-    result = _outcome_metrics(outcome)
-    if outcome.num_jets is not None:
-        for row, values in jet_table(outcome, spec).items():
-            if row != "all":
-                result[f"jets{row}/proportion"] = values["proportion"]
-                result[f"jets{row}/event_purity"] = values["event_purity"]
-    return result
-
-
-def total_products(spec: EventSpec) -> int:
-    """m: the number of objects a fully reconstructed event uses."""
-    return sum(p.num_products for p in spec.particles)
-
-
-def jet_rows(spec: EventSpec, num_jets: np.ndarray) -> dict[str, np.ndarray]:
-    """Row label -> (B,) selection for ``==m``, ``==m+1``, ``>=m+2``, ``all``."""
-    m = total_products(spec)
-    return {
-        f"=={m}": num_jets == m,
-        f"=={m + 1}": num_jets == m + 1,
-        f">={m + 2}": num_jets >= m + 2,
-        "all": np.ones(num_jets.shape, dtype=bool),
-    }
-
-
-def jet_table(outcome: AssignmentOutcome, spec: EventSpec) -> dict[str, dict[str, float]]:
-    """Rows by number of jets: proportion of events, event purity, per-particle efficiency.
-
-    Events with fewer than ``m`` jets cannot be fully reconstructable and appear only in ``all``.
-    """
-    assert outcome.num_jets is not None
-    w = outcome.weights
-    everything = np.ones(w.shape, dtype=bool)
-    table = {}
-    for label, selected in jet_rows(spec, outcome.num_jets).items():
-        metrics = _outcome_metrics(outcome, selected)
-        row = {"proportion": weighted_fraction(selected, everything, w), **metrics}
-        table[label] = row
-    return table
-
-
-def particle_count_table(outcome: AssignmentOutcome) -> dict[str, dict[str, float]]:
-    """Rows by number of reconstructable particles (0..P, then all) with proportions and purities."""
-    w = outcome.weights
-    count = outcome.reconstructable.sum(axis=1)
-    everything = np.ones(w.shape, dtype=bool)
-    table = {}
-    for n in range(len(outcome.particles) + 1):
-        selected = count == n
-        proportion = weighted_fraction(selected, everything, w)
-        table[str(n)] = {"proportion": proportion, **_outcome_metrics(outcome, selected)}
-    return table
-
-
-def assignment_tables(
-    predictions: Mapping[str, ArrayLike],
-    targets: Mapping[str, ArrayLike],
-    target_masks: Mapping[str, ArrayLike],
-    spec: EventSpec,
-    *,
-    num_jets: ArrayLike,
-    weights: ArrayLike | None = None,
-) -> dict[str, dict[str, dict[str, float]]]:
-    """Both tables: ``{"by_jets": {row: metrics}, "by_particles": {row: metrics}}``."""
-    outcome = match_outcome(predictions, targets, target_masks, spec, weights=weights, num_jets=num_jets)
-    return {"by_jets": jet_table(outcome, spec), "by_particles": particle_count_table(outcome)}
 
 
 # ----------------------------------------------------------------------------- regressions
-# ------------------------------------------------------------------------ SPANet's tables
-def longest_common_substring(names: list[str]) -> str:
-    """The longest string found in every name (SPANet names a particle cluster this way: t1, t2 -> t)."""
-    shortest = min(names, key=len)
-    for length in range(len(shortest), 0, -1):
-        for start in range(len(shortest) - length + 1):
-            candidate = shortest[start : start + length]
-            if all(candidate in name for name in names):
-                return candidate
-    return ""
-
-
-def spanet_clusters(spec: EventSpec) -> list[tuple[str, tuple[int, ...]]]:
-    """(cluster name, particle positions) per orbit of the event symmetry, as SPANet groups particles."""
-    names = spec.particle_names
-    return [
-        (longest_common_substring([names[i] for i in orbit]), tuple(orbit))
-        for orbit in spec.event_symmetry.orbits()
-    ]
-
-
-def _sorted_within_products(spec: EventSpec, arrays: Mapping[str, ArrayLike]) -> list[np.ndarray]:
-    """Per particle (event-file order), (B, k) indices with each product-symmetry orbit sorted."""
-    result = []
-    for particle in spec.particles:
-        values = as_numpy(arrays[particle.name]).astype(np.int64).copy()
-        for orbit in particle.symmetry.orbits():
-            if len(orbit) > 1:
-                values[:, list(orbit)] = np.sort(values[:, list(orbit)], axis=1)
-        result.append(values)
-    return result
-
-
-def _spanet_event_type(
-    spec: EventSpec, clusters: list[tuple[str, tuple[int, ...]]], predictions: list[np.ndarray],
-    targets: list[np.ndarray], masks: np.ndarray,
-) -> tuple[float, dict[str, float]]:
-    """(event purity, cluster name -> purity) over the given events, with SPANet's definitions."""
-    num_events = masks.shape[1]
-    best = np.zeros(num_events, dtype=np.int64)
-    for element in spec.event_symmetry.elements:
-        correct = sum(
-            (predictions[i] == targets[element[i]]).all(-1) * masks[element[i]]
-            for i in range(len(predictions))
-        )
-        best = np.maximum(best, correct)
-    event_purity = float((best == masks.sum(0)).mean()) if num_events else math.nan
-    purities: dict[str, float] = {}
-    for name, orbit in clusters:
-        cluster_best = np.zeros(num_events, dtype=np.int64)
-        for order in permutations(range(len(orbit))):
-            correct = sum(
-                (predictions[orbit[i]] == targets[orbit[order[i]]]).all(-1) * masks[orbit[order[i]]]
-                for i in range(len(orbit))
-            )
-            cluster_best = np.maximum(cluster_best, correct)
-        total = masks[list(orbit)].sum()
-        purities[name] = float(cluster_best.sum() / total) if total > 0 else math.nan
-    return event_purity, purities
-
-
-def spanet_tables(
-    predictions: Mapping[str, ArrayLike],
-    targets: Mapping[str, ArrayLike],
-    target_masks: Mapping[str, ArrayLike],
-    spec: EventSpec,
-    num_vectors: ArrayLike,
-    *,
-    lines: int = 2,
-) -> dict[str, list[dict[str, object]]]:
-    """SPANet's ``spanet.test`` tables: event type -> rows, with SPANet's column names.
-
-    Definitions, as SPANet's evaluator has them (unweighted):
-
-    * particles are grouped into clusters, the orbits of the event symmetry (``t1, t2`` -> ``t``);
-    * an event type gives, per cluster, how many of its particles are reconstructable (``0t``,
-      ``1t``, ``2t``) or ``*`` for any number (then the event needs at least one reconstructable
-      particle in total); names concatenate the clusters (``*t*h``, ``2t1h``...);
-    * rows by ``num_vectors`` (objects of every input; SPANet counts a GLOBAL input as one):
-      ``== m``, ``== m+1``... (``lines`` of them, ``m`` the smallest count in the file), then
-      ``>= m+lines`` and ``Full`` (all events);
-    * ``Jet Proportion``: fraction of all events in the row; ``Event Proportion``: fraction of
-      the row's events that are of this event type;
-    * ``Event Purity``: among those events, the fraction where every reconstructable particle is
-      assigned correctly under the best element of the event symmetry (product symmetries are
-      removed by sorting within each orbit first); an event type with no reconstructable
-      particle (``0t``) counts as correct;
-    * ``<Cluster> Purity`` (``T Purity``): correctly assigned reconstructable particles of the
-      cluster, under the best permutation within the cluster per event, over all its
-      reconstructable particles.
-
-    Empty selections give nan (SPANet prints N/A). The best assignment is scored, never the
-    detection-gated one.
-    """
-    clusters = spanet_clusters(spec)
-    predicted = _sorted_within_products(spec, predictions)
-    truth = _sorted_within_products(spec, targets)
-    masks = np.stack([as_numpy(target_masks[p]).astype(bool) for p in spec.particle_names]).astype(np.int64)
-    vectors = as_numpy(num_vectors).astype(np.int64).reshape(-1)
-    if vectors.size == 0:
-        return {}
-    smallest = int(vectors.min())
-    limits = [(f"== {smallest + i}", vectors == smallest + i) for i in range(lines)]
-    limits.append((f">= {smallest + lines}", vectors >= smallest + lines))
-    limits.append(("Full", np.ones_like(vectors, dtype=bool)))
-    counts_per_cluster = [range(-1, len(orbit) + 1) for _, orbit in clusters]
-    tables: dict[str, list[dict[str, object]]] = {}
-    for limit_name, in_row in limits:
-        p_row = [p[in_row] for p in predicted]
-        t_row = [t[in_row] for t in truth]
-        m_row = masks[:, in_row]
-        total = m_row.sum(0)
-        jet_proportion = 1.0 if limit_name == "Full" else float(in_row.mean())
-        for event_counts in product(*counts_per_cluster):
-            selected = total >= 0
-            name = ""
-            for count, (cluster, orbit) in zip(event_counts, clusters, strict=True):
-                if count >= 0:
-                    selected = selected & (m_row[list(orbit)].sum(0) == count)
-                else:
-                    selected = selected & (total > 0)
-                name += ("*" if count < 0 else str(count)) + cluster
-            purity, cluster_purity = _spanet_event_type(
-                spec, clusters, [p[selected] for p in p_row], [t[selected] for t in t_row], m_row[:, selected]
-            )
-            row: dict[str, object] = {
-                "Jet Limit": limit_name,
-                "Event Proportion": float(selected.mean()) if selected.size else math.nan,
-                "Jet Proportion": jet_proportion,
-                "Event Purity": purity,
-            }
-            for cluster in sorted(cluster_purity):
-                column = " ".join(part.capitalize() for part in f"{cluster}_purity".split("_"))
-                row[column] = cluster_purity[cluster]
-            tables.setdefault(name, []).append(row)
-    return dict(sorted(tables.items()))
-
-
 def weighted_quantile(
     values: np.ndarray, quantiles: np.ndarray | list[float], weights: np.ndarray
 ) -> np.ndarray:
@@ -398,7 +42,7 @@ def regression_metrics(
     """
     pred = as_numpy(predictions).astype(np.float64).reshape(-1)
     true = as_numpy(truth).astype(np.float64).reshape(-1)
-    w = _weights(weights, pred.size)
+    w = event_weights(weights, pred.size)
     keep = np.isfinite(pred) & np.isfinite(true) & (w > 0)
     nan = {"bias": math.nan, "rms": math.nan, "width68": math.nan, "within10": math.nan, "count": 0.0}
     if not keep.any():
@@ -485,7 +129,7 @@ def classification_metrics(
     """
     probs = as_numpy(probabilities).astype(np.float64)
     y = as_numpy(labels).astype(np.int64).reshape(-1)
-    w = _weights(weights, y.size)
+    w = event_weights(weights, y.size)
     num_classes = probs.shape[1] if probs.ndim == 2 else 0
     keep = (y >= 0) & (y < max(num_classes, 1)) & (w > 0)
     result: dict[str, object] = {
@@ -566,7 +210,7 @@ def detection_metrics(
     """
     p = as_numpy(probabilities).astype(np.float64).reshape(-1)
     y = as_numpy(present).astype(bool).reshape(-1).astype(np.float64)
-    w = _weights(weights, p.size)
+    w = event_weights(weights, p.size)
     if w.sum() <= 0:
         return {"accuracy": math.nan, "ece": math.nan, "brier": math.nan}
     bins = calibration_bins(p, y, w)
