@@ -36,7 +36,8 @@ def render(metrics: dict[str, Any], console: Console | None = None, *, latex: bo
     console = console or Console()
     if "spanet_tables" in metrics:
         if latex:
-            console.print(spanet_latex(metrics["spanet_tables"]), highlight=False, markup=False)
+            latex_text = spanet_latex(metrics["spanet_tables"])
+            console.print(latex_text, highlight=False, markup=False, soft_wrap=True)
         else:
             _spanet_tables(metrics["spanet_tables"], console)
     console.print(
