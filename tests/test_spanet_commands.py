@@ -365,3 +365,20 @@ def test_spanet_test_takes_spanets_flags_and_writes_the_tables_to_json(
     assert test_cli.main([*argv[:-2], "-tex"]) == 0
     latex = capsys.readouterr().out
     assert "\\begin{tabular}" in latex and "Event Purity" in latex
+
+
+def test_an_event_file_with_another_topology_is_refused_in_one_line(tth_run, reference_dir, tmp_path, capsys):
+    data = str(reference_dir / "example.h5")
+    same = ["-ef", str(reference_dir / "semi_leptonic_ttH.yaml")]
+    assert predict_cli.main([str(tth_run), str(tmp_path / "a.h5"), "-tf", data, *same]) == 0
+    capsys.readouterr()
+    other = ["-ef", str(REPO / "event_files" / "full_hadronic_ttbar.yaml")]
+    assert predict_cli.main([str(tth_run), str(tmp_path / "b.h5"), "-tf", data, *other]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "topology the run was trained on" in err[0]
+    assert not (tmp_path / "b.h5").exists()
+
+
+def test_spanets_profiler_flag_is_refused_rather_than_ignored(capsys):
+    assert train_cli.main(["-of", "o.json", "--profile"]) == 2
+    assert "--profile" in capsys.readouterr().err
