@@ -27,10 +27,11 @@ PROGRAM = "spanet-predict"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROGRAM, allow_abbrev=False, description="Run a trained network over an HDF5 file."
+        prog=PROGRAM, allow_abbrev=False, description="Run a trained network over an HDF5 file.",
+        usage="%(prog)s RUN_DIR IN.h5 OUT.h5 [options]\n       %(prog)s RUN_DIR OUT.h5 [-tf IN.h5] [options]",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by spanet-train")
-    parser.add_argument("files", nargs="+", metavar="[IN.h5] OUT.h5",
+    parser.add_argument("files", nargs="+", metavar="FILE",
                         help="input and output file, or only the output file with -tf IN.h5")
     parser.add_argument("-tf", "--test_file", "--testing-file", dest="test_file", metavar="IN.h5",
                         help="the file to predict (SPANet's form; default: the run's testing_file option)")
