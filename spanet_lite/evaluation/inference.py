@@ -203,8 +203,6 @@ def embedding_vectors(spec: EventSpec, outputs: Outputs) -> dict[str, torch.Tens
         vector = outputs.particle_vectors[p]
         result[f"{particle.name}/PARTICLE"] = vector
         marginals = object_marginals(outputs.assignments[particle.name].float())  # (B, k, N)
-        # A padded tuple is -inf everywhere for an event without objects: its marginals are NaN.
-        marginals = torch.nan_to_num(marginals, nan=0.0)
         for j, product in enumerate(particle.product_names):
             result[f"{particle.name}/{product}"] = vector + torch.einsum(
                 "bn,bnd->bd", marginals[:, j], outputs.object_vectors[p].float()
