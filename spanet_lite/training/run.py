@@ -136,7 +136,9 @@ def train(
         }.items()
         if value is not None
     }
-    if checkpoint is not None and options is None and resume is None:
+    if checkpoint is not None and resume is not None:
+        raise InputError(None, "-cf/--checkpoint", "either -cf CKPT or --resume, not both")
+    if checkpoint is not None and options is None:
         resume, checkpoint = checkpoint, None
     if state_dict is not None and (resume is not None or checkpoint is not None):
         raise InputError(
