@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 import warnings
@@ -92,6 +91,7 @@ def train(
     quiet: bool = False,
     console: Console | None = None,
     callbacks: Sequence[Any] = (),
+    allow_unknown_keys: bool = False,
 ) -> RunResult:
     """Train a network and record the run; see the module docstring.
 
@@ -102,7 +102,8 @@ def train(
     trains on CUDA devices; ``processes`` > 1 runs CPU data-parallel processes (gloo);
     more than one device or node uses DDP. ``console`` receives the options table, progress
     and the summary; nothing is printed without it. ``callbacks`` are extra Lightning
-    callbacks, run after ours.
+    callbacks, run after ours. ``allow_unknown_keys`` turns unknown keys in the options file
+    from an error into a warning.
     """
     from spanet_lite.training.interrupt import parse_time_limit
 
@@ -127,7 +128,7 @@ def train(
         raise InputError(
             None, "--time-limit", "a duration such as 3600, 45m, 2h or 01:30:00", repr(time_limit)
         ) from None
-    plan = _plan(options, resume, overrides)
+    plan = _plan(options, resume, overrides, allow_unknown_keys=allow_unknown_keys)
     accelerator, devices, gpu_note = _devices(plan.options, gpus, processes)
     if nodes < 1:
         raise InputError(None, "--nodes", "a positive number of nodes", str(nodes))
@@ -138,8 +139,16 @@ def train(
     datamodule, spec, statistics = _open_data(plan)
     if show is not None and not quiet:
         _print_options(show, plan)
+    if show is not None:
+        from spanet_lite.config.options import without_effect_summary
+
+        summary = without_effect_summary(plan.options)
+        if summary is not None:
+            show.print(summary, highlight=False, soft_wrap=True)
     if show is not None and gpu_note:
         show.print(gpu_note, highlight=False)
+    for note in datamodule.notes if show is not None else ():
+        show.print(note, highlight=False, soft_wrap=True)
 
     return _fit(
         plan,
@@ -163,7 +172,11 @@ def train(
 
 # --------------------------------------------------------------------------- planning
 def _plan(
-    options: Options | str | Path | None, resume: str | Path | None, overrides: dict[str, Any]
+    options: Options | str | Path | None,
+    resume: str | Path | None,
+    overrides: dict[str, Any],
+    *,
+    allow_unknown_keys: bool = False,
 ) -> _Plan:
     """Options + overrides + files, checked; reads the checkpoint when resuming."""
     from spanet_lite import config as options_module
@@ -198,12 +211,11 @@ def _plan(
         loaded, options_path = options, None
     else:
         options_path = Path(options)
-        loaded = options_module.load_options(options_path)
+        loaded = options_module.load_options(options_path, allow_unknown_keys=allow_unknown_keys)
 
     sources = {key: "command line" for key in overrides}
     merged = loaded.replace(**overrides) if overrides else loaded
     options_module.validate_options(merged, options_path, command_line=tuple(overrides))
-    _check_values(merged)
 
     def locate(key: str, required: bool) -> Path | None:
         value = getattr(merged, key)
@@ -238,44 +250,6 @@ def _with_values(options: Options, values: dict[str, Any]) -> Options:
     updated = options.replace(**values)
     updated.explicit = options.explicit
     return updated
-
-
-def _check_values(options: Options) -> None:
-    """Training-specific values a typo can break (the config loader checks the rest)."""
-    from spanet_lite.training.module import optimizer_class, optimizer_names
-
-    def bad(key: str, expected: str) -> InputError:
-        return InputError(None, key, expected, repr(getattr(options, key)))
-
-    if not (isinstance(options.epochs, int) and options.epochs >= 1):
-        raise bad("epochs", "a whole number of epochs >= 1")
-    if not (isinstance(options.batch_size, int) and options.batch_size >= 1):
-        raise bad("batch_size", "a batch size >= 1")
-    if not (
-        isinstance(options.learning_rate, int | float)
-        and math.isfinite(options.learning_rate)
-        and options.learning_rate > 0
-    ):
-        raise bad("learning_rate", "a positive learning rate")
-    if not (options.l2_penalty >= 0 and math.isfinite(options.l2_penalty)):
-        raise bad("l2_penalty", "a weight decay >= 0")
-    if not options.gradient_clip >= 0:
-        raise bad("gradient_clip", "a gradient norm >= 0 (0 = no clipping)")
-    if not 0 <= options.dropout < 1:
-        raise bad("dropout", "a dropout probability in [0, 1)")
-    if not options.learning_rate_warmup_epochs >= 0:
-        raise bad("learning_rate_warmup_epochs", "a number of epochs >= 0")
-    if not (isinstance(options.learning_rate_cycles, int) and options.learning_rate_cycles >= 1):
-        raise bad("learning_rate_cycles", "a whole number of cycles >= 1")
-    try:
-        optimizer_class(str(options.optimizer))
-    except KeyError:
-        raise InputError(
-            None,
-            "optimizer",
-            f"a torch.optim optimiser ({', '.join(optimizer_names())})",
-            repr(options.optimizer),
-        ) from None
 
 
 def _resume_target(path: Path) -> tuple[Path, Path | None]:
@@ -335,7 +309,8 @@ def _devices(options: Options, gpus: int | None, processes: int | None) -> tuple
     else:
         wanted = max(0, int(options.num_gpu or 0))
         note = None
-        if wanted > available:
+        # SPANet's default (1) is no wish of the user's: only a num_gpu the file sets gets a note.
+        if wanted > available and "num_gpu" in options.explicit:
             note = (
                 f"num_gpu = {wanted} in the options, but {available} CUDA device(s) are visible: "
                 f"using {'the CPU' if available == 0 else f'{available} GPU(s)'}"
@@ -387,27 +362,7 @@ def _open_data(plan: _Plan) -> tuple[Any, Any, Any]:
     )
     datamodule.setup("fit")
     statistics = datamodule.statistics
-    training_events = _training_events(datamodule, statistics)
-    if training_events is not None and plan.options.batch_size > training_events:
-        where = "--batch-size" if "batch_size" in plan.sources else "batch_size"
-        raise InputError(
-            None,
-            where,
-            f"a batch size no larger than the training split ({training_events} events)",
-            str(plan.options.batch_size),
-        )
     return datamodule, spec, statistics
-
-
-def _training_events(datamodule: Any, statistics: Any) -> int | None:
-    for attribute in ("num_training_events", "training_events"):
-        value = getattr(datamodule, attribute, None)
-        if isinstance(value, int):
-            return value
-    dataset = getattr(datamodule, "train_dataset", None)
-    if dataset is not None:
-        return len(dataset)
-    return int(statistics.num_training_events) or None
 
 
 def _print_options(console: Console, plan: _Plan) -> None:
