@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OPTIONS.json",
         help="the options file, SPANet's spelling",
     )
+    parser.add_argument(
+        "--allow-unknown-keys",
+        action="store_true",
+        help="ignore unknown keys in the options file (with a warning) instead of refusing it",
+    )
     files = parser.add_argument_group("files")
     files.add_argument("-ef", "--event-file", help="event file (YAML); overrides event_info_file")
     files.add_argument("-tf", "--training-file", help="training HDF5 file; overrides training_file")
@@ -125,6 +130,7 @@ def _body(argv: Sequence[str] | None) -> int:
         time_limit=args.time_limit,
         quiet=args.quiet,
         console=console,
+        allow_unknown_keys=args.allow_unknown_keys,
     )
     if result.stopped == "interrupted":
         return EXIT_INTERRUPTED

@@ -5,8 +5,9 @@ Each input (SEQUENTIAL or GLOBAL) has its own *embedding stack*, with SPANet's m
 ``initial_embedding_dim``, then layers that each double the width while the doubled width
 stays below ``hidden_dim`` (at most ``num_embedding_layers`` of them), then a last layer to
 ``hidden_dim``. With SPANet's defaults (16, 10, hidden 128) the widths are
-``F -> 16 -> 32 -> 64 -> 128``: 4 layers although the key says 10. Width-changing layers
-are ``act(W x)``; a last layer of equal width is the residual block ``x + act(W LN(x))``.
+``F -> 16 -> 32 -> 64 -> 128``: 4 layers although the key says 10. The first layer is
+``act(W x)``; the further width-changing layers are ``act(LN(W x))`` (SPANet's blocks
+normalise too); a last layer of equal width is the residual block ``x + act(W LN(x))``.
 A learned *input-type* vector is added so the encoder knows which input a token came from
 (SPANet instead concatenates a ``position_embedding_dim`` vector; see ``NO_EFFECT``).
 There is no positional encoding, so everything downstream is
@@ -58,18 +59,20 @@ class InputMLP(nn.Module):
         self.first = nn.Linear(features, widths[0])
         self.act = activation(act)
         self.widen = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths[:-1]))
+        self.widen_norms = nn.ModuleList(nn.LayerNorm(b) for b in widths[1:-1])
         same = widths[-2] == dim
         self.last = None if same else nn.Linear(widths[-2], dim)
+        self.last_norm = None if same else nn.LayerNorm(dim)
         self.blocks = nn.ModuleList([StackedResidualBlock(1, dim, act, dropout)] if same else [])
         self.dim = dim
 
     def forward(self, x: Tensor) -> Tensor:
         shape = x.shape[:-1]
         y = self.act(self.first(x))
-        for layer in self.widen:
-            y = self.act(layer(y))
-        if self.last is not None:
-            y = self.act(self.last(y))
+        for layer, norm in zip(self.widen, self.widen_norms, strict=True):
+            y = self.act(norm(layer(y)))
+        if self.last is not None and self.last_norm is not None:
+            y = self.act(self.last_norm(self.last(y)))
         y = y.reshape(1, -1, self.dim)  # (1, M, D)
         for block in self.blocks:
             y = block(y)

@@ -309,12 +309,13 @@ def _devices(options: Options, gpus: int | None, processes: int | None) -> tuple
     else:
         wanted = max(0, int(options.num_gpu or 0))
         note = None
-        # SPANet's default (1) is no wish of the user's: only a num_gpu the file sets gets a note.
-        if wanted > available and "num_gpu" in options.explicit:
-            note = (
-                f"num_gpu = {wanted} in the options, but {available} CUDA device(s) are visible: "
-                f"using {'the CPU' if available == 0 else f'{available} GPU(s)'}"
-            )
+        if wanted > available:
+            # SPANet's default (1) is no wish of the user's: only a num_gpu the file sets gets a note.
+            if "num_gpu" in options.explicit:
+                note = (
+                    f"num_gpu = {wanted} in the options, but {available} CUDA device(s) are visible: "
+                    f"using {'the CPU' if available == 0 else f'{available} GPU(s)'}"
+                )
             wanted = available
     if processes is not None and processes < 1:
         raise InputError(None, "--processes", "a number of processes >= 1", str(processes))
