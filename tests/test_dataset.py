@@ -23,7 +23,7 @@ from _dataset_helpers import (
 from spanet_lite.config import load_event_spec
 from spanet_lite.config.options import Options
 from spanet_lite.dataset.batch import Batch
-from spanet_lite.dataset.datamodule import SpanetDataModule
+from spanet_lite.dataset.datamodule import SpanetDataModule, usable_workers
 from spanet_lite.errors import InputError
 
 
@@ -411,3 +411,27 @@ def test_testing_without_statistics_is_an_error(tiny: Path) -> None:
     module = SpanetDataModule(TINY_SPEC, Options(partial_events=True, batch_size=2), testing_file=tiny)
     with pytest.raises(InputError, match=r"statistics: expected statistics from a training run"):
         module.setup("test")
+
+
+def test_loader_workers_are_capped_at_what_the_mode_can_use_with_one_line(tmp_path: Path) -> None:
+    path = write_h5(tmp_path / "random.h5", random_arrays(100))
+    # SPANet's examples ask for 16 workers; data held in memory needs none
+    asked = Options(partial_events=True, batch_size=10, dataset_mode="memory")
+    asked = asked.replace(num_dataloader_workers=16)
+    module = SpanetDataModule(TINY_SPEC, asked, training_file=path)
+    module.setup("fit")
+    assert module.train_dataloader().num_workers == 0
+    assert module.notes == [
+        "num_dataloader_workers = 16: using 0 "
+        "(the data is held in memory, so batches need no loader processes)"
+    ]
+    streaming = asked.replace(dataset_mode="streaming")
+    module = SpanetDataModule(TINY_SPEC, streaming, training_file=path)
+    module.setup("fit")
+    blocks = module.splits["train"].dataset.num_blocks
+    assert module.train_dataloader().num_workers == usable_workers(16, "streaming", blocks) < 16
+    assert len(module.notes) == 1 and module.notes[0].startswith("num_dataloader_workers = 16: using ")
+    # SPANet's default (4), not set by the file, is capped without a word
+    module = SpanetDataModule(TINY_SPEC, Options(partial_events=True, batch_size=10), training_file=path)
+    module.setup("fit")
+    assert module.notes == []
