@@ -202,6 +202,7 @@ SPANET_KEYS: frozenset[str] = frozenset(
         "precision",
         "detection_threshold",
         "decoding",
+        "pair_features",
     }
 )
 """Every key of SPANet's ``spanet/options.py``; the other fields are spanet_lite's own."""
