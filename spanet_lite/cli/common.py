@@ -1,7 +1,9 @@
 """What every console script shares: one-line errors and exit codes.
 
 Exit codes: 0 success, 1 "ran, but found problems" (e.g. ``spanet-inspect``), 2 bad input
-(an :class:`InputError`, bad arguments, a command not yet available), 130 interrupted.
+(an :class:`InputError`, bad arguments, a command not yet available), 74 an operating-system
+failure while working (a full disk, a read-only file system; sysexits' EX_IOERR), 130
+interrupted (Ctrl-C), 143 terminated (SIGTERM, e.g. a batch system's pre-emption).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_INPUT_ERROR = 2
+EXIT_OS_ERROR = 74
 EXIT_INTERRUPTED = 130
 
 
@@ -51,6 +54,11 @@ def run_cli(program: str, body: Callable[[Sequence[str] | None], int], argv: Seq
     except KeyboardInterrupt:
         error_line(program, "interrupted")
         return EXIT_INTERRUPTED
+    except OSError as error:
+        from spanet_lite.outputs import describe_os_error
+
+        error_line(program, describe_os_error(error))
+        return EXIT_OS_ERROR
 
 
 def not_implemented(program: str) -> int:

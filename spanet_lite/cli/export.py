@@ -14,6 +14,7 @@ import argparse
 from collections.abc import Sequence
 
 from spanet_lite.cli.common import EXIT_OK, run_cli
+from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
 
 PROGRAM = "spanet-export"
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: %(default)s)")
     parser.add_argument("--copy-decoder", action="store_true",
                         help="also write onnx_decoder.py (numpy-only decoding) next to the model")
+    add_overwrite_argument(parser)
     return parser
 
 
@@ -40,7 +42,11 @@ def _body(argv: Sequence[str] | None) -> int:
     from spanet_lite.evaluation import onnx_decoder
     from spanet_lite.evaluation.export import export_onnx, input_names, output_names
     from spanet_lite.evaluation.run import load_run
+    from spanet_lite.io import atomic_path
 
+    decoder = Path(args.output).with_name("onnx_decoder.py") if args.copy_decoder else None
+    check_outputs([output(args.output, "model.onnx"), output(decoder, "--copy-decoder")],
+                  inputs=[args.checkpoint], overwrite=args.overwrite)
     run = load_run(args.run_dir, checkpoint=args.checkpoint)
     path = export_onnx(run, args.output, opset=args.opset)
     console = Console()
@@ -49,7 +55,8 @@ def _body(argv: Sequence[str] | None) -> int:
     console.print(f"  outputs: {', '.join(output_names(run.spec))}")
     if args.copy_decoder:
         target = Path(path).with_name("onnx_decoder.py")
-        shutil.copyfile(onnx_decoder.__file__, target)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(onnx_decoder.__file__, tmp)
         console.print(f"  numpy decoder: {target}")
     return EXIT_OK
 

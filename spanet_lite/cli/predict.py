@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from spanet_lite.cli.common import EXIT_OK, add_network_arguments, load_network, run_cli
+from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
 
 PROGRAM = "spanet-predict"
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--decoding", choices=("greedy", "exact"), help="decoding mode (default: the run's)")
     parser.add_argument("--embeddings", action="store_true", help="also write the event embedding")
     add_network_arguments(parser)
+    add_overwrite_argument(parser)
     return parser
 
 
@@ -50,11 +52,12 @@ def _body(argv: Sequence[str] | None) -> int:
     if args.batch_size < 1:
         raise InputError(None, "--batch-size", "a positive number of events", str(args.batch_size))
     input_file, output_file = Path(args.input_file), Path(args.output_file)
-    if input_file.resolve() == output_file.resolve() or (
-        output_file.exists() and input_file.exists() and input_file.samefile(output_file)
-    ):
-        raise InputError(output_file, "", "an output path different from the input file", "the input file")
+    check_outputs([output(output_file, "OUT.h5")], inputs=[input_file, args.checkpoint],
+                  overwrite=args.overwrite)
     run = load_network(args)
+    from spanet_lite.dataset.value_checks import require_valid_inputs
+
+    require_valid_inputs(input_file, run.spec)  # the input checks training applies
     count = write_predictions(
         run, input_file, output_file, batch_size=args.batch_size, threshold=args.threshold,
         mode=args.decoding, embeddings=args.embeddings, progress=sys.stderr.isatty(),

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from spanet_lite.cli.common import EXIT_OK, add_network_arguments, load_network, run_cli
+from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
 
 PROGRAM = "spanet-test"
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, metavar="P",
                         help="detection threshold for the 'with detection' numbers (default: the run's)")
     add_network_arguments(parser)
+    add_overwrite_argument(parser)
     return parser
 
 
@@ -63,6 +65,8 @@ def _body(argv: Sequence[str] | None) -> int:
     test_file = args.testing_file or run.options.testing_file
     if not test_file:
         raise InputError(None, "-tf/--testing-file", "a labelled HDF5 file to test on", "none given")
+    check_outputs([output(args.json, "--json"), output(args.plots, "--plots", directory=True)],
+                  inputs=[test_file, run.checkpoint], overwrite=args.overwrite)
     evaluation = evaluate_file(run, test_file, batch_size=args.batch_size, progress=sys.stderr.isatty())
     console = Console()
     render(evaluation.metrics, console)

@@ -4,7 +4,9 @@
     spanet-train --resume RUN_DIR [overrides]
 
 Exit codes: 0 finished (or stopped by --time-limit, resumable), 2 bad input (one line, before
-anything is written), 130 interrupted by Ctrl-C (a resumable checkpoint was saved).
+anything is written), 74 an OS failure such as a full disk (one line; the run directory is marked
+INCOMPLETE), 128 + N stopped by signal N with a resumable checkpoint saved: 130 Ctrl-C, 143
+SIGTERM, 138 SIGUSR1 (see docs/training.md for batch systems).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from spanet_lite.cli.common import EXIT_INPUT_ERROR, EXIT_INTERRUPTED, EXIT_OK, run_cli
+from spanet_lite.cli.common import EXIT_INPUT_ERROR, EXIT_OK, run_cli
 
 PROGRAM = "spanet-train"
 
@@ -126,8 +128,8 @@ def _body(argv: Sequence[str] | None) -> int:
         quiet=args.quiet,
         console=console,
     )
-    if result.stopped == "interrupted":
-        return EXIT_INTERRUPTED
+    if result.signal_number is not None:  # 130 Ctrl-C, 143 SIGTERM, 138 SIGUSR1: never a success
+        return 128 + int(result.signal_number)
     return EXIT_OK
 
 

@@ -96,6 +96,7 @@ class SpanetModule(pl.LightningModule):
         self.network = SpanetNetwork(self.spec, self.options, self.statistics)
         self._sequential = [s.name for s in self.spec.sequential]
         self.latest_terms: dict[str, Tensor] = {}
+        self.train_step_logged: tuple[dict[str, Tensor], int] | None = None
         self._validation_store: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ steps
@@ -143,6 +144,13 @@ class SpanetModule(pl.LightningModule):
                 sync_dist=distributed,
             )
         if stage == "train":
+            # Every train/ value logged above with its batch size: the recorder sums these itself,
+            # so that an epoch resumed from a mid-epoch checkpoint averages all of its batches.
+            self.train_step_logged = (
+                {"train/total_loss": result.total.detach(),
+                 **{f"train/{name}": value.detach() for name, value in result.terms.items()}},
+                size,
+            )
             self.latest_terms = {
                 "total_loss": result.total.detach(),
                 **{name: value.detach() for name, value in result.terms.items() if "/" not in name},

@@ -28,6 +28,7 @@ from rich.console import Console
 
 from spanet_lite.config.options import Options
 from spanet_lite.errors import InputError
+from spanet_lite.io import read_user_text
 
 DEFAULT_LOG_DIR = "runs"
 
@@ -53,6 +54,9 @@ class RunResult:
     metrics: dict[str, float] = field(default_factory=dict)
     """The last epoch's row of ``metrics.csv``."""
     seconds: float = 0.0
+    signal_number: int | None = None
+    """The signal that stopped the run (SIGINT, SIGTERM, SIGUSR1), None otherwise; ``spanet-train``
+    exits with 128 + this number, as a shell reports a process ended by that signal."""
 
 
 @dataclass
@@ -68,6 +72,8 @@ class _Plan:
     resume_checkpoint: Path | None
     run_dir: Path | None
     statistics: dict[str, Any] | None
+    epochs_done: int = 0
+    """Epochs the resumed checkpoint has finished (0 for a new run)."""
 
 
 def train(
@@ -128,6 +134,7 @@ def train(
             None, "--time-limit", "a duration such as 3600, 45m, 2h or 01:30:00", repr(time_limit)
         ) from None
     plan = _plan(options, resume, overrides)
+    _check_resume_epochs(plan, fast_dev_run, explicit="epochs" in overrides)
     accelerator, devices, gpu_note = _devices(plan.options, gpus, processes)
     if nodes < 1:
         raise InputError(None, "--nodes", "a positive number of nodes", str(nodes))
@@ -169,6 +176,7 @@ def _plan(
     from spanet_lite import config as options_module
 
     statistics = None
+    epochs_done = 0
     resume_checkpoint = run_dir = None
     event_text: str | None = None
     if resume is not None:
@@ -186,7 +194,7 @@ def _plan(
                 "no --event-file with --resume (the network is built from the run's own event file)",
             )
         resume_checkpoint, run_dir = _resume_target(Path(resume))
-        hyper = _checkpoint_hyper_parameters(resume_checkpoint)
+        hyper, epochs_done = _checkpoint_hyper_parameters(resume_checkpoint)
 
         loaded = Options.from_dict(hyper["options"])
         event_text = hyper["event_file_text"]
@@ -219,7 +227,7 @@ def _plan(
     if event_text is None:
         event_path = locate("event_info_file", required=True)
         assert event_path is not None
-        event_text = event_path.read_text(encoding="utf-8")
+        event_text = read_user_text(event_path, "event file", "YAML")
     training = locate("training_file", required=True)
     assert training is not None
     validation = locate("validation_file", required=False)
@@ -229,8 +237,33 @@ def _plan(
         resolved["event_info_file"] = str(event_path)
     merged = _with_values(merged, resolved)
     return _Plan(
-        merged, sources, event_text, event_path, training, validation, resume_checkpoint, run_dir, statistics
+        merged, sources, event_text, event_path, training, validation, resume_checkpoint, run_dir, statistics,
+        epochs_done,
     )
+
+
+def _check_resume_epochs(plan: _Plan, fast_dev_run: bool, *, explicit: bool) -> None:
+    """A resumed run can only go forward: ``--epochs`` below what it did is a one-line error."""
+    from spanet_lite.training.interrupt import INTERRUPTED_CHECKPOINT
+
+    if plan.resume_checkpoint is None:
+        return
+    done = plan.epochs_done
+    if fast_dev_run:
+        raise InputError(
+            None, "--fast-dev-run",
+            "a new run (--fast-dev-run trains one batch; it cannot continue a run)",
+            f"--resume of a run that has done {done} epoch(s)",
+        )
+    mid_epoch = plan.resume_checkpoint.name == INTERRUPTED_CHECKPOINT
+    needed = done + 1 if mid_epoch else done
+    if plan.options.epochs < needed:
+        where = "--epochs" if explicit else "epochs"
+        part = f" and part of epoch {done + 1}" if mid_epoch else ""
+        raise InputError(
+            None, where, f"at least {needed} epochs: the run has done {done} epoch(s){part}",
+            str(plan.options.epochs),
+        )
 
 
 def _with_values(options: Options, values: dict[str, Any]) -> Options:
@@ -303,7 +336,8 @@ def _resume_target(path: Path) -> tuple[Path, Path | None]:
     return path.resolve(), run_dir if in_run else None
 
 
-def _checkpoint_hyper_parameters(path: Path) -> dict[str, Any]:
+def _checkpoint_hyper_parameters(path: Path) -> tuple[dict[str, Any], int]:
+    """The run's hyper-parameters and the number of epochs the checkpoint has finished."""
     import torch
 
     try:
@@ -314,7 +348,10 @@ def _checkpoint_hyper_parameters(path: Path) -> dict[str, Any]:
     missing = [k for k in ("event_file_text", "options", "statistics") if k not in hyper]
     if missing:
         raise InputError(path, "hyper_parameters", "a spanet_lite checkpoint", f"no {', '.join(missing)}")
-    return hyper
+    callbacks = checkpoint.get("callbacks", {}) if isinstance(checkpoint, dict) else {}
+    rows = next((state.get("rows", []) for key, state in callbacks.items()
+                 if "RunRecorder" in str(key) and isinstance(state, dict)), [])
+    return hyper, len({row.get("epoch") for row in rows if isinstance(row, dict)})
 
 
 def _devices(options: Options, gpus: int | None, processes: int | None) -> tuple[str, int, str | None]:
@@ -441,14 +478,25 @@ def _fit(
     started: float,
     extra_callbacks: list[Any],
 ) -> RunResult:
+    import signal
+
     import lightning.pytorch as pl
     import torch
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from spanet_lite.dataset.datamodule import SpanetDataModule
     from spanet_lite.training.interrupt import RunData, StopController, TrainingStopped
     from spanet_lite.training.module import SpanetModule
     from spanet_lite.training.progress import ProgressDisplay
-    from spanet_lite.training.recorder import BEST, CHECKPOINTS, LAST, AtomicCheckpointIO, RunRecorder
+    from spanet_lite.training.recorder import (
+        BEST,
+        CHECKPOINTS,
+        LAST,
+        AtomicCheckpointIO,
+        RunRecorder,
+        incomplete_note,
+        mark_incomplete,
+    )
 
     options = plan.options
     distributed = devices * nodes > 1
@@ -520,6 +568,12 @@ def _fit(
     data = RunData(datamodule, options.seed)
     stopped: str | None = None
     resume_from: Path | None = None
+    signal_number: int | None = None
+    if plan.run_dir is not None and console is not None:
+        note = incomplete_note(plan.run_dir)
+        if note:
+            console.print(f"{plan.run_dir} was left incomplete ({note}); its files are rewritten "
+                          "from the checkpoint as the run continues", highlight=False)
     stopper.install_signal_handler()
     try:
         with warnings.catch_warnings():
@@ -533,7 +587,14 @@ def _fit(
                 ckpt_path=str(plan.resume_checkpoint) if plan.resume_checkpoint else None,
             )
     except TrainingStopped as stop:
-        stopped, resume_from = stop.reason, stop.checkpoint
+        stopped, resume_from, signal_number = stop.reason, stop.checkpoint, stop.signal_number
+    except SIGTERMException:  # Lightning's own SIGTERM exit, if the signal came before on_train_start
+        signal_number = stopper.signal_number or signal.SIGTERM
+        stopped = stopper.reason or "terminated (SIGTERM)"
+    except OSError as error:  # a full disk or a folder gone read-only: say so in the run directory
+        if recorder.run_dir is None or fast_dev_run:
+            raise
+        raise mark_incomplete(recorder.run_dir, error) from None
     finally:
         stopper.restore_signal_handler()
         if display is not None:
@@ -555,7 +616,10 @@ def _fit(
             k: v for k, v in (recorder.rows[-1] if recorder.rows else {}).items() if isinstance(v, float)
         },
         seconds=time.monotonic() - started,
+        signal_number=signal_number,
     )
+    if stopped is not None and resume_from is None and checkpoints is not None:
+        result.resume_checkpoint = result.last_checkpoint
     if console is not None:
         from spanet_lite.training.progress import summary_table
 

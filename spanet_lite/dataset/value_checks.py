@@ -1,0 +1,118 @@
+"""Value checks that training, ``spanet-inspect`` and ``spanet-predict`` share.
+
+A file can have the right layout and still be unusable: a ``log`` feature at or below -1
+(``log(x + 1)`` is undefined), an input whose MASK is False everywhere (nothing to learn, purity
+NaN), negative event or particle weights (the weighted loss is unbounded below) or weights that
+are all zero (nothing is trained), or a class label far above the others (a typo that silently
+adds classes: labels 0, 1 and one 5 make six classes). :class:`ValueChecks` finds these chunk by
+chunk inside :func:`spanet_lite.dataset.schema.validate_h5`, so the one report that
+``spanet-inspect`` prints is the one the loader acts on: errors stop training (and
+``spanet-predict``), warnings are printed by both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.errors import InputError
+
+if TYPE_CHECKING:
+    from spanet_lite.dataset.schema import Problem
+
+LOG_DOMAIN = "values above -1 for the log option (x -> log(x + 1))"
+VALUE_CODES = ("log_domain", "empty_mask", "weight", "label_gap")
+"""Problem codes of these checks (beside the layout codes of :mod:`spanet_lite.dataset.schema`)."""
+
+
+class ValueChecks:
+    """Accumulates the value findings of one file; ``tally`` is the scan's counter factory."""
+
+    def __init__(self, spec: EventSpec, tally: Callable[[str, str, str, str], Any]) -> None:
+        self.spec = spec
+        self.tally = tally
+        self.weight_sums: dict[str, float] = {}
+
+    def chunk(self, read: Callable[[str], np.ndarray], usable: dict[str, Any],
+              masks: dict[str, np.ndarray], start: int) -> None:
+        """Check one chunk: ``read(path)`` gives its rows of a dataset, ``masks`` its MASKs."""
+        for path, expected in usable.items():
+            if expected.role in ("feature", "global"):
+                feature = self._feature(expected.input, path.rsplit("/", 1)[-1])
+                if feature is None or not feature.log:
+                    continue
+                values = read(path)
+                bad = np.isfinite(values) & (values <= -1)
+                if expected.role == "feature":
+                    mask = masks.get(expected.input or "")
+                    if mask is None:
+                        continue
+                    bad &= mask
+                self.tally(path, "log_domain", LOG_DOMAIN, "{values:value} at or below -1").add(
+                    bad, start, values)
+            elif expected.role in ("event_weight", "target_weight"):
+                values = read(path).astype(np.float64, copy=False)
+                finite = np.isfinite(values)
+                self.tally(path, "weight", "weights >= 0 (a negative weight makes the loss unbounded below)",
+                           "{values:negative weight}").add(finite & (values < 0), start, values)
+                self.weight_sums[path] = self.weight_sums.get(path, 0.0) + float(np.abs(values[finite]).sum())
+
+    def _feature(self, input_name: str | None, name: str) -> Any:
+        for source in self.spec.inputs:
+            if source.name == input_name:
+                return next((f for f in source.features if f.name == name), None)
+        return None
+
+    def finish(self, objects: dict[str, list[int]], classes: dict[str, dict[int, int]],
+               num_events: int) -> list[Problem]:
+        """Whole-file findings, once every chunk was seen."""
+        from spanet_lite.dataset.schema import Problem, classification_path, mask_path
+
+        found: list[Problem] = []
+        if num_events == 0:
+            return found
+        for name, (total, _) in objects.items():
+            if total == 0:
+                found.append(Problem("error", mask_path(name),
+                                     "expected at least one real object (MASK True) in the file, got none",
+                                     "empty_mask"))
+        for path, total in self.weight_sums.items():
+            if total == 0:
+                found.append(Problem("error", path, "expected some non-zero weights, got only zeros "
+                                     "(nothing would be trained)", "weight"))
+        for key, table in classes.items():
+            message = label_gap(table)
+            if message:
+                found.append(Problem("warning", classification_path(key), message, "label_gap"))
+        return found
+
+
+def label_gap(counts: dict[int, int]) -> str | None:
+    """A warning when the labels skip classes: the class count is ``max + 1``, so a stray high
+    label (a typo) adds classes that never occur. None when the labels are 0..K-1 without gaps."""
+    labels = sorted(label for label, count in counts.items() if count > 0)
+    if len(labels) < 2 or labels[-1] + 1 == len(labels):
+        return None
+    missing = sorted(set(range(labels[-1] + 1)) - set(labels))
+    shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+    return (f"class labels 0..{labels[-1]} make {labels[-1] + 1} classes, but {shown} never occur "
+            f"(label {labels[-1]}: {counts[labels[-1]]:,} events; a typo?)")
+
+
+def require_valid_inputs(path: str | Path, spec: EventSpec, *, chunk_size: int = 65536) -> None:
+    """The input checks of training for a file to predict on: raise the first one as an InputError.
+
+    Only INPUTS matter here (the file need not hold targets).
+    """
+    from spanet_lite.dataset.schema import validate_file
+
+    report = validate_file(path, spec, chunk_size=chunk_size)
+    errors = [p for p in report.errors if p.where.startswith("INPUTS/") or p.code == "empty"]
+    if errors:
+        more = len(errors) - 1
+        suffix = f" ({more} more problem(s): run spanet-inspect --event-file)" if more else ""
+        raise InputError(report.source, errors[0].where, errors[0].message + suffix)
