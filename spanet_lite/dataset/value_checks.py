@@ -92,15 +92,23 @@ class ValueChecks:
 
 
 def label_gap(counts: dict[int, int]) -> str | None:
-    """A warning when the labels skip classes: the class count is ``max + 1``, so a stray high
-    label (a typo) adds classes that never occur. None when the labels are 0..K-1 without gaps."""
+    """A warning for labels that look like a typo: a few events with a label beyond a gap.
+
+    The class count is ``max label + 1``, so a stray high label adds classes that never occur.
+    Labels above the first missing class count as stray when they hold at most 1 % of the
+    labelled events (or a single event); a real gap (labels 0 and 3, half each) is left alone.
+    """
     labels = sorted(label for label, count in counts.items() if count > 0)
     if len(labels) < 2 or labels[-1] + 1 == len(labels):
+        return None
+    first_gap = next(k for k in range(labels[-1] + 1) if counts.get(k, 0) == 0)
+    stray = sum(counts[label] for label in labels if label > first_gap)
+    if stray > max(1.0, 0.01 * sum(counts[label] for label in labels)):
         return None
     missing = sorted(set(range(labels[-1] + 1)) - set(labels))
     shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
     return (f"class labels 0..{labels[-1]} make {labels[-1] + 1} classes, but {shown} never occur "
-            f"(label {labels[-1]}: {counts[labels[-1]]:,} events; a typo?)")
+            f"({stray:,} event(s) above the gap; a typo?)")
 
 
 def require_valid_inputs(path: str | Path, spec: EventSpec, *, chunk_size: int = 65536) -> None:

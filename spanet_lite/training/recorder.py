@@ -200,10 +200,10 @@ class RunRecorder(Callback):
 
     # ---------------------------------------------------------- each epoch
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._resumed_partial:  # the sums of the batches before the interruption are kept
-            self._resumed_partial = False
-            return
-        self.train_sums = {}
+        # Lightning does not call this hook when it continues an epoch from a mid-epoch
+        # checkpoint; should it, the sums of the batches before the interruption are kept.
+        if not self._resumed_partial:
+            self.train_sums = {}
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -212,6 +212,7 @@ class RunRecorder(Callback):
         if logged is None:
             return
         values, size = logged
+        self._resumed_partial = False
         keys = list(values)
         numbers = torch.stack([values[k].float().reshape(()) for k in keys]).tolist()  # one device sync
         for key, number in zip(keys, numbers, strict=True):
