@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -50,9 +51,35 @@ def clean_stale_partials(target: str | Path) -> list[Path]:
             match = pattern.match(candidate.name)
             if match and not _process_alive(int(match.group(1))):
                 with contextlib.suppress(OSError):
-                    candidate.unlink()
+                    if candidate.is_dir() and not candidate.is_symlink():
+                        shutil.rmtree(candidate)
+                    else:
+                        candidate.unlink()
                     removed.append(candidate)
     return removed
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder next to ``target``; on success its files move into ``target``.
+
+    For commands that write several files into a folder (``spanet-test --plots``): on any
+    exception the temporary folder is removed and ``target`` keeps what it had. Each file is
+    moved with :func:`os.replace`, so a reader never sees half a file.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_partials(target)
+    tmp = Path(tempfile.mkdtemp(
+        prefix=f".{target.name}.spanet-{_host()}-{os.getpid()}-", suffix=PARTIAL_SUFFIX, dir=target.parent
+    ))
+    try:
+        yield tmp
+        target.mkdir(exist_ok=True)
+        for item in sorted(tmp.iterdir()):
+            item.replace(target / item.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager

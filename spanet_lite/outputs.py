@@ -98,15 +98,21 @@ def _check_one(out: Output, inputs: Sequence[Path], overwrite: bool) -> None:
 
 
 def _check_writable(out: Output) -> None:
-    """The nearest existing folder must be a folder we may write to (``os.access``: root passes)."""
-    folder = out.path if out.directory and out.path.is_dir() else out.path.parent
-    folder = folder.absolute()
+    check_writable_folder(out.path if out.directory and out.path.is_dir() else out.path.parent,
+                          out.what, shown=out.path)
+
+
+def check_writable_folder(folder: str | Path, what: str, *, shown: str | Path | None = None) -> None:
+    """``folder`` (or, when it does not exist yet, its nearest existing parent) must be a folder
+    we may write to. ``os.access`` answers as the file system's permissions do (root passes a
+    chmod 555 folder; a read-only mount still fails at the first write, as one line)."""
+    folder = Path(folder).absolute()
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
-        raise InputError(out.path, out.what, "a path whose parent is a folder", f"{folder} is a file")
+        raise InputError(shown or folder, what, "a path whose parent is a folder", f"{folder} is a file")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(out.path, out.what, "a folder we may write to", f"{folder} is read-only")
+        raise InputError(shown or folder, what, "a folder we may write to", f"{folder} is read-only")
 
 
 def _resolved(path: Path) -> Path:

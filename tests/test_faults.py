@@ -301,7 +301,7 @@ def test_a_full_disk_during_training_marks_the_run_incomplete_and_resume_repairs
 def test_bad_devices_are_one_line(ttbar_run: tuple[Path, Path]) -> None:
     import torch
 
-    from spanet_lite.evaluation.run import check_device
+    from spanet_lite.devices import check_device
 
     with pytest.raises(InputError, match=r"--device: expected a torch device .*got 'gpu0'"):
         check_device("gpu0")
@@ -310,6 +310,40 @@ def test_bad_devices_are_one_line(ttbar_run: tuple[Path, Path]) -> None:
             check_device("cuda")
     with pytest.raises(InputError, match=r"--device"):
         check_device(f"cuda:{torch.cuda.device_count() + 3}")
+
+
+def test_a_busy_gpu_during_training_is_one_line(
+    tiny_training: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lightning.pytorch as pl
+
+    def busy(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("CUDA error: all CUDA-capable devices are busy or unavailable\nmore lines")
+
+    monkeypatch.setattr(pl.Trainer, "fit", busy)
+    with pytest.raises(InputError, match=r"expected usable CPU devices, got CUDA error: all CUDA-capable"):
+        train(tiny_training, log_dir=tmp_path, name="busy")
+
+
+def test_a_read_only_log_dir_is_refused_before_reading_the_data(
+    tiny_training: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("spanet_lite.outputs.os.access", lambda path, mode: False)
+    monkeypatch.setattr("spanet_lite.training.run._open_data", lambda plan: pytest.fail("read the data"))
+    with pytest.raises(InputError, match=r"--log-dir: expected a folder we may write to"):
+        train(tiny_training, log_dir=tmp_path / "runs")
+    assert folder_listing(tmp_path) == []
+
+
+def test_plots_are_written_whole_or_not_at_all(tmp_path: Path) -> None:
+    target = tmp_path / "plots"
+    with pytest.raises(OSError, match="No space"), spanet_io.atomic_directory(target) as folder:
+        (folder / "roc.png").write_bytes(b"png")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert folder_listing(tmp_path) == []
+    with spanet_io.atomic_directory(target) as folder:
+        (folder / "roc.png").write_bytes(b"png")
+    assert folder_listing(tmp_path) == ["plots"] and folder_listing(target) == ["roc.png"]
 
 
 # ------------------------------------------------------------------- 3. hostile inputs

@@ -44,7 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _body(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     import json
-    from pathlib import Path
 
     from rich.console import Console
 
@@ -76,8 +75,10 @@ def _body(argv: Sequence[str] | None) -> int:
         console.print(f"numbers written to {args.json}")
     if args.plots:
         from spanet_lite.evaluation.plots import write_all
+        from spanet_lite.io import atomic_directory
 
-        written = write_all(evaluation, run.spec, run.directory, Path(args.plots))
+        with atomic_directory(args.plots) as folder:
+            written = write_all(evaluation, run.spec, run.directory, folder)
         console.print(f"{len(written)} plots written to {args.plots}: {', '.join(p.name for p in written)}")
     return EXIT_OK
 

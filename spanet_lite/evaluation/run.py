@@ -28,6 +28,7 @@ from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options import Options
 from spanet_lite.dataset.statistics import DatasetStatistics
+from spanet_lite.devices import check_device, device_failure
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.inference import Predictions, infer, to_tensors
 
@@ -164,31 +165,8 @@ def load_run(run_dir: str | Path, *, checkpoint: str | Path | None = None, devic
     try:
         network.eval().to(target)
     except RuntimeError as error:  # busy, out of memory or lost: the driver's words, on one line
-        detail = " ".join(str(error).split())[:200]
-        raise InputError(None, "--device", f"a usable {target.type} device", detail) from None
+        failure = device_failure(error)
+        if failure is None:
+            raise
+        raise InputError(None, "--device", f"a usable {target.type} device", failure) from None
     return Run(directory, spec, options, statistics, network, path)
-
-
-def check_device(text: str) -> torch.device:
-    """``--device`` as a torch device that exists on this machine, else a one-line InputError."""
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError, TypeError):
-        raise InputError(None, "--device", "a torch device such as cpu, cuda or cuda:1", repr(text)) from None
-    if device.type == "cpu":
-        return device
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise InputError(
-                None, "--device", "a device that exists here (no CUDA device is visible: use cpu)", repr(text)
-            )
-        if device.index is not None and device.index >= count:
-            raise InputError(None, "--device", f"cuda:0..cuda:{count - 1} ({count} CUDA device(s) visible)",
-                             repr(text))
-        return device
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError(
-            None, "--device", "a device that exists here (MPS is not available: use cpu)", repr(text)
-        )
-    return device

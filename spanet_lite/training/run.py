@@ -135,6 +135,10 @@ def train(
         ) from None
     plan = _plan(options, resume, overrides)
     _check_resume_epochs(plan, fast_dev_run, explicit="epochs" in overrides)
+    if not fast_dev_run:
+        from spanet_lite.outputs import check_writable_folder
+
+        check_writable_folder(plan.run_dir or log_dir, "--resume" if plan.run_dir else "--log-dir")
     accelerator, devices, gpu_note = _devices(plan.options, gpus, processes)
     if nodes < 1:
         raise InputError(None, "--nodes", "a positive number of nodes", str(nodes))
@@ -485,6 +489,7 @@ def _fit(
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from spanet_lite.dataset.datamodule import SpanetDataModule
+    from spanet_lite.devices import device_failure
     from spanet_lite.training.interrupt import RunData, StopController, TrainingStopped
     from spanet_lite.training.module import SpanetModule
     from spanet_lite.training.progress import ProgressDisplay
@@ -595,6 +600,12 @@ def _fit(
         if recorder.run_dir is None or fast_dev_run:
             raise
         raise mark_incomplete(recorder.run_dir, error) from None
+    except RuntimeError as error:  # a GPU that is busy, lost or out of memory: one line
+        failure = device_failure(error)
+        if failure is None:
+            raise
+        flag = "--gpus" if accelerator == "gpu" else "--processes"
+        raise InputError(None, flag, f"usable {accelerator.upper()} devices", failure) from None
     finally:
         stopper.restore_signal_handler()
         if display is not None:
