@@ -37,7 +37,6 @@ from spanet_lite.config import load_event_spec
 from spanet_lite.config.yaml_lines import load_yaml_with_lines
 from spanet_lite.dataset.datamodule import SpanetDataModule
 from spanet_lite.dataset.schema import validate_file
-from spanet_lite.dataset.value_checks import require_valid_inputs
 from spanet_lite.errors import InputError, SpanetWarning
 from spanet_lite.outputs import Output, check_outputs
 from spanet_lite.physics.generator.acceptance import EMPTY_AFTER, AcceptanceGuard
@@ -452,8 +451,8 @@ def test_a_lone_far_class_label_is_a_warning_in_inspect_and_in_training(tmp_path
 def test_predict_refuses_inputs_training_would_refuse(tmp_path: Path) -> None:
     path = _broken(tmp_path, "log_domain")
     with pytest.raises(InputError, match=r"INPUTS/Leptons/pt: expected values above -1"):
-        require_valid_inputs(path, TINY_SPEC)
+        validate_file(path, TINY_SPEC, inputs_only=True).raise_for_errors()
     with h5py.File(path, "a") as file:  # targets do not matter for predictions
         del file["TARGETS"]
         file["INPUTS/Leptons/pt"][0, 0] = 1.0
-    require_valid_inputs(path, TINY_SPEC)
+    validate_file(path, TINY_SPEC, inputs_only=True).raise_for_errors()

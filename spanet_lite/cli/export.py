@@ -39,7 +39,7 @@ def _body(argv: Sequence[str] | None) -> int:
 
     from rich.console import Console
 
-    from spanet_lite.evaluation import onnx_decoder
+    from spanet_lite.assignment import numpy_decoder
     from spanet_lite.evaluation.export import export_onnx, input_names, output_names
     from spanet_lite.evaluation.run import load_run
     from spanet_lite.io import atomic_path
@@ -56,7 +56,7 @@ def _body(argv: Sequence[str] | None) -> int:
     if args.copy_decoder:
         target = Path(path).with_name("onnx_decoder.py")
         with atomic_path(target) as tmp:
-            shutil.copyfile(onnx_decoder.__file__, tmp)
+            shutil.copyfile(numpy_decoder.__file__, tmp)
         console.print(f"  numpy decoder: {target}")
     return EXIT_OK
 

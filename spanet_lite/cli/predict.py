@@ -55,9 +55,6 @@ def _body(argv: Sequence[str] | None) -> int:
     check_outputs([output(output_file, "OUT.h5")], inputs=[input_file, args.checkpoint],
                   overwrite=args.overwrite)
     run = load_network(args)
-    from spanet_lite.dataset.value_checks import require_valid_inputs
-
-    require_valid_inputs(input_file, run.spec)  # the input checks training applies
     count = write_predictions(
         run, input_file, output_file, batch_size=args.batch_size, threshold=args.threshold,
         mode=args.decoding, embeddings=args.embeddings, progress=sys.stderr.isatty(),

@@ -7,19 +7,17 @@ are all zero (nothing is trained), or a class label far above the others (a typo
 adds classes: labels 0, 1 and one 5 make six classes). :class:`ValueChecks` finds these chunk by
 chunk inside :func:`spanet_lite.dataset.schema.validate_h5`, so the one report that
 ``spanet-inspect`` prints is the one the loader acts on: errors stop training (and
-``spanet-predict``), warnings are printed by both.
+``spanet-predict``, which checks its INPUTS with ``inputs_only``), warnings are printed by both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec
-from spanet_lite.errors import InputError
 
 if TYPE_CHECKING:
     from spanet_lite.dataset.schema import Problem
@@ -109,18 +107,3 @@ def label_gap(counts: dict[int, int]) -> str | None:
     shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
     return (f"class labels 0..{labels[-1]} make {labels[-1] + 1} classes, but {shown} never occur "
             f"({stray:,} event(s) above the gap; a typo?)")
-
-
-def require_valid_inputs(path: str | Path, spec: EventSpec, *, chunk_size: int = 65536) -> None:
-    """The input checks of training for a file to predict on: raise the first one as an InputError.
-
-    Only INPUTS matter here (the file need not hold targets).
-    """
-    from spanet_lite.dataset.schema import validate_file
-
-    report = validate_file(path, spec, chunk_size=chunk_size)
-    errors = [p for p in report.errors if p.where.startswith("INPUTS/") or p.code == "empty"]
-    if errors:
-        more = len(errors) - 1
-        suffix = f" ({more} more problem(s): run spanet-inspect --event-file)" if more else ""
-        raise InputError(report.source, errors[0].where, errors[0].message + suffix)
