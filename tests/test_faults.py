@@ -375,6 +375,15 @@ def test_an_oversized_event_file_is_refused_before_parsing(
         load_event_spec(big)
 
 
+def test_deeply_nested_json_is_one_line(tmp_path: Path) -> None:
+    from spanet_lite.config import load_options
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InputError, match=r"deep\.json: expected an options object, got JSON nested too"):
+        load_options(deep)
+
+
 def test_an_impossible_selection_stops_with_the_option_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
