@@ -296,6 +296,12 @@ def test_a_full_disk_during_training_marks_the_run_incomplete_and_resume_repairs
     assert f"{run} was left incomplete" in " ".join(capsys.readouterr().out.split())
     assert (run / "metrics.csv").is_file() and not (run / "INCOMPLETE").exists()
 
+    # A disk so full that not even the mark could be written: the missing metrics.csv says it.
+    (run / "metrics.csv").unlink()
+    assert train_cli.main(["--resume", str(run), "-q"]) == 0
+    assert "metrics.csv is missing" in " ".join(capsys.readouterr().out.split())
+    assert (run / "metrics.csv").is_file()
+
 
 def test_bad_devices_are_one_line(ttbar_run: tuple[Path, Path]) -> None:
     import torch

@@ -97,13 +97,17 @@ def mark_incomplete(run_dir: Path, error: OSError) -> OSError:
 
 
 def incomplete_note(run_dir: Path) -> str | None:
-    """Why ``run_dir`` is marked incomplete ("" if the mark is empty), or None when it is not."""
+    """Why ``run_dir`` is incomplete, or None when it is not: its INCOMPLETE mark (which the
+    full disk may have left empty), or a ``last.ckpt`` without the ``metrics.csv`` that every
+    epoch writes after it (the mark itself could not be written)."""
     mark = run_dir / INCOMPLETE
-    if not mark.exists():
-        return None
-    with contextlib.suppress(OSError, UnicodeDecodeError):
-        return mark.read_text(encoding="utf-8").strip() or "an operating-system error"
-    return "an operating-system error"
+    if mark.exists():
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            return mark.read_text(encoding="utf-8").strip() or "an operating-system error"
+        return "an operating-system error"
+    if (run_dir / CHECKPOINTS / LAST).exists() and not (run_dir / "metrics.csv").exists():
+        return "metrics.csv is missing"
+    return None
 
 
 def _format(value: Any) -> str:
@@ -196,7 +200,7 @@ class RunRecorder(Callback):
         if not (checkpoints / BEST).exists() and (checkpoints / LAST).exists():
             with atomic_path(checkpoints / BEST) as tmp:
                 shutil.copyfile(checkpoints / LAST, tmp)
-        (self.run_dir / INCOMPLETE).unlink()
+        (self.run_dir / INCOMPLETE).unlink(missing_ok=True)
 
     # ---------------------------------------------------------- each epoch
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
