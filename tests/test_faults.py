@@ -220,6 +220,21 @@ def test_sigterm_on_a_subprocess_saves_interrupted_ckpt_prints_resume_and_exits_
     assert "terminated (SIGTERM)" in out and "resume with" in out
 
 
+def test_sigterm_on_any_other_command_leaves_no_temporary_file(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    script = "import sys; from spanet_lite.cli.generate import main; sys.exit(main())"
+    output = str(tmp_path / "big.h5")
+    command = [sys.executable, "-c", script, "ttbar_allhad", "-n", "50000000", "-q", "-o", output]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(tmp_path.iterdir()) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143 and err == "spanet-generate: error: terminated (SIGTERM)\n"
+    assert folder_listing(tmp_path) == []
+
+
 def test_sigusr1_stops_like_sigterm_and_the_run_resumes(tiny_training: Path, tmp_path: Path) -> None:
     stopped = train(tiny_training, log_dir=tmp_path, name="slurm",
                     callbacks=[RaiseSignalAt(signal.SIGUSR1, epoch=0, batch=1)])
