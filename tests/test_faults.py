@@ -442,7 +442,7 @@ def _broken(tmp_path: Path, change: str) -> Path:
     [
         ("log_domain", "log_domain", "values above -1 for the log option"),
         ("empty_mask", "empty_mask", "at least one real object (MASK True)"),
-        ("negative_weights", "weight", "weights >= 0"),
+        ("negative_weights", "weight", "weights with a positive sum"),
         ("zero_weights", "weight", "some non-zero weights"),
     ],
 )
@@ -455,6 +455,17 @@ def test_inspect_and_training_refuse_the_same_values(
     module = SpanetDataModule(TINY_SPEC, _options(), training_file=path)
     with pytest.raises(InputError, match=re.escape(message)):
         module.setup("fit")
+
+
+def test_a_few_negative_weights_are_a_warning_in_inspect_and_in_training(tmp_path: Path) -> None:
+    arrays = random_arrays(40, seed=2)
+    arrays["WEIGHTS/EVENT/weight"] = np.ones(40, dtype=np.float32)
+    arrays["WEIGHTS/EVENT/weight"][3] = -0.5  # an NLO sample's negative weight
+    path = write_h5(tmp_path / "nlo.h5", arrays)
+    report = validate_file(path, TINY_SPEC)
+    assert report.ok and [p.level for p in report.problems if p.code == "weight"] == ["warning"]
+    with pytest.warns(SpanetWarning, match="1 negative weight"):
+        SpanetDataModule(TINY_SPEC, _options(), training_file=path).setup("fit")
 
 
 def _options() -> Any:

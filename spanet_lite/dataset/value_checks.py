@@ -2,8 +2,9 @@
 
 A file can have the right layout and still be unusable: a ``log`` feature at or below -1
 (``log(x + 1)`` is undefined), an input whose MASK is False everywhere (nothing to learn, purity
-NaN), negative event or particle weights (the weighted loss is unbounded below) or weights that
-are all zero (nothing is trained), or a class label far above the others (a typo that silently
+NaN), event or particle weights whose sum is not positive (all negative: the weighted loss is
+unbounded below; all zero: nothing is trained; a few negative ones are only a warning, as
+NLO samples have them), or a class label far above the others (a typo that silently
 adds classes: labels 0, 1 and one 5 make six classes). :class:`ValueChecks` finds these chunk by
 chunk inside :func:`spanet_lite.dataset.schema.validate_h5`, so the one report that
 ``spanet-inspect`` prints is the one the loader acts on: errors stop training (and
@@ -33,7 +34,7 @@ class ValueChecks:
     def __init__(self, spec: EventSpec, tally: Callable[[str, str, str, str], Any]) -> None:
         self.spec = spec
         self.tally = tally
-        self.weight_sums: dict[str, float] = {}
+        self.weights: dict[str, _WeightSums] = {}
 
     def chunk(self, read: Callable[[str], np.ndarray], usable: dict[str, Any],
               masks: dict[str, np.ndarray], start: int) -> None:
@@ -54,10 +55,7 @@ class ValueChecks:
                     bad, start, values)
             elif expected.role in ("event_weight", "target_weight"):
                 values = read(path).astype(np.float64, copy=False)
-                finite = np.isfinite(values)
-                self.tally(path, "weight", "weights >= 0 (a negative weight makes the loss unbounded below)",
-                           "{values:negative weight}").add(finite & (values < 0), start, values)
-                self.weight_sums[path] = self.weight_sums.get(path, 0.0) + float(np.abs(values[finite]).sum())
+                self.weights.setdefault(path, _WeightSums()).add(values[np.isfinite(values)])
 
     def _feature(self, input_name: str | None, name: str) -> Any:
         for source in self.spec.inputs:
@@ -78,15 +76,35 @@ class ValueChecks:
                 found.append(Problem("error", mask_path(name),
                                      "expected at least one real object (MASK True) in the file, got none",
                                      "empty_mask"))
-        for path, total in self.weight_sums.items():
-            if total == 0:
+        for path, sums in self.weights.items():
+            if sums.absolute == 0:
                 found.append(Problem("error", path, "expected some non-zero weights, got only zeros "
                                      "(nothing would be trained)", "weight"))
+            elif sums.total <= 0:
+                found.append(Problem("error", path, "expected weights with a positive sum (the weighted loss "
+                                     f"is unbounded below otherwise), got sum {sums.total:.4g} with "
+                                     f"{sums.negative:,} negative weight(s)", "weight"))
+            elif sums.negative:
+                found.append(Problem("warning", path, f"{sums.negative:,} negative weight(s): the loss of "
+                                     "those events is unbounded below", "weight"))
         for key, table in classes.items():
             message = label_gap(table)
             if message:
                 found.append(Problem("warning", classification_path(key), message, "label_gap"))
         return found
+
+
+class _WeightSums:
+    """Sum, sum of magnitudes and count of negative values of one weight dataset."""
+
+    def __init__(self) -> None:
+        self.total = self.absolute = 0.0
+        self.negative = 0
+
+    def add(self, values: np.ndarray) -> None:
+        self.total += float(values.sum())
+        self.absolute += float(np.abs(values).sum())
+        self.negative += int(np.count_nonzero(values < 0))
 
 
 def label_gap(counts: dict[int, int]) -> str | None:
