@@ -50,6 +50,7 @@ TRAIN_OPTIONS = dict(
     num_branch_embedding_layers=0, num_branch_encoder_layers=1, num_detector_layers=1,
     num_regression_layers=1, num_classification_layers=1, batch_size=16, epochs=2,
     train_validation_split=0.75, num_dataloader_workers=0, seed=3, learning_rate=0.003,
+    partial_events=True,  # random targets: few events have every particle
 )
 
 
@@ -471,7 +472,7 @@ def test_a_few_negative_weights_are_a_warning_in_inspect_and_in_training(tmp_pat
 def _options() -> Any:
     from spanet_lite.config.options import Options
 
-    return Options(batch_size=2, train_validation_split=0.5)
+    return Options(batch_size=2, train_validation_split=0.5, partial_events=True)
 
 
 def test_a_lone_far_class_label_is_a_warning_in_inspect_and_in_training(tmp_path: Path) -> None:
