@@ -8,6 +8,8 @@ formula (or stops using it) fails here.
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -162,9 +164,16 @@ def _pythia_single_jets(
 
 
 BACKENDS = {"fast": _fast_single_jets, "pythia": _pythia_single_jets}
+# The Pythia backend's detector layer clusters with FastJet (optional extra 'pythia'); Pythia itself
+# is not needed here.
+HAVE_FASTJET = all(importlib.util.find_spec(m) is not None for m in ("fastjet", "awkward"))
+needs_fastjet = pytest.mark.skipif(
+    not HAVE_FASTJET, reason="optional extra 'pythia' (fastjet, awkward) not installed"
+)
+BACKEND_PARAMS = [pytest.param("fast"), pytest.param("pythia", marks=needs_fastjet)]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_backend_tag_rates_follow_the_shared_formula(backend):
     rng = np.random.default_rng(7)
     n = 6000
@@ -182,7 +191,7 @@ def test_backend_tag_rates_follow_the_shared_formula(backend):
             assert tags[mine].mean() < 0.02
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 @pytest.mark.parametrize("eta", [0.5, 2.0])
 def test_backend_jet_resolution_follows_the_shared_formula(backend, eta):
     n = 4000
@@ -195,6 +204,7 @@ def test_backend_jet_resolution_follows_the_shared_formula(backend, eta):
     assert ratio.std() == pytest.approx(expected, rel=4 / np.sqrt(2 * n))
 
 
+@needs_fastjet
 def test_pythia_backend_lepton_identification_follows_the_config():
     # Isolated muons alone in their events: identified with lepton_efficiency_central (|eta| <= 1.5)
     # or lepton_efficiency_forward; an override through --set reaches this backend too.
