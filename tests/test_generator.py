@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
 from pathlib import Path
@@ -24,7 +25,7 @@ from spanet_lite.physics.generator.production import (
     top_masses,
 )
 from spanet_lite.physics.kinematics import to_cartesian
-from spanet_lite.physics.neutrino import solve_neutrino
+from spanet_lite.physics.neutrino import ANALYTIC_FEATURES, solve_neutrino
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,10 +53,14 @@ def test_shipped_event_file_is_the_one_the_process_writes(name):
     assert shipped.read_text(encoding="utf-8") == process.event_file_text
 
 
-def test_tth_event_file_has_the_reference_topology(reference_dir):
+def test_tth_event_file_is_the_reference_topology_plus_the_analytic_neutrino_inputs(reference_dir):
     reference = load_event_spec(reference_dir / "semi_leptonic_ttH.yaml")
     ours = parse_event_spec(PROCESSES["ttH_semilep"].event_file_text)
-    assert ours == reference
+    (met,) = ours.global_inputs
+    added = tuple(f for f in met.features if f.name in ANALYTIC_FEATURES)
+    assert [f.name for f in added] == ["nu_pz", "nu_pz_other"]
+    without = dataclasses.replace(met, features=tuple(f for f in met.features if f not in added))
+    assert dataclasses.replace(ours, global_inputs=(without,)) == reference
 
 
 @pytest.mark.parametrize("name", list(PROCESSES))

@@ -95,6 +95,10 @@ CLASSIFICATIONS:
 
 # Jets and the charged lepton share one SEQUENTIAL input; flags say which object is which
 # (qtag: jet without b-tag, btag: b-tagged jet, etag: electron, utag: muon). The lepton is slot 0.
+# Met's nu_pz / nu_pz_other (spanet_lite's addition to SPANet's ttH inputs) are the two roots of
+# the W-mass constraint from the lepton and MET (physics.neutrino.analytic_features), nu_pz the
+# smaller-|pz| one: the analytic solution handed to the network, which then only has to learn
+# when and how to correct it.
 _LEPTON_JETS_INPUT = """\
 INPUTS:
   SEQUENTIAL:
@@ -114,6 +118,8 @@ INPUTS:
       met: log_normalize
       sin_phi: normalize
       cos_phi: normalize
+      nu_pz: normalize
+      nu_pz_other: normalize
 """
 
 SEMI_LEPTONIC_TTBAR = (

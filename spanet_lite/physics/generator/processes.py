@@ -40,6 +40,7 @@ from spanet_lite.physics.generator.production import (
     top_masses,
 )
 from spanet_lite.physics.kinematics import FourVector, invariant_mass
+from spanet_lite.physics.neutrino import analytic_features
 
 Arrays = dict[str, NDArray]
 
@@ -146,6 +147,9 @@ def _momenta_arrays(reco: Reconstructed, lepton: Lepton, process: Process) -> Ar
         "INPUTS/Met/sin_phi": np.sin(met_phi),
         "INPUTS/Met/cos_phi": np.cos(met_phi),
         "INPUTS/Met/sumet": reco.sum_et,
+        **{f"INPUTS/Met/{k}": v for k, v in analytic_features(
+            reco.lepton_pt, reco.lepton_eta, reco.lepton_phi, reco.lepton_mass, reco.met_x, reco.met_y
+        ).items()},
     }
     for r, (particle, product) in enumerate(process.targets):
         t = reco.targets[:, r]
@@ -236,7 +240,9 @@ def simulate_tth_semilep(
     hard = PartonSet.stack(
         [(b_lep, BOTTOM, 0), (b_had, BOTTOM, 1), (q1, f1, 2), (q2, f2, 3), (xb1, BOTTOM, 4), (xb2, BOTTOM, 5)]
     )
-    hard.role[~signal] = -1  # background events carry no assignment targets (as in SPANet's sample)
+    # Background events keep the tops' targets (they are there in tt + bb too) but have no h: unlike
+    # SPANet's sample (no targets at all), the detection heads then learn that tops are present.
+    hard.role[~signal, 4:] = -1
     reco = reconstruct(rng, hard, isr, 6, max_objects - 1, config, selection, lepton)
     out = _momenta_arrays(reco, lepton, TTH_SEMILEP)
     rows = reco.events

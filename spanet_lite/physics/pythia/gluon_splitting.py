@@ -22,6 +22,7 @@ Run (a few minutes for 40,000 ttbar events on one loaded core)::
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,8 @@ class Pairs:
         mass = np.sqrt(np.maximum(s[:, 0] ** 2 - (s[:, 1:] ** 2).sum(1), 0.0))
         pt1, pt2 = np.hypot(self.b1[:, 1], self.b1[:, 2]), np.hypot(self.b2[:, 1], self.b2[:, 2])
         eta1, eta2 = np.arcsinh(self.b1[:, 3] / pt1), np.arcsinh(self.b2[:, 3] / pt2)
-        dphi = np.angle(np.exp(1j * (np.arctan2(self.b1[:, 2], self.b1[:, 1]) - np.arctan2(self.b2[:, 2], self.b2[:, 1]))))
+        phi1, phi2 = np.arctan2(self.b1[:, 2], self.b1[:, 1]), np.arctan2(self.b2[:, 2], self.b2[:, 1])
+        dphi = np.angle(np.exp(1j * (phi1 - phi2)))
         return {"m_bb": mass, "dr_bb": np.hypot(eta1 - eta2, dphi), "lead_pt": np.maximum(pt1, pt2)}
 
     def accepted(self, pt_min: float) -> Pairs:
@@ -111,7 +113,7 @@ def pythia_pairs(n: int, seed: int = 1, batch: int = 500) -> tuple[Pairs, int]:
     return Pairs(np.concatenate(firsts), np.concatenate(seconds)), with_pair
 
 
-def _extra_pairs(flat) -> tuple[NDArray[np.float64], NDArray[np.float64]]:  # noqa: ANN001
+def _extra_pairs(flat) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Per event, the b bbar pair from one gluon (not a top) with the largest scalar pT sum."""
     start = flat.offsets[flat.event]
     final_b = np.flatnonzero((flat.status > 0) & (np.abs(flat.pid) == 5))
@@ -158,13 +160,21 @@ def plot(fast: Pairs, pythia: Pairs, path: Path, pt_min: float) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ranges = {"m_bb": (0, 300, "m(b, b) [GeV]"), "dr_bb": (0, 5, "ΔR(b, b)"), "lead_pt": (0, 400, "leading extra b pT [GeV]")}
+    ranges = {
+        "m_bb": (0, 300, "m(b, b) [GeV]"),
+        "dr_bb": (0, 5, "ΔR(b, b)"),
+        "lead_pt": (0, 400, "leading extra b pT [GeV]"),
+    }
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     ours, theirs = fast.observables(), pythia.observables()
     for axis, (key, (low, high, label)) in zip(axes, ranges.items()):
         bins = np.linspace(low, high, 31)
-        axis.hist(theirs[key], bins=bins, density=True, histtype="step", lw=2, label=f"Pythia shower ({len(pythia.b1):,})")
-        axis.hist(ours[key], bins=bins, density=True, histtype="step", lw=2, label=f"fast ({len(fast.b1):,})")
+        curves = (
+            (theirs[key], f"Pythia shower ({len(pythia.b1):,})"),
+            (ours[key], f"fast ({len(fast.b1):,})"),
+        )
+        for values, name in curves:
+            axis.hist(values, bins=bins, density=True, histtype="step", lw=2, label=name)
         axis.set_xlabel(label)
         axis.set_ylabel("normalised")
     axes[0].legend(fontsize=8)
@@ -185,16 +195,21 @@ def main(argv: list[str] | None = None) -> int:
     pythia, with_pair = pythia_pairs(args.events, args.seed)
     fast = fast_pairs(args.fast_events, args.seed)
     cut_pythia, cut_fast = pythia.accepted(args.pt_min), fast.accepted(args.pt_min)
-    print(f"Pythia: {with_pair} of {args.events} ttbar events have a shower g -> b bbar pair, "
-          f"{len(cut_pythia.b1)} with both b in pT > {args.pt_min:g} GeV, |eta| < {ETA_MAX}")
-    print(f"fast: {len(cut_fast.b1)} of {args.fast_events} pairs in the same region")
-    print("| observable | fast 16 / 50 / 84 % | Pythia 16 / 50 / 84 % |\n|---|---|---|")
+    lines = [
+        f"Pythia: {with_pair} of {args.events} ttbar events have a shower g -> b bbar pair, "
+        f"{len(cut_pythia.b1)} with both b in pT > {args.pt_min:g} GeV, |eta| < {ETA_MAX}",
+        f"fast: {len(cut_fast.b1)} of {args.fast_events} pairs in the same region",
+        "| observable | fast 16 / 50 / 84 % | Pythia 16 / 50 / 84 % |",
+        "|---|---|---|",
+    ]
     ours, theirs = summary(cut_fast), summary(cut_pythia)
     for key in ours:
-        print(f"| {key} | {' / '.join(f'{v:.2f}' for v in ours[key])} | {' / '.join(f'{v:.2f}' for v in theirs[key])} |")
+        fast_text, pythia_text = (" / ".join(f"{v:.2f}" for v in q[key]) for q in (ours, theirs))
+        lines.append(f"| {key} | {fast_text} | {pythia_text} |")
     if args.png:
         plot(cut_fast, cut_pythia, args.png, args.pt_min)
-        print(f"plot written to {args.png}")
+        lines.append(f"plot written to {args.png}")
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 
