@@ -236,7 +236,11 @@ def test_tth_signal_and_background(files):
         signal = f["CLASSIFICATIONS/EVENT/signal"][:].astype(bool)
         assert 0.2 < signal.mean() < 0.8
         for particle, product in PROCESSES["ttH_semilep"].targets:
-            assert np.all(f[f"TARGETS/{particle}/{product}"][:][~signal] == -1)
+            background = f[f"TARGETS/{particle}/{product}"][:][~signal]
+            if particle == "h":  # tt + bb has no Higgs, but its tops are targets as in signal events
+                assert np.all(background == -1)
+            else:
+                assert (background >= 0).mean() > 0.5
         assert (f["TARGETS/h/b1"][:][signal] >= 0).mean() > 0.7
         log_mass = f["REGRESSIONS/EVENT/log_invariant_mass"][:]
         # t tbar H is at least 2 * ~152 + 125 GeV (Breit-Wigner window included)
