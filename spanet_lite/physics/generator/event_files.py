@@ -98,7 +98,9 @@ CLASSIFICATIONS:
 # Met's nu_pz / nu_pz_other (spanet_lite's addition to SPANet's ttH inputs) are the two roots of
 # the W-mass constraint from the lepton and MET (physics.neutrino.analytic_features), nu_pz the
 # smaller-|pz| one: the analytic solution handed to the network, which then only has to learn
-# when and how to correct it.
+# when and how to correct it. The neutrino targets are laplacian (absolute error: the network
+# predicts the median, which sits on the likelier W-mass root), not gaussian as in SPANet's
+# file: a squared error makes it predict the mean, between the two roots (docs/training.md).
 _LEPTON_JETS_INPUT = """\
 INPUTS:
   SEQUENTIAL:
@@ -141,10 +143,10 @@ PERMUTATIONS:
 
 REGRESSIONS:
   EVENT:
-    - neutrino_eta
-    - neutrino_px
-    - neutrino_py
-    - neutrino_pz
+    - [neutrino_eta, laplacian]
+    - [neutrino_px, laplacian]
+    - [neutrino_py, laplacian]
+    - [neutrino_pz, laplacian]
 
 CLASSIFICATIONS:
 """
@@ -175,10 +177,10 @@ PERMUTATIONS:
 
 REGRESSIONS:
   EVENT:
-    - neutrino_eta
-    - neutrino_px
-    - neutrino_py
-    - neutrino_pz
+    - [neutrino_eta, laplacian]
+    - [neutrino_px, laplacian]
+    - [neutrino_py, laplacian]
+    - [neutrino_pz, laplacian]
     - log_invariant_mass
 
 CLASSIFICATIONS:
