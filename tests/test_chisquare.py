@@ -10,12 +10,12 @@ import pytest
 from _evaluation_helpers import TTBAR_YAML, make_run_dir, write_ttbar_file
 from _model_helpers import ttbar_yaml
 
+from spanet_lite.assignment import metrics as M
 from spanet_lite.cli import test as test_cli
 from spanet_lite.config import parse_event_spec
 from spanet_lite.config.masses import MassConstraint, load_masses_file
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation import chisquare
-from spanet_lite.evaluation import metrics as M
 
 MASSES = """
 SPANET_LITE:
@@ -137,9 +137,11 @@ def test_spanet_test_shows_the_baseline_next_to_the_network(tmp_path, capsys, mo
     assert test_cli.main([*arguments, "--masses", str(masses)]) == 0
     printed = capsys.readouterr().out
     assert "χ² baseline event purity" in printed and "χ² event purity" in printed
+    assert "The same tables for the chi-square baseline" in printed  # SPANet's tables too
     chi = json.loads(report.read_text())["baseline"]["chi_square"]
     assert chi["used"] and 0.0 <= chi["event_purity"] <= 1.0
     assert set(chi["assignment_tables"]["by_jets"]) == {"==6", "==7", ">=8", "all"}
+    assert set(chi["spanet_tables"]) == set(json.loads(report.read_text())["spanet_tables"])
     # Without masses the baseline says why it is missing.
     assert test_cli.main(arguments) == 0
     assert "chi-square baseline skipped" in capsys.readouterr().out

@@ -24,11 +24,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
+from spanet_lite.assignment.metrics import assignment_metrics, assignment_tables
+from spanet_lite.assignment.spanet_tables import spanet_tables
+from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.masses import MassConstraint
 from spanet_lite.dataset import reader, schema
 from spanet_lite.errors import InputError
@@ -36,12 +39,8 @@ from spanet_lite.evaluation import baseline as neutrino
 from spanet_lite.evaluation import chisquare
 from spanet_lite.evaluation import metrics as M
 from spanet_lite.evaluation.inference import Predictions, from_outputs, to_tensors, trimmed_forward
-from spanet_lite.evaluation.inputs import blocks
 from spanet_lite.evaluation.progress import progress_bar
-
-if TYPE_CHECKING:
-    from spanet_lite.config.event_spec import EventSpec
-    from spanet_lite.evaluation.run import Run
+from spanet_lite.evaluation.trained import TrainedRun
 
 
 @dataclass
@@ -70,16 +69,18 @@ def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def evaluate_file(
-    run: Run,
+    run: TrainedRun,
     path: str | Path,
     *,
     batch_size: int = 1024,
     progress: bool = False,
+    lines: int = 2,
     masses: Sequence[MassConstraint] | None = None,
 ) -> Evaluation:
     """Stream ``path`` through ``run``'s network and compute every metric (see module doc).
 
-    ``masses``: constraints for the chi-square baseline (default: the event file's).
+    ``lines``: rows ``== m`` ... of SPANet's tables (``spanet.test --lines``). ``masses``:
+    constraints for the chi-square baseline (default: the event file's).
     """
     spec, options = run.spec, run.options
     mode = options.decoding
@@ -99,17 +100,17 @@ def evaluate_file(
         parts: list[Predictions] = []
         gated, targets, masks, jets, weights, regressions, classes, base = [], [], [], [], [], [], [], []
         with progress_bar(layout.num_events, f"testing {Path(path).name}", enabled=progress) as advance:
-            for start, stop in blocks(layout.num_events, batch_size):
+            for start, stop in reader.row_blocks(layout.num_events, batch_size):
                 block = reader.read_block(file, spec, layout, start, stop)
                 f, m = to_tensors(block.features, block.masks, run.device)
                 with torch.inference_mode():
                     outputs, slots = trimmed_forward(run.network, spec, f, m)
-                parts.append(from_outputs(run.network, spec, outputs, threshold=None, mode=mode, slots=slots))
-                if spec.particles:
-                    with_gate = from_outputs(
-                        run.network, spec, outputs, threshold=threshold, mode=mode, slots=slots
-                    )
-                    gated.append(with_gate.assignments)
+                predicted = from_outputs(
+                    run.network, spec, outputs, threshold=threshold, mode=mode, slots=slots
+                )
+                parts.append(predicted)
+                if predicted.reported is not None:
+                    gated.append(predicted.reported)
                 targets.append(block.targets)
                 masks.append(block.target_masks)
                 jets.append(block.num_objects())
@@ -143,12 +144,18 @@ def evaluate_file(
     if plan.usable:
         truth = {k: evaluation.regressions[k] for k in plan.targets}
         evaluation.baseline, scale = neutrino.matched_baseline(plan, _concat(base), truth)
-    evaluation.metrics = compute_metrics(run, evaluation, path, scale)
+    evaluation.metrics = compute_metrics(run, evaluation, path, scale, lines=lines)
     return evaluation
 
 
-def compute_metrics(run: Run, ev: Evaluation, path: str | Path, unit_divisor: float) -> dict[str, Any]:
-    """The nested metrics dict (JSON-able; ``nan``/``inf`` are turned into null when written)."""
+def compute_metrics(
+    run: TrainedRun, ev: Evaluation, path: str | Path, unit_divisor: float, *, lines: int = 2
+) -> dict[str, Any]:
+    """The nested metrics dict (JSON-able; ``nan``/``inf`` are turned into null when written).
+
+    ``spanet_tables`` holds SPANet's per-event-type tables
+    (:func:`~spanet_lite.assignment.spanet_tables.spanet_tables`), computed on the best assignment with
+    SPANet's object count (a GLOBAL input counts as one object)."""
     spec, options = run.spec, run.options
     w = ev.weights
     result: dict[str, Any] = {
@@ -161,16 +168,19 @@ def compute_metrics(run: Run, ev: Evaluation, path: str | Path, unit_divisor: fl
     }
     if spec.particles:
         predicted = ev.predictions.assignments
-        assignment = M.assignment_metrics(
+        assignment = assignment_metrics(
             predicted, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
         )
         result["event_purity"] = assignment["event_purity"]
         result["event_purity_all"] = assignment["event_purity_all"]
         result["assignment"] = assignment
-        result["assignment_tables"] = M.assignment_tables(
+        result["assignment_tables"] = assignment_tables(
             predicted, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
         )
-        with_detection = M.assignment_metrics(ev.gated, ev.targets, ev.target_masks, spec, weights=w)
+        result["spanet_tables"] = spanet_tables(
+            predicted, ev.targets, ev.target_masks, spec, ev.num_jets + len(spec.global_inputs), lines=lines
+        )
+        with_detection = assignment_metrics(ev.gated, ev.targets, ev.target_masks, spec, weights=w)
         result["with_detection"] = {"threshold": options.detection_threshold, **with_detection}
         present = M.detection_truth(predicted, ev.targets, ev.target_masks, spec)
         result["detection"] = {
@@ -194,7 +204,7 @@ def compute_metrics(run: Run, ev: Evaluation, path: str | Path, unit_divisor: fl
             "used": bool(ev.baseline), "note": ev.baseline_note, "unit_divisor": unit_divisor
         }
     if spec.particles:
-        result.setdefault("baseline", {})["chi_square"] = _chi_square_metrics(spec, ev)
+        result.setdefault("baseline", {})["chi_square"] = _chi_square_metrics(spec, ev, lines)
     classification = {
         t.key: M.classification_metrics(
             ev.predictions.classifications[t.key], ev.classifications[t.key], weights=w
@@ -206,12 +216,12 @@ def compute_metrics(run: Run, ev: Evaluation, path: str | Path, unit_divisor: fl
     return result
 
 
-def _chi_square_metrics(spec: EventSpec, ev: Evaluation) -> dict[str, Any]:
+def _chi_square_metrics(spec: EventSpec, ev: Evaluation, lines: int) -> dict[str, Any]:
     """The chi-square baseline scored exactly like the network (``used`` false without masses)."""
     if not ev.chi_square:
         return {"used": False, "note": ev.chi_square_note}
     w = ev.weights
-    assignment = M.assignment_metrics(
+    assignment = assignment_metrics(
         ev.chi_square, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
     )
     return {
@@ -220,8 +230,12 @@ def _chi_square_metrics(spec: EventSpec, ev: Evaluation) -> dict[str, Any]:
         "event_purity": assignment["event_purity"],
         "event_purity_all": assignment["event_purity_all"],
         "assignment": assignment,
-        "assignment_tables": M.assignment_tables(
+        "assignment_tables": assignment_tables(
             ev.chi_square, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
+        ),
+        "spanet_tables": spanet_tables(
+            ev.chi_square, ev.targets, ev.target_masks, spec, ev.num_jets + len(spec.global_inputs),
+            lines=lines,
         ),
     }
 
