@@ -84,6 +84,8 @@ def test_symmetry_reduction_counts_each_assignment_once_and_loses_no_minimum():
     plan = chisquare._plan(TTBAR, TTBAR.masses)
     assert len(plan.symmetries) == 8  # q1 <-> q2 in each top, t1 <-> t2
     assert len(chisquare._assignments(6, 6, plan.symmetries)) == 720 // 8
+    # 10 jets give 151,200 / 8 = 18,900 assignments, 11 would give 41,580: search the leading 10.
+    assert chisquare._largest_k(6, plan.symmetries, 20_000) == 10
     rng = np.random.default_rng(0)
     p3 = rng.normal(0, 60, (8, 7, 3))
     momenta = np.concatenate([p3, np.linalg.norm(p3, axis=-1, keepdims=True)], axis=-1)

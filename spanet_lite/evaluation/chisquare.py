@@ -14,8 +14,8 @@ compares a network with; it uses the objects' four-momenta only (no b-tag).
   symmetric assignments have the same chi2, so nothing is lost. Scoring uses the same
   symmetry-aware metrics as the network.
 * **Large multiplicities**: only the ``K`` leading-pt candidates enter, ``K`` the largest
-  number for which an event has at most ``max_combinations`` assignments (for 6 products with
-  a 4-element symmetry group and the default 20,000: 9 jets). Events with fewer candidates
+  number for which an event has at most ``max_combinations`` assignments (default 20,000: 10
+  jets for two hadronic tops, 11 for ttH's hadronic top and Higgs). Events with fewer candidates
   than constrained products get no assignment (-1).
 * **Particles without a constraint** (e.g. the leptonic top's b, whose mass needs the
   neutrino) get, product by product, the leading-pt candidate left over.
@@ -155,16 +155,16 @@ def _assignments(k: int, m: int, symmetries: tuple[tuple[int, ...], ...]) -> np.
 
 
 def _largest_k(m: int, symmetries: tuple[tuple[int, ...], ...], limit: int) -> int:
+    """The most ranked candidates whose assignments (one per symmetry orbit) number at most ``limit``."""
     k = m
-    while True:
+    while k < 64:
         count = 1
         for j in range(m):
-            count *= k + 1 - j
+            count *= k + 1 - j  # assignments of k + 1 candidates
         if count // max(len(symmetries), 1) > limit:
             return k
         k += 1
-        if k > 64:
-            return k
+    return k
 
 
 def chi_square_assign(
@@ -190,7 +190,7 @@ def chi_square_assign(
     taken = np.zeros((batch, width), dtype=bool)
     allowed = _allowed(spec, kinematics.input_of)
     if m:
-        k_max = max(_largest_k(m, plan.symmetries, max_combinations) - 1, m)
+        k_max = _largest_k(m, plan.symmetries, max_combinations)
         ranks = np.minimum(count, k_max)
         for k in np.unique(ranks[ranks >= m]):
             events = np.flatnonzero(ranks == k)
