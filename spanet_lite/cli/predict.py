@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from spanet_lite.cli.common import EXIT_OK, add_network_arguments, autocast, load_network, run_cli
+from spanet_lite.config.options import DECODINGS
 
 PROGRAM = "spanet-predict"
 
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, metavar="P",
                         help="SPANET_LITE/TARGETS report a particle only if its detection probability is at "
                         "least P (default: the run's detection_threshold); TARGETS are never gated")
-    parser.add_argument("--decoding", choices=("greedy", "exact"), help="decoding mode (default: the run's)")
+    parser.add_argument("--decoding", choices=DECODINGS, help="decoding mode (default: the run's)")
     parser.add_argument("-v", "--output_vectors", "--embeddings", dest="embeddings", action="store_true",
                         help="also write the EMBEDDINGS group (event, particle and product vectors)")
     add_network_arguments(parser)

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 
 from spanet_lite.cli.common import EXIT_OK, add_network_arguments, autocast, load_network, run_cli
+from spanet_lite.config.options import DECODINGS
 
 PROGRAM = "spanet-test"
 
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="rows '== m' ... '== m+N-1' of SPANet's tables before '>= m+N' "
                         "(default: %(default)s)")
     parser.add_argument("-tex", "--latex", action="store_true", help="print SPANet's tables as LaTeX")
-    parser.add_argument("--decoding", choices=("greedy", "exact"), help="decoding mode (default: the run's)")
+    parser.add_argument("--decoding", choices=DECODINGS, help="decoding mode (default: the run's)")
     parser.add_argument("--threshold", type=float, metavar="P",
                         help="detection threshold for the 'with detection' numbers (default: the run's)")
     parser.add_argument("--masses", metavar="FILE.yaml",

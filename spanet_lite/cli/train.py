@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OPTIONS.json",
         help="the options file, SPANet's spelling",
     )
+    parser.add_argument(
+        "--allow-unknown-keys",
+        action="store_true",
+        help="ignore unknown keys in the options file (with a warning) instead of refusing it",
+    )
     files = parser.add_argument_group("files")
     files.add_argument("-ef", "--event-file", "--event_file", dest="event_file",
                        help="event file (YAML); overrides event_info_file")
@@ -208,6 +213,7 @@ def _body(argv: Sequence[str] | None) -> int:
         checkpoint=args.checkpoint,
         state_dict=args.state_dict,
         freeze_state_dict=args.freeze_state_dict,
+        allow_unknown_keys=args.allow_unknown_keys,
     )
     if result.stopped == "interrupted":
         return EXIT_INTERRUPTED

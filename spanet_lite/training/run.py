@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 import warnings
@@ -96,6 +95,7 @@ def train(
     checkpoint: str | Path | None = None,
     state_dict: str | Path | None = None,
     freeze_state_dict: bool = False,
+    allow_unknown_keys: bool = False,
 ) -> RunResult:
     """Train a network and record the run; see the module docstring.
 
@@ -117,6 +117,8 @@ def train(
     * ``state_dict``: start from another run's weights (every tensor whose name and shape
       match, :func:`~spanet_lite.training.weights.load_initial_weights`), with a fresh
       optimiser and schedule; ``freeze_state_dict`` keeps those weights fixed (fine-tuning).
+
+    ``allow_unknown_keys`` turns unknown keys in the options file from an error into a warning.
     """
     from spanet_lite.training.interrupt import parse_time_limit
 
@@ -155,7 +157,7 @@ def train(
         raise InputError(
             None, "--time-limit", "a duration such as 3600, 45m, 2h or 01:30:00", repr(time_limit)
         ) from None
-    plan = _plan(options, resume, overrides, checkpoint)
+    plan = _plan(options, resume, overrides, checkpoint, allow_unknown_keys=allow_unknown_keys)
     accelerator, devices, gpu_note = _devices(plan.options, gpus, processes)
     if nodes < 1:
         raise InputError(None, "--nodes", "a positive number of nodes", str(nodes))
@@ -166,8 +168,16 @@ def train(
     datamodule, spec, statistics = _open_data(plan)
     if show is not None and not quiet:
         _print_options(show, plan)
+    if show is not None:
+        from spanet_lite.config.options import without_effect_summary
+
+        summary = without_effect_summary(plan.options)
+        if summary is not None:
+            show.print(summary, highlight=False, soft_wrap=True)
     if show is not None and gpu_note:
         show.print(gpu_note, highlight=False)
+    for note in datamodule.notes if show is not None else ():
+        show.print(note, highlight=False, soft_wrap=True)
 
     return _fit(
         plan,
@@ -196,6 +206,8 @@ def _plan(
     resume: str | Path | None,
     overrides: dict[str, Any],
     checkpoint: str | Path | None = None,
+    *,
+    allow_unknown_keys: bool = False,
 ) -> _Plan:
     """Options + overrides + files, checked; reads the checkpoint when resuming.
 
@@ -235,7 +247,7 @@ def _plan(
         loaded, options_path = options, None
     else:
         options_path = Path(options)
-        loaded = options_module.load_options(options_path)
+        loaded = options_module.load_options(options_path, allow_unknown_keys=allow_unknown_keys)
     if checkpoint is not None:
         if not Path(checkpoint).is_file():
             raise InputError(
@@ -247,7 +259,6 @@ def _plan(
     sources = {key: "command line" for key in overrides}
     merged = loaded.replace(**overrides) if overrides else loaded
     options_module.validate_options(merged, options_path, command_line=tuple(overrides))
-    _check_values(merged)
 
     def locate(key: str, required: bool) -> Path | None:
         value = getattr(merged, key)
@@ -282,44 +293,6 @@ def _with_values(options: Options, values: dict[str, Any]) -> Options:
     updated = options.replace(**values)
     updated.explicit = options.explicit
     return updated
-
-
-def _check_values(options: Options) -> None:
-    """Training-specific values a typo can break (the config loader checks the rest)."""
-    from spanet_lite.training.optimizer import optimizer_class, optimizer_names
-
-    def bad(key: str, expected: str) -> InputError:
-        return InputError(None, key, expected, repr(getattr(options, key)))
-
-    if not (isinstance(options.epochs, int) and options.epochs >= 1):
-        raise bad("epochs", "a whole number of epochs >= 1")
-    if not (isinstance(options.batch_size, int) and options.batch_size >= 1):
-        raise bad("batch_size", "a batch size >= 1")
-    if not (
-        isinstance(options.learning_rate, int | float)
-        and math.isfinite(options.learning_rate)
-        and options.learning_rate > 0
-    ):
-        raise bad("learning_rate", "a positive learning rate")
-    if not (options.l2_penalty >= 0 and math.isfinite(options.l2_penalty)):
-        raise bad("l2_penalty", "a weight decay >= 0")
-    if not options.gradient_clip >= 0:
-        raise bad("gradient_clip", "a gradient norm >= 0 (0 = no clipping)")
-    if not 0 <= options.dropout < 1:
-        raise bad("dropout", "a dropout probability in [0, 1)")
-    if not options.learning_rate_warmup_epochs >= 0:
-        raise bad("learning_rate_warmup_epochs", "a number of epochs >= 0")
-    if not (isinstance(options.learning_rate_cycles, int) and options.learning_rate_cycles >= 1):
-        raise bad("learning_rate_cycles", "a whole number of cycles >= 1")
-    try:
-        optimizer_class(str(options.optimizer))
-    except KeyError:
-        raise InputError(
-            None,
-            "optimizer",
-            f"a torch.optim optimiser ({', '.join(optimizer_names())})",
-            repr(options.optimizer),
-        ) from None
 
 
 def _resume_target(path: Path) -> tuple[Path, Path | None]:
@@ -380,10 +353,12 @@ def _devices(options: Options, gpus: int | None, processes: int | None) -> tuple
         wanted = max(0, int(options.num_gpu or 0))
         note = None
         if wanted > available:
-            note = (
-                f"num_gpu = {wanted} in the options, but {available} CUDA device(s) are visible: "
-                f"using {'the CPU' if available == 0 else f'{available} GPU(s)'}"
-            )
+            # SPANet's default (1) is no wish of the user's: only a num_gpu the file sets gets a note.
+            if "num_gpu" in options.explicit:
+                note = (
+                    f"num_gpu = {wanted} in the options, but {available} CUDA device(s) are visible: "
+                    f"using {'the CPU' if available == 0 else f'{available} GPU(s)'}"
+                )
             wanted = available
     if processes is not None and processes < 1:
         raise InputError(None, "--processes", "a number of processes >= 1", str(processes))
@@ -436,27 +411,7 @@ def _open_data(plan: _Plan) -> tuple[Any, Any, Any]:
     )
     datamodule.setup("fit")
     statistics = datamodule.statistics
-    training_events = _training_events(datamodule, statistics)
-    if training_events is not None and plan.options.batch_size > training_events:
-        where = "--batch-size" if "batch_size" in plan.sources else "batch_size"
-        raise InputError(
-            None,
-            where,
-            f"a batch size no larger than the training split ({training_events} events)",
-            str(plan.options.batch_size),
-        )
     return datamodule, spec, statistics
-
-
-def _training_events(datamodule: Any, statistics: Any) -> int | None:
-    for attribute in ("num_training_events", "training_events"):
-        value = getattr(datamodule, attribute, None)
-        if isinstance(value, int):
-            return value
-    dataset = getattr(datamodule, "train_dataset", None)
-    if dataset is not None:
-        return len(dataset)
-    return int(statistics.num_training_events) or None
 
 
 def _print_options(console: Console, plan: _Plan) -> None:
