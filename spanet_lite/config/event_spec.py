@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from spanet_lite.config.masses import MassConstraint
 from spanet_lite.config.symmetry import PermutationGroup
 
 FEATURE_OPTIONS = ("none", "log", "normalize", "log_normalize")
@@ -127,6 +128,9 @@ class EventSpec:
     regressions: tuple[RegressionTarget, ...] = ()
     classifications: tuple[ClassificationTarget, ...] = ()
     source: str | None = field(default=None, compare=False)
+    #: Masses from the spanet_lite-only ``SPANET_LITE`` section (chi-square baseline; see
+    #: config.masses). Not part of the topology, so two specs that differ only here are equal.
+    masses: tuple[MassConstraint, ...] = field(default=(), compare=False)
 
     @property
     def inputs(self) -> tuple[InputSpec, ...]:
