@@ -18,7 +18,7 @@ from typing import Any
 
 COMBINE_PAIR_LOSSES = ("min", "softmin", "mean")
 ACTIVATIONS = ("relu", "gelu", "silu", "elu", "tanh", "leaky_relu", "selu")
-DATASET_MODES = ("auto", "memory", "streaming")
+DATASET_MODES = ("auto", "memory", "streaming", "device")
 DECODINGS = ("greedy", "exact")
 # Lightning's precision spellings (``Trainer(precision=...)``).
 PRECISIONS = (
@@ -105,7 +105,7 @@ class Options:
     num_dataloader_workers: int = 0
     mask_sequence_vectors: bool = True
     drop_invalid_events: bool = False  # spanet_lite: drop events with NaN/inf features instead of failing
-    dataset_mode: str = "auto"  # spanet_lite: auto | memory | streaming
+    dataset_mode: str = "auto"  # spanet_lite: auto | memory | streaming | device
     event_weight_dataset: str = "WEIGHTS/EVENT/weight"  # spanet_lite: optional per-event physics weight
 
     # ---- loss
@@ -134,6 +134,7 @@ class Options:
     precision: str = "32-true"
     detection_threshold: float = 0.5
     decoding: str = "greedy"  # greedy | exact
+    compile: bool = False  # spanet_lite: torch.compile the network on CUDA (default: to be measured on GPU)
 
     # Keys the user set explicitly (filled by the loader; not an option itself).
     explicit: frozenset[str] = field(default_factory=frozenset, repr=False, compare=False)
@@ -261,5 +262,5 @@ OPTION_GROUPS: dict[str, tuple[str, ...]] = {
         "num_gpu",
         "verbose_output",
     ),
-    "run": ("seed", "precision", "detection_threshold", "decoding"),
+    "run": ("seed", "precision", "detection_threshold", "decoding", "compile"),
 }

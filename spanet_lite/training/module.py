@@ -12,7 +12,21 @@ across processes), not averaged over batches, because purities are ratios over e
 Every training and validation batch is trimmed to the object slots its events use
 (:meth:`~spanet_lite.dataset.batch.Batch.trimmed`) before the network sees it: exact (same
 losses and metrics up to float rounding) and much cheaper when the file's padded width is well
-above the typical object count.
+above the typical object count. Batches from the device-resident loader, or moved to a GPU by
+the data module, arrive already trimmed (:class:`~spanet_lite.dataset.device.SizedBatch`).
+
+**No host round trips in a step.** The training and validation steps never read a tensor
+value on the host (no ``.item()``, ``.tolist()``, Python branching on tensor values): loss
+terms are summed on the device (:class:`RunningMeans`) and read once per epoch, validation
+decodes greedily on the device (:mod:`spanet_lite.evaluation.torch_decoding`) and keeps its
+records there. A GPU therefore never waits for the host inside a step (tested with
+``torch.cuda.set_sync_debug_mode("error")`` when CUDA is present). ``decoding: exact`` is the
+exception: it decodes on the host, one round trip per validation step.
+
+**On CUDA** (CPU behaviour is unchanged): the optimiser is fused when it can be (``foreach``
+when Lightning's mixed-precision plugin forbids fused optimisers with gradient clipping),
+``compile: true`` runs the network through ``torch.compile``; mixed precision and TF32 are
+set by :mod:`spanet_lite.training.run`.
 """
 
 from __future__ import annotations
@@ -62,6 +76,38 @@ def optimizer_names() -> list[str]:
     )
 
 
+class RunningMeans:
+    """Event-weighted sums of scalar loss terms, kept on the device and read once per epoch.
+
+    One ``torch.stack`` and one in-place add per step replace a ``self.log`` call per term,
+    each of which costs Lightning a walk over its result collection (about 2 ms per call on
+    the development CPU, more than the arithmetic of a small step).
+    """
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.sums: Tensor | None = None
+        self.events = 0
+
+    def add(self, values: dict[str, Tensor], events: int) -> None:
+        stacked = torch.stack([value.detach().float() for value in values.values()])
+        if self.sums is None or list(values) != self.names:
+            self.names, self.sums, self.events = list(values), stacked * events, events
+        else:
+            self.sums.add_(stacked, alpha=events)
+            self.events += events
+
+    def state_dict(self) -> dict[str, Any]:
+        sums = None if self.sums is None else self.sums.detach().cpu()
+        return {"names": list(self.names), "sums": sums, "events": self.events}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        self.names = list(state.get("names", []))
+        sums = state.get("sums")
+        self.sums = None if sums is None else sums.to(device)
+        self.events = int(state.get("events", 0))
+
+
 class SpanetModule(pl.LightningModule):
     """Training wrapper around :class:`~spanet_lite.model.network.SpanetNetwork`.
 
@@ -97,6 +143,8 @@ class SpanetModule(pl.LightningModule):
         self._sequential = [s.name for s in self.spec.sequential]
         self.latest_terms: dict[str, Tensor] = {}
         self._validation_store: list[dict[str, Any]] = []
+        self._running = {"train": RunningMeans(), "val": RunningMeans()}
+        self._compiled: Any = None
 
     # ------------------------------------------------------------------ steps
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
@@ -117,31 +165,14 @@ class SpanetModule(pl.LightningModule):
         from spanet_lite.training.losses import compute_losses
 
         batch = batch.trimmed(self._sequential)
-        outputs = self.network(batch.features, batch.masks)
+        forward = self._compiled if self._compiled is not None else self.network
+        outputs = forward(batch.features, batch.masks)
         return batch, outputs, compute_losses(outputs, batch, self.network, self.spec, self.options)
 
     def _step(self, batch: Batch, stage: str) -> Tensor:
-        """Forward, losses, logging; on validation also keep what the epoch metrics need."""
+        """Forward, losses, running sums; on validation also keep what the epoch metrics need."""
         batch, outputs, result = self.batch_losses(batch)
-        size = batch.batch_size
-        distributed = self.trainer.world_size > 1  # epoch means over all processes' events
-        self.log(
-            f"{stage}/total_loss",
-            result.total.detach(),
-            on_step=False,
-            on_epoch=True,
-            batch_size=size,
-            sync_dist=distributed,
-        )
-        for name, value in result.terms.items():
-            self.log(
-                f"{stage}/{name}",
-                value.detach(),
-                on_step=False,
-                on_epoch=True,
-                batch_size=size,
-                sync_dist=distributed,
-            )
+        self._running[stage].add({"total_loss": result.total, **result.terms}, batch.batch_size)
         if stage == "train":
             self.latest_terms = {
                 "total_loss": result.total.detach(),
@@ -159,10 +190,14 @@ class SpanetModule(pl.LightningModule):
         only compare them within an event, where that space is the file's, relabelled in order.
         """
         from spanet_lite.evaluation.decoding import decode
+        from spanet_lite.evaluation.torch_decoding import decode_greedy_torch
 
         record: dict[str, Any] = {}
         if self.spec.particles:
-            predictions = decode(outputs.assignments, self.spec, mode=self.options.decoding)
+            if self.options.decoding == "greedy":
+                predictions = decode_greedy_torch(outputs.assignments, self.spec.particle_names)
+            else:
+                predictions = decode(outputs.assignments, self.spec, mode=self.options.decoding)
             record["predictions"] = predictions
             record["targets"] = dict(batch.targets)
             record["target_masks"] = dict(batch.target_masks)
@@ -184,12 +219,50 @@ class SpanetModule(pl.LightningModule):
         return record
 
     # --------------------------------------------------------- epoch metrics
+    def on_fit_start(self) -> None:
+        if self.options.compile and self.device.type == "cuda" and self._compiled is None:
+            # Kept outside the module registry so checkpoints keep the network's own keys.
+            object.__setattr__(self, "_compiled", torch.compile(self.network, dynamic=False))
+
+    def on_train_epoch_end(self) -> None:
+        self._log_running("train")  # only left when no validation ran this epoch
+
     def on_validation_epoch_start(self) -> None:
         self._validation_store = []
+        self._running["val"] = RunningMeans()
+
+    def _log_running(self, stage: str) -> None:
+        """Log the epoch means of ``stage``'s loss terms (one device read) and start over."""
+        running, self._running[stage] = self._running[stage], RunningMeans()
+        if running.sums is None:
+            return
+        sums = running.sums
+        events = torch.tensor(float(running.events), device=sums.device)
+        if self.trainer.world_size > 1:
+            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+            events = self.trainer.strategy.reduce(events, reduce_op="sum")
+        means = (sums / events.clamp_min(1.0)).tolist()
+        for name, value in zip(running.names, means, strict=True):
+            self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True, sync_dist=False, rank_zero_only=False)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["running_loss_terms"] = self._running["train"].state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("running_loss_terms")
+        if state:
+            self._running["train"].load_state_dict(state, self.device)
 
     def on_validation_epoch_end(self) -> None:
         records, self._validation_store = self._validation_store, []
-        if not records or self.trainer.sanity_checking:
+        if self.trainer.sanity_checking:
+            self._running["val"] = RunningMeans()
+            return
+        # The training means are logged here too: the recorder reads them at the end of the
+        # training epoch, before the module's own on_train_epoch_end runs.
+        self._log_running("train")
+        self._log_running("val")
+        if not records:
             return
         metrics = self._epoch_metrics(records)
         for name, value in metrics.items():
@@ -268,7 +341,7 @@ class SpanetModule(pl.LightningModule):
         if "weight_decay" not in accepted:
             for group in groups:
                 group.pop("weight_decay")
-        optimizer = cls(groups, lr=options.learning_rate)
+        optimizer = self._fast_optimizer(cls, accepted, groups)
         steps_per_epoch = self._steps_per_epoch()
         total, warmup = schedule_steps(
             epochs=options.epochs,
@@ -279,6 +352,32 @@ class SpanetModule(pl.LightningModule):
             optimizer, total_steps=total, warmup_steps=warmup, cycles=options.learning_rate_cycles
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _fast_optimizer(
+        self, cls: type[torch.optim.Optimizer], accepted: Any, groups: list[dict[str, Any]]
+    ) -> torch.optim.Optimizer:
+        """``cls`` with its fused kernel when it has one for these parameters (one kernel for all
+        parameters instead of a Python loop over them: ~7x faster AdamW steps on the CPU),
+        else ``foreach``, else plain.
+
+        Lightning's mixed-precision plugin refuses gradient clipping with fused optimisers,
+        so that combination takes ``foreach``.
+        """
+        lr = self.options.learning_rate
+        trainer = self._trainer
+        precision = str(getattr(trainer, "precision", "")) if trainer is not None else ""
+        fused_ok = "fused" in accepted and not ("mixed" in precision and self.options.gradient_clip > 0)
+        if fused_ok:
+            try:
+                return cls(groups, lr=lr, fused=True)
+            except (RuntimeError, ValueError, TypeError):
+                pass
+        if "foreach" in accepted:
+            try:
+                return cls(groups, lr=lr, foreach=True)
+            except (RuntimeError, ValueError, TypeError):
+                pass
+        return cls(groups, lr=lr)
 
     def _steps_per_epoch(self) -> int:
         """Optimiser steps per epoch, from the training loader's length.
