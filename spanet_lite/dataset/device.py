@@ -61,7 +61,9 @@ def bucketed(kept: Sequence[int], widths: Sequence[int], bucket: int) -> tuple[i
     """Kept widths rounded up to a multiple of ``bucket``, never past the file's widths."""
     if bucket <= 1:
         return tuple(int(k) for k in kept)
-    return tuple(min(w, max(bucket, math.ceil(k / bucket) * bucket)) for k, w in zip(kept, widths, strict=True))
+    return tuple(
+        min(w, max(bucket, math.ceil(k / bucket) * bucket)) for k, w in zip(kept, widths, strict=True)
+    )
 
 
 def fits_on_device(num_bytes: int) -> bool:

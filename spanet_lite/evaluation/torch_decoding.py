@@ -59,7 +59,7 @@ def decode_greedy_torch(assignments: Mapping[str, Tensor], names: Sequence[str])
         masked = scores.masked_fill(~open_, -torch.inf)
         top, choice = masked.max(1)
         found = top > -torch.inf
-        for j, (k, n) in enumerate(shapes):
+        for j, (k, _n) in enumerate(shapes):
             take = found & (choice == j)
             results[j] = torch.where(take[:, None], objects[j], results[j])
             hit = torch.zeros_like(blocked).scatter_(1, objects[j], take[:, None].expand(-1, k))

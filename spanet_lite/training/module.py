@@ -243,7 +243,9 @@ class SpanetModule(pl.LightningModule):
             events = self.trainer.strategy.reduce(events, reduce_op="sum")
         means = (sums / events.clamp_min(1.0)).tolist()
         for name, value in zip(running.names, means, strict=True):
-            self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True, sync_dist=False, rank_zero_only=False)
+            self.log(
+                f"{stage}/{name}", value, on_step=False, on_epoch=True, sync_dist=False, rank_zero_only=False
+            )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["running_loss_terms"] = self._running["train"].state_dict()
