@@ -125,3 +125,34 @@ def test_auto_keeps_the_data_on_the_gpu_only_when_it_fits(random_file: Path, mon
     assert data(random_file, "auto").mode == "device"
     monkeypatch.setattr(datamodule_module, "fits_on_device", lambda need: False)
     assert data(random_file, "auto").mode == "memory"
+
+
+def test_training_in_device_mode_matches_memory_mode_through_the_trainer(
+    random_file: Path, tmp_path: Path
+) -> None:
+    from _dataset_helpers import TINY_YAML
+
+    from spanet_lite.training.run import train
+
+    event_file = tmp_path / "tiny.yaml"
+    event_file.write_text(TINY_YAML)
+    small = dict(hidden_dim=8, num_attention_heads=1, num_encoder_layers=1, num_branch_encoder_layers=1)
+    results = {}
+    for mode in ("memory", "device"):
+        options = Options(
+            event_info_file=str(event_file),
+            training_file=str(random_file),
+            batch_size=100,
+            epochs=2,
+            dataset_mode=mode,
+            **small,
+        )
+        results[mode] = train(options, log_dir=tmp_path / mode, quiet=True)
+    memory, device = results["memory"].metrics, results["device"].metrics
+    assert {"train/total_loss", "val/assignment_loss", "val/regression_loss"} <= device.keys()
+    assert results["device"].epochs_completed == 2 and results["device"].stopped is None
+    assert memory.keys() == device.keys() and "val/event_purity" in device
+    for key, value in memory.items():  # same batches, same weights: equal up to float rounding
+        if key == "time_s":
+            continue
+        assert device[key] == pytest.approx(value, rel=1e-4, abs=1e-6, nan_ok=True), key
