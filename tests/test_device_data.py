@@ -156,3 +156,8 @@ def test_training_in_device_mode_matches_memory_mode_through_the_trainer(
         if key == "time_s":
             continue
         assert device[key] == pytest.approx(value, rel=1e-4, abs=1e-6, nan_ok=True), key
+
+
+def test_presizing_while_moving_gives_the_same_batch_as_presizing_in_place(memory: SpanetDataModule) -> None:
+    batch = next(iter(memory.val_dataloader()))
+    assert_same(presize(batch, ORDER, 4, "cpu"), presize(batch, ORDER, 4))

@@ -286,8 +286,9 @@ class SpanetDataModule(L.LightningDataModule):
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         if isinstance(batch, Batch):
-            if torch.device(device).type != "cpu":  # trim where the widths are free to read
-                batch = presize(batch, [s.name for s in self.spec.sequential], bucket_for(device))
+            if torch.device(device).type != "cpu":  # widths read on the host, cut on the device
+                order = [s.name for s in self.spec.sequential]
+                return presize(batch, order, bucket_for(device), device)
             return batch.to(device, non_blocking=True)
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 

@@ -100,16 +100,23 @@ def _as_sized(batch: Batch) -> SizedBatch:
     return SizedBatch(**{f.name: getattr(batch, f.name) for f in fields(batch)})
 
 
-def presize(batch: Batch, order: Sequence[str], bucket: int) -> SizedBatch:
-    """``batch`` (on the host) trimmed to its kept slots rounded up to ``bucket``, as a SizedBatch.
+def presize(
+    batch: Batch, order: Sequence[str], bucket: int, device: torch.device | str | None = None
+) -> SizedBatch:
+    """``batch`` (on the host) trimmed to its kept slots rounded up to ``bucket``, as a SizedBatch,
+    moved to ``device`` when given.
 
     For loaders that build batches on the host (memory and streaming modes): the kept widths
-    are read there, where reading them costs nothing, before the batch goes to the device.
+    are read there, where reading them costs nothing. The whole (pinned, contiguous) batch is
+    copied asynchronously and cut on the device: cutting first would make a non-contiguous
+    view that the copy has to stage through unpinned memory, synchronously.
     """
     if isinstance(batch, SizedBatch):
-        return batch
+        return batch if device is None else batch.to(device, non_blocking=True)
     slots = kept_slots(batch.masks, order, batch.targets.values())
     slots = SlotMap(slots.names, slots.widths, bucketed(slots.kept, slots.widths, bucket))
+    if device is not None:
+        batch = batch.to(device, non_blocking=True)
     return _apply_slots(batch, slots)
 
 
