@@ -225,7 +225,8 @@ def test_spanet_bookkeeping_keys_are_named_in_the_same_single_warning():
         ),
         (
             {"dataset_mode": "stream"},
-            "dataset_mode: expected one of auto, memory, streaming, device, got 'stream' (did you mean 'streaming'?)",
+            "dataset_mode: expected one of auto, memory, streaming, device, "
+            "got 'stream' (did you mean 'streaming'?)",
         ),
         ({"decoding": "optimal"}, "decoding: expected one of greedy, exact, got 'optimal'"),
         (

@@ -10,10 +10,10 @@ import pytest
 import torch
 from _dataset_helpers import TINY_SPEC, TINY_YAML, random_arrays, write_h5
 
+from spanet_lite.assignment.numpy_decoder import decode_greedy
+from spanet_lite.assignment.torch_decoding import decode_greedy_torch
 from spanet_lite.config.options import Options
 from spanet_lite.dataset.datamodule import SpanetDataModule
-from spanet_lite.evaluation.onnx_decoder import decode_greedy
-from spanet_lite.evaluation.torch_decoding import decode_greedy_torch
 from spanet_lite.training.module import RunningMeans, SpanetModule
 
 OPTIONS = dict(

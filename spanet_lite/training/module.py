@@ -23,15 +23,14 @@ records there. A GPU therefore never waits for the host inside a step (tested wi
 ``torch.cuda.set_sync_debug_mode("error")`` when CUDA is present). ``decoding: exact`` is the
 exception: it decodes on the host, one round trip per validation step.
 
-**On CUDA** (CPU behaviour is unchanged): the optimiser is fused when it can be (``foreach``
-when Lightning's mixed-precision plugin forbids fused optimisers with gradient clipping),
-``compile: true`` runs the network through ``torch.compile``; mixed precision and TF32 are
-set by :mod:`spanet_lite.training.run`.
+The optimiser uses its fused kernel where it has one, on the CPU too
+(:func:`~spanet_lite.training.optimizer.build_optimizer`). On CUDA only, ``compile: true`` runs
+the network through ``torch.compile``; mixed precision and TF32 are set by
+:mod:`spanet_lite.training.run`.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -39,41 +38,19 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
+from spanet_lite.assignment.decoding import decode
+from spanet_lite.assignment.metrics import assignment_metrics
 from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options import Options
 from spanet_lite.dataset.batch import Batch
 from spanet_lite.dataset.statistics import DatasetStatistics
+from spanet_lite.training.optimizer import build_optimizer
 from spanet_lite.training.schedules import schedule_steps, warmup_cosine_scheduler
 
 if TYPE_CHECKING:
     from spanet_lite.model.outputs import Outputs
     from spanet_lite.training.losses import LossResult
-
-
-def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
-    """The ``torch.optim`` optimiser called ``name`` (case-insensitive), or ``KeyError``."""
-    for attribute in dir(torch.optim):
-        candidate = getattr(torch.optim, attribute)
-        if (
-            attribute.lower() == name.lower()
-            and inspect.isclass(candidate)
-            and issubclass(candidate, torch.optim.Optimizer)
-            and candidate is not torch.optim.Optimizer
-        ):
-            return candidate
-    raise KeyError(name)
-
-
-def optimizer_names() -> list[str]:
-    """Every optimiser ``torch.optim`` offers, for error messages."""
-    return sorted(
-        name
-        for name in dir(torch.optim)
-        if inspect.isclass(getattr(torch.optim, name))
-        and issubclass(getattr(torch.optim, name), torch.optim.Optimizer)
-        and getattr(torch.optim, name) is not torch.optim.Optimizer
-    )
 
 
 class RunningMeans:
@@ -189,8 +166,7 @@ class SpanetModule(pl.LightningModule):
         Predictions and targets are in the batch's own (trimmed) object space; the metrics
         only compare them within an event, where that space is the file's, relabelled in order.
         """
-        from spanet_lite.evaluation.decoding import decode
-        from spanet_lite.evaluation.torch_decoding import decode_greedy_torch
+        from spanet_lite.assignment.torch_decoding import decode_greedy_torch
 
         record: dict[str, Any] = {}
         if self.spec.particles:
@@ -274,8 +250,6 @@ class SpanetModule(pl.LightningModule):
 
     def _epoch_metrics(self, records: list[dict[str, Any]]) -> dict[str, float]:
         """Purities, regression error and classification accuracy over the whole split."""
-        from spanet_lite.evaluation.metrics import assignment_metrics
-
         gather = self._gather
         weights = gather(torch.cat([r["weights"] for r in records]))
         metrics: dict[str, float] = {}
@@ -328,22 +302,11 @@ class SpanetModule(pl.LightningModule):
 
     # ------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> dict[str, Any]:
-        """Optimiser named by ``options.optimizer`` and the per-step warm-up + cosine schedule.
-
-        ``l2_penalty`` is the weight decay of the decaying group; for AdamW it is decoupled
-        from the gradient (Loshchilov & Hutter), for other optimisers it is their own
-        ``weight_decay`` (an L2 term).
-        """
-        from spanet_lite.training.losses import parameter_groups
-
+        """The options' optimiser (:mod:`spanet_lite.training.optimizer`) and its per-step schedule."""
         options = self.options
-        cls = optimizer_class(options.optimizer)
-        accepted = inspect.signature(cls.__init__).parameters
-        groups = parameter_groups(self.network, options.l2_penalty)
-        if "weight_decay" not in accepted:
-            for group in groups:
-                group.pop("weight_decay")
-        optimizer = self._fast_optimizer(cls, accepted, groups)
+        trainer = self._trainer
+        precision = str(getattr(trainer, "precision", "")) if trainer is not None else ""
+        optimizer = build_optimizer(self.network, options, mixed_precision="mixed" in precision)
         steps_per_epoch = self._steps_per_epoch()
         total, warmup = schedule_steps(
             epochs=options.epochs,
@@ -354,32 +317,6 @@ class SpanetModule(pl.LightningModule):
             optimizer, total_steps=total, warmup_steps=warmup, cycles=options.learning_rate_cycles
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    def _fast_optimizer(
-        self, cls: type[torch.optim.Optimizer], accepted: Any, groups: list[dict[str, Any]]
-    ) -> torch.optim.Optimizer:
-        """``cls`` with its fused kernel when it has one for these parameters (one kernel for all
-        parameters instead of a Python loop over them: ~7x faster AdamW steps on the CPU),
-        else ``foreach``, else plain.
-
-        Lightning's mixed-precision plugin refuses gradient clipping with fused optimisers,
-        so that combination takes ``foreach``.
-        """
-        lr = self.options.learning_rate
-        trainer = self._trainer
-        precision = str(getattr(trainer, "precision", "")) if trainer is not None else ""
-        fused_ok = "fused" in accepted and not ("mixed" in precision and self.options.gradient_clip > 0)
-        if fused_ok:
-            try:
-                return cls(groups, lr=lr, fused=True)
-            except (RuntimeError, ValueError, TypeError):
-                pass
-        if "foreach" in accepted:
-            try:
-                return cls(groups, lr=lr, foreach=True)
-            except (RuntimeError, ValueError, TypeError):
-                pass
-        return cls(groups, lr=lr)
 
     def _steps_per_epoch(self) -> int:
         """Optimiser steps per epoch, from the training loader's length.

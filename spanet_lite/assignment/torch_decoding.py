@@ -1,6 +1,6 @@
 """Greedy decoding in torch, on the tensors' own device, with no host round trip.
 
-Same answers as :func:`spanet_lite.evaluation.onnx_decoder.decode_greedy` (tested on random
+Same answers as :func:`spanet_lite.assignment.numpy_decoder.decode_greedy` (tested on random
 inputs): each round, every open particle's best tuple among objects not yet taken is scored,
 the particle with the highest score (first in event-file order on ties) takes its tuple, and
 its objects are blocked. NaN scores count as -inf. The numpy decoder only re-searches the
