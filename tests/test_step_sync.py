@@ -5,13 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-import numpy as np
 import pytest
 import torch
 from _dataset_helpers import TINY_SPEC, TINY_YAML, random_arrays, write_h5
 
-from spanet_lite.assignment.numpy_decoder import decode_greedy
-from spanet_lite.assignment.torch_decoding import decode_greedy_torch
 from spanet_lite.config.options import Options
 from spanet_lite.dataset.datamodule import SpanetDataModule
 from spanet_lite.training.module import RunningMeans, SpanetModule
@@ -120,21 +117,3 @@ def test_running_means_are_event_weighted_epoch_means() -> None:
     running.add({"a": torch.tensor(3.0), "b": torch.tensor(0.0)}, 1)
     assert running.sums is not None
     assert (running.sums / running.events).tolist() == [1.5, 3.0]
-
-
-def test_device_greedy_decoding_matches_the_numpy_decoder() -> None:
-    generator = torch.Generator().manual_seed(0)
-    for trial in range(20):
-        n = int(torch.randint(3, 8, (1,), generator=generator))
-        ks = [3, 3, 1, 2][: 1 + trial % 4]
-        arrays = {}
-        for i, k in enumerate(ks):
-            scores = torch.randn(16, *[n] * k, generator=generator).round()  # many exact ties
-            scores[torch.rand(scores.shape, generator=generator) < 0.3] = -torch.inf
-            scores[torch.rand(scores.shape, generator=generator) < 0.02] = torch.nan
-            arrays[f"p{i}"] = scores
-        names = list(arrays)
-        expected = decode_greedy([arrays[p].numpy() for p in names], np.ones((16, len(names)), bool))
-        got = decode_greedy_torch(arrays, names)
-        for name, want in zip(names, expected, strict=True):
-            assert np.array_equal(got[name].numpy(), want), (trial, name)

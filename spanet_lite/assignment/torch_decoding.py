@@ -42,7 +42,7 @@ def decode_greedy_torch(assignments: Mapping[str, Tensor], names: Sequence[str])
     for name in names:
         log_probs = assignments[name].detach()
         B, k, n = log_probs.shape[0], log_probs.dim() - 1, log_probs.shape[1]
-        flat = log_probs.reshape(B, -1).float()
+        flat = log_probs.reshape(B, n**k).float()
         flats.append(torch.nan_to_num(flat, nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf))
         shapes.append((k, n))
     P = len(flats)
