@@ -33,7 +33,7 @@ def tuple_blocked(blocked: Tensor, k: int) -> Tensor:
         shape = [B] + [1] * k
         shape[1 + j] = n
         result = result | blocked.view(shape)
-    return result.reshape(B, -1)
+    return result.reshape(B, n**k)
 
 
 def decode_greedy_torch(assignments: Mapping[str, Tensor], names: Sequence[str]) -> dict[str, Tensor]:
