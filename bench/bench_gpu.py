@@ -6,7 +6,7 @@ One prepared command (under 5 minutes on one H200-class GPU)::
 
 1. generates 1,000,000 all-hadronic ttbar events for training (``spanet-generate ttbar_allhad``)
    and 100,000 held-out ones (another seed);
-2. trains, each for a fixed wall clock (``--seconds``, default 30) measured from the first step
+2. trains, each for a fixed wall clock (``--seconds``, default 25) measured from the first step
    after a warm-up, with this package's defaults on the device (``dataset_mode: auto``, which
    keeps the data on the GPU; bf16 autocast; fused AdamW; TF32):
 
@@ -18,13 +18,19 @@ One prepared command (under 5 minutes on one H200-class GPU)::
      what ``torch.compile`` brings (its default is off until this says otherwise);
 
 3. per configuration, prints and stores: training events/s over the window (whole epochs,
-   validation included), steps, mean GPU utilisation over the window (NVML when ``pynvml`` is
-   importable, else ``nvidia-smi`` sampled every 200 ms), peak GPU memory (torch's allocator
+   validation included; also per CPU-second of this process), steps, mean GPU utilisation
+   over the window (NVML when ``pynvml`` is importable, else ``nvidia-smi`` sampled every
+   200 ms), peak GPU memory (torch's allocator
    and ``nvidia-smi``), per step the wall time, the host time (Python issuing the step: from
    the batch-start to the batch-end hook) and the device time (CUDA events around the same
    span), held-out event purity after the window (``run.evaluate``), and ``predict`` events/s
    (``write_predictions``, what ``spanet-predict`` runs, file written) on the 100k held-out
    events.
+
+On the CPU, SPANet's options at SPANet's batch size (the CPU comparison of issue 19)::
+
+    PYTHONPATH=. python bench/bench_gpu.py --only spanet_b1024 --batch-size 32 --events 10000 \
+        --heldout 2000 --seconds 60
 
 ``--quick`` runs the same code on the CPU or GPU at toy sizes (2,000 training events, 0.5 s
 windows, batches of 256 and 512, 16-wide one-layer networks) so that CI checks that the
@@ -200,6 +206,7 @@ def timing_callback(seconds: float, warm_steps: int, checkpoint: Path):
             self.events = 0
             self.start: float | None = None
             self.stop: float | None = None
+            self.cpu_start = self.cpu_stop = 0.0
             self.host: list[float] = []
             self.marks: list[tuple[Any, Any]] = []
             self._t = 0.0
@@ -213,6 +220,7 @@ def timing_callback(seconds: float, warm_steps: int, checkpoint: Path):
                     torch.cuda.synchronize()
                     torch.cuda.reset_peak_memory_stats()
                 self.start = time.perf_counter()
+                self.cpu_start = time.process_time()
             self._t = time.perf_counter()
             if self.start is not None and self.cuda:
                 self._event = torch.cuda.Event(enable_timing=True)
@@ -232,6 +240,7 @@ def timing_callback(seconds: float, warm_steps: int, checkpoint: Path):
                 if self.cuda:
                     torch.cuda.synchronize()
                 self.stop = time.perf_counter()
+                self.cpu_stop = time.process_time()
                 trainer.save_checkpoint(checkpoint)
                 trainer.should_stop = True
 
@@ -241,6 +250,8 @@ def timing_callback(seconds: float, warm_steps: int, checkpoint: Path):
             steps = len(self.host)
             result: dict[str, Any] = {
                 "train_events_per_s": round(self.events / window),
+                # CPU time of this process: steadier than wall time on a shared machine.
+                "train_events_per_cpu_s": round(self.events / max(self.cpu_stop - self.cpu_start, 1e-9)),
                 "window_s": round(window, 2),
                 "timed_steps": steps,
                 "step_wall_ms": round(1000 * window / steps, 3),
@@ -337,18 +348,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="training window per configuration")
     parser.add_argument("--events", type=int, default=None, help="training events to generate")
     parser.add_argument("--only", default=None, help="comma-separated configuration names")
+    parser.add_argument("--batch-size", type=int, default=None, help="override every configuration's batch")
+    parser.add_argument("--heldout", type=int, default=None, help="held-out events to generate")
     args = parser.parse_args()
 
     import torch
 
     cuda = torch.cuda.is_available()
     events = args.events or (2_000 if args.quick else 1_000_000)
-    heldout_events = 500 if args.quick else 100_000
-    seconds = args.seconds if args.seconds is not None else (0.5 if args.quick else 30.0)
+    heldout_events = args.heldout or (500 if args.quick else 100_000)
+    seconds = args.seconds if args.seconds is not None else (0.5 if args.quick else 25.0)
     chosen = configs(args.quick, cuda)
     if args.only:
         wanted = set(args.only.split(","))
         chosen = [c for c in chosen if c.name in wanted]
+    if args.batch_size:
+        chosen = [Config(c.name, c.options, args.batch_size, c.compile) for c in chosen]
     device = torch.cuda.get_device_name(0) if cuda else "cpu"
     figures: dict[str, Any] = {"device": device, "quick": args.quick, "window_s": seconds, "configs": {}}
     with tempfile.TemporaryDirectory(prefix="bench_gpu_") as directory:

@@ -20,7 +20,8 @@ def test_quick_mode_reports_speed_memory_and_purity_per_configuration(tmp_path: 
     assert figures["device"] == "cpu" and figures["training_events"] == 2000
     assert set(figures["configs"]) == {"spanet_b1024", "spanet_b4096", "wide_b4096"}
     for config in figures["configs"].values():
-        assert config["train_events_per_s"] > 0 and config["timed_steps"] >= 1
+        assert config["train_events_per_s"] > 0 and config["train_events_per_cpu_s"] > 0
+        assert config["timed_steps"] >= 1
         assert config["step_host_ms"] <= config["step_wall_ms"] * 1.01
         assert 0.0 <= config["heldout_event_purity"] <= 1.0
         assert config["predict_events"] == 500 and config["predict_events_per_s"] > 0

@@ -197,6 +197,12 @@ class SpanetModule(pl.LightningModule):
     # --------------------------------------------------------- epoch metrics
     def on_fit_start(self) -> None:
         if self.options.compile and self.device.type == "cuda" and self._compiled is None:
+            # One graph per width bucket, with and without gradients: allow more than the default
+            # 8 recompilations before dynamo gives up and runs the rest eagerly.
+            config = torch._dynamo.config
+            for name in ("recompile_limit", "cache_size_limit"):
+                if hasattr(config, name):
+                    setattr(config, name, max(int(getattr(config, name)), 32))
             # Kept outside the module registry so checkpoints keep the network's own keys.
             object.__setattr__(self, "_compiled", torch.compile(self.network, dynamic=False))
 
