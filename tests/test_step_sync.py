@@ -75,6 +75,7 @@ def test_training_and_validation_steps_read_nothing_back_on_cpu(setup) -> None:
     train_batch = next(iter(dm.train_dataloader()))
     val_batch = next(iter(dm.val_dataloader()))
     warm_up(module, [train_batch, val_batch])
+    module.decode_on_device = True  # what a GPU does; the CPU itself decodes with numpy
     with host_reads_raise():
         loss = module.training_step(train_batch, 0)
         loss.backward()
