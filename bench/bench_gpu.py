@@ -40,6 +40,7 @@ JSON: ``{"machine", "device", "configs": {name: {...}}}``.
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -373,6 +374,9 @@ def main() -> None:
         generate(heldout_events, 2, heldout, None)
         figures["training_events"], figures["heldout_events"] = events, heldout_events
         for config in chosen:
+            gc.collect()  # the previous run's trainer, module and device-resident data
+            if cuda:
+                torch.cuda.empty_cache()
             figures["configs"][config.name] = run_config(
                 config, work, event_file, training, heldout, seconds, args.quick
             )
