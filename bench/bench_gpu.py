@@ -40,6 +40,7 @@ JSON: ``{"machine", "device", "configs": {name: {...}}}``.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import subprocess
@@ -47,6 +48,8 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -333,15 +336,28 @@ def run_config(
         raise SystemExit(f"{config.name}: training left no run directory")
     run = load_run(result.run_dir, checkpoint=checkpoint, device="cuda" if cuda else "cpu")
     figures["parameters"] = sum(p.numel() for p in run.network.parameters())
-    figures["heldout_event_purity"] = round(float(run.evaluate(heldout, batch_size=4096)["event_purity"]), 4)
-    output = work / f"{config.name}_predictions.h5"
-    if cuda:
-        torch.cuda.synchronize()
-    started = time.perf_counter()
-    events = write_predictions(run, heldout, output, batch_size=16384 if cuda else 1024)
-    figures["predict_events_per_s"] = round(events / (time.perf_counter() - started))
-    figures["predict_events"] = events
+    with recorded(figures, "heldout_error"):
+        purity = run.evaluate(heldout, batch_size=4096)["event_purity"]
+        figures["heldout_event_purity"] = round(float(purity), 4)
+    with recorded(figures, "predict_error"):
+        output = work / f"{config.name}_predictions.h5"
+        if cuda:
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        events = write_predictions(run, heldout, output, batch_size=16384 if cuda else 1024)
+        figures["predict_events_per_s"] = round(events / (time.perf_counter() - started))
+        figures["predict_events"] = events
     return figures
+
+
+@contextlib.contextmanager
+def recorded(figures: dict[str, Any], key: str) -> Iterator[None]:
+    """Record a failure under ``key`` and go on: one GPU session must bring back every figure it can."""
+    try:
+        yield
+    except Exception as error:
+        figures[key] = f"{type(error).__name__}: {error}"[:500]
+        traceback.print_exc()
 
 
 def main() -> None:
@@ -377,13 +393,18 @@ def main() -> None:
             gc.collect()  # the previous run's trainer, module and device-resident data
             if cuda:
                 torch.cuda.empty_cache()
-            figures["configs"][config.name] = run_config(
-                config, work, event_file, training, heldout, seconds, args.quick
-            )
+            figures["configs"][config.name] = {}
+            with recorded(figures["configs"][config.name], "error"):
+                figures["configs"][config.name] = run_config(
+                    config, work, event_file, training, heldout, seconds, args.quick
+                )
             print(json.dumps({config.name: figures["configs"][config.name]}), flush=True)
     columns = ["config", "train ev/s", "GPU util %", "step wall/host/device ms", "purity", "predict ev/s"]
     rows = []
     for name, c in figures["configs"].items():
+        if "error" in c:
+            rows.append([name, c["error"][:60], "-", "-", "-", "-"])
+            continue
         split = f"{c['step_wall_ms']:.1f} / {c['step_host_ms']:.1f} / {c['step_device_ms'] or '-'}"
         rows.append(
             [
@@ -391,8 +412,8 @@ def main() -> None:
                 c["train_events_per_s"],
                 c.get("gpu_utilisation_percent", "-"),
                 split,
-                c["heldout_event_purity"],
-                c["predict_events_per_s"],
+                c.get("heldout_event_purity", "-"),
+                c.get("predict_events_per_s", "-"),
             ]
         )
     _common.report(f"bench_gpu on {device}", columns, rows, figures, args.json)
