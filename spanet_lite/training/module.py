@@ -21,8 +21,8 @@ terms are summed on the device (:class:`RunningMeans`) and read once per epoch, 
 decodes greedily on the device (:mod:`spanet_lite.assignment.torch_decoding`; on the CPU
 the faster numpy decoder) and keeps its records there. A GPU therefore never waits for the
 host inside a step (tested with ``torch.cuda.set_sync_debug_mode("error")`` when CUDA is
-present). ``decoding: exact`` is the
-exception: it decodes on the host, one round trip per validation step.
+present). ``decoding: exact`` is the exception: it decodes on the host, one round trip per
+validation step.
 
 The optimiser uses its fused kernel where it has one, on the CPU too
 (:func:`~spanet_lite.training.optimizer.build_optimizer`). On CUDA only, ``compile: true`` runs
