@@ -44,7 +44,9 @@ def device(random_file: Path) -> SpanetDataModule:
 
 
 def data(path: Path, mode: str) -> SpanetDataModule:
-    options = Options(batch_size=32, dataset_mode=mode, balance_particles=True, dataset_randomization=5)
+    options = Options(
+        batch_size=32, dataset_mode=mode, balance_particles=True, dataset_randomization=5, partial_events=True
+    )
     dm = SpanetDataModule(TINY_SPEC, options, training_file=path)
     dm.setup("fit")
     return dm
@@ -145,6 +147,7 @@ def test_training_in_device_mode_matches_memory_mode_through_the_trainer(
             batch_size=100,
             epochs=2,
             dataset_mode=mode,
+            partial_events=True,
             **small,
         )
         results[mode] = train(options, log_dir=tmp_path / mode, quiet=True)

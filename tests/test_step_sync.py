@@ -25,7 +25,8 @@ OPTIONS = dict(
     num_classification_layers=1,
     batch_size=64,
     dataset_mode="device",
-    kl_loss_scale=0.1,
+    partial_events=True,
+    overlap_loss_scale=0.1,
     focal_gamma=1.0,
 )
 

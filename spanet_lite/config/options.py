@@ -197,6 +197,7 @@ SPANET_KEYS: frozenset[str] = frozenset(
         "precision",
         "detection_threshold",
         "decoding",
+        "compile",
     }
 )
 """Every key of SPANet's ``spanet/options.py``; the other fields are spanet_lite's own."""
