@@ -113,9 +113,11 @@ def test_steps_never_synchronise_with_the_gpu(setup) -> None:
     assert torch.isfinite(loss)
 
 
-def test_running_means_are_event_weighted_epoch_means() -> None:
+def test_running_means_are_event_weighted_epoch_means_and_survive_a_checkpoint() -> None:
     running = RunningMeans()
     running.add({"a": torch.tensor(1.0), "b": torch.tensor(4.0)}, 3)
-    running.add({"a": torch.tensor(3.0), "b": torch.tensor(0.0)}, 1)
-    assert running.sums is not None
-    assert (running.sums / running.events).tolist() == [1.5, 3.0]
+    restored = RunningMeans()
+    restored.load_state_dict(running.state_dict(), torch.device("cpu"))
+    restored.add({"a": torch.tensor(3.0), "b": torch.tensor(0.0)}, 1)
+    assert restored.sums is not None
+    assert (restored.sums / restored.events).tolist() == [1.5, 3.0]

@@ -72,6 +72,8 @@ class RunningMeans:
         if self.sums is None or list(values) != self.names:
             self.names, self.sums, self.events = list(values), stacked * events, events
         else:
+            if self.sums.device != stacked.device:  # restored from a checkpoint before the move
+                self.sums = self.sums.to(stacked.device)
             self.sums.add_(stacked, alpha=events)
             self.events += events
 
