@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from spanet_lite.cli.common import EXIT_OK, run_cli
 from spanet_lite.errors import InputError
+from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--event-file-output", type=Path, default=None, help="also write the matching event file here"
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_overwrite_argument(parser)
     parser.add_argument("--min-jets", type=int, default=None, help="selection: minimum accepted jets")
     parser.add_argument("--min-btags", type=int, default=None, help="selection: minimum b-tagged jets")
     parser.add_argument("--max-objects", type=int, default=None, help="padded width of the SEQUENTIAL input")
@@ -93,15 +94,6 @@ def _overrides(items: list[str]) -> dict[str, float | int]:
     return changes
 
 
-def _check_output(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise InputError(
-            path, "", "a path that does not exist yet (pass --overwrite to replace it)", "an existing file"
-        )
-    if path.exists() and path.is_dir():
-        raise InputError(path, "", "a file path", "a directory")
-
-
 def _body(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from rich.console import Console
@@ -141,9 +133,14 @@ def _body(argv: Sequence[str] | None) -> int:
         min_btags=default.min_btags if args.min_btags is None else args.min_btags,
         leptons=default.leptons,
     )
-    _check_output(args.output, args.overwrite)
-    if args.event_file_output is not None:
-        _check_output(args.event_file_output, args.overwrite)
+    width = args.max_objects or process.max_objects
+    jet_slots = width - (1 if process.has_lepton else 0)
+    for flag, value in (("--min-jets", selection.min_jets), ("--min-btags", selection.min_btags)):
+        if value > jet_slots:
+            raise InputError(None, flag, f"at most {jet_slots}, the jet slots of --max-objects {width} "
+                             "(every event would be cut to fewer jets)", str(value))
+    check_outputs([output(args.output, "--output"), output(args.event_file_output, "--event-file-output")],
+                  overwrite=args.overwrite)
 
     console = Console(stderr=True)
     show_progress = not args.quiet and console.is_terminal

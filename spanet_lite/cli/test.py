@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from spanet_lite.cli.common import EXIT_OK, add_network_arguments, autocast, load_network, run_cli
 from spanet_lite.config.options import DECODINGS
+from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
 
 PROGRAM = "spanet-test"
 
@@ -46,13 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, metavar="P",
                         help="detection threshold for the 'with detection' numbers (default: the run's)")
     add_network_arguments(parser)
+    add_overwrite_argument(parser)
     return parser
 
 
 def _body(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     import json
-    from pathlib import Path
 
     from rich.console import Console
 
@@ -75,6 +76,8 @@ def _body(argv: Sequence[str] | None) -> int:
     test_file = args.testing_file or run.options.testing_file
     if not test_file:
         raise InputError(None, "-tf/--testing-file", "a labelled HDF5 file to test on", "none given")
+    check_outputs([output(args.json, "--json"), output(args.plots, "--plots", directory=True)],
+                  inputs=[test_file, run.checkpoint], overwrite=args.overwrite)
     with autocast(args, run):
         evaluation = evaluate_file(
             run, test_file, batch_size=args.batch_size, progress=sys.stderr.isatty(), lines=args.lines
@@ -87,8 +90,10 @@ def _body(argv: Sequence[str] | None) -> int:
         console.print(f"numbers written to {args.json}")
     if args.plots:
         from spanet_lite.evaluation.plots import write_all
+        from spanet_lite.io import atomic_directory
 
-        written = write_all(evaluation, run.spec, run.directory, Path(args.plots))
+        with atomic_directory(args.plots) as folder:
+            written = write_all(evaluation, run.spec, run.directory, folder)
         console.print(f"{len(written)} plots written to {args.plots}: {', '.join(p.name for p in written)}")
     return EXIT_OK
 

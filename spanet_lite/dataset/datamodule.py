@@ -62,7 +62,7 @@ from spanet_lite.dataset.device import DeviceDataset, DeviceLoader, bucket_for, 
 from spanet_lite.dataset.normalization import compute_statistics
 from spanet_lite.dataset.reader import EventBlock, FileLayout, resolve_layout
 from spanet_lite.dataset.statistics import DatasetStatistics
-from spanet_lite.errors import InputError
+from spanet_lite.errors import InputError, SpanetWarning
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,12 @@ class SpanetDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------ setup
 
     def setup(self, stage: str | None = None) -> None:
+        self._warnings: list[str] = []
+        self._setup_stages(stage)
+        for message in dict.fromkeys(self._warnings):
+            warnings.warn(message, SpanetWarning, stacklevel=2)
+
+    def _setup_stages(self, stage: str | None) -> None:
         rank, world = self._distributed()
         if stage in (None, "fit", "validate") and "train" not in self.splits:
             self._setup_fit(rank, world)
@@ -385,6 +391,8 @@ class SpanetDataModule(L.LightningDataModule):
             path, self.spec, event_weight_dataset=self.options.event_weight_dataset, progress=True
         )
         _raise_first_error(report, allow_nonfinite=self.options.drop_invalid_events)
+        # The warnings spanet-inspect shows for the same file, printed once setup found no error.
+        self._warnings += [f"{path}: {p.where}: {p.message}" for p in report.problems if p.level == "warning"]
         with schema.open_h5(path) as file:
             layout = resolve_layout(file, self.spec, path, self.options.event_weight_dataset)
             if layout.num_events == 0:

@@ -27,7 +27,7 @@ validation step.
 The optimiser uses its fused kernel where it has one, on the CPU too
 (:func:`~spanet_lite.training.optimizer.build_optimizer`). On CUDA only, ``compile: true`` runs
 the network through ``torch.compile``; mixed precision and TF32 are set by
-:mod:`spanet_lite.training.run`.
+:mod:`spanet_lite.training.hardware` (precision) and :mod:`spanet_lite.training.fit` (TF32).
 """
 
 from __future__ import annotations
@@ -122,6 +122,7 @@ class SpanetModule(pl.LightningModule):
         self.network = SpanetNetwork(self.spec, self.options, self.statistics)
         self._sequential = [s.name for s in self.spec.sequential]
         self.latest_terms: dict[str, Tensor] = {}
+        self.train_step_logged: tuple[dict[str, Tensor], int] | None = None
         self._validation_store: list[dict[str, Any]] = []
         self._running = {"train": RunningMeans(), "val": RunningMeans()}
         self.decode_on_device = False
@@ -157,6 +158,13 @@ class SpanetModule(pl.LightningModule):
         batch, outputs, result = self.batch_losses(batch)
         self._running[stage].add({"total_loss": result.total, **result.terms}, batch.batch_size)
         if stage == "train":
+            # Every train/ value logged above with its batch size: the recorder sums these itself,
+            # so that an epoch resumed from a mid-epoch checkpoint averages all of its batches.
+            self.train_step_logged = (
+                {"train/total_loss": result.total.detach(),
+                 **{f"train/{name}": value.detach() for name, value in result.terms.items()}},
+                size,
+            )
             self.latest_terms = {
                 "total_loss": result.total.detach(),
                 **{name: value.detach() for name, value in result.terms.items() if "/" not in name},

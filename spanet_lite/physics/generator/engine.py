@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from spanet_lite.io import atomic_path
+from spanet_lite.physics.generator.acceptance import AcceptanceGuard
 from spanet_lite.physics.generator.allocator import retain_freed_memory
 from spanet_lite.physics.generator.config import PhysicsConfig, Selection
 from spanet_lite.physics.generator.processes import PROCESSES, Process
@@ -192,6 +193,7 @@ def write_file(
     tally = _Tally(proc)
     candidates = 0
     rows = _chunk_rows(events)
+    guard = AcceptanceGuard(selection or proc.selection)
     with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
         written = 0
         pending: list[dict[str, NDArray]] = []  # selected events not yet written, in order
@@ -199,7 +201,8 @@ def write_file(
         datasets: dict[str, h5py.Dataset] = {}
         blocks = generate_blocks(proc, seed, config, selection, max_objects, signal_fraction)
         while written < events:
-            arrays, _ = next(blocks)
+            arrays, simulated = next(blocks)
+            guard.add(simulated, len(arrays[CANDIDATE_KEY]))
             pending.append(arrays)
             buffered += len(arrays[CANDIDATE_KEY])
             if buffered < chunk_size and written + buffered < events:
