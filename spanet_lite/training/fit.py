@@ -143,6 +143,10 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
     _quiet_lightning()
     if accelerator == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // devices))
+    if accelerator == "gpu":
+        # TF32 tensor cores for the fp32 matmuls left outside autocast (CPU: unchanged).
+        torch.set_float32_matmul_precision("high")
+        torch.backends.cudnn.allow_tf32 = True
     pl.seed_everything(options.seed, workers=True, verbose=False)
     module = SpanetModule(plan.event_file_text, options, statistics)
     if initial_weights is not None:
