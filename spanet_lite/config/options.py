@@ -262,7 +262,7 @@ def without_effect_summary(options: Options) -> str | None:
     return f"SPANet options without effect here (built instead in parentheses): {named}"
 
 
-# How the options table groups keys (FORMATS.md section 3, plus our own "run" group).
+# How the options table groups keys (docs/formats.md section 3, plus our own "run" group).
 OPTION_GROUPS: dict[str, tuple[str, ...]] = {
     "files": PATH_KEYS,
     "sizes": (
