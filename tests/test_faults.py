@@ -350,7 +350,7 @@ def test_a_read_only_log_dir_is_refused_before_reading_the_data(
     tiny_training: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("spanet_lite.outputs.os.access", lambda path, mode: False)
-    monkeypatch.setattr("spanet_lite.training.run._open_data", lambda plan: pytest.fail("read the data"))
+    monkeypatch.setattr("spanet_lite.training.run.open_data", lambda plan: pytest.fail("read the data"))
     with pytest.raises(InputError, match=r"--log-dir: expected a folder we may write to"):
         train(tiny_training, log_dir=tmp_path / "runs")
     assert folder_listing(tmp_path) == []

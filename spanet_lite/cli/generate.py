@@ -49,8 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--signal-fraction",
         type=float,
-        default=0.5,
-        help="ttH_semilep: fraction of ttH among generated candidates (before selection)",
+        default=None,
+        help="ttH_semilep: ttH share; fast backend: among candidates before selection (default "
+             "0.2: about half of the selected events, the tt + bb background being accepted less "
+             "often), Pythia backend: among selected events (default 0.5)",
     )
     parser.add_argument(
         "--set",
@@ -100,6 +102,7 @@ def _body(argv: Sequence[str] | None) -> int:
 
     from spanet_lite.io import atomic_write_text
     from spanet_lite.physics.generator import PROCESSES, PhysicsConfig, Selection, write_file
+    from spanet_lite.physics.generator.engine import SIGNAL_FRACTION
 
     if args.events < 1:
         raise InputError(None, "--events", "a positive number of events", str(args.events))
@@ -115,7 +118,7 @@ def _body(argv: Sequence[str] | None) -> int:
                 "a non-negative number" if flag != "--chunk-size" else "a positive number",
                 str(value),
             )
-    if not 0.0 <= args.signal_fraction <= 1.0:
+    if args.signal_fraction is not None and not 0.0 <= args.signal_fraction <= 1.0:
         raise InputError(None, "--signal-fraction", "a fraction between 0 and 1", str(args.signal_fraction))
     process = PROCESSES[args.process]
     minimum_width = max(process.selection.min_jets, 1) + (1 if process.has_lepton else 0)
@@ -170,7 +173,7 @@ def _body(argv: Sequence[str] | None) -> int:
             config=config,
             selection=selection,
             max_objects=args.max_objects,
-            signal_fraction=args.signal_fraction,
+            signal_fraction=SIGNAL_FRACTION if args.signal_fraction is None else args.signal_fraction,
             chunk_size=args.chunk_size,
             overwrite=args.overwrite,
         )
