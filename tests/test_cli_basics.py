@@ -22,6 +22,8 @@ SCRIPTS = {
     "spanet-inspect": "spanet_lite.cli.inspect:main",
     "spanet-generate": "spanet_lite.cli.generate:main",
     "spanet-export": "spanet_lite.cli.export:main",
+    "spanet-data": "spanet_lite.cli.data:main",
+    "spanet-tune": "spanet_lite.cli.tune:main",
 }
 
 

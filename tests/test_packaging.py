@@ -37,11 +37,13 @@ def test_extras(project):
     assert extras["test"] >= {"pytest", "hypothesis"}
     assert extras["onnx"] >= {"onnx", "onnxruntime"}
     assert extras["dev"] >= extras["test"] | {"ruff", "mypy"}
+    assert extras["tune"] >= {"optuna"}
 
 
 def test_console_scripts(project):
     assert set(project["scripts"]) == {f"spanet-{name}" for name in
-                                       ("train", "test", "predict", "inspect", "generate", "export")}
+                                       ("train", "test", "predict", "inspect", "generate", "export",
+                                                    "data", "tune")}
     assert all(target.startswith("spanet_lite.cli.") and target.endswith(":main")
                for target in project["scripts"].values())
 
