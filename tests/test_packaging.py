@@ -54,7 +54,7 @@ def test_ci_installs_torch_first_and_runs_the_makefile_test_target(repo_root: Pa
     assert os.access(script, os.X_OK)
     assert "set -euo pipefail" in text
     torch = text.index("pip install --quiet torch==2.13.0")
-    package = text.index("pip install --quiet -e '.[test,onnx,pythia]'")
+    package = text.index("pip install --quiet -e '.[test,onnx,pythia,tune]'")
     assert torch < package
     assert text.rstrip().splitlines()[-1] == "make test"
 
