@@ -13,8 +13,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from _dataset_helpers import TINY_SPEC, TINY_YAML, random_arrays, write_h5
+
 from spanet_lite.cli.data import main, parse_labels
 from spanet_lite.dataset import operations
 from spanet_lite.dataset.operations import Streaming
@@ -131,7 +131,8 @@ def test_concat_repads_to_the_widest_input_and_adds_labels(tmp_path):
             mask = expected["INPUTS/Jets/MASK"]
             assert np.array_equal(out[key][:120][mask], expected[key][mask]), key
         else:
-            assert np.array_equal(out[key][:120], expected[key], equal_nan=expected[key].dtype.kind == "f"), key
+            floats = expected[key].dtype.kind == "f"
+            assert np.array_equal(out[key][:120], expected[key], equal_nan=floats), key
     assert out["CLASSIFICATIONS/EVENT/sample"].tolist() == [1] * 120 + [0] * 80
     assert validate_file(tmp_path / "out.h5", TINY_SPEC).ok  # moved indices still point at real objects
 
@@ -145,7 +146,8 @@ def test_select_keeps_events_by_object_count_up_to_a_limit(tmp_path):
     assert len(out["INPUTS/Met/met"]) == int((jets == 4).sum())
     assert np.array_equal(out["INPUTS/Met/met"], arrays["INPUTS/Met/met"][jets == 4])
     operations.select(source, tmp_path / "few.h5", TINY_SPEC, min_objects=5, limit=7, streaming=SMALL)
-    assert np.array_equal(_read(tmp_path / "few.h5")["INPUTS/Met/met"], arrays["INPUTS/Met/met"][jets >= 5][:7])
+    few = _read(tmp_path / "few.h5")["INPUTS/Met/met"]
+    assert np.array_equal(few, arrays["INPUTS/Met/met"][jets >= 5][:7])
 
 
 # ----------------------------------------------------------------------------- SPANet 1.x
@@ -231,7 +233,8 @@ def test_an_invalid_input_is_one_line_and_writes_nothing(tmp_path, spec_file, ca
     bad = write_h5(tmp_path / "bad.h5", arrays)
     keep = {p.name for p in tmp_path.iterdir()}
     for argv in (["concat", str(good), str(bad), "-o", str(tmp_path / "out.h5")],
-                 ["split", str(bad), "--fractions", "0.5", "0.5", "-o", str(tmp_path / "a.h5"), str(tmp_path / "b.h5")],
+                 ["split", str(bad), "--fractions", "0.5", "0.5", "-o", str(tmp_path / "a.h5"),
+                  str(tmp_path / "b.h5")],
                  ["shuffle", str(bad), "-o", str(tmp_path / "out.h5")]):
         assert main([*argv, "-e", str(spec_file), "--quiet", "--chunk-size", "32"]) == 2
         assert "bad.h5: TARGETS/t/b: expected an object index" in _one_line_error(capsys)
@@ -262,7 +265,8 @@ def test_refusals_are_one_line_and_leave_files_as_they_were(tmp_path, spec_file,
 
 
 def test_labels_parse_one_per_input():
-    assert parse_labels(["signal=1,kind=2", "kind=0,signal=0"], 2) == {"EVENT/signal": [1, 0], "EVENT/kind": [2, 0]}
+    assert parse_labels(["signal=1,kind=2", "kind=0,signal=0"], 2) == {"EVENT/signal": [1, 0],
+                                                                       "EVENT/kind": [2, 0]}
     with pytest.raises(InputError, match="the same keys"):
         parse_labels(["signal=1", "kind=0"], 2)
     with pytest.raises(InputError, match="integer class label"):

@@ -29,7 +29,8 @@ def test_a_space_file_reads_choices_ranges_and_log_scales():
 
 
 @pytest.mark.parametrize(("document", "message"), [
-    ({"learnig_rate": [0.1]}, "learnig_rate: expected an options-file key to search (did you mean 'learning_rate'?)"),
+    ({"learnig_rate": [0.1]},
+     "learnig_rate: expected an options-file key to search (did you mean 'learning_rate'?)"),
     ({"epochs": [1, 2]}, "unknown or unsearchable"),
     ({"dropout": {"low": 0.3, "high": 0.1}}, "expected numbers low < high"),
     ({"learning_rate": {"low": 0, "high": 1, "log": True}}, "low > 0 on a log scale"),
@@ -37,14 +38,14 @@ def test_a_space_file_reads_choices_ranges_and_log_scales():
     ({"hidden_dim": ["wide"]}, "choices of the option's type (int)"),
 ])
 def test_a_bad_space_is_one_line_naming_the_key(document, message):
-    with pytest.raises(InputError, match="space.yaml") as error:
+    with pytest.raises(InputError, match=r"space\.yaml") as error:
         parse_space(document, "space.yaml")
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
 def test_values_the_options_refuse_fail_before_any_trial():
     space = parse_space({"dropout": {"low": 0.0, "high": 1.5}}, "space.yaml")
-    with pytest.raises(InputError, match="space.yaml: dropout"):
+    with pytest.raises(InputError, match=r"space\.yaml: dropout"):
         check_space(space, Options(), "space.yaml")
 
 

@@ -114,7 +114,8 @@ def parse_labels(values: Sequence[str], inputs: int) -> dict[str, list[int]]:
         if keys is None:
             keys = list(pairs)
         elif sorted(pairs) != sorted(keys):
-            raise InputError(None, "--label", f"the same keys for every input ({', '.join(keys)})", repr(value))
+            raise InputError(None, "--label", f"the same keys for every input ({', '.join(keys)})",
+                             repr(value))
         for key, label in pairs.items():
             labels.setdefault(f"EVENT/{key}", []).append(label)
     return labels
@@ -151,7 +152,8 @@ def _body(argv: Sequence[str] | None) -> int:
     if not memory > 0:
         raise InputError(None, "--memory", "a positive number of MB", str(memory))
     streaming = operations.Streaming(
-        chunk_size=args.chunk_size, progress=factory, validation_progress=not args.quiet and sys.stderr.isatty(),
+        chunk_size=args.chunk_size, progress=factory,
+        validation_progress=not args.quiet and sys.stderr.isatty(),
         scratch_dir=getattr(args, "scratch_dir", None), bucket_memory=int(memory * 1024 * 1024))
     common = {"overwrite": args.overwrite, "streaming": streaming}
     try:

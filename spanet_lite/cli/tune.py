@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         "pruned by validation event purity per epoch; the best options are written to "
         "DIR/best_options.json.",
     )
-    parser.add_argument("options_file", type=Path, metavar="OPTIONS.json", help="the options every trial starts from")
+    parser.add_argument("options_file", type=Path, metavar="OPTIONS.json",
+                        help="the options every trial starts from")
     parser.add_argument("--trials", type=int, required=True, metavar="N",
                         help="size of the study: every worker stops once N trials have finished "
                         "(completed or pruned), counting those of earlier runs")
@@ -51,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "%(default)s)")
     parser.add_argument("--warmup-epochs", type=int, default=1, metavar="N",
                         help="epochs every trial runs before it can be pruned (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, metavar="N", help="epochs per trial (default: the options file's)")
+    parser.add_argument("--epochs", type=int, metavar="N",
+                        help="epochs per trial (default: the options file's)")
     parser.add_argument("--seed", type=int, help="seed of the sampler (worker k uses seed + k)")
     return parser
 
@@ -70,7 +72,8 @@ def _body(argv: Sequence[str] | None) -> int:
     space = load_space(args.space) if args.space is not None else DEFAULT_SPACE
     name = args.study_name or args.options_file.stem
     config = TuneConfig(
-        options_file=args.options_file, trials=args.trials, directory=args.dir or Path("runs") / f"tune_{name}",
+        options_file=args.options_file, trials=args.trials,
+        directory=args.dir or Path("runs") / f"tune_{name}",
         space=space, study_name=name, storage=args.storage, pruner=args.pruner,
         startup_trials=args.startup_trials, warmup_epochs=args.warmup_epochs, jobs=args.jobs,
         epochs=args.epochs, seed=args.seed,

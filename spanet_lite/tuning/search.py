@@ -16,6 +16,7 @@ trials have finished (completed or pruned).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import multiprocessing
@@ -187,7 +188,8 @@ def _storage(config: TuneConfig) -> Any:
         # so a resumed study does not wait for them.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=30, grace_period=120)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=30,
+                                              grace_period=120)
     except Exception as error:  # sqlalchemy raises many types for a bad URL or an unreachable server
         raise InputError(None, "--storage", "a database URL Optuna can open (e.g. sqlite:///study.db, "
                          "postgresql://user@host/db)", f"{url} ({type(error).__name__}: "
@@ -221,10 +223,8 @@ def _worker(config: TuneConfig, worker: int) -> None:
     """One of ``--jobs`` processes: its share of the CPU, then the same loop as a lone worker."""
     threads = max(1, (os.cpu_count() or 1) // config.jobs)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         _optimize(config, worker, None)
-    except KeyboardInterrupt:
-        pass
 
 
 def _finished(study: Any) -> int:
@@ -325,8 +325,9 @@ def summarize(study: Any, monitor: str, direction: str) -> TuneResult:
     rows = []
     for trial in study.get_trials(deepcopy=False):
         value = trial.user_attrs.get("best_value")
-        rows.append(TrialRow(trial.number, trial.state.name.lower(), value, trial.user_attrs.get("epochs"),
-                             dict(trial.params), trial.user_attrs.get("run_dir"), trial.user_attrs.get("error")))
+        attrs = trial.user_attrs
+        rows.append(TrialRow(trial.number, trial.state.name.lower(), value, attrs.get("epochs"),
+                             dict(trial.params), attrs.get("run_dir"), attrs.get("error")))
     sign = -1.0 if direction == "maximize" else 1.0
 
     def order(row: TrialRow) -> tuple[int, float, int]:

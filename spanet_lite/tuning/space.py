@@ -77,7 +77,8 @@ def load_space(path: str | Path) -> tuple[Parameter, ...]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""
-        raise InputError(path, where, "valid YAML", getattr(error, "problem", None) or "a syntax error") from None
+        problem = getattr(error, "problem", None) or "a syntax error"
+        raise InputError(path, where, "valid YAML", problem) from None
     return parse_space(document, source=str(path))
 
 
@@ -105,7 +106,8 @@ def _parameter(name: str, value: Any, source: str) -> Parameter:
         raise InputError(source, name, "a list of choices or {low, high[, log, step]}", repr(value))
     unknown = set(value) - {"choices", "low", "high", "log", "step"}
     if unknown:
-        raise InputError(source, name, "only the keys choices, low, high, log, step", ", ".join(sorted(unknown)))
+        raise InputError(source, name, "only the keys choices, low, high, log, step",
+                         ", ".join(sorted(unknown)))
     if "choices" in value:
         choices = value["choices"]
         if set(value) != {"choices"} or not isinstance(choices, list) or not choices:
@@ -114,7 +116,8 @@ def _parameter(name: str, value: Any, source: str) -> Parameter:
             _check_type(name, choice, source)
         return Parameter(name, choices=tuple(choices))
     low, high = value.get("low"), value.get("high")
-    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in (low, high))
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                  for v in (low, high))
     if not numbers or low >= high:  # type: ignore[operator]
         raise InputError(source, name, "numbers low < high", f"low {low!r}, high {high!r}")
     log, step = bool(value.get("log", False)), value.get("step")

@@ -5,6 +5,14 @@ against the event file first, moves events in bounded blocks, writes atomically 
 writes over an input.
 """
 
-from spanet_lite.dataset.operations.commands import Streaming, Written, concat, convert_v1, select, shuffle, split
+from spanet_lite.dataset.operations.commands import (
+    Streaming,
+    Written,
+    concat,
+    convert_v1,
+    select,
+    shuffle,
+    split,
+)
 
 __all__ = ["Streaming", "Written", "concat", "convert_v1", "select", "shuffle", "split"]

@@ -136,7 +136,10 @@ def split(
         if any(c == 0 for c in counts):
             raise InputError(None, "--fractions", f"a part of at least one event for every output "
                              f"({total} events)", " ".join(f"{f:g}" for f in fractions))
-        blocks = _shuffled(plan, seed, outputs, streaming) if shuffle else _read_all(plan, streaming, "splitting")
+        if shuffle:
+            blocks = _shuffled(plan, seed, outputs, streaming)
+        else:
+            blocks = _read_all(plan, streaming, "splitting")
         return _write(plan, blocks, outputs, counts, streaming)
 
 
@@ -153,7 +156,8 @@ def shuffle(
     check_outputs([input], [output], overwrite)
     with contextlib.ExitStack() as stack:
         plan = make_plan(spec, [_open(input, spec, stack, streaming)])
-        return _write(plan, _shuffled(plan, seed, [output], streaming), [output], [plan.num_events], streaming)
+        blocks = _shuffled(plan, seed, [output], streaming)
+        return _write(plan, blocks, [output], [plan.num_events], streaming)
 
 
 def select(
@@ -173,7 +177,8 @@ def select(
     at most ``limit`` of them, the first ones in file order."""
     for flag, value in (("--min-jets", min_objects), ("--max-jets", max_objects), ("--limit", limit)):
         if value is not None and value < (1 if flag == "--limit" else 0):
-            raise InputError(None, flag, "a number >= 1" if flag == "--limit" else "a number >= 0", str(value))
+            least = 1 if flag == "--limit" else 0
+            raise InputError(None, flag, f"a number >= {least}", str(value))
     if min_objects is not None and max_objects is not None and min_objects > max_objects:
         raise InputError(None, "--max-jets", f"a number >= --min-jets ({min_objects})", str(max_objects))
     mask = first_sequential_mask(spec, input_name)
@@ -253,7 +258,8 @@ def _check_fractions(fractions: Sequence[float], outputs: Sequence[str | Path]) 
     if not all(math.isfinite(f) and f > 0 for f in fractions):
         raise InputError(None, "--fractions", "fractions > 0", shown)
     if abs(sum(fractions) - 1.0) > 1e-6:
-        raise InputError(None, "--fractions", "fractions that add up to 1", f"{shown} (sum {sum(fractions):g})")
+        raise InputError(None, "--fractions", "fractions that add up to 1",
+                         f"{shown} (sum {sum(fractions):g})")
 
 
 def _counts(fractions: Sequence[float], total: int) -> list[int]:

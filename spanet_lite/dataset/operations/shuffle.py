@@ -57,7 +57,8 @@ def shuffled_blocks(
         handle = stack.enter_context(tempfile.NamedTemporaryFile(
             prefix=".spanet-data-shuffle.", suffix=".h5", dir=scratch_dir))
         scratch = stack.enter_context(h5py.File(handle.name, "w"))
-        store = {c.path: scratch.create_dataset(c.path.replace("/", "|"), shape=(total, *c.tail), dtype=c.dtype)
+        store = {c.path: scratch.create_dataset(c.path.replace("/", "|"), shape=(total, *c.tail),
+                                                dtype=c.dtype)
                  for c in plan.columns}
         cursor = edges[:-1].copy()
         advance = progress("shuffling (1/2)", total)

@@ -26,7 +26,13 @@ import h5py
 import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec
-from spanet_lite.dataset.schema import DEFAULT_CHUNK_SIZE, mask_path, open_h5, target_index_offsets, validate_h5
+from spanet_lite.dataset.schema import (
+    DEFAULT_CHUNK_SIZE,
+    mask_path,
+    open_h5,
+    target_index_offsets,
+    validate_h5,
+)
 from spanet_lite.errors import InputError, SpanetWarning
 
 OUTPUT_CHUNK_ROWS = 4096
@@ -224,7 +230,8 @@ def make_plan(spec: EventSpec, sources: list[Source], labels: dict[str, list[int
     """
     widths = {name: max(s.widths[name] for s in sources) for name in sources[0].widths}
     sequential = {s.name for s in spec.sequential}
-    unassociated = {f"TARGETS/{p.name}/{q.name}" for p in spec.particles for q in p.products if q.input is None}
+    unassociated = {f"TARGETS/{p.name}/{q.name}"
+                    for p in spec.particles for q in p.products if q.input is None}
     columns: list[Column] = []
     dropped: list[str] = []
     for path, first in sources[0].columns.items():

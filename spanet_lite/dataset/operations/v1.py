@@ -35,7 +35,8 @@ def sequential_name(spec: EventSpec, path: str | Path) -> str:
     if len(spec.sequential) != 1:
         names = ", ".join(s.name for s in spec.sequential)
         raise InputError(spec.source, "INPUTS/SEQUENTIAL",
-                         f"exactly one SEQUENTIAL input for a SPANet 1.x file ({path} has one jet collection)",
+                         "exactly one SEQUENTIAL input for a SPANet 1.x file "
+                         f"({path} has one jet collection)",
                          f"{len(spec.sequential)} ({names})")
     return spec.sequential[0].name
 
@@ -61,7 +62,8 @@ def v1_view(path: str | Path, spec: EventSpec) -> h5py.File:
                 continue
             for name, node in group.items():
                 if isinstance(node, h5py.Dataset):
-                    links[f"TARGETS/{group_name}/{'MASK' if name == V1_MASK else name}"] = f"{group_name}/{name}"
+                    current = "MASK" if name == V1_MASK else name
+                    links[f"TARGETS/{group_name}/{current}"] = f"{group_name}/{name}"
     view = h5py.File(f"v1-view-{id(links)}.h5", "w", driver="core", backing_store=False)
     target = str(path.resolve())
     for current, old in links.items():
