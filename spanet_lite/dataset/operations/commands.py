@@ -20,6 +20,7 @@ import numpy as np
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.dataset.operations.shuffle import DEFAULT_BUCKET_MEMORY, shuffled_blocks
 from spanet_lite.dataset.operations.streams import (
+    CHUNK_CACHE_BYTES,
     Block,
     EventWriter,
     Plan,
@@ -325,7 +326,7 @@ def _write(
         writers = []
         for output, capacity in zip(outputs, capacities):
             tmp = stack.enter_context(atomic_path(output))
-            file = stack.enter_context(h5py.File(tmp, "w"))
+            file = stack.enter_context(h5py.File(tmp, "w", rdcc_nbytes=CHUNK_CACHE_BYTES))
             writers.append(EventWriter(file, plan.columns, max(1, capacity), attrs))
         target = 0
         for item in blocks:
