@@ -19,21 +19,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
+from spanet_lite.assignment.metrics import assignment_metrics, assignment_tables
+from spanet_lite.assignment.spanet_tables import spanet_tables
 from spanet_lite.dataset import reader, schema
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation import baseline as neutrino
 from spanet_lite.evaluation import metrics as M
 from spanet_lite.evaluation.inference import Predictions, from_outputs, to_tensors, trimmed_forward
-from spanet_lite.evaluation.inputs import blocks
 from spanet_lite.evaluation.progress import progress_bar
-
-if TYPE_CHECKING:
-    from spanet_lite.evaluation.run import Run
+from spanet_lite.evaluation.trained import TrainedRun
 
 
 @dataclass
@@ -60,9 +59,11 @@ def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def evaluate_file(
-    run: Run, path: str | Path, *, batch_size: int = 1024, progress: bool = False
+    run: TrainedRun, path: str | Path, *, batch_size: int = 1024, progress: bool = False, lines: int = 2
 ) -> Evaluation:
-    """Stream ``path`` through ``run``'s network and compute every metric (see module doc)."""
+    """Stream ``path`` through ``run``'s network and compute every metric (see module doc).
+
+    ``lines``: rows ``== m`` ... of SPANet's tables (``spanet.test --lines``)."""
     spec, options = run.spec, run.options
     mode = options.decoding
     threshold = options.detection_threshold
@@ -78,17 +79,17 @@ def evaluate_file(
         parts: list[Predictions] = []
         gated, targets, masks, jets, weights, regressions, classes, base = [], [], [], [], [], [], [], []
         with progress_bar(layout.num_events, f"testing {Path(path).name}", enabled=progress) as advance:
-            for start, stop in blocks(layout.num_events, batch_size):
+            for start, stop in reader.row_blocks(layout.num_events, batch_size):
                 block = reader.read_block(file, spec, layout, start, stop)
                 f, m = to_tensors(block.features, block.masks, run.device)
                 with torch.inference_mode():
                     outputs, slots = trimmed_forward(run.network, spec, f, m)
-                parts.append(from_outputs(run.network, spec, outputs, threshold=None, mode=mode, slots=slots))
-                if spec.particles:
-                    with_gate = from_outputs(
-                        run.network, spec, outputs, threshold=threshold, mode=mode, slots=slots
-                    )
-                    gated.append(with_gate.assignments)
+                predicted = from_outputs(
+                    run.network, spec, outputs, threshold=threshold, mode=mode, slots=slots
+                )
+                parts.append(predicted)
+                if predicted.reported is not None:
+                    gated.append(predicted.reported)
                 targets.append(block.targets)
                 masks.append(block.target_masks)
                 jets.append(block.num_objects())
@@ -114,12 +115,18 @@ def evaluate_file(
     if plan.usable:
         truth = {k: evaluation.regressions[k] for k in plan.targets}
         evaluation.baseline, scale = neutrino.matched_baseline(plan, _concat(base), truth)
-    evaluation.metrics = compute_metrics(run, evaluation, path, scale)
+    evaluation.metrics = compute_metrics(run, evaluation, path, scale, lines=lines)
     return evaluation
 
 
-def compute_metrics(run: Run, ev: Evaluation, path: str | Path, unit_divisor: float) -> dict[str, Any]:
-    """The nested metrics dict (JSON-able; ``nan``/``inf`` are turned into null when written)."""
+def compute_metrics(
+    run: TrainedRun, ev: Evaluation, path: str | Path, unit_divisor: float, *, lines: int = 2
+) -> dict[str, Any]:
+    """The nested metrics dict (JSON-able; ``nan``/``inf`` are turned into null when written).
+
+    ``spanet_tables`` holds SPANet's per-event-type tables
+    (:func:`~spanet_lite.assignment.spanet_tables.spanet_tables`), computed on the best assignment with
+    SPANet's object count (a GLOBAL input counts as one object)."""
     spec, options = run.spec, run.options
     w = ev.weights
     result: dict[str, Any] = {
@@ -132,16 +139,19 @@ def compute_metrics(run: Run, ev: Evaluation, path: str | Path, unit_divisor: fl
     }
     if spec.particles:
         predicted = ev.predictions.assignments
-        assignment = M.assignment_metrics(
+        assignment = assignment_metrics(
             predicted, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
         )
         result["event_purity"] = assignment["event_purity"]
         result["event_purity_all"] = assignment["event_purity_all"]
         result["assignment"] = assignment
-        result["assignment_tables"] = M.assignment_tables(
+        result["assignment_tables"] = assignment_tables(
             predicted, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
         )
-        with_detection = M.assignment_metrics(ev.gated, ev.targets, ev.target_masks, spec, weights=w)
+        result["spanet_tables"] = spanet_tables(
+            predicted, ev.targets, ev.target_masks, spec, ev.num_jets + len(spec.global_inputs), lines=lines
+        )
+        with_detection = assignment_metrics(ev.gated, ev.targets, ev.target_masks, spec, weights=w)
         result["with_detection"] = {"threshold": options.detection_threshold, **with_detection}
         present = M.detection_truth(predicted, ev.targets, ev.target_masks, spec)
         result["detection"] = {

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from spanet_lite.assignment.metrics import match_outcome
 from spanet_lite.evaluation import metrics as M
 from spanet_lite.io import atomic_path
 
@@ -132,7 +133,7 @@ def _binomial(passed: np.ndarray, selected: np.ndarray, weights: np.ndarray) -> 
 def purity_vs_jets_plot(ev: Evaluation, spec, path: Path, min_events: int = 10) -> Path | None:
     plt = _pyplot()
     predicted = ev.predictions.assignments
-    outcome = M.match_outcome(predicted, ev.targets, ev.target_masks, spec, weights=ev.weights)
+    outcome = match_outcome(predicted, ev.targets, ev.target_masks, spec, weights=ev.weights)
     full = outcome.reconstructable.all(axis=1)
     right = (outcome.correct | ~outcome.reconstructable).all(axis=1)
     jets = [int(n) for n in np.unique(ev.num_jets) if np.sum((ev.num_jets == n) & full) >= min_events]

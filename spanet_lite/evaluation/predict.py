@@ -1,49 +1,56 @@
-"""``spanet-predict``: run a trained network over a file and write what it finds, as a truth file.
+"""``spanet-predict``: run a trained network over a file and write SPANet's prediction file.
 
-The output has the layout of a SPANet dataset, so it can be inspected with
-``spanet-inspect --event-file`` and evaluated with ``spanet-test`` like any labelled file::
+The output holds exactly the datasets ``python -m spanet.predict`` writes, with SPANet's
+meaning, and spanet_lite's additions under a group SPANet does not use::
 
-    INPUTS/...                                  copied unchanged from the input file
-    WEIGHTS/EVENT/weight                        copied when the input has per-event weights
-    TARGETS/<particle>/<product>     int64 (N,) decoded assignment, -1 = not reported; an
-                                                associated product's index counts inside its
-                                                own input, as in SPANet files
-    REGRESSIONS/<key>                float32 (N,) de-normalised prediction (file units)
-    CLASSIFICATIONS/<key>            int64 (N,) most probable class
-    PREDICTIONS/assignment_probability/<particle>  float32 (N,) probability of the chosen tuple
-    PREDICTIONS/detection_probability/<particle>   float32 (N,) probability the particle is present
-    PREDICTIONS/classification_probability/<key>   float32 (N, C) class probabilities
-    PREDICTIONS/embedding            float32 (N, D) event embedding (only with --embeddings)
+    INPUTS/<input>/<feature>                     copied unchanged from the input file
+    TARGETS/<particle>/<product>          int64 (N,) best assignment for every event (no
+                                                 detection gating), index in the combined object
+                                                 space (SEQUENTIAL inputs concatenated, each
+                                                 padded to its width in the file), as SPANet
+    TARGETS/<particle>/assignment_probability  float32 (N,) probability of that assignment up to
+                                                 the particle's symmetry (group order x tuple)
+    TARGETS/<particle>/detection_probability   float32 (N,) probability the particle is present
+    TARGETS/<particle>/marginal_probability    float32 (N,) detection x assignment
+    REGRESSIONS/<key>                     float32 (N,) de-normalised prediction (file units)
+    CLASSIFICATIONS/<key>                 float32 (N, C) class probabilities (rows sum to 1)
+    EMBEDDINGS/EVENT, EMBEDDINGS/<particle>/PARTICLE, EMBEDDINGS/<particle>/<product>
+                                          float32 (N, D) only with -v/--output_vectors
 
-The file is read and written ``batch_size`` events at a time (memory does not grow with the
-file), written to a temporary file beside the target and renamed at the end, so a crash or
-Ctrl-C never leaves a half-written OUT.h5. The input file is never overwritten.
+    SPANET_LITE/TARGETS/<particle>/<product>  int64 (N,) the assignment spanet_lite reports:
+                                                 detection-gated (-1 below the threshold; a
+                                                 particle left out blocks no objects) and, for a
+                                                 product tied to one input, indexed inside that
+                                                 input as a labelled file stores it
+    SPANET_LITE/CLASSIFICATIONS/<key>     int64 (N,) most probable class
+    SPANET_LITE/WEIGHTS/...               the per-event weights, when the input has them
+
+The file attributes name the run, checkpoint, detection threshold and decoding mode.
+It is read and written ``batch_size`` events at a time (memory does not grow with the file),
+written to a temporary file beside the target and renamed at the end, so a crash or Ctrl-C
+never leaves a half-written OUT.h5. The input file is never overwritten.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec
-from spanet_lite.dataset import schema
+from spanet_lite.dataset import reader, schema
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.inference import Predictions, infer, to_tensors
-from spanet_lite.evaluation.inputs import InputLayout, blocks, check_inputs, read_inputs
+from spanet_lite.evaluation.trained import TrainedRun
 from spanet_lite.io import atomic_path
-
-if TYPE_CHECKING:
-    from spanet_lite.evaluation.run import Run
 
 
 def iterate_predictions(
-    run: Run,
+    run: TrainedRun,
     file: h5py.File,
-    layout: InputLayout,
+    layout: reader.FileLayout,
     *,
     batch_size: int,
     threshold: float | None,
@@ -56,17 +63,26 @@ def iterate_predictions(
     from spanet_lite.evaluation.progress import progress_bar
 
     with progress_bar(layout.num_events, description, enabled=progress) as advance:
-        for start, stop in blocks(layout.num_events, batch_size):
-            features, masks = read_inputs(file, run.spec, start, stop)
-            f, m = to_tensors(features, masks, run.device)
+        for start, stop in reader.row_blocks(layout.num_events, batch_size):
+            inputs = reader.read_inputs(file, run.spec, start, stop)
+            f, m = to_tensors(inputs.features, inputs.masks, run.device)
             yield start, stop, infer(
                 run.network, run.spec, f, m, threshold=threshold, mode=mode, embeddings=embeddings
             )
             advance(stop - start)
 
 
+def input_layout(file: h5py.File, run: TrainedRun, path: str | Path) -> reader.FileLayout:
+    """Check a file's INPUTS as training does (schema, values included); its layout, else InputError."""
+    event_weight = run.options.event_weight_dataset
+    schema.validate_h5(
+        file, run.spec, source=str(path), event_weight_dataset=event_weight, inputs_only=True
+    ).raise_for_errors()
+    return reader.resolve_layout(file, run.spec, path, event_weight)
+
+
 def predict_file_arrays(
-    run: Run,
+    run: TrainedRun,
     path: str | Path,
     *,
     batch_size: int,
@@ -77,7 +93,7 @@ def predict_file_arrays(
 ) -> Predictions:
     """All predictions for a file, in memory (the Python API's ``run.predict(path)``)."""
     with schema.open_h5(path) as file:
-        layout = check_inputs(file, run.spec, path)
+        layout = input_layout(file, run, path)
         parts = [
             p
             for _, _, p in iterate_predictions(
@@ -88,7 +104,9 @@ def predict_file_arrays(
     return Predictions.concatenate(parts)
 
 
-def to_file_indices(spec: EventSpec, particle: str, combined: np.ndarray, layout: InputLayout) -> np.ndarray:
+def to_file_indices(
+    spec: EventSpec, particle: str, combined: np.ndarray, layout: reader.FileLayout
+) -> np.ndarray:
     """(B, k) combined indices -> (B, k) indices as a SPANet file stores them.
 
     An associated product counts inside its own input; an unassociated one stays combined.
@@ -111,29 +129,42 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
+LITE_GROUP = "SPANET_LITE"
+"""Where the datasets SPANet's predict does not write live (never a SPANet name)."""
+
+
 def _block_datasets(
-    spec: EventSpec, layout: InputLayout, predicted: Predictions
+    spec: EventSpec, layout: reader.FileLayout, predicted: Predictions
 ) -> Iterator[tuple[str, np.ndarray]]:
     """(dataset name, values for this block) for everything the output file holds."""
+    marginals = predicted.marginal_probabilities
     for particle in spec.particles:
-        indices = to_file_indices(spec, particle.name, predicted.assignments[particle.name], layout)
+        name = particle.name
+        best = predicted.assignments[name]
         for j, product in enumerate(particle.products):
-            yield schema.target_path(particle.name, product.name), indices[:, j].astype(np.int64)
-        probability = predicted.assignment_probabilities[particle.name]
-        yield f"PREDICTIONS/assignment_probability/{particle.name}", probability.astype(np.float32)
-        detection = predicted.detection_probabilities[particle.name]
-        yield f"PREDICTIONS/detection_probability/{particle.name}", detection.astype(np.float32)
+            yield f"TARGETS/{name}/{product.name}", best[:, j].astype(np.int64)
+        assignment = predicted.assignment_probabilities[name]
+        yield f"TARGETS/{name}/assignment_probability", assignment.astype(np.float32)
+        detection = predicted.detection_probabilities[name]
+        yield f"TARGETS/{name}/detection_probability", detection.astype(np.float32)
+        yield f"TARGETS/{name}/marginal_probability", marginals[name].astype(np.float32)
     for key, values in predicted.regressions.items():
-        yield schema.regression_path(key), values.astype(np.float32)
+        yield f"REGRESSIONS/{key}", values.astype(np.float32)
     for key, probabilities in predicted.classifications.items():
-        yield schema.classification_path(key), probabilities.argmax(axis=1).astype(np.int64)
-        yield f"PREDICTIONS/classification_probability/{key}", probabilities.astype(np.float32)
-    if predicted.embeddings is not None:
-        yield "PREDICTIONS/embedding", predicted.embeddings.astype(np.float32)
+        yield f"CLASSIFICATIONS/{key}", probabilities.astype(np.float32)
+    for key, vector in (predicted.embeddings or {}).items():
+        yield f"EMBEDDINGS/{key}", vector.astype(np.float32)
+    if predicted.reported is not None:
+        for particle in spec.particles:
+            indices = to_file_indices(spec, particle.name, predicted.reported[particle.name], layout)
+            for j, product in enumerate(particle.products):
+                yield f"{LITE_GROUP}/TARGETS/{particle.name}/{product.name}", indices[:, j].astype(np.int64)
+    for key, probabilities in predicted.classifications.items():
+        yield f"{LITE_GROUP}/CLASSIFICATIONS/{key}", probabilities.argmax(axis=1).astype(np.int64)
 
 
 def write_predictions(
-    run: Run,
+    run: TrainedRun,
     input_path: str | Path,
     output_path: str | Path,
     *,
@@ -155,14 +186,14 @@ def write_predictions(
     mode = mode or run.options.decoding
     spec = run.spec
     with schema.open_h5(input_path) as source:
-        layout = check_inputs(source, spec, input_path)
+        layout = input_layout(source, run, input_path)
         n = layout.num_events
         with atomic_path(output_path) as tmp, h5py.File(tmp, "w") as out:
             source.copy(source["INPUTS"], out, name="INPUTS")
             weight = run.options.event_weight_dataset.strip("/")
             if weight and isinstance(source.get(weight), h5py.Dataset):
-                parent, _, name = weight.rpartition("/")
-                source.copy(source[weight], out.require_group(parent) if parent else out, name=name)
+                parent, _, name = f"{LITE_GROUP}/{weight}".rpartition("/")
+                source.copy(source[weight], out.require_group(parent), name=name)
             datasets: dict[str, h5py.Dataset] = {}
 
             def dataset(name: str, shape: tuple[int, ...], dtype: np.dtype) -> h5py.Dataset:
@@ -173,7 +204,7 @@ def write_predictions(
 
             for particle in spec.particles:  # present even for an empty file
                 for product in particle.products:
-                    dataset(schema.target_path(particle.name, product.name), (), np.dtype(np.int64))
+                    dataset(f"TARGETS/{particle.name}/{product.name}", (), np.dtype(np.int64))
             for start, stop, predicted in iterate_predictions(
                 run, source, layout, batch_size=batch_size, threshold=threshold, mode=mode,
                 embeddings=embeddings, progress=progress, description=f"predicting {input_path.name}",

@@ -157,7 +157,10 @@ class SpanetNetwork(nn.Module):
         }
         logits = self.detector(particle_vectors).squeeze(-1)  # (P, B)
         detections = {name: logits[p] for p, name in enumerate(self.spec.particle_names)}
-        outputs = Outputs(assignments, detections, event_vector=event_vector)
+        outputs = Outputs(
+            assignments, detections, event_vector=event_vector,
+            particle_vectors=particle_vectors, object_vectors=objects,
+        )
         return self._heads(event_vector, particle_vectors, objects, assignments, outputs)
 
     def _heads(
