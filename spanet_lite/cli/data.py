@@ -132,9 +132,12 @@ def _progress(quiet: bool) -> tuple[Callable[[str, int], Callable[[int], None]],
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    console=Console(stderr=True), transient=True)
-    bar.start()
 
     def factory(description: str, total: int) -> Callable[[int], None]:
+        # Started on first use, after validation has shown (and closed) its own bar:
+        # rich allows one live display at a time.
+        if not bar.live.is_started:
+            bar.start()
         task = bar.add_task(description, total=total)
         return lambda n: bar.advance(task, n)
 
