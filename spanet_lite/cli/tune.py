@@ -5,7 +5,8 @@
 Each trial is a normal run directory under ``--dir``; the study is a SQLite file there unless
 ``--storage`` names another database, and re-running the same command continues it. See
 :mod:`spanet_lite.tuning.search` and docs/tools.md (several machines, SLURM arrays).
-Exit codes: 0 done; 2 bad input (one line) or Optuna missing; 130 interrupted.
+Exit codes: 0 done; 1 a ``--jobs`` worker failed; 2 bad input (one line) or Optuna missing;
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from spanet_lite.cli.common import EXIT_OK, run_cli
+from spanet_lite.cli.common import EXIT_OK, EXIT_PROBLEMS, error_line, run_cli
 from spanet_lite.errors import InputError
 
 PROGRAM = "spanet-tune"
@@ -88,6 +89,9 @@ def _body(argv: Sequence[str] | None) -> int:
                       f"({result.best.run_dir}); options: {result.best_options}", highlight=False)
     else:
         console.print("no trial completed yet", highlight=False)
+    if result.failed_workers:
+        error_line(PROGRAM, f"{result.failed_workers} of {config.jobs} worker processes failed (see above)")
+        return EXIT_PROBLEMS
     return EXIT_OK
 
 

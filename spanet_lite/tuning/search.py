@@ -88,6 +88,8 @@ class TuneResult:
     rows: list[TrialRow] = field(default_factory=list)
     best: TrialRow | None = None
     best_options: Path | None = None
+    failed_workers: int = 0
+    """``--jobs`` worker processes that ended with an error (their output says why)."""
 
 
 def base_options(config: TuneConfig) -> tuple[Options, dict[str, Any], str, str]:
@@ -160,6 +162,8 @@ def tune(config: TuneConfig, *, console: Any = None, enqueue: Sequence[Mapping[s
             raise
     study = _study(config, direction)
     result = summarize(study, monitor, direction)
+    if config.jobs > 1:
+        result.failed_workers = sum(1 for worker in workers if worker.exitcode != 0)
     if result.best is not None:
         from spanet_lite.io import atomic_write_text
 
