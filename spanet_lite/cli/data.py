@@ -26,6 +26,7 @@ PROGRAM = "spanet-data"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
+        allow_abbrev=False,
         description="Concatenate, split, shuffle, select or convert SPANet HDF5 datasets, streaming in "
         "chunks (memory does not grow with the file). Inputs are validated against the event file first; "
         "outputs are written atomically and never over an input.",
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, help_text: str, many_inputs: bool = False, many_outputs: bool = False
                 ) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub = commands.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
         sub.add_argument("inputs" if many_inputs else "input", nargs="+" if many_inputs else None,
                          metavar="IN.h5", help="input dataset(s)")
         sub.add_argument("-o", "--output", required=True, nargs="+" if many_outputs else None,

@@ -24,6 +24,7 @@ PROGRAM = "spanet-tune"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
+        allow_abbrev=False,
         description="Search training options with Optuna. Every trial is an ordinary run directory, "
         "pruned by validation event purity per epoch; the best options are written to "
         "DIR/best_options.json.",
