@@ -114,7 +114,7 @@ def assert_trimming_is_exact(spec: EventSpec, net: SpanetNetwork, batch: Batch) 
             torch.testing.assert_close(getattr(cut, family)[key], value, **TOLERANCE)
     torch.testing.assert_close(cut.event_vector, full.event_vector, **TOLERANCE)
 
-    options = small_options(kl_loss_scale=0.5)
+    options = small_options(kl_loss_scale=0.5, overlap_loss_scale=0.5)
     full_terms = compute_losses(full, batch, net, spec, options).terms
     cut_terms = compute_losses(cut, trimmed, net, spec, options).terms
     assert set(cut_terms) == set(full_terms)

@@ -14,14 +14,21 @@ Which events (SPANet's options, in this order):
 2. ``train_validation_split`` ``s`` sends the first ``round(f * s * N)`` of those (in the drawn
    order) to training, the rest to validation; with ``validation_file`` the training split
    keeps all of them and validation reads that whole file. Each split is read in file order.
-3. Filters, per split: ``limit_to_num_jets = J > 0`` keeps events with exactly ``J`` real
-   SEQUENTIAL objects (SPANet's rule; GLOBAL inputs do not count); ``drop_invalid_events``
-   drops events with a NaN/inf feature on a real object (the count is logged); otherwise
-   such a file is an error.
+3. Filters, per split: ``partial_events: false`` (SPANet's default) leaves out of training
+   *and* validation every event in which some particle is not fully reconstructable (a
+   one-line count is in :attr:`SpanetDataModule.notes`; testing keeps every event);
+   ``limit_to_num_jets = J > 0`` keeps events with exactly ``J`` real SEQUENTIAL objects
+   (SPANet's rule; GLOBAL inputs do not count); ``drop_invalid_events`` drops events with a
+   NaN/inf feature on a real object (the count is logged); otherwise such a file is an error.
 4. DDP: ``batch_size`` is the global batch; each of ``W`` ranks gets ``batch_size / W`` per
    step and reads only its contiguous share of the split (training shares are cut to equal
    length so every rank takes the same number of steps). The loaders are built on
    IterableDatasets, so Lightning adds no DistributedSampler: the DataModule shards itself.
+
+Loader workers: ``num_dataloader_workers`` is capped at what can help: none for data held in
+memory (batches are slices of arrays already there), and for streamed data at most the CPU
+cores this process may use and the number of blocks to read (SPANet's examples ask for 16).
+When a number the options file sets is capped, :attr:`SpanetDataModule.notes` says so.
 """
 
 from __future__ import annotations
@@ -51,10 +58,11 @@ from spanet_lite.dataset.dataset import (
     iter_blocks,
     materialize,
 )
+from spanet_lite.dataset.device import DeviceDataset, DeviceLoader, bucket_for, fits_on_device, presize
 from spanet_lite.dataset.normalization import compute_statistics
 from spanet_lite.dataset.reader import EventBlock, FileLayout, resolve_layout
 from spanet_lite.dataset.statistics import DatasetStatistics
-from spanet_lite.errors import InputError
+from spanet_lite.errors import InputError, SpanetWarning
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +73,9 @@ warnings.filterwarnings(
 )
 
 MEMORY_FRACTION = 0.5
-"""``dataset_mode: auto`` reads a split into memory when its arrays need less than this
-fraction of the available memory, and streams it otherwise."""
+"""``dataset_mode: auto`` keeps the data on the GPU when CUDA is available and it fits
+(:func:`~spanet_lite.dataset.device.fits_on_device`); otherwise it reads a split into memory
+when its arrays need less than this fraction of the available memory, and streams it."""
 
 
 @dataclass
@@ -89,7 +98,7 @@ class SplitData:
     layout: FileLayout
     rows: np.ndarray
     """Sorted file rows of this rank's events."""
-    dataset: InMemoryDataset | StreamingDataset
+    dataset: InMemoryDataset | StreamingDataset | DeviceDataset
 
 
 def starting_epoch(trainer: Any) -> int | None:
@@ -128,10 +137,18 @@ class SpanetDataModule(L.LightningDataModule):
         self.mode: str | None = None
         self.num_training_events: int | None = None
         """Events in the whole training split after filters (all ranks), set by setup("fit")."""
+        self.notes: list[str] = []
+        """One-line facts for the user about event selection and loader workers (set by setup)."""
 
     # ------------------------------------------------------------------ setup
 
     def setup(self, stage: str | None = None) -> None:
+        self._warnings: list[str] = []
+        self._setup_stages(stage)
+        for message in dict.fromkeys(self._warnings):
+            warnings.warn(message, SpanetWarning, stacklevel=2)
+
+    def _setup_stages(self, stage: str | None) -> None:
         rank, world = self._distributed()
         if stage in (None, "fit", "validate") and "train" not in self.splits:
             self._setup_fit(rank, world)
@@ -149,6 +166,8 @@ class SpanetDataModule(L.LightningDataModule):
         train_facts = self._scan(self.training_file)
         train_rows, val_rows = self._split(train_facts.layout.num_events)
         train_rows = self._filter(self.training_file, "training", train_facts, train_rows)
+        train_before = len(train_rows)
+        train_rows = self._full_events(self.training_file, "training", train_facts, train_rows)
         if self.validation_file is not None:
             val_facts = self._scan(self.validation_file)
             val_path = self.validation_file
@@ -163,6 +182,14 @@ class SpanetDataModule(L.LightningDataModule):
                     f"{self.options.train_validation_split} of {len(train_rows)} events",
                 )
         val_rows = self._filter(val_path, "validation", val_facts, val_rows)
+        val_before = len(val_rows)
+        val_rows = self._full_events(val_path, "validation", val_facts, val_rows)
+        if not self.options.partial_events and self.spec.particles:
+            left_out = (train_before - len(train_rows), val_before - len(val_rows))
+            self.notes.append(
+                f"partial_events = false: left out {left_out[0]} of {train_before} training and "
+                f"{left_out[1]} of {val_before} validation events without every particle reconstructable"
+            )
 
         if len(train_rows) < self.options.batch_size:
             raise InputError(
@@ -193,7 +220,7 @@ class SpanetDataModule(L.LightningDataModule):
         self.mode = self._choose_mode(len(train_share) + len(val_share), train_facts.layout.max_objects)
 
         train_block = None
-        if self.mode == "memory":
+        if self.mode in ("memory", "device"):
             train_block = self._load(self.training_file, train_facts.layout, train_share)
         if self.statistics is None:
             self.statistics = self._compute_statistics(
@@ -212,10 +239,24 @@ class SpanetDataModule(L.LightningDataModule):
             tables=tables,
             seed=seed,
             rank=rank,
+            device=self.mode == "device",
         )
-        val_block = self._load(val_path, val_facts.layout, val_share) if self.mode == "memory" else None
+        val_block = (
+            self._load(val_path, val_facts.layout, val_share) if self.mode in ("memory", "device") else None
+        )
+        note = self._worker_note(self.splits["train"].dataset)
+        if note:
+            self.notes.append(note)
         self.splits["val"] = self._make_split(
-            val_facts.layout, val_share, val_block, per_rank, shuffle=False, tables=None, seed=seed, rank=rank
+            val_facts.layout,
+            val_share,
+            val_block,
+            per_rank,
+            shuffle=False,
+            tables=None,
+            seed=seed,
+            rank=rank,
+            device=self.mode == "device",
         )
 
     def _setup_test(self, rank: int, world: int) -> None:
@@ -242,7 +283,8 @@ class SpanetDataModule(L.LightningDataModule):
                 f"at least one testing event per process ({world} processes)",
                 f"{len(rows)} events",
             )
-        mode = self._choose_mode(len(share), facts.layout.max_objects)
+        # Testing goes through the host loaders (evaluation reads its batches there).
+        mode = self._choose_mode(len(share), facts.layout.max_objects).replace("device", "memory")
         self.mode = self.mode or mode
         block = self._load(self.testing_file, facts.layout, share) if mode == "memory" else None
         self.splits["test"] = self._make_split(
@@ -272,6 +314,9 @@ class SpanetDataModule(L.LightningDataModule):
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         if isinstance(batch, Batch):
+            if torch.device(device).type != "cpu":  # widths read on the host, cut on the device
+                order = [s.name for s in self.spec.sequential]
+                return presize(batch, order, bucket_for(device), device)
             return batch.to(device, non_blocking=True)
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
@@ -280,13 +325,15 @@ class SpanetDataModule(L.LightningDataModule):
         write predictions back next to the events they belong to."""
         return self.splits[split].rows
 
-    def _loader(self, split: str) -> EpochDataLoader:
+    def _loader(self, split: str) -> EpochDataLoader | DeviceLoader:
         if split not in self.splits:
             raise RuntimeError(f"SpanetDataModule.setup() has not prepared the {split} split")
         dataset = self.splits[split].dataset
+        if isinstance(dataset, DeviceDataset):
+            return DeviceLoader(dataset, epoch_fn=self._trainer_epoch, device_fn=self._trainer_device)
         workers = 0
         if isinstance(dataset, StreamingDataset):
-            workers = max(0, min(self.options.num_dataloader_workers, _cpu_count(), dataset.num_blocks))
+            workers = usable_workers(self.options.num_dataloader_workers, "streaming", dataset.num_blocks)
         return EpochDataLoader(
             dataset,
             epoch_fn=self._trainer_epoch,
@@ -296,6 +343,10 @@ class SpanetDataModule(L.LightningDataModule):
 
     def _trainer_epoch(self) -> int | None:
         return starting_epoch(getattr(self, "trainer", None))
+
+    def _trainer_device(self) -> torch.device | None:
+        trainer = getattr(self, "trainer", None)
+        return None if trainer is None else trainer.strategy.root_device
 
     # ------------------------------------------------------------------ helpers
 
@@ -307,10 +358,22 @@ class SpanetDataModule(L.LightningDataModule):
             return torch.distributed.get_rank(), torch.distributed.get_world_size()
         return 0, 1
 
+    def _worker_note(self, dataset: InMemoryDataset | StreamingDataset) -> str | None:
+        """The line saying that a num_dataloader_workers the file sets is capped (None otherwise)."""
+        asked = self.options.num_dataloader_workers
+        streaming = isinstance(dataset, StreamingDataset)
+        blocks = dataset.num_blocks if streaming else 0
+        used = usable_workers(asked, "streaming" if streaming else "memory", blocks)
+        if used == asked or "num_dataloader_workers" not in self.options.explicit:
+            return None
+        if not streaming:
+            why = "the data is held in memory, so batches need no loader processes"
+        else:
+            why = f"{_cpu_count()} usable CPU core(s), {blocks} block(s) to stream"
+        return f"num_dataloader_workers = {asked}: using {used} ({why})"
+
     def _per_rank_batch(self, world: int) -> int:
         size = self.options.batch_size
-        if size < 1:
-            raise InputError(None, "batch_size", "a positive batch size", str(size))
         if size % world:
             lower = max(world, size - size % world)
             raise InputError(
@@ -328,6 +391,8 @@ class SpanetDataModule(L.LightningDataModule):
             path, self.spec, event_weight_dataset=self.options.event_weight_dataset, progress=True
         )
         _raise_first_error(report, allow_nonfinite=self.options.drop_invalid_events)
+        # The warnings spanet-inspect shows for the same file, printed once setup found no error.
+        self._warnings += [f"{path}: {p.where}: {p.message}" for p in report.problems if p.level == "warning"]
         with schema.open_h5(path) as file:
             layout = resolve_layout(file, self.spec, path, self.options.event_weight_dataset)
             if layout.num_events == 0:
@@ -420,11 +485,28 @@ class SpanetDataModule(L.LightningDataModule):
             )
         return rows
 
+    def _full_events(self, path: Path, split: str, facts: FileFacts, rows: np.ndarray) -> np.ndarray:
+        """With ``partial_events: false``, only events in which every particle is reconstructable."""
+        if self.options.partial_events or not self.spec.particles:
+            return rows
+        full = np.logical_and.reduce([facts.target_masks[p.name][rows] for p in self.spec.particles])
+        if not full.any():
+            raise InputError(
+                path,
+                "",
+                f"at least one {split} event with every particle reconstructable "
+                "(or partial_events: true to train on partial events)",
+                f"0 of {len(rows)}",
+            )
+        return rows[full]
+
     def _choose_mode(self, events: int, max_objects: dict[str, int]) -> str:
         mode = self.options.dataset_mode
-        if mode in ("memory", "streaming"):
+        if mode in ("memory", "streaming", "device"):
             return mode
         need = events * _bytes_per_event(self.spec, max_objects)
+        if fits_on_device(need):
+            return "device"
         return "memory" if need < MEMORY_FRACTION * _available_memory() else "streaming"
 
     def _load(self, path: Path, layout: FileLayout, rows: np.ndarray) -> EventBlock:
@@ -478,9 +560,15 @@ class SpanetDataModule(L.LightningDataModule):
         tables: BalanceTables | None,
         seed: int,
         rank: int,
+        device: bool = False,
     ) -> SplitData:
-        dataset: InMemoryDataset | StreamingDataset
-        if block is not None:
+        dataset: InMemoryDataset | StreamingDataset | DeviceDataset
+        if block is not None and device:
+            block = apply_weights(block, self.spec, self.options, tables)
+            dataset = DeviceDataset(
+                block, self.spec, batch_size=batch_size, shuffle=shuffle, seed=seed, rank=rank
+            )
+        elif block is not None:
             block = apply_weights(block, self.spec, self.options, tables)
             dataset = InMemoryDataset(block, batch_size=batch_size, shuffle=shuffle, seed=seed, rank=rank)
         else:
@@ -536,6 +624,14 @@ def _available_memory() -> int:
     except OSError:
         pass
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def usable_workers(asked: int, mode: str, blocks: int) -> int:
+    """Loader processes worth starting: none for in-memory data, else at most the usable CPU
+    cores and the number of blocks to read."""
+    if mode == "memory":
+        return 0
+    return max(0, min(asked, _cpu_count(), blocks))
 
 
 def _cpu_count() -> int:
