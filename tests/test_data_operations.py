@@ -242,7 +242,7 @@ def test_an_invalid_input_is_one_line_and_writes_nothing(tmp_path, spec_file, ca
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["select", "{good}", "-o", "{good}", "--overwrite"], "inputs are never overwritten"),
+    (["select", "{good}", "-o", "{good}", "--overwrite"], "an output different from the command's inputs"),
     (["select", "{good}", "-o", "{other}"], "pass --overwrite"),
     (["split", "{good}", "--fractions", "0.5", "0.4", "-o", "{a}", "{b}"], "add up to 1"),
     (["split", "{good}", "--fractions", "0.5", "0.5", "-o", "{a}"], "one fraction per output"),

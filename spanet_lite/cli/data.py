@@ -19,6 +19,7 @@ from pathlib import Path
 
 from spanet_lite.cli.common import EXIT_OK, run_cli
 from spanet_lite.errors import InputError
+from spanet_lite.outputs import add_overwrite_argument
 
 PROGRAM = "spanet-data"
 
@@ -42,8 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                          metavar="OUT.h5", help="output file(s)")
         sub.add_argument("-e", "--event-file", required=True, metavar="YAML",
                          help="event file the inputs are validated against")
-        sub.add_argument("--overwrite", action="store_true",
-                         help="replace existing outputs (an input is never replaced)")
+        add_overwrite_argument(sub)
         sub.add_argument("--chunk-size", type=int, default=65536, metavar="N",
                          help="events moved at a time (default: %(default)s)")
         sub.add_argument("--quiet", action="store_true", help="no progress bar and no summary")

@@ -97,7 +97,7 @@ def base_options(config: TuneConfig) -> tuple[Options, dict[str, Any], str, str]
     JSON object, the monitored metric and the study direction. Raises InputError early."""
     from spanet_lite.config import load_event_spec, load_options, resolve_path
     from spanet_lite.config.options_validation import validate_options
-    from spanet_lite.training.run import _monitor
+    from spanet_lite.training.fit import _monitor
 
     options = load_options(config.options_file)
     if config.epochs is not None:

@@ -56,26 +56,12 @@ def no_progress(description: str, total: int) -> Callable[[int], None]:
 
 
 def check_outputs(inputs: Sequence[str | Path], outputs: Sequence[str | Path], overwrite: bool) -> None:
-    """The output rule: an input is never overwritten (not even with ``--overwrite``), an
-    existing output only with ``overwrite``, and no two outputs share a path."""
-    seen: dict[Path, str] = {}
-    input_paths = [Path(p).resolve() for p in inputs]
-    for output in outputs:
-        path = Path(output)
-        resolved = path.resolve()
-        if resolved in seen:
-            raise InputError(output, "", "a different path for every output", "the same path twice")
-        seen[resolved] = str(output)
-        for given, source in zip(inputs, input_paths):
-            same = resolved == source or (path.exists() and Path(given).exists() and path.samefile(given))
-            if same:
-                raise InputError(output, "", "an output path that is not an input (inputs are never "
-                                 "overwritten)", f"the input {given}")
-        if path.is_dir():
-            raise InputError(output, "", "a file path for the output", "a directory")
-        if path.exists() and not overwrite:
-            raise InputError(output, "", "a path that does not exist yet (pass --overwrite to replace it)",
-                             "an existing file")
+    """The project's one output rule (:mod:`spanet_lite.outputs`) for ``-o`` files: an input is
+    never overwritten, an existing output only with ``overwrite``, no two outputs the same."""
+    from spanet_lite.outputs import check_outputs as check
+    from spanet_lite.outputs import output
+
+    check([output(path, "-o") for path in outputs], inputs=inputs, overwrite=overwrite)
 
 
 # ----------------------------------------------------------------------------- sources
