@@ -107,3 +107,12 @@ def test_our_warnings_print_as_one_line_naming_the_program(monkeypatch: pytest.M
     text = warnings.formatwarning(SpanetWarning("opts.json: unknown key\n  'lr'"), SpanetWarning, "m.py", 3)
     assert text == "spanet-x: warning: opts.json: unknown key 'lr'\n"
     assert "m.py" in warnings.formatwarning(UserWarning("other"), UserWarning, "m.py", 3)
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_python_dash_m_runs_the_same_command(script):
+    """``python -m spanet_lite.cli.<name>`` is the console script (the GPU machine has none installed)."""
+    module = SCRIPTS[script].split(":")[0]
+    result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: {script}")

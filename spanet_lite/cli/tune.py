@@ -12,6 +12,7 @@ Exit codes: 0 done; 1 a ``--jobs`` worker failed; 2 bad input (one line) or Optu
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -98,3 +99,7 @@ def _body(argv: Sequence[str] | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(PROGRAM, _body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

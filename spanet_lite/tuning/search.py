@@ -97,7 +97,7 @@ def base_options(config: TuneConfig) -> tuple[Options, dict[str, Any], str, str]
     JSON object, the monitored metric and the study direction. Raises InputError early."""
     from spanet_lite.config import load_event_spec, load_options, resolve_path
     from spanet_lite.config.options_validation import validate_options
-    from spanet_lite.training.fit import _monitor
+    from spanet_lite.training.fit import monitor_for
 
     options = load_options(config.options_file)
     if config.epochs is not None:
@@ -110,7 +110,7 @@ def base_options(config: TuneConfig) -> tuple[Options, dict[str, Any], str, str]
             raise InputError(config.options_file, key, "a file name", "nothing")
     options = options.replace(**paths)
     spec = load_event_spec(paths["event_info_file"])
-    monitor, mode = _monitor(spec)
+    monitor, mode = monitor_for(spec)
     raw = json.loads(config.options_file.read_text(encoding="utf-8-sig"))
     raw.update(paths)
     if config.epochs is not None:
