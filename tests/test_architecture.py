@@ -18,6 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "spanet_lite"
 LAYERS: dict[str, int] = {
     "errors": 0,
     "io": 1,
+    "outputs": 1,
+    "devices": 1,
     "config": 2,
     "physics": 3,
     "dataset": 3,
@@ -25,6 +27,7 @@ LAYERS: dict[str, int] = {
     "model": 4,
     "training": 5,
     "evaluation": 6,
+    "tuning": 6,
     "cli": 7,
 }
 

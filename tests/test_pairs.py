@@ -299,7 +299,8 @@ def test_with_pairs_symmetric_products_stay_bitwise_equal(seed):
 # ----------------------------------------------------------------------------- end to end
 
 
-def test_a_relative_input_trains_tests_and_predicts(tmp_path, capsys):
+@pytest.mark.parametrize("mode", ["memory", "device"])
+def test_a_relative_input_trains_tests_and_predicts(tmp_path, capsys, mode):
     import json
 
     from spanet_lite.cli import inspect as inspect_cli
@@ -312,7 +313,7 @@ def test_a_relative_input_trains_tests_and_predicts(tmp_path, capsys):
     options = {"event_info_file": str(tmp_path / "event.yaml"), "training_file": str(data),
                "hidden_dim": 16, "num_attention_heads": 2, "num_encoder_layers": 1,
                "num_branch_encoder_layers": 1, "batch_size": 32, "epochs": 1,
-               "train_validation_split": 0.75, "pair_features": "physics"}
+               "train_validation_split": 0.75, "pair_features": "physics", "dataset_mode": mode}
     (tmp_path / "options.json").write_text(json.dumps(options), encoding="utf-8")
     assert inspect_cli.main([str(data), "--event-file", str(tmp_path / "event.yaml")]) == 0
     runs = str(tmp_path / "runs")

@@ -18,10 +18,11 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from spanet_lite.physics import detector_response as delphes
+
 # --- masses and widths, GeV (PDG; b and c masses are Pythia 8 defaults) ----------------------
 TOP_MASS, TOP_WIDTH = 172.5, 1.32
 W_MASS, W_WIDTH = 80.4, 2.085
-Z_MASS, Z_WIDTH = 91.1876, 2.4952
 HIGGS_MASS, HIGGS_WIDTH = 125.0, 0.0041
 B_MASS, C_MASS = 4.8, 1.5
 ELECTRON_MASS, MUON_MASS = 0.000511, 0.105658
@@ -63,15 +64,14 @@ class PhysicsConfig:
     jet_mass_fraction: float = 0.10
     jet_mass_spread: float = 0.45
 
-    # Jet energy resolution, Delphes ATLAS card (hadronic calorimeter):
-    # sigma_E = sqrt((c E)^2 + s^2 E + n^2); |eta| <= 1.7: c 0.0302, s 0.5205, n 1.59;
-    # 1.7 < |eta|: c 0.050, s 0.706, n 0.
-    jer_constant_central: float = 0.0302
-    jer_stochastic_central: float = 0.5205
-    jer_noise_central: float = 1.59
-    jer_constant_forward: float = 0.050
-    jer_stochastic_forward: float = 0.706
-    jer_eta_boundary: float = 1.7
+    # Jet energy resolution sigma_E = sqrt((c E)^2 + s^2 E + n^2), central (|eta| <= boundary)
+    # and forward; formula and Delphes ATLAS values in spanet_lite.physics.detector_response.
+    jer_constant_central: float = delphes.JER_CENTRAL.constant
+    jer_stochastic_central: float = delphes.JER_CENTRAL.stochastic
+    jer_noise_central: float = delphes.JER_CENTRAL.noise
+    jer_constant_forward: float = delphes.JER_FORWARD.constant
+    jer_stochastic_forward: float = delphes.JER_FORWARD.stochastic
+    jer_eta_boundary: float = delphes.JER_ETA_BOUNDARY
     # Jet direction smearing (about a quarter of the 0.1 x 0.1 calorimeter tower), both eta and phi.
     jet_angular_resolution: float = 0.025
 
@@ -105,9 +105,9 @@ class PhysicsConfig:
     # 0.25 mu within dR 0.5) 72 % of true leptons inside the acceptance pass both, so
     # 0.72 / 0.93 (mean identification efficiency) = 0.78 for isolation. This is on top of the
     # jet-overlap isolation (lepton_isolation_dr) below. One uniform draw per event.
-    lepton_efficiency_central: float = 0.95
-    lepton_efficiency_forward: float = 0.85
-    lepton_efficiency_eta: float = 1.5
+    lepton_efficiency_central: float = delphes.LEPTON_EFFICIENCY_CENTRAL
+    lepton_efficiency_forward: float = delphes.LEPTON_EFFICIENCY_FORWARD
+    lepton_efficiency_eta: float = delphes.LEPTON_EFFICIENCY_ETA
     lepton_isolation_efficiency: float = 0.78
 
     # Lepton pT resolution (relative) and angular resolution (Delphes ATLAS: ~1-2 %, ~1 mrad).
@@ -116,6 +116,26 @@ class PhysicsConfig:
 
     # MET resolution per transverse component: met_resolution * sqrt(sum ET) (ATLAS: 0.5-0.7).
     met_resolution: float = 0.5
+
+    # tt + b bbar background of ttH_semilep: the extra b pair comes from a gluon splitting
+    # g* -> b bbar (production.splitting_decay: 1 + cos^2 theta* about the g* direction, the
+    # g -> q qbar splitting function). The g* is radiated off an initial-state gluon with
+    # probability ttbb_isr_fraction (rapidity ~ Normal(0, ttbb_isr_eta_sigma), independent of
+    # the tops: more forward), else off the t tbar system (rapidity = system + the spread of the
+    # tops). Its mass: dN/dm ~ m^-ttbb_mass_power on [ttbb_mass_min, ttbb_mass_max] (normalised
+    # there), falling from the b bbar threshold; power 1 would be the bare collinear dm^2/m^2,
+    # 2 matches the Pythia 8 shower's g -> b bbar in ttbar (median m_bb 18 vs 21 GeV, Delta R
+    # 0.32 vs 0.46 for both b above 20 GeV). Its pT: Gamma(ttbb_pt_shape, ttbb_pt_scale) before
+    # the event is balanced (mean 68 GeV, softer than the Higgs' 135). These shapes replace a
+    # Higgs-like pair (20 GeV + Gamma(2, 45 GeV) mass, Higgs-like pT) that left the classifier at
+    # chance; docs/generator.md has the comparison with Pythia.
+    ttbb_isr_fraction: float = 0.5
+    ttbb_isr_eta_sigma: float = 1.6
+    ttbb_mass_min: float = 2 * B_MASS + 0.5
+    ttbb_mass_max: float = 300.0
+    ttbb_mass_power: float = 2.0
+    ttbb_pt_shape: float = 1.8
+    ttbb_pt_scale: float = 38.0
 
     # Acceptance, clustering and matching (the SPANet samples' choices).
     jet_pt_min: float = 25.0
@@ -143,13 +163,16 @@ class PhysicsConfig:
         found = []
         for name in self.names():
             value = getattr(self, name)
+            if name in ("ttbb_pt_shape", "ttbb_pt_scale") and value == 0:
+                found.append(f"{name}={value} (need a positive number)")
+                continue
             if not math.isfinite(value) or value < 0:
                 found.append(f"{name}={value} (need a non-negative number)")
             elif name.endswith(("_fraction", "_probability", "_efficiency_central", "_efficiency_forward",
                                 "_isolation_efficiency", "axis_tail_b", "axis_tail_light")) and value > 1:
                 found.append(f"{name}={value} (need a value in [0, 1])")
         for low, high in (("jet_axis_tail_dr_min", "jet_axis_tail_dr_max"), ("fsr_dr_min", "fsr_dr_max"),
-                          ("fsr_z_min", "fsr_z_max")):
+                          ("fsr_z_min", "fsr_z_max"), ("ttbb_mass_min", "ttbb_mass_max")):
             lo, hi = getattr(self, low), getattr(self, high)
             if not 0 < lo < hi:
                 found.append(f"{low}={lo}, {high}={hi} (need 0 < {low} < {high})")
