@@ -341,12 +341,13 @@ def test_batch_size_is_per_ddp_process_as_in_spanet(tiny: Path, monkeypatch) -> 
     assert [batch.batch_size for batch in module.train_dataloader()] == [3]  # 6 events, 3 per rank
 
 
-def test_batch_size_times_processes_larger_than_the_training_split_is_an_error(tiny: Path, monkeypatch) -> None:
+def test_batch_size_times_processes_above_the_training_split_is_an_error(tiny: Path, monkeypatch) -> None:
     module = SpanetDataModule(
         TINY_SPEC, Options(partial_events=True, batch_size=4, validation_file=str(tiny)), training_file=tiny
     )
     monkeypatch.setattr(module, "_distributed", lambda: (0, 2))
-    with pytest.raises(InputError, match=r"at least batch_size = 4 x 2 processes training events.*got 6 events"):
+    expected = r"at least batch_size = 4 x 2 processes training events.*got 6 events"
+    with pytest.raises(InputError, match=expected):
         module.setup("fit")
 
 
