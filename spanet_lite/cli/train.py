@@ -114,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     devices = parser.add_argument_group("devices")
     devices.add_argument("-g", "--gpus", type=int,
-                         help="CUDA devices per node, recorded as num_gpu as in SPANet (default: the options' "
-                         "num_gpu; 0: CPU); > 1 uses DDP")
+                         help="CUDA devices per node, recorded as num_gpu as in SPANet (default: the options'"
+                         " num_gpu; 0: CPU); > 1 uses DDP")
     devices.add_argument("--nodes", type=int, default=1, help="number of nodes (SLURM / torchrun), default 1")
     devices.add_argument(
         "--processes", type=int, help="CPU processes per node for data-parallel training without GPUs (gloo)"
