@@ -84,7 +84,7 @@ class FileFacts:
 
     layout: FileLayout
     num_objects: np.ndarray
-    """(n,) int32 real SEQUENTIAL objects per event."""
+    """(n,) int32 vectors per event as SPANet counts them (``EventBlock.num_objects``)."""
     finite: np.ndarray | None
     """(n,) bool: all features of real objects finite (None when not scanned)."""
     target_masks: dict[str, np.ndarray]
