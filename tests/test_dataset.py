@@ -313,7 +313,8 @@ def test_zero_events_after_filtering_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(
         InputError,
         match=r"at least one training event after filtering, got 0 of 19 "
-        r"\(19 without exactly limit_to_num_jets = 3 objects removed\)",
+        r"\(19 without exactly limit_to_num_jets = 3 vectors \(objects, each GLOBAL input counting 1\) "
+        r"removed\)",
     ):
         SpanetDataModule(TINY_SPEC, options, training_file=path).setup("fit")
 

@@ -441,7 +441,10 @@ class SpanetDataModule(L.LightningDataModule):
         if len(rows) == 0:
             reasons = []
             if too_many:
-                reasons.append(f"{too_many} without exactly limit_to_num_jets = {limit} objects")
+                reasons.append(
+                    f"{too_many} without exactly limit_to_num_jets = {limit} vectors "
+                    "(objects, each GLOBAL input counting 1)"
+                )
             if invalid:
                 reasons.append(f"{invalid} with NaN/inf features")
             raise InputError(
