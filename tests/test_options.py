@@ -307,7 +307,8 @@ def test_table_notes_say_plainly_where_a_value_is_built_differently():
         ),
         (
             {"dataset_mode": "stream"},
-            "dataset_mode: expected one of auto, memory, streaming, got 'stream' (did you mean 'streaming'?)",
+            "dataset_mode: expected one of auto, memory, streaming, device, "
+            "got 'stream' (did you mean 'streaming'?)",
         ),
         ({"decoding": "optimal"}, "decoding: expected one of greedy, exact, got 'optimal'"),
         (

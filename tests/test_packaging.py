@@ -37,11 +37,13 @@ def test_extras(project):
     assert extras["test"] >= {"pytest", "hypothesis"}
     assert extras["onnx"] >= {"onnx", "onnxruntime"}
     assert extras["dev"] >= extras["test"] | {"ruff", "mypy"}
+    assert extras["tune"] >= {"optuna"}
 
 
 def test_console_scripts(project):
     assert set(project["scripts"]) == {f"spanet-{name}" for name in
-                                       ("train", "test", "predict", "inspect", "generate", "export")}
+                                       ("train", "test", "predict", "inspect", "generate", "export",
+                                                    "data", "tune")}
     assert all(target.startswith("spanet_lite.cli.") and target.endswith(":main")
                for target in project["scripts"].values())
 
@@ -52,7 +54,7 @@ def test_ci_installs_torch_first_and_runs_the_makefile_test_target(repo_root: Pa
     assert os.access(script, os.X_OK)
     assert "set -euo pipefail" in text
     torch = text.index("pip install --quiet torch==2.13.0")
-    package = text.index("pip install --quiet -e '.[test,onnx,pythia]'")
+    package = text.index("pip install --quiet -e '.[test,onnx,pythia,tune]'")
     assert torch < package
     assert text.rstrip().splitlines()[-1] == "make test"
 

@@ -1,4 +1,4 @@
-"""Read a SPANet event file (YAML, FORMATS.md section 1) into an :class:`EventSpec`.
+"""Read a SPANet event file (YAML, docs/formats.md section 1) into an :class:`EventSpec`.
 
 Validation happens here, once: every problem is an :class:`InputError` naming the file,
 the place inside it with its YAML line (``PERMUTATIONS.ht[0] (line 12)``), what was

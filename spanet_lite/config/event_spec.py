@@ -1,6 +1,6 @@
 """The event topology: what the detector sees and which particles decay into which objects.
 
-``load_event_spec(path)`` reads a SPANet event file (FORMATS.md section 1) into frozen
+``load_event_spec(path)`` reads a SPANet event file (docs/formats.md section 1) into frozen
 dataclasses. Everything downstream (dataset, network, losses, evaluation) reads the
 topology from an :class:`EventSpec` and never from the YAML.
 """

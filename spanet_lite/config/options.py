@@ -28,7 +28,7 @@ COMBINE_PAIR_LOSSES = ("min", "softmin", "mean")
 # then spanet_lite's extensions (SPANet builds no activation for these names).
 SPANET_ACTIVATIONS = ("relu", "gelu", "prelu", "elu", "celu", "none")
 ACTIVATIONS = (*SPANET_ACTIVATIONS, "silu", "tanh", "leaky_relu", "selu")
-DATASET_MODES = ("auto", "memory", "streaming")
+DATASET_MODES = ("auto", "memory", "streaming", "device")
 DECODINGS = ("greedy", "exact")
 # Lightning's precision spellings (``Trainer(precision=...)``).
 PRECISIONS = (
@@ -120,7 +120,7 @@ class Options:
     num_dataloader_workers: int = 4
     mask_sequence_vectors: bool = True
     drop_invalid_events: bool = False  # spanet_lite: drop events with NaN/inf features instead of failing
-    dataset_mode: str = "auto"  # spanet_lite: auto | memory | streaming
+    dataset_mode: str = "auto"  # spanet_lite: auto | memory | streaming | device
     event_weight_dataset: str = "WEIGHTS/EVENT/weight"  # spanet_lite: optional per-event physics weight
 
     # ---- loss
@@ -157,6 +157,7 @@ class Options:
     precision: str = "32-true"
     detection_threshold: float = 0.5
     decoding: str = "greedy"  # greedy | exact
+    compile: bool = False  # spanet_lite: torch.compile the network on CUDA (default: to be measured on GPU)
 
     # Keys the user set explicitly (filled by the loader; not an option itself).
     explicit: frozenset[str] = field(default_factory=frozenset, repr=False, compare=False)
@@ -201,6 +202,7 @@ SPANET_KEYS: frozenset[str] = frozenset(
         "precision",
         "detection_threshold",
         "decoding",
+        "compile",
     }
 )
 """Every key of SPANet's ``spanet/options.py``; the other fields are spanet_lite's own."""
@@ -296,7 +298,7 @@ def without_effect_summary(options: Options) -> str | None:
     return f"SPANet options without effect here (built instead in parentheses): {named}"
 
 
-# How the options table groups keys (FORMATS.md section 3, plus our own "run" group).
+# How the options table groups keys (docs/formats.md section 3, plus our own "run" group).
 OPTION_GROUPS: dict[str, tuple[str, ...]] = {
     "files": PATH_KEYS,
     "sizes": (
@@ -372,5 +374,5 @@ OPTION_GROUPS: dict[str, tuple[str, ...]] = {
         "verbose_output",
     ),
     "bookkeeping": ("usable_gpus", "trial_time", "trial_output_dir"),
-    "run": ("seed", "precision", "detection_threshold", "decoding"),
+    "run": ("seed", "precision", "detection_threshold", "decoding", "compile"),
 }

@@ -1,6 +1,6 @@
 """What ``spanet-inspect`` shows: the HDF5 tree, and a validation report as tables or JSON.
 
-The tree printout keeps the format SPANet users know from the ttH guide (FORMATS.md section 2)::
+The tree printout keeps the format SPANet users know from the ttH guide (docs/formats.md section 2)::
 
     ============================================================
     | Structure for data/semi_leptonic_ttH/example.h5

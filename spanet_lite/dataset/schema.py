@@ -1,6 +1,6 @@
 """The HDF5 layout an :class:`EventSpec` expects, and a chunked validator for it.
 
-Layout (FORMATS.md section 2), ``N`` events, ``W_i`` padded slots of SEQUENTIAL input ``i``::
+Layout (docs/formats.md section 2), ``N`` events, ``W_i`` padded slots of SEQUENTIAL input ``i``::
 
     INPUTS/<sequential>/MASK        bool   (N, W_i)   True = real object
     INPUTS/<sequential>/<feature>   float  (N, W_i)
@@ -604,7 +604,7 @@ class _ContentScan:
         return result
 
     def check_repeats(self, indices: dict[str, np.ndarray], start: int) -> None:
-        """One object may be the decay product of at most one parton per event (FORMATS.md 2)."""
+        """One object may be the decay product of at most one parton per event (docs/formats.md section 2)."""
         if self.offsets is None:
             return
         names = list(indices)

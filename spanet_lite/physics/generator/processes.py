@@ -1,7 +1,7 @@
 """The generated processes: parton-level recipe, target slots, stored layout and default selection.
 
 Each process turns a block of n candidate events into HDF5-ready arrays (keys are dataset
-paths, FORMATS.md section 2) of the events that pass the selection, which the detector model
+paths, docs/formats.md section 2) of the events that pass the selection, which the detector model
 applies while it simulates. Target slot r of a process is column r of its hard partons (see
 ``detector.reconstruct``).
 
