@@ -17,7 +17,7 @@ training event is full and the option has no effect)
     normalised to ``K w_c / sum_c w_c`` over all ``K`` classes.
 
 ``balance_jets``
-    Classes are SPANet's vector counts (:meth:`EventBlock.num_objects`: real objects of every
+    Classes are SPANet's vector counts (:meth:`EventBlock.num_vectors`: real objects of every
     input, each GLOBAL input adding one), ``0 .. max``; normalised to
     ``(max - min + 1) w_j / sum_j w_j``.
 
@@ -148,7 +148,7 @@ def apply_weights(
             tables.pattern_codes, tables.pattern_weights, pattern_codes(block.target_masks, spec)
         )
     if tables is not None and tables.jet_weights is not None:
-        weights *= _lookup_dense(tables.jet_weights, block.num_objects())
+        weights *= _lookup_dense(tables.jet_weights, block.num_vectors())
     block.assignment_weights = weights.astype(np.float32)
 
     block.classification_weights = {}

@@ -86,7 +86,7 @@ class FileFacts:
 
     layout: FileLayout
     num_objects: np.ndarray
-    """(n,) int32 vectors per event as SPANet counts them (``EventBlock.num_objects``)."""
+    """(n,) int32 vectors per event as SPANet counts them (``EventBlock.num_vectors``)."""
     finite: np.ndarray | None
     """(n,) bool: all features of real objects finite (None when not scanned)."""
     target_masks: dict[str, np.ndarray]
@@ -399,7 +399,7 @@ class SpanetDataModule(L.LightningDataModule):
             ):
                 parts.append(
                     (
-                        block.num_objects().astype(np.int32),
+                        block.num_vectors().astype(np.int32),
                         block.finite,
                         block.target_masks,
                         {k: v.astype(np.int32) for k, v in block.classifications.items()},

@@ -103,11 +103,16 @@ class EventBlock:
         return len(self.rows)
 
     def num_objects(self) -> np.ndarray:
-        """(n,) int64 SPANet's ``num_vectors``: the real objects of every input, a GLOBAL input
-        counting one per event (``limit_to_num_jets`` and ``balance_jets`` use this count)."""
+        """(n,) int64 real objects per event, summed over the SEQUENTIAL inputs only."""
         counts = np.zeros(len(self), dtype=np.int64)
         for mask in self.masks.values():
             counts += mask.sum(axis=1)
+        return counts
+
+    def num_vectors(self) -> np.ndarray:
+        """(n,) int64 SPANet's ``num_vectors``: the real objects of every input, a GLOBAL input
+        counting one per event (``limit_to_num_jets`` and ``balance_jets`` use this count)."""
+        counts = self.num_objects()
         if self.global_vectors is not None:
             counts += self.global_vectors
         return counts
