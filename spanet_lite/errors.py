@@ -52,6 +52,10 @@ class InputError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[type, tuple[str | None, str, str, str | None]]:
+        """Pickle by the constructor's arguments, so a worker process's error reaches the parent."""
+        return (type(self), (self.path, self.where, self.expected, self.got))
+
 
 class SpanetWarning(UserWarning):
     """Warnings about user inputs that we accept but want the user to know about."""

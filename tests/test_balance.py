@@ -1,8 +1,12 @@
-"""Balancing weights against values worked out by hand on the six tiny events.
+"""Balancing weights (SPANet's effective-number formulas) worked out by hand on the six tiny events.
 
 Patterns of fully reconstructable particles (bit t=1, lt=2, h=4), see _dataset_helpers:
 event 0: t+lt = 3, event 1: 0 (t's MASK is False), event 2: h = 4, event 3: 0, event 4: 7,
-event 5: 0. Objects per event (Jets + Leptons): 5, 5, 4, 3, 7, 1. Labels: 1, 0, 1, -1, 0, 1.
+event 5: 0. SPANet's vector counts (Jets + Leptons + 1 for the GLOBAL Met): 6, 6, 5, 4, 8, 2.
+Labels: 1, 0, 1, -1, 0, 1.
+
+With n events, beta = 1 - 1/n and a class of n_c events weighs (1 - beta) / (1 - beta^n_c):
+for n = 6 that is 1 (n_c = 1), 6/11 (n_c = 2), 216/671 (n_c = 4).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from hypothesis import strategies as st
 
 from spanet_lite.config import parse_event_spec
 from spanet_lite.config.options import Options
-from spanet_lite.dataset.balance import fit_balance, inverse_frequency, pattern_codes
+from spanet_lite.dataset.balance import count_balance, effective_number_weights, fit_balance, pattern_codes
 from spanet_lite.dataset.batch import Batch
 from spanet_lite.dataset.datamodule import SpanetDataModule
 
@@ -44,31 +48,45 @@ def test_no_balancing_gives_ones(tmp_path: Path) -> None:
     assert batch.classification_weights["EVENT/signal"].tolist() == [1, 1, 1, 0, 1, 1]
 
 
-def test_balance_particles_weights_each_pattern_equally(tmp_path: Path) -> None:
-    # pattern 0 has 3 events, patterns 3, 4, 7 one each: P = 4 patterns, w = 6 / (4 n_c)
+def test_balance_particles_uses_spanets_effective_number_with_one_added_per_class(tmp_path: Path) -> None:
+    # no EVENT symmetry: 8 classes; counts + 1: pattern 0 -> 4, patterns 3, 4, 7 -> 2, four empty -> 1
     batch = training_batch(tmp_path, balance_particles=True)
-    expected = [1.5, 0.5, 1.5, 0.5, 1.5, 0.5]
-    assert batch.assignment_weights.tolist() == pytest.approx(expected)
-    assert batch.assignment_weights.mean().item() == pytest.approx(1.0)
+    total = 216 / 671 + 3 * 6 / 11 + 4 * 1
+    none, one = 8 * (216 / 671) / total, 8 * (6 / 11) / total  # 0.4322, 0.7324
+    assert batch.assignment_weights.tolist() == pytest.approx([one, none, one, none, one, none], rel=1e-6)
 
 
-def test_balance_jets_weights_each_object_count_equally(tmp_path: Path) -> None:
-    # counts 5 (twice), 4, 3, 7, 1: J = 5, w = 6 / (5 n_j)
+def test_balance_particles_has_no_effect_without_partial_events_as_in_spanet(tmp_path: Path) -> None:
+    tables = fit_balance(
+        TINY_SPEC,
+        Options(partial_events=False, balance_particles=True),
+        target_masks={"t": np.ones(4, bool), "lt": np.zeros(4, bool), "h": np.ones(4, bool)},
+        num_objects=np.full(4, 5),
+        classifications={},
+    )
+    assert tables.pattern_codes is None and tables.pattern_weights is None
+
+
+def test_balance_jets_uses_spanets_effective_number_over_min_to_max(tmp_path: Path) -> None:
+    # counts 6 (twice), 5, 4, 8, 2 (once each), 3 and 7 absent (weight 0); w = 7 w_j / (4 + 6/11)
     batch = training_batch(tmp_path, balance_jets=True)
-    assert batch.assignment_weights.tolist() == pytest.approx([0.6, 0.6, 1.2, 1.2, 1.2, 1.2])
+    assert batch.assignment_weights.tolist() == pytest.approx([0.84, 0.84, 1.54, 1.54, 1.54, 1.54], rel=1e-6)
 
 
 def test_particle_and_jet_balancing_multiply(tmp_path: Path) -> None:
-    batch = training_batch(tmp_path, balance_particles=True, balance_jets=True)
-    expected = np.array([1.5, 0.5, 1.5, 0.5, 1.5, 0.5]) * np.array([0.6, 0.6, 1.2, 1.2, 1.2, 1.2])
-    assert batch.assignment_weights.tolist() == pytest.approx(expected.tolist())
+    particles = training_batch(tmp_path, balance_particles=True).assignment_weights
+    jets = training_batch(tmp_path, balance_jets=True).assignment_weights
+    both = training_batch(tmp_path, balance_particles=True, balance_jets=True).assignment_weights
+    assert both.tolist() == pytest.approx((particles * jets).tolist())
 
 
-def test_balance_classifications_ignores_missing_labels(tmp_path: Path) -> None:
-    # 5 labelled events: class 1 three times, class 0 twice; C = 2, w = 5 / (2 m_l); -1 -> 0
+def test_balance_classifications_uses_spanets_effective_number_on_labelled_events(tmp_path: Path) -> None:
+    # 5 labelled events (beta = 4/5): class 0 twice -> 5/9, class 1 three times -> 25/61;
+    # normalised to 2 w / (5/9 + 25/61); label -1 -> 0
     batch = training_batch(tmp_path, balance_classifications=True)
+    zero, one = 2 * (5 / 9) / (530 / 549), 2 * (25 / 61) / (530 / 549)  # 1.1509, 0.8491
     assert batch.classification_weights["EVENT/signal"].tolist() == pytest.approx(
-        [5 / 6, 1.25, 5 / 6, 0, 1.25, 5 / 6]
+        [one, zero, one, 0, zero, one], rel=1e-6
     )
 
 
@@ -91,14 +109,21 @@ def test_validation_batches_are_not_balanced(tmp_path: Path) -> None:
     assert batch.classification_weights["EVENT/signal"].tolist() == [1, 1, 1, 0, 1, 1]
 
 
+def test_effective_number_weights_by_hand() -> None:
+    # n = 10, beta = 0.9: n_c = 1 -> 1, n_c = 10 -> 0.1 / (1 - 0.9^10) = 0.153534, n_c = 0 -> 0
+    weights = effective_number_weights(np.array([1, 10, 0]), 10)
+    assert weights.tolist() == pytest.approx([1.0, 0.153534, 0.0], rel=1e-5)
+
+
 @given(st.lists(st.integers(0, 5), min_size=1, max_size=50))
-def test_inverse_frequency_has_mean_one_and_equal_mass_per_value(values: list[int]) -> None:
+def test_count_balance_never_weighs_a_rarer_value_less(values: list[int]) -> None:
     array = np.array(values)
-    distinct, weights = inverse_frequency(array)
-    per_event = weights[np.searchsorted(distinct, array)]
-    assert per_event.mean() == pytest.approx(1.0)
-    mass = [per_event[array == v].sum() for v in distinct]
-    assert mass == pytest.approx([mass[0]] * len(distinct))
+    table = count_balance(array, 3)
+    counts = np.bincount(array)
+    present = np.flatnonzero(counts)
+    order = present[np.argsort(counts[present], kind="stable")]
+    assert np.all(np.diff(table[order]) <= 1e-12)
+    assert table.sum() == pytest.approx(3.0)
 
 
 def test_patterns_exchanged_by_the_event_symmetry_count_as_one() -> None:
@@ -120,6 +145,10 @@ def test_patterns_exchanged_by_the_event_symmetry_count_as_one() -> None:
         num_objects=np.zeros(5, dtype=np.int64),
         classifications={},
     )
-    # patterns: {one top} x2, {both}, {none}, {t1 + w}: P = 4, w = 5 / (4 n_c)
+    # 6 classes (orbits of the 8 patterns): {t1 | t2} 2 events + 1 = 3, {both}, {none}, {t1+w | t2+w}
+    # 1 + 1 = 2 each, {w} and {all} 0 + 1; n = 5, beta = 4/5: w(3) = 25/61, w(2) = 5/9, w(1) = 1
+    assert len(tables.pattern_codes) == 6
+    total = 25 / 61 + 3 * 5 / 9 + 2
+    one_top, other = 6 * (25 / 61) / total, 6 * (5 / 9) / total  # 0.6032, 0.8177
     weights = dict(zip(tables.pattern_codes.tolist(), tables.pattern_weights.tolist(), strict=True))
-    assert [weights[c] for c in codes.tolist()] == pytest.approx([0.625, 0.625, 1.25, 1.25, 1.25])
+    assert [weights[c] for c in codes.tolist()] == pytest.approx([one_top, one_top, other, other, other])

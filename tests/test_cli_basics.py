@@ -113,6 +113,7 @@ def test_our_warnings_print_as_one_line_naming_the_program(monkeypatch: pytest.M
 def test_python_dash_m_runs_the_same_command(script):
     """``python -m spanet_lite.cli.<name>`` is the console script (the GPU machine has none installed)."""
     module = SCRIPTS[script].split(":")[0]
-    result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
+    command = [sys.executable, "-m", module, "--help"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"usage: {script}")

@@ -145,11 +145,20 @@ def test_partial_events_off_leaves_partial_events_out_of_training_and_validation
     ]
 
 
-def test_limit_to_num_jets_keeps_events_with_exactly_that_many_sequential_objects(tiny: Path) -> None:
-    # objects per event (Jets + Leptons, not Met): 5, 5, 4, 3, 7, 1
-    batch = all_events(tiny, limit_to_num_jets=5, batch_size=2)
+def test_limit_to_num_jets_counts_vectors_as_spanet_does_global_inputs_add_one(tiny: Path) -> None:
+    # SPANet's num_vectors: Jets + Leptons + 1 for the GLOBAL Met = 6, 6, 5, 4, 8, 2
+    batch = all_events(tiny, limit_to_num_jets=6, batch_size=2)
     assert batch.masks["Jets"].sum(dim=1).tolist() == [4, 3]  # events 0 and 1
     assert batch.masks["Leptons"].sum(dim=1).tolist() == [1, 2]
+
+
+def test_limit_to_num_jets_reads_a_global_mask_where_the_file_has_one(tmp_path: Path) -> None:
+    arrays = tiny_arrays()
+    arrays["INPUTS/Met/MASK"] = np.array([True, False, True, True, True, True])
+    path = write_h5(tmp_path / "masked_met.h5", arrays)
+    # event 1 now counts 3 + 2 + 0 = 5 vectors, event 2 still 4 + 0 + 1 = 5
+    batch = all_events(path, limit_to_num_jets=5, batch_size=2)
+    assert batch.masks["Jets"].sum(dim=1).tolist() == [3, 4]
 
 
 def test_split_limit_and_randomization(tmp_path: Path) -> None:
@@ -304,7 +313,8 @@ def test_zero_events_after_filtering_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(
         InputError,
         match=r"at least one training event after filtering, got 0 of 19 "
-        r"\(19 without exactly limit_to_num_jets = 3 objects removed\)",
+        r"\(19 without exactly limit_to_num_jets = 3 vectors \(objects, each GLOBAL input counting 1\) "
+        r"removed\)",
     ):
         SpanetDataModule(TINY_SPEC, options, training_file=path).setup("fit")
 
@@ -323,14 +333,22 @@ def test_batch_size_larger_than_the_training_split_is_an_error(tiny: Path) -> No
         SpanetDataModule(TINY_SPEC, options, training_file=tiny).setup("fit")
 
 
-def test_batch_size_not_divisible_across_ddp_ranks_says_what_to_use(tiny: Path, monkeypatch) -> None:
+def test_batch_size_is_per_ddp_process_as_in_spanet(tiny: Path, monkeypatch) -> None:
     module = SpanetDataModule(
-        TINY_SPEC, Options(partial_events=True, batch_size=5, validation_file=str(tiny)), training_file=tiny
+        TINY_SPEC, Options(partial_events=True, batch_size=3, validation_file=str(tiny)), training_file=tiny
     )
     monkeypatch.setattr(module, "_distributed", lambda: (0, 2))
-    with pytest.raises(
-        InputError, match=r"batch_size: expected a multiple of the 2 DDP processes.*use 4 or 6, got 5"
-    ):
+    module.setup("fit")
+    assert [batch.batch_size for batch in module.train_dataloader()] == [3]  # 6 events, 3 per rank
+
+
+def test_batch_size_times_processes_above_the_training_split_is_an_error(tiny: Path, monkeypatch) -> None:
+    module = SpanetDataModule(
+        TINY_SPEC, Options(partial_events=True, batch_size=4, validation_file=str(tiny)), training_file=tiny
+    )
+    monkeypatch.setattr(module, "_distributed", lambda: (0, 2))
+    expected = r"at least batch_size = 4 x 2 processes training events.*got 6 events"
+    with pytest.raises(InputError, match=expected):
         module.setup("fit")
 
 
@@ -346,7 +364,7 @@ def test_each_ddp_rank_reads_an_equal_share(tmp_path: Path, monkeypatch) -> None
         monkeypatch.setattr(module, "_distributed", lambda rank=rank: (rank, 2))
         module.setup("fit")
         shares.append(module.rows("train"))
-        assert next(iter(module.train_dataloader())).batch_size == 4
+        assert next(iter(module.train_dataloader())).batch_size == 8  # per process, as in SPANet
         assert module.statistics.num_training_events == 91  # statistics use the whole split
     assert len(shares[0]) == len(shares[1]) == 45
     assert shares[0][-1] < shares[1][0]

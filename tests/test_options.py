@@ -54,8 +54,9 @@ def test_spanet_reference_options_load_unchanged(reference_dir: Path):
         "position_embedding_dim=32 (a learned input-type vector"
     )
     named = ["position_embedding_dim", "num_jet_encoder_layers", "split_symmetric_attention"]
-    named += ["linear_block_type", "transformer_type", "balance_losses"]
+    named += ["linear_block_type", "transformer_type"]
     assert [key for key in NO_EFFECT if f"{key}=" in summary] == named
+    assert "balance_losses" not in summary  # SPANet's own training ignores it too
     assert options.batch_size == 32
     assert options.learning_rate == 0.0015
     assert options.l2_penalty == 0.0002
@@ -147,6 +148,14 @@ def test_activation_names_in_spanet_spelling_are_understood():
     assert (options.transformer_activation, options.linear_activation) == ("gelu", "leaky_relu")
 
 
+@pytest.mark.parametrize(
+    ("written", "loaded"), [("PReLU", "prelu"), ("CELU", "celu"), ("None", "none"), ("E LU", "elu")]
+)
+def test_spanets_activation_names_load_with_spanets_meaning(written: str, loaded: str):
+    # SPANet's create_activation ignores case, underscores and spaces; "None" is no activation
+    assert parse(json.dumps({"linear_activation": written})).linear_activation == loaded
+
+
 # ------------------------------------------------------- SPANet spellings, unknown keys
 def test_booleans_written_as_0_and_1_load_as_in_spanet():
     options = parse('{"partial_events": 1, "normalize_features": 0, "balance_jets": 1.0}')
@@ -205,9 +214,30 @@ def test_keys_without_effect_are_decided_from_effective_values_not_defaults():
         "split_symmetric_attention",
         "linear_block_type",
         "transformer_type",
-        "balance_losses",
     }
     assert "normalization" in keys_without_effect(Options(normalization="BatchNorm"))
+
+
+def test_keys_spanet_itself_ignores_are_never_without_effect_and_say_so_in_the_table():
+    # balance_losses: JetReconstructionOptimization is not a base of SPANet's model;
+    # combinatorial_scale: its use in SPANet's branch decoder is commented out
+    options = Options(balance_losses=True, combinatorial_scale=0.5)
+    assert not {"balance_losses", "combinatorial_scale"} & set(keys_without_effect(options))
+    assert "balance_losses" not in (without_effect_summary(options) or "")
+    lines = render(options_table(options))
+    rows = {line.split("│")[1].strip(): line.split("│")[3].strip() for line in lines if "│" in line}
+    assert "no effect in SPANet either" in rows["balance_losses"]
+    assert "no effect in SPANet either" in rows["combinatorial_scale"]
+
+
+def test_table_notes_say_plainly_where_a_value_is_built_differently():
+    options = Options(linear_activation="prelu", transformer_activation="silu", l2_penalty=0.01)
+    lines = render(options_table(options))
+    rows = {line.split("│")[1].strip(): line.split("│")[3].strip() for line in lines if "│" in line}
+    assert "one learned slope per block" in rows["linear_activation"]
+    assert "only relu or gelu" in rows["transformer_activation"]
+    assert "partial events also left out of validation" in rows["partial_events"]
+    assert "Linear weights only" in rows["l2_penalty"]
 
 
 # ------------------------------------------------------------------- impossible values
@@ -272,8 +302,8 @@ def test_keys_without_effect_are_decided_from_effective_values_not_defaults():
         ),
         (
             {"transformer_activation": "swish"},
-            "transformer_activation: expected one of relu, gelu, silu, elu, tanh, leaky_relu, selu, "
-            "got 'swish'",
+            "transformer_activation: expected one of relu, gelu, prelu, elu, celu, none, silu, tanh, "
+            "leaky_relu, selu, got 'swish'",
         ),
         (
             {"dataset_mode": "stream"},

@@ -309,3 +309,27 @@ def test_cli_backend_pythia_writes_a_valid_file(tmp_path: Path) -> None:
     assert code == 0
     report = validate_file(output, parse_event_spec(FAST["hh_4b"].event_file_text))
     assert report.ok and report.num_events == 8
+
+
+@needs_pythia
+def test_an_impossible_selection_stops_with_one_line_and_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pythia simulates ~10^2 candidates a second, so its guard trips sooner than the fast one's
+    (lowered further here to keep the test short)."""
+    from spanet_lite.physics.generator.config import Selection
+    from spanet_lite.physics.pythia import generate, runner
+
+    monkeypatch.setattr(runner, "PYTHIA_EMPTY_AFTER", 30)
+    output = tmp_path / "never.h5"
+    with pytest.raises(InputError, match=r"--min-jets 20 --min-btags 0.*none accepted"):
+        generate("ttbar_allhad", 5, SEED, output, progress=False,
+                 selection=Selection(min_jets=20, min_btags=0), max_objects=20)
+    assert list(tmp_path.iterdir()) == []  # no output, no chunk folder left to resume from
+
+
+def test_input_errors_survive_pickling_so_worker_processes_can_report_them() -> None:
+    import pickle
+
+    error = InputError("events.h5", "--min-jets", "a possible selection", "none accepted")
+    assert str(pickle.loads(pickle.dumps(error))) == str(error)

@@ -14,9 +14,10 @@ def factor(step: int, total: int = 110, warmup: int = 10, cycles: int = 1) -> fl
     return warmup_cosine_factor(step, total_steps=total, warmup_steps=warmup, cycles=cycles)
 
 
-def test_warm_up_rises_linearly_and_the_first_step_already_learns() -> None:
-    assert [factor(s) for s in range(3)] == pytest.approx([1 / 11, 2 / 11, 3 / 11])
-    assert factor(9) == pytest.approx(10 / 11)
+def test_warm_up_rises_linearly_from_zero_as_in_spanet() -> None:
+    # SPANet's get_linear_schedule_with_warmup: s / W, so the first step has rate 0
+    assert [factor(s) for s in range(3)] == pytest.approx([0.0, 0.1, 0.2])
+    assert factor(9) == pytest.approx(0.9)
 
 
 def test_cosine_starts_at_full_rate_halves_midway_and_ends_near_zero() -> None:
@@ -50,17 +51,20 @@ def test_zero_cycles_through_the_optimizer_decays_linearly() -> None:
         rates.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
-    assert rates == pytest.approx([0.5 / 3, 1.0 / 3] + [0.5 * (10 - k) / 10 for k in range(10)])
+    assert rates == pytest.approx([0.0, 0.25] + [0.5 * (10 - k) / 10 for k in range(10)])
 
 
 def test_no_warm_up_starts_at_the_full_rate() -> None:
     assert factor(0, warmup=0) == pytest.approx(1.0)
 
 
-def test_schedule_steps_keeps_warm_up_within_half_the_run() -> None:
+def test_schedule_steps_warm_up_is_uncapped_as_in_spanet() -> None:
     assert schedule_steps(epochs=10, steps_per_epoch=7, warmup_epochs=1.0) == (70, 7)
-    assert schedule_steps(epochs=1, steps_per_epoch=8, warmup_epochs=1.0) == (8, 4)
+    assert schedule_steps(epochs=1, steps_per_epoch=8, warmup_epochs=1.0) == (8, 8)  # all warm-up
     assert schedule_steps(epochs=3, steps_per_epoch=10, warmup_epochs=0.5) == (30, 5)
+    assert schedule_steps(epochs=1, steps_per_epoch=8, warmup_epochs=2.0) == (8, 16)
+    # warm-up longer than the run: the rate only rises, 0 .. 7/16 of the peak
+    assert [factor(s, total=8, warmup=16, cycles=0) for s in (0, 7)] == pytest.approx([0.0, 7 / 16])
 
 
 def test_scheduler_state_holds_the_step_counter_and_resumes_exactly() -> None:

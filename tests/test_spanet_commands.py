@@ -98,7 +98,14 @@ def test_spanets_short_train_flags_keep_spanets_meaning():
         "dataset_limit": 0.3,
         "dataset_randomization": 5,
         "verbose_output": True,
+        "num_gpu": 0,  # SPANet: options.num_gpu = gpus
     }
+
+
+def test_without_v_verbose_output_is_false_and_without_g_num_gpu_is_the_files():
+    # SPANet's train.py: options.verbose_output = verbose, whatever the options file says
+    args = train_cli.build_parser().parse_args(["-of", "o.json"])
+    assert train_cli._option_values(args) == {"verbose_output": False}
 
 
 @pytest.mark.parametrize(
@@ -170,6 +177,7 @@ def test_a_spanet_command_line_trains_one_epoch(spanet_style_run):
         options["epochs"] == 1 and options["dataset_limit"] == 0.3 and options["dataset_randomization"] == 5
     )
     assert options["batch_size"] == 64
+    assert options["num_gpu"] == 0 and options["verbose_output"] is False  # -g 0, no -v
 
 
 @pytest.mark.slow

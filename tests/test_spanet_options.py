@@ -150,3 +150,15 @@ def test_transformer_dim_scale_sets_the_feed_forward_width():
 
 def test_activation_functions_cover_exactly_the_option_names():
     assert set(ACTIVATION_FUNCTIONS) == set(ACTIVATIONS)
+
+
+def test_spanets_prelu_celu_and_none_build_what_spanet_builds():
+    x = torch.tensor([-2.0, 0.5])
+    prelu = ACTIVATION_FUNCTIONS["prelu"]()
+    assert prelu(x).tolist() == pytest.approx([-0.5, 0.5])  # torch's initial slope 0.25, learned
+    assert ACTIVATION_FUNCTIONS["celu"]()(x).tolist() == pytest.approx([-0.864665, 0.5])  # exp(-2) - 1
+    assert ACTIVATION_FUNCTIONS["none"]()(x).tolist() == [-2.0, 0.5]  # SPANet's "None": identity
+    spec = spec_from(TTBAR_YAML)
+    net = SpanetNetwork(spec, small_options(hidden_dim=16, linear_activation="prelu"), statistics_for(spec))
+    slopes = [m for m in net.modules() if isinstance(m, torch.nn.PReLU)]
+    assert slopes and all(m.weight.requires_grad for m in slopes)  # trained like every other weight

@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = parser.add_argument_group("run")
     run.add_argument("-e", "--epochs", type=int, help="number of epochs")
     run.add_argument("-b", "--batch-size", "--batch_size", dest="batch_size", type=int,
-                     help="events per batch (per process)")
+                     help="events per batch and per process, as in SPANet (DDP: processes x this per step)")
     run.add_argument("--learning-rate", "--lr", type=float, help="peak learning rate")
     run.add_argument("--seed", type=int, help="random seed (weights, data order, dropout)")
     run.add_argument("-r", "--random_seed", "--random-seed", dest="random_seed", type=int, metavar="SEED",
@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     devices = parser.add_argument_group("devices")
     devices.add_argument("-g", "--gpus", type=int,
-                         help="CUDA devices per node (default: the options' num_gpu; 0: CPU); > 1 uses DDP")
+                         help="CUDA devices per node, recorded as num_gpu as in SPANet (default: the options'"
+                         " num_gpu; 0: CPU); > 1 uses DDP")
     devices.add_argument("--nodes", type=int, default=1, help="number of nodes (SLURM / torchrun), default 1")
     devices.add_argument(
         "--processes", type=int, help="CPU processes per node for data-parallel training without GPUs (gloo)"
@@ -131,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-q", "--quiet", action="store_true", help="no options table or progress bars; one line per epoch"
     )
     output.add_argument("-v", "--verbose", action="store_true",
-                        help="SPANet's -v: sets verbose_output = true (recorded; no extra output here)")
+                        help="SPANet's -v: verbose_output = true, without it false as in SPANet (recorded; "
+                        "no extra output here)")
     spanet = parser.add_argument_group("SPANet flags without an equivalent")
     spanet.add_argument("-ts", "--torch_script", "--torch-script", dest="torch_script", action="store_true",
                         help="accepted and ignored (no TorchScript compilation here), with a warning")
@@ -156,8 +158,10 @@ def _option_values(args: argparse.Namespace) -> dict[str, object]:
     if args.full_events:
         values["partial_events"] = False
         values["balance_particles"] = False
-    if args.verbose:
-        values["verbose_output"] = True
+    # SPANet's train.py sets both from its flags whatever the options file says.
+    values["verbose_output"] = bool(args.verbose)
+    if args.gpus is not None:
+        values["num_gpu"] = args.gpus
     return values
 
 

@@ -5,8 +5,10 @@ The field names are exactly SPANet's JSON keys (:data:`SPANET_KEYS`, every key o
 and an omitted key means what it means in SPANet. Fields marked *spanet_lite* are ours.
 SPANet keys whose meaning is not built here are in :data:`NO_EFFECT`; which of them a run
 ignores is decided from its effective values (:func:`keys_without_effect`), and loading names
-them in one line. ``transformer_dim`` and ``linear_prelu_activation`` are deprecated and unused
-in SPANet itself, so they are unused here too, with the same meaning.
+them in one line. Keys SPANet's own training never reads (:data:`UNUSED_IN_SPANET`:
+``transformer_dim``, ``linear_prelu_activation``, ``balance_losses``, ``combinatorial_scale`` and
+the search bookkeeping) are unused here too, with the same meaning, and are never named there.
+Keys built with a documented difference get a note in the options table (:func:`mapped_notes`).
 
 Reading a file is :func:`spanet_lite.config.options_file.load_options`; impossible values
 are caught by :func:`spanet_lite.config.options_validation.validate_options`, called after
@@ -22,7 +24,10 @@ from typing import Any
 
 # SPANet also accepts "None"; its code then combines as "min" (the loader maps it so).
 COMBINE_PAIR_LOSSES = ("min", "softmin", "mean")
-ACTIVATIONS = ("relu", "gelu", "silu", "elu", "tanh", "leaky_relu", "selu")
+# SPANet's names (its create_activation: relu, prelu, elu, celu, gelu; "None" = no activation),
+# then spanet_lite's extensions (SPANet builds no activation for these names).
+SPANET_ACTIVATIONS = ("relu", "gelu", "prelu", "elu", "celu", "none")
+ACTIVATIONS = (*SPANET_ACTIVATIONS, "silu", "tanh", "leaky_relu", "selu")
 DATASET_MODES = ("auto", "memory", "streaming", "device")
 DECODINGS = ("greedy", "exact")
 PAIR_FEATURES = ("auto", "none", "physics")
@@ -243,9 +248,40 @@ NO_EFFECT: dict[str, NoEffect] = {
         "the embedding stack's equal-width layer is always residual", _is(True)
     ),
     "mask_sequence_vectors": NoEffect("padded objects are always masked", _is(True)),
-    "combinatorial_scale": NoEffect("a plain masked log-softmax over assignments", _is(0, 0.0)),
-    "balance_losses": NoEffect("the loss total is the explicit sum of scaled terms", _is(False)),
 }
+
+UNUSED_IN_SPANET: dict[str, str] = {
+    "transformer_dim": "deprecated; unused in SPANet too",
+    "linear_prelu_activation": "deprecated; unused in SPANet too",
+    "balance_losses": "no effect in SPANet either (its gradient balancing is not in its model)",
+    "combinatorial_scale": "no effect in SPANet either (its use is commented out)",
+    "usable_gpus": "bookkeeping of SPANet's search scripts; not read by training",
+    "trial_time": "bookkeeping of SPANet's search scripts; not read by training",
+    "trial_output_dir": "bookkeeping of SPANet's search scripts; not read by training",
+}
+"""SPANet keys that SPANet's own training does not read: same meaning (none) here, so they are
+never among the keys without effect; the options table says so in the row's note."""
+
+
+def mapped_notes(options: Options) -> dict[str, str]:
+    """Options table notes for SPANet keys whose *value* is built differently from SPANet
+    (docs/migrating_from_spanet.md, rows marked "mapped"); key -> the plain difference."""
+    notes: dict[str, str] = {}
+    for key in ("linear_activation", "transformer_activation"):
+        value = getattr(options, key)
+        if key == "transformer_activation" and value not in ("relu", "gelu"):
+            notes[key] = "spanet_lite: SPANet's transformer layers take only relu or gelu"
+        elif value == "prelu":
+            notes[key] = "one learned slope per block (SPANet: one per feature)"
+        elif value == "none":
+            notes[key] = "no activation (SPANet's None)"
+        elif value not in SPANET_ACTIVATIONS:
+            notes[key] = f"spanet_lite extension (SPANet builds no activation for {value})"
+    if not options.partial_events:
+        notes["partial_events"] = "partial events also left out of validation (SPANet: training only)"
+    if options.l2_penalty:
+        notes["l2_penalty"] = "decays Linear weights only (SPANet: every parameter but biases)"
+    return notes
 
 
 def keys_without_effect(options: Options) -> dict[str, str]:

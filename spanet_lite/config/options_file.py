@@ -174,8 +174,10 @@ def _convert(key: str, value: Any, source: str, where: str) -> Any:
 
 
 def _canonical_activation(value: str) -> str:
-    """``GELU`` -> ``gelu``, ``LeakyReLU`` -> ``leaky_relu``; anything else is left for validation."""
-    squashed = value.lower().replace("_", "")
+    """``GELU`` -> ``gelu``, ``LeakyReLU`` -> ``leaky_relu``, ``None`` -> ``none`` (SPANet ignores
+    case, underscores and spaces); anything else is left for validation, which refuses it (SPANet
+    silently builds no activation for a name it does not know, typos included)."""
+    squashed = value.lower().replace("_", "").replace(" ", "")
     for name in ACTIVATIONS:
         if name.replace("_", "") == squashed:
             return name

@@ -5,7 +5,9 @@ optimisation) plus SPANet's bookkeeping and our ``run`` group. Values that diffe
 default (SPANet's, for SPANet keys) are highlighted; the note column says where they came
 from (``(command line)`` for overrides, otherwise the default they replace), marks our own
 keys ``spanet_lite``, and says ``no effect: <what is built instead>`` for every SPANet key
-whose effective value asks for something not built here (those rows are dimmed).
+whose effective value asks for something not built here (those rows are dimmed). Keys SPANet
+itself never reads say so (``no effect in SPANet either``), and values built with a
+documented difference from SPANet say what it is (``mapped_notes``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
-from spanet_lite.config.options import OPTION_GROUPS, SPANET_KEYS, Options, keys_without_effect
+from spanet_lite.config.options import (
+    OPTION_GROUPS,
+    SPANET_KEYS,
+    UNUSED_IN_SPANET,
+    Options,
+    keys_without_effect,
+    mapped_notes,
+)
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -39,6 +48,7 @@ def options_table(
     overrides = set(overrides or ())
     defaults = Options()
     inactive = keys_without_effect(options)
+    mapped = mapped_notes(options)
     table = Table(title=title, show_lines=False)
     table.add_column("option")
     table.add_column("value", overflow="fold")
@@ -60,6 +70,10 @@ def options_table(
                 notes.append("spanet_lite")
             if key in inactive:
                 notes.append(f"no effect: {inactive[key]}")
+            if key in UNUSED_IN_SPANET:
+                notes.append(UNUSED_IN_SPANET[key])
+            if key in mapped:
+                notes.append(mapped[key])
             style = INACTIVE_STYLE if key in inactive else (NON_DEFAULT_STYLE if changed else None)
             table.add_row(f"  {key}", _show(value), "; ".join(notes), style=style)
     return table

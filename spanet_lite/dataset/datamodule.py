@@ -17,11 +17,13 @@ Which events (SPANet's options, in this order):
 3. Filters, per split: ``partial_events: false`` (SPANet's default) leaves out of training
    *and* validation every event in which some particle is not fully reconstructable (a
    one-line count is in :attr:`SpanetDataModule.notes`; testing keeps every event);
-   ``limit_to_num_jets = J > 0`` keeps events with exactly ``J`` real SEQUENTIAL objects
-   (SPANet's rule; GLOBAL inputs do not count); ``drop_invalid_events`` drops events with a
+   ``limit_to_num_jets = J > 0`` keeps events with exactly ``J`` vectors counted as SPANet
+   counts them: the real objects of every input, each GLOBAL input adding one (so with a
+   GLOBAL input, 6 jets is ``J = 7``); ``drop_invalid_events`` drops events with a
    NaN/inf feature on a real object (the count is logged); otherwise such a file is an error.
-4. DDP: ``batch_size`` is the global batch; each of ``W`` ranks gets ``batch_size / W`` per
-   step and reads only its contiguous share of the split (training shares are cut to equal
+4. DDP: ``batch_size`` is per process, as in SPANet: each of ``W`` ranks takes
+   ``batch_size`` events per step (``W x batch_size`` per optimiser step in all) and reads
+   only its contiguous share of the split (training shares are cut to equal
    length so every rank takes the same number of steps). The loaders are built on
    IterableDatasets, so Lightning adds no DistributedSampler: the DataModule shards itself.
 
@@ -84,7 +86,7 @@ class FileFacts:
 
     layout: FileLayout
     num_objects: np.ndarray
-    """(n,) int32 real SEQUENTIAL objects per event."""
+    """(n,) int32 vectors per event as SPANet counts them (``EventBlock.num_vectors``)."""
     finite: np.ndarray | None
     """(n,) bool: all features of real objects finite (None when not scanned)."""
     target_masks: dict[str, np.ndarray]
@@ -162,7 +164,7 @@ class SpanetDataModule(L.LightningDataModule):
     def _setup_fit(self, rank: int, world: int) -> None:
         if self.training_file is None:
             raise InputError(None, "training_file", "a training HDF5 file (option training_file)", "none")
-        per_rank = self._per_rank_batch(world)
+        per_rank = self.options.batch_size  # per process, as in SPANet
         train_facts = self._scan(self.training_file)
         train_rows, val_rows = self._split(train_facts.layout.num_events)
         train_rows = self._filter(self.training_file, "training", train_facts, train_rows)
@@ -191,11 +193,12 @@ class SpanetDataModule(L.LightningDataModule):
                 f"{left_out[1]} of {val_before} validation events without every particle reconstructable"
             )
 
-        if len(train_rows) < self.options.batch_size:
+        if len(train_rows) < self.options.batch_size * world:
+            processes = f" x {world} processes" if world > 1 else ""
             raise InputError(
                 self.training_file,
                 "",
-                f"at least batch_size = {self.options.batch_size} training "
+                f"at least batch_size = {self.options.batch_size}{processes} training "
                 "events (lower batch_size or raise dataset_limit / train_validation_split)",
                 f"{len(train_rows)} events",
             )
@@ -269,7 +272,7 @@ class SpanetDataModule(L.LightningDataModule):
                 "statistics from a training run (or a training_file to compute them) before testing",
                 "none",
             )
-        per_rank = self._per_rank_batch(world)
+        per_rank = self.options.batch_size  # per process, as in SPANet
         facts = self._scan(self.testing_file)
         rows = self._filter(
             self.testing_file, "testing", facts, np.arange(facts.layout.num_events, dtype=np.int64)
@@ -372,19 +375,6 @@ class SpanetDataModule(L.LightningDataModule):
             why = f"{_cpu_count()} usable CPU core(s), {blocks} block(s) to stream"
         return f"num_dataloader_workers = {asked}: using {used} ({why})"
 
-    def _per_rank_batch(self, world: int) -> int:
-        size = self.options.batch_size
-        if size % world:
-            lower = max(world, size - size % world)
-            raise InputError(
-                None,
-                "batch_size",
-                f"a multiple of the {world} DDP processes (each takes "
-                f"batch_size / {world}); use {lower} or {lower + world}",
-                str(size),
-            )
-        return size // world
-
     def _scan(self, path: Path) -> FileFacts:
         """Validate ``path`` and read its per-event facts (masks, targets, labels) in blocks."""
         report = schema.validate_file(
@@ -413,7 +403,7 @@ class SpanetDataModule(L.LightningDataModule):
             ):
                 parts.append(
                     (
-                        block.num_objects().astype(np.int32),
+                        block.num_vectors().astype(np.int32),
                         block.finite,
                         block.target_masks,
                         {k: v.astype(np.int32) for k, v in block.classifications.items()},
@@ -484,7 +474,10 @@ class SpanetDataModule(L.LightningDataModule):
         if len(rows) == 0:
             reasons = []
             if too_many:
-                reasons.append(f"{too_many} without exactly limit_to_num_jets = {limit} objects")
+                reasons.append(
+                    f"{too_many} without exactly limit_to_num_jets = {limit} vectors "
+                    "(objects, each GLOBAL input counting 1)"
+                )
             if invalid:
                 reasons.append(f"{invalid} with NaN/inf features")
             raise InputError(

@@ -104,6 +104,9 @@ class EventBlock:
     assignment_event_mask: np.ndarray | None = None
     pairs: dict[str, np.ndarray] = field(default_factory=dict)
     """RELATIVE input -> (n, N_i, N_i, C_i) float32 pairwise features (reader docstring)."""
+    global_vectors: np.ndarray | None = None
+    """(n,) int64 GLOBAL vectors per event: one per GLOBAL input, or its ``MASK`` where the file
+    has one (SPANet's GlobalInput); None counts as zero."""
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -113,6 +116,14 @@ class EventBlock:
         counts = np.zeros(len(self), dtype=np.int64)
         for mask in self.masks.values():
             counts += mask.sum(axis=1)
+        return counts
+
+    def num_vectors(self) -> np.ndarray:
+        """(n,) int64 SPANet's ``num_vectors``: the real objects of every input, a GLOBAL input
+        counting one per event (``limit_to_num_jets`` and ``balance_jets`` use this count)."""
+        counts = self.num_objects()
+        if self.global_vectors is not None:
+            counts += self.global_vectors
         return counts
 
     def select(self, index: slice | np.ndarray) -> EventBlock:
@@ -265,7 +276,19 @@ def read_block(
         ),
         finite=inputs.finite,
         pairs=inputs.pairs,
+        global_vectors=_global_vectors(file, spec, start, stop),
     )
+
+
+def _global_vectors(file: h5py.File, spec: EventSpec, start: int, stop: int) -> np.ndarray:
+    """(n,) GLOBAL vectors present per event, as SPANet counts them (see ``global_vectors``)."""
+    counts = np.zeros(stop - start, dtype=np.int64)
+    for source in spec.global_inputs:
+        if isinstance(file.get(schema.mask_path(source.name)), h5py.Dataset):
+            counts += _read(file, schema.mask_path(source.name), start, stop, bool)
+        else:
+            counts += 1
+    return counts
 
 
 def _read(file: h5py.File, name: str, start: int, stop: int, dtype) -> np.ndarray:

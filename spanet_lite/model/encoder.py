@@ -27,21 +27,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-ACTIVATION_FUNCTIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "relu": F.relu,
-    "gelu": F.gelu,
-    "silu": F.silu,
-    "elu": F.elu,
-    "tanh": torch.tanh,
-    "leaky_relu": F.leaky_relu,
-    "selu": F.selu,
+ACTIVATION_FUNCTIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "prelu": nn.PReLU,  # one learned slope per module (SPANet: one per feature)
+    "elu": nn.ELU,
+    "celu": nn.CELU,
+    "none": nn.Identity,  # SPANet's "None": no activation
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "leaky_relu": nn.LeakyReLU,
+    "selu": nn.SELU,
 }
-"""The function behind each name of ``config.options.ACTIVATIONS`` (a test keeps the two equal)."""
+"""The module behind each name of ``config.options.ACTIVATIONS`` (a test keeps the two equal)."""
 
 
-def activation(name: str) -> Callable[[Tensor], Tensor]:
-    """The activation function of a validated activation option."""
-    return ACTIVATION_FUNCTIONS[name]
+def activation(name: str) -> nn.Module:
+    """A fresh activation module for a validated activation option (``prelu`` has a parameter,
+    so every caller gets its own)."""
+    return ACTIVATION_FUNCTIONS[name]()
 
 
 def padding_bias(token_mask: Tensor, copies: int = 1) -> Tensor:

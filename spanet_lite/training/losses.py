@@ -12,12 +12,16 @@
 Each family term is the sum of its per-part terms (``assignment_loss/<particle>`` ...), so
 adding a regression target adds a term instead of diluting the others.
 
-**Difference from SPANet's total.** SPANet returns the *mean* of its list of scaled terms
-(one entry per particle for assignment and detection, one per regression/classification
-target, one kl entry, terms with scale 0 left out), so adding a target or a particle shrinks
-the weight of every other term. Here the total is the explicit *sum* above: scales mean what
-they say. For SPANet's default objective (assignment only, P particles) SPANet's total is our
-``assignment_loss / P``; with AdamW (scale-invariant updates) this changes little.
+**Difference from SPANet's total** (docs/migrating_from_spanet.md, "Loss total"). SPANet
+returns the *mean* of its list of scaled terms (one entry per particle for assignment and for
+detection, one per regression/classification target, one kl entry, terms with scale 0 left
+out), so adding a target or a particle shrinks the weight of every other term; each
+particle's assignment *and* detection sums are divided by that particle's reconstructable
+count, and its balancing weights are not divided out. Here the total is the explicit *sum*
+above, and assignment and detection are each one weighted mean pooled over particles
+(divided by the summed weights of the counted entries), so balancing weights only set
+relative weights. For SPANet's default objective (assignment only, P particles, every
+particle reconstructable, no weights) SPANet's total is our ``assignment_loss / P``.
 
 **Assignment.** For output particle p compared with the targets t of particle q, the loss is
 the negative log-probability of the *unordered* assignment: every ordering of t equivalent
@@ -46,7 +50,8 @@ coefficients detached (the assignment decides which truth particle an output sta
 events, weights ``w_q``), normalised by the sum of weights over events and particles.
 
 **Regression.** On normalised targets (``network.normalize_regressions``): squared error for
-gaussian and log_gaussian (in the transformed space), absolute error for laplacian; NaN
+gaussian and log_gaussian (in the transformed ``arcsinh(x/2)`` space; SPANet's log_gaussian
+loss is the squared error in raw units), absolute error for laplacian; NaN
 targets are excluded; each target's weighted mean uses ``event_weight``; a batch where a
 target is all NaN contributes exactly 0 for it.
 

@@ -5,7 +5,8 @@ zero after the warm-up, ``C >= 1`` is ``C`` cosine cycles with hard restarts. Wi
 warm-up steps and ``T`` total steps, the learning rate at optimiser step ``s`` is
 ``learning_rate * factor(s)`` with
 
-* ``factor(s) = (s + 1) / (W + 1)`` while ``s < W`` (so the very first step already learns), and
+* ``factor(s) = s / W`` while ``s < W`` (SPANet's warm-up, from ``get_linear_schedule_with_warmup``:
+  the first optimiser step has rate 0 and only fills the optimiser's moment estimates), and
   afterwards, with ``p = (s - W) / (T - W)``,
 * ``C = 0``: ``factor(s) = 1 - p``, from the full rate down to zero;
 * ``C >= 1``: ``factor(s) = 0.5 * (1 + cos(pi * frac(C * p)))``: ``C`` equal cosine cycles from
@@ -29,7 +30,7 @@ import torch
 def warmup_cosine_factor(step: int, *, total_steps: int, warmup_steps: int, cycles: int) -> float:
     """Multiplier of the base learning rate at optimiser step ``step`` (0-based)."""
     if warmup_steps > 0 and step < warmup_steps:
-        return (step + 1) / (warmup_steps + 1)
+        return step / warmup_steps
     decay_steps = max(1, total_steps - warmup_steps)
     progress = min(max(step - warmup_steps, 0) / decay_steps, 1.0)
     if progress >= 1.0:
@@ -65,9 +66,10 @@ def warmup_cosine_scheduler(
 def schedule_steps(*, epochs: int, steps_per_epoch: int, warmup_epochs: float) -> tuple[int, int]:
     """``(total_steps, warmup_steps)`` for a run of ``epochs`` epochs of ``steps_per_epoch`` steps.
 
-    Warm-up never takes the whole run: at most half of the steps warm up, so a short run
-    (``--epochs 1`` with ``learning_rate_warmup_epochs = 1``) still decays.
+    ``warmup_steps = round(warmup_epochs x steps_per_epoch)``, as in SPANet, with no cap: a run
+    no longer than its warm-up (``--epochs 1`` with SPANet's default
+    ``learning_rate_warmup_epochs = 1``) warms up for all of it and never decays, as in SPANet.
     """
     total = max(1, int(epochs) * max(1, int(steps_per_epoch)))
     warmup = round(max(0.0, float(warmup_epochs)) * max(1, int(steps_per_epoch)))
-    return total, min(warmup, total // 2)
+    return total, warmup

@@ -24,17 +24,25 @@ FLOOR_AFTER = 1_000_000
 
 @dataclass
 class AcceptanceGuard:
+    """Running acceptance of one generation; the two limits are in simulated candidates.
+
+    The fast backend simulates ~10^5 candidates a second and uses the module's limits; the
+    Pythia backend, ~10^2 a second per worker, passes smaller ones (see its runner).
+    """
+
     selection: Selection
     candidates: int = 0
     accepted: int = 0
+    empty_after: int = EMPTY_AFTER
+    floor_after: int = FLOOR_AFTER
 
     def add(self, candidates: int, accepted: int) -> None:
         """Count one simulated block; raise InputError when the selection is (near-)impossible."""
         self.candidates += candidates
         self.accepted += accepted
-        if self.accepted == 0 and self.candidates >= EMPTY_AFTER:
+        if self.accepted == 0 and self.candidates >= self.empty_after:
             self._refuse("none")
-        elif self.candidates >= FLOOR_AFTER and self.accepted < FLOOR * self.candidates:
+        elif self.candidates >= self.floor_after and self.accepted < FLOOR * self.candidates:
             self._refuse(f"{self.accepted:,}")
 
     def _refuse(self, accepted: str) -> None:

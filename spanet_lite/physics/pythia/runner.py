@@ -28,6 +28,7 @@ import numpy as np
 from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.errors import InputError
 from spanet_lite.io import atomic_path, atomic_write_text
+from spanet_lite.physics.generator.acceptance import AcceptanceGuard
 from spanet_lite.physics.generator.config import PhysicsConfig, Selection
 from spanet_lite.physics.generator.engine import FLOAT_DTYPE, Summary, _create_datasets, _stored, _Tally
 from spanet_lite.physics.generator.processes import PROCESSES as FAST_PROCESSES
@@ -78,12 +79,21 @@ def _write_chunk(path: Path, result: ChunkResult) -> None:
         f.attrs["selected"] = result.selected
 
 
+PYTHIA_EMPTY_AFTER = 10_000
+"""Showered candidates of one chunk with none selected after which its selection is refused
+(a minute or so of one worker; an acceptance of 1e-3 passes this with probability 1 - 5e-5)."""
+PYTHIA_FLOOR_AFTER = 100_000
+"""Candidates of one chunk after which an acceptance below the fast backend's floor is refused."""
+
+
 def _run_chunk(args: tuple[Any, ...]) -> tuple[int, int, int]:
     """Worker: generate chunk ``index`` and write it; returns (index, generated, selected)."""
     name, events, seed, index, path, options, updates = args
     spec = parse_event_spec(FAST_PROCESSES[name].event_file_text)
+    guard = AcceptanceGuard(options.selection, empty_after=PYTHIA_EMPTY_AFTER, floor_after=PYTHIA_FLOOR_AFTER)
 
     def on_batch(generated: int, selected: int) -> None:
+        guard.add(generated, selected)
         if updates is not None:
             updates.put((generated, selected))
 
@@ -192,12 +202,17 @@ def generate(
 
     tasks = [(process, sizes[k], seed, k, str(chunk_path(work_dir, k)), options) for k in todo]
     bar = _Progress(process, n_events, done_events, progress, on_progress)
-    if jobs == 1 or len(tasks) <= 1:
-        with bar:
-            for task in tasks:
-                _run_chunk((*task, bar))
-    else:
-        _run_parallel(tasks, jobs, bar)
+    try:
+        if jobs == 1 or len(tasks) <= 1:
+            with bar:
+                for task in tasks:
+                    _run_chunk((*task, bar))
+        else:
+            _run_parallel(tasks, jobs, bar)
+    except InputError:  # an impossible selection: nothing worth resuming from
+        if not any(chunk_path(work_dir, k).exists() for k in range(len(sizes))):
+            shutil.rmtree(work_dir, ignore_errors=True)
+        raise
 
     summary = _assemble(work_dir, sizes, output, process, seed, pythia_version, compression)
     shutil.rmtree(work_dir)
