@@ -28,10 +28,10 @@ needs_onnxruntime = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, reference_dir):
+def exported(tmp_path_factory, generated_tth):
     folder = tmp_path_factory.mktemp("export")
-    event_yaml = (reference_dir / "semi_leptonic_ttH.yaml").read_text()
-    run_dir = make_run_dir(folder / "run", event_yaml, reference_dir / "example.h5", seed=3)
+    event_yaml = (generated_tth / "semi_leptonic_ttH.yaml").read_text()
+    run_dir = make_run_dir(folder / "run", event_yaml, generated_tth / "example.h5", seed=3)
     model = folder / "model.onnx"
     assert export_cli.main([str(run_dir), str(model), "--copy-decoder"]) == 0
     return load_run(run_dir), model
