@@ -11,8 +11,9 @@ are scored:
 * with the run's ``detection_threshold``: what ``spanet-predict`` writes; its particle
   purity and efficiency (``with_detection``) show what the detection head adds.
 
-``num_jets`` is the number of real objects summed over all SEQUENTIAL inputs. Per-event
-weights (``event_weight_dataset``) enter every average.
+``num_jets`` counts jets: real objects of the SEQUENTIAL inputs, leptons excluded by the rule
+of :mod:`~spanet_lite.evaluation.jets`. Per-event weights (``event_weight_dataset``) enter
+every average.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from spanet_lite.evaluation import baseline as neutrino
 from spanet_lite.evaluation import metrics as M
 from spanet_lite.evaluation.inference import Predictions, from_outputs, to_tensors, trimmed_forward
 from spanet_lite.evaluation.inputs import blocks
+from spanet_lite.evaluation.jets import count_jets, describe
 from spanet_lite.evaluation.progress import progress_bar
+from spanet_lite.evaluation.units import regression_units
 
 if TYPE_CHECKING:
     from spanet_lite.evaluation.run import Run
@@ -51,6 +54,8 @@ class Evaluation:
     classifications: dict[str, np.ndarray]
     baseline: dict[str, np.ndarray] = field(default_factory=dict)
     baseline_note: str = ""
+    units: dict[str, str | None] = field(default_factory=dict)
+    """Regression key -> physical unit where the file says (:mod:`~spanet_lite.evaluation.units`)."""
 
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -73,6 +78,7 @@ def evaluate_file(
         )
         report.raise_for_errors()
         layout = reader.resolve_layout(file, spec, path, options.event_weight_dataset)
+        units = regression_units(file, [t.key for t in spec.regressions])
         if layout.num_events == 0:
             raise InputError(path, "", "at least one event to evaluate", "0")
         parts: list[Predictions] = []
@@ -91,7 +97,7 @@ def evaluate_file(
                     gated.append(with_gate.assignments)
                 targets.append(block.targets)
                 masks.append(block.target_masks)
-                jets.append(block.num_objects())
+                jets.append(count_jets(spec, block.features, block.masks))
                 weights.append(block.event_weights)
                 regressions.append(block.regressions)
                 classes.append(block.classifications)
@@ -109,6 +115,7 @@ def evaluate_file(
         regressions=_concat(regressions),
         classifications=_concat(classes),
         baseline_note=plan.describe(),
+        units=units,
     )
     scale = 1.0
     if plan.usable:
@@ -141,6 +148,7 @@ def compute_metrics(run: Run, ev: Evaluation, path: str | Path, unit_divisor: fl
         result["assignment_tables"] = M.assignment_tables(
             predicted, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
         )
+        result["jet_count_rule"] = describe(spec)
         with_detection = M.assignment_metrics(ev.gated, ev.targets, ev.target_masks, spec, weights=w)
         result["with_detection"] = {"threshold": options.detection_threshold, **with_detection}
         present = M.detection_truth(predicted, ev.targets, ev.target_masks, spec)
@@ -164,6 +172,7 @@ def compute_metrics(run: Run, ev: Evaluation, path: str | Path, unit_divisor: fl
         result["baseline"] = {
             "used": bool(ev.baseline), "note": ev.baseline_note, "unit_divisor": unit_divisor
         }
+        result["regression_units"] = {key: ev.units.get(key) for key in regression}
     classification = {
         t.key: M.classification_metrics(
             ev.predictions.classifications[t.key], ev.classifications[t.key], weights=w
