@@ -46,22 +46,23 @@ def test_console_scripts(project):
                for target in project["scripts"].values())
 
 
-def test_ci_installs_torch_first_and_runs_the_makefile_test_target(repo_root: Path):
+def test_ci_installs_torch_first_and_runs_the_tests_then_the_readme(repo_root: Path):
     script = repo_root / ".ci" / "run"
     text = script.read_text(encoding="utf-8")
     assert os.access(script, os.X_OK)
     assert "set -euo pipefail" in text
+    assert "export CI=" in text  # a missing SPANet reference fails CI instead of skipping
     torch = text.index("pip install --quiet torch==2.13.0")
     package = text.index("pip install --quiet -e '.[test,onnx,pythia]'")
     assert torch < package
-    assert text.rstrip().splitlines()[-1] == "make test"
+    assert text.rstrip().splitlines()[-2:] == ["make test", "make readme-check"]
 
 
 def test_makefile_setup_pins_torch_before_the_package(repo_root: Path):
     text = (repo_root / "Makefile").read_text(encoding="utf-8")
     assert "TORCH_VERSION := 2.13.0" in text
     assert text.index("pip install torch==$(TORCH_VERSION)") < text.index("pip install -e '.[$(EXTRAS)]'")
-    for target in ("setup", "test", "example", "lint"):
+    for target in ("setup", "test", "example", "lint", "readme-check"):
         assert re.search(rf"^{target}:", text, re.MULTILINE), target
 
 
