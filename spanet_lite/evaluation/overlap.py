@@ -1,15 +1,16 @@
 """Is a test file the run's training file? Scores on training events are not test scores.
 
-Two files are the same events when they are the same path, or when their inputs agree on the
-first events: a SHA-256 over every ``INPUTS/...`` dataset's first :data:`FIRST_EVENTS` rows
-(name, dtype and bytes). That catches a copy, a file regenerated with the same seed, and a
-``spanet-predict`` output of the training file (which copies its INPUTS), while reading a few
-hundred kilobytes at most.
+Two files hold the same events when they are the same path, or when their inputs agree on the
+first :data:`FIRST_EVENTS` events: the same ``INPUTS/...`` datasets, masks and integers equal,
+floats equal to within :data:`RELATIVE_TOLERANCE` (:data:`ABSOLUTE_TOLERANCE` near zero). That
+catches a copy, a ``spanet-predict`` output of the training file (which copies its INPUTS) and
+a file regenerated with the same seed (which can differ from the original in the last bits of
+a float on another machine, so a bit-exact hash would miss it), while reading a few hundred
+kilobytes at most.
 """
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,10 +24,13 @@ if TYPE_CHECKING:
     from spanet_lite.evaluation.run import Run
 
 FIRST_EVENTS = 4096
+RELATIVE_TOLERANCE = 1e-4
+ABSOLUTE_TOLERANCE = 1e-5  # an angle near 0 computed in float32 on two machines differs by ~1e-7
 
 
-def first_events_digest(path: str | Path, events: int = FIRST_EVENTS) -> str | None:
-    """SHA-256 of the first ``events`` rows of every INPUTS dataset; None if unreadable."""
+def first_events(path: str | Path, events: int = FIRST_EVENTS) -> dict[str, np.ndarray] | None:
+    """The first ``events`` rows of every ``INPUTS`` dataset (name below INPUTS -> array);
+    None if the file cannot be read or has no INPUTS group."""
     try:
         with h5py.File(path, "r") as file:
             group = file.get("INPUTS")
@@ -39,14 +43,28 @@ def first_events_digest(path: str | Path, events: int = FIRST_EVENTS) -> str | N
                     names.append(name)
 
             group.visititems(collect)
-            digest = hashlib.sha256()
-            for name in sorted(names):
-                values = np.ascontiguousarray(group[name][:events])
-                digest.update(f"{name}:{values.dtype.str}:{values.shape}\n".encode())
-                digest.update(values.tobytes())
-            return digest.hexdigest()
+            return {name: group[name][:events] for name in names}
     except (OSError, KeyError, ValueError):
         return None
+
+
+def same_events(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    """True when two :func:`first_events` results hold the same events (see the module doc)."""
+    if not a or a.keys() != b.keys():
+        return False
+    rows = min(len(v) for v in (*a.values(), *b.values()))
+    if rows == 0:
+        return False
+    for name, x in a.items():
+        x, y = x[:rows], b[name][:rows]
+        if x.shape != y.shape:
+            return False
+        if np.issubdtype(x.dtype, np.floating) or np.issubdtype(y.dtype, np.floating):
+            if not np.allclose(x, y, rtol=RELATIVE_TOLERANCE, atol=ABSOLUTE_TOLERANCE, equal_nan=True):
+                return False
+        elif not np.array_equal(x, y):
+            return False
+    return True
 
 
 def _same_path(a: Path, b: Path) -> bool:
@@ -65,8 +83,8 @@ def training_file_overlap(training_file: str | Path | None, test_file: str | Pat
         return "same path"
     if not training.is_file():
         return None  # moved or on another machine: nothing to compare with
-    ours = first_events_digest(test)
-    if ours is not None and ours == first_events_digest(training):
+    ours, theirs = first_events(test), first_events(training)
+    if ours is not None and theirs is not None and same_events(ours, theirs):
         return "same events"
     return None
 
