@@ -51,8 +51,8 @@ def random_ttbar_log_probs(events: int, seed: int = 0):
 
 
 def bench_decode(events: int) -> tuple[float, float]:
+    from spanet_lite.assignment.decoding import decode
     from spanet_lite.config import load_event_spec
-    from spanet_lite.evaluation.decoding import decode
 
     spec = load_event_spec(EVENT_FILE)
     assignments = random_ttbar_log_probs(events)

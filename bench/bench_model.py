@@ -100,7 +100,8 @@ def run_config(name: str, quick: bool) -> dict:
     from spanet_lite.config.options import Options
     from spanet_lite.config.options_file import load_options
     from spanet_lite.model.network import SpanetNetwork
-    from spanet_lite.training.losses import compute_losses, parameter_groups
+    from spanet_lite.training.losses import compute_losses
+    from spanet_lite.training.optimizer import parameter_groups
 
     event_file, options_file, slots = CONFIGS[name]
     spec = load_event_spec(ROOT / event_file)
@@ -213,7 +214,8 @@ def tth_trimming(quick: bool) -> dict:
     from spanet_lite.config.options_file import load_options
     from spanet_lite.dataset.datamodule import SpanetDataModule
     from spanet_lite.model.network import SpanetNetwork
-    from spanet_lite.training.losses import compute_losses, parameter_groups
+    from spanet_lite.training.losses import compute_losses
+    from spanet_lite.training.optimizer import parameter_groups
 
     options = load_options(ROOT / TTH_OPTIONS)
     spec = load_event_spec(ROOT / options.event_info_file)

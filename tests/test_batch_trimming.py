@@ -16,9 +16,9 @@ from _model_helpers import MIXED_YAML, TTBAR_YAML, small_options, spec_from, sta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spanet_lite.assignment.decoding import decode
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.dataset.batch import Batch, SlotMap, kept_slots, trim_inputs
-from spanet_lite.evaluation.decoding import decode
 from spanet_lite.evaluation.inference import infer
 from spanet_lite.evaluation.predict import write_predictions
 from spanet_lite.evaluation.run import load_run

@@ -15,12 +15,13 @@ from _dataset_helpers import (
     LEPTONS,
     SIGNAL,
     TINY_SPEC,
+    TINY_YAML,
     random_arrays,
     tiny_arrays,
     write_h5,
 )
 
-from spanet_lite.config import load_event_spec
+from spanet_lite.config import load_event_spec, parse_event_spec
 from spanet_lite.config.options import Options
 from spanet_lite.dataset.batch import Batch
 from spanet_lite.dataset.datamodule import SpanetDataModule
@@ -230,6 +231,16 @@ def test_drop_invalid_events_drops_them_and_reports_the_count(tmp_path: Path, ca
         batch = all_events(path, drop_invalid_events=True, batch_size=4)
     assert batch.masks["Jets"].sum(dim=1).tolist() == [4, 3, 2, 5]
     assert "dropped 2 validation event(s)" in caplog.text and "first: event 2" in caplog.text
+
+
+def test_drop_invalid_events_still_refuses_a_missing_dataset_named_like_a_number(tmp_path: Path) -> None:
+    """Only NaN/inf problems are dropped, whatever the missing dataset is called ("info")."""
+    spec = parse_event_spec(TINY_YAML.replace("phi: none", "info: none"), source="tiny.yaml")
+    path = write_h5(tmp_path / "no_info.h5", tiny_arrays())  # has INPUTS/Met/phi, not .../info
+    opts = Options(batch_size=6, validation_file=str(path), dataset_mode="memory", drop_invalid_events=True)
+    module = SpanetDataModule(spec, opts, training_file=path)
+    with pytest.raises(InputError, match=r"INPUTS/Met/info"):
+        module.setup("fit")
 
 
 def test_target_on_a_padded_object_is_an_error(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from _evaluation_helpers import TTBAR
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spanet_lite.assignment import numpy_decoder
+from spanet_lite.assignment.decoding import decode
 from spanet_lite.config import parse_event_spec
-from spanet_lite.evaluation import onnx_decoder
-from spanet_lite.evaluation.decoding import decode
 
 MIXED = parse_event_spec(
     """
@@ -178,13 +178,51 @@ def test_exact_mode_matches_brute_force(seed, num_objects):
     assert score == pytest.approx(brute_force_best(assignments, TTBAR, 0), abs=1e-4)
 
 
-def test_numpy_decoder_matches_torch_decoder():
-    num_real = torch.tensor([10, 7, 6, 3, 10])
-    assignments = assignment_batch(TTBAR, 5, 10, num_real, seed=3)
-    torch_out = decode(assignments, TTBAR)
-    numpy_out = onnx_decoder.decode({k: v.numpy() for k, v in assignments.items()})
-    for particle in ("t1", "t2"):
-        np.testing.assert_array_equal(numpy_out[particle], torch_out[particle].numpy())
+def reference_greedy(scores: list[np.ndarray], active: list[bool]) -> list[tuple[int, ...] | None]:
+    """The greedy rule for one event, written the slow and obvious way (a plain Python loop).
+
+    Repeatedly take the (particle, tuple) with the highest finite score among particles still
+    waiting, whose objects are all free; ties go to the earlier particle, then to the smaller
+    tuple (row-major order, as argmax picks them).
+    """
+    chosen: list[tuple[int, ...] | None] = [None] * len(scores)
+    waiting = [j for j, on in enumerate(active) if on]
+    used: set[int] = set()
+    while waiting:
+        best = None
+        for j in waiting:
+            for index in itertools.product(*map(range, scores[j].shape)):
+                value = scores[j][index]
+                if math.isfinite(value) and not used & set(index) and (best is None or value > best[0]):
+                    best = (value, j, index)
+        if best is None:
+            break
+        _, j, index = best
+        chosen[j] = index
+        used |= set(index)
+        waiting.remove(j)
+    return chosen
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_numpy_and_torch_decoders_give_the_reference_greedy_answer(gated):
+    num_real = torch.tensor([10, 7, 6, 3, 10, 8])
+    assignments = assignment_batch(MIXED, 6, 10, num_real, seed=3)
+    detections = {"a": torch.tensor([0.9, 0.1, 0.6, 0.9, 0.2, 0.7]), "c": torch.full((6,), 0.4)}
+    torch_out = decode(assignments, MIXED, detections=detections if gated else None)
+    numpy_out = numpy_decoder.decode(
+        {k: v.numpy() for k, v in assignments.items()},
+        detections={k: v.numpy() for k, v in detections.items()} if gated else None,
+    )
+    names = MIXED.particle_names
+    for event in range(6):
+        active = [not gated or float(detections.get(n, torch.ones(6))[event]) >= 0.5 for n in names]
+        expected = reference_greedy([assignments[n][event].numpy() for n in names], active)
+        for name, want in zip(names, expected):
+            width = assignments[name].dim() - 1
+            want_row = list(want) if want is not None else [-1] * width
+            assert torch_out[name][event].tolist() == want_row, (event, name)
+            assert numpy_out[name][event].tolist() == want_row, (event, name)
 
 
 def test_nan_scores_are_never_chosen():

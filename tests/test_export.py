@@ -11,9 +11,9 @@ import pytest
 import torch
 from _evaluation_helpers import TWO_INPUTS_YAML, make_run_dir, write_two_input_file
 
+from spanet_lite.assignment import numpy_decoder
+from spanet_lite.assignment.decoding import decode
 from spanet_lite.cli import export as export_cli
-from spanet_lite.evaluation import onnx_decoder
-from spanet_lite.evaluation.decoding import decode
 from spanet_lite.evaluation.export import example_inputs, input_names, output_names
 from spanet_lite.evaluation.run import load_run
 
@@ -71,7 +71,7 @@ def test_numpy_decoder_on_onnx_outputs_matches_the_torch_decoder(exported):
     feeds = {name: tensor.numpy() for name, tensor in zip(input_names(run.spec), inputs)}
     out = dict(zip(output_names(run.spec), session.run(None, feeds)))
     particles = run.spec.particle_names
-    chosen = onnx_decoder.decode(
+    chosen = numpy_decoder.decode(
         {p: out[f"assignment_{p}"] for p in particles},
         detections={p: out[f"detection_{p}"] for p in particles},
         threshold=0.5,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
+from spanet_lite.assignment.jets import count_jets, describe, jet_products
+from spanet_lite.assignment.metrics import jet_rows
 from spanet_lite.config import parse_event_spec
-from spanet_lite.evaluation.jets import count_jets, describe, jet_products
-from spanet_lite.evaluation.metrics import jet_rows
 
 # Semi-leptonic ttbar with the lepton among the jets (SPANet's ttH layout), and a second spec with
 # the lepton in its own input, tied to the leptonic top.

@@ -12,10 +12,9 @@ from _model_helpers import ttbar_yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spanet_lite.assignment.metrics import assignment_metrics, assignment_tables
 from spanet_lite.config import parse_event_spec
 from spanet_lite.evaluation.metrics import (
-    assignment_metrics,
-    assignment_tables,
     background_rejection,
     classification_metrics,
     detection_metrics,

@@ -22,7 +22,7 @@ from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.errors import InputError
 from spanet_lite.model.network import SpanetNetwork
 from spanet_lite.model.normalization import FeatureNormalizer, RegressionNormalizer
-from spanet_lite.training.losses import parameter_groups
+from spanet_lite.training.optimizer import parameter_groups
 
 TTBAR = spec_from(TTBAR_YAML)
 MIXED = spec_from(MIXED_YAML)

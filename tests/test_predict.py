@@ -124,6 +124,25 @@ def test_predict_on_a_file_without_the_inputs_fails_in_one_line_and_writes_nothi
     assert list(tmp_path.iterdir()) == [bad]  # no temporary file left behind
 
 
+def test_predict_checks_feature_values_as_training_does_and_needs_no_targets(ttbar, tmp_path, capsys):
+    """The same schema check as training, inputs only: a NaN on a real jet is refused in one
+    line, while a file holding nothing but INPUTS is fine."""
+    run_dir, data = ttbar
+    inputs_only, with_nan = tmp_path / "inputs.h5", tmp_path / "nan.h5"
+    with h5py.File(data) as source, h5py.File(inputs_only, "w") as a, h5py.File(with_nan, "w") as b:
+        source.copy(source["INPUTS"], a, name="INPUTS")
+        source.copy(source["INPUTS"], b, name="INPUTS")
+        first_real = int(np.argmax(source["INPUTS/Jets/MASK"][0]))
+        b["INPUTS/Jets/pt"][0, first_real] = np.nan
+    assert predict_cli.main([str(run_dir), str(inputs_only), str(tmp_path / "ok.h5")]) == 0
+    capsys.readouterr()
+    out = tmp_path / "out.h5"
+    assert predict_cli.main([str(run_dir), str(with_nan), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "INPUTS/Jets/pt" in err and "event 0" in err
+    assert not out.exists()
+
+
 def test_spanet_test_prints_tables_and_writes_json_without_the_training_file(ttbar, tmp_path, capsys):
     run_dir, data = ttbar
     report = tmp_path / "metrics.json"

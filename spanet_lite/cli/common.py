@@ -53,11 +53,6 @@ def run_cli(program: str, body: Callable[[Sequence[str] | None], int], argv: Seq
         return EXIT_INTERRUPTED
 
 
-def not_implemented(program: str) -> int:
-    error_line(program, "this command is not implemented yet in this version of spanet_lite")
-    return EXIT_INPUT_ERROR
-
-
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     """``--checkpoint``, ``--device``, ``--threads``: how a command that runs a trained network
     (``spanet-test``, ``spanet-predict``) loads it and where it runs it."""

@@ -37,7 +37,7 @@ def _body(argv: Sequence[str] | None) -> int:
 
     from rich.console import Console
 
-    from spanet_lite.evaluation import onnx_decoder
+    from spanet_lite.assignment import numpy_decoder
     from spanet_lite.evaluation.export import export_onnx, input_names, output_names
     from spanet_lite.evaluation.run import load_run
 
@@ -49,7 +49,7 @@ def _body(argv: Sequence[str] | None) -> int:
     console.print(f"  outputs: {', '.join(output_names(run.spec))}")
     if args.copy_decoder:
         target = Path(path).with_name("onnx_decoder.py")
-        shutil.copyfile(onnx_decoder.__file__, target)
+        shutil.copyfile(numpy_decoder.__file__, target)
         console.print(f"  numpy decoder: {target}")
     return EXIT_OK
 

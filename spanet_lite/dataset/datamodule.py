@@ -508,8 +508,7 @@ def _raise_first_error(report: schema.ValidationReport, *, allow_nonfinite: bool
 
 
 def _is_nonfinite_feature(problem: schema.Problem) -> bool:
-    text = problem.message.lower()
-    return problem.where.startswith("INPUTS/") and any(w in text for w in ("nan", "inf", "finite"))
+    return problem.code == "nonfinite" and problem.where.startswith("INPUTS/")
 
 
 def _equal_share(rows: np.ndarray, rank: int, world: int) -> np.ndarray:

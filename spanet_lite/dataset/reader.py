@@ -1,9 +1,10 @@
 """Read contiguous row ranges of a SPANet HDF5 file into per-event numpy arrays.
 
-Everything that touches the HDF5 datasets during loading goes through :func:`read_block`,
-which reads rows ``[start, stop)`` of every dataset the event spec names with one contiguous
-slice each (the fastest HDF5 access pattern, and the one whose memory is bounded by the block).
-Both dataset modes use it: in-memory mode to fill its arrays once, streaming mode per block.
+Everything that touches the HDF5 datasets goes through this module: :func:`read_block` reads
+rows ``[start, stop)`` of every dataset the event spec names with one contiguous slice each
+(the fastest HDF5 access pattern, and the one whose memory is bounded by the block); it is what
+training (both dataset modes) and ``spanet-test`` read. :func:`read_inputs` is its inputs-only
+part, all that prediction needs from a file that may hold no targets.
 
 What a block holds is already in :class:`~spanet_lite.dataset.batch.Batch` form:
 
@@ -15,11 +16,13 @@ What a block holds is already in :class:`~spanet_lite.dataset.batch.Batch` form:
 * ``target_masks`` = every product matched AND ``TARGETS/<p>/MASK`` (when present).
 
 Layout checks (missing datasets, shapes, indices at padded slots, ...) are
-:mod:`spanet_lite.dataset.schema`'s job; this module trusts a validated file.
+:mod:`spanet_lite.dataset.schema`'s job (``inputs_only=True`` for prediction); this module
+trusts a validated file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -45,11 +48,6 @@ class FileLayout:
     """Particle -> path of TARGETS/<p>/WEIGHT, or None."""
     event_weight: str | None
     """Path of the per-event physics weight, or None (weight 1)."""
-
-    @property
-    def total_objects(self) -> int:
-        """Width of the combined object index space."""
-        return sum(self.max_objects.values())
 
 
 def resolve_layout(
@@ -121,21 +119,37 @@ def _take(value, index):
     return value[index]
 
 
-def read_block(
+def row_blocks(num_events: int, size: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) ranges covering ``num_events`` rows in steps of ``size``."""
+    for start in range(0, num_events, size):
+        yield start, min(start + size, num_events)
+
+
+@dataclass
+class InputArrays:
+    """The INPUTS of ``n`` events: features (SEQUENTIAL (n, N, F), GLOBAL (n, F)), masks (n, N)."""
+
+    features: dict[str, np.ndarray]
+    masks: dict[str, np.ndarray]
+    finite: np.ndarray | None = None
+    """(n,) bool: every feature of every real object and of the GLOBAL inputs is finite; None
+    when not asked for."""
+
+
+def read_inputs(
     file: h5py.File,
     spec: EventSpec,
-    layout: FileLayout,
     start: int,
     stop: int,
     *,
     with_features: bool = True,
     check_finite: bool = False,
-) -> EventBlock:
-    """Read file rows ``[start, stop)``; ``with_features=False`` skips the feature datasets
-    (the cheap pass that only needs masks, targets and labels); ``check_finite`` fills
-    :attr:`EventBlock.finite` (needs the features)."""
+) -> InputArrays:
+    """Rows ``[start, stop)`` of every input: features stacked in event-file order, padded slots 0.
+
+    ``with_features=False`` reads the masks alone; ``check_finite`` fills ``finite``.
+    """
     n = stop - start
-    rows = np.arange(start, stop, dtype=np.int64)
     features: dict[str, np.ndarray] = {}
     masks: dict[str, np.ndarray] = {}
     check_finite = check_finite and with_features
@@ -163,6 +177,25 @@ def read_block(
         if finite is not None:
             finite &= np.isfinite(vector).all(axis=1)
         features[source.name] = vector
+    return InputArrays(features, masks, finite)
+
+
+def read_block(
+    file: h5py.File,
+    spec: EventSpec,
+    layout: FileLayout,
+    start: int,
+    stop: int,
+    *,
+    with_features: bool = True,
+    check_finite: bool = False,
+) -> EventBlock:
+    """Read file rows ``[start, stop)``; ``with_features=False`` skips the feature datasets
+    (the cheap pass that only needs masks, targets and labels); ``check_finite`` fills
+    :attr:`EventBlock.finite` (needs the features)."""
+    n = stop - start
+    rows = np.arange(start, stop, dtype=np.int64)
+    inputs = read_inputs(file, spec, start, stop, with_features=with_features, check_finite=check_finite)
 
     targets: dict[str, np.ndarray] = {}
     target_masks: dict[str, np.ndarray] = {}
@@ -187,8 +220,8 @@ def read_block(
 
     return EventBlock(
         rows=rows,
-        features=features,
-        masks=masks,
+        features=inputs.features,
+        masks=inputs.masks,
         targets=targets,
         target_masks=target_masks,
         particle_weights=particle_weights,
@@ -205,7 +238,7 @@ def read_block(
             if layout.event_weight
             else np.ones(n, dtype=np.float32)
         ),
-        finite=finite,
+        finite=inputs.finite,
     )
 
 

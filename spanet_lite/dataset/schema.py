@@ -160,9 +160,12 @@ def classification_path(key: str) -> str:
 
 
 def expected_layout(
-    spec: EventSpec, *, event_weight_dataset: str = EVENT_WEIGHT_DATASET
+    spec: EventSpec, *, event_weight_dataset: str = EVENT_WEIGHT_DATASET, inputs_only: bool = False
 ) -> tuple[ExpectedDataset, ...]:
-    """Every dataset ``spec`` reads, in event-file order (MASK before the features of an input)."""
+    """Every dataset ``spec`` reads, in event-file order (MASK before the features of an input).
+
+    ``inputs_only``: just the INPUTS, all that running the network on a file needs (prediction).
+    """
     layout: list[ExpectedDataset] = []
     for source in spec.sequential:
         layout.append(ExpectedDataset(mask_path(source.name), "mask", input=source.name))
@@ -171,6 +174,8 @@ def expected_layout(
     for source in spec.global_inputs:
         layout += [ExpectedDataset(feature_path(source.name, f.name), "global", input=source.name)
                    for f in source.features]
+    if inputs_only:
+        return tuple(layout)
     for particle in spec.particles:
         layout += [ExpectedDataset(target_path(particle.name, p.name), "target") for p in particle.products]
         layout.append(ExpectedDataset(target_mask_path(particle.name), "target_mask", required=False))
@@ -232,14 +237,16 @@ def validate_file(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool = False,
     event_weight_dataset: str = EVENT_WEIGHT_DATASET,
+    inputs_only: bool = False,
 ) -> ValidationReport:
     """Check the file at ``path`` against ``spec``; see the module docstring for the layout.
 
-    Raises :class:`InputError` only when the file cannot be opened or read.
+    ``inputs_only`` checks the INPUTS alone (see :func:`expected_layout`). Raises
+    :class:`InputError` only when the file cannot be opened or read.
     """
     with open_h5(path) as file:
         return validate_h5(file, spec, source=str(path), chunk_size=chunk_size, progress=progress,
-                           event_weight_dataset=event_weight_dataset)
+                           event_weight_dataset=event_weight_dataset, inputs_only=inputs_only)
 
 
 def validate_h5(
@@ -250,14 +257,16 @@ def validate_h5(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool = False,
     event_weight_dataset: str = EVENT_WEIGHT_DATASET,
+    inputs_only: bool = False,
 ) -> ValidationReport:
     """Like :func:`validate_file`, for a file that is already open (``source`` names it)."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    layout = expected_layout(spec, event_weight_dataset=event_weight_dataset)
+    layout = expected_layout(spec, event_weight_dataset=event_weight_dataset, inputs_only=inputs_only)
     problems: list[Problem] = []
-    usable, num_events, max_objects = _check_structure(file, spec, layout, problems)
-    problems += _unused_datasets(file, layout)
+    usable, num_events, max_objects = _check_structure(file, spec, layout, problems, inputs_only)
+    if not inputs_only:  # a file to predict on may hold anything besides its INPUTS
+        problems += _unused_datasets(file, layout)
     report = ValidationReport(source, num_events, max_objects, problems)
     if num_events == 0 and usable:
         problems.insert(0, Problem("error", "", "expected at least one event, got 0", "empty"))
@@ -274,14 +283,18 @@ def validate_h5(
 
 
 def _check_structure(
-    file: h5py.File, spec: EventSpec, layout: Iterable[ExpectedDataset], problems: list[Problem]
+    file: h5py.File,
+    spec: EventSpec,
+    layout: Iterable[ExpectedDataset],
+    problems: list[Problem],
+    inputs_only: bool = False,
 ) -> tuple[dict[str, ExpectedDataset], int, dict[str, int]]:
     """Check presence, kind, rank, dtype and shape from metadata alone.
 
     Returns the datasets that are fit for reading (keyed by path), the number of events and
     the width of each SEQUENTIAL input whose MASK is usable.
     """
-    missing_groups = _missing_groups(file, spec, problems)
+    missing_groups = _missing_groups(file, spec, problems, inputs_only)
     usable: dict[str, ExpectedDataset] = {}
     for expected in layout:
         node = file.get(expected.path)
@@ -324,13 +337,15 @@ def _check_structure(
     return usable, num_events, max_objects
 
 
-def _missing_groups(file: h5py.File, spec: EventSpec, problems: list[Problem]) -> set[str]:
+def _missing_groups(
+    file: h5py.File, spec: EventSpec, problems: list[Problem], inputs_only: bool = False
+) -> set[str]:
     """Report a whole missing input or particle group once instead of each dataset in it."""
     missing: set[str] = set()
     groups = [(f"INPUTS/{s.name}", f"the {s.kind} input {s.name} ({s.num_features} features"
                + (" and a MASK)" if s.is_sequential else ")")) for s in spec.inputs]
     groups += [(f"TARGETS/{p.name}", f"the targets of particle {p.name} ({', '.join(p.product_names)})")
-               for p in spec.particles]
+               for p in spec.particles if not inputs_only]
     for path, what in groups:
         if path not in file:
             missing.add(path)

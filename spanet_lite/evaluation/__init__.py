@@ -1,9 +1,9 @@
-"""Using a trained run: decoding, metrics, spanet-test / -predict / -export and the Python API.
+"""Using a trained run: metrics, spanet-test / -predict / -export and the Python API.
 
-* :mod:`~spanet_lite.evaluation.decoding` (torch) and :mod:`~spanet_lite.evaluation.onnx_decoder`
-  (numpy only): one tuple per particle, no object used twice;
-* :mod:`~spanet_lite.evaluation.metrics`: symmetry-aware purities, regression, classification
-  and detection metrics (pure functions);
+Decoding and assignment purities come from :mod:`spanet_lite.assignment` (shared with training).
+
+* :mod:`~spanet_lite.evaluation.metrics`: regression, classification and detection metrics
+  (pure functions);
 * :mod:`~spanet_lite.evaluation.run`: ``load_run(run_dir) -> Run`` with ``.predict`` and ``.evaluate``;
 * :mod:`~spanet_lite.evaluation.evaluate`, :mod:`~spanet_lite.evaluation.report`,
   :mod:`~spanet_lite.evaluation.plots`: what ``spanet-test`` computes, prints and draws;

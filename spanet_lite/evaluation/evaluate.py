@@ -12,7 +12,7 @@ are scored:
   purity and efficiency (``with_detection``) show what the detection head adds.
 
 ``num_jets`` counts jets: real objects of the SEQUENTIAL inputs, leptons excluded by the rule
-of :mod:`~spanet_lite.evaluation.jets`. Per-event weights (``event_weight_dataset``) enter
+of :mod:`~spanet_lite.assignment.jets`. Per-event weights (``event_weight_dataset``) enter
 every average.
 """
 
@@ -20,23 +20,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
+from spanet_lite.assignment.jets import count_jets, describe
+from spanet_lite.assignment.metrics import assignment_metrics, assignment_tables
 from spanet_lite.dataset import reader, schema
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation import baseline as neutrino
 from spanet_lite.evaluation import metrics as M
 from spanet_lite.evaluation.inference import Predictions, from_outputs, to_tensors, trimmed_forward
-from spanet_lite.evaluation.inputs import blocks
-from spanet_lite.evaluation.jets import count_jets, describe
 from spanet_lite.evaluation.progress import progress_bar
+from spanet_lite.evaluation.trained import TrainedRun
 from spanet_lite.evaluation.units import regression_units
-
-if TYPE_CHECKING:
-    from spanet_lite.evaluation.run import Run
 
 
 @dataclass
@@ -65,7 +63,7 @@ def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def evaluate_file(
-    run: Run, path: str | Path, *, batch_size: int = 1024, progress: bool = False
+    run: TrainedRun, path: str | Path, *, batch_size: int = 1024, progress: bool = False
 ) -> Evaluation:
     """Stream ``path`` through ``run``'s network and compute every metric (see module doc)."""
     spec, options = run.spec, run.options
@@ -84,7 +82,7 @@ def evaluate_file(
         parts: list[Predictions] = []
         gated, targets, masks, jets, weights, regressions, classes, base = [], [], [], [], [], [], [], []
         with progress_bar(layout.num_events, f"testing {Path(path).name}", enabled=progress) as advance:
-            for start, stop in blocks(layout.num_events, batch_size):
+            for start, stop in reader.row_blocks(layout.num_events, batch_size):
                 block = reader.read_block(file, spec, layout, start, stop)
                 f, m = to_tensors(block.features, block.masks, run.device)
                 with torch.inference_mode():
@@ -125,7 +123,7 @@ def evaluate_file(
     return evaluation
 
 
-def compute_metrics(run: Run, ev: Evaluation, path: str | Path, unit_divisor: float) -> dict[str, Any]:
+def compute_metrics(run: TrainedRun, ev: Evaluation, path: str | Path, unit_divisor: float) -> dict[str, Any]:
     """The nested metrics dict (JSON-able; ``nan``/``inf`` are turned into null when written)."""
     spec, options = run.spec, run.options
     w = ev.weights
@@ -139,17 +137,17 @@ def compute_metrics(run: Run, ev: Evaluation, path: str | Path, unit_divisor: fl
     }
     if spec.particles:
         predicted = ev.predictions.assignments
-        assignment = M.assignment_metrics(
+        assignment = assignment_metrics(
             predicted, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
         )
         result["event_purity"] = assignment["event_purity"]
         result["event_purity_all"] = assignment["event_purity_all"]
         result["assignment"] = assignment
-        result["assignment_tables"] = M.assignment_tables(
+        result["assignment_tables"] = assignment_tables(
             predicted, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
         )
         result["jet_count_rule"] = describe(spec)
-        with_detection = M.assignment_metrics(ev.gated, ev.targets, ev.target_masks, spec, weights=w)
+        with_detection = assignment_metrics(ev.gated, ev.targets, ev.target_masks, spec, weights=w)
         result["with_detection"] = {"threshold": options.detection_threshold, **with_detection}
         present = M.detection_truth(predicted, ev.targets, ev.target_masks, spec)
         result["detection"] = {

@@ -21,7 +21,8 @@ Keys have ``/`` replaced by ``_`` (``regression_EVENT_neutrino_px``). The model'
 (``spanet_lite``) holds a JSON description: inputs with their features, particles with their
 products, and the output names, so a deployment can find everything without this package.
 To turn the assignment outputs into object indices with numpy alone, use
-``spanet_lite/evaluation/onnx_decoder.py`` (it imports nothing but numpy; copy it along)::
+``spanet_lite/assignment/numpy_decoder.py``, which ``--copy-decoder`` writes next to the model
+as ``onnx_decoder.py`` (it imports nothing but numpy)::
 
     import onnxruntime, onnx_decoder
     session = onnxruntime.InferenceSession("model.onnx")
@@ -37,17 +38,15 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.errors import InputError
+from spanet_lite.evaluation.trained import TrainedRun
 from spanet_lite.io import atomic_path
-
-if TYPE_CHECKING:
-    from spanet_lite.evaluation.run import Run
 
 OPSET = 17
 
@@ -171,7 +170,7 @@ def description(spec: EventSpec) -> dict[str, Any]:
     }
 
 
-def export_onnx(run: Run, path: str | Path, *, opset: int = OPSET) -> Path:
+def export_onnx(run: TrainedRun, path: str | Path, *, opset: int = OPSET) -> Path:
     """Write ``run``'s network to ``path`` as ONNX (atomically) and return the path."""
     path = Path(path)
     if path.suffix.lower() != ".onnx":

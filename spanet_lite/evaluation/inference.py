@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from spanet_lite.assignment.decoding import decode
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.dataset.batch import SlotMap, kept_slots, trim_inputs
-from spanet_lite.evaluation.decoding import decode
 from spanet_lite.model.outputs import Outputs
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from spanet_lite.errors import SpanetWarning
 
 if TYPE_CHECKING:
-    from spanet_lite.evaluation.run import Run
+    from spanet_lite.evaluation.trained import TrainedRun
 
 FIRST_EVENTS = 4096
 RELATIVE_TOLERANCE = 1e-4
@@ -89,7 +89,7 @@ def training_file_overlap(training_file: str | Path | None, test_file: str | Pat
     return None
 
 
-def warn_if_training_file(run: Run, test_file: str | Path) -> None:
+def warn_if_training_file(run: TrainedRun, test_file: str | Path) -> None:
     """Warn (one line, :class:`SpanetWarning`) when ``test_file`` is ``run``'s training file."""
     why = training_file_overlap(run.options.training_file, test_file)
     if why is None:

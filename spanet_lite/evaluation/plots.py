@@ -6,7 +6,7 @@
   analytic W-mass baseline on the same bins, in the target's unit where the file gives it
   (:mod:`~spanet_lite.evaluation.units`).
 * ``purity_vs_jets.png``: event purity and per-particle efficiency against the number of
-  jets (leptons excluded, :mod:`~spanet_lite.evaluation.jets`), with binomial (weighted) error
+  jets (leptons excluded, :mod:`~spanet_lite.assignment.jets`), with binomial (weighted) error
   bars and the event count per bin.
 * ``detection_calibration.png``: reliability diagram per particle (observed frequency of
   "reconstructable" against the predicted probability; the diagonal is perfect calibration).
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from spanet_lite.assignment.metrics import match_outcome
 from spanet_lite.evaluation import metrics as M
 from spanet_lite.evaluation.units import axis_label
 from spanet_lite.io import atomic_path
@@ -137,7 +138,7 @@ def _binomial(passed: np.ndarray, selected: np.ndarray, weights: np.ndarray) -> 
 def purity_vs_jets_plot(ev: Evaluation, spec, path: Path, min_events: int = 10) -> Path | None:
     plt = _pyplot()
     predicted = ev.predictions.assignments
-    outcome = M.match_outcome(predicted, ev.targets, ev.target_masks, spec, weights=ev.weights)
+    outcome = match_outcome(predicted, ev.targets, ev.target_masks, spec, weights=ev.weights)
     full = outcome.reconstructable.all(axis=1)
     right = (outcome.correct | ~outcome.reconstructable).all(axis=1)
     jets = [int(n) for n in np.unique(ev.num_jets) if np.sum((ev.num_jets == n) & full) >= min_events]

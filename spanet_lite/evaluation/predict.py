@@ -24,26 +24,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec
-from spanet_lite.dataset import schema
+from spanet_lite.dataset import reader, schema
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.inference import Predictions, infer, to_tensors
-from spanet_lite.evaluation.inputs import InputLayout, blocks, check_inputs, read_inputs
+from spanet_lite.evaluation.trained import TrainedRun
 from spanet_lite.io import atomic_path
-
-if TYPE_CHECKING:
-    from spanet_lite.evaluation.run import Run
 
 
 def iterate_predictions(
-    run: Run,
+    run: TrainedRun,
     file: h5py.File,
-    layout: InputLayout,
+    layout: reader.FileLayout,
     *,
     batch_size: int,
     threshold: float | None,
@@ -56,17 +52,26 @@ def iterate_predictions(
     from spanet_lite.evaluation.progress import progress_bar
 
     with progress_bar(layout.num_events, description, enabled=progress) as advance:
-        for start, stop in blocks(layout.num_events, batch_size):
-            features, masks = read_inputs(file, run.spec, start, stop)
-            f, m = to_tensors(features, masks, run.device)
+        for start, stop in reader.row_blocks(layout.num_events, batch_size):
+            inputs = reader.read_inputs(file, run.spec, start, stop)
+            f, m = to_tensors(inputs.features, inputs.masks, run.device)
             yield start, stop, infer(
                 run.network, run.spec, f, m, threshold=threshold, mode=mode, embeddings=embeddings
             )
             advance(stop - start)
 
 
+def input_layout(file: h5py.File, run: TrainedRun, path: str | Path) -> reader.FileLayout:
+    """Check a file's INPUTS as training does (schema, values included); its layout, else InputError."""
+    event_weight = run.options.event_weight_dataset
+    schema.validate_h5(
+        file, run.spec, source=str(path), event_weight_dataset=event_weight, inputs_only=True
+    ).raise_for_errors()
+    return reader.resolve_layout(file, run.spec, path, event_weight)
+
+
 def predict_file_arrays(
-    run: Run,
+    run: TrainedRun,
     path: str | Path,
     *,
     batch_size: int,
@@ -77,7 +82,7 @@ def predict_file_arrays(
 ) -> Predictions:
     """All predictions for a file, in memory (the Python API's ``run.predict(path)``)."""
     with schema.open_h5(path) as file:
-        layout = check_inputs(file, run.spec, path)
+        layout = input_layout(file, run, path)
         parts = [
             p
             for _, _, p in iterate_predictions(
@@ -88,7 +93,9 @@ def predict_file_arrays(
     return Predictions.concatenate(parts)
 
 
-def to_file_indices(spec: EventSpec, particle: str, combined: np.ndarray, layout: InputLayout) -> np.ndarray:
+def to_file_indices(
+    spec: EventSpec, particle: str, combined: np.ndarray, layout: reader.FileLayout
+) -> np.ndarray:
     """(B, k) combined indices -> (B, k) indices as a SPANet file stores them.
 
     An associated product counts inside its own input; an unassociated one stays combined.
@@ -112,7 +119,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _block_datasets(
-    spec: EventSpec, layout: InputLayout, predicted: Predictions
+    spec: EventSpec, layout: reader.FileLayout, predicted: Predictions
 ) -> Iterator[tuple[str, np.ndarray]]:
     """(dataset name, values for this block) for everything the output file holds."""
     for particle in spec.particles:
@@ -133,7 +140,7 @@ def _block_datasets(
 
 
 def write_predictions(
-    run: Run,
+    run: TrainedRun,
     input_path: str | Path,
     output_path: str | Path,
     *,
@@ -155,7 +162,7 @@ def write_predictions(
     mode = mode or run.options.decoding
     spec = run.spec
     with schema.open_h5(input_path) as source:
-        layout = check_inputs(source, spec, input_path)
+        layout = input_layout(source, run, input_path)
         n = layout.num_events
         with atomic_path(output_path) as tmp, h5py.File(tmp, "w") as out:
             source.copy(source["INPUTS"], out, name="INPUTS")

@@ -52,9 +52,6 @@ and p' in the same EVENT orbit, the probability that object i is used by p is
 particles would both claim if their choices were independent. It discourages symmetric
 particles from piling onto the same objects. Computed without gradients when its scale is 0.
 
-``parameter_groups`` splits the network's parameters for decoupled weight decay
-(``l2_penalty``): only linear-map weight matrices decay; biases, norm gains and learned
-embeddings/tokens do not.
 """
 
 from __future__ import annotations
@@ -66,13 +63,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options import COMBINE_PAIR_LOSSES, Options
 from spanet_lite.dataset.batch import Batch
 from spanet_lite.errors import InputError
-from spanet_lite.model.encoder import StackedLinear
 from spanet_lite.model.outputs import Outputs
 from spanet_lite.model.symmetric_attention import object_marginals
 
@@ -325,24 +321,3 @@ def overlap_penalty(outputs: Outputs, spec: EventSpec, event_weight: Tensor) -> 
             for b in range(a + 1, len(usage)):
                 total = total + (usage[a] * usage[b]).sum(1)
     return (event_weight * total).sum() / event_weight.sum().clamp_min(_TINY)
-
-
-# ------------------------------------------------------------ weight decay
-def parameter_groups(network: nn.Module, l2_penalty: float) -> list[dict[str, Any]]:
-    """Optimiser groups for decoupled weight decay: linear-map weights decay, nothing else does.
-
-    Biases, LayerNorm gains/offsets (also the stacked ones, which have 3 dims) and learned
-    type embeddings are excluded: shrinking them towards 0 changes what the network computes
-    rather than limiting its capacity.
-    """
-    decay: list[Tensor] = []
-    decay_ids: set[int] = set()
-    for module in network.modules():
-        if isinstance(module, (nn.Linear, StackedLinear)) and module.weight.requires_grad:
-            decay.append(module.weight)
-            decay_ids.add(id(module.weight))
-    rest = [p for p in network.parameters() if p.requires_grad and id(p) not in decay_ids]
-    groups: list[dict[str, Any]] = [{"params": decay, "weight_decay": float(l2_penalty)}]
-    if rest:
-        groups.append({"params": rest, "weight_decay": 0.0})
-    return groups

@@ -17,7 +17,6 @@ above the typical object count.
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -25,41 +24,19 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
+from spanet_lite.assignment.decoding import decode
+from spanet_lite.assignment.metrics import assignment_metrics
 from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options import Options
 from spanet_lite.dataset.batch import Batch
 from spanet_lite.dataset.statistics import DatasetStatistics
+from spanet_lite.training.optimizer import build_optimizer
 from spanet_lite.training.schedules import schedule_steps, warmup_cosine_scheduler
 
 if TYPE_CHECKING:
     from spanet_lite.model.outputs import Outputs
     from spanet_lite.training.losses import LossResult
-
-
-def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
-    """The ``torch.optim`` optimiser called ``name`` (case-insensitive), or ``KeyError``."""
-    for attribute in dir(torch.optim):
-        candidate = getattr(torch.optim, attribute)
-        if (
-            attribute.lower() == name.lower()
-            and inspect.isclass(candidate)
-            and issubclass(candidate, torch.optim.Optimizer)
-            and candidate is not torch.optim.Optimizer
-        ):
-            return candidate
-    raise KeyError(name)
-
-
-def optimizer_names() -> list[str]:
-    """Every optimiser ``torch.optim`` offers, for error messages."""
-    return sorted(
-        name
-        for name in dir(torch.optim)
-        if inspect.isclass(getattr(torch.optim, name))
-        and issubclass(getattr(torch.optim, name), torch.optim.Optimizer)
-        and getattr(torch.optim, name) is not torch.optim.Optimizer
-    )
 
 
 class SpanetModule(pl.LightningModule):
@@ -158,8 +135,6 @@ class SpanetModule(pl.LightningModule):
         Predictions and targets are in the batch's own (trimmed) object space; the metrics
         only compare them within an event, where that space is the file's, relabelled in order.
         """
-        from spanet_lite.evaluation.decoding import decode
-
         record: dict[str, Any] = {}
         if self.spec.particles:
             predictions = decode(outputs.assignments, self.spec, mode=self.options.decoding)
@@ -199,8 +174,6 @@ class SpanetModule(pl.LightningModule):
 
     def _epoch_metrics(self, records: list[dict[str, Any]]) -> dict[str, float]:
         """Purities, regression error and classification accuracy over the whole split."""
-        from spanet_lite.evaluation.metrics import assignment_metrics
-
         gather = self._gather
         weights = gather(torch.cat([r["weights"] for r in records]))
         metrics: dict[str, float] = {}
@@ -253,22 +226,9 @@ class SpanetModule(pl.LightningModule):
 
     # ------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> dict[str, Any]:
-        """Optimiser named by ``options.optimizer`` and the per-step warm-up + cosine schedule.
-
-        ``l2_penalty`` is the weight decay of the decaying group; for AdamW it is decoupled
-        from the gradient (Loshchilov & Hutter), for other optimisers it is their own
-        ``weight_decay`` (an L2 term).
-        """
-        from spanet_lite.training.losses import parameter_groups
-
+        """The options' optimiser (:mod:`spanet_lite.training.optimizer`) and its per-step schedule."""
         options = self.options
-        cls = optimizer_class(options.optimizer)
-        accepted = inspect.signature(cls.__init__).parameters
-        groups = parameter_groups(self.network, options.l2_penalty)
-        if "weight_decay" not in accepted:
-            for group in groups:
-                group.pop("weight_decay")
-        optimizer = cls(groups, lr=options.learning_rate)
+        optimizer = build_optimizer(self.network, options)
         steps_per_epoch = self._steps_per_epoch()
         total, warmup = schedule_steps(
             epochs=options.epochs,

@@ -242,7 +242,7 @@ def _with_values(options: Options, values: dict[str, Any]) -> Options:
 
 def _check_values(options: Options) -> None:
     """Training-specific values a typo can break (the config loader checks the rest)."""
-    from spanet_lite.training.module import optimizer_class, optimizer_names
+    from spanet_lite.training.optimizer import optimizer_class, optimizer_names
 
     def bad(key: str, expected: str) -> InputError:
         return InputError(None, key, expected, repr(getattr(options, key)))

@@ -10,7 +10,7 @@ Modes (``mode=``):
 * ``"greedy"`` (default, fast): the most confident remaining (particle, tuple) pair over all
   unassigned particles wins, its objects are blocked, repeat.
 * ``"exact"``: maximise the joint probability of the whole event over compatible tuples,
-  with a proof of optimality per event (see :mod:`spanet_lite.evaluation.onnx_decoder`).
+  with a proof of optimality per event (see :mod:`spanet_lite.assignment.numpy_decoder`).
   Meant for events with few particles; events whose proof would need too many combinations
   fall back to greedy with a :class:`~spanet_lite.errors.SpanetWarning`. Use it to check how
   much greedy loses (for ttbar: almost nothing), or when a particle's best tuple often
@@ -20,7 +20,7 @@ Detection gating: with ``detections`` (particle -> (B,) probability that the par
 present), a particle is reported only where its probability is at least ``threshold``
 (0.5 when not given); switched-off particles do not block objects.
 
-The work happens in numpy (:mod:`~spanet_lite.evaluation.onnx_decoder`), vectorised over
+The work happens in numpy (:mod:`~spanet_lite.assignment.numpy_decoder`), vectorised over
 events, so the torch and the ONNX paths decode identically.
 """
 
@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from spanet_lite.assignment import numpy_decoder
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.errors import SpanetWarning
-from spanet_lite.evaluation import onnx_decoder
 
 DECODING_MODES = ("greedy", "exact")
 
@@ -70,9 +70,9 @@ def decode(
             if name in detections:
                 active[:, j] = _to_numpy(detections[name]).reshape(batch) >= cut
     if mode == "greedy":
-        chosen = onnx_decoder.decode_greedy(arrays, active)
+        chosen = numpy_decoder.decode_greedy(arrays, active)
     else:
-        chosen, fallback = onnx_decoder.decode_exact(arrays, active)
+        chosen, fallback = numpy_decoder.decode_exact(arrays, active)
         if fallback:
             warnings.warn(
                 f"exact decoding: {fallback} of {batch} events were too large to prove optimal "

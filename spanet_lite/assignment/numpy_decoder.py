@@ -1,7 +1,7 @@
 """Assignment decoding with numpy alone: one tuple of objects per particle, no object used twice.
 
 This module imports nothing but numpy, so it can be copied next to an exported ONNX model
-and used where neither torch nor spanet_lite is installed. ``spanet_lite.evaluation.decoding``
+and used where neither torch nor spanet_lite is installed. ``spanet_lite.assignment.decoding``
 wraps the same functions for torch tensors and event specs.
 
 Inputs are the network's per-particle joint log-probabilities: for a particle with ``k``

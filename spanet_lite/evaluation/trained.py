@@ -1,0 +1,102 @@
+"""A trained network with what it needs to run: rebuilt from a run directory alone.
+
+The run directory (docs/ARCHITECTURE.md) holds ``options.json``, ``event_file.yaml``,
+``statistics.json`` and ``checkpoints/best.ckpt`` (or ``last.ckpt``); nothing else is read,
+in particular never the training file. Evaluation, prediction and export take a
+:class:`TrainedRun`; :class:`spanet_lite.evaluation.run.Run` adds the notebook methods on top.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spanet_lite.config.event_file import parse_event_spec
+from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.config.options import Options
+from spanet_lite.dataset.statistics import DatasetStatistics
+from spanet_lite.errors import InputError
+
+CHECKPOINT_NAMES = ("best.ckpt", "last.ckpt")
+
+
+@dataclass
+class TrainedRun:
+    """A network with everything needed to use it: topology, options, normalisation."""
+
+    directory: Path
+    spec: EventSpec
+    options: Options
+    statistics: DatasetStatistics
+    network: torch.nn.Module
+    checkpoint: Path
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    def to(self, device: str | torch.device) -> TrainedRun:
+        """Move the network (e.g. ``run.to("cuda")``); returns self."""
+        self.network.to(device)
+        return self
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(path, "", "a file written by spanet-train", "no such file") from None
+    except json.JSONDecodeError as error:
+        raise InputError(path, f"line {error.lineno}", "valid JSON", error.msg) from None
+
+
+def find_checkpoint(directory: Path) -> Path:
+    for name in CHECKPOINT_NAMES:
+        candidate = directory / "checkpoints" / name
+        if candidate.is_file():
+            return candidate
+    raise InputError(directory, "checkpoints/", "best.ckpt or last.ckpt written by spanet-train", "neither")
+
+
+def load_trained(
+    run_dir: str | Path, *, checkpoint: str | Path | None = None, device: str = "cpu"
+) -> TrainedRun:
+    """Rebuild the network of a training run from its directory (see the module docstring).
+
+    ``checkpoint`` picks another checkpoint file; the default is ``checkpoints/best.ckpt``,
+    falling back to ``checkpoints/last.ckpt``.
+    """
+    from spanet_lite.model.network import SpanetNetwork
+
+    directory = Path(run_dir)
+    if not directory.is_dir():
+        raise InputError(directory, "", "a run directory written by spanet-train", "no such directory")
+    event_file = directory / "event_file.yaml"
+    if not event_file.is_file():
+        raise InputError(event_file, "", "the event file copied by spanet-train", "no such file")
+    spec = parse_event_spec(event_file.read_text(encoding="utf-8"), source=str(event_file))
+    options = Options.from_dict(_read_json(directory / "options.json"))
+    statistics = DatasetStatistics.from_dict(_read_json(directory / "statistics.json"))
+    path = Path(checkpoint) if checkpoint is not None else find_checkpoint(directory)
+    try:
+        # A Lightning checkpoint from the user's own run; it holds plain Python containers
+        # beside the tensors, which weights_only loading rejects.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise InputError(path, "", "an existing checkpoint", "no such file") from None
+    except Exception as error:  # torch raises several types for damaged files
+        raise InputError(path, "", "a readable torch checkpoint", type(error).__name__) from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise InputError(path, "", "a checkpoint with a state_dict", "something else")
+    weights = {k[len("network."):]: v for k, v in state["state_dict"].items() if k.startswith("network.")}
+    network = SpanetNetwork(spec, options, statistics)
+    missing, unexpected = network.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise InputError(path, "state_dict", "weights matching the run's event file and options", detail)
+    network.eval().to(device)
+    return TrainedRun(directory, spec, options, statistics, network, path)

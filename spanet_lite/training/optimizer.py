@@ -1,0 +1,72 @@
+"""The optimiser a run trains with: class by name, parameter groups for weight decay.
+
+``l2_penalty`` is the weight decay of the decaying group; for AdamW it is decoupled from the
+gradient (Loshchilov & Hutter), for other optimisers it is their own ``weight_decay`` (an L2
+term). Only linear-map weight matrices decay; biases, norm gains and learned embeddings do not.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from spanet_lite.config.options import Options
+from spanet_lite.model.encoder import StackedLinear
+
+
+def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
+    """The ``torch.optim`` optimiser called ``name`` (case-insensitive), or ``KeyError``."""
+    for attribute in dir(torch.optim):
+        candidate = getattr(torch.optim, attribute)
+        if (
+            attribute.lower() == name.lower()
+            and inspect.isclass(candidate)
+            and issubclass(candidate, torch.optim.Optimizer)
+            and candidate is not torch.optim.Optimizer
+        ):
+            return candidate
+    raise KeyError(name)
+
+
+def optimizer_names() -> list[str]:
+    """Every optimiser ``torch.optim`` offers, for error messages."""
+    return sorted(
+        name
+        for name in dir(torch.optim)
+        if inspect.isclass(getattr(torch.optim, name))
+        and issubclass(getattr(torch.optim, name), torch.optim.Optimizer)
+        and getattr(torch.optim, name) is not torch.optim.Optimizer
+    )
+
+
+def parameter_groups(network: nn.Module, l2_penalty: float) -> list[dict[str, Any]]:
+    """Optimiser groups for decoupled weight decay: linear-map weights decay, nothing else does.
+
+    Biases, LayerNorm gains/offsets (also the stacked ones, which have 3 dims) and learned
+    type embeddings are excluded: shrinking them towards 0 changes what the network computes
+    rather than limiting its capacity.
+    """
+    decay: list[Tensor] = []
+    decay_ids: set[int] = set()
+    for module in network.modules():
+        if isinstance(module, (nn.Linear, StackedLinear)) and module.weight.requires_grad:
+            decay.append(module.weight)
+            decay_ids.add(id(module.weight))
+    rest = [p for p in network.parameters() if p.requires_grad and id(p) not in decay_ids]
+    groups: list[dict[str, Any]] = [{"params": decay, "weight_decay": float(l2_penalty)}]
+    if rest:
+        groups.append({"params": rest, "weight_decay": 0.0})
+    return groups
+
+
+def build_optimizer(network: nn.Module, options: Options) -> torch.optim.Optimizer:
+    """``options.optimizer`` over ``network``'s parameters, with ``options.l2_penalty`` as decay."""
+    cls = optimizer_class(options.optimizer)
+    groups = parameter_groups(network, options.l2_penalty)
+    if "weight_decay" not in inspect.signature(cls.__init__).parameters:
+        for group in groups:
+            group.pop("weight_decay")
+    return cls(groups, lr=options.learning_rate)

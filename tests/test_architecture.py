@@ -1,0 +1,79 @@
+"""The package's layers, enforced: a module imports only from its own package or a lower layer.
+
+Data flows one way (event file -> dataset -> model -> losses -> trainer -> evaluation), so a
+lower layer never needs a higher one. Deferred imports inside functions count too: they are
+how cycles used to hide.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "spanet_lite"
+
+# Lower number = lower layer. Packages on one level must not import each other either.
+LAYERS: dict[str, int] = {
+    "errors": 0,
+    "io": 1,
+    "config": 2,
+    "physics": 3,
+    "dataset": 3,
+    "assignment": 3,
+    "model": 4,
+    "training": 5,
+    "evaluation": 6,
+    "cli": 7,
+}
+
+
+def _unit(module: str) -> str | None:
+    """``spanet_lite.dataset.reader`` -> ``dataset``; None for the package root itself."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "spanet_lite" else None
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, imported spanet_lite module) for every import statement in a file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+            if node.module == "spanet_lite":
+                found += [(node.lineno, f"spanet_lite.{alias.name}") for alias in node.names]
+    return [(line, name) for line, name in found if name.startswith("spanet_lite.")]
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent != PACKAGE)
+
+
+def test_every_top_level_module_and_package_has_a_layer():
+    units = {p.stem for p in PACKAGE.glob("*.py") if p.name != "__init__.py"}
+    units |= {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert units == set(LAYERS), "add the new package to LAYERS (and docs/ARCHITECTURE.md)"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_imports_a_higher_or_sibling_layer(path: Path):
+    own = _unit("spanet_lite." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts))
+    assert own is not None
+    wrong = []
+    for line, name in _imports(path):
+        other = _unit(name)
+        if other is None or other == own:
+            continue
+        if LAYERS[other] >= LAYERS[own]:
+            wrong.append(f"line {line}: {name} ({other}, layer {LAYERS[other]} >= {own}, {LAYERS[own]})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_checker_sees_deferred_imports(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("def f():\n    from spanet_lite.evaluation.metrics import roc_auc\n")
+    assert _imports(sample) == [(2, "spanet_lite.evaluation.metrics")]
