@@ -30,15 +30,20 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
-@pytest.fixture(scope="session")
-def reference_dir() -> Path:
-    """SPANet's own ttH example (event file, options file, 1,000-event HDF5), read-only."""
-    if not REFERENCE_DIR.is_dir():
-        reason = f"SPANet compatibility test: SPANet's reference files not found at {REFERENCE_DIR}"
+def require_reference(folder: Path) -> Path:
+    """``folder`` if it exists; else skip the test with one reason, or fail it when CI is set."""
+    if not folder.is_dir():
+        reason = f"SPANet compatibility test: SPANet's reference files not found at {folder}"
         if os.environ.get("CI"):
             pytest.fail(f"{reason} (CI is set, so they must be there)")
         pytest.skip(reason)
-    return REFERENCE_DIR
+    return folder
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """SPANet's own ttH example (event file, options file, 1,000-event HDF5), read-only."""
+    return require_reference(REFERENCE_DIR)
 
 
 @pytest.fixture(scope="session")

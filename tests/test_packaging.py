@@ -71,3 +71,16 @@ def test_readme_names_the_command_ci_runs(repo_root: Path):
     if not readme.exists():
         pytest.skip("README.md is not written yet")
     assert "make test" in readme.read_text(encoding="utf-8")
+
+
+def test_missing_spanet_reference_skips_with_its_reason_but_fails_under_ci(tmp_path: Path, monkeypatch):
+    from conftest import require_reference
+
+    assert require_reference(tmp_path) == tmp_path
+    missing = tmp_path / "absent"
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=f"reference files not found at {missing}$"):
+        require_reference(missing)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        require_reference(missing)
