@@ -39,14 +39,31 @@ def _scripts() -> dict[str, str]:
     return dict(re.findall(r'^(spanet-[\w-]+) = "([\w.]+):main"', section.group(1), flags=re.M))
 
 
+SHELL_OPERATORS = {"|", "||", "&&", ";", "&", ">", ">>", "<", "2>", "2>&1"}
+
+
+def _words(line: str) -> list[str]:
+    """A shell line's first command as words (comments, pipes and redirections dropped)."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    lexer.commenters = "#"
+    words = []
+    for word in lexer:
+        if word in SHELL_OPERATORS:
+            break
+        words.append(word)
+    return words
+
+
 def _commands() -> list[tuple[int, list[str]]]:
     """(README line, argv) of every ``spanet-*`` command in the README's shell blocks."""
     found = []
     for block, _ in checker.code_blocks(README):
-        if block.language not in ("bash", "sh", "shell"):
+        if block.language not in ("bash", "sh", "shell", "console"):
             continue
-        for offset, line in enumerate(block.text.splitlines(), start=1):
-            words = shlex.split(line, comments=True)
+        text = block.text.replace("\\\n", " ")  # continuation lines
+        for offset, line in enumerate(text.splitlines(), start=1):
+            words = _words(line.removeprefix("$ "))
             if words and words[0].startswith("spanet-"):
                 found.append((block.line + offset, words))
     return found
