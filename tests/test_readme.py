@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import re
 import shlex
 import sys
 from pathlib import Path
 
+import h5py
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,8 +97,11 @@ def test_every_printed_command_parses_with_its_own_parser(line, argv):
 def test_the_tour_tests_on_other_events_than_it_trains_on():
     tour = checker.runnable_blocks(README)[0].text
     generated = re.search(r"spanet-generate ttbar_allhad .*--seed (\d+) --output (\S+)", tour)
-    assert generated and generated.group(1) != "1"  # data/full_hadronic_ttbar/example.h5 is seed 1
-    assert f"-tf {generated.group(2)}" in tour
+    assert generated and f"-tf {generated.group(2)}" in tour
+    options = json.loads((ROOT / "options_files" / "full_hadronic_ttbar" / "example.json").read_text())
+    with h5py.File(ROOT / options["training_file"], "r") as training:
+        assert training.attrs["process"] == "ttbar_allhad"
+        assert int(training.attrs["seed"]) != int(generated.group(1))
 
 
 def test_setup_by_hand_installs_what_make_installs():
