@@ -7,5 +7,6 @@ these, so they sit below both layers:
   file ``spanet-export --copy-decoder`` writes next to an ONNX model as ``onnx_decoder.py``);
 * :mod:`~spanet_lite.assignment.decoding`: the same for torch tensors and an event spec;
 * :mod:`~spanet_lite.assignment.metrics`: symmetry-aware event purity, particle purity and
-  efficiency, and their tables by jet multiplicity.
+  efficiency, and their tables by jet multiplicity;
+* :mod:`~spanet_lite.assignment.jets`: what counts as a jet in those tables (leptons excluded).
 """
