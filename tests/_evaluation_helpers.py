@@ -55,7 +55,7 @@ def statistics_of(spec, path: Path, options: Options) -> DatasetStatistics:
 def make_run_dir(directory: Path, event_yaml: str, data_file: Path, seed: int = 0, **options) -> Path:
     """Write a run directory with an untrained network for ``event_yaml``, statistics from ``data_file``."""
     spec = parse_event_spec(event_yaml, source="event_file.yaml")
-    resolved = Options(**{**TINY, **options})
+    resolved = Options(**{"partial_events": True, **TINY, **options})
     statistics = statistics_of(spec, data_file, resolved)
     torch.manual_seed(seed)
     network = SpanetNetwork(spec, resolved, statistics)

@@ -80,6 +80,10 @@ def small_options(**changes) -> Options:
         num_detector_layers=1,
         num_regression_layers=1,
         num_classification_layers=1,
+        detection_loss_scale=1.0,
+        regression_loss_scale=1.0,
+        classification_loss_scale=1.0,
+        partial_events=True,
     )
     base.update(changes)
     return Options(**base)

@@ -28,6 +28,12 @@ TINY_OPTIONS: dict[str, Any] = {
     "gradient_clip": 1.0,
     "num_dataloader_workers": 0,
     "seed": 7,
+    # SPANet's defaults would train the assignment only, on full events, with linear decay
+    "detection_loss_scale": 1.0,
+    "regression_loss_scale": 1.0,
+    "classification_loss_scale": 1.0,
+    "partial_events": True,
+    "learning_rate_cycles": 1,
 }
 
 

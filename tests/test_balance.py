@@ -27,7 +27,9 @@ def training_batch(tmp_path: Path, **options) -> Batch:
     path = write_h5(tmp_path / "tiny.h5", tiny_arrays())
     module = SpanetDataModule(
         TINY_SPEC,
-        Options(batch_size=6, validation_file=str(path), dataset_mode="memory", **options),
+        Options(
+            partial_events=True, batch_size=6, validation_file=str(path), dataset_mode="memory", **options
+        ),
         training_file=path,
     )
     module.setup("fit")
@@ -75,7 +77,11 @@ def test_validation_batches_are_not_balanced(tmp_path: Path) -> None:
     module = SpanetDataModule(
         TINY_SPEC,
         Options(
-            batch_size=6, validation_file=str(path), balance_particles=True, balance_classifications=True
+            batch_size=6,
+            validation_file=str(path),
+            balance_particles=True,
+            balance_classifications=True,
+            partial_events=True,
         ),
         training_file=path,
     )
@@ -109,7 +115,7 @@ def test_patterns_exchanged_by_the_event_symmetry_count_as_one() -> None:
     assert codes[0] == codes[1] != codes[2]
     tables = fit_balance(
         spec,
-        Options(balance_particles=True),
+        Options(partial_events=True, balance_particles=True),
         target_masks={"t1": t1, "t2": t2, "w": w},
         num_objects=np.zeros(5, dtype=np.int64),
         classifications={},

@@ -24,13 +24,21 @@ from _dataset_helpers import (
 from spanet_lite.config import load_event_spec, parse_event_spec
 from spanet_lite.config.options import Options
 from spanet_lite.dataset.batch import Batch
-from spanet_lite.dataset.datamodule import SpanetDataModule
+from spanet_lite.dataset.datamodule import SpanetDataModule, usable_workers
 from spanet_lite.errors import InputError
 
 
 def all_events(path: Path, **options) -> Batch:
     """The whole tiny file as one validation batch (the file is its own validation file)."""
-    opts = Options(**{"batch_size": 6, "validation_file": str(path), "dataset_mode": "memory", **options})
+    opts = Options(
+        **{
+            "partial_events": True,
+            "batch_size": 6,
+            "validation_file": str(path),
+            "dataset_mode": "memory",
+            **options,
+        }
+    )
     module = SpanetDataModule(TINY_SPEC, opts, training_file=path)
     module.setup("fit")
     (batch,) = list(module.val_dataloader())
@@ -118,11 +126,23 @@ def test_partial_events_on_keeps_every_event_for_assignment(tiny: Path) -> None:
     assert all_events(tiny, partial_events=True).assignment_event_mask.tolist() == [True] * 6
 
 
-def test_partial_events_off_keeps_only_fully_reconstructable_events(tiny: Path) -> None:
-    batch = all_events(tiny, partial_events=False)
-    # only event 4 has t, lt and h all complete; regressions and labels still cover every event
-    assert batch.assignment_event_mask.tolist() == [False, False, False, False, True, False]
-    assert batch.classifications["EVENT/signal"].shape == (6,)
+def test_partial_events_off_leaves_partial_events_out_of_training_and_validation(tmp_path: Path) -> None:
+    path = write_h5(tmp_path / "random.h5", random_arrays(400))
+    every = all_events(path, partial_events=True, batch_size=400)
+    full = torch.stack([every.target_masks[p] for p in ("t", "lt", "h")]).all(0).nonzero().flatten().tolist()
+    options = Options(batch_size=4, train_validation_split=0.5, dataset_mode="memory", partial_events=False)
+    module = SpanetDataModule(TINY_SPEC, options, training_file=path)
+    module.setup("fit")
+    # SPANet's partial_events false: events without every particle reconstructable are not used at all
+    assert module.rows("train").tolist() == [row for row in full if row < 200]
+    assert module.rows("val").tolist() == [row for row in full if row >= 200]
+    assert module.statistics.num_training_events == len(module.rows("train"))
+    train, val = len(module.rows("train")), len(module.rows("val"))
+    assert 0 < train < 200 and 0 < val < 200
+    assert module.notes == [
+        f"partial_events = false: left out {200 - train} of 200 training and {200 - val} of 200 "
+        "validation events without every particle reconstructable"
+    ]
 
 
 def test_limit_to_num_jets_keeps_events_with_exactly_that_many_sequential_objects(tiny: Path) -> None:
@@ -134,7 +154,13 @@ def test_limit_to_num_jets_keeps_events_with_exactly_that_many_sequential_object
 
 def test_split_limit_and_randomization(tmp_path: Path) -> None:
     path = write_h5(tmp_path / "random.h5", random_arrays(200))
-    options = Options(batch_size=10, dataset_limit=0.5, train_validation_split=0.8, dataset_mode="memory")
+    options = Options(
+        partial_events=True,
+        batch_size=10,
+        dataset_limit=0.5,
+        train_validation_split=0.8,
+        dataset_mode="memory",
+    )
     module = SpanetDataModule(TINY_SPEC, options, training_file=path)
     module.setup("fit")
     assert module.rows("train").tolist() == list(range(80))
@@ -155,7 +181,9 @@ def test_split_limit_and_randomization(tmp_path: Path) -> None:
 
 def test_training_batches_cover_the_split_once_per_epoch_and_reshuffle(tmp_path: Path) -> None:
     path = write_h5(tmp_path / "random.h5", random_arrays(100))
-    module = SpanetDataModule(TINY_SPEC, Options(batch_size=16, dataset_mode="memory"), training_file=path)
+    module = SpanetDataModule(
+        TINY_SPEC, Options(partial_events=True, batch_size=16, dataset_mode="memory"), training_file=path
+    )
     module.setup("fit")
     loader = module.train_dataloader()
     assert len(loader) == 6  # 95 training events in batches of 16
@@ -166,10 +194,12 @@ def test_training_batches_cover_the_split_once_per_epoch_and_reshuffle(tmp_path:
 
 
 def test_testing_file_with_given_statistics(tiny: Path, tmp_path: Path) -> None:
-    train = SpanetDataModule(TINY_SPEC, Options(batch_size=2, validation_file=str(tiny)), training_file=tiny)
+    train = SpanetDataModule(
+        TINY_SPEC, Options(partial_events=True, batch_size=2, validation_file=str(tiny)), training_file=tiny
+    )
     train.setup("fit")
     module = SpanetDataModule(
-        TINY_SPEC, Options(batch_size=4), testing_file=tiny, statistics=train.statistics
+        TINY_SPEC, Options(partial_events=True, batch_size=4), testing_file=tiny, statistics=train.statistics
     )
     module.setup("test")
     sizes = [b.batch_size for b in module.test_dataloader()]
@@ -179,7 +209,7 @@ def test_testing_file_with_given_statistics(tiny: Path, tmp_path: Path) -> None:
 
 def test_batch_moves_through_lightning_transfer_hook(tiny: Path) -> None:
     batch = all_events(tiny)
-    module = SpanetDataModule(TINY_SPEC, Options())
+    module = SpanetDataModule(TINY_SPEC, Options(partial_events=True))
     moved = module.transfer_batch_to_device(batch, torch.device("cpu"), 0)
     assert isinstance(moved, Batch) and moved.targets["t"].tolist() == batch.targets["t"].tolist()
 
@@ -187,7 +217,9 @@ def test_batch_moves_through_lightning_transfer_hook(tiny: Path) -> None:
 def test_reference_tth_file(reference_dir: Path) -> None:
     spec = load_event_spec(reference_dir / "semi_leptonic_ttH.yaml")
     path = reference_dir / "example.h5"
-    module = SpanetDataModule(spec, Options(batch_size=32, train_validation_split=0.95), training_file=path)
+    module = SpanetDataModule(
+        spec, Options(partial_events=True, batch_size=32, train_validation_split=0.95), training_file=path
+    )
     module.setup("fit")
     stats = module.statistics
     assert stats.num_training_events == 950 and stats.max_objects == {"Momenta": 19}
@@ -268,7 +300,7 @@ def test_empty_file_is_an_error(tmp_path: Path) -> None:
 
 def test_zero_events_after_filtering_is_an_error(tmp_path: Path) -> None:
     path = write_h5(tmp_path / "random.h5", random_arrays(20))  # every event has 4 to 7 objects
-    options = Options(batch_size=2, limit_to_num_jets=3)
+    options = Options(partial_events=True, batch_size=2, limit_to_num_jets=3)
     with pytest.raises(
         InputError,
         match=r"at least one training event after filtering, got 0 of 19 "
@@ -279,20 +311,22 @@ def test_zero_events_after_filtering_is_an_error(tmp_path: Path) -> None:
 
 def test_validation_split_without_events_is_an_error(tiny: Path) -> None:
     module = SpanetDataModule(
-        TINY_SPEC, Options(batch_size=2, train_validation_split=1.0), training_file=tiny
+        TINY_SPEC, Options(partial_events=True, batch_size=2, train_validation_split=1.0), training_file=tiny
     )
     with pytest.raises(InputError, match=r"train_validation_split.*validation_file.*got 1.0 of 6 events"):
         module.setup("fit")
 
 
 def test_batch_size_larger_than_the_training_split_is_an_error(tiny: Path) -> None:
-    options = Options(batch_size=8, validation_file=str(tiny))
+    options = Options(partial_events=True, batch_size=8, validation_file=str(tiny))
     with pytest.raises(InputError, match=r"at least batch_size = 8 training events.*got 6 events"):
         SpanetDataModule(TINY_SPEC, options, training_file=tiny).setup("fit")
 
 
 def test_batch_size_not_divisible_across_ddp_ranks_says_what_to_use(tiny: Path, monkeypatch) -> None:
-    module = SpanetDataModule(TINY_SPEC, Options(batch_size=5, validation_file=str(tiny)), training_file=tiny)
+    module = SpanetDataModule(
+        TINY_SPEC, Options(partial_events=True, batch_size=5, validation_file=str(tiny)), training_file=tiny
+    )
     monkeypatch.setattr(module, "_distributed", lambda: (0, 2))
     with pytest.raises(
         InputError, match=r"batch_size: expected a multiple of the 2 DDP processes.*use 4 or 6, got 5"
@@ -306,7 +340,7 @@ def test_each_ddp_rank_reads_an_equal_share(tmp_path: Path, monkeypatch) -> None
     for rank in (0, 1):
         module = SpanetDataModule(
             TINY_SPEC,
-            Options(batch_size=8, train_validation_split=0.9, dataset_mode="streaming"),
+            Options(partial_events=True, batch_size=8, train_validation_split=0.9, dataset_mode="streaming"),
             training_file=path,
         )
         monkeypatch.setattr(module, "_distributed", lambda rank=rank: (rank, 2))
@@ -320,7 +354,7 @@ def test_each_ddp_rank_reads_an_equal_share(tmp_path: Path, monkeypatch) -> None
 
 def test_missing_training_file_option_is_an_error() -> None:
     with pytest.raises(InputError, match="training_file"):
-        SpanetDataModule(TINY_SPEC, Options()).setup("fit")
+        SpanetDataModule(TINY_SPEC, Options(partial_events=True)).setup("fit")
 
 
 def test_validation_labels_unseen_in_training_are_an_error(tmp_path: Path) -> None:
@@ -329,7 +363,7 @@ def test_validation_labels_unseen_in_training_are_an_error(tmp_path: Path) -> No
     arrays["CLASSIFICATIONS/EVENT/signal"][4] = 3
     other = write_h5(tmp_path / "val.h5", arrays)
     module = SpanetDataModule(
-        TINY_SPEC, Options(batch_size=2, validation_file=str(other)), training_file=path
+        TINY_SPEC, Options(partial_events=True, batch_size=2, validation_file=str(other)), training_file=path
     )
     with pytest.raises(
         InputError, match=r"val\.h5: CLASSIFICATIONS/EVENT/signal.*labels -1 \.\. 1.*3 in event 4"
@@ -361,7 +395,11 @@ def test_lightning_fit_runs_over_the_datamodule_and_reshuffles_per_epoch(tmp_pat
 
     for mode in ("memory", "streaming"):
         options = Options(
-            batch_size=16, train_validation_split=0.75, dataset_mode=mode, num_dataloader_workers=0
+            batch_size=16,
+            train_validation_split=0.75,
+            dataset_mode=mode,
+            num_dataloader_workers=0,
+            partial_events=True,
         )
         module = SpanetDataModule(TINY_SPEC, options, training_file=path)
         model = Recorder()
@@ -381,6 +419,30 @@ def test_lightning_fit_runs_over_the_datamodule_and_reshuffles_per_epoch(tmp_pat
 
 
 def test_testing_without_statistics_is_an_error(tiny: Path) -> None:
-    module = SpanetDataModule(TINY_SPEC, Options(batch_size=2), testing_file=tiny)
+    module = SpanetDataModule(TINY_SPEC, Options(partial_events=True, batch_size=2), testing_file=tiny)
     with pytest.raises(InputError, match=r"statistics: expected statistics from a training run"):
         module.setup("test")
+
+
+def test_loader_workers_are_capped_at_what_the_mode_can_use_with_one_line(tmp_path: Path) -> None:
+    path = write_h5(tmp_path / "random.h5", random_arrays(100))
+    # SPANet's examples ask for 16 workers; data held in memory needs none
+    asked = Options(partial_events=True, batch_size=10, dataset_mode="memory")
+    asked = asked.replace(num_dataloader_workers=16)
+    module = SpanetDataModule(TINY_SPEC, asked, training_file=path)
+    module.setup("fit")
+    assert module.train_dataloader().num_workers == 0
+    assert module.notes == [
+        "num_dataloader_workers = 16: using 0 "
+        "(the data is held in memory, so batches need no loader processes)"
+    ]
+    streaming = asked.replace(dataset_mode="streaming")
+    module = SpanetDataModule(TINY_SPEC, streaming, training_file=path)
+    module.setup("fit")
+    blocks = module.splits["train"].dataset.num_blocks
+    assert module.train_dataloader().num_workers == usable_workers(16, "streaming", blocks) < 16
+    assert len(module.notes) == 1 and module.notes[0].startswith("num_dataloader_workers = 16: using ")
+    # SPANet's default (4), not set by the file, is capped without a word
+    module = SpanetDataModule(TINY_SPEC, Options(partial_events=True, batch_size=10), training_file=path)
+    module.setup("fit")
+    assert module.notes == []

@@ -24,6 +24,7 @@ def module(path: Path, mode: str, **options) -> SpanetDataModule:
     opts = Options(
         **{
             "batch_size": 64,
+            "partial_events": True,
             "dataset_mode": mode,
             "balance_particles": True,
             "balance_classifications": True,

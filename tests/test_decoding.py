@@ -96,9 +96,13 @@ def test_detection_threshold_switches_particles_off_and_frees_their_objects():
     assert out["t2"].tolist() == [[5, 3, 4], [0, 3, 4]]
 
 
-def test_decode_rejects_unknown_mode():
-    with pytest.raises(ValueError, match="greedy"):
-        decode(assignment_batch(TTBAR, 1, 6, torch.tensor([6]), 0), TTBAR, mode="best")
+def test_every_decoding_the_options_offer_decodes():
+    from spanet_lite.config.options import DECODINGS
+
+    batch = assignment_batch(TTBAR, 1, 6, torch.tensor([6]), 0)
+    for mode in DECODINGS:  # the one list validate_options checks the decoding option against
+        chosen = decode(batch, TTBAR, mode=mode)
+        assert {name: tuple(t.shape) for name, t in chosen.items()} == {"t1": (1, 3), "t2": (1, 3)}
 
 
 @settings(max_examples=40, deadline=None)

@@ -14,7 +14,8 @@ from _evaluation_helpers import TWO_INPUTS_YAML, make_run_dir, write_two_input_f
 from spanet_lite.assignment import numpy_decoder
 from spanet_lite.assignment.decoding import decode
 from spanet_lite.cli import export as export_cli
-from spanet_lite.evaluation.export import example_inputs, input_names, output_names
+from spanet_lite.evaluation.export import Convention, example_inputs, input_names, output_names
+from spanet_lite.evaluation.inference import embedding_vectors
 from spanet_lite.evaluation.run import load_run
 
 try:
@@ -37,23 +38,34 @@ def exported(tmp_path_factory, generated_tth):
     return load_run(run_dir), model
 
 
-@needs_onnxruntime
-@pytest.mark.parametrize(("batch", "objects"), [(5, 13), (1, 19), (3, 7)])
-def test_onnxruntime_matches_torch(exported, batch, objects):
+LOGS = Convention(input_log_transform=True, output_log_transform=True, output_embeddings=True)
+
+
+@pytest.fixture(scope="module")
+def exported_with_logs(exported):
     run, model = exported
-    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    inputs = example_inputs(run.spec, batch=batch, objects=objects)
-    feeds = {name: tensor.numpy() for name, tensor in zip(input_names(run.spec), inputs)}
-    onnx_out = dict(zip(output_names(run.spec), session.run(None, feeds)))
-    features = {"Momenta": inputs[0], "Met": inputs[2]}
-    masks = {"Momenta": inputs[1]}
-    with torch.no_grad():
-        outputs = run.network(features, masks)
-        regressions = run.network.denormalize_regressions(outputs.regressions)
-    expected = {f"assignment_{p}": outputs.assignments[p] for p in run.spec.particle_names}
-    expected |= {f"detection_{p}": torch.sigmoid(outputs.detections[p]) for p in run.spec.particle_names}
-    expected |= {f"regression_{k.replace('/', '_')}": v for k, v in regressions.items()}
-    expected["classification_EVENT_signal"] = torch.softmax(outputs.classifications["EVENT/signal"], -1)
+    other = model.with_name("logs.onnx")
+    flags = ["--input-log-transform", "--output-log-transform", "--output-embeddings"]
+    assert export_cli.main([str(run.directory), str(other), *flags]) == 0
+    return run, other
+
+
+def raw_inputs(run, inputs, convention):
+    """The network's inputs (raw file units; GLOBAL (B, F)) from the ONNX feeds of ``convention``."""
+    features, masks = {}, {}
+    for i, source in enumerate(run.spec.inputs):
+        data = inputs[2 * i]
+        if not convention.input_log_transform:
+            log = torch.tensor([f.log for f in source.features])
+            data = torch.where(log, torch.expm1(data), data)
+        if source.kind == "GLOBAL":
+            features[source.name] = data[:, 0]
+        else:
+            features[source.name], masks[source.name] = data, inputs[2 * i + 1]
+    return features, masks
+
+
+def assert_same(onnx_out, expected):
     assert set(expected) == set(onnx_out)
     for name, value in expected.items():
         ours, theirs = onnx_out[name], value.numpy()
@@ -64,7 +76,55 @@ def test_onnxruntime_matches_torch(exported, batch, objects):
 
 
 @needs_onnxruntime
-def test_numpy_decoder_on_onnx_outputs_matches_the_torch_decoder(exported):
+@pytest.mark.parametrize(("batch", "objects"), [(5, 13), (1, 19), (3, 7)])
+def test_onnxruntime_matches_torch_in_spanets_default_convention(exported, batch, objects):
+    run, model = exported
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    inputs = example_inputs(run.spec, batch=batch, objects=objects)
+    feeds = {name: tensor.numpy() for name, tensor in zip(input_names(run.spec), inputs)}
+    onnx_out = dict(zip(output_names(run.spec), session.run(None, feeds)))
+    with torch.no_grad():
+        outputs = run.network(*raw_inputs(run, inputs, Convention()))
+        regressions = run.network.denormalize_regressions(outputs.regressions)
+    particles = run.spec.particle_names
+    expected = {f"{p}_assignment_probability": outputs.assignments[p].exp() for p in particles}
+    expected |= {f"{p}_detection_probability": torch.sigmoid(outputs.detections[p]) for p in particles}
+    expected |= dict(regressions)
+    expected["EVENT/signal"] = torch.softmax(outputs.classifications["EVENT/signal"], -1)
+    assert_same(onnx_out, expected)
+    for p in particles:  # probabilities, normalised over the tuples
+        total = onnx_out[f"{p}_assignment_probability"].reshape(batch, -1).sum(1)
+        np.testing.assert_allclose(total, 1.0, rtol=1e-4)
+
+
+@needs_onnxruntime
+def test_log_transforms_and_embeddings_follow_spanets_flags(exported_with_logs):
+    run, model = exported_with_logs
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    inputs = example_inputs(run.spec, batch=4, objects=9, convention=LOGS)
+    feeds = {name: tensor.numpy() for name, tensor in zip(input_names(run.spec), inputs)}
+    names = output_names(run.spec, LOGS)
+    assert [o.name for o in session.get_outputs()] == names
+    onnx_out = dict(zip(names, session.run(None, feeds)))
+    with torch.no_grad():
+        outputs = run.network(*raw_inputs(run, inputs, LOGS))
+        regressions = run.network.denormalize_regressions(outputs.regressions)
+        vectors = embedding_vectors(run.spec, outputs)
+    particles = run.spec.particle_names
+    expected = {f"{p}_assignment_log_probability": outputs.assignments[p] for p in particles}
+    expected |= {
+        f"{p}_detection_log_probability": torch.nn.functional.logsigmoid(outputs.detections[p])
+        for p in particles
+    }
+    expected |= dict(regressions)
+    expected["EVENT/signal"] = torch.log_softmax(outputs.classifications["EVENT/signal"], -1)
+    expected |= {f"{key}/embedding_vector": value for key, value in vectors.items()}
+    assert_same(onnx_out, expected)
+    assert "EVENT/embedding_vector" in onnx_out and "ht/q1/embedding_vector" in onnx_out
+
+
+@needs_onnxruntime
+def test_numpy_decoder_on_onnx_probabilities_matches_the_torch_decoder(exported):
     run, model = exported
     session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     inputs = example_inputs(run.spec, batch=16, objects=11)
@@ -72,12 +132,13 @@ def test_numpy_decoder_on_onnx_outputs_matches_the_torch_decoder(exported):
     out = dict(zip(output_names(run.spec), session.run(None, feeds)))
     particles = run.spec.particle_names
     chosen = numpy_decoder.decode(
-        {p: out[f"assignment_{p}"] for p in particles},
-        detections={p: out[f"detection_{p}"] for p in particles},
+        {p: out[f"{p}_assignment_probability"] for p in particles},
+        detections={p: out[f"{p}_detection_probability"] for p in particles},
         threshold=0.5,
+        probabilities=True,
     )
     with torch.no_grad():
-        outputs = run.network({"Momenta": inputs[0], "Met": inputs[2]}, {"Momenta": inputs[1]})
+        outputs = run.network(*raw_inputs(run, inputs, Convention()))
     detections = {p: torch.sigmoid(v) for p, v in outputs.detections.items()}
     reference = decode(outputs.assignments, run.spec, detections=detections, threshold=0.5)
     for p in particles:
@@ -105,17 +166,28 @@ def test_the_onnx_decoder_imports_nothing_but_numpy(exported):
     assert result.stdout.strip() == "[[0, 1]]"
 
 
-def test_model_metadata_describes_inputs_and_outputs(exported):
+def test_input_and_output_names_and_shapes_are_spanets(exported):
     onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install .[onnx])")
     _, model = exported
     graph = onnx.load(str(model))
-    assert [i.name for i in graph.graph.input] == ["Momenta_data", "Momenta_mask", "Met_data"]
-    batch_dim = graph.graph.input[0].type.tensor_type.shape.dim[0]
-    object_dim = graph.graph.input[0].type.tensor_type.shape.dim[1]
-    assert batch_dim.dim_param and object_dim.dim_param  # symbolic: dynamic batch and object axes
+    assert [i.name for i in graph.graph.input] == ["Momenta_data", "Momenta_mask", "Met_data", "Met_mask"]
+    assert [o.name for o in graph.graph.output] == [
+        "lt_assignment_probability", "ht_assignment_probability", "h_assignment_probability",
+        "lt_detection_probability", "ht_detection_probability", "h_detection_probability",
+        "EVENT/neutrino_eta", "EVENT/neutrino_px", "EVENT/neutrino_py", "EVENT/neutrino_pz",
+        "EVENT/log_invariant_mass", "EVENT/signal",
+    ]
+    dims = {i.name: i.type.tensor_type.shape.dim for i in graph.graph.input}
+    assert [d.dim_param for d in dims["Momenta_data"][:2]] == ["batch_size", "num_Momenta"]
+    assert dims["Met_data"][2].dim_value == 3 and len(dims["Met_data"]) == 3  # GLOBAL: (B, 1, F)
+    assert len(dims["Met_mask"]) == 2
     metadata = json.loads({p.key: p.value for p in graph.metadata_props}["spanet_lite"])
     assert metadata["particles"][1] == {"name": "ht", "products": ["b", "q1", "q2"]}
-    assert metadata["regressions"]["regression_EVENT_neutrino_px"] == "EVENT/neutrino_px"
+    assert metadata["output_names"] == [o.name for o in graph.graph.output]
+    assert metadata["convention"] == {
+        "layout": "spanet", "input_log_transform": False, "output_log_transform": False,
+        "output_embeddings": False,
+    }
 
 
 def test_export_refuses_a_name_without_onnx_suffix(exported, tmp_path, capsys):
@@ -130,7 +202,7 @@ def test_two_inputs_narrower_than_training_keep_the_combined_index_space(tmp_pat
 
     data = write_two_input_file(tmp_path / "two.h5")  # trained widths: Jets 6, Leptons 2
     run = load_run(make_run_dir(tmp_path / "run", TWO_INPUTS_YAML, data))
-    model = export_onnx(run, tmp_path / "model.onnx")
+    model = export_onnx(run, tmp_path / "model.onnx", convention=Convention(input_log_transform=True))
     generator = torch.Generator().manual_seed(0)
     jets = torch.rand(4, 5, 2, generator=generator) * 50 + 1
     jets_mask = torch.ones(4, 5, dtype=torch.bool)
@@ -145,7 +217,9 @@ def test_two_inputs_narrower_than_training_keep_the_combined_index_space(tmp_pat
         masks = {"Jets": jets_mask, "Leptons": leptons_mask}
         reference = run.network({"Jets": jets, "Leptons": leptons}, masks)
     for particle in ("lt", "ht"):
-        ours, theirs = out[f"assignment_{particle}"], reference.assignments[particle].numpy()
+        with np.errstate(divide="ignore"):  # probability 0 where impossible: log -inf, as the network's
+            ours = np.log(out[f"{particle}_assignment_probability"])
+        theirs = reference.assignments[particle].numpy()
         assert ours.shape == theirs.shape == (4,) + (6,) * (2 if particle == "lt" else 3)
         np.testing.assert_array_equal(np.isfinite(ours), np.isfinite(theirs))
         finite = np.isfinite(theirs)

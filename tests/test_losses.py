@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spanet_lite.config.options import Options
+from spanet_lite.config.options_validation import validate_options
 from spanet_lite.dataset.batch import Batch
 from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.errors import InputError
@@ -106,9 +107,17 @@ def hand_batch(t1=(1, 0), t2=(2, 1), present=(True, True), **extra) -> Batch:
     )
 
 
+ALL_TERMS = dict(detection_loss_scale=1.0, regression_loss_scale=1.0, classification_loss_scale=1.0)
+"""SPANet's defaults train the assignment only; these tests weigh every term."""
+
+
 def losses(outputs=None, batch=None, **options):
     return compute_losses(
-        outputs or hand_outputs(), batch or hand_batch(), Normaliser(), PAIRS, Options(**options)
+        outputs or hand_outputs(),
+        batch or hand_batch(),
+        Normaliser(),
+        PAIRS,
+        Options(**{**ALL_TERMS, **options}),
     )
 
 
@@ -177,7 +186,38 @@ def test_regression_classification_and_overlap_terms_by_hand():
         -math.log(math.exp(2) / (1 + math.e + math.exp(2))), rel=1e-6
     )
     # usage t1: (0.9, 0.7, 0.4); t2: (0.3, 0.8, 0.9) -> overlap 0.27 + 0.56 + 0.36
-    assert value(terms["kl_loss"]) == pytest.approx(1.19, rel=1e-5)
+    assert value(losses(overlap_loss_scale=1.0).terms["overlap_loss"]) == pytest.approx(1.19, rel=1e-5)
+    assert "overlap_loss" not in terms and "kl_loss" not in terms  # scale 0: not computed, as in SPANet
+
+
+def test_spanet_kl_term_by_hand():
+    # Unordered-pair distributions P = (0.6, 0.3, 0.1), Q = (0.1, 0.2, 0.7), mixture M = (0.35, 0.25, 0.4).
+    kl_pm = 0.6 * math.log(0.6 / 0.35) + 0.3 * math.log(0.3 / 0.25) + 0.1 * math.log(0.1 / 0.4)
+    kl_qm = 0.1 * math.log(0.1 / 0.35) + 0.2 * math.log(0.2 / 0.25) + 0.7 * math.log(0.7 / 0.4)
+    js = (kl_pm + kl_qm) / 2  # 0.2306
+    # SPANet: exp(-JS^2) per event, times 2 x (sum of particle weights) / (reconstructable particles)
+    assert value(losses(kl_loss_scale=1.0).terms["kl_loss"]) == pytest.approx(
+        2 * 2 * math.exp(-(js**2)) / 2, rel=1e-6
+    )
+    assert value(losses(kl_loss_scale=1.0).terms["kl_loss"]) == pytest.approx(1.8964, abs=1e-4)
+    # a particle that is not reconstructable switches its pairs off (the count still has t1)
+    assert value(losses(batch=hand_batch(present=(True, False)), kl_loss_scale=1.0).terms["kl_loss"]) == 0.0
+
+
+def test_spanet_kl_gradient_flows_through_the_mixture_only():
+    outputs = hand_outputs()
+    losses(outputs=outputs, kl_loss_scale=1.0).terms["kl_loss"].backward()
+    grad = outputs.assignments["t1"].grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def test_event_transpositions_of_the_event_group():
+    from spanet_lite.training.losses import event_transpositions
+
+    assert event_transpositions(((0, 1), (1, 0))) == [(0, 1)]
+    # the cyclic group of three particles: (0 1 2) = (0 2)(0 1)
+    assert event_transpositions(((0, 1, 2), (1, 2, 0), (2, 0, 1))) == [(0, 1), (0, 2)]
+    assert event_transpositions(((0, 1, 2),)) == []
 
 
 def test_total_is_the_scaled_sum_of_the_family_terms():
@@ -187,6 +227,7 @@ def test_total_is_the_scaled_sum_of_the_family_terms():
         regression_loss_scale=3.0,
         classification_loss_scale=0.25,
         kl_loss_scale=0.1,
+        overlap_loss_scale=0.2,
     )
     result = losses(**scales)
     expected = sum(scale * value(result.terms[key.replace("_scale", "")]) for key, scale in scales.items())
@@ -222,7 +263,7 @@ def test_particle_regressions_follow_the_chosen_event_pairing():
 
 def test_unknown_combine_pair_loss_is_an_options_error():
     with pytest.raises(InputError, match="combine_pair_loss"):
-        losses(combine_pair_loss="max")
+        validate_options(Options(combine_pair_loss="max"))
 
 
 def swap_truth(batch: Batch) -> Batch:
@@ -258,7 +299,7 @@ TTBAR = spec_from(TTBAR_YAML)
 @given(seed=st.integers(0, 10_000), mode=st.sampled_from(["min", "softmin", "mean"]))
 def test_relabelling_t1_and_t2_leaves_every_family_term_unchanged(seed, mode):
     torch.manual_seed(seed)
-    options = small_options(combine_pair_loss=mode, kl_loss_scale=1.0)
+    options = small_options(combine_pair_loss=mode, kl_loss_scale=1.0, overlap_loss_scale=1.0)
     net = SpanetNetwork(TTBAR, options, statistics_for(TTBAR)).eval()
     batch = random_batch(TTBAR, 4, {"Jets": 7}, torch.Generator().manual_seed(seed))
     batch.particle_weights = {"t1": torch.rand(4), "t2": torch.rand(4)}
@@ -266,7 +307,14 @@ def test_relabelling_t1_and_t2_leaves_every_family_term_unchanged(seed, mode):
         outputs = net(batch.features, batch.masks)
         a = compute_losses(outputs, batch, net, TTBAR, options)
         b = compute_losses(outputs, swap_truth(batch), net, TTBAR, options)
-    for key in ("assignment_loss", "detection_loss", "regression_loss", "classification_loss", "kl_loss"):
+    for key in (
+        "assignment_loss",
+        "detection_loss",
+        "regression_loss",
+        "classification_loss",
+        "kl_loss",
+        "overlap_loss",
+    ):
         assert value(b.terms[key]) == pytest.approx(value(a.terms[key]), rel=1e-5, abs=1e-6), key
     assert value(b.total) == pytest.approx(value(a.total), rel=1e-5)
 
@@ -281,7 +329,6 @@ def test_network_losses_are_finite_and_every_term_is_named():
         "detection_loss",
         "regression_loss",
         "classification_loss",
-        "kl_loss",
         "assignment_loss/t1",
         "assignment_loss/t2",
         "detection_loss/t1",

@@ -17,7 +17,7 @@ from _model_helpers import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spanet_lite.config import load_event_spec
+from spanet_lite.config import load_event_spec, validate_options
 from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.errors import InputError
 from spanet_lite.model.network import SpanetNetwork
@@ -196,4 +196,4 @@ def test_weight_decay_groups_exclude_biases_norms_and_embeddings():
 
 def test_attention_heads_that_do_not_divide_hidden_dim_are_an_options_error():
     with pytest.raises(InputError, match="num_attention_heads"):
-        SpanetNetwork(TTBAR, small_options(hidden_dim=10, num_attention_heads=4), statistics_for(TTBAR))
+        validate_options(small_options(hidden_dim=10, num_attention_heads=4))

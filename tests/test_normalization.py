@@ -18,7 +18,7 @@ from spanet_lite.errors import InputError
 
 
 def statistics(path: Path, **options) -> DatasetStatistics:
-    opts = Options(**{"batch_size": 2, "validation_file": str(path), **options})
+    opts = Options(**{"partial_events": True, "batch_size": 2, "validation_file": str(path), **options})
     module = SpanetDataModule(TINY_SPEC, opts, training_file=path)
     module.setup("fit")
     assert module.statistics is not None
@@ -49,7 +49,7 @@ def test_only_the_training_split_counts(tmp_path: Path) -> None:
     arrays = random_arrays(40)
     path = write_h5(tmp_path / "random.h5", arrays)
     module = SpanetDataModule(
-        TINY_SPEC, Options(batch_size=4, train_validation_split=0.75), training_file=path
+        TINY_SPEC, Options(partial_events=True, batch_size=4, train_validation_split=0.75), training_file=path
     )
     module.setup("fit")
     met = arrays["INPUTS/Met/met"][:30].astype(np.float64)
@@ -158,7 +158,9 @@ def test_padded_slots_never_change_statistics_or_batches(garbage: float, seed: i
         for name, data in (("a.h5", reference), ("b.h5", arrays)):
             path = write_h5(Path(folder) / name, data)
             module = SpanetDataModule(
-                TINY_SPEC, Options(batch_size=6, validation_file=str(path)), training_file=path
+                TINY_SPEC,
+                Options(partial_events=True, batch_size=6, validation_file=str(path)),
+                training_file=path,
             )
             module.setup("fit")
             results.append((module.statistics, next(iter(module.val_dataloader()))))

@@ -10,15 +10,18 @@ import pytest
 from rich.console import Console
 
 from spanet_lite.config import (
+    NO_EFFECT,
     OPTION_GROUPS,
-    UNIMPLEMENTED_KEYS,
+    SPANET_KEYS,
     Options,
+    keys_without_effect,
     load_options,
     options_table,
     parse_options,
     parse_options_text,
     resolve_path,
     validate_options,
+    without_effect_summary,
 )
 from spanet_lite.config.options import OPTIMIZERS, UNSUPPORTED_OPTIMIZERS, option_fields
 from spanet_lite.errors import InputError, SpanetWarning
@@ -41,15 +44,18 @@ def parse_error(text: str) -> str:
 
 
 # ------------------------------------------------------------------ the reference file
-def test_spanet_reference_options_load_unchanged_with_one_warning(reference_dir: Path):
-    with pytest.warns(SpanetWarning) as record:
+def test_spanet_reference_options_load_unchanged(reference_dir: Path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         options = load_options(reference_dir / "example.json")
-    assert len(record) == 1
-    message = str(record[0].message)
-    assert message == (
-        f"{reference_dir / 'example.json'}: SPANet options accepted without effect in spanet_lite: "
-        "linear_block_type='GRU' (one residual block type), transformer_type='Gated' (pre-norm transformer)"
+    summary = without_effect_summary(options)
+    assert summary is not None and summary.startswith(
+        "SPANet options without effect here (built instead in parentheses): "
+        "position_embedding_dim=32 (a learned input-type vector"
     )
+    named = ["position_embedding_dim", "num_jet_encoder_layers", "split_symmetric_attention"]
+    named += ["linear_block_type", "transformer_type", "balance_losses"]
+    assert [key for key in NO_EFFECT if f"{key}=" in summary] == named
     assert options.batch_size == 32
     assert options.learning_rate == 0.0015
     assert options.l2_penalty == 0.0002
@@ -108,12 +114,12 @@ def test_top_level_must_be_an_object():
         ('"batch_size": 32.5', "batch_size (line 2): expected an integer, got 32.5 (a number)"),
         ('"batch_size": true', "batch_size (line 2): expected an integer, got true (a boolean)"),
         (
-            '"partial_events": 1',
-            "partial_events (line 2): expected true or false (a JSON boolean), got 1 (a number)",
+            '"partial_events": 2',
+            "partial_events (line 2): expected true or false (a JSON boolean, or 0/1), got 2 (a number)",
         ),
         (
             '"partial_events": "true"',
-            "partial_events (line 2): expected true or false (a JSON boolean), got 'true'",
+            "partial_events (line 2): expected true or false (a JSON boolean, or 0/1), got 'true'",
         ),
         ('"learning_rate": "1e-3"', "learning_rate (line 2): expected a number, got '1e-3'"),
         ('"learning_rate": NaN', "learning_rate (line 2): expected a finite number, got nan (a number)"),
@@ -141,34 +147,67 @@ def test_activation_names_in_spanet_spelling_are_understood():
     assert (options.transformer_activation, options.linear_activation) == ("gelu", "leaky_relu")
 
 
-# ------------------------------------------------------------------------- warnings
-def test_unknown_keys_warn_once_with_a_suggestion():
+# ------------------------------------------------------- SPANet spellings, unknown keys
+def test_booleans_written_as_0_and_1_load_as_in_spanet():
+    options = parse('{"partial_events": 1, "normalize_features": 0, "balance_jets": 1.0}')
+    assert (options.partial_events, options.normalize_features, options.balance_jets) == (True, False, True)
+
+
+@pytest.mark.parametrize(("written", "loaded"), [("None", "min"), ("MEAN", "mean"), ("softmin", "softmin")])
+def test_combine_pair_loss_loads_as_in_spanet(written: str, loaded: str):
+    # SPANet compares the lower-cased value with mean and softmin; everything else is the minimum
+    options = parse(json.dumps({"combine_pair_loss": written}))
+    assert options.combine_pair_loss == loaded
+    validate_options(options)
+
+
+def test_an_unknown_key_is_an_error_with_a_suggestion():
+    assert parse_error('{\n  "learnig_rate": 0.01,\n  "colour": "blue"\n}') == (
+        "options.json: expected known option keys (spanet-train --allow-unknown-keys ignores others), "
+        "got unknown keys learnig_rate (line 2) (did you mean 'learning_rate'?), colour (line 3)"
+    )
+
+
+def test_allow_unknown_keys_ignores_them_with_one_warning():
     with pytest.warns(SpanetWarning) as record:
-        options = parse('{\n  "learnig_rate": 0.01,\n  "colour": "blue"\n}')
+        options = parse_options_text(
+            '{\n  "learnig_rate": 0.01,\n  "transformer_type": "NormFirst"\n}',
+            source="options.json",
+            allow_unknown_keys=True,
+        )
     assert [str(w.message) for w in record] == [
-        "options.json: unknown option keys ignored: "
-        "learnig_rate (line 2) (did you mean 'learning_rate'?), colour (line 3)"
+        "options.json: unknown option keys ignored: learnig_rate (line 2) (did you mean 'learning_rate'?)"
     ]
     assert options.learning_rate == Options().learning_rate
 
 
-def test_unimplemented_keys_at_their_default_are_silent():
-    text = json.dumps({key: getattr(Options(), key) for key in UNIMPLEMENTED_KEYS})
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        options = parse(text)
-    assert options.explicit == frozenset(UNIMPLEMENTED_KEYS)
-
-
-def test_spanet_bookkeeping_keys_are_named_in_the_same_single_warning():
-    with pytest.warns(SpanetWarning) as record:
-        parse('{"usable_gpus": "0,1", "trial_time": "", "normalization": "BatchNorm"}')
-    assert len(record) == 1
-    assert str(record[0].message) == (
-        "options.json: SPANet options accepted without effect in spanet_lite: "
-        "usable_gpus='0,1' (use --gpus (or CUDA_VISIBLE_DEVICES)), "
-        "normalization='BatchNorm' (LayerNorm is always used)"
+def test_every_spanet_key_is_known_including_its_bookkeeping():
+    text = json.dumps(
+        {"usable_gpus": "0,1", "trial_time": "", "trial_output_dir": "./out", "combinatorial_scale": 0}
     )
+    options = parse(text)
+    assert options.usable_gpus == "0,1" and options.trial_output_dir == "./out"
+    assert set(NO_EFFECT) <= SPANET_KEYS
+
+
+def test_keys_without_effect_are_decided_from_effective_values_not_defaults():
+    # every value spanet_lite builds as SPANet would: nothing is named
+    built = Options(
+        position_embedding_dim=0,
+        split_symmetric_attention=False,
+        transformer_type="NormFirst",
+        balance_losses=False,
+    )
+    assert keys_without_effect(built) == {"linear_block_type": NO_EFFECT["linear_block_type"].built}
+    # SPANet's own defaults (what a file that omits them gets) are named, each with what is built
+    assert set(keys_without_effect(Options())) == {
+        "position_embedding_dim",
+        "split_symmetric_attention",
+        "linear_block_type",
+        "transformer_type",
+        "balance_losses",
+    }
+    assert "normalization" in keys_without_effect(Options(normalization="BatchNorm"))
 
 
 # ------------------------------------------------------------------- impossible values
@@ -198,6 +237,19 @@ def test_spanet_bookkeeping_keys_are_named_in_the_same_single_warning():
         ({"dropout": -0.1}, "dropout: expected a dropout probability in [0, 1), got -0.1 (a number)"),
         ({"focal_gamma": -1.0}, "focal_gamma: expected a focal-loss exponent >= 0, got -1.0 (a number)"),
         ({"kl_loss_scale": -0.5}, "kl_loss_scale: expected a loss scale >= 0, got -0.5 (a number)"),
+        (
+            {"learning_rate_cycles": -1},
+            "learning_rate_cycles: expected a number of cosine cycles >= 0 "
+            "(0: linear decay after warm-up, as in SPANet), got -1 (a number)",
+        ),
+        (
+            {"transformer_dim_scale": 0.0},
+            "transformer_dim_scale: expected a feed-forward expansion > 0, got 0.0 (a number)",
+        ),
+        (
+            {"initial_embedding_dim": 0},
+            "initial_embedding_dim: expected a width of at least 1, got 0 (a number)",
+        ),
         (
             {"regression_loss_scale": -1.0},
             "regression_loss_scale: expected a loss scale >= 0, got -1.0 (a number)",
@@ -241,7 +293,7 @@ def test_spanet_bookkeeping_keys_are_named_in_the_same_single_warning():
         ),
         (
             {"num_attention_heads": 5},
-            "num_attention_heads: expected a number of heads that divides hidden_dim (64), got 5",
+            "num_attention_heads: expected a number of heads that divides hidden_dim (128), got 5",
         ),
     ],
 )
@@ -360,8 +412,7 @@ def render(table) -> list[str]:
 
 
 def test_table_shows_groups_values_and_where_non_defaults_came_from():
-    with pytest.warns(SpanetWarning, match="linear_block_type='GRU'"):
-        options = parse('{"batch_size": 32, "linear_block_type": "GRU"}').replace(epochs=1)
+    options = parse('{"batch_size": 32, "linear_block_type": "Resnet", "seed": 3}').replace(epochs=1)
     table = options_table(options, {"epochs": "1"})
     lines = render(table)
     rows = {
@@ -370,8 +421,11 @@ def test_table_shows_groups_values_and_where_non_defaults_came_from():
         if "│" in line
     }
     assert rows["epochs"] == ["1", "(command line)"]
-    assert rows["batch_size"] == ["32", "default 256"]
-    assert rows["linear_block_type"] == ["GRU", "default Resnet; no effect: one residual block type"]
+    assert rows["batch_size"] == ["32", "default 4096"]
+    built = NO_EFFECT["linear_block_type"].built
+    assert rows["linear_block_type"] == ["Resnet", f"default GRU; no effect: {built}"]
+    assert rows["transformer_type"] == ["Gated", f"no effect: {NO_EFFECT['transformer_type'].built}"]
+    assert rows["seed"] == ["3", "default 0; spanet_lite"]
     assert rows["learning_rate"] == ["0.001", ""]
     group_order = [name for name in rows if name in OPTION_GROUPS]
     assert group_order == list(OPTION_GROUPS)
@@ -396,8 +450,7 @@ def test_options_example_in_the_config_readme_loads(repo_root: Path):
 
     text = (repo_root / "docs" / "event_and_options_files.md").read_text()
     (block,) = re.findall(r"```json\n(.*?)```", text, flags=re.DOTALL)
-    with pytest.warns(SpanetWarning, match="linear_block_type='GRU'"):
-        options = parse(block)
+    options = parse(block)
     validate_options(options)
     assert options.learning_rate == 0.0015
 

@@ -70,7 +70,7 @@ def test_neutrino_baseline_is_reported_beside_the_network(plotted):
     # The W-mass solution takes px from MET: a few-tens-of-GeV resolution.
     assert px["baseline"]["rms"] < 50.0
     assert "baseline" not in metrics["regression"]["EVENT/log_invariant_mass"]
-    expected = {"accuracy", "roc_auc", "rejection@50", "rejection@80"}
+    expected = {"accuracy", "roc_auc", "rejection@50", "rejection@80", "num_classes", "confusion"}
     assert set(metrics["classification"]["EVENT/signal"]) == expected
 
 

@@ -21,7 +21,6 @@ import spanet_lite
 from spanet_lite.cli import inspect as inspect_cli
 from spanet_lite.cli import predict as predict_cli
 from spanet_lite.cli import test as test_cli
-from spanet_lite.dataset import reader
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.run import load_run
 
@@ -49,21 +48,25 @@ def test_predict_output_is_a_truth_file_that_scores_purity_one_against_itself(tt
     assert metrics["assignment"]["particle_efficiency/t1"] == 1.0
     with h5py.File(out) as file, h5py.File(data) as source:
         np.testing.assert_array_equal(file["INPUTS/Jets/pt"][:], source["INPUTS/Jets/pt"][:])
-        np.testing.assert_array_equal(file["WEIGHTS/EVENT/weight"][:], source["WEIGHTS/EVENT/weight"][:])
-        probability = file["PREDICTIONS/assignment_probability/t1"][:]
+        weights = file["SPANET_LITE/WEIGHTS/EVENT/weight"][:]
+        np.testing.assert_array_equal(weights, source["WEIGHTS/EVENT/weight"][:])
+        probability = file["TARGETS/t1/assignment_probability"][:]
         assert ((probability > 0) & (probability <= 1)).all()
-        assert file["PREDICTIONS/detection_probability/t2"].shape == (150,)
+        assert file["TARGETS/t2/detection_probability"].shape == (150,)
 
 
 def test_default_threshold_reports_only_detected_particles(ttbar, tmp_path):
     run_dir, data = ttbar
     run = load_run(run_dir)
     predictions = run.predict(data, threshold=0.5)
+    assert predictions.reported is not None
     for particle in ("t1", "t2"):
         detected = predictions.detection_probabilities[particle] >= 0.5
-        reported = (predictions.assignments[particle] >= 0).all(axis=1)
+        reported = (predictions.reported[particle] >= 0).all(axis=1)
         assert not (reported & ~detected).any()
-        assert predictions.assignment_probabilities[particle][~reported].tolist() == [0.0] * (~reported).sum()
+        # SPANet's best assignment is there for every event, detected or not
+        assert (predictions.assignments[particle] >= 0).all()
+        assert (predictions.assignment_probabilities[particle] > 0).all()
 
 
 def test_predict_on_arrays_matches_predict_on_the_file(ttbar):
@@ -93,12 +96,13 @@ def test_associated_products_are_written_as_indices_inside_their_own_input(tmp_p
     write_predictions(run, data, out, threshold=0.0)
     predictions = run.predict(data, threshold=0.0)
     with h5py.File(out) as file:
-        lepton = file["TARGETS/lt/l"][:]
+        lepton = file["SPANET_LITE/TARGETS/lt/l"][:]
         assert ((lepton >= 0) & (lepton < 2)).all()  # counts inside Leptons, not the combined space
-        layout = reader.resolve_layout(file, run.spec, out, run.options.event_weight_dataset)
-        block = reader.read_block(file, run.spec, layout, 0, layout.num_events)
-    for particle in ("lt", "ht"):
-        np.testing.assert_array_equal(block.targets[particle], predictions.assignments[particle])
+        combined = file["TARGETS/lt/l"][:]  # SPANet's: the combined space, Leptons after the Jets
+        np.testing.assert_array_equal(combined, predictions.assignments["lt"][:, 1])
+        assert (combined >= file["INPUTS/Jets/MASK"].shape[1]).all()
+        jets = file["SPANET_LITE/TARGETS/lt/b"][:]
+    np.testing.assert_array_equal(jets, predictions.assignments["lt"][:, 0])  # Jets come first: same index
 
 
 def test_predict_refuses_to_overwrite_its_input(ttbar, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""The learning-rate schedule: linear warm-up, then cosine cycles that restart at the full rate."""
+"""The learning-rate schedule: linear warm-up, then SPANet's linear decay (0 cycles) or cosine cycles."""
 
 from __future__ import annotations
 
@@ -32,6 +32,25 @@ def test_cycles_restart_at_the_full_rate() -> None:
     assert values == pytest.approx([1.0] * 4)
     assert factor(10 + 25 * 2 + 12.5, cycles=4) == pytest.approx(0.5)  # type: ignore[arg-type]
     assert factor(10 + 24, cycles=4) < 0.01
+
+
+def test_zero_cycles_is_spanets_linear_decay_after_warm_up() -> None:
+    # SPANet's default learning_rate_cycles = 0: from the full rate straight down to zero
+    decay = [factor(s, cycles=0) for s in range(10, 111, 10)]
+    assert decay == pytest.approx([1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0])
+    assert factor(5, cycles=0) == factor(5, cycles=1)  # the warm-up is the same
+
+
+def test_zero_cycles_through_the_optimizer_decays_linearly() -> None:
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=0.5)
+    scheduler = warmup_cosine_scheduler(optimizer, total_steps=12, warmup_steps=2, cycles=0)
+    rates = []
+    for _ in range(12):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates == pytest.approx([0.5 / 3, 1.0 / 3] + [0.5 * (10 - k) / 10 for k in range(10)])
 
 
 def test_no_warm_up_starts_at_the_full_rate() -> None:

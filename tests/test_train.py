@@ -100,7 +100,6 @@ def test_metrics_csv_has_every_loss_term_and_validation_metric_per_epoch(workspa
             "detection_loss",
             "regression_loss",
             "classification_loss",
-            "kl_loss",
             "assignment_loss/ht",
             "detection_loss/h",
             "regression_loss/EVENT/neutrino_px",

@@ -35,9 +35,12 @@ from torch import Tensor
 
 from spanet_lite.assignment import numpy_decoder
 from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.config.options import DECODINGS
 from spanet_lite.errors import SpanetWarning
 
-DECODING_MODES = ("greedy", "exact")
+DECODING_MODES = DECODINGS
+"""The modes :func:`decode` knows: the option's list (``config.options.DECODINGS``), which
+``validate_options`` and the ``--decoding`` choices check, so a mode is trusted here."""
 
 
 def decode(
@@ -53,8 +56,6 @@ def decode(
     ``assignments`` maps every particle of ``spec`` to its (B, N, ..., N) log-probabilities.
     Particles are considered in event-file order (it only matters for exact ties).
     """
-    if mode not in DECODING_MODES:
-        raise ValueError(f"decoding mode must be one of {', '.join(DECODING_MODES)}, got {mode!r}")
     names = [name for name in spec.particle_names if name in assignments]
     missing = set(spec.particle_names) - set(names)
     if missing:

@@ -4,7 +4,8 @@ This module imports nothing but numpy, so it can be copied next to an exported O
 and used where neither torch nor spanet_lite is installed. ``spanet_lite.assignment.decoding``
 wraps the same functions for torch tensors and event specs.
 
-Inputs are the network's per-particle joint log-probabilities: for a particle with ``k``
+Inputs are the network's per-particle joint log-probabilities (or probabilities, with
+``probabilities=True``, as SPANet's export writes them by default): for a particle with ``k``
 products an array of shape ``(B, N, ..., N)`` (``k`` object axes) over ordered tuples in the
 combined object space, ``-inf`` on tuples that are impossible (a padded object, an object
 used twice, an object from the wrong input). Outputs are ``(B, k)`` int64 object indices in
@@ -48,15 +49,22 @@ def decode(
     detections: Mapping[str, np.ndarray] | None = None,
     threshold: float = 0.5,
     mode: str = "greedy",
+    probabilities: bool = False,
 ) -> dict[str, np.ndarray]:
     """Decode one event batch: particle -> (B, k) int64 object indices, -1 = not reported.
 
     ``detections`` (particle -> (B,) probability that the particle is present) switches a
     particle off in an event when its probability is below ``threshold``; switched-off
     particles neither get a tuple nor block objects. Particle order is the mapping's order.
+    ``probabilities``: the assignments are probabilities (a SPANet-convention export without
+    ``--output-log-transform``; 0 = impossible), not log-probabilities. Detections are always
+    probabilities (``np.exp`` a ``_detection_log_probability`` first).
     """
     names = list(assignments)
     arrays = [np.asarray(assignments[name]) for name in names]
+    if probabilities:
+        with np.errstate(divide="ignore"):
+            arrays = [np.log(array) for array in arrays]
     if not arrays:
         return {}
     batch = arrays[0].shape[0]

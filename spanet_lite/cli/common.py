@@ -10,6 +10,7 @@ import argparse
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from spanet_lite.errors import InputError, SpanetWarning
@@ -54,12 +55,20 @@ def run_cli(program: str, body: Callable[[Sequence[str] | None], int], argv: Seq
 
 
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--checkpoint``, ``--device``, ``--threads``: how a command that runs a trained network
-    (``spanet-test``, ``spanet-predict``) loads it and where it runs it."""
-    parser.add_argument("--checkpoint", metavar="CKPT",
+    """How a command that runs a trained network (``spanet-test``, ``spanet-predict``) loads it
+    and where it runs it, in spanet_lite's spellings and SPANet's (``-ckpt``, ``-g/--gpu``,
+    ``-fp16``, ``-ef``)."""
+    parser.add_argument("-ckpt", "--checkpoint", metavar="CKPT",
                         help="checkpoint file (default: best.ckpt, else last.ckpt)")
-    parser.add_argument("--device", default="cpu",
-                        help="torch device, e.g. cpu or cuda (default: %(default)s)")
+    parser.add_argument("--device", default=None,
+                        help="torch device, e.g. cpu or cuda:1 (default: cpu, or cuda with -g)")
+    parser.add_argument("-g", "--gpu", action="store_true",
+                        help="run on the GPU (SPANet's -g; same as --device cuda)")
+    parser.add_argument("-fp16", "--fp16", action="store_true",
+                        help="16-bit mixed precision on the GPU (no effect on the CPU, as in SPANet)")
+    parser.add_argument("-ef", "--event_file", "--event-file", dest="event_file", metavar="EVENT.yaml",
+                        help="SPANet's -ef: accepted when it describes the run's own topology (the network "
+                        "is always built from the run's copy)")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads for torch (default: torch's choice; 1 is often fastest on a "
                         "machine shared with other jobs)")
@@ -68,7 +77,8 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
 def load_network(args: argparse.Namespace) -> Run:
     """The trained run named by ``args.run_dir`` and :func:`add_network_arguments`'s options.
 
-    Imports torch (late, so that ``--help`` stays fast). Raises InputError for a bad ``--threads``.
+    Imports torch (late, so that ``--help`` stays fast). Raises InputError for a bad ``--threads``
+    or an ``-ef`` event file with another topology than the run's.
     """
     if args.threads is not None:
         if args.threads < 1:
@@ -78,4 +88,38 @@ def load_network(args: argparse.Namespace) -> Run:
         torch.set_num_threads(args.threads)
     from spanet_lite.evaluation.run import load_run
 
-    return load_run(args.run_dir, checkpoint=args.checkpoint, device=args.device)
+    if args.gpu and args.device not in (None, "cuda") and not str(args.device).startswith("cuda"):
+        raise InputError(None, "-g/--gpu", "either -g or --device", f"both (--device {args.device})")
+    device = args.device or ("cuda" if args.gpu else "cpu")
+    run = load_run(args.run_dir, checkpoint=args.checkpoint, device=device)
+    if args.event_file:
+        _check_same_topology(run, args.event_file)
+    return run
+
+
+def _check_same_topology(run: Run, path: str) -> None:
+    from pathlib import Path
+
+    from spanet_lite.config.event_file import parse_event_spec
+
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(file, "-ef/--event_file", "an event file (YAML)", "no such file")
+    given = parse_event_spec(file.read_text(encoding="utf-8"), source=str(file))
+    if given != run.spec:
+        raise InputError(
+            file, "", f"the topology the run was trained on ({run.directory / 'event_file.yaml'})",
+            "a different event file",
+        )
+
+
+def autocast(args: argparse.Namespace, run: Run) -> AbstractContextManager[object]:
+    """The precision context for ``-fp16``: float16 autocast on CUDA; on the CPU nothing (SPANet's
+    ``-fp16`` is CUDA autocast too, which leaves CPU tensors alone)."""
+    import contextlib
+
+    import torch
+
+    if getattr(args, "fp16", False) and run.device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()

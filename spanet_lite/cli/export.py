@@ -1,9 +1,12 @@
-"""`spanet-export RUN_DIR model.onnx`: write a trained network as an ONNX graph.
+"""`spanet-export RUN_DIR model.onnx`: write a trained network as an ONNX graph, SPANet's convention.
 
-Inputs ``<input>_data`` / ``<input>_mask``, outputs per-particle assignment log-probabilities,
-detection probabilities, de-normalised regressions and class probabilities, with dynamic batch
-and object axes (see :mod:`spanet_lite.evaluation.export`). ``onnx_decoder.py`` beside the
-exporter decodes the outputs with numpy alone; ``--copy-decoder`` puts a copy next to the model.
+Accepts ``python -m spanet.export``'s command line unchanged: ``--input-log-transform`` (the
+graph applies the log to ``log_normalize`` features; without it they enter as log(1 + x)),
+``--output-log-transform`` (log-probabilities out), ``--output-embeddings``, ``-g/--gpu``
+(accepted; the export is traced on the CPU, which gives the same graph) and ``--opset``.
+Input and output names and shapes are SPANet's (see :mod:`spanet_lite.evaluation.export`);
+``onnx_decoder.py`` beside the exporter decodes the outputs with numpy alone;
+``--copy-decoder`` puts a copy next to the model.
 
 Exit codes: 0 done, 2 bad input or the onnx package missing (one line on stderr).
 """
@@ -11,6 +14,7 @@ Exit codes: 0 done, 2 bad input or the onnx package missing (one line on stderr)
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from spanet_lite.cli.common import EXIT_OK, run_cli
@@ -19,12 +23,23 @@ PROGRAM = "spanet-export"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROGRAM, description="Export a trained network to ONNX.")
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM, allow_abbrev=False,
+        description="Export a trained network to ONNX (SPANet's convention).",
+    )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by spanet-train")
     parser.add_argument("output", metavar="model.onnx", help="ONNX file to write")
-    parser.add_argument("--checkpoint", metavar="CKPT",
+    parser.add_argument("-ckpt", "--checkpoint", metavar="CKPT",
                         help="checkpoint file (default: best.ckpt, else last.ckpt)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: %(default)s)")
+    parser.add_argument("--input-log-transform", action="store_true",
+                        help="inputs in file units: the graph applies log(1 + x) to log_normalize features")
+    parser.add_argument("--output-log-transform", action="store_true",
+                        help="log-probabilities out (*_assignment_log_probability, ...), as SPANet")
+    parser.add_argument("--output-embeddings", action="store_true",
+                        help="also output the event, particle and product embedding vectors")
+    parser.add_argument("-g", "--gpu", action="store_true",
+                        help="SPANet's flag; accepted, the graph is traced on the CPU (same graph)")
     parser.add_argument("--copy-decoder", action="store_true",
                         help="also write onnx_decoder.py (numpy-only decoding) next to the model")
     return parser
@@ -38,15 +53,19 @@ def _body(argv: Sequence[str] | None) -> int:
     from rich.console import Console
 
     from spanet_lite.assignment import numpy_decoder
-    from spanet_lite.evaluation.export import export_onnx, input_names, output_names
+    from spanet_lite.evaluation.export import Convention, export_onnx, input_names, output_names
     from spanet_lite.evaluation.run import load_run
 
+    convention = Convention(args.input_log_transform, args.output_log_transform, args.output_embeddings)
     run = load_run(args.run_dir, checkpoint=args.checkpoint)
-    path = export_onnx(run, args.output, opset=args.opset)
+    path = export_onnx(run, args.output, opset=args.opset, convention=convention)
     console = Console()
     console.print(f"wrote {path}")
     console.print(f"  inputs:  {', '.join(input_names(run.spec))}")
-    console.print(f"  outputs: {', '.join(output_names(run.spec))}")
+    console.print(f"  outputs: {', '.join(output_names(run.spec, convention))}")
+    if not args.input_log_transform and any(f.log for s in run.spec.inputs for f in s.features):
+        console.print("  log_normalize features enter as log(1 + x) (SPANet's convention); "
+                      "--input-log-transform takes them raw")
     if args.copy_decoder:
         target = Path(path).with_name("onnx_decoder.py")
         shutil.copyfile(numpy_decoder.__file__, target)
@@ -56,3 +75,7 @@ def _body(argv: Sequence[str] | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(PROGRAM, _body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -29,6 +29,7 @@ PROCESS_NAMES = ("ttbar_allhad", "ttbar_semilep", "ttH_semilep", "hh_4b")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
+        allow_abbrev=False,
         description="Generate synthetic collider events (jets, leptons, MET, truth) as a SPANet HDF5 file.",
     )
     parser.add_argument("process", choices=PROCESS_NAMES, help="which process to generate")

@@ -20,6 +20,7 @@ PROGRAM = "spanet-inspect"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
+        allow_abbrev=False,
         description="Print the structure of a SPANet HDF5 dataset; with --event-file, check it against "
         "the event file and summarise its contents.",
     )

@@ -1,8 +1,13 @@
-"""`spanet-predict RUN_DIR IN.h5 OUT.h5 [--batch-size N]`: write a trained run's predictions.
+"""`spanet-predict`: write a trained run's predictions in SPANet's prediction-file layout.
 
-OUT.h5 has the layout of a labelled SPANet file (TARGETS in per-input indices, REGRESSIONS,
-CLASSIFICATIONS, INPUTS copied), plus a PREDICTIONS group with assignment and detection
-probabilities, class probabilities and, with ``--embeddings``, the event embedding; see
+    spanet-predict RUN_DIR IN.h5 OUT.h5 [options]          (spanet_lite's form)
+    spanet-predict RUN_DIR OUT.h5 -tf IN.h5 [options]      (SPANet's form, python -m spanet.predict)
+    spanet-predict RUN_DIR OUT.h5                          (input: the run's testing_file option)
+
+OUT.h5 holds exactly SPANet's datasets with SPANet's meaning (INPUTS copied; TARGETS with the
+best assignment and its assignment, detection and marginal probabilities; REGRESSIONS;
+CLASSIFICATIONS as class probabilities; EMBEDDINGS with -v), and spanet_lite's additions
+(detection-gated assignments in per-input indices, argmax classes) under SPANET_LITE/; see
 :mod:`spanet_lite.evaluation.predict`. It streams through the file, writes atomically and
 refuses to overwrite IN.h5.
 
@@ -15,25 +20,47 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from spanet_lite.cli.common import EXIT_OK, add_network_arguments, load_network, run_cli
+from spanet_lite.cli.common import EXIT_OK, add_network_arguments, autocast, load_network, run_cli
+from spanet_lite.config.options import DECODINGS
 
 PROGRAM = "spanet-predict"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROGRAM, description="Run a trained network over an HDF5 file.")
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM, allow_abbrev=False, description="Run a trained network over an HDF5 file.",
+        usage="%(prog)s RUN_DIR IN.h5 OUT.h5 [options]\n       %(prog)s RUN_DIR OUT.h5 [-tf IN.h5] [options]",
+    )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by spanet-train")
-    parser.add_argument("input_file", metavar="IN.h5", help="HDF5 file with the INPUTS of the event file")
-    parser.add_argument("output_file", metavar="OUT.h5", help="where to write the predictions")
-    parser.add_argument("--batch-size", "-b", type=int, default=1024, metavar="N",
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="input and output file, or only the output file with -tf IN.h5")
+    parser.add_argument("-tf", "--test_file", "--testing-file", dest="test_file", metavar="IN.h5",
+                        help="the file to predict (SPANet's form; default: the run's testing_file option)")
+    parser.add_argument("-b", "-bs", "--batch-size", "--batch_size", dest="batch_size", type=int,
+                        default=1024, metavar="N",
                         help="events per forward pass and per write (default: %(default)s)")
     parser.add_argument("--threshold", type=float, metavar="P",
-                        help="report a particle only if its detection probability is at least P "
-                        "(default: the run's detection_threshold; 0 reports every particle)")
-    parser.add_argument("--decoding", choices=("greedy", "exact"), help="decoding mode (default: the run's)")
-    parser.add_argument("--embeddings", action="store_true", help="also write the event embedding")
+                        help="SPANET_LITE/TARGETS report a particle only if its detection probability is at "
+                        "least P (default: the run's detection_threshold); TARGETS are never gated")
+    parser.add_argument("--decoding", choices=DECODINGS, help="decoding mode (default: the run's)")
+    parser.add_argument("-v", "--output_vectors", "--embeddings", dest="embeddings", action="store_true",
+                        help="also write the EMBEDDINGS group (event, particle and product vectors)")
     add_network_arguments(parser)
     return parser
+
+
+def _files(args: argparse.Namespace) -> tuple[str | None, str]:
+    """(input or None for the run's testing_file, output) from the positional files and -tf."""
+    from spanet_lite.errors import InputError
+
+    if len(args.files) > 2:
+        raise InputError(None, "files", "[IN.h5] OUT.h5", " ".join(args.files))
+    if len(args.files) == 2:
+        if args.test_file:
+            raise InputError(None, "-tf", "the input file either as -tf or as a positional, not both",
+                             f"{args.test_file} and {args.files[0]}")
+        return args.files[0], args.files[1]
+    return args.test_file, args.files[0]
 
 
 def _body(argv: Sequence[str] | None) -> int:
@@ -49,19 +76,28 @@ def _body(argv: Sequence[str] | None) -> int:
         raise InputError(None, "--threshold", "a probability between 0 and 1", str(args.threshold))
     if args.batch_size < 1:
         raise InputError(None, "--batch-size", "a positive number of events", str(args.batch_size))
-    input_file, output_file = Path(args.input_file), Path(args.output_file)
+    given_input, output = _files(args)
+    run = load_network(args)
+    given_input = given_input or run.options.testing_file
+    if not given_input:
+        raise InputError(None, "-tf", "a file to predict (the run has no testing_file)", "none given")
+    input_file, output_file = Path(given_input), Path(output)
     if input_file.resolve() == output_file.resolve() or (
         output_file.exists() and input_file.exists() and input_file.samefile(output_file)
     ):
         raise InputError(output_file, "", "an output path different from the input file", "the input file")
-    run = load_network(args)
-    count = write_predictions(
-        run, input_file, output_file, batch_size=args.batch_size, threshold=args.threshold,
-        mode=args.decoding, embeddings=args.embeddings, progress=sys.stderr.isatty(),
-    )
+    with autocast(args, run):
+        count = write_predictions(
+            run, input_file, output_file, batch_size=args.batch_size, threshold=args.threshold,
+            mode=args.decoding, embeddings=args.embeddings, progress=sys.stderr.isatty(),
+        )
     Console(stderr=True).print(f"{count:,} events predicted into {output_file}")
     return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(PROGRAM, _body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

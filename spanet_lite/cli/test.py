@@ -1,6 +1,11 @@
 """`spanet-test RUN_DIR -tf FILE.h5 [--plots DIR] [--json FILE]`: evaluate a trained run.
 
-Needs only the run directory and the test file (never the training file). Prints rich tables:
+Accepts ``python -m spanet.test``'s command line unchanged (``-tf/--test_file``, ``-ef``,
+``-bs/--batch_size``, ``-l/--lines``, ``-g/--gpu``, ``-fp16``, ``-tex/--latex``).
+
+Needs only the run directory and the test file (never the training file). Prints SPANet's
+tables first (per event type ``*t``, ``0t``, ``1t``... by jet multiplicity, SPANet's columns
+and definitions: :func:`~spanet_lite.evaluation.metrics.spanet_tables`), then rich tables:
 event purity and the purity tables by number of jets and of reconstructable particles,
 per-particle efficiency/purity and detection quality, regressions (with the analytic
 neutrino baseline where it applies) and classifications. ``--json`` writes every number,
@@ -15,24 +20,29 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from spanet_lite.cli.common import EXIT_OK, add_network_arguments, load_network, run_cli
+from spanet_lite.cli.common import EXIT_OK, add_network_arguments, autocast, load_network, run_cli
+from spanet_lite.config.options import DECODINGS
 
 PROGRAM = "spanet-test"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROGRAM, description="Evaluate a trained run on a labelled HDF5 file."
+        prog=PROGRAM, allow_abbrev=False, description="Evaluate a trained run on a labelled HDF5 file."
     )
     parser.add_argument("run_dir", metavar="RUN_DIR",
                         help="run directory written by spanet-train (version_N)")
-    parser.add_argument("-tf", "--testing-file", metavar="FILE.h5",
+    parser.add_argument("-tf", "--testing-file", "--test_file", dest="testing_file", metavar="FILE.h5",
                         help="labelled HDF5 file (default: the run's testing_file option)")
     parser.add_argument("--plots", metavar="DIR", help="write PNG plots into this directory")
     parser.add_argument("--json", metavar="FILE", help="write all numbers as JSON to this file")
-    parser.add_argument("--batch-size", "-b", type=int, default=1024, metavar="N",
-                        help="events per forward pass (default: %(default)s)")
-    parser.add_argument("--decoding", choices=("greedy", "exact"), help="decoding mode (default: the run's)")
+    parser.add_argument("-b", "-bs", "--batch-size", "--batch_size", dest="batch_size", type=int,
+                        default=1024, metavar="N", help="events per forward pass (default: %(default)s)")
+    parser.add_argument("-l", "--lines", type=int, default=2, metavar="N",
+                        help="rows '== m' ... '== m+N-1' of SPANet's tables before '>= m+N' "
+                        "(default: %(default)s)")
+    parser.add_argument("-tex", "--latex", action="store_true", help="print SPANet's tables as LaTeX")
+    parser.add_argument("--decoding", choices=DECODINGS, help="decoding mode (default: the run's)")
     parser.add_argument("--threshold", type=float, metavar="P",
                         help="detection threshold for the 'with detection' numbers (default: the run's)")
     add_network_arguments(parser)
@@ -54,6 +64,8 @@ def _body(argv: Sequence[str] | None) -> int:
 
     if args.batch_size < 1:
         raise InputError(None, "--batch-size", "a positive number of events", str(args.batch_size))
+    if args.lines < 0:
+        raise InputError(None, "-l/--lines", "a number of rows >= 0", str(args.lines))
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise InputError(None, "--threshold", "a probability between 0 and 1", str(args.threshold))
     run = load_network(args)
@@ -65,9 +77,12 @@ def _body(argv: Sequence[str] | None) -> int:
     if not test_file:
         raise InputError(None, "-tf/--testing-file", "a labelled HDF5 file to test on", "none given")
     warn_if_training_file(run, test_file)
-    evaluation = evaluate_file(run, test_file, batch_size=args.batch_size, progress=sys.stderr.isatty())
+    with autocast(args, run):
+        evaluation = evaluate_file(
+            run, test_file, batch_size=args.batch_size, progress=sys.stderr.isatty(), lines=args.lines
+        )
     console = Console()
-    render(evaluation.metrics, console)
+    render(evaluation.metrics, console, latex=args.latex)
     if args.json:
         text = json.dumps(json_ready(evaluation.metrics), indent=2, allow_nan=False)
         atomic_write_text(args.json, text + "\n")
@@ -82,3 +97,7 @@ def _body(argv: Sequence[str] | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(PROGRAM, _body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

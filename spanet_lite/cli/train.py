@@ -2,6 +2,12 @@
 
     spanet-train OPTIONS.json [overrides]       (or SPANet's spelling: -of OPTIONS.json)
     spanet-train --resume RUN_DIR [overrides]
+    spanet-train -of OPTIONS.json -e 1 -g 0 -t 00:01:00:00 ...   (SPANet's flags, SPANet's meaning)
+
+Every flag of ``python -m spanet.train`` is accepted; docs/migrating_from_spanet_outputs.md
+says, flag by flag, which keep SPANet's meaning, which are mapped and the two that have no
+equivalent (``-ts`` is ignored with a warning, ``--profile`` is refused). Prefixes of long
+flags are not accepted (``-e`` is ``--epochs``, never an abbreviation of ``-ef``).
 
 Exit codes: 0 finished (or stopped by --time-limit, resumable), 2 bad input (one line, before
 anything is written), 130 interrupted by Ctrl-C (a resumable checkpoint was saved).
@@ -29,51 +35,92 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROGRAM,
+        allow_abbrev=False,
         description="Train a symmetry-preserving attention network. Command-line values override the "
-        "options file and are marked 'command line' in the options table.",
+        "options file and are marked 'command line' in the options table. SPANet's spellings "
+        "(python -m spanet.train ...) are accepted with SPANet's meaning.",
     )
     parser.add_argument("options_file", nargs="?", metavar="OPTIONS.json", help="SPANet options file")
     parser.add_argument(
         "-of",
         "--options-file",
+        "--options_file",
         dest="options_flag",
         metavar="OPTIONS.json",
         help="the options file, SPANet's spelling",
     )
+    parser.add_argument(
+        "--allow-unknown-keys",
+        action="store_true",
+        help="ignore unknown keys in the options file (with a warning) instead of refusing it",
+    )
     files = parser.add_argument_group("files")
-    files.add_argument("-ef", "--event-file", help="event file (YAML); overrides event_info_file")
-    files.add_argument("-tf", "--training-file", help="training HDF5 file; overrides training_file")
+    files.add_argument("-ef", "--event-file", "--event_file", dest="event_file",
+                       help="event file (YAML); overrides event_info_file")
+    files.add_argument("-tf", "--training-file", "--training_file", dest="training_file",
+                       help="training HDF5 file; overrides training_file")
     files.add_argument(
         "-vf",
         "--validation-file",
+        "--validation_file",
+        dest="validation_file",
         help="validation HDF5 file; overrides validation_file (default: split off training)",
     )
     run = parser.add_argument_group("run")
-    run.add_argument("--epochs", type=int, help="number of epochs")
-    run.add_argument("--batch-size", "-b", type=int, help="events per batch (per process)")
+    run.add_argument("-e", "--epochs", type=int, help="number of epochs")
+    run.add_argument("-b", "--batch-size", "--batch_size", dest="batch_size", type=int,
+                     help="events per batch (per process)")
     run.add_argument("--learning-rate", "--lr", type=float, help="peak learning rate")
     run.add_argument("--seed", type=int, help="random seed (weights, data order, dropout)")
+    run.add_argument("-r", "--random_seed", "--random-seed", dest="random_seed", type=int, metavar="SEED",
+                     help="SPANet's -r: sets dataset_randomization (shuffle the file with this seed before "
+                     "the training/validation split); 0 leaves the file order")
+    run.add_argument("-p", "--limit_dataset", "--limit-dataset", dest="limit_dataset", type=float,
+                     metavar="PERCENT", help="use only the first PERCENT %% of the training file (0-100], "
+                     "SPANet's -p; sets dataset_limit = PERCENT / 100")
+    run.add_argument("-f", "--full_events", "--full-events", dest="full_events", action="store_true",
+                     help="SPANet's -f: partial_events = false and balance_particles = false")
     run.add_argument("--precision", help="32-true (default on CPU), bf16-mixed, 16-mixed, 64-true, ...")
+    run.add_argument("-fp16", "--fp16", action="store_true",
+                     help="16-bit mixed precision (same as --precision 16-mixed; needs a GPU)")
     run.add_argument(
-        "--time-limit", metavar="DURATION", help="stop cleanly (resumable) after e.g. 3600, 45m, 2h, 01:30:00"
+        "-t", "--time-limit", "--time_limit", dest="time_limit", metavar="DURATION",
+        help="stop cleanly (resumable) after DD:HH:MM:SS (SPANet's format), HH:MM:SS, 3600, 45m, 2h",
     )
     run.add_argument(
         "--fast-dev-run", action="store_true", help="one training and one validation batch; writes nothing"
     )
-    run.add_argument(
+    start = parser.add_argument_group("starting point")
+    start.add_argument(
         "--resume",
         metavar="RUN_DIR_or_CKPT",
-        help="continue a run (its last.ckpt or interrupted.ckpt, or the given checkpoint)",
+        help="continue a run in its own directory, with its own options "
+        "(its last.ckpt or interrupted.ckpt, or the given checkpoint)",
+    )
+    start.add_argument(
+        "-cf", "--checkpoint", metavar="CKPT",
+        help="SPANet's -cf: restore the full training state (weights, optimiser, epoch) from CKPT into a "
+        "new run with the options given; alone, the same as --resume CKPT",
+    )
+    start.add_argument(
+        "-sf", "--state_dict", "--state-dict", dest="state_dict", metavar="CKPT",
+        help="start from the weights of CKPT (every tensor whose name and shape match; fresh optimiser)",
+    )
+    start.add_argument(
+        "-fsf", "--freeze_state_dict", "--freeze-state-dict", dest="freeze_state_dict", action="store_true",
+        help="keep the weights loaded with -sf fixed (fine-tuning the rest)",
     )
     devices = parser.add_argument_group("devices")
-    devices.add_argument("--gpus", type=int, help="CUDA devices per node (default: CPU); > 1 uses DDP")
+    devices.add_argument("-g", "--gpus", type=int,
+                         help="CUDA devices per node (default: the options' num_gpu; 0: CPU); > 1 uses DDP")
     devices.add_argument("--nodes", type=int, default=1, help="number of nodes (SLURM / torchrun), default 1")
     devices.add_argument(
         "--processes", type=int, help="CPU processes per node for data-parallel training without GPUs (gloo)"
     )
     output = parser.add_argument_group("output")
     output.add_argument(
-        "-l", "--log-dir", "--log_dir", default="runs", help="parent of run directories (default: ./runs)"
+        "-l", "--log-dir", "--log_dir", dest="log_dir", default="runs",
+        help="parent of run directories (default: ./runs)",
     )
     output.add_argument(
         "-n", "--name", help="run name: <log-dir>/<name>/version_N (default: event file name)"
@@ -81,7 +128,35 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument(
         "-q", "--quiet", action="store_true", help="no options table or progress bars; one line per epoch"
     )
+    output.add_argument("-v", "--verbose", action="store_true",
+                        help="SPANet's -v: sets verbose_output = true (recorded; no extra output here)")
+    spanet = parser.add_argument_group("SPANet flags without an equivalent")
+    spanet.add_argument("-ts", "--torch_script", "--torch-script", dest="torch_script", action="store_true",
+                        help="accepted and ignored (no TorchScript compilation here), with a warning")
+    spanet.add_argument("--profile", action="store_true", help="not supported: refused with an error")
     return parser
+
+
+def _option_values(args: argparse.Namespace) -> dict[str, object]:
+    """Option keys that SPANet's flags set (their SPANet meaning), besides train()'s own arguments."""
+    from spanet_lite.errors import InputError
+
+    values: dict[str, object] = {}
+    if args.limit_dataset is not None:
+        if not 0 < args.limit_dataset <= 100:
+            raise InputError(None, "-p/--limit_dataset", "a percentage in (0, 100]", str(args.limit_dataset))
+        values["dataset_limit"] = args.limit_dataset / 100.0
+    if args.random_seed is not None:
+        if args.random_seed < 0:
+            raise InputError(None, "-r/--random_seed", "a seed >= 0", str(args.random_seed))
+        if args.random_seed > 0:  # SPANet: 0 means "leave dataset_randomization as the file says"
+            values["dataset_randomization"] = args.random_seed
+    if args.full_events:
+        values["partial_events"] = False
+        values["balance_particles"] = False
+    if args.verbose:
+        values["verbose_output"] = True
+    return values
 
 
 def _body(argv: Sequence[str] | None) -> int:
@@ -89,22 +164,31 @@ def _body(argv: Sequence[str] | None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help, or a bad command line already reported as one line
         return int(done.code or 0)
-    if args.options_file and args.options_flag and args.options_file != args.options_flag:
-        from spanet_lite.errors import InputError
+    from spanet_lite.errors import InputError
 
+    if args.options_file and args.options_flag and args.options_file != args.options_flag:
         raise InputError(
             None,
             "OPTIONS",
             "one options file (positional or -of)",
             f"{args.options_file} and {args.options_flag}",
         )
+    if args.profile:
+        raise InputError(None, "--profile", "a supported flag (use --fast-dev-run for a quick check)",
+                         "SPANet's profiler run is not supported")
+    if args.fp16 and args.precision and args.precision != "16-mixed":
+        raise InputError(None, "-fp16", "either -fp16 or --precision", f"both ({args.precision})")
     options = args.options_file or args.options_flag
+    option_values = _option_values(args)
 
     from rich.console import Console
 
     from spanet_lite.training.run import train
 
     console = Console()
+    if args.torch_script:
+        console.print(f"{PROGRAM}: warning: -ts/--torch_script has no effect here (no TorchScript "
+                      "compilation); training continues", highlight=False)
     result = train(
         options,
         event_file=args.event_file,
@@ -120,11 +204,16 @@ def _body(argv: Sequence[str] | None) -> int:
         name=args.name,
         resume=args.resume,
         fast_dev_run=args.fast_dev_run,
-        precision=args.precision,
+        precision="16-mixed" if args.fp16 else args.precision,
         seed=args.seed,
         time_limit=args.time_limit,
         quiet=args.quiet,
         console=console,
+        option_values=option_values,
+        checkpoint=args.checkpoint,
+        state_dict=args.state_dict,
+        freeze_state_dict=args.freeze_state_dict,
+        allow_unknown_keys=args.allow_unknown_keys,
     )
     if result.stopped == "interrupted":
         return EXIT_INTERRUPTED

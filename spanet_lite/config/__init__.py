@@ -14,15 +14,23 @@ from spanet_lite.config.event_spec import (
     Product,
     RegressionTarget,
 )
-from spanet_lite.config.options import OPTION_GROUPS, UNIMPLEMENTED_KEYS, Options
+from spanet_lite.config.options import (
+    NO_EFFECT,
+    OPTION_GROUPS,
+    SPANET_KEYS,
+    Options,
+    keys_without_effect,
+    without_effect_summary,
+)
 from spanet_lite.config.options_file import load_options, parse_options, parse_options_text, resolve_path
 from spanet_lite.config.options_table import options_table
 from spanet_lite.config.options_validation import validate_options
 from spanet_lite.config.symmetry import PermutationGroup
 
 __all__ = [
+    "NO_EFFECT",
     "OPTION_GROUPS",
-    "UNIMPLEMENTED_KEYS",
+    "SPANET_KEYS",
     "ClassificationTarget",
     "EventSpec",
     "Feature",
@@ -32,6 +40,7 @@ __all__ = [
     "PermutationGroup",
     "Product",
     "RegressionTarget",
+    "keys_without_effect",
     "load_event_spec",
     "load_options",
     "options_table",
@@ -40,4 +49,5 @@ __all__ = [
     "parse_options_text",
     "resolve_path",
     "validate_options",
+    "without_effect_summary",
 ]

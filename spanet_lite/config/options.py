@@ -1,8 +1,12 @@
 """Training options: SPANet's option-file keys, with defaults, as one plain dataclass.
 
-The field names are exactly SPANet's JSON keys, so an existing ``options.json`` loads
-unchanged. Fields marked *spanet_lite* are ours. Architecture keys we accept but do not
-implement are listed in :data:`UNIMPLEMENTED_KEYS`; loading warns once, naming them.
+The field names are exactly SPANet's JSON keys (:data:`SPANET_KEYS`, every key of SPANet's
+``spanet/options.py``) with SPANet's defaults, so an existing ``options.json`` loads unchanged
+and an omitted key means what it means in SPANet. Fields marked *spanet_lite* are ours.
+SPANet keys whose meaning is not built here are in :data:`NO_EFFECT`; which of them a run
+ignores is decided from its effective values (:func:`keys_without_effect`), and loading names
+them in one line. ``transformer_dim`` and ``linear_prelu_activation`` are deprecated and unused
+in SPANet itself, so they are unused here too, with the same meaning.
 
 Reading a file is :func:`spanet_lite.config.options_file.load_options`; impossible values
 are caught by :func:`spanet_lite.config.options_validation.validate_options`, called after
@@ -12,10 +16,11 @@ command-line overrides are applied.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# SPANet also accepts "None"; its code then combines as "min" (the loader maps it so).
 COMBINE_PAIR_LOSSES = ("min", "softmin", "mean")
 ACTIVATIONS = ("relu", "gelu", "silu", "elu", "tanh", "leaky_relu", "selu")
 DATASET_MODES = ("auto", "memory", "streaming")
@@ -55,6 +60,10 @@ PATH_KEYS = ("event_info_file", "training_file", "validation_file", "testing_fil
 
 @dataclass
 class Options:
+    # Every SPANet key (spanet/options.py, v2.2.0) with SPANet's default, so a file that omits a
+    # key trains what SPANet would; fields marked *spanet_lite* are ours. Keys whose SPANet
+    # meaning is not built here are described in NO_EFFECT.
+
     # ---- files (relative to the working directory, then to the options file's folder)
     event_info_file: str = ""
     training_file: str = ""
@@ -62,34 +71,35 @@ class Options:
     testing_file: str = ""
 
     # ---- sizes
-    hidden_dim: int = 64
-    transformer_dim: int = 64
+    hidden_dim: int = 128
+    transformer_dim: int = 128
     transformer_dim_scale: float = 2.0
     initial_embedding_dim: int = 16
     position_embedding_dim: int = 32
 
     # ---- depth
-    num_embedding_layers: int = 2
+    num_embedding_layers: int = 10
     num_encoder_layers: int = 4
-    num_branch_embedding_layers: int = 2
-    num_branch_encoder_layers: int = 2
+    num_branch_embedding_layers: int = 4
+    num_branch_encoder_layers: int = 4
     num_jet_embedding_layers: int = 0
-    num_jet_encoder_layers: int = 1
-    num_detector_layers: int = 2
-    num_regression_layers: int = 2
-    num_classification_layers: int = 2
+    num_jet_encoder_layers: int = 0
+    num_detector_layers: int = 1
+    num_regression_layers: int = 1
+    num_classification_layers: int = 1
 
     # ---- blocks
     split_symmetric_attention: bool = True
     num_attention_heads: int = 4
     transformer_activation: str = "gelu"
-    linear_block_type: str = "Resnet"
-    transformer_type: str = "NormFirst"
+    linear_block_type: str = "GRU"
+    transformer_type: str = "Gated"
     linear_activation: str = "gelu"
     normalization: str = "LayerNorm"
     masking: str = "Filling"
     skip_connections: bool = True
     initial_embedding_skip_connections: bool = True
+    linear_prelu_activation: bool = True
 
     # ---- data
     normalize_features: bool = True
@@ -97,12 +107,12 @@ class Options:
     balance_jets: bool = False
     balance_particles: bool = False
     balance_classifications: bool = False
-    partial_events: bool = True
+    partial_events: bool = False
     dataset_limit: float = 1.0
     dataset_randomization: int = 0
     train_validation_split: float = 0.95
-    batch_size: int = 256
-    num_dataloader_workers: int = 0
+    batch_size: int = 4096
+    num_dataloader_workers: int = 4
     mask_sequence_vectors: bool = True
     drop_invalid_events: bool = False  # spanet_lite: drop events with NaN/inf features instead of failing
     dataset_mode: str = "auto"  # spanet_lite: auto | memory | streaming
@@ -111,23 +121,31 @@ class Options:
     # ---- loss
     combine_pair_loss: str = "min"
     focal_gamma: float = 0.0
+    combinatorial_scale: float = 0.0
     assignment_loss_scale: float = 1.0
-    detection_loss_scale: float = 1.0
+    detection_loss_scale: float = 0.0
     kl_loss_scale: float = 0.0
-    regression_loss_scale: float = 1.0
-    classification_loss_scale: float = 1.0
+    regression_loss_scale: float = 0.0
+    classification_loss_scale: float = 0.0
+    overlap_loss_scale: float = 0.0  # spanet_lite: object-overlap penalty (losses.overlap_penalty)
+    balance_losses: bool = True
 
     # ---- optimisation
     optimizer: str = "AdamW"
     learning_rate: float = 0.001
-    learning_rate_cycles: int = 1
+    learning_rate_cycles: int = 0
     learning_rate_warmup_epochs: float = 1.0
     l2_penalty: float = 0.0
     gradient_clip: float = 0.0
     dropout: float = 0.0
-    epochs: int = 20
-    num_gpu: int = 0
+    epochs: int = 100
+    num_gpu: int = 1
     verbose_output: bool = True
+
+    # ---- SPANet's hyper-parameter search bookkeeping (its sherpa scripts; unused in training)
+    usable_gpus: str = ""
+    trial_time: str = ""
+    trial_output_dir: str = "./test_output"
 
     # ---- run (spanet_lite)
     seed: int = 0
@@ -164,31 +182,83 @@ def option_fields() -> tuple[dataclasses.Field, ...]:
     return tuple(f for f in dataclasses.fields(Options) if f.name != "explicit")
 
 
-# SPANet architecture keys that are accepted but have no effect here (one warning names them).
-UNIMPLEMENTED_KEYS: dict[str, str] = {
-    "transformer_dim": "the encoder width is hidden_dim",
-    "transformer_dim_scale": "the feed-forward width is 2 x hidden_dim",
-    "initial_embedding_dim": "embeddings go straight to hidden_dim",
-    "position_embedding_dim": "no positional encoding (outputs are permutation-equivariant)",
-    "num_jet_embedding_layers": "no separate jet embedding",
-    "num_jet_encoder_layers": "no separate jet encoder",
-    "split_symmetric_attention": "attention is always symmetric",
-    "linear_block_type": "one residual block type",
-    "transformer_type": "pre-norm transformer",
-    "normalization": "LayerNorm is always used",
-    "masking": "padded objects are always masked out",
-    "skip_connections": "residual connections are always on",
-    "initial_embedding_skip_connections": "residual connections are always on",
-    "mask_sequence_vectors": "padded objects are always masked out",
+SPANET_KEYS: frozenset[str] = frozenset(
+    f.name
+    for f in dataclasses.fields(Options)
+    if f.name
+    not in {
+        "explicit",
+        "drop_invalid_events",
+        "dataset_mode",
+        "event_weight_dataset",
+        "overlap_loss_scale",
+        "seed",
+        "precision",
+        "detection_threshold",
+        "decoding",
+    }
+)
+"""Every key of SPANet's ``spanet/options.py``; the other fields are spanet_lite's own."""
+
+
+@dataclass(frozen=True)
+class NoEffect:
+    """A SPANet key whose meaning spanet_lite does not build (for most of its values)."""
+
+    built: str
+    """What spanet_lite builds instead, in a few words."""
+    same_as_spanet: Callable[[Any], bool]
+    """True for the values at which SPANet would build what we build (the key then keeps its
+    meaning, and nothing is reported)."""
+
+
+def _is(*values: Any) -> Callable[[Any], bool]:
+    return lambda value: value in values
+
+
+NO_EFFECT: dict[str, NoEffect] = {
+    "position_embedding_dim": NoEffect(
+        "a learned input-type vector of width hidden_dim is added to each object", _is(0)
+    ),
+    "num_jet_embedding_layers": NoEffect("no per-product layers before the tensor attention", _is(0)),
+    "num_jet_encoder_layers": NoEffect("no per-product encoder before the tensor attention", _is(0)),
+    "split_symmetric_attention": NoEffect(
+        "one joint (CP-factorised) symmetric tensor attention per particle", _is(False)
+    ),
+    "linear_block_type": NoEffect("pre-norm residual blocks x + act(W LN(x))", lambda value: False),
+    "transformer_type": NoEffect("pre-norm transformer layers (SPANet's NormFirst)", _is("NormFirst")),
+    "normalization": NoEffect("LayerNorm", _is("LayerNorm")),
+    "masking": NoEffect("padded objects are masked out of attention and outputs", _is("Filling")),
+    "skip_connections": NoEffect("residual connections are always on", _is(True)),
+    "initial_embedding_skip_connections": NoEffect(
+        "the embedding stack's equal-width layer is always residual", _is(True)
+    ),
+    "mask_sequence_vectors": NoEffect("padded objects are always masked", _is(True)),
+    "combinatorial_scale": NoEffect("a plain masked log-softmax over assignments", _is(0, 0.0)),
+    "balance_losses": NoEffect("the loss total is the explicit sum of scaled terms", _is(False)),
 }
 
-# Keys SPANet writes into options files that have no field here (run bookkeeping of its own
-# scripts). Accepted and named in the same warning as UNIMPLEMENTED_KEYS when set.
-SPANET_KEYS_WITHOUT_FIELD: dict[str, str] = {
-    "usable_gpus": "use --gpus (or CUDA_VISIBLE_DEVICES)",
-    "trial_time": "use --time-limit",
-    "trial_output": "not used",
-}
+
+def keys_without_effect(options: Options) -> dict[str, str]:
+    """SPANet keys whose *effective* value (given or default) asks for something not built here.
+
+    Decided from the value alone, never from whether it differs from a default: a file that
+    omits ``linear_block_type`` gets SPANet's GRU default, which is not built, so it is named.
+    Maps key -> what is built instead.
+    """
+    return {
+        key: rule.built for key, rule in NO_EFFECT.items() if not rule.same_as_spanet(getattr(options, key))
+    }
+
+
+def without_effect_summary(options: Options) -> str | None:
+    """The one line naming every key without effect (None when there is none)."""
+    keys = keys_without_effect(options)
+    if not keys:
+        return None
+    named = ", ".join(f"{key}={getattr(options, key)!r} ({built})" for key, built in keys.items())
+    return f"SPANet options without effect here (built instead in parentheses): {named}"
+
 
 # How the options table groups keys (FORMATS.md section 3, plus our own "run" group).
 OPTION_GROUPS: dict[str, tuple[str, ...]] = {
@@ -222,6 +292,7 @@ OPTION_GROUPS: dict[str, tuple[str, ...]] = {
         "masking",
         "skip_connections",
         "initial_embedding_skip_connections",
+        "linear_prelu_activation",
     ),
     "data": (
         "normalize_features",
@@ -243,11 +314,14 @@ OPTION_GROUPS: dict[str, tuple[str, ...]] = {
     "loss": (
         "combine_pair_loss",
         "focal_gamma",
+        "combinatorial_scale",
         "assignment_loss_scale",
         "detection_loss_scale",
         "kl_loss_scale",
         "regression_loss_scale",
         "classification_loss_scale",
+        "overlap_loss_scale",
+        "balance_losses",
     ),
     "optimisation": (
         "optimizer",
@@ -261,5 +335,6 @@ OPTION_GROUPS: dict[str, tuple[str, ...]] = {
         "num_gpu",
         "verbose_output",
     ),
+    "bookkeeping": ("usable_gpus", "trial_time", "trial_output_dir"),
     "run": ("seed", "precision", "detection_threshold", "decoding"),
 }

@@ -3,14 +3,22 @@
 What the loader promises:
 
 * JSON syntax errors and duplicate keys are :class:`InputError` with line and column.
-* Values must have the field's JSON type: booleans are ``true``/``false`` (not ``1`` or
-  ``"true"``), integers are integers (``32.0`` is taken as 32, ``32.5`` is an error,
-  ``"32"`` is an error), and an integer is fine where a float is expected.
-* Unknown keys are ignored with one :class:`SpanetWarning` that suggests close matches
-  (``learnig_rate`` -> ``learning_rate``).
-* SPANet keys we accept without implementing them warn once, naming every such key the
-  file sets to something other than our default (setting one to the default is silent:
-  it asks for what we do anyway).
+* Every key of SPANet's ``spanet/options.py`` is known; a key the file omits takes SPANet's
+  default (:class:`~spanet_lite.config.options.Options`).
+* Values must have the field's JSON type: booleans are ``true``/``false``, or ``0``/``1`` as
+  SPANet's loader reads them (``"true"`` and ``2`` are errors), integers are integers
+  (``32.0`` is taken as 32, ``32.5`` is an error, ``"32"`` is an error), and an integer is fine
+  where a float is expected. ``combine_pair_loss`` is read case-insensitively as SPANet does,
+  and its ``"None"`` is ``min`` (SPANet's code combines every value other than mean and
+  softmin as the minimum).
+* An unknown key is almost always a typo: it is an :class:`InputError` naming every unknown
+  key with a close match (``learnig_rate`` -> ``learning_rate``). ``allow_unknown_keys=True``
+  (``spanet-train --allow-unknown-keys``) ignores them with one warning instead.
+* SPANet keys whose meaning is not built here (:data:`~spanet_lite.config.options.NO_EFFECT`)
+  are decided from the *effective* values (omitted keys take SPANet's defaults, so a file
+  that omits ``transformer_type`` is told that the Gated default is not built), after
+  command-line overrides: ``spanet-train`` prints one summary line
+  (:func:`~spanet_lite.config.options.without_effect_summary`) and the options table marks them.
 * File paths are *not* checked here: an options file written on another machine still
   loads. :func:`resolve_path` finds a file when a command needs it.
 
@@ -31,9 +39,8 @@ from typing import Any
 
 from spanet_lite.config.options import (
     ACTIVATIONS,
+    COMBINE_PAIR_LOSSES,
     PATH_KEYS,
-    SPANET_KEYS_WITHOUT_FIELD,
-    UNIMPLEMENTED_KEYS,
     Options,
     option_fields,
 )
@@ -42,19 +49,18 @@ from spanet_lite.errors import InputError, SpanetWarning
 from spanet_lite.io import read_user_text
 
 _FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in option_fields()}
-_DEFAULTS: dict[str, Any] = Options().to_dict()
 # SPANet spells activations like torch classes (GELU, LeakyReLU); we store torch.nn.functional names.
 _ACTIVATION_KEYS = ("transformer_activation", "linear_activation")
 _JSON_KEY = re.compile(r'"((?:[^"\\\n]|\\.)*)"\s*:')
 
 
-def load_options(path: str | Path) -> Options:
+def load_options(path: str | Path, *, allow_unknown_keys: bool = False) -> Options:
     """Read, type-check and return the options file at ``path`` (see the module docstring)."""
     text = read_user_text(path, "options file", "JSON")
-    return parse_options_text(text, source=str(path))
+    return parse_options_text(text, source=str(path), allow_unknown_keys=allow_unknown_keys)
 
 
-def parse_options_text(text: str, source: str = "<options>") -> Options:
+def parse_options_text(text: str, source: str = "<options>", *, allow_unknown_keys: bool = False) -> Options:
     """Parse options-file JSON ``text``; ``source`` names the file in messages."""
     lines = _key_lines(text)
     try:
@@ -65,11 +71,15 @@ def parse_options_text(text: str, source: str = "<options>") -> Options:
     except json.JSONDecodeError as error:
         where = f"line {error.lineno}, column {error.colno}"
         raise InputError(source, where, "valid JSON", f"a syntax error: {error.msg}") from None
-    return parse_options(data, source, lines)
+    return parse_options(data, source, lines, allow_unknown_keys=allow_unknown_keys)
 
 
 def parse_options(
-    data: Any, source: str = "<options>", lines: Mapping[str, list[int]] | None = None
+    data: Any,
+    source: str = "<options>",
+    lines: Mapping[str, list[int]] | None = None,
+    *,
+    allow_unknown_keys: bool = False,
 ) -> Options:
     """Type-check a decoded options mapping (from a file, or a checkpoint) into :class:`Options`."""
     lines = lines or {}
@@ -77,27 +87,21 @@ def parse_options(
         raise InputError(source, "", "a JSON object of option keys and values", describe(data))
     values: dict[str, Any] = {}
     unknown: list[str] = []
-    without_effect: list[str] = []
     for key, value in data.items():
         if key in _FIELD_TYPES:
             values[key] = _convert(key, value, source, _where(key, lines))
-        elif key in SPANET_KEYS_WITHOUT_FIELD:
-            if value not in ("", None):
-                without_effect.append(f"{key}={value!r} ({SPANET_KEYS_WITHOUT_FIELD[key]})")
         else:
             unknown.append(f"{_where(key, lines)}{did_you_mean(key, _FIELD_TYPES)}")
-    for key, reason in UNIMPLEMENTED_KEYS.items():
-        if key in values and values[key] != _DEFAULTS[key]:
-            without_effect.append(f"{key}={values[key]!r} ({reason})")
+    if unknown and not allow_unknown_keys:
+        raise InputError(
+            source,
+            "",
+            "known option keys (spanet-train --allow-unknown-keys ignores others)",
+            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}",
+        )
     if unknown:
         warnings.warn(
             f"{source}: unknown option keys ignored: {', '.join(unknown)}", SpanetWarning, stacklevel=2
-        )
-    if without_effect:
-        warnings.warn(
-            f"{source}: SPANet options accepted without effect in spanet_lite: {', '.join(without_effect)}",
-            SpanetWarning,
-            stacklevel=2,
         )
     return Options(**values, explicit=frozenset(values))
 
@@ -138,7 +142,9 @@ def _convert(key: str, value: Any, source: str, where: str) -> Any:
     if kind == "bool":
         if isinstance(value, bool):
             return value
-        raise InputError(source, where, "true or false (a JSON boolean)", describe(value))
+        if isinstance(value, (int, float)) and value in (0, 1):  # SPANet's loader reads 0/1 as booleans
+            return bool(value)
+        raise InputError(source, where, "true or false (a JSON boolean, or 0/1)", describe(value))
     if kind == "int":
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -157,6 +163,11 @@ def _convert(key: str, value: Any, source: str, where: str) -> Any:
         raise InputError(source, where, "a string", describe(value))
     if key in _ACTIVATION_KEYS:
         return _canonical_activation(value)
+    if key == "combine_pair_loss":
+        # SPANet compares value.lower() with "mean" and "softmin"; anything else (its "None"
+        # included) keeps the minimum.
+        lowered = value.lower()
+        return "min" if lowered == "none" else lowered if lowered in COMBINE_PAIR_LOSSES else value
     return value
 
 

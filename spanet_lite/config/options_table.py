@@ -1,10 +1,11 @@
 """The resolved options as a rich table, so a user sees what a run will really use.
 
 Rows are grouped as in FORMATS.md section 3 (files, sizes, depth, blocks, data, loss,
-optimisation) plus our ``run`` group. Values that differ from the default are
-highlighted; the note column says where they came from (``(command line)`` for
-overrides, otherwise the default they replace) and flags SPANet keys set to a value we
-do not implement. Keys without effect at their default are dimmed.
+optimisation) plus SPANet's bookkeeping and our ``run`` group. Values that differ from the
+default (SPANet's, for SPANet keys) are highlighted; the note column says where they came
+from (``(command line)`` for overrides, otherwise the default they replace), marks our own
+keys ``spanet_lite``, and says ``no effect: <what is built instead>`` for every SPANet key
+whose effective value asks for something not built here (those rows are dimmed).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
-from spanet_lite.config.options import OPTION_GROUPS, UNIMPLEMENTED_KEYS, Options
+from spanet_lite.config.options import OPTION_GROUPS, SPANET_KEYS, Options, keys_without_effect
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -37,6 +38,7 @@ def options_table(
 
     overrides = set(overrides or ())
     defaults = Options()
+    inactive = keys_without_effect(options)
     table = Table(title=title, show_lines=False)
     table.add_column("option")
     table.add_column("value", overflow="fold")
@@ -54,9 +56,11 @@ def options_table(
                 notes.append("(command line)")
             elif changed:
                 notes.append(f"default {_show(default)}")
-            if key in UNIMPLEMENTED_KEYS and changed:
-                notes.append(f"no effect: {UNIMPLEMENTED_KEYS[key]}")
-            style = NON_DEFAULT_STYLE if changed else (INACTIVE_STYLE if key in UNIMPLEMENTED_KEYS else None)
+            if key not in SPANET_KEYS:
+                notes.append("spanet_lite")
+            if key in inactive:
+                notes.append(f"no effect: {inactive[key]}")
+            style = INACTIVE_STYLE if key in inactive else (NON_DEFAULT_STYLE if changed else None)
             table.add_row(f"  {key}", _show(value), "; ".join(notes), style=style)
     return table
 

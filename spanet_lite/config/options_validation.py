@@ -1,4 +1,10 @@
-"""Reject option values no training run could use, before any work starts.
+"""Reject option values no training run could use, before any work starts: THE rule table.
+
+Every constraint on an option's value lives here and nowhere else; the network, the data
+module, training and the losses take validated options and do not check them again. Lists of
+allowed names (activations, optimisers, decoding modes, precisions, pair-loss combinations)
+come from :mod:`spanet_lite.config.options`, and whatever else offers those names (command-line
+choices, the activation functions of the model) derives from the same tuples.
 
 The loader checked types; this checks meaning: a learning rate must be positive, an
 optimiser must exist in ``torch.optim``, a fraction must lie in its interval, and so on.
@@ -10,6 +16,7 @@ Every rule is written as the condition a *good* value satisfies, so NaN always f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
@@ -34,8 +41,8 @@ def _at_least(minimum: int) -> Callable[[Any], bool]:
     return lambda value: value >= minimum
 
 
-_positive: Callable[[Any], bool] = lambda value: value > 0  # noqa: E731
-_non_negative: Callable[[Any], bool] = lambda value: value >= 0  # noqa: E731
+_positive: Callable[[Any], bool] = lambda value: math.isfinite(value) and value > 0  # noqa: E731
+_non_negative: Callable[[Any], bool] = lambda value: math.isfinite(value) and value >= 0  # noqa: E731
 _fraction: Callable[[Any], bool] = lambda value: 0 < value <= 1  # noqa: E731
 
 _RULES: tuple[_Rule, ...] = (
@@ -43,6 +50,9 @@ _RULES: tuple[_Rule, ...] = (
     ("epochs", _at_least(1), "at least 1 epoch"),
     ("batch_size", _at_least(1), "a batch size of at least 1"),
     ("hidden_dim", _at_least(1), "a width of at least 1"),
+    ("initial_embedding_dim", _at_least(1), "a width of at least 1"),
+    ("position_embedding_dim", _non_negative, "a width >= 0"),
+    ("transformer_dim_scale", _positive, "a feed-forward expansion > 0"),
     ("num_attention_heads", _at_least(1), "at least 1 attention head"),
     ("train_validation_split", _fraction, "a fraction in (0, 1] of events for training"),
     ("dataset_limit", _fraction, "a fraction in (0, 1] of the file to use"),
@@ -52,11 +62,16 @@ _RULES: tuple[_Rule, ...] = (
     ("assignment_loss_scale", _non_negative, "a loss scale >= 0"),
     ("detection_loss_scale", _non_negative, "a loss scale >= 0"),
     ("kl_loss_scale", _non_negative, "a loss scale >= 0"),
+    ("overlap_loss_scale", _non_negative, "a loss scale >= 0"),
     ("regression_loss_scale", _non_negative, "a loss scale >= 0"),
     ("classification_loss_scale", _non_negative, "a loss scale >= 0"),
     ("l2_penalty", _non_negative, "a weight decay >= 0"),
     ("gradient_clip", _non_negative, "a gradient-norm limit >= 0 (0 = no clipping)"),
-    ("learning_rate_cycles", _non_negative, "a number of cosine cycles >= 0"),
+    (
+        "learning_rate_cycles",
+        _non_negative,
+        "a number of cosine cycles >= 0 (0: linear decay after warm-up, as in SPANet)",
+    ),
     ("learning_rate_warmup_epochs", _non_negative, "a warm-up length >= 0 epochs"),
     ("limit_to_num_jets", _non_negative, "an object limit >= 0 (0 = no limit)"),
     ("num_dataloader_workers", _non_negative, "a number of workers >= 0"),
@@ -69,6 +84,8 @@ _RULES: tuple[_Rule, ...] = (
             "num_encoder_layers",
             "num_branch_embedding_layers",
             "num_branch_encoder_layers",
+            "num_jet_embedding_layers",
+            "num_jet_encoder_layers",
             "num_detector_layers",
             "num_regression_layers",
             "num_classification_layers",

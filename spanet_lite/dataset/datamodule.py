@@ -14,14 +14,21 @@ Which events (SPANet's options, in this order):
 2. ``train_validation_split`` ``s`` sends the first ``round(f * s * N)`` of those (in the drawn
    order) to training, the rest to validation; with ``validation_file`` the training split
    keeps all of them and validation reads that whole file. Each split is read in file order.
-3. Filters, per split: ``limit_to_num_jets = J > 0`` keeps events with exactly ``J`` real
-   SEQUENTIAL objects (SPANet's rule; GLOBAL inputs do not count); ``drop_invalid_events``
-   drops events with a NaN/inf feature on a real object (the count is logged); otherwise
-   such a file is an error.
+3. Filters, per split: ``partial_events: false`` (SPANet's default) leaves out of training
+   *and* validation every event in which some particle is not fully reconstructable (a
+   one-line count is in :attr:`SpanetDataModule.notes`; testing keeps every event);
+   ``limit_to_num_jets = J > 0`` keeps events with exactly ``J`` real SEQUENTIAL objects
+   (SPANet's rule; GLOBAL inputs do not count); ``drop_invalid_events`` drops events with a
+   NaN/inf feature on a real object (the count is logged); otherwise such a file is an error.
 4. DDP: ``batch_size`` is the global batch; each of ``W`` ranks gets ``batch_size / W`` per
    step and reads only its contiguous share of the split (training shares are cut to equal
    length so every rank takes the same number of steps). The loaders are built on
    IterableDatasets, so Lightning adds no DistributedSampler: the DataModule shards itself.
+
+Loader workers: ``num_dataloader_workers`` is capped at what can help: none for data held in
+memory (batches are slices of arrays already there), and for streamed data at most the CPU
+cores this process may use and the number of blocks to read (SPANet's examples ask for 16).
+When a number the options file sets is capped, :attr:`SpanetDataModule.notes` says so.
 """
 
 from __future__ import annotations
@@ -128,6 +135,8 @@ class SpanetDataModule(L.LightningDataModule):
         self.mode: str | None = None
         self.num_training_events: int | None = None
         """Events in the whole training split after filters (all ranks), set by setup("fit")."""
+        self.notes: list[str] = []
+        """One-line facts for the user about event selection and loader workers (set by setup)."""
 
     # ------------------------------------------------------------------ setup
 
@@ -149,6 +158,8 @@ class SpanetDataModule(L.LightningDataModule):
         train_facts = self._scan(self.training_file)
         train_rows, val_rows = self._split(train_facts.layout.num_events)
         train_rows = self._filter(self.training_file, "training", train_facts, train_rows)
+        train_before = len(train_rows)
+        train_rows = self._full_events(self.training_file, "training", train_facts, train_rows)
         if self.validation_file is not None:
             val_facts = self._scan(self.validation_file)
             val_path = self.validation_file
@@ -163,6 +174,14 @@ class SpanetDataModule(L.LightningDataModule):
                     f"{self.options.train_validation_split} of {len(train_rows)} events",
                 )
         val_rows = self._filter(val_path, "validation", val_facts, val_rows)
+        val_before = len(val_rows)
+        val_rows = self._full_events(val_path, "validation", val_facts, val_rows)
+        if not self.options.partial_events and self.spec.particles:
+            left_out = (train_before - len(train_rows), val_before - len(val_rows))
+            self.notes.append(
+                f"partial_events = false: left out {left_out[0]} of {train_before} training and "
+                f"{left_out[1]} of {val_before} validation events without every particle reconstructable"
+            )
 
         if len(train_rows) < self.options.batch_size:
             raise InputError(
@@ -213,6 +232,9 @@ class SpanetDataModule(L.LightningDataModule):
             seed=seed,
             rank=rank,
         )
+        note = self._worker_note(self.splits["train"].dataset)
+        if note:
+            self.notes.append(note)
         val_block = self._load(val_path, val_facts.layout, val_share) if self.mode == "memory" else None
         self.splits["val"] = self._make_split(
             val_facts.layout, val_share, val_block, per_rank, shuffle=False, tables=None, seed=seed, rank=rank
@@ -286,7 +308,7 @@ class SpanetDataModule(L.LightningDataModule):
         dataset = self.splits[split].dataset
         workers = 0
         if isinstance(dataset, StreamingDataset):
-            workers = max(0, min(self.options.num_dataloader_workers, _cpu_count(), dataset.num_blocks))
+            workers = usable_workers(self.options.num_dataloader_workers, "streaming", dataset.num_blocks)
         return EpochDataLoader(
             dataset,
             epoch_fn=self._trainer_epoch,
@@ -307,10 +329,22 @@ class SpanetDataModule(L.LightningDataModule):
             return torch.distributed.get_rank(), torch.distributed.get_world_size()
         return 0, 1
 
+    def _worker_note(self, dataset: InMemoryDataset | StreamingDataset) -> str | None:
+        """The line saying that a num_dataloader_workers the file sets is capped (None otherwise)."""
+        asked = self.options.num_dataloader_workers
+        streaming = isinstance(dataset, StreamingDataset)
+        blocks = dataset.num_blocks if streaming else 0
+        used = usable_workers(asked, "streaming" if streaming else "memory", blocks)
+        if used == asked or "num_dataloader_workers" not in self.options.explicit:
+            return None
+        if not streaming:
+            why = "the data is held in memory, so batches need no loader processes"
+        else:
+            why = f"{_cpu_count()} usable CPU core(s), {blocks} block(s) to stream"
+        return f"num_dataloader_workers = {asked}: using {used} ({why})"
+
     def _per_rank_batch(self, world: int) -> int:
         size = self.options.batch_size
-        if size < 1:
-            raise InputError(None, "batch_size", "a positive batch size", str(size))
         if size % world:
             lower = max(world, size - size % world)
             raise InputError(
@@ -419,6 +453,21 @@ class SpanetDataModule(L.LightningDataModule):
                 f"0 of {before} ({'; '.join(reasons)} removed)",
             )
         return rows
+
+    def _full_events(self, path: Path, split: str, facts: FileFacts, rows: np.ndarray) -> np.ndarray:
+        """With ``partial_events: false``, only events in which every particle is reconstructable."""
+        if self.options.partial_events or not self.spec.particles:
+            return rows
+        full = np.logical_and.reduce([facts.target_masks[p.name][rows] for p in self.spec.particles])
+        if not full.any():
+            raise InputError(
+                path,
+                "",
+                f"at least one {split} event with every particle reconstructable "
+                "(or partial_events: true to train on partial events)",
+                f"0 of {len(rows)}",
+            )
+        return rows[full]
 
     def _choose_mode(self, events: int, max_objects: dict[str, int]) -> str:
         mode = self.options.dataset_mode
@@ -536,6 +585,14 @@ def _available_memory() -> int:
     except OSError:
         pass
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def usable_workers(asked: int, mode: str, blocks: int) -> int:
+    """Loader processes worth starting: none for in-memory data, else at most the usable CPU
+    cores and the number of blocks to read."""
+    if mode == "memory":
+        return 0
+    return max(0, min(asked, _cpu_count(), blocks))
 
 
 def _cpu_count() -> int:

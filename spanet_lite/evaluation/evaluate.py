@@ -27,6 +27,7 @@ import torch
 
 from spanet_lite.assignment.jets import count_jets, describe
 from spanet_lite.assignment.metrics import assignment_metrics, assignment_tables
+from spanet_lite.assignment.spanet_tables import spanet_tables
 from spanet_lite.dataset import reader, schema
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation import baseline as neutrino
@@ -47,6 +48,9 @@ class Evaluation:
     targets: dict[str, np.ndarray]
     target_masks: dict[str, np.ndarray]
     num_jets: np.ndarray
+    """Jets per event, leptons excluded (:mod:`~spanet_lite.assignment.jets`): our tables and plots."""
+    num_objects: np.ndarray
+    """Real objects per event over the SEQUENTIAL inputs: SPANet's count, for SPANet's tables."""
     weights: np.ndarray
     regressions: dict[str, np.ndarray]
     classifications: dict[str, np.ndarray]
@@ -63,9 +67,11 @@ def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def evaluate_file(
-    run: TrainedRun, path: str | Path, *, batch_size: int = 1024, progress: bool = False
+    run: TrainedRun, path: str | Path, *, batch_size: int = 1024, progress: bool = False, lines: int = 2
 ) -> Evaluation:
-    """Stream ``path`` through ``run``'s network and compute every metric (see module doc)."""
+    """Stream ``path`` through ``run``'s network and compute every metric (see module doc).
+
+    ``lines``: rows ``== m`` ... of SPANet's tables (``spanet.test --lines``)."""
     spec, options = run.spec, run.options
     mode = options.decoding
     threshold = options.detection_threshold
@@ -81,21 +87,23 @@ def evaluate_file(
             raise InputError(path, "", "at least one event to evaluate", "0")
         parts: list[Predictions] = []
         gated, targets, masks, jets, weights, regressions, classes, base = [], [], [], [], [], [], [], []
+        objects: list[np.ndarray] = []
         with progress_bar(layout.num_events, f"testing {Path(path).name}", enabled=progress) as advance:
             for start, stop in reader.row_blocks(layout.num_events, batch_size):
                 block = reader.read_block(file, spec, layout, start, stop)
                 f, m = to_tensors(block.features, block.masks, run.device)
                 with torch.inference_mode():
                     outputs, slots = trimmed_forward(run.network, spec, f, m)
-                parts.append(from_outputs(run.network, spec, outputs, threshold=None, mode=mode, slots=slots))
-                if spec.particles:
-                    with_gate = from_outputs(
-                        run.network, spec, outputs, threshold=threshold, mode=mode, slots=slots
-                    )
-                    gated.append(with_gate.assignments)
+                predicted = from_outputs(
+                    run.network, spec, outputs, threshold=threshold, mode=mode, slots=slots
+                )
+                parts.append(predicted)
+                if predicted.reported is not None:
+                    gated.append(predicted.reported)
                 targets.append(block.targets)
                 masks.append(block.target_masks)
                 jets.append(count_jets(spec, block.features, block.masks))
+                objects.append(block.num_objects())
                 weights.append(block.event_weights)
                 regressions.append(block.regressions)
                 classes.append(block.classifications)
@@ -109,6 +117,7 @@ def evaluate_file(
         targets=_concat(targets),
         target_masks=_concat(masks),
         num_jets=np.concatenate(jets),
+        num_objects=np.concatenate(objects),
         weights=np.concatenate(weights).astype(np.float64),
         regressions=_concat(regressions),
         classifications=_concat(classes),
@@ -119,12 +128,18 @@ def evaluate_file(
     if plan.usable:
         truth = {k: evaluation.regressions[k] for k in plan.targets}
         evaluation.baseline, scale = neutrino.matched_baseline(plan, _concat(base), truth)
-    evaluation.metrics = compute_metrics(run, evaluation, path, scale)
+    evaluation.metrics = compute_metrics(run, evaluation, path, scale, lines=lines)
     return evaluation
 
 
-def compute_metrics(run: TrainedRun, ev: Evaluation, path: str | Path, unit_divisor: float) -> dict[str, Any]:
-    """The nested metrics dict (JSON-able; ``nan``/``inf`` are turned into null when written)."""
+def compute_metrics(
+    run: TrainedRun, ev: Evaluation, path: str | Path, unit_divisor: float, *, lines: int = 2
+) -> dict[str, Any]:
+    """The nested metrics dict (JSON-able; ``nan``/``inf`` are turned into null when written).
+
+    ``spanet_tables`` holds SPANet's per-event-type tables
+    (:func:`~spanet_lite.assignment.spanet_tables.spanet_tables`), computed on the best assignment with
+    SPANet's object count (a GLOBAL input counts as one object)."""
     spec, options = run.spec, run.options
     w = ev.weights
     result: dict[str, Any] = {
@@ -147,6 +162,10 @@ def compute_metrics(run: TrainedRun, ev: Evaluation, path: str | Path, unit_divi
             predicted, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
         )
         result["jet_count_rule"] = describe(spec)
+        spanet_objects = ev.num_objects + len(spec.global_inputs)
+        result["spanet_tables"] = spanet_tables(
+            predicted, ev.targets, ev.target_masks, spec, spanet_objects, lines=lines
+        )
         with_detection = assignment_metrics(ev.gated, ev.targets, ev.target_masks, spec, weights=w)
         result["with_detection"] = {"threshold": options.detection_threshold, **with_detection}
         present = M.detection_truth(predicted, ev.targets, ev.target_masks, spec)

@@ -1,62 +1,81 @@
-"""``spanet-export``: the trained network as an ONNX graph, raw inputs in, readable outputs out.
+"""``spanet-export``: the trained network as an ONNX graph in SPANet's convention.
 
-Inputs (dynamic batch axis ``batch`` and, per SEQUENTIAL input, a dynamic object axis):
+Names, shapes and conventions follow ``python -m spanet.export``, so code written against a
+SPANet export runs on ours. Inputs, one pair per input in event-file order (dynamic axes
+``batch_size`` and ``num_<input>``):
 
-* ``<input>_data``: float32, SEQUENTIAL (batch, N, F) / GLOBAL (batch, F), raw file units
-  (feature normalisation is inside the graph), features in event-file order;
-* ``<input>_mask``: bool (batch, N), True = real object (SEQUENTIAL inputs only).
+* ``<input>_data``: float32, SEQUENTIAL (batch, N, F), GLOBAL (batch, 1, F), features in
+  event-file order. Without ``input_log_transform`` the ``log_normalize`` features enter as
+  ``log(1 + x)`` (SPANet's convention: the user applies the log, the graph normalises); with
+  it they enter raw, in file units. Mean/std normalisation is always inside the graph.
+* ``<input>_mask``: bool, SEQUENTIAL (batch, N), True = real object; GLOBAL (batch, 1). A
+  GLOBAL input has no padding in spanet_lite: its mask is part of the graph's signature, as in
+  SPANet, and the vector is always used.
 
 ``N`` may be anything up to the input's width in the training file (``max_objects`` in the
 run's statistics.json); the graph pads internally to that width (see :class:`ExportWrapper`).
 
-Outputs, in event-file order:
+Outputs, in SPANet's order:
 
-* ``assignment_<particle>``: (batch, N, ..., N) joint log-probabilities over ordered tuples
-  in the combined object space (all SEQUENTIAL inputs concatenated), -inf where impossible;
-* ``detection_<particle>``: (batch,) probability that the particle is reconstructable;
-* ``regression_<key>``: (batch,) de-normalised prediction (file units);
-* ``classification_<key>``: (batch, C) class probabilities.
+* ``<particle>_assignment_probability``: (batch, N, ..., N) joint probabilities over ordered
+  tuples in the combined object space (SEQUENTIAL inputs concatenated), 0 where impossible;
+  with ``output_log_transform``: ``<particle>_assignment_log_probability`` (-inf there);
+* ``<particle>_detection_probability`` (batch,) (``_detection_log_probability`` with
+  ``output_log_transform``);
+* one output per regression key, named by the key (``EVENT/neutrino_px``): (batch,) in file units;
+* one output per classification key (``EVENT/signal``): (batch, C) class probabilities
+  (log-probabilities with ``output_log_transform``);
+* with ``output_embeddings``: ``EVENT/embedding_vector``, ``<particle>/PARTICLE/embedding_vector``
+  and ``<particle>/<product>/embedding_vector``, (batch, D) each.
 
-Keys have ``/`` replaced by ``_`` (``regression_EVENT_neutrino_px``). The model's metadata
-(``spanet_lite``) holds a JSON description: inputs with their features, particles with their
-products, and the output names, so a deployment can find everything without this package.
-To turn the assignment outputs into object indices with numpy alone, use
-``spanet_lite/assignment/numpy_decoder.py``, which ``--copy-decoder`` writes next to the model
-as ``onnx_decoder.py`` (it imports nothing but numpy)::
+The model's metadata (``spanet_lite``) holds a JSON description: inputs with their features,
+particles with their products, the conventions chosen and the names, so a deployment can find
+everything without this package. To turn the assignment outputs into object indices with numpy
+alone, use ``spanet_lite/assignment/numpy_decoder.py``, which ``--copy-decoder`` writes next to
+the model as ``onnx_decoder.py`` (it imports nothing but numpy)::
 
     import onnxruntime, onnx_decoder
     session = onnxruntime.InferenceSession("model.onnx")
     names = [o.name for o in session.get_outputs()]
-    out = dict(zip(names, session.run(None, {"Jets_data": jets, "Jets_mask": mask})))
+    out = dict(zip(names, session.run(None, feeds)))
     chosen = onnx_decoder.decode(
-        {"t1": out["assignment_t1"], "t2": out["assignment_t2"]},
-        detections={"t1": out["detection_t1"], "t2": out["detection_t2"]}, threshold=0.5)
+        {p: out[f"{p}_assignment_probability"] for p in ("t1", "t2")},
+        detections={p: out[f"{p}_detection_probability"] for p in ("t1", "t2")},
+        threshold=0.5, probabilities=True)
 """
 
 from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.errors import InputError
+from spanet_lite.evaluation.inference import embedding_vectors
 from spanet_lite.evaluation.trained import TrainedRun
 from spanet_lite.io import atomic_path
 
 OPSET = 17
 
 
-def output_name(kind: str, key: str) -> str:
-    return f"{kind}_{key.replace('/', '_')}"
+@dataclass(frozen=True)
+class Convention:
+    """SPANet's three export switches (``spanet.export --input-log-transform`` ...)."""
+
+    input_log_transform: bool = False
+    output_log_transform: bool = False
+    output_embeddings: bool = False
 
 
 class ExportWrapper(nn.Module):
-    """Positional tensors in (ONNX has no dicts), the documented outputs out, as a tuple.
+    """Positional tensors in (ONNX has no dicts), SPANet's outputs out, as a tuple.
 
     The network itself is traced at a fixed width per SEQUENTIAL input (``widths``, the
     training file's ``max_objects``): the graph pads each input up to that width (padded slots
@@ -64,113 +83,163 @@ class ExportWrapper(nn.Module):
     given. So the object axes of the graph are dynamic up to the training width.
     """
 
-    def __init__(self, network: Any, spec: EventSpec, widths: dict[str, int]) -> None:
+    def __init__(
+        self, network: Any, spec: EventSpec, widths: dict[str, int], convention: Convention = Convention()
+    ) -> None:
         super().__init__()
         self.network = network
         self.spec = spec
         self.widths = dict(widths)
+        self.convention = convention
         self.regression_keys = [t.key for t in spec.regressions]
         self.classification_keys = [t.key for t in spec.classifications]
+        for source in spec.inputs:
+            flags = torch.tensor([f.log for f in source.features], dtype=torch.bool)
+            self.register_buffer(f"log_{source.name}", flags, persistent=False)
+
+    def _raw(self, name: str, data: Tensor) -> Tensor:
+        """Back to file units when the log features arrive as log(1 + x) (the network applies the log)."""
+        if self.convention.input_log_transform:
+            return data
+        flags = getattr(self, f"log_{name}")
+        if not bool(flags.any()):
+            return data
+        # exp(y) - 1 rather than expm1, which the ONNX exporter lacks; the network's log1p undoes it
+        # to within float rounding (absolute error ~1e-7 in log(1 + x)).
+        return torch.where(flags, torch.exp(data) - 1.0, data)
 
     def forward(self, *tensors: Tensor) -> tuple[Tensor, ...]:
         features: dict[str, Tensor] = {}
         masks: dict[str, Tensor] = {}
-        keep: list[Tensor] = []  # per input: positions of the given slots in the padded space
+        keep: dict[str, Tensor] = {}  # per SEQUENTIAL input: positions of the given slots, padded space
+        given = {s.name: (tensors[2 * i], tensors[2 * i + 1]) for i, s in enumerate(self.spec.inputs)}
         offset = 0
-        position = 0
         for source in self.spec.sequential:
-            data, mask = tensors[position], tensors[position + 1]
-            position += 2
+            data, mask = given[source.name]
             width = self.widths[source.name]
             missing = width - data.shape[1]
+            data = self._raw(source.name, data)
             pad = torch.zeros_like(data[:, :1]).expand(-1, missing, -1)
             features[source.name] = torch.cat([data, pad], dim=1)  # (B, width, F)
             masks[source.name] = torch.cat([mask, torch.zeros_like(mask[:, :1]).expand(-1, missing)], dim=1)
-            keep.append(torch.arange(data.shape[1], device=data.device) + offset)
+            keep[source.name] = torch.arange(data.shape[1], device=data.device) + offset
             offset += width
         for source in self.spec.global_inputs:
-            features[source.name] = tensors[position]
-            position += 1
-        slots = torch.cat(keep)  # (N given,) indices into the padded combined space
+            data, mask = given[source.name]
+            vector = self._raw(source.name, data[:, 0])
+            # The mask has no effect (a GLOBAL input is always present here), but it stays an input
+            # of the graph, as in SPANet's signature: an unused input would be dropped by the exporter.
+            features[source.name] = torch.where(mask[:, :1].bool(), vector, vector)
+        slots = torch.cat([keep[s.name] for s in self.spec.sequential])  # (N given,) in the padded space
         outputs = self.network(features, masks)
-        results: list[Tensor] = []
+        log = self.convention.output_log_transform
+        assignments: list[Tensor] = []
         for particle in self.spec.particles:
             values = outputs.assignments[particle.name]
             for axis in range(particle.num_products):
                 values = values.index_select(axis + 1, slots)
-            results.append(values)
-        results += [torch.sigmoid(outputs.detections[p]) for p in self.spec.particle_names]
+            assignments.append(values if log else values.exp())
+        detections = [
+            F.logsigmoid(outputs.detections[p]) if log else torch.sigmoid(outputs.detections[p])
+            for p in self.spec.particle_names
+        ]
+        regressions: list[Tensor] = []
         if self.regression_keys:
             raw = self.network.denormalize_regressions(dict(outputs.regressions))
-            results += [raw[key] for key in self.regression_keys]
-        results += [torch.softmax(outputs.classifications[key], dim=-1) for key in self.classification_keys]
-        return tuple(results)
+            regressions = [raw[key] for key in self.regression_keys]
+        classifications = [
+            F.log_softmax(outputs.classifications[key], dim=-1) if log
+            else torch.softmax(outputs.classifications[key], dim=-1)
+            for key in self.classification_keys
+        ]
+        embeddings: list[Tensor] = []
+        if self.convention.output_embeddings:
+            vectors = embedding_vectors(self.spec, outputs)
+            embeddings = [vectors[key] for key in embedding_keys(self.spec)]
+        return (*assignments, *detections, *regressions, *classifications, *embeddings)
+
+
+def embedding_keys(spec: EventSpec) -> list[str]:
+    """The embedding vectors in SPANet's order: event, then per particle its own and its products'."""
+    keys = ["EVENT"]
+    for particle in spec.particles:
+        keys.append(f"{particle.name}/PARTICLE")
+        keys += [f"{particle.name}/{product}" for product in particle.product_names]
+    return keys
 
 
 def input_names(spec: EventSpec) -> list[str]:
     names = []
-    for source in spec.sequential:
+    for source in spec.inputs:
         names += [f"{source.name}_data", f"{source.name}_mask"]
-    names += [f"{source.name}_data" for source in spec.global_inputs]
     return names
 
 
-def output_names(spec: EventSpec) -> list[str]:
-    names = [output_name("assignment", p) for p in spec.particle_names]
-    names += [output_name("detection", p) for p in spec.particle_names]
-    names += [output_name("regression", t.key) for t in spec.regressions]
-    names += [output_name("classification", t.key) for t in spec.classifications]
+def output_names(spec: EventSpec, convention: Convention = Convention()) -> list[str]:
+    kind = "log_probability" if convention.output_log_transform else "probability"
+    names = [f"{p}_assignment_{kind}" for p in spec.particle_names]
+    names += [f"{p}_detection_{kind}" for p in spec.particle_names]
+    names += [t.key for t in spec.regressions]
+    names += [t.key for t in spec.classifications]
+    if convention.output_embeddings:
+        names += [f"{key}/embedding_vector" for key in embedding_keys(spec)]
     return names
 
 
-def example_inputs(spec: EventSpec, batch: int = 2, objects: int = 8) -> tuple[Tensor, ...]:
-    """Random raw inputs of the right shapes (positive, so log features are defined)."""
+def example_inputs(
+    spec: EventSpec, batch: int = 2, objects: int = 8, convention: Convention = Convention()
+) -> tuple[Tensor, ...]:
+    """Random inputs of the right shapes in the convention's units (log features as log(1 + x)
+    unless ``input_log_transform``)."""
     generator = torch.Generator().manual_seed(0)
     tensors: list[Tensor] = []
-    for source in spec.sequential:
-        tensors.append(torch.rand(batch, objects, source.num_features, generator=generator) * 10 + 1)
-        mask = torch.ones(batch, objects, dtype=torch.bool)
-        mask[0, objects - 2 :] = False
-        tensors.append(mask)
-    for source in spec.global_inputs:
-        tensors.append(torch.rand(batch, source.num_features, generator=generator) * 10 + 1)
+    for source in spec.inputs:
+        log = torch.tensor([f.log for f in source.features], dtype=torch.bool)
+        count = objects if source.kind != "GLOBAL" else 1
+        data = torch.rand(batch, count, source.num_features, generator=generator) * 10 + 1
+        if not convention.input_log_transform:
+            data = torch.where(log, torch.log1p(data), data)
+        mask = torch.ones(batch, count, dtype=torch.bool)
+        if source.kind != "GLOBAL":
+            mask[0, objects - 2 :] = False
+        tensors += [data, mask]
     return tuple(tensors)
 
 
-def dynamic_axes(spec: EventSpec) -> dict[str, dict[int, str]]:
+def dynamic_axes(spec: EventSpec, convention: Convention = Convention()) -> dict[str, dict[int, str]]:
     axes: dict[str, dict[int, str]] = {}
-    for source in spec.sequential:
-        axes[f"{source.name}_data"] = {0: "batch", 1: f"{source.name}_objects"}
-        axes[f"{source.name}_mask"] = {0: "batch", 1: f"{source.name}_objects"}
-    for source in spec.global_inputs:
-        axes[f"{source.name}_data"] = {0: "batch"}
-    for particle in spec.particles:
-        axes[output_name("assignment", particle.name)] = {0: "batch", **{
-            axis + 1: "objects" for axis in range(particle.num_products)
-        }}
-        axes[output_name("detection", particle.name)] = {0: "batch"}
-    for key in [t.key for t in spec.regressions]:
-        axes[output_name("regression", key)] = {0: "batch"}
-    for key in [t.key for t in spec.classifications]:
-        axes[output_name("classification", key)] = {0: "batch"}
+    for source in spec.inputs:
+        for part in ("data", "mask"):
+            axes[f"{source.name}_{part}"] = {0: "batch_size", 1: f"num_{source.name}"}
+    for name in output_names(spec, convention):
+        axes[name] = {0: "batch_size"}
+    for name, particle in zip(output_names(spec, convention), spec.particles, strict=False):
+        axes[name] |= {axis + 1: "num_objects" for axis in range(particle.num_products)}
     return axes
 
 
-def description(spec: EventSpec) -> dict[str, Any]:
+def description(spec: EventSpec, convention: Convention = Convention()) -> dict[str, Any]:
     """What the graph's metadata says about its inputs and outputs."""
     return {
+        "convention": {"layout": "spanet", **asdict(convention)},
         "inputs": [
-            {"name": s.name, "kind": s.kind, "features": [f.name for f in s.features]} for s in spec.inputs
+            {
+                "name": s.name, "kind": s.kind, "features": [f.name for f in s.features],
+                "log_features": [f.name for f in s.features if f.log],
+            }
+            for s in spec.inputs
         ],
         "particles": [{"name": p.name, "products": list(p.product_names)} for p in spec.particles],
-        "regressions": {output_name("regression", t.key): t.key for t in spec.regressions},
-        "classifications": {output_name("classification", t.key): t.key for t in spec.classifications},
+        "regressions": [t.key for t in spec.regressions],
+        "classifications": [t.key for t in spec.classifications],
         "input_names": input_names(spec),
-        "output_names": output_names(spec),
+        "output_names": output_names(spec, convention),
     }
 
 
-def export_onnx(run: TrainedRun, path: str | Path, *, opset: int = OPSET) -> Path:
+def export_onnx(
+    run: TrainedRun, path: str | Path, *, opset: int = OPSET, convention: Convention = Convention()
+) -> Path:
     """Write ``run``'s network to ``path`` as ONNX (atomically) and return the path."""
     path = Path(path)
     if path.suffix.lower() != ".onnx":
@@ -186,8 +255,8 @@ def export_onnx(run: TrainedRun, path: str | Path, *, opset: int = OPSET) -> Pat
         raise InputError(run.directory / "statistics.json", "max_objects",
                          "a width for every SEQUENTIAL input", str(run.statistics.max_objects))
     run.network.to("cpu")
-    wrapper = ExportWrapper(run.network, spec, widths).eval()
-    example = example_inputs(spec, objects=min(widths.values()))
+    wrapper = ExportWrapper(run.network, spec, widths, convention).eval()
+    example = example_inputs(spec, objects=min(widths.values(), default=1), convention=convention)
     with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
         # The tracer warns that the (padded) widths become constants: that is the design above.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -200,14 +269,14 @@ def export_onnx(run: TrainedRun, path: str | Path, *, opset: int = OPSET) -> Pat
             example,
             str(tmp),
             input_names=input_names(spec),
-            output_names=output_names(spec),
-            dynamic_axes=dynamic_axes(spec),
+            output_names=output_names(spec, convention),
+            dynamic_axes=dynamic_axes(spec, convention),
             opset_version=opset,
             dynamo=False,
         )
         model = onnx.load(str(tmp))
         entry = model.metadata_props.add()
         entry.key = "spanet_lite"
-        entry.value = json.dumps(description(spec))
+        entry.value = json.dumps(description(spec, convention))
         onnx.save(model, str(tmp))
     return path

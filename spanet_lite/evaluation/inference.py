@@ -3,14 +3,21 @@
 :func:`infer` runs the network on one batch of raw inputs and returns a :class:`Predictions`
 with everything a user may want per event, all in file units:
 
-* ``assignments``: particle -> (B, k) combined object indices (-1 = not reported), decoded
-  with the detection threshold (``threshold=None`` reports every particle that has objects);
-* ``assignment_probabilities``: particle -> (B,) probability of the chosen tuple
-  (0 where not reported);
+* ``assignments``: particle -> (B, k) combined object indices of the best assignment, for
+  every particle in every event, whatever its detection probability (SPANet's
+  ``TARGETS/<particle>/<product>``); -1 only where no valid tuple is left for it;
+* ``assignment_probabilities``: particle -> (B,) SPANet's ``assignment_probability``: the
+  probability of the chosen assignment up to the particle's own symmetry, i.e. the order of
+  its product group times the probability of the chosen ordered tuple (0 where -1);
 * ``detection_probabilities``: particle -> (B,) sigmoid of the detection logit;
+* ``marginal_probabilities`` (property): detection times assignment probability;
+* ``reported``: particle -> (B, k) the same decoding with detection gating: a particle is
+  reported only where its detection probability is at least the threshold, and a particle
+  left out blocks no objects (spanet_lite's addition; None when no threshold was given);
 * ``regressions``: key -> (B,) de-normalised (raw units) predictions;
 * ``classifications``: key -> (B, C) class probabilities (softmax);
-* ``embeddings``: (B, D) pooled event vector, only when asked for.
+* ``embeddings``: SPANet's ``EMBEDDINGS`` keys (``EVENT``, ``<particle>/PARTICLE``,
+  ``<particle>/<product>``) -> (B, D) vectors, only when asked for.
 
 The network runs on the inputs trimmed to the object slots the batch uses
 (:func:`~spanet_lite.dataset.batch.trim_inputs`), which is exact; decoded indices are mapped
@@ -39,13 +46,25 @@ class Predictions:
     detection_probabilities: dict[str, np.ndarray] = field(default_factory=dict)
     regressions: dict[str, np.ndarray] = field(default_factory=dict)
     classifications: dict[str, np.ndarray] = field(default_factory=dict)
-    embeddings: np.ndarray | None = None
+    reported: dict[str, np.ndarray] | None = None
+    embeddings: dict[str, np.ndarray] | None = None
+
+    @property
+    def marginal_probabilities(self) -> dict[str, np.ndarray]:
+        """particle -> (B,) detection probability times assignment probability (SPANet's marginal)."""
+        return {
+            p: self.detection_probabilities[p] * self.assignment_probabilities[p]
+            for p in self.assignment_probabilities
+        }
 
     def __len__(self) -> int:
-        for value in (self.assignments, self.detection_probabilities, self.regressions, self.classifications):
+        for value in (
+            self.assignments, self.detection_probabilities, self.regressions, self.classifications,
+            self.embeddings or {},
+        ):
             for array in value.values():
                 return len(array)
-        return 0 if self.embeddings is None else len(self.embeddings)
+        return 0
 
     @staticmethod
     def concatenate(parts: Sequence[Predictions]) -> Predictions:
@@ -55,8 +74,8 @@ class Predictions:
         joined: dict[str, Any] = {}
         for f in fields(Predictions):
             values = [getattr(p, f.name) for p in parts]
-            if f.name == "embeddings":
-                joined[f.name] = None if values[0] is None else np.concatenate(values)
+            if values[0] is None:
+                joined[f.name] = None
             else:
                 joined[f.name] = {k: np.concatenate([v[k] for v in values]) for k in values[0]}
         return Predictions(**joined)
@@ -71,8 +90,15 @@ def to_tensors(
     return tf, tm
 
 
-def chosen_probability(log_probs: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
-    """(B, N, ..., N) log-probabilities and (B, k) choices -> (B,) probability of the choice (0 if -1)."""
+def chosen_probability(
+    log_probs: torch.Tensor, chosen: torch.Tensor, symmetry_order: int = 1
+) -> torch.Tensor:
+    """(B, N, ..., N) log-probabilities and (B, k) choices -> (B,) probability of the choice (0 if -1).
+
+    ``symmetry_order``: the order of the particle's product group. The distribution spreads an
+    assignment's probability evenly over its equivalent orderings, so SPANet multiplies by the
+    order to get the probability of the assignment itself; 1 gives the ordered tuple's.
+    """
     batch = log_probs.shape[0]
     flat = log_probs.reshape(batch, -1)
     num_objects = log_probs.shape[1]
@@ -80,7 +106,7 @@ def chosen_probability(log_probs: torch.Tensor, chosen: torch.Tensor) -> torch.T
     index = torch.zeros(batch, dtype=torch.long, device=chosen.device)
     for axis in range(k):
         index = index * num_objects + chosen[:, axis].clamp(min=0)
-    value = flat.gather(1, index[:, None].to(flat.device))[:, 0].exp()
+    value = flat.gather(1, index[:, None].to(flat.device))[:, 0].exp() * symmetry_order
     return torch.where((chosen[:, 0] >= 0).to(value.device), value, torch.zeros_like(value))
 
 
@@ -125,23 +151,26 @@ def from_outputs(
     embeddings: bool = False,
     slots: SlotMap | None = None,
 ) -> Predictions:
-    """Decode and convert the raw :class:`Outputs` of one batch (``threshold=None``: no gating).
+    """Decode and convert the raw :class:`Outputs` of one batch (fields: module docstring).
 
-    ``slots``: the outputs were computed on trimmed inputs (:func:`trimmed_forward`); decoded
-    indices are mapped back to the untrimmed combined space.
+    ``threshold=None``: no gated decoding (``reported`` stays None). ``slots``: the outputs were
+    computed on trimmed inputs (:func:`trimmed_forward`); decoded indices are mapped back to the
+    untrimmed combined space.
     """
     detections = {p: torch.sigmoid(v.float()) for p, v in outputs.detections.items()}
-    chosen = decode(
-        outputs.assignments,
-        spec,
-        detections=detections if threshold is not None else None,
-        threshold=threshold,
-        mode=mode,
-    ) if spec.particles else {}
+    chosen = decode(outputs.assignments, spec, mode=mode) if spec.particles else {}
+    gated = None
+    if threshold is not None and spec.particles:
+        gated = decode(outputs.assignments, spec, detections=detections, threshold=threshold, mode=mode)
     regressions = network.denormalize_regressions(dict(outputs.regressions)) if outputs.regressions else {}
-    probabilities = {p: chosen_probability(outputs.assignments[p].float(), chosen[p]) for p in chosen}
+    orders = {p.name: p.symmetry.order for p in spec.particles}
+    probabilities = {
+        p: chosen_probability(outputs.assignments[p].float(), chosen[p], orders[p]) for p in chosen
+    }
     if slots is not None:
         chosen = {p: slots.to_original(v) for p, v in chosen.items()}
+        if gated is not None:
+            gated = {p: slots.to_original(v) for p, v in gated.items()}
     result = Predictions(
         assignments={p: v.cpu().numpy() for p, v in chosen.items()},
         assignment_probabilities={p: v.cpu().numpy() for p, v in probabilities.items()},
@@ -151,6 +180,31 @@ def from_outputs(
             k: torch.softmax(v.float(), dim=-1).cpu().numpy() for k, v in outputs.classifications.items()
         },
     )
-    if embeddings and outputs.event_vector is not None:
-        result.embeddings = outputs.event_vector.float().cpu().numpy()
+    if gated is not None:
+        result.reported = {p: v.cpu().numpy() for p, v in gated.items()}
+    if embeddings:
+        result.embeddings = {k: v.float().cpu().numpy() for k, v in embedding_vectors(spec, outputs).items()}
+    return result
+
+
+def embedding_vectors(spec: EventSpec, outputs: Outputs) -> dict[str, torch.Tensor]:
+    """SPANet's embedding keys -> (B, D) vectors: ``EVENT`` (the pooled event vector),
+    ``<particle>/PARTICLE`` (the particle branch's summary vector) and ``<particle>/<product>``
+    (the particle vector plus the object vectors weighted by the product's assignment marginal,
+    the same vector the product's regression and classification heads read)."""
+    from spanet_lite.model.symmetric_attention import object_marginals
+
+    result: dict[str, torch.Tensor] = {}
+    if outputs.event_vector is not None:
+        result["EVENT"] = outputs.event_vector
+    if outputs.particle_vectors is None or outputs.object_vectors is None:
+        return result
+    for p, particle in enumerate(spec.particles):
+        vector = outputs.particle_vectors[p]
+        result[f"{particle.name}/PARTICLE"] = vector
+        marginals = object_marginals(outputs.assignments[particle.name].float())  # (B, k, N)
+        for j, product in enumerate(particle.product_names):
+            result[f"{particle.name}/{product}"] = vector + torch.einsum(
+                "bn,bnd->bd", marginals[:, j], outputs.object_vectors[p].float()
+            )
     return result

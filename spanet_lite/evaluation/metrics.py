@@ -104,29 +104,60 @@ def background_rejection(tpr: np.ndarray, fpr: np.ndarray, signal_efficiency: fl
     return math.inf if background <= 0.0 else 1.0 / background
 
 
+def confusion_matrix(
+    predicted: np.ndarray, labels: np.ndarray, weights: np.ndarray, num_classes: int
+) -> np.ndarray:
+    """(C, C) weighted counts: row = true class, column = predicted class."""
+    flat = labels * num_classes + predicted
+    counts = np.bincount(flat, weights=weights, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)
+
+
 def classification_metrics(
     probabilities: ArrayLike, labels: ArrayLike, *, weights: ArrayLike | None = None, signal_class: int = 1
-) -> dict[str, float]:
-    """Accuracy, ROC AUC and background rejection at 50% and 80% signal efficiency.
+) -> dict[str, object]:
+    """Accuracy and confusion matrix for any number of classes, plus ROC figures.
 
-    ``probabilities`` (B, C); ``labels`` (B,) with -1 = no label (skipped). The ROC treats
-    ``signal_class`` as signal and every other class as background, scored by that class's
-    probability (for two classes: the usual signal-vs-background discriminant).
+    ``probabilities`` (B, C); ``labels`` (B,) with -1 = no label (skipped). ``confusion``: (C, C)
+    weighted counts, row = true class, column = most probable class.
+
+    * Two classes: ``roc_auc`` and background rejection at 50% / 80% signal efficiency treat
+      ``signal_class`` as signal, scored by its probability (the usual discriminant).
+    * More classes: no class is "the signal". ``per_class`` gives each class's one-vs-rest ROC
+      AUC (scored by that class's probability); ``roc_auc`` is their unweighted mean (macro
+      average); the rejections are not defined (nan).
     """
     probs = as_numpy(probabilities).astype(np.float64)
     y = as_numpy(labels).astype(np.int64).reshape(-1)
     w = event_weights(weights, y.size)
-    keep = (y >= 0) & (w > 0)
-    result = {"accuracy": math.nan, "roc_auc": math.nan, "rejection@50": math.nan, "rejection@80": math.nan}
+    num_classes = probs.shape[1] if probs.ndim == 2 else 0
+    keep = (y >= 0) & (y < max(num_classes, 1)) & (w > 0)
+    result: dict[str, object] = {
+        "accuracy": math.nan, "roc_auc": math.nan, "rejection@50": math.nan, "rejection@80": math.nan,
+        "num_classes": num_classes,
+    }
     if not keep.any():
         return result
     probs, y, w = probs[keep], y[keep], w[keep]
-    result["accuracy"] = float(np.average(probs.argmax(axis=1) == y, weights=w))
-    if probs.shape[1] > signal_class:
+    chosen = probs.argmax(axis=1)
+    result["accuracy"] = float(np.average(chosen == y, weights=w))
+    result["confusion"] = confusion_matrix(chosen, y, w, num_classes).tolist()
+    if num_classes == 2 and probs.shape[1] > signal_class:
         tpr, fpr = roc_curve(probs[:, signal_class], y == signal_class, w)
         result["roc_auc"] = roc_auc(tpr, fpr)
         result["rejection@50"] = background_rejection(tpr, fpr, 0.5)
         result["rejection@80"] = background_rejection(tpr, fpr, 0.8)
+    elif num_classes > 2:
+        per_class = {}
+        for c in range(num_classes):
+            positive = y == c
+            auc = math.nan
+            if positive.any() and not positive.all():
+                auc = roc_auc(*roc_curve(probs[:, c], positive, w))
+            per_class[str(c)] = {"roc_auc": auc, "fraction": float(np.average(positive, weights=w))}
+        result["per_class"] = per_class
+        finite = [v["roc_auc"] for v in per_class.values() if not math.isnan(v["roc_auc"])]
+        result["roc_auc"] = float(np.mean(finite)) if finite else math.nan
     return result
 
 

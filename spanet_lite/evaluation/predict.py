@@ -1,23 +1,34 @@
-"""``spanet-predict``: run a trained network over a file and write what it finds, as a truth file.
+"""``spanet-predict``: run a trained network over a file and write SPANet's prediction file.
 
-The output has the layout of a SPANet dataset, so it can be inspected with
-``spanet-inspect --event-file`` and evaluated with ``spanet-test`` like any labelled file::
+The output holds exactly the datasets ``python -m spanet.predict`` writes, with SPANet's
+meaning, and spanet_lite's additions under a group SPANet does not use::
 
-    INPUTS/...                                  copied unchanged from the input file
-    WEIGHTS/EVENT/weight                        copied when the input has per-event weights
-    TARGETS/<particle>/<product>     int64 (N,) decoded assignment, -1 = not reported; an
-                                                associated product's index counts inside its
-                                                own input, as in SPANet files
-    REGRESSIONS/<key>                float32 (N,) de-normalised prediction (file units)
-    CLASSIFICATIONS/<key>            int64 (N,) most probable class
-    PREDICTIONS/assignment_probability/<particle>  float32 (N,) probability of the chosen tuple
-    PREDICTIONS/detection_probability/<particle>   float32 (N,) probability the particle is present
-    PREDICTIONS/classification_probability/<key>   float32 (N, C) class probabilities
-    PREDICTIONS/embedding            float32 (N, D) event embedding (only with --embeddings)
+    INPUTS/<input>/<feature>                     copied unchanged from the input file
+    TARGETS/<particle>/<product>          int64 (N,) best assignment for every event (no
+                                                 detection gating), index in the combined object
+                                                 space (SEQUENTIAL inputs concatenated, each
+                                                 padded to its width in the file), as SPANet
+    TARGETS/<particle>/assignment_probability  float32 (N,) probability of that assignment up to
+                                                 the particle's symmetry (group order x tuple)
+    TARGETS/<particle>/detection_probability   float32 (N,) probability the particle is present
+    TARGETS/<particle>/marginal_probability    float32 (N,) detection x assignment
+    REGRESSIONS/<key>                     float32 (N,) de-normalised prediction (file units)
+    CLASSIFICATIONS/<key>                 float32 (N, C) class probabilities (rows sum to 1)
+    EMBEDDINGS/EVENT, EMBEDDINGS/<particle>/PARTICLE, EMBEDDINGS/<particle>/<product>
+                                          float32 (N, D) only with -v/--output_vectors
 
-The file is read and written ``batch_size`` events at a time (memory does not grow with the
-file), written to a temporary file beside the target and renamed at the end, so a crash or
-Ctrl-C never leaves a half-written OUT.h5. The input file is never overwritten.
+    SPANET_LITE/TARGETS/<particle>/<product>  int64 (N,) the assignment spanet_lite reports:
+                                                 detection-gated (-1 below the threshold; a
+                                                 particle left out blocks no objects) and, for a
+                                                 product tied to one input, indexed inside that
+                                                 input as a labelled file stores it
+    SPANET_LITE/CLASSIFICATIONS/<key>     int64 (N,) most probable class
+    SPANET_LITE/WEIGHTS/...               the per-event weights, when the input has them
+
+The file attributes name the run, checkpoint, detection threshold and decoding mode.
+It is read and written ``batch_size`` events at a time (memory does not grow with the file),
+written to a temporary file beside the target and renamed at the end, so a crash or Ctrl-C
+never leaves a half-written OUT.h5. The input file is never overwritten.
 """
 
 from __future__ import annotations
@@ -118,25 +129,38 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
+LITE_GROUP = "SPANET_LITE"
+"""Where the datasets SPANet's predict does not write live (never a SPANet name)."""
+
+
 def _block_datasets(
     spec: EventSpec, layout: reader.FileLayout, predicted: Predictions
 ) -> Iterator[tuple[str, np.ndarray]]:
     """(dataset name, values for this block) for everything the output file holds."""
+    marginals = predicted.marginal_probabilities
     for particle in spec.particles:
-        indices = to_file_indices(spec, particle.name, predicted.assignments[particle.name], layout)
+        name = particle.name
+        best = predicted.assignments[name]
         for j, product in enumerate(particle.products):
-            yield schema.target_path(particle.name, product.name), indices[:, j].astype(np.int64)
-        probability = predicted.assignment_probabilities[particle.name]
-        yield f"PREDICTIONS/assignment_probability/{particle.name}", probability.astype(np.float32)
-        detection = predicted.detection_probabilities[particle.name]
-        yield f"PREDICTIONS/detection_probability/{particle.name}", detection.astype(np.float32)
+            yield f"TARGETS/{name}/{product.name}", best[:, j].astype(np.int64)
+        assignment = predicted.assignment_probabilities[name]
+        yield f"TARGETS/{name}/assignment_probability", assignment.astype(np.float32)
+        detection = predicted.detection_probabilities[name]
+        yield f"TARGETS/{name}/detection_probability", detection.astype(np.float32)
+        yield f"TARGETS/{name}/marginal_probability", marginals[name].astype(np.float32)
     for key, values in predicted.regressions.items():
-        yield schema.regression_path(key), values.astype(np.float32)
+        yield f"REGRESSIONS/{key}", values.astype(np.float32)
     for key, probabilities in predicted.classifications.items():
-        yield schema.classification_path(key), probabilities.argmax(axis=1).astype(np.int64)
-        yield f"PREDICTIONS/classification_probability/{key}", probabilities.astype(np.float32)
-    if predicted.embeddings is not None:
-        yield "PREDICTIONS/embedding", predicted.embeddings.astype(np.float32)
+        yield f"CLASSIFICATIONS/{key}", probabilities.astype(np.float32)
+    for key, vector in (predicted.embeddings or {}).items():
+        yield f"EMBEDDINGS/{key}", vector.astype(np.float32)
+    if predicted.reported is not None:
+        for particle in spec.particles:
+            indices = to_file_indices(spec, particle.name, predicted.reported[particle.name], layout)
+            for j, product in enumerate(particle.products):
+                yield f"{LITE_GROUP}/TARGETS/{particle.name}/{product.name}", indices[:, j].astype(np.int64)
+    for key, probabilities in predicted.classifications.items():
+        yield f"{LITE_GROUP}/CLASSIFICATIONS/{key}", probabilities.argmax(axis=1).astype(np.int64)
 
 
 def write_predictions(
@@ -168,8 +192,8 @@ def write_predictions(
             source.copy(source["INPUTS"], out, name="INPUTS")
             weight = run.options.event_weight_dataset.strip("/")
             if weight and isinstance(source.get(weight), h5py.Dataset):
-                parent, _, name = weight.rpartition("/")
-                source.copy(source[weight], out.require_group(parent) if parent else out, name=name)
+                parent, _, name = f"{LITE_GROUP}/{weight}".rpartition("/")
+                source.copy(source[weight], out.require_group(parent), name=name)
             datasets: dict[str, h5py.Dataset] = {}
 
             def dataset(name: str, shape: tuple[int, ...], dtype: np.dtype) -> h5py.Dataset:
@@ -180,7 +204,7 @@ def write_predictions(
 
             for particle in spec.particles:  # present even for an empty file
                 for product in particle.products:
-                    dataset(schema.target_path(particle.name, product.name), (), np.dtype(np.int64))
+                    dataset(f"TARGETS/{particle.name}/{product.name}", (), np.dtype(np.int64))
             for start, stop, predicted in iterate_predictions(
                 run, source, layout, batch_size=batch_size, threshold=threshold, mode=mode,
                 embeddings=embeddings, progress=progress, description=f"predicting {input_path.name}",

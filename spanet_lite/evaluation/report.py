@@ -30,9 +30,16 @@ def percent(value: Any) -> str:
     return f"{100 * value:.1f}%"
 
 
-def render(metrics: dict[str, Any], console: Console | None = None) -> None:
-    """Print every table that applies to this run's topology."""
+def render(metrics: dict[str, Any], console: Console | None = None, *, latex: bool = False) -> None:
+    """Print every table that applies to this run's topology; SPANet's tables first (as LaTeX
+    with ``latex``, like ``spanet.test --latex``)."""
     console = console or Console()
+    if "spanet_tables" in metrics:
+        if latex:
+            latex_text = spanet_latex(metrics["spanet_tables"])
+            console.print(latex_text, highlight=False, markup=False, soft_wrap=True)
+        else:
+            _spanet_tables(metrics["spanet_tables"], console)
     console.print(
         f"[bold]{metrics['file']}[/]: {metrics['num_events']:,} events "
         f"(sum of weights {metrics['sum_of_weights']:,.1f}), run {metrics['run']}"
@@ -43,6 +50,66 @@ def render(metrics: dict[str, Any], console: Console | None = None) -> None:
         _regression(metrics, console)
     if "classification" in metrics:
         _classification(metrics, console)
+
+
+def spanet_number(value: Any) -> str:
+    """SPANet's cell format: three decimals, N/A for nan, text as is."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "N/A"
+    if isinstance(value, str):
+        return value
+    return f"{value:.3f}"
+
+
+def spanet_text(tables: dict[str, list[dict[str, Any]]]) -> str:
+    """SPANet's tables as plain fixed-width text (one per event type), never wrapped, so that
+    columns can be read and compared with ``spanet.test``'s output line by line."""
+    blocks = []
+    for event_type, rows in tables.items():
+        columns = list(rows[0])
+        cells = [[spanet_number(row[c]) for c in columns] for row in rows]
+        widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+        rule = "+".join("-" * (w + 2) for w in widths)
+        lines = [f"Event Type: {event_type}", rule, "|".join(f" {c:<{w}} " for c, w in zip(columns, widths))]
+        lines.append(rule)
+        lines += ["|".join(f" {v:>{w}} " for v, w in zip(r, widths)) for r in cells]
+        lines.append(rule)
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _spanet_tables(tables: dict[str, list[dict[str, Any]]], console: Console) -> None:
+    console.print(spanet_text(tables), highlight=False, markup=False, soft_wrap=True)
+    console.print()
+
+
+def spanet_latex(tables: dict[str, list[dict[str, Any]]]) -> str:
+    """SPANet's tables as one LaTeX tabular, event types without a ``0`` (as ``spanet.test -tex``)."""
+    shown = {k: v for k, v in tables.items() if "0" not in k}
+    if not shown:
+        return ""
+    columns = list(next(iter(shown.values()))[0])
+    cluster_columns = columns[4:]
+    lines = [
+        r"\begin{tabular}{c | c | c c | c " + " ".join("c" * len(cluster_columns)) + "}",
+        r"\hline",
+        r"\hline",
+        r"& $N_\mathrm{jets}$ & Event Proportion & Jet Proportion & Event Purity & "
+        + " & ".join(cluster_columns) + r"\\",
+    ]
+    for event_type, rows in shown.items():
+        lines.append(r"\hline")
+        for number, row in enumerate(rows):
+            limit = row["Jet Limit"].replace(">=", r"$\geq$").replace("==", "$=$")
+            cells = [limit, *[spanet_number(row[c]) for c in columns[1:]]]
+            name = event_type
+            if number == len(rows) - 1:
+                cells = [r"\textbf{" + c + "}" for c in cells]
+                name = r"\textbf{" + name + "}"
+            lines.append((name if number == 0 else "") + "&" + " & ".join(cells) + r"\\")
+        lines.append(r"\hline")
+    lines += [r"\hline", r"\end{tabular}"]
+    return "\n".join(lines)
 
 
 def _assignment(metrics: dict[str, Any], console: Console) -> None:
@@ -121,12 +188,37 @@ def _regression(metrics: dict[str, Any], console: Console) -> None:
 
 
 def _classification(metrics: dict[str, Any], console: Console) -> None:
-    table = Table(title="Classifications (signal = class 1)", title_justify="left")
-    for column in ("target", "accuracy", "ROC AUC", "1/εB @ εS=50%", "1/εB @ εS=80%"):
-        table.add_column(column, justify="right")
+    binary = {k: c for k, c in metrics["classification"].items() if c.get("num_classes", 2) <= 2}
+    if binary:
+        table = Table(title="Classifications, two classes (signal = class 1)", title_justify="left")
+        for column in ("target", "accuracy", "ROC AUC", "1/εB @ εS=50%", "1/εB @ εS=80%"):
+            table.add_column(column, justify="right")
+        for key, c in binary.items():
+            table.add_row(
+                key.removeprefix("EVENT/"), percent(c["accuracy"]), fmt(c["roc_auc"]),
+                fmt(c["rejection@50"], 1), fmt(c["rejection@80"], 1),
+            )
+        console.print(table)
     for key, c in metrics["classification"].items():
-        table.add_row(
-            key.removeprefix("EVENT/"), percent(c["accuracy"]), fmt(c["roc_auc"]),
-            fmt(c["rejection@50"], 1), fmt(c["rejection@80"], 1),
+        if key in binary or "per_class" not in c:
+            continue
+        classes = list(c["per_class"])
+        table = Table(
+            title=f"{key}: {len(classes)} classes, accuracy {percent(c['accuracy'])}, mean one-vs-rest "
+            f"AUC {fmt(c['roc_auc'])}; confusion matrix: rows = true class, "
+            "columns = predicted (fraction of the row)",
+            title_justify="left",
         )
-    console.print(table)
+        table.add_column("class", justify="right")
+        table.add_column("share", justify="right")
+        table.add_column("AUC (one vs rest)", justify="right")
+        for predicted in classes:
+            table.add_column(f"→ {predicted}", justify="right")
+        for row, name in zip(c["confusion"], classes, strict=True):
+            total = sum(row)
+            entry = c["per_class"][name]
+            table.add_row(
+                name, percent(entry["fraction"]), fmt(entry["roc_auc"]),
+                *[percent(v / total) if total > 0 else "–" for v in row],
+            )
+        console.print(table)

@@ -44,13 +44,20 @@ class Run(TrainedRun):
     ) -> Predictions:
         """Predictions (:class:`~spanet_lite.evaluation.inference.Predictions`) for a file or arrays.
 
+        The fields mean what the datasets of ``spanet-predict``'s file mean (SPANet's layout):
+        ``assignments`` is the best assignment of every particle in every event (SPANet's
+        ``TARGETS``, combined object indices), ``assignment_probabilities``,
+        ``detection_probabilities`` and ``marginal_probabilities`` are SPANet's per-event
+        probabilities, ``classifications`` are (B, C) class probabilities; ``reported`` is
+        spanet_lite's detection-gated assignment (``SPANET_LITE/TARGETS``).
+
         ``source`` is an HDF5 path (read in blocks of ``batch_size``; it needs only the INPUTS),
         or a mapping from each input name to raw features (SEQUENTIAL (B, N, F), GLOBAL (B, F),
         features in event-file order), with ``masks`` mapping each SEQUENTIAL input to (B, N)
-        bool. ``threshold``: report a particle only where its detection probability is at
-        least this (default: the run's ``detection_threshold``; 0 reports every particle that
-        has objects left). ``mode``: ``"greedy"`` or ``"exact"`` decoding (default: the run's
-        ``decoding`` option). ``embeddings`` adds the (B, D) event vector.
+        bool. ``threshold``: ``reported`` holds a particle only where its detection probability
+        is at least this (default: the run's ``detection_threshold``). ``mode``: ``"greedy"`` or
+        ``"exact"`` decoding (default: the run's ``decoding`` option). ``embeddings`` adds
+        SPANet's embedding vectors (``EVENT``, ``<particle>/PARTICLE``, ``<particle>/<product>``).
         """
         threshold = self.options.detection_threshold if threshold is None else threshold
         mode = mode or self.options.decoding

@@ -1,9 +1,16 @@
 """Per-input embeddings: normalised features -> tokens of width ``hidden_dim``.
 
-Each input (SEQUENTIAL or GLOBAL) has its own MLP of ``num_embedding_layers`` layers:
-a linear map from its features to ``hidden_dim`` with the activation, then residual blocks
-``x + act(W LN(x))``. A learned *input-type* vector is added so the encoder knows which
-input a token came from. There is no positional encoding, so everything downstream is
+Each input (SEQUENTIAL or GLOBAL) has its own *embedding stack*, with SPANet's meaning of
+``initial_embedding_dim`` and ``num_embedding_layers``: a first layer from the features to
+``initial_embedding_dim``, then layers that each double the width while the doubled width
+stays below ``hidden_dim`` (at most ``num_embedding_layers`` of them), then a last layer to
+``hidden_dim``. With SPANet's defaults (16, 10, hidden 128) the widths are
+``F -> 16 -> 32 -> 64 -> 128``: 4 layers although the key says 10. The first layer is
+``act(W x)``; the further width-changing layers are ``act(LN(W x))`` (SPANet's blocks
+normalise too); a last layer of equal width is the residual block ``x + act(W LN(x))``.
+A learned *input-type* vector is added so the encoder knows which input a token came from
+(SPANet instead concatenates a ``position_embedding_dim`` vector; see ``NO_EFFECT``).
+There is no positional encoding, so everything downstream is
 equivariant to the order of objects within an input.
 
 Token layout per event (T = N + G + 1)::
@@ -18,6 +25,8 @@ encoder output is the pooled event vector for event-level heads.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import Tensor, nn
 
@@ -25,20 +34,46 @@ from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.model.encoder import StackedResidualBlock, activation
 
 
-class InputMLP(nn.Module):
-    """(..., F) -> (..., D): ``act(W x)`` then ``layers - 1`` residual blocks."""
+def embedding_widths(hidden_dim: int, initial_dim: int, max_doublings: int) -> list[int]:
+    """Output widths of the stack's layers: ``[16, 32, 64, 128]`` for (128, 16, 10).
 
-    def __init__(self, features: int, dim: int, layers: int, act: str, dropout: float) -> None:
+    SPANet's rule (``EmbeddingStack``): double while the doubled width stays below
+    ``hidden_dim``, at most ``max_doublings`` times, then always one last layer to ``hidden_dim``.
+    """
+    widths = [initial_dim]
+    for _ in range(max_doublings):
+        if 2 * widths[-1] >= hidden_dim:
+            break
+        widths.append(2 * widths[-1])
+    return [*widths, hidden_dim]
+
+
+class InputMLP(nn.Module):
+    """(..., F) -> (..., D) through the doubling embedding stack (see the module docstring)."""
+
+    def __init__(
+        self, features: int, dim: int, initial_dim: int, max_doublings: int, act: str, dropout: float
+    ) -> None:
         super().__init__()
-        self.first = nn.Linear(features, dim)
+        widths = embedding_widths(dim, initial_dim, max_doublings)
+        self.first = nn.Linear(features, widths[0])
         self.act = activation(act)
-        self.blocks = nn.ModuleList(
-            StackedResidualBlock(1, dim, act, dropout) for _ in range(max(layers, 1) - 1)
-        )
+        self.widen = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths[:-1]))
+        self.widen_norms = nn.ModuleList(nn.LayerNorm(b) for b in widths[1:-1])
+        same = widths[-2] == dim
+        self.last = None if same else nn.Linear(widths[-2], dim)
+        self.last_norm = None if same else nn.LayerNorm(dim)
+        self.blocks = nn.ModuleList([StackedResidualBlock(1, dim, act, dropout)] if same else [])
+        self.dim = dim
 
     def forward(self, x: Tensor) -> Tensor:
         shape = x.shape[:-1]
-        y = self.act(self.first(x)).reshape(1, -1, self.first.out_features)  # (1, M, D)
+        y = self.act(self.first(x))
+        for layer, norm in zip(self.widen, self.widen_norms, strict=True):
+            y = self.act(norm(layer(y)))
+        if self.last is not None and self.last_norm is not None:
+            y = self.act(self.last_norm(self.last(y)))
+        y = y.reshape(1, -1, self.dim)  # (1, M, D)
         for block in self.blocks:
             y = block(y)
         return y.view(*shape, -1)
@@ -48,13 +83,22 @@ class InputEmbedding(nn.Module):
     """Normalised features of every input -> (tokens (B, T, D), token mask (B, T), object mask (B, N))."""
 
     def __init__(
-        self, spec: EventSpec, dim: int, layers: int, act: str = "gelu", dropout: float = 0.0
+        self,
+        spec: EventSpec,
+        dim: int,
+        initial_dim: int,
+        max_doublings: int,
+        act: str = "gelu",
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.sequential = [s.name for s in spec.sequential]
         self.global_inputs = [s.name for s in spec.global_inputs]
         self.mlps = nn.ModuleDict(
-            {s.name: InputMLP(s.num_features, dim, layers, act, dropout) for s in spec.inputs}
+            {
+                s.name: InputMLP(s.num_features, dim, initial_dim, max_doublings, act, dropout)
+                for s in spec.inputs
+            }
         )
         # One row per input (SEQUENTIAL then GLOBAL, event-file order), the last row is the event token.
         self.type_embedding = nn.Parameter(torch.randn(len(spec.inputs) + 1, dim) * 0.02)

@@ -7,10 +7,13 @@ fused ``scaled_dot_product_attention`` call per layer over ``P x B`` sequences).
 batch sizes of this problem (32 events of ~10-20 objects) a CPU step is dominated by
 per-operation overhead, not arithmetic, so this matters more than FLOPs.
 
-Layer (pre-norm, as in GPT-2/nanoGPT)::
+Layer (pre-norm, as in GPT-2/nanoGPT; SPANet's ``NormFirst``)::
 
     x = x + Dropout(Attention(LN1(x)))        # keys masked by the padding mask
-    x = x + Dropout(W2 act(W1 LN2(x)))        # feed-forward width 2 x hidden_dim
+    x = x + Dropout(W2 act(W1 LN2(x)))        # feed-forward width round(transformer_dim_scale x D)
+
+The options were validated (``config.options_validation``): ``hidden_dim`` divides into the
+heads, activation names exist; nothing here checks them again.
 
 Padded tokens never influence real ones: the attention bias is ``-inf`` on padded keys.
 """
@@ -24,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+ACTIVATION_FUNCTIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": F.relu,
     "gelu": F.gelu,
     "silu": F.silu,
@@ -33,14 +36,12 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "leaky_relu": F.leaky_relu,
     "selu": F.selu,
 }
+"""The function behind each name of ``config.options.ACTIVATIONS`` (a test keeps the two equal)."""
 
 
 def activation(name: str) -> Callable[[Tensor], Tensor]:
-    """The activation function named by an option (case-insensitive)."""
-    try:
-        return ACTIVATIONS[name.lower()]
-    except KeyError:
-        raise ValueError(f"unknown activation {name!r}; expected one of {', '.join(ACTIVATIONS)}") from None
+    """The activation function of a validated activation option."""
+    return ACTIVATION_FUNCTIONS[name]
 
 
 def padding_bias(token_mask: Tensor, copies: int = 1) -> Tensor:
@@ -89,10 +90,16 @@ class StackedLayerNorm(nn.Module):
 class StackedEncoderLayer(nn.Module):
     """One pre-norm transformer layer, P independent copies. Input/output (P, B, T, D)."""
 
-    def __init__(self, copies: int, dim: int, heads: int, act: str = "gelu", dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        copies: int,
+        dim: int,
+        heads: int,
+        act: str = "gelu",
+        dropout: float = 0.0,
+        feedforward_scale: float = 2.0,
+    ) -> None:
         super().__init__()
-        if dim % heads:
-            raise ValueError(f"hidden_dim {dim} is not divisible by num_attention_heads {heads}")
         self.heads = heads
         self.dropout = dropout
         self.act = activation(act)
@@ -100,8 +107,9 @@ class StackedEncoderLayer(nn.Module):
         self.qkv = StackedLinear(copies, dim, 3 * dim)
         self.out = StackedLinear(copies, dim, dim)
         self.norm2 = StackedLayerNorm(copies, dim)
-        self.ff1 = StackedLinear(copies, dim, 2 * dim)
-        self.ff2 = StackedLinear(copies, 2 * dim, dim)
+        width = max(1, round(feedforward_scale * dim))  # SPANet: int(round(transformer_dim_scale * D))
+        self.ff1 = StackedLinear(copies, dim, width)
+        self.ff2 = StackedLinear(copies, width, dim)
 
     def _drop(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.dropout, self.training) if self.dropout > 0 else x
@@ -127,11 +135,18 @@ class StackedEncoder(nn.Module):
     """``layers`` stacked encoder layers followed by a final LayerNorm. (P, B, T, D) -> same."""
 
     def __init__(
-        self, copies: int, dim: int, heads: int, layers: int, act: str = "gelu", dropout: float = 0.0
+        self,
+        copies: int,
+        dim: int,
+        heads: int,
+        layers: int,
+        act: str = "gelu",
+        dropout: float = 0.0,
+        feedforward_scale: float = 2.0,
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            StackedEncoderLayer(copies, dim, heads, act, dropout) for _ in range(layers)
+            StackedEncoderLayer(copies, dim, heads, act, dropout, feedforward_scale) for _ in range(layers)
         )
         self.norm = StackedLayerNorm(copies, dim)
 

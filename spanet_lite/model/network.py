@@ -20,7 +20,11 @@ with the product marginals of the network's own assignment distribution (detache
 regression losses do not pull on the assignment). Symmetric products have equal
 marginals, hence equal product vectors; their targets are ambiguous anyway.
 
-Option mapping (SPANet names): ``num_embedding_layers`` = depth of each input's MLP;
+The options were validated (``config.options_validation``); nothing here checks them again.
+
+Option mapping (SPANet names): ``initial_embedding_dim`` and ``num_embedding_layers`` = each
+input's doubling embedding stack (``model/embedding.py``, SPANet's rule);
+``transformer_dim_scale`` = feed-forward width of every transformer layer / ``hidden_dim``;
 ``num_encoder_layers`` = shared encoder depth; ``num_branch_encoder_layers`` = per-particle
 encoder depth; ``num_branch_embedding_layers`` = residual blocks on the branch's object
 vectors before the tensor attention; ``num_detector_layers`` / ``num_regression_layers`` /
@@ -36,9 +40,8 @@ from torch import Tensor, nn
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options import Options
 from spanet_lite.dataset.statistics import DatasetStatistics
-from spanet_lite.errors import InputError
 from spanet_lite.model.embedding import InputEmbedding
-from spanet_lite.model.encoder import ACTIVATIONS, StackedEncoder, StackedResidualBlock, padding_bias
+from spanet_lite.model.encoder import StackedEncoder, StackedResidualBlock, padding_bias
 from spanet_lite.model.heads import HeadBank
 from spanet_lite.model.normalization import FeatureNormalizer, RegressionNormalizer
 from spanet_lite.model.outputs import Outputs
@@ -48,42 +51,28 @@ HeadSource = tuple[int, int | None] | None
 """Where a head reads its input: None = event vector, (p, None) = particle p, (p, j) = product j of p."""
 
 
-def _check_options(options: Options) -> None:
-    """Architecture options the network cannot work with are an options-file problem."""
-    if options.hidden_dim < 1:
-        raise InputError("options", "hidden_dim", "a positive integer", str(options.hidden_dim))
-    if options.num_attention_heads < 1 or options.hidden_dim % options.num_attention_heads:
-        raise InputError(
-            "options",
-            "num_attention_heads",
-            f"a divisor of hidden_dim ({options.hidden_dim})",
-            str(options.num_attention_heads),
-        )
-    for key in ("transformer_activation", "linear_activation"):
-        if str(getattr(options, key)).lower() not in ACTIVATIONS:
-            raise InputError("options", key, f"one of {', '.join(ACTIVATIONS)}", repr(getattr(options, key)))
-
-
 class SpanetNetwork(nn.Module):
     """The whole network; see the module docstring for the data flow."""
 
     def __init__(self, spec: EventSpec, options: Options, statistics: DatasetStatistics) -> None:
         super().__init__()
-        _check_options(options)
         self.spec = spec
         self.options = options
         self.statistics = statistics
         dim, heads, dropout = options.hidden_dim, options.num_attention_heads, options.dropout
-        t_act, l_act = options.transformer_activation.lower(), options.linear_activation.lower()
+        t_act, l_act = options.transformer_activation, options.linear_activation
+        scale = options.transformer_dim_scale
         self.sequential = [s.name for s in spec.sequential]
         particles = len(spec.particles)
 
         self.feature_normalizer = FeatureNormalizer(spec, statistics, options.normalize_features)
         self.regression_normalizer = RegressionNormalizer(spec, statistics)
-        self.embedding = InputEmbedding(spec, dim, options.num_embedding_layers, l_act, dropout)
-        self.encoder = StackedEncoder(1, dim, heads, options.num_encoder_layers, t_act, dropout)
+        self.embedding = InputEmbedding(
+            spec, dim, options.initial_embedding_dim, options.num_embedding_layers, l_act, dropout
+        )
+        self.encoder = StackedEncoder(1, dim, heads, options.num_encoder_layers, t_act, dropout, scale)
         self.branches = StackedEncoder(
-            particles, dim, heads, options.num_branch_encoder_layers, t_act, dropout
+            particles, dim, heads, options.num_branch_encoder_layers, t_act, dropout, scale
         )
         self.branch_blocks = nn.ModuleList(
             StackedResidualBlock(particles, dim, l_act, dropout)
@@ -157,7 +146,10 @@ class SpanetNetwork(nn.Module):
         }
         logits = self.detector(particle_vectors).squeeze(-1)  # (P, B)
         detections = {name: logits[p] for p, name in enumerate(self.spec.particle_names)}
-        outputs = Outputs(assignments, detections, event_vector=event_vector)
+        outputs = Outputs(
+            assignments, detections, event_vector=event_vector,
+            particle_vectors=particle_vectors, object_vectors=objects,
+        )
         return self._heads(event_vector, particle_vectors, objects, assignments, outputs)
 
     def _heads(

@@ -23,3 +23,7 @@ class Outputs:
     """ClassificationTarget.key -> (B, C) logits."""
     event_vector: Tensor | None = None
     """(B, D) pooled event representation (for event-level heads, embeddings output)."""
+    particle_vectors: Tensor | None = None
+    """(P, B, D) each particle branch's summary vector, event-file order (embeddings output)."""
+    object_vectors: Tensor | None = None
+    """(P, B, N, D) each particle branch's object vectors, the ones its assignment reads."""

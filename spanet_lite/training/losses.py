@@ -1,4 +1,4 @@
-"""Training losses: assignment, detection, regression, classification and the overlap ("kl") term.
+"""Training losses: assignment, detection, regression, classification, SPANet's kl term, overlap.
 
 ``compute_losses(outputs, batch, network, spec, options) -> LossResult(total, terms)``::
 
@@ -6,10 +6,18 @@
           + detection_loss_scale      * detection_loss
           + regression_loss_scale     * regression_loss       (sum over regression targets)
           + classification_loss_scale * classification_loss   (sum over classification targets)
-          + kl_loss_scale             * kl_loss
+          + kl_loss_scale             * kl_loss               (SPANet's symmetric-divergence term)
+          + overlap_loss_scale        * overlap_loss          (spanet_lite's overlap penalty)
 
 Each family term is the sum of its per-part terms (``assignment_loss/<particle>`` ...), so
 adding a regression target adds a term instead of diluting the others.
+
+**Difference from SPANet's total.** SPANet returns the *mean* of its list of scaled terms
+(one entry per particle for assignment and detection, one per regression/classification
+target, one kl entry, terms with scale 0 left out), so adding a target or a particle shrinks
+the weight of every other term. Here the total is the explicit *sum* above: scales mean what
+they say. For SPANet's default objective (assignment only, P particles) SPANet's total is our
+``assignment_loss / P``; with AdamW (scale-invariant updates) this changes little.
 
 **Assignment.** For output particle p compared with the targets t of particle q, the loss is
 the negative log-probability of the *unordered* assignment: every ordering of t equivalent
@@ -45,19 +53,30 @@ target is all NaN contributes exactly 0 for it.
 **Classification.** Cross-entropy, labels -1 (or outside the head's classes) excluded, weights
 ``event_weight x classification_weights[key]``, weighted mean per target.
 
-**kl_loss** (SPANet's name; it is an overlap penalty, not a KL divergence). For particles p
-and p' in the same EVENT orbit, the probability that object i is used by p is
-``u_p(i) = sum_j P_p(product j = i)``; the term is the ``event_weight``-weighted batch mean of
-``sum_{pairs p<p'} sum_i u_p(i) u_p'(i)``, the expected number of objects two symmetric
-particles would both claim if their choices were independent. It discourages symmetric
-particles from piling onto the same objects. Computed without gradients when its scale is 0.
+**kl_loss** (SPANet's term, as in its ``symmetric_divergence_loss``). For every transposition
+(i, j) of the EVENT symmetry group (the transpositions the group's elements decompose into),
+per event ``D_ij = JS(P_i, P_j)``, the Jensen-Shannon divergence between the two particles'
+joint assignment distributions, with gradients flowing only through their mixture
+``M = (P_i + P_j) / 2`` (P_i and P_j detached, as SPANet does); the event value is
+``e = mean over pairs of exp(-D_ij^2)``, 0 for a pair where either particle is not
+reconstructable. Minimising it pushes symmetric particles towards different assignments. The
+batch value is SPANet's normalisation ``2 sum_b (sum_p w_pb) e_b / sum_{p,b} [p reconstructable]``
+(the 2 is SPANet's: its per-particle weights have an assignment and a detection slot), so with
+unit weights and full events it is twice the batch mean of e. 0 without EVENT symmetry.
+
+**overlap_loss** (spanet_lite's ``overlap_loss_scale``). For particles p and p' in the same EVENT
+orbit, the probability that object i is used by p is ``u_p(i) = sum_j P_p(product j = i)``; the
+term is the ``event_weight``-weighted batch mean of ``sum_{pairs p<p'} sum_i u_p(i) u_p'(i)``,
+the expected number of objects two symmetric particles would both claim if their choices were
+independent.
+
+Both are only computed (and logged) when their scale is positive, as SPANet does for kl.
 
 """
 
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,9 +85,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from spanet_lite.config.event_spec import EventSpec
-from spanet_lite.config.options import COMBINE_PAIR_LOSSES, Options
+from spanet_lite.config.options import Options
 from spanet_lite.dataset.batch import Batch
-from spanet_lite.errors import InputError
 from spanet_lite.model.outputs import Outputs
 from spanet_lite.model.symmetric_attention import object_marginals
 
@@ -89,36 +107,34 @@ def compute_losses(
     outputs: Outputs, batch: Batch, network: Any, spec: EventSpec, options: Options
 ) -> LossResult:
     """All loss terms of one batch; see the module docstring for the definitions."""
-    if options.combine_pair_loss not in COMBINE_PAIR_LOSSES:
-        raise InputError(
-            "options",
-            "combine_pair_loss",
-            f"one of {', '.join(COMBINE_PAIR_LOSSES)}",
-            repr(options.combine_pair_loss),
-        )
     device = next(iter(batch.features.values())).device
     size = batch.batch_size
     ones = torch.ones(size, device=device)
     event_weight = batch.event_weights.float() if batch.event_weights is not None else ones
     terms: dict[str, Tensor] = {}
 
-    coefficients, permutations = _assignment_and_detection(outputs, batch, spec, options, event_weight, terms)
+    particle_weights = _particle_weights(batch, spec, event_weight)
+    coefficients, permutations = _assignment_and_detection(
+        outputs, batch, spec, options, particle_weights, terms
+    )
     terms["regression_loss"] = _regression(
         outputs, batch, network, spec, coefficients, permutations, event_weight, terms
     )
     terms["classification_loss"] = _classification(
         outputs, batch, spec, coefficients, permutations, event_weight, terms
     )
-    with torch.no_grad() if options.kl_loss_scale == 0 else nullcontext():
-        terms["kl_loss"] = overlap_penalty(outputs, spec, event_weight)
-
     total = (
         options.assignment_loss_scale * terms["assignment_loss"]
         + options.detection_loss_scale * terms["detection_loss"]
         + options.regression_loss_scale * terms["regression_loss"]
         + options.classification_loss_scale * terms["classification_loss"]
-        + options.kl_loss_scale * terms["kl_loss"]
     )
+    if options.kl_loss_scale > 0:
+        terms["kl_loss"] = symmetric_divergence(outputs, batch, spec, particle_weights)
+        total = total + options.kl_loss_scale * terms["kl_loss"]
+    if options.overlap_loss_scale > 0:
+        terms["overlap_loss"] = overlap_penalty(outputs, spec, event_weight)
+        total = total + options.overlap_loss_scale * terms["overlap_loss"]
     return LossResult(total, terms)
 
 
@@ -130,17 +146,30 @@ def _target_indices(targets: Tensor, num_objects: int) -> Tensor:
     return (targets.clamp_min(0) * strides).sum(1)
 
 
+def _particle_weights(batch: Batch, spec: EventSpec, event_weight: Tensor) -> list[Tensor]:
+    """Per particle q, ``w_q = event_weight x assignment_weight x particle_weight[q]`` (B,)."""
+    assignment_weight = batch.assignment_weights.float() if batch.assignment_weights is not None else 1.0
+    weights = []
+    for name in spec.particle_names:
+        w = event_weight * assignment_weight
+        if name in batch.particle_weights:
+            w = w * batch.particle_weights[name].float()
+        weights.append(w)
+    return weights
+
+
 def _assignment_and_detection(
     outputs: Outputs,
     batch: Batch,
     spec: EventSpec,
     options: Options,
-    event_weight: Tensor,
+    weight: list[Tensor],
     terms: dict[str, Tensor],
 ) -> tuple[Tensor, Tensor]:
     """Fill the assignment and detection terms; return the per-event coefficients (S, B) and perms (S, P)."""
     names = spec.particle_names
-    P, size, device = len(names), batch.batch_size, event_weight.device
+    P, size = len(names), batch.batch_size
+    device = next(iter(batch.features.values())).device
     permutations = torch.tensor(spec.event_symmetry.elements, dtype=torch.long, device=device).view(
         -1, max(P, 1)
     )
@@ -149,14 +178,9 @@ def _assignment_and_detection(
         terms["assignment_loss"] = terms["detection_loss"] = zero
         return torch.ones(1, size, device=device), permutations
 
-    assignment_weight = batch.assignment_weights.float() if batch.assignment_weights is not None else 1.0
     in_loss = batch.assignment_event_mask if batch.assignment_event_mask is not None else True
-    weight, present, counted = [], [], []
+    present, counted = [], []
     for name in names:
-        w = event_weight * assignment_weight
-        if name in batch.particle_weights:
-            w = w * batch.particle_weights[name].float()
-        weight.append(w)
         present.append(batch.target_masks[name].bool())
         counted.append(present[-1] & in_loss)
 
@@ -305,6 +329,70 @@ def _classification(
         terms[f"classification_loss/{target.key}"] = term
         total = total + term
     return total
+
+
+# ------------------------------------------------------------ SPANet's kl
+def event_transpositions(elements: tuple[tuple[int, ...], ...]) -> list[tuple[int, int]]:
+    """Sorted pairs (i, j), i < j, of the transpositions the group's elements decompose into.
+
+    Each cycle ``(a0 a1 ... an)`` (a0 its smallest position) is the product of the
+    transpositions ``(a0 ak)``, the decomposition SPANet takes from sympy; a group of swaps
+    (t1 <-> t2) gives just that pair.
+    """
+    pairs: set[tuple[int, int]] = set()
+    for element in elements:
+        seen: set[int] = set()
+        for start in range(len(element)):
+            if start in seen or element[start] == start:
+                continue
+            cycle, position = [], start
+            while position not in seen:
+                seen.add(position)
+                cycle.append(position)
+                position = element[position]
+            first = min(cycle)
+            pairs.update((first, other) for other in cycle if other != first)
+    return sorted(pairs)
+
+
+def jensen_shannon(log_p: Tensor, log_q: Tensor) -> Tensor:
+    """(B, ...) log-distributions -> (B,) JS divergence; gradients only through the mixture.
+
+    Entries where a distribution is exactly 0 contribute 0 (SPANet drops their ``0 * -inf``
+    with ``nansum``). Our invalid assignments are exactly ``-inf`` in both distributions; they
+    are taken out before the mixture, so that no NaN reaches the gradient.
+    """
+    finite_p, finite_q = torch.isfinite(log_p), torch.isfinite(log_q)
+    zero = torch.zeros_like(log_p)
+    either = finite_p | finite_q
+    log_m = torch.logsumexp(
+        torch.stack((torch.where(either, log_p, zero), torch.where(either, log_q, zero))), dim=0
+    ) - math.log(2.0)
+    log_p, log_q = log_p.detach(), log_q.detach()
+    safe_p, safe_q = torch.where(finite_p, log_p, zero), torch.where(finite_q, log_q, zero)
+    kl_p = torch.where(finite_p, safe_p.exp() * (safe_p - log_m), zero)
+    kl_q = torch.where(finite_q, safe_q.exp() * (safe_q - log_m), zero)
+    return (kl_p + kl_q).flatten(1).sum(1) / 2.0
+
+
+def symmetric_divergence(outputs: Outputs, batch: Batch, spec: EventSpec, weights: list[Tensor]) -> Tensor:
+    """SPANet's ``kl_loss`` term (see the module docstring); ``weights`` are the per-particle w_q."""
+    names = spec.particle_names
+    pairs = event_transpositions(spec.event_symmetry.elements) if names else []
+    if not pairs:
+        return torch.zeros((), device=next(iter(batch.features.values())).device)
+    present = [batch.target_masks[name].bool() for name in names]
+    values = []
+    for i, j in pairs:
+        divergence = jensen_shannon(
+            outputs.assignments[names[i]].float(), outputs.assignments[names[j]].float()
+        )
+        value = torch.exp(-(divergence**2))
+        values.append(torch.where(present[i] & present[j], value, torch.zeros_like(value)))
+    per_event = torch.stack(values).mean(0)  # (B,)
+    numerator = 2.0 * (torch.stack(weights).sum(0) * per_event).sum()
+    count = torch.stack(present).sum()
+    return numerator / count.clamp_min(1)
 
 
 # ---------------------------------------------------------------- overlap

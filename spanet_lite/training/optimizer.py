@@ -18,28 +18,12 @@ from spanet_lite.model.encoder import StackedLinear
 
 
 def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
-    """The ``torch.optim`` optimiser called ``name`` (case-insensitive), or ``KeyError``."""
-    for attribute in dir(torch.optim):
-        candidate = getattr(torch.optim, attribute)
-        if (
-            attribute.lower() == name.lower()
-            and inspect.isclass(candidate)
-            and issubclass(candidate, torch.optim.Optimizer)
-            and candidate is not torch.optim.Optimizer
-        ):
-            return candidate
-    raise KeyError(name)
+    """The ``torch.optim`` class of a validated ``optimizer`` option.
 
-
-def optimizer_names() -> list[str]:
-    """Every optimiser ``torch.optim`` offers, for error messages."""
-    return sorted(
-        name
-        for name in dir(torch.optim)
-        if inspect.isclass(getattr(torch.optim, name))
-        and issubclass(getattr(torch.optim, name), torch.optim.Optimizer)
-        and getattr(torch.optim, name) is not torch.optim.Optimizer
-    )
+    ``config/options_validation.py`` checked the name against ``OPTIMIZERS`` (a test ties that
+    list to ``torch.optim``), so it is looked up as given, as SPANet does.
+    """
+    return getattr(torch.optim, name)
 
 
 def parameter_groups(network: nn.Module, l2_penalty: float) -> list[dict[str, Any]]:

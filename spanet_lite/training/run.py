@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 import warnings
@@ -92,6 +91,11 @@ def train(
     quiet: bool = False,
     console: Console | None = None,
     callbacks: Sequence[Any] = (),
+    option_values: dict[str, Any] | None = None,
+    checkpoint: str | Path | None = None,
+    state_dict: str | Path | None = None,
+    freeze_state_dict: bool = False,
+    allow_unknown_keys: bool = False,
 ) -> RunResult:
     """Train a network and record the run; see the module docstring.
 
@@ -102,7 +106,19 @@ def train(
     trains on CUDA devices; ``processes`` > 1 runs CPU data-parallel processes (gloo);
     more than one device or node uses DDP. ``console`` receives the options table, progress
     and the summary; nothing is printed without it. ``callbacks`` are extra Lightning
-    callbacks, run after ours.
+    callbacks, run after ours. ``option_values`` overrides any other option key (e.g.
+    ``{"dataset_limit": 0.1}``), marked ``command line`` like the keyword arguments.
+
+    Starting points (SPANet's ``-cf``, ``-sf``, ``-fsf``):
+
+    * ``checkpoint``: restore the full training state (weights, optimiser, schedule, epoch)
+      from a ``.ckpt`` into a *new* run directory, with the options given here (SPANet's
+      ``-cf``). Without ``options`` it is the same as ``resume``.
+    * ``state_dict``: start from another run's weights (every tensor whose name and shape
+      match, :func:`~spanet_lite.training.weights.load_initial_weights`), with a fresh
+      optimiser and schedule; ``freeze_state_dict`` keeps those weights fixed (fine-tuning).
+
+    ``allow_unknown_keys`` turns unknown keys in the options file from an error into a warning.
     """
     from spanet_lite.training.interrupt import parse_time_limit
 
@@ -118,16 +134,30 @@ def train(
             "learning_rate": learning_rate,
             "precision": precision,
             "seed": seed,
+            **(option_values or {}),
         }.items()
         if value is not None
     }
+    if checkpoint is not None and resume is not None:
+        raise InputError(None, "-cf/--checkpoint", "either -cf CKPT or --resume, not both")
+    if checkpoint is not None and options is None:
+        resume, checkpoint = checkpoint, None
+    if state_dict is not None and (resume is not None or checkpoint is not None):
+        raise InputError(
+            None, "-sf/--state_dict",
+            "either initial weights (-sf) or a checkpoint to continue (-cf/--resume), not both",
+        )
+    if freeze_state_dict and state_dict is None:
+        raise InputError(
+            None, "-fsf/--freeze_state_dict", "a -sf/--state_dict checkpoint whose weights to freeze"
+        )
     try:
         limit = parse_time_limit(time_limit)
     except ValueError:
         raise InputError(
             None, "--time-limit", "a duration such as 3600, 45m, 2h or 01:30:00", repr(time_limit)
         ) from None
-    plan = _plan(options, resume, overrides)
+    plan = _plan(options, resume, overrides, checkpoint, allow_unknown_keys=allow_unknown_keys)
     accelerator, devices, gpu_note = _devices(plan.options, gpus, processes)
     if nodes < 1:
         raise InputError(None, "--nodes", "a positive number of nodes", str(nodes))
@@ -138,8 +168,16 @@ def train(
     datamodule, spec, statistics = _open_data(plan)
     if show is not None and not quiet:
         _print_options(show, plan)
+    if show is not None:
+        from spanet_lite.config.options import without_effect_summary
+
+        summary = without_effect_summary(plan.options)
+        if summary is not None:
+            show.print(summary, highlight=False, soft_wrap=True)
     if show is not None and gpu_note:
         show.print(gpu_note, highlight=False)
+    for note in datamodule.notes if show is not None else ():
+        show.print(note, highlight=False, soft_wrap=True)
 
     return _fit(
         plan,
@@ -158,14 +196,25 @@ def train(
         console=show,
         started=started,
         extra_callbacks=list(callbacks),
+        initial_weights=(Path(state_dict), freeze_state_dict) if state_dict is not None else None,
     )
 
 
 # --------------------------------------------------------------------------- planning
 def _plan(
-    options: Options | str | Path | None, resume: str | Path | None, overrides: dict[str, Any]
+    options: Options | str | Path | None,
+    resume: str | Path | None,
+    overrides: dict[str, Any],
+    checkpoint: str | Path | None = None,
+    *,
+    allow_unknown_keys: bool = False,
 ) -> _Plan:
-    """Options + overrides + files, checked; reads the checkpoint when resuming."""
+    """Options + overrides + files, checked; reads the checkpoint when resuming.
+
+    ``checkpoint`` (with ``options``): a new run that restores its training state from that
+    file; the network's normalisation comes from the checkpoint, as its weights were trained
+    against it.
+    """
     from spanet_lite import config as options_module
 
     statistics = None
@@ -198,12 +247,18 @@ def _plan(
         loaded, options_path = options, None
     else:
         options_path = Path(options)
-        loaded = options_module.load_options(options_path)
+        loaded = options_module.load_options(options_path, allow_unknown_keys=allow_unknown_keys)
+    if checkpoint is not None:
+        if not Path(checkpoint).is_file():
+            raise InputError(
+                Path(checkpoint), "-cf/--checkpoint", "a checkpoint file (.ckpt)", "no such file"
+            )
+        resume_checkpoint = Path(checkpoint).resolve()
+        statistics = _checkpoint_hyper_parameters(resume_checkpoint)["statistics"]
 
     sources = {key: "command line" for key in overrides}
     merged = loaded.replace(**overrides) if overrides else loaded
     options_module.validate_options(merged, options_path, command_line=tuple(overrides))
-    _check_values(merged)
 
     def locate(key: str, required: bool) -> Path | None:
         value = getattr(merged, key)
@@ -238,44 +293,6 @@ def _with_values(options: Options, values: dict[str, Any]) -> Options:
     updated = options.replace(**values)
     updated.explicit = options.explicit
     return updated
-
-
-def _check_values(options: Options) -> None:
-    """Training-specific values a typo can break (the config loader checks the rest)."""
-    from spanet_lite.training.optimizer import optimizer_class, optimizer_names
-
-    def bad(key: str, expected: str) -> InputError:
-        return InputError(None, key, expected, repr(getattr(options, key)))
-
-    if not (isinstance(options.epochs, int) and options.epochs >= 1):
-        raise bad("epochs", "a whole number of epochs >= 1")
-    if not (isinstance(options.batch_size, int) and options.batch_size >= 1):
-        raise bad("batch_size", "a batch size >= 1")
-    if not (
-        isinstance(options.learning_rate, int | float)
-        and math.isfinite(options.learning_rate)
-        and options.learning_rate > 0
-    ):
-        raise bad("learning_rate", "a positive learning rate")
-    if not (options.l2_penalty >= 0 and math.isfinite(options.l2_penalty)):
-        raise bad("l2_penalty", "a weight decay >= 0")
-    if not options.gradient_clip >= 0:
-        raise bad("gradient_clip", "a gradient norm >= 0 (0 = no clipping)")
-    if not 0 <= options.dropout < 1:
-        raise bad("dropout", "a dropout probability in [0, 1)")
-    if not options.learning_rate_warmup_epochs >= 0:
-        raise bad("learning_rate_warmup_epochs", "a number of epochs >= 0")
-    if not (isinstance(options.learning_rate_cycles, int) and options.learning_rate_cycles >= 1):
-        raise bad("learning_rate_cycles", "a whole number of cycles >= 1")
-    try:
-        optimizer_class(str(options.optimizer))
-    except KeyError:
-        raise InputError(
-            None,
-            "optimizer",
-            f"a torch.optim optimiser ({', '.join(optimizer_names())})",
-            repr(options.optimizer),
-        ) from None
 
 
 def _resume_target(path: Path) -> tuple[Path, Path | None]:
@@ -336,10 +353,12 @@ def _devices(options: Options, gpus: int | None, processes: int | None) -> tuple
         wanted = max(0, int(options.num_gpu or 0))
         note = None
         if wanted > available:
-            note = (
-                f"num_gpu = {wanted} in the options, but {available} CUDA device(s) are visible: "
-                f"using {'the CPU' if available == 0 else f'{available} GPU(s)'}"
-            )
+            # SPANet's default (1) is no wish of the user's: only a num_gpu the file sets gets a note.
+            if "num_gpu" in options.explicit:
+                note = (
+                    f"num_gpu = {wanted} in the options, but {available} CUDA device(s) are visible: "
+                    f"using {'the CPU' if available == 0 else f'{available} GPU(s)'}"
+                )
             wanted = available
     if processes is not None and processes < 1:
         raise InputError(None, "--processes", "a number of processes >= 1", str(processes))
@@ -351,6 +370,11 @@ def _devices(options: Options, gpus: int | None, processes: int | None) -> tuple
 def _precision(options: Options, accelerator: str, *, explicit: bool) -> str:
     """The options' precision; on a GPU, mixed precision unless the user chose otherwise."""
     chosen = str(options.precision)
+    if accelerator == "cpu" and chosen in ("16-mixed", "16"):
+        raise InputError(
+            None, "precision",
+            "32-true or bf16-mixed on the CPU (16-bit mixed precision, -fp16, needs a GPU)", chosen,
+        )
     if accelerator == "gpu" and not explicit and "precision" not in options.explicit:
         import torch
 
@@ -387,27 +411,7 @@ def _open_data(plan: _Plan) -> tuple[Any, Any, Any]:
     )
     datamodule.setup("fit")
     statistics = datamodule.statistics
-    training_events = _training_events(datamodule, statistics)
-    if training_events is not None and plan.options.batch_size > training_events:
-        where = "--batch-size" if "batch_size" in plan.sources else "batch_size"
-        raise InputError(
-            None,
-            where,
-            f"a batch size no larger than the training split ({training_events} events)",
-            str(plan.options.batch_size),
-        )
     return datamodule, spec, statistics
-
-
-def _training_events(datamodule: Any, statistics: Any) -> int | None:
-    for attribute in ("num_training_events", "training_events"):
-        value = getattr(datamodule, attribute, None)
-        if isinstance(value, int):
-            return value
-    dataset = getattr(datamodule, "train_dataset", None)
-    if dataset is not None:
-        return len(dataset)
-    return int(statistics.num_training_events) or None
 
 
 def _print_options(console: Console, plan: _Plan) -> None:
@@ -440,6 +444,7 @@ def _fit(
     console: Console | None,
     started: float,
     extra_callbacks: list[Any],
+    initial_weights: tuple[Path, bool] | None = None,
 ) -> RunResult:
     import lightning.pytorch as pl
     import torch
@@ -457,6 +462,14 @@ def _fit(
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // devices))
     pl.seed_everything(options.seed, workers=True, verbose=False)
     module = SpanetModule(plan.event_file_text, options, statistics)
+    if initial_weights is not None:
+        from spanet_lite.training.weights import load_initial_weights
+
+        loaded = load_initial_weights(module, initial_weights[0], freeze=initial_weights[1])
+        if console is not None:
+            console.print(loaded.summary(), highlight=False)
+    if plan.resume_checkpoint is not None:
+        _check_checkpoint_fits(module, plan.resume_checkpoint)
 
     monitor, mode = _monitor(spec)
     run_name = name or Path(plan.event_file or "spanet").stem or "spanet"
@@ -561,6 +574,25 @@ def _fit(
 
         console.print(summary_table(result))
     return result
+
+
+def _check_checkpoint_fits(module: Any, path: Path) -> None:
+    """One line instead of Lightning's traceback when a checkpoint's weights do not fit the network
+    (``-cf`` with options that build another network)."""
+    from spanet_lite.training.weights import read_state_dict
+
+    given = read_state_dict(path)
+    own = module.state_dict()
+    reshaped = [k for k in own if k in given and tuple(given[k].shape) != tuple(own[k].shape)]
+    missing = [k for k in own if k not in given]
+    unexpected = [k for k in given if k not in own]
+    if reshaped or missing or unexpected:
+        example = reshaped[0] if reshaped else (missing or unexpected)[0]
+        raise InputError(
+            path, "state_dict", "weights of the network these options build",
+            f"{len(reshaped)} tensors of another shape, {len(missing)} missing, {len(unexpected)} unexpected "
+            f"(e.g. {example})",
+        )
 
 
 def _quiet_lightning() -> None:

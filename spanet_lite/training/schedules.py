@@ -1,11 +1,18 @@
-"""Learning-rate schedule: linear warm-up, then cosine decay with hard restarts, stepped per batch.
+"""Learning-rate schedule: linear warm-up, then linear decay or cosine cycles, stepped per batch.
 
-With ``W`` warm-up steps, ``T`` total steps and ``C`` cycles, the learning rate at optimiser
-step ``s`` is ``learning_rate * factor(s)`` with
+``learning_rate_cycles`` keeps SPANet's meaning: ``0`` (SPANet's default) is a linear decay to
+zero after the warm-up, ``C >= 1`` is ``C`` cosine cycles with hard restarts. With ``W``
+warm-up steps and ``T`` total steps, the learning rate at optimiser step ``s`` is
+``learning_rate * factor(s)`` with
 
 * ``factor(s) = (s + 1) / (W + 1)`` while ``s < W`` (so the very first step already learns), and
-* ``factor(s) = 0.5 * (1 + cos(pi * frac(C * p)))`` afterwards, ``p = (s - W) / (T - W)``:
-  ``C`` equal cosine cycles from the full rate down to zero, each restarting at the full rate.
+  afterwards, with ``p = (s - W) / (T - W)``,
+* ``C = 0``: ``factor(s) = 1 - p``, from the full rate down to zero;
+* ``C >= 1``: ``factor(s) = 0.5 * (1 + cos(pi * frac(C * p)))``: ``C`` equal cosine cycles from
+  the full rate down to zero, each restarting at the full rate.
+
+The value 0 is allowed by the one rule table (``config/options_validation.py``) and taken
+here as given; nothing else re-checks it.
 
 The factor is a pure function of the step, so a resumed run only needs the step counter
 (which the scheduler's state holds) to continue exactly where it stopped.
@@ -27,7 +34,9 @@ def warmup_cosine_factor(step: int, *, total_steps: int, warmup_steps: int, cycl
     progress = min(max(step - warmup_steps, 0) / decay_steps, 1.0)
     if progress >= 1.0:
         return 0.0
-    phase = (max(1, cycles) * progress) % 1.0
+    if cycles == 0:
+        return 1.0 - progress
+    phase = (cycles * progress) % 1.0
     return 0.5 * (1.0 + math.cos(math.pi * phase))
 
 

@@ -1,0 +1,384 @@
+"""SPANet's command lines run unchanged and mean what they mean in SPANet: flags, the predict
+file, the test tables, starting from another run's weights."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import math
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import tomllib
+import torch
+from _evaluation_helpers import TTBAR, make_run_dir
+from _train_helpers import network_weights, write_options
+
+from spanet_lite.assignment.spanet_tables import spanet_tables
+from spanet_lite.cli import predict as predict_cli
+from spanet_lite.cli import test as test_cli
+from spanet_lite.cli import train as train_cli
+from spanet_lite.errors import InputError
+from spanet_lite.evaluation.metrics import classification_metrics
+from spanet_lite.training.weights import load_initial_weights
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------- flags
+def console_script_parsers():
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    for name, target in sorted(scripts.items()):
+        module = importlib.import_module(target.split(":")[0])
+        yield name, module.build_parser()
+
+
+def test_no_console_script_accepts_abbreviated_flags():
+    parsers = list(console_script_parsers())
+    assert {"spanet-train", "spanet-test", "spanet-predict", "spanet-export"} <= {n for n, _ in parsers}
+    for name, parser in parsers:
+        assert parser.allow_abbrev is False, name
+
+
+def test_spanets_short_train_flags_keep_spanets_meaning():
+    args = train_cli.build_parser().parse_args(
+        [
+            "-of",
+            "o.json",
+            "-e",
+            "1",
+            "-t",
+            "00:01:00:00",
+            "-g",
+            "0",
+            "-b",
+            "64",
+            "-p",
+            "30",
+            "-r",
+            "5",
+            "-cf",
+            "a.ckpt",
+            "-sf",
+            "b.ckpt",
+            "-fsf",
+            "-fp16",
+            "-v",
+            "-l",
+            "logs",
+            "-n",
+            "name",
+            "-ef",
+            "e.yaml",
+            "-tf",
+            "t.h5",
+            "-vf",
+            "v.h5",
+        ]
+    )
+    assert (args.epochs, args.time_limit, args.gpus, args.batch_size) == (1, "00:01:00:00", 0, 64)
+    assert args.event_file == "e.yaml"  # -e is --epochs, never a prefix of -ef
+    assert (args.limit_dataset, args.random_seed, args.checkpoint, args.state_dict) == (
+        30,
+        5,
+        "a.ckpt",
+        "b.ckpt",
+    )
+    assert args.freeze_state_dict and args.fp16 and args.verbose
+    assert (args.log_dir, args.name, args.training_file, args.validation_file) == (
+        "logs",
+        "name",
+        "t.h5",
+        "v.h5",
+    )
+    assert train_cli._option_values(args) == {
+        "dataset_limit": 0.3,
+        "dataset_randomization": 5,
+        "verbose_output": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("module", "argv"),
+    [
+        (
+            train_cli,
+            [
+                "-of",
+                "options_files/full_hadronic_ttbar/example.json",
+                "--time_limit",
+                "00:00:01:00",
+                "--gpus",
+                "0",
+            ],
+        ),
+        (test_cli, ["./spanet_output/version_0", "-tf", "data/full_hadronic_ttbar/example.h5", "--gpu"]),
+        (predict_cli, ["./spanet_output/version_0", "./out.h5", "-tf", "data/example.h5", "--gpu"]),
+    ],
+    ids=["train", "test", "predict"],
+)
+def test_command_lines_from_spanets_readme_parse(module, argv):
+    module.build_parser().parse_args(argv)
+
+
+def test_abbreviations_and_bad_percentages_are_refused(capsys):
+    assert train_cli.main(["-of", "o.json", "--epoch", "1"]) == 2
+    assert "unrecognized arguments: --epoch" in capsys.readouterr().err
+    assert train_cli.main(["-of", "o.json", "-p", "0.5e3"]) == 2
+    assert "-p/--limit_dataset" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------- training
+@pytest.fixture(scope="module")
+def spanet_style_run(tmp_path_factory, reference_dir):
+    folder = tmp_path_factory.mktemp("spanet_cli")
+    options = write_options(folder, reference_dir, dataset_limit=1.0, epochs=5)
+    argv = [
+        "-of",
+        str(options),
+        "-e",
+        "1",
+        "-g",
+        "0",
+        "-p",
+        "30",
+        "-r",
+        "5",
+        "-b",
+        "64",
+        "-t",
+        "00:00:30:00",
+        "-l",
+        str(folder / "logs"),
+        "-n",
+        "spanet_output",
+    ]
+    assert train_cli.main(argv) == 0
+    return folder, folder / "logs" / "spanet_output" / "version_0"
+
+
+@pytest.mark.slow
+def test_a_spanet_command_line_trains_one_epoch(spanet_style_run):
+    _, run = spanet_style_run
+    with (run / "metrics.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 1  # -e 1: one epoch
+    options = json.loads((run / "options.json").read_text())
+    assert (
+        options["epochs"] == 1 and options["dataset_limit"] == 0.3 and options["dataset_randomization"] == 5
+    )
+    assert options["batch_size"] == 64
+
+
+@pytest.mark.slow
+def test_state_dict_with_freeze_starts_from_those_weights_and_keeps_them(
+    spanet_style_run, reference_dir, capsys
+):
+    folder, source_run = spanet_style_run
+    source = network_weights(source_run / "checkpoints" / "last.ckpt")
+    # Two classification layers: the classification head no longer matches, so it trains.
+    (folder / "tune").mkdir()
+    options = write_options(folder / "tune", reference_dir, epochs=1, num_classification_layers=2)
+    argv = [
+        "-of",
+        str(options),
+        "-sf",
+        str(source_run / "checkpoints" / "last.ckpt"),
+        "-fsf",
+        "-l",
+        str(folder / "logs"),
+        "-n",
+        "tuned",
+    ]
+    assert train_cli.main(argv) == 0
+    assert "loaded parameters frozen" in capsys.readouterr().out
+    tuned = network_weights(folder / "logs" / "tuned" / "version_0" / "checkpoints" / "last.ckpt")
+    kept = [k for k, v in source.items() if k in tuned and tuned[k].shape == v.shape]
+    assert len(kept) > 10 and set(tuned) - set(kept)  # most of the network loaded, a part new
+    for key in kept:
+        torch.testing.assert_close(tuned[key], source[key], rtol=0, atol=0, msg=key)
+
+
+def test_load_initial_weights_copies_matching_tensors_and_freezes_only_those(tmp_path):
+    torch.manual_seed(0)
+    old = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    torch.save({"state_dict": old.state_dict()}, tmp_path / "old.ckpt")
+    new = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 5))  # second layer reshaped
+    report = load_initial_weights(new, tmp_path / "old.ckpt", freeze=True)
+    assert sorted(report.loaded) == ["0.bias", "0.weight"]
+    assert sorted(report.missing) == sorted(report.unused) == ["1.bias", "1.weight"]
+    torch.testing.assert_close(new[0].weight, old[0].weight)
+    assert not new[0].weight.requires_grad and new[1].weight.requires_grad
+    with pytest.raises(InputError, match="none match"):
+        load_initial_weights(torch.nn.Linear(3, 4), tmp_path / "old.ckpt")
+    with pytest.raises(InputError, match="frozen"):  # nothing left to train
+        load_initial_weights(old, tmp_path / "old.ckpt", freeze=True)
+
+
+# -------------------------------------------------------------------------- predict
+@pytest.fixture(scope="module")
+def tth_run(tmp_path_factory, reference_dir):
+    folder = tmp_path_factory.mktemp("tth")
+    event_yaml = (reference_dir / "semi_leptonic_ttH.yaml").read_text()
+    return make_run_dir(folder / "run", event_yaml, reference_dir / "example.h5", seed=2)
+
+
+def test_predict_writes_exactly_spanets_datasets(tth_run, reference_dir, tmp_path):
+    out = tmp_path / "out.h5"
+    data = reference_dir / "example.h5"
+    assert predict_cli.main([str(tth_run), str(out), "-tf", str(data), "-bs", "256", "-v"]) == 0
+    with h5py.File(data) as source:
+        inputs = set()
+        source["INPUTS"].visititems(
+            lambda n, o: inputs.add(f"INPUTS/{n}") if isinstance(o, h5py.Dataset) else None
+        )
+        n = source["INPUTS/Momenta/MASK"].shape[0]
+    with h5py.File(out) as file:
+        names: dict[str, h5py.Dataset] = {}
+        file.visititems(lambda n, o: names.__setitem__(n, o) if isinstance(o, h5py.Dataset) else None)
+        spanet = {k for k in names if not k.startswith("SPANET_LITE/")}
+        particles = {"lt": ["b"], "ht": ["b", "q1", "q2"], "h": ["b1", "b2"]}
+        expected = set(inputs)
+        for p, products in particles.items():
+            expected |= {f"TARGETS/{p}/{q}" for q in products}
+            expected |= {f"TARGETS/{p}/{k}_probability" for k in ("assignment", "detection", "marginal")}
+            expected |= {f"EMBEDDINGS/{p}/{q}" for q in ["PARTICLE", *products]}
+        regressions = ["neutrino_eta", "neutrino_px", "neutrino_py", "neutrino_pz", "log_invariant_mass"]
+        expected |= {f"REGRESSIONS/EVENT/{r}" for r in regressions}
+        expected |= {"CLASSIFICATIONS/EVENT/signal", "EMBEDDINGS/EVENT"}
+        assert spanet == expected
+        for p, products in particles.items():
+            for q in products:
+                assert names[f"TARGETS/{p}/{q}"].dtype == np.int64 and names[f"TARGETS/{p}/{q}"].shape == (n,)
+            values = {
+                k: names[f"TARGETS/{p}/{k}_probability"][:] for k in ("assignment", "detection", "marginal")
+            }
+            for value in values.values():
+                assert value.dtype == np.float32 and value.shape == (n,)
+                assert ((value >= 0) & (value <= 1)).all()
+            np.testing.assert_allclose(
+                values["marginal"], values["assignment"] * values["detection"], rtol=1e-6
+            )
+            assert (names[f"TARGETS/{p}/{products[0]}"][:] >= 0).all()  # best assignment, never gated
+        signal = names["CLASSIFICATIONS/EVENT/signal"]
+        assert signal.dtype == np.float32 and signal.shape == (n, 2)
+        np.testing.assert_allclose(signal[:].sum(1), 1.0, rtol=1e-5)
+        assert names["REGRESSIONS/EVENT/neutrino_px"].dtype == np.float32
+        assert names["EMBEDDINGS/EVENT"].shape == (n, 16)
+        gated = names["SPANET_LITE/TARGETS/ht/q1"][:]
+        detected = names["TARGETS/ht/detection_probability"][:] >= 0.5
+        assert not ((gated >= 0) & ~detected).any()  # spanet_lite's report is detection-gated
+        np.testing.assert_array_equal(
+            names["SPANET_LITE/CLASSIFICATIONS/EVENT/signal"][:], signal[:].argmax(1)
+        )
+
+
+def test_assignment_probability_counts_every_ordering_of_a_symmetric_pair(tth_run, reference_dir):
+    """SPANet's assignment_probability is the probability of the assignment, not of one of its
+    orderings: the h (b1 <-> b2) tuple's probability times the group order 2."""
+    import spanet_lite
+    from spanet_lite.evaluation.inference import chosen_probability
+
+    run = spanet_lite.load_run(tth_run)
+    with h5py.File(reference_dir / "example.h5") as file:
+        from spanet_lite.dataset.reader import read_inputs
+
+        inputs = read_inputs(file, run.spec, 0, 32)
+        features, masks = inputs.features, inputs.masks
+    predicted = run.predict(features, masks)
+    with torch.no_grad():
+        f = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in features.items()}
+        m = {k: torch.as_tensor(v, dtype=torch.bool) for k, v in masks.items()}
+        outputs = run.network(f, m)
+    ordered = chosen_probability(outputs.assignments["h"], torch.as_tensor(predicted.assignments["h"]))
+    np.testing.assert_allclose(predicted.assignment_probabilities["h"], 2 * ordered.numpy(), rtol=1e-5)
+
+
+# --------------------------------------------------------------------------- tables
+def test_spanet_tables_on_a_known_example():
+    targets = {
+        "t1": np.array([[0, 1, 2], [0, 1, 2], [0, 1, 2], [0, 1, 2]]),
+        "t2": np.array([[3, 4, 5], [3, 4, 5], [-1, -1, -1], [3, 4, 5]]),
+    }
+    masks = {"t1": np.array([1, 1, 1, 1], bool), "t2": np.array([1, 1, 0, 1], bool)}
+    predictions = {
+        "t1": np.array([[1, 0, 2], [3, 4, 5], [0, 1, 3], [0, 1, 2]]),  # q1 <-> q2; tops swapped; wrong; right
+        "t2": np.array([[3, 4, 5], [0, 1, 2], [4, 5, 6], [3, 4, 6]]),  # right; swapped; -; wrong
+    }
+    tables = spanet_tables(predictions, targets, masks, TTBAR, np.array([6, 6, 7, 9]), lines=1)
+    assert list(tables) == ["*t", "0t", "1t", "2t"]
+    columns = ["Jet Limit", "Event Proportion", "Jet Proportion", "Event Purity", "T Purity"]
+    assert all(list(row) == columns for rows in tables.values() for row in rows)
+    full = {name: rows[-1] for name, rows in tables.items()}
+    assert [r["Jet Limit"] for r in tables["*t"]] == ["== 6", ">= 7", "Full"]
+    assert full["*t"]["Event Proportion"] == 1.0 and full["*t"]["Event Purity"] == 0.5
+    assert full["*t"]["T Purity"] == pytest.approx(5 / 7)
+    assert full["0t"]["Event Proportion"] == 0.0 and math.isnan(full["0t"]["Event Purity"])
+    assert (full["1t"]["Event Proportion"], full["1t"]["Event Purity"], full["1t"]["T Purity"]) == (
+        0.25,
+        0.0,
+        0.0,
+    )
+    assert full["2t"]["Event Purity"] == pytest.approx(2 / 3) and full["2t"]["T Purity"] == pytest.approx(
+        5 / 6
+    )
+    six, seven_plus = tables["*t"][0], tables["*t"][1]
+    assert (six["Jet Proportion"], six["Event Purity"], six["T Purity"]) == (0.5, 1.0, 1.0)
+    assert (seven_plus["Event Purity"], seven_plus["T Purity"]) == (0.0, pytest.approx(1 / 3))
+    assert tables["2t"][1]["Event Proportion"] == 0.5
+
+
+def test_multi_class_targets_get_one_vs_rest_auc_and_a_confusion_matrix():
+    probabilities = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.5, 0.05, 0.45]])
+    labels = np.array([0, 1, 2, 1])
+    result = classification_metrics(probabilities, labels)
+    assert result["confusion"] == [[1, 0, 0], [1, 1, 0], [0, 0, 1]]  # rows: true class
+    assert result["per_class"]["0"]["roc_auc"] == 1.0 and result["per_class"]["2"]["roc_auc"] == 1.0
+    assert result["per_class"]["1"]["roc_auc"] == pytest.approx(0.5)  # 0.05 ranks below both others
+    assert result["roc_auc"] == pytest.approx(2.5 / 3)
+    assert math.isnan(result["rejection@50"])  # no class is "the signal"
+
+
+def test_spanet_test_takes_spanets_flags_and_writes_the_tables_to_json(
+    tth_run, reference_dir, tmp_path, capsys
+):
+    report = tmp_path / "report.json"
+    argv = [
+        str(tth_run),
+        "-tf",
+        str(reference_dir / "example.h5"),
+        "-bs",
+        "500",
+        "-l",
+        "1",
+        "--json",
+        str(report),
+    ]
+    assert test_cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Event Type: *lt*ht*h" in out and "Event Proportion" in out and "Lt Purity" in out
+    tables = json.loads(report.read_text())["spanet_tables"]
+    assert [row["Jet Limit"] for row in tables["*lt*ht*h"]][-1] == "Full"
+    assert len(tables["*lt*ht*h"]) == 3  # -l 1: '== m', '>= m+1', Full
+    assert test_cli.main([*argv[:-2], "-tex"]) == 0
+    latex = capsys.readouterr().out
+    assert "\\begin{tabular}" in latex and "Event Purity" in latex
+
+
+def test_an_event_file_with_another_topology_is_refused_in_one_line(tth_run, reference_dir, tmp_path, capsys):
+    data = str(reference_dir / "example.h5")
+    same = ["-ef", str(reference_dir / "semi_leptonic_ttH.yaml")]
+    assert predict_cli.main([str(tth_run), str(tmp_path / "a.h5"), "-tf", data, *same]) == 0
+    capsys.readouterr()
+    other = ["-ef", str(REPO / "event_files" / "full_hadronic_ttbar.yaml")]
+    assert predict_cli.main([str(tth_run), str(tmp_path / "b.h5"), "-tf", data, *other]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "topology the run was trained on" in err[0]
+    assert not (tmp_path / "b.h5").exists()
+
+
+def test_spanets_profiler_flag_is_refused_rather_than_ignored(capsys):
+    assert train_cli.main(["-of", "o.json", "--profile"]) == 2
+    assert "--profile" in capsys.readouterr().err
