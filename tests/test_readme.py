@@ -123,3 +123,9 @@ def test_the_check_shrinks_sizes_and_keeps_everything_else():
     small = "spanet-generate x --events 2000 --seed 2\nspanet-train o.json --epochs 1\n"
     assert checker.shrink(text) == small
     assert checker.shrink("--events 300") == "--events 300"
+
+
+def test_no_merge_conflict_is_left_in_the_readme():
+    lines = README.splitlines()
+    markers = [n for n, line in enumerate(lines, 1) if line.startswith(("<<<<<<< ", ">>>>>>> "))]
+    assert not markers, f"README.md lines {markers}"
