@@ -77,9 +77,9 @@ def test_missing_and_invalid_options_files_fail_in_one_line(
 
 
 def test_an_unknown_key_is_an_error_unless_allowed(
-    tmp_path: Path, reference_dir: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    options = write_options(tmp_path, reference_dir, learnig_rate=0.01)
+    options = write_options(tmp_path, generated_tth, learnig_rate=0.01)
     line = run_failing([str(options)], capsys, tmp_path / "runs")
     assert "learnig_rate (line" in line and "did you mean 'learning_rate'?" in line
     with pytest.warns(SpanetWarning, match="unknown option keys ignored: learnig_rate"):
