@@ -8,9 +8,78 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+PARTIAL_SUFFIX = ".partial"
+"""Temporary files are ``.<target>.spanet-<host>-<pid>-<random>.partial`` next to their target."""
+MAX_TEXT_BYTES = 4 * 1024 * 1024
+"""Event and options files are a few kilobytes; anything above this is not one (and is not parsed)."""
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale_partials(target: str | Path) -> list[Path]:
+    """Remove temporary files of ``target`` left by a writer on this host that no longer runs.
+
+    A SIGKILL skips every ``finally``; the next write of the same target removes its remains.
+    Files of live processes, and of other hosts (shared file systems), are left alone.
+    """
+    target = Path(target)
+    pattern = re.compile(
+        rf"^\.{re.escape(target.name)}\.spanet-{re.escape(_host())}-(\d+)-.*{re.escape(PARTIAL_SUFFIX)}$"
+    )
+    removed: list[Path] = []
+    with contextlib.suppress(OSError):
+        for candidate in target.parent.iterdir():
+            match = pattern.match(candidate.name)
+            if match and not _process_alive(int(match.group(1))):
+                with contextlib.suppress(OSError):
+                    if candidate.is_dir() and not candidate.is_symlink():
+                        shutil.rmtree(candidate)
+                    else:
+                        candidate.unlink()
+                    removed.append(candidate)
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder next to ``target``; on success its files move into ``target``.
+
+    For commands that write several files into a folder (``spanet-test --plots``): on any
+    exception the temporary folder is removed and ``target`` keeps what it had. Each file is
+    moved with :func:`os.replace`, so a reader never sees half a file.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_partials(target)
+    tmp = Path(tempfile.mkdtemp(
+        prefix=f".{target.name}.spanet-{_host()}-{os.getpid()}-", suffix=PARTIAL_SUFFIX, dir=target.parent
+    ))
+    try:
+        yield tmp
+        target.mkdir(exist_ok=True)
+        for item in sorted(tmp.iterdir()):
+            item.replace(target / item.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -18,13 +87,18 @@ def atomic_path(target: str | Path, *, overwrite: bool = True) -> Iterator[Path]
     """Yield a temporary path next to ``target``; on success it replaces ``target`` atomically.
 
     The temporary file lives in the same directory so :func:`os.replace` is a rename on one
-    file system. On any exception the temporary file is removed and ``target`` is untouched.
+    file system. On any exception the temporary file is removed and ``target`` is untouched;
+    after a SIGKILL its recognisable name (:data:`PARTIAL_SUFFIX`) is removed by the next
+    write of the same target (:func:`clean_stale_partials`).
     """
     target = Path(target)
     if not overwrite and target.exists():
         raise FileExistsError(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    clean_stale_partials(target)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.spanet-{_host()}-{os.getpid()}-", suffix=PARTIAL_SUFFIX, dir=target.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     # mkstemp creates 0600; give the result the permissions a plain open() would.
@@ -55,12 +129,18 @@ def atomic_write_bytes(target: str | Path, data: bytes) -> None:
 def read_user_text(path: str | Path, kind: str, syntax: str) -> str:
     """Read a user's text file (e.g. ``kind="event file", syntax="YAML"``) or raise a one-line InputError.
 
-    A UTF-8 byte-order mark is accepted, since editors on some systems write one.
+    A UTF-8 byte-order mark is accepted, since editors on some systems write one. A file larger
+    than :data:`MAX_TEXT_BYTES` is refused before it is read.
     """
     from spanet_lite.errors import InputError
 
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_TEXT_BYTES and path.is_file():
+            raise InputError(
+                path, "", f"an {kind} of at most {MAX_TEXT_BYTES // 1024 // 1024} MiB", f"{size:,} bytes"
+            )
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputError(path, "", f"an existing {kind}", "no such file") from None

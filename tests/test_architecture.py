@@ -18,6 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "spanet_lite"
 LAYERS: dict[str, int] = {
     "errors": 0,
     "io": 1,
+    "outputs": 1,
+    "devices": 1,
     "config": 2,
     "physics": 3,
     "dataset": 3,

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from spanet_lite.assignment import numpy_decoder
 from spanet_lite.assignment.decoding import decode
+from spanet_lite.assignment.torch_decoding import decode_greedy_torch
 from spanet_lite.config import parse_event_spec
 
 MIXED = parse_event_spec(
@@ -219,6 +220,7 @@ def test_numpy_and_torch_decoders_give_the_reference_greedy_answer(gated):
         detections={k: v.numpy() for k, v in detections.items()} if gated else None,
     )
     names = MIXED.particle_names
+    device_out = decode_greedy_torch(assignments, names)  # validation's on-device decoder (no gating)
     for event in range(6):
         active = [not gated or float(detections.get(n, torch.ones(6))[event]) >= 0.5 for n in names]
         expected = reference_greedy([assignments[n][event].numpy() for n in names], active)
@@ -227,6 +229,8 @@ def test_numpy_and_torch_decoders_give_the_reference_greedy_answer(gated):
             want_row = list(want) if want is not None else [-1] * width
             assert torch_out[name][event].tolist() == want_row, (event, name)
             assert numpy_out[name][event].tolist() == want_row, (event, name)
+            if not gated:
+                assert device_out[name][event].tolist() == want_row, (event, name)
 
 
 def test_nan_scores_are_never_chosen():
@@ -237,6 +241,7 @@ def test_nan_scores_are_never_chosen():
     out = decode(assignments, TTBAR)
     chosen = out["t1"][0].tolist()
     assert math.isfinite(assignments["t1"][(0, *chosen)].item())
+    assert decode_greedy_torch(assignments, TTBAR.particle_names)["t1"][0].tolist() == chosen
 
 
 @pytest.mark.parametrize("mode", ["greedy", "exact"])
@@ -247,3 +252,8 @@ def test_empty_batches_and_events_without_enough_objects(mode):
     two_objects = assignment_batch(TTBAR, 3, 2, torch.tensor([2, 2, 0]), seed=5)  # every tuple impossible
     out = decode(two_objects, TTBAR, mode=mode)
     assert out["t1"].tolist() == out["t2"].tolist() == [[-1, -1, -1]] * 3
+    if mode == "greedy":  # validation's on-device decoder too
+        names = TTBAR.particle_names
+        assert decode_greedy_torch(empty, names)["t1"].shape == (0, 3)
+        out = decode_greedy_torch(two_objects, names)
+        assert out["t1"].tolist() == out["t2"].tolist() == [[-1, -1, -1]] * 3

@@ -198,7 +198,7 @@ ERROR_CASES = [
     pytest.param(
         INPUTS + "EVENT:\n  t: [b]\nPERMUTATION:\n",
         "topology.yaml: PERMUTATION (line 13): expected a section among INPUTS, EVENT, PERMUTATIONS, "
-        "REGRESSIONS, CLASSIFICATIONS, got 'PERMUTATION' (did you mean 'PERMUTATIONS'?)",
+        "REGRESSIONS, CLASSIFICATIONS, SPANET_LITE, got 'PERMUTATION' (did you mean 'PERMUTATIONS'?)",
         id="unknown-section",
     ),
     pytest.param(

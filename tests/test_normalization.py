@@ -70,7 +70,7 @@ def test_log_of_values_at_or_below_minus_one_is_an_error_naming_the_feature(tmp_
     with pytest.raises(
         InputError,
         match=r"INPUTS/Jets/pt: expected values above -1 for the log option \(x -> log\(x \+ 1\)\), "
-        r"got -2 in event 3 \(2 such value\(s\) in events 0\.\.5\)",
+        r"got 2 values at or below -1 \(first: event 3, value -2\.0\)",
     ):
         statistics(write_h5(tmp_path / "neg.h5", arrays))
 

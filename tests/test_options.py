@@ -277,7 +277,8 @@ def test_keys_without_effect_are_decided_from_effective_values_not_defaults():
         ),
         (
             {"dataset_mode": "stream"},
-            "dataset_mode: expected one of auto, memory, streaming, got 'stream' (did you mean 'streaming'?)",
+            "dataset_mode: expected one of auto, memory, streaming, device, "
+            "got 'stream' (did you mean 'streaming'?)",
         ),
         ({"decoding": "optimal"}, "decoding: expected one of greedy, exact, got 'optimal'"),
         (

@@ -111,7 +111,7 @@ def test_predict_refuses_to_overwrite_its_input(ttbar, tmp_path, capsys):
     shutil.copyfile(data, copy)
     before = copy.read_bytes()
     assert predict_cli.main([str(run_dir), str(copy), str(tmp_path / "." / "input.h5")]) == 2
-    assert "different from the input file" in capsys.readouterr().err
+    assert "different from the command's inputs" in capsys.readouterr().err
     assert copy.read_bytes() == before
 
 

@@ -178,6 +178,9 @@ def test_resume_after_ctrl_c_reaches_the_same_weights_as_an_uninterrupted_run(
     assert not (run / "checkpoints" / "interrupted.ckpt").exists()  # superseded by last.ckpt
     assert [row["epoch"] for row in read_metrics(run)] == ["0", "1"]
     _same_weights(resumed.last_checkpoint, workspace["straight"].last_checkpoint)
+    # The interrupted epoch's training means cover its batches before and after the stop.
+    for mine, straight in zip(read_metrics(run), read_metrics(workspace["straight"].run_dir), strict=True):
+        assert float(mine["train/total_loss"]) == pytest.approx(float(straight["train/total_loss"]), rel=1e-5)
 
 
 def test_resume_after_sigkill_continues_from_the_last_completed_epoch(

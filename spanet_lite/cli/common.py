@@ -1,13 +1,17 @@
 """What every console script shares: one-line errors and exit codes.
 
 Exit codes: 0 success, 1 "ran, but found problems" (e.g. ``spanet-inspect``), 2 bad input
-(an :class:`InputError`, bad arguments, a command not yet available), 130 interrupted.
+(an :class:`InputError`, bad arguments, a command not yet available), 74 an operating-system
+failure while working (a full disk, a read-only file system; sysexits' EX_IOERR), 130
+interrupted (Ctrl-C), 143 terminated (SIGTERM, e.g. a batch system's pre-emption).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -21,7 +25,18 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_INPUT_ERROR = 2
+EXIT_OS_ERROR = 74
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class Terminated(BaseException):
+    """SIGTERM (outside training, which saves a checkpoint first): unwinds like Ctrl-C, so that
+    every ``finally`` runs and no temporary file is left behind."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def error_line(program: str, message: str) -> None:
@@ -44,14 +59,28 @@ def _one_line_warnings(program: str) -> None:
 def run_cli(program: str, body: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
     """Run ``body(argv)``, turning user-input errors into one line and exit 2."""
     _one_line_warnings(program)
+    previous = None
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return body(argv)
+    except Terminated:
+        error_line(program, "terminated (SIGTERM)")
+        return EXIT_TERMINATED
     except InputError as error:
         error_line(program, str(error))
         return EXIT_INPUT_ERROR
     except KeyboardInterrupt:
         error_line(program, "interrupted")
         return EXIT_INTERRUPTED
+    except OSError as error:
+        from spanet_lite.outputs import describe_os_error
+
+        error_line(program, describe_os_error(error))
+        return EXIT_OS_ERROR
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from spanet_lite.cli.common import EXIT_OK, run_cli
+from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
 
 PROGRAM = "spanet-export"
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="SPANet's flag; accepted, the graph is traced on the CPU (same graph)")
     parser.add_argument("--copy-decoder", action="store_true",
                         help="also write onnx_decoder.py (numpy-only decoding) next to the model")
+    add_overwrite_argument(parser)
     return parser
 
 
@@ -55,7 +57,11 @@ def _body(argv: Sequence[str] | None) -> int:
     from spanet_lite.assignment import numpy_decoder
     from spanet_lite.evaluation.export import Convention, export_onnx, input_names, output_names
     from spanet_lite.evaluation.run import load_run
+    from spanet_lite.io import atomic_path
 
+    decoder = Path(args.output).with_name("onnx_decoder.py") if args.copy_decoder else None
+    check_outputs([output(args.output, "model.onnx"), output(decoder, "--copy-decoder")],
+                  inputs=[args.checkpoint], overwrite=args.overwrite)
     convention = Convention(args.input_log_transform, args.output_log_transform, args.output_embeddings)
     run = load_run(args.run_dir, checkpoint=args.checkpoint)
     path = export_onnx(run, args.output, opset=args.opset, convention=convention)
@@ -68,7 +74,8 @@ def _body(argv: Sequence[str] | None) -> int:
                       "--input-log-transform takes them raw")
     if args.copy_decoder:
         target = Path(path).with_name("onnx_decoder.py")
-        shutil.copyfile(numpy_decoder.__file__, target)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(numpy_decoder.__file__, tmp)
         console.print(f"  numpy decoder: {target}")
     return EXIT_OK
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from spanet_lite.cli.common import EXIT_OK, run_cli
 from spanet_lite.errors import InputError
+from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -41,15 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--event-file-output", type=Path, default=None, help="also write the matching event file here"
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_overwrite_argument(parser)
     parser.add_argument("--min-jets", type=int, default=None, help="selection: minimum accepted jets")
     parser.add_argument("--min-btags", type=int, default=None, help="selection: minimum b-tagged jets")
     parser.add_argument("--max-objects", type=int, default=None, help="padded width of the SEQUENTIAL input")
     parser.add_argument(
         "--signal-fraction",
         type=float,
-        default=0.5,
-        help="ttH_semilep: fraction of ttH among generated candidates (before selection)",
+        default=None,
+        help="ttH_semilep: ttH share; fast backend: among candidates before selection (default "
+             "0.2: about half of the selected events, the tt + bb background being accepted less "
+             "often), Pythia backend: among selected events (default 0.5)",
     )
     parser.add_argument(
         "--set",
@@ -93,21 +96,13 @@ def _overrides(items: list[str]) -> dict[str, float | int]:
     return changes
 
 
-def _check_output(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise InputError(
-            path, "", "a path that does not exist yet (pass --overwrite to replace it)", "an existing file"
-        )
-    if path.exists() and path.is_dir():
-        raise InputError(path, "", "a file path", "a directory")
-
-
 def _body(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from rich.console import Console
 
     from spanet_lite.io import atomic_write_text
     from spanet_lite.physics.generator import PROCESSES, PhysicsConfig, Selection, write_file
+    from spanet_lite.physics.generator.engine import SIGNAL_FRACTION
 
     if args.events < 1:
         raise InputError(None, "--events", "a positive number of events", str(args.events))
@@ -123,7 +118,7 @@ def _body(argv: Sequence[str] | None) -> int:
                 "a non-negative number" if flag != "--chunk-size" else "a positive number",
                 str(value),
             )
-    if not 0.0 <= args.signal_fraction <= 1.0:
+    if args.signal_fraction is not None and not 0.0 <= args.signal_fraction <= 1.0:
         raise InputError(None, "--signal-fraction", "a fraction between 0 and 1", str(args.signal_fraction))
     process = PROCESSES[args.process]
     minimum_width = max(process.selection.min_jets, 1) + (1 if process.has_lepton else 0)
@@ -141,9 +136,14 @@ def _body(argv: Sequence[str] | None) -> int:
         min_btags=default.min_btags if args.min_btags is None else args.min_btags,
         leptons=default.leptons,
     )
-    _check_output(args.output, args.overwrite)
-    if args.event_file_output is not None:
-        _check_output(args.event_file_output, args.overwrite)
+    width = args.max_objects or process.max_objects
+    jet_slots = width - (1 if process.has_lepton else 0)
+    for flag, value in (("--min-jets", selection.min_jets), ("--min-btags", selection.min_btags)):
+        if value > jet_slots:
+            raise InputError(None, flag, f"at most {jet_slots}, the jet slots of --max-objects {width} "
+                             "(every event would be cut to fewer jets)", str(value))
+    check_outputs([output(args.output, "--output"), output(args.event_file_output, "--event-file-output")],
+                  overwrite=args.overwrite)
 
     console = Console(stderr=True)
     show_progress = not args.quiet and console.is_terminal
@@ -173,7 +173,7 @@ def _body(argv: Sequence[str] | None) -> int:
             config=config,
             selection=selection,
             max_objects=args.max_objects,
-            signal_fraction=args.signal_fraction,
+            signal_fraction=SIGNAL_FRACTION if args.signal_fraction is None else args.signal_fraction,
             chunk_size=args.chunk_size,
             overwrite=args.overwrite,
         )

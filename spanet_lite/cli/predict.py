@@ -20,6 +20,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from spanet_lite import outputs
 from spanet_lite.cli.common import EXIT_OK, add_network_arguments, autocast, load_network, run_cli
 from spanet_lite.config.options import DECODINGS
 
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--output_vectors", "--embeddings", dest="embeddings", action="store_true",
                         help="also write the EMBEDDINGS group (event, particle and product vectors)")
     add_network_arguments(parser)
+    outputs.add_overwrite_argument(parser)
     return parser
 
 
@@ -82,10 +84,8 @@ def _body(argv: Sequence[str] | None) -> int:
     if not given_input:
         raise InputError(None, "-tf", "a file to predict (the run has no testing_file)", "none given")
     input_file, output_file = Path(given_input), Path(output)
-    if input_file.resolve() == output_file.resolve() or (
-        output_file.exists() and input_file.exists() and input_file.samefile(output_file)
-    ):
-        raise InputError(output_file, "", "an output path different from the input file", "the input file")
+    outputs.check_outputs([outputs.output(output_file, "OUT.h5")], inputs=[input_file, args.checkpoint],
+                          overwrite=args.overwrite)
     with autocast(args, run):
         count = write_predictions(
             run, input_file, output_file, batch_size=args.batch_size, threshold=args.threshold,

@@ -8,7 +8,10 @@ tables first (per event type ``*t``, ``0t``, ``1t``... by jet multiplicity, SPAN
 and definitions: :func:`~spanet_lite.evaluation.metrics.spanet_tables`), then rich tables:
 event purity and the purity tables by number of jets and of reconstructable particles,
 per-particle efficiency/purity and detection quality, regressions (with the analytic
-neutrino baseline where it applies) and classifications. ``--json`` writes every number,
+neutrino baseline where it applies) and classifications. Where the event file's
+``SPANET_LITE`` section or ``--masses FILE`` gives particle masses, the chi-square
+assignment baseline is shown next to the network in the purity tables. ``--json`` writes
+every number,
 with the headline ``event_purity`` at the top level; ``--plots`` writes PNG figures.
 
 Exit codes: 0 done, 2 bad input (one line on stderr), 130 interrupted.
@@ -22,6 +25,7 @@ from collections.abc import Sequence
 
 from spanet_lite.cli.common import EXIT_OK, add_network_arguments, autocast, load_network, run_cli
 from spanet_lite.config.options import DECODINGS
+from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
 
 PROGRAM = "spanet-test"
 
@@ -45,14 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--decoding", choices=DECODINGS, help="decoding mode (default: the run's)")
     parser.add_argument("--threshold", type=float, metavar="P",
                         help="detection threshold for the 'with detection' numbers (default: the run's)")
+    parser.add_argument("--masses", metavar="FILE.yaml",
+                        help="particle masses for the chi-square baseline, e.g. 't1: {all: 172.5 +- 20, "
+                             "q1 q2: 80.4 +- 10}' (default: the event file's SPANET_LITE section)")
     add_network_arguments(parser)
+    add_overwrite_argument(parser)
     return parser
 
 
 def _body(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     import json
-    from pathlib import Path
 
     from rich.console import Console
 
@@ -77,9 +84,18 @@ def _body(argv: Sequence[str] | None) -> int:
     if not test_file:
         raise InputError(None, "-tf/--testing-file", "a labelled HDF5 file to test on", "none given")
     warn_if_training_file(run, test_file)
+    inputs = [test_file, run.checkpoint, *([args.masses] if args.masses else [])]
+    check_outputs([output(args.json, "--json"), output(args.plots, "--plots", directory=True)],
+                  inputs=inputs, overwrite=args.overwrite)
+    masses = None
+    if args.masses:
+        from spanet_lite.config.masses import load_masses_file
+
+        masses = load_masses_file(args.masses, {p.name: p.product_names for p in run.spec.particles})
     with autocast(args, run):
         evaluation = evaluate_file(
-            run, test_file, batch_size=args.batch_size, progress=sys.stderr.isatty(), lines=args.lines
+            run, test_file, batch_size=args.batch_size, progress=sys.stderr.isatty(), lines=args.lines,
+            masses=masses,
         )
     console = Console()
     render(evaluation.metrics, console, latex=args.latex)
@@ -89,8 +105,10 @@ def _body(argv: Sequence[str] | None) -> int:
         console.print(f"numbers written to {args.json}")
     if args.plots:
         from spanet_lite.evaluation.plots import write_all
+        from spanet_lite.io import atomic_directory
 
-        written = write_all(evaluation, run.spec, run.directory, Path(args.plots))
+        with atomic_directory(args.plots) as folder:
+            written = write_all(evaluation, run.spec, run.directory, folder)
         console.print(f"{len(written)} plots written to {args.plots}: {', '.join(p.name for p in written)}")
     return EXIT_OK
 

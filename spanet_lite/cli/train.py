@@ -10,7 +10,9 @@ equivalent (``-ts`` is ignored with a warning, ``--profile`` is refused). Prefix
 flags are not accepted (``-e`` is ``--epochs``, never an abbreviation of ``-ef``).
 
 Exit codes: 0 finished (or stopped by --time-limit, resumable), 2 bad input (one line, before
-anything is written), 130 interrupted by Ctrl-C (a resumable checkpoint was saved).
+anything is written), 74 an OS failure such as a full disk (one line; the run directory is marked
+INCOMPLETE), 128 + N stopped by signal N with a resumable checkpoint saved: 130 Ctrl-C, 143
+SIGTERM, 138 SIGUSR1 (see docs/training.md for batch systems).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from spanet_lite.cli.common import EXIT_INPUT_ERROR, EXIT_INTERRUPTED, EXIT_OK, run_cli
+from spanet_lite.cli.common import EXIT_INPUT_ERROR, EXIT_OK, run_cli
 
 PROGRAM = "spanet-train"
 
@@ -215,8 +217,8 @@ def _body(argv: Sequence[str] | None) -> int:
         freeze_state_dict=args.freeze_state_dict,
         allow_unknown_keys=args.allow_unknown_keys,
     )
-    if result.stopped == "interrupted":
-        return EXIT_INTERRUPTED
+    if result.signal_number is not None:  # 130 Ctrl-C, 143 SIGTERM, 138 SIGUSR1: never a success
+        return 128 + int(result.signal_number)
     return EXIT_OK
 
 

@@ -1,4 +1,4 @@
-"""Read a SPANet event file (YAML, FORMATS.md section 1) into an :class:`EventSpec`.
+"""Read a SPANet event file (YAML, docs/formats.md section 1) into an :class:`EventSpec`.
 
 Validation happens here, once: every problem is an :class:`InputError` naming the file,
 the place inside it with its YAML line (``PERMUTATIONS.ht[0] (line 12)``), what was
@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from spanet_lite.config import masses as masses_config
 from spanet_lite.config.event_spec import (
     FEATURE_OPTIONS,
     EventSpec,
@@ -33,7 +34,7 @@ from spanet_lite.config.yaml_lines import YamlDocument, YamlPath, format_path, l
 from spanet_lite.errors import InputError
 from spanet_lite.io import read_user_text
 
-SECTIONS = ("INPUTS", "EVENT", "PERMUTATIONS", "REGRESSIONS", "CLASSIFICATIONS")
+SECTIONS = ("INPUTS", "EVENT", "PERMUTATIONS", "REGRESSIONS", "CLASSIFICATIONS", masses_config.SECTION)
 INPUT_KINDS = ("SEQUENTIAL", "GLOBAL")
 
 
@@ -89,6 +90,9 @@ class _EventFileParser:
             regressions=tuple(regressions),  # type: ignore[arg-type]
             classifications=tuple(classifications),  # type: ignore[arg-type]
             source=self.doc.source,
+            masses=masses_config.parse_spanet_lite_section(
+                self.doc, data.get(masses_config.SECTION), {p.name: p.product_names for p in particles}
+            ),
         )
         check_symmetric_declarations(self.doc, spec)
         return spec

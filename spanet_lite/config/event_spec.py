@@ -1,6 +1,6 @@
 """The event topology: what the detector sees and which particles decay into which objects.
 
-``load_event_spec(path)`` reads a SPANet event file (FORMATS.md section 1) into frozen
+``load_event_spec(path)`` reads a SPANet event file (docs/formats.md section 1) into frozen
 dataclasses. Everything downstream (dataset, network, losses, evaluation) reads the
 topology from an :class:`EventSpec` and never from the YAML.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from spanet_lite.config.masses import MassConstraint
 from spanet_lite.config.symmetry import PermutationGroup
 
 FEATURE_OPTIONS = ("none", "log", "normalize", "log_normalize")
@@ -127,6 +128,9 @@ class EventSpec:
     regressions: tuple[RegressionTarget, ...] = ()
     classifications: tuple[ClassificationTarget, ...] = ()
     source: str | None = field(default=None, compare=False)
+    #: Masses from the spanet_lite-only ``SPANET_LITE`` section (chi-square baseline; see
+    #: config.masses). Not part of the topology, so two specs that differ only here are equal.
+    masses: tuple[MassConstraint, ...] = field(default=(), compare=False)
 
     @property
     def inputs(self) -> tuple[InputSpec, ...]:

@@ -23,7 +23,7 @@ from typing import Any
 # SPANet also accepts "None"; its code then combines as "min" (the loader maps it so).
 COMBINE_PAIR_LOSSES = ("min", "softmin", "mean")
 ACTIVATIONS = ("relu", "gelu", "silu", "elu", "tanh", "leaky_relu", "selu")
-DATASET_MODES = ("auto", "memory", "streaming")
+DATASET_MODES = ("auto", "memory", "streaming", "device")
 DECODINGS = ("greedy", "exact")
 # Lightning's precision spellings (``Trainer(precision=...)``).
 PRECISIONS = (
@@ -115,7 +115,7 @@ class Options:
     num_dataloader_workers: int = 4
     mask_sequence_vectors: bool = True
     drop_invalid_events: bool = False  # spanet_lite: drop events with NaN/inf features instead of failing
-    dataset_mode: str = "auto"  # spanet_lite: auto | memory | streaming
+    dataset_mode: str = "auto"  # spanet_lite: auto | memory | streaming | device
     event_weight_dataset: str = "WEIGHTS/EVENT/weight"  # spanet_lite: optional per-event physics weight
 
     # ---- loss
@@ -152,6 +152,7 @@ class Options:
     precision: str = "32-true"
     detection_threshold: float = 0.5
     decoding: str = "greedy"  # greedy | exact
+    compile: bool = False  # spanet_lite: torch.compile the network on CUDA (default: to be measured on GPU)
 
     # Keys the user set explicitly (filled by the loader; not an option itself).
     explicit: frozenset[str] = field(default_factory=frozenset, repr=False, compare=False)
@@ -196,6 +197,7 @@ SPANET_KEYS: frozenset[str] = frozenset(
         "precision",
         "detection_threshold",
         "decoding",
+        "compile",
     }
 )
 """Every key of SPANet's ``spanet/options.py``; the other fields are spanet_lite's own."""
@@ -260,7 +262,7 @@ def without_effect_summary(options: Options) -> str | None:
     return f"SPANet options without effect here (built instead in parentheses): {named}"
 
 
-# How the options table groups keys (FORMATS.md section 3, plus our own "run" group).
+# How the options table groups keys (docs/formats.md section 3, plus our own "run" group).
 OPTION_GROUPS: dict[str, tuple[str, ...]] = {
     "files": PATH_KEYS,
     "sizes": (
@@ -336,5 +338,5 @@ OPTION_GROUPS: dict[str, tuple[str, ...]] = {
         "verbose_output",
     ),
     "bookkeeping": ("usable_gpus", "trial_time", "trial_output_dir"),
-    "run": ("seed", "precision", "detection_threshold", "decoding"),
+    "run": ("seed", "precision", "detection_threshold", "decoding", "compile"),
 }

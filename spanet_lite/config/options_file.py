@@ -71,6 +71,8 @@ def parse_options_text(text: str, source: str = "<options>", *, allow_unknown_ke
     except json.JSONDecodeError as error:
         where = f"line {error.lineno}, column {error.colno}"
         raise InputError(source, where, "valid JSON", f"a syntax error: {error.msg}") from None
+    except RecursionError:  # hostile input: thousands of nested brackets
+        raise InputError(source, "", "an options object", "JSON nested too deeply to read") from None
     return parse_options(data, source, lines, allow_unknown_keys=allow_unknown_keys)
 
 

@@ -1,6 +1,6 @@
 """The resolved options as a rich table, so a user sees what a run will really use.
 
-Rows are grouped as in FORMATS.md section 3 (files, sizes, depth, blocks, data, loss,
+Rows are grouped as in docs/formats.md section 3 (files, sizes, depth, blocks, data, loss,
 optimisation) plus SPANet's bookkeeping and our ``run`` group. Values that differ from the
 default (SPANet's, for SPANet keys) are highlighted; the note column says where they came
 from (``(command line)`` for overrides, otherwise the default they replace), marks our own

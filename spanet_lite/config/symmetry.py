@@ -4,7 +4,7 @@ A group acts on a list of names (a particle's products, or the event's particles
 Each element is stored as a tuple ``perm`` of positions: applying it to a sequence
 ``x`` gives ``[x[perm[0]], x[perm[1]], ...]``. The identity comes first.
 
-Two ways to write generators (FORMATS.md section 1):
+Two ways to write generators (docs/formats.md section 1):
 
 * a flat list ``[a, b, c]`` is the complete symmetric group on those names;
 * a list of lists ``[[a, b], [c, d]]`` is one generator in disjoint-cycle notation.

@@ -19,6 +19,9 @@ from spanet_lite.config.suggest import describe
 from spanet_lite.errors import InputError
 
 YamlPath = tuple[Any, ...]
+MAX_VALUES = 100_000
+"""Values a document may hold after expanding its aliases; event files hold a few hundred.
+Nested aliases ("billion laughs") would otherwise expand without bound."""
 NOT_GIVEN: Any = object()  # marks "no value to report" (None itself is reported as "nothing")
 
 
@@ -60,11 +63,13 @@ class YamlDocument:
 def load_yaml_with_lines(text: str, source: str) -> YamlDocument:
     """Parse ``text`` (one YAML document) into a :class:`YamlDocument`.
 
-    Raises :class:`InputError` for syntax errors (with line and column) and for a key
-    written twice in one mapping (naming both lines).
+    Raises :class:`InputError` for syntax errors (with line and column), characters YAML does
+    not allow (NUL and other control characters), a key written twice in one mapping (naming
+    both lines) and aliases that expand to more than :data:`MAX_VALUES` values.
     """
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         if node is None:
             return YamlDocument(None, {}, source)
@@ -78,6 +83,13 @@ def load_yaml_with_lines(text: str, source: str) -> YamlDocument:
         if error.problem and error.context and error.context_mark is not None:
             problem += f" ({error.context} started at line {error.context_mark.line + 1})"
         raise InputError(source, where, "valid YAML", f"a syntax error: {problem}") from None
+    except yaml.reader.ReaderError as error:
+        line = text.count("\n", 0, max(error.position, 0)) + 1
+        character = error.character if isinstance(error.character, str) else chr(error.character)
+        raise InputError(
+            source, f"line {line}", "printable text (YAML allows no control characters)",
+            f"the character {character!a}",
+        ) from None
     except yaml.YAMLError as error:
         raise InputError(source, "", "valid YAML", str(error).splitlines()[0]) from None
     except RecursionError:
@@ -85,7 +97,8 @@ def load_yaml_with_lines(text: str, source: str) -> YamlDocument:
             source, "", "YAML without self-referencing aliases", "a recursive structure"
         ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 class _Builder:
@@ -95,8 +108,16 @@ class _Builder:
         self.loader = loader
         self.source = source
         self.lines = lines
+        self.values = 0
 
     def build(self, node: yaml.Node, path: YamlPath) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise InputError(
+                self.source, format_path(path) or "",
+                f"at most {MAX_VALUES:,} values after expanding aliases (*name)",
+                "more (nested aliases?)",
+            )
         if isinstance(node, yaml.SequenceNode):
             items = []
             for index, child in enumerate(node.value):

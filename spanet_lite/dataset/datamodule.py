@@ -58,10 +58,11 @@ from spanet_lite.dataset.dataset import (
     iter_blocks,
     materialize,
 )
+from spanet_lite.dataset.device import DeviceDataset, DeviceLoader, bucket_for, fits_on_device, presize
 from spanet_lite.dataset.normalization import compute_statistics
 from spanet_lite.dataset.reader import EventBlock, FileLayout, resolve_layout
 from spanet_lite.dataset.statistics import DatasetStatistics
-from spanet_lite.errors import InputError
+from spanet_lite.errors import InputError, SpanetWarning
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,9 @@ warnings.filterwarnings(
 )
 
 MEMORY_FRACTION = 0.5
-"""``dataset_mode: auto`` reads a split into memory when its arrays need less than this
-fraction of the available memory, and streams it otherwise."""
+"""``dataset_mode: auto`` keeps the data on the GPU when CUDA is available and it fits
+(:func:`~spanet_lite.dataset.device.fits_on_device`); otherwise it reads a split into memory
+when its arrays need less than this fraction of the available memory, and streams it."""
 
 
 @dataclass
@@ -96,7 +98,7 @@ class SplitData:
     layout: FileLayout
     rows: np.ndarray
     """Sorted file rows of this rank's events."""
-    dataset: InMemoryDataset | StreamingDataset
+    dataset: InMemoryDataset | StreamingDataset | DeviceDataset
 
 
 def starting_epoch(trainer: Any) -> int | None:
@@ -141,6 +143,12 @@ class SpanetDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------ setup
 
     def setup(self, stage: str | None = None) -> None:
+        self._warnings: list[str] = []
+        self._setup_stages(stage)
+        for message in dict.fromkeys(self._warnings):
+            warnings.warn(message, SpanetWarning, stacklevel=2)
+
+    def _setup_stages(self, stage: str | None) -> None:
         rank, world = self._distributed()
         if stage in (None, "fit", "validate") and "train" not in self.splits:
             self._setup_fit(rank, world)
@@ -212,7 +220,7 @@ class SpanetDataModule(L.LightningDataModule):
         self.mode = self._choose_mode(len(train_share) + len(val_share), train_facts.layout.max_objects)
 
         train_block = None
-        if self.mode == "memory":
+        if self.mode in ("memory", "device"):
             train_block = self._load(self.training_file, train_facts.layout, train_share)
         if self.statistics is None:
             self.statistics = self._compute_statistics(
@@ -231,13 +239,24 @@ class SpanetDataModule(L.LightningDataModule):
             tables=tables,
             seed=seed,
             rank=rank,
+            device=self.mode == "device",
+        )
+        val_block = (
+            self._load(val_path, val_facts.layout, val_share) if self.mode in ("memory", "device") else None
         )
         note = self._worker_note(self.splits["train"].dataset)
         if note:
             self.notes.append(note)
-        val_block = self._load(val_path, val_facts.layout, val_share) if self.mode == "memory" else None
         self.splits["val"] = self._make_split(
-            val_facts.layout, val_share, val_block, per_rank, shuffle=False, tables=None, seed=seed, rank=rank
+            val_facts.layout,
+            val_share,
+            val_block,
+            per_rank,
+            shuffle=False,
+            tables=None,
+            seed=seed,
+            rank=rank,
+            device=self.mode == "device",
         )
 
     def _setup_test(self, rank: int, world: int) -> None:
@@ -264,7 +283,8 @@ class SpanetDataModule(L.LightningDataModule):
                 f"at least one testing event per process ({world} processes)",
                 f"{len(rows)} events",
             )
-        mode = self._choose_mode(len(share), facts.layout.max_objects)
+        # Testing goes through the host loaders (evaluation reads its batches there).
+        mode = self._choose_mode(len(share), facts.layout.max_objects).replace("device", "memory")
         self.mode = self.mode or mode
         block = self._load(self.testing_file, facts.layout, share) if mode == "memory" else None
         self.splits["test"] = self._make_split(
@@ -294,6 +314,9 @@ class SpanetDataModule(L.LightningDataModule):
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         if isinstance(batch, Batch):
+            if torch.device(device).type != "cpu":  # widths read on the host, cut on the device
+                order = [s.name for s in self.spec.sequential]
+                return presize(batch, order, bucket_for(device), device)
             return batch.to(device, non_blocking=True)
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
@@ -302,10 +325,12 @@ class SpanetDataModule(L.LightningDataModule):
         write predictions back next to the events they belong to."""
         return self.splits[split].rows
 
-    def _loader(self, split: str) -> EpochDataLoader:
+    def _loader(self, split: str) -> EpochDataLoader | DeviceLoader:
         if split not in self.splits:
             raise RuntimeError(f"SpanetDataModule.setup() has not prepared the {split} split")
         dataset = self.splits[split].dataset
+        if isinstance(dataset, DeviceDataset):
+            return DeviceLoader(dataset, epoch_fn=self._trainer_epoch, device_fn=self._trainer_device)
         workers = 0
         if isinstance(dataset, StreamingDataset):
             workers = usable_workers(self.options.num_dataloader_workers, "streaming", dataset.num_blocks)
@@ -318,6 +343,10 @@ class SpanetDataModule(L.LightningDataModule):
 
     def _trainer_epoch(self) -> int | None:
         return starting_epoch(getattr(self, "trainer", None))
+
+    def _trainer_device(self) -> torch.device | None:
+        trainer = getattr(self, "trainer", None)
+        return None if trainer is None else trainer.strategy.root_device
 
     # ------------------------------------------------------------------ helpers
 
@@ -362,6 +391,8 @@ class SpanetDataModule(L.LightningDataModule):
             path, self.spec, event_weight_dataset=self.options.event_weight_dataset, progress=True
         )
         _raise_first_error(report, allow_nonfinite=self.options.drop_invalid_events)
+        # The warnings spanet-inspect shows for the same file, printed once setup found no error.
+        self._warnings += [f"{path}: {p.where}: {p.message}" for p in report.problems if p.level == "warning"]
         with schema.open_h5(path) as file:
             layout = resolve_layout(file, self.spec, path, self.options.event_weight_dataset)
             if layout.num_events == 0:
@@ -471,9 +502,11 @@ class SpanetDataModule(L.LightningDataModule):
 
     def _choose_mode(self, events: int, max_objects: dict[str, int]) -> str:
         mode = self.options.dataset_mode
-        if mode in ("memory", "streaming"):
+        if mode in ("memory", "streaming", "device"):
             return mode
         need = events * _bytes_per_event(self.spec, max_objects)
+        if fits_on_device(need):
+            return "device"
         return "memory" if need < MEMORY_FRACTION * _available_memory() else "streaming"
 
     def _load(self, path: Path, layout: FileLayout, rows: np.ndarray) -> EventBlock:
@@ -527,9 +560,15 @@ class SpanetDataModule(L.LightningDataModule):
         tables: BalanceTables | None,
         seed: int,
         rank: int,
+        device: bool = False,
     ) -> SplitData:
-        dataset: InMemoryDataset | StreamingDataset
-        if block is not None:
+        dataset: InMemoryDataset | StreamingDataset | DeviceDataset
+        if block is not None and device:
+            block = apply_weights(block, self.spec, self.options, tables)
+            dataset = DeviceDataset(
+                block, self.spec, batch_size=batch_size, shuffle=shuffle, seed=seed, rank=rank
+            )
+        elif block is not None:
             block = apply_weights(block, self.spec, self.options, tables)
             dataset = InMemoryDataset(block, batch_size=batch_size, shuffle=shuffle, seed=seed, rank=rank)
         else:

@@ -1,6 +1,6 @@
 """What ``spanet-inspect`` shows: the HDF5 tree, and a validation report as tables or JSON.
 
-The tree printout keeps the format SPANet users know from the ttH guide (FORMATS.md section 2)::
+The tree printout keeps the format SPANet users know from the ttH guide (docs/formats.md section 2)::
 
     ============================================================
     | Structure for data/semi_leptonic_ttH/example.h5
@@ -126,7 +126,8 @@ def render_report(report: ValidationReport, console: Any) -> None:
         for column in ("level", "where", "message"):
             problems.add_column(column, overflow="fold")
         for problem in report.problems:
-            level = "[red]error[/red]" if problem.level == "error" else "[dim]info[/dim]"
+            level = {"error": "[red]error[/red]", "warning": "[yellow]warning[/yellow]"}.get(
+                problem.level, "[dim]info[/dim]")
             problems.add_row(level, problem.where or "(file)", problem.message)
         console.print(problems)
     errors = len(report.errors)

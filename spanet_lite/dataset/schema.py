@@ -1,6 +1,6 @@
 """The HDF5 layout an :class:`EventSpec` expects, and a chunked validator for it.
 
-Layout (FORMATS.md section 2), ``N`` events, ``W_i`` padded slots of SEQUENTIAL input ``i``::
+Layout (docs/formats.md section 2), ``N`` events, ``W_i`` padded slots of SEQUENTIAL input ``i``::
 
     INPUTS/<sequential>/MASK        bool   (N, W_i)   True = real object
     INPUTS/<sequential>/<feature>   float  (N, W_i)
@@ -33,6 +33,7 @@ import h5py
 import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.dataset.value_checks import ValueChecks
 from spanet_lite.errors import InputError
 
 DEFAULT_CHUNK_SIZE = 65536
@@ -65,7 +66,7 @@ class Problem:
     Error messages read ``expected X, got Y`` so that one can become an ``InputError`` as is.
     """
 
-    level: Literal["error", "info"]
+    level: Literal["error", "warning", "info"]
     where: str
     message: str
     code: str = field(default="", compare=False)
@@ -276,9 +277,10 @@ def validate_h5(
         report.summary = scan.summary()
     except OSError as error:
         raise InputError(source, "", "a readable HDF5 file", " ".join(str(error).split())) from None
-    # Content errors go after the structural ones, info notes last.
-    errors = [p for p in problems if p.level == "error"] + findings
-    report.problems = errors + [p for p in problems if p.level == "info"]
+    # Content errors go after the structural ones, then warnings, info notes last.
+    errors = [p for p in problems if p.level == "error"] + [p for p in findings if p.level == "error"]
+    report.problems = errors + [p for p in findings if p.level == "warning"] + [
+        p for p in problems if p.level == "info"]
     return report
 
 
@@ -502,6 +504,7 @@ class _ContentScan:
         self.classes: dict[str, dict[int, int]] = {t.key: {} for t in spec.classifications
                                                     if classification_path(t.key) in usable}
         self.missing_classes = dict.fromkeys(self.classes, 0)
+        self.values = ValueChecks(spec, self.tally)
 
     def tally(self, where: str, code: str, expected: str, got: str) -> _Tally:
         key = (where, expected, got)
@@ -521,7 +524,8 @@ class _ContentScan:
             starts = track(starts, description="validating", console=Console(stderr=True), transient=True)
         for start in starts:
             self.scan_chunk(start, min(start + chunk_size, self.num_events))
-        return [p for p in (t.problem() for t in self.tallies.values()) if p is not None]
+        found = [p for p in (t.problem() for t in self.tallies.values()) if p is not None]
+        return found + self.values.finish(self.objects, self.classes, self.num_events)
 
     def scan_chunk(self, start: int, stop: int) -> None:
         masks = {name: self.read(mask_path(name), start, stop).astype(bool, copy=False)
@@ -533,6 +537,7 @@ class _ContentScan:
         for path, expected in self.usable.items():
             if expected.role in ("feature", "global", "target_weight", "event_weight"):
                 self.check_finite(path, expected, start, stop, masks.get(expected.input or ""))
+        self.values.chunk(lambda path: self.read(path, start, stop), self.usable, masks, start)
         combined = np.concatenate([masks[s.name] for s in self.spec.sequential], axis=1) \
             if self.offsets is not None else None
         indices = {p: self.check_targets(p, start, stop, combined) for p in self.matched}
@@ -599,7 +604,7 @@ class _ContentScan:
         return result
 
     def check_repeats(self, indices: dict[str, np.ndarray], start: int) -> None:
-        """One object may be the decay product of at most one parton per event (FORMATS.md 2)."""
+        """One object may be the decay product of at most one parton per event (docs/formats.md section 2)."""
         if self.offsets is None:
             return
         names = list(indices)

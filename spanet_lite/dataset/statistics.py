@@ -4,7 +4,7 @@ Computed once from the training split (``spanet_lite.dataset.normalization``), s
 in the run directory as ``statistics.json`` and inside checkpoints, so validation,
 testing, prediction and export never need the training file.
 
-Feature transform, per feature of an input (FORMATS.md section 1): ``log`` maps
+Feature transform, per feature of an input (docs/formats.md section 1): ``log`` maps
 ``x -> log(x + 1)``; then ``(x - mean) / std``. Features without ``normalize`` have
 mean 0, std 1; zero-variance features have std 1. Padded slots are set to 0 after
 the transform.

@@ -11,6 +11,10 @@ are scored:
 * with the run's ``detection_threshold``: what ``spanet-predict`` writes; its particle
   purity and efficiency (``with_detection``) show what the detection head adds.
 
+When the event file (or ``spanet-test --masses``) gives particle masses, the chi-square
+assignment baseline (:mod:`~spanet_lite.evaluation.chisquare`) is scored with the same
+metrics and tables, under ``baseline/chi_square``.
+
 ``num_jets`` counts jets: real objects of the SEQUENTIAL inputs, leptons excluded by the rule
 of :mod:`~spanet_lite.assignment.jets`. Per-event weights (``event_weight_dataset``) enter
 every average.
@@ -18,6 +22,7 @@ every average.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +33,12 @@ import torch
 from spanet_lite.assignment.jets import count_jets, describe
 from spanet_lite.assignment.metrics import assignment_metrics, assignment_tables
 from spanet_lite.assignment.spanet_tables import spanet_tables
+from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.config.masses import MassConstraint
 from spanet_lite.dataset import reader, schema
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation import baseline as neutrino
+from spanet_lite.evaluation import chisquare
 from spanet_lite.evaluation import metrics as M
 from spanet_lite.evaluation.inference import Predictions, from_outputs, to_tensors, trimmed_forward
 from spanet_lite.evaluation.progress import progress_bar
@@ -56,6 +64,8 @@ class Evaluation:
     classifications: dict[str, np.ndarray]
     baseline: dict[str, np.ndarray] = field(default_factory=dict)
     baseline_note: str = ""
+    chi_square: dict[str, np.ndarray] = field(default_factory=dict)
+    chi_square_note: str = ""
     units: dict[str, str | None] = field(default_factory=dict)
     """Regression key -> physical unit where the file says (:mod:`~spanet_lite.evaluation.units`)."""
 
@@ -67,15 +77,26 @@ def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def evaluate_file(
-    run: TrainedRun, path: str | Path, *, batch_size: int = 1024, progress: bool = False, lines: int = 2
+    run: TrainedRun,
+    path: str | Path,
+    *,
+    batch_size: int = 1024,
+    progress: bool = False,
+    lines: int = 2,
+    masses: Sequence[MassConstraint] | None = None,
 ) -> Evaluation:
     """Stream ``path`` through ``run``'s network and compute every metric (see module doc).
 
-    ``lines``: rows ``== m`` ... of SPANet's tables (``spanet.test --lines``)."""
+    ``lines``: rows ``== m`` ... of SPANet's tables (``spanet.test --lines``). ``masses``:
+    constraints for the chi-square baseline (default: the event file's).
+    """
     spec, options = run.spec, run.options
     mode = options.decoding
     threshold = options.detection_threshold
     plan = neutrino.plan_baseline(spec)
+    constraints = tuple(spec.masses if masses is None else masses)
+    chi_reason = chisquare.missing_kinematics(spec) if constraints and spec.particles else "no masses given"
+    chi_parts: list[dict[str, np.ndarray]] = []
     with schema.open_h5(path) as file:
         report = schema.validate_h5(
             file, spec, source=str(path), event_weight_dataset=options.event_weight_dataset
@@ -109,6 +130,9 @@ def evaluate_file(
                 classes.append(block.classifications)
                 if plan.usable:
                     base.append(neutrino.compute_baseline(plan, spec, block.features, block.masks))
+                if chi_reason is None:
+                    kinematics = chisquare.object_kinematics(spec, block.features, block.masks)
+                    chi_parts.append(chisquare.chi_square_assign(spec, constraints, kinematics)[0])
                 advance(stop - start)
     evaluation = Evaluation(
         metrics={},
@@ -122,6 +146,11 @@ def evaluate_file(
         regressions=_concat(regressions),
         classifications=_concat(classes),
         baseline_note=plan.describe(),
+        chi_square=_concat(chi_parts),
+        chi_square_note=(
+            "chi-square baseline: " + "; ".join(c.describe() for c in constraints)
+            if chi_reason is None else f"chi-square baseline skipped: {chi_reason}"
+        ),
         units=units,
     )
     scale = 1.0
@@ -190,6 +219,8 @@ def compute_metrics(
             "used": bool(ev.baseline), "note": ev.baseline_note, "unit_divisor": unit_divisor
         }
         result["regression_units"] = {key: ev.units.get(key) for key in regression}
+    if spec.particles:
+        result.setdefault("baseline", {})["chi_square"] = _chi_square_metrics(spec, ev, lines)
     classification = {
         t.key: M.classification_metrics(
             ev.predictions.classifications[t.key], ev.classifications[t.key], weights=w
@@ -199,6 +230,30 @@ def compute_metrics(
     if classification:
         result["classification"] = classification
     return result
+
+
+def _chi_square_metrics(spec: EventSpec, ev: Evaluation, lines: int) -> dict[str, Any]:
+    """The chi-square baseline scored exactly like the network (``used`` false without masses)."""
+    if not ev.chi_square:
+        return {"used": False, "note": ev.chi_square_note}
+    w = ev.weights
+    assignment = assignment_metrics(
+        ev.chi_square, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
+    )
+    return {
+        "used": True,
+        "note": ev.chi_square_note,
+        "event_purity": assignment["event_purity"],
+        "event_purity_all": assignment["event_purity_all"],
+        "assignment": assignment,
+        "assignment_tables": assignment_tables(
+            ev.chi_square, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
+        ),
+        "spanet_tables": spanet_tables(
+            ev.chi_square, ev.targets, ev.target_masks, spec, ev.num_objects + len(spec.global_inputs),
+            lines=lines,
+        ),
+    }
 
 
 def json_ready(value: Any) -> Any:

@@ -40,6 +40,10 @@ def render(metrics: dict[str, Any], console: Console | None = None, *, latex: bo
             console.print(latex_text, highlight=False, markup=False, soft_wrap=True)
         else:
             _spanet_tables(metrics["spanet_tables"], console)
+            chi = metrics.get("baseline", {}).get("chi_square", {})
+            if chi.get("used") and chi.get("spanet_tables"):
+                console.print("The same tables for the chi-square baseline (masses: see below):")
+                _spanet_tables(chi["spanet_tables"], console)
     console.print(
         f"[bold]{metrics['file']}[/]: {metrics['num_events']:,} events "
         f"(sum of weights {metrics['sum_of_weights']:,.1f}), run {metrics['run']}"
@@ -121,24 +125,34 @@ def _assignment(metrics: dict[str, Any], console: Console) -> None:
         f"over events with any reconstructable particle {percent(metrics['event_purity_all'])} "
         f"(partial {percent(a['event_fraction/partial'])}, none {percent(a['event_fraction/none'])})"
     )
+    chi = _chi_square(metrics, console)
     tables = metrics["assignment_tables"]
-    for title, rows, label in (
-        ("Purity by number of jets", tables["by_jets"], "jets"),
-        ("Purity by number of reconstructable particles", tables["by_particles"], "particles"),
+    for title, key, label in (
+        ("Purity by number of jets", "by_jets", "jets"),
+        ("Purity by number of reconstructable particles", "by_particles", "particles"),
     ):
+        rows = tables[key]
+        chi_rows = chi["assignment_tables"][key] if chi else {}
         table = Table(title=title, title_justify="left")
         table.add_column(label, justify="right")
         table.add_column("events", justify="right")
         table.add_column("event purity", justify="right")
+        if chi:
+            table.add_column("χ² event purity", justify="right")
         for p in particles:
             table.add_column(f"{p} efficiency", justify="right")
+            if chi:
+                table.add_column(f"{p} χ²", justify="right")
+        # In the particle-count table the event purity is over that row's reconstructable particles.
+        event_key = "event_purity_all" if label == "particles" else "event_purity"
         for row, values in rows.items():
-            # In the particle-count table the event purity is over that row's reconstructable particles.
-            event = values["event_purity_all"] if label == "particles" else values["event_purity"]
-            table.add_row(
-                row, percent(values["proportion"]), percent(event),
-                *[percent(values[f"particle_efficiency/{p}"]) for p in particles],
-            )
+            other = chi_rows.get(row, {})
+            cells = [percent(values[event_key])] + ([percent(other.get(event_key))] if chi else [])
+            for p in particles:
+                cells.append(percent(values[f"particle_efficiency/{p}"]))
+                if chi:
+                    cells.append(percent(other.get(f"particle_efficiency/{p}")))
+            table.add_row(row, percent(values["proportion"]), *cells)
         console.print(table)
         if label == "jets" and "jet_count_rule" in metrics:
             console.print(f"[dim]{metrics['jet_count_rule']}[/]")
@@ -156,6 +170,22 @@ def _assignment(metrics: dict[str, Any], console: Console) -> None:
             percent(det["accuracy"]), fmt(det["ece"]),
         )
     console.print(table)
+
+
+def _chi_square(metrics: dict[str, Any], console: Console) -> dict[str, Any] | None:
+    """Print the chi-square baseline's headline; return its numbers when it ran."""
+    chi = metrics.get("baseline", {}).get("chi_square")
+    if not chi:
+        return None
+    if not chi["used"]:
+        console.print(f"[dim]{chi['note']}[/]")
+        return None
+    console.print(
+        f"χ² baseline event purity {percent(chi['event_purity'])} "
+        f"(over events with any reconstructable particle {percent(chi['event_purity_all'])}); "
+        f"[dim]{chi['note']}[/]"
+    )
+    return chi
 
 
 def _regression(metrics: dict[str, Any], console: Console) -> None:

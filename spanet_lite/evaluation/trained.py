@@ -19,7 +19,9 @@ from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options import Options
 from spanet_lite.dataset.statistics import DatasetStatistics
+from spanet_lite.devices import check_device, device_failure
 from spanet_lite.errors import InputError
+from spanet_lite.io import read_user_text
 
 CHECKPOINT_NAMES = ("best.ckpt", "last.ckpt")
 
@@ -46,12 +48,14 @@ class TrainedRun:
 
 
 def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise InputError(path, "", "a file written by spanet-train", "no such file")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(path, "", "a file written by spanet-train", "no such file") from None
+        return json.loads(read_user_text(path, "run file", "JSON"))
     except json.JSONDecodeError as error:
         raise InputError(path, f"line {error.lineno}", "valid JSON", error.msg) from None
+    except RecursionError:
+        raise InputError(path, "", "a file written by spanet-train", "JSON nested too deeply") from None
 
 
 def find_checkpoint(directory: Path) -> Path:
@@ -78,7 +82,7 @@ def load_trained(
     event_file = directory / "event_file.yaml"
     if not event_file.is_file():
         raise InputError(event_file, "", "the event file copied by spanet-train", "no such file")
-    spec = parse_event_spec(event_file.read_text(encoding="utf-8"), source=str(event_file))
+    spec = parse_event_spec(read_user_text(event_file, "event file", "YAML"), source=str(event_file))
     options = Options.from_dict(_read_json(directory / "options.json"))
     statistics = DatasetStatistics.from_dict(_read_json(directory / "statistics.json"))
     path = Path(checkpoint) if checkpoint is not None else find_checkpoint(directory)
@@ -98,5 +102,12 @@ def load_trained(
     if missing or unexpected:
         detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
         raise InputError(path, "state_dict", "weights matching the run's event file and options", detail)
-    network.eval().to(device)
+    target = check_device(device)
+    try:
+        network.eval().to(target)
+    except RuntimeError as error:  # busy, out of memory or lost: the driver's words, on one line
+        failure = device_failure(error)
+        if failure is None:
+            raise
+        raise InputError(None, "--device", f"a usable {target.type} device", failure) from None
     return TrainedRun(directory, spec, options, statistics, network, path)

@@ -61,6 +61,7 @@ class SymmetricTensorAttention(nn.Module):
         self.allowed_inputs = allowed
         self._cache: dict[tuple, tuple[Tensor, Tensor | None]] = {}
 
+    @torch.compiler.disable  # built eagerly, once per layout; compiled graphs only read the cache
     def static_tables(self, widths: tuple[int, ...], device: torch.device) -> tuple[Tensor, Tensor | None]:
         """(N^k,) bool: tuples valid before looking at padding; (N^k,) orbit representative or None.
 

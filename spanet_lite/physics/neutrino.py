@@ -208,3 +208,30 @@ def neutrino_pz_roots(
     """Both roots ``(pz_plus, pz_minus, is_complex)``; equal (the pT-scaled solution) where complex."""
     solution = solve_neutrino(lepton_px, lepton_py, lepton_pz, lepton_e, met_x, met_y, w_mass)
     return solution.pz_plus, solution.pz_minus, solution.is_complex
+
+
+#: Features of the ``Met`` GLOBAL input that carry the analytic solution (bundled semi-leptonic files).
+ANALYTIC_FEATURES = ("nu_pz", "nu_pz_other")
+
+
+def analytic_features(
+    lepton_pt: Any, lepton_eta: Any, lepton_phi: Any, lepton_mass: Any, met_x: Any, met_y: Any
+) -> dict[str, np.ndarray]:
+    """The two W-mass roots as network inputs, from reconstructed quantities only (GeV).
+
+    ``nu_pz`` is the smaller-|pz| root (what the analytic baseline reports), ``nu_pz_other``
+    the other one (equal to it where the discriminant was negative). Given both, a network can
+    learn when the other root is the right one (e.g. from m(l nu b)) and so beat the formula
+    instead of having to rediscover the quadratic from 10,000 events.
+    """
+    pt = np.asarray(lepton_pt, dtype=np.float64)
+    px, py = pt * np.cos(lepton_phi), pt * np.sin(lepton_phi)
+    pz = pt * np.sinh(np.asarray(lepton_eta, dtype=np.float64))
+    e = np.sqrt(px**2 + py**2 + pz**2 + np.asarray(lepton_mass, dtype=np.float64) ** 2)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        solution = solve_neutrino(px, py, pz, e, met_x, met_y)
+        smaller = np.abs(solution.pz_plus) <= np.abs(solution.pz_minus)
+        chosen = np.where(smaller, solution.pz_plus, solution.pz_minus)
+        other = np.where(smaller, solution.pz_minus, solution.pz_plus)
+    valid = pt > 0
+    return {"nu_pz": np.where(valid, chosen, 0.0), "nu_pz_other": np.where(valid, other, 0.0)}

@@ -1,10 +1,15 @@
 """Stopping a run early without losing it: Ctrl-C, ``--time-limit``, and exact resumption.
 
-* :class:`StopController` turns the first Ctrl-C (SIGINT) or the end of the time budget into
-  a clean stop after the current batch: it writes ``checkpoints/interrupted.ckpt`` (weights,
-  optimiser, scheduler, loop counters) and ends ``fit`` by raising :class:`TrainingStopped`.
-  A second Ctrl-C aborts at once; the last end-of-epoch checkpoint is then the resume point,
-  as after a SIGKILL.
+* :class:`StopController` turns the first Ctrl-C (SIGINT), SIGTERM (what batch systems send
+  before killing a job) or SIGUSR1 (SLURM's ``--signal=USR1@T`` warning), or the end of the
+  time budget, into a clean stop after the current training batch: it writes
+  ``checkpoints/interrupted.ckpt`` (weights, optimiser, scheduler, loop counters, the partial
+  epoch's loss sums) and ends ``fit`` by raising :class:`TrainingStopped`; ``spanet-train``
+  then exits with 128 + the signal number (130, 143, 138), so a pre-empted job is never
+  recorded as a success. A second signal aborts at once (a second Ctrl-C raises
+  KeyboardInterrupt, a second SIGTERM/SIGUSR1 kills the process with that signal); the last
+  checkpoint is then the resume point, as after a SIGKILL. A signal that arrives during
+  validation stops the run at the next training batch.
 * :class:`ResumableLoader` makes the training data order a pure function of ``(seed, epoch)``
   and lets Lightning restore the position inside an epoch, so a run resumed from a
   mid-epoch checkpoint sees exactly the batches the uninterrupted run would have seen.
@@ -12,6 +17,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -29,13 +35,22 @@ from spanet_lite.dataset.datamodule import starting_epoch
 INTERRUPTED_CHECKPOINT = "interrupted.ckpt"
 
 
+STOP_SIGNALS: tuple[int, ...] = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1") if hasattr(signal, name)
+)
+"""The signals that stop a run cleanly (SIGUSR1 and SIGTERM do not exist on Windows)."""
+_REASONS = {"SIGINT": "interrupted", "SIGTERM": "terminated (SIGTERM)", "SIGUSR1": "pre-empted (SIGUSR1)"}
+
+
 class TrainingStopped(Exception):
     """Raised from a callback to end ``Trainer.fit`` after a resumable checkpoint was written."""
 
-    def __init__(self, reason: str, checkpoint: Path | None) -> None:
+    def __init__(self, reason: str, checkpoint: Path | None, signal_number: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.checkpoint = checkpoint
+        self.signal_number = signal_number
+        """The signal that asked for the stop (None for the time limit)."""
 
 
 def parse_time_limit(text: str | float | int | None) -> float | None:
@@ -83,34 +98,50 @@ class StopController(Callback):
         self.checkpoint_dir = checkpoint_dir
         self.time_limit = time_limit
         self.reason: str | None = None
+        self.signal_number: int | None = None
         self._started = time.monotonic() if started is None else started
-        self._previous_handler: Any = None
-        self._installed = False
+        self._previous: dict[int, Any] = {}
 
     def install_signal_handler(self) -> None:
-        """Take over SIGINT (main thread only) until :meth:`restore_signal_handler`.
+        """Take over :data:`STOP_SIGNALS` (main thread only) until :meth:`restore_signal_handler`.
 
         Called before ``Trainer.fit`` and undone after it: Lightning snapshots the signal
-        handlers when it starts and puts that snapshot back when it ends.
+        handlers when it starts and puts that snapshot back when it ends. Lightning puts its
+        own SIGTERM handler in place once fit starts (it ends fit with a bare ``SystemExit``,
+        exit status 0); :meth:`on_train_start` takes SIGTERM back.
         """
-        if threading.current_thread() is threading.main_thread() and not self._installed:
-            self._previous_handler = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._on_sigint)
-            self._installed = True
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for number in STOP_SIGNALS:
+            self._previous.setdefault(number, signal.getsignal(number))
+            signal.signal(number, self._on_signal)
 
     def restore_signal_handler(self) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous_handler or signal.default_int_handler)
-            self._installed = False
+        for number, handler in self._previous.items():
+            fallback = signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL
+            signal.signal(number, handler if handler is not None else fallback)
+        self._previous = {}
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self.reason is not None:
-            raise KeyboardInterrupt
-        self.reason = "interrupted"
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._previous and threading.current_thread() is threading.main_thread():
+            for number in STOP_SIGNALS:
+                if number != signal.SIGINT:
+                    signal.signal(number, self._on_signal)
 
-    def request_stop(self, reason: str) -> None:
-        """Stop after the current batch (used by the SIGINT handler and by tests)."""
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.reason is not None and self.signal_number is not None:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            signal.signal(signum, signal.SIG_DFL)  # a second signal: die of it, at once
+            os.kill(os.getpid(), signum)
+            return
+        self.signal_number = signum
+        self.reason = _REASONS.get(signal.Signals(signum).name, signal.Signals(signum).name)
+
+    def request_stop(self, reason: str, signal_number: int | None = None) -> None:
+        """Stop after the current batch (used by tests; signals go through the handler)."""
         self.reason = reason
+        self.signal_number = signal_number
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -129,7 +160,7 @@ class StopController(Callback):
         if directory is not None:
             checkpoint = directory / INTERRUPTED_CHECKPOINT
             trainer.save_checkpoint(checkpoint)
-        raise TrainingStopped(reason, checkpoint)
+        raise TrainingStopped(reason, checkpoint, self.signal_number)
 
 
 def reseed(seed: int, epoch: int) -> None:

@@ -140,10 +140,34 @@ def compute_losses(
 
 # --------------------------------------------------------------- assignment
 def _target_indices(targets: Tensor, num_objects: int) -> Tensor:
-    """(B, k) combined object indices (-1 allowed) -> (B,) flat index into the N^k tuples."""
+    """(B, k) combined object indices (-1 allowed) -> (B,) flat index into the N^k tuples.
+
+    Strides are Python numbers: a stride tensor built per step would be a host-to-device copy.
+    """
     k = targets.shape[1]
-    strides = torch.tensor([num_objects ** (k - 1 - j) for j in range(k)], device=targets.device)
-    return (targets.clamp_min(0) * strides).sum(1)
+    clamped = targets.clamp_min(0)
+    flat = clamped[:, k - 1]
+    for j in range(k - 2, -1, -1):
+        flat = flat + clamped[:, j] * num_objects ** (k - 1 - j)
+    return flat
+
+
+_PERMUTATIONS: dict[tuple[tuple[tuple[int, ...], ...], int, str], Tensor] = {}
+
+
+def _permutation_table(elements: list[tuple[int, ...]], width: int, device: torch.device) -> Tensor:
+    """(S, P) event-group elements as a tensor on ``device``, built once per (group, device)."""
+    key = (tuple(elements), width, str(device))
+    table = _PERMUTATIONS.get(key)
+    if table is None:
+        table = torch.tensor(elements, dtype=torch.long, device=device).view(-1, width)
+        _PERMUTATIONS[key] = table
+    return table
+
+
+def _elements(spec: EventSpec) -> list[tuple[int, ...]]:
+    """The EVENT group's elements as Python tuples (read on the host, never from a tensor)."""
+    return [tuple(int(q) for q in element) for element in spec.event_symmetry.elements]
 
 
 def _particle_weights(batch: Batch, spec: EventSpec, event_weight: Tensor) -> list[Tensor]:
@@ -170,9 +194,8 @@ def _assignment_and_detection(
     names = spec.particle_names
     P, size = len(names), batch.batch_size
     device = next(iter(batch.features.values())).device
-    permutations = torch.tensor(spec.event_symmetry.elements, dtype=torch.long, device=device).view(
-        -1, max(P, 1)
-    )
+    elements = _elements(spec)
+    permutations = _permutation_table(elements, max(P, 1), device)
     if P == 0:
         zero = torch.zeros((), device=device)
         terms["assignment_loss"] = terms["detection_loss"] = zero
@@ -184,7 +207,7 @@ def _assignment_and_detection(
         present.append(batch.target_masks[name].bool())
         counted.append(present[-1] & in_loss)
 
-    pairs = {(p, int(q)) for element in permutations.tolist() for p, q in enumerate(element)}
+    pairs = {(p, q) for element in elements for p, q in enumerate(element)}
     zero_row = torch.zeros(size, device=device)
     nll_rows, bce_rows = [zero_row] * (P * P), [zero_row] * (P * P)
     for p, q in sorted(pairs):
@@ -240,7 +263,7 @@ def _permuted_keys(target: Any, spec: EventSpec, permutations: Tensor, known: se
     p = spec.particle_names.index(target.particle)
     j = None if target.product == "PARTICLE" else spec.particles[p].product_names.index(target.product)
     keys = []
-    for element in permutations.tolist():
+    for element in _elements(spec):
         q = spec.particles[element[p]]
         level = "PARTICLE" if j is None else q.product_names[j]
         key = f"{q.name}/{level}/{target.name}"

@@ -46,11 +46,31 @@ def parameter_groups(network: nn.Module, l2_penalty: float) -> list[dict[str, An
     return groups
 
 
-def build_optimizer(network: nn.Module, options: Options) -> torch.optim.Optimizer:
-    """``options.optimizer`` over ``network``'s parameters, with ``options.l2_penalty`` as decay."""
+def build_optimizer(
+    network: nn.Module, options: Options, *, mixed_precision: bool = False
+) -> torch.optim.Optimizer:
+    """``options.optimizer`` over ``network``'s parameters, with ``options.l2_penalty`` as decay.
+
+    With its fused kernel when it has one for these parameters (one kernel for all of them
+    instead of a Python loop over every parameter: on the CPU the AdamW step of SPANet's ttbar
+    example network went from ~14 ms to ~2 ms), else ``foreach``, else plain. Lightning's
+    mixed-precision plugin refuses gradient clipping with a fused optimiser, so with
+    ``mixed_precision`` and ``gradient_clip`` > 0 it is ``foreach``.
+    """
     cls = optimizer_class(options.optimizer)
     groups = parameter_groups(network, options.l2_penalty)
-    if "weight_decay" not in inspect.signature(cls.__init__).parameters:
+    accepted = inspect.signature(cls.__init__).parameters
+    if "weight_decay" not in accepted:
         for group in groups:
             group.pop("weight_decay")
+    kernels: list[dict[str, bool]] = []
+    if "fused" in accepted and not (mixed_precision and options.gradient_clip > 0):
+        kernels.append({"fused": True})
+    if "foreach" in accepted:
+        kernels.append({"foreach": True})
+    for kernel in kernels:
+        try:
+            return cls(groups, lr=options.learning_rate, **kernel)
+        except (RuntimeError, ValueError, TypeError):  # no such kernel for this device or dtype
+            continue
     return cls(groups, lr=options.learning_rate)

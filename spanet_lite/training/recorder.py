@@ -14,8 +14,14 @@ Layout (docs/ARCHITECTURE.md)::
 distributed run exist) on global rank 0 and broadcasts its path, so every process of a
 SLURM / torchrun job writes to the same place. At the end of every epoch it appends the
 metrics row, saves ``last.ckpt`` and copies it to ``best.ckpt`` when the monitored
-validation metric improved (compared by value). Its state (rows, best value) travels in the
-checkpoint, so a resumed run continues the same ``metrics.csv``.
+validation metric improved (compared by value). Its state (rows, best value, and the running
+sums of the current epoch's ``train/`` values) travels in the checkpoint, so a resumed run
+continues the same ``metrics.csv`` and an epoch resumed from ``interrupted.ckpt`` reports the
+same ``train/`` means as an uninterrupted one.
+
+A run that fails on an operating-system error (a full disk) gets an ``INCOMPLETE`` file
+naming the error (:func:`mark_incomplete`); ``--resume`` reports it and the recorder rewrites
+``metrics.csv`` (and ``best.ckpt`` when it is missing) from the checkpoint, then removes the mark.
 """
 
 from __future__ import annotations
@@ -35,8 +41,10 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 
 from spanet_lite.io import atomic_path, atomic_write_text
+from spanet_lite.outputs import RUN_CHECKPOINTS, describe_os_error
 
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS = RUN_CHECKPOINTS
+INCOMPLETE = "INCOMPLETE"
 LAST = "last.ckpt"
 BEST = "best.ckpt"
 FIRST_COLUMNS = ("epoch", "step", "lr", "time_s")
@@ -71,6 +79,35 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         with atomic_path(path) as tmp:
             torch.save(checkpoint, tmp)
+
+
+def mark_incomplete(run_dir: Path, error: OSError) -> OSError:
+    """Write ``run_dir/INCOMPLETE`` (best effort: the disk may be full) and return the error to raise.
+
+    The returned error says, on one line, what failed and how to continue.
+    """
+    reason = describe_os_error(error)
+    with contextlib.suppress(OSError):
+        (run_dir / INCOMPLETE).write_text(reason + "\n", encoding="utf-8")
+    with contextlib.suppress(OSError):
+        (run_dir / INCOMPLETE).touch()
+    message = (f"{error.strerror or error}; {run_dir} is incomplete: fix this, then "
+               f"spanet-train --resume {run_dir}")
+    return OSError(error.errno, message, error.filename)
+
+
+def incomplete_note(run_dir: Path) -> str | None:
+    """Why ``run_dir`` is incomplete, or None when it is not: its INCOMPLETE mark (which the
+    full disk may have left empty), or a ``last.ckpt`` without the ``metrics.csv`` that every
+    epoch writes after it (the mark itself could not be written)."""
+    mark = run_dir / INCOMPLETE
+    if mark.exists():
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            return mark.read_text(encoding="utf-8").strip() or "an operating-system error"
+        return "an operating-system error"
+    if (run_dir / CHECKPOINTS / LAST).exists() and not (run_dir / "metrics.csv").exists():
+        return "metrics.csv is missing"
+    return None
 
 
 def _format(value: Any) -> str:
@@ -128,6 +165,9 @@ class RunRecorder(Callback):
         self.best_epoch: int | None = None
         self.on_epoch_recorded: list[Callable[[dict[str, Any]], None]] = []
         self._tensorboard: Any = None
+        self.train_sums: dict[str, list[float]] = {}
+        """``train/`` key -> [sum of value x batch size, sum of batch sizes] for the current epoch."""
+        self._resumed_partial = False
 
     # -------------------------------------------------------------- set-up
     @property
@@ -150,7 +190,50 @@ class RunRecorder(Callback):
             self._tensorboard.close()
             self._tensorboard = None
 
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """A run marked INCOMPLETE that got here has every file again: rewrite them, drop the mark."""
+        if self.run_dir is None or not trainer.is_global_zero or incomplete_note(self.run_dir) is None:
+            return
+        checkpoints = self.run_dir / CHECKPOINTS
+        if self.rows:
+            atomic_write_text(self.run_dir / "metrics.csv", metrics_csv_text(self.rows))
+        if not (checkpoints / BEST).exists() and (checkpoints / LAST).exists():
+            with atomic_path(checkpoints / BEST) as tmp:
+                shutil.copyfile(checkpoints / LAST, tmp)
+        (self.run_dir / INCOMPLETE).unlink(missing_ok=True)
+
     # ---------------------------------------------------------- each epoch
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning does not call this hook when it continues an epoch from a mid-epoch
+        # checkpoint; should it, the sums of the batches before the interruption are kept.
+        if not self._resumed_partial:
+            self.train_sums = {}
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        logged = getattr(pl_module, "train_step_logged", None)
+        if logged is None:
+            return
+        values, size = logged
+        self._resumed_partial = False
+        keys = list(values)
+        numbers = torch.stack([values[k].float().reshape(()) for k in keys]).tolist()  # one device sync
+        for key, number in zip(keys, numbers, strict=True):
+            total = self.train_sums.setdefault(key, [0.0, 0.0])
+            total[0] += float(number) * size
+            total[1] += size
+
+    def train_means(self, trainer: pl.Trainer) -> dict[str, float]:
+        """This epoch's ``train/`` means over every batch (every process's, in a distributed run)."""
+        keys = sorted(self.train_sums)
+        if not keys:
+            return {}
+        sums = torch.tensor([self.train_sums[k] for k in keys], dtype=torch.float64)
+        if trainer.world_size > 1:
+            sums = trainer.strategy.reduce(sums.to(trainer.strategy.root_device), reduce_op="sum").cpu()
+        return {k: (s / n if n else math.nan) for k, (s, n) in zip(keys, sums.tolist(), strict=True)}
+
     def improved(self, value: float | None) -> bool:
         """Whether ``value`` beats the best so far (the first epoch always counts; NaN never beats)."""
         if self.best_value is None:
@@ -173,6 +256,8 @@ class RunRecorder(Callback):
         for key, value in sorted(trainer.callback_metrics.items()):
             if key.startswith(("train/", "val/")):
                 row[key] = float(value)
+        row.update(self.train_means(trainer))
+        self.train_sums = {}  # last.ckpt starts the next epoch afresh
         self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
         value = row.get(self.monitor)
         better = self.improved(value)
@@ -205,12 +290,15 @@ class RunRecorder(Callback):
             "best_epoch": self.best_epoch,
             "monitor": self.monitor,
             "mode": self.mode,
+            "train_sums": {k: list(v) for k, v in self.train_sums.items()},
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.rows = list(state_dict.get("rows", []))
         self.best_value = state_dict.get("best_value")
         self.best_epoch = state_dict.get("best_epoch")
+        self.train_sums = {k: list(v) for k, v in state_dict.get("train_sums", {}).items()}
+        self._resumed_partial = bool(self.train_sums)
 
 
 def _tensorboard_writer(directory: Path) -> Any:

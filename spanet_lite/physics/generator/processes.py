@@ -1,7 +1,7 @@
 """The generated processes: parton-level recipe, target slots, stored layout and default selection.
 
 Each process turns a block of n candidate events into HDF5-ready arrays (keys are dataset
-paths, FORMATS.md section 2) of the events that pass the selection, which the detector model
+paths, docs/formats.md section 2) of the events that pass the selection, which the detector model
 applies while it simulates. Target slot r of a process is column r of its hard partons (see
 ``detector.reconstruct``).
 
@@ -35,9 +35,12 @@ from spanet_lite.physics.generator.production import (
     recoil,
     resonance,
     sample_isr,
+    splitting_decay,
+    splitting_masses,
     top_masses,
 )
 from spanet_lite.physics.kinematics import FourVector, invariant_mass
+from spanet_lite.physics.neutrino import analytic_features
 
 Arrays = dict[str, NDArray]
 
@@ -45,15 +48,13 @@ Arrays = dict[str, NDArray]
 TTBAR_TOP_PT = (2.4, 44.0)  # mode ~62, mean ~106 GeV
 TTX_TOP_PT = (2.6, 50.0)  # tops recoiling against a third heavy system are harder
 TTH_HIGGS_PT = (2.6, 52.0)  # mean ~135 GeV
-TTBB_PAIR_PT = (2.2, 50.0)
 HH_HIGGS_PT = (3.0, 50.0)  # mean ~150 GeV
 TTBAR_Y = (0.85, 0.75)
 TTX_Y = (0.7, 0.75)
 HH_Y = (0.8, 0.75)
 # Processes with a leptonic W are simulated in float64, the others in float32 (production doc).
 LEPTONIC_PRECISION = np.float64
-# tt + b bbar background: the b bbar pair's mass is 20 GeV + Gamma(2, 45 GeV) (mode 65, mean 110).
-BB_MASS_OFFSET, BB_MASS_GAMMA = 20.0, (2.0, 45.0)
+# The tt + b bbar background's gluon splitting is set by the ttbb_* parameters of PhysicsConfig.
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,9 @@ def _momenta_arrays(reco: Reconstructed, lepton: Lepton, process: Process) -> Ar
         "INPUTS/Met/sin_phi": np.sin(met_phi),
         "INPUTS/Met/cos_phi": np.cos(met_phi),
         "INPUTS/Met/sumet": reco.sum_et,
+        **{f"INPUTS/Met/{k}": v for k, v in analytic_features(
+            reco.lepton_pt, reco.lepton_eta, reco.lepton_phi, reco.lepton_mass, reco.met_x, reco.met_y
+        ).items()},
     }
     for r, (particle, product) in enumerate(process.targets):
         t = reco.targets[:, r]
@@ -204,30 +208,41 @@ def simulate_tth_semilep(
     signal_fraction: float,
     selection: Selection,
 ) -> tuple[Arrays, Reconstructed]:
-    """ttH (H -> b bbar) with probability ``signal_fraction``, else tt + b bbar (same final state)."""
+    """ttH (H -> b bbar) with probability ``signal_fraction``, else tt + b bbar (same final state).
+
+    The background's extra b pair is a g* -> b bbar splitting (``ttbb_*`` in PhysicsConfig).
+    """
     signal = rng.random(n) < signal_fraction
     isr = sample_isr(rng, n, config)
-    x_shape = np.where(signal, TTH_HIGGS_PT[0], TTBB_PAIR_PT[0])
-    x_scale = np.where(signal, TTH_HIGGS_PT[1], TTBB_PAIR_PT[1])
+    x_shape = np.where(signal, TTH_HIGGS_PT[0], config.ttbb_pt_shape)
+    x_scale = np.where(signal, TTH_HIGGS_PT[1], config.ttbb_pt_scale)
     dtype = LEPTONIC_PRECISION
     (x1, y1), (x2, y2), (xx, yx) = balanced_transverse(
         rng, [TTX_TOP_PT, TTX_TOP_PT, (x_shape, x_scale)], recoil(isr), dtype
     )
     y = rapidities(rng, n, 3, *TTX_Y, dtype)
-    bb_mass = np.maximum(BB_MASS_OFFSET + rng.gamma(*BB_MASS_GAMMA, n), 2 * B_MASS + 1.0)
-    x_mass = np.where(signal, higgs_masses(rng, n, config, dtype), bb_mass)
+    from_isr = ~signal & (rng.random(n) < config.ttbb_isr_fraction)
+    y_x = np.where(from_isr, config.ttbb_isr_eta_sigma * rng.standard_normal(n), y[:, 2])
+    x_mass = np.where(signal, higgs_masses(rng, n, config, dtype), splitting_masses(rng, n, config, dtype))
     m_lep, m_had = top_masses(rng, n, config, dtype), top_masses(rng, n, config, dtype)
     t_lep = resonance(x1, y1, y[:, 0], m_lep)
     t_had = resonance(x2, y2, y[:, 1], m_had)
-    x = resonance(xx, yx, y[:, 2], x_mass)
+    x = resonance(xx, yx, y_x, x_mass)
     b_lep, w_lep, w_mass = decay_top(rng, t_lep, m_lep, config)
     lepton = decay_w_leptonic(rng, w_lep, w_mass)
     b_had, q1, q2, f1, f2 = _hadronic_top(rng, t_had, m_had, config)
-    xb1, xb2 = decay_to_bb(rng, x, x_mass)
+    h1, h2 = decay_to_bb(rng, x, x_mass)
+    g1, g2 = splitting_decay(rng, x, x_mass, B_MASS, B_MASS)
+    xb1, xb2 = (
+        FourVector(*(np.where(signal, getattr(h, c), getattr(g, c)) for c in ("e", "px", "py", "pz")))
+        for h, g in ((h1, g1), (h2, g2))
+    )
     hard = PartonSet.stack(
         [(b_lep, BOTTOM, 0), (b_had, BOTTOM, 1), (q1, f1, 2), (q2, f2, 3), (xb1, BOTTOM, 4), (xb2, BOTTOM, 5)]
     )
-    hard.role[~signal] = -1  # background events carry no assignment targets (as in SPANet's sample)
+    # Background events keep the tops' targets (they are there in tt + bb too) but have no h: unlike
+    # SPANet's sample (no targets at all), the detection heads then learn that tops are present.
+    hard.role[~signal, 4:] = -1
     reco = reconstruct(rng, hard, isr, 6, max_objects - 1, config, selection, lepton)
     out = _momenta_arrays(reco, lepton, TTH_SEMILEP)
     rows = reco.events

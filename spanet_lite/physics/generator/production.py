@@ -204,7 +204,14 @@ def isotropic_decay(
     m1 = np.asarray(m1, dtype=dtype)
     p = two_body_momentum(mass, m1, np.asarray(m2, dtype=dtype))
     p_sin = p * np.sqrt(np.maximum(dtype(1.0) - cos_theta * cos_theta, dtype(0.0)))
-    dx, dy, dz = p_sin * np.cos(phi), p_sin * np.sin(phi), p * cos_theta
+    return _boosted_pair(parent, mass, m1, p, p_sin * np.cos(phi), p_sin * np.sin(phi), p * cos_theta)
+
+
+def _boosted_pair(
+    parent: FourVector, mass: Real, m1: Real, p: Real, dx: Real, dy: Real, dz: Real
+) -> tuple[FourVector, FourVector]:
+    """Daughter 1 with rest-frame momentum (dx, dy, dz) of size p boosted to the lab, and the rest."""
+    dtype = mass.dtype.type
     e1 = np.sqrt(p * p + m1 * m1)
     # Boost by beta = P / E: gamma = E / M, and (gamma - 1) / beta^2 = E^2 / (M (E + M)).
     gamma = parent.e / mass
@@ -216,6 +223,51 @@ def isotropic_decay(
     )
     d2 = FourVector(parent.e - d1.e, parent.px - d1.px, parent.py - d1.py, parent.pz - d1.pz)
     return d1, d2
+
+
+def splitting_decay(
+    rng: np.random.Generator, parent: FourVector, mass: Real, m1: float, m2: float
+) -> tuple[FourVector, FourVector]:
+    """g* -> q qbar: the polar angle to the g*'s flight direction follows 1 + cos^2(theta*).
+
+    For a fast g*, the quark's energy fraction is z = (1 + cos theta*) / 2, so this is the
+    Altarelli-Parisi g -> q qbar splitting function z^2 + (1 - z)^2 (normalised on [-1, 1] as
+    3/8 (1 + cos^2)), which favours asymmetric splittings over the isotropic decay of a scalar.
+    cos theta* = F^-1(u) solves c^3 + 3c + 4 - 8u = 0 (Cardano; one real root).
+    """
+    n, dtype = parent.e.shape[0], mass.dtype.type
+    q = dtype(4.0) - dtype(8.0) * rng.random(n, dtype=dtype)
+    root = np.sqrt(q * q / dtype(4.0) + dtype(1.0))
+    cos_theta = np.clip(np.cbrt(-q / 2 + root) + np.cbrt(-q / 2 - root), dtype(-1.0), dtype(1.0))
+    phi = _uniform_phi(rng, n, dtype)
+    sin_theta = np.sqrt(np.maximum(dtype(1.0) - cos_theta * cos_theta, dtype(0.0)))
+    # Helicity frame: axis n along the parent momentum, e1 = n x z (x where n is along z), e2 = n x e1.
+    size = np.sqrt(parent.px**2 + parent.py**2 + parent.pz**2)
+    size = np.where(size > 0, size, dtype(1.0))
+    nx, ny, nz = parent.px / size, parent.py / size, parent.pz / size
+    transverse = np.sqrt(nx * nx + ny * ny)
+    along_z = transverse < dtype(1e-9)
+    t = np.where(along_z, dtype(1.0), transverse)
+    e1x, e1y, e1z = np.where(along_z, dtype(1.0), ny / t), np.where(along_z, dtype(0.0), -nx / t), 0.0 * nz
+    e2x, e2y, e2z = ny * e1z - nz * e1y, nz * e1x - nx * e1z, nx * e1y - ny * e1x
+    a, b = sin_theta * np.cos(phi), sin_theta * np.sin(phi)
+    m1_ = np.asarray(m1, dtype=dtype)
+    p = two_body_momentum(mass, m1_, np.asarray(m2, dtype=dtype))
+    dx = p * (cos_theta * nx + a * e1x + b * e2x)
+    dy = p * (cos_theta * ny + a * e1y + b * e2y)
+    dz = p * (cos_theta * nz + a * e1z + b * e2z)
+    return _boosted_pair(parent, mass, m1_, p, dx, dy, dz)
+
+
+def splitting_masses(rng: np.random.Generator, n: int, config: PhysicsConfig, dtype: FloatType = f32) -> Real:
+    """m(b bbar) of a g* -> b bbar splitting: dN/dm proportional to m^-ttbb_mass_power on
+    [ttbb_mass_min, ttbb_mass_max] (power 1: the collinear dm^2 / m^2 of the splitting)."""
+    low, high, power = config.ttbb_mass_min, config.ttbb_mass_max, config.ttbb_mass_power
+    u = rng.random(n).astype(dtype)
+    if abs(power - 1.0) < 1e-9:
+        return (low * (high / low) ** u).astype(dtype)
+    a = 1.0 - power
+    return ((low**a + u * (high**a - low**a)) ** (1.0 / a)).astype(dtype)
 
 
 def top_masses(rng: np.random.Generator, n: int, config: PhysicsConfig, dtype: FloatType = f32) -> Real:
@@ -269,5 +321,5 @@ def decay_w_leptonic(rng: np.random.Generator, w: FourVector, w_mass: Real) -> L
 
 
 def decay_to_bb(rng: np.random.Generator, parent: FourVector, mass: Real) -> tuple[FourVector, FourVector]:
-    """H -> b bbar (or a g* -> b bbar system), isotropic."""
+    """H -> b bbar, isotropic (a scalar)."""
     return isotropic_decay(rng, parent, mass, B_MASS, B_MASS)

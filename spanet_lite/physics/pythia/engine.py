@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.physics.generator.config import PhysicsConfig, Selection
+from spanet_lite.physics.neutrino import ANALYTIC_FEATURES, analytic_features
 from spanet_lite.physics.pythia.detector import RecoBatch, reconstruct
 from spanet_lite.physics.pythia.matching import greedy_match
 from spanet_lite.physics.pythia.processes import COMMON_SETTINGS, Component, PythiaProcess, make_hook
@@ -178,15 +179,21 @@ def event_arrays(
         met = {"met": jets.met, "phi": jets.met_phi, "sin_phi": np.sin(jets.met_phi),
                "cos_phi": np.cos(jets.met_phi), "sumet": jets.sumet,
                "px": jets.met * np.cos(jets.met_phi), "py": jets.met * np.sin(jets.met_phi)}
+        if any(f.name in ANALYTIC_FEATURES for f in global_input.features):
+            lepton = {k: objects[k][:, 0] for k in ("pt", "eta", "phi", "mass")}
+            met.update(analytic_features(
+                lepton["pt"], lepton["eta"], lepton["phi"], lepton["mass"], met["px"], met["py"]
+            ))
         for feature in global_input.features:
             arrays[f"INPUTS/{global_input.name}/{feature.name}"] = met[feature.name].astype(np.float32)
     for particle in spec.particles:
         for product in particle.products:
             slot = f"{particle.name}.{product.name}"
-            if slot in truth.slots and component.label != 0:
+            # Background (tt + bb) keeps the tops' targets; its b bbar pair is no Higgs.
+            if slot in truth.slots and (component.label != 0 or not slot.startswith("h.")):
                 index = targets[:, truth.index(slot)]
                 value = np.where(index >= 0, index + offset, -1)
-            else:  # background: no assignment targets, as in SPANet's ttH sample
+            else:
                 value = np.full(n, -1)
             arrays[f"TARGETS/{particle.name}/{product.name}"] = value.astype(np.int64)
     neutrino = truth.p4[rows, truth.index("lt.nu")] if "lt.nu" in truth.slots else np.full((n, 4), np.nan)

@@ -1,0 +1,424 @@
+"""Training and inference speed on one GPU, with the accuracy reached in a fixed wall clock.
+
+One prepared command (under 5 minutes on one H200-class GPU)::
+
+    PYTHONPATH=. python bench/bench_gpu.py --json bench_gpu.json
+
+1. generates 1,000,000 all-hadronic ttbar events for training (``spanet-generate ttbar_allhad``)
+   and 100,000 held-out ones (another seed);
+2. trains, each for a fixed wall clock (``--seconds``, default 25) measured from the first step
+   after a warm-up, with this package's defaults on the device (``dataset_mode: auto``, which
+   keeps the data on the GPU; bf16 autocast; fused AdamW; TF32):
+
+   * ``spanet_b1024`` / ``spanet_b4096``: the options of SPANet's own
+     ``full_hadronic_ttbar/example.json`` (the values in :data:`SPANET_TTBAR`) at batch 1024
+     and 4096;
+   * ``wide_b4096``: a 128-wide network with 6 encoder layers, batch 4096;
+   * ``spanet_b1024_compile``: the first one with ``compile: true`` (CUDA only), to measure
+     what ``torch.compile`` brings (its default is off until this says otherwise);
+
+3. per configuration, prints and stores: training events/s over the window (whole epochs,
+   validation included; also per CPU-second of this process), steps, mean GPU utilisation
+   over the window (NVML when ``pynvml`` is importable, else ``nvidia-smi`` sampled every
+   200 ms), peak GPU memory (torch's allocator
+   and ``nvidia-smi``), per step the wall time, the host time (Python issuing the step: from
+   the batch-start to the batch-end hook) and the device time (CUDA events around the same
+   span), held-out event purity after the window (``run.evaluate``), and ``predict`` events/s
+   (``write_predictions``, what ``spanet-predict`` runs, file written) on the 100k held-out
+   events.
+
+On the CPU, SPANet's options at SPANet's batch size (the CPU comparison of issue 19)::
+
+    PYTHONPATH=. python bench/bench_gpu.py --only spanet_b1024 --batch-size 32 --events 10000 \
+        --heldout 2000 --seconds 60
+
+``--quick`` runs the same code on the CPU or GPU at toy sizes (2,000 training events, 0.5 s
+windows, batches of 256 and 512, 16-wide one-layer networks) so that CI checks that the
+benchmark works; its numbers mean nothing.
+JSON: ``{"machine", "device", "configs": {name: {...}}}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common
+
+REPO = Path(__file__).resolve().parents[1]
+
+SPANET_TTBAR: dict[str, Any] = {
+    # SPANet v2's options_files/full_hadronic_ttbar/example.json, the keys this package reads
+    # (the others it accepts without effect and says so).
+    "hidden_dim": 64,
+    "num_embedding_layers": 10,
+    "num_encoder_layers": 6,
+    "num_branch_embedding_layers": 3,
+    "num_branch_encoder_layers": 3,
+    "num_detector_layers": 2,
+    "num_regression_layers": 3,
+    "num_classification_layers": 3,
+    "num_attention_heads": 4,
+    "transformer_activation": "gelu",
+    "linear_activation": "gelu",
+    "partial_events": True,
+    "balance_particles": True,
+    "train_validation_split": 0.95,
+    "combine_pair_loss": "min",
+    "optimizer": "AdamW",
+    "learning_rate": 0.0015,
+    "learning_rate_cycles": 1,
+    "learning_rate_warmup_epochs": 1.0,
+    "assignment_loss_scale": 1.0,
+    "detection_loss_scale": 0.0,
+    "kl_loss_scale": 0.0,
+    "regression_loss_scale": 0.0,
+    "classification_loss_scale": 0.0,
+    "l2_penalty": 0.0002,
+    "gradient_clip": 0.0,
+    "dropout": 0.0,
+}
+WIDE: dict[str, Any] = {
+    **SPANET_TTBAR,
+    "hidden_dim": 128,
+    "num_encoder_layers": 6,
+    "num_branch_encoder_layers": 2,
+    "num_branch_embedding_layers": 2,
+}
+
+
+@dataclass
+class Config:
+    name: str
+    options: dict[str, Any]
+    batch_size: int
+    compile: bool = False
+
+
+QUICK_SHRINK: dict[str, Any] = {
+    "hidden_dim": 16,
+    "num_embedding_layers": 1,
+    "num_encoder_layers": 1,
+    "num_branch_embedding_layers": 1,
+    "num_branch_encoder_layers": 1,
+    "num_detector_layers": 1,
+}
+"""``--quick`` checks that the benchmark runs; it shrinks every network so that it takes seconds."""
+
+
+def configs(quick: bool, cuda: bool) -> list[Config]:
+    if quick:
+        chosen = [
+            Config("spanet_b1024", {**SPANET_TTBAR, **QUICK_SHRINK}, 256),
+            Config("spanet_b4096", {**SPANET_TTBAR, **QUICK_SHRINK}, 512),
+            Config("wide_b4096", {**WIDE, **QUICK_SHRINK}, 512),
+        ]
+    else:
+        chosen = [
+            Config("spanet_b1024", SPANET_TTBAR, 1024),
+            Config("spanet_b4096", SPANET_TTBAR, 4096),
+            Config("wide_b4096", WIDE, 4096),
+        ]
+    if cuda:
+        chosen.append(Config("spanet_b1024_compile", SPANET_TTBAR, chosen[0].batch_size, compile=True))
+    return chosen
+
+
+# ------------------------------------------------------------------ GPU sampling
+@dataclass
+class GpuSampler:
+    """Samples GPU utilisation (%) and memory used (MiB) in a thread, with timestamps."""
+
+    index: int = 0
+    samples: list[tuple[float, float, float]] = field(default_factory=list)
+    source: str = "none"
+
+    def start(self) -> GpuSampler:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            handle = pynvml.nvmlDeviceGetHandleByIndex(self.index)
+            self.source = "nvml"
+            while not self._stop.wait(0.1):
+                util = pynvml.nvmlDeviceGetUtilizationRates(handle)
+                memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+                self.samples.append((time.perf_counter(), float(util.gpu), memory.used / 2**20))
+            return
+        except Exception:  # no pynvml, or no NVML: fall back to nvidia-smi
+            pass
+        query = ["nvidia-smi", f"--id={self.index}", "--query-gpu=utilization.gpu,memory.used"]
+        while not self._stop.wait(0.2):
+            try:
+                out = subprocess.run(
+                    [*query, "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=5
+                ).stdout
+                util, used = (float(x) for x in out.strip().splitlines()[0].split(","))
+            except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+                return
+            self.source = "nvidia-smi"
+            self.samples.append((time.perf_counter(), util, used))
+
+    def window(self, start: float, stop: float) -> dict[str, Any]:
+        inside = [s for s in self.samples if start <= s[0] <= stop]
+        if not inside:
+            return {
+                "gpu_utilisation_percent": None,
+                "gpu_memory_used_mib_max": None,
+                "gpu_sampler": self.source,
+            }
+        return {
+            "gpu_utilisation_percent": round(sum(s[1] for s in inside) / len(inside), 1),
+            "gpu_memory_used_mib_max": round(max(s[2] for s in inside)),
+            "gpu_sampler": self.source,
+            "gpu_samples": len(inside),
+        }
+
+
+# -------------------------------------------------------------- timing callback
+def timing_callback(seconds: float, warm_steps: int, checkpoint: Path):
+    """A Lightning callback that times a window of training steps and then stops the run."""
+    import lightning.pytorch as pl
+    import torch
+
+    class Window(pl.Callback):
+        def __init__(self) -> None:
+            self.steps = 0
+            self.events = 0
+            self.start: float | None = None
+            self.stop: float | None = None
+            self.cpu_start = self.cpu_stop = 0.0
+            self.host: list[float] = []
+            self.marks: list[tuple[Any, Any]] = []
+            self._t = 0.0
+            self._event: Any = None
+            self.cuda = False
+
+        def on_train_batch_start(self, trainer, module, batch, index) -> None:
+            self.cuda = module.device.type == "cuda"
+            if self.steps == warm_steps and self.start is None:
+                if self.cuda:
+                    torch.cuda.synchronize()
+                    torch.cuda.reset_peak_memory_stats()
+                self.start = time.perf_counter()
+                self.cpu_start = time.process_time()
+            self._t = time.perf_counter()
+            if self.start is not None and self.cuda:
+                self._event = torch.cuda.Event(enable_timing=True)
+                self._event.record()
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, index) -> None:
+            self.steps += 1
+            if self.start is None:
+                return
+            self.host.append(time.perf_counter() - self._t)
+            if self.cuda:
+                end = torch.cuda.Event(enable_timing=True)
+                end.record()
+                self.marks.append((self._event, end))
+            self.events += batch.batch_size
+            if time.perf_counter() - self.start >= seconds:
+                if self.cuda:
+                    torch.cuda.synchronize()
+                self.stop = time.perf_counter()
+                self.cpu_stop = time.process_time()
+                trainer.save_checkpoint(checkpoint)
+                trainer.should_stop = True
+
+        def figures(self) -> dict[str, Any]:
+            assert self.start is not None and self.stop is not None, "the window never closed"
+            window = self.stop - self.start
+            steps = len(self.host)
+            result: dict[str, Any] = {
+                "train_events_per_s": round(self.events / window),
+                # CPU time of this process: steadier than wall time on a shared machine.
+                "train_events_per_cpu_s": round(self.events / max(self.cpu_stop - self.cpu_start, 1e-9)),
+                "window_s": round(window, 2),
+                "timed_steps": steps,
+                "step_wall_ms": round(1000 * window / steps, 3),
+                "step_host_ms": round(1000 * sum(self.host) / steps, 3),
+                "step_device_ms": None,
+            }
+            if self.marks:
+                device = sum(a.elapsed_time(b) for a, b in self.marks) / len(self.marks)
+                result["step_device_ms"] = round(device, 3)
+                result["peak_gpu_memory_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
+            return result
+
+    return Window()
+
+
+# ---------------------------------------------------------------------- pieces
+def generate(events: int, seed: int, output: Path, event_file: Path | None) -> float:
+    from spanet_lite.cli.generate import main
+
+    argv = ["ttbar_allhad", "--events", str(events), "--seed", str(seed), "--output", str(output)]
+    argv += ["--quiet", "--overwrite"]
+    if event_file is not None:
+        argv += ["--event-file-output", str(event_file)]
+    started = time.perf_counter()
+    if main(argv) != 0:
+        raise SystemExit(f"spanet-generate failed for {output}")
+    return time.perf_counter() - started
+
+
+def run_config(
+    config: Config, work: Path, event_file: Path, training: Path, heldout: Path, seconds: float, quick: bool
+) -> dict[str, Any]:
+    import torch
+
+    from spanet_lite.config.options import Options
+    from spanet_lite.evaluation.predict import write_predictions
+    from spanet_lite.evaluation.run import load_run
+    from spanet_lite.training.run import train
+
+    cuda = torch.cuda.is_available()
+    options = Options(
+        **{
+            **config.options,
+            "event_info_file": str(event_file),
+            "training_file": str(training),
+            "batch_size": config.batch_size,
+            "epochs": 1000,
+            "num_dataloader_workers": 0,
+            "compile": config.compile,
+            "seed": 1,
+        }
+    )
+    checkpoint = work / f"{config.name}.ckpt"
+    window = timing_callback(seconds, 1 if quick else (40 if config.compile else 20), checkpoint)
+    sampler = GpuSampler().start() if cuda else None
+    started = time.perf_counter()
+    result = train(
+        options,
+        gpus=1 if cuda else 0,
+        log_dir=work / "runs",
+        name=config.name,
+        quiet=True,
+        callbacks=[window],
+    )
+    total = time.perf_counter() - started
+    if sampler is not None:
+        sampler.stop()
+    figures: dict[str, Any] = {
+        "batch_size": config.batch_size,
+        "compile": config.compile,
+        "precision": "bf16-mixed" if cuda and torch.cuda.is_bf16_supported() else options.precision,
+        **window.figures(),
+        "run_s": round(total, 1),
+    }
+    if sampler is not None and window.start is not None and window.stop is not None:
+        figures.update(sampler.window(window.start, window.stop))
+    if result.run_dir is None:
+        raise SystemExit(f"{config.name}: training left no run directory")
+    run = load_run(result.run_dir, checkpoint=checkpoint, device="cuda" if cuda else "cpu")
+    figures["parameters"] = sum(p.numel() for p in run.network.parameters())
+    with recorded(figures, "heldout_error"):
+        purity = run.evaluate(heldout, batch_size=4096)["event_purity"]
+        figures["heldout_event_purity"] = round(float(purity), 4)
+    with recorded(figures, "predict_error"):
+        output = work / f"{config.name}_predictions.h5"
+        if cuda:
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        events = write_predictions(run, heldout, output, batch_size=16384 if cuda else 1024)
+        figures["predict_events_per_s"] = round(events / (time.perf_counter() - started))
+        figures["predict_events"] = events
+    return figures
+
+
+@contextlib.contextmanager
+def recorded(figures: dict[str, Any], key: str) -> Iterator[None]:
+    """Record a failure under ``key`` and go on: one GPU session must bring back every figure it can."""
+    try:
+        yield
+    except Exception as error:
+        figures[key] = f"{type(error).__name__}: {error}"[:500]
+        traceback.print_exc()
+
+
+def main() -> None:
+    parser = _common.parser(__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=None, help="training window per configuration")
+    parser.add_argument("--events", type=int, default=None, help="training events to generate")
+    parser.add_argument("--only", default=None, help="comma-separated configuration names")
+    parser.add_argument("--batch-size", type=int, default=None, help="override every configuration's batch")
+    parser.add_argument("--heldout", type=int, default=None, help="held-out events to generate")
+    args = parser.parse_args()
+
+    import torch
+
+    cuda = torch.cuda.is_available()
+    events = args.events or (2_000 if args.quick else 1_000_000)
+    heldout_events = args.heldout or (500 if args.quick else 100_000)
+    seconds = args.seconds if args.seconds is not None else (0.5 if args.quick else 25.0)
+    chosen = configs(args.quick, cuda)
+    if args.only:
+        wanted = set(args.only.split(","))
+        chosen = [c for c in chosen if c.name in wanted]
+    if args.batch_size:
+        chosen = [Config(c.name, c.options, args.batch_size, c.compile) for c in chosen]
+    device = torch.cuda.get_device_name(0) if cuda else "cpu"
+    figures: dict[str, Any] = {"device": device, "quick": args.quick, "window_s": seconds, "configs": {}}
+    with tempfile.TemporaryDirectory(prefix="bench_gpu_") as directory:
+        work = Path(directory)
+        event_file, training, heldout = work / "ttbar.yaml", work / "train.h5", work / "heldout.h5"
+        figures["generate_s"] = round(generate(events, 1, training, event_file), 1)
+        generate(heldout_events, 2, heldout, None)
+        figures["training_events"], figures["heldout_events"] = events, heldout_events
+        for config in chosen:
+            gc.collect()  # the previous run's trainer, module and device-resident data
+            if cuda:
+                torch.cuda.empty_cache()
+            figures["configs"][config.name] = {}
+            with recorded(figures["configs"][config.name], "error"):
+                figures["configs"][config.name] = run_config(
+                    config, work, event_file, training, heldout, seconds, args.quick
+                )
+            print(json.dumps({config.name: figures["configs"][config.name]}), flush=True)
+    columns = ["config", "train ev/s", "GPU util %", "step wall/host/device ms", "purity", "predict ev/s"]
+    rows = []
+    for name, c in figures["configs"].items():
+        if "error" in c:
+            rows.append([name, c["error"][:60], "-", "-", "-", "-"])
+            continue
+        split = f"{c['step_wall_ms']:.1f} / {c['step_host_ms']:.1f} / {c['step_device_ms'] or '-'}"
+        rows.append(
+            [
+                name,
+                c["train_events_per_s"],
+                c.get("gpu_utilisation_percent", "-"),
+                split,
+                c.get("heldout_event_purity", "-"),
+                c.get("predict_events_per_s", "-"),
+            ]
+        )
+    _common.report(f"bench_gpu on {device}", columns, rows, figures, args.json)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

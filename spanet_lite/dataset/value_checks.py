@@ -1,0 +1,127 @@
+"""Value checks that training, ``spanet-inspect`` and ``spanet-predict`` share.
+
+A file can have the right layout and still be unusable: a ``log`` feature at or below -1
+(``log(x + 1)`` is undefined), an input whose MASK is False everywhere (nothing to learn, purity
+NaN), event or particle weights whose sum is not positive (all negative: the weighted loss is
+unbounded below; all zero: nothing is trained; a few negative ones are only a warning, as
+NLO samples have them), or a class label far above the others (a typo that silently
+adds classes: labels 0, 1 and one 5 make six classes). :class:`ValueChecks` finds these chunk by
+chunk inside :func:`spanet_lite.dataset.schema.validate_h5`, so the one report that
+``spanet-inspect`` prints is the one the loader acts on: errors stop training (and
+``spanet-predict``, which checks its INPUTS with ``inputs_only``), warnings are printed by both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from spanet_lite.config.event_spec import EventSpec
+
+if TYPE_CHECKING:
+    from spanet_lite.dataset.schema import Problem
+
+LOG_DOMAIN = "values above -1 for the log option (x -> log(x + 1))"
+VALUE_CODES = ("log_domain", "empty_mask", "weight", "label_gap")
+"""Problem codes of these checks (beside the layout codes of :mod:`spanet_lite.dataset.schema`)."""
+
+
+class ValueChecks:
+    """Accumulates the value findings of one file; ``tally`` is the scan's counter factory."""
+
+    def __init__(self, spec: EventSpec, tally: Callable[[str, str, str, str], Any]) -> None:
+        self.spec = spec
+        self.tally = tally
+        self.weights: dict[str, _WeightSums] = {}
+
+    def chunk(self, read: Callable[[str], np.ndarray], usable: dict[str, Any],
+              masks: dict[str, np.ndarray], start: int) -> None:
+        """Check one chunk: ``read(path)`` gives its rows of a dataset, ``masks`` its MASKs."""
+        for path, expected in usable.items():
+            if expected.role in ("feature", "global"):
+                feature = self._feature(expected.input, path.rsplit("/", 1)[-1])
+                if feature is None or not feature.log:
+                    continue
+                values = read(path)
+                bad = np.isfinite(values) & (values <= -1)
+                if expected.role == "feature":
+                    mask = masks.get(expected.input or "")
+                    if mask is None:
+                        continue
+                    bad &= mask
+                self.tally(path, "log_domain", LOG_DOMAIN, "{values:value} at or below -1").add(
+                    bad, start, values)
+            elif expected.role in ("event_weight", "target_weight"):
+                values = read(path).astype(np.float64, copy=False)
+                self.weights.setdefault(path, _WeightSums()).add(values[np.isfinite(values)])
+
+    def _feature(self, input_name: str | None, name: str) -> Any:
+        for source in self.spec.inputs:
+            if source.name == input_name:
+                return next((f for f in source.features if f.name == name), None)
+        return None
+
+    def finish(self, objects: dict[str, list[int]], classes: dict[str, dict[int, int]],
+               num_events: int) -> list[Problem]:
+        """Whole-file findings, once every chunk was seen."""
+        from spanet_lite.dataset.schema import Problem, classification_path, mask_path
+
+        found: list[Problem] = []
+        if num_events == 0:
+            return found
+        for name, (total, _) in objects.items():
+            if total == 0:
+                found.append(Problem("error", mask_path(name),
+                                     "expected at least one real object (MASK True) in the file, got none",
+                                     "empty_mask"))
+        for path, sums in self.weights.items():
+            if sums.absolute == 0:
+                found.append(Problem("error", path, "expected some non-zero weights, got only zeros "
+                                     "(nothing would be trained)", "weight"))
+            elif sums.total <= 0:
+                found.append(Problem("error", path, "expected weights with a positive sum (the weighted loss "
+                                     f"is unbounded below otherwise), got sum {sums.total:.4g} with "
+                                     f"{sums.negative:,} negative weight(s)", "weight"))
+            elif sums.negative:
+                found.append(Problem("warning", path, f"{sums.negative:,} negative weight(s): the loss of "
+                                     "those events is unbounded below", "weight"))
+        for key, table in classes.items():
+            message = label_gap(table)
+            if message:
+                found.append(Problem("warning", classification_path(key), message, "label_gap"))
+        return found
+
+
+class _WeightSums:
+    """Sum, sum of magnitudes and count of negative values of one weight dataset."""
+
+    def __init__(self) -> None:
+        self.total = self.absolute = 0.0
+        self.negative = 0
+
+    def add(self, values: np.ndarray) -> None:
+        self.total += float(values.sum())
+        self.absolute += float(np.abs(values).sum())
+        self.negative += int(np.count_nonzero(values < 0))
+
+
+def label_gap(counts: dict[int, int]) -> str | None:
+    """A warning for labels that look like a typo: a few events with a label beyond a gap.
+
+    The class count is ``max label + 1``, so a stray high label adds classes that never occur.
+    Labels above the first missing class count as stray when they hold at most 1 % of the
+    labelled events (or a single event); a real gap (labels 0 and 3, half each) is left alone.
+    """
+    labels = sorted(label for label, count in counts.items() if count > 0)
+    if len(labels) < 2 or labels[-1] + 1 == len(labels):
+        return None
+    first_gap = next(k for k in range(labels[-1] + 1) if counts.get(k, 0) == 0)
+    stray = sum(counts[label] for label in labels if label > first_gap)
+    if stray > max(1.0, 0.01 * sum(counts[label] for label in labels)):
+        return None
+    missing = sorted(set(range(labels[-1] + 1)) - set(labels))
+    shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+    return (f"class labels 0..{labels[-1]} make {labels[-1] + 1} classes, but {shown} never occur "
+            f"({stray:,} event(s) above the gap; a typo?)")

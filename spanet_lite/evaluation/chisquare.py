@@ -1,0 +1,238 @@
+"""The chi-square assignment baseline: the assignment whose invariant masses best fit known masses.
+
+For every event, every allowed assignment of objects to the products of the particles that
+have mass constraints (:mod:`spanet_lite.config.masses`) gets
+
+    chi2 = sum over constraints of ((m(products) - mass) / width)^2
+
+and the one with the smallest chi2 wins. This is the classic W/top-mass fit a physicist
+compares a network with; it uses the objects' four-momenta only (no b-tag).
+
+* **Search**: exhaustive over ordered choices of distinct objects, one per constrained
+  product, counting each assignment once up to the symmetries of the event file (particle
+  ``q1 <-> q2`` and event ``t1 <-> t2`` permutations) that leave the chi-square unchanged;
+  symmetric assignments have the same chi2, so nothing is lost. Scoring uses the same
+  symmetry-aware metrics as the network.
+* **Large multiplicities**: only the ``K`` leading-pt candidates enter, ``K`` the largest
+  number for which an event has at most ``max_combinations`` assignments (default 20,000: 10
+  jets for two hadronic tops, 11 for ttH's hadronic top and Higgs). Events with fewer candidates
+  than constrained products get no assignment (-1).
+* **Particles without a constraint** (e.g. the leptonic top's b, whose mass needs the
+  neutrino) get, product by product, the leading-pt candidate left over.
+* **Candidates**: real objects of every SEQUENTIAL input that has ``pt``, ``eta`` and ``phi``
+  (or ``sin_phi``/``cos_phi``; ``mass`` when present, else 0), except objects flagged as
+  leptons (``etag`` or ``utag`` > 0.5), which no jet-level product can be. A product tied to
+  an input (``b: Jets``) takes only that input's objects.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.config.masses import MassConstraint
+
+MAX_COMBINATIONS = 20_000
+_CHUNK = 2_000_000  # events x assignments evaluated at once (memory ~ 32 bytes each)
+
+
+@dataclass(frozen=True)
+class Kinematics:
+    """Four-momenta of all objects in the combined index space, and which may be products."""
+
+    momenta: np.ndarray  # (B, N, 4): px, py, pz, E
+    candidates: np.ndarray  # (B, N) bool
+    input_of: np.ndarray  # (N,) index of the SEQUENTIAL input each slot belongs to
+
+
+def _phi_parts(values: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    if "phi" in values:
+        return np.cos(values["phi"]), np.sin(values["phi"])
+    if "sin_phi" in values and "cos_phi" in values:
+        norm = np.hypot(values["sin_phi"], values["cos_phi"])
+        norm = np.where(norm > 0, norm, 1.0)
+        return values["cos_phi"] / norm, values["sin_phi"] / norm
+    return None
+
+
+def missing_kinematics(spec: EventSpec) -> str | None:
+    """Why no input can give four-momenta (None when at least one can)."""
+    for source in spec.sequential:
+        names = {f.name.lower() for f in source.features}
+        if {"pt", "eta"} <= names and ("phi" in names or {"sin_phi", "cos_phi"} <= names):
+            return None
+    return "no SEQUENTIAL input with pt, eta and phi (or sin_phi and cos_phi)"
+
+
+def object_kinematics(
+    spec: EventSpec, features: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray]
+) -> Kinematics:
+    """Four-momenta and candidate flags from raw (un-normalised) features, see module doc."""
+    momenta, candidates, input_of = [], [], []
+    for number, source in enumerate(spec.sequential):
+        names = [f.name.lower() for f in source.features]
+        raw = np.asarray(features[source.name], dtype=np.float64)
+        values = {n: raw[..., i] for i, n in enumerate(names)}
+        mask = np.asarray(masks[source.name]).astype(bool)
+        phi = _phi_parts(values)
+        if "pt" in values and "eta" in values and phi is not None:
+            pt, eta = values["pt"], values["eta"]
+            mass = np.maximum(values.get("mass", np.zeros_like(pt)), 0.0)
+            p = np.stack([pt * phi[0], pt * phi[1], pt * np.sinh(np.clip(eta, -20, 20))], axis=-1)
+            energy = np.sqrt((p**2).sum(-1) + mass**2)
+            vectors = np.concatenate([p, energy[..., None]], axis=-1)
+            usable = mask.copy()
+            for flag in ("etag", "utag"):
+                if flag in values:
+                    usable &= ~(values[flag] > 0.5)
+        else:
+            vectors = np.zeros((*mask.shape, 4))
+            usable = np.zeros_like(mask)
+        momenta.append(np.where(usable[..., None], vectors, 0.0))
+        candidates.append(usable)
+        input_of.append(np.full(mask.shape[1], number))
+    return Kinematics(
+        np.concatenate(momenta, axis=1), np.concatenate(candidates, axis=1), np.concatenate(input_of)
+    )
+
+
+# --------------------------------------------------------------------------- the search
+@dataclass(frozen=True)
+class _Plan:
+    slots: tuple[tuple[int, int], ...]  # (particle, product position) of every constrained product
+    terms: tuple[tuple[tuple[int, ...], float, float], ...]  # slot positions, mass, width
+    symmetries: tuple[tuple[int, ...], ...]  # slot permutations that leave chi2 unchanged
+    free: tuple[tuple[int, int], ...]  # products of unconstrained particles
+
+
+def _plan(spec: EventSpec, constraints: Sequence[MassConstraint]) -> _Plan:
+    names = spec.particle_names
+    constrained = sorted({names.index(c.particle) for c in constraints})
+    slots = tuple((i, k) for i in constrained for k in range(spec.particles[i].num_products))
+    position = {slot: n for n, slot in enumerate(slots)}
+    terms = []
+    for c in constraints:
+        i = names.index(c.particle)
+        products = spec.particles[i].product_names
+        terms.append((tuple(sorted(position[i, products.index(p)] for p in c.products)), c.mass, c.width))
+    wanted = sorted(terms)
+    symmetries = set()
+    for event in spec.event_symmetry.elements:
+        if sorted(event[i] for i in constrained) != constrained:
+            continue
+        per_particle = [spec.particles[event[i]].symmetry.elements for i in constrained]
+        for choice in itertools.product(*per_particle):
+            images = dict(zip(constrained, choice))
+            # New slot (i, k) takes the object of old slot (event[i], perm[k]).
+            sigma = tuple(position[event[i], images[i][k]] for i, k in slots)
+            mapped = sorted((tuple(sorted(sigma[s] for s in slots_)), m, w) for slots_, m, w in terms)
+            if mapped == wanted:
+                symmetries.add(sigma)
+    free = tuple(
+        (i, k)
+        for i in range(len(names))
+        if i not in constrained
+        for k in range(spec.particles[i].num_products)
+    )
+    return _Plan(slots, tuple(terms), tuple(sorted(symmetries)), free)
+
+
+@lru_cache(maxsize=64)
+def _assignments(k: int, m: int, symmetries: tuple[tuple[int, ...], ...]) -> np.ndarray:
+    """(C, m) ordered choices of m of k ranked candidates, one per symmetry orbit."""
+    combos = np.array(list(itertools.permutations(range(k), m)), dtype=np.int64).reshape(-1, m)
+    keep = np.ones(len(combos), dtype=bool)
+    weights = k ** np.arange(m - 1, -1, -1, dtype=np.int64)  # lexicographic order as one integer
+    code = combos @ weights
+    for sigma in symmetries:
+        keep &= code <= combos[:, list(sigma)] @ weights
+    return combos[keep]
+
+
+def _largest_k(m: int, symmetries: tuple[tuple[int, ...], ...], limit: int) -> int:
+    """The most ranked candidates whose assignments (one per symmetry orbit) number at most ``limit``."""
+    k = m
+    while k < 64:
+        count = 1
+        for j in range(m):
+            count *= k + 1 - j  # assignments of k + 1 candidates
+        if count // max(len(symmetries), 1) > limit:
+            return k
+        k += 1
+    return k
+
+
+def chi_square_assign(
+    spec: EventSpec,
+    constraints: Sequence[MassConstraint],
+    kinematics: Kinematics,
+    *,
+    max_combinations: int = MAX_COMBINATIONS,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Best assignment per event: ({particle: (B, products) object indices, -1 where none}, chi2 (B,)).
+
+    Pure function of the four-momenta and the constraints; see the module doc for the search.
+    """
+    plan = _plan(spec, constraints)
+    momenta, candidates = kinematics.momenta, kinematics.candidates
+    batch, width = candidates.shape
+    pt = np.where(candidates, np.hypot(momenta[..., 0], momenta[..., 1]), -np.inf)
+    order = np.argsort(-pt, axis=1, kind="stable")  # candidates first, by falling pt
+    count = candidates.sum(axis=1)
+    result = {p.name: np.full((batch, p.num_products), -1, dtype=np.int64) for p in spec.particles}
+    best_chi2 = np.full(batch, np.nan)
+    m = len(plan.slots)
+    taken = np.zeros((batch, width), dtype=bool)
+    allowed = _allowed(spec, kinematics.input_of)
+    if m:
+        k_max = _largest_k(m, plan.symmetries, max_combinations)
+        ranks = np.minimum(count, k_max)
+        for k in np.unique(ranks[ranks >= m]):
+            events = np.flatnonzero(ranks == k)
+            combos = _assignments(int(k), m, plan.symmetries)
+            step = max(1, _CHUNK // len(combos))
+            for start in range(0, len(events), step):
+                rows = events[start:start + step]
+                objects = order[rows, :k][:, combos]  # (b, C, m) object indices
+                vectors = momenta[rows[:, None, None], objects]  # (b, C, m, 4)
+                chi2 = np.zeros(objects.shape[:2])
+                for positions, mass, sigma in plan.terms:
+                    total = vectors[:, :, list(positions)].sum(axis=2)
+                    m2 = total[..., 3] ** 2 - (total[..., :3] ** 2).sum(-1)
+                    chi2 += ((np.sqrt(np.maximum(m2, 0.0)) - mass) / sigma) ** 2
+                for n, (i, j) in enumerate(plan.slots):
+                    rule = allowed[spec.particles[i].products[j].input]
+                    if rule is not None:
+                        chi2 = np.where(rule[objects[..., n]], chi2, np.inf)
+                best = chi2.argmin(axis=1)
+                value = chi2[np.arange(len(rows)), best]
+                chosen = objects[np.arange(len(rows)), best]
+                ok = np.isfinite(value)
+                for n, (i, j) in enumerate(plan.slots):
+                    result[spec.particles[i].name][rows[ok], j] = chosen[ok, n]
+                    taken[rows[ok], chosen[ok, n]] = True
+                best_chi2[rows] = np.where(ok, value, np.nan)
+    done = np.isfinite(best_chi2) if m else np.ones(batch, dtype=bool)
+    for i, j in plan.free:
+        rule = allowed[spec.particles[i].products[j].input]
+        free = candidates & ~taken & done[:, None]
+        if rule is not None:
+            free &= rule[None, :]
+        score = np.where(free, pt, -np.inf)
+        pick = score.argmax(axis=1)
+        ok = np.isfinite(score[np.arange(batch), pick])
+        result[spec.particles[i].name][ok, j] = pick[ok]
+        taken[np.flatnonzero(ok), pick[ok]] = True
+    return result, best_chi2
+
+
+def _allowed(spec: EventSpec, input_of: np.ndarray) -> dict[str | None, np.ndarray | None]:
+    rules: dict[str | None, np.ndarray | None] = {None: None}
+    for number, source in enumerate(spec.sequential):
+        rules[source.name] = input_of == number
+    return rules

@@ -1,0 +1,310 @@
+"""Fitting a planned run: the Lightning module and trainer, signals, the run directory, the result.
+
+:func:`open_data` reads the training data for a :class:`~spanet_lite.training.plan.Plan`;
+:func:`fit` trains on it with the chosen :class:`~spanet_lite.training.hardware.Hardware`.
+The run directory layout is described in :mod:`spanet_lite.training.recorder`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.errors import InputError
+from spanet_lite.training.hardware import Hardware
+from spanet_lite.training.plan import Plan
+
+if TYPE_CHECKING:
+    from spanet_lite.dataset.datamodule import SpanetDataModule
+    from spanet_lite.dataset.statistics import DatasetStatistics
+
+
+@dataclass
+class RunResult:
+    """What a finished (or stopped) run left behind."""
+
+    run_dir: Path | None
+    """``<log_dir>/<name>/version_N`` (None for ``fast_dev_run``, which writes nothing)."""
+    best_checkpoint: Path | None
+    last_checkpoint: Path | None
+    monitor: str
+    """The validation metric that chose ``best.ckpt`` (e.g. ``val/event_purity``)."""
+    best_value: float | None
+    best_epoch: int | None
+    """0-based epoch of the best checkpoint."""
+    epochs_completed: int
+    stopped: str | None = None
+    """None when the run finished; otherwise why it stopped ("interrupted", "time limit reached")."""
+    resume_checkpoint: Path | None = None
+    """The checkpoint ``--resume`` continues from when the run stopped early."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """The last epoch's row of ``metrics.csv``."""
+    seconds: float = 0.0
+    signal_number: int | None = None
+    """The signal that stopped the run (SIGINT, SIGTERM, SIGUSR1), None otherwise; ``spanet-train``
+    exits with 128 + this number, as a shell reports a process ended by that signal."""
+
+
+@dataclass
+class OpenedData:
+    """The training data of a plan, opened and checked, with its statistics computed."""
+
+    spec: EventSpec
+    datamodule: SpanetDataModule
+    statistics: DatasetStatistics
+
+
+@dataclass
+class FitRequest:
+    """How to run the fit: where to record it, what to show, when to stop."""
+
+    log_dir: Path
+    name: str | None
+    started: float
+    """``time.monotonic()`` when the command started (the time limit counts from there)."""
+    fast_dev_run: bool = False
+    time_limit: float | None = None
+    quiet: bool = False
+    console: Console | None = None
+    extra_callbacks: Sequence[Any] = ()
+    initial_weights: tuple[Path, bool] | None = None
+    """(checkpoint, freeze) to start from another run's weights (SPANet's -sf / -fsf)."""
+
+
+def open_data(plan: Plan) -> OpenedData:
+    """Event spec, data module (set up: files checked, statistics computed) and statistics."""
+    from spanet_lite.config.event_file import parse_event_spec
+    from spanet_lite.dataset.datamodule import SpanetDataModule
+    from spanet_lite.dataset.statistics import DatasetStatistics
+
+    spec = parse_event_spec(plan.event_file_text, source=str(plan.event_file or "event_file.yaml"))
+    given = None if plan.statistics is None else DatasetStatistics.from_dict(plan.statistics)
+    datamodule = SpanetDataModule(
+        spec,
+        plan.options,
+        training_file=plan.training_file,
+        validation_file=plan.validation_file,
+        testing_file=None,
+        statistics=given,
+    )
+    datamodule.setup("fit")
+    statistics = datamodule.statistics
+    return OpenedData(spec, datamodule, statistics)
+
+
+def _monitor(spec: EventSpec) -> tuple[str, str]:
+    """Best checkpoint by validation event purity when there are particles, else validation loss."""
+    return ("val/event_purity", "max") if spec.particles else ("val/total_loss", "min")
+
+
+def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -> RunResult:
+    """Build the module and the trainer, train, and say what the run left behind."""
+    spec, datamodule, statistics = data.spec, data.datamodule, data.statistics
+    accelerator, devices, nodes, precision = (
+        hardware.accelerator, hardware.devices, hardware.nodes, hardware.precision
+    )
+    log_dir, name, console, quiet = request.log_dir, request.name, request.console, request.quiet
+    fast_dev_run, started = request.fast_dev_run, request.started
+    time_limit, initial_weights = request.time_limit, request.initial_weights
+    extra_callbacks = list(request.extra_callbacks)
+    import signal
+
+    import lightning.pytorch as pl
+    import torch
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from spanet_lite.dataset.datamodule import SpanetDataModule
+    from spanet_lite.devices import device_failure
+    from spanet_lite.training.interrupt import RunData, StopController, TrainingStopped
+    from spanet_lite.training.module import SpanetModule
+    from spanet_lite.training.progress import ProgressDisplay
+    from spanet_lite.training.recorder import (
+        BEST,
+        CHECKPOINTS,
+        LAST,
+        AtomicCheckpointIO,
+        RunRecorder,
+        incomplete_note,
+        mark_incomplete,
+    )
+
+    options = plan.options
+    distributed = hardware.distributed
+    _quiet_lightning()
+    if accelerator == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // devices))
+    if accelerator == "gpu":
+        # TF32 tensor cores for the fp32 matmuls left outside autocast (CPU: unchanged).
+        torch.set_float32_matmul_precision("high")
+        torch.backends.cudnn.allow_tf32 = True
+    pl.seed_everything(options.seed, workers=True, verbose=False)
+    module = SpanetModule(plan.event_file_text, options, statistics)
+    if initial_weights is not None:
+        from spanet_lite.training.weights import load_initial_weights
+
+        loaded = load_initial_weights(module, initial_weights[0], freeze=initial_weights[1])
+        if console is not None:
+            console.print(loaded.summary(), highlight=False)
+    if plan.resume_checkpoint is not None:
+        _check_checkpoint_fits(module, plan.resume_checkpoint)
+
+    monitor, mode = _monitor(spec)
+    run_name = name or Path(plan.event_file or "spanet").stem or "spanet"
+    options_json = json.dumps(options.to_dict(), indent=2) + "\n"
+    recorder = RunRecorder(
+        parent=log_dir / run_name,
+        files={
+            "options.json": options_json,
+            "event_file.yaml": plan.event_file_text,
+            "statistics.json": json.dumps(statistics.to_dict(), indent=2) + "\n",
+        },
+        monitor=monitor,
+        mode=mode,
+        run_dir=plan.run_dir,
+        clock=lambda: time.monotonic() - started,
+    )
+    stopper = StopController(lambda: recorder.checkpoint_dir, time_limit, started)
+    callbacks: list[Any] = [stopper]
+    live = console is not None and console.is_terminal and not quiet
+    display = None
+    if console is not None:
+        display = ProgressDisplay(
+            console, epochs=options.epochs, monitor=monitor, live=live, recorder=recorder
+        )
+        callbacks.append(display)
+    if not fast_dev_run:
+        callbacks.insert(0, recorder)
+    callbacks.extend(extra_callbacks)
+
+    trainer = pl.Trainer(
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=nodes,
+        strategy="ddp" if distributed else "auto",
+        precision=precision,  # type: ignore[arg-type]
+        max_epochs=options.epochs,
+        gradient_clip_val=options.gradient_clip or None,
+        gradient_clip_algorithm="norm",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        fast_dev_run=fast_dev_run,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=str(log_dir),
+        use_distributed_sampler=False,
+    )
+    if distributed:
+        # The shares of each process are cut once the process group exists (inside fit);
+        # statistics were computed above over the whole training split.
+        datamodule = SpanetDataModule(
+            spec,
+            options,
+            training_file=plan.training_file,
+            validation_file=plan.validation_file,
+            testing_file=None,
+            statistics=statistics,
+        )
+    data = RunData(datamodule, options.seed)
+    stopped: str | None = None
+    resume_from: Path | None = None
+    signal_number: int | None = None
+    if plan.run_dir is not None and console is not None:
+        note = incomplete_note(plan.run_dir)
+        if note:
+            console.print(f"{plan.run_dir} was left incomplete ({note}); its files are rewritten "
+                          "from the checkpoint as the run continues", highlight=False)
+    stopper.install_signal_handler()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=r".*The number of training batches.*")
+            warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)`? is deprecated.*")
+            trainer.fit(
+                module,
+                datamodule=data,
+                ckpt_path=str(plan.resume_checkpoint) if plan.resume_checkpoint else None,
+            )
+    except TrainingStopped as stop:
+        stopped, resume_from, signal_number = stop.reason, stop.checkpoint, stop.signal_number
+    except SIGTERMException:  # Lightning's own SIGTERM exit, if the signal came before on_train_start
+        signal_number = stopper.signal_number or signal.SIGTERM
+        stopped = stopper.reason or "terminated (SIGTERM)"
+    except OSError as error:  # a full disk or a folder gone read-only: say so in the run directory
+        if recorder.run_dir is None or fast_dev_run:
+            raise
+        raise mark_incomplete(recorder.run_dir, error) from None
+    except RuntimeError as error:  # a GPU that is busy, lost or out of memory: one line
+        failure = device_failure(error)
+        if failure is None:
+            raise
+        flag = "--gpus" if accelerator == "gpu" else "--processes"
+        raise InputError(None, flag, f"usable {accelerator.upper()} devices", failure) from None
+    finally:
+        stopper.restore_signal_handler()
+        if display is not None:
+            display.close()
+
+    run_dir = None if fast_dev_run else recorder.run_dir
+    checkpoints = None if run_dir is None else run_dir / CHECKPOINTS
+    result = RunResult(
+        run_dir=run_dir,
+        best_checkpoint=checkpoints / BEST if checkpoints and (checkpoints / BEST).is_file() else None,
+        last_checkpoint=checkpoints / LAST if checkpoints and (checkpoints / LAST).is_file() else None,
+        monitor=monitor,
+        best_value=recorder.best_value,
+        best_epoch=recorder.best_epoch,
+        epochs_completed=len(recorder.rows),
+        stopped=stopped,
+        resume_checkpoint=resume_from,
+        metrics={
+            k: v for k, v in (recorder.rows[-1] if recorder.rows else {}).items() if isinstance(v, float)
+        },
+        seconds=time.monotonic() - started,
+        signal_number=signal_number,
+    )
+    if stopped is not None and resume_from is None and checkpoints is not None:
+        result.resume_checkpoint = result.last_checkpoint
+    if console is not None:
+        from spanet_lite.training.progress import summary_table
+
+        console.print(summary_table(result))
+    return result
+
+
+def _check_checkpoint_fits(module: Any, path: Path) -> None:
+    """One line instead of Lightning's traceback when a checkpoint's weights do not fit the network
+    (``-cf`` with options that build another network)."""
+    from spanet_lite.training.weights import read_state_dict
+
+    given = read_state_dict(path)
+    own = module.state_dict()
+    reshaped = [k for k in own if k in given and tuple(given[k].shape) != tuple(own[k].shape)]
+    missing = [k for k in own if k not in given]
+    unexpected = [k for k in given if k not in own]
+    if reshaped or missing or unexpected:
+        example = reshaped[0] if reshaped else (missing or unexpected)[0]
+        raise InputError(
+            path, "state_dict", "weights of the network these options build",
+            f"{len(reshaped)} tensors of another shape, {len(missing)} missing, {len(unexpected)} unexpected "
+            f"(e.g. {example})",
+        )
+
+
+def _quiet_lightning() -> None:
+    """Lightning's start-up chatter (GPU available..., seed set...) is noise in our output."""
+    for logger_name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning"):
+        logging.getLogger(logger_name).setLevel(logging.WARNING)

@@ -1,0 +1,102 @@
+"""Where a run trains: accelerator, devices, nodes and numeric precision, from options and flags.
+
+``--gpus N`` must be satisfiable; an options file's ``num_gpu`` is a wish (SPANet files say
+``"num_gpu": 1``), so without CUDA it falls back to the CPU with a note.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from spanet_lite.config.options import Options
+from spanet_lite.errors import InputError
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """The devices a run uses and how it computes."""
+
+    accelerator: str
+    """``"cpu"`` or ``"gpu"`` (Lightning's names)."""
+    devices: int
+    """Devices (GPUs or CPU processes) per node."""
+    nodes: int
+    precision: str
+    """Lightning's precision string, e.g. ``32-true`` or ``bf16-mixed``."""
+    note: str | None = None
+    """What the user should know about the choice (e.g. num_gpu fell back to the CPU)."""
+
+    @property
+    def distributed(self) -> bool:
+        return self.devices * self.nodes > 1
+
+
+def choose_hardware(
+    options: Options, *, gpus: int | None, processes: int | None, nodes: int, precision_given: bool
+) -> Hardware:
+    """The hardware for ``options`` and the command-line flags (``precision_given``: ``--precision``)."""
+    accelerator, devices, note = _devices(options, gpus, processes)
+    if nodes < 1:
+        raise InputError(None, "--nodes", "a positive number of nodes", str(nodes))
+    precision = _precision(options, accelerator, explicit=precision_given)
+    return Hardware(accelerator, devices, nodes, precision, note)
+
+
+def _devices(options: Options, gpus: int | None, processes: int | None) -> tuple[str, int, str | None]:
+    """(accelerator, devices per node, note for the user).
+
+    ``--gpus N`` must be satisfiable; the options file's ``num_gpu`` is a wish (SPANet files
+    say ``"num_gpu": 1``), so without CUDA it falls back to the CPU with a note.
+    """
+    import torch
+
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus is not None:
+        if gpus < 0:
+            raise InputError(None, "--gpus", "a number of GPUs >= 0", str(gpus))
+        if gpus > available:
+            raise InputError(None, "--gpus", f"at most {available} (CUDA devices visible here)", str(gpus))
+        wanted, note = gpus, None
+    else:
+        wanted = max(0, int(options.num_gpu or 0))
+        note = None
+        if wanted > available:
+            # SPANet's default (1) is no wish of the user's: only a num_gpu the file sets gets a note.
+            if "num_gpu" in options.explicit:
+                note = (
+                    f"num_gpu = {wanted} in the options, but {available} CUDA device(s) are visible: "
+                    f"using {'the CPU' if available == 0 else f'{available} GPU(s)'}"
+                )
+            wanted = available
+    if processes is not None and processes < 1:
+        raise InputError(None, "--processes", "a number of processes >= 1", str(processes))
+    if wanted > 0:
+        return "gpu", wanted, note
+    return "cpu", processes or 1, note
+
+
+def _precision(options: Options, accelerator: str, *, explicit: bool) -> str:
+    """The options' precision; on a GPU, mixed precision unless the user chose otherwise."""
+    chosen = str(options.precision)
+    if accelerator == "cpu" and chosen in ("16-mixed", "16"):
+        raise InputError(
+            None, "precision",
+            "32-true or bf16-mixed on the CPU (16-bit mixed precision, -fp16, needs a GPU)", chosen,
+        )
+    if accelerator == "gpu" and not explicit and "precision" not in options.explicit:
+        import torch
+
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return chosen
+
+
+def rank_from_environment() -> int:
+    """Global rank of this process as set by torchrun / SLURM / Lightning's launcher (0 if none)."""
+    for key in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        value = os.environ.get(key)
+        if value and value.isdigit():
+            if key == "SLURM_PROCID" and int(os.environ.get("SLURM_NTASKS", "1") or 1) <= 1:
+                continue
+            return int(value)
+    return 0

@@ -1,0 +1,196 @@
+"""Planning a run: options (file, checkpoint or both) plus overrides, checked, and the files found.
+
+Nothing here writes anything or opens a dataset, so every mistake in what the user asked for
+is an :class:`~spanet_lite.errors.InputError` before any work starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spanet_lite.config.options import Options
+from spanet_lite.errors import InputError
+from spanet_lite.io import read_user_text
+
+
+@dataclass
+class Plan:
+    """Everything decided before training starts: checked options, the files, where to resume."""
+
+    options: Options
+    sources: dict[str, str]
+    event_file_text: str
+    event_file: Path | None
+    training_file: Path
+    validation_file: Path | None
+    resume_checkpoint: Path | None
+    run_dir: Path | None
+    statistics: dict[str, Any] | None
+    epochs_done: int = 0
+    """Epochs the resumed checkpoint has finished (0 for a new run)."""
+
+
+def plan_run(
+    options: Options | str | Path | None,
+    resume: str | Path | None,
+    overrides: dict[str, Any],
+    checkpoint: str | Path | None = None,
+    *,
+    allow_unknown_keys: bool = False,
+) -> Plan:
+    """Options + overrides + files, checked; reads the checkpoint when resuming.
+
+    ``checkpoint`` (with ``options``): a new run that restores its training state from that
+    file; the network's normalisation comes from the checkpoint, as its weights were trained
+    against it.
+    """
+    from spanet_lite import config as options_module
+
+    statistics = None
+    epochs_done = 0
+    resume_checkpoint = run_dir = None
+    event_text: str | None = None
+    if resume is not None:
+        if options is not None:
+            raise InputError(
+                None,
+                "--resume",
+                "no options file together with --resume "
+                "(the run's own options are used; override single values instead)",
+            )
+        if "event_info_file" in overrides:
+            raise InputError(
+                None,
+                "--event-file",
+                "no --event-file with --resume (the network is built from the run's own event file)",
+            )
+        resume_checkpoint, run_dir = resume_target(Path(resume))
+        hyper, epochs_done = checkpoint_hyper_parameters(resume_checkpoint)
+
+        loaded = Options.from_dict(hyper["options"])
+        event_text = hyper["event_file_text"]
+        statistics = hyper["statistics"]
+        options_path = None
+    elif options is None:
+        raise InputError(None, "OPTIONS", "an options file (or --resume RUN_DIR)")
+    elif isinstance(options, Options):
+        loaded, options_path = options, None
+    else:
+        options_path = Path(options)
+        loaded = options_module.load_options(options_path, allow_unknown_keys=allow_unknown_keys)
+    if checkpoint is not None:
+        if not Path(checkpoint).is_file():
+            raise InputError(
+                Path(checkpoint), "-cf/--checkpoint", "a checkpoint file (.ckpt)", "no such file"
+            )
+        resume_checkpoint = Path(checkpoint).resolve()
+        hyper, epochs_done = checkpoint_hyper_parameters(resume_checkpoint)
+        statistics = hyper["statistics"]
+
+    sources = {key: "command line" for key in overrides}
+    merged = loaded.replace(**overrides) if overrides else loaded
+    options_module.validate_options(merged, options_path, command_line=tuple(overrides))
+
+    def locate(key: str, required: bool) -> Path | None:
+        value = getattr(merged, key)
+        if not value and not required:
+            return None
+        where = None if key in overrides else options_path
+        path = options_module.resolve_path(value, key, where)
+        if not path.is_file():
+            raise InputError(where, key, "a file", f"{value!r}: not a regular file")
+        return path.resolve()
+
+    event_path = None
+    if event_text is None:
+        event_path = locate("event_info_file", required=True)
+        assert event_path is not None
+        event_text = read_user_text(event_path, "event file", "YAML")
+    training = locate("training_file", required=True)
+    assert training is not None
+    validation = locate("validation_file", required=False)
+    # options.json records resolved absolute paths, so a run resumes from any directory.
+    resolved = {"training_file": str(training), "validation_file": str(validation) if validation else ""}
+    if event_path is not None:
+        resolved["event_info_file"] = str(event_path)
+    merged = _with_values(merged, resolved)
+    return Plan(
+        merged, sources, event_text, event_path, training, validation, resume_checkpoint, run_dir, statistics,
+        epochs_done,
+    )
+
+
+def check_resume_epochs(plan: Plan, fast_dev_run: bool, *, explicit: bool) -> None:
+    """A resumed run can only go forward: ``--epochs`` below what it did is a one-line error."""
+    from spanet_lite.training.interrupt import INTERRUPTED_CHECKPOINT
+
+    if plan.resume_checkpoint is None:
+        return
+    done = plan.epochs_done
+    if fast_dev_run:
+        raise InputError(
+            None, "--fast-dev-run",
+            "a new run (--fast-dev-run trains one batch; it cannot continue a run)",
+            f"a checkpoint to continue (--resume or -cf) that has done {done} epoch(s)",
+        )
+    mid_epoch = plan.resume_checkpoint.name == INTERRUPTED_CHECKPOINT
+    needed = done + 1 if mid_epoch else done
+    if plan.options.epochs < needed:
+        where = "--epochs" if explicit else "epochs"
+        part = f" and part of epoch {done + 1}" if mid_epoch else ""
+        raise InputError(
+            None, where, f"at least {needed} epochs: the run has done {done} epoch(s){part}",
+            str(plan.options.epochs),
+        )
+
+
+def _with_values(options: Options, values: dict[str, Any]) -> Options:
+    """Like ``Options.replace`` without marking ``values`` as explicitly set."""
+    updated = options.replace(**values)
+    updated.explicit = options.explicit
+    return updated
+
+
+def resume_target(path: Path) -> tuple[Path, Path | None]:
+    """(checkpoint to load, run directory to continue or None) for ``--resume PATH``."""
+    from spanet_lite.training.interrupt import INTERRUPTED_CHECKPOINT
+    from spanet_lite.training.recorder import CHECKPOINTS, LAST
+
+    if path.is_dir():
+        last = path / CHECKPOINTS / LAST
+        interrupted = path / CHECKPOINTS / INTERRUPTED_CHECKPOINT
+        candidates = [p for p in (interrupted, last) if p.is_file()]
+        if not candidates:
+            raise InputError(
+                path,
+                "",
+                f"a run directory with {CHECKPOINTS}/{LAST} or {INTERRUPTED_CHECKPOINT}",
+                "no checkpoint",
+            )
+        checkpoint = max(candidates, key=lambda p: p.stat().st_mtime_ns)
+        return checkpoint, path.resolve()
+    if not path.is_file():
+        raise InputError(path, "--resume", "a run directory or a .ckpt file", "nothing at that path")
+    run_dir = path.resolve().parent.parent
+    in_run = path.resolve().parent.name == CHECKPOINTS and (run_dir / "options.json").is_file()
+    return path.resolve(), run_dir if in_run else None
+
+
+def checkpoint_hyper_parameters(path: Path) -> tuple[dict[str, Any], int]:
+    """The run's hyper-parameters and the number of epochs the checkpoint has finished."""
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # a truncated or foreign file
+        raise InputError(path, "", "a spanet_lite checkpoint", type(error).__name__) from None
+    hyper = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
+    missing = [k for k in ("event_file_text", "options", "statistics") if k not in hyper]
+    if missing:
+        raise InputError(path, "hyper_parameters", "a spanet_lite checkpoint", f"no {', '.join(missing)}")
+    callbacks = checkpoint.get("callbacks", {}) if isinstance(checkpoint, dict) else {}
+    rows = next((state.get("rows", []) for key, state in callbacks.items()
+                 if "RunRecorder" in str(key) and isinstance(state, dict)), [])
+    return hyper, len({row.get("epoch") for row in rows if isinstance(row, dict)})

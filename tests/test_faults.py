@@ -1,0 +1,500 @@
+"""Fault injection: nothing a user gave is lost, nothing fails silently, hostile input is bounded.
+
+Each test feeds one fault from issue 14 to a command or its Python API on tiny files: outputs
+that would destroy something, a read-only folder or a full disk (simulated by patching, so the
+tests also hold when run as root), SIGTERM/SIGUSR1/SIGINT during training, a YAML alias bomb,
+an impossible generator selection, bad devices, and values that training would refuse.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+from _dataset_helpers import TINY_SPEC, TINY_YAML, random_arrays, tiny_arrays, write_h5
+from _evaluation_helpers import TTBAR_YAML, make_run_dir, write_ttbar_file
+from lightning.pytorch.callbacks import Callback
+
+from spanet_lite import io as spanet_io
+from spanet_lite.cli import export as export_cli
+from spanet_lite.cli import generate as generate_cli
+from spanet_lite.cli import predict as predict_cli
+from spanet_lite.cli import test as test_cli
+from spanet_lite.cli import train as train_cli
+from spanet_lite.config import load_event_spec
+from spanet_lite.config.yaml_lines import load_yaml_with_lines
+from spanet_lite.dataset.datamodule import SpanetDataModule
+from spanet_lite.dataset.schema import validate_file
+from spanet_lite.errors import InputError, SpanetWarning
+from spanet_lite.outputs import Output, check_outputs
+from spanet_lite.physics.generator.acceptance import EMPTY_AFTER, AcceptanceGuard
+from spanet_lite.physics.generator.config import Selection
+from spanet_lite.training.interrupt import StopController
+from spanet_lite.training.run import train
+
+REPO = Path(__file__).resolve().parent.parent
+TRAIN_OPTIONS = dict(
+    hidden_dim=8, num_attention_heads=2, num_embedding_layers=1, num_encoder_layers=1,
+    num_branch_embedding_layers=0, num_branch_encoder_layers=1, num_detector_layers=1,
+    num_regression_layers=1, num_classification_layers=1, batch_size=16, epochs=2,
+    train_validation_split=0.75, num_dataloader_workers=0, seed=3, learning_rate=0.003,
+    partial_events=True,  # random targets: few events have every particle
+)
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], program: str) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith(f"{program}: error: ") and err.count("\n") == 1, err
+    return err
+
+
+def folder_listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+# --------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def tiny_training(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An options file for a 4-batch-per-epoch training on 128 events of TINY_SPEC."""
+    folder = tmp_path_factory.mktemp("tiny_training")
+    (folder / "tiny.yaml").write_text(TINY_YAML, encoding="utf-8")
+    write_h5(folder / "tiny.h5", random_arrays(128, seed=1))
+    options = {"event_info_file": str(folder / "tiny.yaml"), "training_file": str(folder / "tiny.h5"),
+               **TRAIN_OPTIONS}
+    (folder / "options.json").write_text(json.dumps(options), encoding="utf-8")
+    return folder / "options.json"
+
+
+@pytest.fixture(scope="module")
+def ttbar_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("ttbar_run")
+    data = write_ttbar_file(folder / "events.h5", num_events=40)
+    return make_run_dir(folder / "run", TTBAR_YAML, data), data
+
+
+# --------------------------------------------------------------------- 1. the output rule
+def test_an_existing_output_is_refused_unless_overwrite(tmp_path: Path) -> None:
+    existing = tmp_path / "numbers.json"
+    existing.write_text("{}")
+    with pytest.raises(InputError, match=r"numbers\.json: --json: .*pass --overwrite.*an existing file"):
+        check_outputs([Output(existing, "--json")])
+    check_outputs([Output(existing, "--json")], overwrite=True)
+
+
+def test_an_input_or_a_run_checkpoint_is_never_an_output_even_with_overwrite(
+    ttbar_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    run_dir, data = ttbar_run
+    link = tmp_path / "link.h5"
+    link.symlink_to(data)
+    for target in (data, link):
+        with pytest.raises(InputError, match="different from the command's inputs"):
+            check_outputs([Output(target, "OUT.h5")], inputs=[data], overwrite=True)
+    for target in (run_dir / "checkpoints" / "last.ckpt", run_dir / "checkpoints" / "new.json",
+                   run_dir / "options.json"):
+        with pytest.raises(InputError, match="outside a training run's files"):
+            check_outputs([Output(target, "--json")], overwrite=True)
+
+
+def test_outputs_are_never_directories_and_never_coincide(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="expected a file path, got a directory"):
+        check_outputs([Output(tmp_path, "OUT.h5")], overwrite=True)
+    plot_file = tmp_path / "plots"
+    plot_file.write_text("x")
+    with pytest.raises(InputError, match="expected a folder for the files, got an existing file"):
+        check_outputs([Output(plot_file, "--plots", directory=True)], overwrite=True)
+    same = tmp_path / "out.h5"
+    with pytest.raises(InputError, match="--event-file-output: expected a path different from --output"):
+        check_outputs([Output(same, "--output"), Output(tmp_path / "." / "out.h5", "--event-file-output")])
+
+
+def test_a_read_only_folder_is_one_line_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # os.access says "read-only" the way it does for a normal user (root passes chmod 555).
+    monkeypatch.setattr("spanet_lite.outputs.os.access", lambda path, mode: False)
+    code = generate_cli.main(["ttbar_allhad", "-n", "10", "-q", "-o", str(tmp_path / "x.h5")])
+    assert code == 2
+    assert "expected a folder we may write to" in one_line_error(capsys, "spanet-generate")
+    assert folder_listing(tmp_path) == []
+
+
+def test_generate_refuses_one_path_for_both_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    same = str(tmp_path / "events.h5")
+    code = generate_cli.main(["ttbar_allhad", "-n", "10", "-q", "-o", same, "--event-file-output", same])
+    assert code == 2 and "the same path" in one_line_error(capsys, "spanet-generate")
+    assert folder_listing(tmp_path) == []
+
+
+def test_test_json_predict_and_export_never_replace_a_checkpoint_or_an_existing_file(
+    ttbar_run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir, data = ttbar_run
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    before = checkpoint.read_bytes()
+    assert test_cli.main([str(run_dir), "-tf", str(data), "--json", str(checkpoint), "--overwrite"]) == 2
+    assert f"got the input {checkpoint}" in one_line_error(capsys, "spanet-test")
+    best = checkpoint.with_name("best.ckpt")
+    assert test_cli.main([str(run_dir), "-tf", str(data), "--json", str(best)]) == 2
+    assert "inside a run directory" in one_line_error(capsys, "spanet-test")
+    assert test_cli.main([str(run_dir), "-tf", str(data), "--json", str(data), "--overwrite"]) == 2
+    assert "the input" in one_line_error(capsys, "spanet-test")
+    assert predict_cli.main([str(run_dir), str(data), str(checkpoint)]) == 2
+    assert "inside a run directory" in one_line_error(capsys, "spanet-predict")
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"mine")
+    assert export_cli.main([str(run_dir), str(onnx)]) == 2
+    assert "--overwrite" in one_line_error(capsys, "spanet-export")
+    assert checkpoint.read_bytes() == before and onnx.read_bytes() == b"mine"
+
+
+def test_a_full_disk_while_writing_is_one_line_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.h5"))
+
+    monkeypatch.setattr("spanet_lite.physics.generator.engine._write_rows", full)
+    code = generate_cli.main(["ttbar_allhad", "-n", "10", "-q", "-o", str(tmp_path / "x.h5")])
+    assert code == 74
+    assert "No space left on device (free some space" in one_line_error(capsys, "spanet-generate")
+    assert folder_listing(tmp_path) == []
+
+
+def test_a_temporary_file_left_by_sigkill_is_removed_by_the_next_write(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    target = tmp_path / "metrics.csv"
+    host = spanet_io._host()
+    stale = tmp_path / f".metrics.csv.spanet-{host}-{dead.pid}-abc{spanet_io.PARTIAL_SUFFIX}"
+    alive = tmp_path / f".metrics.csv.spanet-{host}-{os.getpid()}-def{spanet_io.PARTIAL_SUFFIX}"
+    stale.write_text("half")
+    alive.write_text("being written")
+    spanet_io.atomic_write_text(target, "epoch\n")
+    assert folder_listing(tmp_path) == sorted([alive.name, "metrics.csv"])
+
+
+# ------------------------------------------------------------------------- 2. signals
+class RaiseSignalAt(Callback):
+    """Sends ``signum`` to this process after batch ``batch`` of epoch ``epoch``."""
+
+    def __init__(self, signum: int, epoch: int, batch: int) -> None:
+        self.signum, self.epoch, self.batch = signum, epoch, batch
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            signal.raise_signal(self.signum)
+
+
+@pytest.mark.slow
+def test_sigterm_on_a_subprocess_saves_interrupted_ckpt_prints_resume_and_exits_143(
+    tiny_training: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-c", "import sys; from spanet_lite.cli.train import main; sys.exit(main())",
+               str(tiny_training), "-l", str(tmp_path), "-n", "job", "-q", "--epochs", "1000"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "job" / "version_0" / "metrics.csv"
+    deadline = time.monotonic() + 120
+    while not metrics.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert (tmp_path / "job" / "version_0" / "checkpoints" / "interrupted.ckpt").is_file()
+    assert "terminated (SIGTERM)" in out and "resume with" in out
+
+
+def test_sigterm_on_any_other_command_leaves_no_temporary_file(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    script = "import sys; from spanet_lite.cli.generate import main; sys.exit(main())"
+    output = str(tmp_path / "big.h5")
+    command = [sys.executable, "-c", script, "ttbar_allhad", "-n", "50000000", "-q", "-o", output]
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(tmp_path.iterdir()) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143 and err == "spanet-generate: error: terminated (SIGTERM)\n"
+    assert folder_listing(tmp_path) == []
+
+
+def test_sigusr1_stops_like_sigterm_and_the_run_resumes(tiny_training: Path, tmp_path: Path) -> None:
+    stopped = train(tiny_training, log_dir=tmp_path, name="slurm",
+                    callbacks=[RaiseSignalAt(signal.SIGUSR1, epoch=0, batch=1)])
+    assert stopped.signal_number == signal.SIGUSR1 and stopped.stopped == "pre-empted (SIGUSR1)"
+    assert stopped.resume_checkpoint == stopped.run_dir / "checkpoints" / "interrupted.ckpt"
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL  # handlers restored
+    resumed = train(resume=stopped.run_dir)
+    assert resumed.stopped is None and resumed.epochs_completed == 2
+
+
+def test_a_second_signal_aborts_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    killed: list[int] = []
+    monkeypatch.setattr("spanet_lite.training.interrupt.os.kill", lambda pid, signum: killed.append(signum))
+    stopper = StopController(lambda: None)
+    stopper.install_signal_handler()
+    try:
+        stopper._on_signal(signal.SIGTERM, None)
+        assert stopper.reason == "terminated (SIGTERM)" and killed == []
+        stopper._on_signal(signal.SIGTERM, None)
+        assert killed == [signal.SIGTERM]  # re-sent with the default action: the process dies of it
+        with pytest.raises(KeyboardInterrupt):
+            stopper._on_signal(signal.SIGINT, None)
+    finally:
+        stopper.restore_signal_handler()
+
+
+# ------------------------------------------------------- 4 + 5. resume: exact metrics, epochs
+def test_a_resumed_epoch_reports_the_same_train_losses_as_an_uninterrupted_one(
+    tiny_training: Path, tmp_path: Path
+) -> None:
+    straight = train(tiny_training, log_dir=tmp_path, name="straight", epochs=3)
+    stopped = train(tiny_training, log_dir=tmp_path, name="stopped", epochs=3,
+                    callbacks=[RaiseSignalAt(signal.SIGINT, epoch=1, batch=1)])
+    assert stopped.signal_number == signal.SIGINT
+    train(resume=stopped.run_dir)
+
+    def rows(run: Path) -> list[dict[str, str]]:
+        with (run / "metrics.csv").open(newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    expected, got = rows(straight.run_dir), rows(stopped.run_dir)
+    keys = [k for k in expected[1] if k.startswith(("train/", "val/"))]
+    assert len(got) == 3
+    assert keys and [[row[k] for k in keys] for row in got] == [[row[k] for k in keys] for row in expected]
+
+    with pytest.raises(InputError, match=r"--epochs: expected at least 3 epochs: the run has done 3"):
+        train(resume=straight.run_dir, epochs=1)
+    with pytest.raises(InputError, match=r"--fast-dev-run: .*has done 3 epoch"):
+        train(resume=straight.run_dir, fast_dev_run=True)
+
+
+def test_a_full_disk_during_training_marks_the_run_incomplete_and_resume_repairs_it(
+    tiny_training: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from spanet_lite.training import recorder
+
+    real = recorder.atomic_write_text
+
+    def full_on_metrics(path: Any, text: str) -> None:
+        if Path(path).name == "metrics.csv":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, text)
+
+    monkeypatch.setattr(recorder, "atomic_write_text", full_on_metrics)
+    code = train_cli.main([str(tiny_training), "-l", str(tmp_path), "-n", "full", "-q", "--epochs", "1"])
+    err = one_line_error(capsys, "spanet-train")
+    run = tmp_path / "full" / "version_0"
+    assert code == 74 and f"{run} is incomplete" in err and f"--resume {run}" in err
+    assert (run / "INCOMPLETE").read_text().startswith(str(run / "metrics.csv"))
+    assert not (run / "metrics.csv").exists()
+
+    monkeypatch.setattr(recorder, "atomic_write_text", real)
+    assert train_cli.main(["--resume", str(run), "-q"]) == 0
+    assert f"{run} was left incomplete" in " ".join(capsys.readouterr().out.split())
+    assert (run / "metrics.csv").is_file() and not (run / "INCOMPLETE").exists()
+
+    # A disk so full that not even the mark could be written: the missing metrics.csv says it.
+    (run / "metrics.csv").unlink()
+    assert train_cli.main(["--resume", str(run), "-q"]) == 0
+    assert "metrics.csv is missing" in " ".join(capsys.readouterr().out.split())
+    assert (run / "metrics.csv").is_file()
+
+
+def test_bad_devices_are_one_line(ttbar_run: tuple[Path, Path]) -> None:
+    import torch
+
+    from spanet_lite.devices import check_device
+
+    with pytest.raises(InputError, match=r"--device: expected a torch device .*got 'gpu0'"):
+        check_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA device is visible"):
+            check_device("cuda")
+    with pytest.raises(InputError, match=r"--device"):
+        check_device(f"cuda:{torch.cuda.device_count() + 3}")
+
+
+def test_a_busy_gpu_during_training_is_one_line(
+    tiny_training: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lightning.pytorch as pl
+
+    def busy(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("CUDA error: all CUDA-capable devices are busy or unavailable\nmore lines")
+
+    monkeypatch.setattr(pl.Trainer, "fit", busy)
+    with pytest.raises(InputError, match=r"expected usable CPU devices, got CUDA error: all CUDA-capable"):
+        train(tiny_training, log_dir=tmp_path, name="busy")
+
+
+def test_a_read_only_log_dir_is_refused_before_reading_the_data(
+    tiny_training: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("spanet_lite.outputs.os.access", lambda path, mode: False)
+    monkeypatch.setattr("spanet_lite.training.run.open_data", lambda plan: pytest.fail("read the data"))
+    with pytest.raises(InputError, match=r"--log-dir: expected a folder we may write to"):
+        train(tiny_training, log_dir=tmp_path / "runs")
+    assert folder_listing(tmp_path) == []
+
+
+def test_plots_are_written_whole_or_not_at_all(tmp_path: Path) -> None:
+    target = tmp_path / "plots"
+    with pytest.raises(OSError, match="No space"), spanet_io.atomic_directory(target) as folder:
+        (folder / "roc.png").write_bytes(b"png")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert folder_listing(tmp_path) == []
+    with spanet_io.atomic_directory(target) as folder:
+        (folder / "roc.png").write_bytes(b"png")
+    assert folder_listing(tmp_path) == ["plots"] and folder_listing(target) == ["roc.png"]
+
+
+# ------------------------------------------------------------------- 3. hostile inputs
+def test_an_alias_bomb_is_refused_in_bounded_time(tmp_path: Path) -> None:
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    previous = "a"
+    for name in "bcdefghi":
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]")
+        previous = name
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\nINPUTS: *i\n")
+    started = time.monotonic()
+    with pytest.raises(InputError, match="values after expanding aliases"):
+        load_event_spec(bomb)
+    assert time.monotonic() - started < 5
+
+
+def test_control_characters_in_yaml_are_one_line() -> None:
+    with pytest.raises(InputError, match=r"x\.yaml: line 2: expected printable text .*'\\x00'"):
+        load_yaml_with_lines("INPUTS:\n  a: b\x00\n", "x.yaml")
+
+
+def test_an_oversized_event_file_is_refused_before_parsing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spanet_io, "MAX_TEXT_BYTES", 1024)
+    big = tmp_path / "big.yaml"
+    big.write_text("# padding\n" * 200)
+    with pytest.raises(InputError, match=r"big\.yaml: expected an event file of at most .*2,000 bytes"):
+        load_event_spec(big)
+
+
+def test_deeply_nested_json_is_one_line(tmp_path: Path) -> None:
+    from spanet_lite.config import load_options
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InputError, match=r"deep\.json: expected an options object, got JSON nested too"):
+        load_options(deep)
+
+
+def test_an_impossible_selection_stops_with_the_option_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    guard = AcceptanceGuard(Selection(min_jets=50, min_btags=2))
+    guard.add(EMPTY_AFTER - 1, 0)
+    with pytest.raises(InputError, match=r"--min-jets 50 --min-btags 2: .*none accepted"):
+        guard.add(1, 0)
+    guard = AcceptanceGuard(Selection(min_jets=4, min_btags=2))
+    with pytest.raises(InputError, match=r"accepts at least 0\.0001.*got 99 accepted"):
+        guard.add(1_000_000, 99)
+    code = generate_cli.main(["ttbar_allhad", "-n", "10", "-q", "--min-jets", "8", "--max-objects", "6",
+                              "-o", str(tmp_path / "x.h5")])
+    assert code == 2 and "--min-jets: expected at most 6" in one_line_error(capsys, "spanet-generate")
+
+
+# ----------------------------------------------------------- 6. checks that see what training sees
+def _broken(tmp_path: Path, change: str) -> Path:
+    arrays = tiny_arrays()
+    if change == "log_domain":
+        arrays["INPUTS/Leptons/pt"][0, 0] = -5.0  # Leptons.pt is a `log` feature
+    elif change == "empty_mask":
+        arrays["INPUTS/Leptons/MASK"][:] = False
+        for key in ("TARGETS/lt/l",):
+            arrays[key][:] = -1
+        arrays["TARGETS/h/x2"][:] = -1
+    elif change == "negative_weights":
+        arrays["WEIGHTS/EVENT/weight"][:] = -1.0
+    elif change == "zero_weights":
+        arrays["WEIGHTS/EVENT/weight"][:] = 0.0
+    return write_h5(tmp_path / f"{change}.h5", arrays)
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "message"),
+    [
+        ("log_domain", "log_domain", "values above -1 for the log option"),
+        ("empty_mask", "empty_mask", "at least one real object (MASK True)"),
+        ("negative_weights", "weight", "weights with a positive sum"),
+        ("zero_weights", "weight", "some non-zero weights"),
+    ],
+)
+def test_inspect_and_training_refuse_the_same_values(
+    tmp_path: Path, change: str, code: str, message: str
+) -> None:
+    path = _broken(tmp_path, change)
+    report = validate_file(path, TINY_SPEC)
+    assert code in [p.code for p in report.errors] and not report.ok
+    module = SpanetDataModule(TINY_SPEC, _options(), training_file=path)
+    with pytest.raises(InputError, match=re.escape(message)):
+        module.setup("fit")
+
+
+def test_a_few_negative_weights_are_a_warning_in_inspect_and_in_training(tmp_path: Path) -> None:
+    arrays = random_arrays(40, seed=2)
+    arrays["WEIGHTS/EVENT/weight"] = np.ones(40, dtype=np.float32)
+    arrays["WEIGHTS/EVENT/weight"][3] = -0.5  # an NLO sample's negative weight
+    path = write_h5(tmp_path / "nlo.h5", arrays)
+    report = validate_file(path, TINY_SPEC)
+    assert report.ok and [p.level for p in report.problems if p.code == "weight"] == ["warning"]
+    with pytest.warns(SpanetWarning, match="1 negative weight"):
+        SpanetDataModule(TINY_SPEC, _options(), training_file=path).setup("fit")
+
+
+def _options() -> Any:
+    from spanet_lite.config.options import Options
+
+    return Options(batch_size=2, train_validation_split=0.5, partial_events=True)
+
+
+def test_a_lone_far_class_label_is_a_warning_in_inspect_and_in_training(tmp_path: Path) -> None:
+    arrays = random_arrays(40, seed=2)
+    labels = arrays["CLASSIFICATIONS/EVENT/signal"]
+    labels[:] = np.arange(40) % 2
+    labels[7] = 5
+    path = write_h5(tmp_path / "typo.h5", arrays)
+    report = validate_file(path, TINY_SPEC)
+    warning = next(p for p in report.problems if p.code == "label_gap")
+    assert warning.level == "warning" and report.ok
+    assert "make 6 classes, but 2, 3, 4 never occur" in warning.message
+    module = SpanetDataModule(TINY_SPEC, _options(), training_file=path)
+    with pytest.warns(SpanetWarning, match="make 6 classes"):
+        module.setup("fit")
+
+
+def test_predict_refuses_inputs_training_would_refuse(tmp_path: Path) -> None:
+    path = _broken(tmp_path, "log_domain")
+    with pytest.raises(InputError, match=r"INPUTS/Leptons/pt: expected values above -1"):
+        validate_file(path, TINY_SPEC, inputs_only=True).raise_for_errors()
+    with h5py.File(path, "a") as file:  # targets do not matter for predictions
+        del file["TARGETS"]
+        file["INPUTS/Leptons/pt"][0, 0] = 1.0
+    validate_file(path, TINY_SPEC, inputs_only=True).raise_for_errors()

@@ -1,0 +1,123 @@
+"""Training and validation steps never read a tensor on the host (no GPU wait inside a step)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+import torch
+from _dataset_helpers import TINY_SPEC, TINY_YAML, random_arrays, write_h5
+
+from spanet_lite.config.options import Options
+from spanet_lite.dataset.datamodule import SpanetDataModule
+from spanet_lite.training.module import RunningMeans, SpanetModule
+
+OPTIONS = dict(
+    hidden_dim=8,
+    num_attention_heads=1,
+    num_embedding_layers=1,
+    num_encoder_layers=1,
+    num_branch_embedding_layers=1,
+    num_branch_encoder_layers=1,
+    num_detector_layers=1,
+    num_regression_layers=1,
+    num_classification_layers=1,
+    batch_size=64,
+    dataset_mode="device",
+    partial_events=True,
+    overlap_loss_scale=0.1,
+    focal_gamma=1.0,
+)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[SpanetModule, SpanetDataModule]:
+    path = write_h5(tmp_path_factory.mktemp("sync") / "random.h5", random_arrays(300, seed=4))
+    options = Options(**OPTIONS)
+    dm = SpanetDataModule(TINY_SPEC, options, training_file=path)
+    dm.setup("fit")
+    assert dm.statistics is not None
+    return SpanetModule(TINY_YAML, options, dm.statistics), dm
+
+
+@contextlib.contextmanager
+def host_reads_raise() -> Iterator[None]:
+    """Every way a step could pull a tensor value to the host raises inside the block."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("host read of a tensor value inside a step")
+
+    names = ("item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__")
+    saved = {name: getattr(torch.Tensor, name) for name in names}
+    try:
+        for name in names:
+            setattr(torch.Tensor, name, refuse)
+        yield
+    finally:
+        for name, method in saved.items():
+            setattr(torch.Tensor, name, method)
+
+
+def test_the_refusal_works() -> None:
+    with host_reads_raise(), pytest.raises(AssertionError):
+        bool(torch.ones(1) > 0)
+
+
+def warm_up(module: SpanetModule, batches) -> None:
+    """One pass first: the attention's per-layout tables are built once per width, on the host."""
+    with torch.no_grad():
+        for batch in batches:
+            module.network(batch.features, batch.masks)
+
+
+def test_training_and_validation_steps_read_nothing_back_on_cpu(setup) -> None:
+    module, dm = setup
+    train_batch = next(iter(dm.train_dataloader()))
+    val_batch = next(iter(dm.val_dataloader()))
+    warm_up(module, [train_batch, val_batch])
+    module.decode_on_device = True  # what a GPU does; the CPU itself decodes with numpy
+    with host_reads_raise():
+        loss = module.training_step(train_batch, 0)
+        loss.backward()
+        module.validation_step(val_batch, 0)
+    assert torch.isfinite(loss)
+    assert module._running["train"].events == train_batch.batch_size
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: checks for device synchronisation")
+def test_steps_never_synchronise_with_the_gpu(setup) -> None:
+    module, dm = setup
+    module = module.cuda()
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3, fused=True)
+    loaders = [dm.train_dataloader(), dm.val_dataloader()]
+    for loader in loaders:
+        loader.dataset.place("cuda")
+    train_batches, val_batches = (list(loader) for loader in loaders)
+    warm_up(module, train_batches + val_batches)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for i, batch in enumerate(train_batches):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = module.training_step(batch, i)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for i, batch in enumerate(val_batches):
+                module.validation_step(batch, i)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(loss)
+
+
+def test_running_means_are_event_weighted_epoch_means_and_survive_a_checkpoint() -> None:
+    running = RunningMeans()
+    running.add({"a": torch.tensor(1.0), "b": torch.tensor(4.0)}, 3)
+    restored = RunningMeans()
+    restored.load_state_dict(running.state_dict(), torch.device("cpu"))
+    restored.add({"a": torch.tensor(3.0), "b": torch.tensor(0.0)}, 1)
+    assert restored.sums is not None
+    assert (restored.sums / restored.events).tolist() == [1.5, 3.0]
