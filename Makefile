@@ -8,7 +8,7 @@
 
 VENV ?= .venv
 PYTHON ?= python3
-EXTRAS ?= dev,onnx,pythia
+EXTRAS ?= dev,onnx,pythia,tune
 TORCH_VERSION := 2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.spanet-lite-installed

@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "model": 4,
     "training": 5,
     "evaluation": 6,
+    "tuning": 6,
     "cli": 7,
 }
 

@@ -21,6 +21,8 @@ SCRIPTS = {
     "spanet-inspect": "spanet_lite.cli.inspect:main",
     "spanet-generate": "spanet_lite.cli.generate:main",
     "spanet-export": "spanet_lite.cli.export:main",
+    "spanet-data": "spanet_lite.cli.data:main",
+    "spanet-tune": "spanet_lite.cli.tune:main",
 }
 
 
@@ -66,7 +68,12 @@ def test_missing_input_file_is_an_error_without_traceback(script, tmp_path: Path
         "spanet-predict": [str(missing), str(tmp_path / "out.h5")],  # RUN_DIR IN.h5 OUT.h5
         "spanet-export": [str(tmp_path / "model.onnx")],
     }
-    code, out, err = _run(script, [str(missing), *outputs.get(script, [])], capsys)
+    event_file = Path(__file__).resolve().parents[1] / "event_files" / "full_hadronic_ttbar.yaml"
+    argv = {  # commands whose input is not the first argument
+        "spanet-data": ["select", str(missing), "-o", str(tmp_path / "out.h5"), "-e", str(event_file)],
+        "spanet-tune": [str(missing), "--trials", "1", "--dir", str(tmp_path / "study")],
+    }.get(script, [str(missing), *outputs.get(script, [])])
+    code, out, err = _run(script, argv, capsys)
     assert code == 2, err
     assert "Traceback" not in out + err
     lines = err.strip().splitlines()
@@ -100,3 +107,13 @@ def test_our_warnings_print_as_one_line_naming_the_program(monkeypatch: pytest.M
     text = warnings.formatwarning(SpanetWarning("opts.json: unknown key\n  'lr'"), SpanetWarning, "m.py", 3)
     assert text == "spanet-x: warning: opts.json: unknown key 'lr'\n"
     assert "m.py" in warnings.formatwarning(UserWarning("other"), UserWarning, "m.py", 3)
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_python_dash_m_runs_the_same_command(script):
+    """``python -m spanet_lite.cli.<name>`` is the console script (the GPU machine has none installed)."""
+    module = SCRIPTS[script].split(":")[0]
+    command = [sys.executable, "-m", module, "--help"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: {script}")

@@ -16,7 +16,6 @@ from spanet_lite.config import load_event_spec, parse_event_spec
 from spanet_lite.dataset.schema import validate_file
 from spanet_lite.physics.generator import PROCESSES, PhysicsConfig, Selection, generate_arrays, write_file
 from spanet_lite.physics.generator.allocator import retain_freed_memory
-from spanet_lite.physics.generator.detector import btag_efficiency
 from spanet_lite.physics.generator.production import (
     decay_top,
     decay_w_hadronic,
@@ -196,16 +195,6 @@ def test_decay_chain_conserves_momentum_and_masses_in_either_precision(dtype):
 def test_allocator_setting_takes_effect_on_glibc_only():
     on_glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert retain_freed_memory() is on_glibc
-
-
-def test_btag_efficiency_uses_the_delphes_atlas_formulas():
-    pt = np.array([100.0])
-    b = 0.80 * math.tanh(0.3) * 30.0 / (1.0 + 8.6)
-    c = 0.20 * math.tanh(2.0) / (1.0 + 0.34)
-    light = 0.002 + 7.3e-4
-    got = [btag_efficiency(pt, np.array([f], dtype=np.int8))[0] for f in (5, 4, 0)]
-    assert got == pytest.approx([b, c, light])
-    assert b == pytest.approx(0.7283, abs=1e-4)  # 0.8 * 0.29131 * 30 / 9.6
 
 
 def test_same_seed_same_events_and_chunk_size_does_not_matter(tmp_path):

@@ -37,11 +37,13 @@ def test_extras(project):
     assert extras["test"] >= {"pytest", "hypothesis"}
     assert extras["onnx"] >= {"onnx", "onnxruntime"}
     assert extras["dev"] >= extras["test"] | {"ruff", "mypy"}
+    assert extras["tune"] >= {"optuna"}
 
 
 def test_console_scripts(project):
     assert set(project["scripts"]) == {f"spanet-{name}" for name in
-                                       ("train", "test", "predict", "inspect", "generate", "export")}
+                                       ("train", "test", "predict", "inspect", "generate", "export",
+                                                    "data", "tune")}
     assert all(target.startswith("spanet_lite.cli.") and target.endswith(":main")
                for target in project["scripts"].values())
 
@@ -53,7 +55,7 @@ def test_ci_installs_torch_first_and_runs_the_tests_then_the_readme(repo_root: P
     assert "set -euo pipefail" in text
     assert "export CI=" in text  # a missing SPANet reference fails CI instead of skipping
     torch = text.index("pip install --quiet torch==2.13.0")
-    package = text.index("pip install --quiet -e '.[test,onnx,pythia]'")
+    package = text.index("pip install --quiet -e '.[test,onnx,pythia,tune]'")
     assert torch < package
     assert text.rstrip().splitlines()[-2:] == ["make test", "make readme-check"]
 

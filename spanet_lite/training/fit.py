@@ -102,7 +102,7 @@ def open_data(plan: Plan) -> OpenedData:
     return OpenedData(spec, datamodule, statistics)
 
 
-def _monitor(spec: EventSpec) -> tuple[str, str]:
+def monitor_for(spec: EventSpec) -> tuple[str, str]:
     """Best checkpoint by validation event purity when there are particles, else validation loss."""
     return ("val/event_purity", "max") if spec.particles else ("val/total_loss", "min")
 
@@ -158,7 +158,7 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
     if plan.resume_checkpoint is not None:
         _check_checkpoint_fits(module, plan.resume_checkpoint)
 
-    monitor, mode = _monitor(spec)
+    monitor, mode = monitor_for(spec)
     run_name = name or Path(plan.event_file or "spanet").stem or "spanet"
     options_json = json.dumps(options.to_dict(), indent=2) + "\n"
     recorder = RunRecorder(

@@ -18,10 +18,11 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from spanet_lite.physics import detector_response as delphes
+
 # --- masses and widths, GeV (PDG; b and c masses are Pythia 8 defaults) ----------------------
 TOP_MASS, TOP_WIDTH = 172.5, 1.32
 W_MASS, W_WIDTH = 80.4, 2.085
-Z_MASS, Z_WIDTH = 91.1876, 2.4952
 HIGGS_MASS, HIGGS_WIDTH = 125.0, 0.0041
 B_MASS, C_MASS = 4.8, 1.5
 ELECTRON_MASS, MUON_MASS = 0.000511, 0.105658
@@ -63,15 +64,14 @@ class PhysicsConfig:
     jet_mass_fraction: float = 0.10
     jet_mass_spread: float = 0.45
 
-    # Jet energy resolution, Delphes ATLAS card (hadronic calorimeter):
-    # sigma_E = sqrt((c E)^2 + s^2 E + n^2); |eta| <= 1.7: c 0.0302, s 0.5205, n 1.59;
-    # 1.7 < |eta|: c 0.050, s 0.706, n 0.
-    jer_constant_central: float = 0.0302
-    jer_stochastic_central: float = 0.5205
-    jer_noise_central: float = 1.59
-    jer_constant_forward: float = 0.050
-    jer_stochastic_forward: float = 0.706
-    jer_eta_boundary: float = 1.7
+    # Jet energy resolution sigma_E = sqrt((c E)^2 + s^2 E + n^2), central (|eta| <= boundary)
+    # and forward; formula and Delphes ATLAS values in spanet_lite.physics.detector_response.
+    jer_constant_central: float = delphes.JER_CENTRAL.constant
+    jer_stochastic_central: float = delphes.JER_CENTRAL.stochastic
+    jer_noise_central: float = delphes.JER_CENTRAL.noise
+    jer_constant_forward: float = delphes.JER_FORWARD.constant
+    jer_stochastic_forward: float = delphes.JER_FORWARD.stochastic
+    jer_eta_boundary: float = delphes.JER_ETA_BOUNDARY
     # Jet direction smearing (about a quarter of the 0.1 x 0.1 calorimeter tower), both eta and phi.
     jet_angular_resolution: float = 0.025
 
@@ -105,9 +105,9 @@ class PhysicsConfig:
     # 0.25 mu within dR 0.5) 72 % of true leptons inside the acceptance pass both, so
     # 0.72 / 0.93 (mean identification efficiency) = 0.78 for isolation. This is on top of the
     # jet-overlap isolation (lepton_isolation_dr) below. One uniform draw per event.
-    lepton_efficiency_central: float = 0.95
-    lepton_efficiency_forward: float = 0.85
-    lepton_efficiency_eta: float = 1.5
+    lepton_efficiency_central: float = delphes.LEPTON_EFFICIENCY_CENTRAL
+    lepton_efficiency_forward: float = delphes.LEPTON_EFFICIENCY_FORWARD
+    lepton_efficiency_eta: float = delphes.LEPTON_EFFICIENCY_ETA
     lepton_isolation_efficiency: float = 0.78
 
     # Lepton pT resolution (relative) and angular resolution (Delphes ATLAS: ~1-2 %, ~1 mrad).

@@ -15,7 +15,8 @@ Steps, vectorised over a block of n events with P partons each:
 4. **Truth**: a jet belongs to its seed (its hardest parton). A decay parton that is not a
    seed is lost (it merged into another parton's jet); targets therefore stay unique.
 5. **Response and resolution**: the jet four-momentum is scaled by
-   response * (1 + sigma(E)/E * N(0, 1)) with the Delphes ATLAS calorimeter formula for sigma;
+   response * max(1 + sigma(E)/E * N(0, 1), 0.05) with the Delphes ATLAS calorimeter formula
+   for sigma (:mod:`spanet_lite.physics.detector_response`, evaluated in float32 from E^2);
    response is ``jet_response_b`` (0.95) for b-flavoured jets, ``jet_response_light`` (0.985)
    otherwise, and b jets add ``jet_response_spread_b`` (0.15) to sigma/E in quadrature (one
    normal draw per jet either way). eta and phi are smeared by ``jet_angular_resolution``, and
@@ -24,13 +25,13 @@ Steps, vectorised over a block of n events with P partons each:
    it is why partons miss their jet). These numbers are tuned to the Pythia backend.
 6. **Acceptance**: pT > 25 GeV, |eta| < 2.5; jets sorted by pT and truncated to the maximum.
 7. **b-tagging** on the jet's truth flavour (b if any b parton in it, else c if any c, else
-   light), Delphes ATLAS card efficiencies, pT in GeV:
-   b: 0.80 tanh(0.003 pT) 30 / (1 + 0.086 pT); c: 0.20 tanh(0.02 pT) / (1 + 0.0034 pT);
-   light: 0.002 + 7.3e-6 pT.
+   light), Delphes ATLAS card efficiencies vs pT
+   (:func:`spanet_lite.physics.detector_response.btag_efficiency`).
 8. **Matching**: a decay parton's target is its jet if that jet survived step 6 and lies within
    ``match_dr`` (0.4) of the parton; else -1.
 9. **Leptons**: pT and direction smeared; accepted with pT > 25 GeV, |eta| < 2.5, with the
-   Delphes ATLAS identification efficiency (0.95 for |eta| <= 1.5, 0.85 beyond) times an
+   Delphes ATLAS identification efficiency (0.95 for |eta| <= 1.5, 0.85 beyond; in
+   :mod:`~spanet_lite.physics.detector_response`) times an
    isolation efficiency (0.78, tuned to the Pythia backend's relative isolation), and with no
    stored jet within ``lepton_isolation_dr`` (0.4) - a lepton inside a jet is not isolated.
 10. **MET** = neutrino pT + Gaussian noise of sigma = met_resolution * sqrt(sum ET) per component.
@@ -59,6 +60,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from spanet_lite.physics.detector_response import (
+    btag_efficiency,
+    jet_energy_resolution_from_e2,
+    jet_energy_scale,
+    lepton_identification_efficiency,
+)
 from spanet_lite.physics.generator.config import PhysicsConfig, Selection
 from spanet_lite.physics.generator.production import BOTTOM, CHARM, LIGHT, Lepton, PartonSet
 from spanet_lite.physics.kinematics import delta_phi, eta_from_pt_pz
@@ -94,65 +101,6 @@ class Reconstructed:
     def subset(self, rows: NDArray[np.intp]) -> Reconstructed:
         """The same quantities for the given rows only."""
         return Reconstructed(**{k: None if v is None else v[rows] for k, v in vars(self).items()})
-
-
-def btag_efficiency(pt: F64, flavour: NDArray[np.int8]) -> F64:
-    """Delphes ATLAS-card b-tag efficiency (pT in GeV) for truth flavour 5 (b), 4 (c), else light."""
-    b = 0.80 * np.tanh(0.003 * pt) * 30.0 / (1.0 + 0.086 * pt)
-    c = 0.20 * np.tanh(0.02 * pt) / (1.0 + 0.0034 * pt)
-    light = 0.002 + 7.3e-6 * pt
-    return np.where(flavour == BOTTOM, b, np.where(flavour == CHARM, c, light))
-
-
-def energy_resolution(energy: F64, eta: F64, config: PhysicsConfig) -> F64:
-    """Relative jet energy resolution sigma(E)/E from the Delphes ATLAS hadronic-calorimeter formula."""
-    central = np.sqrt(
-        (config.jer_constant_central * energy) ** 2
-        + config.jer_stochastic_central**2 * energy
-        + config.jer_noise_central**2
-    )
-    forward = np.sqrt((config.jer_constant_forward * energy) ** 2 + config.jer_stochastic_forward**2 * energy)
-    sigma = np.where(np.abs(eta) <= config.jer_eta_boundary, central, forward)
-    return sigma / np.maximum(energy, 1e-9)
-
-
-def _btag_probability(pt: NDArray[np.floating], flavour: NDArray[np.int8]) -> NDArray[np.float64]:
-    """:func:`btag_efficiency` for a flat list of jets, each formula evaluated only on its flavour.
-
-    (Evaluating all three formulas everywhere and picking with ``where`` costs three tanh passes.)
-    """
-    out = 0.002 + 7.3e-6 * pt.astype(np.float64)
-    for code, formula in ((BOTTOM, _b_efficiency), (CHARM, _c_efficiency)):
-        which = np.flatnonzero(flavour == code)
-        if which.size:
-            out[which] = formula(pt[which].astype(np.float64))
-    return out
-
-
-def _b_efficiency(pt: F64) -> F64:
-    return 0.80 * np.tanh(0.003 * pt) * 30.0 / (1.0 + 0.086 * pt)
-
-
-def _c_efficiency(pt: F64) -> F64:
-    return 0.20 * np.tanh(0.02 * pt) / (1.0 + 0.0034 * pt)
-
-
-def _relative_resolution(energy2: NDArray[np.float32], eta: NDArray[np.float32], config: PhysicsConfig):
-    """:func:`energy_resolution` from E^2, in float32 and with one square root per jet.
-
-    sigma/E = sqrt(c^2 + s^2 / E + n^2 / E^2), the coefficients picked by |eta| first.
-    """
-    central = np.abs(eta) <= np.float32(config.jer_eta_boundary)
-    c2 = _pick(central, config.jer_constant_forward**2, config.jer_constant_central**2)
-    s2 = _pick(central, config.jer_stochastic_forward**2, config.jer_stochastic_central**2)
-    n2 = _pick(central, 0.0, config.jer_noise_central**2)
-    inverse2 = np.divide(np.float32(1.0), np.maximum(energy2, np.float32(1e-18)))
-    out = np.sqrt(inverse2)  # the same operations as the formula above, without temporaries
-    out *= s2
-    out += c2
-    n2 *= inverse2
-    out += n2
-    return np.sqrt(out, out=out)
 
 
 def _pick(condition: NDArray[np.bool_], if_false: float, if_true: float) -> NDArray[np.float32]:
@@ -388,11 +336,7 @@ def reconstruct(
         l_eta = lv.eta + config.lepton_angular_resolution * rng.standard_normal(n)
         l_phi = delta_phi(lv.phi + config.lepton_angular_resolution * rng.standard_normal(n), 0.0)
         l_ok = (l_pt > config.lepton_pt_min) & (np.abs(l_eta) < config.lepton_eta_max)
-        efficiency = config.lepton_isolation_efficiency * np.where(
-            np.abs(l_eta) <= config.lepton_efficiency_eta,
-            config.lepton_efficiency_central,
-            config.lepton_efficiency_forward,
-        )
+        efficiency = config.lepton_isolation_efficiency * lepton_identification_efficiency(l_eta, config)
         l_ok &= rng.random(n) < efficiency
         if selection.leptons >= 2:  # at most one lepton per event: nothing can pass
             l_ok[:] = False
@@ -417,14 +361,14 @@ def reconstruct(
     p_abs *= pt  # pt cosh(eta)
     np.multiply(p_abs, p_abs, out=p_abs)
     p_abs += mass * mass  # now E^2
-    sigma = _relative_resolution(p_abs, eta, config)
+    sigma = jet_energy_resolution_from_e2(p_abs, eta, config)
     is_b = (jets.code.ravel()[where_jet] & 3) == 2
     if config.jet_response_spread_b:
         b_jets = np.flatnonzero(is_b)
         sigma_b = sigma[b_jets]
         sigma[b_jets] = np.sqrt(sigma_b * sigma_b + f32(config.jet_response_spread_b**2))
     response = _pick(is_b, config.jet_response_light, config.jet_response_b)
-    scale = np.maximum(f32(1.0) + sigma * rng.standard_normal(where_jet.size, dtype=f32), f32(0.05))
+    scale = jet_energy_scale(sigma, rng.standard_normal(where_jet.size, dtype=f32))
     scale *= response
     pt *= scale
     eta += f32(config.jet_angular_resolution) * rng.standard_normal(where_jet.size, dtype=f32)
@@ -441,7 +385,7 @@ def reconstruct(
 
     # b-tag every accepted jet. An event with too few tags among all its accepted jets cannot
     # have enough among the stored (hardest max_jets) ones: drop it before sorting.
-    tag = rng.random(live.size, dtype=f32) < _btag_probability(pt, _FLAVOUR_OF[code & 3])
+    tag = rng.random(live.size, dtype=f32) < btag_efficiency(pt, _FLAVOUR_OF[code & 3])
     enough = np.bincount(row[tag], minlength=r) >= selection.min_btags
     alive_row &= enough
     live = np.flatnonzero(alive_row[row])

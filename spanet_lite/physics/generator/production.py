@@ -95,10 +95,6 @@ class PartonSet:
             np.ones((n, len(items)), dtype=bool),
         )
 
-    def concat(self, other: PartonSet) -> PartonSet:
-        names = ("pt", "eta", "phi", "mass", "flavour", "role", "valid")
-        return PartonSet(*(np.concatenate([getattr(self, k), getattr(other, k)], axis=1) for k in names))
-
 
 @dataclass
 class Lepton:

@@ -1,20 +1,23 @@
 """The detector-like layer on Pythia's final state: leptons, jets, b-tags and MET.
 
-Numbers (resolutions, acceptance, matching radius) come from the fast backend's
-:class:`~spanet_lite.physics.generator.config.PhysicsConfig`, and the b-tagging efficiencies
-from its Delphes ATLAS-card formulas, so the two backends share one detector model and differ
-only in the physics before it. What only exists here (there are real particles to look at):
+Numbers (resolutions, efficiencies, acceptance, matching radius) come from the fast backend's
+:class:`~spanet_lite.physics.generator.config.PhysicsConfig`, and the b-tagging, jet energy
+resolution and lepton identification formulas from
+:mod:`spanet_lite.physics.detector_response`, which the fast backend calls too: the two
+backends share one detector response and differ only in the physics before it. What only
+exists here (there are real particles to look at):
 
 * **Visible particles**: final-state (status > 0) particles with |eta| < 4.9 (the ATLAS
   calorimeter reach), except neutrinos.
 * **Leptons**: final-state e and mu with pT > ``lepton_pt_min`` and |eta| < ``lepton_eta_max``,
   isolated as in the Delphes ATLAS card: the scalar pT sum of the other visible particles with
   pT > 0.5 GeV within Delta R < 0.5 must be below 0.12 (e) or 0.25 (mu) of the lepton pT. The
-  Delphes ATLAS identification efficiency (0.95 for |eta| <= 1.5, 0.85 beyond) is applied,
-  and the pT is smeared by ``lepton_resolution``.
+  Delphes ATLAS identification efficiency (``lepton_efficiency_*``: 0.95 for |eta| <= 1.5,
+  0.85 beyond) is applied, and the pT is smeared by ``lepton_resolution``.
 * **Jets**: anti-kt, R = 0.4 (FastJet) on the visible particles minus muons (which leave the
   calorimeter) and minus the selected isolated electrons. Jet energy is smeared with the Delphes
-  ATLAS resolution sigma_E = sqrt((c E)^2 + s^2 E + n^2) (the four-momentum is scaled, so the
+  ATLAS resolution sigma_E = sqrt((c E)^2 + s^2 E + n^2), floored at 5 % of E as in the fast
+  backend (the four-momentum is scaled, so the
   direction is kept: the shower already moved it away from the parton). Accepted jets have
   pT > ``jet_pt_min``, |eta| < ``jet_eta_max``; ordered by pT.
 * **Truth flavour** (Delphes' parton-based definition): b if a b quark with pT > 1 GeV and
@@ -36,8 +39,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from spanet_lite.physics.detector_response import (
+    btag_efficiency,
+    jet_energy_resolution,
+    jet_energy_scale,
+    lepton_identification_efficiency,
+)
 from spanet_lite.physics.generator.config import ELECTRON_MASS, MUON_MASS, PhysicsConfig
-from spanet_lite.physics.generator.detector import btag_efficiency, energy_resolution
 from spanet_lite.physics.generator.production import BOTTOM, CHARM
 from spanet_lite.physics.kinematics import delta_r
 from spanet_lite.physics.pythia.record import FlatBatch
@@ -48,7 +56,6 @@ JET_PT_MIN_CLUSTER = 15.0  # GeV before smearing; well below the 25 GeV cut afte
 ISOLATION_DR = 0.5
 ISOLATION_PT_MIN = 0.5
 ISOLATION_RATIO = {11: 0.12, 13: 0.25}
-LEPTON_EFFICIENCY_CENTRAL, LEPTON_EFFICIENCY_FORWARD, LEPTON_EFFICIENCY_ETA = 0.95, 0.85, 1.5
 FLAVOUR_DR, FLAVOUR_PARTON_PT_MIN, FLAVOUR_PARTON_ETA_MAX = 0.5, 1.0, 2.5
 NEUTRINOS = (12, 14, 16)
 
@@ -177,8 +184,7 @@ def reconstruct(
         if pt[others][near].sum() < ISOLATION_RATIO[int(apid[g])] * pt[g]:
             chosen.append(int(g))
     chosen_arr = np.asarray(chosen, dtype=np.int64)
-    efficiency = np.where(np.abs(eta[chosen_arr]) <= LEPTON_EFFICIENCY_ETA,
-                          LEPTON_EFFICIENCY_CENTRAL, LEPTON_EFFICIENCY_FORWARD)
+    efficiency = lepton_identification_efficiency(eta[chosen_arr], cfg)
     identified = chosen_arr[rng.random(len(chosen_arr)) < efficiency]
     lepton_scale = 1.0 + cfg.lepton_resolution * rng.standard_normal(len(identified))
 
@@ -190,8 +196,7 @@ def reconstruct(
     present = np.arange(e.shape[1])[None, :] < njets[:, None]
     raw_pt = np.hypot(px, py)
     raw_eta = np.arcsinh(np.divide(pz, raw_pt, out=np.zeros_like(raw_pt), where=raw_pt > 0))
-    # Same floor as the fast backend: a jet never loses more than 95 % of its energy.
-    scale = np.maximum(1.0 + energy_resolution(e, raw_eta, cfg) * rng.standard_normal(e.shape), 0.05)
+    scale = jet_energy_scale(jet_energy_resolution(e, raw_eta, cfg), rng.standard_normal(e.shape))
     jpt = raw_pt * scale
     jphi = np.arctan2(py, px)
     jmass = np.sqrt(np.clip(e**2 - px**2 - py**2 - pz**2, 0.0, None)) * scale

@@ -1,0 +1,356 @@
+"""The five dataset operations of ``spanet-data``, as plain functions.
+
+Each one validates every input against the event file before writing anything, streams the
+events in blocks of ``chunk_size``, writes its outputs atomically (a failure leaves no file
+behind) and refuses to write over an input or, without ``overwrite``, over an existing file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.dataset.operations.shuffle import DEFAULT_BUCKET_MEMORY, shuffled_blocks
+from spanet_lite.dataset.operations.streams import (
+    CHUNK_CACHE_BYTES,
+    Block,
+    EventWriter,
+    Plan,
+    ProgressFactory,
+    Source,
+    block_rows,
+    check_outputs,
+    first_sequential_mask,
+    make_plan,
+    no_progress,
+    open_source,
+    take_rows,
+)
+from spanet_lite.dataset.schema import DEFAULT_CHUNK_SIZE
+from spanet_lite.errors import InputError
+from spanet_lite.io import atomic_path
+
+
+@dataclass(frozen=True)
+class Written:
+    """One output file and the number of events in it."""
+
+    path: Path
+    events: int
+
+
+@dataclass(frozen=True)
+class Streaming:
+    """How an operation moves events: block size, progress reporting, scratch space for shuffles."""
+
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    progress: ProgressFactory = no_progress
+    validation_progress: bool = False
+    scratch_dir: Path | None = None
+    """Where a shuffle keeps its scratch file (default: beside the first output)."""
+    bucket_memory: int = DEFAULT_BUCKET_MEMORY
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 1:
+            raise InputError(None, "--chunk-size", "a positive number of events", str(self.chunk_size))
+
+
+def concat(
+    inputs: Sequence[str | Path],
+    output: str | Path,
+    spec: EventSpec,
+    *,
+    labels: Mapping[str, Sequence[int]] | None = None,
+    overwrite: bool = False,
+    streaming: Streaming = Streaming(),
+) -> list[Written]:
+    """All events of ``inputs``, in order, into ``output``.
+
+    Padded widths may differ between inputs: the output has the widest. ``labels`` adds a
+    classification target per input, e.g. ``{"EVENT/signal": [1, 0]}`` for a signal and a
+    background file (keys as in :attr:`ClassificationTarget.key`).
+    """
+    labels = {key: [int(v) for v in values] for key, values in (labels or {}).items()}
+    for key, values in labels.items():
+        if len(values) != len(inputs):
+            raise InputError(None, "--label", f"one {key} label per input ({len(inputs)})", str(len(values)))
+    check_outputs(inputs, [output], overwrite)
+    keys = {f"EVENT/{k}" if "/" not in k else k for k in labels}
+    labels = {f"EVENT/{k}" if "/" not in k else k: v for k, v in labels.items()}
+    checked = dataclasses.replace(spec, classifications=tuple(
+        t for t in spec.classifications if t.key not in keys))
+    with contextlib.ExitStack() as stack:
+        sources = [_open(path, checked, stack, streaming) for path in inputs]
+        for key in labels:
+            for source in sources:
+                if f"CLASSIFICATIONS/{key}" in source.columns:
+                    raise InputError(source.name, f"CLASSIFICATIONS/{key}",
+                                     "no such dataset yet (--label adds it)", "an existing dataset")
+        plan = make_plan(spec, sources, labels)
+        blocks = _read_all(plan, streaming, "concatenating")
+        return _write(plan, blocks, [output], [plan.num_events], streaming)
+
+
+def split(
+    input: str | Path,
+    outputs: Sequence[str | Path],
+    fractions: Sequence[float],
+    spec: EventSpec,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    by_event_number: bool = False,
+    event_number: str | None = None,
+    overwrite: bool = False,
+    streaming: Streaming = Streaming(),
+) -> list[Written]:
+    """Cut ``input`` into ``outputs`` holding ``fractions`` of its events.
+
+    Default: consecutive ranges, in file order. ``shuffle``: a random order first (seeded).
+    ``by_event_number``: each event goes where a hash of its number sends it, the way
+    experiments split by event number: an event's destination depends on nothing else, so it
+    stays put when files are re-made or extended. The number is the integer dataset
+    ``event_number`` (e.g. ``INFO/event_number``), or the event's position in the file.
+    Fractions are then met on average, not exactly.
+    """
+    _check_fractions(fractions, outputs)
+    if shuffle and by_event_number:
+        raise InputError(None, "--shuffle", "either --shuffle or --by-event-number, not both")
+    check_outputs([input], outputs, overwrite)
+    with contextlib.ExitStack() as stack:
+        plan = make_plan(spec, [_open(input, spec, stack, streaming)])
+        total = plan.num_events
+        if by_event_number:
+            numbers = _event_numbers(plan, event_number)
+            edges = np.cumsum(fractions)[:-1]
+            routed = _route_by_number(plan, streaming, numbers, edges)
+            return _write(plan, routed, outputs, [total] * len(outputs), streaming, routed=True, exact=False)
+        counts = _counts(fractions, total)
+        if any(c == 0 for c in counts):
+            raise InputError(None, "--fractions", f"a part of at least one event for every output "
+                             f"({total} events)", " ".join(f"{f:g}" for f in fractions))
+        if shuffle:
+            blocks = _shuffled(plan, seed, outputs, streaming)
+        else:
+            blocks = _read_all(plan, streaming, "splitting")
+        return _write(plan, blocks, outputs, counts, streaming)
+
+
+def shuffle(
+    input: str | Path,
+    output: str | Path,
+    spec: EventSpec,
+    *,
+    seed: int = 0,
+    overwrite: bool = False,
+    streaming: Streaming = Streaming(),
+) -> list[Written]:
+    """The events of ``input`` in a uniformly random order (out of core, reproducible from ``seed``)."""
+    check_outputs([input], [output], overwrite)
+    with contextlib.ExitStack() as stack:
+        plan = make_plan(spec, [_open(input, spec, stack, streaming)])
+        blocks = _shuffled(plan, seed, [output], streaming)
+        return _write(plan, blocks, [output], [plan.num_events], streaming)
+
+
+def select(
+    input: str | Path,
+    output: str | Path,
+    spec: EventSpec,
+    *,
+    min_objects: int | None = None,
+    max_objects: int | None = None,
+    limit: int | None = None,
+    input_name: str | None = None,
+    overwrite: bool = False,
+    streaming: Streaming = Streaming(),
+) -> list[Written]:
+    """The events of ``input`` whose number of real objects in ``input_name`` (default: the
+    first SEQUENTIAL input, usually the jets) lies in [``min_objects``, ``max_objects``];
+    at most ``limit`` of them, the first ones in file order."""
+    for flag, value in (("--min-jets", min_objects), ("--max-jets", max_objects), ("--limit", limit)):
+        if value is not None and value < (1 if flag == "--limit" else 0):
+            least = 1 if flag == "--limit" else 0
+            raise InputError(None, flag, f"a number >= {least}", str(value))
+    if min_objects is not None and max_objects is not None and min_objects > max_objects:
+        raise InputError(None, "--max-jets", f"a number >= --min-jets ({min_objects})", str(max_objects))
+    mask = first_sequential_mask(spec, input_name)
+    check_outputs([input], [output], overwrite)
+    with contextlib.ExitStack() as stack:
+        plan = make_plan(spec, [_open(input, spec, stack, streaming)])
+        capacity = plan.num_events if limit is None else min(limit, plan.num_events)
+
+        def chosen() -> Iterator[Block]:
+            kept = 0
+            for block in _read_all(plan, streaming, "selecting"):
+                count = block[mask].sum(axis=1)
+                keep = np.ones(len(count), dtype=bool)
+                if min_objects is not None:
+                    keep &= count >= min_objects
+                if max_objects is not None:
+                    keep &= count <= max_objects
+                rows = np.flatnonzero(keep)[: capacity - kept]
+                kept += len(rows)
+                yield take_rows(block, rows)
+                if kept >= capacity:
+                    return
+
+        written = _write(plan, chosen(), [output], [capacity], streaming, routed=False, exact=False)
+        return written
+
+
+def convert_v1(
+    input: str | Path,
+    output: str | Path,
+    spec: EventSpec,
+    *,
+    overwrite: bool = False,
+    streaming: Streaming = Streaming(),
+) -> list[Written]:
+    """A SPANet 1.x file (``source/...``, ``<particle>/...``) in the current layout; see
+    :mod:`spanet_lite.dataset.operations.v1` for the mapping."""
+    from spanet_lite.dataset.operations.v1 import v1_name, v1_view
+
+    check_outputs([input], [output], overwrite)
+    with contextlib.ExitStack() as stack:
+        view = stack.enter_context(v1_view(input, spec))
+        source = open_source(input, spec, stack, chunk_size=streaming.chunk_size,
+                             validation_progress=streaming.validation_progress, file=view,
+                             rename=lambda where: v1_name(where, spec))
+        source.attrs = {}
+        plan = make_plan(spec, [source])
+        return _write(plan, _read_all(plan, streaming, "converting"), [output], [plan.num_events], streaming)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _open(path: str | Path, spec: EventSpec, stack: contextlib.ExitStack, streaming: Streaming) -> Source:
+    return open_source(path, spec, stack, chunk_size=streaming.chunk_size,
+                       validation_progress=streaming.validation_progress)
+
+
+def _read_all(plan: Plan, streaming: Streaming, description: str) -> Iterator[Block]:
+    advance = streaming.progress(description, plan.num_events)
+    for index, start, stop in plan.blocks(streaming.chunk_size):
+        yield plan.read(index, start, stop)
+        advance(stop - start)
+
+
+def _shuffled(plan: Plan, seed: int, outputs: Sequence[str | Path], streaming: Streaming) -> Iterator[Block]:
+    scratch = streaming.scratch_dir or Path(outputs[0]).resolve().parent
+    return shuffled_blocks(plan, seed, Path(scratch), chunk_size=streaming.chunk_size,
+                           memory=streaming.bucket_memory, progress=streaming.progress)
+
+
+def _check_fractions(fractions: Sequence[float], outputs: Sequence[str | Path]) -> None:
+    shown = " ".join(f"{f:g}" for f in fractions)
+    if len(fractions) != len(outputs):
+        raise InputError(None, "--fractions", f"one fraction per output ({len(outputs)})",
+                         f"{len(fractions)} ({shown})")
+    if not all(math.isfinite(f) and f > 0 for f in fractions):
+        raise InputError(None, "--fractions", "fractions > 0", shown)
+    if abs(sum(fractions) - 1.0) > 1e-6:
+        raise InputError(None, "--fractions", "fractions that add up to 1",
+                         f"{shown} (sum {sum(fractions):g})")
+
+
+def _counts(fractions: Sequence[float], total: int) -> list[int]:
+    """Events per output: ``fractions * total`` rounded so that they add up to ``total``
+    (largest remainders get the leftover events)."""
+    exact = np.asarray(fractions, dtype=np.float64) / float(np.sum(fractions)) * total
+    counts = np.floor(exact).astype(np.int64)
+    leftover = total - int(counts.sum())
+    counts[np.argsort(-(exact - counts), kind="stable")[:leftover]] += 1
+    return [int(c) for c in counts]
+
+
+def _event_numbers(plan: Plan, path: str | None) -> str | None:
+    if path is None:
+        return None
+    source = plan.sources[0]
+    dataset = source.columns.get(path.strip("/"))
+    if dataset is None or dataset.ndim != 1 or dataset.dtype.kind not in "iu":
+        got = "nothing" if dataset is None else f"{dataset.dtype} of shape {dataset.shape}"
+        raise InputError(source.name, path, "an integer dataset with one event number per event", got)
+    return path.strip("/")
+
+
+def _hash_unit(numbers: np.ndarray) -> np.ndarray:
+    """splitmix64 of each number, as a float in [0, 1): well mixed, and the same on every machine."""
+    with np.errstate(over="ignore"):
+        z = numbers.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def _route_by_number(plan: Plan, streaming: Streaming, number_path: str | None,
+                     edges: np.ndarray) -> Iterator[tuple[Block, np.ndarray]]:
+    advance = streaming.progress("splitting", plan.num_events)
+    source = plan.sources[0]
+    for _, start, stop in plan.blocks(streaming.chunk_size):
+        numbers = (source.columns[number_path][start:stop] if number_path is not None
+                   else np.arange(start, stop, dtype=np.int64))
+        yield plan.read(0, start, stop), np.searchsorted(edges, _hash_unit(numbers), side="right")
+        advance(stop - start)
+
+
+def _write(
+    plan: Plan,
+    blocks: Iterable[Block] | Iterable[tuple[Block, np.ndarray]],
+    outputs: Sequence[str | Path],
+    capacities: Sequence[int],
+    streaming: Streaming,
+    *,
+    routed: bool = False,
+    exact: bool = True,
+) -> list[Written]:
+    """Write a stream of blocks to ``outputs`` atomically.
+
+    Unrouted blocks fill the outputs one after the other (``capacities`` events each);
+    routed blocks come with the output index of every event. An output that would hold no
+    event is an error (an empty file is not a dataset), and nothing is written.
+    """
+    attrs = plan.attrs()
+    with contextlib.ExitStack() as stack:
+        writers = []
+        for output, capacity in zip(outputs, capacities):
+            tmp = stack.enter_context(atomic_path(output))
+            file = stack.enter_context(h5py.File(tmp, "w", rdcc_nbytes=CHUNK_CACHE_BYTES))
+            writers.append(EventWriter(file, plan.columns, max(1, capacity), attrs))
+        target = 0
+        for item in blocks:
+            if routed:
+                block, where = item  # type: ignore[misc]
+                for index, writer in enumerate(writers):
+                    writer.write(take_rows(block, where == index))
+                continue
+            block = item  # type: ignore[assignment]
+            offset, rows = 0, block_rows(block)
+            while offset < rows:
+                writer = writers[target]
+                room = capacities[target] - writer.written - writer.pending_rows
+                part = min(room, rows - offset)
+                writer.write(take_rows(block, slice(offset, offset + part)))
+                offset += part
+                if part == room and target < len(writers) - 1:
+                    target += 1
+                elif part == room:
+                    break
+        written = [Written(Path(output), writer.close()) for output, writer in zip(outputs, writers)]
+        for result in written:
+            if result.events == 0:
+                raise InputError(result.path, "", "at least one event in every output", "none")
+        if exact:
+            assert [w.events for w in written] == list(capacities), "stream and capacities disagree"
+    return written

@@ -1,0 +1,351 @@
+"""The streaming machinery behind ``spanet-data``: validated sources, a column plan, chunked writers.
+
+Every operation is the same pipeline: open and validate each input against the event file
+(:func:`~spanet_lite.dataset.schema.validate_h5`, the checks ``spanet-inspect`` runs), plan the
+output columns, then move events ``chunk_size`` at a time from sources to writers. Nothing
+holds more than a block (or, for a shuffle, one bucket) of events, so memory does not grow
+with the file.
+
+A *column* is one per-event dataset (first axis = events). The output carries every column the
+inputs share, not only those the event file names, so information travels with the events.
+SEQUENTIAL inputs may have different padded widths in different inputs; the output takes the
+widest, pads the rest (MASK False, features 0) and moves indices of unassociated products,
+which count in the combined space of all SEQUENTIAL inputs *including padding*.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.dataset.schema import (
+    DEFAULT_CHUNK_SIZE,
+    mask_path,
+    open_h5,
+    target_index_offsets,
+    validate_h5,
+)
+from spanet_lite.errors import InputError, SpanetWarning
+
+OUTPUT_CHUNK_ROWS = 4096
+"""Events per HDF5 chunk in every output (what ``spanet-generate`` writes)."""
+CHUNK_CACHE_BYTES = 0
+"""HDF5's chunk cache per dataset, for inputs and outputs. Blocks are read once and written in
+whole chunks, so a cache saves nothing; HDF5's default (1 MB per dataset, more in practice)
+costs ~100 MB of RSS on a 20-dataset file."""
+
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+"""``factory(description, total)`` returns ``advance(n)``; called once per phase of work."""
+
+Block = dict[str, np.ndarray]
+
+
+def no_progress(description: str, total: int) -> Callable[[int], None]:
+    return lambda n: None
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def check_outputs(inputs: Sequence[str | Path], outputs: Sequence[str | Path], overwrite: bool) -> None:
+    """The project's one output rule (:mod:`spanet_lite.outputs`) for ``-o`` files: an input is
+    never overwritten, an existing output only with ``overwrite``, no two outputs the same."""
+    from spanet_lite.outputs import check_outputs as check
+    from spanet_lite.outputs import output
+
+    check([output(path, "-o") for path in outputs], inputs=inputs, overwrite=overwrite)
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+@dataclass
+class Source:
+    """One validated input file: its per-event datasets and the padded width of each SEQUENTIAL input."""
+
+    name: str
+    """How errors and warnings name the file (the path as the user typed it)."""
+    file: h5py.File
+    num_events: int
+    widths: dict[str, int]
+    columns: dict[str, h5py.Dataset]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def open_source(
+    path: str | Path,
+    spec: EventSpec,
+    stack: contextlib.ExitStack,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    validation_progress: bool = False,
+    file: h5py.File | None = None,
+    rename: Callable[[str], str] | None = None,
+) -> Source:
+    """Open ``path`` (or use the already open ``file``), validate it, and list its per-event datasets.
+
+    The first validation error becomes a one-line :class:`InputError` (``rename`` maps its
+    place in the file to the name the user knows, e.g. a SPANet v1 path). Datasets that are
+    not per-event (scalars, other lengths) cannot follow the events and are left out with a
+    warning.
+    """
+    if file is None:
+        file = stack.enter_context(_open_for_streaming(path))
+    report = validate_h5(file, spec, source=str(path), chunk_size=chunk_size, progress=validation_progress)
+    problem = report.first_error()
+    if problem is not None:
+        more = len(report.errors) - 1
+        suffix = f" ({more} more problem(s): run spanet-inspect --event-file)" if more else ""
+        where = rename(problem.where) if rename else problem.where
+        raise InputError(path, where, problem.message + suffix)
+    columns: dict[str, h5py.Dataset] = {}
+    skipped: list[str] = []
+
+    def walk(group: h5py.Group, prefix: str) -> None:  # follows links, unlike visititems
+        for name in group:
+            node = group.get(name)
+            if isinstance(node, h5py.Group):
+                walk(node, f"{prefix}{name}/")
+            elif isinstance(node, h5py.Dataset):
+                if node.ndim >= 1 and node.shape[0] == report.num_events:
+                    columns[f"{prefix}{name}"] = node
+                else:
+                    skipped.append(f"{prefix}{name}")
+
+    walk(file, "")
+    if skipped:
+        warnings.warn(f"{path}: not copied (not one entry per event): {', '.join(skipped)}",
+                      SpanetWarning, stacklevel=2)
+    return Source(str(path), file, report.num_events, dict(report.max_objects), columns, dict(file.attrs))
+
+
+def _open_for_streaming(path: str | Path) -> h5py.File:
+    """Like :func:`open_h5` (and its one-line errors), without a chunk cache."""
+    try:
+        return h5py.File(path, "r", rdcc_nbytes=CHUNK_CACHE_BYTES)
+    except OSError:
+        return open_h5(path)  # raises the InputError that says what is wrong with the file
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+@dataclass(frozen=True)
+class Column:
+    """One output dataset: where, what, and how its rows are adapted from each source."""
+
+    path: str
+    dtype: np.dtype
+    tail: tuple[int, ...]
+    filters: dict[str, Any]
+    repad: str | None = None
+    """The SEQUENTIAL input whose padded width this column follows (re-padded to the widest)."""
+    combined_index: bool = False
+    """An unassociated product's index: counts in the combined space, so it moves with re-padding."""
+    constants: tuple[int, ...] | None = None
+    """A label column: one value per source (``concat --label``), not read from the file."""
+
+
+@dataclass
+class Plan:
+    """The output columns for a list of sources, and the function that reads a block of events."""
+
+    spec: EventSpec
+    sources: list[Source]
+    columns: list[Column]
+    widths: dict[str, int]
+
+    @property
+    def bytes_per_event(self) -> int:
+        return sum(c.dtype.itemsize * int(np.prod(c.tail, dtype=np.int64)) for c in self.columns)
+
+    def read(self, index: int, start: int, stop: int) -> Block:
+        """Events ``start:stop`` of source ``index``, adapted to the output columns."""
+        source = self.sources[index]
+        block: Block = {}
+        old_starts = new_starts = None
+        for column in self.columns:
+            if column.constants is not None:
+                block[column.path] = np.full(stop - start, column.constants[index], dtype=column.dtype)
+                continue
+            values = source.columns[column.path][start:stop]
+            if column.repad is not None and values.shape[1] < column.tail[0]:
+                padded = np.zeros((len(values), *column.tail), dtype=column.dtype)
+                padded[:, : values.shape[1]] = values
+                values = padded
+            elif column.combined_index and source.widths != self.widths:
+                if old_starts is None:
+                    old_starts, new_starts = self._offsets(source)
+                values = _move_combined(values, old_starts, new_starts)
+            block[column.path] = values.astype(column.dtype, copy=False)
+        return block
+
+    def _offsets(self, source: Source) -> tuple[np.ndarray, np.ndarray]:
+        old = target_index_offsets(self.spec, source.widths)
+        new = target_index_offsets(self.spec, self.widths)
+        names = [s.name for s in self.spec.sequential]
+        return (np.array([old[n] for n in names], dtype=np.int64),
+                np.array([new[n] for n in names], dtype=np.int64))
+
+    def blocks(self, chunk_size: int) -> Iterator[tuple[int, int, int]]:
+        """(source index, start, stop) for every block of every source, in order."""
+        for index, source in enumerate(self.sources):
+            for start in range(0, source.num_events, chunk_size):
+                yield index, start, min(start + chunk_size, source.num_events)
+
+    @property
+    def num_events(self) -> int:
+        return sum(s.num_events for s in self.sources)
+
+    def attrs(self) -> dict[str, Any]:
+        """File attributes every source agrees on (e.g. the generator's ``process``)."""
+        first = self.sources[0].attrs
+        return {key: value for key, value in first.items()
+                if all(key in s.attrs and np.array_equal(s.attrs[key], value) for s in self.sources[1:])}
+
+
+def _move_combined(index: np.ndarray, old_starts: np.ndarray, new_starts: np.ndarray) -> np.ndarray:
+    """Re-express combined-space indices after the SEQUENTIAL inputs were re-padded."""
+    index = index.astype(np.int64, copy=True)
+    real = index >= 0
+    which = np.searchsorted(old_starts, index[real], side="right") - 1
+    index[real] += new_starts[which] - old_starts[which]
+    return index
+
+
+def make_plan(spec: EventSpec, sources: list[Source], labels: dict[str, list[int]] | None = None) -> Plan:
+    """Plan the output columns shared by all ``sources`` (others are dropped with a warning).
+
+    ``labels`` maps a classification key (``EVENT/signal``) to one label per source.
+    """
+    widths = {name: max(s.widths[name] for s in sources) for name in sources[0].widths}
+    sequential = {s.name for s in spec.sequential}
+    unassociated = {f"TARGETS/{p.name}/{q.name}"
+                    for p in spec.particles for q in p.products if q.input is None}
+    columns: list[Column] = []
+    dropped: list[str] = []
+    for path, first in sources[0].columns.items():
+        datasets = [s.columns.get(path) for s in sources]
+        if any(d is None for d in datasets):
+            dropped.append(path)
+            continue
+        group = path.split("/")
+        repad = group[1] if (len(group) == 3 and group[0] == "INPUTS" and group[1] in sequential) else None
+        if repad is not None and not all(
+            d.ndim == 2 and d.shape[1] == s.widths[repad] for d, s in zip(datasets, sources)
+        ):
+            repad = None
+        tail = (widths[repad],) if repad is not None else tuple(first.shape[1:])
+        if repad is None and any(tuple(d.shape[1:]) != tail for d in datasets):
+            dropped.append(path)
+            continue
+        dtype = np.result_type(*(d.dtype for d in datasets))
+        columns.append(Column(path, np.dtype(dtype), tail, _filters(first), repad=repad,
+                              combined_index=path in unassociated))
+    if dropped:
+        warnings.warn(f"not copied (missing from an input, or shaped differently): {', '.join(dropped)}",
+                      SpanetWarning, stacklevel=2)
+    for key, values in (labels or {}).items():
+        path = f"CLASSIFICATIONS/{key}"
+        columns.append(Column(path, np.dtype(np.int64), (), {"compression": "gzip", "shuffle": True},
+                              constants=tuple(values)))
+    return Plan(spec, sources, columns, widths)
+
+
+def _filters(dataset: h5py.Dataset) -> dict[str, Any]:
+    """The input's compression, so an output is stored the way its input was."""
+    filters: dict[str, Any] = {}
+    if dataset.compression is not None:
+        filters["compression"] = dataset.compression
+        if dataset.compression_opts is not None:
+            filters["compression_opts"] = dataset.compression_opts
+    if dataset.shuffle:
+        filters["shuffle"] = True
+    if dataset.fletcher32:
+        filters["fletcher32"] = True
+    return filters
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+class EventWriter:
+    """Appends blocks of events to one output file, in whole HDF5 chunks.
+
+    Datasets are created with room for ``capacity`` events and shrunk to what was written on
+    :meth:`close` (operations that filter do not know the count in advance). Rows are held
+    back until they fill whole chunks, so each compressed chunk is written once.
+    """
+
+    def __init__(self, file: h5py.File, columns: Sequence[Column], capacity: int,
+                 attrs: dict[str, Any] | None = None) -> None:
+        self.rows = max(1, min(OUTPUT_CHUNK_ROWS, capacity))
+        self.datasets = {
+            c.path: file.create_dataset(c.path, shape=(capacity, *c.tail), maxshape=(None, *c.tail),
+                                        dtype=c.dtype, chunks=(self.rows, *c.tail), **c.filters)
+            for c in columns
+        }
+        for key, value in (attrs or {}).items():
+            file.attrs[key] = value
+        self.written = 0
+        self.pending: list[Block] = []
+        self.pending_rows = 0
+        self.flush_rows = self.rows * max(1, DEFAULT_CHUNK_SIZE // self.rows)
+
+    def write(self, block: Block) -> None:
+        rows = len(next(iter(block.values())))
+        if rows == 0:
+            return
+        self.pending.append(block)
+        self.pending_rows += rows
+        if self.pending_rows >= self.flush_rows:
+            self._flush(self.pending_rows - self.pending_rows % self.rows)
+
+    def _flush(self, rows: int) -> None:
+        if rows == 0:
+            return
+        merged = {k: np.concatenate([b[k] for b in self.pending]) for k in self.pending[0]}
+        stop = self.written + rows
+        for path, dataset in self.datasets.items():
+            if stop > dataset.shape[0]:
+                dataset.resize(stop, axis=0)
+            dataset[self.written:stop] = merged[path][:rows]
+        self.written = stop
+        rest = self.pending_rows - rows
+        self.pending = [{k: v[rows:] for k, v in merged.items()}] if rest else []
+        self.pending_rows = rest
+
+    def close(self) -> int:
+        """Write what is left and trim the datasets to the events written; return that count."""
+        self._flush(self.pending_rows)
+        for dataset in self.datasets.values():
+            if dataset.shape[0] != self.written:
+                dataset.resize(self.written, axis=0)
+        return self.written
+
+
+def take_rows(block: Block, rows: np.ndarray | slice) -> Block:
+    return {k: v[rows] for k, v in block.items()}
+
+
+def block_rows(block: Block) -> int:
+    return len(next(iter(block.values()))) if block else 0
+
+
+def first_sequential_mask(spec: EventSpec, name: str | None) -> str:
+    """The MASK that ``select --min-jets`` counts: the named SEQUENTIAL input, else the first."""
+    names = [s.name for s in spec.sequential]
+    if name is None:
+        return mask_path(names[0])
+    if name not in names:
+        raise InputError(None, "--input", f"a SEQUENTIAL input of the event file ({', '.join(names)})",
+                         repr(name))
+    return mask_path(name)

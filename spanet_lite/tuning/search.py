@@ -1,0 +1,380 @@
+"""``tune()``: the Python API behind ``spanet-tune``, an Optuna study over training options.
+
+Each trial is an ordinary training run (:func:`spanet_lite.training.run.train`) in
+``<directory>/trial_NNNN/version_0``: ``spanet-test`` evaluates it like any other run. After
+every epoch the trial reports its validation metric (event purity when the event file has
+particles, else the validation loss), and the pruner (median or successive halving) may stop
+it; a pruned trial keeps its run directory and checkpoints.
+
+The study lives in a database: a SQLite file in ``directory`` unless ``storage`` names any
+database Optuna accepts (e.g. ``postgresql://user@host/db``). Workers that share the storage
+and the study name share the study, so re-running the same command continues it, ``jobs``
+worker processes on one machine run trials side by side, and many machines (or a SLURM array)
+can join in. ``trials`` is the size of the whole study: every worker stops once that many
+trials have finished (completed or pruned).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import multiprocessing
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spanet_lite.config.options import PATH_KEYS, Options
+from spanet_lite.errors import InputError
+from spanet_lite.tuning.space import DEFAULT_SPACE, Parameter
+
+PRUNERS = ("median", "halving", "none")
+STORAGE_FILE = "study.db"
+BEST_OPTIONS = "best_options.json"
+SUMMARY_CSV = "trials.csv"
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """What a study searches and how; the same values in every worker."""
+
+    options_file: Path
+    trials: int
+    directory: Path
+    space: tuple[Parameter, ...] = DEFAULT_SPACE
+    study_name: str | None = None
+    """Default: the options file's name without extension."""
+    storage: str | None = None
+    """An Optuna storage URL; default ``sqlite:///<directory>/study.db``."""
+    pruner: str = "median"
+    startup_trials: int = 3
+    """Trials that run to the end before the pruner starts comparing."""
+    warmup_epochs: int = 1
+    """Epochs every trial runs before it can be pruned."""
+    jobs: int = 1
+    epochs: int | None = None
+    """Epochs per trial (default: the options file's)."""
+    seed: int | None = None
+    """Seed of the sampler (TPE); worker ``k`` uses ``seed + k``."""
+
+    @property
+    def name(self) -> str:
+        return self.study_name or self.options_file.stem
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(self.directory / STORAGE_FILE).resolve()}"
+
+
+@dataclass
+class TrialRow:
+    """One trial as the summary shows it."""
+
+    number: int
+    state: str
+    value: float | None
+    epochs: int | None
+    params: dict[str, Any]
+    run_dir: str | None
+    error: str | None = None
+
+
+@dataclass
+class TuneResult:
+    monitor: str
+    direction: str
+    rows: list[TrialRow] = field(default_factory=list)
+    best: TrialRow | None = None
+    best_options: Path | None = None
+    failed_workers: int = 0
+    """``--jobs`` worker processes that ended with an error (their output says why)."""
+
+
+def base_options(config: TuneConfig) -> tuple[Options, dict[str, Any], str, str]:
+    """The options every trial starts from (file paths made absolute), the options file's raw
+    JSON object, the monitored metric and the study direction. Raises InputError early."""
+    from spanet_lite.config import load_event_spec, load_options, resolve_path
+    from spanet_lite.config.options_validation import validate_options
+    from spanet_lite.training.fit import monitor_for
+
+    options = load_options(config.options_file)
+    if config.epochs is not None:
+        options = options.replace(epochs=config.epochs)
+    validate_options(options, config.options_file, command_line=("epochs",) if config.epochs else ())
+    paths = {key: str(resolve_path(getattr(options, key), key, config.options_file).resolve())
+             for key in PATH_KEYS if getattr(options, key)}
+    for key in ("event_info_file", "training_file"):
+        if key not in paths:
+            raise InputError(config.options_file, key, "a file name", "nothing")
+    options = options.replace(**paths)
+    spec = load_event_spec(paths["event_info_file"])
+    monitor, mode = monitor_for(spec)
+    raw = json.loads(config.options_file.read_text(encoding="utf-8-sig"))
+    raw.update(paths)
+    if config.epochs is not None:
+        raw["epochs"] = config.epochs
+    return options, raw, monitor, "maximize" if mode == "max" else "minimize"
+
+
+def check_config(config: TuneConfig) -> None:
+    """Command-line values that are wrong before anything runs."""
+    if config.trials < 1:
+        raise InputError(None, "--trials", "a number of trials >= 1", str(config.trials))
+    if config.jobs < 1:
+        raise InputError(None, "--jobs", "a number of worker processes >= 1", str(config.jobs))
+    if config.pruner not in PRUNERS:
+        raise InputError(None, "--pruner", f"one of {', '.join(PRUNERS)}", repr(config.pruner))
+    if config.epochs is not None and config.epochs < 1:
+        raise InputError(None, "--epochs", "a number of epochs >= 1", str(config.epochs))
+
+
+def tune(config: TuneConfig, *, console: Any = None, enqueue: Sequence[Mapping[str, Any]] = ()) -> TuneResult:
+    """Run (or continue) the study until it holds ``config.trials`` finished trials.
+
+    ``enqueue`` lists parameter sets to try first (Optuna's ``enqueue_trial``), e.g. the
+    options file's own values as a baseline. Writes ``best_options.json`` and ``trials.csv``
+    in ``config.directory`` and returns the summary.
+    """
+    from spanet_lite.tuning.space import check_space
+
+    check_config(config)
+    options, raw, monitor, direction = base_options(config)
+    check_space(config.space, options, "search space")
+    config.directory.mkdir(parents=True, exist_ok=True)
+    study = _study(config, direction)
+    for params in enqueue:
+        study.enqueue_trial(dict(params), skip_if_exists=True)
+    if config.jobs == 1:
+        _optimize(config, 0, console)
+    else:
+        context = multiprocessing.get_context("spawn")
+        workers = [context.Process(target=_worker, args=(config, k)) for k in range(config.jobs)]
+        for worker in workers:
+            worker.start()
+        try:
+            for worker in workers:
+                worker.join()
+        except KeyboardInterrupt:
+            for worker in workers:
+                worker.join()
+            raise
+    study = _study(config, direction)
+    result = summarize(study, monitor, direction)
+    if config.jobs > 1:
+        result.failed_workers = sum(1 for worker in workers if worker.exitcode != 0)
+    if result.best is not None:
+        from spanet_lite.io import atomic_write_text
+
+        best = dict(raw)
+        best.update(result.best.params)
+        result.best_options = config.directory / BEST_OPTIONS
+        atomic_write_text(result.best_options, json.dumps(best, indent=4) + "\n")
+    _write_csv(config.directory / SUMMARY_CSV, result)
+    return result
+
+
+# ----------------------------------------------------------------------------- study
+
+
+def _storage(config: TuneConfig) -> Any:
+    import optuna
+
+    url = config.storage_url
+    engine: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        engine = {"connect_args": {"timeout": 120}}
+    import warnings
+
+    try:
+        # Heartbeats let a worker fail the trials of a worker that died (killed job, lost node),
+        # so a resumed study does not wait for them.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=30,
+                                              grace_period=120)
+    except Exception as error:  # sqlalchemy raises many types for a bad URL or an unreachable server
+        raise InputError(None, "--storage", "a database URL Optuna can open (e.g. sqlite:///study.db, "
+                         "postgresql://user@host/db)", f"{url} ({type(error).__name__}: "
+                         f"{' '.join(str(error).split())[:200]})") from None
+
+
+def _pruner(config: TuneConfig) -> Any:
+    import optuna
+
+    if config.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=config.startup_trials,
+                                           n_warmup_steps=config.warmup_epochs)
+    if config.pruner == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, config.warmup_epochs))
+    return optuna.pruners.NopPruner()
+
+
+def _study(config: TuneConfig, direction: str, worker: int = 0) -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    sampler = optuna.samplers.TPESampler(seed=None if config.seed is None else config.seed + worker)
+    try:
+        return optuna.create_study(storage=_storage(config), study_name=config.name, direction=direction,
+                                   sampler=sampler, pruner=_pruner(config), load_if_exists=True)
+    except ValueError as error:  # an existing study with the other direction
+        raise InputError(None, "--study-name", f"a study that {direction}s", str(error)) from None
+
+
+def _worker(config: TuneConfig, worker: int) -> None:
+    """One of ``--jobs`` processes: its share of the CPU, then the same loop as a lone worker."""
+    threads = max(1, (os.cpu_count() or 1) // config.jobs)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    with contextlib.suppress(KeyboardInterrupt):
+        _optimize(config, worker, None)
+
+
+def _finished(study: Any) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def _optimize(config: TuneConfig, worker: int, console: Any) -> None:
+    import optuna
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    options, _, monitor, direction = base_options(config)
+    study = _study(config, direction, worker)
+    remaining = config.trials - _finished(study)
+    if remaining <= 0:
+        return
+    done = MaxTrialsCallback(config.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+    def objective(trial: optuna.Trial) -> float:
+        return _run_trial(trial, config, options, monitor, direction == "maximize", console, worker)
+
+    study.optimize(objective, n_trials=remaining, callbacks=[done], catch=(_TrialFailed,))
+
+
+class _TrialFailed(Exception):
+    """A trial whose options or data were refused (recorded as failed; the study goes on)."""
+
+
+def _run_trial(trial: Any, config: TuneConfig, options: Options, monitor: str, maximize: bool,
+               console: Any, worker: int) -> float:
+    import optuna
+    from lightning.pytorch.callbacks import Callback
+
+    from spanet_lite.training.run import train
+
+    params = {p.name: p.suggest(trial) for p in config.space}
+
+    class Report(Callback):
+        """Report the monitored metric after every epoch; stop the run when the pruner says so."""
+
+        pruned_at: int | None = None
+
+        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            value = trainer.callback_metrics.get(monitor)
+            if value is None or trainer.sanity_checking:
+                return
+            number = float(value)
+            trial.report(number if math.isfinite(number) else (-math.inf if maximize else math.inf),
+                         trainer.current_epoch)
+            if trial.should_prune():
+                self.pruned_at = trainer.current_epoch
+                trainer.should_stop = True
+
+    report = Report()
+    try:
+        result = train(options.replace(**params), log_dir=config.directory, name=f"trial_{trial.number:04d}",
+                       quiet=True, callbacks=[report])
+    except InputError as error:
+        trial.set_user_attr("error", str(error))
+        _say(console, worker, f"trial {trial.number}: failed: {error}")
+        raise _TrialFailed(str(error)) from None
+    if result.stopped == "interrupted":
+        raise KeyboardInterrupt
+    trial.set_user_attr("run_dir", str(result.run_dir))
+    trial.set_user_attr("epochs", result.epochs_completed)
+    trial.set_user_attr("best_value", result.best_value)
+    value = result.best_value if result.best_value is not None else math.nan
+    shown = ", ".join(f"{k}={_short(v)}" for k, v in params.items())
+    if report.pruned_at is not None:
+        _say(console, worker, f"trial {trial.number}: pruned after epoch {report.pruned_at + 1} "
+             f"({monitor} {value:.4f}; {shown})")
+        raise optuna.TrialPruned()
+    _say(console, worker, f"trial {trial.number}: {monitor} {value:.4f} in {result.epochs_completed} epochs "
+         f"({shown})")
+    return value
+
+
+def _say(console: Any, worker: int, text: str) -> None:
+    if console is not None:
+        console.print(text, highlight=False)
+    else:
+        print(f"[worker {worker}] {text}", flush=True)  # noqa: T201 - worker processes have no console
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def summarize(study: Any, monitor: str, direction: str) -> TuneResult:
+    """Every trial of ``study``, best first (finished trials by their best value, then the rest)."""
+    from optuna.trial import TrialState
+
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        value = trial.user_attrs.get("best_value")
+        attrs = trial.user_attrs
+        rows.append(TrialRow(trial.number, trial.state.name.lower(), value, attrs.get("epochs"),
+                             dict(trial.params), attrs.get("run_dir"), attrs.get("error")))
+    sign = -1.0 if direction == "maximize" else 1.0
+
+    def order(row: TrialRow) -> tuple[int, float, int]:
+        finished = row.state in ("complete", "pruned") and row.value is not None and math.isfinite(row.value)
+        return (0 if finished else 1, sign * row.value if finished else 0.0, row.number)  # type: ignore[operator]
+
+    rows.sort(key=order)
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    best = None
+    if complete:
+        number = study.best_trial.number
+        best = next(row for row in rows if row.number == number)
+    return TuneResult(monitor, direction, rows, best)
+
+
+def summary_table(result: TuneResult, limit: int = 20) -> Any:
+    """The trials as a rich table (best first, at most ``limit`` rows)."""
+    from rich.table import Table
+
+    names = sorted({k for row in result.rows for k in row.params})
+    table = Table(title=f"Trials by best {result.monitor}", title_justify="left")
+    for column in ("trial", "state", result.monitor, "epochs", *names, "run directory"):
+        table.add_column(column, overflow="fold")
+    for row in result.rows[:limit]:
+        value = "-" if row.value is None else f"{row.value:.4f}"
+        state = row.state if row.error is None else f"failed: {row.error}"
+        table.add_row(str(row.number), state, value, "-" if row.epochs is None else str(row.epochs),
+                      *(_short(row.params[n]) if n in row.params else "-" for n in names), row.run_dir or "-")
+    return table
+
+
+def _write_csv(path: Path, result: TuneResult) -> None:
+    import csv
+    import io
+
+    from spanet_lite.io import atomic_write_text
+
+    names = sorted({k for row in result.rows for k in row.params})
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["trial", "state", result.monitor, "epochs", *names, "run_dir", "error"])
+    for row in result.rows:
+        writer.writerow([row.number, row.state, "" if row.value is None else row.value,
+                         "" if row.epochs is None else row.epochs, *(row.params.get(n, "") for n in names),
+                         row.run_dir or "", row.error or ""])
+    atomic_write_text(path, buffer.getvalue())

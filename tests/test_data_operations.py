@@ -1,0 +1,273 @@
+"""`spanet-data`: every event arrives exactly once, re-padding moves indices, bad input writes nothing.
+
+Files are the six-input-kinds ``TINY_SPEC`` layout of ``_dataset_helpers`` (two SEQUENTIAL
+inputs, so unassociated indices of ``h`` live in the combined space), a few hundred events,
+moved in chunks of 64 so that every operation crosses many block boundaries.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from _dataset_helpers import TINY_SPEC, TINY_YAML, random_arrays, write_h5
+
+from spanet_lite.cli.data import main, parse_labels
+from spanet_lite.dataset import operations
+from spanet_lite.dataset.operations import Streaming
+from spanet_lite.dataset.schema import validate_file
+from spanet_lite.errors import InputError
+
+SMALL = Streaming(chunk_size=64, bucket_memory=8 * 1024)  # ~ 100-event shuffle buckets
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as file:
+        arrays: dict[str, np.ndarray] = {}
+        file.visititems(lambda name, node: arrays.__setitem__(name, node[()])
+                        if isinstance(node, h5py.Dataset) else None)
+        return arrays
+
+
+def _events(arrays: dict[str, np.ndarray], skip: tuple[str, ...] = ()) -> Counter:
+    """Each event as the bytes of its row in every dataset: a multiset to compare by content."""
+    names = sorted(k for k in arrays if k not in skip)
+    count = len(arrays[names[0]])
+    return Counter(b"|".join(arrays[k][i].tobytes() for k in names) for i in range(count))
+
+
+def _widen_jets(arrays: dict[str, np.ndarray], extra: int) -> dict[str, np.ndarray]:
+    """The same events with ``extra`` more padded Jets slots: what concat must produce from
+    narrower files (MASK False, features 0, combined indices moved past the new slots)."""
+    wide = dict(arrays)
+    for key, values in arrays.items():
+        if key.startswith("INPUTS/Jets/"):
+            pad = np.zeros((len(values), extra), dtype=values.dtype)
+            wide[key] = np.concatenate([values, pad], axis=1)
+    for key in ("TARGETS/h/x1", "TARGETS/h/x2"):
+        index = arrays[key]
+        wide[key] = np.where(index >= 5, index + extra, index)  # Leptons start after the Jets slots
+    return wide
+
+
+@pytest.fixture
+def spec_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_YAML, encoding="utf-8")
+    return path
+
+
+def test_split_then_concat_gives_back_every_event_once(tmp_path):
+    source = write_h5(tmp_path / "all.h5", random_arrays(300, seed=1))
+    parts = [tmp_path / f"part{i}.h5" for i in range(3)]
+    written = operations.split(source, parts, [0.5, 0.3, 0.2], TINY_SPEC, streaming=SMALL)
+    assert [w.events for w in written] == [150, 90, 60]
+    assert all(validate_file(p, TINY_SPEC).ok for p in parts)
+
+    operations.concat(parts, tmp_path / "back.h5", TINY_SPEC, streaming=SMALL)
+    original, back = _read(source), _read(tmp_path / "back.h5")
+    assert set(back) == set(original)
+    for key in original:  # in order, bit for bit (NaN padding included)
+        assert original[key].tobytes() == back[key].tobytes(), key
+
+
+def test_shuffle_keeps_every_event_once_in_a_new_order_reproducibly(tmp_path):
+    source = write_h5(tmp_path / "all.h5", random_arrays(500, seed=2))
+    operations.shuffle(source, tmp_path / "a.h5", TINY_SPEC, seed=5, streaming=SMALL)
+    operations.shuffle(source, tmp_path / "b.h5", TINY_SPEC, seed=5, streaming=SMALL)
+    operations.shuffle(source, tmp_path / "c.h5", TINY_SPEC, seed=6, streaming=SMALL)
+    original, a, b, c = (_read(p) for p in (source, tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "c.h5"))
+    assert _events(a) == _events(original)
+    pt = "INPUTS/Jets/pt"
+    assert a[pt].tobytes() == b[pt].tobytes()  # same seed, same order
+    assert a[pt].tobytes() != c[pt].tobytes()
+    # A shuffle, not a rotation: events from the file's start end up spread over the output.
+    first = {row.tobytes() for row in original[pt][:50]}
+    positions = [i for i, row in enumerate(a[pt]) if row.tobytes() in first]
+    assert max(positions) - min(positions) > 300
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]  # scratch file removed
+
+
+def test_split_with_shuffle_and_by_event_number_partition_the_events(tmp_path):
+    source = write_h5(tmp_path / "all.h5", random_arrays(400, seed=3))
+    original = _events(_read(source))
+    shuffled = [tmp_path / f"s{i}.h5" for i in range(2)]
+    operations.split(source, shuffled, [0.75, 0.25], TINY_SPEC, shuffle=True, seed=1, streaming=SMALL)
+    assert sum((_events(_read(p)) for p in shuffled), Counter()) == original
+    assert [len(_read(p)["INPUTS/Met/met"]) for p in shuffled] == [300, 100]
+
+    hashed = [tmp_path / f"h{i}.h5" for i in range(2)]
+    operations.split(source, hashed, [0.5, 0.5], TINY_SPEC, by_event_number=True, streaming=SMALL)
+    assert sum((_events(_read(p)) for p in hashed), Counter()) == original
+    sizes = [len(_read(p)["INPUTS/Met/met"]) for p in hashed]
+    assert 150 < sizes[0] < 250
+    # Deterministic per event: with 200 more events appended, the first 400 go where they went.
+    first, extra = random_arrays(400, seed=3), random_arrays(200, seed=30)
+    bigger = write_h5(tmp_path / "bigger.h5", {k: np.concatenate([first[k], extra[k]]) for k in first})
+    more = [tmp_path / f"m{i}.h5" for i in range(2)]
+    operations.split(bigger, more, [0.5, 0.5], TINY_SPEC, by_event_number=True, streaming=SMALL)
+    for before, after in zip(hashed, more):
+        old, new = _read(before)["INPUTS/Jets/pt"], _read(after)["INPUTS/Jets/pt"]
+        assert new[: len(old)].tobytes() == old.tobytes()
+
+
+def test_concat_repads_to_the_widest_input_and_adds_labels(tmp_path):
+    narrow_arrays = random_arrays(120, seed=4)
+    wide_arrays = _widen_jets(random_arrays(80, seed=5), extra=3)
+    narrow = write_h5(tmp_path / "narrow.h5", narrow_arrays)
+    wide = write_h5(tmp_path / "wide.h5", wide_arrays)
+    written = operations.concat([narrow, wide], tmp_path / "out.h5", TINY_SPEC,
+                                labels={"EVENT/sample": [1, 0]}, streaming=SMALL)
+    assert written[0].events == 200
+    out = _read(tmp_path / "out.h5")
+    assert out["INPUTS/Jets/MASK"].shape == (200, 8)
+    expected = _widen_jets(narrow_arrays, extra=3)
+    for key in expected:
+        if key.startswith("INPUTS/Jets/") and key != "INPUTS/Jets/MASK":
+            # padded slots: the narrow file's NaN stay, the new ones are 0; compare real objects
+            mask = expected["INPUTS/Jets/MASK"]
+            assert np.array_equal(out[key][:120][mask], expected[key][mask]), key
+        else:
+            floats = expected[key].dtype.kind == "f"
+            assert np.array_equal(out[key][:120], expected[key], equal_nan=floats), key
+    assert out["CLASSIFICATIONS/EVENT/sample"].tolist() == [1] * 120 + [0] * 80
+    assert validate_file(tmp_path / "out.h5", TINY_SPEC).ok  # moved indices still point at real objects
+
+
+def test_select_keeps_events_by_object_count_up_to_a_limit(tmp_path):
+    arrays = random_arrays(300, seed=6)
+    source = write_h5(tmp_path / "all.h5", arrays)
+    jets = arrays["INPUTS/Jets/MASK"].sum(axis=1)
+    operations.select(source, tmp_path / "out.h5", TINY_SPEC, min_objects=4, max_objects=4, streaming=SMALL)
+    out = _read(tmp_path / "out.h5")
+    assert len(out["INPUTS/Met/met"]) == int((jets == 4).sum())
+    assert np.array_equal(out["INPUTS/Met/met"], arrays["INPUTS/Met/met"][jets == 4])
+    operations.select(source, tmp_path / "few.h5", TINY_SPEC, min_objects=5, limit=7, streaming=SMALL)
+    few = _read(tmp_path / "few.h5")["INPUTS/Met/met"]
+    assert np.array_equal(few, arrays["INPUTS/Met/met"][jets >= 5][:7])
+
+
+# ----------------------------------------------------------------------------- SPANet 1.x
+
+
+V1_YAML = """
+INPUTS:
+  SEQUENTIAL:
+    Source: {mass: log_normalize, pt: log_normalize, eta: normalize, btag: none}
+EVENT:
+  t1: [q1, q2, b]
+  t2: [q1, q2, b]
+PERMUTATIONS:
+  EVENT: [[t1, t2]]
+  t1: [[q1, q2]]
+  t2: [[q1, q2]]
+"""
+
+
+def _v1_file(path: Path, n: int = 150) -> dict[str, np.ndarray]:
+    """A SPANet 1.x ttbar file: source/<feature>, source/mask, <particle>/<product>, <particle>/mask."""
+    rng = np.random.default_rng(9)
+    count = rng.integers(6, 9, n)
+    mask = np.arange(10)[None, :] < count[:, None]
+    arrays = {"source/mask": mask}
+    for feature in ("mass", "pt", "eta", "btag"):
+        arrays[f"source/{feature}"] = np.where(mask, rng.random((n, 10)), 0).astype(np.float32)
+    order = np.argsort(rng.random((n, 6)), axis=1)  # six distinct jets among the first six
+    for p, particle in enumerate(("t1", "t2")):
+        for j, product in enumerate(("q1", "q2", "b")):
+            arrays[f"{particle}/{product}"] = order[:, 3 * p + j].astype(np.int64)
+        arrays[f"{particle}/mask"] = rng.random(n) < 0.8
+    write_h5(path, arrays)
+    return arrays
+
+
+def test_convert_v1_renames_the_layout_and_keeps_the_particle_mask(tmp_path):
+    from spanet_lite.config import parse_event_spec
+
+    spec = parse_event_spec(V1_YAML, source="v1.yaml")
+    v1 = _v1_file(tmp_path / "old.h5")
+    operations.convert_v1(tmp_path / "old.h5", tmp_path / "new.h5", spec, streaming=SMALL)
+    new = _read(tmp_path / "new.h5")
+    assert validate_file(tmp_path / "new.h5", spec).ok
+    assert np.array_equal(new["INPUTS/Source/MASK"], v1["source/mask"])
+    assert np.array_equal(new["INPUTS/Source/pt"], v1["source/pt"])
+    assert np.array_equal(new["TARGETS/t2/b"], v1["t2/b"])
+    assert np.array_equal(new["TARGETS/t1/MASK"], v1["t1/mask"])
+    assert not any(key.startswith(("source", "t1/", "t2/")) for key in new)
+
+
+def test_convert_v1_names_a_missing_dataset_by_its_v1_name(tmp_path, capsys):
+    (tmp_path / "v1.yaml").write_text(V1_YAML, encoding="utf-8")
+    _v1_file(tmp_path / "old.h5")
+    with h5py.File(tmp_path / "old.h5", "a") as file:
+        del file["source/eta"]
+    code = main(["convert-v1", str(tmp_path / "old.h5"), "-e", str(tmp_path / "v1.yaml"),
+                 "-o", str(tmp_path / "new.h5"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "old.h5: source/eta: expected feature eta" in err[0]
+    assert not (tmp_path / "new.h5").exists()
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def _one_line_error(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("spanet-data: error: ")
+    return lines[0]
+
+
+def _nothing_left(folder: Path, keep: set[str]) -> bool:
+    return {p.name for p in folder.iterdir()} == keep
+
+
+def test_an_invalid_input_is_one_line_and_writes_nothing(tmp_path, spec_file, capsys):
+    arrays = random_arrays(100, seed=7)
+    arrays["TARGETS/t/b"][40] = 9  # outside the 5 Jets slots
+    good = write_h5(tmp_path / "good.h5", random_arrays(100, seed=8))
+    bad = write_h5(tmp_path / "bad.h5", arrays)
+    keep = {p.name for p in tmp_path.iterdir()}
+    for argv in (["concat", str(good), str(bad), "-o", str(tmp_path / "out.h5")],
+                 ["split", str(bad), "--fractions", "0.5", "0.5", "-o", str(tmp_path / "a.h5"),
+                  str(tmp_path / "b.h5")],
+                 ["shuffle", str(bad), "-o", str(tmp_path / "out.h5")]):
+        assert main([*argv, "-e", str(spec_file), "--quiet", "--chunk-size", "32"]) == 2
+        assert "bad.h5: TARGETS/t/b: expected an object index" in _one_line_error(capsys)
+        assert _nothing_left(tmp_path, keep)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["select", "{good}", "-o", "{good}", "--overwrite"], "an output different from the command's inputs"),
+    (["select", "{good}", "-o", "{other}"], "pass --overwrite"),
+    (["split", "{good}", "--fractions", "0.5", "0.4", "-o", "{a}", "{b}"], "add up to 1"),
+    (["split", "{good}", "--fractions", "0.5", "0.5", "-o", "{a}"], "one fraction per output"),
+    (["select", "{good}", "-o", "{a}", "--min-jets", "9"], "at least one event"),
+    (["select", "{missing}", "-o", "{a}"], "no such file"),
+    (["concat", "{good}", "{good}", "-o", "{a}", "--label", "signal=1"], "one --label per input"),
+])
+def test_refusals_are_one_line_and_leave_files_as_they_were(tmp_path, spec_file, capsys, argv, message):
+    good = write_h5(tmp_path / "good.h5", random_arrays(50, seed=9))
+    other = tmp_path / "other.h5"
+    other.write_bytes(b"keep me")
+    names = {"good": good, "other": other, "a": tmp_path / "a.h5", "b": tmp_path / "b.h5",
+             "missing": tmp_path / "missing.h5"}
+    keep = {p.name for p in tmp_path.iterdir()}
+    before = good.read_bytes()
+    assert main([a.format(**names) for a in argv] + ["-e", str(spec_file), "--quiet"]) == 2
+    assert message in _one_line_error(capsys)
+    assert _nothing_left(tmp_path, keep)
+    assert good.read_bytes() == before and other.read_bytes() == b"keep me"
+
+
+def test_labels_parse_one_per_input():
+    assert parse_labels(["signal=1,kind=2", "kind=0,signal=0"], 2) == {"EVENT/signal": [1, 0],
+                                                                       "EVENT/kind": [2, 0]}
+    with pytest.raises(InputError, match="the same keys"):
+        parse_labels(["signal=1", "kind=0"], 2)
+    with pytest.raises(InputError, match="integer class label"):
+        parse_labels(["signal=yes"], 1)

@@ -1,0 +1,114 @@
+"""`spanet-tune`: a search space that fails early, pruning of a hopeless trial, a study that resumes.
+
+The study runs on 600 events of the bundled hh_4b example with a 16-wide network for three
+epochs (seconds per trial). Three enqueued learning rates make the outcome predictable: two
+that learn, then 1e-7, which cannot, and which the median pruner stops after its warm-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from spanet_lite.config.options import Options
+from spanet_lite.errors import InputError
+from spanet_lite.tuning.space import DEFAULT_SPACE, Parameter, check_space, parse_space
+
+
+def test_a_space_file_reads_choices_ranges_and_log_scales():
+    space = parse_space({"hidden_dim": [16, 32], "num_encoder_layers": {"low": 1, "high": 4},
+                         "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}}, "space.yaml")
+    assert space == (Parameter("hidden_dim", choices=(16, 32)),
+                     Parameter("num_encoder_layers", low=1, high=4, integer=True),
+                     Parameter("learning_rate", low=1e-4, high=1e-2, log=True))
+    assert {p.name for p in DEFAULT_SPACE} == {"hidden_dim", "num_encoder_layers", "learning_rate",
+                                                "batch_size", "dropout"}
+
+
+@pytest.mark.parametrize(("document", "message"), [
+    ({"learnig_rate": [0.1]},
+     "learnig_rate: expected an options-file key to search (did you mean 'learning_rate'?)"),
+    ({"epochs": [1, 2]}, "unknown or unsearchable"),
+    ({"dropout": {"low": 0.3, "high": 0.1}}, "expected numbers low < high"),
+    ({"learning_rate": {"low": 0, "high": 1, "log": True}}, "low > 0 on a log scale"),
+    ({"num_encoder_layers": {"low": 1, "high": 4.5}}, "the option is a whole number"),
+    ({"hidden_dim": ["wide"]}, "choices of the option's type (int)"),
+])
+def test_a_bad_space_is_one_line_naming_the_key(document, message):
+    with pytest.raises(InputError, match=r"space\.yaml") as error:
+        parse_space(document, "space.yaml")
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_values_the_options_refuse_fail_before_any_trial():
+    space = parse_space({"dropout": {"low": 0.0, "high": 1.5}}, "space.yaml")
+    with pytest.raises(InputError, match=r"space\.yaml: dropout"):
+        check_space(space, Options(), "space.yaml")
+
+
+# ----------------------------------------------------------------------------- studies
+
+try:
+    import optuna
+except ImportError:  # the [tune] extra; CI installs it, so there the tests must run
+    optuna = None
+needs_optuna = pytest.mark.skipif(optuna is None and not os.environ.get("CI"),
+                                  reason="optuna is not installed (pip install 'spanet-lite[tune]')")
+
+
+def _options(directory: Path, repo_root: Path) -> Path:
+    values = {
+        "event_info_file": str(repo_root / "event_files" / "hh_4b.yaml"),
+        "training_file": str(repo_root / "data" / "hh_4b" / "example.h5"),
+        "hidden_dim": 16, "num_attention_heads": 2, "num_embedding_layers": 1, "num_encoder_layers": 1,
+        "num_branch_embedding_layers": 1, "num_branch_encoder_layers": 1, "num_detector_layers": 1,
+        "dataset_limit": 0.06, "train_validation_split": 0.75, "batch_size": 64, "epochs": 3,
+        "learning_rate": 0.003, "learning_rate_warmup_epochs": 0.5, "seed": 3,
+    }
+    path = directory / "hh.json"
+    path.write_text(json.dumps(values), encoding="utf-8")
+    return path
+
+
+@needs_optuna
+@pytest.mark.slow
+def test_a_hopeless_trial_is_pruned_and_a_rerun_continues_the_study(tmp_path, repo_root):
+    from spanet_lite.tuning.search import TuneConfig, tune
+
+    space = (Parameter("learning_rate", choices=(0.01, 0.003, 1e-7)),)
+    config = TuneConfig(options_file=_options(tmp_path, repo_root), trials=3, directory=tmp_path / "study",
+                        space=space, startup_trials=2, warmup_epochs=1, seed=0)
+    result = tune(config, enqueue=[{"learning_rate": lr} for lr in (0.01, 0.003, 1e-7)])
+
+    states = {row.params["learning_rate"]: row.state for row in result.rows}
+    assert states == {0.01: "complete", 0.003: "complete", 1e-7: "pruned"}
+    pruned = next(row for row in result.rows if row.state == "pruned")
+    assert pruned.epochs == 2  # stopped after the warm-up epoch and one compared epoch, not 3
+    for row in result.rows:  # every trial is an ordinary run directory
+        assert (Path(row.run_dir) / "checkpoints" / "last.ckpt").is_file()
+        assert (Path(row.run_dir) / "metrics.csv").is_file()
+    assert result.best is not None and result.best.value == max(r.value for r in result.rows)
+    best = json.loads((tmp_path / "study" / "best_options.json").read_text())
+    assert best["learning_rate"] == result.best.params["learning_rate"]
+    assert best["hidden_dim"] == 16 and Path(best["training_file"]).is_absolute()
+
+    # Same study (same SQLite file and name), bigger target: only the missing trial runs.
+    again = tune(TuneConfig(**{**config.__dict__, "trials": 4}))
+    assert sorted(row.number for row in again.rows) == [0, 1, 2, 3]
+    assert sum(row.state in ("complete", "pruned") for row in again.rows) == 4
+    assert len(list((tmp_path / "study").glob("trial_*"))) == 4
+
+
+@needs_optuna
+def test_the_command_refuses_a_bad_space_file_in_one_line(tmp_path, repo_root, capsys):
+    from spanet_lite.cli.tune import main
+
+    (tmp_path / "space.yaml").write_text("dropout: {low: 0.1}\n", encoding="utf-8")
+    code = main([str(_options(tmp_path, repo_root)), "--trials", "2", "--space", str(tmp_path / "space.yaml"),
+                 "--dir", str(tmp_path / "study")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "space.yaml: dropout: expected numbers low < high" in err[0]
+    assert not (tmp_path / "study").exists()
