@@ -1,4 +1,4 @@
-"""Tiny training set-ups shared by the training tests: SPANet's reference ttH file, shrunk."""
+"""Tiny training set-ups shared by the training tests: a ttH file laid out like SPANet's example, shrunk."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ TINY_OPTIONS: dict[str, Any] = {
     "num_detector_layers": 1,
     "num_regression_layers": 1,
     "num_classification_layers": 1,
-    "dataset_limit": 0.3,  # 300 of the reference file's 1,000 events
+    "dataset_limit": 0.3,  # 300 of the file's 1,000 events
     "train_validation_split": 0.8,  # 240 training events: 4 batches of 64
     "batch_size": 64,
     "epochs": 2,
@@ -37,11 +37,12 @@ TINY_OPTIONS: dict[str, Any] = {
 }
 
 
-def write_options(directory: Path, reference_dir: Path, **changes: Any) -> Path:
-    """An options file in ``directory`` pointing at the reference event file and dataset."""
+def write_options(directory: Path, data_dir: Path, **changes: Any) -> Path:
+    """An options file in ``directory`` pointing at ``data_dir``'s ``semi_leptonic_ttH.yaml`` and
+    ``example.h5`` (the suite's generated file, or SPANet's reference folder)."""
     values = {
-        "event_info_file": str(reference_dir / "semi_leptonic_ttH.yaml"),
-        "training_file": str(reference_dir / "example.h5"),
+        "event_info_file": str(data_dir / "semi_leptonic_ttH.yaml"),
+        "training_file": str(data_dir / "example.h5"),
         **TINY_OPTIONS,
         **changes,
     }

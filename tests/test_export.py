@@ -29,10 +29,10 @@ needs_onnxruntime = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, reference_dir):
+def exported(tmp_path_factory, generated_tth):
     folder = tmp_path_factory.mktemp("export")
-    event_yaml = (reference_dir / "semi_leptonic_ttH.yaml").read_text()
-    run_dir = make_run_dir(folder / "run", event_yaml, reference_dir / "example.h5", seed=3)
+    event_yaml = (generated_tth / "semi_leptonic_ttH.yaml").read_text()
+    run_dir = make_run_dir(folder / "run", event_yaml, generated_tth / "example.h5", seed=3)
     model = folder / "model.onnx"
     assert export_cli.main([str(run_dir), str(model), "--copy-decoder"]) == 0
     return load_run(run_dir), model
@@ -168,7 +168,7 @@ def test_the_onnx_decoder_imports_nothing_but_numpy(exported):
 
 def test_input_and_output_names_and_shapes_are_spanets(exported):
     onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install .[onnx])")
-    _, model = exported
+    run, model = exported
     graph = onnx.load(str(model))
     assert [i.name for i in graph.graph.input] == ["Momenta_data", "Momenta_mask", "Met_data", "Met_mask"]
     assert [o.name for o in graph.graph.output] == [
@@ -179,7 +179,8 @@ def test_input_and_output_names_and_shapes_are_spanets(exported):
     ]
     dims = {i.name: i.type.tensor_type.shape.dim for i in graph.graph.input}
     assert [d.dim_param for d in dims["Momenta_data"][:2]] == ["batch_size", "num_Momenta"]
-    assert dims["Met_data"][2].dim_value == 3 and len(dims["Met_data"]) == 3  # GLOBAL: (B, 1, F)
+    met_features = run.spec.input("Met").num_features
+    assert dims["Met_data"][2].dim_value == met_features and len(dims["Met_data"]) == 3  # GLOBAL: (B, 1, F)
     assert len(dims["Met_mask"]) == 2
     metadata = json.loads({p.key: p.value for p in graph.metadata_props}["spanet_lite"])
     assert metadata["particles"][1] == {"name": "ht", "products": ["b", "q1", "q2"]}

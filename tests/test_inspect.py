@@ -548,10 +548,10 @@ def test_reference_file_is_valid_for_its_event_file(reference_dir):
 # ----------------------------------------------------------------------------- the command
 
 
-def test_cli_prints_the_tree_and_exits_0_without_event_file(reference_dir, capsys):
-    assert main([str(reference_dir / "example.h5")]) == 0
+def test_cli_prints_the_tree_and_exits_0_without_event_file(generated_tth, capsys):
+    assert main([str(generated_tth / "example.h5")]) == 0
     out = capsys.readouterr().out
-    assert f"| Structure for {reference_dir / 'example.h5'}\n" in out
+    assert f"| Structure for {generated_tth / 'example.h5'}\n" in out
     assert "|-----signal :: int64 : (1000,)\n" in out
 
 
@@ -592,9 +592,9 @@ def test_cli_exits_1_and_lists_the_errors_of_a_broken_file(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("kind", ["missing", "truncated", "not-hdf5", "bad-event-file", "missing-event-file"])
-def test_cli_exits_2_with_one_line_for_unreadable_input(tmp_path, reference_dir, capsys, kind):
-    h5 = reference_dir / "example.h5"
-    event_file = reference_dir / "semi_leptonic_ttH.yaml"
+def test_cli_exits_2_with_one_line_for_unreadable_input(tmp_path, generated_tth, capsys, kind):
+    h5 = generated_tth / "example.h5"
+    event_file = generated_tth / "semi_leptonic_ttH.yaml"
     if kind == "missing":
         h5 = tmp_path / "absent.h5"
     elif kind == "truncated":
@@ -615,11 +615,14 @@ def test_cli_exits_2_with_one_line_for_unreadable_input(tmp_path, reference_dir,
     assert lines[0].startswith("spanet-inspect: error: ")
 
 
-def test_cli_does_not_import_torch(reference_dir):
+def test_cli_does_not_import_torch(generated_tth):
     code = ("import sys; from spanet_lite.cli.inspect import main; "
-            f"rc = main([{str(reference_dir / 'example.h5')!r}, '-e', "
-            f"{str(reference_dir / 'semi_leptonic_ttH.yaml')!r}, '--json']); "
+            f"rc = main([{str(generated_tth / 'example.h5')!r}, '-e', "
+            f"{str(generated_tth / 'semi_leptonic_ttH.yaml')!r}, '--json']); "
             "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert math.isclose(json.loads(result.stdout)["summary"]["inputs"]["Momenta"]["objects_mean"], 8.034)
+    with h5py.File(generated_tth / "example.h5", "r") as file:
+        objects_mean = file["INPUTS/Momenta/MASK"][:].sum(axis=1).mean()
+    summary = json.loads(result.stdout)["summary"]
+    assert math.isclose(summary["inputs"]["Momenta"]["objects_mean"], objects_mean)

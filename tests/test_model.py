@@ -127,11 +127,11 @@ def test_dropout_is_active_in_training_mode_only():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_reference_ttH_network_builds_and_runs(reference_dir):
-    spec = load_event_spec(reference_dir / "semi_leptonic_ttH.yaml")
+def test_tth_network_builds_and_runs(repo_root):
+    spec = load_event_spec(repo_root / "event_files" / "semi_leptonic_ttH.yaml")  # SPANet's particles
     stats = DatasetStatistics(num_classes={"EVENT/signal": 2})
     net = SpanetNetwork(spec, small_options(), stats).eval()
-    features = {"Momenta": torch.rand(2, 19, 9), "Met": torch.rand(2, 3)}
+    features = {"Momenta": torch.rand(2, 19, 9), "Met": torch.rand(2, spec.input("Met").num_features)}
     masks = {"Momenta": torch.arange(19)[None] < torch.tensor([[7], [19]])}
     out = net(features, masks)
     assert out.assignments["lt"].shape == (2, 19)

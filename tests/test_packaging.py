@@ -48,22 +48,23 @@ def test_console_scripts(project):
                for target in project["scripts"].values())
 
 
-def test_ci_installs_torch_first_and_runs_the_makefile_test_target(repo_root: Path):
+def test_ci_installs_torch_first_and_runs_the_tests_then_the_readme(repo_root: Path):
     script = repo_root / ".ci" / "run"
     text = script.read_text(encoding="utf-8")
     assert os.access(script, os.X_OK)
     assert "set -euo pipefail" in text
+    assert "export CI=" in text  # a missing SPANet reference fails CI instead of skipping
     torch = text.index("pip install --quiet torch==2.13.0")
     package = text.index("pip install --quiet -e '.[test,onnx,pythia,tune]'")
     assert torch < package
-    assert text.rstrip().splitlines()[-1] == "make test"
+    assert text.rstrip().splitlines()[-2:] == ["make test", "make readme-check"]
 
 
 def test_makefile_setup_pins_torch_before_the_package(repo_root: Path):
     text = (repo_root / "Makefile").read_text(encoding="utf-8")
     assert "TORCH_VERSION := 2.13.0" in text
     assert text.index("pip install torch==$(TORCH_VERSION)") < text.index("pip install -e '.[$(EXTRAS)]'")
-    for target in ("setup", "test", "example", "lint"):
+    for target in ("setup", "test", "example", "lint", "readme-check"):
         assert re.search(rf"^{target}:", text, re.MULTILINE), target
 
 
@@ -72,3 +73,16 @@ def test_readme_names_the_command_ci_runs(repo_root: Path):
     if not readme.exists():
         pytest.skip("README.md is not written yet")
     assert "make test" in readme.read_text(encoding="utf-8")
+
+
+def test_missing_spanet_reference_skips_with_its_reason_but_fails_under_ci(tmp_path: Path, monkeypatch):
+    from conftest import require_reference
+
+    assert require_reference(tmp_path) == tmp_path
+    missing = tmp_path / "absent"
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=f"reference files not found at {missing}$"):
+        require_reference(missing)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        require_reference(missing)

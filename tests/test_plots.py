@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 
+import h5py
 import numpy as np
 import pytest
 from _evaluation_helpers import make_run_dir
 from matplotlib.image import imread
 
 from spanet_lite.cli import test as test_cli
+from spanet_lite.evaluation import plots
+from spanet_lite.evaluation.run import load_run
+from spanet_lite.evaluation.units import axis_label, regression_units
 
 EXPECTED = [
     "roc_EVENT_signal.png",
@@ -25,14 +29,14 @@ EXPECTED = [
 
 
 @pytest.fixture(scope="module")
-def plotted(tmp_path_factory, reference_dir):
+def plotted(tmp_path_factory, generated_tth):
     folder = tmp_path_factory.mktemp("plots")
-    event_yaml = (reference_dir / "semi_leptonic_ttH.yaml").read_text()
-    run_dir = make_run_dir(folder / "run", event_yaml, reference_dir / "example.h5")
+    event_yaml = (generated_tth / "semi_leptonic_ttH.yaml").read_text()
+    run_dir = make_run_dir(folder / "run", event_yaml, generated_tth / "example.h5")
     plots = folder / "plots"
     report = folder / "metrics.json"
     code = test_cli.main(
-        [str(run_dir), "-tf", str(reference_dir / "example.h5"), "--plots", str(plots), "--json", str(report)]
+        [str(run_dir), "-tf", str(generated_tth / "example.h5"), "--plots", str(plots), "--json", str(report)]
     )
     assert code == 0
     return plots, json.loads(report.read_text())
@@ -60,11 +64,57 @@ def test_plots_are_non_empty_pngs(plotted, name):
 def test_neutrino_baseline_is_reported_beside_the_network(plotted):
     _, metrics = plotted
     assert metrics["baseline"]["used"] is True
-    assert metrics["baseline"]["unit_divisor"] == 100.0  # the reference file stores momenta in 100 GeV
+    assert metrics["baseline"]["unit_divisor"] == 1.0  # the generator writes GeV, like its inputs
     px = metrics["regression"]["EVENT/neutrino_px"]
     assert set(px) == {"network", "baseline"}
-    # The W-mass solution takes px from MET: a few-tens-of-GeV resolution, i.e. well under 0.5 here.
-    assert px["baseline"]["rms"] < 0.5
+    # The W-mass solution takes px from MET: a few-tens-of-GeV resolution.
+    assert px["baseline"]["rms"] < 50.0
     assert "baseline" not in metrics["regression"]["EVENT/log_invariant_mass"]
     expected = {"accuracy", "roc_auc", "rejection@50", "rejection@80", "num_classes", "confusion"}
     assert set(metrics["classification"]["EVENT/signal"]) == expected
+
+
+
+def test_jet_rows_count_jets_not_the_lepton(plotted):
+    """ttH needs 6 jets; the lepton shares the Momenta input but is not a jet (etag/utag)."""
+    _, metrics = plotted
+    rows = metrics["assignment_tables"]["by_jets"]
+    assert list(rows) == ["==6", "==7", ">=8", "all"]
+    assert rows["==6"]["proportion"] > 0.2
+    assert metrics["jet_count_rule"].startswith("jets counted: Momenta: objects without a lepton tag")
+
+def test_spanet_reference_momenta_are_matched_in_units_of_100_gev(tmp_path, reference_dir):
+    """SPANet's example stores the neutrino targets in 100 GeV: the baseline is scaled to them."""
+    event_yaml = (reference_dir / "semi_leptonic_ttH.yaml").read_text()
+    run_dir = make_run_dir(tmp_path / "run", event_yaml, reference_dir / "example.h5")
+    metrics = load_run(run_dir).evaluate(reference_dir / "example.h5")
+    assert metrics["baseline"]["unit_divisor"] == 100.0
+    assert metrics["regression"]["EVENT/neutrino_px"]["baseline"]["rms"] < 0.5
+
+
+def test_units_come_from_the_generator_and_stay_unknown_for_spanet_files(plotted, tmp_path):
+    _, metrics = plotted
+    assert metrics["regression_units"] == {
+        "EVENT/neutrino_eta": "", "EVENT/neutrino_px": "GeV", "EVENT/neutrino_py": "GeV",
+        "EVENT/neutrino_pz": "GeV", "EVENT/log_invariant_mass": "ln(m / GeV)",
+    }
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as file:
+        file["REGRESSIONS/EVENT/neutrino_px"] = np.zeros(3, np.float32)
+        file["REGRESSIONS/EVENT/mass"] = np.zeros(3, np.float32)
+        file["REGRESSIONS/EVENT/mass"].attrs["units"] = "TeV"
+    with h5py.File(plain, "r") as file:
+        units = regression_units(file, ["EVENT/neutrino_px", "EVENT/mass"])
+    assert units == {"EVENT/neutrino_px": None, "EVENT/mass": "TeV"}
+    assert [axis_label("residual", u) for u in ("GeV", "", None)] == [
+        "residual [GeV]", "residual", "residual (file units)"]
+
+
+def test_training_curves_number_epochs_from_one_like_the_console(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or path)
+    csv_file = tmp_path / "metrics.csv"
+    csv_file.write_text("epoch,train/total_loss,val/total_loss,val/event_purity\n0,3,3,0.1\n1,2,2,0.3\n")
+    plots.training_curves_plot(csv_file, tmp_path / "curves.png")
+    losses, fractions = drawn[0].axes
+    assert all(list(line.get_xdata()) == [1, 2] for line in [*losses.lines, *fractions.lines])

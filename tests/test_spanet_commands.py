@@ -140,9 +140,9 @@ def test_abbreviations_and_bad_percentages_are_refused(capsys):
 
 # ------------------------------------------------------------------------- training
 @pytest.fixture(scope="module")
-def spanet_style_run(tmp_path_factory, reference_dir):
+def spanet_style_run(tmp_path_factory, generated_tth):
     folder = tmp_path_factory.mktemp("spanet_cli")
-    options = write_options(folder, reference_dir, dataset_limit=1.0, epochs=5)
+    options = write_options(folder, generated_tth, dataset_limit=1.0, epochs=5)
     argv = [
         "-of",
         str(options),
@@ -182,13 +182,13 @@ def test_a_spanet_command_line_trains_one_epoch(spanet_style_run):
 
 @pytest.mark.slow
 def test_state_dict_with_freeze_starts_from_those_weights_and_keeps_them(
-    spanet_style_run, reference_dir, capsys
+    spanet_style_run, generated_tth, capsys
 ):
     folder, source_run = spanet_style_run
     source = network_weights(source_run / "checkpoints" / "last.ckpt")
     # Two classification layers: the classification head no longer matches, so it trains.
     (folder / "tune").mkdir()
-    options = write_options(folder / "tune", reference_dir, epochs=1, num_classification_layers=2)
+    options = write_options(folder / "tune", generated_tth, epochs=1, num_classification_layers=2)
     argv = [
         "-of",
         str(options),
@@ -227,15 +227,15 @@ def test_load_initial_weights_copies_matching_tensors_and_freezes_only_those(tmp
 
 # -------------------------------------------------------------------------- predict
 @pytest.fixture(scope="module")
-def tth_run(tmp_path_factory, reference_dir):
+def tth_run(tmp_path_factory, generated_tth):
     folder = tmp_path_factory.mktemp("tth")
-    event_yaml = (reference_dir / "semi_leptonic_ttH.yaml").read_text()
-    return make_run_dir(folder / "run", event_yaml, reference_dir / "example.h5", seed=2)
+    event_yaml = (generated_tth / "semi_leptonic_ttH.yaml").read_text()
+    return make_run_dir(folder / "run", event_yaml, generated_tth / "example.h5", seed=2)
 
 
-def test_predict_writes_exactly_spanets_datasets(tth_run, reference_dir, tmp_path):
+def test_predict_writes_exactly_spanets_datasets(tth_run, generated_tth, tmp_path):
     out = tmp_path / "out.h5"
-    data = reference_dir / "example.h5"
+    data = generated_tth / "example.h5"
     assert predict_cli.main([str(tth_run), str(out), "-tf", str(data), "-bs", "256", "-v"]) == 0
     with h5py.File(data) as source:
         inputs = set()
@@ -283,14 +283,14 @@ def test_predict_writes_exactly_spanets_datasets(tth_run, reference_dir, tmp_pat
         )
 
 
-def test_assignment_probability_counts_every_ordering_of_a_symmetric_pair(tth_run, reference_dir):
+def test_assignment_probability_counts_every_ordering_of_a_symmetric_pair(tth_run, generated_tth):
     """SPANet's assignment_probability is the probability of the assignment, not of one of its
     orderings: the h (b1 <-> b2) tuple's probability times the group order 2."""
     import spanet_lite
     from spanet_lite.evaluation.inference import chosen_probability
 
     run = spanet_lite.load_run(tth_run)
-    with h5py.File(reference_dir / "example.h5") as file:
+    with h5py.File(generated_tth / "example.h5") as file:
         from spanet_lite.dataset.reader import read_inputs
 
         inputs = read_inputs(file, run.spec, 0, 32)
@@ -350,13 +350,13 @@ def test_multi_class_targets_get_one_vs_rest_auc_and_a_confusion_matrix():
 
 
 def test_spanet_test_takes_spanets_flags_and_writes_the_tables_to_json(
-    tth_run, reference_dir, tmp_path, capsys
+    tth_run, generated_tth, tmp_path, capsys
 ):
     report = tmp_path / "report.json"
     argv = [
         str(tth_run),
         "-tf",
-        str(reference_dir / "example.h5"),
+        str(generated_tth / "example.h5"),
         "-bs",
         "500",
         "-l",
@@ -375,9 +375,9 @@ def test_spanet_test_takes_spanets_flags_and_writes_the_tables_to_json(
     assert "\\begin{tabular}" in latex and "Event Purity" in latex
 
 
-def test_an_event_file_with_another_topology_is_refused_in_one_line(tth_run, reference_dir, tmp_path, capsys):
-    data = str(reference_dir / "example.h5")
-    same = ["-ef", str(reference_dir / "semi_leptonic_ttH.yaml")]
+def test_an_event_file_with_another_topology_is_refused_in_one_line(tth_run, generated_tth, tmp_path, capsys):
+    data = str(generated_tth / "example.h5")
+    same = ["-ef", str(generated_tth / "semi_leptonic_ttH.yaml")]
     assert predict_cli.main([str(tth_run), str(tmp_path / "a.h5"), "-tf", data, *same]) == 0
     capsys.readouterr()
     other = ["-ef", str(REPO / "event_files" / "full_hadronic_ttbar.yaml")]

@@ -1,7 +1,7 @@
 """`train()`: the run directory, exact resumption after Ctrl-C or SIGKILL, and what users see.
 
-Every run here trains a 16-wide network on 300 events of SPANet's reference ttH file
-(tests/_train_helpers.py): a few seconds each.
+Every run here trains a 16-wide network on 300 events of the suite's generated ttH file
+(``generated_tth`` in tests/conftest.py, options in tests/_train_helpers.py): a few seconds each.
 """
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ def read_metrics(run_dir: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory, reference_dir: Path) -> dict[str, Any]:
+def workspace(tmp_path_factory: pytest.TempPathFactory, generated_tth: Path) -> dict[str, Any]:
     """One uninterrupted 2-epoch run and one pressed Ctrl-C in its second epoch (same seed)."""
     root = tmp_path_factory.mktemp("train")
-    options = write_options(root, reference_dir)
+    options = write_options(root, generated_tth)
     output = io.StringIO()
     straight = train(options, log_dir=root / "runs", name="tiny", console=Console(file=output, width=200))
     stopped = train(options, log_dir=root / "runs", name="tiny", callbacks=[CtrlCAt(epoch=1, batch=1)])
@@ -63,7 +63,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, reference_dir: Path) -> 
 
 
 def test_run_directory_holds_everything_needed_to_use_the_run(
-    workspace: dict[str, Any], reference_dir: Path
+    workspace: dict[str, Any], generated_tth: Path
 ) -> None:
     result: RunResult = workspace["straight"]
     run = result.run_dir
@@ -72,7 +72,7 @@ def test_run_directory_holds_everything_needed_to_use_the_run(
     if importlib.util.find_spec("tensorboard") is not None:
         expected.append("tensorboard")  # TensorBoard logs only where the package is installed
     assert sorted(p.name for p in run.iterdir()) == expected
-    assert (run / "event_file.yaml").read_bytes() == (reference_dir / "semi_leptonic_ttH.yaml").read_bytes()
+    assert (run / "event_file.yaml").read_bytes() == (generated_tth / "semi_leptonic_ttH.yaml").read_bytes()
     options = json.loads((run / "options.json").read_text())
     assert options["hidden_dim"] == 16 and options["epochs"] == 2
     assert Path(options["training_file"]).is_absolute()  # a run resumes from any directory
@@ -82,7 +82,7 @@ def test_run_directory_holds_everything_needed_to_use_the_run(
 
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     hyper = checkpoint["hyper_parameters"]
-    assert hyper["event_file_text"] == (reference_dir / "semi_leptonic_ttH.yaml").read_text()
+    assert hyper["event_file_text"] == (generated_tth / "semi_leptonic_ttH.yaml").read_text()
     assert hyper["options"] == options
     assert hyper["statistics"] == statistics.to_dict()
     assert checkpoint["state_dict"] and all(k.startswith("network.") for k in checkpoint["state_dict"])

@@ -1,5 +1,7 @@
 """`spanet-train` on the command line: bad input fails in one line before anything is written,
-SPANet's own files train unchanged, overrides are shown, and DDP keeps the metrics layout."""
+SPANet's own files train unchanged, overrides are shown, and DDP keeps the metrics layout.
+
+Every run but the SPANet one uses the suite's generated ttH file (``generated_tth``)."""
 
 from __future__ import annotations
 
@@ -57,10 +59,10 @@ def test_impossible_values_fail_in_one_line_before_training(
     extra: list[str],
     expected: str,
     tmp_path: Path,
-    reference_dir: Path,
+    generated_tth: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    options = write_options(tmp_path, reference_dir, **changes)
+    options = write_options(tmp_path, generated_tth, **changes)
     line = run_failing([str(options), *extra], capsys, tmp_path / "runs")
     assert expected in line
 
@@ -75,9 +77,9 @@ def test_missing_and_invalid_options_files_fail_in_one_line(
 
 
 def test_an_unknown_key_is_an_error_unless_allowed(
-    tmp_path: Path, reference_dir: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    options = write_options(tmp_path, reference_dir, learnig_rate=0.01)
+    options = write_options(tmp_path, generated_tth, learnig_rate=0.01)
     line = run_failing([str(options)], capsys, tmp_path / "runs")
     assert "learnig_rate (line" in line and "did you mean 'learning_rate'?" in line
     with pytest.warns(SpanetWarning, match="unknown option keys ignored: learnig_rate"):
@@ -86,9 +88,9 @@ def test_an_unknown_key_is_an_error_unless_allowed(
 
 
 def test_an_event_file_that_does_not_match_the_dataset_fails_before_training(
-    tmp_path: Path, reference_dir: Path, repo_root: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, generated_tth: Path, repo_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    options = write_options(tmp_path, reference_dir)
+    options = write_options(tmp_path, generated_tth)
     other = repo_root / "event_files" / "full_hadronic_ttbar.yaml"
     line = run_failing([str(options), "--event-file", str(other)], capsys, tmp_path / "runs")
     assert "example.h5" in line
@@ -96,18 +98,18 @@ def test_an_event_file_that_does_not_match_the_dataset_fails_before_training(
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_asking_for_gpus_without_cuda_fails_but_num_gpu_in_the_file_falls_back(
-    tmp_path: Path, reference_dir: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    options = write_options(tmp_path, reference_dir, num_gpu=1)
+    options = write_options(tmp_path, generated_tth, num_gpu=1)
     assert "--gpus" in run_failing([str(options), "--gpus", "1"], capsys, tmp_path / "runs")
     assert main([str(options), "--fast-dev-run", "--log-dir", str(tmp_path / "runs")]) == 0
     assert "using the CPU" in capsys.readouterr().out
 
 
 def test_command_line_overrides_are_marked_in_the_options_table(
-    tmp_path: Path, reference_dir: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    options = write_options(tmp_path, reference_dir)
+    options = write_options(tmp_path, generated_tth)
     code = main(
         ["-of", str(options), "--fast-dev-run", "--batch-size", "32", "--log-dir", str(tmp_path / "runs")]
     )
@@ -143,8 +145,8 @@ def test_spanet_reference_files_train_unchanged_for_one_epoch(
 
 
 @pytest.mark.slow
-def test_two_process_cpu_ddp_writes_the_same_metrics_layout(tmp_path: Path, reference_dir: Path) -> None:
-    options = write_options(tmp_path, reference_dir, epochs=1, batch_size=32)
+def test_two_process_cpu_ddp_writes_the_same_metrics_layout(tmp_path: Path, generated_tth: Path) -> None:
+    options = write_options(tmp_path, generated_tth, epochs=1, batch_size=32)
     columns = {}
     for processes in (1, 2):
         log_dir = tmp_path / f"runs{processes}"

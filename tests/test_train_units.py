@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from spanet_lite.training.interrupt import parse_time_limit
-from spanet_lite.training.progress import epoch_line
+from spanet_lite.training.progress import epoch_line, summary_table
 from spanet_lite.training.recorder import RunRecorder, create_version_dir, metrics_csv_text
+from spanet_lite.training.run import RunResult
 
 
 @pytest.mark.parametrize(
@@ -83,3 +86,20 @@ def test_epoch_line_names_losses_metrics_and_the_best_so_far_and_hides_absent_he
     }
     line = epoch_line(row, 10, "val/event_purity", 0.42, 1)
     assert line == "epoch 3/10  loss 3.2500 (val 3.5000)  purity 0.4100  best purity 0.4200 @ 2  12s"
+
+
+def test_summary_table_shows_whole_checkpoint_paths_on_a_narrow_console() -> None:
+    run_dir = Path("/data/analysis/ttH/runs/semi_leptonic_ttH_with_a_long_name/version_12")
+    result = RunResult(
+        run_dir=run_dir, best_checkpoint=run_dir / "checkpoints" / "best.ckpt",
+        last_checkpoint=run_dir / "checkpoints" / "last.ckpt", monitor="val/event_purity",
+        best_value=0.5, best_epoch=3, epochs_completed=5,
+    )
+    output = io.StringIO()
+    Console(file=output, width=60).print(summary_table(result))
+    # The value column folds long paths; glue its pieces back together (spaces dropped).
+    rows = [line.split("│") for line in output.getvalue().splitlines() if line.count("│") == 3]
+    values = "".join(row[2].strip() for row in rows)
+    assert "…" not in output.getvalue()
+    assert f"{run_dir}/checkpoints/best.ckpt(epoch4)" in values.replace(" ", "")
+    assert f"{run_dir}/checkpoints/last.ckpt" in values

@@ -9,5 +9,6 @@ these, so they sit below both layers:
 * :mod:`~spanet_lite.assignment.torch_decoding`: greedy decoding on the tensors' own device,
   with no host round trip (validation steps on a GPU);
 * :mod:`~spanet_lite.assignment.metrics`: symmetry-aware event purity, particle purity and
-  efficiency, and their tables by jet multiplicity.
+  efficiency, and their tables by jet multiplicity;
+* :mod:`~spanet_lite.assignment.jets`: what counts as a jet in those tables (leptons excluded).
 """

@@ -26,8 +26,9 @@ Assignment vocabulary, as SPANet users know it
   some, or none of the particles are reconstructable.
 
 Tables: :func:`assignment_tables` splits events by number of jets (rows ``==m``,
-``==m+1``, ``>=m+2`` and ``all``, ``m`` = total number of products) and by the number of
-reconstructable particles, with the proportion of events in each row.
+``==m+1``, ``>=m+2`` and ``all``, ``m`` = number of jet products; what counts as a jet:
+:mod:`~spanet_lite.assignment.jets`) and by the number of reconstructable particles, with the
+proportion of events in each row.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spanet_lite.assignment.jets import jet_products
 from spanet_lite.config.event_spec import EventSpec
 
 ArrayLike = object  # numpy array or torch tensor
@@ -181,7 +183,7 @@ def total_products(spec: EventSpec) -> int:
 
 def jet_rows(spec: EventSpec, num_jets: np.ndarray) -> dict[str, np.ndarray]:
     """Row label -> (B,) selection for ``==m``, ``==m+1``, ``>=m+2``, ``all``."""
-    m = total_products(spec)
+    m = jet_products(spec)
     return {
         f"=={m}": num_jets == m,
         f"=={m + 1}": num_jets == m + 1,

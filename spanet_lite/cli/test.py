@@ -65,6 +65,7 @@ def _body(argv: Sequence[str] | None) -> int:
 
     from spanet_lite.errors import InputError
     from spanet_lite.evaluation.evaluate import evaluate_file, json_ready
+    from spanet_lite.evaluation.overlap import warn_if_training_file
     from spanet_lite.evaluation.report import render
     from spanet_lite.io import atomic_write_text
 
@@ -82,6 +83,7 @@ def _body(argv: Sequence[str] | None) -> int:
     test_file = args.testing_file or run.options.testing_file
     if not test_file:
         raise InputError(None, "-tf/--testing-file", "a labelled HDF5 file to test on", "none given")
+    warn_if_training_file(run, test_file)
     inputs = [test_file, run.checkpoint, *([args.masses] if args.masses else [])]
     check_outputs([output(args.json, "--json"), output(args.plots, "--plots", directory=True)],
                   inputs=inputs, overwrite=args.overwrite)

@@ -9,7 +9,9 @@ Decoding and assignment purities come from :mod:`spanet_lite.assignment` (shared
   :mod:`~spanet_lite.evaluation.plots`: what ``spanet-test`` computes, prints and draws;
 * :mod:`~spanet_lite.evaluation.predict`: ``spanet-predict``'s output file;
 * :mod:`~spanet_lite.evaluation.export`: ``spanet-export``'s ONNX graph;
-* :mod:`~spanet_lite.evaluation.baseline`: the analytic neutrino baseline.
+* :mod:`~spanet_lite.evaluation.baseline`: the analytic neutrino baseline;
+* :mod:`~spanet_lite.evaluation.overlap`: is the test file the run's training file?;
+* :mod:`~spanet_lite.evaluation.units`: physical units of regression targets, where known.
 
 Nothing here is imported by ``import spanet_lite`` (the CLI stays fast).
 """

@@ -15,8 +15,9 @@ When the event file (or ``spanet-test --masses``) gives particle masses, the chi
 assignment baseline (:mod:`~spanet_lite.evaluation.chisquare`) is scored with the same
 metrics and tables, under ``baseline/chi_square``.
 
-``num_jets`` is the number of real objects summed over all SEQUENTIAL inputs. Per-event
-weights (``event_weight_dataset``) enter every average.
+``num_jets`` counts jets: real objects of the SEQUENTIAL inputs, leptons excluded by the rule
+of :mod:`~spanet_lite.assignment.jets`. Per-event weights (``event_weight_dataset``) enter
+every average.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from spanet_lite.assignment.jets import count_jets, describe
 from spanet_lite.assignment.metrics import assignment_metrics, assignment_tables
 from spanet_lite.assignment.spanet_tables import spanet_tables
 from spanet_lite.config.event_spec import EventSpec
@@ -41,6 +43,7 @@ from spanet_lite.evaluation import metrics as M
 from spanet_lite.evaluation.inference import Predictions, from_outputs, to_tensors, trimmed_forward
 from spanet_lite.evaluation.progress import progress_bar
 from spanet_lite.evaluation.trained import TrainedRun
+from spanet_lite.evaluation.units import regression_units
 
 
 @dataclass
@@ -53,6 +56,9 @@ class Evaluation:
     targets: dict[str, np.ndarray]
     target_masks: dict[str, np.ndarray]
     num_jets: np.ndarray
+    """Jets per event, leptons excluded (:mod:`~spanet_lite.assignment.jets`): our tables and plots."""
+    num_objects: np.ndarray
+    """Real objects per event over the SEQUENTIAL inputs: SPANet's count, for SPANet's tables."""
     weights: np.ndarray
     regressions: dict[str, np.ndarray]
     classifications: dict[str, np.ndarray]
@@ -60,6 +66,8 @@ class Evaluation:
     baseline_note: str = ""
     chi_square: dict[str, np.ndarray] = field(default_factory=dict)
     chi_square_note: str = ""
+    units: dict[str, str | None] = field(default_factory=dict)
+    """Regression key -> physical unit where the file says (:mod:`~spanet_lite.evaluation.units`)."""
 
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -96,10 +104,12 @@ def evaluate_file(
         report.raise_for_errors()
         layout = reader.resolve_layout(file, spec, path, options.event_weight_dataset)
         schema.check_pair_features(layout.pair_features, run.statistics.pair_features, str(path))
+        units = regression_units(file, [t.key for t in spec.regressions])
         if layout.num_events == 0:
             raise InputError(path, "", "at least one event to evaluate", "0")
         parts: list[Predictions] = []
         gated, targets, masks, jets, weights, regressions, classes, base = [], [], [], [], [], [], [], []
+        objects: list[np.ndarray] = []
         with progress_bar(layout.num_events, f"testing {Path(path).name}", enabled=progress) as advance:
             for start, stop in reader.row_blocks(layout.num_events, batch_size):
                 block = reader.read_block(file, spec, layout, start, stop)
@@ -115,7 +125,8 @@ def evaluate_file(
                     gated.append(predicted.reported)
                 targets.append(block.targets)
                 masks.append(block.target_masks)
-                jets.append(block.num_objects())
+                jets.append(count_jets(spec, block.features, block.masks))
+                objects.append(block.num_objects())
                 weights.append(block.event_weights)
                 regressions.append(block.regressions)
                 classes.append(block.classifications)
@@ -132,6 +143,7 @@ def evaluate_file(
         targets=_concat(targets),
         target_masks=_concat(masks),
         num_jets=np.concatenate(jets),
+        num_objects=np.concatenate(objects),
         weights=np.concatenate(weights).astype(np.float64),
         regressions=_concat(regressions),
         classifications=_concat(classes),
@@ -141,6 +153,7 @@ def evaluate_file(
             "chi-square baseline: " + "; ".join(c.describe() for c in constraints)
             if chi_reason is None else f"chi-square baseline skipped: {chi_reason}"
         ),
+        units=units,
     )
     scale = 1.0
     if plan.usable:
@@ -179,8 +192,10 @@ def compute_metrics(
         result["assignment_tables"] = assignment_tables(
             predicted, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
         )
+        result["jet_count_rule"] = describe(spec)
+        spanet_objects = ev.num_objects + len(spec.global_inputs)
         result["spanet_tables"] = spanet_tables(
-            predicted, ev.targets, ev.target_masks, spec, ev.num_jets + len(spec.global_inputs), lines=lines
+            predicted, ev.targets, ev.target_masks, spec, spanet_objects, lines=lines
         )
         with_detection = assignment_metrics(ev.gated, ev.targets, ev.target_masks, spec, weights=w)
         result["with_detection"] = {"threshold": options.detection_threshold, **with_detection}
@@ -205,6 +220,7 @@ def compute_metrics(
         result["baseline"] = {
             "used": bool(ev.baseline), "note": ev.baseline_note, "unit_divisor": unit_divisor
         }
+        result["regression_units"] = {key: ev.units.get(key) for key in regression}
     if spec.particles:
         result.setdefault("baseline", {})["chi_square"] = _chi_square_metrics(spec, ev, lines)
     classification = {
@@ -236,7 +252,7 @@ def _chi_square_metrics(spec: EventSpec, ev: Evaluation, lines: int) -> dict[str
             ev.chi_square, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
         ),
         "spanet_tables": spanet_tables(
-            ev.chi_square, ev.targets, ev.target_masks, spec, ev.num_jets + len(spec.global_inputs),
+            ev.chi_square, ev.targets, ev.target_masks, spec, ev.num_objects + len(spec.global_inputs),
             lines=lines,
         ),
     }

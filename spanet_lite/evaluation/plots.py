@@ -3,12 +3,16 @@
 * ``roc_<target>.png``: background rejection 1/eps_B (log) against signal efficiency eps_S,
   the way the top-tagging literature draws it; a random classifier is the 1/eps_S line.
 * ``regression_<target>.png``: residual histograms, network and (for neutrino targets) the
-  analytic W-mass baseline on the same bins.
+  analytic W-mass baseline on the same bins, in the target's unit where the file gives it
+  (:mod:`~spanet_lite.evaluation.units`).
 * ``purity_vs_jets.png``: event purity and per-particle efficiency against the number of
-  jets, with binomial (weighted) error bars and the event count per bin.
+  jets (leptons excluded, :mod:`~spanet_lite.assignment.jets`), with binomial (weighted) error
+  bars and the event count per bin.
 * ``detection_calibration.png``: reliability diagram per particle (observed frequency of
   "reconstructable" against the predicted probability; the diagonal is perfect calibration).
-* ``training_curves.png``: losses and validation metrics per epoch from the run's metrics.csv.
+* ``training_curves.png``: losses and validation metrics per epoch from the run's metrics.csv,
+  epochs numbered from 1 as the console numbers them (metrics.csv keeps Lightning's 0-based
+  ``epoch`` column).
 
 Every function returns the path it wrote; :func:`write_all` returns all of them.
 """
@@ -25,6 +29,7 @@ import numpy as np
 
 from spanet_lite.assignment.metrics import match_outcome
 from spanet_lite.evaluation import metrics as M
+from spanet_lite.evaluation.units import axis_label
 from spanet_lite.io import atomic_path
 
 if TYPE_CHECKING:
@@ -112,7 +117,7 @@ def regression_plot(ev: Evaluation, key: str, path: Path) -> Path | None:
                  f"within 10%: {stats['within10']:.0%}")
         ax.hist(residual, bins=bins, weights=weight, histtype="step", lw=2, color=color, label=label)
     ax.axvline(0.0, color="grey", lw=1)
-    ax.set_xlabel(f"prediction - truth ({key}, target units; central 98% shown)")
+    ax.set_xlabel(axis_label("prediction − truth", ev.units.get(key)) + " (central 98% shown)")
     ax.set_ylabel("weighted events")
     ax.set_title(f"Residuals: {key}")
     ax.legend(fontsize=8, loc="upper left")
@@ -220,7 +225,7 @@ def training_curves_plot(metrics_csv: Path, path: Path) -> Path | None:
     columns = read_metrics_csv(metrics_csv)
     if "epoch" not in columns:
         return None
-    epoch = columns["epoch"]
+    epoch = columns["epoch"] + 1  # the console's numbering: the first epoch is epoch 1
     # Only top-level terms (``train/assignment_loss``, not ``train/assignment_loss/t1``), and
     # never a column that stays at zero (e.g. a KL term switched off).
     top = [c for c in columns if c.count("/") == 1 and np.isfinite(columns[c]).any()]

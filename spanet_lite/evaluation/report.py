@@ -154,6 +154,8 @@ def _assignment(metrics: dict[str, Any], console: Console) -> None:
                     cells.append(percent(other.get(f"particle_efficiency/{p}")))
             table.add_row(row, percent(values["proportion"]), *cells)
         console.print(table)
+        if label == "jets" and "jet_count_rule" in metrics:
+            console.print(f"[dim]{metrics['jet_count_rule']}[/]")
     gated = metrics["with_detection"]
     table = Table(title="Particles", title_justify="left")
     cut = f"{gated['threshold']:g}"
@@ -187,7 +189,9 @@ def _chi_square(metrics: dict[str, Any], console: Console) -> dict[str, Any] | N
 
 
 def _regression(metrics: dict[str, Any], console: Console) -> None:
-    table = Table(title="Regressions (residual = prediction - truth, target units)", title_justify="left")
+    units = metrics.get("regression_units", {})
+    table = Table(title="Regressions (residual = prediction - truth, in the target's unit: [unit] where "
+                  "the file gives one, else file units)", title_justify="left")
     table.add_column("target", no_wrap=True)
     table.add_column("", no_wrap=True)
     for column in ("bias", "RMS", "68% width", "within 10%", "events"):
@@ -197,7 +201,8 @@ def _regression(metrics: dict[str, Any], console: Console) -> None:
             if source not in entry:
                 continue
             r = entry[source]
-            name = key.removeprefix("EVENT/") if source == "network" else ""
+            unit = f" [{units[key]}]" if units.get(key) else ""
+            name = key.removeprefix("EVENT/") + unit if source == "network" else ""
             label = "network" if source == "network" else "analytic ν"
             table.add_row(
                 name, label, fmt(r["bias"]), fmt(r["rms"]), fmt(r["width68"]), percent(r["within10"]),

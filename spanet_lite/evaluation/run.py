@@ -23,6 +23,7 @@ import numpy as np
 
 from spanet_lite.evaluation.evaluate import evaluate_file
 from spanet_lite.evaluation.inference import Predictions, infer, to_tensors
+from spanet_lite.evaluation.overlap import warn_if_training_file
 from spanet_lite.evaluation.predict import predict_file_arrays
 from spanet_lite.evaluation.trained import TrainedRun, load_trained
 
@@ -88,7 +89,10 @@ class Run(TrainedRun):
         return Predictions.concatenate(parts)
 
     def evaluate(self, file: str | Path, *, batch_size: int = 1024, progress: bool = False) -> dict[str, Any]:
-        """All metrics of ``spanet-test`` on ``file`` as a nested dict (headline: ``event_purity``)."""
+        """All metrics of ``spanet-test`` on ``file`` as a nested dict (headline: ``event_purity``).
+
+        Warns (:class:`~spanet_lite.errors.SpanetWarning`) when ``file`` is the run's training file."""
+        warn_if_training_file(self, file)
         return evaluate_file(self, file, batch_size=batch_size, progress=progress).metrics
 
 

@@ -143,10 +143,12 @@ class ProgressDisplay(Callback):
 
 
 def summary_table(result: Any) -> Table:
-    """The end-of-run table: where the run is, how it ended, the best checkpoint and last metrics."""
+    """The end-of-run table: where the run is, how it ended, the best checkpoint and last metrics.
+
+    Paths are never shortened: on a narrow console a long path folds onto the next line."""
     table = Table(title="spanet-train", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
     if result.run_dir is None:
         table.add_row("run directory", "none (fast dev run: nothing written)")
     else:
