@@ -25,14 +25,9 @@ from hypothesis import strategies as st
 
 from spanet_lite.cli.inspect import main
 from spanet_lite.config import load_event_spec, parse_event_spec
+from spanet_lite.dataset.hdf5_layout import target_index_offsets
 from spanet_lite.dataset.inspect import structure_lines
-from spanet_lite.dataset.schema import (
-    Problem,
-    ValidationReport,
-    open_h5,
-    target_index_offsets,
-    validate_file,
-)
+from spanet_lite.dataset.schema import Problem, ValidationReport, open_h5, validate_file
 from spanet_lite.errors import InputError
 
 EVENT_FILE = """\

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from spanet_lite.config.options import Options
 from spanet_lite.dataset.datamodule import SpanetDataModule
-from spanet_lite.dataset.normalization import RunningMoments, signed_log
-from spanet_lite.dataset.statistics import DatasetStatistics
+from spanet_lite.dataset.normalization import signed_log
+from spanet_lite.dataset.statistics import DatasetStatistics, RunningMoments
 from spanet_lite.errors import InputError
 
 

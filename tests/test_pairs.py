@@ -14,7 +14,7 @@ from _model_helpers import small_options, spec_from, ttbar_yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spanet_lite.dataset import reader, schema
+from spanet_lite.dataset import hdf5_layout, reader, schema
 from spanet_lite.dataset.batch import Batch
 from spanet_lite.dataset.normalization import compute_statistics
 from spanet_lite.dataset.pair_features import kinematic_columns, pair_features
@@ -138,7 +138,7 @@ def test_pair_statistics_apply_the_log_option_over_real_pairs(tmp_path):
 
 def test_a_test_file_must_store_the_same_pair_features_as_the_training_file():
     with pytest.raises(InputError, match=r"INPUTS/Jets/mjj: expected \(N, W, W\) per object pair"):
-        schema.check_pair_features({"Jets": ("delta_r",)}, {"Jets": ["delta_r", "mjj"]}, "test.h5")
+        hdf5_layout.check_pair_features({"Jets": ("delta_r",)}, {"Jets": ["delta_r", "mjj"]}, "test.h5")
 
 
 def test_trimming_cuts_pairs_on_both_object_axes():

@@ -49,7 +49,7 @@ import torch
 
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options import Options
-from spanet_lite.dataset import schema
+from spanet_lite.dataset import hdf5_layout, schema
 from spanet_lite.dataset.balance import BalanceTables, apply_weights, fit_balance
 from spanet_lite.dataset.batch import Batch
 from spanet_lite.dataset.dataset import (
@@ -388,7 +388,7 @@ class SpanetDataModule(L.LightningDataModule):
             reference = self.statistics.pair_features if self.statistics is not None else None
             if reference is None:
                 reference = self._pairs_seen(layout)
-            schema.check_pair_features(layout.pair_features, reference, str(path))
+            hdf5_layout.check_pair_features(layout.pair_features, reference, str(path))
             if layout.num_events == 0:
                 raise InputError(path, "", "at least one event", "an empty file")
             check_finite = self.options.drop_invalid_events
@@ -547,7 +547,7 @@ class SpanetDataModule(L.LightningDataModule):
                 first = int(np.argmax(bad))
                 raise InputError(
                     path,
-                    schema.classification_path(key),
+                    hdf5_layout.classification_path(key),
                     f"labels -1 .. {classes - 1} (the classes of the training split)",
                     f"{int(bad.sum())} event(s) with a larger label, first {int(used[first])} "
                     f"in event {int(rows[first])}",

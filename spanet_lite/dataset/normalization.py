@@ -33,41 +33,11 @@ import torch
 
 from spanet_lite.config.event_spec import EventSpec, InputSpec
 from spanet_lite.config.options import Options
-from spanet_lite.dataset import schema
+from spanet_lite.dataset import hdf5_layout
 from spanet_lite.dataset.pair_features import PAIR_FEATURE_NAMES, combined_pair_features, physics_columns
 from spanet_lite.dataset.reader import EventBlock
-from spanet_lite.dataset.statistics import DatasetStatistics
+from spanet_lite.dataset.statistics import DatasetStatistics, RunningMoments
 from spanet_lite.errors import InputError
-
-
-class RunningMoments:
-    """Count, mean and sum of squared deviations per column, merged batch by batch."""
-
-    def __init__(self, width: int) -> None:
-        self.count = np.zeros(width, dtype=np.float64)
-        self.mean = np.zeros(width, dtype=np.float64)
-        self.m2 = np.zeros(width, dtype=np.float64)
-
-    def update(self, values: np.ndarray) -> None:
-        """Add rows of ``values`` (m, width)."""
-        if len(values) == 0:
-            return
-        values = values.astype(np.float64, copy=False)
-        count = float(len(values))
-        mean = values.mean(axis=0)
-        m2 = ((values - mean) ** 2).sum(axis=0)
-        total = self.count + count
-        delta = mean - self.mean
-        self.mean = self.mean + delta * (count / total)
-        self.m2 = self.m2 + m2 + delta**2 * (self.count * count / total)
-        self.count = total
-
-    @property
-    def std(self) -> np.ndarray:
-        """Population standard deviation; 1 where zero, undefined or empty."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            std = np.sqrt(self.m2 / self.count)
-        return np.where(np.isfinite(std) & (std > 0), std, 1.0)
 
 
 def signed_log(values: np.ndarray) -> np.ndarray:
@@ -89,7 +59,7 @@ def compute_statistics(
 
     ``blocks`` yield the training events with features; ``classifications`` holds every
     training label per key (already gathered by the loader's first pass); ``pair_features``
-    names each RELATIVE input's pairwise features (:func:`schema.pair_features`), measured over
+    names each RELATIVE input's pairwise features (:func:`hdf5_layout.pair_features`), measured over
     pairs of real objects like SPANet's covariant features.
     """
     pair_features = dict(pair_features or {})
@@ -122,7 +92,7 @@ def compute_statistics(
                 bad = real[:, logs] <= -1
                 if bad.any():
                     column = int(np.flatnonzero(logs)[int(np.argmax(bad.any(axis=0)))])
-                    raise InputError(source, schema.feature_path(name, features[column].name),
+                    raise InputError(source, hdf5_layout.feature_path(name, features[column].name),
                                      "values above -1 for the log option (x -> log(x + 1))",
                                      f"{int(bad.sum())} pair value(s) <= -1 in events "
                                      f"{int(block.rows[0])}..{int(block.rows[-1])}")
@@ -160,7 +130,7 @@ def compute_statistics(
         if len(values) == 0:
             raise InputError(
                 source,
-                schema.regression_path(target.key),
+                hdf5_layout.regression_path(target.key),
                 "at least one non-NaN value in the training split",
                 "only NaN",
             )
@@ -178,7 +148,7 @@ def count_classes(labels: np.ndarray, source: str, key: str) -> int:
     if len(present) < 2:
         got = "no labels" if len(present) == 0 else f"only class {int(present[0])}"
         raise InputError(
-            source, schema.classification_path(key), "at least two classes in the training split", got
+            source, hdf5_layout.classification_path(key), "at least two classes in the training split", got
         )
     return int(present[-1]) + 1
 
@@ -210,7 +180,7 @@ def _check_log_domain(
                 event = int(block.rows[first])
             raise InputError(
                 source,
-                schema.feature_path(input_spec.name, input_spec.features[column].name),
+                hdf5_layout.feature_path(input_spec.name, input_spec.features[column].name),
                 "values above -1 for the log option (x -> log(x + 1))",
                 f"{float(real[first, column]):g} in event {event} ({int(bad.sum())} such value(s) in events "
                 f"{int(block.rows[0])}..{int(block.rows[-1])})",

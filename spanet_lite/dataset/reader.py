@@ -34,7 +34,7 @@ import h5py
 import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec
-from spanet_lite.dataset import schema
+from spanet_lite.dataset import hdf5_layout
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class FileLayout:
     offsets: dict[str, int]
     """Object input -> first combined index of its slots."""
     pair_features: dict[str, tuple[str, ...]]
-    """RELATIVE input -> its pairwise features (:func:`schema.pair_features`)."""
+    """RELATIVE input -> its pairwise features (:func:`hdf5_layout.pair_features`)."""
     target_masks: dict[str, str | None]
     """Particle -> path of TARGETS/<p>/MASK, or None when the file has none."""
     target_weights: dict[str, str | None]
@@ -60,8 +60,8 @@ def resolve_layout(
     file: h5py.File, spec: EventSpec, path: str | Path, event_weight_dataset: str
 ) -> FileLayout:
     """Look up sizes and optional datasets of a (validated) open file."""
-    max_objects = {s.name: int(file[schema.mask_path(s.name)].shape[1]) for s in spec.sequential}
-    first = schema.mask_path(spec.sequential[0].name)
+    max_objects = {s.name: int(file[hdf5_layout.mask_path(s.name)].shape[1]) for s in spec.sequential}
+    first = hdf5_layout.mask_path(spec.sequential[0].name)
 
     def optional(name: str) -> str | None:
         return name if isinstance(file.get(name), h5py.Dataset) else None
@@ -71,10 +71,10 @@ def resolve_layout(
         path=str(path),
         num_events=int(file[first].shape[0]),
         max_objects=max_objects,
-        offsets=schema.target_index_offsets(spec, max_objects),
-        pair_features=schema.pair_features(file, spec),
-        target_masks={p.name: optional(schema.target_mask_path(p.name)) for p in spec.particles},
-        target_weights={p.name: optional(schema.target_weight_path(p.name)) for p in spec.particles},
+        offsets=hdf5_layout.target_index_offsets(spec, max_objects),
+        pair_features=hdf5_layout.pair_features(file, spec),
+        target_masks={p.name: optional(hdf5_layout.target_mask_path(p.name)) for p in spec.particles},
+        target_weights={p.name: optional(hdf5_layout.target_weight_path(p.name)) for p in spec.particles},
         event_weight=optional(weight_path) if weight_path else None,
     )
 
@@ -175,11 +175,11 @@ def read_inputs(
     features: dict[str, np.ndarray] = {}
     masks: dict[str, np.ndarray] = {}
     pairs: dict[str, np.ndarray] = {}
-    pair_features = schema.pair_features(file, spec) if with_features else {}
+    pair_features = hdf5_layout.pair_features(file, spec) if with_features else {}
     check_finite = check_finite and with_features
     finite = np.ones(n, dtype=bool) if check_finite else None
     for source in spec.sequential:
-        mask = _read(file, schema.mask_path(source.name), start, stop, bool)
+        mask = _read(file, hdf5_layout.mask_path(source.name), start, stop, bool)
         masks[source.name] = mask
         if not with_features:
             continue
@@ -188,7 +188,7 @@ def read_inputs(
         pairwise = pair_features.get(source.name, ())
         pair_block = np.empty((n, width, width, len(pairwise)), dtype=np.float32) if pairwise else None
         for f, feature in enumerate(source.features):
-            values = _read(file, schema.feature_path(source.name, feature.name), start, stop, np.float32)
+            values = _read(file, hdf5_layout.feature_path(source.name, feature.name), start, stop, np.float32)
             if feature.name in pairwise:
                 assert pair_block is not None
                 pair_block[..., pairwise.index(feature.name)] = values
@@ -208,7 +208,7 @@ def read_inputs(
         vector = np.empty((n, source.num_features), dtype=np.float32)
         for f, feature in enumerate(source.features):
             vector[:, f] = _read(
-                file, schema.feature_path(source.name, feature.name), start, stop, np.float32
+                file, hdf5_layout.feature_path(source.name, feature.name), start, stop, np.float32
             )
         if finite is not None:
             finite &= np.isfinite(vector).all(axis=1)
@@ -239,7 +239,7 @@ def read_block(
     for particle in spec.particles:
         indices = np.empty((n, particle.num_products), dtype=np.int64)
         for j, product in enumerate(particle.products):
-            raw = _read(file, schema.target_path(particle.name, product.name), start, stop, np.int64)
+            raw = _read(file, hdf5_layout.target_path(particle.name, product.name), start, stop, np.int64)
             if product.input is not None:
                 raw = np.where(raw >= 0, raw + layout.offsets[product.input], -1)
             indices[:, j] = raw
@@ -262,11 +262,11 @@ def read_block(
         target_masks=target_masks,
         particle_weights=particle_weights,
         regressions={
-            t.key: _read(file, schema.regression_path(t.key), start, stop, np.float32)
+            t.key: _read(file, hdf5_layout.regression_path(t.key), start, stop, np.float32)
             for t in spec.regressions
         },
         classifications={
-            t.key: _read(file, schema.classification_path(t.key), start, stop, np.int64)
+            t.key: _read(file, hdf5_layout.classification_path(t.key), start, stop, np.int64)
             for t in spec.classifications
         },
         event_weights=(
@@ -284,8 +284,8 @@ def _global_vectors(file: h5py.File, spec: EventSpec, start: int, stop: int) -> 
     """(n,) GLOBAL vectors present per event, as SPANet counts them (see ``global_vectors``)."""
     counts = np.zeros(stop - start, dtype=np.int64)
     for source in spec.global_inputs:
-        if isinstance(file.get(schema.mask_path(source.name)), h5py.Dataset):
-            counts += _read(file, schema.mask_path(source.name), start, stop, bool)
+        if isinstance(file.get(hdf5_layout.mask_path(source.name)), h5py.Dataset):
+            counts += _read(file, hdf5_layout.mask_path(source.name), start, stop, bool)
         else:
             counts += 1
     return counts

@@ -1,36 +1,16 @@
-"""The HDF5 layout an :class:`EventSpec` expects, and a chunked validator for it.
+"""Check an HDF5 file against the layout an :class:`EventSpec` expects (:mod:`.layout`).
 
-Layout (docs/formats.md section 2), ``N`` events, ``W_i`` padded slots of object input ``i``::
-
-    INPUTS/<sequential>/MASK        bool   (N, W_i)   True = real object
-    INPUTS/<sequential>/<feature>   float  (N, W_i)
-    INPUTS/<relative>/MASK          bool   (N, W_i)   as SEQUENTIAL
-    INPUTS/<relative>/<feature>     float  (N, W_i) per object, or (N, W_i, W_i) per object pair
-    INPUTS/<global>/<feature>       float  (N,)
-    TARGETS/<particle>/<product>    int    (N,)       object index, -1 = not matched
-    TARGETS/<particle>/MASK         bool   (N,)       optional: particle usable as a target
-    TARGETS/<particle>/WEIGHT       float  (N,)       optional: per-particle weight
-    REGRESSIONS/<key>               float  (N,)       NaN = missing
-    CLASSIFICATIONS/<key>           int    (N,)       -1 = missing
-    WEIGHTS/EVENT/weight            float  (N,)       optional: per-event physics weight
-
-An associated product (``- b: Jets``) indexes the slots of its own input; an unassociated one
-indexes the *combined* space, all object inputs (SEQUENTIAL and RELATIVE) concatenated in
-event-file order with their padding (:func:`target_index_offsets`).
-
-A RELATIVE input (SPANet's third kind) is a set of objects like a SEQUENTIAL one; the shape of
-each feature dataset says whether it describes objects ``(N, W)`` or object pairs ``(N, W, W)``
-(:func:`pair_features`, the one place that decides).
-
-:func:`validate_file` reads the file ``chunk_size`` events at a time, so its memory use does
-not grow with the number of events. It never raises for a bad layout: every finding becomes a
-:class:`Problem` in the returned :class:`ValidationReport`. Only a file that cannot be read at
-all raises :class:`~spanet_lite.errors.InputError` (``spanet-inspect`` exit code 2).
+Two passes: the structure (presence, kind, rank, dtype, shape) from metadata alone, then a
+chunked content scan. :func:`validate_file` reads the file ``chunk_size`` events at a time, so
+its memory use does not grow with the number of events. It never raises for a bad layout:
+every finding becomes a :class:`Problem` in the returned :class:`ValidationReport`. Only a
+file that cannot be read at all raises :class:`~spanet_lite.errors.InputError`
+(``spanet-inspect`` exit code 2).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -39,16 +19,23 @@ import h5py
 import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.dataset.hdf5_layout import (
+    EVENT_WEIGHT_DATASET,
+    ExpectedDataset,
+    classification_path,
+    expected_layout,
+    mask_path,
+    pair_features,
+    regression_path,
+    target_index_offsets,
+    target_path,
+)
+from spanet_lite.dataset.statistics import RunningMoments
 from spanet_lite.dataset.value_checks import ValueChecks
 from spanet_lite.errors import InputError
 
 DEFAULT_CHUNK_SIZE = 65536
-EVENT_WEIGHT_DATASET = "WEIGHTS/EVENT/weight"
 
-Role = Literal[
-    "mask", "feature", "global", "target", "target_mask", "target_weight", "regression",
-    "classification", "event_weight",
-]
 
 # role -> (dtype kinds that are right, kinds we convert with an info note, what we expect in words)
 _DTYPES: dict[str, tuple[str, str, str]] = {
@@ -81,21 +68,6 @@ class Problem:
     ``index_repeated``, ``label``, ``unused``, ``converted``."""
 
 
-@dataclass(frozen=True)
-class ExpectedDataset:
-    """A dataset the spec needs (or may use, ``required=False``) and what it must look like."""
-
-    path: str
-    role: Role
-    required: bool = True
-    input: str | None = None
-    """The input a MASK or feature belongs to (for object inputs, it shares the (N, W) shape)."""
-    pairwise: bool = False
-    """Belongs to a RELATIVE input: its features may be (N, W, W) as well as (N, W)."""
-
-    @property
-    def rank(self) -> int:
-        return 2 if self.role in ("mask", "feature") else 1
 
 
 @dataclass
@@ -134,114 +106,6 @@ class ValidationReport:
             more = len(self.errors) - 1
             suffix = f" ({more} more problem(s): run spanet-inspect --event-file)" if more else ""
             raise InputError(self.source, problem.where, problem.message + suffix)
-
-
-# ----------------------------------------------------------------------------- layout
-
-
-def mask_path(input_name: str) -> str:
-    return f"INPUTS/{input_name}/MASK"
-
-
-def feature_path(input_name: str, feature: str) -> str:
-    return f"INPUTS/{input_name}/{feature}"
-
-
-def target_path(particle: str, product: str) -> str:
-    return f"TARGETS/{particle}/{product}"
-
-
-def target_mask_path(particle: str) -> str:
-    return f"TARGETS/{particle}/MASK"
-
-
-def target_weight_path(particle: str) -> str:
-    return f"TARGETS/{particle}/WEIGHT"
-
-
-def regression_path(key: str) -> str:
-    """``key`` is :attr:`RegressionTarget.key`, e.g. ``EVENT/neutrino_pz``."""
-    return f"REGRESSIONS/{key}"
-
-
-def classification_path(key: str) -> str:
-    return f"CLASSIFICATIONS/{key}"
-
-
-def expected_layout(
-    spec: EventSpec, *, event_weight_dataset: str = EVENT_WEIGHT_DATASET, inputs_only: bool = False
-) -> tuple[ExpectedDataset, ...]:
-    """Every dataset ``spec`` reads, in event-file order (MASK before the features of an input).
-
-    ``inputs_only``: just the INPUTS, all that running the network on a file needs (prediction).
-    """
-    layout: list[ExpectedDataset] = []
-    for source in spec.sequential:
-        layout.append(ExpectedDataset(mask_path(source.name), "mask", input=source.name,
-                                      pairwise=source.is_relative))
-        layout += [ExpectedDataset(feature_path(source.name, f.name), "feature", input=source.name,
-                                   pairwise=source.is_relative)
-                   for f in source.features]
-    for source in spec.global_inputs:
-        layout += [ExpectedDataset(feature_path(source.name, f.name), "global", input=source.name)
-                   for f in source.features]
-    if inputs_only:
-        return tuple(layout)
-    for particle in spec.particles:
-        layout += [ExpectedDataset(target_path(particle.name, p.name), "target") for p in particle.products]
-        layout.append(ExpectedDataset(target_mask_path(particle.name), "target_mask", required=False))
-        layout.append(ExpectedDataset(target_weight_path(particle.name), "target_weight", required=False))
-    layout += [ExpectedDataset(regression_path(t.key), "regression") for t in spec.regressions]
-    layout += [ExpectedDataset(classification_path(t.key), "classification") for t in spec.classifications]
-    layout.append(ExpectedDataset(event_weight_dataset.strip("/"), "event_weight", required=False))
-    return tuple(layout)
-
-
-def pair_features(file: h5py.File, spec: EventSpec) -> dict[str, tuple[str, ...]]:
-    """RELATIVE input -> its features stored per object pair, ``(N, W, W)``, in event-file order.
-
-    As in SPANet, the dataset's rank decides; the event file lists both kinds alike. Every
-    RELATIVE input has an entry (possibly empty); features missing from ``file`` are left out.
-    """
-    result: dict[str, tuple[str, ...]] = {}
-    for source in spec.relative:
-        names = []
-        for feature in source.features:
-            node = file.get(feature_path(source.name, feature.name))
-            if isinstance(node, h5py.Dataset) and node.ndim == 3:
-                names.append(feature.name)
-        result[source.name] = tuple(names)
-    return result
-
-
-def check_pair_features(
-    found: dict[str, tuple[str, ...]], expected: Mapping[str, Sequence[str]], source: str
-) -> None:
-    """A file must store the same RELATIVE features per pair as the file the network was built
-    from (the training file); else a one-line InputError naming the first feature that differs."""
-    for name, names in found.items():
-        wanted = tuple(expected.get(name, ()))
-        if tuple(names) != wanted:
-            feature = next(iter(set(names) ^ set(wanted)), names[0] if names else wanted[0])
-            shape = "(N, W, W) per object pair" if feature in wanted else "(N, W) per object"
-            raise InputError(source, feature_path(name, feature),
-                             f"{shape}, as in the training file",
-                             "(N, W)" if feature in wanted else "(N, W, W)")
-
-
-def target_index_offsets(spec: EventSpec, max_objects: dict[str, int]) -> dict[str, int]:
-    """Where each object input (SEQUENTIAL or RELATIVE) starts in the combined index space.
-
-    The combined space concatenates the inputs in event-file order, padding included, so with
-    ``Jets`` (W=10) then ``Leptons`` (W=3), slot ``j`` of ``Leptons`` is combined index ``10 + j``.
-    An associated product's file index ``i`` becomes ``offsets[input] + i``.
-    """
-    offsets: dict[str, int] = {}
-    start = 0
-    for source in spec.sequential:
-        offsets[source.name] = start
-        start += int(max_objects[source.name])
-    return offsets
 
 
 # ----------------------------------------------------------------------------- opening
@@ -505,29 +369,6 @@ class _Tally:
         return Problem("error", self.where, message, self.code)
 
 
-class _Moments:
-    """Count, mean and sum of squared deviations, merged chunk by chunk (Chan et al. 1979),
-    so the std of 5 million values needs no second pass and loses no precision."""
-
-    def __init__(self) -> None:
-        self.count, self.mean, self.m2 = 0, 0.0, 0.0
-
-    def add(self, values: np.ndarray) -> None:
-        n = values.size
-        if n == 0:
-            return
-        mean = float(values.mean(dtype=np.float64))
-        m2 = float(np.square(values - mean, dtype=np.float64).sum())
-        total = self.count + n
-        delta = mean - self.mean
-        self.mean += delta * n / total
-        self.m2 += m2 + delta * delta * self.count * n / total
-        self.count = total
-
-    @property
-    def std(self) -> float:
-        return (self.m2 / self.count) ** 0.5 if self.count else float("nan")
-
 
 class _ContentScan:
     """Reads the usable datasets chunk by chunk, finding bad values and building the summary."""
@@ -550,7 +391,7 @@ class _ContentScan:
         self.objects = {name: [0, 0] for name in max_objects}  # input -> [sum, max] of objects per event
         self.matched = {p.name: [0, 0, 0] for p in spec.particles  # particle -> [full, partial, none]
                         if all(target_path(p.name, q.name) in usable for q in p.products)}
-        self.regressions = {t.key: (_Moments(), [0]) for t in spec.regressions
+        self.regressions = {t.key: (RunningMoments(1), [0]) for t in spec.regressions
                             if regression_path(t.key) in usable}
         self.classes: dict[str, dict[int, int]] = {t.key: {} for t in spec.classifications
                                                     if classification_path(t.key) in usable}
@@ -678,7 +519,7 @@ class _ContentScan:
                            "shared objects in {events:event}").add(shared.any(axis=(1, 2)), start)
 
     def scan_regression(
-        self, key: str, moments: _Moments, nan_count: list[int], start: int, stop: int
+        self, key: str, moments: RunningMoments, nan_count: list[int], start: int, stop: int
     ) -> None:
         values = self.read(regression_path(key), start, stop).astype(np.float64, copy=False)
         nan = np.isnan(values)
@@ -686,7 +527,7 @@ class _ContentScan:
         infinite = np.isinf(values)
         self.tally(regression_path(key), "nonfinite", "finite values or NaN (missing)",
                    "inf in {events:event}").add(infinite, start)
-        moments.add(values[~nan & ~infinite])
+        moments.update(values[~nan & ~infinite].reshape(-1, 1))
 
     def scan_classification(self, key: str, start: int, stop: int) -> None:
         labels = self.read(classification_path(key), start, stop).astype(np.int64, copy=False)
@@ -714,10 +555,18 @@ class _ContentScan:
             inputs[source.name] = {"kind": "GLOBAL", "features": source.num_features}
         particles = {name: {"fully_matched": c[0] * scale, "partially_matched": c[1] * scale,
                             "not_matched": c[2] * scale} for name, c in self.matched.items()}
-        regressions = {key: {"count": m.count, "nan_fraction": nan[0] * scale,
-                             "mean": m.mean if m.count else None, "std": m.std if m.count else None}
+        regressions = {key: _regression_summary(m, nan[0] * scale)
                        for key, (m, nan) in self.regressions.items()}
         classifications = {key: {"class_counts": dict(sorted(table.items())),
                                  "missing": self.missing_classes[key]} for key, table in self.classes.items()}
         return {"events": n, "inputs": inputs, "particles": particles, "regressions": regressions,
                 "classifications": classifications}
+
+
+def _regression_summary(moments: RunningMoments, nan_fraction: float) -> dict[str, Any]:
+    """The raw population std (0 for a constant target), not the normalisation's guarded one."""
+    count = int(moments.count[0])
+    if not count:
+        return {"count": 0, "nan_fraction": nan_fraction, "mean": None, "std": None}
+    return {"count": count, "nan_fraction": nan_fraction, "mean": float(moments.mean[0]),
+            "std": float(np.sqrt(moments.m2[0] / count))}

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from spanet_lite.io import atomic_write_text
 
 
@@ -64,3 +66,33 @@ class DatasetStatistics:
     @classmethod
     def load(cls, path: str | Path) -> DatasetStatistics:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+class RunningMoments:
+    """Count, mean and sum of squared deviations per column, merged batch by batch."""
+
+    def __init__(self, width: int) -> None:
+        self.count = np.zeros(width, dtype=np.float64)
+        self.mean = np.zeros(width, dtype=np.float64)
+        self.m2 = np.zeros(width, dtype=np.float64)
+
+    def update(self, values: np.ndarray) -> None:
+        """Add rows of ``values`` (m, width)."""
+        if len(values) == 0:
+            return
+        values = values.astype(np.float64, copy=False)
+        count = float(len(values))
+        mean = values.mean(axis=0)
+        m2 = ((values - mean) ** 2).sum(axis=0)
+        total = self.count + count
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (count / total)
+        self.m2 = self.m2 + m2 + delta**2 * (self.count * count / total)
+        self.count = total
+
+    @property
+    def std(self) -> np.ndarray:
+        """Population standard deviation; 1 where zero, undefined or empty."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            std = np.sqrt(self.m2 / self.count)
+        return np.where(np.isfinite(std) & (std > 0), std, 1.0)

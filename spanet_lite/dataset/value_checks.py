@@ -70,7 +70,8 @@ class ValueChecks:
     def finish(self, objects: dict[str, list[int]], classes: dict[str, dict[int, int]],
                num_events: int) -> list[Problem]:
         """Whole-file findings, once every chunk was seen."""
-        from spanet_lite.dataset.schema import Problem, classification_path, mask_path
+        from spanet_lite.dataset.hdf5_layout import classification_path, mask_path
+        from spanet_lite.dataset.schema import Problem
 
         found: list[Problem] = []
         if num_events == 0:

@@ -35,7 +35,7 @@ from spanet_lite.assignment.metrics import assignment_metrics, assignment_tables
 from spanet_lite.assignment.spanet_tables import spanet_tables
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.masses import MassConstraint
-from spanet_lite.dataset import reader, schema
+from spanet_lite.dataset import hdf5_layout, reader, schema
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation import baseline as neutrino
 from spanet_lite.evaluation import chisquare
@@ -103,7 +103,7 @@ def evaluate_file(
         )
         report.raise_for_errors()
         layout = reader.resolve_layout(file, spec, path, options.event_weight_dataset)
-        schema.check_pair_features(layout.pair_features, run.statistics.pair_features, str(path))
+        hdf5_layout.check_pair_features(layout.pair_features, run.statistics.pair_features, str(path))
         units = regression_units(file, [t.key for t in spec.regressions])
         if layout.num_events == 0:
             raise InputError(path, "", "at least one event to evaluate", "0")

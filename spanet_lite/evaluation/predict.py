@@ -40,7 +40,7 @@ import h5py
 import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec
-from spanet_lite.dataset import reader, schema
+from spanet_lite.dataset import hdf5_layout, reader, schema
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.inference import Predictions, infer, to_tensors
 from spanet_lite.evaluation.trained import TrainedRun
@@ -62,7 +62,7 @@ def iterate_predictions(
     """(start, stop, predictions) for consecutive blocks of an open file."""
     from spanet_lite.evaluation.progress import progress_bar
 
-    schema.check_pair_features(layout.pair_features, run.statistics.pair_features, layout.path)
+    hdf5_layout.check_pair_features(layout.pair_features, run.statistics.pair_features, layout.path)
     with progress_bar(layout.num_events, description, enabled=progress) as advance:
         for start, stop in reader.row_blocks(layout.num_events, batch_size):
             inputs = reader.read_inputs(file, run.spec, start, stop)
@@ -114,7 +114,7 @@ def to_file_indices(
 
     An associated product counts inside its own input; an unassociated one stays combined.
     """
-    offsets = schema.target_index_offsets(spec, layout.max_objects)
+    offsets = hdf5_layout.target_index_offsets(spec, layout.max_objects)
     result = combined.copy()
     for j, product in enumerate(spec.particle(particle).products):
         if product.input is None:

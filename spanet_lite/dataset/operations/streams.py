@@ -26,13 +26,8 @@ import h5py
 import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec
-from spanet_lite.dataset.schema import (
-    DEFAULT_CHUNK_SIZE,
-    mask_path,
-    open_h5,
-    target_index_offsets,
-    validate_h5,
-)
+from spanet_lite.dataset.hdf5_layout import mask_path, target_index_offsets
+from spanet_lite.dataset.schema import DEFAULT_CHUNK_SIZE, open_h5, validate_h5
 from spanet_lite.errors import InputError, SpanetWarning
 
 OUTPUT_CHUNK_ROWS = 4096

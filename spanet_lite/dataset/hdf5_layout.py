@@ -1,0 +1,168 @@
+"""The HDF5 layout an :class:`EventSpec` expects: dataset paths, their roles, and index spaces.
+
+Layout (docs/formats.md section 2), ``N`` events, ``W_i`` padded slots of object input ``i``::
+
+    INPUTS/<sequential>/MASK        bool   (N, W_i)   True = real object
+    INPUTS/<sequential>/<feature>   float  (N, W_i)
+    INPUTS/<relative>/MASK          bool   (N, W_i)   as SEQUENTIAL
+    INPUTS/<relative>/<feature>     float  (N, W_i) per object, or (N, W_i, W_i) per object pair
+    INPUTS/<global>/<feature>       float  (N,)
+    TARGETS/<particle>/<product>    int    (N,)       object index, -1 = not matched
+    TARGETS/<particle>/MASK         bool   (N,)       optional: particle usable as a target
+    TARGETS/<particle>/WEIGHT       float  (N,)       optional: per-particle weight
+    REGRESSIONS/<key>               float  (N,)       NaN = missing
+    CLASSIFICATIONS/<key>           int    (N,)       -1 = missing
+    WEIGHTS/EVENT/weight            float  (N,)       optional: per-event physics weight
+
+An associated product (``- b: Jets``) indexes the slots of its own input; an unassociated one
+indexes the *combined* space, all object inputs (SEQUENTIAL and RELATIVE) concatenated in
+event-file order with their padding (:func:`target_index_offsets`).
+
+A RELATIVE input (SPANet's third kind) is a set of objects like a SEQUENTIAL one; the shape of
+each feature dataset says whether it describes objects ``(N, W)`` or object pairs ``(N, W, W)``
+(:func:`pair_features`, the one place that decides).
+
+This module is the vocabulary the reader, the statistics and the validator share
+(:mod:`spanet_lite.dataset.schema` checks a file against it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import h5py
+
+from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.errors import InputError
+
+EVENT_WEIGHT_DATASET = "WEIGHTS/EVENT/weight"
+
+Role = Literal[
+    "mask", "feature", "global", "target", "target_mask", "target_weight", "regression",
+    "classification", "event_weight",
+]
+
+
+@dataclass(frozen=True)
+class ExpectedDataset:
+    """A dataset the spec needs (or may use, ``required=False``) and what it must look like."""
+
+    path: str
+    role: Role
+    required: bool = True
+    input: str | None = None
+    """The input a MASK or feature belongs to (for object inputs, it shares the (N, W) shape)."""
+    pairwise: bool = False
+    """Belongs to a RELATIVE input: its features may be (N, W, W) as well as (N, W)."""
+
+    @property
+    def rank(self) -> int:
+        return 2 if self.role in ("mask", "feature") else 1
+
+
+
+def mask_path(input_name: str) -> str:
+    return f"INPUTS/{input_name}/MASK"
+
+
+def feature_path(input_name: str, feature: str) -> str:
+    return f"INPUTS/{input_name}/{feature}"
+
+
+def target_path(particle: str, product: str) -> str:
+    return f"TARGETS/{particle}/{product}"
+
+
+def target_mask_path(particle: str) -> str:
+    return f"TARGETS/{particle}/MASK"
+
+
+def target_weight_path(particle: str) -> str:
+    return f"TARGETS/{particle}/WEIGHT"
+
+
+def regression_path(key: str) -> str:
+    """``key`` is :attr:`RegressionTarget.key`, e.g. ``EVENT/neutrino_pz``."""
+    return f"REGRESSIONS/{key}"
+
+
+def classification_path(key: str) -> str:
+    return f"CLASSIFICATIONS/{key}"
+
+
+def expected_layout(
+    spec: EventSpec, *, event_weight_dataset: str = EVENT_WEIGHT_DATASET, inputs_only: bool = False
+) -> tuple[ExpectedDataset, ...]:
+    """Every dataset ``spec`` reads, in event-file order (MASK before the features of an input).
+
+    ``inputs_only``: just the INPUTS, all that running the network on a file needs (prediction).
+    """
+    layout: list[ExpectedDataset] = []
+    for source in spec.sequential:
+        layout.append(ExpectedDataset(mask_path(source.name), "mask", input=source.name,
+                                      pairwise=source.is_relative))
+        layout += [ExpectedDataset(feature_path(source.name, f.name), "feature", input=source.name,
+                                   pairwise=source.is_relative)
+                   for f in source.features]
+    for source in spec.global_inputs:
+        layout += [ExpectedDataset(feature_path(source.name, f.name), "global", input=source.name)
+                   for f in source.features]
+    if inputs_only:
+        return tuple(layout)
+    for particle in spec.particles:
+        layout += [ExpectedDataset(target_path(particle.name, p.name), "target") for p in particle.products]
+        layout.append(ExpectedDataset(target_mask_path(particle.name), "target_mask", required=False))
+        layout.append(ExpectedDataset(target_weight_path(particle.name), "target_weight", required=False))
+    layout += [ExpectedDataset(regression_path(t.key), "regression") for t in spec.regressions]
+    layout += [ExpectedDataset(classification_path(t.key), "classification") for t in spec.classifications]
+    layout.append(ExpectedDataset(event_weight_dataset.strip("/"), "event_weight", required=False))
+    return tuple(layout)
+
+
+def pair_features(file: h5py.File, spec: EventSpec) -> dict[str, tuple[str, ...]]:
+    """RELATIVE input -> its features stored per object pair, ``(N, W, W)``, in event-file order.
+
+    As in SPANet, the dataset's rank decides; the event file lists both kinds alike. Every
+    RELATIVE input has an entry (possibly empty); features missing from ``file`` are left out.
+    """
+    result: dict[str, tuple[str, ...]] = {}
+    for source in spec.relative:
+        names = []
+        for feature in source.features:
+            node = file.get(feature_path(source.name, feature.name))
+            if isinstance(node, h5py.Dataset) and node.ndim == 3:
+                names.append(feature.name)
+        result[source.name] = tuple(names)
+    return result
+
+
+def check_pair_features(
+    found: dict[str, tuple[str, ...]], expected: Mapping[str, Sequence[str]], source: str
+) -> None:
+    """A file must store the same RELATIVE features per pair as the file the network was built
+    from (the training file); else a one-line InputError naming the first feature that differs."""
+    for name, names in found.items():
+        wanted = tuple(expected.get(name, ()))
+        if tuple(names) != wanted:
+            feature = next(iter(set(names) ^ set(wanted)), names[0] if names else wanted[0])
+            shape = "(N, W, W) per object pair" if feature in wanted else "(N, W) per object"
+            raise InputError(source, feature_path(name, feature),
+                             f"{shape}, as in the training file",
+                             "(N, W)" if feature in wanted else "(N, W, W)")
+
+
+def target_index_offsets(spec: EventSpec, max_objects: dict[str, int]) -> dict[str, int]:
+    """Where each object input (SEQUENTIAL or RELATIVE) starts in the combined index space.
+
+    The combined space concatenates the inputs in event-file order, padding included, so with
+    ``Jets`` (W=10) then ``Leptons`` (W=3), slot ``j`` of ``Leptons`` is combined index ``10 + j``.
+    An associated product's file index ``i`` becomes ``offsets[input] + i``.
+    """
+    offsets: dict[str, int] = {}
+    start = 0
+    for source in spec.sequential:
+        offsets[source.name] = start
+        start += int(max_objects[source.name])
+    return offsets
