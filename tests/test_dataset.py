@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import h5py
@@ -24,7 +25,8 @@ from _dataset_helpers import (
 from spanet_lite.config import load_event_spec, parse_event_spec
 from spanet_lite.config.options import Options
 from spanet_lite.dataset.batch import Batch
-from spanet_lite.dataset.datamodule import SpanetDataModule, usable_workers
+from spanet_lite.dataset.datamodule import SpanetDataModule
+from spanet_lite.dataset.selection import usable_workers
 from spanet_lite.errors import InputError
 
 
@@ -458,7 +460,8 @@ def test_loader_workers_are_capped_at_what_the_mode_can_use_with_one_line(tmp_pa
     module = SpanetDataModule(TINY_SPEC, streaming, training_file=path)
     module.setup("fit")
     blocks = module.splits["train"].dataset.num_blocks
-    assert module.train_dataloader().num_workers == usable_workers(16, "streaming", blocks) < 16
+    cpus = len(os.sched_getaffinity(0))
+    assert module.train_dataloader().num_workers == usable_workers(16, "streaming", blocks, cpus) < 16
     assert len(module.notes) == 1 and module.notes[0].startswith("num_dataloader_workers = 16: using ")
     # SPANet's default (4), not set by the file, is capped without a word
     module = SpanetDataModule(TINY_SPEC, Options(partial_events=True, batch_size=10), training_file=path)

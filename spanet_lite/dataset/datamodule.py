@@ -6,7 +6,8 @@ reads masks, targets and labels once in blocks (the *scan*) to apply the event f
 the balancing tables; computes :class:`DatasetStatistics` from the training split (unless
 given); then builds an in-memory or a streaming dataset for this rank's share.
 
-Which events (SPANet's options, in this order):
+Which events (SPANet's options, in this order; the policies are the pure functions of
+:mod:`spanet_lite.dataset.selection`, this module is their Lightning glue):
 
 1. ``dataset_limit`` keeps a fraction ``f`` of the training file: the first ``round(f * N)``
    events, or, when ``dataset_randomization`` is positive, a random subset drawn with that
@@ -63,6 +64,17 @@ from spanet_lite.dataset.dataset import (
 from spanet_lite.dataset.device import DeviceDataset, DeviceLoader, bucket_for, fits_on_device, presize
 from spanet_lite.dataset.normalization import compute_statistics
 from spanet_lite.dataset.reader import EventBlock, FileLayout, resolve_layout
+from spanet_lite.dataset.selection import (
+    DatasetMode,
+    bytes_per_event,
+    choose_mode,
+    equal_share,
+    filter_rows,
+    full_event_rows,
+    rank_share,
+    split_rows,
+    usable_workers,
+)
 from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.errors import InputError, SpanetWarning
 
@@ -73,12 +85,6 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings(
     "ignore", message="Your `IterableDataset` has `__len__` defined", category=UserWarning
 )
-
-MEMORY_FRACTION = 0.5
-"""``dataset_mode: auto`` keeps the data on the GPU when CUDA is available and it fits
-(:func:`~spanet_lite.dataset.device.fits_on_device`); otherwise it reads a split into memory
-when its arrays need less than this fraction of the available memory, and streams it."""
-
 
 @dataclass
 class FileFacts:
@@ -136,7 +142,7 @@ class SpanetDataModule(L.LightningDataModule):
         self.testing_file = _path_or_none(testing_file, options.testing_file)
         self.statistics: DatasetStatistics | None = statistics
         self.splits: dict[str, SplitData] = {}
-        self.mode: str | None = None
+        self.mode: DatasetMode | None = None
         self.num_training_events: int | None = None
         """Events in the whole training split after filters (all ranks), set by setup("fit")."""
         self.notes: list[str] = []
@@ -166,7 +172,13 @@ class SpanetDataModule(L.LightningDataModule):
             raise InputError(None, "training_file", "a training HDF5 file (option training_file)", "none")
         per_rank = self.options.batch_size  # per process, as in SPANet
         train_facts = self._scan(self.training_file)
-        train_rows, val_rows = self._split(train_facts.layout.num_events)
+        train_rows, val_rows = split_rows(
+            train_facts.layout.num_events,
+            dataset_limit=self.options.dataset_limit,
+            train_validation_split=self.options.train_validation_split,
+            randomization_seed=self.options.dataset_randomization,
+            has_validation_file=self.validation_file is not None,
+        )
         train_rows = self._filter(self.training_file, "training", train_facts, train_rows)
         train_before = len(train_rows)
         train_rows = self._full_events(self.training_file, "training", train_facts, train_rows)
@@ -210,8 +222,8 @@ class SpanetDataModule(L.LightningDataModule):
             classifications={k: v[train_rows] for k, v in train_facts.classifications.items()},
         )
         self.num_training_events = len(train_rows)
-        train_share = _equal_share(train_rows, rank, world)
-        val_share = np.array_split(val_rows, world)[rank]
+        train_share = equal_share(train_rows, rank, world)
+        val_share = rank_share(val_rows, rank, world)
         if len(val_share) == 0:
             raise InputError(
                 val_path,
@@ -278,7 +290,7 @@ class SpanetDataModule(L.LightningDataModule):
             self.testing_file, "testing", facts, np.arange(facts.layout.num_events, dtype=np.int64)
         )
         self._check_labels(facts, rows, self.testing_file)
-        share = np.array_split(rows, world)[rank]
+        share = rank_share(rows, rank, world)
         if len(share) == 0:
             raise InputError(
                 self.testing_file,
@@ -287,7 +299,8 @@ class SpanetDataModule(L.LightningDataModule):
                 f"{len(rows)} events",
             )
         # Testing goes through the host loaders (evaluation reads its batches there).
-        mode = self._choose_mode(len(share), facts.layout).replace("device", "memory")
+        chosen = self._choose_mode(len(share), facts.layout)
+        mode: DatasetMode = "memory" if chosen == "device" else chosen
         self.mode = self.mode or mode
         block = self._load(self.testing_file, facts.layout, share) if mode == "memory" else None
         self.splits["test"] = self._make_split(
@@ -336,7 +349,8 @@ class SpanetDataModule(L.LightningDataModule):
             return DeviceLoader(dataset, epoch_fn=self._trainer_epoch, device_fn=self._trainer_device)
         workers = 0
         if isinstance(dataset, StreamingDataset):
-            workers = usable_workers(self.options.num_dataloader_workers, "streaming", dataset.num_blocks)
+            asked = self.options.num_dataloader_workers
+            workers = usable_workers(asked, "streaming", dataset.num_blocks, _cpu_count())
         return EpochDataLoader(
             dataset,
             epoch_fn=self._trainer_epoch,
@@ -366,7 +380,7 @@ class SpanetDataModule(L.LightningDataModule):
         asked = self.options.num_dataloader_workers
         streaming = isinstance(dataset, StreamingDataset)
         blocks = dataset.num_blocks if streaming else 0
-        used = usable_workers(asked, "streaming" if streaming else "memory", blocks)
+        used = usable_workers(asked, "streaming" if streaming else "memory", blocks, _cpu_count())
         if used == asked or "num_dataloader_workers" not in self.options.explicit:
             return None
         if not streaming:
@@ -425,22 +439,6 @@ class SpanetDataModule(L.LightningDataModule):
             self._first_pairs = dict(layout.pair_features)
         return self._first_pairs
 
-    def _split(self, num_events: int) -> tuple[np.ndarray, np.ndarray]:
-        """Training and validation rows of the training file (see the module docstring).
-
-        Same arithmetic as SPANet, so a seed picks the same events: a positive
-        ``dataset_randomization`` permutes with ``numpy.random.RandomState(seed)``; training
-        takes positions ``[0, round(limit * split * N))``, validation the rest up to
-        ``round(limit * N)``.
-        """
-        seed = self.options.dataset_randomization
-        order = np.random.RandomState(seed).permutation(num_events) if seed > 0 else np.arange(num_events)
-        limit = self.options.dataset_limit
-        if self.validation_file is not None:
-            return np.sort(order[: round(limit * num_events)]), np.zeros(0, dtype=np.int64)
-        cut = round(limit * self.options.train_validation_split * num_events)
-        return np.sort(order[:cut]), np.sort(order[cut : round(limit * num_events)])
-
     def _filter(self, path: Path, split: str, facts: FileFacts, rows: np.ndarray) -> np.ndarray:
         """Apply ``limit_to_num_jets`` and ``drop_invalid_events``; error when nothing is left."""
         before = len(rows)
@@ -452,25 +450,18 @@ class SpanetDataModule(L.LightningDataModule):
                 f"0 events (dataset_limit {self.options.dataset_limit}, "
                 f"train_validation_split {self.options.train_validation_split})",
             )
-        keep = np.ones(before, dtype=bool)
         limit = self.options.limit_to_num_jets
-        if limit > 0:
-            keep &= facts.num_objects[rows] == limit
-        too_many = before - int(keep.sum())
-        invalid = 0
-        if facts.finite is not None:
-            bad = ~facts.finite[rows] & keep
-            invalid = int(bad.sum())
-            if invalid:
-                log.warning(
-                    "%s: dropped %d %s event(s) with NaN/inf features (first: event %d)",
-                    path,
-                    invalid,
-                    split,
-                    int(rows[np.argmax(bad)]),
-                )
-            keep &= ~bad
-        rows = rows[keep]
+        kept = filter_rows(rows, facts.num_objects, facts.finite, limit_to_num_jets=limit)
+        too_many, invalid = kept.wrong_count, kept.invalid
+        if invalid:
+            log.warning(
+                "%s: dropped %d %s event(s) with NaN/inf features (first: event %d)",
+                path,
+                invalid,
+                split,
+                kept.first_invalid,
+            )
+        rows = kept.rows
         if len(rows) == 0:
             reasons = []
             if too_many:
@@ -492,8 +483,8 @@ class SpanetDataModule(L.LightningDataModule):
         """With ``partial_events: false``, only events in which every particle is reconstructable."""
         if self.options.partial_events or not self.spec.particles:
             return rows
-        full = np.logical_and.reduce([facts.target_masks[p.name][rows] for p in self.spec.particles])
-        if not full.any():
+        full = full_event_rows(rows, facts.target_masks, [p.name for p in self.spec.particles])
+        if len(full) == 0:
             raise InputError(
                 path,
                 "",
@@ -501,16 +492,15 @@ class SpanetDataModule(L.LightningDataModule):
                 "(or partial_events: true to train on partial events)",
                 f"0 of {len(rows)}",
             )
-        return rows[full]
+        return full
 
-    def _choose_mode(self, events: int, layout: FileLayout) -> str:
-        mode = self.options.dataset_mode
-        if mode in ("memory", "streaming", "device"):
-            return mode
-        need = events * _bytes_per_event(self.spec, layout.max_objects, layout.pair_features)
-        if fits_on_device(need):
-            return "device"
-        return "memory" if need < MEMORY_FRACTION * _available_memory() else "streaming"
+    def _choose_mode(self, events: int, layout: FileLayout) -> DatasetMode:
+        requested = self.options.dataset_mode
+        if requested in ("memory", "streaming", "device"):  # measure nothing: the file decided
+            return choose_mode(requested, 0, fits_on_device=False, available_memory=0)
+        need = events * bytes_per_event(self.spec, layout.max_objects, layout.pair_features)
+        return choose_mode(requested, need, fits_on_device=fits_on_device(need),
+                           available_memory=_available_memory())
 
     def _load(self, path: Path, layout: FileLayout, rows: np.ndarray) -> EventBlock:
         with h5py.File(path, "r") as file:
@@ -603,27 +593,6 @@ def _is_nonfinite_feature(problem: schema.Problem) -> bool:
     return problem.code == "nonfinite" and problem.where.startswith("INPUTS/")
 
 
-def _equal_share(rows: np.ndarray, rank: int, world: int) -> np.ndarray:
-    """Contiguous share of ``rank``, all shares of equal length (at most world - 1 events dropped)."""
-    size = len(rows) // world
-    return rows[rank * size : (rank + 1) * size]
-
-
-def _bytes_per_event(
-    spec: EventSpec, max_objects: dict[str, int], pair_features: dict[str, tuple[str, ...]] | None = None
-) -> int:
-    """Bytes the in-memory arrays take per event (features, pairs, masks, targets, labels, weights)."""
-    total = 8 + 4 * 2 + 1  # row, event and assignment weight, assignment mask
-    for name, names in (pair_features or {}).items():
-        total += 4 * max_objects.get(name, 0) ** 2 * len(names)
-    for source in spec.sequential:
-        total += max_objects.get(source.name, 0) * (4 * source.num_features + 1)
-    total += sum(4 * s.num_features for s in spec.global_inputs)
-    total += sum(8 * p.num_products + 1 + 4 for p in spec.particles)
-    total += 4 * len(spec.regressions) + 12 * len(spec.classifications)
-    return total
-
-
 def _available_memory() -> int:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -632,14 +601,6 @@ def _available_memory() -> int:
     except OSError:
         pass
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-
-
-def usable_workers(asked: int, mode: str, blocks: int) -> int:
-    """Loader processes worth starting: none for in-memory data, else at most the usable CPU
-    cores and the number of blocks to read."""
-    if mode == "memory":
-        return 0
-    return max(0, min(asked, _cpu_count(), blocks))
 
 
 def _cpu_count() -> int:
