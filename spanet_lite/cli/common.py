@@ -39,6 +39,15 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated
 
 
+def new_parser(
+    program: str, description: str, *, kind: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+    **settings: str,
+) -> argparse.ArgumentParser:
+    """The argument parser of every ``spanet-*`` command: flags must be written out in full
+    (``allow_abbrev=False``), so adding a flag later never changes what an old command line means."""
+    return kind(prog=program, allow_abbrev=False, description=description, **settings)
+
+
 def error_line(program: str, message: str) -> None:
     """Print ``program: error: message`` as one line on stderr."""
     sys.stderr.write(f"{program}: error: {' '.join(str(message).split())}\n")

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from spanet_lite.cli.common import EXIT_OK, run_cli
+from spanet_lite.cli.common import EXIT_OK, new_parser, run_cli
 from spanet_lite.errors import InputError
 from spanet_lite.outputs import add_overwrite_argument
 
@@ -25,10 +25,9 @@ PROGRAM = "spanet-data"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROGRAM,
-        allow_abbrev=False,
-        description="Concatenate, split, shuffle, select or convert SPANet HDF5 datasets, streaming in "
+    parser = new_parser(
+        PROGRAM,
+        "Concatenate, split, shuffle, select or convert SPANet HDF5 datasets, streaming in "
         "chunks (memory does not grow with the file). Inputs are validated against the event file first; "
         "outputs are written atomically and never over an input.",
     )

@@ -17,16 +17,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from spanet_lite.cli.common import EXIT_OK, run_cli
+from spanet_lite.cli.common import EXIT_OK, new_parser, run_cli
 from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
 
 PROGRAM = "spanet-export"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROGRAM, allow_abbrev=False,
-        description="Export a trained network to ONNX (SPANet's convention).",
+    parser = new_parser(
+        PROGRAM,
+        "Export a trained network to ONNX (SPANet's convention).",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by spanet-train")
     parser.add_argument("output", metavar="model.onnx", help="ONNX file to write")

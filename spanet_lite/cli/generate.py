@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spanet_lite.cli.common import EXIT_OK, run_cli
+from spanet_lite.cli.common import EXIT_OK, new_parser, run_cli
 from spanet_lite.errors import InputError
 from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
 
@@ -29,10 +29,9 @@ PROCESS_NAMES = ("ttbar_allhad", "ttbar_semilep", "ttH_semilep", "hh_4b")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROGRAM,
-        allow_abbrev=False,
-        description="Generate synthetic collider events (jets, leptons, MET, truth) as a SPANet HDF5 file.",
+    parser = new_parser(
+        PROGRAM,
+        "Generate synthetic collider events (jets, leptons, MET, truth) as a SPANet HDF5 file.",
     )
     parser.add_argument("process", choices=PROCESS_NAMES, help="which process to generate")
     parser.add_argument("--events", "-n", type=int, required=True, help="number of selected events to write")

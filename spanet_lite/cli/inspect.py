@@ -12,16 +12,15 @@ import json
 import sys
 from collections.abc import Sequence
 
-from spanet_lite.cli.common import EXIT_OK, EXIT_PROBLEMS, run_cli
+from spanet_lite.cli.common import EXIT_OK, EXIT_PROBLEMS, new_parser, run_cli
 
 PROGRAM = "spanet-inspect"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROGRAM,
-        allow_abbrev=False,
-        description="Print the structure of a SPANet HDF5 dataset; with --event-file, check it against "
+    parser = new_parser(
+        PROGRAM,
+        "Print the structure of a SPANet HDF5 dataset; with --event-file, check it against "
         "the event file and summarise its contents.",
     )
     parser.add_argument("file", help="HDF5 dataset (.h5)")

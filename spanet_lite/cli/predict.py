@@ -21,15 +21,16 @@ import sys
 from collections.abc import Sequence
 
 from spanet_lite import outputs
-from spanet_lite.cli.common import EXIT_OK, add_network_arguments, autocast, load_network, run_cli
+from spanet_lite.cli.common import EXIT_OK, add_network_arguments, autocast, load_network, new_parser, run_cli
 from spanet_lite.config.options import DECODINGS
 
 PROGRAM = "spanet-predict"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROGRAM, allow_abbrev=False, description="Run a trained network over an HDF5 file.",
+    parser = new_parser(
+        PROGRAM,
+        "Run a trained network over an HDF5 file.",
         usage="%(prog)s RUN_DIR IN.h5 OUT.h5 [options]\n       %(prog)s RUN_DIR OUT.h5 [-tf IN.h5] [options]",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by spanet-train")

@@ -23,7 +23,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from spanet_lite.cli.common import EXIT_OK, add_network_arguments, autocast, load_network, run_cli
+from spanet_lite.cli.common import EXIT_OK, add_network_arguments, autocast, load_network, new_parser, run_cli
 from spanet_lite.config.options import DECODINGS
 from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
 
@@ -31,8 +31,9 @@ PROGRAM = "spanet-test"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROGRAM, allow_abbrev=False, description="Evaluate a trained run on a labelled HDF5 file."
+    parser = new_parser(
+        PROGRAM,
+        "Evaluate a trained run on a labelled HDF5 file.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR",
                         help="run directory written by spanet-train (version_N)")

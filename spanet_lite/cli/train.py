@@ -21,7 +21,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from spanet_lite.cli.common import EXIT_INPUT_ERROR, EXIT_OK, run_cli
+from spanet_lite.cli.common import EXIT_INPUT_ERROR, EXIT_OK, new_parser, run_cli
 
 PROGRAM = "spanet-train"
 
@@ -35,12 +35,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog=PROGRAM,
-        allow_abbrev=False,
-        description="Train a symmetry-preserving attention network. Command-line values override the "
+    parser = new_parser(
+        PROGRAM,
+        "Train a symmetry-preserving attention network. Command-line values override the "
         "options file and are marked 'command line' in the options table. SPANet's spellings "
         "(python -m spanet.train ...) are accepted with SPANet's meaning.",
+        kind=_Parser,
     )
     parser.add_argument("options_file", nargs="?", metavar="OPTIONS.json", help="SPANet options file")
     parser.add_argument(

@@ -16,17 +16,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from spanet_lite.cli.common import EXIT_OK, EXIT_PROBLEMS, error_line, run_cli
+from spanet_lite.cli.common import EXIT_OK, EXIT_PROBLEMS, error_line, new_parser, run_cli
 from spanet_lite.errors import InputError
 
 PROGRAM = "spanet-tune"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROGRAM,
-        allow_abbrev=False,
-        description="Search training options with Optuna. Every trial is an ordinary run directory, "
+    parser = new_parser(
+        PROGRAM,
+        "Search training options with Optuna. Every trial is an ordinary run directory, "
         "pruned by validation event purity per epoch; the best options are written to "
         "DIR/best_options.json.",
     )

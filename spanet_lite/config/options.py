@@ -62,6 +62,18 @@ UNSUPPORTED_OPTIMIZERS: dict[str, str] = {
 
 # Options that name files; resolved with resolve_path() only when a command needs them.
 PATH_KEYS = ("event_info_file", "training_file", "validation_file", "testing_file")
+LAYER_COUNT_KEYS = (
+    "num_embedding_layers",
+    "num_encoder_layers",
+    "num_branch_embedding_layers",
+    "num_branch_encoder_layers",
+    "num_jet_embedding_layers",
+    "num_jet_encoder_layers",
+    "num_detector_layers",
+    "num_regression_layers",
+    "num_classification_layers",
+)
+"""The options that count network layers (each ``>= 0``; the table's "depth" group)."""
 
 
 @dataclass
@@ -315,17 +327,7 @@ OPTION_GROUPS: dict[str, tuple[str, ...]] = {
         "initial_embedding_dim",
         "position_embedding_dim",
     ),
-    "depth": (
-        "num_embedding_layers",
-        "num_encoder_layers",
-        "num_branch_embedding_layers",
-        "num_branch_encoder_layers",
-        "num_jet_embedding_layers",
-        "num_jet_encoder_layers",
-        "num_detector_layers",
-        "num_regression_layers",
-        "num_classification_layers",
-    ),
+    "depth": LAYER_COUNT_KEYS,
     "blocks": (
         "split_symmetric_attention",
         "num_attention_heads",

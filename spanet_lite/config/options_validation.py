@@ -26,6 +26,7 @@ from spanet_lite.config.options import (
     COMBINE_PAIR_LOSSES,
     DATASET_MODES,
     DECODINGS,
+    LAYER_COUNT_KEYS,
     OPTIMIZERS,
     PAIR_FEATURES,
     PRECISIONS,
@@ -78,20 +79,7 @@ _RULES: tuple[_Rule, ...] = (
     ("num_dataloader_workers", _non_negative, "a number of workers >= 0"),
     ("num_gpu", _non_negative, "a number of GPUs >= 0"),
     ("seed", lambda value: 0 <= value < 2**32, "a seed in [0, 2**32)"),
-    *(
-        (key, _non_negative, "a number of layers >= 0")
-        for key in (
-            "num_embedding_layers",
-            "num_encoder_layers",
-            "num_branch_embedding_layers",
-            "num_branch_encoder_layers",
-            "num_jet_embedding_layers",
-            "num_jet_encoder_layers",
-            "num_detector_layers",
-            "num_regression_layers",
-            "num_classification_layers",
-        )
-    ),
+    *((key, _non_negative, "a number of layers >= 0") for key in LAYER_COUNT_KEYS),
 )
 
 _CHOICES: dict[str, tuple[str, ...]] = {
