@@ -120,12 +120,6 @@ def atomic_write_text(target: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def atomic_write_bytes(target: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` atomically."""
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
-
-
 def read_user_text(path: str | Path, kind: str, syntax: str) -> str:
     """Read a user's text file (e.g. ``kind="event file", syntax="YAML"``) or raise a one-line InputError.
 

@@ -122,7 +122,6 @@ class SpanetModule(pl.LightningModule):
         self.network = SpanetNetwork(self.spec, self.options, self.statistics)
         self._sequential = [s.name for s in self.spec.sequential]
         self.latest_terms: dict[str, Tensor] = {}
-        self.train_step_logged: tuple[dict[str, Tensor], int] | None = None  # see _step
         self._validation_store: list[dict[str, Any]] = []
         self._running = {"train": RunningMeans(), "val": RunningMeans()}
         self.decode_on_device = False
@@ -158,9 +157,8 @@ class SpanetModule(pl.LightningModule):
         batch, outputs, result = self.batch_losses(batch)
         self._running[stage].add({"total_loss": result.total, **result.terms}, batch.batch_size)
         if stage == "train":
-            # ``train_step_logged`` stays None: the running sums above are checkpointed with the
-            # module (``on_save_checkpoint``), so an epoch resumed from a mid-epoch checkpoint
-            # averages all of its batches without the recorder reading every step's values.
+            # The running sums above are checkpointed with the module (``on_save_checkpoint``),
+            # so an epoch resumed from a mid-epoch checkpoint averages all of its batches.
             self.latest_terms = {
                 "total_loss": result.total.detach(),
                 **{name: value.detach() for name, value in result.terms.items() if "/" not in name},

@@ -14,10 +14,10 @@ Layout (docs/ARCHITECTURE.md)::
 distributed run exist) on global rank 0 and broadcasts its path, so every process of a
 SLURM / torchrun job writes to the same place. At the end of every epoch it appends the
 metrics row, saves ``last.ckpt`` and copies it to ``best.ckpt`` when the monitored
-validation metric improved (compared by value). Its state (rows, best value, and the running
-sums of the current epoch's ``train/`` values) travels in the checkpoint, so a resumed run
-continues the same ``metrics.csv`` and an epoch resumed from ``interrupted.ckpt`` reports the
-same ``train/`` means as an uninterrupted one.
+validation metric improved (compared by value). Its state (rows, best value) travels in the
+checkpoint, so a resumed run continues the same ``metrics.csv``. The ``train/`` columns are
+the module's epoch means (``training/module.py`` checkpoints their running sums itself, so an
+epoch resumed from ``interrupted.ckpt`` reports the same means as an uninterrupted one).
 
 A run that fails on an operating-system error (a full disk) gets an ``INCOMPLETE`` file
 naming the error (:func:`mark_incomplete`); ``--resume`` reports it and the recorder rewrites
@@ -165,9 +165,6 @@ class RunRecorder(Callback):
         self.best_epoch: int | None = None
         self.on_epoch_recorded: list[Callable[[dict[str, Any]], None]] = []
         self._tensorboard: Any = None
-        self.train_sums: dict[str, list[float]] = {}
-        """``train/`` key -> [sum of value x batch size, sum of batch sizes] for the current epoch."""
-        self._resumed_partial = False
 
     # -------------------------------------------------------------- set-up
     @property
@@ -203,37 +200,6 @@ class RunRecorder(Callback):
         (self.run_dir / INCOMPLETE).unlink(missing_ok=True)
 
     # ---------------------------------------------------------- each epoch
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Lightning does not call this hook when it continues an epoch from a mid-epoch
-        # checkpoint; should it, the sums of the batches before the interruption are kept.
-        if not self._resumed_partial:
-            self.train_sums = {}
-
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        logged = getattr(pl_module, "train_step_logged", None)
-        if logged is None:
-            return
-        values, size = logged
-        self._resumed_partial = False
-        keys = list(values)
-        numbers = torch.stack([values[k].float().reshape(()) for k in keys]).tolist()  # one device sync
-        for key, number in zip(keys, numbers, strict=True):
-            total = self.train_sums.setdefault(key, [0.0, 0.0])
-            total[0] += float(number) * size
-            total[1] += size
-
-    def train_means(self, trainer: pl.Trainer) -> dict[str, float]:
-        """This epoch's ``train/`` means over every batch (every process's, in a distributed run)."""
-        keys = sorted(self.train_sums)
-        if not keys:
-            return {}
-        sums = torch.tensor([self.train_sums[k] for k in keys], dtype=torch.float64)
-        if trainer.world_size > 1:
-            sums = trainer.strategy.reduce(sums.to(trainer.strategy.root_device), reduce_op="sum").cpu()
-        return {k: (s / n if n else math.nan) for k, (s, n) in zip(keys, sums.tolist(), strict=True)}
-
     def improved(self, value: float | None) -> bool:
         """Whether ``value`` beats the best so far (the first epoch always counts; NaN never beats)."""
         if self.best_value is None:
@@ -256,8 +222,6 @@ class RunRecorder(Callback):
         for key, value in sorted(trainer.callback_metrics.items()):
             if key.startswith(("train/", "val/")):
                 row[key] = float(value)
-        row.update(self.train_means(trainer))
-        self.train_sums = {}  # last.ckpt starts the next epoch afresh
         self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
         value = row.get(self.monitor)
         better = self.improved(value)
@@ -290,15 +254,12 @@ class RunRecorder(Callback):
             "best_epoch": self.best_epoch,
             "monitor": self.monitor,
             "mode": self.mode,
-            "train_sums": {k: list(v) for k, v in self.train_sums.items()},
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.rows = list(state_dict.get("rows", []))
         self.best_value = state_dict.get("best_value")
         self.best_epoch = state_dict.get("best_epoch")
-        self.train_sums = {k: list(v) for k, v in state_dict.get("train_sums", {}).items()}
-        self._resumed_partial = bool(self.train_sums)
 
 
 def _tensorboard_writer(directory: Path) -> Any:
