@@ -35,12 +35,7 @@ from torch import Tensor
 
 from spanet_lite.assignment import numpy_decoder
 from spanet_lite.config.event_spec import EventSpec
-from spanet_lite.config.options import DECODINGS
 from spanet_lite.errors import SpanetWarning
-
-DECODING_MODES = DECODINGS
-"""The modes :func:`decode` knows: the option's list (``config.options.DECODINGS``), which
-``validate_options`` and the ``--decoding`` choices check, so a mode is trusted here."""
 
 
 def decode(

@@ -176,11 +176,6 @@ def assignment_metrics(
     return result
 
 
-def total_products(spec: EventSpec) -> int:
-    """m: the number of objects a fully reconstructed event uses."""
-    return sum(p.num_products for p in spec.particles)
-
-
 def jet_rows(spec: EventSpec, num_jets: np.ndarray) -> dict[str, np.ndarray]:
     """Row label -> (B,) selection for ``==m``, ``==m+1``, ``>=m+2``, ``all``."""
     m = jet_products(spec)

@@ -51,10 +51,6 @@ class InputSpec:
         return len(self.features)
 
     @property
-    def is_sequential(self) -> bool:
-        return self.kind == "SEQUENTIAL"
-
-    @property
     def is_relative(self) -> bool:
         return self.kind == "RELATIVE"
 

@@ -65,7 +65,8 @@ class Problem:
     code: str = field(default="", compare=False)
     """What kind of finding, for programs that filter: ``missing``, ``kind``, ``dtype``, ``shape``,
     ``events``, ``objects``, ``empty``, ``nonfinite``, ``index_range``, ``index_padded``,
-    ``index_repeated``, ``label``, ``unused``, ``converted``."""
+    ``index_repeated``, ``label``, ``unused``, ``converted``; from the value checks
+    (:mod:`.value_checks`) ``log_domain``, ``empty_mask``, ``weight``, ``label_gap``."""
 
 
 

@@ -24,10 +24,6 @@ if TYPE_CHECKING:
     from spanet_lite.dataset.schema import Problem
 
 LOG_DOMAIN = "values above -1 for the log option (x -> log(x + 1))"
-VALUE_CODES = ("log_domain", "empty_mask", "weight", "label_gap")
-"""Problem codes of these checks (beside the layout codes of :mod:`spanet_lite.dataset.schema`)."""
-
-
 class ValueChecks:
     """Accumulates the value findings of one file; ``tally`` is the scan's counter factory."""
 

@@ -138,11 +138,6 @@ class StopController(Callback):
         self.signal_number = signum
         self.reason = _REASONS.get(signal.Signals(signum).name, signal.Signals(signum).name)
 
-    def request_stop(self, reason: str, signal_number: int | None = None) -> None:
-        """Stop after the current batch (used by tests; signals go through the handler)."""
-        self.reason = reason
-        self.signal_number = signal_number
-
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
