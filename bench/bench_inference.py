@@ -6,8 +6,9 @@
   50,000), greedy; exact mode on a tenth of them for comparison; best of three runs.
 * Predict: ``write_predictions`` (what ``spanet-predict`` runs) over
   ``data/full_hadronic_ttbar/example.h5`` (10,000 events, 10 slots; ``--quick``: its first
-  2,000) with a network of the default options (hidden_dim 64, 4 encoder layers, 2 branch
-  encoder layers), untrained (speed does not depend on the weights), batch size 1024, CPU.
+  2,000) with a network of the default options (SPANet's: hidden_dim 128, 4 encoder layers, 4
+  branch encoder layers; pair features on, ``pair_features: auto``), untrained (speed does not
+  depend on the weights), batch size 1024, CPU.
   SPANet's own evaluation of 10,000 ttbar events with its example model takes about 25 s on
   this machine (about 400 events/s, decoding included).
 

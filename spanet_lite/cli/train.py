@@ -4,7 +4,7 @@
     spanet-train --resume RUN_DIR [overrides]
     spanet-train -of OPTIONS.json -e 1 -g 0 -t 00:01:00:00 ...   (SPANet's flags, SPANet's meaning)
 
-Every flag of ``python -m spanet.train`` is accepted; docs/migrating_from_spanet_outputs.md
+Every flag of ``python -m spanet.train`` is accepted; docs/migrating_from_spanet.md
 says, flag by flag, which keep SPANet's meaning, which are mapped and the two that have no
 equivalent (``-ts`` is ignored with a warning, ``--profile`` is refused). Prefixes of long
 flags are not accepted (``-e`` is ``--epochs``, never an abbreviation of ``-ef``).
