@@ -200,6 +200,35 @@ def simulate_ttbar_semilep(
     return _momenta_arrays(reco, lepton, TTBAR_SEMILEP), reco
 
 
+Transverse = tuple[Real, Real, Real]
+
+
+def ttx_system(
+    rng: np.random.Generator,
+    n: int,
+    config: PhysicsConfig,
+    isr: PartonSet,
+    signal: NDArray[np.bool_],
+    dtype: FloatType,
+) -> tuple[Transverse, Transverse, FourVector, Real]:
+    """tt + X production: each top's (px, py, rapidity), X and X's mass.
+
+    X is the Higgs where ``signal``, else the tt + b bbar background's g* -> b bbar splitting
+    (``ttbb_*`` in PhysicsConfig): the one place that draws it, also for the Pythia comparison
+    in ``physics/pythia/gluon_splitting.py``. The tops' masses are left to the caller.
+    """
+    x_shape = np.where(signal, TTH_HIGGS_PT[0], config.ttbb_pt_shape)
+    x_scale = np.where(signal, TTH_HIGGS_PT[1], config.ttbb_pt_scale)
+    (x1, y1), (x2, y2), (xx, yx) = balanced_transverse(
+        rng, [TTX_TOP_PT, TTX_TOP_PT, (x_shape, x_scale)], recoil(isr), dtype
+    )
+    y = rapidities(rng, n, 3, *TTX_Y, dtype)
+    from_isr = ~signal & (rng.random(n) < config.ttbb_isr_fraction)
+    y_x = np.where(from_isr, config.ttbb_isr_eta_sigma * rng.standard_normal(n), y[:, 2])
+    x_mass = np.where(signal, higgs_masses(rng, n, config, dtype), splitting_masses(rng, n, config, dtype))
+    return (x1, y1, y[:, 0]), (x2, y2, y[:, 1]), resonance(xx, yx, y_x, x_mass), x_mass
+
+
 def simulate_tth_semilep(
     rng: np.random.Generator,
     n: int,
@@ -214,20 +243,11 @@ def simulate_tth_semilep(
     """
     signal = rng.random(n) < signal_fraction
     isr = sample_isr(rng, n, config)
-    x_shape = np.where(signal, TTH_HIGGS_PT[0], config.ttbb_pt_shape)
-    x_scale = np.where(signal, TTH_HIGGS_PT[1], config.ttbb_pt_scale)
     dtype = LEPTONIC_PRECISION
-    (x1, y1), (x2, y2), (xx, yx) = balanced_transverse(
-        rng, [TTX_TOP_PT, TTX_TOP_PT, (x_shape, x_scale)], recoil(isr), dtype
-    )
-    y = rapidities(rng, n, 3, *TTX_Y, dtype)
-    from_isr = ~signal & (rng.random(n) < config.ttbb_isr_fraction)
-    y_x = np.where(from_isr, config.ttbb_isr_eta_sigma * rng.standard_normal(n), y[:, 2])
-    x_mass = np.where(signal, higgs_masses(rng, n, config, dtype), splitting_masses(rng, n, config, dtype))
+    (x1, y1, rap1), (x2, y2, rap2), x, x_mass = ttx_system(rng, n, config, isr, signal, dtype)
     m_lep, m_had = top_masses(rng, n, config, dtype), top_masses(rng, n, config, dtype)
-    t_lep = resonance(x1, y1, y[:, 0], m_lep)
-    t_had = resonance(x2, y2, y[:, 1], m_had)
-    x = resonance(xx, yx, y_x, x_mass)
+    t_lep = resonance(x1, y1, rap1, m_lep)
+    t_had = resonance(x2, y2, rap2, m_had)
     b_lep, w_lep, w_mass = decay_top(rng, t_lep, m_lep, config)
     lepton = decay_w_leptonic(rng, w_lep, w_mass)
     b_had, q1, q2, f1, f2 = _hadronic_top(rng, t_had, m_had, config)

@@ -59,27 +59,13 @@ class Pairs:
 def fast_pairs(n: int, seed: int = 1) -> Pairs:
     """The fast backend's background pair, drawn as ``simulate_tth_semilep`` draws it."""
     from spanet_lite.physics.generator.config import B_MASS, PhysicsConfig
-    from spanet_lite.physics.generator.processes import TTX_TOP_PT, TTX_Y
-    from spanet_lite.physics.generator.production import (
-        balanced_transverse,
-        rapidities,
-        recoil,
-        resonance,
-        sample_isr,
-        splitting_decay,
-        splitting_masses,
-    )
+    from spanet_lite.physics.generator.processes import ttx_system
+    from spanet_lite.physics.generator.production import sample_isr, splitting_decay
 
-    rng, config, dtype = np.random.default_rng(seed), PhysicsConfig(), np.float64
+    rng, config = np.random.default_rng(seed), PhysicsConfig()
     isr = sample_isr(rng, n, config)
-    shape = np.full(n, config.ttbb_pt_shape)
-    scale = np.full(n, config.ttbb_pt_scale)
-    *_, (xx, yx) = balanced_transverse(rng, [TTX_TOP_PT, TTX_TOP_PT, (shape, scale)], recoil(isr), dtype)
-    y = rapidities(rng, n, 3, *TTX_Y, dtype)
-    from_isr = rng.random(n) < config.ttbb_isr_fraction
-    y_x = np.where(from_isr, config.ttbb_isr_eta_sigma * rng.standard_normal(n), y[:, 2])
-    mass = splitting_masses(rng, n, config, dtype)
-    b1, b2 = splitting_decay(rng, resonance(xx, yx, y_x, mass), mass, B_MASS, B_MASS)
+    _, _, x, mass = ttx_system(rng, n, config, isr, np.zeros(n, dtype=bool), np.float64)
+    b1, b2 = splitting_decay(rng, x, mass, B_MASS, B_MASS)
     return Pairs(*(np.stack([v.e, v.px, v.py, v.pz], axis=1) for v in (b1, b2)))
 
 
