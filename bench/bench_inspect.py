@@ -28,6 +28,7 @@ EVENT_FILE = REPO / "event_files" / "full_hadronic_ttbar.yaml"
 MAX_JETS = 20
 WRITE_CHUNK = 65536
 FEATURES = ("mass", "pt", "eta", "phi", "btag")
+LOG_FEATURES = ("mass", "pt")  # log_normalize in the event file
 PRODUCTS = {"t1": ("q1", "q2", "b"), "t2": ("q1", "q2", "b")}
 
 
@@ -50,6 +51,8 @@ def generate(path: Path, num_events: int, seed: int = 0) -> None:
             mask[start:stop] = real
             for name in FEATURES:
                 values = rng.standard_normal((size, MAX_JETS), dtype=np.float32)
+                if name in LOG_FEATURES:  # x -> log(x + 1) needs x > -1
+                    np.abs(values, out=values)
                 values[~real] = 0.0
                 features[name][start:stop] = values
             # Random keys with padding sorted last: the first six columns are distinct real jets.
