@@ -285,6 +285,15 @@ def test_missing_input_group_is_one_error_not_one_per_feature(build):
     assert problem.message == "expected a group with the GLOBAL input Met (1 features), got nothing"
 
 
+def test_the_summary_shows_the_raw_std_of_a_regression_not_the_normalisations_guarded_one(build):
+    constant = build({"REGRESSIONS/EVENT/mass": np.array([4, 4, np.nan, 4, 4, 4], dtype=np.float32)})
+    assert constant.summary["regressions"]["EVENT/mass"] == {
+        "count": 5, "nan_fraction": pytest.approx(1 / 6), "mean": 4.0, "std": 0.0}
+    empty = build({"REGRESSIONS/EVENT/mass": np.full(6, np.nan, dtype=np.float32)})
+    assert empty.summary["regressions"]["EVENT/mass"] == {
+        "count": 0, "nan_fraction": 1.0, "mean": None, "std": None}
+
+
 def test_missing_regression_and_classification_targets(build):
     report = build({"REGRESSIONS/EVENT/mass": None, "CLASSIFICATIONS/EVENT/signal": None})
     assert [where for where, _ in errors(report)] == [
