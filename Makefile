@@ -37,4 +37,4 @@ readme-check: $(STAMP)
 	$(BIN)/python .ci/readme_check.py --venv $(VENV)
 
 lint: $(STAMP)
-	$(BIN)/ruff check spanet_lite tests bench
+	$(BIN)/ruff check spanet_lite tests bench docs

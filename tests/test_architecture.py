@@ -8,6 +8,8 @@ how cycles used to hide.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,18 @@ def test_the_checker_sees_deferred_imports(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("def f():\n    from spanet_lite.evaluation.metrics import roc_auc\n")
     assert _imports(sample) == [(2, "spanet_lite.evaluation.metrics")]
+
+
+def test_the_module_map_in_architecture_md_is_current():
+    """docs/ARCHITECTURE.md lists every module with its docstring's first line; regenerate it with
+    ``python docs/architecture_map.py`` after adding, moving or re-describing a module."""
+    script = PACKAGE.parent / "docs" / "architecture_map.py"
+    command = [sys.executable, str(script), "--check"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_module_says_what_it_owns():
+    silent = [str(p.relative_to(PACKAGE)) for p in [*_modules(), PACKAGE / "__init__.py"]
+              if not (ast.get_docstring(ast.parse(p.read_text(encoding="utf-8"))) or "").strip()]
+    assert not silent, f"modules without a docstring: {silent}"

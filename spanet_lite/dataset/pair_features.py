@@ -1,6 +1,8 @@
-"""Pairwise interaction features of the Particle Transformer (ParT, arXiv:2202.03772), computed
-from a batch's raw features (here in the dataset layer: their normalisation statistics are
-measured with the training split's, and the model reads them).
+"""Pairwise interaction features of the Particle Transformer (ParT), computed per batch on the fly.
+
+ParT is arXiv:2202.03772. The features come from a batch's raw features; they live in the dataset
+layer because their normalisation statistics are measured with the training split's, and the
+model reads them.
 
 For two objects ``a``, ``b`` with transverse momentum ``pt``, rapidity ``y``, azimuth ``phi``
 and four-momentum ``p``::

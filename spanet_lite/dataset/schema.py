@@ -1,4 +1,4 @@
-"""Check an HDF5 file against the layout an :class:`EventSpec` expects (:mod:`.layout`).
+"""Check an HDF5 file against the layout an :class:`EventSpec` expects (:mod:`.hdf5_layout`).
 
 Two passes: the structure (presence, kind, rank, dtype, shape) from metadata alone, then a
 chunked content scan. :func:`validate_file` reads the file ``chunk_size`` events at a time, so

@@ -1,0 +1,1 @@
+"""The network: embeddings, the shared and branch encoders, symmetric tensor attention, heads."""

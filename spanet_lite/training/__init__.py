@@ -1,0 +1,1 @@
+"""Training a run: planning, hardware, the Lightning module, losses, schedules, the run directory."""
