@@ -22,12 +22,15 @@ their input; ``h``'s products are unassociated, so theirs are already combined.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import h5py
 import numpy as np
+import torch
 
 from spanet_lite.config import parse_event_spec
+from spanet_lite.dataset.batch import Batch
 
 TINY_YAML = """
 INPUTS:
@@ -149,3 +152,17 @@ def random_arrays(n: int, seed: int = 0) -> dict[str, np.ndarray]:
     arrays["CLASSIFICATIONS/EVENT/signal"] = rng.integers(-1, 3, n).astype(np.int64)
     arrays["WEIGHTS/EVENT/weight"] = rng.uniform(0.5, 2, n).astype(np.float32)
     return arrays
+
+
+def assert_same_batch(a: Batch, b: Batch) -> None:
+    """Every field of two batches equal (float tensors up to rounding, NaN equal to NaN)."""
+    for f in fields(Batch):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, dict):
+            assert x.keys() == y.keys(), f.name
+            for key in x:
+                assert torch.allclose(x[key], y[key], equal_nan=True), (f.name, key)
+        elif x is None or y is None:
+            assert x is None and y is None, f.name
+        else:
+            assert torch.equal(x, y), f.name

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
 import torch
-from _dataset_helpers import TINY_SPEC, random_arrays, write_h5
+from _dataset_helpers import TINY_SPEC, assert_same_batch, random_arrays, write_h5
 
 from spanet_lite.config.options import Options
 from spanet_lite.dataset.batch import Batch
@@ -37,18 +36,6 @@ def module(path: Path, mode: str, **options) -> SpanetDataModule:
     return dm
 
 
-def assert_same(a: Batch, b: Batch) -> None:
-    for f in fields(Batch):
-        x, y = getattr(a, f.name), getattr(b, f.name)
-        if isinstance(x, dict):
-            assert x.keys() == y.keys(), f.name
-            for key in x:
-                assert torch.equal(x[key], y[key]) or torch.allclose(x[key], y[key], equal_nan=True), (
-                    f.name,
-                    key,
-                )
-        else:
-            assert torch.equal(x, y), f.name
 
 
 def unshuffled(dm: SpanetDataModule, split: str) -> list[Batch]:
@@ -69,7 +56,7 @@ def test_modes_give_identical_batches_without_shuffling(random_file: Path) -> No
         a, b = unshuffled(memory, split), unshuffled(streaming, split)
         assert len(a) == len(b) == len(memory.splits[split].dataset)
         for x, y in zip(a, b):
-            assert_same(x, y)
+            assert_same_batch(x, y)
 
 
 def test_streaming_blocks_smaller_than_the_split_and_workers_keep_file_order(random_file: Path) -> None:
@@ -80,7 +67,7 @@ def test_streaming_blocks_smaller_than_the_split_and_workers_keep_file_order(ran
     dataset.block_batches = 3  # several blocks, the last one partial
     for split in ("train", "val"):
         for x, y in zip(unshuffled(memory, split), unshuffled(streaming, split), strict=True):
-            assert_same(x, y)
+            assert_same_batch(x, y)
 
 
 @pytest.mark.parametrize("mode", ["memory", "streaming"])
@@ -109,4 +96,4 @@ def test_sparse_rows_are_read_in_bounded_spans_with_the_same_result(random_file:
     streaming = module(random_file, "streaming", train_validation_split=0.1)
     for split in ("train", "val"):
         for x, y in zip(unshuffled(memory, split), unshuffled(streaming, split), strict=True):
-            assert_same(x, y)
+            assert_same_batch(x, y)

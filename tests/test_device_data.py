@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from _dataset_helpers import TINY_SPEC, random_arrays, write_h5
+from _dataset_helpers import TINY_SPEC, assert_same_batch, random_arrays, write_h5
 
 from spanet_lite.config.options import Options
 from spanet_lite.dataset import datamodule as datamodule_module
-from spanet_lite.dataset.batch import Batch, SlotMap, kept_slots
+from spanet_lite.dataset.batch import SlotMap, kept_slots
 from spanet_lite.dataset.datamodule import SpanetDataModule
 from spanet_lite.dataset.device import (
     DeviceDataset,
@@ -52,15 +51,6 @@ def data(path: Path, mode: str) -> SpanetDataModule:
     return dm
 
 
-def assert_same(a: Batch, b: Batch) -> None:
-    for f in fields(Batch):
-        x, y = getattr(a, f.name), getattr(b, f.name)
-        if isinstance(x, dict):
-            assert x.keys() == y.keys(), f.name
-            for key in x:
-                assert torch.allclose(x[key], y[key], equal_nan=True), (f.name, key)
-        else:
-            assert torch.equal(x, y), f.name
 
 
 def test_device_mode_draws_memory_modes_batches_trimmed_without_reading_the_device(
@@ -75,7 +65,7 @@ def test_device_mode_draws_memory_modes_batches_trimmed_without_reading_the_devi
             pairs = list(zip(a, b, strict=True))
             for x, y in pairs:
                 assert isinstance(y, SizedBatch) and y.trimmed() is y
-                assert_same(x.trimmed(ORDER), y)
+                assert_same_batch(x.trimmed(ORDER), y)
     widths = {tuple(batch.masks[n].shape[1] for n in ORDER) for batch in device.train_dataloader()}
     assert widths <= {(3, 1), (3, 2), (4, 1), (4, 2), (5, 1), (5, 2)}
 
@@ -163,4 +153,4 @@ def test_training_in_device_mode_matches_memory_mode_through_the_trainer(
 
 def test_presizing_while_moving_gives_the_same_batch_as_presizing_in_place(memory: SpanetDataModule) -> None:
     batch = next(iter(memory.val_dataloader()))
-    assert_same(presize(batch, ORDER, 4, "cpu"), presize(batch, ORDER, 4))
+    assert_same_batch(presize(batch, ORDER, 4, "cpu"), presize(batch, ORDER, 4))
