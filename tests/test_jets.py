@@ -71,3 +71,11 @@ def test_the_generated_tth_file_has_six_jet_events_beside_its_one_lepton(generat
 
 def jets_of(counts: np.ndarray, n: int) -> int:
     return int((counts == n).sum())
+
+
+def test_lepton_tags_are_one_rule_above_one_half_for_either_flag():
+    from spanet_lite.assignment.jets import lepton_tagged
+
+    values = {"etag": np.array([[0.0, 1.0, 0.5, 0.0]]), "utag": np.array([[0.0, 0.0, 0.0, 0.9]])}
+    assert lepton_tagged(values, (1, 4)).tolist() == [[False, True, False, True]]
+    assert not lepton_tagged({}, (1, 4)).any()  # a jets-only input has no leptons

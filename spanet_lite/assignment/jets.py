@@ -35,6 +35,18 @@ def is_lepton_input(source: InputSpec) -> bool:
     return any(word in name for word in LEPTON_INPUT_WORDS)
 
 
+def lepton_tagged(values: Mapping[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """Bool of ``shape``: objects whose ``etag`` or ``utag`` is above 0.5 (False without those features).
+
+    ``values`` maps feature names to raw per-object values; the one place this rule is written.
+    """
+    tagged = np.zeros(shape, dtype=bool)
+    for tag in LEPTON_TAGS:
+        if tag in values:
+            tagged |= np.asarray(values[tag]) > TAG_THRESHOLD
+    return tagged
+
+
 def jet_products(spec: EventSpec) -> int:
     """m: the jets a fully reconstructed event uses (products not tied to a lepton input)."""
     leptons = {s.name for s in spec.sequential if is_lepton_input(s)}
@@ -54,12 +66,10 @@ def count_jets(
         mask = np.asarray(masks[source.name]).astype(bool)
         if is_lepton_input(source):
             continue
-        jets = mask.copy()
         names = [f.name for f in source.features]
-        for tag in LEPTON_TAGS:
-            if tag in names:
-                jets &= ~(np.asarray(features[source.name])[..., names.index(tag)] > TAG_THRESHOLD)
-        counts += jets.sum(axis=1)
+        raw = np.asarray(features[source.name])
+        tags = {tag: raw[..., names.index(tag)] for tag in LEPTON_TAGS if tag in names}
+        counts += (mask & ~lepton_tagged(tags, mask.shape)).sum(axis=1)
     return counts
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from spanet_lite.assignment.jets import LEPTON_TAGS, lepton_tagged
 from spanet_lite.config.event_spec import EventSpec, InputSpec
 
 NEUTRINO_TARGET = re.compile(r"^(?:neutrino|nu)_(px|py|pz|pt|eta)$", re.IGNORECASE)
@@ -82,7 +83,7 @@ def plan_baseline(spec: EventSpec) -> BaselinePlan:
         return plan
     for source in spec.sequential:
         names = _names(source)
-        if ("etag" in names or "utag" in names) and "pt" in names and "eta" in names and _has_phi(names):
+        if any(tag in names for tag in LEPTON_TAGS) and "pt" in names and "eta" in names and _has_phi(names):
             plan.lepton_input, plan.lepton_by_tag = source.name, True
             break
     if plan.lepton_input is None:
@@ -131,11 +132,7 @@ def compute_baseline(
     mask = masks[plan.lepton_input].astype(bool)
     pt = np.where(mask, objects["pt"], -np.inf)
     if plan.lepton_by_tag:
-        tag = np.zeros(mask.shape, dtype=bool)
-        for flag in ("etag", "utag"):
-            if flag in objects:
-                tag |= objects[flag] > 0.5
-        pt = np.where(tag, pt, -np.inf)
+        pt = np.where(lepton_tagged(objects, mask.shape), pt, -np.inf)
     choice = pt.argmax(axis=1)
     found = np.isfinite(pt.max(axis=1)) if pt.shape[1] else np.zeros(len(pt), dtype=bool)
     rows = np.arange(len(choice))

@@ -34,6 +34,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from spanet_lite.assignment.jets import lepton_tagged
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.masses import MassConstraint
 
@@ -86,10 +87,7 @@ def object_kinematics(
             p = np.stack([pt * phi[0], pt * phi[1], pt * np.sinh(np.clip(eta, -20, 20))], axis=-1)
             energy = np.sqrt((p**2).sum(-1) + mass**2)
             vectors = np.concatenate([p, energy[..., None]], axis=-1)
-            usable = mask.copy()
-            for flag in ("etag", "utag"):
-                if flag in values:
-                    usable &= ~(values[flag] > 0.5)
+            usable = mask & ~lepton_tagged(values, mask.shape)
         else:
             vectors = np.zeros((*mask.shape, 4))
             usable = np.zeros_like(mask)
