@@ -207,6 +207,13 @@ def test_state_dict_with_freeze_starts_from_those_weights_and_keeps_them(
     assert len(kept) > 10 and set(tuned) - set(kept)  # most of the network loaded, a part new
     for key in kept:
         torch.testing.assert_close(tuned[key], source[key], rtol=0, atol=0, msg=key)
+    # --resume for a second epoch keeps them frozen: the checkpoint records which they are.
+    run = folder / "logs" / "tuned" / "version_0"
+    assert train_cli.main(["--resume", str(run), "--epochs", "2", "-q"]) == 0
+    resumed = network_weights(run / "checkpoints" / "last.ckpt")
+    for key in kept:
+        torch.testing.assert_close(resumed[key], source[key], rtol=0, atol=0, msg=key)
+    assert any(not torch.equal(resumed[k], tuned[k]) for k in set(tuned) - set(kept))  # the rest trains
 
 
 def test_load_initial_weights_copies_matching_tensors_and_freezes_only_those(tmp_path):

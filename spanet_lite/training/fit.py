@@ -148,11 +148,13 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
         torch.set_float32_matmul_precision("high")
         torch.backends.cudnn.allow_tf32 = True
     pl.seed_everything(options.seed, workers=True, verbose=False)
-    module = SpanetModule(plan.event_file_text, options, statistics)
+    module = SpanetModule(plan.event_file_text, options, statistics, frozen=plan.frozen)
     if initial_weights is not None:
         from spanet_lite.training.weights import load_initial_weights
 
         loaded = load_initial_weights(module, initial_weights[0], freeze=initial_weights[1])
+        if initial_weights[1]:
+            module.freeze_parameters(loaded.loaded)
         if console is not None:
             console.print(loaded.summary(), highlight=False)
     if plan.resume_checkpoint is not None:

@@ -33,6 +33,7 @@ the network through ``torch.compile``; mixed precision and TF32 are set by
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
@@ -106,6 +107,7 @@ class SpanetModule(pl.LightningModule):
         event_file_text: str,
         options: dict[str, Any] | Options,
         statistics: dict[str, Any] | DatasetStatistics,
+        frozen: Sequence[str] = (),
     ) -> None:
         super().__init__()
         from spanet_lite.model.network import SpanetNetwork
@@ -114,7 +116,8 @@ class SpanetModule(pl.LightningModule):
         if isinstance(statistics, DatasetStatistics):
             statistics = statistics.to_dict()
         self.save_hyperparameters(
-            {"event_file_text": event_file_text, "options": options.to_dict(), "statistics": statistics}
+            {"event_file_text": event_file_text, "options": options.to_dict(), "statistics": statistics,
+             "frozen": []}
         )
         self.spec: EventSpec = parse_event_spec(event_file_text, source="event_file.yaml")
         self.options = options
@@ -128,6 +131,18 @@ class SpanetModule(pl.LightningModule):
         """Greedy validation decoding with the torch decoder also on the CPU (where the numpy one
         is ~10x faster and there is no device to wait for); on an accelerator it always is."""
         self._compiled: Any = None
+        self.freeze_parameters(frozen)
+
+    def freeze_parameters(self, names: Sequence[str]) -> None:
+        """Keep the named parameters fixed (``requires_grad=False``), and record them in the
+        checkpoint so that ``--resume`` keeps them fixed too (fine-tuning with -sf ... -fsf)."""
+        wanted = set(names)
+        frozen = set(self.hparams["frozen"])
+        for name, parameter in self.named_parameters():
+            if name in wanted:
+                parameter.requires_grad_(False)
+                frozen.add(name)
+        self.hparams["frozen"] = sorted(frozen)
 
     # ------------------------------------------------------------------ steps
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:

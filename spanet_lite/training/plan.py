@@ -30,6 +30,8 @@ class Plan:
     statistics: dict[str, Any] | None
     epochs_done: int = 0
     """Epochs the resumed checkpoint has finished (0 for a new run)."""
+    frozen: tuple[str, ...] = ()
+    """Parameters the resumed run keeps fixed (a fine-tuning run started with -sf ... -fsf)."""
 
 
 def plan_run(
@@ -52,6 +54,7 @@ def plan_run(
     epochs_done = 0
     resume_checkpoint = run_dir = None
     event_text: str | None = None
+    frozen: tuple[str, ...] = ()
     if resume is not None:
         if options is not None:
             raise InputError(
@@ -68,7 +71,7 @@ def plan_run(
             )
         resume_checkpoint, run_dir = resume_target(Path(resume))
         hyper, epochs_done = checkpoint_hyper_parameters(resume_checkpoint)
-
+        frozen = tuple(hyper.get("frozen", ()))
         loaded = Options.from_dict(hyper["options"])
         event_text = hyper["event_file_text"]
         statistics = hyper["statistics"]
@@ -88,6 +91,7 @@ def plan_run(
         resume_checkpoint = Path(checkpoint).resolve()
         hyper, epochs_done = checkpoint_hyper_parameters(resume_checkpoint)
         statistics = hyper["statistics"]
+        frozen = tuple(hyper.get("frozen", ()))
 
     sources = {key: "command line" for key in overrides}
     merged = loaded.replace(**overrides) if overrides else loaded
@@ -118,7 +122,7 @@ def plan_run(
     merged = _with_values(merged, resolved)
     return Plan(
         merged, sources, event_text, event_path, training, validation, resume_checkpoint, run_dir, statistics,
-        epochs_done,
+        epochs_done, frozen,
     )
 
 
