@@ -112,15 +112,20 @@ class ValidationReport:
 # ----------------------------------------------------------------------------- opening
 
 
-def open_h5(path: str | Path) -> h5py.File:
-    """Open ``path`` read-only; a missing, non-HDF5 or truncated file is a one-line InputError."""
+def open_h5(path: str | Path, *, chunk_cache_bytes: int | None = None) -> h5py.File:
+    """Open ``path`` read-only; a missing, non-HDF5 or truncated file is a one-line InputError.
+
+    ``chunk_cache_bytes`` sets HDF5's per-dataset chunk cache (None: HDF5's default); a reader
+    that streams every chunk once gains nothing from it but memory (0 turns it off).
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(path, "", "an existing HDF5 file", "no such file")
     if path.is_dir():
         raise InputError(path, "", "an HDF5 file", "a directory")
+    cache = {} if chunk_cache_bytes is None else {"rdcc_nbytes": chunk_cache_bytes}
     try:
-        return h5py.File(path, "r")
+        return h5py.File(path, "r", **cache)
     except OSError as error:
         raise InputError(path, "", "a readable HDF5 file", _describe_h5_error(error)) from None
 

@@ -42,17 +42,18 @@ from torch import Tensor
 
 from spanet_lite.assignment.decoding import decode
 from spanet_lite.assignment.metrics import assignment_metrics
+from spanet_lite.assignment.torch_decoding import decode_greedy_torch
 from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options import Options
 from spanet_lite.dataset.batch import Batch
 from spanet_lite.dataset.statistics import DatasetStatistics
+from spanet_lite.training.losses import LossResult, compute_losses
 from spanet_lite.training.optimizer import build_optimizer
 from spanet_lite.training.schedules import schedule_steps, warmup_cosine_scheduler
 
 if TYPE_CHECKING:
     from spanet_lite.model.outputs import Outputs
-    from spanet_lite.training.losses import LossResult
 
 
 class RunningMeans:
@@ -160,8 +161,6 @@ class SpanetModule(pl.LightningModule):
         Lightning warns on every run when a LightningModule overrides that hook next to a data
         module.
         """
-        from spanet_lite.training.losses import compute_losses
-
         batch = batch.trimmed(self._sequential)
         forward = self._compiled if self._compiled is not None else self.network
         outputs = forward(batch.features, batch.masks, batch.pairs)
@@ -189,8 +188,6 @@ class SpanetModule(pl.LightningModule):
         Predictions and targets are in the batch's own (trimmed) object space; the metrics
         only compare them within an event, where that space is the file's, relabelled in order.
         """
-        from spanet_lite.assignment.torch_decoding import decode_greedy_torch
-
         record: dict[str, Any] = {}
         if self.spec.particles:
             on_accelerator = next(iter(outputs.assignments.values())).device.type != "cpu"

@@ -25,6 +25,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from spanet_lite import outputs as outputs_rule
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.dataset.hdf5_layout import mask_path, target_index_offsets
 from spanet_lite.dataset.schema import DEFAULT_CHUNK_SIZE, open_h5, validate_h5
@@ -53,10 +54,8 @@ def no_progress(description: str, total: int) -> Callable[[int], None]:
 def check_outputs(inputs: Sequence[str | Path], outputs: Sequence[str | Path], overwrite: bool) -> None:
     """The project's one output rule (:mod:`spanet_lite.outputs`) for ``-o`` files: an input is
     never overwritten, an existing output only with ``overwrite``, no two outputs the same."""
-    from spanet_lite.outputs import check_outputs as check
-    from spanet_lite.outputs import output
-
-    check([output(path, "-o") for path in outputs], inputs=inputs, overwrite=overwrite)
+    targets = [outputs_rule.output(path, "-o") for path in outputs]
+    outputs_rule.check_outputs(targets, inputs=inputs, overwrite=overwrite)
 
 
 # ----------------------------------------------------------------------------- sources
@@ -93,7 +92,7 @@ def open_source(
     warning.
     """
     if file is None:
-        file = stack.enter_context(_open_for_streaming(path))
+        file = stack.enter_context(open_h5(path, chunk_cache_bytes=CHUNK_CACHE_BYTES))
     report = validate_h5(file, spec, source=str(path), chunk_size=chunk_size, progress=validation_progress)
     problem = report.first_error()
     if problem is not None:
@@ -120,14 +119,6 @@ def open_source(
         warnings.warn(f"{path}: not copied (not one entry per event): {', '.join(skipped)}",
                       SpanetWarning, stacklevel=2)
     return Source(str(path), file, report.num_events, dict(report.max_objects), columns, dict(file.attrs))
-
-
-def _open_for_streaming(path: str | Path) -> h5py.File:
-    """Like :func:`open_h5` (and its one-line errors), without a chunk cache."""
-    try:
-        return h5py.File(path, "r", rdcc_nbytes=CHUNK_CACHE_BYTES)
-    except OSError:
-        return open_h5(path)  # raises the InputError that says what is wrong with the file
 
 
 # ----------------------------------------------------------------------------- plan
