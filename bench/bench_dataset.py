@@ -107,6 +107,7 @@ def one_pass(path: Path, mode: str, batch_size: int, workers: int) -> dict[str, 
         num_dataloader_workers=workers,
         balance_particles=True,
         train_validation_split=0.95,
+        partial_events=True,  # every event is read (SPANet's default, false, would drop most of them)
     )
     started = time.perf_counter()
     module = SpanetDataModule(spec, options, training_file=path)

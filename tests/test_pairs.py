@@ -364,3 +364,33 @@ def _onnx_matches_torch(run_dir: Path, data: Path, model: Path) -> None:
     real = torch_t1 > 1e-6
     np.testing.assert_allclose(onnx_t1[real], torch_t1[real], rtol=2e-3)
     assert np.abs(onnx_t1 - torch_t1).max() < 1e-4
+
+
+def test_physics_pair_statistics_come_from_the_first_training_events_only(tmp_path, monkeypatch):
+    """The computed pair features' mean and std are measured on a bounded sample (the first
+    PHYSICS_PAIR_EVENTS training events), in slices, so a large file costs no more than that."""
+    from _evaluation_helpers import TTBAR_YAML, write_ttbar_file
+
+    from spanet_lite.dataset import normalization, reader
+    from spanet_lite.dataset.hdf5_layout import EVENT_WEIGHT_DATASET
+
+    spec = spec_from(TTBAR_YAML)
+    options = small_options(pair_features="physics")
+    path = write_ttbar_file(tmp_path / "events.h5", num_events=60)
+    with h5py.File(path) as file:
+        layout = reader.resolve_layout(file, spec, path, EVENT_WEIGHT_DATASET)
+        block = reader.read_block(file, spec, layout, 0, 60)
+
+    def statistics(events: int):
+        part = block.select(slice(0, events))
+        return compute_statistics(spec, options, [part], source=str(path), max_objects=layout.max_objects,
+                                  classifications=part.classifications)
+
+    monkeypatch.setattr(normalization, "PHYSICS_PAIR_EVENTS", 25)
+    monkeypatch.setattr(normalization, "PHYSICS_PAIR_SLICE", 7)  # several slices
+    sampled = statistics(60)
+    monkeypatch.setattr(normalization, "PHYSICS_PAIR_EVENTS", 10**9)
+    first = statistics(25)
+    np.testing.assert_allclose(sampled.physics_pair_mean, first.physics_pair_mean, rtol=1e-12)
+    np.testing.assert_allclose(sampled.physics_pair_std, first.physics_pair_std, rtol=1e-12)
+    assert sampled.num_training_events == 60  # the other statistics still see every event
