@@ -60,6 +60,7 @@ def window_callback(base: type, seconds: float, warm: int) -> Any:
                     "window_s": elapsed,
                     "validation_s_in_window": self.validation,
                     "step_ms": 1000 * training / (self.steps - warm),
+                    "compile_mode": getattr(module, "compile_mode", None),  # spanet_lite only
                 }
                 trainer.should_stop = True
 

@@ -27,10 +27,8 @@ One prepared command (under 5 minutes on one H200-class GPU)::
    (``write_predictions``, what ``spanet-predict`` runs, file written) on the 100k held-out
    events.
 
-On the CPU, SPANet's options at SPANet's batch size (the CPU comparison of issue 19)::
-
-    PYTHONPATH=. python bench/bench_gpu.py --only spanet_b1024 --batch-size 32 --events 10000 \
-        --heldout 2000 --seconds 60
+The CPU comparison with SPANet v2 itself (same options, same data, both tools timed alike) is
+``bench/bench_cpu.py``.
 
 ``--quick`` runs the same code on the CPU or GPU at toy sizes (2,000 training events, 0.5 s
 windows, batches of 256 and 512, 16-wide one-layer networks) so that CI checks that the
@@ -60,37 +58,7 @@ import _common
 
 REPO = Path(__file__).resolve().parents[1]
 
-SPANET_TTBAR: dict[str, Any] = {
-    # SPANet v2's options_files/full_hadronic_ttbar/example.json, the keys this package reads
-    # (the others it accepts without effect and says so).
-    "hidden_dim": 64,
-    "num_embedding_layers": 10,
-    "num_encoder_layers": 6,
-    "num_branch_embedding_layers": 3,
-    "num_branch_encoder_layers": 3,
-    "num_detector_layers": 2,
-    "num_regression_layers": 3,
-    "num_classification_layers": 3,
-    "num_attention_heads": 4,
-    "transformer_activation": "gelu",
-    "linear_activation": "gelu",
-    "partial_events": True,
-    "balance_particles": True,
-    "train_validation_split": 0.95,
-    "combine_pair_loss": "min",
-    "optimizer": "AdamW",
-    "learning_rate": 0.0015,
-    "learning_rate_cycles": 1,
-    "learning_rate_warmup_epochs": 1.0,
-    "assignment_loss_scale": 1.0,
-    "detection_loss_scale": 0.0,
-    "kl_loss_scale": 0.0,
-    "regression_loss_scale": 0.0,
-    "classification_loss_scale": 0.0,
-    "l2_penalty": 0.0002,
-    "gradient_clip": 0.0,
-    "dropout": 0.0,
-}
+SPANET_TTBAR = _common.SPANET_TTBAR
 WIDE: dict[str, Any] = {
     **SPANET_TTBAR,
     "hidden_dim": 128,

@@ -245,6 +245,22 @@ def test_a_fresh_pair_bias_is_zero_and_a_trained_one_changes_the_outputs():
     assert not torch.allclose(a.nan_to_num(0, 0, 0), c.nan_to_num(0, 0, 0))
 
 
+def test_physics_pair_features_are_bitwise_symmetric_so_training_runs_the_mlp_on_half_the_pairs():
+    generator = torch.Generator().manual_seed(3)
+    x, mask = jets(16, 7, generator)
+    net = pair_network(pair_features="physics")
+    bias = net.pair_bias
+    assert not bias.relative  # physics only: the half-pair form applies
+    features = bias.features({"Jets": x}, {"Jets": mask}, {})
+    assert torch.equal(features, features.transpose(1, 2))
+    evaluated = bias({"Jets": x}, {"Jets": mask}, {})  # eval: the MLP on every pair
+    bias.train()
+    trained = bias({"Jets": x}, {"Jets": mask}, {})  # training: pairs a <= b, mirrored
+    torch.testing.assert_close(trained, evaluated, rtol=1e-6, atol=1e-6)
+    trained.square().sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in bias.mlp.parameters())
+
+
 @settings(max_examples=5, deadline=None)
 @given(seed=st.integers(0, 10_000))
 def test_with_pairs_permuting_objects_permutes_the_outputs(seed):

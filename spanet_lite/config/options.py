@@ -173,7 +173,7 @@ class Options:
     precision: str = "32-true"
     detection_threshold: float = 0.5
     decoding: str = "greedy"  # greedy | exact
-    compile: bool = False  # spanet_lite: torch.compile the network on CUDA (default: to be measured on GPU)
+    compile: bool = False  # spanet_lite: torch.compile (CPU: the encoder blocks; CUDA: the network)
 
     # Keys the user set explicitly (filled by the loader; not an option itself).
     explicit: frozenset[str] = field(default_factory=frozenset, repr=False, compare=False)

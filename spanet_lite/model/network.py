@@ -148,7 +148,7 @@ class SpanetNetwork(nn.Module):
             return self._heads(event_vector, None, None, {}, Outputs({}, {}, event_vector=event_vector))
 
         bias = attention_bias(padding_bias(token_mask, P), pair_bias, T, P)
-        branch = self.branches(x.unsqueeze(0).expand(P, B, T, D), bias)  # (P, B, T, D)
+        branch = self.branches(x.unsqueeze(0).expand(P, B, T, D).contiguous(), bias)  # (P, B, T, D)
         particle_vectors = branch[:, :, -1]  # (P, B, D)
         objects = branch[:, :, :N].reshape(P, B * N, D)
         for block in self.branch_blocks:
@@ -200,6 +200,37 @@ class SpanetNetwork(nn.Module):
                 key: values[c, :, : self.num_classes[c]] for c, key in enumerate(self.classification_keys)
             }
         return outputs
+
+    # ------------------------------------------------------------ compiling
+    def regions(self) -> list[nn.Module]:
+        """The blocks that repeat, one ``torch.compile`` graph each: every encoder layer, residual
+        block, input MLP and the pair-bias MLP.
+
+        Compiling these rather than the whole network keeps what varies from batch to batch
+        (which inputs exist, the symmetric attention's index tables, the heads' Python loops)
+        eager, so one graph serves every layer of a kind and compiling takes seconds, not
+        minutes; the fused elementwise work inside each block is where the CPU step loses its
+        time (thousands of small operators per step).
+        """
+        blocks: list[nn.Module] = [*self.embedding.mlps.values(), *self.encoder.layers, *self.branches.layers]
+        blocks.extend(self.branch_blocks)
+        if self.pair_bias is not None:
+            blocks.append(self.pair_bias.mlp)
+        return blocks
+
+    def compile_regions(self) -> int:
+        """Run each of :meth:`regions` through ``torch.compile`` (shapes dynamic: the trimmed width
+        changes every batch); returns how many. Undone by :meth:`eager`; the weights, and so
+        checkpoints, are untouched (the compiled call is an instance attribute, not a module)."""
+        blocks = self.regions()
+        for block in blocks:
+            block.forward = torch.compile(block.forward, dynamic=True)  # type: ignore[method-assign]
+        return len(blocks)
+
+    def eager(self) -> None:
+        """Undo :meth:`compile_regions` (nothing happens to blocks that were not compiled)."""
+        for block in self.regions():
+            block.__dict__.pop("forward", None)
 
     # -------------------------------------------------------------- targets
     def normalize_regressions(self, values: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -122,8 +122,21 @@ class PairBias(nn.Module):
         x = self.features(features, masks, pairs)
         real = object_mask[:, :, None] & object_mask[:, None, :]  # (B, N, N)
         x = torch.where(real[..., None], x, torch.zeros((), dtype=x.dtype, device=x.device))
-        bias = self.mlp(x) * real[..., None]  # (B, N, N, H)
-        return bias.permute(0, 3, 1, 2)
+        bias = self._symmetric_mlp(x) if self.training and not self.relative else self.mlp(x)
+        return (bias * real[..., None]).permute(0, 3, 1, 2)  # (B, H, N, N)
+
+    def _symmetric_mlp(self, x: Tensor) -> Tensor:
+        """``self.mlp(x)`` for pair features symmetric in (a, b), as the physics ones are: the MLP
+        runs on the pairs a <= b only and the result is mirrored, which halves the cost of the
+        largest tensors of a training step with small networks and large batches. Used in
+        training only: inference keeps the plain form, which exports to ONNX as it is."""
+        n = x.shape[1]
+        rows, cols = torch.triu_indices(n, n, device=x.device)
+        half = self.mlp(x[:, rows, cols])  # (B, n (n + 1) / 2, H)
+        full = half.new_zeros(x.shape[0], n, n, half.shape[-1])
+        full[:, rows, cols] = half
+        full[:, cols, rows] = half
+        return full
 
 
 def attention_bias(padding: Tensor, pair_bias: Tensor | None, tokens: int, copies: int = 1) -> Tensor:

@@ -25,15 +25,16 @@ present). ``decoding: exact`` is the exception: it decodes on the host, one roun
 validation step.
 
 The optimiser uses its fused kernel where it has one, on the CPU too
-(:func:`~spanet_lite.training.optimizer.build_optimizer`). On CUDA only, ``compile: true`` runs
-the network through ``torch.compile``; mixed precision and TF32 are set by
+(:func:`~spanet_lite.training.optimizer.build_optimizer`). ``compile`` runs the repeated blocks
+(CPU) or the network (CUDA) through ``torch.compile``
+(:mod:`~spanet_lite.training.compilation`); mixed precision and TF32 are set by
 :mod:`spanet_lite.training.hardware` (precision) and :mod:`spanet_lite.training.fit` (TF32).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
@@ -131,7 +132,13 @@ class SpanetModule(pl.LightningModule):
         self.decode_on_device = False
         """Greedy validation decoding with the torch decoder also on the CPU (where the numpy one
         is ~10x faster and there is no device to wait for); on an accelerator it always is."""
+        self.compile_mode = "off"
+        """What :meth:`on_fit_start` compiles (``"off"``, ``"regions"`` or ``"network"``); ``fit``
+        sets it from :func:`~spanet_lite.training.compilation.choose_compile`."""
+        self.report: Callable[[str], None] = print
+        """Where a one-line note goes (the run's console)."""
         self._compiled: Any = None
+        self._compile_checked = True
         self.freeze_parameters(frozen)
 
     def freeze_parameters(self, names: Sequence[str]) -> None:
@@ -162,9 +169,27 @@ class SpanetModule(pl.LightningModule):
         module.
         """
         batch = batch.trimmed(self._sequential)
-        forward = self._compiled if self._compiled is not None else self.network
-        outputs = forward(batch.features, batch.masks, batch.pairs)
+        outputs = self._forward(batch)
         return batch, outputs, compute_losses(outputs, batch, self.network, self.spec, self.options)
+
+    def _forward(self, batch: Batch) -> Outputs:
+        forward = self._compiled if self._compiled is not None else self.network
+        if self._compile_checked:
+            return forward(batch.features, batch.masks, batch.pairs)
+        # The first compiled call is where compiling happens, so where it fails.
+        self._compile_checked = True
+        try:
+            return forward(batch.features, batch.masks, batch.pairs)
+        except Exception as error:  # any compiler failure means: train eagerly
+            self._undo_compile()
+            self.compile_mode = "off"
+            reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+            self.report(f"torch.compile failed ({type(error).__name__}: {reason}); training eagerly")
+            return self.network(batch.features, batch.masks, batch.pairs)
+
+    def _undo_compile(self) -> None:
+        self.network.eager()
+        object.__setattr__(self, "_compiled", None)
 
     def _step(self, batch: Batch, stage: str) -> Tensor:
         """Forward, losses, running sums; on validation also keep what the epoch metrics need."""
@@ -217,15 +242,24 @@ class SpanetModule(pl.LightningModule):
 
     # --------------------------------------------------------- epoch metrics
     def on_fit_start(self) -> None:
-        if self.options.compile and self.device.type == "cuda" and self._compiled is None:
-            # One graph per width bucket, with and without gradients: allow more than the default
-            # 8 recompilations before dynamo gives up and runs the rest eagerly.
-            config = torch._dynamo.config
-            for name in ("recompile_limit", "cache_size_limit"):
-                if hasattr(config, name):
-                    setattr(config, name, max(int(getattr(config, name)), 32))
+        if self.compile_mode == "off":
+            return
+        # One graph per width bucket (CUDA) or per kind of block (CPU), with and without
+        # gradients: allow more than the default 8 recompilations before dynamo gives up.
+        config = torch._dynamo.config
+        for name in ("recompile_limit", "cache_size_limit"):
+            if hasattr(config, name):
+                setattr(config, name, max(int(getattr(config, name)), 32))
+        if self.compile_mode == "regions":
+            self.network.compile_regions()
+        else:
             # Kept outside the module registry so checkpoints keep the network's own keys.
             object.__setattr__(self, "_compiled", torch.compile(self.network, dynamic=False))
+        self._compile_checked = False
+
+    def on_fit_end(self) -> None:
+        """Leave the network eager, as it was built, for whatever uses it after training."""
+        self._undo_compile()
 
     def on_train_epoch_end(self) -> None:
         self._log_running("train")  # only left when no validation ran this epoch

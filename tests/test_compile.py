@@ -1,0 +1,121 @@
+"""``compile``: when a run compiles, that compiled blocks compute what eager ones do, and the
+fall-back to eager when compiling fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from _model_helpers import random_batch, small_options, spec_from, statistics_for, ttbar_yaml
+
+from spanet_lite.config.options import Options
+from spanet_lite.model.network import SpanetNetwork
+from spanet_lite.training import compilation
+from spanet_lite.training.compilation import choose_compile
+from spanet_lite.training.module import SpanetModule
+
+YAML = ttbar_yaml("{mass: log_normalize, pt: log_normalize, eta: normalize}")  # a few graphs: fast
+SPEC = spec_from(YAML)
+
+
+# ------------------------------------------------------------------ the decision
+@pytest.mark.parametrize(
+    ("setting", "accelerator", "compiler", "mode", "note"),
+    [
+        (False, "cpu", "/usr/bin/c++", "off", None),
+        (False, "gpu", "/usr/bin/c++", "off", None),
+        (True, "gpu", None, "network", None),
+        (True, "cpu", "/usr/bin/c++", "regions", None),
+        (True, "cpu", None, "off", "no C++ compiler"),
+    ],
+)
+def test_choose_compile(monkeypatch, setting, accelerator, compiler, mode, note) -> None:
+    monkeypatch.setattr(compilation, "cxx_compiler", lambda: compiler)
+    choice = choose_compile(Options(compile=setting), accelerator)
+    assert choice.mode == mode
+    assert (choice.note is None) if note is None else (note in (choice.note or ""))
+
+
+def test_compile_is_off_unless_asked_for() -> None:
+    assert Options().compile is False
+
+
+def test_the_compiler_comes_from_cxx_when_set(monkeypatch, tmp_path: Path) -> None:
+    fake = tmp_path / "my-c++"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CXX", str(fake))
+    assert compilation.cxx_compiler() == str(fake)
+    monkeypatch.setenv("CXX", str(tmp_path / "missing"))
+    assert compilation.cxx_compiler() is None
+
+
+# ------------------------------------------------------------------ compiled = eager
+def network_and_batch() -> tuple[SpanetNetwork, object]:
+    torch.manual_seed(0)
+    network = SpanetNetwork(SPEC, small_options(), statistics_for(SPEC))
+    batch = random_batch(SPEC, 16, {"Jets": 8}, torch.Generator().manual_seed(1))
+    return network, batch
+
+
+def loss_and_gradients(network: SpanetNetwork, batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    network.zero_grad(set_to_none=True)
+    outputs = network(batch.features, batch.masks)
+    loss = sum(
+        value.float().logsumexp(tuple(range(1, value.dim()))).sum() for value in outputs.assignments.values()
+    )
+    loss = loss + outputs.event_vector.square().sum()
+    loss.backward()
+    return loss.detach(), [p.grad.clone() for p in network.parameters() if p.grad is not None]
+
+
+@pytest.mark.skipif(compilation.cxx_compiler() is None, reason="compiling for the CPU needs a C++ compiler")
+def test_compiled_regions_compute_what_the_eager_network_does_and_can_be_undone() -> None:
+    network, batch = network_and_batch()
+    eager_loss, eager_grads = loss_and_gradients(network, batch)
+    weights = {k: v.clone() for k, v in network.state_dict().items()}
+    compiled = network.compile_regions()
+    assert compiled == len(network.regions()) >= 4
+    assert all("forward" in block.__dict__ for block in network.regions())
+    assert network.state_dict().keys() == weights.keys()  # checkpoints keep the network's own keys
+    loss, grads = loss_and_gradients(network, batch)
+    torch.testing.assert_close(loss, eager_loss, rtol=1e-4, atol=1e-4)
+    for grad, expected in zip(grads, eager_grads, strict=True):
+        torch.testing.assert_close(grad, expected, rtol=1e-3, atol=1e-4)
+    network.eager()
+    assert not any("forward" in block.__dict__ for block in network.regions())
+
+
+# ------------------------------------------------------------------ failure -> eager
+def test_a_compile_that_fails_at_the_first_step_falls_back_to_eager_with_one_line(monkeypatch) -> None:
+    network, batch = network_and_batch()
+    statistics = statistics_for(SPEC).to_dict()
+    module = SpanetModule(YAML, small_options(), statistics)
+    module.network.load_state_dict(network.state_dict())
+    lines: list[str] = []
+    module.report = lines.append
+
+    def broken_compile() -> int:
+        def fail(*args, **kwargs):
+            raise RuntimeError("InductorError: C++ compile error\nfull log follows")
+
+        for block in module.network.regions():
+            block.forward = fail
+        return len(module.network.regions())
+
+    monkeypatch.setattr(module.network, "compile_regions", broken_compile)
+    module.compile_mode = "regions"
+    module.on_fit_start()
+    _, outputs, result = module.batch_losses(batch)
+    assert lines == [
+        "torch.compile failed (RuntimeError: InductorError: C++ compile error); training eagerly"
+    ]
+    assert module.compile_mode == "off"
+    assert not any("forward" in block.__dict__ for block in module.network.regions())
+    expected = network(batch.features, batch.masks)
+    for name, value in outputs.assignments.items():
+        torch.testing.assert_close(value, expected.assignments[name])
+    assert torch.isfinite(result.total)
+    module.batch_losses(batch)
+    assert len(lines) == 1
