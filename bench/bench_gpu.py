@@ -58,7 +58,7 @@ import _common
 
 REPO = Path(__file__).resolve().parents[1]
 
-SPANET_TTBAR = _common.SPANET_TTBAR
+SPANET_TTBAR = _common.SPANET_TTBAR  # batch size, epochs and workers are set per configuration
 WIDE: dict[str, Any] = {
     **SPANET_TTBAR,
     "hidden_dim": 128,

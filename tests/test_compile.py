@@ -10,6 +10,7 @@ import torch
 from _model_helpers import random_batch, small_options, spec_from, statistics_for, ttbar_yaml
 
 from spanet_lite.config.options import Options
+from spanet_lite.dataset.batch import Batch
 from spanet_lite.model.network import SpanetNetwork
 from spanet_lite.training import compilation
 from spanet_lite.training.compilation import choose_compile
@@ -52,14 +53,14 @@ def test_the_compiler_comes_from_cxx_when_set(monkeypatch, tmp_path: Path) -> No
 
 
 # ------------------------------------------------------------------ compiled = eager
-def network_and_batch() -> tuple[SpanetNetwork, object]:
+def network_and_batch() -> tuple[SpanetNetwork, Batch]:
     torch.manual_seed(0)
     network = SpanetNetwork(SPEC, small_options(), statistics_for(SPEC))
     batch = random_batch(SPEC, 16, {"Jets": 8}, torch.Generator().manual_seed(1))
     return network, batch
 
 
-def loss_and_gradients(network: SpanetNetwork, batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def loss_and_gradients(network: SpanetNetwork, batch: Batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
     network.zero_grad(set_to_none=True)
     outputs = network(batch.features, batch.masks)
     loss = sum(

@@ -208,9 +208,7 @@ class SpanetNetwork(nn.Module):
 
         Compiling these rather than the whole network keeps what varies from batch to batch
         (which inputs exist, the symmetric attention's index tables, the heads' Python loops)
-        eager, so one graph serves every layer of a kind and compiling takes seconds, not
-        minutes; the fused elementwise work inside each block is where the CPU step loses its
-        time (thousands of small operators per step).
+        eager, and one graph serves every layer of a kind (one per number of stacked copies).
         """
         blocks: list[nn.Module] = [*self.embedding.mlps.values(), *self.encoder.layers, *self.branches.layers]
         blocks.extend(self.branch_blocks)

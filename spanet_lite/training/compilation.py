@@ -7,9 +7,9 @@ blocks, input MLPs, the pair-bias MLP), with dynamic shapes because the trimmed 
 every batch. The symmetric attention, heads and losses stay eager.
 
 The default is ``false`` on both, as measured: on the CPU (2-core EPYC, SPANet's ttbar example
-options, batch 32; ``bench/bench_cpu.py --compare-compile``) compiled blocks fuse the
-elementwise work but leave every matrix product to the same kernels, and the step was 3-5 %
-faster at a one-off cost of 35-160 s of compiling; on CUDA the gain is still to be measured
+options, batch 32; ``bench/bench_cpu.py --variants compiled``) compiled blocks fuse the
+elementwise work but leave every matrix product to the same kernels, and training ran at
+0.99-1.03x the eager speed after a one-off 25-160 s of compiling; on CUDA the gain is still to be measured
 (``bench/bench_gpu.py``, configuration ``spanet_b1024_compile``).
 
 Compiling for the CPU needs a C++ compiler: without one the run trains eagerly and says so.

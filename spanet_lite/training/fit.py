@@ -159,15 +159,14 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
             console.print(loaded.summary(), highlight=False)
     if plan.resume_checkpoint is not None:
         _check_checkpoint_fits(module, plan.resume_checkpoint)
-    if not fast_dev_run:
-        from spanet_lite.training.compilation import choose_compile
+    from spanet_lite.training.compilation import choose_compile
 
-        choice = choose_compile(options, accelerator)
-        module.compile_mode = choice.mode
-        if console is not None:
-            module.report = lambda line: console.print(line, highlight=False, soft_wrap=True)
-            if choice.note:
-                console.print(choice.note, highlight=False, soft_wrap=True)
+    choice = choose_compile(options, accelerator)
+    module.compile_mode = choice.mode
+    if console is not None:
+        module.report = lambda line: console.print(line, highlight=False, soft_wrap=True)
+        if choice.note:
+            console.print(choice.note, highlight=False, soft_wrap=True)
 
     monitor, mode = monitor_for(spec)
     run_name = name or Path(plan.event_file or "spanet").stem or "spanet"

@@ -183,8 +183,8 @@ class SpanetModule(pl.LightningModule):
         except Exception as error:  # any compiler failure means: train eagerly
             self._undo_compile()
             self.compile_mode = "off"
-            reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-            self.report(f"torch.compile failed ({type(error).__name__}: {reason}); training eagerly")
+            first_line = (str(error).strip().splitlines() or [""])[0][:200]
+            self.report(f"torch.compile failed ({type(error).__name__}: {first_line}); training eagerly")
             return self.network(batch.features, batch.masks, batch.pairs)
 
     def _undo_compile(self) -> None:
