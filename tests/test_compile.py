@@ -1,4 +1,4 @@
-"""``compile``: when a run compiles, that compiled blocks compute what eager ones do, and the
+"""``compile``: when a run compiles, that the compiled network computes what the eager one does, and the
 fall-back to eager when compiling fails."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ SPEC = spec_from(YAML)
         (False, "cpu", "/usr/bin/c++", "off", None),
         (False, "gpu", "/usr/bin/c++", "off", None),
         (True, "gpu", None, "network", None),
-        (True, "cpu", "/usr/bin/c++", "regions", None),
+        (True, "cpu", "/usr/bin/c++", "dynamic", None),
         (True, "cpu", None, "off", "no C++ compiler"),
     ],
 )
@@ -72,20 +72,29 @@ def loss_and_gradients(network: SpanetNetwork, batch: Batch) -> tuple[torch.Tens
 
 
 @pytest.mark.skipif(compilation.cxx_compiler() is None, reason="compiling for the CPU needs a C++ compiler")
-def test_compiled_regions_compute_what_the_eager_network_does_and_can_be_undone() -> None:
+def test_the_network_compiled_for_the_cpu_computes_what_the_eager_one_does_and_is_undone() -> None:
     network, batch = network_and_batch()
+    statistics = statistics_for(SPEC).to_dict()
+    module = SpanetModule(YAML, small_options(), statistics)
+    module.network.load_state_dict(network.state_dict())
     eager_loss, eager_grads = loss_and_gradients(network, batch)
-    weights = {k: v.clone() for k, v in network.state_dict().items()}
-    compiled = network.compile_regions()
-    assert compiled == len(network.regions()) >= 4
-    assert all("forward" in block.__dict__ for block in network.regions())
-    assert network.state_dict().keys() == weights.keys()  # checkpoints keep the network's own keys
-    loss, grads = loss_and_gradients(network, batch)
-    torch.testing.assert_close(loss, eager_loss, rtol=1e-4, atol=1e-4)
+    module.compile_mode = choose_compile(Options(compile=True), "cpu").mode
+    module.on_fit_start()
+    assert module._compiled is not None
+    assert module.state_dict().keys() == {f"network.{k}" for k in network.state_dict()}  # same checkpoints
+    module.network.zero_grad(set_to_none=True)
+    outputs = module._forward(batch)
+    loss = sum(
+        value.float().logsumexp(tuple(range(1, value.dim()))).sum() for value in outputs.assignments.values()
+    )
+    loss = loss + outputs.event_vector.square().sum()
+    loss.backward()
+    grads = [p.grad for p in module.network.parameters() if p.grad is not None]
+    torch.testing.assert_close(loss.detach(), eager_loss, rtol=1e-4, atol=1e-4)
     for grad, expected in zip(grads, eager_grads, strict=True):
         torch.testing.assert_close(grad, expected, rtol=1e-3, atol=1e-4)
-    network.eager()
-    assert not any("forward" in block.__dict__ for block in network.regions())
+    module.on_fit_end()
+    assert module._compiled is None
 
 
 # ------------------------------------------------------------------ failure -> eager
@@ -97,23 +106,21 @@ def test_a_compile_that_fails_at_the_first_step_falls_back_to_eager_with_one_lin
     lines: list[str] = []
     module.report = lines.append
 
-    def broken_compile() -> int:
+    def broken_compile(model, **kwargs):
         def fail(*args, **kwargs):
             raise RuntimeError("InductorError: C++ compile error\nfull log follows")
 
-        for block in module.network.regions():
-            block.forward = fail
-        return len(module.network.regions())
+        return fail
 
-    monkeypatch.setattr(module.network, "compile_regions", broken_compile)
-    module.compile_mode = "regions"
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    module.compile_mode = "dynamic"
     module.on_fit_start()
     _, outputs, result = module.batch_losses(batch)
     assert lines == [
         "torch.compile failed (RuntimeError: InductorError: C++ compile error); training eagerly"
     ]
     assert module.compile_mode == "off"
-    assert not any("forward" in block.__dict__ for block in module.network.regions())
+    assert module._compiled is None
     expected = network(batch.features, batch.masks)
     for name, value in outputs.assignments.items():
         torch.testing.assert_close(value, expected.assignments[name])

@@ -201,35 +201,6 @@ class SpanetNetwork(nn.Module):
             }
         return outputs
 
-    # ------------------------------------------------------------ compiling
-    def regions(self) -> list[nn.Module]:
-        """The blocks that repeat, one ``torch.compile`` graph each: every encoder layer, residual
-        block, input MLP and the pair-bias MLP.
-
-        Compiling these rather than the whole network keeps what varies from batch to batch
-        (which inputs exist, the symmetric attention's index tables, the heads' Python loops)
-        eager, and one graph serves every layer of a kind (one per number of stacked copies).
-        """
-        blocks: list[nn.Module] = [*self.embedding.mlps.values(), *self.encoder.layers, *self.branches.layers]
-        blocks.extend(self.branch_blocks)
-        if self.pair_bias is not None:
-            blocks.append(self.pair_bias.mlp)
-        return blocks
-
-    def compile_regions(self) -> int:
-        """Run each of :meth:`regions` through ``torch.compile`` (shapes dynamic: the trimmed width
-        changes every batch); returns how many. Undone by :meth:`eager`; the weights, and so
-        checkpoints, are untouched (the compiled call is an instance attribute, not a module)."""
-        blocks = self.regions()
-        for block in blocks:
-            block.forward = torch.compile(block.forward, dynamic=True)  # type: ignore[method-assign]
-        return len(blocks)
-
-    def eager(self) -> None:
-        """Undo :meth:`compile_regions` (nothing happens to blocks that were not compiled)."""
-        for block in self.regions():
-            block.__dict__.pop("forward", None)
-
     # -------------------------------------------------------------- targets
     def normalize_regressions(self, values: dict[str, Tensor]) -> dict[str, Tensor]:
         """Raw regression targets (file units) -> the network's normalised units."""

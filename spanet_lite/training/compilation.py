@@ -1,16 +1,15 @@
 """Whether a run goes through ``torch.compile``, and how: the ``compile`` option decided.
 
-``compile: true`` compiles, on CUDA, the whole network with static shapes (the device loader
-pads widths to a few buckets); on the CPU, the blocks that repeat
-(:meth:`~spanet_lite.model.network.SpanetNetwork.compile_regions`: encoder layers, residual
-blocks, input MLPs, the pair-bias MLP), with dynamic shapes because the trimmed width changes
-every batch. The symmetric attention, heads and losses stay eager.
+``compile: true`` compiles the whole network: on CUDA with static shapes (the device loader
+pads widths to a few buckets), on the CPU with dynamic shapes (``"dynamic"``), because the
+trimmed width changes every batch. The losses stay eager.
 
-The default is ``false`` on both, as measured: on the CPU (2-core EPYC, SPANet's ttbar example
-options, batch 32; ``bench/bench_cpu.py --variants compiled``) compiled blocks fuse the
-elementwise work but leave every matrix product to the same kernels, and training ran at
-0.99-1.03x the eager speed after a one-off 25-160 s of compiling; on CUDA the gain is still to be measured
-(``bench/bench_gpu.py``, configuration ``spanet_b1024_compile``).
+The default is ``false`` on both. On the CPU (2-core EPYC, SPANet's ttbar example options,
+batch 32) the compiled network ran 1.3x faster than eager in one process with alternating
+passes over the same batches, but 0.89x in a full Lightning run (``bench/bench_cpu.py``), and
+compiling took 2 to 5 minutes before the first step; docs/training.md has the figures. An
+earlier form that compiled the repeated blocks one by one measured 0.99-1.03x and was dropped.
+On CUDA the gain is still to be measured (``bench/bench_gpu.py``, ``spanet_b1024_compile``).
 
 Compiling for the CPU needs a C++ compiler: without one the run trains eagerly and says so.
 Compiling can still fail at the first step (a broken toolchain, an operator the compiler does
@@ -32,7 +31,8 @@ COMPILERS = ("c++", "g++", "clang++")
 
 @dataclass(frozen=True)
 class CompileChoice:
-    """What a run compiles: ``"off"``, ``"regions"`` (CPU) or ``"network"`` (CUDA)."""
+    """What a run compiles: ``"off"``, ``"dynamic"`` (CPU: the network, dynamic shapes) or
+    ``"network"`` (CUDA: the network, static shapes)."""
 
     mode: str
     note: str | None = None
@@ -60,4 +60,4 @@ def choose_compile(options: Options, accelerator: str) -> CompileChoice:
             "off", "compile: true, but no C++ compiler (c++, g++, clang++ or $CXX) is on the PATH: "
             "training eagerly",
         )
-    return CompileChoice("regions")
+    return CompileChoice("dynamic")

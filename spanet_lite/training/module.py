@@ -25,8 +25,8 @@ present). ``decoding: exact`` is the exception: it decodes on the host, one roun
 validation step.
 
 The optimiser uses its fused kernel where it has one, on the CPU too
-(:func:`~spanet_lite.training.optimizer.build_optimizer`). ``compile`` runs the repeated blocks
-(CPU) or the network (CUDA) through ``torch.compile``
+(:func:`~spanet_lite.training.optimizer.build_optimizer`). ``compile`` runs the network through
+``torch.compile`` (dynamic shapes on the CPU, static on CUDA)
 (:mod:`~spanet_lite.training.compilation`); mixed precision and TF32 are set by
 :mod:`spanet_lite.training.hardware` (precision) and :mod:`spanet_lite.training.fit` (TF32).
 """
@@ -133,7 +133,8 @@ class SpanetModule(pl.LightningModule):
         """Greedy validation decoding with the torch decoder also on the CPU (where the numpy one
         is ~10x faster and there is no device to wait for); on an accelerator it always is."""
         self.compile_mode = "off"
-        """What :meth:`on_fit_start` compiles (``"off"``, ``"regions"`` or ``"network"``); ``fit``
+        """What :meth:`on_fit_start` compiles (``"off"``, ``"dynamic"`` on the CPU or
+        ``"network"`` on CUDA); ``fit``
         sets it from :func:`~spanet_lite.training.compilation.choose_compile`."""
         self.report: Callable[[str], None] = print
         """Where a one-line note goes (the run's console)."""
@@ -188,7 +189,6 @@ class SpanetModule(pl.LightningModule):
             return self.network(batch.features, batch.masks, batch.pairs)
 
     def _undo_compile(self) -> None:
-        self.network.eager()
         object.__setattr__(self, "_compiled", None)
 
     def _step(self, batch: Batch, stage: str) -> Tensor:
@@ -244,17 +244,15 @@ class SpanetModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         if self.compile_mode == "off":
             return
-        # One graph per width bucket (CUDA) or per kind of block (CPU), with and without
+        # One graph per width bucket (CUDA) or per symbolic shape family (CPU), with and without
         # gradients: allow more than the default 8 recompilations before dynamo gives up.
         config = torch._dynamo.config
         for name in ("recompile_limit", "cache_size_limit"):
             if hasattr(config, name):
                 setattr(config, name, max(int(getattr(config, name)), 32))
-        if self.compile_mode == "regions":
-            self.network.compile_regions()
-        else:
-            # Kept outside the module registry so checkpoints keep the network's own keys.
-            object.__setattr__(self, "_compiled", torch.compile(self.network, dynamic=False))
+        # Kept outside the module registry so checkpoints keep the network's own keys.
+        dynamic = self.compile_mode == "dynamic"
+        object.__setattr__(self, "_compiled", torch.compile(self.network, dynamic=dynamic))
         self._compile_checked = False
 
     def on_fit_end(self) -> None:
