@@ -3,6 +3,7 @@ fall-back to eager when compiling fails."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from _model_helpers import random_batch, small_options, spec_from, statistics_fo
 from spanet_lite.config.options import Options
 from spanet_lite.dataset.batch import Batch
 from spanet_lite.model.network import SpanetNetwork
+from spanet_lite.model.outputs import Outputs
 from spanet_lite.training import compilation
 from spanet_lite.training.compilation import choose_compile
 from spanet_lite.training.module import SpanetModule
@@ -60,9 +62,13 @@ def network_and_batch() -> tuple[SpanetNetwork, Batch]:
     return network, batch
 
 
-def loss_and_gradients(network: SpanetNetwork, batch: Batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def loss_and_gradients(
+    network: SpanetNetwork, batch: Batch, forward: Callable[[Batch], Outputs] | None = None
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A loss over the assignments and the event vector, and the gradients of ``network``'s
+    weights; ``forward`` (default: the eager network) computes the outputs."""
     network.zero_grad(set_to_none=True)
-    outputs = network(batch.features, batch.masks)
+    outputs = forward(batch) if forward is not None else network(batch.features, batch.masks)
     loss = sum(
         value.float().logsumexp(tuple(range(1, value.dim()))).sum() for value in outputs.assignments.values()
     )
@@ -82,15 +88,8 @@ def test_the_network_compiled_for_the_cpu_computes_what_the_eager_one_does_and_i
     module.on_fit_start()
     assert module._compiled is not None
     assert module.state_dict().keys() == {f"network.{k}" for k in network.state_dict()}  # same checkpoints
-    module.network.zero_grad(set_to_none=True)
-    outputs = module._forward(batch)
-    loss = sum(
-        value.float().logsumexp(tuple(range(1, value.dim()))).sum() for value in outputs.assignments.values()
-    )
-    loss = loss + outputs.event_vector.square().sum()
-    loss.backward()
-    grads = [p.grad for p in module.network.parameters() if p.grad is not None]
-    torch.testing.assert_close(loss.detach(), eager_loss, rtol=1e-4, atol=1e-4)
+    loss, grads = loss_and_gradients(module.network, batch, module._forward)
+    torch.testing.assert_close(loss, eager_loss, rtol=1e-4, atol=1e-4)
     for grad, expected in zip(grads, eager_grads, strict=True):
         torch.testing.assert_close(grad, expected, rtol=1e-3, atol=1e-4)
     module.on_fit_end()
