@@ -105,8 +105,8 @@ def test_a_compile_that_fails_at_the_first_step_falls_back_to_eager_with_one_lin
     lines: list[str] = []
     module.report = lines.append
 
-    def broken_compile(model, **kwargs):
-        def fail(*args, **kwargs):
+    def broken_compile(model: object, **options: object) -> Callable[..., Outputs]:
+        def fail(*args: object, **kwargs: object) -> Outputs:
             raise RuntimeError("InductorError: C++ compile error\nfull log follows")
 
         return fail

@@ -133,9 +133,8 @@ class SpanetModule(pl.LightningModule):
         """Greedy validation decoding with the torch decoder also on the CPU (where the numpy one
         is ~10x faster and there is no device to wait for); on an accelerator it always is."""
         self.compile_mode = "off"
-        """What :meth:`on_fit_start` compiles (``"off"``, ``"dynamic"`` on the CPU or
-        ``"network"`` on CUDA); ``fit``
-        sets it from :func:`~spanet_lite.training.compilation.choose_compile`."""
+        """What :meth:`on_fit_start` compiles (``"off"``, ``"dynamic"`` on the CPU or ``"network"``
+        on CUDA); ``fit`` sets it from :func:`~spanet_lite.training.compilation.choose_compile`."""
         self.report: Callable[[str], None] = print
         """Where a one-line note goes (the run's console)."""
         self._compiled: Any = None
