@@ -20,7 +20,9 @@
 spanet_lite runs with its defaults (``compile: false``; ``pair_features: auto``, which adds pair
 features to SPANet's network for this data). ``--variants compiled,no_pairs`` adds spanet_lite
 with those changes (:data:`VARIANTS`) to the same rounds: ``compile: true`` (its one-off compile
-time is in ``process_s``, outside the window) and ``pair_features: none`` (SPANet's network).
+time is in ``process_s``, outside the window), ``pair_features: none`` (SPANet's network) and
+``group_by_multiplicity: true`` (training batches of events of similar size), and the last two
+together (``compiled_grouped``).
 
 Without ``--spanet-python`` only spanet_lite is timed. ``--quick`` (2,000 events, one round of
 2 s windows) checks that the benchmark works; its numbers mean nothing.
@@ -50,6 +52,8 @@ SPANET_EVENT_FILE = Path("event_files/full_hadronic_ttbar.yaml")
 VARIANTS: dict[str, dict[str, Any]] = {
     "compiled": {"compile": True},
     "no_pairs": {"pair_features": "none"},
+    "grouped": {"group_by_multiplicity": True},
+    "compiled_grouped": {"compile": True, "group_by_multiplicity": True},
 }
 """spanet_lite with options changed, timed as ``spanet_lite_<name>`` next to the defaults."""
 

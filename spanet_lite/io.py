@@ -10,8 +10,10 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,6 +62,40 @@ def clean_stale_partials(target: str | Path) -> list[Path]:
 
 
 @contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold back SIGINT and SIGTERM while a temporary file is created and named; one that came
+    meanwhile is acted on when the block ends, as its handler would have.
+
+    Both unwind as exceptions (Ctrl-C; ``cli.common.Terminated``): one raised between creating
+    the file and knowing its name would leave the file behind. Python runs signal handlers in
+    the main thread only, so only there is anything to hold back.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    held = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    held = {s: handler for s, handler in held.items() if handler is not None}  # None: set outside Python
+    for number in held:
+        signal.signal(number, lambda signum, frame: arrived.append(signum))
+    try:
+        yield
+    finally:
+        for number, handler in held.items():
+            signal.signal(number, handler)
+        for number in arrived:
+            handler = held[number]
+            if callable(handler):
+                handler(number, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(number)
+
+
+def _prefix(target: Path) -> str:
+    return f".{target.name}.spanet-{_host()}-{os.getpid()}-"
+
+
+@contextlib.contextmanager
 def atomic_directory(target: str | Path) -> Iterator[Path]:
     """Yield a temporary folder next to ``target``; on success its files move into ``target``.
 
@@ -70,16 +106,17 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_partials(target)
-    tmp = Path(tempfile.mkdtemp(
-        prefix=f".{target.name}.spanet-{_host()}-{os.getpid()}-", suffix=PARTIAL_SUFFIX, dir=target.parent
-    ))
+    tmp: Path | None = None
     try:
+        with _signals_held():
+            tmp = Path(tempfile.mkdtemp(prefix=_prefix(target), suffix=PARTIAL_SUFFIX, dir=target.parent))
         yield tmp
         target.mkdir(exist_ok=True)
         for item in sorted(tmp.iterdir()):
             item.replace(target / item.name)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -96,21 +133,22 @@ def atomic_path(target: str | Path, *, overwrite: bool = True) -> Iterator[Path]
         raise FileExistsError(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_partials(target)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.spanet-{_host()}-{os.getpid()}-", suffix=PARTIAL_SUFFIX, dir=target.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
-    # mkstemp creates 0600; give the result the permissions a plain open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o666 & ~umask)
+    tmp: Path | None = None
     try:
+        with _signals_held():
+            fd, tmp_name = tempfile.mkstemp(prefix=_prefix(target), suffix=PARTIAL_SUFFIX, dir=target.parent)
+            tmp = Path(tmp_name)
+            os.close(fd)
+            # mkstemp creates 0600; give the result the permissions a plain open() would.
+            umask = os.umask(0)
+            os.umask(umask)
+            tmp.chmod(0o666 & ~umask)
         yield tmp
         tmp.replace(target)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
         raise
 
 

@@ -74,7 +74,30 @@ def loss_and_gradients(
     )
     loss = loss + outputs.event_vector.square().sum()
     loss.backward()
-    return loss.detach(), [p.grad.clone() for p in network.parameters() if p.grad is not None]
+    # One compiled graph also gives zero gradients (not None) to weights the loss does not reach.
+    grads = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in network.parameters()]
+    return loss.detach(), grads
+
+
+def test_the_network_traces_to_one_graph_for_every_width_and_batch_size() -> None:
+    """No graph breaks and no recompiling as batches change size and trimmed width, with pair
+    features on: the tables that depend on the widths come in as inputs (``layout_tables``)."""
+    from torch._dynamo.testing import CompileCounter
+
+    yaml = ttbar_yaml("{mass: log_normalize, pt: log_normalize, eta: normalize, phi: normalize}")
+    spec = spec_from(yaml)
+    network = SpanetNetwork(spec, small_options(), statistics_for(spec)).train()
+    assert network.pair_bias is not None
+    torch._dynamo.reset()
+    counter = CompileCounter()  # counts the graphs dynamo hands to a backend, compiles nothing
+    compiled = torch.compile(network, backend=counter, dynamic=True)
+    generator = torch.Generator().manual_seed(2)
+    for size, width in ((16, 8), (12, 6), (16, 10), (5, 7)):
+        batch = random_batch(spec, size, {"Jets": width}, generator)
+        outputs = compiled(batch.features, batch.masks, batch.pairs, network.layout_tables(batch.masks))
+        assert outputs.assignments["t1"].shape == (size, width, width, width)
+    torch._dynamo.reset()
+    assert counter.frame_count == 1
 
 
 @pytest.mark.skipif(compilation.cxx_compiler() is None, reason="compiling for the CPU needs a C++ compiler")
@@ -126,3 +149,24 @@ def test_a_compile_that_fails_at_the_first_step_falls_back_to_eager_with_one_lin
     assert torch.isfinite(result.total)
     module.batch_losses(batch)
     assert len(lines) == 1
+
+
+def test_validation_runs_the_eager_network_while_training_runs_the_compiled_one() -> None:
+    network, batch = network_and_batch()
+    module = SpanetModule(YAML, small_options(), statistics_for(SPEC).to_dict())
+    module.network.load_state_dict(network.state_dict())
+    calls: list[str] = []
+
+    def compiled(*args: object, **kwargs: object) -> Outputs:
+        calls.append("compiled")
+        return module.network(*args, **kwargs)
+
+    object.__setattr__(module, "_compiled", compiled)
+    module.train()
+    module._forward(batch)
+    module.eval()
+    outputs = module._forward(batch)
+    assert calls == ["compiled"]
+    expected = network.eval()(batch.features, batch.masks)
+    for name, value in outputs.assignments.items():
+        torch.testing.assert_close(value, expected.assignments[name])

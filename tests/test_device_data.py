@@ -13,12 +13,12 @@ from spanet_lite.config.options import Options
 from spanet_lite.dataset import datamodule as datamodule_module
 from spanet_lite.dataset.batch import SlotMap, kept_slots
 from spanet_lite.dataset.datamodule import SpanetDataModule
+from spanet_lite.dataset.dataset import event_extents
 from spanet_lite.dataset.device import (
     DeviceDataset,
     DeviceLoader,
     SizedBatch,
     bucketed,
-    event_extents,
     presize,
     shift_targets,
 )

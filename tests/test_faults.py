@@ -236,6 +236,35 @@ def test_sigterm_on_any_other_command_leaves_no_temporary_file(tmp_path: Path) -
     assert folder_listing(tmp_path) == []
 
 
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_sigterm_while_the_temporary_file_is_made_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """The signal lands between creating the temporary file and the cleanup knowing its name,
+    the window a prompt SIGTERM hit in the test above once."""
+    import tempfile
+
+    from spanet_lite.cli.common import Terminated, _on_sigterm
+
+    name = "mkstemp" if kind == "file" else "mkdtemp"
+    real = getattr(tempfile, name)
+
+    def make_then_signal(*args: Any, **kwargs: Any) -> Any:
+        made = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return made
+
+    monkeypatch.setattr(tempfile, name, make_then_signal)
+    writer = spanet_io.atomic_path if kind == "file" else spanet_io.atomic_directory
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        with pytest.raises(Terminated), writer(tmp_path / "out.h5"):
+            pytest.fail("the signal must stop the writer before its body")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert folder_listing(tmp_path) == []
+
+
 def test_sigusr1_stops_like_sigterm_and_the_run_resumes(tiny_training: Path, tmp_path: Path) -> None:
     stopped = train(tiny_training, log_dir=tmp_path, name="slurm",
                     callbacks=[RaiseSignalAt(signal.SIGUSR1, epoch=0, batch=1)])

@@ -44,7 +44,7 @@ def run(products, permutations, n, seed, widths=None):
     mask = torch.rand(3, total) < 0.8
     mask[:, :3] = True
     with torch.no_grad():
-        return spec_particle, attention(objects, mask, widths), mask
+        return spec_particle, attention(objects, mask, attention.static_tables(widths, objects.device)), mask
 
 
 @settings(max_examples=12, deadline=None)
@@ -91,7 +91,8 @@ EVENT:
     spec_particle = parse_event_spec(text).particle("lt")
     attention = SymmetricTensorAttention(spec_particle, ["Jets", "Leptons"], 8)
     widths = (4, 2)
-    log_probs = attention(torch.randn(2, 6, 8), torch.ones(2, 6, dtype=torch.bool), widths)
+    tables = attention.static_tables(widths, torch.device("cpu"))
+    log_probs = attention(torch.randn(2, 6, 8), torch.ones(2, 6, dtype=torch.bool), tables)
     finite = torch.isfinite(log_probs)
     assert not finite[:, 4:, :, :].any()  # b from Leptons
     assert not finite[:, :, :4, :].any()  # l from Jets
@@ -102,7 +103,7 @@ def test_event_with_fewer_objects_than_products_gets_no_probability_and_no_nan()
     attention = SymmetricTensorAttention(particle(["a", "b", "c"], "[[a, b]]"), ["Jets", "Leptons"], 8)
     objects = torch.randn(2, 5, 8, requires_grad=True)
     mask = torch.tensor([[True, True, False, False, False], [True] * 5])
-    log_probs = attention(objects, mask, (5, 0))
+    log_probs = attention(objects, mask, attention.static_tables((5, 0), objects.device))
     assert torch.isneginf(log_probs[0]).all()
     assert torch.isfinite(torch.logsumexp(log_probs[1].reshape(-1), 0))
     log_probs[1, 0, 1, 2].backward()
@@ -128,7 +129,7 @@ def test_score_of_a_tuple_is_the_group_average_of_the_multilinear_form(k):
     n = k + 2
     objects = torch.randn(1, n, 8)
     mask = torch.ones(1, n, dtype=torch.bool)
-    log_probs = attention(objects, mask, (n, 0))
+    log_probs = attention(objects, mask, attention.static_tables((n, 0), objects.device))
     q = attention.project(attention.norm(objects))[0]  # (N, k A)
 
     def raw(t):

@@ -112,3 +112,16 @@ def test_the_command_refuses_a_bad_space_file_in_one_line(tmp_path, repo_root, c
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "space.yaml: dropout: expected numbers low < high" in err[0]
     assert not (tmp_path / "study").exists()
+
+
+@needs_optuna
+def test_the_command_says_nothing_about_a_study_whose_space_the_options_refuse(tmp_path, repo_root, capsys):
+    from spanet_lite.cli.tune import main
+
+    (tmp_path / "space.yaml").write_text("dropout: {low: 0.0, high: 1.5}\n", encoding="utf-8")
+    code = main([str(_options(tmp_path, repo_root)), "--trials", "2", "--space", str(tmp_path / "space.yaml"),
+                 "--dir", str(tmp_path / "study")])
+    captured = capsys.readouterr()
+    assert code == 2 and "space.yaml: dropout" in captured.err and len(captured.err.splitlines()) == 1
+    assert captured.out == ""  # no "study ... trials" line for a study that never starts
+    assert not (tmp_path / "study").exists()

@@ -79,11 +79,10 @@ def _body(argv: Sequence[str] | None) -> int:
         space=space, study_name=name, storage=args.storage, pruner=args.pruner,
         startup_trials=args.startup_trials, warmup_epochs=args.warmup_epochs, jobs=args.jobs,
         epochs=args.epochs, seed=args.seed,
+        space_source=str(args.space) if args.space is not None else "the default search space",
     )
     console = Console()
-    console.print(f"study {name!r} in {config.storage_url}: {args.trials} trials, "
-                  + ", ".join(f"{p.name} {p.describe()}" for p in space), highlight=False)
-    result = tune(config, console=console)
+    result = tune(config, console=console)  # says what it searches once the inputs are checked
     console.print(summary_table(result))
     if result.best is not None:
         console.print(f"best: trial {result.best.number}, {result.monitor} {result.best.value:.4f} "

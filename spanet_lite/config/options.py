@@ -137,6 +137,8 @@ class Options:
     mask_sequence_vectors: bool = True
     drop_invalid_events: bool = False  # spanet_lite: drop events with NaN/inf features instead of failing
     dataset_mode: str = "auto"  # spanet_lite: auto | memory | streaming | device
+    # spanet_lite: training batches of events of similar size, so trimming cuts more (dataset.grouped_order)
+    group_by_multiplicity: bool = False
     event_weight_dataset: str = "WEIGHTS/EVENT/weight"  # spanet_lite: optional per-event physics weight
 
     # ---- loss
@@ -173,7 +175,7 @@ class Options:
     precision: str = "32-true"
     detection_threshold: float = 0.5
     decoding: str = "greedy"  # greedy | exact
-    compile: bool = False  # spanet_lite: torch.compile (CPU: the encoder blocks; CUDA: the network)
+    compile: bool = False  # spanet_lite: torch.compile of the network (dynamic shapes on the CPU)
 
     # Keys the user set explicitly (filled by the loader; not an option itself).
     explicit: frozenset[str] = field(default_factory=frozenset, repr=False, compare=False)
@@ -214,6 +216,7 @@ SPANET_KEYS: frozenset[str] = frozenset(
         "explicit",
         "drop_invalid_events",
         "dataset_mode",
+        "group_by_multiplicity",
         "event_weight_dataset",
         "overlap_loss_scale",
         "seed",
@@ -357,6 +360,7 @@ OPTION_GROUPS: dict[str, tuple[str, ...]] = {
         "mask_sequence_vectors",
         "drop_invalid_events",
         "dataset_mode",
+        "group_by_multiplicity",
         "event_weight_dataset",
     ),
     "loss": (

@@ -560,11 +560,15 @@ class SpanetDataModule(L.LightningDataModule):
         if block is not None and device:
             block = apply_weights(block, self.spec, self.options, tables)
             dataset = DeviceDataset(
-                block, self.spec, batch_size=batch_size, shuffle=shuffle, seed=seed, rank=rank
+                block, self.spec, batch_size=batch_size, shuffle=shuffle, seed=seed, rank=rank,
+                group_by_multiplicity=self.options.group_by_multiplicity,
             )
         elif block is not None:
             block = apply_weights(block, self.spec, self.options, tables)
-            dataset = InMemoryDataset(block, batch_size=batch_size, shuffle=shuffle, seed=seed, rank=rank)
+            group_by = [s.name for s in self.spec.sequential] if self.options.group_by_multiplicity else None
+            dataset = InMemoryDataset(
+                block, batch_size=batch_size, shuffle=shuffle, seed=seed, rank=rank, group_by=group_by
+            )
         else:
             dataset = StreamingDataset(
                 self.spec,

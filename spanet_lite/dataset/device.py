@@ -40,7 +40,7 @@ from torch import Tensor
 
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.dataset.batch import Batch, SlotMap, kept_slots, trim_inputs, trim_pairs
-from spanet_lite.dataset.dataset import _rng
+from spanet_lite.dataset.dataset import _rng, event_extents, grouped_order
 from spanet_lite.dataset.reader import EventBlock
 
 CUDA_WIDTH_BUCKET = 4
@@ -148,28 +148,6 @@ def shift_targets(indices: Tensor, slots: SlotMap) -> Tensor:
     return torch.where(indices >= 0, shifted, indices)
 
 
-def event_extents(block: EventBlock, order: Sequence[str]) -> np.ndarray:
-    """(n, S) int32: per event and SEQUENTIAL input, the last slot a real object or a target
-    index uses, + 1 (0 when none); the per-event form of :func:`kept_slots`."""
-    n = len(block)
-    widths = [block.masks[name].shape[1] for name in order]
-    extents = np.zeros((n, len(order)), dtype=np.int32)
-    for i, name in enumerate(order):
-        mask = block.masks[name].astype(bool)
-        if mask.shape[1]:
-            last = mask.shape[1] - np.argmax(mask[:, ::-1], axis=1)
-            extents[:, i] = np.where(mask.any(axis=1), last, 0)
-    starts = np.cumsum([0, *widths])
-    rows = np.arange(n)
-    for targets in block.targets.values():
-        for column in np.asarray(targets).reshape(n, -1).T:
-            used = column >= 0
-            which = np.clip(np.searchsorted(starts[1:], column, side="right"), 0, len(order) - 1)
-            reach = np.where(used, column - starts[which] + 1, 0).astype(np.int32)
-            np.maximum.at(extents, (rows[used], which[used]), reach[used])
-    return extents
-
-
 class DeviceDataset:
     """One split as torch tensors, moved once to the training device; see the module docstring.
 
@@ -186,11 +164,13 @@ class DeviceDataset:
         shuffle: bool,
         seed: int = 0,
         rank: int = 0,
+        group_by_multiplicity: bool = False,
     ) -> None:
         assert block.assignment_weights is not None and block.assignment_event_mask is not None
         self.order = [s.name for s in spec.sequential]
         self.widths = tuple(block.masks[name].shape[1] for name in self.order)
         self.extents = event_extents(block, self.order)
+        self.group_by_multiplicity = group_by_multiplicity
         self.num_events = len(block)
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -236,7 +216,10 @@ class DeviceDataset:
         """This epoch's batches, on the split's device, trimmed to bucketed widths."""
         bucket = bucket_for(self.device)
         if self.shuffle:
-            order = _rng(self.seed, self.epoch, self.rank).permutation(self.num_events)
+            rng = _rng(self.seed, self.epoch, self.rank)
+            order = rng.permutation(self.num_events)
+            if self.group_by_multiplicity:
+                order = grouped_order(order, self.extents.sum(1), self.batch_size, rng)
             for start in range(0, self.num_events, self.batch_size):
                 order[start : start + self.batch_size].sort()
             device_order = torch.from_numpy(order).to(self.device)  # one copy per epoch

@@ -36,6 +36,8 @@ encoders, ``linear_activation`` in MLPs and heads; ``dropout`` everywhere in tra
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor, nn
 
@@ -50,6 +52,21 @@ from spanet_lite.model.normalization import FeatureNormalizer, RegressionNormali
 from spanet_lite.model.outputs import Outputs
 from spanet_lite.model.pairs import PairBias, attention_bias
 from spanet_lite.model.symmetric_attention import SymmetricTensorAttention, object_marginals
+
+
+class LayoutTables(NamedTuple):
+    """Index tables that depend only on a batch's input widths, not on its values.
+
+    The eager network builds them itself. A compiled one is handed them (built eagerly by
+    :meth:`SpanetNetwork.layout_tables`), so that building them, which reads Python integers,
+    neither breaks its graph nor pins the widths to constants.
+    """
+
+    assignments: tuple[tuple[Tensor, Tensor | None], ...]
+    """Per particle: :meth:`SymmetricTensorAttention.static_tables`."""
+    upper_pairs: Tensor | None
+    """(2, N (N + 1) / 2) the object pairs a <= b (``torch.triu_indices``), with pair features."""
+
 
 HeadSource = tuple[int, int | None] | None
 """Where a head reads its input: None = event vector, (p, None) = particle p, (p, j) = product j of p."""
@@ -128,18 +145,36 @@ class SpanetNetwork(nn.Module):
         return (p, self.spec.particles[p].product_names.index(product))
 
     # ---------------------------------------------------------------- forward
+    def layout_tables(self, masks: dict[str, Tensor]) -> LayoutTables:
+        """The :class:`LayoutTables` of a batch with these (B, N_i) masks (cached per widths)."""
+        widths = tuple(int(masks[name].shape[1]) for name in self.sequential)
+        device = next(iter(masks.values())).device
+        n = sum(widths)
+        return LayoutTables(
+            tuple(attention.static_tables(widths, device) for attention in self.attention),
+            torch.triu_indices(n, n, device=device) if self.pair_bias is not None else None,
+        )
+
     def forward(
-        self, features: dict[str, Tensor], masks: dict[str, Tensor], pairs: dict[str, Tensor] | None = None
+        self,
+        features: dict[str, Tensor],
+        masks: dict[str, Tensor],
+        pairs: dict[str, Tensor] | None = None,
+        tables: LayoutTables | None = None,
     ) -> Outputs:
         """Raw features (object inputs (B, N_i, F_i), GLOBAL (B, F_g)), bool masks (B, N_i) and the
-        RELATIVE inputs' raw pairwise features (B, N_i, N_i, C_i) -> Outputs."""
+        RELATIVE inputs' raw pairwise features (B, N_i, N_i, C_i) -> Outputs. ``tables``: the
+        batch's :meth:`layout_tables`, for a compiled network (built here when not given)."""
         masks = {name: masks[name].bool() for name in self.sequential}
-        pair_bias = self.pair_bias(features, masks, pairs or {}) if self.pair_bias is not None else None
+        if tables is None:
+            tables = self.layout_tables(masks)
+        pair_bias = None
+        if self.pair_bias is not None:
+            pair_bias = self.pair_bias(features, masks, pairs or {}, tables.upper_pairs)
         normalized = self.feature_normalizer(features, masks)
         tokens, token_mask, object_mask = self.embedding(normalized, masks)  # (B, T, D), (B, T), (B, N)
-        widths = tuple(int(masks[name].shape[1]) for name in self.sequential)
         B, T, D = tokens.shape
-        N = sum(widths)
+        N = object_mask.shape[1]
         P = len(self.spec.particles)
 
         x = self.encoder(tokens.unsqueeze(0), attention_bias(padding_bias(token_mask), pair_bias, T))[0]
@@ -156,7 +191,7 @@ class SpanetNetwork(nn.Module):
         objects = objects.view(P, B, N, D)
 
         assignments = {
-            particle.name: attention(objects[p], object_mask, widths)
+            particle.name: attention(objects[p], object_mask, tables.assignments[p])
             for p, (particle, attention) in enumerate(zip(self.spec.particles, self.attention, strict=True))
         }
         logits = self.detector(particle_vectors).squeeze(-1)  # (P, B)

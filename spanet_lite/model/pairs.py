@@ -116,22 +116,28 @@ class PairBias(nn.Module):
         return torch.cat(parts, dim=-1)
 
     def forward(
-        self, features: dict[str, Tensor], masks: dict[str, Tensor], pairs: dict[str, Tensor]
+        self,
+        features: dict[str, Tensor],
+        masks: dict[str, Tensor],
+        pairs: dict[str, Tensor],
+        upper: Tensor | None = None,
     ) -> Tensor:
+        """(B, H, N, N) attention bias; ``upper``: ``torch.triu_indices(N, N)`` when the caller
+        built it already (see :meth:`_symmetric_mlp`)."""
         object_mask = torch.cat([masks[name] for name in self.sequential], dim=1)  # (B, N)
         x = self.features(features, masks, pairs)
         real = object_mask[:, :, None] & object_mask[:, None, :]  # (B, N, N)
         x = torch.where(real[..., None], x, torch.zeros((), dtype=x.dtype, device=x.device))
-        bias = self._symmetric_mlp(x) if self.training and not self.relative else self.mlp(x)
+        bias = self._symmetric_mlp(x, upper) if self.training and not self.relative else self.mlp(x)
         return (bias * real[..., None]).permute(0, 3, 1, 2)  # (B, H, N, N)
 
-    def _symmetric_mlp(self, x: Tensor) -> Tensor:
+    def _symmetric_mlp(self, x: Tensor, upper: Tensor | None = None) -> Tensor:
         """``self.mlp(x)`` for pair features symmetric in (a, b), as the physics ones are: the MLP
         runs on the pairs a <= b only and the result is mirrored, which halves the cost of the
         largest tensors of a training step with small networks and large batches. Used in
         training only: inference keeps the plain form, which exports to ONNX as it is."""
         n = x.shape[1]
-        rows, cols = torch.triu_indices(n, n, device=x.device)
+        rows, cols = upper if upper is not None else torch.triu_indices(n, n, device=x.device)
         half = self.mlp(x[:, rows, cols])  # (B, n (n + 1) / 2, H)
         full = half.new_zeros(x.shape[0], n, n, half.shape[-1])
         full[:, rows, cols] = half

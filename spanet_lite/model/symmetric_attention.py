@@ -61,7 +61,6 @@ class SymmetricTensorAttention(nn.Module):
         self.allowed_inputs = allowed
         self._cache: dict[tuple, tuple[Tensor, Tensor | None]] = {}
 
-    @torch.compiler.disable  # built eagerly, once per layout; compiled graphs only read the cache
     def static_tables(self, widths: tuple[int, ...], device: torch.device) -> tuple[Tensor, Tensor | None]:
         """(N^k,) bool: tuples valid before looking at padding; (N^k,) orbit representative or None.
 
@@ -92,8 +91,10 @@ class SymmetricTensorAttention(nn.Module):
                 del self._cache[next(iter(self._cache))]  # the least recently used layout
         return self._cache[key]
 
-    def forward(self, objects: Tensor, object_mask: Tensor, widths: tuple[int, ...]) -> Tensor:
-        """``objects`` (B, N, D), ``object_mask`` (B, N) True = real, ``widths`` of the inputs (sum N)."""
+    def forward(self, objects: Tensor, object_mask: Tensor, tables: tuple[Tensor, Tensor | None]) -> Tensor:
+        """``objects`` (B, N, D), ``object_mask`` (B, N) True = real, ``tables`` the
+        :meth:`static_tables` of the inputs' widths (sum N). The caller builds them, eagerly:
+        a compiled network takes them as inputs rather than breaking its graph to build them."""
         B, N, _ = objects.shape
         k, A = self.k, self.attention_dim
         q = self.project(self.norm(objects))  # (B, N, k A)
@@ -114,7 +115,7 @@ class SymmetricTensorAttention(nn.Module):
                 for g in self.elements[1:]:
                     total = total + scores.permute(0, *[1 + a for a in g])
                 scores = total * (1.0 / len(self.elements))
-        static_valid, canon = self.static_tables(widths, objects.device)
+        static_valid, canon = tables
         flat = scores.reshape(B, -1)  # (B, N^k)
         if canon is not None:
             flat = flat.index_select(1, canon)

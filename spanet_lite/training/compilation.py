@@ -2,13 +2,19 @@
 
 ``compile: true`` compiles the whole network: on CUDA with static shapes (the device loader
 pads widths to a few buckets), on the CPU with dynamic shapes (``"dynamic"``), because the
-trimmed width changes every batch. The losses stay eager.
+trimmed width changes every batch. The losses stay eager. The index tables that depend only on
+the widths (:class:`~spanet_lite.model.network.LayoutTables`) are built eagerly and handed to
+the compiled network, so that it traces to one graph with symbolic widths and batch size, with
+no graph break (tested). One graph also gives zero gradients, where eager gives none, to
+weights no loss reaches (e.g. the detection heads when ``detection_loss_scale`` is 0), so
+AdamW's weight decay still shrinks those.
 
 The default is ``false`` on both. On the CPU (2-core EPYC, SPANet's ttbar example options,
-batch 32) the compiled network ran 1.3x faster than eager in one process with alternating
-passes over the same batches, but 0.89x in a full Lightning run (``bench/bench_cpu.py``), and
-compiling took 2 to 5 minutes before the first step; docs/training.md has the figures. An
-earlier form that compiled the repeated blocks one by one measured 0.99-1.03x and was dropped.
+batch 32, ``bench/bench_cpu.py``) the compiled network trains 1.43-1.47x faster than eager in
+full Lightning runs, but compiling takes 140 s (warm kernel cache) to 600 s (cold) before the
+first step, which short runs and the test suite would never win back; docs/training.md has the
+figures. Validation runs eagerly (see ``SpanetModule._forward``). An earlier form that compiled
+the repeated blocks one by one measured 0.99-1.03x and was dropped.
 On CUDA the gain is still to be measured (``bench/bench_gpu.py``, ``spanet_b1024_compile``).
 
 Compiling for the CPU needs a C++ compiler: without one the run trains eagerly and says so.

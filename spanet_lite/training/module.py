@@ -173,13 +173,19 @@ class SpanetModule(pl.LightningModule):
         return batch, outputs, compute_losses(outputs, batch, self.network, self.spec, self.options)
 
     def _forward(self, batch: Batch) -> Outputs:
-        forward = self._compiled if self._compiled is not None else self.network
+        # Validation runs eagerly: compiling its gradient-free graph as well would cost another
+        # few minutes at the first validation, for a small share of the run's steps.
+        if self._compiled is None or not self.network.training:
+            return self.network(batch.features, batch.masks, batch.pairs)
+        # The compiled network is handed the tables that depend only on the widths, built here
+        # eagerly, so that its graph neither breaks to build them nor fixes the widths.
+        tables = self.network.layout_tables(batch.masks)
         if self._compile_checked:
-            return forward(batch.features, batch.masks, batch.pairs)
+            return self._compiled(batch.features, batch.masks, batch.pairs, tables)
         # The first compiled call is where compiling happens, so where it fails.
         self._compile_checked = True
         try:
-            return forward(batch.features, batch.masks, batch.pairs)
+            return self._compiled(batch.features, batch.masks, batch.pairs, tables)
         except Exception as error:  # any compiler failure means: train eagerly
             self._undo_compile()
             self.compile_mode = "off"

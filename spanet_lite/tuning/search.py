@@ -58,6 +58,8 @@ class TuneConfig:
     """Epochs per trial (default: the options file's)."""
     seed: int | None = None
     """Seed of the sampler (TPE); worker ``k`` uses ``seed + k``."""
+    space_source: str = "the default search space"
+    """Where ``space`` came from (its file), for error lines."""
 
     @property
     def name(self) -> str:
@@ -141,7 +143,10 @@ def tune(config: TuneConfig, *, console: Any = None, enqueue: Sequence[Mapping[s
 
     check_config(config)
     options, raw, monitor, direction = base_options(config)
-    check_space(config.space, options, "search space")
+    check_space(config.space, options, config.space_source)
+    if console is not None:
+        console.print(f"study {config.name!r} in {config.storage_url}: {config.trials} trials, "
+                      + ", ".join(f"{p.name} {p.describe()}" for p in config.space), highlight=False)
     config.directory.mkdir(parents=True, exist_ok=True)
     study = _study(config, direction)
     for params in enqueue:
