@@ -65,7 +65,8 @@ class LayoutTables(NamedTuple):
     assignments: tuple[tuple[Tensor, Tensor | None], ...]
     """Per particle: :meth:`SymmetricTensorAttention.static_tables`."""
     upper_pairs: Tensor | None
-    """(2, N (N + 1) / 2) the object pairs a <= b (``torch.triu_indices``), with pair features."""
+    """(2, N (N + 1) / 2) the object pairs a <= b (``torch.triu_indices``) when the pair MLP
+    runs on those only (``PairBias.mirrors``: training with physics pair features)."""
 
 
 HeadSource = tuple[int, int | None] | None
@@ -150,9 +151,10 @@ class SpanetNetwork(nn.Module):
         widths = tuple(int(masks[name].shape[1]) for name in self.sequential)
         device = next(iter(masks.values())).device
         n = sum(widths)
+        mirrors = self.pair_bias is not None and self.pair_bias.mirrors
         return LayoutTables(
             tuple(attention.static_tables(widths, device) for attention in self.attention),
-            torch.triu_indices(n, n, device=device) if self.pair_bias is not None else None,
+            torch.triu_indices(n, n, device=device) if mirrors else None,
         )
 
     def forward(

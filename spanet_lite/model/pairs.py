@@ -128,8 +128,13 @@ class PairBias(nn.Module):
         x = self.features(features, masks, pairs)
         real = object_mask[:, :, None] & object_mask[:, None, :]  # (B, N, N)
         x = torch.where(real[..., None], x, torch.zeros((), dtype=x.dtype, device=x.device))
-        bias = self._symmetric_mlp(x, upper) if self.training and not self.relative else self.mlp(x)
+        bias = self._symmetric_mlp(x, upper) if self.mirrors else self.mlp(x)
         return (bias * real[..., None]).permute(0, 3, 1, 2)  # (B, H, N, N)
+
+    @property
+    def mirrors(self) -> bool:
+        """Whether :meth:`forward` runs the MLP on the pairs a <= b only (:meth:`_symmetric_mlp`)."""
+        return self.training and not self.relative
 
     def _symmetric_mlp(self, x: Tensor, upper: Tensor | None = None) -> Tensor:
         """``self.mlp(x)`` for pair features symmetric in (a, b), as the physics ones are: the MLP
