@@ -243,6 +243,19 @@ def grouped_order(
     return np.concatenate([batches.reshape(-1), regrouped[full * batch_size :]])
 
 
+def event_sizes(block: EventBlock, order: Sequence[str]) -> np.ndarray:
+    """(n,) what :func:`grouped_order` groups by: the slots an event keeps, over every input."""
+    return event_extents(block, order).sum(1)
+
+
+def epoch_order(
+    rng: np.random.Generator, num_events: int, batch_size: int, sizes: np.ndarray | None
+) -> np.ndarray:
+    """A shuffled order of ``num_events``, grouped by ``sizes`` (:func:`grouped_order`) when given."""
+    order = rng.permutation(num_events)
+    return order if sizes is None else grouped_order(order, sizes, batch_size, rng)
+
+
 def _rng(seed: int, epoch: int, rank: int, salt: int = 0) -> np.random.Generator:
     """A generator that differs per (seed, epoch, rank, salt) and repeats for equal ones."""
     return np.random.default_rng(np.random.SeedSequence([seed & 0xFFFFFFFF, epoch, rank, salt]))
@@ -316,15 +329,13 @@ class InMemoryDataset(_EpochAware):
         self.shuffle = shuffle
         self.seed = seed
         self.rank = rank
-        self.sizes = event_extents(block, group_by).sum(1) if group_by is not None and shuffle else None
+        self.sizes = event_sizes(block, group_by) if group_by is not None and shuffle else None
 
     def __iter__(self) -> Iterator[Batch]:
         order = None
         if self.shuffle:
             rng = _rng(self.seed, self.epoch, self.rank)
-            order = rng.permutation(self.num_events)
-            if self.sizes is not None:
-                order = grouped_order(order, self.sizes, self.batch_size, rng)
+            order = epoch_order(rng, self.num_events, self.batch_size, self.sizes)
         yield from _batches(self.block, self.batch_size, order)
 
 
@@ -384,11 +395,11 @@ class StreamingDataset(_EpochAware):
                 apply_weights(block, self.spec, self.options, self.tables)
                 order = None
                 if self.shuffle:
-                    rng = _rng(self.seed, self.epoch, self.rank, 2 + a)
-                    order = rng.permutation(len(block))
+                    sizes = None
                     if self.options.group_by_multiplicity:
-                        sizes = event_extents(block, [s.name for s in self.spec.sequential]).sum(1)
-                        order = grouped_order(order, sizes, self.batch_size, rng)
+                        sizes = event_sizes(block, [s.name for s in self.spec.sequential])
+                    rng = _rng(self.seed, self.epoch, self.rank, 2 + a)
+                    order = epoch_order(rng, len(block), self.batch_size, sizes)
                 yield BlockItem(block, order, self.batch_size)
 
 

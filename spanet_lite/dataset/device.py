@@ -40,7 +40,7 @@ from torch import Tensor
 
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.dataset.batch import Batch, SlotMap, kept_slots, trim_inputs, trim_pairs
-from spanet_lite.dataset.dataset import _rng, event_extents, grouped_order
+from spanet_lite.dataset.dataset import _rng, epoch_order, event_extents
 from spanet_lite.dataset.reader import EventBlock
 
 CUDA_WIDTH_BUCKET = 4
@@ -170,7 +170,7 @@ class DeviceDataset:
         self.order = [s.name for s in spec.sequential]
         self.widths = tuple(block.masks[name].shape[1] for name in self.order)
         self.extents = event_extents(block, self.order)
-        self.group_by_multiplicity = group_by_multiplicity
+        self.sizes = self.extents.sum(1) if group_by_multiplicity and shuffle else None  # as event_sizes
         self.num_events = len(block)
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -217,9 +217,7 @@ class DeviceDataset:
         bucket = bucket_for(self.device)
         if self.shuffle:
             rng = _rng(self.seed, self.epoch, self.rank)
-            order = rng.permutation(self.num_events)
-            if self.group_by_multiplicity:
-                order = grouped_order(order, self.extents.sum(1), self.batch_size, rng)
+            order = epoch_order(rng, self.num_events, self.batch_size, self.sizes)
             for start in range(0, self.num_events, self.batch_size):
                 order[start : start + self.batch_size].sort()
             device_order = torch.from_numpy(order).to(self.device)  # one copy per epoch
