@@ -15,7 +15,7 @@ One prepared command (under 5 minutes on one H200-class GPU)::
      and 4096;
    * ``wide_b4096``: a 128-wide network with 6 encoder layers, batch 4096;
    * ``spanet_b1024_compile``: the first one with ``compile: true`` (CUDA only), to measure
-     what ``torch.compile`` brings (its default is off until this says otherwise);
+     what ``torch.compile`` brings (``compile: auto`` stays eager on CUDA until this says otherwise);
 
 3. per configuration, prints and stores: training events/s over the window (whole epochs,
    validation included; also per CPU-second of this process), steps, mean GPU utilisation

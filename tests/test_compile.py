@@ -4,6 +4,7 @@ fall-back to eager when compiling fails."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,10 @@ import torch
 from _model_helpers import random_batch, small_options, spec_from, statistics_for, ttbar_yaml
 
 from spanet_lite.config.options import Options
+from spanet_lite.config.options_file import parse_options_text
+from spanet_lite.config.options_validation import validate_options
 from spanet_lite.dataset.batch import Batch
+from spanet_lite.errors import InputError
 from spanet_lite.model.network import SpanetNetwork
 from spanet_lite.model.outputs import Outputs
 from spanet_lite.training import compilation
@@ -23,25 +27,84 @@ SPEC = spec_from(YAML)
 
 
 # ------------------------------------------------------------------ the decision
+LONG = compilation.AUTO_MIN_STEPS
+
+
 @pytest.mark.parametrize(
-    ("setting", "accelerator", "compiler", "mode", "note"),
+    ("setting", "accelerator", "compiler", "steps", "time_limit", "mode", "note"),
     [
-        (False, "cpu", "/usr/bin/c++", "off", None),
-        (False, "gpu", "/usr/bin/c++", "off", None),
-        (True, "gpu", None, "network", None),
-        (True, "cpu", "/usr/bin/c++", "dynamic", None),
-        (True, "cpu", None, "off", "no C++ compiler"),
+        (False, "cpu", "/usr/bin/c++", LONG, None, "off", None),
+        (False, "gpu", "/usr/bin/c++", LONG, None, "off", None),
+        (True, "gpu", None, 10, None, "network", None),
+        (True, "cpu", "/usr/bin/c++", 10, 60.0, "dynamic", None),
+        (True, "cpu", None, LONG, None, "off", "no C++ compiler"),
+        ("auto", "cpu", "/usr/bin/c++", LONG, None, "dynamic", "this CPU run of 50,000 steps"),
+        ("auto", "cpu", "/usr/bin/c++", LONG - 1, None, "off", None),
+        ("auto", "cpu", "/usr/bin/c++", LONG, compilation.AUTO_MIN_SECONDS, "dynamic", "compile: auto"),
+        ("auto", "cpu", "/usr/bin/c++", LONG, compilation.AUTO_MIN_SECONDS - 1, "off", None),
+        ("auto", "cpu", None, LONG, None, "off", "no C++ compiler"),
+        ("auto", "cpu", None, 10, None, "off", None),
+        ("auto", "gpu", "/usr/bin/c++", 10 * LONG, None, "off", None),
     ],
 )
-def test_choose_compile(monkeypatch, setting, accelerator, compiler, mode, note) -> None:
+def test_choose_compile(monkeypatch, setting, accelerator, compiler, steps, time_limit, mode, note) -> None:
     monkeypatch.setattr(compilation, "cxx_compiler", lambda: compiler)
-    choice = choose_compile(Options(compile=setting), accelerator)
+    choice = choose_compile(Options(compile=setting), accelerator, planned_steps=steps, time_limit=time_limit)
     assert choice.mode == mode
     assert (choice.note is None) if note is None else (note in (choice.note or ""))
 
 
-def test_compile_is_off_unless_asked_for() -> None:
-    assert Options().compile is False
+def test_compile_defaults_to_auto_and_runs_stored_without_it_stay_eager() -> None:
+    assert Options().compile == "auto"
+    assert Options.from_dict({"hidden_dim": 8}).compile is False
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("true", True), ("false", False), ('"auto"', "auto"), ("1", True)]
+)
+def test_the_compile_key_takes_booleans_or_auto(text: str, value: object) -> None:
+    assert parse_options_text(f'{{"compile": {text}}}').compile == value
+
+
+@pytest.mark.parametrize("text", ['"yes"', '"True"', "2", "null"])
+def test_any_other_compile_value_is_one_line_naming_the_key(text: str) -> None:
+    expected = r'opts\.json: compile \(line 1\): expected true or false .* or "auto"'
+    with pytest.raises(InputError, match=expected):
+        parse_options_text(f'{{"compile": {text}}}', source="opts.json")
+
+
+def test_a_python_caller_gets_the_same_rule() -> None:
+    with pytest.raises(InputError, match=r'compile: expected true, false or "auto"'):
+        validate_options(Options(compile="yes"))
+
+
+def test_a_run_plans_its_steps_from_the_epochs_and_the_training_events(tmp_path: Path, monkeypatch) -> None:
+    """What ``auto`` decides on: epochs x ceil(training events / batch size), and the time limit."""
+    from _dataset_helpers import TINY_YAML, random_arrays, write_h5
+
+    from spanet_lite.training.run import train
+
+    asked: list[tuple[int, float | None]] = []
+
+    def spy(options: Options, accelerator: str, *, planned_steps: int, time_limit: float | None):
+        asked.append((planned_steps, time_limit))
+        return choose_compile(options, accelerator, planned_steps=planned_steps, time_limit=time_limit)
+
+    monkeypatch.setattr(compilation, "choose_compile", spy)
+    (tmp_path / "tiny.yaml").write_text(TINY_YAML)
+    options = Options(
+        event_info_file=str(tmp_path / "tiny.yaml"),
+        training_file=str(write_h5(tmp_path / "tiny.h5", random_arrays(250, seed=1))),
+        train_validation_split=0.8,  # 200 training events: 4 batches of 64, the last one short
+        batch_size=64,
+        epochs=2,
+        partial_events=True,
+        hidden_dim=8,
+        num_attention_heads=1,
+    )
+    result = train(options, log_dir=tmp_path / "runs", quiet=True, time_limit=3600)
+    assert asked == [(2 * 4, 3600)]
+    assert result.epochs_completed == 2
 
 
 def test_the_compiler_comes_from_cxx_when_set(monkeypatch, tmp_path: Path) -> None:
@@ -63,20 +126,21 @@ def network_and_batch() -> tuple[SpanetNetwork, Batch]:
 
 
 def loss_and_gradients(
-    network: SpanetNetwork, batch: Batch, forward: Callable[[Batch], Outputs] | None = None
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    network: SpanetNetwork, batch: Batch, module: SpanetModule | None = None
+) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
     """A loss over the assignments and the event vector, and the gradients of ``network``'s
-    weights; ``forward`` (default: the eager network) computes the outputs."""
+    weights (None where the loss does not reach); with ``module``, a training step of the module
+    (its ``_forward``, then its ``on_after_backward``), else of the eager network."""
     network.zero_grad(set_to_none=True)
-    outputs = forward(batch) if forward is not None else network(batch.features, batch.masks)
+    outputs = module._forward(batch) if module is not None else network(batch.features, batch.masks)
     loss = sum(
         value.float().logsumexp(tuple(range(1, value.dim()))).sum() for value in outputs.assignments.values()
     )
     loss = loss + outputs.event_vector.square().sum()
     loss.backward()
-    # One compiled graph also gives zero gradients (not None) to weights the loss does not reach.
-    grads = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in network.parameters()]
-    return loss.detach(), grads
+    if module is not None:
+        module.on_after_backward()
+    return loss.detach(), [None if p.grad is None else p.grad.clone() for p in network.parameters()]
 
 
 def test_the_network_traces_to_one_graph_for_every_width_and_batch_size() -> None:
@@ -100,6 +164,33 @@ def test_the_network_traces_to_one_graph_for_every_width_and_batch_size() -> Non
     assert counter.frame_count == 1
 
 
+def test_trimmed_and_untrimmed_batches_share_one_compiled_graph() -> None:
+    """A trimmed batch holds views of the loaded tensors and an untrimmed one does not; dynamo
+    guards on that, so the module hands the compiled network fresh copies (else: two graphs,
+    and a second compile of minutes at the first batch that keeps every slot)."""
+    from torch._dynamo.testing import CompileCounter
+    from torch.nn.functional import pad
+
+    module = SpanetModule(YAML, small_options(), statistics_for(SPEC).to_dict()).train()
+    generator = torch.Generator().manual_seed(3)
+    full = random_batch(SPEC, 16, {"Jets": 6}, generator)  # six objects in every event: nothing to trim
+    loaded = random_batch(SPEC, 12, {"Jets": 8}, generator)
+    padded = replace(  # two empty slots at the end of every event: trimming cuts them
+        loaded,
+        features={name: pad(value, (0, 0, 0, 2)) for name, value in loaded.features.items()},
+        masks={name: pad(mask, (0, 2)) for name, mask in loaded.masks.items()},
+    )
+    assert padded.trimmed().masks["Jets"]._base is not None and full.trimmed() is full
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    object.__setattr__(module, "_compiled", torch.compile(module.network, backend=counter, dynamic=True))
+    for batch in (padded, full, padded):
+        _, _, result = module.batch_losses(batch)
+        assert torch.isfinite(result.total)
+    torch._dynamo.reset()
+    assert counter.frame_count == 1
+
+
 @pytest.mark.skipif(compilation.cxx_compiler() is None, reason="compiling for the CPU needs a C++ compiler")
 def test_the_network_compiled_for_the_cpu_computes_what_the_eager_one_does_and_is_undone() -> None:
     network, batch = network_and_batch()
@@ -107,14 +198,19 @@ def test_the_network_compiled_for_the_cpu_computes_what_the_eager_one_does_and_i
     module = SpanetModule(YAML, small_options(), statistics)
     module.network.load_state_dict(network.state_dict())
     eager_loss, eager_grads = loss_and_gradients(network, batch)
+    assert any(grad is None for grad in eager_grads)  # the loss leaves some weights out
     module.compile_mode = choose_compile(Options(compile=True), "cpu").mode
     module.on_fit_start()
     assert module._compiled is not None
     assert module.state_dict().keys() == {f"network.{k}" for k in network.state_dict()}  # same checkpoints
-    loss, grads = loss_and_gradients(module.network, batch, module._forward)
-    torch.testing.assert_close(loss, eager_loss, rtol=1e-4, atol=1e-4)
-    for grad, expected in zip(grads, eager_grads, strict=True):
-        torch.testing.assert_close(grad, expected, rtol=1e-3, atol=1e-4)
+    for _ in range(2):  # the eager first step, which finds the unreached weights, then compiled
+        loss, grads = loss_and_gradients(module.network, batch, module)
+        torch.testing.assert_close(loss, eager_loss, rtol=1e-4, atol=1e-4)
+        for grad, expected in zip(grads, eager_grads, strict=True):
+            assert (grad is None) == (expected is None)
+            if grad is not None:
+                torch.testing.assert_close(grad, expected, rtol=1e-3, atol=1e-4)
+    assert module._compile_checked  # the second step went through the compiled network
     module.on_fit_end()
     assert module._compiled is None
 
@@ -137,6 +233,8 @@ def test_a_compile_that_fails_at_the_first_step_falls_back_to_eager_with_one_lin
     monkeypatch.setattr(torch, "compile", broken_compile)
     module.compile_mode = "dynamic"
     module.on_fit_start()
+    loss_and_gradients(module.network, batch, module)  # the eager first step
+    assert lines == []
     _, outputs, result = module.batch_losses(batch)
     assert lines == [
         "torch.compile failed (RuntimeError: InductorError: C++ compile error); training eagerly"

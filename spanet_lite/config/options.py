@@ -175,7 +175,9 @@ class Options:
     precision: str = "32-true"
     detection_threshold: float = 0.5
     decoding: str = "greedy"  # greedy | exact
-    compile: bool = False  # spanet_lite: torch.compile of the network (dynamic shapes on the CPU)
+    # spanet_lite: torch.compile of the network: true, false, or auto = only long CPU runs
+    # (training.compilation.choose_compile)
+    compile: bool | str = "auto"
 
     # Keys the user set explicitly (filled by the loader; not an option itself).
     explicit: frozenset[str] = field(default_factory=frozenset, repr=False, compare=False)
@@ -195,6 +197,8 @@ class Options:
         known = {f.name for f in option_fields()}
         if "pair_features" not in data:  # a run stored before the option existed had no pair features
             data = {**data, "pair_features": "none"}
+        if "compile" not in data:  # stored before "auto" existed: those runs never compiled unasked
+            data = {**data, "compile": False}
         return cls(**{key: value for key, value in data.items() if key in known})
 
     def replace(self, **changes: Any) -> Options:

@@ -141,12 +141,15 @@ def resolve_path(value: str, key: str, options_path: str | Path | None = None) -
 def _convert(key: str, value: Any, source: str, where: str) -> Any:
     """Check ``value`` against the field's type; return it in that type."""
     kind = _FIELD_TYPES[key]
-    if kind == "bool":
+    if key == "compile" and value == "auto":
+        return value
+    if kind == "bool" or key == "compile":
         if isinstance(value, bool):
             return value
         if isinstance(value, (int, float)) and value in (0, 1):  # SPANet's loader reads 0/1 as booleans
             return bool(value)
-        raise InputError(source, where, "true or false (a JSON boolean, or 0/1)", describe(value))
+        also = ' or "auto"' if key == "compile" else ""
+        raise InputError(source, where, f"true or false (a JSON boolean, or 0/1){also}", describe(value))
     if kind == "int":
         if isinstance(value, int) and not isinstance(value, bool):
             return value

@@ -79,6 +79,7 @@ _RULES: tuple[_Rule, ...] = (
     ("num_dataloader_workers", _non_negative, "a number of workers >= 0"),
     ("num_gpu", _non_negative, "a number of GPUs >= 0"),
     ("seed", lambda value: 0 <= value < 2**32, "a seed in [0, 2**32)"),
+    ("compile", lambda value: isinstance(value, bool) or value == "auto", 'true, false or "auto"'),
     *((key, _non_negative, "a number of layers >= 0") for key in LAYER_COUNT_KEYS),
 )
 

@@ -5,17 +5,23 @@ pads widths to a few buckets), on the CPU with dynamic shapes (``"dynamic"``), b
 trimmed width changes every batch. The losses stay eager. The index tables that depend only on
 the widths (:class:`~spanet_lite.model.network.LayoutTables`) are built eagerly and handed to
 the compiled network, so that it traces to one graph with symbolic widths and batch size, with
-no graph break (tested). One graph also gives zero gradients, where eager gives none, to
-weights no loss reaches (e.g. the detection heads when ``detection_loss_scale`` is 0), so
-AdamW's weight decay still shrinks those.
+no graph break (tested). One graph gives zero gradients, where eager gives none, to weights no
+loss reaches (e.g. the detection heads when ``detection_loss_scale`` is 0); the first training
+step runs eagerly to find those weights, and compiled steps leave their gradients None, so
+AdamW's weight decay leaves them alone as in an eager run
+(``SpanetModule.on_after_backward``).
 
-The default is ``false`` on both. On the CPU (2-core EPYC, SPANet's ttbar example options,
-batch 32, ``bench/bench_cpu.py``) the compiled network trains 1.43-1.47x faster than eager in
-full Lightning runs, but compiling takes 140 s (warm kernel cache) to 600 s (cold) before the
-first step, which short runs and the test suite would never win back; docs/training.md has the
-figures. Validation runs eagerly (see ``SpanetModule._forward``). An earlier form that compiled
-the repeated blocks one by one measured 0.99-1.03x and was dropped.
-On CUDA the gain is still to be measured (``bench/bench_gpu.py``, ``spanet_b1024_compile``).
+The default, ``compile: "auto"``, compiles only where it was measured to pay: a CPU run of at
+least :data:`AUTO_MIN_STEPS` planned training steps, not cut short by a time limit under
+:data:`AUTO_MIN_SECONDS`. On the CPU (2-core EPYC, SPANet's ttbar example options, batch 32,
+``bench/bench_cpu.py``) the compiled network trains 1.43-1.47x faster than eager in full
+Lightning runs, about 20 ms less per step, but compiling takes 140 s (warm kernel cache) to
+600 s (cold) before the first step: 7,000 to 30,000 steps to win it back. SPANet's example
+options plan 445,000 steps on 30,000 events; the test suite and a first try of a few epochs
+plan a few hundred, and stay eager. On CUDA ``auto`` does not compile: the gain there is still
+to be measured (``bench/bench_gpu.py``, ``spanet_b1024_compile``). Validation runs eagerly
+(see ``SpanetModule._forward``). An earlier form that compiled the repeated blocks one by one
+measured 0.99-1.03x and was dropped. docs/training.md has the figures.
 
 Compiling for the CPU needs a C++ compiler: without one the run trains eagerly and says so.
 Compiling can still fail at the first step (a broken toolchain, an operator the compiler does
@@ -33,6 +39,13 @@ from spanet_lite.config.options import Options
 
 COMPILERS = ("c++", "g++", "clang++")
 """What torch's inductor looks for when ``CXX`` is unset."""
+
+AUTO_MIN_STEPS = 50_000
+"""Planned training steps from which ``compile: auto`` compiles a CPU run (break-even measured at
+7,000-30,000 steps, see the module docstring)."""
+
+AUTO_MIN_SECONDS = 1800.0
+"""A time limit shorter than this keeps ``compile: auto`` eager: the compile would eat too much of it."""
 
 
 @dataclass(frozen=True)
@@ -55,10 +68,29 @@ def cxx_compiler() -> str | None:
     return None
 
 
-def choose_compile(options: Options, accelerator: str) -> CompileChoice:
-    """The compile mode for ``options`` on ``accelerator`` (Lightning's ``"cpu"`` or ``"gpu"``)."""
-    if not options.compile:
+def choose_compile(
+    options: Options, accelerator: str, *, planned_steps: int = 0, time_limit: float | None = None
+) -> CompileChoice:
+    """The compile mode for ``options`` on ``accelerator`` (Lightning's ``"cpu"`` or ``"gpu"``).
+
+    ``planned_steps`` (epochs x optimiser steps per epoch) and ``time_limit`` (seconds, None for
+    none) decide ``compile: auto``; ``true`` and ``false`` do not look at them.
+    """
+    if options.compile is False:
         return CompileChoice("off")
+    if options.compile == "auto":
+        long_run = planned_steps >= AUTO_MIN_STEPS and (time_limit is None or time_limit >= AUTO_MIN_SECONDS)
+        if accelerator == "gpu" or not long_run:
+            return CompileChoice("off")
+        if cxx_compiler() is None:
+            return CompileChoice(
+                "off", f"compile: auto would compile this CPU run of {planned_steps:,} steps, but no C++ "
+                "compiler (c++, g++, clang++ or $CXX) is on the PATH: training eagerly",
+            )
+        return CompileChoice(
+            "dynamic", f"compile: auto: compiling the network for this CPU run of {planned_steps:,} steps "
+            "(minutes, once; then about 1.4x faster steps; compile: false turns this off)",
+        )
     if accelerator == "gpu":
         return CompileChoice("network")
     if cxx_compiler() is None:

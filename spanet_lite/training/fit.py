@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 import warnings
@@ -161,7 +162,11 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
         _check_checkpoint_fits(module, plan.resume_checkpoint)
     from spanet_lite.training.compilation import choose_compile
 
-    choice = choose_compile(options, accelerator)
+    processes = max(1, devices * nodes)
+    steps_per_epoch = math.ceil((datamodule.num_training_events or 0) / (options.batch_size * processes))
+    choice = choose_compile(
+        options, accelerator, planned_steps=options.epochs * steps_per_epoch, time_limit=time_limit
+    )
     module.compile_mode = choice.mode
     if console is not None:
         module.report = lambda line: console.print(line, highlight=False, soft_wrap=True)

@@ -139,6 +139,9 @@ class SpanetModule(pl.LightningModule):
         """Where a one-line note goes (the run's console)."""
         self._compiled: Any = None
         self._compile_checked = True
+        self._unreached: tuple[torch.nn.Parameter, ...] | None = ()
+        """Weights no loss reaches, learned by the eager first step of a compiled run (None until
+        then): compiled steps leave their gradients None, as eager steps do."""
         self.freeze_parameters(frozen)
 
     def freeze_parameters(self, names: Sequence[str]) -> None:
@@ -175,17 +178,25 @@ class SpanetModule(pl.LightningModule):
     def _forward(self, batch: Batch) -> Outputs:
         # Validation runs eagerly: compiling its gradient-free graph as well would cost another
         # few minutes at the first validation, for a small share of the run's steps.
-        if self._compiled is None or not self.network.training:
+        # The first training step of a compiled run is eager too: it shows which weights no
+        # loss reaches (see on_after_backward).
+        if self._compiled is None or not self.network.training or self._unreached is None:
             return self.network(batch.features, batch.masks, batch.pairs)
         # The compiled network is handed the tables that depend only on the widths, built here
         # eagerly, so that its graph neither breaks to build them nor fixes the widths.
         tables = self.network.layout_tables(batch.masks)
+        # A trimmed batch holds views of the loaded one, an untrimmed batch does not, and dynamo
+        # guards on that (``tensor._base``): fresh copies of these small inputs keep one graph.
+        features, masks, pairs = (
+            {name: tensor.clone() for name, tensor in inputs.items()}
+            for inputs in (batch.features, batch.masks, batch.pairs)
+        )
         if self._compile_checked:
-            return self._compiled(batch.features, batch.masks, batch.pairs, tables)
+            return self._compiled(features, masks, pairs, tables)
         # The first compiled call is where compiling happens, so where it fails.
         self._compile_checked = True
         try:
-            return self._compiled(batch.features, batch.masks, batch.pairs, tables)
+            return self._compiled(features, masks, pairs, tables)
         except Exception as error:  # any compiler failure means: train eagerly
             self._undo_compile()
             self.compile_mode = "off"
@@ -259,6 +270,24 @@ class SpanetModule(pl.LightningModule):
         dynamic = self.compile_mode == "dynamic"
         object.__setattr__(self, "_compiled", torch.compile(self.network, dynamic=dynamic))
         self._compile_checked = False
+        self._unreached = None
+
+    def on_after_backward(self) -> None:
+        """Give weights no loss reaches no gradient in compiled steps either.
+
+        One compiled graph returns zeros, where eager autograd returns None, for weights the loss
+        does not depend on (the detection heads at ``detection_loss_scale: 0``, say), and AdamW
+        would then decay them, which SPANet and our eager steps do not. Which weights those are
+        follows from the options, not the batch, so the eager first step tells.
+        """
+        if self._compiled is None:
+            return
+        if self._unreached is None:
+            self._unreached = tuple(
+                p for p in self.network.parameters() if p.requires_grad and p.grad is None
+            )
+        for parameter in self._unreached:
+            parameter.grad = None
 
     def on_fit_end(self) -> None:
         """Leave the network eager, as it was built, for whatever uses it after training."""
