@@ -17,7 +17,7 @@ least :data:`AUTO_MIN_STEPS` planned training steps, not cut short by a time lim
 ``bench/bench_cpu.py``) the compiled network trains 1.43-1.47x faster than eager in full
 Lightning runs, about 20 ms less per step, but compiling takes 140 s (warm kernel cache) to
 600 s (cold) before the first step: 7,000 to 30,000 steps to win it back. SPANet's example
-options plan 445,000 steps on 30,000 events; the test suite and a first try of a few epochs
+options plan 445,500 steps on 30,000 events; the test suite and a first try of a few epochs
 plan a few hundred, and stay eager. On CUDA ``auto`` does not compile: the gain there is still
 to be measured (``bench/bench_gpu.py``, ``spanet_b1024_compile``). Validation runs eagerly
 (see ``SpanetModule._forward``). An earlier form that compiled the repeated blocks one by one
