@@ -76,26 +76,22 @@ def choose_compile(
     ``planned_steps`` (epochs x optimiser steps per epoch) and ``time_limit`` (seconds, None for
     none) decide ``compile: auto``; ``true`` and ``false`` do not look at them.
     """
-    if options.compile is False:
-        return CompileChoice("off")
     if options.compile == "auto":
         long_run = planned_steps >= AUTO_MIN_STEPS and (time_limit is None or time_limit >= AUTO_MIN_SECONDS)
         if accelerator == "gpu" or not long_run:
             return CompileChoice("off")
-        if cxx_compiler() is None:
-            return CompileChoice(
-                "off", f"compile: auto would compile this CPU run of {planned_steps:,} steps, but no C++ "
-                "compiler (c++, g++, clang++ or $CXX) is on the PATH: training eagerly",
-            )
-        return CompileChoice(
-            "dynamic", f"compile: auto: compiling the network for this CPU run of {planned_steps:,} steps "
-            "(minutes, once; then about 1.4x faster steps; compile: false turns this off)",
+        asked = f"compile: auto would compile this CPU run of {planned_steps:,} steps"
+        note = (
+            f"compile: auto: compiling the network for this CPU run of {planned_steps:,} steps "
+            "(minutes, once; then about 1.4x faster steps; compile: false turns this off)"
         )
-    if accelerator == "gpu":
+    elif not options.compile:
+        return CompileChoice("off")
+    elif accelerator == "gpu":
         return CompileChoice("network")
+    else:
+        asked, note = "compile: true", None
     if cxx_compiler() is None:
-        return CompileChoice(
-            "off", "compile: true, but no C++ compiler (c++, g++, clang++ or $CXX) is on the PATH: "
-            "training eagerly",
-        )
-    return CompileChoice("dynamic")
+        missing = "no C++ compiler (c++, g++, clang++ or $CXX) is on the PATH: training eagerly"
+        return CompileChoice("off", f"{asked}, but {missing}")
+    return CompileChoice("dynamic", note)
