@@ -99,8 +99,13 @@ def report(
     from rich.table import Table
 
     table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
+    # The first column names the row (a tool, a variant): never cut it, squeeze the figures instead.
+    names = max((len(str(row[0])) for row in rows), default=0)
+    for index, column in enumerate(columns):
+        if index == 0:
+            table.add_column(column, no_wrap=True, min_width=max(names, len(column)))
+        else:
+            table.add_column(column)
     for row in rows:
         table.add_row(*[f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row])
     console = Console()

@@ -106,6 +106,10 @@ def test_a_run_plans_its_steps_from_the_epochs_and_the_training_events(tmp_path:
     assert asked == [(2 * 4, 3600)]
     assert result.epochs_completed == 2
 
+    # Resumed with 5 epochs in all, the run plans the 3 it has left.
+    train(resume=result.run_dir, epochs=5, log_dir=tmp_path / "runs", quiet=True)
+    assert asked[1] == (3 * 4, None)
+
 
 def test_the_compiler_comes_from_cxx_when_set(monkeypatch, tmp_path: Path) -> None:
     fake = tmp_path / "my-c++"

@@ -164,8 +164,10 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
 
     processes = max(1, devices * nodes)
     steps_per_epoch = math.ceil((datamodule.num_training_events or 0) / (options.batch_size * processes))
+    # A resumed run (or one restored with -cf) plans only the epochs it has left.
+    epochs_left = max(0, options.epochs - plan.epochs_done)
     choice = choose_compile(
-        options, accelerator, planned_steps=options.epochs * steps_per_epoch, time_limit=time_limit
+        options, accelerator, planned_steps=epochs_left * steps_per_epoch, time_limit=time_limit
     )
     module.compile_mode = choice.mode
     if console is not None:
