@@ -146,6 +146,12 @@ def pair_features(kin: Tensor, mask: Tensor) -> Tensor:
     features = torch.stack([delta_r, kt, z, m2], -1).clamp(min=EPSILON).log()
     n = mask.shape[1]
     index = torch.arange(n, device=mask.device)
+    # The formulas are symmetric in (a, b), but a CPU's vector and scalar code paths of exp, log
+    # and atan2 can round the two orders of a pair differently, depending on where each element
+    # falls in the loop. Taking (b, a) from (a, b) makes the result exactly symmetric on every
+    # machine, which the half-pair MLP of training relies on.
+    upper = (index[:, None] < index[None, :])[..., None]
+    features = torch.where(upper, features, features.transpose(1, 2))
     distinct = index[:, None] != index[None, :]  # not torch.eye: ONNX Runtime lacks a bool EyeLike
     real = mask[:, :, None] & mask[:, None, :] & distinct
     return torch.where(
