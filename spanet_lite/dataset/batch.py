@@ -145,6 +145,8 @@ class SlotMap:
             return indices
         shifts = _offsets(self.widths)
         shifts = [a - b for a, b in zip(shifts, _offsets(self.kept), strict=True)]
+        if not any(shifts):  # only the last input lost slots (always so with one): nothing moves
+            return indices
         starts = torch.tensor(_offsets(widths)[1:], dtype=indices.dtype, device=indices.device)
         which = torch.bucketize(indices, starts, right=True)  # input each index falls in
         shift = torch.tensor(shifts, dtype=indices.dtype, device=indices.device)[which]
