@@ -24,8 +24,8 @@ host inside a step (tested with ``torch.cuda.set_sync_debug_mode("error")`` when
 present). ``decoding: exact`` is the exception: it decodes on the host, one round trip per
 validation step.
 
-The optimiser uses its fused kernel where it has one, on the CPU too
-(:func:`~spanet_lite.training.optimizer.build_optimizer`). ``compile`` runs the network through
+The optimiser uses its fused kernel where it has one, on the CPU too, where Adam(W) steps each
+parameter group as one flat tensor (:func:`~spanet_lite.training.optimizer.build_optimizer`). ``compile`` runs the network through
 ``torch.compile`` (dynamic shapes on the CPU, static on CUDA)
 (:mod:`~spanet_lite.training.compilation`); mixed precision and TF32 are set by
 :mod:`spanet_lite.training.hardware` (precision) and :mod:`spanet_lite.training.fit` (TF32).
