@@ -16,11 +16,12 @@ from spanet_lite.config.options_file import parse_options_text
 from spanet_lite.config.options_validation import validate_options
 from spanet_lite.dataset.batch import Batch
 from spanet_lite.errors import InputError
-from spanet_lite.model.network import SpanetNetwork
+from spanet_lite.model.network import LayoutTables, SpanetNetwork
 from spanet_lite.model.outputs import Outputs
 from spanet_lite.training import compilation
 from spanet_lite.training.compilation import choose_compile
-from spanet_lite.training.module import SpanetModule
+from spanet_lite.training.losses import LossResult, compute_losses
+from spanet_lite.training.module import SpanetModule, network_losses
 
 YAML = ttbar_yaml("{mass: log_normalize, pt: log_normalize, eta: normalize}")  # a few graphs: fast
 SPEC = spec_from(YAML)
@@ -130,17 +131,17 @@ def network_and_batch() -> tuple[SpanetNetwork, Batch]:
 
 
 def loss_and_gradients(
-    network: SpanetNetwork, batch: Batch, module: SpanetModule | None = None
+    network: SpanetNetwork, batch: Batch, module: SpanetModule | None = None, losses=compute_losses
 ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
-    """A loss over the assignments and the event vector, and the gradients of ``network``'s
-    weights (None where the loss does not reach); with ``module``, a training step of the module
-    (its ``_forward``, then its ``on_after_backward``), else of the eager network."""
+    """The training loss and the gradients of ``network``'s weights (None where no loss term
+    reaches); with ``module``, a training step of the module (its ``batch_losses``, then its
+    ``on_after_backward``), else of the eager network and ``losses``."""
     network.zero_grad(set_to_none=True)
-    outputs = module._forward(batch) if module is not None else network(batch.features, batch.masks)
-    loss = sum(
-        value.float().logsumexp(tuple(range(1, value.dim()))).sum() for value in outputs.assignments.values()
-    )
-    loss = loss + outputs.event_vector.square().sum()
+    if module is not None:
+        loss = module.batch_losses(batch)[2].total
+    else:
+        outputs = network(batch.features, batch.masks)
+        loss = losses(outputs, batch, network, SPEC, small_options()).total
     loss.backward()
     if module is not None:
         module.on_after_backward()
@@ -170,8 +171,8 @@ def test_the_network_traces_to_one_graph_for_every_width_and_batch_size() -> Non
 
 def test_trimmed_and_untrimmed_batches_share_one_compiled_graph() -> None:
     """A trimmed batch holds views of the loaded tensors and an untrimmed one does not; dynamo
-    guards on that, so the module hands the compiled network fresh copies (else: two graphs,
-    and a second compile of minutes at the first batch that keeps every slot)."""
+    guards on that, so the module hands the compiled network and losses fresh copies (else: two
+    graphs, and a second compile of minutes at the first batch that keeps every slot)."""
     from torch._dynamo.testing import CompileCounter
     from torch.nn.functional import pad
 
@@ -187,7 +188,7 @@ def test_trimmed_and_untrimmed_batches_share_one_compiled_graph() -> None:
     assert padded.trimmed().masks["Jets"]._base is not None and full.trimmed() is full
     torch._dynamo.reset()
     counter = CompileCounter()
-    object.__setattr__(module, "_compiled", torch.compile(module.network, backend=counter, dynamic=True))
+    module.compile_losses(backend=counter, dynamic=True)
     for batch in (padded, full, padded):
         _, _, result = module.batch_losses(batch)
         assert torch.isfinite(result.total)
@@ -195,13 +196,21 @@ def test_trimmed_and_untrimmed_batches_share_one_compiled_graph() -> None:
     assert counter.frame_count == 1
 
 
+def assignment_only(outputs: Outputs, batch: Batch, network: SpanetNetwork, spec, options) -> LossResult:
+    """The losses with only the assignment term in the total: the detection heads, reached by
+    no term, get no gradient, as weights no computed term depends on."""
+    result = compute_losses(outputs, batch, network, spec, options)
+    return LossResult(result.terms["assignment_loss"], result.terms)
+
+
 @pytest.mark.skipif(compilation.cxx_compiler() is None, reason="compiling for the CPU needs a C++ compiler")
-def test_the_network_compiled_for_the_cpu_computes_what_the_eager_one_does_and_is_undone() -> None:
+def test_the_network_compiled_for_the_cpu_computes_what_the_eager_one_does_and_is_undone(monkeypatch) -> None:
     network, batch = network_and_batch()
     statistics = statistics_for(SPEC).to_dict()
     module = SpanetModule(YAML, small_options(), statistics)
     module.network.load_state_dict(network.state_dict())
-    eager_loss, eager_grads = loss_and_gradients(network, batch)
+    monkeypatch.setattr("spanet_lite.training.module.compute_losses", assignment_only)
+    eager_loss, eager_grads = loss_and_gradients(network, batch, losses=assignment_only)
     assert any(grad is None for grad in eager_grads)  # the loss leaves some weights out
     module.compile_mode = choose_compile(Options(compile=True), "cpu").mode
     module.on_fit_start()
@@ -259,15 +268,16 @@ def test_validation_runs_the_eager_network_while_training_runs_the_compiled_one(
     module.network.load_state_dict(network.state_dict())
     calls: list[str] = []
 
-    def compiled(*args: object, **kwargs: object) -> Outputs:
+    def compiled(batch: Batch, tables: LayoutTables) -> LossResult:
         calls.append("compiled")
-        return module.network(*args, **kwargs)
+        return network_losses(module.network, module.spec, module.options, batch, tables)
 
     object.__setattr__(module, "_compiled", compiled)
     module.train()
-    module._forward(batch)
+    _, outputs, trained = module.batch_losses(batch)
+    assert outputs is None and torch.isfinite(trained.total)  # the compiled graph returns losses only
     module.eval()
-    outputs = module._forward(batch)
+    _, outputs, _ = module.batch_losses(batch)
     assert calls == ["compiled"]
     expected = network.eval()(batch.features, batch.masks)
     for name, value in outputs.assignments.items():

@@ -162,6 +162,8 @@ _PERMUTATIONS: dict[tuple[tuple[tuple[int, ...], ...], int, str], Tensor] = {}
 
 def _permutation_table(elements: list[tuple[int, ...]], width: int, device: torch.device) -> Tensor:
     """(S, P) event-group elements as a tensor on ``device``, built once per (group, device)."""
+    if torch.compiler.is_compiling():  # a constant of the compiled graph: no cache to guard on
+        return torch.tensor(elements, dtype=torch.long, device=device).view(-1, width)
     key = (tuple(elements), width, str(device))
     table = _PERMUTATIONS.get(key)
     if table is None:

@@ -25,16 +25,19 @@ present). ``decoding: exact`` is the exception: it decodes on the host, one roun
 validation step.
 
 The optimiser uses its fused kernel where it has one, on the CPU too, where Adam(W) steps each
-parameter group as one flat tensor (:func:`~spanet_lite.training.optimizer.build_optimizer`). ``compile`` runs the network through
-``torch.compile`` (dynamic shapes on the CPU, static on CUDA)
-(:mod:`~spanet_lite.training.compilation`); mixed precision and TF32 are set by
+parameter group as one flat tensor (:func:`~spanet_lite.training.optimizer.build_optimizer`).
+``compile`` runs network and losses through ``torch.compile`` as one graph
+(:func:`network_losses`; dynamic shapes on the CPU, static on CUDA;
+:mod:`~spanet_lite.training.compilation`); mixed precision and TF32 are set by
 :mod:`spanet_lite.training.hardware` (precision) and :mod:`spanet_lite.training.fit` (TF32).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
@@ -54,7 +57,37 @@ from spanet_lite.training.optimizer import build_optimizer
 from spanet_lite.training.schedules import schedule_steps, warmup_cosine_scheduler
 
 if TYPE_CHECKING:
+    from spanet_lite.model.network import LayoutTables, SpanetNetwork
     from spanet_lite.model.outputs import Outputs
+
+
+def network_losses(
+    network: SpanetNetwork, spec: EventSpec, options: Options, batch: Batch, tables: LayoutTables
+) -> LossResult:
+    """The network's losses on ``batch``: what a compiled run compiles, as one graph.
+
+    With the losses in the network's graph their few hundred small operations (gathers, masks,
+    sums; forward and backward) are fused with the network's own: about 1.09x per training step
+    on the CPU (SPANet's ttbar example options, compiled network with eager losses against this,
+    alternated in one process; docs/training.md).
+    """
+    outputs = network(batch.features, batch.masks, batch.pairs, tables)
+    return compute_losses(outputs, batch, network, spec, options)
+
+
+def _without_views(batch: Batch) -> Batch:
+    """``batch`` with every tensor that is a view of another (a trimmed input, a slice of the
+    loaded block) copied: dynamo guards on that (``tensor._base``), and one kind of batch or the
+    other would otherwise compile a second graph (minutes)."""
+
+    def own(value: Any) -> Any:
+        if isinstance(value, Tensor):
+            return value.clone() if value._base is not None else value
+        if isinstance(value, dict):
+            return {key: own(item) for key, item in value.items()}
+        return value
+
+    return replace(batch, **{f.name: own(getattr(batch, f.name)) for f in fields(batch)})
 
 
 class RunningMeans:
@@ -162,9 +195,10 @@ class SpanetModule(pl.LightningModule):
     def validation_step(self, batch: Batch, batch_idx: int) -> Tensor:
         return self._step(batch, "val")
 
-    def batch_losses(self, batch: Batch) -> tuple[Batch, Outputs, LossResult]:
+    def batch_losses(self, batch: Batch) -> tuple[Batch, Outputs | None, LossResult]:
         """The batch trimmed to the object slots its events use, the network's outputs on it and
-        its losses (those of the untrimmed batch, up to float rounding).
+        its losses (those of the untrimmed batch, up to float rounding). A compiled training
+        step runs network and losses as one graph and returns no outputs (None).
 
         Trimming happens here rather than in ``on_before_batch_transfer`` (on the host): that
         costs one device-to-host read of the kept widths per step on an accelerator, but
@@ -172,37 +206,47 @@ class SpanetModule(pl.LightningModule):
         module.
         """
         batch = batch.trimmed(self._sequential)
-        outputs = self._forward(batch)
-        return batch, outputs, compute_losses(outputs, batch, self.network, self.spec, self.options)
-
-    def _forward(self, batch: Batch) -> Outputs:
         # Validation runs eagerly: compiling its gradient-free graph as well would cost another
         # few minutes at the first validation, for a small share of the run's steps.
         # The first training step of a compiled run is eager too: it shows which weights no
         # loss reaches (see on_after_backward).
-        if self._compiled is None or not self.network.training or self._unreached is None:
-            return self.network(batch.features, batch.masks, batch.pairs)
-        # The compiled network is handed the tables that depend only on the widths, built here
-        # eagerly, so that its graph neither breaks to build them nor fixes the widths.
+        if self._compiled is not None and self.network.training and self._unreached is not None:
+            result = self._compiled_losses(batch)
+            if result is not None:
+                return batch, None, result
+        outputs = self._forward(batch)
+        return batch, outputs, compute_losses(outputs, batch, self.network, self.spec, self.options)
+
+    def _forward(self, batch: Batch) -> Outputs:
+        return self.network(batch.features, batch.masks, batch.pairs)
+
+    def _compiled_losses(self, batch: Batch) -> LossResult | None:
+        """The compiled :func:`network_losses` of ``batch``; None when compiling it just failed
+        (the run then trains eagerly from here on)."""
+        # The tables that depend only on the widths are built here, eagerly, so that the graph
+        # neither breaks to build them nor fixes the widths.
         tables = self.network.layout_tables(batch.masks)
-        # A trimmed batch holds views of the loaded one, an untrimmed batch does not, and dynamo
-        # guards on that (``tensor._base``): fresh copies of these small inputs keep one graph.
-        features, masks, pairs = (
-            {name: tensor.clone() for name, tensor in inputs.items()}
-            for inputs in (batch.features, batch.masks, batch.pairs)
-        )
+        batch = _without_views(batch)
         if self._compile_checked:
-            return self._compiled(features, masks, pairs, tables)
+            return self._compiled(batch, tables)
         # The first compiled call is where compiling happens, so where it fails.
         self._compile_checked = True
         try:
-            return self._compiled(features, masks, pairs, tables)
+            return self._compiled(batch, tables)
         except Exception as error:  # any compiler failure means: train eagerly
             self._undo_compile()
             self.compile_mode = "off"
             first_line = (str(error).strip().splitlines() or [""])[0][:200]
             self.report(f"torch.compile failed ({type(error).__name__}: {first_line}); training eagerly")
-            return self.network(batch.features, batch.masks, batch.pairs)
+            return None
+
+    def compile_losses(self, **options: Any) -> None:
+        """Compile :func:`network_losses` over this module's network (``options`` go to
+        ``torch.compile``); used from the next training step after the first."""
+        losses = functools.partial(network_losses, self.network, self.spec, self.options)
+        # Kept outside the module registry so checkpoints keep the network's own keys.
+        object.__setattr__(self, "_compiled", torch.compile(losses, **options))
+        self._compile_checked = False
 
     def _undo_compile(self) -> None:
         object.__setattr__(self, "_compiled", None)
@@ -266,10 +310,7 @@ class SpanetModule(pl.LightningModule):
         for name in ("recompile_limit", "cache_size_limit"):
             if hasattr(config, name):
                 setattr(config, name, max(int(getattr(config, name)), 32))
-        # Kept outside the module registry so checkpoints keep the network's own keys.
-        dynamic = self.compile_mode == "dynamic"
-        object.__setattr__(self, "_compiled", torch.compile(self.network, dynamic=dynamic))
-        self._compile_checked = False
+        self.compile_losses(dynamic=self.compile_mode == "dynamic")
         self._unreached = None
 
     def on_after_backward(self) -> None:
