@@ -282,3 +282,20 @@ def test_validation_runs_the_eager_network_while_training_runs_the_compiled_one(
     expected = network.eval()(batch.features, batch.masks)
     for name, value in outputs.assignments.items():
         torch.testing.assert_close(value, expected.assignments[name])
+
+
+@pytest.mark.skipif(compilation.cxx_compiler() is None, reason="compiling for the CPU needs a C++ compiler")
+def test_what_compiling_left_is_kept_from_the_garbage_collector_until_training_ends() -> None:
+    import gc
+
+    network, batch = network_and_batch()
+    module = SpanetModule(YAML, small_options(), statistics_for(SPEC).to_dict())
+    module.network.load_state_dict(network.state_dict())
+    module.compile_mode = "dynamic"
+    module.on_fit_start()
+    loss_and_gradients(module.network, batch, module)  # the eager first step
+    assert gc.get_freeze_count() == 0
+    loss_and_gradients(module.network, batch, module)  # compiles
+    assert gc.get_freeze_count() > 0
+    module.on_fit_end()
+    assert gc.get_freeze_count() == 0 and module._compiled is None

@@ -272,6 +272,7 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
         raise InputError(None, flag, f"usable {accelerator.upper()} devices", failure) from None
     finally:
         stopper.restore_signal_handler()
+        module.drop_compiled()
         if display is not None:
             display.close()
 

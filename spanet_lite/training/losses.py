@@ -214,10 +214,14 @@ def _assignment_and_detection(
         present.append(batch.target_masks[name].bool())
         counted.append(present[-1] & in_loss)
 
-    pairs = {(p, q) for element in elements for p, q in enumerate(element)}
+    compared = [[False] * P for _ in range(P)]  # output p is compared with truth q (no sort: see below)
+    for element in elements:
+        for p, q in enumerate(element):
+            compared[p][q] = True
     zero_row = torch.zeros(size, device=device)
     nll_rows, bce_rows = [zero_row] * (P * P), [zero_row] * (P * P)
-    for p, q in sorted(pairs):
+    # In a plain double loop, not sorted pairs: a compiled graph (network_losses) breaks on sorting tuples.
+    for p, q in ((p, q) for p in range(P) for q in range(P) if compared[p][q]):
         log_probs = outputs.assignments[names[p]]
         group_order = spec.particles[p].symmetry.order
         flat = _target_indices(batch.targets[names[q]], log_probs.shape[1])
