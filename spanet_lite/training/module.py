@@ -242,9 +242,9 @@ class SpanetModule(pl.LightningModule):
             self.report(f"torch.compile failed ({type(error).__name__}: {first_line}); training eagerly")
             return None
         # Compiling leaves about a million Python objects (graphs, guards, generated code) that
-        # live as long as the run, and every full garbage collection walks them all: 1.3 s, once
-        # in a 40 s window of SPANet's ttbar options on the CPU. Out of the collector's sight
-        # until training ends (on_fit_end).
+        # live as long as the run, and every full garbage collection walks them all (0.7-1.5 s
+        # each, SPANet's ttbar options on the CPU). Out of the collector's sight until training
+        # ends (drop_compiled).
         gc.collect()
         gc.freeze()
         self._frozen_heap = True
