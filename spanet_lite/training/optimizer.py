@@ -6,7 +6,8 @@ term). Only linear-map weight matrices decay; biases, norm gains and learned emb
 
 On the CPU, Adam and AdamW step through :class:`FlatOptimizer`: all parameters of a group as
 one flat tensor, one fused kernel call per group instead of a few small operations per
-parameter (the step of SPANet's ttbar example network, 157 parameters, ~1 ms -> ~0.4 ms).
+parameter (the step of SPANet's ttbar example network, 157 parameters: ~1 ms -> ~0.2 ms, timed
+alone).
 """
 
 from __future__ import annotations
