@@ -20,12 +20,14 @@
 spanet_lite runs with its defaults (``compile: auto``, which compiles this run: SPANet's 500
 epochs plan far more than ``AUTO_MIN_STEPS`` steps, and the one-off compile time is in
 ``process_s``, outside the window; each run's ``compile_mode`` says what it did;
-``pair_features: auto``, which adds pair features to SPANet's network for this data).
+``pair_features: auto``, which adds pair features to SPANet's network for this data;
+``group_by_multiplicity: true``, which fills each training batch with events of similar size).
 ``--variants eager,no_pairs`` adds spanet_lite with those changes (:data:`VARIANTS`) to the same
 rounds: ``compile: false`` (``eager``), ``compile: true`` (``compiled``, for sizes where ``auto``
 stays eager, such as ``--quick``), ``pair_features: none`` (SPANet's network),
-``group_by_multiplicity: true`` (``grouped``: training batches of events of similar size), and
-grouping without compiling (``eager_grouped``).
+``group_by_multiplicity: false`` (``ungrouped``: SPANet's plainly shuffled training batches
+instead of batches of events of similar size), and neither grouping nor compiling
+(``eager_ungrouped``).
 
 Without ``--spanet-python`` only spanet_lite is timed. ``--quick`` (2,000 events, one round of
 2 s windows) checks that the benchmark works; its numbers mean nothing.
@@ -56,8 +58,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "eager": {"compile": False},
     "compiled": {"compile": True},
     "no_pairs": {"pair_features": "none"},
-    "grouped": {"group_by_multiplicity": True},
-    "eager_grouped": {"compile": False, "group_by_multiplicity": True},
+    "ungrouped": {"group_by_multiplicity": False},
+    "eager_ungrouped": {"compile": False, "group_by_multiplicity": False},
 }
 """spanet_lite with options changed, timed as ``spanet_lite_<name>`` next to the defaults."""
 

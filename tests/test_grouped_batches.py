@@ -97,3 +97,11 @@ def test_memory_and_device_modes_group_alike(random_file: Path) -> None:
     for _epoch in range(2):
         for x, y in zip(a, b, strict=True):
             assert_same_batch(x.trimmed(ORDER), y)
+
+
+def test_grouping_is_the_default_and_runs_stored_without_the_key_keep_plain_shuffling() -> None:
+    assert Options().group_by_multiplicity is True
+    stored = Options(group_by_multiplicity=False).to_dict()
+    assert Options.from_dict(stored).group_by_multiplicity is False
+    del stored["group_by_multiplicity"]  # a run stored before the option existed
+    assert Options.from_dict(stored).group_by_multiplicity is False

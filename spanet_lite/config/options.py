@@ -138,7 +138,7 @@ class Options:
     drop_invalid_events: bool = False  # spanet_lite: drop events with NaN/inf features instead of failing
     dataset_mode: str = "auto"  # spanet_lite: auto | memory | streaming | device
     # spanet_lite: training batches of events of similar size, so trimming cuts more (dataset.grouped_order)
-    group_by_multiplicity: bool = False
+    group_by_multiplicity: bool = True
     event_weight_dataset: str = "WEIGHTS/EVENT/weight"  # spanet_lite: optional per-event physics weight
 
     # ---- loss
@@ -199,6 +199,8 @@ class Options:
             data = {**data, "pair_features": "none"}
         if "compile" not in data:  # stored before "auto" existed: those runs never compiled unasked
             data = {**data, "compile": False}
+        if "group_by_multiplicity" not in data:  # stored before the option existed: plain shuffling
+            data = {**data, "group_by_multiplicity": False}
         return cls(**{key: value for key, value in data.items() if key in known})
 
     def replace(self, **changes: Any) -> Options:
