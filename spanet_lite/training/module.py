@@ -215,11 +215,8 @@ class SpanetModule(pl.LightningModule):
             result = self._compiled_losses(batch)
             if result is not None:
                 return batch, None, result
-        outputs = self._forward(batch)
+        outputs = self.network(batch.features, batch.masks, batch.pairs)
         return batch, outputs, compute_losses(outputs, batch, self.network, self.spec, self.options)
-
-    def _forward(self, batch: Batch) -> Outputs:
-        return self.network(batch.features, batch.masks, batch.pairs)
 
     def _compiled_losses(self, batch: Batch) -> LossResult | None:
         """The compiled :func:`network_losses` of ``batch``; None when compiling it just failed
