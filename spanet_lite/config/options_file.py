@@ -141,15 +141,14 @@ def resolve_path(value: str, key: str, options_path: str | Path | None = None) -
 def _convert(key: str, value: Any, source: str, where: str) -> Any:
     """Check ``value`` against the field's type; return it in that type."""
     kind = _FIELD_TYPES[key]
-    if key == "compile" and value == "auto":
+    if _is_zero_or_one(value) and (kind == "bool" or key == "compile"):
+        return bool(value)  # SPANet's loader reads 0/1 as booleans
+    if key == "compile":  # true, false or "auto": validation owns that rule
         return value
-    if kind == "bool" or key == "compile":
+    if kind == "bool":
         if isinstance(value, bool):
             return value
-        if isinstance(value, (int, float)) and value in (0, 1):  # SPANet's loader reads 0/1 as booleans
-            return bool(value)
-        also = ' or "auto"' if key == "compile" else ""
-        raise InputError(source, where, f"true or false (a JSON boolean, or 0/1){also}", describe(value))
+        raise InputError(source, where, "true or false (a JSON boolean, or 0/1)", describe(value))
     if kind == "int":
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -174,6 +173,10 @@ def _convert(key: str, value: Any, source: str, where: str) -> Any:
         lowered = value.lower()
         return "min" if lowered == "none" else lowered if lowered in COMBINE_PAIR_LOSSES else value
     return value
+
+
+def _is_zero_or_one(value: Any) -> bool:
+    return isinstance(value, (bool, int, float)) and value in (0, 1)
 
 
 def _canonical_activation(value: str) -> str:
