@@ -91,6 +91,13 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def cell(value: Any) -> str:
+    """A table cell: floats to one decimal, small ones (purities, ratios) to three digits."""
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.3g}"
+    return str(value)
+
+
 def report(
     title: str, columns: list[str], rows: list[list[Any]], figures: dict[str, Any], json_path: Path | None
 ) -> None:
@@ -107,7 +114,7 @@ def report(
         else:
             table.add_column(column)
     for row in rows:
-        table.add_row(*[f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row])
+        table.add_row(*[cell(v) for v in row])
     console = Console()
     console.print(table)
     m = machine()
