@@ -196,6 +196,27 @@ def test_trimmed_and_untrimmed_batches_share_one_compiled_graph() -> None:
     assert counter.frame_count == 1
 
 
+def test_the_static_shapes_of_a_cuda_run_trace_one_graph_per_width_bucket() -> None:
+    """``compile: true`` on CUDA compiles with static shapes over the device loader's width
+    buckets: one whole graph per bucket (no graph break), reused when a bucket comes back."""
+    from torch._dynamo.testing import CompileCounter
+
+    module = SpanetModule(YAML, small_options(), statistics_for(SPEC).to_dict()).train()
+    generator = torch.Generator().manual_seed(4)
+    batches = [random_batch(SPEC, 16, {"Jets": width}, generator) for width in (8, 4, 8, 4)]
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    module.compile_mode = choose_compile(Options(compile=True), "gpu").mode
+    module.on_fit_start()
+    module.compile_losses(backend=counter, dynamic=module.compile_mode == "dynamic")
+    module._unreached = ()  # past the eager first step
+    for batch in batches:
+        _, outputs, result = module.batch_losses(batch)
+        assert outputs is None and torch.isfinite(result.total)
+    torch._dynamo.reset()
+    assert counter.frame_count == 2
+
+
 def assignment_only(outputs: Outputs, batch: Batch, network: SpanetNetwork, spec, options) -> LossResult:
     """The losses with only the assignment term in the total: the detection heads, reached by
     no term, get no gradient, as weights no computed term depends on."""
