@@ -33,6 +33,7 @@ from spanet_lite.cli import generate as generate_cli
 from spanet_lite.cli import predict as predict_cli
 from spanet_lite.cli import test as test_cli
 from spanet_lite.cli import train as train_cli
+from spanet_lite.cli.common import Terminated, run_cli
 from spanet_lite.config import load_event_spec
 from spanet_lite.config.yaml_lines import load_yaml_with_lines
 from spanet_lite.dataset.datamodule import SpanetDataModule
@@ -234,6 +235,34 @@ def test_sigterm_on_any_other_command_leaves_no_temporary_file(tmp_path: Path) -
     _, err = process.communicate(timeout=60)
     assert process.returncode == 143 and err == "spanet-generate: error: terminated (SIGTERM)\n"
     assert folder_listing(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [(Terminated, 143, "terminated (SIGTERM)"), (KeyboardInterrupt, 130, "interrupted")],
+    ids=["SIGTERM", "Ctrl-C"],
+)
+def test_a_stop_signal_handled_inside_a_finaliser_still_stops_the_command(
+    error: type[BaseException], code: int, line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Python drops an exception raised in a finaliser (a weakref callback, a ``__del__``), where
+    a signal handler may run: how one SIGTERM in thirty to ``spanet-generate`` was lost."""
+
+    class Finalised:
+        def __del__(self) -> None:
+            raise error  # what the handler does when the signal lands here
+
+    def body(argv: object) -> int:
+        Finalised()  # dropped at once: its finaliser raises, and Python swallows that
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        return 0
+
+    started = time.monotonic()
+    assert run_cli("spanet-x", body, []) == code
+    assert time.monotonic() - started < 5
+    assert capsys.readouterr().err == f"spanet-x: error: {line}\n"
 
 
 @pytest.mark.parametrize("kind", ["file", "folder"])

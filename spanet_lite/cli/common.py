@@ -8,10 +8,12 @@ interrupted (Ctrl-C), 143 terminated (SIGTERM, e.g. a batch system's pre-emption
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import signal
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -37,6 +39,35 @@ class Terminated(BaseException):
 
 def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated
+
+
+def _redeliver_swallowed_stops(previous: Callable[[object], None]) -> Callable[[object], None]:
+    """A ``sys.unraisablehook`` that hands a lost SIGTERM or Ctrl-C back to the main thread.
+
+    Python runs a signal handler wherever the main thread is, finalisers included (a weakref
+    callback, a ``__del__``), and an exception raised there is printed and dropped: the command
+    would go on as if no signal had come (seen in about one SIGTERM in thirty sent at random
+    moments to ``spanet-generate``, which then wrote on for minutes). Here the signal is raised
+    again from another thread, a moment later, so that it lands in the main thread's ordinary
+    code (should it land in a finaliser again, this hook sends it once more).
+    """
+
+    def hook(unraisable: object) -> None:
+        error = getattr(unraisable, "exc_value", None)
+        for kind, number in ((Terminated, signal.SIGTERM), (KeyboardInterrupt, signal.SIGINT)):
+            if isinstance(error, kind):
+                _thread.start_new_thread(_interrupt_main_soon, (number,))  # returns at once
+                return
+        previous(unraisable)
+
+    return hook
+
+
+def _interrupt_main_soon(number: int) -> None:
+    """Raise signal ``number`` in the main thread once it has left the hook (a handler run in the
+    hook would be dropped again)."""
+    time.sleep(0.01)
+    _thread.interrupt_main(number)
 
 
 def new_parser(
@@ -69,8 +100,10 @@ def run_cli(program: str, body: Callable[[Sequence[str] | None], int], argv: Seq
     """Run ``body(argv)``, turning user-input errors into one line and exit 2."""
     _one_line_warnings(program)
     previous = None
+    unraisable_hook = sys.unraisablehook
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        sys.unraisablehook = _redeliver_swallowed_stops(unraisable_hook)
     try:
         return body(argv)
     except Terminated:
@@ -90,6 +123,7 @@ def run_cli(program: str, body: Callable[[Sequence[str] | None], int], argv: Seq
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = unraisable_hook
 
 
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:
