@@ -8,6 +8,7 @@ an impossible generator selection, bad devices, and values that training would r
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import json
@@ -28,6 +29,7 @@ from _evaluation_helpers import TTBAR_YAML, make_run_dir, write_ttbar_file
 from lightning.pytorch.callbacks import Callback
 
 from spanet_lite import io as spanet_io
+from spanet_lite.cli import common as common_cli
 from spanet_lite.cli import export as export_cli
 from spanet_lite.cli import generate as generate_cli
 from spanet_lite.cli import predict as predict_cli
@@ -226,13 +228,19 @@ def test_sigterm_on_any_other_command_leaves_no_temporary_file(tmp_path: Path) -
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     script = "import sys; from spanet_lite.cli.generate import main; sys.exit(main())"
     output = str(tmp_path / "big.h5")
-    command = [sys.executable, "-c", script, "ttbar_allhad", "-n", "50000000", "-q", "-o", output]
+    command = [sys.executable, "-X", "faulthandler", "-c", script, "ttbar_allhad", "-n", "50000000", "-q",
+               "-o", output]
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not any(tmp_path.iterdir()) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=60)
+    try:
+        _, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # say where it was: faulthandler prints every thread's stack
+        process.send_signal(signal.SIGABRT)
+        _, err = process.communicate()
+        pytest.fail(f"still running 60 s after SIGTERM:\n{err[-6000:]}")
     assert process.returncode == 143 and err == "spanet-generate: error: terminated (SIGTERM)\n"
     assert folder_listing(tmp_path) == []
 
@@ -263,6 +271,40 @@ def test_a_stop_signal_handled_inside_a_finaliser_still_stops_the_command(
     assert run_cli("spanet-x", body, []) == code
     assert time.monotonic() - started < 5
     assert capsys.readouterr().err == f"spanet-x: error: {line}\n"
+
+
+def test_a_sigterm_that_library_code_swallows_is_raised_again_until_the_command_stops(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An import inside numpy.random once dropped our Terminated without a trace, and
+    ``spanet-generate`` wrote on: the handler's helper raises it again until it is caught."""
+    monkeypatch.setattr(common_cli, "INSIST_SECONDS", 0.2)
+
+    def body(argv: object) -> int:
+        with contextlib.suppress(Terminated):  # dropped, as that import did
+            signal.raise_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        return 0
+
+    started = time.monotonic()
+    assert run_cli("spanet-x", body, []) == 143
+    assert time.monotonic() - started < 5
+    assert capsys.readouterr().err == "spanet-x: error: terminated (SIGTERM)\n"
+
+
+def test_a_second_sigterm_while_the_first_unwinds_lets_the_cleanup_finish(tmp_path: Path) -> None:
+    def body(argv: object) -> int:
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        finally:
+            signal.raise_signal(signal.SIGTERM)  # a batch system's second signal, or the helper's
+            (tmp_path / "cleaned").write_text("done")
+        return 0
+
+    assert run_cli("spanet-x", body, []) == 143
+    assert (tmp_path / "cleaned").read_text() == "done"
 
 
 @pytest.mark.parametrize("kind", ["file", "folder"])

@@ -37,8 +37,38 @@ class Terminated(BaseException):
     every ``finally`` runs and no temporary file is left behind."""
 
 
+_TERMINATING = threading.Event()
+"""Set by the SIGTERM handler, cleared when :func:`run_cli` has caught the :class:`Terminated`."""
+
+INSIST_SECONDS = 2.0
+"""How long a raised SIGTERM may go uncaught before it is raised again (see :func:`_on_sigterm`)."""
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
+    """Raise :class:`Terminated`, and make sure it arrives.
+
+    Python runs this wherever the main thread is, and code we do not control can drop the
+    exception: a finaliser (printed as "Exception ignored", see
+    :func:`_redeliver_swallowed_stops`), or an import inside a C extension (numpy.random's, seen
+    once in about eighty SIGTERMs to ``spanet-generate`` on a loaded machine: the command wrote
+    on). So a helper thread raises it again every :data:`INSIST_SECONDS` until ``run_cli`` has
+    caught it. One that comes while the first is still unwinding is ignored, so that cleanups
+    (removing a temporary file) finish.
+    """
+    if isinstance(sys.exc_info()[1], Terminated):
+        return
+    if not _TERMINATING.is_set():
+        _TERMINATING.set()
+        _thread.start_new_thread(_insist, (signum,))
     raise Terminated
+
+
+def _insist(number: int) -> None:
+    while True:
+        time.sleep(INSIST_SECONDS)
+        if not _TERMINATING.is_set():
+            return
+        _thread.interrupt_main(number)
 
 
 def _redeliver_swallowed_stops(previous: Callable[[object], None]) -> Callable[[object], None]:
@@ -104,9 +134,11 @@ def run_cli(program: str, body: Callable[[Sequence[str] | None], int], argv: Seq
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         sys.unraisablehook = _redeliver_swallowed_stops(unraisable_hook)
+    _TERMINATING.clear()
     try:
         return body(argv)
     except Terminated:
+        _TERMINATING.clear()
         error_line(program, "terminated (SIGTERM)")
         return EXIT_TERMINATED
     except InputError as error:
@@ -121,6 +153,7 @@ def run_cli(program: str, body: Callable[[Sequence[str] | None], int], argv: Seq
         error_line(program, describe_os_error(error))
         return EXIT_OS_ERROR
     finally:
+        _TERMINATING.clear()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         sys.unraisablehook = unraisable_hook
