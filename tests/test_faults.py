@@ -294,6 +294,24 @@ def test_a_sigterm_that_library_code_swallows_is_raised_again_until_the_command_
     assert capsys.readouterr().err == "spanet-x: error: terminated (SIGTERM)\n"
 
 
+def test_the_helper_stops_raising_once_sigterm_is_no_longer_ours(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handler installed later in the process (a training run's) gets no stray SIGTERM."""
+    monkeypatch.setattr(common_cli, "INSIST_SECONDS", 0.05)
+    previous = signal.signal(signal.SIGTERM, common_cli._on_sigterm)
+    try:
+        with pytest.raises(Terminated):  # raised, then never caught by run_cli
+            signal.raise_signal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    received: list[int] = []
+    signal.signal(signal.SIGTERM, lambda number, frame: received.append(number))
+    try:
+        time.sleep(0.5)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert received == []
+
+
 def test_a_second_sigterm_while_the_first_unwinds_lets_the_cleanup_finish(tmp_path: Path) -> None:
     def body(argv: object) -> int:
         try:

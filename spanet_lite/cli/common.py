@@ -64,9 +64,11 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def _insist(number: int) -> None:
+    """Raise SIGTERM in the main thread again while it is uncaught and still ours to handle (a
+    training run's handler, installed later in the same process, must not get a stray one)."""
     while True:
         time.sleep(INSIST_SECONDS)
-        if not _TERMINATING.is_set():
+        if not _TERMINATING.is_set() or signal.getsignal(number) is not _on_sigterm:
             return
         _thread.interrupt_main(number)
 
