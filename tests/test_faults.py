@@ -333,8 +333,6 @@ def test_a_sigterm_while_the_temporary_file_is_made_leaves_nothing_behind(
     the window a prompt SIGTERM hit in the test above once."""
     import tempfile
 
-    from spanet_lite.cli.common import Terminated, _on_sigterm
-
     name = "mkstemp" if kind == "file" else "mkdtemp"
     real = getattr(tempfile, name)
 
@@ -345,7 +343,7 @@ def test_a_sigterm_while_the_temporary_file_is_made_leaves_nothing_behind(
 
     monkeypatch.setattr(tempfile, name, make_then_signal)
     writer = spanet_io.atomic_path if kind == "file" else spanet_io.atomic_directory
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = signal.signal(signal.SIGTERM, common_cli._on_sigterm)
     try:
         with pytest.raises(Terminated), writer(tmp_path / "out.h5"):
             pytest.fail("the signal must stop the writer before its body")

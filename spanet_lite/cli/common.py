@@ -140,7 +140,6 @@ def run_cli(program: str, body: Callable[[Sequence[str] | None], int], argv: Seq
     try:
         return body(argv)
     except Terminated:
-        _TERMINATING.clear()
         error_line(program, "terminated (SIGTERM)")
         return EXIT_TERMINATED
     except InputError as error:

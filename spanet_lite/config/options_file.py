@@ -141,7 +141,7 @@ def resolve_path(value: str, key: str, options_path: str | Path | None = None) -
 def _convert(key: str, value: Any, source: str, where: str) -> Any:
     """Check ``value`` against the field's type; return it in that type."""
     kind = _FIELD_TYPES[key]
-    if _is_zero_or_one(value) and (kind == "bool" or key == "compile"):
+    if (kind == "bool" or key == "compile") and isinstance(value, (int, float)) and value in (0, 1):
         return bool(value)  # SPANet's loader reads 0/1 as booleans
     if key == "compile":  # true, false or "auto": validation owns that rule
         return value
@@ -173,10 +173,6 @@ def _convert(key: str, value: Any, source: str, where: str) -> Any:
         lowered = value.lower()
         return "min" if lowered == "none" else lowered if lowered in COMBINE_PAIR_LOSSES else value
     return value
-
-
-def _is_zero_or_one(value: Any) -> bool:
-    return isinstance(value, (bool, int, float)) and value in (0, 1)
 
 
 def _canonical_activation(value: str) -> str:
