@@ -204,6 +204,19 @@ def test_spanet_kl_term_by_hand():
     assert value(losses(batch=hand_batch(present=(True, False)), kl_loss_scale=1.0).terms["kl_loss"]) == 0.0
 
 
+def test_spanet_kl_term_is_weighted_by_event_and_balancing_weights_not_by_the_files_particle_weights():
+    unweighted = value(losses(kl_loss_scale=1.0).terms["kl_loss"])
+    balanced = hand_batch(event_weights=torch.tensor([3.0]), assignment_weights=torch.tensor([0.5]))
+    assert value(losses(batch=balanced, kl_loss_scale=1.0).terms["kl_loss"]) == pytest.approx(
+        1.5 * unweighted, rel=1e-6
+    )
+    # SPANet's TARGETS/<particle>/WEIGHT weighs the assignment and detection terms only
+    particle_weighted = hand_batch(particle_weights={"t2": torch.tensor([2.0])})
+    terms = losses(batch=particle_weighted, kl_loss_scale=1.0).terms
+    assert value(terms["kl_loss"]) == pytest.approx(unweighted, rel=1e-6)
+    assert value(terms["assignment_loss"]) != pytest.approx(value(losses().terms["assignment_loss"]))
+
+
 def test_spanet_kl_gradient_flows_through_the_mixture_only():
     outputs = hand_outputs()
     losses(outputs=outputs, kl_loss_scale=1.0).terms["kl_loss"].backward()

@@ -65,9 +65,12 @@ joint assignment distributions, with gradients flowing only through their mixtur
 ``M = (P_i + P_j) / 2`` (P_i and P_j detached, as SPANet does); the event value is
 ``e = mean over pairs of exp(-D_ij^2)``, 0 for a pair where either particle is not
 reconstructable. Minimising it pushes symmetric particles towards different assignments. The
-batch value is SPANet's normalisation ``2 sum_b (sum_p w_pb) e_b / sum_{p,b} [p reconstructable]``
-(the 2 is SPANet's: its per-particle weights have an assignment and a detection slot), so with
-unit weights and full events it is twice the batch mean of e. 0 without EVENT symmetry.
+batch value is SPANet's normalisation ``2 P sum_b w_b e_b / sum_{p,b} [p reconstructable]`` for
+P particles (SPANet sums a weight tensor with an assignment and a detection slot per particle),
+so with unit weights and full events it is twice the batch mean of e. ``w_b`` is the event
+weight times the balancing weight ``assignment_weight``; the file's per-particle ``WEIGHT``
+datasets are not in it, as in SPANet, where they weigh only the assignment and detection terms.
+0 without EVENT symmetry.
 
 **overlap_loss** (spanet_lite's ``overlap_loss_scale``). For particles p and p' in the same EVENT
 orbit, the probability that object i is used by p is ``u_p(i) = sum_j P_p(product j = i)``; the
@@ -135,7 +138,7 @@ def compute_losses(
         + options.classification_loss_scale * terms["classification_loss"]
     )
     if options.kl_loss_scale > 0:
-        terms["kl_loss"] = symmetric_divergence(outputs, batch, spec, particle_weights)
+        terms["kl_loss"] = symmetric_divergence(outputs, batch, spec, _balanced(batch, event_weight))
         total = total + options.kl_loss_scale * terms["kl_loss"]
     if options.overlap_loss_scale > 0:
         terms["overlap_loss"] = overlap_penalty(outputs, spec, event_weight)
@@ -177,16 +180,20 @@ def _elements(spec: EventSpec) -> list[tuple[int, ...]]:
     return [tuple(int(q) for q in element) for element in spec.event_symmetry.elements]
 
 
+def _balanced(batch: Batch, event_weight: Tensor) -> Tensor:
+    """``event_weight x assignment_weight`` (B,): the balancing weights, before any per-particle weight."""
+    if batch.assignment_weights is None:
+        return event_weight
+    return event_weight * batch.assignment_weights.float()
+
+
 def _particle_weights(batch: Batch, spec: EventSpec, event_weight: Tensor) -> list[Tensor]:
     """Per particle q, ``w_q = event_weight x assignment_weight x particle_weight[q]`` (B,)."""
-    assignment_weight = batch.assignment_weights.float() if batch.assignment_weights is not None else 1.0
-    weights = []
-    for name in spec.particle_names:
-        w = event_weight * assignment_weight
-        if name in batch.particle_weights:
-            w = w * batch.particle_weights[name].float()
-        weights.append(w)
-    return weights
+    balanced = _balanced(batch, event_weight)
+    return [
+        balanced * batch.particle_weights[name].float() if name in batch.particle_weights else balanced
+        for name in spec.particle_names
+    ]
 
 
 def _assignment_and_detection(
@@ -409,8 +416,8 @@ def jensen_shannon(log_p: Tensor, log_q: Tensor) -> Tensor:
     return (kl_p + kl_q).flatten(1).sum(1) / 2.0
 
 
-def symmetric_divergence(outputs: Outputs, batch: Batch, spec: EventSpec, weights: list[Tensor]) -> Tensor:
-    """SPANet's ``kl_loss`` term (see the module docstring); ``weights`` are the per-particle w_q."""
+def symmetric_divergence(outputs: Outputs, batch: Batch, spec: EventSpec, weight: Tensor) -> Tensor:
+    """SPANet's ``kl_loss`` term (see the module docstring); ``weight`` is the per-event w (B,)."""
     names = spec.particle_names
     pairs = event_transpositions(spec.event_symmetry.elements) if names else []
     if not pairs:
@@ -424,7 +431,7 @@ def symmetric_divergence(outputs: Outputs, batch: Batch, spec: EventSpec, weight
         value = torch.exp(-(divergence**2))
         values.append(torch.where(present[i] & present[j], value, torch.zeros_like(value)))
     per_event = torch.stack(values).mean(0)  # (B,)
-    numerator = 2.0 * (torch.stack(weights).sum(0) * per_event).sum()
+    numerator = 2.0 * len(names) * (weight * per_event).sum()
     count = torch.stack(present).sum()
     return numerator / count.clamp_min(1)
 
