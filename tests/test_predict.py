@@ -194,3 +194,23 @@ def test_spanet_test_without_a_test_file_is_a_one_line_error(ttbar, capsys):
     run_dir, _ = ttbar
     assert test_cli.main([str(run_dir)]) == 2
     assert "testing-file" in capsys.readouterr().err
+
+
+def test_fp16_rounds_the_weights_to_float16_on_the_cpu_too_as_spanet_does(ttbar, tmp_path):
+    from spanet_lite.evaluation.trained import round_to_float16
+
+    run_dir, data = ttbar
+    plain, half = tmp_path / "plain.h5", tmp_path / "half.h5"
+    assert predict_cli.main([str(run_dir), str(data), str(plain)]) == 0
+    assert predict_cli.main([str(run_dir), str(data), str(half), "-fp16"]) == 0
+    run = load_run(run_dir)
+    round_to_float16(run.network)
+    for tensor in (*run.network.parameters(), *run.network.buffers()):
+        if tensor.is_floating_point():
+            assert torch.equal(tensor, tensor.half().float())
+    expected = run.predict(data).assignment_probabilities["t1"]
+    key = "TARGETS/t1/assignment_probability"
+    with h5py.File(plain) as p, h5py.File(half) as h:
+        rounded, unrounded = h[key][:], p[key][:]
+    np.testing.assert_allclose(rounded, expected, rtol=1e-5)
+    assert np.abs(rounded / unrounded - 1).max() > 1e-4  # float16 keeps ~3 significant digits

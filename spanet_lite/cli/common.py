@@ -171,7 +171,8 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-g", "--gpu", action="store_true",
                         help="run on the GPU (SPANet's -g; same as --device cuda)")
     parser.add_argument("-fp16", "--fp16", action="store_true",
-                        help="16-bit mixed precision on the GPU (no effect on the CPU, as in SPANet)")
+                        help="SPANet's -fp16: the weights rounded to float16 (CPU and GPU), and float16 "
+                        "autocast on the GPU")
     parser.add_argument("-ef", "--event_file", "--event-file", dest="event_file", metavar="EVENT.yaml",
                         help="SPANet's -ef: accepted when it describes the run's own topology (the network "
                         "is always built from the run's copy)")
@@ -198,6 +199,10 @@ def load_network(args: argparse.Namespace) -> Run:
         raise InputError(None, "-g/--gpu", "either -g or --device", f"both (--device {args.device})")
     device = args.device or ("cuda" if args.gpu else "cpu")
     run = load_run(args.run_dir, checkpoint=args.checkpoint, device=device)
+    if args.fp16:
+        from spanet_lite.evaluation.trained import round_to_float16
+
+        round_to_float16(run.network)
     if args.event_file:
         _check_same_topology(run, args.event_file)
     return run
@@ -221,7 +226,8 @@ def _check_same_topology(run: Run, path: str) -> None:
 
 def autocast(args: argparse.Namespace, run: Run) -> AbstractContextManager[object]:
     """The precision context for ``-fp16``: float16 autocast on CUDA; on the CPU nothing (SPANet's
-    ``-fp16`` is CUDA autocast too, which leaves CPU tensors alone)."""
+    ``-fp16`` autocast is CUDA's, which leaves CPU tensors alone; the weights were already
+    rounded by :func:`load_network`)."""
     import contextlib
 
     import torch
