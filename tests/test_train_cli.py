@@ -174,3 +174,28 @@ def test_two_process_cpu_ddp_writes_the_same_metrics_layout(tmp_path: Path, gene
         columns[processes] = list(rows[0])
         assert (runs[0] / "checkpoints" / "last.ckpt").is_file()
     assert columns[1] == columns[2]
+
+
+@pytest.mark.parametrize(
+    ("gpus", "changes", "said"),
+    [(0, {}, "-g 0"), (None, {"num_gpu": 0}, "num_gpu = 0"), (None, {}, None), (1, {}, None)],
+)
+def test_zero_gpus_trains_on_the_cpu_and_says_so_when_gpus_are_visible(
+    monkeypatch: pytest.MonkeyPatch, gpus: int | None, changes: dict[str, int], said: str | None
+) -> None:
+    """SPANet documents ``--gpus N`` as the number of GPUs, but its code gives Lightning "auto"
+    for 0, which takes every visible GPU: here 0 is the CPU, and that is said where it differs."""
+    from spanet_lite.config.options import Options
+    from spanet_lite.training.hardware import choose_hardware
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    options = Options().replace(**changes)
+    hardware = choose_hardware(options, gpus=gpus, processes=None, nodes=1, precision_given=False)
+    if said is None:
+        assert hardware.accelerator == "gpu" and hardware.note is None
+    else:
+        assert hardware.accelerator == "cpu"
+        assert hardware.note is not None and hardware.note.startswith(said)
+        assert "2 visible GPU(s)" in hardware.note

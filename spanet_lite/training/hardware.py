@@ -1,7 +1,9 @@
 """Where a run trains: accelerator, devices, nodes and numeric precision, from options and flags.
 
 ``--gpus N`` must be satisfiable; an options file's ``num_gpu`` is a wish (SPANet files say
-``"num_gpu": 1``), so without CUDA it falls back to the CPU with a note.
+``"num_gpu": 1``), so without CUDA it falls back to the CPU with a note. ``0`` is the CPU, as
+SPANet documents ``--gpus N``; SPANet's code hands 0 to Lightning as "auto" (every visible GPU),
+so a 0 given while GPUs are visible gets a note saying which was done.
 """
 
 from __future__ import annotations
@@ -69,6 +71,11 @@ def _devices(options: Options, gpus: int | None, processes: int | None) -> tuple
                     f"using {'the CPU' if available == 0 else f'{available} GPU(s)'}"
                 )
             wanted = available
+    if wanted == 0 and available > 0 and (gpus == 0 or "num_gpu" in options.explicit):
+        note = (
+            f"{'-g 0' if gpus == 0 else 'num_gpu = 0'}: training on the CPU, as SPANet's documentation "
+            f"says; its code would take the {available} visible GPU(s) (-g {available} does here)"
+        )
     if processes is not None and processes < 1:
         raise InputError(None, "--processes", "a number of processes >= 1", str(processes))
     if wanted > 0:
