@@ -136,6 +136,7 @@ def test_spanet_reference_files_train_unchanged_for_one_epoch(
     out = capsys.readouterr().out
     assert code == 0, out
     assert sum("without effect" in line for line in out.splitlines()) == 1  # one summary line
+    assert sum("SPANet's network has no pair features" in line for line in out.splitlines()) == 1
     run = tmp_path / "runs" / "semi_leptonic_ttH" / "version_0"
     with (run / "metrics.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -199,3 +200,34 @@ def test_zero_gpus_trains_on_the_cpu_and_says_so_when_gpus_are_visible(
         assert hardware.accelerator == "cpu"
         assert hardware.note is not None and hardware.note.startswith(said)
         assert "2 visible GPU(s)" in hardware.note
+
+
+@pytest.mark.parametrize(("value", "said"), [("auto", True), ("none", False), ("physics", False)])
+def test_pair_features_auto_says_once_that_it_adds_pair_features_to_spanets_network(
+    tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str], value: str, said: bool
+) -> None:
+    options = write_options(tmp_path, generated_tth, pair_features=value)
+    assert main([str(options), "--fast-dev-run", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if "SPANet's network has no pair features" in line]
+    expected = (
+        "pair_features: auto adds ln Delta R, ln kT, ln z and ln m^2 of every object pair of Momenta to "
+        "the attention (SPANet's network has no pair features; pair_features: none builds it)"
+    )
+    assert lines == ([expected] if said else [])
+
+
+@pytest.mark.parametrize("dataset", ["WEIGHTS/EVENT/weight", ""])
+def test_event_weights_read_from_the_training_file_are_announced(
+    tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str], dataset: str
+) -> None:
+    """SPANet reads no per-event weights; a file that has them changes training here, so it is said."""
+    options = write_options(tmp_path, generated_tth, event_weight_dataset=dataset)
+    assert main([str(options), "--fast-dev-run", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if "SPANet reads no per-event weights" in line]
+    expected = (
+        "WEIGHTS/EVENT/weight: every event's losses and metrics are weighted by it "
+        '(event_weight_dataset; SPANet reads no per-event weights; "" turns them off)'
+    )
+    assert lines == ([expected] if dataset else [])

@@ -172,6 +172,11 @@ class SpanetDataModule(L.LightningDataModule):
             raise InputError(None, "training_file", "a training HDF5 file (option training_file)", "none")
         per_rank = self.options.batch_size  # per process, as in SPANet
         train_facts = self._scan(self.training_file)
+        if train_facts.layout.event_weight is not None:
+            self.notes.append(
+                f"{train_facts.layout.event_weight}: every event's losses and metrics are weighted by it "
+                f"(event_weight_dataset; SPANet reads no per-event weights; \"\" turns them off)"
+            )
         train_rows, val_rows = split_rows(
             train_facts.layout.num_events,
             dataset_limit=self.options.dataset_limit,

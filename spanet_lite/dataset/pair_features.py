@@ -103,6 +103,19 @@ def physics_columns(spec: EventSpec, option: str) -> dict[str, Columns] | None:
     return None
 
 
+def auto_note(spec: EventSpec, option: str) -> str | None:
+    """The line ``spanet-train`` prints when ``auto`` turns the physics pair features on: a
+    SPANet options file trains a network with an input SPANet's has not, so the user is told."""
+    columns = physics_columns(spec, option) if option == "auto" else None
+    if not columns:
+        return None
+    return (
+        f"pair_features: auto adds ln Delta R, ln kT, ln z and ln m^2 of every object pair of "
+        f"{', '.join(columns)} to the attention (SPANet's network has no pair features; "
+        f"pair_features: none builds it)"
+    )
+
+
 def kinematics(features: Tensor, columns: Columns) -> Tensor:
     """(..., F) raw features of one input -> (..., 5) ``pt, eta, sin_phi, cos_phi, mass``."""
     if columns.phi is not None:

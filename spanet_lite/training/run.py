@@ -136,14 +136,17 @@ def train(
         _print_options(show, plan)
     if show is not None:
         from spanet_lite.config.options import without_effect_summary
+        from spanet_lite.dataset.pair_features import auto_note
 
-        summary = without_effect_summary(plan.options)
-        if summary is not None:
-            show.print(summary, highlight=False, soft_wrap=True)
-    if show is not None and hardware.note:
-        show.print(hardware.note, highlight=False)
-    for note in data.datamodule.notes if show is not None else ():
-        show.print(note, highlight=False, soft_wrap=True)
+        notes = [
+            without_effect_summary(plan.options),
+            auto_note(data.spec, plan.options.pair_features),
+            hardware.note,
+            *data.datamodule.notes,
+        ]
+        for note in notes:
+            if note is not None:
+                show.print(note, highlight=False, soft_wrap=True)
 
     request = FitRequest(
         log_dir=Path(log_dir),
