@@ -231,3 +231,18 @@ def test_event_weights_read_from_the_training_file_are_announced(
         '(event_weight_dataset; SPANet reads no per-event weights; "" turns them off)'
     )
     assert lines == ([expected] if dataset else [])
+
+
+def test_the_run_records_the_testing_file_it_found_as_an_absolute_path(
+    tmp_path: Path, generated_tth: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPANet's options name files relative to where it runs; spanet-test may run elsewhere."""
+    from spanet_lite.training.plan import plan_run
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "test.h5").symlink_to(generated_tth / "example.h5")
+    monkeypatch.chdir(tmp_path)
+    found = write_options(tmp_path, generated_tth, testing_file="data/test.h5")
+    assert plan_run(found, None, {}).options.testing_file == str((tmp_path / "data" / "test.h5").resolve())
+    absent = write_options(tmp_path, generated_tth, testing_file="later/test.h5")
+    assert plan_run(absent, None, {}).options.testing_file == "later/test.h5"  # training never reads it

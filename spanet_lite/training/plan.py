@@ -115,8 +115,17 @@ def plan_run(
     training = locate("training_file", required=True)
     assert training is not None
     validation = locate("validation_file", required=False)
-    # options.json records resolved absolute paths, so a run resumes from any directory.
+    # options.json records resolved absolute paths, so a run resumes (and spanet-test finds its
+    # testing_file) from any directory. Training never reads testing_file: one not found now
+    # stays as written, for spanet-test to look for (and name) when it is run.
     resolved = {"training_file": str(training), "validation_file": str(validation) if validation else ""}
+    if merged.testing_file:
+        where = None if "testing_file" in overrides else options_path
+        try:
+            testing = options_module.resolve_path(merged.testing_file, "testing_file", where)
+            resolved["testing_file"] = str(testing.resolve())
+        except InputError:
+            pass
     if event_path is not None:
         resolved["event_info_file"] = str(event_path)
     merged = _with_values(merged, resolved)
