@@ -214,3 +214,17 @@ def test_fp16_rounds_the_weights_to_float16_on_the_cpu_too_as_spanet_does(ttbar,
         rounded, unrounded = h[key][:], p[key][:]
     np.testing.assert_allclose(rounded, expected, rtol=1e-5)
     assert np.abs(rounded / unrounded - 1).max() > 1e-4  # float16 keeps ~3 significant digits
+
+
+def test_a_spanet_run_directory_is_named_as_such_in_one_line(tmp_path, capsys):
+    spanet_run = tmp_path / "spanet_output" / "version_0"
+    (spanet_run / "checkpoints").mkdir(parents=True)
+    (spanet_run / "event.yaml").write_text("INPUTS: {}\n")
+    (spanet_run / "options.json").write_text("{}\n")
+    (spanet_run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert test_cli.main([str(spanet_run)]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line == (
+        f"spanet-test: error: {spanet_run}: expected a run directory written by spanet-train (SPANet's runs "
+        "are not read here), got a SPANet run directory (event.yaml, no event_file.yaml)"
+    )

@@ -91,6 +91,11 @@ def load_trained(
         raise InputError(directory, "", "a run directory written by spanet-train", "no such directory")
     event_file = directory / "event_file.yaml"
     if not event_file.is_file():
+        if (directory / "event.yaml").is_file():  # what SPANet's training copies into its run directories
+            raise InputError(
+                directory, "", "a run directory written by spanet-train (SPANet's runs are not read here)",
+                "a SPANet run directory (event.yaml, no event_file.yaml)",
+            )
         raise InputError(event_file, "", "the event file copied by spanet-train", "no such file")
     spec = parse_event_spec(read_user_text(event_file, "event file", "YAML"), source=str(event_file))
     options = Options.from_dict(_read_json(directory / "options.json"))
