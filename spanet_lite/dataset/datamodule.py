@@ -147,6 +147,8 @@ class SpanetDataModule(L.LightningDataModule):
         """Events in the whole training split after filters (all ranks), set by setup("fit")."""
         self.notes: list[str] = []
         """One-line facts for the user about event selection and loader workers (set by setup)."""
+        self.event_weights: str | None = None
+        """The training file's per-event weight dataset when it has one (set by setup("fit"))."""
 
     # ------------------------------------------------------------------ setup
 
@@ -172,11 +174,7 @@ class SpanetDataModule(L.LightningDataModule):
             raise InputError(None, "training_file", "a training HDF5 file (option training_file)", "none")
         per_rank = self.options.batch_size  # per process, as in SPANet
         train_facts = self._scan(self.training_file)
-        if train_facts.layout.event_weight is not None:
-            self.notes.append(
-                f"{train_facts.layout.event_weight}: every event's losses and metrics are weighted by it "
-                f"(event_weight_dataset; SPANet reads no per-event weights; \"\" turns them off)"
-            )
+        self.event_weights = train_facts.layout.event_weight
         train_rows, val_rows = split_rows(
             train_facts.layout.num_events,
             dataset_limit=self.options.dataset_limit,

@@ -142,6 +142,7 @@ def train(
             without_effect_summary(plan.options),
             auto_note(data.spec, plan.options.pair_features),
             hardware.note,
+            _event_weights_note(data.datamodule.event_weights),
             *data.datamodule.notes,
         ]
         for note in notes:
@@ -160,6 +161,16 @@ def train(
         initial_weights=(Path(state_dict), freeze_state_dict) if state_dict is not None else None,
     )
     return fit(plan, data, hardware, request)
+
+
+def _event_weights_note(dataset: str | None) -> str | None:
+    """SPANet reads no per-event weights, so a file that has them trains differently here: said once."""
+    if dataset is None:
+        return None
+    return (
+        f"{dataset}: every event's losses and metrics are weighted by it "
+        f'(event_weight_dataset; SPANet reads no per-event weights; "" turns them off)'
+    )
 
 
 def _print_options(console: Console, plan: Plan) -> None:
