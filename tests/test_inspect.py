@@ -464,6 +464,20 @@ def test_open_h5_names_missing_non_hdf5_and_truncated_files(tmp_path):
         open_h5(truncated)
 
 
+def test_damaged_structure_found_while_checking_is_one_line_naming_the_file(tmp_path, spec):
+    """h5py raises RuntimeError for a soft link that points at itself (and for damaged group
+    metadata) only when the path is looked up, after the file opened fine."""
+    looped = write_h5(tmp_path / "looped.h5", good_datasets())
+    with h5py.File(looped, "r+") as file:
+        del file["INPUTS/Jets/pt"]
+        file["INPUTS/Jets/pt"] = h5py.SoftLink("/INPUTS/Jets/pt")
+    with pytest.raises(InputError) as raised:
+        validate_file(looped, spec)
+    assert str(raised.value) == (
+        f"{looped}: expected a readable HDF5 file, got Special link traversal failed (too many links)"
+    )
+
+
 def _truncated_copy(tmp_path: Path) -> Path:
     whole = write_h5(tmp_path / "whole.h5", good_datasets())
     data = whole.read_bytes()

@@ -51,6 +51,18 @@ def test_independent_events_give_no_warning(trained, tmp_path):
     assert 0.0 <= load_run(run_dir).evaluate(other)["event_purity"] <= 1.0
 
 
+def test_a_test_file_with_text_where_numbers_belong_is_not_the_training_file(trained, tmp_path):
+    """The overlap check runs before the test file is validated: it must not fail on it (the
+    validation then names the bad dataset)."""
+    _, training = trained
+    odd = shutil.copyfile(training, tmp_path / "text.h5")
+    with h5py.File(odd, "r+") as file:
+        shape = file["INPUTS/Jets/pt"].shape
+        del file["INPUTS/Jets/pt"]
+        file["INPUTS/Jets/pt"] = np.full(shape, b"abc")
+    assert training_file_overlap(training, odd) is None
+
+
 def test_the_same_events_regenerated_with_last_bit_differences_are_still_the_same(trained, tmp_path):
     """The same generator seed on another machine can differ in a float's last bits."""
     _, training = trained

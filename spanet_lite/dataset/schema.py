@@ -177,17 +177,17 @@ def validate_h5(
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     layout = expected_layout(spec, event_weight_dataset=event_weight_dataset, inputs_only=inputs_only)
     problems: list[Problem] = []
-    usable, num_events, max_objects = _check_structure(file, spec, layout, problems, inputs_only)
-    if not inputs_only:  # a file to predict on may hold anything besides its INPUTS
-        problems += _unused_datasets(file, layout)
-    report = ValidationReport(source, num_events, max_objects, problems)
-    if num_events == 0 and usable:
-        problems.insert(0, Problem("error", "", "expected at least one event, got 0", "empty"))
     try:
+        usable, num_events, max_objects = _check_structure(file, spec, layout, problems, inputs_only)
+        if not inputs_only:  # a file to predict on may hold anything besides its INPUTS
+            problems += _unused_datasets(file, layout)
+        report = ValidationReport(source, num_events, max_objects, problems)
+        if num_events == 0 and usable:
+            problems.insert(0, Problem("error", "", "expected at least one event, got 0", "empty"))
         scan = _ContentScan(file, spec, usable, num_events, max_objects)
         findings = scan.run(chunk_size, progress)
         report.summary = scan.summary()
-    except OSError as error:
+    except (OSError, RuntimeError) as error:  # h5py: damaged metadata or chunks, a soft-link loop
         raise InputError(source, "", "a readable HDF5 file", " ".join(str(error).split())) from None
     # Content errors go after the structural ones, then warnings, info notes last.
     errors = [p for p in problems if p.level == "error"] + [p for p in findings if p.level == "error"]

@@ -44,7 +44,7 @@ def first_events(path: str | Path, events: int = FIRST_EVENTS) -> dict[str, np.n
 
             group.visititems(collect)
             return {name: group[name][:events] for name in names}
-    except (OSError, KeyError, ValueError):
+    except (OSError, RuntimeError, KeyError, ValueError):  # damaged or odd files: the checks name them
         return None
 
 
@@ -57,7 +57,7 @@ def same_events(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
         return False
     for name, x in a.items():
         x, y = x[:rows], b[name][:rows]
-        if x.shape != y.shape:
+        if x.shape != y.shape or np.issubdtype(x.dtype, np.number) != np.issubdtype(y.dtype, np.number):
             return False
         if np.issubdtype(x.dtype, np.floating) or np.issubdtype(y.dtype, np.floating):
             if not np.allclose(x, y, rtol=RELATIVE_TOLERANCE, atol=ABSOLUTE_TOLERANCE, equal_nan=True):
