@@ -11,7 +11,10 @@ import torch
 
 from spanet_lite.errors import InputError
 
-_DEVICE_WORDS = ("CUDA error", "CUDA-capable", "out of memory", "no CUDA GPUs", "device-side", "NCCL")
+_DEVICE_WORDS = (
+    "CUDA error", "CUDA-capable", "out of memory", "no CUDA GPUs", "device-side", "NCCL",
+    "can't allocate memory",  # torch's CPU allocator
+)
 
 
 def check_device(text: str) -> torch.device:
@@ -41,7 +44,8 @@ def check_device(text: str) -> torch.device:
 
 def device_failure(error: BaseException) -> str | None:
     """The driver's message on one line when ``error`` is a device failure (busy, lost, out of
-    memory), else None: other RuntimeErrors are bugs and keep their traceback."""
+    memory, the CPU's memory included), else None: other RuntimeErrors are bugs and keep their
+    traceback."""
     text = " ".join(str(error).split())
     if isinstance(error, torch.OutOfMemoryError) or any(word in text for word in _DEVICE_WORDS):
         return text[:300]

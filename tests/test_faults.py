@@ -462,6 +462,45 @@ def test_a_busy_gpu_during_training_is_one_line(
         train(tiny_training, log_dir=tmp_path, name="busy")
 
 
+ALLOCATOR_FAILURE = (
+    "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried "
+    "to allocate 400000000 bytes. Error code 12 (Cannot allocate memory)"
+)
+
+
+def test_a_network_too_large_for_memory_is_one_line(
+    tiny_training: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hidden_dim 10^8 asks torch's CPU allocator for more than the machine has."""
+    from spanet_lite.model.network import SpanetNetwork
+
+    def too_large(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError(ALLOCATOR_FAILURE)
+
+    monkeypatch.setattr(SpanetNetwork, "__init__", too_large)
+    with pytest.raises(InputError) as raised:
+        train(tiny_training, log_dir=tmp_path, name="large")
+    assert str(raised.value) == (
+        "hidden_dim and the layer counts: expected a network whose weights fit in memory, "
+        f"got {ALLOCATOR_FAILURE}"
+    )
+    assert not (tmp_path / "large").exists()
+
+
+def test_a_training_step_too_large_for_memory_points_at_the_batch_size(
+    tiny_training: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lightning.pytorch as pl
+
+    def too_large(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError(ALLOCATOR_FAILURE)
+
+    monkeypatch.setattr(pl.Trainer, "fit", too_large)
+    expected = r"^batch_size: expected training steps that fit in memory, got \[enforce"
+    with pytest.raises(InputError, match=expected):
+        train(tiny_training, log_dir=tmp_path, name="large")
+
+
 def test_a_read_only_log_dir_is_refused_before_reading_the_data(
     tiny_training: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

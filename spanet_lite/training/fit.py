@@ -149,7 +149,15 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
         torch.set_float32_matmul_precision("high")
         torch.backends.cudnn.allow_tf32 = True
     pl.seed_everything(options.seed, workers=True, verbose=False)
-    module = SpanetModule(plan.event_file_text, options, statistics, frozen=plan.frozen)
+    try:
+        module = SpanetModule(plan.event_file_text, options, statistics, frozen=plan.frozen)
+    except RuntimeError as error:  # the weights alone do not fit (hidden_dim 10^8, say)
+        failure = device_failure(error)
+        if failure is None:
+            raise
+        raise InputError(
+            None, "hidden_dim and the layer counts", "a network whose weights fit in memory", failure
+        ) from None
     if initial_weights is not None:
         from spanet_lite.training.weights import load_initial_weights
 
@@ -268,6 +276,8 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
         failure = device_failure(error)
         if failure is None:
             raise
+        if accelerator == "cpu" and "allocate memory" in failure:
+            raise InputError(None, "batch_size", "training steps that fit in memory", failure) from None
         flag = "--gpus" if accelerator == "gpu" else "--processes"
         raise InputError(None, flag, f"usable {accelerator.upper()} devices", failure) from None
     finally:
