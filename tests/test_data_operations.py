@@ -243,6 +243,7 @@ def test_an_invalid_input_is_one_line_and_writes_nothing(tmp_path, spec_file, ca
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["select", "{good}", "-o", "{good}", "--overwrite"], "an output different from the command's inputs"),
+    (["shuffle", "{good}", "-o", "{spec}", "--overwrite"], "an output different from the command's inputs"),
     (["select", "{good}", "-o", "{other}"], "pass --overwrite"),
     (["split", "{good}", "--fractions", "0.5", "0.4", "-o", "{a}", "{b}"], "add up to 1"),
     (["split", "{good}", "--fractions", "0.5", "0.5", "-o", "{a}"], "one fraction per output"),
@@ -255,13 +256,14 @@ def test_refusals_are_one_line_and_leave_files_as_they_were(tmp_path, spec_file,
     other = tmp_path / "other.h5"
     other.write_bytes(b"keep me")
     names = {"good": good, "other": other, "a": tmp_path / "a.h5", "b": tmp_path / "b.h5",
-             "missing": tmp_path / "missing.h5"}
+             "missing": tmp_path / "missing.h5", "spec": spec_file}
     keep = {p.name for p in tmp_path.iterdir()}
-    before = good.read_bytes()
+    before, event_file = good.read_bytes(), spec_file.read_bytes()
     assert main([a.format(**names) for a in argv] + ["-e", str(spec_file), "--quiet"]) == 2
     assert message in _one_line_error(capsys)
     assert _nothing_left(tmp_path, keep)
     assert good.read_bytes() == before and other.read_bytes() == b"keep me"
+    assert spec_file.read_bytes() == event_file
 
 
 def test_labels_parse_one_per_input():

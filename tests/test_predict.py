@@ -115,6 +115,20 @@ def test_predict_refuses_to_overwrite_its_input(ttbar, tmp_path, capsys):
     assert copy.read_bytes() == before
 
 
+def test_the_event_file_given_with_ef_is_an_input_too(ttbar, tmp_path, capsys):
+    run_dir, data = ttbar
+    event_file = shutil.copyfile(run_dir / "event_file.yaml", tmp_path / "event.yaml")
+    before = event_file.read_bytes()
+    for argv in (
+        [str(run_dir), str(data), str(event_file), "-ef", str(event_file), "--overwrite"],
+        [str(run_dir), "-tf", str(data), "-ef", str(event_file), "--json", str(event_file), "--overwrite"],
+    ):
+        command = predict_cli if "--json" not in argv else test_cli
+        assert command.main(argv) == 2
+        assert "expected an output different from the command's inputs" in capsys.readouterr().err
+        assert event_file.read_bytes() == before
+
+
 def test_predict_on_a_file_without_the_inputs_fails_in_one_line_and_writes_nothing(ttbar, tmp_path, capsys):
     run_dir, _ = ttbar
     bad = tmp_path / "bad.h5"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from spanet_lite.cli.common import EXIT_OK, new_parser, run_cli
 from spanet_lite.errors import InputError
-from spanet_lite.outputs import add_overwrite_argument
+from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
 
 PROGRAM = "spanet-data"
 
@@ -150,6 +150,10 @@ def _body(argv: Sequence[str] | None) -> int:
     from spanet_lite.dataset import operations
 
     spec = load_event_spec(args.event_file)
+    # The operations check their outputs against their HDF5 inputs; the event file is ours.
+    targets = args.output if isinstance(args.output, list) else [args.output]
+    check_outputs([output(path, "-o/--output") for path in targets], inputs=[args.event_file],
+                  overwrite=args.overwrite)
     factory, stop = _progress(args.quiet)
     memory = getattr(args, "memory", 64)
     if not memory > 0:

@@ -85,8 +85,8 @@ def _body(argv: Sequence[str] | None) -> int:
     if not given_input:
         raise InputError(None, "-tf", "a file to predict (the run has no testing_file)", "none given")
     input_file, output_file = Path(given_input), Path(output)
-    outputs.check_outputs([outputs.output(output_file, "OUT.h5")], inputs=[input_file, args.checkpoint],
-                          overwrite=args.overwrite)
+    outputs.check_outputs([outputs.output(output_file, "OUT.h5")],
+                          inputs=[input_file, args.checkpoint, args.event_file], overwrite=args.overwrite)
     with autocast(args, run):
         count = write_predictions(
             run, input_file, output_file, batch_size=args.batch_size, threshold=args.threshold,

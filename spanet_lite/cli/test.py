@@ -85,7 +85,7 @@ def _body(argv: Sequence[str] | None) -> int:
     if not test_file:
         raise InputError(None, "-tf/--testing-file", "a labelled HDF5 file to test on", "none given")
     warn_if_training_file(run, test_file)
-    inputs = [test_file, run.checkpoint, *([args.masses] if args.masses else [])]
+    inputs = [test_file, run.checkpoint, args.event_file, args.masses]
     check_outputs([output(args.json, "--json"), output(args.plots, "--plots", directory=True)],
                   inputs=inputs, overwrite=args.overwrite)
     masses = None
