@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -241,4 +242,42 @@ def test_a_spanet_run_directory_is_named_as_such_in_one_line(tmp_path, capsys):
     assert line == (
         f"spanet-test: error: {spanet_run}: expected a run directory written by spanet-train (SPANet's runs "
         "are not read here), got a SPANet run directory (event.yaml, no event_file.yaml)"
+    )
+
+
+def _damage(run: Path, what: str) -> None:
+    if what == "statistics":
+        (run / "statistics.json").write_text('{"x": 1}\n')
+    elif what == "options":
+        (run / "options.json").write_text("[1]\n")
+    elif what == "event file":
+        text = (run / "event_file.yaml").read_text()
+        (run / "event_file.yaml").write_text(text + "CLASSIFICATIONS:\n  EVENT: [signal]\n")
+    elif what == "width":
+        options = json.loads((run / "options.json").read_text())
+        (run / "options.json").write_text(json.dumps({**options, "hidden_dim": 2 * options["hidden_dim"]}))
+
+
+@pytest.mark.parametrize(("what", "message"), [
+    ("statistics", "statistics.json: expected a file written by spanet-train, got DatasetStatistics."),
+    ("options", "options.json: expected a JSON object written by spanet-train, got list"),
+    ("event file", ": expected event_file.yaml, options.json and statistics.json of one run, got "),
+    ("width", "best.ckpt: state_dict: expected weights matching the run's event file and options, got size "
+              "mismatch for "),
+])
+def test_a_run_directory_with_a_damaged_file_is_one_line(ttbar, tmp_path, capsys, what, message):
+    run_dir, data = ttbar
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    shutil.copyfile(copy / "checkpoints" / "last.ckpt", copy / "checkpoints" / "best.ckpt")
+    _damage(copy, what)
+    assert test_cli.main([str(copy), "-tf", str(data)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and message in err
+
+
+def test_an_event_file_given_with_ef_that_is_not_text_is_one_line(ttbar, capsys):
+    run_dir, data = ttbar
+    assert test_cli.main([str(run_dir), "-tf", str(data), "-ef", str(data)]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"{data}: expected a UTF-8 text event file (YAML), got binary data"
     )

@@ -212,11 +212,12 @@ def _check_same_topology(run: Run, path: str) -> None:
     from pathlib import Path
 
     from spanet_lite.config.event_file import parse_event_spec
+    from spanet_lite.io import read_user_text
 
     file = Path(path)
     if not file.is_file():
         raise InputError(file, "-ef/--event_file", "an event file (YAML)", "no such file")
-    given = parse_event_spec(file.read_text(encoding="utf-8"), source=str(file))
+    given = parse_event_spec(read_user_text(file, "event file", "YAML"), source=str(file))
     if given != run.spec:
         raise InputError(
             file, "", f"the topology the run was trained on ({run.directory / 'event_file.yaml'})",

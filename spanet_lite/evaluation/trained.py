@@ -9,9 +9,10 @@ in particular never the training file. Evaluation, prediction and export take a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -24,6 +25,8 @@ from spanet_lite.errors import InputError
 from spanet_lite.io import read_user_text
 
 CHECKPOINT_NAMES = ("best.ckpt", "last.ckpt")
+MATCHING_WEIGHTS = "weights matching the run's event file and options"
+T = TypeVar("T")
 
 
 @dataclass
@@ -68,6 +71,17 @@ def _read_json(path: Path) -> Any:
         raise InputError(path, "", "a file written by spanet-train", "JSON nested too deeply") from None
 
 
+def _from_run_file(path: Path, build: Callable[[dict[str, Any]], T]) -> T:
+    """``build`` applied to the JSON object in ``path``; anything else is a one-line InputError."""
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise InputError(path, "", "a JSON object written by spanet-train", type(data).__name__)
+    try:
+        return build(data)
+    except (TypeError, ValueError, KeyError) as error:  # keys or values of another kind
+        raise InputError(path, "", "a file written by spanet-train", " ".join(str(error).split())) from None
+
+
 def find_checkpoint(directory: Path) -> Path:
     for name in CHECKPOINT_NAMES:
         candidate = directory / "checkpoints" / name
@@ -98,8 +112,8 @@ def load_trained(
             )
         raise InputError(event_file, "", "the event file copied by spanet-train", "no such file")
     spec = parse_event_spec(read_user_text(event_file, "event file", "YAML"), source=str(event_file))
-    options = Options.from_dict(_read_json(directory / "options.json"))
-    statistics = DatasetStatistics.from_dict(_read_json(directory / "statistics.json"))
+    options = _from_run_file(directory / "options.json", Options.from_dict)
+    statistics = _from_run_file(directory / "statistics.json", DatasetStatistics.from_dict)
     path = Path(checkpoint) if checkpoint is not None else find_checkpoint(directory)
     try:
         # A Lightning checkpoint from the user's own run; it holds plain Python containers
@@ -112,11 +126,21 @@ def load_trained(
     if not isinstance(state, dict) or "state_dict" not in state:
         raise InputError(path, "", "a checkpoint with a state_dict", "something else")
     weights = {k[len("network."):]: v for k, v in state["state_dict"].items() if k.startswith("network.")}
-    network = SpanetNetwork(spec, options, statistics)
-    missing, unexpected = network.load_state_dict(weights, strict=False)
+    try:
+        network = SpanetNetwork(spec, options, statistics)
+    except (ValueError, KeyError, TypeError) as error:  # files of different runs, or edited by hand
+        raise InputError(
+            directory, "", "event_file.yaml, options.json and statistics.json of one run",
+            " ".join(str(error).split()),
+        ) from None
+    try:
+        missing, unexpected = network.load_state_dict(weights, strict=False)
+    except RuntimeError as error:  # a tensor of another shape
+        detail = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()), str(error))
+        raise InputError(path, "state_dict", MATCHING_WEIGHTS, detail) from None
     if missing or unexpected:
         detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        raise InputError(path, "state_dict", "weights matching the run's event file and options", detail)
+        raise InputError(path, "state_dict", MATCHING_WEIGHTS, detail)
     target = check_device(device)
     try:
         network.eval().to(target)
