@@ -182,3 +182,29 @@ def read_user_text(path: str | Path, kind: str, syntax: str) -> str:
         raise InputError(path, "", f"a UTF-8 text {kind} ({syntax})", "binary data") from None
     except OSError as error:
         raise InputError(path, "", f"a readable {kind}", error.strerror or type(error).__name__) from None
+
+
+def read_checkpoint(path: str | Path, expected: str = "a readable torch checkpoint") -> object:
+    """The contents of a ``.ckpt`` file, or a one-line InputError naming it.
+
+    Loaded with torch's ``weights_only``: tensors, numbers, strings and containers only, which is
+    all spanet_lite writes. Unpickling anything else could run code hidden in the file, so a
+    checkpoint holding other objects is refused instead of trusted.
+    """
+    import pickle
+
+    import torch
+
+    from spanet_lite.errors import InputError
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError(path, "", "an existing checkpoint", "no such file") from None
+    except pickle.UnpicklingError:
+        raise InputError(
+            path, "", f"{expected} of tensors and plain values",
+            "other Python objects, which are not loaded (they could run code)",
+        ) from None
+    except Exception as error:  # torch raises several types for damaged files
+        raise InputError(path, "", expected, type(error).__name__) from None

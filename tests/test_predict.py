@@ -281,3 +281,26 @@ def test_an_event_file_given_with_ef_that_is_not_text_is_one_line(ttbar, capsys)
     assert capsys.readouterr().err.strip().endswith(
         f"{data}: expected a UTF-8 text event file (YAML), got binary data"
     )
+
+
+class _Planted:
+    """Unpickling this creates a file: what a hostile checkpoint could do with any code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_checkpoint_holding_python_objects_is_refused_without_running_them(ttbar, tmp_path, capsys):
+    run_dir, data = ttbar
+    marker = tmp_path / "ran"
+    planted = tmp_path / "planted.ckpt"
+    torch.save({"state_dict": {}, "payload": _Planted(marker)}, planted)
+    assert test_cli.main([str(run_dir), "-tf", str(data), "-ckpt", str(planted)]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        f"{planted}: expected a readable torch checkpoint of tensors and plain values, got other Python "
+        "objects, which are not loaded (they could run code)"
+    )
+    assert not marker.exists()

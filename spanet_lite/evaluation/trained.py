@@ -22,7 +22,7 @@ from spanet_lite.config.options import Options
 from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.devices import check_device, device_failure
 from spanet_lite.errors import InputError
-from spanet_lite.io import read_user_text
+from spanet_lite.io import read_checkpoint, read_user_text
 
 CHECKPOINT_NAMES = ("best.ckpt", "last.ckpt")
 MATCHING_WEIGHTS = "weights matching the run's event file and options"
@@ -115,14 +115,7 @@ def load_trained(
     options = _from_run_file(directory / "options.json", Options.from_dict)
     statistics = _from_run_file(directory / "statistics.json", DatasetStatistics.from_dict)
     path = Path(checkpoint) if checkpoint is not None else find_checkpoint(directory)
-    try:
-        # A Lightning checkpoint from the user's own run; it holds plain Python containers
-        # beside the tensors, which weights_only loading rejects.
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise InputError(path, "", "an existing checkpoint", "no such file") from None
-    except Exception as error:  # torch raises several types for damaged files
-        raise InputError(path, "", "a readable torch checkpoint", type(error).__name__) from None
+    state = read_checkpoint(path)
     if not isinstance(state, dict) or "state_dict" not in state:
         raise InputError(path, "", "a checkpoint with a state_dict", "something else")
     weights = {k[len("network."):]: v for k, v in state["state_dict"].items() if k.startswith("network.")}

@@ -12,7 +12,7 @@ from typing import Any
 
 from spanet_lite.config.options import Options
 from spanet_lite.errors import InputError
-from spanet_lite.io import read_user_text
+from spanet_lite.io import read_checkpoint, read_user_text
 
 
 @dataclass
@@ -193,12 +193,7 @@ def resume_target(path: Path) -> tuple[Path, Path | None]:
 
 def checkpoint_hyper_parameters(path: Path) -> tuple[dict[str, Any], int]:
     """The run's hyper-parameters and the number of epochs the checkpoint has finished."""
-    import torch
-
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # a truncated or foreign file
-        raise InputError(path, "", "a spanet_lite checkpoint", type(error).__name__) from None
+    checkpoint = read_checkpoint(path, "a spanet_lite checkpoint")
     hyper = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
     missing = [k for k in ("event_file_text", "options", "statistics") if k not in hyper]
     if missing:

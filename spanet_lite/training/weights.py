@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from spanet_lite.errors import InputError
+from spanet_lite.io import read_checkpoint
 
 
 @dataclass
@@ -51,10 +52,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "-sf/--state_dict", "a checkpoint file (.ckpt)", "no such file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # a truncated or foreign file; torch raises several types
-        raise InputError(path, "", "a readable torch checkpoint", type(error).__name__) from None
+    checkpoint = read_checkpoint(path)
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise InputError(path, "state_dict", "a checkpoint with a state_dict", "none in the file")
