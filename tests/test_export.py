@@ -75,6 +75,16 @@ def assert_same(onnx_out, expected):
         np.testing.assert_allclose(ours[finite], theirs[finite], atol=1e-4, rtol=1e-4, err_msg=name)
 
 
+@pytest.mark.parametrize("opset", ["7", "13", "21"])
+def test_export_refuses_an_opset_the_graph_cannot_be_written_in(exported, tmp_path, capsys, opset):
+    run, _ = exported
+    assert export_cli.main([str(run.directory), str(tmp_path / "model.onnx"), "--opset", opset]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"spanet-export: error: --opset: expected an ONNX opset from 14 to 20, got {opset}"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 @needs_onnxruntime
 @pytest.mark.parametrize(("batch", "objects"), [(5, 13), (1, 19), (3, 7)])
 def test_onnxruntime_matches_torch_in_spanets_default_convention(exported, batch, objects):

@@ -69,6 +69,9 @@ from spanet_lite.evaluation.trained import TrainedRun
 from spanet_lite.io import atomic_path
 
 OPSET = 17
+OPSETS = range(14, 21)
+"""Opsets the graph exports to: 14 brings scaled dot-product attention, 20 is the newest that
+torch's (TorchScript-based) exporter writes."""
 
 
 @dataclass(frozen=True)
@@ -320,6 +323,9 @@ def export_onnx(
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise InputError(path, "", "an output file ending in .onnx", path.suffix or "no suffix")
+    if opset not in OPSETS:
+        wanted = f"an ONNX opset from {OPSETS.start} to {OPSETS.stop - 1}"
+        raise InputError(None, "--opset", wanted, str(opset))
     try:
         import onnx
     except ImportError:
