@@ -82,6 +82,23 @@ def test_missing_input_file_is_an_error_without_traceback(script, tmp_path: Path
     assert not missing.parent.exists(), f"{script} created files for an input that does not exist"
 
 
+@pytest.mark.parametrize(("script", "seed"), [
+    ("spanet-generate", "-1"), ("spanet-data", "-1"), ("spanet-tune", str(2**32)),
+])
+def test_a_seed_numpy_cannot_take_is_one_line_before_any_work(script, seed, tmp_path: Path, capsys):
+    event_file = Path(__file__).resolve().parents[1] / "event_files" / "full_hadronic_ttbar.yaml"
+    argv = {
+        "spanet-generate": ["ttbar_allhad", "-n", "10", "-o", str(tmp_path / "g.h5")],
+        "spanet-data": ["shuffle", str(tmp_path / "in.h5"), "-o", str(tmp_path / "o.h5"),
+                        "-e", str(event_file)],
+        "spanet-tune": [str(tmp_path / "options.json"), "--trials", "1", "--dir", str(tmp_path / "study")],
+    }[script]
+    code, _, err = _run(script, [*argv, "--seed", seed], capsys)
+    assert code == 2
+    assert err.strip() == f"{script}: error: --seed: expected a seed in [0, 2**32), got {seed}"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_importing_the_commands_does_not_import_heavy_libraries():
     """Scripts must start in well under 2 s: torch, lightning and matplotlib are imported
     inside the functions that need them, never at the top of ``spanet_lite/cli/*.py``."""

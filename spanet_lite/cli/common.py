@@ -160,6 +160,14 @@ def run_cli(program: str, body: Callable[[Sequence[str] | None], int], argv: Seq
         sys.unraisablehook = unraisable_hook
 
 
+def check_seed(value: int | None, flag: str = "--seed") -> None:
+    """A command-line seed outside what numpy and Optuna take is a one-line InputError."""
+    from spanet_lite.config.options_validation import SEED_EXPECTED, is_seed
+
+    if value is not None and not is_seed(value):
+        raise InputError(None, flag, SEED_EXPECTED, str(value))
+
+
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     """How a command that runs a trained network (``spanet-test``, ``spanet-predict``) loads it
     and where it runs it, in spanet_lite's spellings and SPANet's (``-ckpt``, ``-g/--gpu``,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spanet_lite.cli.common import EXIT_OK, new_parser, run_cli
+from spanet_lite.cli.common import EXIT_OK, check_seed, new_parser, run_cli
 from spanet_lite.errors import InputError
 from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
 
@@ -98,6 +98,7 @@ def _overrides(items: list[str]) -> dict[str, float | int]:
 
 def _body(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    check_seed(args.seed)
     from rich.console import Console
 
     from spanet_lite.io import atomic_write_text

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from spanet_lite.cli.common import EXIT_OK, EXIT_PROBLEMS, error_line, new_parser, run_cli
+from spanet_lite.cli.common import EXIT_OK, EXIT_PROBLEMS, check_seed, error_line, new_parser, run_cli
 from spanet_lite.errors import InputError
 
 PROGRAM = "spanet-tune"
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _body(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    check_seed(args.seed)
     try:
         import optuna  # noqa: F401
     except ImportError:

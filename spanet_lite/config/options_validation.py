@@ -43,6 +43,14 @@ def _at_least(minimum: int) -> Callable[[Any], bool]:
     return lambda value: value >= minimum
 
 
+SEED_EXPECTED = "a seed in [0, 2**32)"
+
+
+def is_seed(value: int) -> bool:
+    """numpy's and Optuna's seeds are unsigned 32-bit integers: so are ours, in every command."""
+    return 0 <= value < 2**32
+
+
 _positive: Callable[[Any], bool] = lambda value: math.isfinite(value) and value > 0  # noqa: E731
 _non_negative: Callable[[Any], bool] = lambda value: math.isfinite(value) and value >= 0  # noqa: E731
 _fraction: Callable[[Any], bool] = lambda value: 0 < value <= 1  # noqa: E731
@@ -78,7 +86,7 @@ _RULES: tuple[_Rule, ...] = (
     ("limit_to_num_jets", _non_negative, "an object limit >= 0 (0 = no limit)"),
     ("num_dataloader_workers", _non_negative, "a number of workers >= 0"),
     ("num_gpu", _non_negative, "a number of GPUs >= 0"),
-    ("seed", lambda value: 0 <= value < 2**32, "a seed in [0, 2**32)"),
+    ("seed", is_seed, SEED_EXPECTED),
     ("compile", lambda value: isinstance(value, bool) or value == "auto", 'true, false or "auto"'),
     *((key, _non_negative, "a number of layers >= 0") for key in LAYER_COUNT_KEYS),
 )
