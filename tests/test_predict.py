@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -304,3 +305,15 @@ def test_a_checkpoint_holding_python_objects_is_refused_without_running_them(ttb
         "objects, which are not loaded (they could run code)"
     )
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("threads", ["0", "100000"])
+def test_threads_beyond_the_machine_are_one_line_and_write_nothing(ttbar, tmp_path, capsys, threads):
+    """100,000 OpenMP threads crashed the process and left a partial output behind."""
+    run_dir, data = ttbar
+    assert predict_cli.main([str(run_dir), str(data), str(tmp_path / "out.h5"), "--threads", threads]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"spanet-predict: error: --threads: expected from 1 to {os.cpu_count()}, the CPUs of this machine, "
+        f"got {threads}"
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import _thread
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -196,8 +197,10 @@ def load_network(args: argparse.Namespace) -> Run:
     or an ``-ef`` event file with another topology than the run's.
     """
     if args.threads is not None:
-        if args.threads < 1:
-            raise InputError(None, "--threads", "a positive number of threads", str(args.threads))
+        cpus = os.cpu_count() or 1
+        if not 1 <= args.threads <= cpus:  # far more would crash OpenMP (or the process) mid-run
+            wanted = f"from 1 to {cpus}, the CPUs of this machine"
+            raise InputError(None, "--threads", wanted, str(args.threads))
         import torch
 
         torch.set_num_threads(args.threads)
