@@ -6,6 +6,7 @@ import itertools
 import math
 from textwrap import dedent
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +19,7 @@ from spanet_lite.config.symmetry import (
     identity,
     symmetric_group_generators,
 )
+from spanet_lite.errors import InputError
 
 
 def test_a_cycle_moves_each_item_to_the_next_position():
@@ -165,3 +167,18 @@ def test_generators_from_several_entries_close_to_the_full_group():
         "PERMUTATIONS:\n  a:\n    - [[p1, p2]]\n    - [[p2, p3]]\n",
     )
     assert spec.particles[0].symmetry.order == 6
+
+
+def test_eight_interchangeable_names_are_allowed_and_nine_are_one_line():
+    """Every element is enumerated; 12 interchangeable products hung every command."""
+    def interchangeable(count: int):
+        names = ", ".join(f"p{i}" for i in range(1, count + 1))
+        return spec_with(f"EVENT:\n  a: [{names}]\n", f"PERMUTATIONS:\n  a:\n    - [{names}]\n")
+
+    assert interchangeable(8).particles[0].symmetry.order == math.factorial(8)
+    with pytest.raises(InputError) as raised:
+        interchangeable(9)
+    assert str(raised.value) == (
+        "groups.yaml: PERMUTATIONS.a (line 8): expected symmetries of at most 40,320 permutations "
+        "(all orderings of 8 names), got more than 40,320 permutations"
+    )

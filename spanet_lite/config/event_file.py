@@ -25,6 +25,8 @@ from spanet_lite.config.event_spec import (
 from spanet_lite.config.event_targets import check_name, check_symmetric_declarations, parse_targets
 from spanet_lite.config.suggest import describe, did_you_mean
 from spanet_lite.config.symmetry import (
+    MAX_ORDER,
+    GroupTooLarge,
     Permutation,
     PermutationGroup,
     cycles_to_permutation,
@@ -269,7 +271,13 @@ class _EventFileParser:
                 generators.extend(symmetric_group_generators(positions, len(names)))
             else:
                 raise self.doc.error(where, "either a list of names or a list of cycles, not a mix", group)
-        return PermutationGroup.generated_by(names, generators)
+        try:
+            return PermutationGroup.generated_by(names, generators)
+        except GroupTooLarge as error:
+            raise self.doc.error(
+                path, f"symmetries of at most {MAX_ORDER:,} permutations (all orderings of 8 names)",
+                got_text=str(error),
+            ) from None
 
     def parse_cycles(self, path: YamlPath, cycles: list[Any], names: list[str], what: str) -> Permutation:
         """Disjoint cycles ``[[a, b], [c, d]]``: ONE generator moving all of them together."""
