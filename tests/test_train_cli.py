@@ -246,3 +246,23 @@ def test_the_run_records_the_testing_file_it_found_as_an_absolute_path(
     assert plan_run(found, None, {}).options.testing_file == str((tmp_path / "data" / "test.h5").resolve())
     absent = write_options(tmp_path, generated_tth, testing_file="later/test.h5")
     assert plan_run(absent, None, {}).options.testing_file == "later/test.h5"  # training never reads it
+
+
+def test_several_nodes_outside_a_multi_node_launch_is_one_line_not_a_hang(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lightning would open a port and wait for the other nodes for ever."""
+    from spanet_lite.config.options import Options
+    from spanet_lite.errors import InputError
+    from spanet_lite.training.hardware import LAUNCHER_VARIABLES, choose_hardware
+
+    for key in LAUNCHER_VARIABLES:
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(InputError) as raised:
+        choose_hardware(Options(), gpus=0, processes=None, nodes=2, precision_given=False)
+    assert str(raised.value) == (
+        "--nodes: expected a multi-node launch: srun (SLURM), torchrun, or MASTER_ADDR and NODE_RANK set "
+        "on every node, got 2 nodes in a plain process"
+    )
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    assert choose_hardware(Options(), gpus=0, processes=None, nodes=2, precision_given=False).nodes == 2

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from spanet_lite.config.options import Options
 from spanet_lite.errors import InputError
 
+LAUNCHER_VARIABLES = ("SLURM_NTASKS", "WORLD_SIZE", "TORCHELASTIC_RUN_ID", "NODE_RANK")
+"""One of these is set in every process of a multi-node launch (SLURM, torchrun, by hand)."""
+
 
 @dataclass(frozen=True)
 class Hardware:
@@ -41,6 +44,13 @@ def choose_hardware(
     accelerator, devices, note = _devices(options, gpus, processes)
     if nodes < 1:
         raise InputError(None, "--nodes", "a positive number of nodes", str(nodes))
+    if nodes > 1 and not any(key in os.environ for key in LAUNCHER_VARIABLES):
+        # Lightning would start this node's processes and wait for the others for ever.
+        raise InputError(
+            None, "--nodes",
+            "a multi-node launch: srun (SLURM), torchrun, or MASTER_ADDR and NODE_RANK set on every node",
+            f"{nodes} nodes in a plain process",
+        )
     precision = _precision(options, accelerator, explicit=precision_given)
     return Hardware(accelerator, devices, nodes, precision, note)
 
