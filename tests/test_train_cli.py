@@ -266,3 +266,15 @@ def test_several_nodes_outside_a_multi_node_launch_is_one_line_not_a_hang(
     )
     monkeypatch.setenv("SLURM_NTASKS", "8")
     assert choose_hardware(Options(), gpus=0, processes=None, nodes=2, precision_given=False).nodes == 2
+
+
+@pytest.mark.parametrize("name", ["../../escape", "..", "a/b", ""])
+def test_a_run_name_that_leaves_the_log_directory_is_one_line(
+    tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    options = write_options(tmp_path, generated_tth)
+    line = run_failing([str(options), "-n", name], capsys, tmp_path / "runs")
+    assert line == (
+        "spanet-train: error: -n/--name: expected a folder name without / or .. "
+        f"(runs go to <log_dir>/<name>/version_N), got {name!r}"
+    )
