@@ -125,3 +125,32 @@ def test_the_command_says_nothing_about_a_study_whose_space_the_options_refuse(t
     assert code == 2 and "space.yaml: dropout" in captured.err and len(captured.err.splitlines()) == 1
     assert captured.out == ""  # no "study ... trials" line for a study that never starts
     assert not (tmp_path / "study").exists()
+
+
+@needs_optuna
+def test_a_study_whose_every_trial_is_refused_fails_with_the_first_reason(tmp_path, repo_root, capsys):
+    """The options' batch is larger than the training split: no sampled value can help."""
+    from spanet_lite.cli.tune import main
+
+    options = _options(tmp_path, repo_root)
+    values = json.loads(options.read_text())
+    options.write_text(json.dumps({**values, "batch_size": 1_000_000}))
+    (tmp_path / "space.yaml").write_text("dropout: [0.0, 0.1]\n", encoding="utf-8")
+    code = main([str(options), "--trials", "2", "--space", str(tmp_path / "space.yaml"),
+                 "--dir", str(tmp_path / "study")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith("spanet-tune: error: every trial was refused; the first: ")
+    assert "batch_size" in err[-1]
+
+
+@needs_optuna
+@pytest.mark.parametrize("flag", ["--warmup-epochs", "--startup-trials"])
+def test_negative_pruner_settings_are_one_line_naming_the_flag(tmp_path, repo_root, capsys, flag):
+    from spanet_lite.cli.tune import main
+
+    options = _options(tmp_path, repo_root)
+    code = main([str(options), "--trials", "1", flag, "-1", "--dir", str(tmp_path / "study")])
+    assert code == 2
+    assert capsys.readouterr().err.strip().startswith(f"spanet-tune: error: {flag}: expected a number of ")
+    assert not (tmp_path / "study").exists()

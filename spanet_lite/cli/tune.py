@@ -16,7 +16,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from spanet_lite.cli.common import EXIT_OK, EXIT_PROBLEMS, check_seed, error_line, new_parser, run_cli
+from spanet_lite.cli.common import (
+    EXIT_INPUT_ERROR,
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    check_seed,
+    error_line,
+    new_parser,
+    run_cli,
+)
 from spanet_lite.errors import InputError
 
 PROGRAM = "spanet-tune"
@@ -93,6 +101,10 @@ def _body(argv: Sequence[str] | None) -> int:
     if result.failed_workers:
         error_line(PROGRAM, f"{result.failed_workers} of {config.jobs} worker processes failed (see above)")
         return EXIT_PROBLEMS
+    failures = [row for row in result.rows if row.error is not None]
+    if result.rows and len(failures) == len(result.rows):  # the base options or data, not the search
+        error_line(PROGRAM, f"every trial was refused; the first: {failures[0].error}")
+        return EXIT_INPUT_ERROR
     return EXIT_OK
 
 

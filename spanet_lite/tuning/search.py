@@ -130,6 +130,10 @@ def check_config(config: TuneConfig) -> None:
         raise InputError(None, "--pruner", f"one of {', '.join(PRUNERS)}", repr(config.pruner))
     if config.epochs is not None and config.epochs < 1:
         raise InputError(None, "--epochs", "a number of epochs >= 1", str(config.epochs))
+    if config.warmup_epochs < 0:
+        raise InputError(None, "--warmup-epochs", "a number of epochs >= 0", str(config.warmup_epochs))
+    if config.startup_trials < 0:
+        raise InputError(None, "--startup-trials", "a number of trials >= 0", str(config.startup_trials))
 
 
 def tune(config: TuneConfig, *, console: Any = None, enqueue: Sequence[Mapping[str, Any]] = ()) -> TuneResult:
