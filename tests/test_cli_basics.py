@@ -134,3 +134,10 @@ def test_python_dash_m_runs_the_same_command(script):
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"usage: {script}")
+
+
+def test_control_characters_a_user_typed_are_escaped_in_the_error_line(capsys):
+    from spanet_lite.cli.common import error_line
+
+    error_line("spanet-train", "options.json: got \x00x\x1b[2J\nmore")
+    assert capsys.readouterr().err == "spanet-train: error: options.json: got \\x00x\\x1b[2J more\n"

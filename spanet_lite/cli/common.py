@@ -112,9 +112,16 @@ def new_parser(
     return kind(prog=program, allow_abbrev=False, description=description, **settings)
 
 
+def _one_line(message: object) -> str:
+    """``message`` on one line, with control characters a user typed (a NUL in a file name)
+    shown escaped rather than sent to the terminal."""
+    text = " ".join(str(message).split())
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 def error_line(program: str, message: str) -> None:
     """Print ``program: error: message`` as one line on stderr."""
-    sys.stderr.write(f"{program}: error: {' '.join(str(message).split())}\n")
+    sys.stderr.write(f"{program}: error: {_one_line(message)}\n")
 
 
 def _one_line_warnings(program: str) -> None:
@@ -123,7 +130,7 @@ def _one_line_warnings(program: str) -> None:
 
     def format_warning(message, category, filename, lineno, line=None):  # type: ignore[no-untyped-def]
         if issubclass(category, SpanetWarning):
-            return f"{program}: warning: {' '.join(str(message).split())}\n"
+            return f"{program}: warning: {_one_line(message)}\n"
         return default(message, category, filename, lineno, line)
 
     warnings.formatwarning = format_warning
