@@ -249,6 +249,8 @@ def test_an_invalid_input_is_one_line_and_writes_nothing(tmp_path, spec_file, ca
     (["split", "{good}", "--fractions", "0.5", "0.5", "-o", "{a}"], "one fraction per output"),
     (["select", "{good}", "-o", "{a}", "--min-jets", "9"], "at least one event"),
     (["select", "{missing}", "-o", "{a}"], "no such file"),
+    (["shuffle", "{good}", "-o", "{a}", "--scratch-dir", "{other}"], "existing folder, got a file"),
+    (["shuffle", "{good}", "-o", "{a}", "--scratch-dir", "{b}"], "got no such folder"),
     (["concat", "{good}", "{good}", "-o", "{a}", "--label", "signal=1"], "one --label per input"),
 ])
 def test_refusals_are_one_line_and_leave_files_as_they_were(tmp_path, spec_file, capsys, argv, message):
