@@ -154,3 +154,15 @@ def test_negative_pruner_settings_are_one_line_naming_the_flag(tmp_path, repo_ro
     assert code == 2
     assert capsys.readouterr().err.strip().startswith(f"spanet-tune: error: {flag}: expected a number of ")
     assert not (tmp_path / "study").exists()
+
+
+@needs_optuna
+def test_a_study_folder_that_is_a_file_is_one_line(tmp_path, repo_root, capsys):
+    from spanet_lite.cli.tune import main
+
+    taken = tmp_path / "taken"
+    taken.write_text("keep me\n")
+    assert main([str(_options(tmp_path, repo_root)), "--trials", "1", "--dir", str(taken)]) == 2
+    expected = f"spanet-tune: error: {taken}: --dir: expected a folder for the study, got a file"
+    assert capsys.readouterr().err.strip() == expected
+    assert taken.read_text() == "keep me\n"

@@ -130,6 +130,8 @@ def check_config(config: TuneConfig) -> None:
         raise InputError(None, "--pruner", f"one of {', '.join(PRUNERS)}", repr(config.pruner))
     if config.epochs is not None and config.epochs < 1:
         raise InputError(None, "--epochs", "a number of epochs >= 1", str(config.epochs))
+    if config.directory.exists() and not config.directory.is_dir():
+        raise InputError(config.directory, "--dir", "a folder for the study", "a file")
     if config.warmup_epochs < 0:
         raise InputError(None, "--warmup-epochs", "a number of epochs >= 0", str(config.warmup_epochs))
     if config.startup_trials < 0:
