@@ -260,6 +260,11 @@ def test_table_notes_say_plainly_where_a_value_is_built_differently():
             "got 1.5 (a number)",
         ),
         (
+            {"train_validation_split": 1.0},
+            "train_validation_split: expected a split that leaves validation events (below 1.0), or a "
+            "validation_file, got 1.0 (a number)",
+        ),
+        (
             {"dataset_limit": 0.0},
             "dataset_limit: expected a fraction in (0, 1] of the file to use, got 0.0 (a number)",
         ),

@@ -139,6 +139,12 @@ def validate_options(
             describe(options.optimizer) + did_you_mean(options.optimizer, OPTIMIZERS),
         )
 
+    if options.train_validation_split >= 1 and not options.validation_file:
+        raise error(
+            "train_validation_split",
+            "a split that leaves validation events (below 1.0), or a validation_file",
+            describe(options.train_validation_split),
+        )
     if options.hidden_dim % options.num_attention_heads:
         raise error(
             "num_attention_heads",
