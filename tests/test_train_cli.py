@@ -202,14 +202,20 @@ def test_zero_gpus_trains_on_the_cpu_and_says_so_when_gpus_are_visible(
         assert "2 visible GPU(s)" in hardware.note
 
 
+def lines_saying(
+    text: str, tmp_path: Path, data: Path, capsys: pytest.CaptureFixture[str], **changes: object
+) -> list[str]:
+    """The lines of a one-batch training run's output that contain ``text``."""
+    options = write_options(tmp_path, data, **changes)
+    assert main([str(options), "--fast-dev-run", "--quiet"]) == 0
+    return [line for line in capsys.readouterr().out.splitlines() if text in line]
+
+
 @pytest.mark.parametrize(("value", "said"), [("auto", True), ("none", False), ("physics", False)])
 def test_pair_features_auto_says_once_that_it_adds_pair_features_to_spanets_network(
     tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str], value: str, said: bool
 ) -> None:
-    options = write_options(tmp_path, generated_tth, pair_features=value)
-    assert main([str(options), "--fast-dev-run", "--quiet"]) == 0
-    out = capsys.readouterr().out
-    lines = [line for line in out.splitlines() if "SPANet's network has no pair features" in line]
+    lines = lines_saying("SPANet's network has no pair", tmp_path, generated_tth, capsys, pair_features=value)
     expected = (
         "pair_features: auto adds ln Delta R, ln kT, ln z and ln m^2 of every object pair of Momenta to "
         "the attention (SPANet's network has no pair features; pair_features: none builds it)"
@@ -222,10 +228,7 @@ def test_event_weights_read_from_the_training_file_are_announced(
     tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str], dataset: str
 ) -> None:
     """SPANet reads no per-event weights; a file that has them changes training here, so it is said."""
-    options = write_options(tmp_path, generated_tth, event_weight_dataset=dataset)
-    assert main([str(options), "--fast-dev-run", "--quiet"]) == 0
-    out = capsys.readouterr().out
-    lines = [line for line in out.splitlines() if "SPANet reads no per-event weights" in line]
+    lines = lines_saying("per-event weights", tmp_path, generated_tth, capsys, event_weight_dataset=dataset)
     expected = (
         "WEIGHTS/EVENT/weight: every event's losses and metrics are weighted by it "
         '(event_weight_dataset; SPANet reads no per-event weights; "" turns them off)'
