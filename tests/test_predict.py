@@ -317,3 +317,19 @@ def test_threads_beyond_the_machine_are_one_line_and_write_nothing(ttbar, tmp_pa
         f"got {threads}"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_with_nan_weights_is_one_line(ttbar, tmp_path, capsys):
+    """A diverged run's weights would make every prediction NaN, silently."""
+    run_dir, data = ttbar
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    weights = state["state_dict"]
+    name = next(k for k, v in weights.items() if k.startswith("network.") and v.is_floating_point())
+    weights[name] = torch.full_like(weights[name], float("nan"))
+    diverged = tmp_path / "diverged.ckpt"
+    torch.save(state, diverged)
+    assert predict_cli.main([str(run_dir), str(data), str(tmp_path / "out.h5"), "-ckpt", str(diverged)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"spanet-predict: error: {diverged}: state_dict {name}: expected finite weights, got NaN or infinity"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["diverged.ckpt"]

@@ -134,6 +134,10 @@ def load_trained(
     if missing or unexpected:
         detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
         raise InputError(path, "state_dict", MATCHING_WEIGHTS, detail)
+    broken = next((name for name, tensor in weights.items()
+                   if tensor.is_floating_point() and not torch.isfinite(tensor).all()), None)
+    if broken is not None:  # a diverged run's checkpoint: every prediction would be NaN
+        raise InputError(path, f"state_dict network.{broken}", "finite weights", "NaN or infinity")
     target = check_device(device)
     try:
         network.eval().to(target)
