@@ -192,19 +192,24 @@ def read_checkpoint(path: str | Path, expected: str = "a readable torch checkpoi
     checkpoint holding other objects is refused instead of trusted.
     """
     import pickle
+    import warnings
 
     import torch
 
     from spanet_lite.errors import InputError
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about old pickle protocols on the way to failing
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise InputError(path, "", "an existing checkpoint", "no such file") from None
-    except pickle.UnpicklingError:
-        raise InputError(
-            path, "", f"{expected} of tensors and plain values",
-            "other Python objects, which are not loaded (they could run code)",
-        ) from None
+    except pickle.UnpicklingError as error:
+        if "Unsupported global" in str(error):  # a class or function torch would have to import
+            raise InputError(
+                path, "", f"{expected} of tensors and plain values",
+                "other Python objects, which are not loaded (they could run code)",
+            ) from None
+        raise InputError(path, "", expected, "a file that is not one") from None
     except Exception as error:  # torch raises several types for damaged files
         raise InputError(path, "", expected, type(error).__name__) from None

@@ -63,6 +63,16 @@ def test_a_test_file_with_text_where_numbers_belong_is_not_the_training_file(tra
     assert training_file_overlap(training, odd) is None
 
 
+def test_masks_stored_as_integers_are_the_same_events_as_boolean_masks(trained, tmp_path):
+    _, training = trained
+    copy = shutil.copyfile(training, tmp_path / "uint8_masks.h5")
+    with h5py.File(copy, "r+") as file:
+        mask = file["INPUTS/Jets/MASK"][...]
+        del file["INPUTS/Jets/MASK"]
+        file["INPUTS/Jets/MASK"] = mask.astype(np.uint8)
+    assert training_file_overlap(training, copy) == "same events"
+
+
 def test_the_same_events_regenerated_with_last_bit_differences_are_still_the_same(trained, tmp_path):
     """The same generator seed on another machine can differ in a float's last bits."""
     _, training = trained

@@ -333,3 +333,11 @@ def test_a_checkpoint_with_nan_weights_is_one_line(ttbar, tmp_path, capsys):
         f"spanet-predict: error: {diverged}: state_dict {name}: expected finite weights, got NaN or infinity"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["diverged.ckpt"]
+
+
+def test_a_file_that_is_no_checkpoint_is_named_as_such_not_as_a_risk(ttbar, capsys):
+    run_dir, data = ttbar
+    assert test_cli.main([str(run_dir), "-tf", str(data), "-ckpt", str(data)]) == 2
+    assert capsys.readouterr().err == (
+        f"spanet-test: error: {data}: expected a readable torch checkpoint, got a file that is not one\n"
+    )
