@@ -85,7 +85,7 @@ def test_missing_input_file_is_an_error_without_traceback(script, tmp_path: Path
 @pytest.mark.parametrize(("script", "seed"), [
     ("spanet-generate", "-1"), ("spanet-data", "-1"), ("spanet-tune", str(2**32)),
 ])
-def test_a_seed_numpy_cannot_take_is_one_line_before_any_work(script, seed, tmp_path: Path, capsys):
+def test_a_seed_numpy_or_optuna_cannot_take_is_one_line_before_any_work(script, seed, tmp_path: Path, capsys):
     event_file = Path(__file__).resolve().parents[1] / "event_files" / "full_hadronic_ttbar.yaml"
     argv = {
         "spanet-generate": ["ttbar_allhad", "-n", "10", "-o", str(tmp_path / "g.h5")],
@@ -95,7 +95,8 @@ def test_a_seed_numpy_cannot_take_is_one_line_before_any_work(script, seed, tmp_
     }[script]
     code, _, err = _run(script, [*argv, "--seed", seed], capsys)
     assert code == 2
-    assert err.strip() == f"{script}: error: --seed: expected a seed in [0, 2**32), got {seed}"
+    expected = "a seed in [0, 2**32)" if script == "spanet-tune" else "a seed >= 0"
+    assert err.strip() == f"{script}: error: --seed: expected {expected}, got {seed}"
     assert list(tmp_path.iterdir()) == []
 
 

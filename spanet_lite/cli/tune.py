@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _body(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    check_seed(args.seed)
+    check_seed(args.seed, bounded=True)
     try:
         import optuna  # noqa: F401
     except ImportError:

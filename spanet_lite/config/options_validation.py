@@ -47,7 +47,8 @@ SEED_EXPECTED = "a seed in [0, 2**32)"
 
 
 def is_seed(value: int) -> bool:
-    """numpy's and Optuna's seeds are unsigned 32-bit integers: so are ours, in every command."""
+    """The ``seed`` option (torch, numpy and Lightning seed from it) and spanet-tune's sampler
+    seed: Optuna's and ``np.random.seed``'s range, unsigned 32-bit integers."""
     return 0 <= value < 2**32
 
 
