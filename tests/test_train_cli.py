@@ -259,15 +259,19 @@ def test_several_nodes_outside_a_multi_node_launch_is_one_line_not_a_hang(
     from spanet_lite.errors import InputError
     from spanet_lite.training.hardware import LAUNCHER_VARIABLES, choose_hardware
 
-    for key in LAUNCHER_VARIABLES:
+    for key in (*LAUNCHER_VARIABLES, "MASTER_ADDR", "NODE_RANK"):
         monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MASTER_ADDR", "node0")  # half of a launch by hand is no launch
     with pytest.raises(InputError) as raised:
         choose_hardware(Options(), gpus=0, processes=None, nodes=2, precision_given=False)
     assert str(raised.value) == (
-        "--nodes: expected a multi-node launch: srun (SLURM), torchrun, or MASTER_ADDR and NODE_RANK set "
-        "on every node, got 2 nodes in a plain process"
+        "--nodes: expected a multi-node launch: srun, torchrun, jsrun, mpirun, or MASTER_ADDR and NODE_RANK "
+        "set on every node, got 2 nodes in a plain process"
     )
-    monkeypatch.setenv("SLURM_NTASKS", "8")
+    monkeypatch.setenv("NODE_RANK", "1")
+    assert choose_hardware(Options(), gpus=0, processes=None, nodes=2, precision_given=False).nodes == 2
+    monkeypatch.delenv("NODE_RANK")
+    monkeypatch.setenv("LSB_JOBID", "42")
     assert choose_hardware(Options(), gpus=0, processes=None, nodes=2, precision_given=False).nodes == 2
 
 

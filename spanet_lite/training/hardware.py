@@ -14,8 +14,18 @@ from dataclasses import dataclass
 from spanet_lite.config.options import Options
 from spanet_lite.errors import InputError
 
-LAUNCHER_VARIABLES = ("SLURM_NTASKS", "WORLD_SIZE", "TORCHELASTIC_RUN_ID", "NODE_RANK")
-"""One of these is set in every process of a multi-node launch (SLURM, torchrun, by hand)."""
+LAUNCHER_VARIABLES = ("SLURM_NTASKS", "TORCHELASTIC_RUN_ID", "LSB_JOBID", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
+"""Set in every process of a launch by srun (SLURM), torchrun, jsrun (LSF) or mpirun (Open MPI,
+MPICH): the launchers Lightning's cluster environments read."""
+
+
+def launched_for_several_nodes() -> bool:
+    """True in a process started by a multi-node launcher, or by hand with ``MASTER_ADDR`` and
+    ``NODE_RANK`` (Lightning's own variables); elsewhere ``--nodes 2`` waits for ever."""
+    environ = os.environ
+    return any(key in environ for key in LAUNCHER_VARIABLES) or (
+        "MASTER_ADDR" in environ and "NODE_RANK" in environ
+    )
 
 
 @dataclass(frozen=True)
@@ -44,13 +54,10 @@ def choose_hardware(
     accelerator, devices, note = _devices(options, gpus, processes)
     if nodes < 1:
         raise InputError(None, "--nodes", "a positive number of nodes", str(nodes))
-    if nodes > 1 and not any(key in os.environ for key in LAUNCHER_VARIABLES):
-        # Lightning would start this node's processes and wait for the others for ever.
-        raise InputError(
-            None, "--nodes",
-            "a multi-node launch: srun (SLURM), torchrun, or MASTER_ADDR and NODE_RANK set on every node",
-            f"{nodes} nodes in a plain process",
-        )
+    if nodes > 1 and not launched_for_several_nodes():
+        launch = "a multi-node launch: srun, torchrun, jsrun, mpirun, or MASTER_ADDR and NODE_RANK set"
+        launch += " on every node"
+        raise InputError(None, "--nodes", launch, f"{nodes} nodes in a plain process")
     precision = _precision(options, accelerator, explicit=precision_given)
     return Hardware(accelerator, devices, nodes, precision, note)
 
