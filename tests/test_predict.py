@@ -319,15 +319,21 @@ def test_threads_beyond_the_machine_are_one_line_and_write_nothing(ttbar, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
+def _set_first_weight(checkpoint: Path, value: float, out: Path) -> str:
+    """Copy ``checkpoint`` to ``out`` with its first network tensor set to ``value``; its name."""
+    state = torch.load(checkpoint, weights_only=True)
+    weights = state["state_dict"]
+    name = next(k for k, v in weights.items() if k.startswith("network.") and v.is_floating_point())
+    weights[name] = torch.full_like(weights[name], value)
+    torch.save(state, out)
+    return name
+
+
 def test_a_checkpoint_with_nan_weights_is_one_line(ttbar, tmp_path, capsys):
     """A diverged run's weights would make every prediction NaN, silently."""
     run_dir, data = ttbar
-    state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
-    weights = state["state_dict"]
-    name = next(k for k, v in weights.items() if k.startswith("network.") and v.is_floating_point())
-    weights[name] = torch.full_like(weights[name], float("nan"))
     diverged = tmp_path / "diverged.ckpt"
-    torch.save(state, diverged)
+    name = _set_first_weight(run_dir / "checkpoints" / "last.ckpt", float("nan"), diverged)
     assert predict_cli.main([str(run_dir), str(data), str(tmp_path / "out.h5"), "-ckpt", str(diverged)]) == 2
     assert capsys.readouterr().err.strip() == (
         f"spanet-predict: error: {diverged}: state_dict {name}: expected finite weights, got NaN or infinity"
@@ -341,3 +347,16 @@ def test_a_file_that_is_no_checkpoint_is_named_as_such_not_as_a_risk(ttbar, caps
     assert capsys.readouterr().err == (
         f"spanet-test: error: {data}: expected a readable torch checkpoint, got a file that is not one\n"
     )
+
+
+def test_fp16_on_weights_beyond_float16s_range_is_one_line(ttbar, tmp_path, capsys):
+    """A feature mean of 10^5 (raw MeV, say) would become infinite and every prediction NaN."""
+    run_dir, data = ttbar
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    name = _set_first_weight(copy / "checkpoints" / "last.ckpt", 1.0e5, copy / "checkpoints" / "last.ckpt")
+    assert predict_cli.main([str(copy), str(data), str(tmp_path / "out.h5"), "-fp16"]) == 2
+    assert capsys.readouterr().err == (
+        f"spanet-predict: error: -fp16: expected values float16 can hold in {name[len('network.'):]}, "
+        "got one beyond 65,504\n"
+    )
+    assert not (tmp_path / "out.h5").exists()

@@ -52,12 +52,16 @@ class TrainedRun:
 
 def round_to_float16(network: torch.nn.Module) -> None:
     """Round every floating parameter and buffer (normalisation statistics included) to the
-    nearest float16 value, kept in its own dtype. This is what SPANet's ``-fp16`` does to the
-    checkpoint it loads, on the CPU as on a GPU, so that ``-fp16`` gives SPANet's numbers."""
+    nearest float16 value, kept in its own dtype: what SPANet's ``-fp16`` does to the checkpoint
+    it loads, on the CPU as on a GPU (SPANet keeps each feature's std where we keep 1/std, so the
+    rounded numbers agree to float16 precision, not bit for bit). A value beyond float16's range
+    (a mean above 65,504 in raw units) would become infinite: that is a one-line InputError."""
     with torch.no_grad():
-        for tensor in (*network.parameters(), *network.buffers()):
+        for name, tensor in (*network.named_parameters(), *network.named_buffers()):
             if tensor.is_floating_point():
                 tensor.copy_(tensor.to(torch.float16))
+                if not torch.isfinite(tensor).all():
+                    raise InputError(None, "-fp16", f"values float16 can hold in {name}", "one beyond 65,504")
 
 
 def _read_json(path: Path) -> Any:
