@@ -254,6 +254,9 @@ def _damage(run: Path, what: str) -> None:
     elif what == "event file":
         text = (run / "event_file.yaml").read_text()
         (run / "event_file.yaml").write_text(text + "CLASSIFICATIONS:\n  EVENT: [signal]\n")
+    elif what == "edited":
+        options = json.loads((run / "options.json").read_text())
+        (run / "options.json").write_text(json.dumps({**options, "hidden_dim": 0}))
     elif what == "width":
         options = json.loads((run / "options.json").read_text())
         (run / "options.json").write_text(json.dumps({**options, "hidden_dim": 2 * options["hidden_dim"]}))
@@ -263,6 +266,7 @@ def _damage(run: Path, what: str) -> None:
     ("statistics", "statistics.json: expected a file written by spanet-train, got DatasetStatistics."),
     ("options", "options.json: expected a JSON object written by spanet-train, got list"),
     ("event file", ": expected event_file.yaml, options.json and statistics.json of one run, got "),
+    ("edited", "options.json: hidden_dim: expected a width of at least 1, got 0 (a number)"),
     ("width", "best.ckpt: state_dict: expected weights matching the run's event file and options, got size "
               "mismatch for "),
 ])

@@ -19,6 +19,7 @@ import torch
 from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options import Options
+from spanet_lite.config.options_validation import validate_options
 from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.devices import check_device, device_failure
 from spanet_lite.errors import InputError
@@ -117,6 +118,7 @@ def load_trained(
         raise InputError(event_file, "", "the event file copied by spanet-train", "no such file")
     spec = parse_event_spec(read_user_text(event_file, "event file", "YAML"), source=str(event_file))
     options = _from_run_file(directory / "options.json", Options.from_dict)
+    validate_options(options, directory / "options.json")  # a file edited by hand since training
     statistics = _from_run_file(directory / "statistics.json", DatasetStatistics.from_dict)
     path = Path(checkpoint) if checkpoint is not None else find_checkpoint(directory)
     state = read_checkpoint(path)
@@ -130,6 +132,11 @@ def load_trained(
             directory, "", "event_file.yaml, options.json and statistics.json of one run",
             " ".join(str(error).split()),
         ) from None
+    except RuntimeError as error:  # a width edited into options.json that does not fit in memory
+        failure = device_failure(error)
+        if failure is None:
+            raise
+        raise InputError(directory / "options.json", "", "a network that fits in memory", failure) from None
     try:
         missing, unexpected = network.load_state_dict(weights, strict=False)
     except RuntimeError as error:  # a tensor of another shape
