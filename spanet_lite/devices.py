@@ -11,9 +11,10 @@ import torch
 
 from spanet_lite.errors import InputError
 
+CPU_MEMORY_WORDS = "can't allocate memory"
+"""What torch's CPU allocator says when the machine's memory is exhausted."""
 _DEVICE_WORDS = (
-    "CUDA error", "CUDA-capable", "out of memory", "no CUDA GPUs", "device-side", "NCCL",
-    "can't allocate memory",  # torch's CPU allocator
+    "CUDA error", "CUDA-capable", "out of memory", "no CUDA GPUs", "device-side", "NCCL", CPU_MEMORY_WORDS,
 )
 
 

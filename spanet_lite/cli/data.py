@@ -155,10 +155,6 @@ def _body(argv: Sequence[str] | None) -> int:
     targets = args.output if isinstance(args.output, list) else [args.output]
     check_outputs([output(path, "-o/--output") for path in targets], inputs=[args.event_file],
                   overwrite=args.overwrite)
-    scratch = getattr(args, "scratch_dir", None)
-    if scratch is not None and not Path(scratch).is_dir():  # made and left behind, or a file
-        got = "a file" if Path(scratch).exists() else "no such folder"
-        raise InputError(Path(scratch), "--scratch-dir", "an existing folder", got)
     factory, stop = _progress(args.quiet)
     memory = getattr(args, "memory", 64)
     if not memory > 0:

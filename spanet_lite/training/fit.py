@@ -125,7 +125,7 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from spanet_lite.dataset.datamodule import SpanetDataModule
-    from spanet_lite.devices import device_failure
+    from spanet_lite.devices import CPU_MEMORY_WORDS, device_failure
     from spanet_lite.training.interrupt import RunData, StopController, TrainingStopped
     from spanet_lite.training.module import SpanetModule
     from spanet_lite.training.progress import ProgressDisplay
@@ -276,7 +276,7 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
         failure = device_failure(error)
         if failure is None:
             raise
-        if accelerator == "cpu" and "allocate memory" in failure:
+        if accelerator == "cpu" and CPU_MEMORY_WORDS in failure:
             raise InputError(None, "batch_size", "training steps that fit in memory", failure) from None
         flag = "--gpus" if accelerator == "gpu" else "--processes"
         raise InputError(None, flag, f"usable {accelerator.upper()} devices", failure) from None

@@ -61,6 +61,9 @@ class Streaming:
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
             raise InputError(None, "--chunk-size", "a positive number of events", str(self.chunk_size))
+        if self.scratch_dir is not None and not Path(self.scratch_dir).is_dir():  # never made for the user
+            got = "a file" if Path(self.scratch_dir).exists() else "no such folder"
+            raise InputError(Path(self.scratch_dir), "--scratch-dir", "an existing folder", got)
 
 
 def concat(

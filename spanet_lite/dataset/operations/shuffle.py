@@ -53,7 +53,7 @@ def shuffled_blocks(
     edges = np.concatenate([[0], np.cumsum(counts)])
 
     with contextlib.ExitStack() as stack:
-        scratch_dir.mkdir(parents=True, exist_ok=True)
+        scratch_dir.mkdir(parents=True, exist_ok=True)  # the default, beside an output not made yet
         handle = stack.enter_context(tempfile.NamedTemporaryFile(
             prefix=".spanet-data-shuffle.", suffix=".h5", dir=scratch_dir))
         scratch = stack.enter_context(h5py.File(handle.name, "w"))
