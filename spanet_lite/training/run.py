@@ -85,7 +85,7 @@ def train(
     from spanet_lite.training.interrupt import parse_time_limit
 
     started = time.monotonic()
-    if name is not None and (Path(name).name != name or name in ("", ".", "..")):
+    if name and (Path(name).name != name or name in (".", "..")):  # "" means the default, as before
         wanted = "a folder name without / or .. (runs go to <log_dir>/<name>/version_N)"
         raise InputError(None, "-n/--name", wanted, repr(name))
     overrides = {
