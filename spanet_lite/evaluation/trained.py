@@ -9,7 +9,7 @@ in particular never the training file. Evaluation, prediction and export take a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -57,12 +57,21 @@ def round_to_float16(network: torch.nn.Module) -> None:
     it loads, on the CPU as on a GPU (SPANet keeps each feature's std where we keep 1/std, so the
     rounded numbers agree to float16 precision, not bit for bit). A value beyond float16's range
     (a mean above 65,504 in raw units) would become infinite: that is a one-line InputError."""
+    tensors = [*network.named_parameters(), *network.named_buffers()]
     with torch.no_grad():
-        for name, tensor in (*network.named_parameters(), *network.named_buffers()):
+        for _, tensor in tensors:
             if tensor.is_floating_point():
                 tensor.copy_(tensor.to(torch.float16))
-                if not torch.isfinite(tensor).all():
-                    raise InputError(None, "-fp16", f"values float16 can hold in {name}", "one beyond 65,504")
+    broken = first_non_finite(tensors)
+    if broken is not None:
+        raise InputError(None, "-fp16", f"values float16 can hold in {broken}", "one beyond 65,504")
+
+
+def first_non_finite(tensors: Iterable[tuple[str, torch.Tensor]]) -> str | None:
+    """The name of the first floating tensor holding NaN or infinity, else None: weights that
+    would make every prediction NaN (a diverged run, or a value float16 cannot hold)."""
+    return next((name for name, tensor in tensors
+                 if tensor.is_floating_point() and not torch.isfinite(tensor).all()), None)
 
 
 def _read_json(path: Path) -> Any:
@@ -95,6 +104,27 @@ def find_checkpoint(directory: Path) -> Path:
     raise InputError(directory, "checkpoints/", "best.ckpt or last.ckpt written by spanet-train", "neither")
 
 
+def _build_network(
+    directory: Path, spec: EventSpec, options: Options, statistics: DatasetStatistics
+) -> torch.nn.Module:
+    """The run's network, freshly initialised; run files that do not fit together (edited by
+    hand, or copied from different runs) are a one-line InputError."""
+    from spanet_lite.model.network import SpanetNetwork
+
+    try:
+        return SpanetNetwork(spec, options, statistics)
+    except (ValueError, KeyError, TypeError) as error:
+        raise InputError(
+            directory, "", "event_file.yaml, options.json and statistics.json of one run",
+            " ".join(str(error).split()),
+        ) from None
+    except RuntimeError as error:  # a width edited into options.json that does not fit in memory
+        failure = device_failure(error)
+        if failure is None:
+            raise
+        raise InputError(directory / "options.json", "", "a network that fits in memory", failure) from None
+
+
 def load_trained(
     run_dir: str | Path, *, checkpoint: str | Path | None = None, device: str = "cpu"
 ) -> TrainedRun:
@@ -103,8 +133,6 @@ def load_trained(
     ``checkpoint`` picks another checkpoint file; the default is ``checkpoints/best.ckpt``,
     falling back to ``checkpoints/last.ckpt``.
     """
-    from spanet_lite.model.network import SpanetNetwork
-
     directory = Path(run_dir)
     if not directory.is_dir():
         raise InputError(directory, "", "a run directory written by spanet-train", "no such directory")
@@ -125,18 +153,7 @@ def load_trained(
     if not isinstance(state, dict) or "state_dict" not in state:
         raise InputError(path, "", "a checkpoint with a state_dict", "something else")
     weights = {k[len("network."):]: v for k, v in state["state_dict"].items() if k.startswith("network.")}
-    try:
-        network = SpanetNetwork(spec, options, statistics)
-    except (ValueError, KeyError, TypeError) as error:  # files of different runs, or edited by hand
-        raise InputError(
-            directory, "", "event_file.yaml, options.json and statistics.json of one run",
-            " ".join(str(error).split()),
-        ) from None
-    except RuntimeError as error:  # a width edited into options.json that does not fit in memory
-        failure = device_failure(error)
-        if failure is None:
-            raise
-        raise InputError(directory / "options.json", "", "a network that fits in memory", failure) from None
+    network = _build_network(directory, spec, options, statistics)
     try:
         missing, unexpected = network.load_state_dict(weights, strict=False)
     except RuntimeError as error:  # a tensor of another shape
@@ -145,9 +162,8 @@ def load_trained(
     if missing or unexpected:
         detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
         raise InputError(path, "state_dict", MATCHING_WEIGHTS, detail)
-    broken = next((name for name, tensor in weights.items()
-                   if tensor.is_floating_point() and not torch.isfinite(tensor).all()), None)
-    if broken is not None:  # a diverged run's checkpoint: every prediction would be NaN
+    broken = first_non_finite(weights.items())
+    if broken is not None:
         raise InputError(path, f"state_dict network.{broken}", "finite weights", "NaN or infinity")
     target = check_device(device)
     try:
