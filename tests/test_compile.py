@@ -217,6 +217,30 @@ def test_the_static_shapes_of_a_cuda_run_trace_one_graph_per_width_bucket() -> N
     assert counter.frame_count == 2
 
 
+@pytest.mark.parametrize(
+    ("accelerator", "dynamic", "inductor_options"),
+    [("cpu", True, {"cpp_wrapper": True}), ("gpu", False, None)],
+)
+def test_a_cpu_compile_calls_its_kernels_from_cpp_and_a_cuda_one_keeps_inductors_defaults(
+    monkeypatch, accelerator: str, dynamic: bool, inductor_options: dict | None
+) -> None:
+    """On the CPU the kernels are called from generated C++, not Python (docs/training.md has
+    the measured gain); on CUDA inductor's defaults stay until a GPU run has measured more."""
+    given: dict[str, object] = {}
+
+    def spy(function: Callable[..., object], **kwargs: object) -> Callable[..., object]:
+        given.update(kwargs)
+        return function
+
+    monkeypatch.setattr(compilation, "cxx_compiler", lambda: "/usr/bin/c++")
+    monkeypatch.setattr(torch, "compile", spy)
+    module = SpanetModule(YAML, small_options(), statistics_for(SPEC).to_dict())
+    module.compile_mode = choose_compile(Options(compile=True), accelerator).mode
+    module.on_fit_start()
+    assert given.get("dynamic") is dynamic
+    assert given.get("options") == inductor_options
+
+
 def assignment_only(outputs: Outputs, batch: Batch, network: SpanetNetwork, spec, options) -> LossResult:
     """The losses with only the assignment term in the total: the detection heads, reached by
     no term, get no gradient, as weights no computed term depends on."""
@@ -306,12 +330,14 @@ def test_validation_runs_the_eager_network_while_training_runs_the_compiled_one(
 
 
 @pytest.mark.skipif(compilation.cxx_compiler() is None, reason="compiling for the CPU needs a C++ compiler")
-def test_what_compiling_left_is_kept_from_the_garbage_collector_until_training_ends() -> None:
+def test_what_compiling_left_is_kept_from_the_garbage_collector_until_training_ends(monkeypatch) -> None:
     import gc
 
     network, batch = network_and_batch()
     module = SpanetModule(YAML, small_options(), statistics_for(SPEC).to_dict())
     module.network.load_state_dict(network.state_dict())
+    # The graph of the test above: torch's cache then spares this test a second C++ build.
+    monkeypatch.setattr("spanet_lite.training.module.compute_losses", assignment_only)
     module.compile_mode = "dynamic"
     module.on_fit_start()
     loss_and_gradients(module.network, batch, module)  # the eager first step

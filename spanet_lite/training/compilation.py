@@ -3,7 +3,8 @@
 ``compile: true`` compiles the whole network and its losses as one graph
 (:func:`~spanet_lite.training.module.network_losses`): on CUDA with static shapes (the device
 loader pads widths to a few buckets), on the CPU with dynamic shapes (``"dynamic"``), because
-the trimmed width changes every batch. With the losses in the graph, their many small
+the trimmed width changes every batch, and kernels called from C++ (:data:`CPU_INDUCTOR_OPTIONS`,
+:func:`compile_arguments`). With the losses in the graph, their many small
 operations are fused with the network's, forward and backward (1.09x per CPU step against the
 compiled network with eager losses, docs/training.md). The index tables that depend only on
 the widths (:class:`~spanet_lite.model.network.LayoutTables`) are built eagerly and handed to
@@ -36,6 +37,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
+from typing import Any
 
 from spanet_lite.config.options import Options
 
@@ -48,6 +50,22 @@ AUTO_MIN_STEPS = 50_000
 
 AUTO_MIN_SECONDS = 1800.0
 """A time limit shorter than this keeps ``compile: auto`` eager: the compile would eat too much of it."""
+
+
+CPU_INDUCTOR_OPTIONS: dict[str, Any] = {"cpp_wrapper": True}
+"""Inductor's settings for a CPU compile. ``cpp_wrapper``: the code that allocates buffers and
+calls the generated kernels is C++ instead of Python (about 1,500 Python calls per training step
+at SPANet's batch of 32): about 1.05x per training step with SPANet's ttbar example options
+(1.04-1.11x in three timings, docs/training.md), and no slower to compile (the kernels are
+built as one C++ file, which torch's kernel cache keeps)."""
+
+
+def compile_arguments(mode: str) -> dict[str, Any]:
+    """What ``torch.compile`` is given for a compile ``mode`` other than ``"off"``: dynamic shapes
+    and :data:`CPU_INDUCTOR_OPTIONS` on the CPU, static shapes and inductor's defaults on CUDA."""
+    if mode == "dynamic":
+        return {"dynamic": True, "options": dict(CPU_INDUCTOR_OPTIONS)}
+    return {"dynamic": False}
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options import Options
 from spanet_lite.dataset.batch import Batch
 from spanet_lite.dataset.statistics import DatasetStatistics
+from spanet_lite.training.compilation import compile_arguments
 from spanet_lite.training.losses import LossResult, compute_losses
 from spanet_lite.training.optimizer import build_optimizer
 from spanet_lite.training.schedules import schedule_steps, warmup_cosine_scheduler
@@ -321,7 +322,7 @@ class SpanetModule(pl.LightningModule):
         for name in ("recompile_limit", "cache_size_limit"):
             if hasattr(config, name):
                 setattr(config, name, max(int(getattr(config, name)), 32))
-        self.compile_losses(dynamic=self.compile_mode == "dynamic")
+        self.compile_losses(**compile_arguments(self.compile_mode))
         self._unreached = None
 
     def on_after_backward(self) -> None:
