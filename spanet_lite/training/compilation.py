@@ -103,7 +103,7 @@ def choose_compile(
         asked = f"compile: auto would compile this CPU run of {planned_steps:,} steps"
         note = (
             f"compile: auto: compiling the network for this CPU run of {planned_steps:,} steps "
-            "(minutes, once; then about 1.4x faster steps; compile: false turns this off)"
+            "(minutes, once; then 1.4-2x faster steps; compile: false turns this off)"
         )
     elif not options.compile:
         return CompileChoice("off")
