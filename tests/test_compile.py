@@ -336,7 +336,7 @@ def test_what_compiling_left_is_kept_from_the_garbage_collector_until_training_e
     network, batch = network_and_batch()
     module = SpanetModule(YAML, small_options(), statistics_for(SPEC).to_dict())
     module.network.load_state_dict(network.state_dict())
-    # The graph of the test above: torch's cache then spares this test a second C++ build.
+    # The graph of the compiled-equals-eager test above, so torch's cache spares a second C++ build.
     monkeypatch.setattr("spanet_lite.training.module.compute_losses", assignment_only)
     module.compile_mode = "dynamic"
     module.on_fit_start()
