@@ -24,7 +24,8 @@ class InputError(Exception):
     expected:
         What we needed there.
     got:
-        What we found instead (optional).
+        What we found instead (optional); kept on one line, so callers may pass a library's
+        multi-line message as it is.
     """
 
     def __init__(
@@ -37,7 +38,7 @@ class InputError(Exception):
         self.path = None if path is None else str(path)
         self.where = where
         self.expected = expected
-        self.got = got
+        self.got = None if got is None else " ".join(got.split())
         super().__init__(self.message)
 
     @property

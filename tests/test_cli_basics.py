@@ -142,3 +142,12 @@ def test_control_characters_a_user_typed_are_escaped_in_the_error_line(capsys):
 
     error_line("spanet-train", "options.json: got \x00x\x1b[2J\nmore")
     assert capsys.readouterr().err == "spanet-train: error: options.json: got \\x00x\\x1b[2J more\n"
+
+
+def test_an_input_error_keeps_a_librarys_multi_line_message_on_one_line():
+    """Python callers get the same single line as the command line: ``got`` may be a library's
+    message (h5py, torch) as it is."""
+    from spanet_lite.errors import InputError
+
+    error = InputError("data.h5", "", "a readable HDF5 file", "Unable to open\n  (bad symbol table)  ")
+    assert str(error) == "data.h5: expected a readable HDF5 file, got Unable to open (bad symbol table)"

@@ -137,7 +137,7 @@ def _describe_h5_error(error: OSError) -> str:
     if "truncated" in text:
         detail = text[text.find("truncated"):].rstrip(")")
         return f"a truncated file ({detail})"
-    return " ".join(text.split())
+    return text
 
 
 # ----------------------------------------------------------------------------- validation
@@ -188,7 +188,7 @@ def validate_h5(
         findings = scan.run(chunk_size, progress)
         report.summary = scan.summary()
     except (OSError, RuntimeError) as error:  # h5py: damaged metadata or chunks, a soft-link loop
-        raise InputError(source, "", "a readable HDF5 file", " ".join(str(error).split())) from None
+        raise InputError(source, "", "a readable HDF5 file", str(error)) from None
     # Content errors go after the structural ones, then warnings, info notes last.
     errors = [p for p in problems if p.level == "error"] + [p for p in findings if p.level == "error"]
     report.problems = errors + [p for p in findings if p.level == "warning"] + [

@@ -93,7 +93,7 @@ def _from_run_file(path: Path, build: Callable[[dict[str, Any]], T]) -> T:
     try:
         return build(data)
     except (TypeError, ValueError, KeyError) as error:  # keys or values of another kind
-        raise InputError(path, "", "a file written by spanet-train", " ".join(str(error).split())) from None
+        raise InputError(path, "", "a file written by spanet-train", str(error)) from None
 
 
 def find_checkpoint(directory: Path) -> Path:
@@ -115,8 +115,7 @@ def _build_network(
         return SpanetNetwork(spec, options, statistics)
     except (ValueError, KeyError, TypeError) as error:
         raise InputError(
-            directory, "", "event_file.yaml, options.json and statistics.json of one run",
-            " ".join(str(error).split()),
+            directory, "", "event_file.yaml, options.json and statistics.json of one run", str(error),
         ) from None
     except RuntimeError as error:  # a width edited into options.json that does not fit in memory
         failure = device_failure(error)
