@@ -122,4 +122,9 @@ def report(
         f"machine: {m['cpu']}, {m['cores']} cores, python {m['python']}, torch {m.get('torch', '-')}"
     )
     if json_path is not None:
-        atomic_write_text(json_path, json.dumps({"machine": m, **figures}, indent=2) + "\n")
+        write_json(json_path, figures)
+
+
+def write_json(path: Path, figures: dict[str, Any]) -> None:
+    """``figures`` with the machine, written atomically (a reader never sees half a file)."""
+    atomic_write_text(path, json.dumps({"machine": machine(), **figures}, indent=2) + "\n")

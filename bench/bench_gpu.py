@@ -16,6 +16,15 @@ One prepared command (under 5 minutes on one H200-class GPU)::
    * ``wide_b4096``: a 128-wide network with 6 encoder layers, batch 4096;
    * ``spanet_b1024_compile``: the first one with ``compile: true`` (CUDA only), to measure
      what ``torch.compile`` brings (``compile: auto`` stays eager on CUDA until this says otherwise);
+   * ``spanet_b1024_cudagraphs``: the same with inductor's CUDA graphs on (``triton.cudagraphs``,
+     what ``mode="reduce-overhead"`` turns on; CUDA only): each width bucket's compiled step is
+     replayed as one graph, without a kernel launch per operation. The package does not turn
+     this on itself yet; this configuration measures whether it should. ``cudagraph_skips``
+     counts the graphs inductor declined to capture (0 when every step was captured);
+
+   The two compiled configurations run last, so that a slow or failing compile costs only
+   them. On the CPU they run only when named in ``--only`` (a dry run of this script's code:
+   there are no CUDA graphs on a CPU, and compiling takes minutes);
 
 3. per configuration, prints and stores: training events/s over the window (whole epochs,
    validation included; also per CPU-second of this process), steps, mean GPU utilisation
@@ -23,9 +32,16 @@ One prepared command (under 5 minutes on one H200-class GPU)::
    200 ms), peak GPU memory (torch's allocator
    and ``nvidia-smi``), per step the wall time, the host time (Python issuing the step: from
    the batch-start to the batch-end hook) and the device time (CUDA events around the same
-   span), held-out event purity after the window (``run.evaluate``), and ``predict`` events/s
+   span), held-out event purity after the window (``run.evaluate``), ``predict`` events/s
    (``write_predictions``, what ``spanet-predict`` runs, file written) on the 100k held-out
-   events.
+   events, and ``to_window_s``, the seconds from the start of ``train`` to the window (compiling
+   included). ``steady_train_events_per_s`` (and ``step_wall_ms_median``) come from the median
+   time from one step's start to the next: what a long run settles to, without the epoch ends
+   (validation) and without the one compile a static-shape run does for the short last batch
+   of its first epoch, which can land inside the window.
+
+``--json PATH`` is rewritten after every configuration, so that a session cut short still
+leaves the figures of the configurations it finished.
 
 The CPU comparison with SPANet v2 itself (same options, same data, both tools timed alike) is
 ``bench/bench_cpu.py``.
@@ -48,7 +64,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +90,7 @@ class Config:
     options: dict[str, Any]
     batch_size: int
     compile: bool = False
+    cudagraphs: bool = False
 
 
 QUICK_SHRINK: dict[str, Any] = {
@@ -87,7 +104,9 @@ QUICK_SHRINK: dict[str, Any] = {
 """``--quick`` checks that the benchmark runs; it shrinks every network so that it takes seconds."""
 
 
-def configs(quick: bool, cuda: bool) -> list[Config]:
+def configs(quick: bool, cuda: bool, named: set[str] | None = None) -> list[Config]:
+    """The configurations to run, in order: those named (all by default), the compiled ones
+    on the CPU only when named."""
     if quick:
         chosen = [
             Config("spanet_b1024", {**SPANET_TTBAR, **QUICK_SHRINK}, 256),
@@ -100,9 +119,14 @@ def configs(quick: bool, cuda: bool) -> list[Config]:
             Config("spanet_b4096", SPANET_TTBAR, 4096),
             Config("wide_b4096", WIDE, 4096),
         ]
-    if cuda:
-        chosen.append(Config("spanet_b1024_compile", SPANET_TTBAR, chosen[0].batch_size, compile=True))
-    return chosen
+    first = chosen[0]
+    chosen += [
+        Config("spanet_b1024_compile", first.options, first.batch_size, compile=True),
+        Config("spanet_b1024_cudagraphs", first.options, first.batch_size, compile=True, cudagraphs=True),
+    ]
+    if named is not None:
+        return [c for c in chosen if c.name in named]
+    return [c for c in chosen if cuda or not c.compile]
 
 
 # ------------------------------------------------------------------ GPU sampling
@@ -180,6 +204,7 @@ def timing_callback(seconds: float, warm_steps: int, checkpoint: Path):
             self.stop: float | None = None
             self.cpu_start = self.cpu_stop = 0.0
             self.host: list[float] = []
+            self.starts: list[float] = []
             self.marks: list[tuple[Any, Any]] = []
             self._t = 0.0
             self._event: Any = None
@@ -194,6 +219,8 @@ def timing_callback(seconds: float, warm_steps: int, checkpoint: Path):
                 self.start = time.perf_counter()
                 self.cpu_start = time.process_time()
             self._t = time.perf_counter()
+            if self.start is not None:
+                self.starts.append(self._t)
             if self.start is not None and self.cuda:
                 self._event = torch.cuda.Event(enable_timing=True)
                 self._event.record()
@@ -230,6 +257,13 @@ def timing_callback(seconds: float, warm_steps: int, checkpoint: Path):
                 "step_host_ms": round(1000 * sum(self.host) / steps, 3),
                 "step_device_ms": None,
             }
+            # From one step's start to the next: the median leaves out the epoch ends
+            # (validation) and a compile for a new shape (the short last batch of an epoch).
+            gaps = sorted(b - a for a, b in zip(self.starts, self.starts[1:]))
+            if gaps:
+                median = gaps[len(gaps) // 2]
+                result["step_wall_ms_median"] = round(1000 * median, 3)
+                result["steady_train_events_per_s"] = round(self.events / steps / median)
             if self.marks:
                 device = sum(a.elapsed_time(b) for a, b in self.marks) / len(self.marks)
                 result["step_device_ms"] = round(device, 3)
@@ -279,15 +313,17 @@ def run_config(
     checkpoint = work / f"{config.name}.ckpt"
     window = timing_callback(seconds, 1 if quick else (40 if config.compile else 20), checkpoint)
     sampler = GpuSampler().start() if cuda else None
+    skips_before = cudagraph_skips()
     started = time.perf_counter()
-    result = train(
-        options,
-        gpus=1 if cuda else 0,
-        log_dir=work / "runs",
-        name=config.name,
-        quiet=True,
-        callbacks=[window],
-    )
+    with inductor_settings(config):
+        result = train(
+            options,
+            gpus=1 if cuda else 0,
+            log_dir=work / "runs",
+            name=config.name,
+            quiet=True,
+            callbacks=[window],
+        )
     total = time.perf_counter() - started
     if sampler is not None:
         sampler.stop()
@@ -297,7 +333,10 @@ def run_config(
         "precision": "bf16-mixed" if cuda and torch.cuda.is_bf16_supported() else options.precision,
         **window.figures(),
         "run_s": round(total, 1),
+        "to_window_s": round(window.start - started, 1) if window.start is not None else None,
     }
+    if config.cudagraphs:
+        figures["cudagraph_skips"] = cudagraph_skips() - skips_before
     if sampler is not None and window.start is not None and window.stop is not None:
         figures.update(sampler.window(window.start, window.stop))
     if result.run_dir is None:
@@ -316,6 +355,23 @@ def run_config(
         figures["predict_events_per_s"] = round(events / (time.perf_counter() - started))
         figures["predict_events"] = events
     return figures
+
+
+def inductor_settings(config: Config) -> contextlib.AbstractContextManager[object]:
+    """Inductor's CUDA graphs for a ``cudagraphs`` configuration (read when the first compiled
+    step compiles, inside ``train``); nothing for the others."""
+    if not config.cudagraphs:
+        return contextlib.nullcontext()
+    import torch._inductor.config
+
+    return torch._inductor.config.patch({"triton.cudagraphs": True})
+
+
+def cudagraph_skips() -> int:
+    """How many compiled graphs inductor has so far declined to capture as CUDA graphs."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["inductor"]["cudagraph_skips"])
 
 
 @contextlib.contextmanager
@@ -343,12 +399,9 @@ def main() -> None:
     events = args.events or (2_000 if args.quick else 1_000_000)
     heldout_events = args.heldout or (500 if args.quick else 100_000)
     seconds = args.seconds if args.seconds is not None else (0.5 if args.quick else 25.0)
-    chosen = configs(args.quick, cuda)
-    if args.only:
-        wanted = set(args.only.split(","))
-        chosen = [c for c in chosen if c.name in wanted]
+    chosen = configs(args.quick, cuda, set(args.only.split(",")) if args.only else None)
     if args.batch_size:
-        chosen = [Config(c.name, c.options, args.batch_size, c.compile) for c in chosen]
+        chosen = [replace(c, batch_size=args.batch_size) for c in chosen]
     device = torch.cuda.get_device_name(0) if cuda else "cpu"
     figures: dict[str, Any] = {"device": device, "quick": args.quick, "window_s": seconds, "configs": {}}
     with tempfile.TemporaryDirectory(prefix="bench_gpu_") as directory:
@@ -367,7 +420,16 @@ def main() -> None:
                     config, work, event_file, training, heldout, seconds, args.quick
                 )
             print(json.dumps({config.name: figures["configs"][config.name]}), flush=True)
-    columns = ["config", "train ev/s", "GPU util %", "step wall/host/device ms", "purity", "predict ev/s"]
+            if args.json is not None:
+                _common.write_json(args.json, {**figures, "finished": False})
+    columns = [
+        "config",
+        "train ev/s (steady)",
+        "GPU util %",
+        "step wall/host/device ms",
+        "purity",
+        "predict ev/s",
+    ]
     rows = []
     for name, c in figures["configs"].items():
         if "error" in c:
@@ -377,13 +439,14 @@ def main() -> None:
         rows.append(
             [
                 name,
-                c["train_events_per_s"],
+                f"{c['train_events_per_s']} ({c.get('steady_train_events_per_s', '-')})",
                 c.get("gpu_utilisation_percent", "-"),
                 split,
                 c.get("heldout_event_purity", "-"),
                 c.get("predict_events_per_s", "-"),
             ]
         )
+    figures["finished"] = True
     _common.report(f"bench_gpu on {device}", columns, rows, figures, args.json)
     print(json.dumps(figures))
 

@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import bench_gpu  # noqa: E402
 
 
 def test_quick_mode_reports_speed_memory_and_purity_per_configuration(tmp_path: Path) -> None:
@@ -17,11 +20,51 @@ def test_quick_mode_reports_speed_memory_and_purity_per_configuration(tmp_path: 
     command = [sys.executable, str(ROOT / "bench" / "bench_gpu.py"), "--quick", "--seconds", "0.2"]
     subprocess.run([*command, "--json", str(out)], check=True, env=env, capture_output=True, timeout=300)
     figures = json.loads(out.read_text())
-    assert figures["device"] == "cpu" and figures["training_events"] == 2000
+    assert figures["device"] == "cpu" and figures["training_events"] == 2000 and figures["finished"]
     assert set(figures["configs"]) == {"spanet_b1024", "spanet_b4096", "wide_b4096"}
     for config in figures["configs"].values():
         assert config["train_events_per_s"] > 0 and config["train_events_per_cpu_s"] > 0
         assert config["timed_steps"] >= 1
+        assert ("steady_train_events_per_s" in config) == (config["timed_steps"] >= 2)
+        assert config.get("steady_train_events_per_s", 1) > 0 and config["to_window_s"] >= 0
         assert config["step_host_ms"] <= config["step_wall_ms"] * 1.01
         assert 0.0 <= config["heldout_event_purity"] <= 1.0
         assert config["predict_events"] == 500 and config["predict_events_per_s"] > 0
+
+
+def test_a_gpu_runs_the_compiled_configurations_last_and_a_cpu_only_when_they_are_named() -> None:
+    on_gpu = bench_gpu.configs(quick=False, cuda=True)
+    assert [c.name for c in on_gpu] == [
+        "spanet_b1024",
+        "spanet_b4096",
+        "wide_b4096",
+        "spanet_b1024_compile",
+        "spanet_b1024_cudagraphs",
+    ]
+    assert [(c.batch_size, c.compile, c.cudagraphs) for c in on_gpu[3:]] == [
+        (1024, True, False),
+        (1024, True, True),
+    ]
+    assert on_gpu[4].options == bench_gpu.SPANET_TTBAR
+    assert [c.name for c in bench_gpu.configs(quick=True, cuda=False)] == [
+        "spanet_b1024",
+        "spanet_b4096",
+        "wide_b4096",
+    ]
+    named = bench_gpu.configs(quick=True, cuda=False, named={"spanet_b1024_cudagraphs", "wide_b4096"})
+    assert [(c.name, c.batch_size) for c in named] == [("wide_b4096", 512), ("spanet_b1024_cudagraphs", 256)]
+
+
+def test_the_cudagraphs_configuration_turns_on_inductors_cuda_graphs_for_its_run_only() -> None:
+    import torch._inductor.config as inductor
+
+    cudagraphs, plain = bench_gpu.configs(
+        quick=True, cuda=True, named={"spanet_b1024_cudagraphs", "spanet_b1024"}
+    )[::-1]
+    assert inductor.triton.cudagraphs is False
+    with bench_gpu.inductor_settings(cudagraphs):
+        assert inductor.triton.cudagraphs is True
+    with bench_gpu.inductor_settings(plain):
+        assert inductor.triton.cudagraphs is False
+    assert inductor.triton.cudagraphs is False
+    assert bench_gpu.cudagraph_skips() >= 0
