@@ -190,6 +190,11 @@ def read_checkpoint(path: str | Path, expected: str = "a readable torch checkpoi
     Loaded with torch's ``weights_only``: tensors, numbers, strings and containers only, which is
     all spanet_lite writes. Unpickling anything else could run code hidden in the file, so a
     checkpoint holding other objects is refused instead of trusted.
+
+    A checkpoint is a zip archive that stores a CRC-32 of every record, but ``torch.load`` does
+    not compare them: a flipped byte in a weight loads silently as another weight. The records
+    are checked here first (the whole file read once more: 0.05 s for 100 MB on the development
+    machine).
     """
     import pickle
     import warnings
@@ -198,6 +203,11 @@ def read_checkpoint(path: str | Path, expected: str = "a readable torch checkpoi
 
     from spanet_lite.errors import InputError
 
+    damaged = _damaged_zip_record(path)
+    if damaged is not None:
+        raise InputError(
+            path, "", expected, f"a damaged file (its record {damaged} fails its stored checksum)"
+        )
     try:
         with warnings.catch_warnings():  # torch warns about old pickle protocols on the way to failing
             warnings.simplefilter("ignore", UserWarning)
@@ -213,3 +223,18 @@ def read_checkpoint(path: str | Path, expected: str = "a readable torch checkpoi
         raise InputError(path, "", expected, "a file that is not one") from None
     except Exception as error:  # torch raises several types for damaged files
         raise InputError(path, "", expected, type(error).__name__) from None
+
+
+def _damaged_zip_record(path: str | Path) -> str | None:
+    """The name of the first record of the zip archive at ``path`` whose data fails its CRC-32
+    (without the archive's top folder); None when every record passes, or when ``path`` is not
+    a readable zip archive (``torch.load`` then says what it is)."""
+    import zipfile
+    import zlib
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error, ValueError, NotImplementedError):
+        return None
+    return None if bad is None else bad.split("/", 1)[-1]

@@ -288,6 +288,36 @@ def test_an_event_file_given_with_ef_that_is_not_text_is_one_line(ttbar, capsys)
     )
 
 
+def _flip_a_weight_byte(checkpoint: Path) -> str:
+    """Flip one byte inside the largest tensor record of a checkpoint (a zip archive); its name."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(checkpoint) as archive:
+        record = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = bytearray(checkpoint.read_bytes())
+    header = record.header_offset  # a local file header: 30 bytes, then the name and the extra field
+    name_length, extra_length = struct.unpack("<HH", data[header + 26 : header + 30])
+    data[header + 30 + name_length + extra_length + record.file_size // 2] ^= 0x10
+    checkpoint.write_bytes(bytes(data))
+    return record.filename.split("/", 1)[1]
+
+
+def test_a_checkpoint_with_a_flipped_byte_is_one_line_not_other_weights(ttbar, tmp_path, capsys):
+    """torch.load would load it: the zip archive's own checksums catch it."""
+    run_dir, data = ttbar
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    checkpoint = copy / "checkpoints" / "last.ckpt"
+    assert torch.load(checkpoint, weights_only=True)["state_dict"]  # undamaged, it loads
+    record = _flip_a_weight_byte(checkpoint)
+    assert torch.load(checkpoint, weights_only=True)["state_dict"]  # and damaged, torch loads it too
+    assert test_cli.main([str(copy), "-tf", str(data), "-ckpt", str(checkpoint)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"spanet-test: error: {checkpoint}: expected a readable torch checkpoint, got a damaged file "
+        f"(its record {record} fails its stored checksum)"
+    )
+
+
 class _Planted:
     """Unpickling this creates a file: what a hostile checkpoint could do with any code."""
 
