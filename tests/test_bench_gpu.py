@@ -1,4 +1,5 @@
-"""bench/bench_gpu.py runs end to end in --quick mode (on the CPU here), and reports every figure."""
+"""bench/bench_gpu.py and bench/gpu_session.sh run end to end at toy sizes (on the CPU here), and
+report every figure."""
 
 from __future__ import annotations
 
@@ -12,24 +13,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bench_gpu  # noqa: E402
-
-
-def test_quick_mode_reports_speed_memory_and_purity_per_configuration(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    command = [sys.executable, str(ROOT / "bench" / "bench_gpu.py"), "--quick", "--seconds", "0.2"]
-    subprocess.run([*command, "--json", str(out)], check=True, env=env, capture_output=True, timeout=300)
-    figures = json.loads(out.read_text())
-    assert figures["device"] == "cpu" and figures["training_events"] == 2000 and figures["finished"]
-    assert set(figures["configs"]) == {"spanet_b1024", "spanet_b4096", "wide_b4096"}
-    for config in figures["configs"].values():
-        assert config["train_events_per_s"] > 0 and config["train_events_per_cpu_s"] > 0
-        assert config["timed_steps"] >= 1
-        assert ("steady_train_events_per_s" in config) == (config["timed_steps"] >= 2)
-        assert config.get("steady_train_events_per_s", 1) > 0 and config["to_window_s"] >= 0
-        assert config["step_host_ms"] <= config["step_wall_ms"] * 1.01
-        assert 0.0 <= config["heldout_event_purity"] <= 1.0
-        assert config["predict_events"] == 500 and config["predict_events_per_s"] > 0
 
 
 def test_a_gpu_runs_the_compiled_configurations_last_and_a_cpu_only_when_they_are_named() -> None:
@@ -68,3 +51,35 @@ def test_the_cudagraphs_configuration_turns_on_inductors_cuda_graphs_for_its_run
         assert inductor.triton.cudagraphs is False
     assert inductor.triton.cudagraphs is False
     assert bench_gpu.cudagraph_skips() >= 0
+
+
+
+def test_the_gpu_session_script_dry_runs_on_the_cpu_and_reports_every_figure(tmp_path: Path) -> None:
+    """bench/gpu_session.sh, what a short GPU session runs in one call (the machine, the CUDA
+    tests, bench_gpu.py), here at toy sizes on the CPU."""
+    out = tmp_path / "session"
+    env = {**os.environ, "PYTHON": sys.executable, "QUICK": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(
+        ["bash", str(ROOT / "bench" / "gpu_session.sh"), str(out)],
+        cwd=ROOT, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    files = ["bench_gpu.json", "bench_gpu.txt", "machine.txt", "pytest.txt"]
+    assert sorted(p.name for p in out.iterdir()) == files
+    assert "cuda False" in (out / "machine.txt").read_text()
+    lines = done.stdout.splitlines()
+    assert lines[1].startswith("tests (rc 0, 124 = time limit): ") and " passed" in lines[1]
+    printed = [json.loads(line) for line in lines if line.startswith('{"')]
+    assert [next(iter(c)) for c in printed] == ["spanet_b1024", "spanet_b4096", "wide_b4096"]
+
+    figures = json.loads((out / "bench_gpu.json").read_text())
+    assert figures["device"] == "cpu" and figures["training_events"] == 2000 and figures["finished"]
+    assert set(figures["configs"]) == {"spanet_b1024", "spanet_b4096", "wide_b4096"}
+    for config in figures["configs"].values():
+        assert config["train_events_per_s"] > 0 and config["train_events_per_cpu_s"] > 0
+        assert config["timed_steps"] >= 1
+        assert config["step_host_ms"] <= config["step_wall_ms"] * 1.01
+        assert ("steady_train_events_per_s" in config) == (config["timed_steps"] >= 2)
+        assert config.get("steady_train_events_per_s", 1) > 0 and config["to_window_s"] >= 0
+        assert 0.0 <= config["heldout_event_purity"] <= 1.0
+        assert config["predict_events"] == 500 and config["predict_events_per_s"] > 0
