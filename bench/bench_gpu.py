@@ -4,8 +4,9 @@ One prepared command (under 5 minutes on one H200-class GPU)::
 
     PYTHONPATH=. python bench/bench_gpu.py --json bench_gpu.json
 
-1. generates 1,000,000 all-hadronic ttbar events for training (``spanet-generate ttbar_allhad``)
-   and 100,000 held-out ones (another seed);
+1. generates about 1,000,000 all-hadronic ttbar events for training (``spanet-generate
+   ttbar_allhad``; 1,000,286, so that the 95 % training split is a whole number of batches of
+   1024 and 4096: see :func:`whole_batches`) and 100,000 held-out ones (another seed);
 2. trains, each for a fixed wall clock (``--seconds``, default 25) measured from the first step
    after a warm-up, with this package's defaults on the device (``dataset_mode: auto``, which
    keeps the data on the GPU; bf16 autocast; fused AdamW; TF32):
@@ -14,17 +15,18 @@ One prepared command (under 5 minutes on one H200-class GPU)::
      ``full_hadronic_ttbar/example.json`` (the values in :data:`SPANET_TTBAR`) at batch 1024
      and 4096;
    * ``wide_b4096``: a 128-wide network with 6 encoder layers, batch 4096;
-   * ``spanet_b1024_compile``: the first one with ``compile: true`` (CUDA only), to measure
-     what ``torch.compile`` brings (``compile: auto`` stays eager on CUDA until this says otherwise);
-   * ``spanet_b1024_cudagraphs``: the same with inductor's CUDA graphs on (``triton.cudagraphs``,
-     what ``mode="reduce-overhead"`` turns on; CUDA only): each width bucket's compiled step is
-     replayed as one graph, without a kernel launch per operation. The package does not turn
-     this on itself yet; this configuration measures whether it should. ``cudagraph_skips``
-     counts the graphs inductor declined to capture (0 when every step was captured);
+   * ``spanet_b1024_cudagraphs``: the first one with ``compile: true`` and inductor's CUDA
+     graphs on (``triton.cudagraphs``, what ``mode="reduce-overhead"`` turns on; CUDA only):
+     each width bucket's compiled step is replayed as one graph, without a kernel launch per
+     operation. The package does not turn this on itself yet; this configuration measures
+     whether it should. ``cudagraph_skips`` counts the graphs inductor declined to capture (0
+     when every step was captured);
+   * ``spanet_b1024_compile``: ``compile: true`` alone (CUDA only), to measure what
+     ``torch.compile`` brings (``compile: auto`` stays eager on CUDA until this says otherwise);
 
    The two compiled configurations run last, so that a slow or failing compile costs only
-   them. On the CPU they run only when named in ``--only`` (a dry run of this script's code:
-   there are no CUDA graphs on a CPU, and compiling takes minutes);
+   them, CUDA graphs first. On the CPU they run only when named in ``--only`` (a dry run of
+   this script's code: there are no CUDA graphs on a CPU, and compiling takes minutes);
 
 3. per configuration, prints and stores: training events/s over the window (whole epochs,
    validation included; also per CPU-second of this process), steps, mean GPU utilisation
@@ -57,6 +59,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -120,9 +123,9 @@ def configs(quick: bool, cuda: bool, named: set[str] | None = None) -> list[Conf
             Config("wide_b4096", WIDE, 4096),
         ]
     first = chosen[0]
-    chosen += [
-        Config("spanet_b1024_compile", first.options, first.batch_size, compile=True),
+    chosen += [  # CUDA graphs first: the likelier way to the targets, should time run short
         Config("spanet_b1024_cudagraphs", first.options, first.batch_size, compile=True, cudagraphs=True),
+        Config("spanet_b1024_compile", first.options, first.batch_size, compile=True),
     ]
     if named is not None:
         return [c for c in chosen if c.name in named]
@@ -357,6 +360,28 @@ def run_config(
     return figures
 
 
+def whole_batches(about: int, chosen: list[Config]) -> int:
+    """The fewest events, from ``about`` up, whose training split is a whole number of batches
+    of every configuration: no short last batch, for which a static-shape compiled run would
+    compile once more, in the middle of its window (a real run pays that once)."""
+    from spanet_lite.dataset.selection import split_rows
+
+    split = {c.options.get("train_validation_split", 0.95) for c in chosen}
+    batch = math.lcm(*(c.batch_size for c in chosen)) if chosen else 1
+    if len(split) != 1:
+        return about
+    (fraction,) = split
+    events = about
+    while round(fraction * events) % batch:
+        events += 1
+    train, _ = split_rows(
+        events, dataset_limit=1.0, train_validation_split=fraction, randomization_seed=0,
+        has_validation_file=False,
+    )
+    assert len(train) % batch == 0, "the training split is not counted as spanet_lite counts it"
+    return events
+
+
 def inductor_settings(config: Config) -> contextlib.AbstractContextManager[object]:
     """Inductor's CUDA graphs for a ``cudagraphs`` configuration (read when the first compiled
     step compiles, inside ``train``); nothing for the others."""
@@ -396,12 +421,12 @@ def main() -> None:
     import torch
 
     cuda = torch.cuda.is_available()
-    events = args.events or (2_000 if args.quick else 1_000_000)
     heldout_events = args.heldout or (500 if args.quick else 100_000)
     seconds = args.seconds if args.seconds is not None else (0.5 if args.quick else 25.0)
     chosen = configs(args.quick, cuda, set(args.only.split(",")) if args.only else None)
     if args.batch_size:
         chosen = [replace(c, batch_size=args.batch_size) for c in chosen]
+    events = args.events or whole_batches(2_000 if args.quick else 1_000_000, chosen)
     device = torch.cuda.get_device_name(0) if cuda else "cpu"
     figures: dict[str, Any] = {"device": device, "quick": args.quick, "window_s": seconds, "configs": {}}
     with tempfile.TemporaryDirectory(prefix="bench_gpu_") as directory:

@@ -21,14 +21,14 @@ def test_a_gpu_runs_the_compiled_configurations_last_and_a_cpu_only_when_they_ar
         "spanet_b1024",
         "spanet_b4096",
         "wide_b4096",
-        "spanet_b1024_compile",
         "spanet_b1024_cudagraphs",
+        "spanet_b1024_compile",
     ]
     assert [(c.batch_size, c.compile, c.cudagraphs) for c in on_gpu[3:]] == [
-        (1024, True, False),
         (1024, True, True),
+        (1024, True, False),
     ]
-    assert on_gpu[4].options == bench_gpu.SPANET_TTBAR
+    assert on_gpu[3].options == on_gpu[4].options == bench_gpu.SPANET_TTBAR
     assert [c.name for c in bench_gpu.configs(quick=True, cuda=False)] == [
         "spanet_b1024",
         "spanet_b4096",
@@ -36,6 +36,13 @@ def test_a_gpu_runs_the_compiled_configurations_last_and_a_cpu_only_when_they_ar
     ]
     named = bench_gpu.configs(quick=True, cuda=False, named={"spanet_b1024_cudagraphs", "wide_b4096"})
     assert [(c.name, c.batch_size) for c in named] == [("wide_b4096", 512), ("spanet_b1024_cudagraphs", 256)]
+
+
+def test_the_training_split_is_a_whole_number_of_every_configurations_batches() -> None:
+    """No short last batch: a static-shape compiled run would compile for it inside its window."""
+    assert bench_gpu.whole_batches(1_000_000, bench_gpu.configs(quick=False, cuda=True)) == 1_000_286
+    assert round(0.95 * 1_000_286) == 232 * 4096  # 928 batches of 1024, 232 of 4096
+    assert bench_gpu.whole_batches(2_000, bench_gpu.configs(quick=True, cuda=False)) == 2_156  # 4 x 512
 
 
 def test_the_cudagraphs_configuration_turns_on_inductors_cuda_graphs_for_its_run_only() -> None:
@@ -73,7 +80,7 @@ def test_the_gpu_session_script_dry_runs_on_the_cpu_and_reports_every_figure(tmp
     assert [next(iter(c)) for c in printed] == ["spanet_b1024", "spanet_b4096", "wide_b4096"]
 
     figures = json.loads((out / "bench_gpu.json").read_text())
-    assert figures["device"] == "cpu" and figures["training_events"] == 2000 and figures["finished"]
+    assert figures["device"] == "cpu" and figures["training_events"] == 2156 and figures["finished"]
     assert set(figures["configs"]) == {"spanet_b1024", "spanet_b4096", "wide_b4096"}
     for config in figures["configs"].values():
         assert config["train_events_per_s"] > 0 and config["train_events_per_cpu_s"] > 0
