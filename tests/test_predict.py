@@ -280,6 +280,43 @@ def test_a_run_directory_with_a_damaged_file_is_one_line(ttbar, tmp_path, capsys
     assert "\n" not in err and message in err
 
 
+@pytest.mark.parametrize(
+    ("folder", "got"),
+    [
+        ("runs", "a folder of runs: pass one of them (version_0, version_1, version_10)"),
+        ("empty", "a folder without event_file.yaml, options.json or checkpoints/"),
+    ],
+)
+def test_a_folder_that_is_not_a_run_is_named_as_such_by_test_and_predict(
+    ttbar, tmp_path, capsys, folder, got
+):
+    """The folder above version_N (or any other) is not a run: said so, rather than
+    'event_file.yaml: no such file'."""
+    run_dir, data = ttbar
+    given = tmp_path / "logs" / "ttbar"
+    given.mkdir(parents=True)
+    if folder == "runs":
+        for version in ("version_10", "version_0", "version_1"):
+            shutil.copytree(run_dir, given / version, ignore=shutil.ignore_patterns("*.ckpt"))
+    expected = f"{given}: expected a run directory written by spanet-train, got {got}"
+    assert test_cli.main([str(given), "-tf", str(data)]) == 2
+    assert capsys.readouterr().err.strip() == f"spanet-test: error: {expected}"
+    assert predict_cli.main([str(given), str(data), str(tmp_path / "out.h5")]) == 2
+    assert capsys.readouterr().err.strip() == f"spanet-predict: error: {expected}"
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_a_run_that_lost_only_its_event_file_names_that_file(ttbar, tmp_path, capsys):
+    run_dir, data = ttbar
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    (copy / "event_file.yaml").unlink()
+    assert test_cli.main([str(copy), "-tf", str(data)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"spanet-test: error: {copy / 'event_file.yaml'}: expected the event file copied by spanet-train, "
+        "got no such file"
+    )
+
+
 def test_an_event_file_given_with_ef_that_is_not_text_is_one_line(ttbar, capsys):
     run_dir, data = ttbar
     assert test_cli.main([str(run_dir), "-tf", str(data), "-ef", str(data)]) == 2

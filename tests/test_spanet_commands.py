@@ -23,7 +23,7 @@ from spanet_lite.cli import test as test_cli
 from spanet_lite.cli import train as train_cli
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.metrics import classification_metrics
-from spanet_lite.training.weights import load_initial_weights
+from spanet_lite.training.weights import load_initial_weights, read_initial_weights
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -216,20 +216,43 @@ def test_state_dict_with_freeze_starts_from_those_weights_and_keeps_them(
     assert any(not torch.equal(resumed[k], tuned[k]) for k in set(tuned) - set(kept))  # the rest trains
 
 
+@pytest.mark.parametrize("given", ["run directory", "damaged checkpoint"])
+def test_a_bad_state_dict_is_one_line_before_anything_is_printed_or_loaded(
+    spanet_style_run, generated_tth, tmp_path, capsys, given
+):
+    """-sf is read first: a bad checkpoint is the run's only output, not a line after the options table."""
+    _, source_run = spanet_style_run
+    options = write_options(tmp_path, generated_tth, epochs=1)
+    if given == "run directory":
+        path = source_run
+        got = f"got a directory: a run's weights are in {source_run / 'checkpoints'}/, e.g. best.ckpt"
+    else:
+        path = tmp_path / "damaged.ckpt"
+        data = bytearray((source_run / "checkpoints" / "last.ckpt").read_bytes())
+        data[len(data) // 2] ^= 0x01  # inside a tensor record: the archive's directory is at the end
+        path.write_bytes(bytes(data))
+        got = "got a damaged file (its record data/"
+    capsys.readouterr()
+    assert train_cli.main(["-of", str(options), "-sf", str(path), "-l", str(tmp_path / "logs")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and got in err
+    assert not (tmp_path / "logs").exists()
+
+
 def test_load_initial_weights_copies_matching_tensors_and_freezes_only_those(tmp_path):
     torch.manual_seed(0)
     old = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
     torch.save({"state_dict": old.state_dict()}, tmp_path / "old.ckpt")
     new = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 5))  # second layer reshaped
-    report = load_initial_weights(new, tmp_path / "old.ckpt", freeze=True)
+    report = load_initial_weights(new, read_initial_weights(tmp_path / "old.ckpt", freeze=True))
     assert sorted(report.loaded) == ["0.bias", "0.weight"]
     assert sorted(report.missing) == sorted(report.unused) == ["1.bias", "1.weight"]
     torch.testing.assert_close(new[0].weight, old[0].weight)
     assert not new[0].weight.requires_grad and new[1].weight.requires_grad
     with pytest.raises(InputError, match="none match"):
-        load_initial_weights(torch.nn.Linear(3, 4), tmp_path / "old.ckpt")
+        load_initial_weights(torch.nn.Linear(3, 4), read_initial_weights(tmp_path / "old.ckpt"))
     with pytest.raises(InputError, match="frozen"):  # nothing left to train
-        load_initial_weights(old, tmp_path / "old.ckpt", freeze=True)
+        load_initial_weights(old, read_initial_weights(tmp_path / "old.ckpt", freeze=True))
 
 
 # -------------------------------------------------------------------------- predict

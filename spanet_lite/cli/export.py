@@ -66,9 +66,9 @@ def _body(argv: Sequence[str] | None) -> int:
     run = load_run(args.run_dir, checkpoint=args.checkpoint)
     path = export_onnx(run, args.output, opset=args.opset, convention=convention)
     console = Console()
-    console.print(f"wrote {path}")
-    console.print(f"  inputs:  {', '.join(input_names(run.spec))}")
-    console.print(f"  outputs: {', '.join(output_names(run.spec, convention))}")
+    console.print(f"wrote {path}", markup=False)
+    console.print(f"  inputs:  {', '.join(input_names(run.spec))}", markup=False)
+    console.print(f"  outputs: {', '.join(output_names(run.spec, convention))}", markup=False)
     if not args.input_log_transform and any(f.log for s in run.spec.inputs for f in s.features):
         console.print("  log_normalize features enter as log(1 + x) (SPANet's convention); "
                       "--input-log-transform takes them raw")
@@ -76,7 +76,7 @@ def _body(argv: Sequence[str] | None) -> int:
         target = Path(path).with_name("onnx_decoder.py")
         with atomic_path(target) as tmp:
             shutil.copyfile(numpy_decoder.__file__, tmp)
-        console.print(f"  numpy decoder: {target}")
+        console.print(f"  numpy decoder: {target}", markup=False)
     return EXIT_OK
 
 

@@ -92,7 +92,7 @@ def _body(argv: Sequence[str] | None) -> int:
             run, input_file, output_file, batch_size=args.batch_size, threshold=args.threshold,
             mode=args.decoding, embeddings=args.embeddings, progress=sys.stderr.isatty(),
         )
-    Console(stderr=True).print(f"{count:,} events predicted into {output_file}")
+    Console(stderr=True).print(f"{count:,} events predicted into {output_file}", markup=False)
     return EXIT_OK
 
 

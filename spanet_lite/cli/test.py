@@ -103,14 +103,15 @@ def _body(argv: Sequence[str] | None) -> int:
     if args.json:
         text = json.dumps(json_ready(evaluation.metrics), indent=2, allow_nan=False)
         atomic_write_text(args.json, text + "\n")
-        console.print(f"numbers written to {args.json}")
+        console.print(f"numbers written to {args.json}", markup=False)
     if args.plots:
         from spanet_lite.evaluation.plots import write_all
         from spanet_lite.io import atomic_directory
 
         with atomic_directory(args.plots) as folder:
             written = write_all(evaluation, run.spec, run.directory, folder)
-        console.print(f"{len(written)} plots written to {args.plots}: {', '.join(p.name for p in written)}")
+        names = ", ".join(p.name for p in written)
+        console.print(f"{len(written)} plots written to {args.plots}: {names}", markup=False)
     return EXIT_OK
 
 

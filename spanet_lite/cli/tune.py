@@ -95,7 +95,8 @@ def _body(argv: Sequence[str] | None) -> int:
     console.print(summary_table(result))
     if result.best is not None:
         console.print(f"best: trial {result.best.number}, {result.monitor} {result.best.value:.4f} "
-                      f"({result.best.run_dir}); options: {result.best_options}", highlight=False)
+                      f"({result.best.run_dir}); options: {result.best_options}",
+                      highlight=False, markup=False)
     else:
         console.print("no trial completed yet", highlight=False)
     if result.failed_workers:

@@ -80,8 +80,11 @@ def options_table(
 
 
 def _show(value: object) -> str:
+    """A value as the table shows it: a string as the user wrote it (brackets are not markup)."""
+    from rich.markup import escape
+
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return value if value else '""'
+        return escape(value) if value else '""'
     return repr(value)

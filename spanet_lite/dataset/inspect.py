@@ -78,10 +78,11 @@ def _number(value: float | None, digits: int = 4) -> str:
 
 def render_report(report: ValidationReport, console: Any) -> None:
     """Print the summary and the problems as rich tables on ``console`` (a ``rich.console.Console``)."""
+    from rich.markup import escape
     from rich.table import Table
 
     summary = report.summary
-    console.print(f"[bold]{report.source}[/bold]: {report.num_events:,} events")
+    console.print(f"[bold]{escape(str(report.source))}[/bold]: {report.num_events:,} events")
 
     inputs = Table(title="Inputs", title_justify="left")
     for column in ("input", "kind", "slots", "objects / event (mean)", "objects / event (max)"):
@@ -128,7 +129,7 @@ def render_report(report: ValidationReport, console: Any) -> None:
         for problem in report.problems:
             level = {"error": "[red]error[/red]", "warning": "[yellow]warning[/yellow]"}.get(
                 problem.level, "[dim]info[/dim]")
-            problems.add_row(level, problem.where or "(file)", problem.message)
+            problems.add_row(level, escape(problem.where or "(file)"), escape(problem.message))
         console.print(problems)
     errors = len(report.errors)
     if errors:

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -45,8 +46,8 @@ def render(metrics: dict[str, Any], console: Console | None = None, *, latex: bo
                 console.print("The same tables for the chi-square baseline (masses: see below):")
                 _spanet_tables(chi["spanet_tables"], console)
     console.print(
-        f"[bold]{metrics['file']}[/]: {metrics['num_events']:,} events "
-        f"(sum of weights {metrics['sum_of_weights']:,.1f}), run {metrics['run']}"
+        f"[bold]{escape(str(metrics['file']))}[/]: {metrics['num_events']:,} events "
+        f"(sum of weights {metrics['sum_of_weights']:,.1f}), run {escape(str(metrics['run']))}"
     )
     if "assignment" in metrics:
         _assignment(metrics, console)
@@ -155,7 +156,7 @@ def _assignment(metrics: dict[str, Any], console: Console) -> None:
             table.add_row(row, percent(values["proportion"]), *cells)
         console.print(table)
         if label == "jets" and "jet_count_rule" in metrics:
-            console.print(f"[dim]{metrics['jet_count_rule']}[/]")
+            console.print(f"[dim]{escape(metrics['jet_count_rule'])}[/]")
     gated = metrics["with_detection"]
     table = Table(title="Particles", title_justify="left")
     cut = f"{gated['threshold']:g}"
@@ -178,19 +179,19 @@ def _chi_square(metrics: dict[str, Any], console: Console) -> dict[str, Any] | N
     if not chi:
         return None
     if not chi["used"]:
-        console.print(f"[dim]{chi['note']}[/]")
+        console.print(f"[dim]{escape(chi['note'])}[/]")
         return None
     console.print(
         f"χ² baseline event purity {percent(chi['event_purity'])} "
         f"(over events with any reconstructable particle {percent(chi['event_purity_all'])}); "
-        f"[dim]{chi['note']}[/]"
+        f"[dim]{escape(chi['note'])}[/]"
     )
     return chi
 
 
 def _regression(metrics: dict[str, Any], console: Console) -> None:
     units = metrics.get("regression_units", {})
-    table = Table(title="Regressions (residual = prediction - truth, in the target's unit: [unit] where "
+    table = Table(title="Regressions (residual = prediction - truth, in the target's unit: \\[unit] where "
                   "the file gives one, else file units)", title_justify="left")
     table.add_column("target", no_wrap=True)
     table.add_column("", no_wrap=True)
@@ -202,7 +203,7 @@ def _regression(metrics: dict[str, Any], console: Console) -> None:
                 continue
             r = entry[source]
             unit = f" [{units[key]}]" if units.get(key) else ""
-            name = key.removeprefix("EVENT/") + unit if source == "network" else ""
+            name = escape(key.removeprefix("EVENT/") + unit) if source == "network" else ""
             label = "network" if source == "network" else "analytic ν"
             table.add_row(
                 name, label, fmt(r["bias"]), fmt(r["rms"]), fmt(r["width68"]), percent(r["within10"]),
@@ -214,7 +215,7 @@ def _regression(metrics: dict[str, Any], console: Console) -> None:
         note = baseline["note"]
         if baseline["used"] and baseline["unit_divisor"] != 1.0:
             note += f"; momenta divided by {baseline['unit_divisor']:g} to match the targets' units"
-        console.print(f"[dim]{note}[/]")
+        console.print(f"[dim]{escape(note)}[/]")
 
 
 def _classification(metrics: dict[str, Any], console: Console) -> None:

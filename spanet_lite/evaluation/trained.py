@@ -96,6 +96,19 @@ def _from_run_file(path: Path, build: Callable[[dict[str, Any]], T]) -> T:
         raise InputError(path, "", "a file written by spanet-train", str(error)) from None
 
 
+def _not_a_run(directory: Path) -> str:
+    """What a folder without any run file is, naming the runs inside it when it holds some (the
+    ``<log_dir>/<name>`` folder above ``version_N``, a likely slip)."""
+    runs = sorted(
+        (p.name for p in directory.glob("version_*") if (p / "event_file.yaml").is_file()),
+        key=lambda name: (len(name), name),
+    )
+    if not runs:
+        return "a folder without event_file.yaml, options.json or checkpoints/"
+    shown = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+    return f"a folder of runs: pass one of them ({shown})"
+
+
 def find_checkpoint(directory: Path) -> Path:
     for name in CHECKPOINT_NAMES:
         candidate = directory / "checkpoints" / name
@@ -142,6 +155,9 @@ def load_trained(
                 directory, "", "a run directory written by spanet-train (SPANet's runs are not read here)",
                 "a SPANet run directory (event.yaml, no event_file.yaml)",
             )
+        run_files = ("options.json", "statistics.json", "checkpoints")
+        if not any((directory / name).exists() for name in run_files):
+            raise InputError(directory, "", "a run directory written by spanet-train", _not_a_run(directory))
         raise InputError(event_file, "", "the event file copied by spanet-train", "no such file")
     spec = parse_event_spec(read_user_text(event_file, "event file", "YAML"), source=str(event_file))
     options = _from_run_file(directory / "options.json", Options.from_dict)

@@ -28,6 +28,7 @@ from spanet_lite.training.plan import Plan
 if TYPE_CHECKING:
     from spanet_lite.dataset.datamodule import SpanetDataModule
     from spanet_lite.dataset.statistics import DatasetStatistics
+    from spanet_lite.training.weights import InitialWeights
 
 
 @dataclass
@@ -78,8 +79,8 @@ class FitRequest:
     quiet: bool = False
     console: Console | None = None
     extra_callbacks: Sequence[Any] = ()
-    initial_weights: tuple[Path, bool] | None = None
-    """(checkpoint, freeze) to start from another run's weights (SPANet's -sf / -fsf)."""
+    initial_weights: InitialWeights | None = None
+    """Another run's weights to start from (SPANet's -sf / -fsf)."""
 
 
 def open_data(plan: Plan) -> OpenedData:
@@ -161,11 +162,11 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
     if initial_weights is not None:
         from spanet_lite.training.weights import load_initial_weights
 
-        loaded = load_initial_weights(module, initial_weights[0], freeze=initial_weights[1])
-        if initial_weights[1]:
+        loaded = load_initial_weights(module, initial_weights)
+        if initial_weights.freeze:
             module.freeze_parameters(loaded.loaded)
         if console is not None:
-            console.print(loaded.summary(), highlight=False)
+            console.print(loaded.summary(), highlight=False, markup=False)
     if plan.resume_checkpoint is not None:
         _check_checkpoint_fits(module, plan.resume_checkpoint)
     from spanet_lite.training.compilation import choose_compile
@@ -179,9 +180,9 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
     )
     module.compile_mode = choice.mode
     if console is not None:
-        module.report = lambda line: console.print(line, highlight=False, soft_wrap=True)
+        module.report = lambda line: console.print(line, highlight=False, soft_wrap=True, markup=False)
         if choice.note:
-            console.print(choice.note, highlight=False, soft_wrap=True)
+            console.print(choice.note, highlight=False, soft_wrap=True, markup=False)
 
     monitor, mode = monitor_for(spec)
     run_name = name or Path(plan.event_file or "spanet").stem or "spanet"
@@ -250,7 +251,7 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
         note = incomplete_note(plan.run_dir)
         if note:
             console.print(f"{plan.run_dir} was left incomplete ({note}); its files are rewritten "
-                          "from the checkpoint as the run continues", highlight=False)
+                          "from the checkpoint as the run continues", highlight=False, markup=False)
     stopper.install_signal_handler()
     try:
         with warnings.catch_warnings():

@@ -15,6 +15,7 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -124,9 +125,9 @@ class ProgressDisplay(Callback):
         line = epoch_line(row, self.epochs, self.monitor, self.recorder.best_value, self.recorder.best_epoch)
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, description=f"epoch {row['epoch'] + 1}/{self.epochs} done")
-            self._progress.console.print(line, highlight=False)
+            self._progress.console.print(line, highlight=False, markup=False)
         else:
-            self.console.print(line, highlight=False, soft_wrap=True)
+            self.console.print(line, highlight=False, soft_wrap=True, markup=False)
 
     def close(self) -> None:
         if self._progress is not None:
@@ -152,17 +153,17 @@ def summary_table(result: Any) -> Table:
     if result.run_dir is None:
         table.add_row("run directory", "none (fast dev run: nothing written)")
     else:
-        table.add_row("run directory", str(result.run_dir))
+        table.add_row("run directory", escape(str(result.run_dir)))
     status = "finished" if result.stopped is None else f"stopped: {result.stopped}"
     table.add_row("status", f"{status} after {result.epochs_completed} epoch(s), {result.seconds:.0f} s")
     if result.best_checkpoint is not None:
         where = "" if result.best_epoch is None else f" (epoch {result.best_epoch + 1})"
-        table.add_row("best checkpoint", f"{result.best_checkpoint}{where}")
+        table.add_row("best checkpoint", escape(f"{result.best_checkpoint}{where}"))
         table.add_row(f"best {result.monitor}", _number(result.best_value))
     if result.last_checkpoint is not None:
-        table.add_row("last checkpoint", str(result.last_checkpoint))
+        table.add_row("last checkpoint", escape(str(result.last_checkpoint)))
     if result.stopped is not None and result.run_dir is not None:
-        table.add_row("resume with", f"spanet-train --resume {result.run_dir}")
+        table.add_row("resume with", escape(f"spanet-train --resume {result.run_dir}"))
     for key, _ in HEADLINE:
         if key in result.metrics:
             table.add_row(f"last {key}", _number(result.metrics[key]))

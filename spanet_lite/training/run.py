@@ -131,6 +131,11 @@ def train(
     hardware = choose_hardware(
         plan.options, gpus=gpus, processes=processes, nodes=nodes, precision_given=precision is not None
     )
+    initial = None
+    if state_dict is not None:
+        from spanet_lite.training.weights import read_initial_weights
+
+        initial = read_initial_weights(state_dict, freeze=freeze_state_dict)
 
     rank = rank_from_environment()
     show = console if (console is not None and rank == 0) else None
@@ -150,7 +155,7 @@ def train(
         ]
         for note in notes:
             if note is not None:
-                show.print(note, highlight=False, soft_wrap=True)
+                show.print(note, highlight=False, soft_wrap=True, markup=False)
 
     request = FitRequest(
         log_dir=Path(log_dir),
@@ -161,7 +166,7 @@ def train(
         quiet=quiet,
         console=show,
         extra_callbacks=tuple(callbacks),
-        initial_weights=(Path(state_dict), freeze_state_dict) if state_dict is not None else None,
+        initial_weights=initial,
     )
     return fit(plan, data, hardware, request)
 

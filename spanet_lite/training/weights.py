@@ -47,9 +47,29 @@ class LoadedWeights:
         return text
 
 
+@dataclass(frozen=True)
+class InitialWeights:
+    """The weights a run starts from (``-sf``), read before anything else is shown or loaded, so
+    that a bad checkpoint is one line at the start rather than after the data."""
+
+    path: Path
+    tensors: dict[str, torch.Tensor]
+    freeze: bool = False
+    """Keep the loaded parameters fixed (``-fsf``)."""
+
+
+def read_initial_weights(path: str | Path, *, freeze: bool = False) -> InitialWeights:
+    """The tensors of the checkpoint at ``path``, to start a run from (see the module docstring)."""
+    return InitialWeights(Path(path), read_state_dict(path), freeze)
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The ``state_dict`` of a Lightning checkpoint (``.ckpt``) as written by spanet-train."""
     path = Path(path)
+    if path.is_dir():
+        inside = path / "checkpoints"
+        hint = f": a run's weights are in {inside}/, e.g. best.ckpt" if inside.is_dir() else ""
+        raise InputError(path, "-sf/--state_dict", "a checkpoint file (.ckpt)", f"a directory{hint}")
     if not path.is_file():
         raise InputError(path, "-sf/--state_dict", "a checkpoint file (.ckpt)", "no such file")
     checkpoint = read_checkpoint(path)
@@ -59,16 +79,15 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
-def load_initial_weights(target: nn.Module, path: str | Path, *, freeze: bool = False) -> LoadedWeights:
-    """Copy the matching tensors of the checkpoint at ``path`` into ``target``; see the module docstring.
+def load_initial_weights(target: nn.Module, initial: InitialWeights) -> LoadedWeights:
+    """Copy the matching tensors of ``initial`` into ``target``; see the module docstring.
 
     Names are compared as they appear in ``target.state_dict()`` (for the LightningModule:
-    ``network.<...>``, as in the checkpoint). ``freeze`` sets ``requires_grad=False`` on every
-    loaded parameter, so the optimiser never changes it (weight decay included: parameters
+    ``network.<...>``, as in the checkpoint). ``initial.freeze`` sets ``requires_grad=False`` on
+    every loaded parameter, so the optimiser never changes it (weight decay included: parameters
     without a gradient are skipped).
     """
-    path = Path(path)
-    source = read_state_dict(path)
+    path, source, freeze = initial.path, initial.tensors, initial.freeze
     own = target.state_dict()
     report = LoadedWeights(path)
     matching: dict[str, torch.Tensor] = {}

@@ -152,7 +152,8 @@ def tune(config: TuneConfig, *, console: Any = None, enqueue: Sequence[Mapping[s
     check_space(config.space, options, config.space_source)
     if console is not None:
         console.print(f"study {config.name!r} in {config.storage_url}: {config.trials} trials, "
-                      + ", ".join(f"{p.name} {p.describe()}" for p in config.space), highlight=False)
+                      + ", ".join(f"{p.name} {p.describe()}" for p in config.space),
+                      highlight=False, markup=False)
     config.directory.mkdir(parents=True, exist_ok=True)
     study = _study(config, direction)
     for params in enqueue:
@@ -321,7 +322,7 @@ def _run_trial(trial: Any, config: TuneConfig, options: Options, monitor: str, m
 
 def _say(console: Any, worker: int, text: str) -> None:
     if console is not None:
-        console.print(text, highlight=False)
+        console.print(text, highlight=False, markup=False)
     else:
         print(f"[worker {worker}] {text}", flush=True)  # noqa: T201 - worker processes have no console
 
@@ -360,6 +361,7 @@ def summarize(study: Any, monitor: str, direction: str) -> TuneResult:
 
 def summary_table(result: TuneResult, limit: int = 20) -> Any:
     """The trials as a rich table (best first, at most ``limit`` rows)."""
+    from rich.markup import escape
     from rich.table import Table
 
     names = sorted({k for row in result.rows for k in row.params})
@@ -369,8 +371,9 @@ def summary_table(result: TuneResult, limit: int = 20) -> Any:
     for row in result.rows[:limit]:
         value = "-" if row.value is None else f"{row.value:.4f}"
         state = row.state if row.error is None else f"failed: {row.error}"
-        table.add_row(str(row.number), state, value, "-" if row.epochs is None else str(row.epochs),
-                      *(_short(row.params[n]) if n in row.params else "-" for n in names), row.run_dir or "-")
+        table.add_row(str(row.number), escape(state), value, "-" if row.epochs is None else str(row.epochs),
+                      *(_short(row.params[n]) if n in row.params else "-" for n in names),
+                      escape(row.run_dir or "-"))
     return table
 
 
