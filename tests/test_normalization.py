@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from spanet_lite.config.options import Options
 from spanet_lite.dataset.datamodule import SpanetDataModule
-from spanet_lite.dataset.normalization import signed_log
+from spanet_lite.dataset.normalization import signed_log, single_class_note
 from spanet_lite.dataset.statistics import DatasetStatistics, RunningMoments
 from spanet_lite.errors import InputError
 
@@ -108,15 +108,27 @@ def test_num_classes_is_inferred_and_minus_one_ignored(tmp_path: Path) -> None:
     assert statistics(write_h5(tmp_path / "c.h5", arrays)).num_classes == {"EVENT/signal": 4}
 
 
-def test_a_single_class_is_an_error(tmp_path: Path) -> None:
+def test_a_single_class_counts_as_spanet_counts_it_and_is_said_once(tmp_path: Path) -> None:
+    """SPANet's own example with partial_events: false keeps only signal events for training."""
     arrays = tiny_arrays()
     arrays["CLASSIFICATIONS/EVENT/signal"] = np.array([1, 1, -1, 1, 1, -1])
+    assert statistics(write_h5(tmp_path / "one.h5", arrays)).num_classes == {"EVENT/signal": 2}
+    assert single_class_note(arrays["CLASSIFICATIONS/EVENT/signal"], "EVENT/signal") == (
+        "CLASSIFICATIONS/EVENT/signal: every labelled training event is class 1; the head has 2 classes "
+        "(the highest label + 1, as in SPANet) and can learn only that one"
+    )
+    assert single_class_note(np.array([0, 1, -1]), "EVENT/signal") is None
+
+
+def test_no_label_at_all_is_an_error(tmp_path: Path) -> None:
+    arrays = tiny_arrays()
+    arrays["CLASSIFICATIONS/EVENT/signal"] = np.full(6, -1)
     with pytest.raises(
         InputError,
-        match=r"CLASSIFICATIONS/EVENT/signal: expected at least two classes in the "
-        r"training split, got only class 1",
+        match=r"CLASSIFICATIONS/EVENT/signal: expected at least one labelled event \(label >= 0\) in the "
+        r"training split, got no labels",
     ):
-        statistics(write_h5(tmp_path / "one.h5", arrays))
+        statistics(write_h5(tmp_path / "none.h5", arrays))
 
 
 def test_statistics_round_trip_through_json(tmp_path: Path) -> None:

@@ -238,6 +238,8 @@ def test_table_notes_say_plainly_where_a_value_is_built_differently():
     assert "only relu or gelu" in rows["transformer_activation"]
     assert "partial events also left out of validation" in rows["partial_events"]
     assert "Linear weights only" in rows["l2_penalty"]
+    assert "keeps the last, short batch" in rows["batch_size"]  # SPANet's loaders drop it
+    assert "after the branch transformer" in rows["num_branch_embedding_layers"]
 
 
 # ------------------------------------------------------------------- impossible values
@@ -457,7 +459,8 @@ def test_table_shows_groups_values_and_where_non_defaults_came_from():
         if "│" in line
     }
     assert rows["epochs"] == ["1", "(command line)"]
-    assert rows["batch_size"] == ["32", "default 4096"]
+    kept = "keeps the last, short batch of an epoch and of validation (SPANet drops both)"
+    assert rows["batch_size"] == ["32", f"default 4096; {kept}"]
     built = NO_EFFECT["linear_block_type"].built
     assert rows["linear_block_type"] == ["Resnet", f"default GRU; no effect: {built}"]
     assert rows["transformer_type"] == ["Gated", f"no effect: {NO_EFFECT['transformer_type'].built}"]

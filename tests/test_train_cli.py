@@ -6,6 +6,7 @@ Every run but the SPANet one uses the suite's generated ttH file (``generated_tt
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -143,6 +144,24 @@ def test_spanet_reference_files_train_unchanged_for_one_epoch(
     assert len(rows) == 1 and 0.0 <= float(rows[0]["val/event_purity"]) <= 1.0
     assert (run / "checkpoints" / "best.ckpt").is_file()
     assert "num_gpu = 1 in the options" in out  # SPANet's file asks for a GPU; we fall back to the CPU
+
+
+@pytest.mark.slow
+def test_spanets_defaults_train_on_spanets_example_whose_full_events_are_all_signal(
+    tmp_path: Path, reference_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With SPANet's defaults (partial_events: false) the training split of SPANet's own example
+    keeps only signal events: SPANet trains on it (a head of highest label + 1 classes), so we do."""
+    (tmp_path / "defaults.json").write_text("{}")
+    argv = ["-of", str(tmp_path / "defaults.json"), "-ef", str(reference_dir / "semi_leptonic_ttH.yaml"),
+            "-tf", str(reference_dir / "example.h5"), "-e", "1", "-b", "64", "-l", str(tmp_path / "runs"),
+            "-n", "defaults"]
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert sum("every labelled training event is class 1" in line for line in out.splitlines()) == 1
+    run = tmp_path / "runs" / "defaults" / "version_0"
+    assert json.loads((run / "statistics.json").read_text())["num_classes"] == {"EVENT/signal": 2}
 
 
 @pytest.mark.slow

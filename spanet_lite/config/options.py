@@ -300,6 +300,9 @@ def mapped_notes(options: Options) -> dict[str, str]:
             notes[key] = f"spanet_lite extension (SPANet builds no activation for {value})"
     if not options.partial_events:
         notes["partial_events"] = "partial events also left out of validation (SPANet: training only)"
+    notes["batch_size"] = "keeps the last, short batch of an epoch and of validation (SPANet drops both)"
+    if options.num_branch_embedding_layers:
+        notes["num_branch_embedding_layers"] = "run after the branch transformer (SPANet: before it)"
     if options.l2_penalty:
         notes["l2_penalty"] = "decays Linear weights only (SPANet: every parameter but biases)"
     return notes

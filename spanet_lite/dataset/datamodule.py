@@ -62,7 +62,7 @@ from spanet_lite.dataset.dataset import (
     materialize,
 )
 from spanet_lite.dataset.device import DeviceDataset, DeviceLoader, bucket_for, fits_on_device, presize
-from spanet_lite.dataset.normalization import compute_statistics
+from spanet_lite.dataset.normalization import compute_statistics, single_class_note
 from spanet_lite.dataset.reader import EventBlock, FileLayout, resolve_layout
 from spanet_lite.dataset.selection import (
     DatasetMode,
@@ -246,6 +246,10 @@ class SpanetDataModule(L.LightningDataModule):
             )
         self._check_labels(train_facts, train_rows, self.training_file)
         self._check_labels(val_facts, val_rows, val_path)
+        for key, labels in train_facts.classifications.items():
+            note = single_class_note(labels[train_rows], key)
+            if note is not None:
+                self.notes.append(note)
 
         seed = self.options.seed
         self.splits["train"] = self._make_split(

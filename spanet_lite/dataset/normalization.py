@@ -167,14 +167,29 @@ def compute_statistics(
 
 
 def count_classes(labels: np.ndarray, source: str, key: str) -> int:
-    """``max label + 1``; an error when fewer than two distinct labels are present."""
+    """The highest label + 1, as SPANet counts a head's classes (-1 marks an unlabelled event);
+    an error when the training split has no label at all (SPANet's head would have no class)."""
     present = np.unique(labels[labels >= 0])
-    if len(present) < 2:
-        got = "no labels" if len(present) == 0 else f"only class {int(present[0])}"
+    if len(present) == 0:
         raise InputError(
-            source, hdf5_layout.classification_path(key), "at least two classes in the training split", got
+            source, hdf5_layout.classification_path(key), "at least one labelled event (label >= 0) in the "
+            "training split", "no labels",
         )
     return int(present[-1]) + 1
+
+
+def single_class_note(labels: np.ndarray, key: str) -> str | None:
+    """One line when the training split labels every event with the same class: SPANet trains on
+    (its own example does, with ``partial_events: false``), and so does spanet_lite, but the head
+    can then only learn that class."""
+    present = np.unique(labels[labels >= 0])
+    if len(present) != 1:
+        return None
+    label = int(present[0])
+    return (
+        f"{hdf5_layout.classification_path(key)}: every labelled training event is class {label}; the head "
+        f"has {label + 1} classes (the highest label + 1, as in SPANet) and can learn only that one"
+    )
 
 
 def _regression_moments(values: np.ndarray, kind: str) -> tuple[float, float]:
