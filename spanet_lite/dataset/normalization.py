@@ -179,9 +179,9 @@ def count_classes(labels: np.ndarray, source: str, key: str) -> int:
 
 
 def single_class_note(labels: np.ndarray, key: str) -> str | None:
-    """One line when the training split labels every event with the same class: SPANet trains on
-    (its own example does, with ``partial_events: false``), and so does spanet_lite, but the head
-    can then only learn that class."""
+    """One line when every labelled training event has the same class. SPANet trains on such a
+    split (its own ttH example gives one with ``partial_events: false``), and so does
+    spanet_lite, but the head can then learn only that class."""
     present = np.unique(labels[labels >= 0])
     if len(present) != 1:
         return None
