@@ -22,7 +22,7 @@
 set -euo pipefail
 source .venv/bin/activate
 
-# batch_size in the options file is the global batch: each of the 8 processes takes 1/8 of it.
+# batch_size in the options file is per process: the 8 processes take 8 x batch_size events per optimiser step.
 # --resume continues with the same epoch counter, optimiser, schedule and metrics.csv.
 # (Without --signal, --time-limit 11:50:00 stops cleanly before the limit instead, exit 0.)
 RUN="runs/ttH-${SLURM_JOB_ID}/version_0"

@@ -50,7 +50,7 @@ coefficients detached (the assignment decides which truth particle an output sta
 events, weights ``w_q``), normalised by the sum of weights over events and particles.
 
 **Regression.** On normalised targets (``network.normalize_regressions``): squared error for
-gaussian and log_gaussian (in the transformed ``arcsinh(x/2)`` space; SPANet's log_gaussian
+gaussian and log_gaussian (in the transformed ``sign(x) log(1 + |x|)`` space; SPANet's log_gaussian
 loss is the squared error in raw units), absolute error for laplacian; NaN
 targets are excluded; each target's weighted mean uses ``event_weight``; a batch where a
 target is all NaN contributes exactly 0 for it.
