@@ -36,6 +36,7 @@ def test_a_space_file_reads_choices_ranges_and_log_scales():
     ({"learning_rate": {"low": 0, "high": 1, "log": True}}, "low > 0 on a log scale"),
     ({"num_encoder_layers": {"low": 1, "high": 4.5}}, "the option is a whole number"),
     ({"hidden_dim": ["wide"]}, "choices of the option's type (int)"),
+    ({"dropout": {"low": 0.0, "high": 0.3, "step": 0.7}}, "a step of at most high - low = 0.3"),
 ])
 def test_a_bad_space_is_one_line_naming_the_key(document, message):
     with pytest.raises(InputError, match=r"space\.yaml") as error:
@@ -166,3 +167,47 @@ def test_a_study_folder_that_is_a_file_is_one_line(tmp_path, repo_root, capsys):
     expected = f"spanet-tune: error: {taken}: --dir: expected a folder for the study, got a file"
     assert capsys.readouterr().err.strip() == expected
     assert taken.read_text() == "keep me\n"
+
+
+def test_a_continued_study_draws_new_parameters_and_stays_reproducible():
+    """A resubmitted job (same --seed) must not replay the first run's draws."""
+    from spanet_lite.tuning.search import sampler_seed
+
+    assert sampler_seed(None, 0, 5) is None
+    assert sampler_seed(1, 0, 0) == sampler_seed(1, 0, 0)
+    seeds = {sampler_seed(1, worker, trials) for worker in range(3) for trials in (0, 2, 4)}
+    assert len(seeds) == 9
+
+
+@needs_optuna
+def test_a_storage_that_cannot_be_opened_leaves_no_folder(tmp_path, repo_root, capsys):
+    from spanet_lite.cli.tune import main
+
+    code = main([str(_options(tmp_path, repo_root)), "--trials", "1", "--storage", "bogus://x",
+                 "--dir", str(tmp_path / "study")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--storage: expected a database URL Optuna can open" in err[0]
+    assert not (tmp_path / "study").exists()
+
+
+@needs_optuna
+def test_a_signal_that_stops_a_trial_stops_the_study_with_128_plus_its_number(
+    tmp_path, repo_root, capsys, monkeypatch
+):
+    """A batch system's SIGTERM stops the trial's training (which saves a checkpoint): the study
+    stops too, rather than starting the next trial, and exits 143 as spanet-train does."""
+    from spanet_lite.cli.tune import main
+    from spanet_lite.training import run
+    from spanet_lite.training.fit import RunResult
+
+    started: list[str] = []
+
+    def stopped_by_sigterm(options, *, log_dir, name, **_):
+        started.append(name)
+        return RunResult(Path(log_dir) / name, None, None, "val/event_purity", None, None, 0,
+                         stopped="terminated (SIGTERM)", signal_number=15)
+
+    monkeypatch.setattr(run, "train", stopped_by_sigterm)
+    code = main([str(_options(tmp_path, repo_root)), "--trials", "3", "--dir", str(tmp_path / "study")])
+    assert code == 143 and started == ["trial_0000"]
+    assert "study stopped by signal 15; the same command continues it" in capsys.readouterr().out

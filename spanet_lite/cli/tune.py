@@ -6,7 +6,8 @@ Each trial is a normal run directory under ``--dir``; the study is a SQLite file
 ``--storage`` names another database, and re-running the same command continues it. See
 :mod:`spanet_lite.tuning.search` and docs/tools.md (several machines, SLURM arrays).
 Exit codes: 0 done; 1 a ``--jobs`` worker failed; 2 bad input (one line) or Optuna missing;
-130 interrupted.
+128 + N when signal N stopped a trial (130 Ctrl-C, 143 SIGTERM, 138 SIGUSR1); the same command
+continues the study.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def _body(argv: Sequence[str] | None) -> int:
         raise InputError(None, "", "cannot run without Optuna: pip install 'spanet-lite[tune]'") from None
     from rich.console import Console
 
-    from spanet_lite.tuning.search import TuneConfig, summary_table, tune
+    from spanet_lite.tuning.search import StudyStopped, TuneConfig, summary_table, tune
     from spanet_lite.tuning.space import DEFAULT_SPACE, load_space
 
     space = load_space(args.space) if args.space is not None else DEFAULT_SPACE
@@ -91,7 +92,12 @@ def _body(argv: Sequence[str] | None) -> int:
         space_source=str(args.space) if args.space is not None else "the default search space",
     )
     console = Console()
-    result = tune(config, console=console)  # says what it searches once the inputs are checked
+    try:
+        result = tune(config, console=console)  # says what it searches once the inputs are checked
+    except StudyStopped as stop:  # 130 Ctrl-C, 143 SIGTERM: never a success, as in spanet-train
+        console.print(f"study stopped by signal {stop.signal_number}; the same command continues it",
+                      highlight=False, markup=False)
+        return 128 + stop.signal_number
     console.print(summary_table(result))
     if result.best is not None:
         console.print(f"best: trial {result.best.number}, {result.monitor} {result.best.value:.4f} "

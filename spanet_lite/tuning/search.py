@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from spanet_lite.config.options import PATH_KEYS, Options
 from spanet_lite.errors import InputError
 from spanet_lite.tuning.space import DEFAULT_SPACE, Parameter
@@ -154,8 +156,15 @@ def tune(config: TuneConfig, *, console: Any = None, enqueue: Sequence[Mapping[s
         console.print(f"study {config.name!r} in {config.storage_url}: {config.trials} trials, "
                       + ", ".join(f"{p.name} {p.describe()}" for p in config.space),
                       highlight=False, markup=False)
+    created = not config.directory.exists()
     config.directory.mkdir(parents=True, exist_ok=True)
-    study = _study(config, direction)
+    try:
+        study = _study(config, direction)
+    except InputError:
+        if created:  # a storage refused: leave nothing behind (rmdir only removes an empty folder)
+            with contextlib.suppress(OSError):
+                config.directory.rmdir()
+        raise
     for params in enqueue:
         study.enqueue_trial(dict(params), skip_if_exists=True)
     if config.jobs == 1:
@@ -227,19 +236,29 @@ def _study(config: TuneConfig, direction: str, worker: int = 0) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    sampler = optuna.samplers.TPESampler(seed=None if config.seed is None else config.seed + worker)
     try:
-        return optuna.create_study(storage=_storage(config), study_name=config.name, direction=direction,
-                                   sampler=sampler, pruner=_pruner(config), load_if_exists=True)
+        study = optuna.create_study(storage=_storage(config), study_name=config.name, direction=direction,
+                                    pruner=_pruner(config), load_if_exists=True)
     except ValueError as error:  # an existing study with the other direction
         raise InputError(None, "--study-name", f"a study that {direction}s", str(error)) from None
+    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed(config.seed, worker, len(study.trials)))
+    return study
+
+
+def sampler_seed(seed: int | None, worker: int, trials: int) -> int | None:
+    """The sampler's seed for worker ``worker`` of a study that already holds ``trials`` trials:
+    the same command continued (a resubmitted batch job) draws new parameters, not the first
+    run's again, and is still reproducible from ``--seed``."""
+    if seed is None:
+        return None
+    return int(np.random.SeedSequence([seed, worker, trials]).generate_state(1)[0])
 
 
 def _worker(config: TuneConfig, worker: int) -> None:
     """One of ``--jobs`` processes: its share of the CPU, then the same loop as a lone worker."""
     threads = max(1, (os.cpu_count() or 1) // config.jobs)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt, StudyStopped):
         _optimize(config, worker, None)
 
 
@@ -269,6 +288,16 @@ def _optimize(config: TuneConfig, worker: int, console: Any) -> None:
 
 class _TrialFailed(Exception):
     """A trial whose options or data were refused (recorded as failed; the study goes on)."""
+
+
+class StudyStopped(Exception):
+    """A signal stopped a trial's training (its run saved a checkpoint): the study stops too,
+    and the command exits with 128 + the signal's number, as spanet-train does. The same
+    command continues the study."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(f"stopped by signal {signal_number}")
+        self.signal_number = signal_number
 
 
 def _run_trial(trial: Any, config: TuneConfig, options: Options, monitor: str, maximize: bool,
@@ -304,8 +333,9 @@ def _run_trial(trial: Any, config: TuneConfig, options: Options, monitor: str, m
         trial.set_user_attr("error", str(error))
         _say(console, worker, f"trial {trial.number}: failed: {error}")
         raise _TrialFailed(str(error)) from None
-    if result.stopped == "interrupted":
-        raise KeyboardInterrupt
+    if result.signal_number is not None:  # Ctrl-C, SIGTERM (a batch system's stop), SIGUSR1
+        trial.set_user_attr("error", f"stopped by signal {result.signal_number}")
+        raise StudyStopped(result.signal_number)
     trial.set_user_attr("run_dir", str(result.run_dir))
     trial.set_user_attr("epochs", result.epochs_completed)
     trial.set_user_attr("best_value", result.best_value)

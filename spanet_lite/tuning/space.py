@@ -125,6 +125,9 @@ def _parameter(name: str, value: Any, source: str) -> Parameter:
         raise InputError(source, name, "low > 0 on a log scale", repr(low))
     if step is not None and (log or not isinstance(step, int | float) or step <= 0):
         raise InputError(source, name, "a positive step (and no log scale)", repr(step))
+    if step is not None and step > high - low:  # type: ignore[operator]
+        raise InputError(source, name, f"a step of at most high - low = {high - low:g} (else only low "
+                         "is ever tried)", repr(step))
     integer = isinstance(low, int) and isinstance(high, int) and (step is None or isinstance(step, int))
     if "int" in str(_FIELDS[name].type) and not integer:
         raise InputError(source, name, "integer low, high (and step): the option is a whole number",
