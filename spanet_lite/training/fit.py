@@ -259,6 +259,9 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
             warnings.filterwarnings("ignore", message=r".*The number of training batches.*")
             warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
             warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)`? is deprecated.*")
+            # The epoch metrics are computed from every process's gathered records (module.py), so
+            # each process logs the same values: Lightning's advice to sync them does not apply.
+            warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed.*")
             trainer.fit(
                 module,
                 datamodule=data,
