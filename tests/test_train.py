@@ -196,6 +196,26 @@ def test_resume_after_sigkill_continues_from_the_last_completed_epoch(
     assert read_metrics(run)[1]["val/event_purity"] == read_metrics(straight.run_dir)[1]["val/event_purity"]
 
 
+def test_resume_refuses_a_training_file_replaced_since_the_run_started(
+    generated_tth: Path, tmp_path: Path
+) -> None:
+    """Same path, other events: resuming would train on them under the old data's statistics."""
+    from spanet_lite.errors import InputError
+    from spanet_lite.physics.generator import PROCESSES, write_file
+
+    data = tmp_path / "data"
+    shutil.copytree(generated_tth, data)
+    stopped = train(write_options(tmp_path, data, epochs=2), log_dir=tmp_path / "runs", name="tiny",
+                    callbacks=[CtrlCAt(epoch=0, batch=1)])
+    assert stopped.stopped is not None
+    recorded = json.loads((stopped.run_dir / "statistics.json").read_text())["num_training_events"]
+    (data / "example.h5").unlink()
+    write_file(data / "example.h5", PROCESSES["ttH_semilep"], 300, 9)  # replaced: other, fewer events
+    with pytest.raises(InputError, match=rf"example\.h5: expected the training data this run started from "
+                       rf"\({recorded:,} training events\), got \d+ training events: the file changed since"):
+        train(resume=stopped.run_dir)
+
+
 def test_fast_dev_run_trains_one_batch_and_writes_nothing(workspace: dict[str, Any], tmp_path: Path) -> None:
     result = train(workspace["options"], log_dir=tmp_path / "runs", fast_dev_run=True)
     assert result.run_dir is None and result.last_checkpoint is None

@@ -100,8 +100,22 @@ def open_data(plan: Plan) -> OpenedData:
         statistics=given,
     )
     datamodule.setup("fit")
+    if plan.run_dir is not None and given is not None:
+        _check_same_training_data(plan, given.num_training_events, datamodule.num_training_events)
     statistics = datamodule.statistics
     return OpenedData(spec, datamodule, statistics)
+
+
+def _check_same_training_data(plan: Plan, recorded: int, found: int | None) -> None:
+    """``--resume`` continues a run on the data it started from: a training file replaced since
+    (same path, other events) would otherwise train on silently, normalised by the old data's
+    statistics. Runs recorded before the count was kept (0) are not checked."""
+    if recorded and found is not None and found != recorded:
+        raise InputError(
+            plan.training_file, "", f"the training data this run started from ({recorded:,} training events)",
+            f"{found:,} training events: the file changed since (to train on it, start a new run, "
+            f"with -sf {plan.run_dir}/checkpoints/last.ckpt to keep the weights)",
+        )
 
 
 def monitor_for(spec: EventSpec) -> tuple[str, str]:
