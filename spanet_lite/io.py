@@ -203,11 +203,9 @@ def read_checkpoint(path: str | Path, expected: str = "a readable torch checkpoi
 
     from spanet_lite.errors import InputError
 
-    damaged = _damaged_zip_record(path)
-    if damaged is not None:
-        raise InputError(
-            path, "", expected, f"a damaged file (its record {damaged} fails its stored checksum)"
-        )
+    damage = _zip_damage(path)
+    if damage is not None:
+        raise InputError(path, "", expected, damage)
     try:
         with warnings.catch_warnings():  # torch warns about old pickle protocols on the way to failing
             warnings.simplefilter("ignore", UserWarning)
@@ -225,16 +223,27 @@ def read_checkpoint(path: str | Path, expected: str = "a readable torch checkpoi
         raise InputError(path, "", expected, type(error).__name__) from None
 
 
-def _damaged_zip_record(path: str | Path) -> str | None:
-    """The name of the first record of the zip archive at ``path`` whose data fails its CRC-32
-    (without the archive's top folder); None when every record passes, or when ``path`` is not
-    a readable zip archive (``torch.load`` then says what it is)."""
+def _zip_damage(path: str | Path) -> str | None:
+    """What is wrong with the zip archive at ``path``, as the "got" of an error: a record whose
+    data fails its CRC-32 (named without the archive's top folder), or an archive cut short
+    (it starts like one but its directory, written last, is missing: a copy or a save that did
+    not finish). None when every record passes, or when ``path`` is not a zip archive at all
+    (``torch.load`` then says what it is)."""
     import zipfile
     import zlib
 
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
-    except (OSError, zipfile.BadZipFile, EOFError, zlib.error, ValueError, NotImplementedError):
+    except zipfile.BadZipFile:
+        try:
+            with Path(path).open("rb") as handle:
+                starts_as_zip = handle.read(4) == b"PK\x03\x04"
+        except OSError:
+            return None
+        return "a truncated file (a zip archive without its end)" if starts_as_zip else None
+    except (OSError, EOFError, zlib.error, ValueError, NotImplementedError):
         return None
-    return None if bad is None else bad.split("/", 1)[-1]
+    if bad is None:
+        return None
+    return f"a damaged file (its record {bad.split('/', 1)[-1]} fails its stored checksum)"

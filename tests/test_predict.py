@@ -355,6 +355,18 @@ def test_a_checkpoint_with_a_flipped_byte_is_one_line_not_other_weights(ttbar, t
     )
 
 
+def test_a_checkpoint_cut_short_is_one_line_saying_so(ttbar, tmp_path, capsys):
+    run_dir, data = ttbar
+    checkpoint = tmp_path / "cut.ckpt"
+    whole = (run_dir / "checkpoints" / "last.ckpt").read_bytes()
+    checkpoint.write_bytes(whole[: len(whole) // 2])  # a copy that did not finish
+    assert test_cli.main([str(run_dir), "-tf", str(data), "-ckpt", str(checkpoint)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"spanet-test: error: {checkpoint}: expected a readable torch checkpoint, got a truncated file "
+        "(a zip archive without its end)"
+    )
+
+
 class _Planted:
     """Unpickling this creates a file: what a hostile checkpoint could do with any code."""
 
