@@ -166,10 +166,15 @@ def compute_statistics(
     return stats
 
 
+def _labelled_classes(labels: np.ndarray) -> np.ndarray:
+    """The distinct classes of the labelled events, in order (-1 marks an unlabelled event)."""
+    return np.unique(labels[labels >= 0])
+
+
 def count_classes(labels: np.ndarray, source: str, key: str) -> int:
     """The highest label + 1, as SPANet counts a head's classes (-1 marks an unlabelled event);
     an error when the training split has no label at all (SPANet's head would have no class)."""
-    present = np.unique(labels[labels >= 0])
+    present = _labelled_classes(labels)
     if len(present) == 0:
         raise InputError(
             source, hdf5_layout.classification_path(key), "at least one labelled event (label >= 0) in the "
@@ -182,7 +187,7 @@ def single_class_note(labels: np.ndarray, key: str) -> str | None:
     """One line when every labelled training event has the same class. SPANet trains on such a
     split (its own ttH example gives one with ``partial_events: false``), and so does
     spanet_lite, but the head can then learn only that class."""
-    present = np.unique(labels[labels >= 0])
+    present = _labelled_classes(labels)
     if len(present) != 1:
         return None
     label = int(present[0])
