@@ -241,6 +241,26 @@ def test_an_invalid_input_is_one_line_and_writes_nothing(tmp_path, spec_file, ca
         assert _nothing_left(tmp_path, keep)
 
 
+def test_a_damaged_chunk_of_a_dataset_carried_along_is_one_line_and_writes_nothing(
+        tmp_path, spec_file, capsys):
+    """Datasets outside the event file are copied, not validated: their bytes are first read
+    while writing, and a damaged chunk there still names the dataset and its events."""
+    damaged = write_h5(tmp_path / "damaged.h5", random_arrays(100, seed=8))
+    with h5py.File(damaged, "r+") as file:
+        file.create_dataset("EXTRA/run", data=np.arange(100), chunks=(32,), compression="gzip")
+        info = file["EXTRA/run"].id.get_chunk_info(1)
+    with damaged.open("r+b") as raw:
+        raw.seek(info.byte_offset)
+        raw.write(b"\xff" * info.size)
+    keep = {p.name for p in tmp_path.iterdir()}
+    argv = ["split", str(damaged), "--fractions", "0.5", "0.5", "-o", str(tmp_path / "a.h5"),
+            str(tmp_path / "b.h5"), "-e", str(spec_file), "--quiet", "--chunk-size", "32"]
+    assert main(argv) == 2
+    assert "damaged.h5: EXTRA/run, events 32-63: expected data HDF5 can read, got a damaged chunk" \
+        in _one_line_error(capsys)
+    assert _nothing_left(tmp_path, keep)
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["select", "{good}", "-o", "{good}", "--overwrite"], "an output different from the command's inputs"),
     (["shuffle", "{good}", "-o", "{spec}", "--overwrite"], "an output different from the command's inputs"),

@@ -25,8 +25,9 @@ from hypothesis import strategies as st
 
 from spanet_lite.cli.inspect import main
 from spanet_lite.config import load_event_spec, parse_event_spec
-from spanet_lite.dataset.hdf5_layout import target_index_offsets
+from spanet_lite.dataset.hdf5_layout import EVENT_WEIGHT_DATASET, target_index_offsets
 from spanet_lite.dataset.inspect import structure_lines
+from spanet_lite.dataset.reader import read_block, resolve_layout
 from spanet_lite.dataset.schema import Problem, ValidationReport, open_h5, validate_file
 from spanet_lite.errors import InputError
 
@@ -476,6 +477,40 @@ def test_damaged_structure_found_while_checking_is_one_line_naming_the_file(tmp_
     assert str(raised.value) == (
         f"{looped}: expected a readable HDF5 file, got Special link traversal failed (too many links)"
     )
+
+
+def test_a_damaged_chunk_is_one_line_naming_the_dataset_and_its_events(tmp_path, spec):
+    """A compressed chunk whose bytes changed (a bad disk, a copy cut short) fails only when it
+    is read; the line says which dataset and which events, for the validator and the loaders."""
+    damaged = _damaged_chunk_copy(tmp_path, "INPUTS/Jets/pt", chunk=1)
+    expected = (f"{damaged}: INPUTS/Jets/pt, events 2-3: expected data HDF5 can read, got a damaged "
+                "chunk (HDF5: ")
+    with pytest.raises(InputError) as raised:
+        validate_file(damaged, spec)
+    assert str(raised.value).startswith(expected)
+    assert "\n" not in str(raised.value)
+    with h5py.File(damaged, "r") as file:
+        layout = resolve_layout(file, spec, damaged, EVENT_WEIGHT_DATASET)
+        read_block(file, spec, layout, 0, 2)  # the chunks before the damaged one still read
+        with pytest.raises(InputError) as raised:
+            read_block(file, spec, layout, 0, 6)
+    assert str(raised.value).startswith(expected)
+
+
+def _damaged_chunk_copy(tmp_path: Path, name: str, chunk: int) -> Path:
+    """The good file with ``name`` stored gzip-compressed in chunks of two events, and the bytes
+    of chunk ``chunk`` overwritten."""
+    path = tmp_path / "damaged.h5"
+    with h5py.File(path, "w") as file:
+        for key, data in good_datasets().items():
+            options = {"chunks": (2, *data.shape[1:]), "compression": "gzip"} if key == name else {}
+            file.create_dataset(key, data=data, **options)
+    with h5py.File(path, "r") as file:
+        info = file[name].id.get_chunk_info(chunk)
+    with path.open("r+b") as raw:
+        raw.seek(info.byte_offset)
+        raw.write(b"\xff" * info.size)
+    return path
 
 
 def _truncated_copy(tmp_path: Path) -> Path:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import h5py
+import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.errors import InputError
@@ -151,6 +152,38 @@ def check_pair_features(
             raise InputError(source, feature_path(name, feature),
                              f"{shape}, as in the training file",
                              "(N, W)" if feature in wanted else "(N, W, W)")
+
+
+def read_rows(dataset: h5py.Dataset, start: int, stop: int) -> np.ndarray:
+    """Rows ``[start, stop)`` of ``dataset``; bytes HDF5 cannot decode are a one-line InputError
+    naming the file, the dataset and the events of the first chunk that fails.
+
+    Every reader of event rows (validator, loaders, spanet-data) goes through here, so a damaged
+    chunk is reported in the same words whichever command meets it first. The file named is
+    the one holding the bytes, which for an external link is the linked file.
+    """
+    try:
+        return dataset[start:stop]
+    except (OSError, RuntimeError) as error:
+        first, last = _failing_rows(dataset, start, stop)
+        detail = " ".join(str(error).split())
+        got = (f"a damaged chunk (HDF5: {detail})" if "filter returned failure" in detail
+               else f"an unreadable dataset ({detail})")
+        raise InputError(dataset.file.filename, f"{dataset.name.lstrip('/')}, events {first}-{last}",
+                         "data HDF5 can read", got) from None
+
+
+def _failing_rows(dataset: h5py.Dataset, start: int, stop: int) -> tuple[int, int]:
+    """The first chunk's worth of rows in ``[start, stop)`` that cannot be read (the whole
+    range when the dataset is not chunked or every piece reads on its own)."""
+    step = dataset.chunks[0] if dataset.chunks else stop - start
+    for first in range(start - start % step, stop, step):
+        lo, hi = max(first, start), min(first + step, stop)
+        try:
+            dataset[lo:hi]
+        except (OSError, RuntimeError):
+            return lo, hi - 1
+    return start, stop - 1
 
 
 def target_index_offsets(spec: EventSpec, max_objects: dict[str, int]) -> dict[str, int]:

@@ -26,6 +26,7 @@ from spanet_lite.dataset.hdf5_layout import (
     expected_layout,
     mask_path,
     pair_features,
+    read_rows,
     regression_path,
     target_index_offsets,
     target_path,
@@ -411,7 +412,7 @@ class _ContentScan:
         return self.tallies[key]
 
     def read(self, path: str, start: int, stop: int) -> np.ndarray:
-        return self.file[path][start:stop]
+        return read_rows(self.file[path], start, stop)
 
     def run(self, chunk_size: int, progress: bool) -> list[Problem]:
         starts = range(0, self.num_events, chunk_size)

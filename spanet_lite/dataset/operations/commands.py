@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.dataset.hdf5_layout import read_rows
 from spanet_lite.dataset.operations.shuffle import DEFAULT_BUCKET_MEMORY, shuffled_blocks
 from spanet_lite.dataset.operations.streams import (
     CHUNK_CACHE_BYTES,
@@ -302,7 +303,7 @@ def _route_by_number(plan: Plan, streaming: Streaming, number_path: str | None,
     advance = streaming.progress("splitting", plan.num_events)
     source = plan.sources[0]
     for _, start, stop in plan.blocks(streaming.chunk_size):
-        numbers = (source.columns[number_path][start:stop] if number_path is not None
+        numbers = (read_rows(source.columns[number_path], start, stop) if number_path is not None
                    else np.arange(start, stop, dtype=np.int64))
         yield plan.read(0, start, stop), np.searchsorted(edges, _hash_unit(numbers), side="right")
         advance(stop - start)

@@ -27,7 +27,7 @@ import numpy as np
 
 from spanet_lite import outputs as outputs_rule
 from spanet_lite.config.event_spec import EventSpec
-from spanet_lite.dataset.hdf5_layout import mask_path, target_index_offsets
+from spanet_lite.dataset.hdf5_layout import mask_path, read_rows, target_index_offsets
 from spanet_lite.dataset.schema import DEFAULT_CHUNK_SIZE, open_h5, validate_h5
 from spanet_lite.errors import InputError, SpanetWarning
 
@@ -162,7 +162,7 @@ class Plan:
             if column.constants is not None:
                 block[column.path] = np.full(stop - start, column.constants[index], dtype=column.dtype)
                 continue
-            values = source.columns[column.path][start:stop]
+            values = read_rows(source.columns[column.path], start, stop)
             if column.repad is not None and values.shape[1] < column.tail[0]:
                 padded = np.zeros((len(values), *column.tail), dtype=column.dtype)
                 padded[:, : values.shape[1]] = values
