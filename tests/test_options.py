@@ -270,6 +270,11 @@ def test_table_notes_say_plainly_where_a_value_is_built_differently():
             {"dataset_limit": 0.0},
             "dataset_limit: expected a fraction in (0, 1] of the file to use, got 0.0 (a number)",
         ),
+        (
+            {"dataset_randomization": 2**32},
+            "dataset_randomization: expected a shuffle seed below 2**32 (0 or negative: no shuffle, "
+            "as in SPANet), got 4294967296 (a number)",
+        ),
         ({"dropout": 1.0}, "dropout: expected a dropout probability in [0, 1), got 1.0 (a number)"),
         ({"dropout": -0.1}, "dropout: expected a dropout probability in [0, 1), got -0.1 (a number)"),
         ({"focal_gamma": -1.0}, "focal_gamma: expected a focal-loss exponent >= 0, got -1.0 (a number)"),
@@ -339,6 +344,17 @@ def test_impossible_values_are_input_errors(changes: dict, message: str):
     with pytest.raises(InputError) as caught:
         validate_options(Options().replace(**changes), "options.json")
     assert str(caught.value) == f"options.json: {message}"
+
+
+def test_a_negative_dataset_randomization_keeps_spanets_meaning_no_shuffle():
+    """SPANet shuffles only for a positive seed; its options files may hold any value below."""
+    from spanet_lite.dataset.selection import split_rows
+
+    validate_options(Options().replace(dataset_randomization=-3), "options.json")
+    training, validation = split_rows(
+        10, dataset_limit=1.0, train_validation_split=0.8, randomization_seed=-3, has_validation_file=False
+    )
+    assert training.tolist() == list(range(8)) and validation.tolist() == [8, 9]
 
 
 def test_command_line_values_are_blamed_on_the_command_line():

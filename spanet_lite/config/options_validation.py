@@ -67,6 +67,11 @@ _RULES: tuple[_Rule, ...] = (
     ("num_attention_heads", _at_least(1), "at least 1 attention head"),
     ("train_validation_split", _fraction, "a fraction in (0, 1] of events for training"),
     ("dataset_limit", _fraction, "a fraction in (0, 1] of the file to use"),
+    (
+        "dataset_randomization",
+        lambda value: value < 2**32,
+        "a shuffle seed below 2**32 (0 or negative: no shuffle, as in SPANet)",
+    ),
     ("dropout", lambda value: 0 <= value < 1, "a dropout probability in [0, 1)"),
     ("detection_threshold", lambda value: 0 <= value <= 1, "a probability in [0, 1]"),
     ("focal_gamma", _non_negative, "a focal-loss exponent >= 0"),
