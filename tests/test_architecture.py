@@ -40,17 +40,27 @@ def _unit(module: str) -> str | None:
     return parts[1] if len(parts) > 1 and parts[0] == "spanet_lite" else None
 
 
-def _imports(path: Path) -> list[tuple[int, str]]:
-    """(line, imported spanet_lite module) for every import statement in a file."""
+def _imports(path: Path, module: str | None = None) -> list[tuple[int, str]]:
+    """(line, imported spanet_lite module) for every import statement in a file.
+
+    ``module`` is the file's dotted name (derived from its place in the package when omitted);
+    relative imports are resolved against it, so ``from ..evaluation import x`` counts too.
+    """
+    if module is None and path.is_relative_to(PACKAGE):
+        module = ".".join(("spanet_lite", *path.relative_to(PACKAGE).with_suffix("").parts))
+    parts = module.split(".") if module else []
+    package = parts if path.name == "__init__.py" else parts[:-1]
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.append((node.lineno, node.module))
-            if node.module == "spanet_lite":
-                found += [(node.lineno, f"spanet_lite.{alias.name}") for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            target = ".".join([*base, *([node.module] if node.module else [])])
+            found.append((node.lineno, target))
+            if target == "spanet_lite" or (node.level and not node.module):
+                found += [(node.lineno, f"{target}.{alias.name}") for alias in node.names]
     return [(line, name) for line, name in found if name.startswith("spanet_lite.")]
 
 
@@ -82,6 +92,17 @@ def test_the_checker_sees_deferred_imports(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("def f():\n    from spanet_lite.evaluation.metrics import roc_auc\n")
     assert _imports(sample) == [(2, "spanet_lite.evaluation.metrics")]
+
+
+@pytest.mark.parametrize(("code", "imported"), [
+    ("from ..evaluation import metrics\n", ["spanet_lite.evaluation"]),
+    ("from . import reader\n", ["spanet_lite.dataset", "spanet_lite.dataset.reader"]),
+    ("from .reader import read_block\n", ["spanet_lite.dataset.reader"]),
+])
+def test_the_checker_resolves_relative_imports(tmp_path, code, imported):
+    sample = tmp_path / "sample.py"
+    sample.write_text(code)
+    assert [name for _, name in _imports(sample, "spanet_lite.dataset.sample")] == imported
 
 
 def test_the_module_map_in_architecture_md_is_current():
