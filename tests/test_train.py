@@ -10,6 +10,7 @@ import csv
 import importlib.util
 import io
 import json
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -214,6 +215,48 @@ def test_resume_refuses_a_training_file_replaced_since_the_run_started(
     with pytest.raises(InputError, match=rf"example\.h5: expected the training data this run started from "
                        rf"\({recorded:,} training events\), got \d+ training events: the file changed since"):
         train(resume=stopped.run_dir)
+
+
+def test_cf_starts_a_new_run_from_a_checkpoint_and_trains_the_epochs_it_has_left(
+    workspace: dict[str, Any], generated_tth: Path, tmp_path: Path
+) -> None:
+    """SPANet's -cf: the options file decides the run (here one epoch more than the checkpoint
+    did); the network, its normalisation and the optimiser state come from the checkpoint."""
+    straight = workspace["straight"]
+    options = write_options(tmp_path, generated_tth, epochs=3)
+    restored = train(options, log_dir=tmp_path / "runs", name="tiny", checkpoint=straight.last_checkpoint)
+    assert restored.run_dir != straight.run_dir and restored.epochs_completed == 3
+    assert json.loads((restored.run_dir / "statistics.json").read_text()) == json.loads(
+        (straight.run_dir / "statistics.json").read_text())
+    assert torch.load(restored.last_checkpoint, map_location="cpu", weights_only=False)["epoch"] == 2
+
+
+def test_cf_with_options_that_build_another_network_is_one_line(
+    workspace: dict[str, Any], generated_tth: Path, tmp_path: Path
+) -> None:
+    from spanet_lite.errors import InputError
+
+    checkpoint = workspace["straight"].last_checkpoint
+    options = write_options(tmp_path, generated_tth, hidden_dim=8)
+    with pytest.raises(InputError) as raised:
+        train(options, log_dir=tmp_path / "runs", checkpoint=checkpoint)
+    assert re.fullmatch(rf"{re.escape(str(checkpoint))}: state_dict: expected weights of the network these "
+                        r"options build, got [1-9]\d* tensors of another shape, \d+ missing, \d+ unexpected "
+                        r"\(e\.g\. network\.\S+\)", str(raised.value))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cf_with_a_checkpoint_spanet_lite_did_not_write_is_one_line(
+    workspace: dict[str, Any], tmp_path: Path
+) -> None:
+    from spanet_lite.errors import InputError
+
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {"layer.weight": torch.zeros(2)}, "hyper_parameters": {"lr": 0.1}}, foreign)
+    with pytest.raises(InputError) as raised:
+        train(workspace["options"], log_dir=tmp_path / "runs", checkpoint=foreign)
+    assert str(raised.value) == (f"{foreign.resolve()}: hyper_parameters: expected a spanet_lite checkpoint, "
+                                 "got no event_file_text, options, statistics")
 
 
 def test_fast_dev_run_trains_one_batch_and_writes_nothing(workspace: dict[str, Any], tmp_path: Path) -> None:

@@ -60,8 +60,12 @@ class DatasetStatistics:
     def from_dict(cls, data: dict[str, Any]) -> DatasetStatistics:
         return cls(**data)
 
+    def to_json(self) -> str:
+        """The text of a run's ``statistics.json`` (spanet-train writes it; :meth:`load` reads it)."""
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
     def save(self, path: str | Path) -> None:
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> DatasetStatistics:

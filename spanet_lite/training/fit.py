@@ -23,7 +23,7 @@ from rich.console import Console
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.errors import InputError
 from spanet_lite.training.hardware import Hardware
-from spanet_lite.training.plan import Plan
+from spanet_lite.training.plan import CheckpointFacts, Plan
 
 if TYPE_CHECKING:
     from spanet_lite.dataset.datamodule import SpanetDataModule
@@ -181,8 +181,8 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
             module.freeze_parameters(loaded.loaded)
         if console is not None:
             console.print(loaded.summary(), highlight=False, markup=False)
-    if plan.resume_checkpoint is not None:
-        _check_checkpoint_fits(module, plan.resume_checkpoint)
+    if plan.resumed is not None:
+        _check_checkpoint_fits(module, plan.resumed)
     from spanet_lite.training.compilation import choose_compile
 
     processes = max(1, devices * nodes)
@@ -206,7 +206,7 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
         files={
             "options.json": options_json,
             "event_file.yaml": plan.event_file_text,
-            "statistics.json": json.dumps(statistics.to_dict(), indent=2) + "\n",
+            "statistics.json": statistics.to_json(),
         },
         monitor=monitor,
         mode=mode,
@@ -331,20 +331,18 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
     return result
 
 
-def _check_checkpoint_fits(module: Any, path: Path) -> None:
+def _check_checkpoint_fits(module: Any, resumed: CheckpointFacts) -> None:
     """One line instead of Lightning's traceback when a checkpoint's weights do not fit the network
     (``-cf`` with options that build another network)."""
-    from spanet_lite.training.weights import read_state_dict
-
-    given = read_state_dict(path)
-    own = module.state_dict()
-    reshaped = [k for k in own if k in given and tuple(given[k].shape) != tuple(own[k].shape)]
+    given = resumed.weight_shapes
+    own = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    reshaped = [k for k in own if k in given and given[k] != own[k]]
     missing = [k for k in own if k not in given]
     unexpected = [k for k in given if k not in own]
     if reshaped or missing or unexpected:
         example = reshaped[0] if reshaped else (missing or unexpected)[0]
         raise InputError(
-            path, "state_dict", "weights of the network these options build",
+            resumed.path, "state_dict", "weights of the network these options build",
             f"{len(reshaped)} tensors of another shape, {len(missing)} missing, {len(unexpected)} unexpected "
             f"(e.g. {example})",
         )

@@ -25,13 +25,28 @@ class Plan:
     event_file: Path | None
     training_file: Path
     validation_file: Path | None
-    resume_checkpoint: Path | None
     run_dir: Path | None
-    statistics: dict[str, Any] | None
-    epochs_done: int = 0
-    """Epochs the resumed checkpoint has finished (0 for a new run)."""
-    frozen: tuple[str, ...] = ()
-    """Parameters the resumed run keeps fixed (a fine-tuning run started with -sf ... -fsf)."""
+    resumed: CheckpointFacts | None = None
+    """The checkpoint a resumed run (--resume) or a restored one (-cf) continues from."""
+
+    @property
+    def resume_checkpoint(self) -> Path | None:
+        return None if self.resumed is None else self.resumed.path
+
+    @property
+    def statistics(self) -> dict[str, Any] | None:
+        """The normalisation the checkpoint's weights were trained against (None: compute it)."""
+        return None if self.resumed is None else self.resumed.statistics
+
+    @property
+    def epochs_done(self) -> int:
+        """Epochs the resumed checkpoint has finished (0 for a new run)."""
+        return 0 if self.resumed is None else self.resumed.epochs_done
+
+    @property
+    def frozen(self) -> tuple[str, ...]:
+        """Parameters the resumed run keeps fixed (a fine-tuning run started with -sf ... -fsf)."""
+        return () if self.resumed is None else self.resumed.frozen
 
 
 def plan_run(
@@ -50,11 +65,9 @@ def plan_run(
     """
     from spanet_lite import config as options_module
 
-    statistics = None
-    epochs_done = 0
+    resumed: CheckpointFacts | None = None
     resume_checkpoint = run_dir = None
     event_text: str | None = None
-    frozen: tuple[str, ...] = ()
     if resume is not None:
         if options is not None:
             raise InputError(
@@ -70,11 +83,9 @@ def plan_run(
                 "no --event-file with --resume (the network is built from the run's own event file)",
             )
         resume_checkpoint, run_dir = resume_target(Path(resume))
-        hyper, epochs_done = checkpoint_hyper_parameters(resume_checkpoint)
-        frozen = tuple(hyper.get("frozen", ()))
-        loaded = Options.from_dict(hyper["options"])
-        event_text = hyper["event_file_text"]
-        statistics = hyper["statistics"]
+        resumed = read_checkpoint_facts(resume_checkpoint)
+        loaded = Options.from_dict(resumed.options)
+        event_text = resumed.event_file_text
         options_path = None
     elif options is None:
         raise InputError(None, "OPTIONS", "an options file (or --resume RUN_DIR)")
@@ -89,9 +100,7 @@ def plan_run(
                 Path(checkpoint), "-cf/--checkpoint", "a checkpoint file (.ckpt)", "no such file"
             )
         resume_checkpoint = Path(checkpoint).resolve()
-        hyper, epochs_done = checkpoint_hyper_parameters(resume_checkpoint)
-        statistics = hyper["statistics"]
-        frozen = tuple(hyper.get("frozen", ()))
+        resumed = read_checkpoint_facts(resume_checkpoint)
 
     sources = {key: "command line" for key in overrides}
     merged = loaded.replace(**overrides) if overrides else loaded
@@ -129,10 +138,7 @@ def plan_run(
     if event_path is not None:
         resolved["event_info_file"] = str(event_path)
     merged = _with_values(merged, resolved)
-    return Plan(
-        merged, sources, event_text, event_path, training, validation, resume_checkpoint, run_dir, statistics,
-        epochs_done, frozen,
-    )
+    return Plan(merged, sources, event_text, event_path, training, validation, run_dir, resumed)
 
 
 def check_resume_epochs(plan: Plan, fast_dev_run: bool, *, explicit: bool) -> None:
@@ -191,14 +197,42 @@ def resume_target(path: Path) -> tuple[Path, Path | None]:
     return path.resolve(), run_dir if in_run else None
 
 
-def checkpoint_hyper_parameters(path: Path) -> tuple[dict[str, Any], int]:
-    """The run's hyper-parameters and the number of epochs the checkpoint has finished."""
+@dataclass(frozen=True)
+class CheckpointFacts:
+    """What planning needs from a spanet_lite checkpoint, read once: the run's own settings, how
+    far it got, and the shapes of its weights (checked against the network these options build
+    before Lightning loads it, which would otherwise fail with a traceback)."""
+
+    path: Path
+    options: dict[str, Any]
+    event_file_text: str
+    statistics: dict[str, Any]
+    frozen: tuple[str, ...]
+    epochs_done: int
+    weight_shapes: dict[str, tuple[int, ...]]
+
+
+def read_checkpoint_facts(path: Path) -> CheckpointFacts:
+    """The facts of the checkpoint at ``path``; a file spanet-train did not write is a one-line error."""
     checkpoint = read_checkpoint(path, "a spanet_lite checkpoint")
-    hyper = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
+    if not isinstance(checkpoint, dict):
+        raise InputError(path, "", "a spanet_lite checkpoint", type(checkpoint).__name__)
+    hyper = checkpoint.get("hyper_parameters", {})
     missing = [k for k in ("event_file_text", "options", "statistics") if k not in hyper]
     if missing:
         raise InputError(path, "hyper_parameters", "a spanet_lite checkpoint", f"no {', '.join(missing)}")
-    callbacks = checkpoint.get("callbacks", {}) if isinstance(checkpoint, dict) else {}
-    rows = next((state.get("rows", []) for key, state in callbacks.items()
-                 if "RunRecorder" in str(key) and isinstance(state, dict)), [])
-    return hyper, len({row.get("epoch") for row in rows if isinstance(row, dict)})
+    state = checkpoint.get("state_dict")
+    if not isinstance(state, dict):
+        raise InputError(path, "state_dict", "a checkpoint with a state_dict", "none in the file")
+    callbacks = checkpoint.get("callbacks", {})
+    rows = next((value.get("rows", []) for key, value in callbacks.items()
+                 if "RunRecorder" in str(key) and isinstance(value, dict)), [])
+    return CheckpointFacts(
+        path=path,
+        options=hyper["options"],
+        event_file_text=hyper["event_file_text"],
+        statistics=hyper["statistics"],
+        frozen=tuple(hyper.get("frozen", ())),
+        epochs_done=len({row.get("epoch") for row in rows if isinstance(row, dict)}),
+        weight_shapes={k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")},
+    )
