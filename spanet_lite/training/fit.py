@@ -26,8 +26,14 @@ from spanet_lite.training.hardware import Hardware
 from spanet_lite.training.plan import CheckpointFacts, Plan
 
 if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+    from spanet_lite.config.options import Options
     from spanet_lite.dataset.datamodule import SpanetDataModule
     from spanet_lite.dataset.statistics import DatasetStatistics
+    from spanet_lite.training.interrupt import RunData, StopController
+    from spanet_lite.training.module import SpanetModule
+    from spanet_lite.training.recorder import RunRecorder
     from spanet_lite.training.weights import InitialWeights
 
 
@@ -86,19 +92,11 @@ class FitRequest:
 def open_data(plan: Plan) -> OpenedData:
     """Event spec, data module (set up: files checked, statistics computed) and statistics."""
     from spanet_lite.config.event_file import parse_event_spec
-    from spanet_lite.dataset.datamodule import SpanetDataModule
     from spanet_lite.dataset.statistics import DatasetStatistics
 
     spec = parse_event_spec(plan.event_file_text, source=str(plan.event_file or "event_file.yaml"))
     given = None if plan.statistics is None else DatasetStatistics.from_dict(plan.statistics)
-    datamodule = SpanetDataModule(
-        spec,
-        plan.options,
-        training_file=plan.training_file,
-        validation_file=plan.validation_file,
-        testing_file=None,
-        statistics=given,
-    )
+    datamodule = _datamodule(plan, spec, given)
     datamodule.setup("fit")
     if plan.run_dir is not None and given is not None:
         _check_same_training_data(plan, given.num_training_events, datamodule.num_training_events)
@@ -125,47 +123,102 @@ def monitor_for(spec: EventSpec) -> tuple[str, str]:
 
 def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -> RunResult:
     """Build the module and the trainer, train, and say what the run left behind."""
-    spec, datamodule, statistics = data.spec, data.datamodule, data.statistics
-    accelerator, devices, nodes, precision = (
-        hardware.accelerator, hardware.devices, hardware.nodes, hardware.precision
-    )
-    log_dir, name, console, quiet = request.log_dir, request.name, request.console, request.quiet
-    fast_dev_run, started = request.fast_dev_run, request.started
-    time_limit, initial_weights = request.time_limit, request.initial_weights
-    extra_callbacks = list(request.extra_callbacks)
-    import signal
+    from spanet_lite.training.interrupt import RunData, StopController
+    from spanet_lite.training.progress import ProgressDisplay, summary_table
+    from spanet_lite.training.recorder import RunRecorder, incomplete_note
 
+    options, console = plan.options, request.console
+    module = _build_module(plan, data, hardware, request)
+    monitor, mode = monitor_for(data.spec)
+    run_name = request.name or Path(plan.event_file or "spanet").stem or "spanet"
+    recorder = RunRecorder(
+        parent=request.log_dir / run_name,
+        files={
+            "options.json": json.dumps(options.to_dict(), indent=2) + "\n",
+            "event_file.yaml": plan.event_file_text,
+            "statistics.json": data.statistics.to_json(),
+        },
+        monitor=monitor,
+        mode=mode,
+        run_dir=plan.run_dir,
+        clock=lambda: time.monotonic() - request.started,
+    )
+    stopper = StopController(lambda: recorder.checkpoint_dir, request.time_limit, request.started)
+    callbacks: list[Any] = [stopper]
+    display = None
+    if console is not None:
+        live = console.is_terminal and not request.quiet
+        display = ProgressDisplay(console, epochs=options.epochs, monitor=monitor, live=live,
+                                  recorder=recorder)
+        callbacks.append(display)
+    if not request.fast_dev_run:
+        callbacks.insert(0, recorder)
+    callbacks.extend(request.extra_callbacks)
+    trainer = _build_trainer(hardware, options, callbacks, request)
+
+    datamodule = data.datamodule
+    if hardware.distributed:
+        # The shares of each process are cut once the process group exists (inside fit);
+        # statistics were computed above over the whole training split.
+        datamodule = _datamodule(plan, data.spec, data.statistics)
+    if plan.run_dir is not None and console is not None:
+        note = incomplete_note(plan.run_dir)
+        if note:
+            console.print(f"{plan.run_dir} was left incomplete ({note}); its files are rewritten "
+                          "from the checkpoint as the run continues", highlight=False, markup=False)
+    stopper.install_signal_handler()
+    try:
+        ending = _train(trainer, module, RunData(datamodule, options.seed), plan, hardware, recorder,
+                        stopper, request)
+    finally:
+        stopper.restore_signal_handler()
+        module.drop_compiled()
+        if display is not None:
+            display.close()
+
+    result = _result(recorder, monitor, ending, request)
+    if console is not None:
+        console.print(summary_table(result))
+    return result
+
+
+@dataclass
+class _Ending:
+    """How ``trainer.fit`` returned: None throughout when the run finished."""
+
+    stopped: str | None = None
+    checkpoint: Path | None = None
+    signal_number: int | None = None
+
+
+def _datamodule(plan: Plan, spec: EventSpec, statistics: DatasetStatistics | None) -> SpanetDataModule:
+    from spanet_lite.dataset.datamodule import SpanetDataModule
+
+    return SpanetDataModule(spec, plan.options, training_file=plan.training_file,
+                            validation_file=plan.validation_file, testing_file=None, statistics=statistics)
+
+
+def _build_module(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -> SpanetModule:
+    """The LightningModule, seeded, with -sf weights loaded, a -cf/--resume checkpoint checked to
+    fit, and the compile mode chosen for the steps this run has left."""
     import lightning.pytorch as pl
     import torch
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from spanet_lite.dataset.datamodule import SpanetDataModule
-    from spanet_lite.devices import CPU_MEMORY_WORDS, device_failure
-    from spanet_lite.training.interrupt import RunData, StopController, TrainingStopped
+    from spanet_lite.devices import device_failure
+    from spanet_lite.training.compilation import choose_compile
     from spanet_lite.training.module import SpanetModule
-    from spanet_lite.training.progress import ProgressDisplay
-    from spanet_lite.training.recorder import (
-        BEST,
-        CHECKPOINTS,
-        LAST,
-        AtomicCheckpointIO,
-        RunRecorder,
-        incomplete_note,
-        mark_incomplete,
-    )
 
-    options = plan.options
-    distributed = hardware.distributed
+    options, console, accelerator = plan.options, request.console, hardware.accelerator
     _quiet_lightning()
     if accelerator == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // devices))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // hardware.devices))
     if accelerator == "gpu":
         # TF32 tensor cores for the fp32 matmuls left outside autocast (CPU: unchanged).
         torch.set_float32_matmul_precision("high")
         torch.backends.cudnn.allow_tf32 = True
     pl.seed_everything(options.seed, workers=True, verbose=False)
     try:
-        module = SpanetModule(plan.event_file_text, options, statistics, frozen=plan.frozen)
+        module = SpanetModule(plan.event_file_text, options, data.statistics, frozen=plan.frozen)
     except RuntimeError as error:  # the weights alone do not fit (hidden_dim 10^8, say)
         failure = device_failure(error)
         if failure is None:
@@ -173,6 +226,7 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
         raise InputError(
             None, "hidden_dim and the layer counts", "a network whose weights fit in memory", failure
         ) from None
+    initial_weights = request.initial_weights
     if initial_weights is not None:
         from spanet_lite.training.weights import load_initial_weights
 
@@ -183,55 +237,36 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
             console.print(loaded.summary(), highlight=False, markup=False)
     if plan.resumed is not None:
         _check_checkpoint_fits(module, plan.resumed)
-    from spanet_lite.training.compilation import choose_compile
 
-    processes = max(1, devices * nodes)
-    steps_per_epoch = math.ceil((datamodule.num_training_events or 0) / (options.batch_size * processes))
+    processes = max(1, hardware.devices * hardware.nodes)
+    steps_per_epoch = math.ceil((data.datamodule.num_training_events or 0) / (options.batch_size * processes))
     # A resumed run (or one restored with -cf) plans only the epochs it has left.
     epochs_left = max(0, options.epochs - plan.epochs_done)
     choice = choose_compile(
-        options, accelerator, planned_steps=epochs_left * steps_per_epoch, time_limit=time_limit
+        options, accelerator, planned_steps=epochs_left * steps_per_epoch, time_limit=request.time_limit
     )
     module.compile_mode = choice.mode
     if console is not None:
         module.report = lambda line: console.print(line, highlight=False, soft_wrap=True, markup=False)
         if choice.note:
             console.print(choice.note, highlight=False, soft_wrap=True, markup=False)
+    return module
 
-    monitor, mode = monitor_for(spec)
-    run_name = name or Path(plan.event_file or "spanet").stem or "spanet"
-    options_json = json.dumps(options.to_dict(), indent=2) + "\n"
-    recorder = RunRecorder(
-        parent=log_dir / run_name,
-        files={
-            "options.json": options_json,
-            "event_file.yaml": plan.event_file_text,
-            "statistics.json": statistics.to_json(),
-        },
-        monitor=monitor,
-        mode=mode,
-        run_dir=plan.run_dir,
-        clock=lambda: time.monotonic() - started,
-    )
-    stopper = StopController(lambda: recorder.checkpoint_dir, time_limit, started)
-    callbacks: list[Any] = [stopper]
-    live = console is not None and console.is_terminal and not quiet
-    display = None
-    if console is not None:
-        display = ProgressDisplay(
-            console, epochs=options.epochs, monitor=monitor, live=live, recorder=recorder
-        )
-        callbacks.append(display)
-    if not fast_dev_run:
-        callbacks.insert(0, recorder)
-    callbacks.extend(extra_callbacks)
 
-    trainer = pl.Trainer(
-        accelerator=accelerator,
-        devices=devices,
-        num_nodes=nodes,
-        strategy="ddp" if distributed else "auto",
-        precision=precision,  # type: ignore[arg-type]
+def _build_trainer(
+    hardware: Hardware, options: Options, callbacks: list[Any], request: FitRequest
+) -> pl.Trainer:
+    """Lightning's Trainer with our own checkpointing, progress and logging in place of its own."""
+    import lightning.pytorch as pl
+
+    from spanet_lite.training.recorder import AtomicCheckpointIO
+
+    return pl.Trainer(
+        accelerator=hardware.accelerator,
+        devices=hardware.devices,
+        num_nodes=hardware.nodes,
+        strategy="ddp" if hardware.distributed else "auto",
+        precision=hardware.precision,  # type: ignore[arg-type]
         max_epochs=options.epochs,
         gradient_clip_val=options.gradient_clip or None,
         gradient_clip_algorithm="norm",
@@ -240,33 +275,26 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        fast_dev_run=fast_dev_run,
+        fast_dev_run=request.fast_dev_run,
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
-        default_root_dir=str(log_dir),
+        default_root_dir=str(request.log_dir),
         use_distributed_sampler=False,
     )
-    if distributed:
-        # The shares of each process are cut once the process group exists (inside fit);
-        # statistics were computed above over the whole training split.
-        datamodule = SpanetDataModule(
-            spec,
-            options,
-            training_file=plan.training_file,
-            validation_file=plan.validation_file,
-            testing_file=None,
-            statistics=statistics,
-        )
-    data = RunData(datamodule, options.seed)
-    stopped: str | None = None
-    resume_from: Path | None = None
-    signal_number: int | None = None
-    if plan.run_dir is not None and console is not None:
-        note = incomplete_note(plan.run_dir)
-        if note:
-            console.print(f"{plan.run_dir} was left incomplete ({note}); its files are rewritten "
-                          "from the checkpoint as the run continues", highlight=False, markup=False)
-    stopper.install_signal_handler()
+
+
+def _train(trainer: pl.Trainer, module: SpanetModule, data: RunData, plan: Plan, hardware: Hardware,
+           recorder: RunRecorder, stopper: StopController, request: FitRequest) -> _Ending:
+    """``trainer.fit``, with a stop (signal, time limit) as an :class:`_Ending` and a full disk or
+    a failing device as one line."""
+    import signal
+
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from spanet_lite.devices import CPU_MEMORY_WORDS, device_failure
+    from spanet_lite.training.interrupt import TrainingStopped
+    from spanet_lite.training.recorder import mark_incomplete
+
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
@@ -282,56 +310,54 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
                 ckpt_path=str(plan.resume_checkpoint) if plan.resume_checkpoint else None,
             )
     except TrainingStopped as stop:
-        stopped, resume_from, signal_number = stop.reason, stop.checkpoint, stop.signal_number
+        return _Ending(stop.reason, stop.checkpoint, stop.signal_number)
     except SIGTERMException:  # Lightning's own SIGTERM exit, if the signal came before on_train_start
-        signal_number = stopper.signal_number or signal.SIGTERM
-        stopped = stopper.reason or "terminated (SIGTERM)"
+        reason = stopper.reason or "terminated (SIGTERM)"
+        return _Ending(reason, None, stopper.signal_number or signal.SIGTERM)
     except OSError as error:  # a full disk or a folder gone read-only: say so in the run directory
-        if recorder.run_dir is None or fast_dev_run:
+        if recorder.run_dir is None or request.fast_dev_run:
             raise
         raise mark_incomplete(recorder.run_dir, error) from None
     except RuntimeError as error:  # a GPU that is busy, lost or out of memory: one line
         failure = device_failure(error)
         if failure is None:
             raise
-        if accelerator == "cpu" and CPU_MEMORY_WORDS in failure:
+        if hardware.accelerator == "cpu" and CPU_MEMORY_WORDS in failure:
             raise InputError(None, "batch_size", "training steps that fit in memory", failure) from None
-        flag = "--gpus" if accelerator == "gpu" else "--processes"
-        raise InputError(None, flag, f"usable {accelerator.upper()} devices", failure) from None
-    finally:
-        stopper.restore_signal_handler()
-        module.drop_compiled()
-        if display is not None:
-            display.close()
+        flag = "--gpus" if hardware.accelerator == "gpu" else "--processes"
+        raise InputError(None, flag, f"usable {hardware.accelerator.upper()} devices", failure) from None
+    return _Ending()
 
-    run_dir = None if fast_dev_run else recorder.run_dir
+
+def _result(recorder: RunRecorder, monitor: str, ending: _Ending, request: FitRequest) -> RunResult:
+    """What the run left behind, read from the recorder and the run directory."""
+    from spanet_lite.training.recorder import BEST, CHECKPOINTS, LAST
+
+    run_dir = None if request.fast_dev_run else recorder.run_dir
     checkpoints = None if run_dir is None else run_dir / CHECKPOINTS
-    result = RunResult(
+    last = checkpoints / LAST if checkpoints and (checkpoints / LAST).is_file() else None
+    resume_from = ending.checkpoint
+    if ending.stopped is not None and resume_from is None and checkpoints is not None:
+        resume_from = last
+    return RunResult(
         run_dir=run_dir,
         best_checkpoint=checkpoints / BEST if checkpoints and (checkpoints / BEST).is_file() else None,
-        last_checkpoint=checkpoints / LAST if checkpoints and (checkpoints / LAST).is_file() else None,
+        last_checkpoint=last,
         monitor=monitor,
         best_value=recorder.best_value,
         best_epoch=recorder.best_epoch,
         epochs_completed=len(recorder.rows),
-        stopped=stopped,
+        stopped=ending.stopped,
         resume_checkpoint=resume_from,
         metrics={
             k: v for k, v in (recorder.rows[-1] if recorder.rows else {}).items() if isinstance(v, float)
         },
-        seconds=time.monotonic() - started,
-        signal_number=signal_number,
+        seconds=time.monotonic() - request.started,
+        signal_number=ending.signal_number,
     )
-    if stopped is not None and resume_from is None and checkpoints is not None:
-        result.resume_checkpoint = result.last_checkpoint
-    if console is not None:
-        from spanet_lite.training.progress import summary_table
-
-        console.print(summary_table(result))
-    return result
 
 
-def _check_checkpoint_fits(module: Any, resumed: CheckpointFacts) -> None:
+def _check_checkpoint_fits(module: SpanetModule, resumed: CheckpointFacts) -> None:
     """One line instead of Lightning's traceback when a checkpoint's weights do not fit the network
     (``-cf`` with options that build another network)."""
     given = resumed.weight_shapes

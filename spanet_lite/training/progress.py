@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
@@ -18,6 +18,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from spanet_lite.training.fit import RunResult
 
 HEADLINE = (
     ("val/event_purity", "purity"),
@@ -143,7 +146,7 @@ class ProgressDisplay(Callback):
         self.close()
 
 
-def summary_table(result: Any) -> Table:
+def summary_table(result: RunResult) -> Table:
     """The end-of-run table: where the run is, how it ended, the best checkpoint and last metrics.
 
     Paths are never shortened: on a narrow console a long path folds onto the next line."""
