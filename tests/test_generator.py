@@ -14,6 +14,7 @@ import pytest
 from spanet_lite.cli.generate import main
 from spanet_lite.config import load_event_spec, parse_event_spec
 from spanet_lite.dataset.schema import validate_file
+from spanet_lite.errors import InputError
 from spanet_lite.physics.generator import PROCESSES, PhysicsConfig, Selection, generate_arrays, write_file
 from spanet_lite.physics.generator.allocator import retain_freed_memory
 from spanet_lite.physics.generator.production import (
@@ -317,6 +318,44 @@ def test_cli_selection_options_and_bad_values(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err and "--set fsr_probability=lots" in err
     assert not (tmp_path / "x.h5").exists()
+
+
+# ttbar_allhad: rows of 10 objects, at least 6 jets and 2 b-tags by default.
+BAD_VALUES = [  # (write_file arguments, the same on the command line, the line both give)
+    ({"seed": -1}, ["--seed", "-1"], "--seed: expected a seed >= 0, got -1"),
+    ({"events": 0}, ["--events", "0"], "--events: expected a positive number of events, got 0"),
+    ({"selection": Selection(min_jets=-1, min_btags=2)}, ["--min-jets", "-1"],
+     "--min-jets: expected a non-negative number, got -1"),
+    ({"chunk_size": 0}, ["--chunk-size", "0"], "--chunk-size: expected a positive number, got 0"),
+    ({"signal_fraction": 2.0}, ["--signal-fraction", "2"],
+     "--signal-fraction: expected a fraction between 0 and 1, got 2.0"),
+    ({"max_objects": 3}, ["--max-objects", "3"],
+     "--max-objects: expected at least 6 for ttbar_allhad, got 3"),
+    ({"config": PhysicsConfig(fsr_probability=1.5)}, ["--set", "fsr_probability=1.5"],
+     "--set: expected usable physics parameters, got fsr_probability=1.5 (need a value in [0, 1])"),
+    ({"selection": Selection(min_jets=11, min_btags=2)}, ["--min-jets", "11"],
+     "--min-jets: expected at most 10, the jet slots of --max-objects 10 (every event would be cut to "
+     "fewer jets), got 11"),
+]
+
+
+@pytest.mark.parametrize(("change", "flags", "line"), BAD_VALUES)
+def test_a_value_no_run_can_use_is_one_line_from_python_and_from_the_command(change, flags, line, tmp_path,
+                                                                              capsys):
+    output = tmp_path / "x.h5"
+    with pytest.raises(InputError) as error:
+        write_file(output, "ttbar_allhad", **{"events": 10, "seed": 1, **change})
+    assert str(error.value) == line
+    assert main(["ttbar_allhad", "-n", "10", "-o", str(output), *flags]) == 2
+    assert capsys.readouterr().err == f"spanet-generate: error: {line}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_in_memory_generation_and_unknown_processes_are_checked_too():
+    with pytest.raises(InputError, match=r"^--seed: expected a seed >= 0, got -1$"):
+        generate_arrays("hh_4b", 10, seed=-1)
+    with pytest.raises(InputError, match=r"^PROCESS: expected one of ttbar_allhad, .*, got 'tt'$"):
+        write_file("never.h5", "tt", events=10, seed=1)
 
 
 def test_early_selection_keeps_exactly_the_passing_candidates():

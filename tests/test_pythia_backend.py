@@ -328,6 +328,22 @@ def test_an_impossible_selection_stops_with_one_line_and_leaves_no_file(
     assert list(tmp_path.iterdir()) == []  # no output, no chunk folder left to resume from
 
 
+def test_values_no_run_can_use_are_refused_as_the_fast_backend_refuses_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same check as the fast backend's, before Pythia is needed (here: not installed)."""
+    from spanet_lite.physics.pythia import generate
+
+    monkeypatch.setitem(sys.modules, "pythia8mc", None)
+    output = tmp_path / "x.h5"
+    with pytest.raises(InputError, match=r"^--seed: expected a seed >= 0, got -1$"):
+        generate("ttH_semilep", 10, -1, output, progress=False)
+    with pytest.raises(InputError) as error:
+        generate("ttH_semilep", 10, 1, output, progress=False, signal_fraction=2.0)
+    assert str(error.value) == "--signal-fraction: expected a fraction between 0 and 1, got 2.0"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_input_errors_survive_pickling_so_worker_processes_can_report_them() -> None:
     import pickle
 

@@ -168,19 +168,6 @@ def run_cli(program: str, body: Callable[[Sequence[str] | None], int], argv: Seq
         sys.unraisablehook = unraisable_hook
 
 
-def check_seed(value: int | None, *, bounded: bool = False) -> None:
-    """``--seed`` as numpy's random generators take it (any integer >= 0), or with ``bounded``
-    as Optuna's sampler and the ``seed`` option do ([0, 2**32)); else a one-line InputError."""
-    from spanet_lite.config.options_validation import SEED_EXPECTED, is_seed
-
-    if value is None:
-        return
-    if bounded and not is_seed(value):
-        raise InputError(None, "--seed", SEED_EXPECTED, str(value))
-    if value < 0:
-        raise InputError(None, "--seed", "a seed >= 0", str(value))
-
-
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     """How a command that runs a trained network (``spanet-test``, ``spanet-predict``) loads it
     and where it runs it, in spanet_lite's spellings and SPANet's (``-ckpt``, ``-g/--gpu``,

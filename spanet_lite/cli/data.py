@@ -17,7 +17,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from spanet_lite.cli.common import EXIT_OK, check_seed, new_parser, run_cli
+from spanet_lite.cli.common import EXIT_OK, new_parser, run_cli
+from spanet_lite.config.options_validation import check_seed
 from spanet_lite.errors import InputError
 from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
 
@@ -149,7 +150,8 @@ def _body(argv: Sequence[str] | None) -> int:
     from spanet_lite.config import load_event_spec
     from spanet_lite.dataset import operations
 
-    check_seed(getattr(args, "seed", None))
+    if hasattr(args, "seed"):
+        check_seed(args.seed)
     spec = load_event_spec(args.event_file)
     # The operations check their outputs against their HDF5 inputs; the event file is ours.
     targets = args.output if isinstance(args.output, list) else [args.output]

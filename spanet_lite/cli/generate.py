@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spanet_lite.cli.common import EXIT_OK, check_seed, new_parser, run_cli
+from spanet_lite.cli.common import EXIT_OK, new_parser, run_cli
 from spanet_lite.errors import InputError
 from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
 
@@ -97,52 +97,21 @@ def _overrides(items: list[str]) -> dict[str, float | int]:
 
 
 def _body(argv: Sequence[str] | None) -> int:
+    """Parse, then call the backend, which checks every value (``generator.request.Request``)."""
     args = build_parser().parse_args(argv)
-    check_seed(args.seed)
     from rich.console import Console
 
     from spanet_lite.io import atomic_write_text
     from spanet_lite.physics.generator import PROCESSES, PhysicsConfig, Selection, write_file
-    from spanet_lite.physics.generator.engine import SIGNAL_FRACTION
 
-    if args.events < 1:
-        raise InputError(None, "--events", "a positive number of events", str(args.events))
-    for flag, value in (
-        ("--min-jets", args.min_jets),
-        ("--min-btags", args.min_btags),
-        ("--chunk-size", args.chunk_size),
-    ):
-        if value is not None and value < (1 if flag == "--chunk-size" else 0):
-            raise InputError(
-                None,
-                flag,
-                "a non-negative number" if flag != "--chunk-size" else "a positive number",
-                str(value),
-            )
-    if args.signal_fraction is not None and not 0.0 <= args.signal_fraction <= 1.0:
-        raise InputError(None, "--signal-fraction", "a fraction between 0 and 1", str(args.signal_fraction))
     process = PROCESSES[args.process]
-    minimum_width = max(process.selection.min_jets, 1) + (1 if process.has_lepton else 0)
-    if args.max_objects is not None and args.max_objects < minimum_width:
-        raise InputError(
-            None, "--max-objects", f"at least {minimum_width} for {process.name}", str(args.max_objects)
-        )
     config = PhysicsConfig().with_overrides(**_overrides(args.overrides))
-    problems = config.problems()
-    if problems:
-        raise InputError(None, "--set", "usable physics parameters", "; ".join(problems))
     default = process.selection
     selection = Selection(
         min_jets=default.min_jets if args.min_jets is None else args.min_jets,
         min_btags=default.min_btags if args.min_btags is None else args.min_btags,
         leptons=default.leptons,
     )
-    width = args.max_objects or process.max_objects
-    jet_slots = width - (1 if process.has_lepton else 0)
-    for flag, value in (("--min-jets", selection.min_jets), ("--min-btags", selection.min_btags)):
-        if value > jet_slots:
-            raise InputError(None, flag, f"at most {jet_slots}, the jet slots of --max-objects {width} "
-                             "(every event would be cut to fewer jets)", str(value))
     check_outputs([output(args.output, "--output"), output(args.event_file_output, "--event-file-output")],
                   overwrite=args.overwrite)
 
@@ -174,7 +143,7 @@ def _body(argv: Sequence[str] | None) -> int:
             config=config,
             selection=selection,
             max_objects=args.max_objects,
-            signal_fraction=SIGNAL_FRACTION if args.signal_fraction is None else args.signal_fraction,
+            signal_fraction=args.signal_fraction,
             chunk_size=args.chunk_size,
             overwrite=args.overwrite,
         )

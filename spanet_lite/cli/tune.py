@@ -21,11 +21,11 @@ from spanet_lite.cli.common import (
     EXIT_INPUT_ERROR,
     EXIT_OK,
     EXIT_PROBLEMS,
-    check_seed,
     error_line,
     new_parser,
     run_cli,
 )
+from spanet_lite.config.options_validation import check_seed
 from spanet_lite.errors import InputError
 
 PROGRAM = "spanet-tune"
@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _body(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    check_seed(args.seed, bounded=True)
+    if args.seed is not None:
+        check_seed(args.seed, bounded=True)
     try:
         import optuna  # noqa: F401
     except ImportError:

@@ -52,6 +52,19 @@ def is_seed(value: int) -> bool:
     return 0 <= value < 2**32
 
 
+def check_seed(value: int, where: str = "--seed", *, bounded: bool = False) -> None:
+    """A seed a user gave, as numpy's generators take it (any integer >= 0: the event generator,
+    spanet-data's shuffles) or, with ``bounded``, in :func:`is_seed`'s range (Optuna's sampler).
+
+    Raises a one-line InputError naming ``where``, the flag the value comes from, so a command
+    prints it as it is and a notebook caller reads the same words.
+    """
+    if bounded and not is_seed(value):
+        raise InputError(None, where, SEED_EXPECTED, str(value))
+    if value < 0:
+        raise InputError(None, where, "a seed >= 0", str(value))
+
+
 _positive: Callable[[Any], bool] = lambda value: math.isfinite(value) and value > 0  # noqa: E731
 _non_negative: Callable[[Any], bool] = lambda value: math.isfinite(value) and value >= 0  # noqa: E731
 _fraction: Callable[[Any], bool] = lambda value: 0 < value <= 1  # noqa: E731

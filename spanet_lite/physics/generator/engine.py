@@ -25,7 +25,8 @@ from spanet_lite.io import atomic_path
 from spanet_lite.physics.generator.acceptance import AcceptanceGuard
 from spanet_lite.physics.generator.allocator import retain_freed_memory
 from spanet_lite.physics.generator.config import PhysicsConfig, Selection
-from spanet_lite.physics.generator.processes import PROCESSES, Process
+from spanet_lite.physics.generator.processes import Process
+from spanet_lite.physics.generator.request import Request, get_process
 
 BLOCK_SIZE = 8_192
 CANDIDATE_KEY = "_candidate"  # global index of each selected event among simulated ones (not stored)
@@ -112,13 +113,6 @@ class _Tally:
         )
 
 
-def get_process(name: str) -> Process:
-    try:
-        return PROCESSES[name]
-    except KeyError:
-        raise KeyError(name) from None
-
-
 def generate_blocks(
     process: Process,
     seed: int,
@@ -143,12 +137,25 @@ def generate_blocks(
         block += 1
 
 
-def generate_arrays(process: str | Process, events: int, seed: int, **kwargs) -> dict[str, NDArray]:
-    """The first ``events`` selected events in memory, stored dtypes (for tests and notebooks)."""
+def generate_arrays(
+    process: str | Process,
+    events: int,
+    seed: int,
+    *,
+    config: PhysicsConfig | None = None,
+    selection: Selection | None = None,
+    max_objects: int | None = None,
+    signal_fraction: float | None = None,
+) -> dict[str, NDArray]:
+    """The first ``events`` selected events in memory, stored dtypes (for tests and notebooks).
+
+    Options as for :func:`write_file`, and checked the same way.
+    """
     proc = get_process(process) if isinstance(process, str) else process
+    request = Request(proc, events, seed, config or PhysicsConfig(), selection, max_objects, signal_fraction)
     parts: list[dict[str, NDArray]] = []
     have = 0
-    for arrays, _ in generate_blocks(proc, seed, **kwargs):
+    for arrays, _ in _blocks(request):
         parts.append(arrays)
         have += len(next(iter(arrays.values())))
         if have >= events:
@@ -156,6 +163,14 @@ def generate_arrays(process: str | Process, events: int, seed: int, **kwargs) ->
     return {
         k: _stored(k, np.concatenate([p[k] for p in parts])[:events]) for k in parts[0] if k != CANDIDATE_KEY
     }
+
+
+def _blocks(request: Request) -> Iterator[tuple[dict[str, NDArray], int]]:
+    """:func:`generate_blocks` for a checked request."""
+    fraction = SIGNAL_FRACTION if request.signal_fraction is None else request.signal_fraction
+    return generate_blocks(
+        request.process, request.seed, request.config, request.cuts, request.width, fraction
+    )
 
 
 def _stored(key: str, values: NDArray) -> NDArray:
@@ -176,7 +191,7 @@ def write_file(
     config: PhysicsConfig | None = None,
     selection: Selection | None = None,
     max_objects: int | None = None,
-    signal_fraction: float = SIGNAL_FRACTION,
+    signal_fraction: float | None = None,
     chunk_size: int = 65_536,
     overwrite: bool = False,
     compression: str | None = "gzip",
@@ -186,24 +201,28 @@ def write_file(
 
     Events are written ``chunk_size`` at a time, rounded down to whole HDF5 chunks of 4,096
     events (so values below 4,096 act as 4,096). ``progress(k)`` is called with the number of
-    events written so far after each write.
-    Raises FileExistsError if ``path`` exists and ``overwrite`` is False. Keeps freed heap
-    memory for reuse in this process (see :mod:`.allocator`; 8 % faster, same peak memory).
+    events written so far after each write. ``selection`` and ``max_objects`` default to the
+    process's, ``signal_fraction`` (ttH_semilep) to ``SIGNAL_FRACTION``.
+    Raises an InputError for a value no run could use (see :class:`.request.Request`: the
+    lines ``spanet-generate`` prints), FileExistsError if ``path`` exists and ``overwrite`` is
+    False. Keeps freed heap memory for reuse in this process (see :mod:`.allocator`; 8 %
+    faster, same peak memory).
     """
     proc = get_process(process) if isinstance(process, str) else process
-    if events < 1:
-        raise ValueError("events must be at least 1")
+    request = Request(
+        proc, events, seed, config or PhysicsConfig(), selection, max_objects, signal_fraction, chunk_size
+    )
     retain_freed_memory()
     tally = _Tally(proc)
     candidates = 0
     rows = _chunk_rows(events)
-    guard = AcceptanceGuard(selection or proc.selection)
+    guard = AcceptanceGuard(request.cuts)
     with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
         written = 0
         pending: list[dict[str, NDArray]] = []  # selected events not yet written, in order
         buffered = 0
         datasets: dict[str, h5py.Dataset] = {}
-        blocks = generate_blocks(proc, seed, config, selection, max_objects, signal_fraction)
+        blocks = _blocks(request)
         while written < events:
             arrays, simulated = next(blocks)
             guard.add(simulated, len(arrays[CANDIDATE_KEY]))

@@ -32,6 +32,7 @@ from spanet_lite.physics.generator.acceptance import AcceptanceGuard
 from spanet_lite.physics.generator.config import PhysicsConfig, Selection
 from spanet_lite.physics.generator.engine import FLOAT_DTYPE, Summary, _create_datasets, _stored, _Tally
 from spanet_lite.physics.generator.processes import PROCESSES as FAST_PROCESSES
+from spanet_lite.physics.generator.request import Request, get_process
 from spanet_lite.physics.pythia.engine import ChunkResult, generate_chunk
 from spanet_lite.physics.pythia.processes import PROCESSES
 
@@ -164,29 +165,23 @@ def generate(
     selected)`` is called with increments instead when given. ``config``, ``selection`` and
     ``max_objects`` default to the fast backend's; ``signal_fraction`` (ttH_semilep) is the
     share of ttH among the *selected* events (default 0.5). Returns the same
-    :class:`~spanet_lite.physics.generator.engine.Summary` as the fast backend.
+    :class:`~spanet_lite.physics.generator.engine.Summary` as the fast backend. Values no run
+    could use are refused, before Pythia is imported, as the fast backend refuses them (see
+    :class:`~spanet_lite.physics.generator.request.Request`).
     """
-    pythia_version = require_pythia()
-    if process not in PROCESSES:
-        raise InputError(None, "PROCESS", f"one of {', '.join(PROCESSES)}", repr(process))
-    if n_events < 1:
-        raise InputError(None, "--events", "a positive number of events", str(n_events))
-    if seed < 0:
-        raise InputError(None, "--seed", "a non-negative integer", str(seed))
+    fast = get_process(process)
+    request = Request(
+        fast, n_events, seed, config or PhysicsConfig(), selection, max_objects, signal_fraction, chunk_size
+    )
     if jobs < 1:
         raise InputError(None, "--jobs", "a positive number of worker processes", str(jobs))
+    pythia_version = require_pythia()
     output = Path(output)
     if output.exists() and not overwrite:
         raise InputError(output, "", "a path that does not exist yet (or --overwrite)", "an existing file")
     sizes = chunk_sizes(n_events, chunk_size)
     work_dir = work_dir_for(output)
-    fast = FAST_PROCESSES[process]
-    options = _Options(
-        config or PhysicsConfig(),
-        selection or fast.selection,
-        max_objects or fast.max_objects,
-        signal_fraction,
-    )
+    options = _Options(request.config, request.cuts, request.width, request.signal_fraction)
     manifest = {
         "backend": "pythia",
         "pythia": pythia_version,

@@ -1,0 +1,83 @@
+"""What a generation run is asked for, checked in one place for both backends.
+
+:func:`~.engine.write_file`, :func:`~.engine.generate_arrays` and the Pythia backend's
+``generate`` build a :class:`Request` before any work, so a notebook call and
+``spanet-generate`` refuse the same values with the same line. The lines name the
+``spanet-generate`` flag each value comes from: the command prints them as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from spanet_lite.config.options_validation import check_seed
+from spanet_lite.errors import InputError
+from spanet_lite.physics.generator.config import PhysicsConfig, Selection
+from spanet_lite.physics.generator.processes import PROCESSES, Process
+
+
+def get_process(name: str) -> Process:
+    """The process called ``name``, or a one-line InputError listing the ones there are."""
+    try:
+        return PROCESSES[name]
+    except KeyError:
+        raise InputError(None, "PROCESS", f"one of {', '.join(PROCESSES)}", repr(name)) from None
+
+
+@dataclass(frozen=True)
+class Request:
+    """``events`` selected events of ``process`` from ``seed``, with the options both backends share.
+
+    ``selection`` and ``max_objects`` left at None mean the process's own; ``signal_fraction``
+    None means the backend's default (the ttH share: among candidates for the fast backend,
+    among selected events for Pythia). ``chunk_size`` is events per write (fast) or per chunk
+    (Pythia). Construction raises an InputError for a value no run could use.
+    """
+
+    process: Process
+    events: int
+    seed: int
+    config: PhysicsConfig = field(default_factory=PhysicsConfig)
+    selection: Selection | None = None
+    max_objects: int | None = None
+    signal_fraction: float | None = None
+    chunk_size: int = 1
+
+    def __post_init__(self) -> None:
+        check_seed(self.seed)
+        if self.events < 1:
+            raise InputError(None, "--events", "a positive number of events", str(self.events))
+        for flag, value in (("--min-jets", self.cuts.min_jets), ("--min-btags", self.cuts.min_btags)):
+            if value < 0:
+                raise InputError(None, flag, "a non-negative number", str(value))
+        if self.chunk_size < 1:
+            raise InputError(None, "--chunk-size", "a positive number", str(self.chunk_size))
+        if self.signal_fraction is not None and not 0.0 <= self.signal_fraction <= 1.0:
+            raise InputError(
+                None, "--signal-fraction", "a fraction between 0 and 1", str(self.signal_fraction)
+            )
+        process = self.process
+        # The default selection's jets, and the lepton's slot, must fit in a row.
+        least = max(process.selection.min_jets, 1) + (1 if process.has_lepton else 0)
+        if self.max_objects is not None and self.max_objects < least:
+            raise InputError(
+                None, "--max-objects", f"at least {least} for {process.name}", str(self.max_objects)
+            )
+        problems = self.config.problems()
+        if problems:
+            raise InputError(None, "--set", "usable physics parameters", "; ".join(problems))
+        jet_slots = self.width - (1 if process.has_lepton else 0)
+        for flag, value in (("--min-jets", self.cuts.min_jets), ("--min-btags", self.cuts.min_btags)):
+            if value > jet_slots:
+                raise InputError(None, flag, f"at most {jet_slots}, the jet slots of --max-objects "
+                                 f"{self.width} (every event would be cut to fewer jets)", str(value))
+
+    @property
+    def cuts(self) -> Selection:
+        """The selection applied: the one asked for, else the process's."""
+        return self.selection or self.process.selection
+
+    @property
+    def width(self) -> int:
+        """Padded width of the SEQUENTIAL input: the one asked for, else the process's."""
+        return self.process.max_objects if self.max_objects is None else self.max_objects
