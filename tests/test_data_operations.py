@@ -288,6 +288,27 @@ def test_refusals_are_one_line_and_leave_files_as_they_were(tmp_path, spec_file,
     assert spec_file.read_bytes() == event_file
 
 
+def test_a_seed_or_bucket_size_no_shuffle_can_use_is_the_line_the_command_prints(tmp_path, spec_file, capsys):
+    good = write_h5(tmp_path / "good.h5", random_arrays(50, seed=9))
+    keep = {p.name for p in tmp_path.iterdir()}
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    memory = "--memory: expected a positive number of MB, got"
+    refused = [  # (call, its line)
+        (lambda: operations.shuffle(good, a, TINY_SPEC, seed=-1), "--seed: expected a seed >= 0, got -1"),
+        (lambda: operations.split(good, [a, b], [0.5, 0.5], TINY_SPEC, shuffle=True, seed=-1),
+         "--seed: expected a seed >= 0, got -1"),
+        (lambda: Streaming(bucket_memory=0), f"{memory} 0.0"),
+        (lambda: Streaming(bucket_memory=float("nan")), f"{memory} nan"),
+    ]
+    for call, line in refused:
+        with pytest.raises(InputError) as error:
+            call()
+        assert str(error.value) == line
+    assert main(["shuffle", str(good), "-o", str(a), "-e", str(spec_file), "--memory", "0"]) == 2
+    assert _one_line_error(capsys) == f"spanet-data: error: {memory} 0.0"
+    assert _nothing_left(tmp_path, keep)
+
+
 def test_labels_parse_one_per_input():
     assert parse_labels(["signal=1,kind=2", "kind=0,signal=0"], 2) == {"EVENT/signal": [1, 0],
                                                                        "EVENT/kind": [2, 0]}

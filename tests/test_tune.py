@@ -169,6 +169,14 @@ def test_a_study_folder_that_is_a_file_is_one_line(tmp_path, repo_root, capsys):
     assert taken.read_text() == "keep me\n"
 
 
+def test_a_sampler_seed_out_of_range_is_refused_by_the_python_api_too(tmp_path):
+    from spanet_lite.tuning.search import TuneConfig, check_config
+
+    config = TuneConfig(options_file=tmp_path / "o.json", trials=1, directory=tmp_path / "study", seed=2**32)
+    with pytest.raises(InputError, match=r"^--seed: expected a seed in \[0, 2\*\*32\), got 4294967296$"):
+        check_config(config)
+
+
 def test_a_continued_study_draws_new_parameters_and_stays_reproducible():
     """A resubmitted job (same --seed) must not replay the first run's draws."""
     from spanet_lite.tuning.search import sampler_seed

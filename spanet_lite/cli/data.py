@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from spanet_lite.cli.common import EXIT_OK, new_parser, run_cli
-from spanet_lite.config.options_validation import check_seed
 from spanet_lite.errors import InputError
 from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
 
@@ -150,21 +149,16 @@ def _body(argv: Sequence[str] | None) -> int:
     from spanet_lite.config import load_event_spec
     from spanet_lite.dataset import operations
 
-    if hasattr(args, "seed"):
-        check_seed(args.seed)
     spec = load_event_spec(args.event_file)
     # The operations check their outputs against their HDF5 inputs; the event file is ours.
     targets = args.output if isinstance(args.output, list) else [args.output]
     check_outputs([output(path, "-o/--output") for path in targets], inputs=[args.event_file],
                   overwrite=args.overwrite)
     factory, stop = _progress(args.quiet)
-    memory = getattr(args, "memory", 64)
-    if not memory > 0:
-        raise InputError(None, "--memory", "a positive number of MB", str(memory))
     streaming = operations.Streaming(
         chunk_size=args.chunk_size, progress=factory,
         validation_progress=not args.quiet and sys.stderr.isatty(),
-        scratch_dir=getattr(args, "scratch_dir", None), bucket_memory=int(memory * 1024 * 1024))
+        scratch_dir=getattr(args, "scratch_dir", None), bucket_memory=getattr(args, "memory", 64) * 2**20)
     common = {"overwrite": args.overwrite, "streaming": streaming}
     try:
         if args.command == "concat":

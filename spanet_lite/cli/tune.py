@@ -25,7 +25,6 @@ from spanet_lite.cli.common import (
     new_parser,
     run_cli,
 )
-from spanet_lite.config.options_validation import check_seed
 from spanet_lite.errors import InputError
 
 PROGRAM = "spanet-tune"
@@ -71,8 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _body(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    if args.seed is not None:
-        check_seed(args.seed, bounded=True)
     try:
         import optuna  # noqa: F401
     except ImportError:

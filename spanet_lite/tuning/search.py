@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from spanet_lite.config.options import PATH_KEYS, Options
+from spanet_lite.config.options_validation import check_seed
 from spanet_lite.errors import InputError
 from spanet_lite.tuning.space import DEFAULT_SPACE, Parameter
 
@@ -124,6 +125,8 @@ def base_options(config: TuneConfig) -> tuple[Options, dict[str, Any], str, str]
 
 def check_config(config: TuneConfig) -> None:
     """Command-line values that are wrong before anything runs."""
+    if config.seed is not None:
+        check_seed(config.seed, bounded=True)
     if config.trials < 1:
         raise InputError(None, "--trials", "a number of trials >= 1", str(config.trials))
     if config.jobs < 1:

@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.config.options_validation import check_seed
 from spanet_lite.dataset.hdf5_layout import read_rows
 from spanet_lite.dataset.operations.shuffle import DEFAULT_BUCKET_MEMORY, shuffled_blocks
 from spanet_lite.dataset.operations.streams import (
@@ -50,18 +51,24 @@ class Written:
 
 @dataclass(frozen=True)
 class Streaming:
-    """How an operation moves events: block size, progress reporting, scratch space for shuffles."""
+    """How an operation moves events: block size, progress reporting, scratch space for shuffles.
+
+    Values no operation could use are refused here, with the line ``spanet-data`` prints.
+    """
 
     chunk_size: int = DEFAULT_CHUNK_SIZE
     progress: ProgressFactory = no_progress
     validation_progress: bool = False
     scratch_dir: Path | None = None
     """Where a shuffle keeps its scratch file (default: beside the first output)."""
-    bucket_memory: int = DEFAULT_BUCKET_MEMORY
+    bucket_memory: float = DEFAULT_BUCKET_MEMORY
+    """Bytes one shuffle bucket may take (``--memory`` MB times 2**20, not rounded)."""
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
             raise InputError(None, "--chunk-size", "a positive number of events", str(self.chunk_size))
+        if not (math.isfinite(self.bucket_memory) and self.bucket_memory > 0):
+            raise InputError(None, "--memory", "a positive number of MB", str(self.bucket_memory / 2**20))
         if self.scratch_dir is not None and not Path(self.scratch_dir).is_dir():  # never made for the user
             got = "a file" if Path(self.scratch_dir).exists() else "no such folder"
             raise InputError(Path(self.scratch_dir), "--scratch-dir", "an existing folder", got)
@@ -125,6 +132,7 @@ def split(
     ``event_number`` (e.g. ``INFO/event_number``), or the event's position in the file.
     Fractions are then met on average, not exactly.
     """
+    check_seed(seed)
     _check_fractions(fractions, outputs)
     if shuffle and by_event_number:
         raise InputError(None, "--shuffle", "either --shuffle or --by-event-number, not both")
@@ -158,6 +166,7 @@ def shuffle(
     streaming: Streaming = Streaming(),
 ) -> list[Written]:
     """The events of ``input`` in a uniformly random order (out of core, reproducible from ``seed``)."""
+    check_seed(seed)
     check_outputs([input], [output], overwrite)
     with contextlib.ExitStack() as stack:
         plan = make_plan(spec, [_open(input, spec, stack, streaming)])

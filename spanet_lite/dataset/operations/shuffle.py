@@ -35,12 +35,12 @@ def shuffled_blocks(
     scratch_dir: Path,
     *,
     chunk_size: int,
-    memory: int = DEFAULT_BUCKET_MEMORY,
+    memory: float = DEFAULT_BUCKET_MEMORY,
     progress: ProgressFactory = no_progress,
 ) -> Iterator[Block]:
     """Yield all events of ``plan`` in a random order, in blocks of at most ``chunk_size``."""
     total = plan.num_events
-    per_bucket = max(chunk_size, memory // max(1, plan.bytes_per_event))
+    per_bucket = max(chunk_size, int(memory // max(1, plan.bytes_per_event)))
     buckets = max(1, math.ceil(total / per_bucket))
     reads = list(plan.blocks(chunk_size))
 
