@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spanet_lite.physics.kinematics import FourVector, invariant_mass, two_body_decay
-from spanet_lite.physics.neutrino import choose_root, neutrino_pz_roots, solve_neutrino, solve_neutrino_pz
+from spanet_lite.physics.kinematics import FourVector, invariant_mass, to_cartesian, two_body_decay
+from spanet_lite.physics.neutrino import analytic_features, choose_root, solve_neutrino
 
 # A massless lepton (px, py, pz, E) = (3, 0, 4, 5) is used throughout: a = E^2 - pz^2 = 9.
 LEPTON = (3.0, 0.0, 4.0, 5.0)
@@ -18,11 +18,11 @@ LEPTON = (3.0, 0.0, 4.0, 5.0)
 
 def test_hand_computed_roots():
     # MET (0, 12), m_W^2 = 90: A = 45, mu = 45, D = 45^2 - 9 * 144 = 729, roots (180 +- 5 * 27) / 9.
-    plus, minus, is_complex = neutrino_pz_roots(*LEPTON, 0.0, 12.0, w_mass=math.sqrt(90.0))
+    solution = solve_neutrino(*LEPTON, 0.0, 12.0, w_mass=math.sqrt(90.0))
+    plus, minus = solution.pz_plus, solution.pz_minus
     assert (plus, minus) == pytest.approx((35.0, 5.0))
-    assert not is_complex
-    pz, is_complex = solve_neutrino_pz(*LEPTON, 0.0, 12.0, w_mass=math.sqrt(90.0))
-    assert pz == pytest.approx(5.0)
+    assert not solution.is_complex
+    assert (solution.pz, solution.pz_other) == pytest.approx((5.0, 35.0))  # the smaller |pz| first
     # both roots really give m_W: nu (0, 12, 35) has E 37 and 2 (5 * 37 - 4 * 35) = 90
     for root in (plus, minus):
         nu = FourVector(math.hypot(12.0, root), 0.0, 12.0, root)
@@ -54,9 +54,9 @@ def test_lepton_in_the_transverse_plane_at_the_tolerated_zero_discriminant():
     w_mass = math.sqrt(72.0 - 2e-11)
     for lepton_pz in (1e-300, 1e-320, 0.0):
         with np.errstate(over="raise", divide="raise", invalid="raise"):
-            plus, minus, is_complex = neutrino_pz_roots(3.0, 0.0, lepton_pz, 3.0, 0.0, 12.0, w_mass=w_mass)
-        assert not is_complex
-        assert abs(plus) < 1e-9 and abs(minus) < 1e-9
+            solution = solve_neutrino(3.0, 0.0, lepton_pz, 3.0, 0.0, 12.0, w_mass=w_mass)
+        assert not solution.is_complex
+        assert abs(solution.pz_plus) < 1e-9 and abs(solution.pz_minus) < 1e-9
 
 
 def test_negative_discriminant_scales_the_neutrino_pt():
@@ -71,10 +71,10 @@ def test_negative_discriminant_scales_the_neutrino_pt():
 
 def test_zero_neutrino_pt():
     # MET 0: D = A^2, roots (45 * 4 +- 5 * 45) / 9 = 45 and -5; the smaller |pz| is -5.
-    plus, minus, is_complex = neutrino_pz_roots(*LEPTON, 0.0, 0.0, w_mass=math.sqrt(90.0))
-    assert (plus, minus) == pytest.approx((45.0, -5.0))
-    assert solve_neutrino_pz(*LEPTON, 0.0, 0.0, w_mass=math.sqrt(90.0))[0] == pytest.approx(-5.0)
-    assert not is_complex
+    solution = solve_neutrino(*LEPTON, 0.0, 0.0, w_mass=math.sqrt(90.0))
+    assert (solution.pz_plus, solution.pz_minus) == pytest.approx((45.0, -5.0))
+    assert solution.pz == pytest.approx(-5.0)
+    assert not solution.is_complex
 
 
 def test_massless_lepton_along_the_beam_makes_the_equation_linear():
@@ -89,8 +89,8 @@ def test_lepton_mass_enters_the_constraint():
     # A lepton of mass 10 at rest (pT = 0), MET (0, 12), m_W^2 = 360: A = 130, a = 100,
     # D = 130^2 - 100 * 144 = 2500, roots +- E sqrt(D) / a = +-5; nu (0, 12, 5) has E 13 and
     # m^2 = 100 + 2 * 10 * 13 = 360.
-    plus, minus, _ = neutrino_pz_roots(0.0, 0.0, 0.0, 10.0, 0.0, 12.0, w_mass=math.sqrt(360.0))
-    assert sorted([float(plus), float(minus)]) == pytest.approx([-5.0, 5.0])
+    solution = solve_neutrino(0.0, 0.0, 0.0, 10.0, 0.0, 12.0, w_mass=math.sqrt(360.0))
+    assert sorted([float(solution.pz_plus), float(solution.pz_minus)]) == pytest.approx([-5.0, 5.0])
 
 
 def test_neutrino_eta_along_the_beam():
@@ -109,9 +109,9 @@ def test_neutrino_eta_along_the_beam():
 def test_exact_met_and_on_shell_w_reproduce_the_true_pz(pt, eta, cos_theta, phi, electron):
     w = FourVector.from_pt_eta_phi_mass(pt, eta, 1.0, 80.4)
     lepton, nu = two_body_decay(w, 0.000511 if electron else 0.105658, 0.0, cos_theta, phi)
-    plus, minus, is_complex = neutrino_pz_roots(lepton.px, lepton.py, lepton.pz, lepton.e, nu.px, nu.py)
-    assert not is_complex
-    closest = min(abs(plus - nu.pz), abs(minus - nu.pz))
+    solution = solve_neutrino(lepton.px, lepton.py, lepton.pz, lepton.e, nu.px, nu.py)
+    assert not solution.is_complex
+    closest = min(abs(solution.pz_plus - nu.pz), abs(solution.pz_minus - nu.pz))
     assert closest <= 1e-3 * max(abs(nu.pz), 1.0)  # near D = 0 roots carry sqrt(eps) rounding
 
 
@@ -138,3 +138,25 @@ def test_vectorised_over_arrays_and_torch_agrees():
         numpy_solution.pz,
     )
     np.testing.assert_allclose(invariant_mass(lepton, nu), 80.4, rtol=1e-6)
+
+
+def test_analytic_features_are_the_smaller_root_then_the_other_exactly():
+    # Random leptons (some at pT 0: no lepton, some at eta 0: pz 0) and MET; the features are
+    # solve_neutrino's roots, unchanged, with the smaller |pz| first and 0 without a lepton.
+    rng = np.random.default_rng(3)
+    n = 5000
+    pt, eta = rng.uniform(0, 200, n), rng.normal(0, 1.5, n)
+    pt[:50], eta[50:100] = 0.0, 0.0
+    phi, mass = rng.uniform(-np.pi, np.pi, n), rng.choice([0.000511, 0.105658], n)
+    met_x, met_y = rng.normal(0, 60, n), rng.normal(0, 60, n)
+    features = analytic_features(pt, eta, phi, mass, met_x, met_y)
+
+    e, px, py, pz = to_cartesian(pt, eta, phi, mass)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        solution = solve_neutrino(px, py, pz, e, met_x, met_y)
+    roots = np.stack([solution.pz_plus, solution.pz_minus])
+    lepton = pt > 0
+    nu_pz, other = features["nu_pz"][lepton], features["nu_pz_other"][lepton]
+    assert np.all(np.abs(nu_pz) <= np.abs(other))
+    np.testing.assert_array_equal(np.sort([nu_pz, other], axis=0), np.sort(roots[:, lepton], axis=0))
+    assert not features["nu_pz"][~lepton].any() and not features["nu_pz_other"][~lepton].any()

@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from spanet_lite.physics.kinematics import to_cartesian
+
 W_MASS = 80.4  # GeV, the constraint used by default (PDG 80.37, rounded as in the seed)
 RULES = ("smaller", "larger", "plus", "minus")
 DISCRIMINANT_TOLERANCE = 1e-12  # relative to mu^2: below this D counts as exactly zero
@@ -53,8 +55,8 @@ class NeutrinoSolution:
     """The reconstructed neutrino (GeV). px, py differ from MET only where ``is_complex``.
 
     ``pz_plus``/``pz_minus`` are the two roots (equal, the single solution, where
-    ``is_complex``); ``pz`` is the one picked by the rule; ``eta`` is the neutrino's
-    pseudorapidity from (px, py, pz).
+    ``is_complex``); ``pz`` is the one picked by the rule, :attr:`pz_other` the one it left;
+    ``eta`` is the neutrino's pseudorapidity from (px, py, pz).
     """
 
     px: Any
@@ -64,6 +66,11 @@ class NeutrinoSolution:
     is_complex: Any
     pz_plus: Any
     pz_minus: Any
+
+    @property
+    def pz_other(self) -> Any:
+        """The root the rule did not pick (``pz`` itself where the two are equal)."""
+        return _ops(self.pz).where(self.pz == self.pz_plus, self.pz_minus, self.pz_plus)
 
 
 class _Ops:
@@ -178,38 +185,6 @@ def choose_root(pz_plus: Any, pz_minus: Any, rule: str = "smaller") -> Any:
     raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
 
 
-def solve_neutrino_pz(
-    lepton_px: Any,
-    lepton_py: Any,
-    lepton_pz: Any,
-    lepton_e: Any,
-    met_x: Any,
-    met_y: Any,
-    w_mass: float = W_MASS,
-    rule: str = "smaller",
-) -> tuple[Any, Any]:
-    """The neutrino pz picked by ``rule`` and whether the discriminant was negative.
-
-    Where it was (``is_complex``), pz belongs to the pT-scaled neutrino of :func:`solve_neutrino`.
-    """
-    solution = solve_neutrino(lepton_px, lepton_py, lepton_pz, lepton_e, met_x, met_y, w_mass, rule)
-    return solution.pz, solution.is_complex
-
-
-def neutrino_pz_roots(
-    lepton_px: Any,
-    lepton_py: Any,
-    lepton_pz: Any,
-    lepton_e: Any,
-    met_x: Any,
-    met_y: Any,
-    w_mass: float = W_MASS,
-) -> tuple[Any, Any, Any]:
-    """Both roots ``(pz_plus, pz_minus, is_complex)``; equal (the pT-scaled solution) where complex."""
-    solution = solve_neutrino(lepton_px, lepton_py, lepton_pz, lepton_e, met_x, met_y, w_mass)
-    return solution.pz_plus, solution.pz_minus, solution.is_complex
-
-
 #: Features of the ``Met`` GLOBAL input that carry the analytic solution (bundled semi-leptonic files).
 ANALYTIC_FEATURES = ("nu_pz", "nu_pz_other")
 
@@ -224,14 +199,11 @@ def analytic_features(
     learn when the other root is the right one (e.g. from m(l nu b)) and so beat the formula
     instead of having to rediscover the quadratic from 10,000 events.
     """
-    pt = np.asarray(lepton_pt, dtype=np.float64)
-    px, py = pt * np.cos(lepton_phi), pt * np.sin(lepton_phi)
-    pz = pt * np.sinh(np.asarray(lepton_eta, dtype=np.float64))
-    e = np.sqrt(px**2 + py**2 + pz**2 + np.asarray(lepton_mass, dtype=np.float64) ** 2)
+    e, px, py, pz = to_cartesian(lepton_pt, lepton_eta, lepton_phi, lepton_mass)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        solution = solve_neutrino(px, py, pz, e, met_x, met_y)
-        smaller = np.abs(solution.pz_plus) <= np.abs(solution.pz_minus)
-        chosen = np.where(smaller, solution.pz_plus, solution.pz_minus)
-        other = np.where(smaller, solution.pz_minus, solution.pz_plus)
-    valid = pt > 0
-    return {"nu_pz": np.where(valid, chosen, 0.0), "nu_pz_other": np.where(valid, other, 0.0)}
+        solution = solve_neutrino(px, py, pz, e, met_x, met_y, rule="smaller")
+    lepton = np.asarray(lepton_pt) > 0
+    return {
+        "nu_pz": np.where(lepton, solution.pz, 0.0),
+        "nu_pz_other": np.where(lepton, solution.pz_other, 0.0),
+    }
