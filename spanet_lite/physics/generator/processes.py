@@ -171,6 +171,12 @@ def simulate_ttbar_allhad(
     signal_fraction: float,
     selection: Selection,
 ) -> tuple[Arrays, Reconstructed]:
+    """All-hadronic t tbar: each top -> b W, W -> q q', six quarks recoiling against the ISR.
+
+    Target slot r is hard-parton role r (t1: q1 q2 b, t2: q1 q2 b), the order of the event file.
+    No lepton, so float32 throughout (see ``production``: several times faster, and the stored
+    precision). ``signal_fraction`` is unused: every process has ``Process.simulate``'s signature.
+    """
     isr = sample_isr(rng, n, config)
     t1, m1, t2, m2 = _two_tops(rng, n, config, isr, np.float32)
     b1, q11, q12, f11, f12 = _hadronic_top(rng, t1, m1, config)
@@ -190,6 +196,13 @@ def simulate_ttbar_semilep(
     signal_fraction: float,
     selection: Selection,
 ) -> tuple[Arrays, Reconstructed]:
+    """Semi-leptonic t tbar: one W -> e/mu nu (the "leptonic top" lt), the other W -> q q' (ht).
+
+    The lepton takes slot 0 of ``Momenta``, so the jets get ``max_objects - 1`` slots and
+    targets count from 1. Computed in float64: the analytic neutrino solution is ill-conditioned
+    near a zero discriminant, and the stored truth must meet the W-mass constraint (``production``).
+    ``signal_fraction`` is unused: every process has ``Process.simulate``'s signature.
+    """
     isr = sample_isr(rng, n, config)
     t_lep, m_lep, t_had, m_had = _two_tops(rng, n, config, isr, LEPTONIC_PRECISION)
     b_lep, w_lep, w_mass = decay_top(rng, t_lep, m_lep, config)
@@ -239,7 +252,11 @@ def simulate_tth_semilep(
 ) -> tuple[Arrays, Reconstructed]:
     """ttH (H -> b bbar) with probability ``signal_fraction``, else tt + b bbar (same final state).
 
-    The background's extra b pair is a g* -> b bbar splitting (``ttbb_*`` in PhysicsConfig).
+    The background's extra b pair is a g* -> b bbar splitting (``ttbb_*`` in PhysicsConfig),
+    drawn by :func:`ttx_system` in the same pass as the Higgs, so both share one kinematic
+    recipe and differ only where the physics does. Background events keep the tops' targets but
+    not the Higgs's; ``CLASSIFICATIONS/EVENT/signal`` says which is which. Layout and precision
+    as for ``ttbar_semilep`` (lepton in slot 0, float64).
     """
     signal = rng.random(n) < signal_fraction
     isr = sample_isr(rng, n, config)
@@ -280,6 +297,12 @@ def simulate_hh_4b(
     signal_fraction: float,
     selection: Selection,
 ) -> tuple[Arrays, Reconstructed]:
+    """Higgs pair production, both H -> b bbar: four b jets to pair into two Higgs bosons.
+
+    The two Higgs bosons recoil against the ISR like the tops of t tbar (a harder pT spectrum,
+    ``HH_HIGGS_PT``). Float32 throughout, as for the other all-hadronic process.
+    ``signal_fraction`` is unused: every process has ``Process.simulate``'s signature.
+    """
     isr = sample_isr(rng, n, config)
     (x1, y1), (x2, y2) = balanced_transverse(rng, [HH_HIGGS_PT, HH_HIGGS_PT], recoil(isr), np.float32)
     y = rapidities(rng, n, 2, *HH_Y, np.float32)
