@@ -157,7 +157,7 @@ def test_test_json_predict_and_export_never_replace_a_checkpoint_or_an_existing_
     assert test_cli.main([str(run_dir), "-tf", str(data), "--json", str(data), "--overwrite"]) == 2
     assert "the input" in one_line_error(capsys, "spanet-test")
     assert predict_cli.main([str(run_dir), str(data), str(checkpoint)]) == 2
-    assert "inside a run directory" in one_line_error(capsys, "spanet-predict")
+    assert f"got the input {checkpoint}" in one_line_error(capsys, "spanet-predict")
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"mine")
     assert export_cli.main([str(run_dir), str(onnx)]) == 2

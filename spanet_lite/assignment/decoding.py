@@ -35,6 +35,7 @@ from torch import Tensor
 
 from spanet_lite.assignment import numpy_decoder
 from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.config.options_validation import check_decoding
 from spanet_lite.errors import SpanetWarning
 
 
@@ -49,8 +50,11 @@ def decode(
     """Decode a batch: particle -> (B, k) int64 combined object indices, -1 = not reported.
 
     ``assignments`` maps every particle of ``spec`` to its (B, N, ..., N) log-probabilities.
-    Particles are considered in event-file order (it only matters for exact ties).
+    Particles are considered in event-file order (it only matters for exact ties). ``mode`` is
+    one of the ``decoding`` option's names; any other is an InputError (a misspelt mode must not
+    quietly run another decoder).
     """
+    check_decoding(mode, "mode")
     names = [name for name in spec.particle_names if name in assignments]
     missing = set(spec.particle_names) - set(names)
     if missing:
@@ -67,7 +71,7 @@ def decode(
                 active[:, j] = _to_numpy(detections[name]).reshape(batch) >= cut
     if mode == "greedy":
         chosen = numpy_decoder.decode_greedy(arrays, active)
-    else:
+    else:  # "exact", the only other name check_decoding lets through
         chosen, fallback = numpy_decoder.decode_exact(arrays, active)
         if fallback:
             warnings.warn(

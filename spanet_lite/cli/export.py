@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from spanet_lite.cli.common import EXIT_OK, new_parser, run_cli
-from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
+from spanet_lite.outputs import add_overwrite_argument
 
 PROGRAM = "spanet-export"
 
@@ -49,22 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _body(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    import shutil
     from pathlib import Path
 
     from rich.console import Console
 
-    from spanet_lite.assignment import numpy_decoder
-    from spanet_lite.evaluation.export import Convention, export_onnx, input_names, output_names
+    from spanet_lite.evaluation.export import DECODER_NAME, Convention, export_onnx, input_names, output_names
     from spanet_lite.evaluation.run import load_run
-    from spanet_lite.io import atomic_path
 
-    decoder = Path(args.output).with_name("onnx_decoder.py") if args.copy_decoder else None
-    check_outputs([output(args.output, "model.onnx"), output(decoder, "--copy-decoder")],
-                  inputs=[args.checkpoint], overwrite=args.overwrite)
     convention = Convention(args.input_log_transform, args.output_log_transform, args.output_embeddings)
     run = load_run(args.run_dir, checkpoint=args.checkpoint)
-    path = export_onnx(run, args.output, opset=args.opset, convention=convention)
+    path = export_onnx(run, args.output, opset=args.opset, convention=convention,
+                       copy_decoder=args.copy_decoder, overwrite=args.overwrite)
     console = Console()
     console.print(f"wrote {path}", markup=False)
     console.print(f"  inputs:  {', '.join(input_names(run.spec))}", markup=False)
@@ -73,10 +68,7 @@ def _body(argv: Sequence[str] | None) -> int:
         console.print("  log_normalize features enter as log(1 + x) (SPANet's convention); "
                       "--input-log-transform takes them raw")
     if args.copy_decoder:
-        target = Path(path).with_name("onnx_decoder.py")
-        with atomic_path(target) as tmp:
-            shutil.copyfile(numpy_decoder.__file__, tmp)
-        console.print(f"  numpy decoder: {target}", markup=False)
+        console.print(f"  numpy decoder: {Path(path).with_name(DECODER_NAME)}", markup=False)
     return EXIT_OK
 
 

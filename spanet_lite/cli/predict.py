@@ -72,25 +72,25 @@ def _body(argv: Sequence[str] | None) -> int:
 
     from rich.console import Console
 
+    from spanet_lite.config.options_validation import check_batch_size, check_threshold
     from spanet_lite.errors import InputError
     from spanet_lite.evaluation.predict import write_predictions
 
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        raise InputError(None, "--threshold", "a probability between 0 and 1", str(args.threshold))
-    if args.batch_size < 1:
-        raise InputError(None, "--batch-size", "a positive number of events", str(args.batch_size))
+    # The API checks these too; here first, so a bad flag is named as typed, before any loading.
+    if args.threshold is not None:
+        check_threshold(args.threshold, "--threshold")
+    check_batch_size(args.batch_size, "--batch-size")
     given_input, output = _files(args)
     run = load_network(args)
     given_input = given_input or run.options.testing_file
     if not given_input:
         raise InputError(None, "-tf", "a file to predict (the run has no testing_file)", "none given")
     input_file, output_file = Path(given_input), Path(output)
-    outputs.check_outputs([outputs.output(output_file, "OUT.h5")],
-                          inputs=[input_file, args.checkpoint, args.event_file], overwrite=args.overwrite)
     with autocast(args, run):
         count = write_predictions(
             run, input_file, output_file, batch_size=args.batch_size, threshold=args.threshold,
             mode=args.decoding, embeddings=args.embeddings, progress=sys.stderr.isatty(),
+            overwrite=args.overwrite, inputs=[args.event_file],
         )
     Console(stderr=True).print(f"{count:,} events predicted into {output_file}", markup=False)
     return EXIT_OK

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from spanet_lite.cli.common import EXIT_OK, add_network_arguments, autocast, load_network, new_parser, run_cli
 from spanet_lite.config.options import DECODINGS
-from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
+from spanet_lite.outputs import add_overwrite_argument
 
 PROGRAM = "spanet-test"
 
@@ -60,34 +60,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _body(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    import json
-
     from rich.console import Console
 
+    from spanet_lite.config.options_validation import check_batch_size, check_threshold
     from spanet_lite.errors import InputError
-    from spanet_lite.evaluation.evaluate import evaluate_file, json_ready
+    from spanet_lite.evaluation.evaluate import evaluate_file
     from spanet_lite.evaluation.overlap import warn_if_training_file
     from spanet_lite.evaluation.report import render
-    from spanet_lite.io import atomic_write_text
 
-    if args.batch_size < 1:
-        raise InputError(None, "--batch-size", "a positive number of events", str(args.batch_size))
+    # The API checks these too; here first, so a bad flag is named as typed, before any loading.
+    check_batch_size(args.batch_size, "--batch-size")
     if args.lines < 0:
         raise InputError(None, "-l/--lines", "a number of rows >= 0", str(args.lines))
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        raise InputError(None, "--threshold", "a probability between 0 and 1", str(args.threshold))
-    run = load_network(args)
-    if args.decoding:
-        run.options.decoding = args.decoding
     if args.threshold is not None:
-        run.options.detection_threshold = args.threshold
+        check_threshold(args.threshold, "--threshold")
+    run = load_network(args)
     test_file = args.testing_file or run.options.testing_file
     if not test_file:
         raise InputError(None, "-tf/--testing-file", "a labelled HDF5 file to test on", "none given")
     warn_if_training_file(run, test_file)
-    inputs = [test_file, run.checkpoint, args.event_file, args.masses]
-    check_outputs([output(args.json, "--json"), output(args.plots, "--plots", directory=True)],
-                  inputs=inputs, overwrite=args.overwrite)
     masses = None
     if args.masses:
         from spanet_lite.config.masses import load_masses_file
@@ -95,23 +86,17 @@ def _body(argv: Sequence[str] | None) -> int:
         masses = load_masses_file(args.masses, {p.name: p.product_names for p in run.spec.particles})
     with autocast(args, run):
         evaluation = evaluate_file(
-            run, test_file, batch_size=args.batch_size, progress=sys.stderr.isatty(), lines=args.lines,
-            masses=masses,
+            run, test_file, batch_size=args.batch_size, threshold=args.threshold, mode=args.decoding,
+            progress=sys.stderr.isatty(), lines=args.lines, masses=masses, json_file=args.json,
+            plots=args.plots, overwrite=args.overwrite, inputs=[args.event_file, args.masses],
         )
     console = Console()
     render(evaluation.metrics, console, latex=args.latex)
     if args.json:
-        text = json.dumps(json_ready(evaluation.metrics), indent=2, allow_nan=False)
-        atomic_write_text(args.json, text + "\n")
         console.print(f"numbers written to {args.json}", markup=False)
     if args.plots:
-        from spanet_lite.evaluation.plots import write_all
-        from spanet_lite.io import atomic_directory
-
-        with atomic_directory(args.plots) as folder:
-            written = write_all(evaluation, run.spec, run.directory, folder)
-        names = ", ".join(p.name for p in written)
-        console.print(f"{len(written)} plots written to {args.plots}: {names}", markup=False)
+        names = ", ".join(p.name for p in evaluation.plots)
+        console.print(f"{len(evaluation.plots)} plots written to {args.plots}: {names}", markup=False)
     return EXIT_OK
 
 

@@ -17,6 +17,7 @@ Every rule is written as the condition a *good* value satisfies, so NaN always f
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
@@ -170,3 +171,47 @@ def validate_options(
             f"a number of heads that divides hidden_dim ({options.hidden_dim})",
             str(options.num_attention_heads),
         )
+
+
+# The settings a prediction or an evaluation takes from its caller (a flag, a keyword) rather
+# than from an options file. They obey the rules above for the options of the same meaning, so
+# ``run.predict(path, threshold=7.5)`` is refused like ``detection_threshold: 7.5``; ``where``
+# names what the caller gave (``--threshold`` for the CLI, ``threshold`` for the Python API).
+
+THRESHOLD_EXPECTED = "a probability between 0 and 1"
+BATCH_SIZE_EXPECTED = "a positive number of events"
+
+
+def _rule(key: str) -> Callable[[Any], bool]:
+    return next(is_good for name, is_good, _ in _RULES if name == key)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _shown(value: Any) -> str:
+    """The value as the CLI echoes it (``7.5``, ``nan``); a non-number described as such."""
+    return str(value) if _is_number(value) else describe(value)
+
+
+def check_threshold(value: Any, where: str) -> None:
+    """A detection threshold (``detection_threshold``'s rule): refused as one line naming ``where``."""
+    if not (_is_number(value) and _rule("detection_threshold")(value)):
+        raise InputError(None, where, THRESHOLD_EXPECTED, _shown(value))
+
+
+def check_decoding(value: Any, where: str) -> None:
+    """A decoding mode, one of the names the ``decoding`` option takes (``DECODINGS``)."""
+    choices = _CHOICES["decoding"]
+    if value not in choices:
+        got = describe(value) + did_you_mean(value, choices)
+        raise InputError(None, where, f"one of {', '.join(choices)}", got)
+
+
+def check_batch_size(value: Any, where: str) -> None:
+    """Events per forward pass (``batch_size``'s rule, at least 1): 0 would loop forever or fail
+    deep inside ``range``, a float fails there too."""
+    whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not (whole and _rule("batch_size")(value)):
+        raise InputError(None, where, BATCH_SIZE_EXPECTED, _shown(value))

@@ -8,8 +8,9 @@ are scored:
 
 * without detection gating, every particle that has objects left is reported: the
   published SPANet convention for ``event_purity`` and the jet / particle-count tables;
-* with the run's ``detection_threshold``: what ``spanet-predict`` writes; its particle
-  purity and efficiency (``with_detection``) show what the detection head adds.
+* with the run's ``detection_threshold`` (or the caller's ``threshold``): what
+  ``spanet-predict`` writes; its particle purity and efficiency (``with_detection``) show what
+  the detection head adds.
 
 When the event file (or ``spanet-test --masses``) gives particle masses, the chi-square
 assignment baseline (:mod:`~spanet_lite.evaluation.chisquare`) is scored with the same
@@ -22,7 +23,8 @@ every average.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,8 @@ from spanet_lite.evaluation.inference import Predictions, from_outputs, to_tenso
 from spanet_lite.evaluation.progress import progress_bar
 from spanet_lite.evaluation.trained import TrainedRun
 from spanet_lite.evaluation.units import regression_units
+from spanet_lite.io import atomic_directory, atomic_write_text
+from spanet_lite.outputs import check_outputs, output
 
 
 @dataclass
@@ -68,6 +72,8 @@ class Evaluation:
     chi_square_note: str = ""
     units: dict[str, str | None] = field(default_factory=dict)
     """Regression key -> physical unit where the file says (:mod:`~spanet_lite.evaluation.units`)."""
+    plots: list[Path] = field(default_factory=list)
+    """The PNG files :func:`evaluate_file` wrote into its ``plots`` folder."""
 
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -81,18 +87,33 @@ def evaluate_file(
     path: str | Path,
     *,
     batch_size: int = 1024,
+    threshold: float | None = None,
+    mode: str | None = None,
     progress: bool = False,
     lines: int = 2,
     masses: Sequence[MassConstraint] | None = None,
+    json_file: str | Path | None = None,
+    plots: str | Path | None = None,
+    overwrite: bool = False,
+    inputs: Iterable[str | Path | None] = (),
 ) -> Evaluation:
     """Stream ``path`` through ``run``'s network and compute every metric (see module doc).
 
-    ``lines``: rows ``== m`` ... of SPANet's tables (``spanet.test --lines``). ``masses``:
-    constraints for the chi-square baseline (default: the event file's).
+    ``threshold`` and ``mode``: the detection threshold of the ``with_detection`` numbers and the
+    decoding mode (default: the run's ``detection_threshold`` and ``decoding``; checked by those
+    options' rules). ``lines``: rows ``== m`` ... of SPANet's tables (``spanet.test --lines``).
+    ``masses``: constraints for the chi-square baseline (default: the event file's).
+
+    ``json_file`` and ``plots`` (a folder) are what ``spanet-test --json/--plots`` write: every
+    number (strict JSON) and the PNG figures, each atomically. They obey the output rule of
+    :mod:`spanet_lite.outputs`, checked before any work: an existing one is replaced only with
+    ``overwrite=True``, and never ``path``, the run's checkpoint, one of ``inputs`` (other files
+    the caller read) or a file of a training run.
     """
+    threshold, mode = run.settings(batch_size=batch_size, threshold=threshold, mode=mode)
+    check_outputs([output(json_file, "--json"), output(plots, "--plots", directory=True)],
+                  inputs=[path, run.checkpoint, *inputs], overwrite=overwrite)
     spec, options = run.spec, run.options
-    mode = options.decoding
-    threshold = options.detection_threshold
     plan = neutrino.plan_baseline(spec)
     constraints = tuple(spec.masses if masses is None else masses)
     chi_reason = chisquare.missing_kinematics(spec) if constraints and spec.particles else "no masses given"
@@ -159,19 +180,39 @@ def evaluate_file(
     if plan.usable:
         truth = {k: evaluation.regressions[k] for k in plan.targets}
         evaluation.baseline, scale = neutrino.matched_baseline(plan, _concat(base), truth)
-    evaluation.metrics = compute_metrics(run, evaluation, path, scale, lines=lines)
+    evaluation.metrics = compute_metrics(
+        run, evaluation, path, scale, lines=lines, threshold=threshold, mode=mode
+    )
+    if json_file is not None:
+        text = json.dumps(json_ready(evaluation.metrics), indent=2, allow_nan=False)
+        atomic_write_text(json_file, text + "\n")
+    if plots is not None:
+        from spanet_lite.evaluation.plots import write_all
+
+        with atomic_directory(plots) as folder:
+            written = write_all(evaluation, spec, run.directory, folder)
+        evaluation.plots = [Path(plots) / p.name for p in written]
     return evaluation
 
 
 def compute_metrics(
-    run: TrainedRun, ev: Evaluation, path: str | Path, unit_divisor: float, *, lines: int = 2
+    run: TrainedRun,
+    ev: Evaluation,
+    path: str | Path,
+    unit_divisor: float,
+    *,
+    lines: int = 2,
+    threshold: float | None = None,
+    mode: str | None = None,
 ) -> dict[str, Any]:
     """The nested metrics dict (JSON-able; ``nan``/``inf`` are turned into null when written).
+    ``threshold`` and ``mode`` are what the predictions were made with (default: the run's).
 
     ``spanet_tables`` holds SPANet's per-event-type tables
     (:func:`~spanet_lite.assignment.spanet_tables.spanet_tables`), computed on the best assignment with
     SPANet's object count (a GLOBAL input counts as one object)."""
     spec, options = run.spec, run.options
+    threshold = options.detection_threshold if threshold is None else threshold
     w = ev.weights
     result: dict[str, Any] = {
         "file": str(path),
@@ -179,7 +220,7 @@ def compute_metrics(
         "checkpoint": str(run.checkpoint),
         "num_events": len(w),
         "sum_of_weights": float(w.sum()),
-        "decoding": options.decoding,
+        "decoding": options.decoding if mode is None else mode,
     }
     if spec.particles:
         predicted = ev.predictions.assignments
@@ -198,12 +239,12 @@ def compute_metrics(
             predicted, ev.targets, ev.target_masks, spec, spanet_objects, lines=lines
         )
         with_detection = assignment_metrics(ev.gated, ev.targets, ev.target_masks, spec, weights=w)
-        result["with_detection"] = {"threshold": options.detection_threshold, **with_detection}
+        result["with_detection"] = {"threshold": threshold, **with_detection}
         present = M.detection_truth(predicted, ev.targets, ev.target_masks, spec)
         result["detection"] = {
             p: M.detection_metrics(
                 ev.predictions.detection_probabilities[p], present[p], weights=w,
-                threshold=options.detection_threshold,
+                threshold=threshold,
             )
             for p in spec.particle_names
         }

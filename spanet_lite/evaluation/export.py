@@ -52,6 +52,7 @@ the model as ``onnx_decoder.py`` (it imports nothing but numpy)::
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -62,11 +63,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from spanet_lite.assignment import numpy_decoder
 from spanet_lite.config.event_spec import EventSpec, InputSpec
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.inference import embedding_vectors
 from spanet_lite.evaluation.trained import TrainedRun
 from spanet_lite.io import atomic_path
+from spanet_lite.outputs import check_outputs, output
 
 OPSET = 17
 OPSETS = range(14, 21)
@@ -316,16 +319,34 @@ def description(
     }
 
 
+DECODER_NAME = "onnx_decoder.py"
+"""The numpy-only decoder's name next to an exported model (``spanet-export --copy-decoder``)."""
+
+
 def export_onnx(
-    run: TrainedRun, path: str | Path, *, opset: int = OPSET, convention: Convention = Convention()
+    run: TrainedRun,
+    path: str | Path,
+    *,
+    opset: int = OPSET,
+    convention: Convention = Convention(),
+    copy_decoder: bool = False,
+    overwrite: bool = False,
 ) -> Path:
-    """Write ``run``'s network to ``path`` as ONNX (atomically) and return the path."""
+    """Write ``run``'s network to ``path`` as ONNX (atomically) and return the path.
+
+    ``copy_decoder`` also writes :mod:`~spanet_lite.assignment.numpy_decoder` beside it as
+    ``onnx_decoder.py``. Both files obey the output rule of :mod:`spanet_lite.outputs`, checked
+    before the export: an existing file is replaced only with ``overwrite=True``, and never the
+    run's checkpoint or a file of a training run."""
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise InputError(path, "", "an output file ending in .onnx", path.suffix or "no suffix")
     if opset not in OPSETS:
         wanted = f"an ONNX opset from {OPSETS.start} to {OPSETS.stop - 1}"
         raise InputError(None, "--opset", wanted, str(opset))
+    decoder = path.with_name(DECODER_NAME) if copy_decoder else None
+    check_outputs([output(path, "model.onnx"), output(decoder, "--copy-decoder")],
+                  inputs=[run.checkpoint], overwrite=overwrite)
     try:
         import onnx
     except ImportError:
@@ -363,4 +384,7 @@ def export_onnx(
         entry.key = "spanet_lite"
         entry.value = json.dumps(description(spec, convention, pairs))
         onnx.save(model, str(tmp))
+    if decoder is not None:
+        with atomic_path(decoder) as tmp:
+            shutil.copyfile(numpy_decoder.__file__, tmp)
     return path

@@ -33,7 +33,7 @@ never leaves a half-written OUT.h5. The input file is never overwritten.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import h5py
@@ -41,10 +41,10 @@ import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.dataset import hdf5_layout, reader, schema
-from spanet_lite.errors import InputError
 from spanet_lite.evaluation.inference import Predictions, infer, to_tensors
 from spanet_lite.evaluation.trained import TrainedRun
 from spanet_lite.io import atomic_path
+from spanet_lite.outputs import check_outputs, output
 
 
 def iterate_predictions(
@@ -125,13 +125,6 @@ def to_file_indices(
     return result
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return b.exists() and a.samefile(b)
-    except OSError:
-        return a.resolve() == b.resolve()
-
-
 LITE_GROUP = "SPANET_LITE"
 """Where the datasets SPANet's predict does not write live (never a SPANet name)."""
 
@@ -176,17 +169,22 @@ def write_predictions(
     mode: str | None = None,
     embeddings: bool = False,
     progress: bool = False,
+    overwrite: bool = False,
+    inputs: Iterable[str | Path | None] = (),
 ) -> int:
     """Predict every event of ``input_path`` into ``output_path`` (layout in the module
     docstring); returns the number of events. ``threshold`` defaults to the run's
-    ``detection_threshold``; ``mode`` to its ``decoding`` option."""
+    ``detection_threshold``; ``mode`` to its ``decoding`` option.
+
+    Before any work, the output rule of :mod:`spanet_lite.outputs` (named ``OUT.h5``, as
+    ``spanet-predict`` shows it): an existing ``output_path`` is replaced only with
+    ``overwrite=True``, and never when it is ``input_path``, the run's checkpoint, one of
+    ``inputs`` (other files the caller read, such as ``spanet-predict -ef``) or a file of a
+    training run. Checked here rather than in the CLI so a notebook gets the same protection."""
     input_path, output_path = Path(input_path), Path(output_path)
-    if _same_file(input_path, output_path) or input_path.resolve() == output_path.resolve():
-        raise InputError(output_path, "", "an output path different from the input file", "the input file")
-    if batch_size < 1:
-        raise InputError(None, "--batch-size", "a positive number of events", str(batch_size))
-    threshold = run.options.detection_threshold if threshold is None else threshold
-    mode = mode or run.options.decoding
+    threshold, mode = run.settings(batch_size=batch_size, threshold=threshold, mode=mode)
+    check_outputs([output(output_path, "OUT.h5")], inputs=[input_path, run.checkpoint, *inputs],
+                  overwrite=overwrite)
     spec = run.spec
     with schema.open_h5(input_path) as source:
         layout = input_layout(source, run, input_path)

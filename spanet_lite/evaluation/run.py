@@ -57,13 +57,13 @@ class Run(TrainedRun):
         features in event-file order), with ``masks`` mapping each SEQUENTIAL input to (B, N)
         bool. ``threshold``: ``reported`` holds a particle only where its detection probability
         is at least this (default: the run's ``detection_threshold``). ``mode``: ``"greedy"`` or
-        ``"exact"`` decoding (default: the run's ``decoding`` option). ``embeddings`` adds
-        SPANet's embedding vectors (``EVENT``, ``<particle>/PARTICLE``, ``<particle>/<product>``).
-        ``pairs`` maps each RELATIVE input with pairwise features to its raw (B, N, N, C) array
-        (arrays only).
+        ``"exact"`` decoding (default: the run's ``decoding`` option). A threshold outside [0, 1],
+        another mode or a ``batch_size`` below 1 is an :class:`~spanet_lite.errors.InputError`.
+        ``embeddings`` adds SPANet's embedding vectors (``EVENT``, ``<particle>/PARTICLE``,
+        ``<particle>/<product>``). ``pairs`` maps each RELATIVE input with pairwise features to
+        its raw (B, N, N, C) array (arrays only).
         """
-        threshold = self.options.detection_threshold if threshold is None else threshold
-        mode = mode or self.options.decoding
+        threshold, mode = self.settings(batch_size=batch_size, threshold=threshold, mode=mode)
         if isinstance(source, (str, Path)):
             return predict_file_arrays(
                 self, source, batch_size=batch_size, threshold=threshold, mode=mode,
@@ -88,12 +88,23 @@ class Run(TrainedRun):
                                embeddings=embeddings, pairs=p))
         return Predictions.concatenate(parts)
 
-    def evaluate(self, file: str | Path, *, batch_size: int = 1024, progress: bool = False) -> dict[str, Any]:
+    def evaluate(
+        self,
+        file: str | Path,
+        *,
+        batch_size: int = 1024,
+        threshold: float | None = None,
+        mode: str | None = None,
+        progress: bool = False,
+    ) -> dict[str, Any]:
         """All metrics of ``spanet-test`` on ``file`` as a nested dict (headline: ``event_purity``).
 
+        ``threshold`` and ``mode`` as in :meth:`predict` (``spanet-test --threshold/--decoding``).
         Warns (:class:`~spanet_lite.errors.SpanetWarning`) when ``file`` is the run's training file."""
         warn_if_training_file(self, file)
-        return evaluate_file(self, file, batch_size=batch_size, progress=progress).metrics
+        return evaluate_file(
+            self, file, batch_size=batch_size, threshold=threshold, mode=mode, progress=progress
+        ).metrics
 
 
 def load_run(run_dir: str | Path, *, checkpoint: str | Path | None = None, device: str = "cpu") -> Run:

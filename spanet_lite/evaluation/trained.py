@@ -19,7 +19,12 @@ import torch
 from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options import Options
-from spanet_lite.config.options_validation import validate_options
+from spanet_lite.config.options_validation import (
+    check_batch_size,
+    check_decoding,
+    check_threshold,
+    validate_options,
+)
 from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.devices import check_device, device_failure
 from spanet_lite.errors import InputError
@@ -49,6 +54,19 @@ class TrainedRun:
         """Move the network (e.g. ``run.to("cuda")``); returns self."""
         self.network.to(device)
         return self
+
+    def settings(self, *, batch_size: int, threshold: float | None, mode: str | None) -> tuple[float, str]:
+        """(threshold, mode) for a prediction or evaluation: the caller's, else the run's
+        ``detection_threshold`` and ``decoding``. All three are checked here, by the rules of the
+        options of the same meaning, because a notebook caller has no parser in front of the API:
+        a bad value is one InputError naming the keyword (``threshold``, ``mode``, ``batch_size``)
+        before any work."""
+        check_batch_size(batch_size, "batch_size")
+        threshold = self.options.detection_threshold if threshold is None else threshold
+        check_threshold(threshold, "threshold")
+        mode = self.options.decoding if mode is None else mode
+        check_decoding(mode, "mode")
+        return threshold, mode
 
 
 def round_to_float16(network: torch.nn.Module) -> None:

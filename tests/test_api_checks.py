@@ -1,0 +1,163 @@
+"""The Python API checks what the command line checks: a notebook caller is protected too.
+
+A threshold outside [0, 1], an unknown decoding mode or a batch size below 1 is one
+InputError line naming the keyword (``threshold``, ``mode``, ``batch_size``); the CLI names
+its flag (``--threshold``) with the same words. The output rule (never replace an existing
+file without ``overwrite=True``, never an input or a run's checkpoint) holds for
+``write_predictions``, ``evaluate_file`` and ``export_onnx`` themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _evaluation_helpers import TTBAR_YAML, make_run_dir, write_ttbar_file
+
+from spanet_lite.assignment.decoding import decode
+from spanet_lite.cli import predict as predict_cli
+from spanet_lite.cli import test as test_cli
+from spanet_lite.config.event_file import parse_event_spec
+from spanet_lite.errors import InputError
+from spanet_lite.evaluation.evaluate import evaluate_file
+from spanet_lite.evaluation.export import export_onnx
+from spanet_lite.evaluation.predict import write_predictions
+from spanet_lite.evaluation.run import Run, load_run
+
+
+@pytest.fixture(scope="module")
+def ttbar(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("ttbar_api")
+    data = write_ttbar_file(folder / "events.h5", num_events=40)
+    return make_run_dir(folder / "run", TTBAR_YAML, data), data
+
+
+@pytest.fixture(scope="module")
+def run(ttbar: tuple[Path, Path]) -> Run:
+    return load_run(ttbar[0])
+
+
+BAD_SETTINGS = [
+    ({"threshold": 7.5}, "threshold: expected a probability between 0 and 1, got 7.5"),
+    ({"threshold": float("nan")}, "threshold: expected a probability between 0 and 1, got nan"),
+    ({"batch_size": 0}, "batch_size: expected a positive number of events, got 0"),
+    ({"mode": "gredy"}, "mode: expected one of greedy, exact, got 'gredy' (did you mean 'greedy'?)"),
+]
+
+
+@pytest.mark.parametrize(("settings", "line"), BAD_SETTINGS, ids=["threshold", "nan", "batch_size", "mode"])
+def test_every_prediction_and_evaluation_entry_point_refuses_bad_settings_in_one_line(
+    ttbar: tuple[Path, Path], run: Run, tmp_path: Path, settings: dict, line: str
+) -> None:
+    _, data = ttbar
+    out = tmp_path / "out.h5"
+    calls = {
+        "run.predict(file)": lambda: run.predict(data, **settings),
+        "run.predict(arrays)": lambda: run.predict(
+            {"Jets": np.zeros((3, 8, 5), np.float32)}, {"Jets": np.ones((3, 8), bool)}, **settings
+        ),
+        "run.evaluate": lambda: run.evaluate(data, **settings),
+        "evaluate_file": lambda: evaluate_file(run, data, **settings),
+        "write_predictions": lambda: write_predictions(run, data, out, **settings),
+    }
+    for name, call in calls.items():
+        with pytest.raises(InputError) as error:
+            call()
+        assert str(error.value) == line, name
+    assert not out.exists()
+
+
+def test_decode_refuses_a_mode_it_does_not_know_instead_of_decoding_exactly() -> None:
+    spec = parse_event_spec(TTBAR_YAML)
+    assignments = {p: torch.zeros(1, 6, 6, 6) for p in spec.particle_names}
+    with pytest.raises(InputError, match=r"^mode: expected one of greedy, exact, got 'optimal'$"):
+        decode(assignments, spec, mode="optimal")
+
+
+@pytest.mark.parametrize(("flag", "keyword", "value", "expected"), [
+    ("--threshold", "threshold", 7.5, "a probability between 0 and 1, got 7.5"),
+    ("--batch-size", "batch_size", 0, "a positive number of events, got 0"),
+])
+def test_the_cli_and_the_api_say_the_same_words_the_cli_naming_its_flag_and_exiting_2(
+    ttbar: tuple[Path, Path], run: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    flag: str, keyword: str, value: float, expected: str,
+) -> None:
+    run_dir, data = ttbar
+    out = tmp_path / "out.h5"
+    with pytest.raises(InputError, match=f"^{keyword}: expected {expected}$"):
+        write_predictions(run, data, out, **{keyword: value})
+    assert predict_cli.main([str(run_dir), str(data), str(out), flag, str(value)]) == 2
+    assert capsys.readouterr().err == f"spanet-predict: error: {flag}: expected {expected}\n"
+    assert test_cli.main([str(run_dir), "-tf", str(data), flag, str(value)]) == 2
+    assert capsys.readouterr().err == f"spanet-test: error: {flag}: expected {expected}\n"
+    assert not out.exists()
+
+
+def test_evaluate_file_takes_the_threshold_and_mode_without_touching_the_run_options(
+    ttbar: tuple[Path, Path], run: Run
+) -> None:
+    _, data = ttbar
+    before = (run.options.detection_threshold, run.options.decoding)
+    metrics = evaluate_file(run, data, threshold=0.25, mode="exact").metrics
+    assert metrics["decoding"] == "exact"
+    assert metrics["with_detection"]["threshold"] == 0.25
+    assert (run.options.detection_threshold, run.options.decoding) == before
+
+
+def test_write_predictions_replaces_an_existing_file_only_with_overwrite(
+    ttbar: tuple[Path, Path], run: Run, tmp_path: Path
+) -> None:
+    _, data = ttbar
+    mine = tmp_path / "mine.h5"
+    mine.write_bytes(b"not predictions")
+    with pytest.raises(InputError, match=r"mine\.h5: OUT\.h5: .*pass --overwrite.*got an existing file"):
+        write_predictions(run, data, mine)
+    assert mine.read_bytes() == b"not predictions"
+    assert write_predictions(run, data, mine, overwrite=True) == 40
+    assert mine.read_bytes() != b"not predictions"
+
+
+def test_write_predictions_never_writes_over_its_input_or_the_run_checkpoint(
+    ttbar: tuple[Path, Path], run: Run
+) -> None:
+    run_dir, data = ttbar
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    kept = {path: path.read_bytes() for path in (data, checkpoint)}
+    for target in kept:
+        with pytest.raises(InputError, match=f"got the input {target}$"):
+            write_predictions(run, data, target, overwrite=True)
+    assert {path: path.read_bytes() for path in kept} == kept
+
+
+def test_evaluate_file_writes_json_and_plots_by_the_output_rule(
+    ttbar: tuple[Path, Path], run: Run, tmp_path: Path
+) -> None:
+    _, data = ttbar
+    numbers = tmp_path / "numbers.json"
+    numbers.write_text("{}")
+    with pytest.raises(InputError, match=r"numbers\.json: --json: .*got an existing file"):
+        evaluate_file(run, data, json_file=numbers)
+    assert numbers.read_text() == "{}"
+    with pytest.raises(InputError, match=f"got the input {data}$"):
+        evaluate_file(run, data, json_file=data, overwrite=True)
+    evaluation = evaluate_file(run, data, json_file=numbers, plots=tmp_path / "plots", overwrite=True)
+    written = json.loads(numbers.read_text())
+    assert written["event_purity"] == pytest.approx(evaluation.metrics["event_purity"])
+    assert evaluation.plots and all(p.parent == tmp_path / "plots" and p.is_file() for p in evaluation.plots)
+
+
+def test_export_onnx_replaces_an_existing_model_or_decoder_only_with_overwrite(
+    run: Run, tmp_path: Path
+) -> None:
+    model, decoder = tmp_path / "model.onnx", tmp_path / "onnx_decoder.py"
+    model.write_bytes(b"mine")
+    with pytest.raises(InputError, match=r"model\.onnx: model\.onnx: .*got an existing file"):
+        export_onnx(run, model)
+    assert model.read_bytes() == b"mine"
+    decoder.write_text("# mine\n")
+    with pytest.raises(InputError, match=r"onnx_decoder\.py: --copy-decoder: .*got an existing file"):
+        export_onnx(run, tmp_path / "other.onnx", copy_decoder=True)
+    assert decoder.read_text() == "# mine\n" and not (tmp_path / "other.onnx").exists()
