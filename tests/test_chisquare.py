@@ -128,6 +128,27 @@ def test_leptons_are_no_candidates_and_an_unconstrained_particle_takes_the_leadi
     assert found["lt"].tolist() == [[1]]
 
 
+def test_features_are_found_by_the_pair_features_names_so_m_is_the_mass_and_sin_cos_is_a_direction():
+    """An event file may call its features what the pair features accept (``m``, ``pt_gev``,
+    ``sin_phi``/``cos_phi``): the chi-square baseline then uses the same mass and direction."""
+    plain = parse_event_spec(ttbar_yaml("{mass: none, pt: none, eta: none, phi: none}", more=MASSES))
+    aliases = parse_event_spec(
+        ttbar_yaml("{m: none, pt_gev: none, eta: none, sin_phi: none, cos_phi: none}", more=MASSES)
+    )
+    rng = np.random.default_rng(5)
+    mass, pt = rng.uniform(5, 20, (2, 6)), rng.uniform(20, 200, (2, 6))
+    eta, phi = rng.normal(0, 1, (2, 6)), rng.uniform(-np.pi, np.pi, (2, 6))
+    off_circle = 1.7  # standardised or rounded sin/cos features need not lie on the unit circle
+    named = np.stack([mass, pt, eta, off_circle * np.sin(phi), off_circle * np.cos(phi)], axis=-1)
+    masks = {"Jets": np.ones((2, 6), dtype=bool)}
+    expected = chisquare.object_kinematics(plain, {"Jets": np.stack([mass, pt, eta, phi], axis=-1)}, masks)
+    got = chisquare.object_kinematics(aliases, {"Jets": named}, masks)
+    np.testing.assert_allclose(got.momenta, expected.momenta, rtol=1e-12)
+    momenta = got.momenta
+    invariant = np.sqrt(momenta[..., 3] ** 2 - (momenta[..., :3] ** 2).sum(-1))
+    np.testing.assert_allclose(invariant, mass, rtol=1e-6)  # m is the mass, not 0
+
+
 def test_spanet_test_shows_the_baseline_next_to_the_network(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")  # one table row per line
     data = write_ttbar_file(tmp_path / "events.h5", num_events=120)

@@ -214,6 +214,40 @@ def test_baseline_finds_the_tagged_lepton_and_satisfies_the_w_mass():
     assert values["EVENT/neutrino_eta"][0] == pytest.approx(np.arcsinh(nu[2] / 30.0))
 
 
+def test_baseline_reads_features_by_the_pair_features_names_and_puts_sin_cos_on_the_circle():
+    """``pt_gev`` and ``m`` are the lepton's pt and mass, as for the pair features, and sin/cos
+    features off the unit circle (standardised, rounded) give the direction they point in."""
+    from spanet_lite.evaluation.baseline import compute_baseline, plan_baseline
+
+    aliases = parse_event_spec(
+        """
+INPUTS:
+  SEQUENTIAL:
+    Momenta: {pt_gev: none, eta: none, sin_phi: none, cos_phi: none, m: none, etag: none, utag: none}
+  GLOBAL:
+    Met: {met: none, sin_phi: none, cos_phi: none}
+EVENT:
+  lt: [b]
+REGRESSIONS:
+  EVENT: [neutrino_px, neutrino_pz, neutrino_eta, other]
+"""
+    )
+    plan = plan_baseline(aliases)
+    assert plan.usable, plan.reason
+    # columns: pt, eta, sin_phi, cos_phi, mass, etag, utag; the muon (slot 1) has a large mass
+    objects = np.array([[[90.0, 0.3, 0.6, 0.8, 10.0, 0, 0], [40.0, 0.5, 0.28, 0.96, 30.0, 0, 1], [0] * 7]])
+    mask = np.array([[True, True, False]])
+    met = np.array([[30.0, 0.8, -0.6]])
+    expected = compute_baseline(plan_baseline(LEPTONIC), LEPTONIC, {"Momenta": objects, "Met": met},
+                                {"Momenta": mask})
+    scaled, scaled_met = objects.copy(), met.copy()
+    scaled[..., 2:4] *= 2.5
+    scaled_met[..., 1:] *= 0.4
+    got = compute_baseline(plan, aliases, {"Momenta": scaled, "Met": scaled_met}, {"Momenta": mask})
+    for key, values in expected.items():
+        np.testing.assert_allclose(got[key], values, rtol=1e-12)
+
+
 def test_baseline_units_follow_the_targets_by_a_power_of_ten():
     from spanet_lite.evaluation.baseline import matched_baseline, plan_baseline
 

@@ -18,14 +18,19 @@ are symmetric in ``a <-> b``. They are computed from raw (file-unit) features on
 device the batch is on, so files need not store ``(N, W, W)`` arrays; units only shift the
 logs, which the training split's statistics absorb.
 
-:func:`kinematic_columns` finds the features by their common names (case-insensitive):
-``pt``; ``eta``; ``phi`` or both ``sin_phi`` and ``cos_phi``; ``mass`` (or ``m``).
+:func:`kinematic_roles` finds the features by their common names (case-insensitive,
+:data:`COMMON_NAMES`): ``pt``; ``eta``; ``phi`` or both ``sin_phi`` and ``cos_phi``; ``mass``
+(or ``m``). It is the one place these names are recognised: the chi-square and neutrino
+baselines of ``spanet-test`` read the kinematics through it too, and :func:`phi_parts` is their
+one way to turn the azimuth into a direction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -63,15 +68,44 @@ def _find(source: InputSpec, role: str) -> int | None:
     return None
 
 
+def kinematic_roles(source: InputSpec) -> dict[str, int]:
+    """Role (a key of :data:`COMMON_NAMES`) -> feature column, for the roles one input names.
+
+    The one recogniser of kinematic feature names, so that a feature called ``m`` is the mass
+    for the pair features and for the chi-square baseline alike."""
+    found = {role: _find(source, role) for role in COMMON_NAMES}
+    return {role: column for role, column in found.items() if column is not None}
+
+
+def has_direction(roles: Collection[str]) -> bool:
+    """An azimuth: ``phi``, or both ``sin_phi`` and ``cos_phi``."""
+    return "phi" in roles or {"sin_phi", "cos_phi"} <= set(roles)
+
+
+def phi_parts(values: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(cos phi, sin phi) from role -> raw values (numpy): from ``phi`` when there is one, else
+    ``sin_phi`` and ``cos_phi`` scaled onto the unit circle, since rounded or smeared features
+    may lie off it (:func:`pair_features` does the same in torch); None without an azimuth."""
+    if "phi" in values:
+        phi = np.asarray(values["phi"])
+        return np.cos(phi), np.sin(phi)
+    if "sin_phi" in values and "cos_phi" in values:
+        sin_phi, cos_phi = np.asarray(values["sin_phi"]), np.asarray(values["cos_phi"])
+        norm = np.hypot(sin_phi, cos_phi)
+        norm = np.where(norm > 0, norm, 1.0)
+        return cos_phi / norm, sin_phi / norm
+    return None
+
+
 def kinematic_columns(spec: EventSpec) -> dict[str, Columns]:
     """Object input -> the columns holding its kinematics; a one-line InputError naming the input
     and the missing features when one lacks them (every object input needs them, so that every
     object pair, across inputs too, has its features)."""
     result: dict[str, Columns] = {}
     for source in spec.sequential:
-        found = {role: _find(source, role) for role in COMMON_NAMES}
-        missing = [role for role in ("pt", "eta", "mass") if found[role] is None]
-        if found["phi"] is None and (found["sin_phi"] is None or found["cos_phi"] is None):
+        found = kinematic_roles(source)
+        missing = [role for role in ("pt", "eta", "mass") if role not in found]
+        if not has_direction(found):
             missing.append("phi (or sin_phi and cos_phi)")
         if missing:
             raise InputError(
@@ -81,8 +115,7 @@ def kinematic_columns(spec: EventSpec) -> dict[str, Columns]:
                 f"no {', no '.join(missing)} among {', '.join(f.name for f in source.features)}",
             )
         pt, eta, mass = found["pt"], found["eta"], found["mass"]
-        assert pt is not None and eta is not None and mass is not None
-        if found["phi"] is not None:
+        if "phi" in found:
             result[source.name] = Columns(pt, eta, mass, phi=found["phi"])
         else:
             result[source.name] = Columns(pt, eta, mass, sin_phi=found["sin_phi"], cos_phi=found["cos_phi"])

@@ -15,6 +15,11 @@ events of a test file we need, from the *inputs* alone:
 * **MET**: a GLOBAL input with ``met`` (or ``pt``) and ``phi`` (or ``sin_phi``/``cos_phi``),
   or with ``px``/``py`` (also ``met_x``/``met_y``, ``mpx``/``mpy``).
 
+``pt``, ``eta``, ``phi``, ``sin_phi``/``cos_phi`` and ``mass`` are found by the names the pair
+features accept (:func:`~spanet_lite.dataset.pair_features.kinematic_roles`: ``m``, ``pt_gev``,
+``azimuth``, ...), and sin/cos features are put back on the unit circle
+(:func:`~spanet_lite.dataset.pair_features.phi_parts`), as for the pair features.
+
 Momentum units: the baseline comes out in the units of the lepton pt and MET (GeV in
 practice). Files often store neutrino targets in other units (SPANet's ttH example uses
 units of 100 GeV), so the baseline's momenta are divided by the power of ten closest to
@@ -34,6 +39,7 @@ import numpy as np
 
 from spanet_lite.assignment.jets import LEPTON_TAGS, lepton_tagged
 from spanet_lite.config.event_spec import EventSpec, InputSpec
+from spanet_lite.dataset.pair_features import has_direction, kinematic_roles, phi_parts
 
 NEUTRINO_TARGET = re.compile(r"^(?:neutrino|nu)_(px|py|pz|pt|eta)$", re.IGNORECASE)
 MET_PAIRS = (("px", "py"), ("met_x", "met_y"), ("mpx", "mpy"), ("metx", "mety"))
@@ -67,8 +73,10 @@ def _names(source: InputSpec) -> list[str]:
     return [f.name.lower() for f in source.features]
 
 
-def _has_phi(names: list[str]) -> bool:
-    return "phi" in names or ("sin_phi" in names and "cos_phi" in names)
+def _has_momentum(source: InputSpec) -> bool:
+    """pt, eta and an azimuth, by the pair features' names."""
+    roles = kinematic_roles(source)
+    return {"pt", "eta"} <= roles.keys() and has_direction(roles)
 
 
 def plan_baseline(spec: EventSpec) -> BaselinePlan:
@@ -82,22 +90,20 @@ def plan_baseline(spec: EventSpec) -> BaselinePlan:
         plan.reason = "no neutrino regression targets (neutrino_px/py/pz/pt/eta)"
         return plan
     for source in spec.sequential:
-        names = _names(source)
-        if any(tag in names for tag in LEPTON_TAGS) and "pt" in names and "eta" in names and _has_phi(names):
+        if any(tag in _names(source) for tag in LEPTON_TAGS) and _has_momentum(source):
             plan.lepton_input, plan.lepton_by_tag = source.name, True
             break
     if plan.lepton_input is None:
         for source in spec.sequential:
-            names = _names(source)
-            if "lepton" in source.name.lower() and "pt" in names and "eta" in names and _has_phi(names):
+            if "lepton" in source.name.lower() and _has_momentum(source):
                 plan.lepton_input = source.name
                 break
     if plan.lepton_input is None:
         plan.reason = "no lepton in the inputs (etag/utag features or a lepton input with pt, eta, phi)"
         return plan
     for source in spec.global_inputs:
-        names = _names(source)
-        polar = ("met" in names or "pt" in names) and _has_phi(names)
+        names, roles = _names(source), kinematic_roles(source)
+        polar = ("met" in names or "pt" in roles) and has_direction(roles)
         cartesian = any(x in names and y in names for x, y in MET_PAIRS)
         if polar or cartesian:
             plan.met_input = source.name
@@ -105,12 +111,6 @@ def plan_baseline(spec: EventSpec) -> BaselinePlan:
     if plan.met_input is None:
         plan.reason = "no MET in the GLOBAL inputs (met and phi, or px and py)"
     return plan
-
-
-def _phi_parts(values: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    if "phi" in values:
-        return np.cos(values["phi"]), np.sin(values["phi"])
-    return values["cos_phi"], values["sin_phi"]
 
 
 def compute_baseline(
@@ -127,30 +127,37 @@ def compute_baseline(
 
     assert plan.usable and plan.lepton_input and plan.met_input
     lepton_spec = spec.input(plan.lepton_input)
-    names = _names(lepton_spec)
-    objects = {n: features[plan.lepton_input][..., i].astype(np.float64) for i, n in enumerate(names)}
+    raw = np.asarray(features[plan.lepton_input], dtype=np.float64)
+    objects = {role: raw[..., i] for role, i in kinematic_roles(lepton_spec).items()}
     mask = masks[plan.lepton_input].astype(bool)
     pt = np.where(mask, objects["pt"], -np.inf)
     if plan.lepton_by_tag:
-        pt = np.where(lepton_tagged(objects, mask.shape), pt, -np.inf)
+        named = {n: raw[..., i] for i, n in enumerate(_names(lepton_spec))}
+        pt = np.where(lepton_tagged(named, mask.shape), pt, -np.inf)
     choice = pt.argmax(axis=1)
     found = np.isfinite(pt.max(axis=1)) if pt.shape[1] else np.zeros(len(pt), dtype=bool)
     rows = np.arange(len(choice))
-    lepton = {n: v[rows, choice] for n, v in objects.items()}
-    cos_l, sin_l = _phi_parts(lepton)
+    lepton = {role: v[rows, choice] for role, v in objects.items()}
+    direction = phi_parts(lepton)
+    assert direction is not None  # plan_baseline chose an input with an azimuth
+    cos_l, sin_l = direction
     lpt = lepton["pt"]
     lx, ly, lz = lpt * cos_l, lpt * sin_l, lpt * np.sinh(lepton["eta"])
     mass = lepton.get("mass", np.zeros_like(lpt))
     le = np.sqrt(lx**2 + ly**2 + lz**2 + mass**2)
 
-    met_names = _names(spec.input(plan.met_input))
-    met = {n: features[plan.met_input][:, i].astype(np.float64) for i, n in enumerate(met_names)}
+    met_spec = spec.input(plan.met_input)
+    raw_met = np.asarray(features[plan.met_input], dtype=np.float64)
+    met = {n: raw_met[:, i] for i, n in enumerate(_names(met_spec))}
     pair = next(((x, y) for x, y in MET_PAIRS if x in met and y in met), None)
     if pair is not None:
         mx, my = met[pair[0]], met[pair[1]]
     else:
-        cos_m, sin_m = _phi_parts(met)
-        magnitude = met["met"] if "met" in met else met["pt"]
+        polar = {role: raw_met[:, i] for role, i in kinematic_roles(met_spec).items()}
+        direction = phi_parts(polar)
+        assert direction is not None  # plan_baseline chose an input with an azimuth
+        cos_m, sin_m = direction
+        magnitude = met["met"] if "met" in met else polar["pt"]
         mx, my = magnitude * cos_m, magnitude * sin_m
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         solution = solve_neutrino(lx, ly, lz, le, mx, my)

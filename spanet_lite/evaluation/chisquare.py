@@ -22,7 +22,9 @@ compares a network with; it uses the objects' four-momenta only (no b-tag).
 * **Candidates**: real objects of every SEQUENTIAL input that has ``pt``, ``eta`` and ``phi``
   (or ``sin_phi``/``cos_phi``; ``mass`` when present, else 0), except objects flagged as
   leptons (``etag`` or ``utag`` > 0.5), which no jet-level product can be. A product tied to
-  an input (``b: Jets``) takes only that input's objects.
+  an input (``b: Jets``) takes only that input's objects. The features are found by the names
+  the pair features accept (:func:`~spanet_lite.dataset.pair_features.kinematic_roles`: ``m``
+  is the mass, ``pt_gev`` the pt, ...), so both read an event file the same way.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import numpy as np
 from spanet_lite.assignment.jets import lepton_tagged
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.masses import MassConstraint
+from spanet_lite.dataset.pair_features import has_direction, kinematic_roles, phi_parts
 
 MAX_COMBINATIONS = 20_000
 _CHUNK = 2_000_000  # events x assignments evaluated at once (memory ~ 32 bytes each)
@@ -51,21 +54,11 @@ class Kinematics:
     input_of: np.ndarray  # (N,) index of the SEQUENTIAL input each slot belongs to
 
 
-def _phi_parts(values: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
-    if "phi" in values:
-        return np.cos(values["phi"]), np.sin(values["phi"])
-    if "sin_phi" in values and "cos_phi" in values:
-        norm = np.hypot(values["sin_phi"], values["cos_phi"])
-        norm = np.where(norm > 0, norm, 1.0)
-        return values["cos_phi"] / norm, values["sin_phi"] / norm
-    return None
-
-
 def missing_kinematics(spec: EventSpec) -> str | None:
     """Why no input can give four-momenta (None when at least one can)."""
     for source in spec.sequential:
-        names = {f.name.lower() for f in source.features}
-        if {"pt", "eta"} <= names and ("phi" in names or {"sin_phi", "cos_phi"} <= names):
+        roles = kinematic_roles(source)
+        if {"pt", "eta"} <= roles.keys() and has_direction(roles):
             return None
     return "no SEQUENTIAL input with pt, eta and phi (or sin_phi and cos_phi)"
 
@@ -76,18 +69,18 @@ def object_kinematics(
     """Four-momenta and candidate flags from raw (un-normalised) features, see module doc."""
     momenta, candidates, input_of = [], [], []
     for number, source in enumerate(spec.sequential):
-        names = [f.name.lower() for f in source.features]
         raw = np.asarray(features[source.name], dtype=np.float64)
-        values = {n: raw[..., i] for i, n in enumerate(names)}
+        values = {role: raw[..., i] for role, i in kinematic_roles(source).items()}
         mask = np.asarray(masks[source.name]).astype(bool)
-        phi = _phi_parts(values)
+        phi = phi_parts(values)
         if "pt" in values and "eta" in values and phi is not None:
             pt, eta = values["pt"], values["eta"]
             mass = np.maximum(values.get("mass", np.zeros_like(pt)), 0.0)
             p = np.stack([pt * phi[0], pt * phi[1], pt * np.sinh(np.clip(eta, -20, 20))], axis=-1)
             energy = np.sqrt((p**2).sum(-1) + mass**2)
             vectors = np.concatenate([p, energy[..., None]], axis=-1)
-            usable = mask & ~lepton_tagged(values, mask.shape)
+            named = {f.name.lower(): raw[..., i] for i, f in enumerate(source.features)}
+            usable = mask & ~lepton_tagged(named, mask.shape)
         else:
             vectors = np.zeros((*mask.shape, 4))
             usable = np.zeros_like(mask)
