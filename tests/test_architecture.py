@@ -118,3 +118,15 @@ def test_every_module_says_what_it_owns():
     silent = [str(p.relative_to(PACKAGE)) for p in [*_modules(), PACKAGE / "__init__.py"]
               if not (ast.get_docstring(ast.parse(p.read_text(encoding="utf-8"))) or "").strip()]
     assert not silent, f"modules without a docstring: {silent}"
+
+
+def test_every_public_function_and_class_of_the_evaluation_api_has_a_docstring():
+    """``spanet_lite.evaluation`` is what a notebook calls (``help(...)`` is its manual), so each
+    public top-level function and class there says what it is for."""
+    silent = []
+    for path in sorted((PACKAGE / "evaluation").glob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            public = isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_")
+            if public and not (ast.get_docstring(node) or "").strip():
+                silent.append(f"{path.name}: {node.name}")
+    assert not silent, f"public names without a docstring: {silent}"

@@ -229,6 +229,8 @@ class RelativeOrder:
 
 
 def relative_order(source: InputSpec, pair_names: Sequence[str]) -> RelativeOrder:
+    """Split a RELATIVE input's features into per-object and pairwise ones (``pair_names``, the
+    run's ``statistics.pair_features``), since SPANet's pair layout puts the per-object ones first."""
     names = [f.name for f in source.features]
     return RelativeOrder(
         tuple(i for i, n in enumerate(names) if n not in pair_names),
@@ -237,6 +239,8 @@ def relative_order(source: InputSpec, pair_names: Sequence[str]) -> RelativeOrde
 
 
 def input_names(spec: EventSpec) -> list[str]:
+    """SPANet's graph input names, ``<input>_data`` and ``<input>_mask`` per input in event-file
+    order: the order of the positional tensors, and what code written for a SPANet export feeds."""
     names = []
     for source in spec.inputs:
         names += [f"{source.name}_data", f"{source.name}_mask"]
@@ -244,6 +248,8 @@ def input_names(spec: EventSpec) -> list[str]:
 
 
 def output_names(spec: EventSpec, convention: Convention = Convention()) -> list[str]:
+    """SPANet's graph output names in SPANet's order (see the module docstring), matching the
+    tuple :class:`ExportWrapper` returns; ``_log_probability`` names with ``output_log_transform``."""
     kind = "log_probability" if convention.output_log_transform else "probability"
     names = [f"{p}_assignment_{kind}" for p in spec.particle_names]
     names += [f"{p}_detection_{kind}" for p in spec.particle_names]
@@ -284,6 +290,9 @@ def example_inputs(
 
 
 def dynamic_axes(spec: EventSpec, convention: Convention = Convention()) -> dict[str, dict[int, str]]:
+    """The axes left free in the graph: the batch everywhere, and each input's object count, so
+    one model serves any batch and any number of objects up to the training width. The names
+    are ``batch_size``, ``num_<input>`` and ``num_objects``."""
     axes: dict[str, dict[int, str]] = {}
     for source in spec.inputs:
         for part in ("data", "mask"):

@@ -41,6 +41,10 @@ from spanet_lite.model.outputs import Outputs
 
 @dataclass
 class Predictions:
+    """What a run predicts for a block of events, as numpy arrays keyed like ``spanet-predict``'s
+    datasets (``run.predict`` documents each field): one plain container that the file writer,
+    the metrics and a notebook all read, whatever device the network ran on."""
+
     assignments: dict[str, np.ndarray] = field(default_factory=dict)
     assignment_probabilities: dict[str, np.ndarray] = field(default_factory=dict)
     detection_probabilities: dict[str, np.ndarray] = field(default_factory=dict)

@@ -62,6 +62,9 @@ def safe_name(key: str) -> str:
 
 
 def roc_plot(ev: Evaluation, key: str, path: Path, signal_class: int = 1) -> Path | None:
+    """Background rejection against signal efficiency for classification ``key`` (class
+    ``signal_class`` against the rest), with the rejection marked at 50% and 80% efficiency: the
+    working points a tagger is quoted at. None when one of the classes is absent (no curve)."""
     plt = _pyplot()
     probabilities = ev.predictions.classifications[key]
     labels = ev.classifications[key]
@@ -94,6 +97,9 @@ def roc_plot(ev: Evaluation, key: str, path: Path, signal_class: int = 1) -> Pat
 
 
 def regression_plot(ev: Evaluation, key: str, path: Path) -> Path | None:
+    """Residual histograms (prediction - truth) of regression ``key``, the analytic neutrino
+    baseline on the same bins where it applies, so bias and width compare at a glance; the
+    central 98% is drawn so a few outliers do not flatten the peak. None without finite values."""
     plt = _pyplot()
     truth = ev.regressions[key].astype(np.float64)
     series = {"network": ev.predictions.regressions[key].astype(np.float64)}
@@ -136,6 +142,10 @@ def _binomial(passed: np.ndarray, selected: np.ndarray, weights: np.ndarray) -> 
 
 
 def purity_vs_jets_plot(ev: Evaluation, spec, path: Path, min_events: int = 10) -> Path | None:
+    """Event purity and per-particle efficiency by number of jets, with binomial errors and the
+    event count below: assignment gets harder with more jets, and a single number hides that.
+    Multiplicities with fewer than ``min_events`` full events are left out (error bars would be
+    meaningless); None when none is left."""
     plt = _pyplot()
     predicted = ev.predictions.assignments
     outcome = match_outcome(predicted, ev.targets, ev.target_masks, spec, weights=ev.weights)

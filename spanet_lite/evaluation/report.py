@@ -26,6 +26,8 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 
 def percent(value: Any) -> str:
+    """A fraction as ``12.3%`` for the tables; a dash where it is undefined (None or NaN, e.g.
+    no event in that row), so an empty cell never reads as 0%."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return f"{100 * value:.1f}%"

@@ -128,6 +128,8 @@ def _not_a_run(directory: Path) -> str:
 
 
 def find_checkpoint(directory: Path) -> Path:
+    """The checkpoint a run is used with: ``best.ckpt`` (best validation metric), else
+    ``last.ckpt`` (a run stopped before its first validation); InputError when neither exists."""
     for name in CHECKPOINT_NAMES:
         candidate = directory / "checkpoints" / name
         if candidate.is_file():
