@@ -92,7 +92,8 @@ def _check_one(out: Output, inputs: Sequence[Path], overwrite: bool) -> None:
             raise InputError(path, out.what, "a file path", "a directory")
         if not overwrite and not (out.directory and not any(path.iterdir())):
             got = "an existing folder with files" if out.directory else "an existing file"
-            wanted = "a path that does not exist yet (pass --overwrite to replace it)"
+            wanted = ("a path that does not exist yet (pass --overwrite, from Python overwrite=True, "
+                      "to replace it)")
             raise InputError(path, out.what, wanted, got)
     _check_writable(out)
 
