@@ -8,12 +8,24 @@ Two kinds of tests need a real file:
   (``../shared/reference/semi_leptonic_ttH``, beside the clone). Without it they are skipped
   with one reason; with the environment variable ``CI`` set a missing reference is a failure,
   so CI never skips them silently.
+
+Tests of an optional extra (onnx, pythia, tune) use :func:`needs`: skipped with the extra's name
+in a plain install, and a failure under ``CI``, which installs every extra.
+
+The suite runs torch on one thread unless ``OMP_NUM_THREADS`` says otherwise. Its tensors are
+small, and on a 2-core machine shared with other work two threads per process spent more time
+waiting on each other than computing (a 58 s tuning test took 16 s on one thread). spanet-train
+keeps its own default for users (every core); it leaves the thread count alone when the variable
+is set, so the subprocesses tests start inherit the setting.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is first imported
 
 import pytest
 
@@ -38,6 +50,31 @@ def require_reference(folder: Path) -> Path:
             pytest.fail(f"{reason} (CI is set, so they must be there)")
         pytest.skip(reason)
     return folder
+
+
+def needs(*modules: str, extra: str) -> pytest.MarkDecorator:
+    """Mark a test of the optional extra ``extra``, which needs ``modules`` (see the module doc)."""
+    missing = tuple(m for m in modules if importlib.util.find_spec(m) is None)
+    return pytest.mark.needs_extra(extra, missing)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_extra(extra, missing): a test of an optional extra")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers("needs_extra"):
+        require_extra(*marker.args)
+
+
+def require_extra(extra: str, missing: tuple[str, ...]) -> None:
+    """Nothing when no module is missing; else skip naming the extra, or fail when CI is set."""
+    if missing:
+        reason = (f"optional extra '{extra}' not installed ({', '.join(missing)}): "
+                  f"pip install 'spanet-lite[{extra}]'")
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set, and CI installs every extra)")
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -57,7 +57,14 @@ def test_the_cudagraphs_configuration_turns_on_inductors_cuda_graphs_for_its_run
     with bench_gpu.inductor_settings(plain):
         assert inductor.triton.cudagraphs is False
     assert inductor.triton.cudagraphs is False
-    assert bench_gpu.cudagraph_skips() >= 0
+
+
+def test_cudagraph_skips_counts_what_inductor_reports_when_it_declines_a_graph() -> None:
+    from torch._inductor.cudagraph_utils import log_cudagraph_skip_and_bump_counter
+
+    before = bench_gpu.cudagraph_skips()
+    log_cudagraph_skip_and_bump_counter("skipping cudagraphs due to a test")  # inductor's own reporter
+    assert bench_gpu.cudagraph_skips() == before + 1
 
 
 

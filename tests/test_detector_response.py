@@ -8,10 +8,9 @@ formula (or stops using it) fails here.
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
+from conftest import needs
 
 from spanet_lite.physics import detector_response as response
 from spanet_lite.physics.generator import PROCESSES, PhysicsConfig, Selection
@@ -166,10 +165,7 @@ def _pythia_single_jets(
 BACKENDS = {"fast": _fast_single_jets, "pythia": _pythia_single_jets}
 # The Pythia backend's detector layer clusters with FastJet (optional extra 'pythia'); Pythia itself
 # is not needed here.
-HAVE_FASTJET = all(importlib.util.find_spec(m) is not None for m in ("fastjet", "awkward"))
-needs_fastjet = pytest.mark.skipif(
-    not HAVE_FASTJET, reason="optional extra 'pythia' (fastjet, awkward) not installed"
-)
+needs_fastjet = needs("fastjet", "awkward", extra="pythia")
 BACKEND_PARAMS = [pytest.param("fast"), pytest.param("pythia", marks=needs_fastjet)]
 
 

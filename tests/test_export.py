@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from _evaluation_helpers import TWO_INPUTS_YAML, make_run_dir, write_two_input_file
+from conftest import needs
 
 from spanet_lite.assignment import numpy_decoder
 from spanet_lite.assignment.decoding import decode
@@ -20,12 +21,10 @@ from spanet_lite.evaluation.run import load_run
 
 try:
     import onnxruntime
-except ImportError:  # the onnx extra is part of the dev environment; pytest -ra prints the reason
+except ImportError:  # needs_onnxruntime skips (or, under CI, fails) the tests that use it
     onnxruntime = None
 
-needs_onnxruntime = pytest.mark.skipif(
-    onnxruntime is None, reason="onnxruntime not installed (pip install '.[onnx]')"
-)
+needs_onnxruntime = needs("onnxruntime", extra="onnx")
 
 
 @pytest.fixture(scope="module")
@@ -176,8 +175,10 @@ def test_the_onnx_decoder_imports_nothing_but_numpy(exported):
     assert result.stdout.strip() == "[[0, 1]]"
 
 
+@needs("onnx", extra="onnx")
 def test_input_and_output_names_and_shapes_are_spanets(exported):
-    onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install .[onnx])")
+    import onnx
+
     run, model = exported
     graph = onnx.load(str(model))
     assert [i.name for i in graph.graph.input] == ["Momenta_data", "Momenta_mask", "Met_data", "Met_mask"]

@@ -86,6 +86,9 @@ def test_appending_padded_objects_changes_nothing(seed, extra):
         )
         assert torch.isneginf(wide.assignments[name][:, 5:]).all()
         torch.testing.assert_close(wide.detections[name], out.detections[name], atol=1e-4, rtol=1e-4)
+    assert out.regressions and out.classifications  # TTBAR has both heads, so both are checked
+    for key, value in out.regressions.items():
+        torch.testing.assert_close(wide.regressions[key], value, atol=1e-4, rtol=1e-4)
     for key, value in out.classifications.items():
         torch.testing.assert_close(wide.classifications[key], value, atol=1e-4, rtol=1e-4)
 

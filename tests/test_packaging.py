@@ -73,10 +73,7 @@ def test_makefile_setup_pins_ci_s_torch_before_the_package(repo_root: Path):
 
 
 def test_readme_names_the_command_ci_runs(repo_root: Path):
-    readme = repo_root / "README.md"
-    if not readme.exists():
-        pytest.skip("README.md is not written yet")
-    assert "make test" in readme.read_text(encoding="utf-8")
+    assert "make test" in (repo_root / "README.md").read_text(encoding="utf-8")
 
 
 def test_missing_spanet_reference_skips_with_its_reason_but_fails_under_ci(tmp_path: Path, monkeypatch):
@@ -90,3 +87,19 @@ def test_missing_spanet_reference_skips_with_its_reason_but_fails_under_ci(tmp_p
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI is set"):
         require_reference(missing)
+
+
+def test_a_missing_optional_extra_skips_with_its_name_but_fails_under_ci(monkeypatch):
+    from conftest import needs, require_extra
+
+    marker = needs("json", "no_such_module_for_this_test", extra="onnx").mark
+    assert marker.args == ("onnx", ("no_such_module_for_this_test",))
+    assert needs("json", extra="onnx").mark.args == ("onnx", ())
+    monkeypatch.delenv("CI", raising=False)
+    require_extra("onnx", ())
+    with pytest.raises(pytest.skip.Exception, match=r"optional extra 'onnx' not installed "
+                                                    r"\(no_such_module_for_this_test\): pip install"):
+        require_extra(*marker.args)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI installs every extra"):
+        require_extra(*marker.args)

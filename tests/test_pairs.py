@@ -11,6 +11,7 @@ import pytest
 import torch
 from _evaluation_helpers import write_ttbar_file
 from _model_helpers import small_options, spec_from, ttbar_yaml
+from conftest import needs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -315,6 +316,7 @@ def test_with_pairs_symmetric_products_stay_bitwise_equal(seed):
 # ----------------------------------------------------------------------------- end to end
 
 
+@needs("onnxruntime", extra="onnx")
 @pytest.mark.parametrize("mode", ["memory", "device"])
 def test_a_relative_input_trains_tests_and_predicts(tmp_path, capsys, mode):
     import json
@@ -350,7 +352,8 @@ def test_a_relative_input_trains_tests_and_predicts(tmp_path, capsys, mode):
 def _onnx_matches_torch(run_dir: Path, data: Path, model: Path) -> None:
     """The exported graph, fed the file's first events in SPANet's RELATIVE layout (8 of 10
     slots), gives the network's outputs."""
-    onnxruntime = pytest.importorskip("onnxruntime")
+    import onnxruntime
+
     from spanet_lite.cli import export as export_cli
     from spanet_lite.evaluation.run import load_run
 

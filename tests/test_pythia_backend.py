@@ -7,13 +7,13 @@ when the optional extra ``pythia`` (``pythia8mc``, ``fastjet``) is not installed
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from conftest import needs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,10 +23,7 @@ from spanet_lite.physics.generator import PROCESSES as FAST
 from spanet_lite.physics.kinematics import delta_r
 from spanet_lite.physics.pythia.matching import greedy_match
 
-HAVE_PYTHIA = all(importlib.util.find_spec(m) is not None for m in ("pythia8mc", "fastjet", "awkward"))
-needs_pythia = pytest.mark.skipif(
-    not HAVE_PYTHIA, reason="optional extra 'pythia' not installed (pip install 'spanet-lite[pythia]')"
-)
+needs_pythia = needs("pythia8mc", "fastjet", "awkward", extra="pythia")
 
 # Selected events per process: each takes about 200 Pythia events at that process's acceptance.
 EVENTS = {"ttbar_allhad": 40, "ttbar_semilep": 20, "ttH_semilep": 6, "hh_4b": 60}

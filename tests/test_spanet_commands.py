@@ -131,6 +131,23 @@ def test_command_lines_from_spanets_readme_parse(module, argv):
     module.build_parser().parse_args(argv)
 
 
+@pytest.mark.parametrize(("flags", "device"), [([], "cpu"), (["-g"], "cuda"), (["--gpu"], "cuda"),
+                                               (["--device", "cuda:1"], "cuda:1")])
+def test_g_puts_spanet_test_and_predict_on_the_gpu(monkeypatch, capsys, flags, device):
+    """SPANet's -g/--gpu: the network is loaded onto CUDA (the load is stopped right there)."""
+    seen = []
+
+    def load_run(run_dir, checkpoint=None, device=None):
+        seen.append(device)
+        raise InputError(None, "load_run", "nothing (stopped by the test)")
+
+    monkeypatch.setattr("spanet_lite.evaluation.run.load_run", load_run)
+    assert test_cli.main(["run", "-tf", "test.h5", *flags]) == 2
+    assert predict_cli.main(["run", "out.h5", "-tf", "test.h5", *flags]) == 2
+    assert seen == [device, device]
+    assert capsys.readouterr().err.count("stopped by the test") == 2
+
+
 def test_abbreviations_and_bad_percentages_are_refused(capsys):
     assert train_cli.main(["-of", "o.json", "--epoch", "1"]) == 2
     assert "unrecognized arguments: --epoch" in capsys.readouterr().err

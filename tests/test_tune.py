@@ -8,10 +8,10 @@ that learn, then 1e-7, which cannot, and which the median pruner stops after its
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from conftest import needs
 
 from spanet_lite.config.options import Options
 from spanet_lite.errors import InputError
@@ -56,8 +56,7 @@ try:
     import optuna
 except ImportError:  # the [tune] extra; CI installs it, so there the tests must run
     optuna = None
-needs_optuna = pytest.mark.skipif(optuna is None and not os.environ.get("CI"),
-                                  reason="optuna is not installed (pip install 'spanet-lite[tune]')")
+needs_optuna = needs("optuna", extra="tune")
 
 
 def _options(directory: Path, repo_root: Path) -> Path:
