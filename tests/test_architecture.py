@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "io": 1,
     "outputs": 1,
+    "hdf5_paths": 1,
     "devices": 1,
     "config": 2,
     "physics": 3,

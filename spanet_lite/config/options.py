@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from spanet_lite.hdf5_paths import EVENT_WEIGHT_DATASET
+
 # SPANet also accepts "None"; its code then combines as "min" (the loader maps it so).
 COMBINE_PAIR_LOSSES = ("min", "softmin", "mean")
 # SPANet's names (its create_activation: relu, prelu, elu, celu, gelu; "None" = no activation),
@@ -139,7 +141,7 @@ class Options:
     dataset_mode: str = "auto"  # spanet_lite: auto | memory | streaming | device
     # spanet_lite: training batches of events of similar size, so trimming cuts more (dataset.grouped_order)
     group_by_multiplicity: bool = True
-    event_weight_dataset: str = "WEIGHTS/EVENT/weight"  # spanet_lite: optional per-event physics weight
+    event_weight_dataset: str = EVENT_WEIGHT_DATASET  # spanet_lite: optional per-event physics weight
 
     # ---- loss
     combine_pair_loss: str = "min"

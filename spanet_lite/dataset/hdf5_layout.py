@@ -37,8 +37,16 @@ import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.errors import InputError
-
-EVENT_WEIGHT_DATASET = "WEIGHTS/EVENT/weight"
+from spanet_lite.hdf5_paths import (
+    EVENT_WEIGHT_DATASET,
+    classification_path,
+    feature_path,
+    mask_path,
+    regression_path,
+    target_mask_path,
+    target_path,
+    target_weight_path,
+)
 
 Role = Literal[
     "mask", "feature", "global", "target", "target_mask", "target_weight", "regression",
@@ -62,35 +70,6 @@ class ExpectedDataset:
     def rank(self) -> int:
         return 2 if self.role in ("mask", "feature") else 1
 
-
-
-def mask_path(input_name: str) -> str:
-    return f"INPUTS/{input_name}/MASK"
-
-
-def feature_path(input_name: str, feature: str) -> str:
-    return f"INPUTS/{input_name}/{feature}"
-
-
-def target_path(particle: str, product: str) -> str:
-    return f"TARGETS/{particle}/{product}"
-
-
-def target_mask_path(particle: str) -> str:
-    return f"TARGETS/{particle}/MASK"
-
-
-def target_weight_path(particle: str) -> str:
-    return f"TARGETS/{particle}/WEIGHT"
-
-
-def regression_path(key: str) -> str:
-    """``key`` is :attr:`RegressionTarget.key`, e.g. ``EVENT/neutrino_pz``."""
-    return f"REGRESSIONS/{key}"
-
-
-def classification_path(key: str) -> str:
-    return f"CLASSIFICATIONS/{key}"
 
 
 def expected_layout(

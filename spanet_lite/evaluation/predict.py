@@ -43,6 +43,7 @@ from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.dataset import hdf5_layout, reader, schema
 from spanet_lite.evaluation.inference import Predictions, infer, to_tensors
 from spanet_lite.evaluation.trained import TrainedRun
+from spanet_lite.hdf5_paths import classification_path, regression_path, target_path
 from spanet_lite.io import atomic_path
 from spanet_lite.outputs import check_outputs, output
 
@@ -138,16 +139,16 @@ def _block_datasets(
         name = particle.name
         best = predicted.assignments[name]
         for j, product in enumerate(particle.products):
-            yield f"TARGETS/{name}/{product.name}", best[:, j].astype(np.int64)
+            yield target_path(name, product.name), best[:, j].astype(np.int64)
         assignment = predicted.assignment_probabilities[name]
-        yield f"TARGETS/{name}/assignment_probability", assignment.astype(np.float32)
+        yield target_path(name, "assignment_probability"), assignment.astype(np.float32)
         detection = predicted.detection_probabilities[name]
-        yield f"TARGETS/{name}/detection_probability", detection.astype(np.float32)
-        yield f"TARGETS/{name}/marginal_probability", marginals[name].astype(np.float32)
+        yield target_path(name, "detection_probability"), detection.astype(np.float32)
+        yield target_path(name, "marginal_probability"), marginals[name].astype(np.float32)
     for key, values in predicted.regressions.items():
-        yield f"REGRESSIONS/{key}", values.astype(np.float32)
+        yield regression_path(key), values.astype(np.float32)
     for key, probabilities in predicted.classifications.items():
-        yield f"CLASSIFICATIONS/{key}", probabilities.astype(np.float32)
+        yield classification_path(key), probabilities.astype(np.float32)
     for key, vector in (predicted.embeddings or {}).items():
         yield f"EMBEDDINGS/{key}", vector.astype(np.float32)
     if predicted.reported is not None:
@@ -205,7 +206,7 @@ def write_predictions(
 
             for particle in spec.particles:  # present even for an empty file
                 for product in particle.products:
-                    dataset(f"TARGETS/{particle.name}/{product.name}", (), np.dtype(np.int64))
+                    dataset(target_path(particle.name, product.name), (), np.dtype(np.int64))
             for start, stop, predicted in iterate_predictions(
                 run, source, layout, batch_size=batch_size, threshold=threshold, mode=mode,
                 embeddings=embeddings, progress=progress, description=f"predicting {input_path.name}",

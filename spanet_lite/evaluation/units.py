@@ -17,6 +17,8 @@ from collections.abc import Iterable
 
 import h5py
 
+from spanet_lite.hdf5_paths import regression_path
+
 GENERATOR = "spanet_lite"
 GENERATOR_UNITS: dict[str, str] = {
     "neutrino_px": "GeV",
@@ -41,7 +43,7 @@ def regression_units(file: h5py.File, keys: Iterable[str]) -> dict[str, str | No
     generated = _text(file.attrs.get("generator")) == GENERATOR
     units: dict[str, str | None] = {}
     for key in keys:
-        dataset = file.get(f"REGRESSIONS/{key}")
+        dataset = file.get(regression_path(key))
         stored = None
         if isinstance(dataset, h5py.Dataset):
             stored = _text(dataset.attrs.get("units", dataset.attrs.get("unit")))

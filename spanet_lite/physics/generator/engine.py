@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 from numpy.typing import NDArray
 
+from spanet_lite.hdf5_paths import EVENT_WEIGHT_DATASET, mask_path, target_path
 from spanet_lite.io import atomic_path
 from spanet_lite.physics.generator.acceptance import AcceptanceGuard
 from spanet_lite.physics.generator.allocator import retain_freed_memory
@@ -72,12 +73,12 @@ class _Tally:
 
     def add(self, arrays: dict[str, NDArray]) -> None:
         p = self.process
-        n = len(arrays[f"INPUTS/{p.sequential_input}/MASK"])
+        n = len(arrays[mask_path(p.sequential_input)])
         self.events += n
-        num_objects = arrays[f"INPUTS/{p.sequential_input}/MASK"].sum(axis=1)
+        num_objects = arrays[mask_path(p.sequential_input)].sum(axis=1)
         self.jets += int(
             num_objects.sum()
-            - (arrays[f"INPUTS/{p.sequential_input}/MASK"][:, 0].sum() if p.has_lepton else 0)
+            - (arrays[mask_path(p.sequential_input)][:, 0].sum() if p.has_lepton else 0)
         )
         signal = arrays.get("CLASSIFICATIONS/EVENT/signal")
         rows = np.ones(n, dtype=bool) if signal is None else signal.astype(bool)
@@ -85,7 +86,7 @@ class _Tally:
         complete = []
         for particle in p.particles:
             products = [(par, prod) for par, prod in p.targets if par == particle]
-            full = np.all([arrays[f"TARGETS/{par}/{prod}"] >= 0 for par, prod in products], axis=0)[rows]
+            full = np.all([arrays[target_path(par, prod)] >= 0 for par, prod in products], axis=0)[rows]
             self.per_particle[particle] += int(full.sum())
             complete.append(full)
         k = np.sum(complete, axis=0)
@@ -243,8 +244,8 @@ def write_file(
             chunk = {k: _stored(k, v) for k, v in chunk.items()}
             if not datasets:
                 datasets = _create_datasets(f, chunk, events, compression)
-                datasets["WEIGHTS/EVENT/weight"] = f.create_dataset(
-                    "WEIGHTS/EVENT/weight",
+                datasets[EVENT_WEIGHT_DATASET] = f.create_dataset(
+                    EVENT_WEIGHT_DATASET,
                     data=np.ones(events, dtype=FLOAT_DTYPE),
                     **_compression_options(compression),
                 )

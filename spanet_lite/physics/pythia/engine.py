@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.hdf5_paths import classification_path, feature_path, mask_path, regression_path, target_path
 from spanet_lite.physics.generator.config import PhysicsConfig, Selection
 from spanet_lite.physics.neutrino import ANALYTIC_FEATURES, analytic_features
 from spanet_lite.physics.pythia.detector import RecoBatch, reconstruct
@@ -172,9 +173,9 @@ def event_arrays(
     offset = 1 if lepton_slot else 0
     objects = _objects(jets, lepton_slot, max_objects)
 
-    arrays: dict[str, NDArray[Any]] = {f"INPUTS/{source.name}/MASK": objects["mask"]}
+    arrays: dict[str, NDArray[Any]] = {mask_path(source.name): objects["mask"]}
     for feature in source.features:
-        arrays[f"INPUTS/{source.name}/{feature.name}"] = objects[feature.name].astype(np.float32)
+        arrays[feature_path(source.name, feature.name)] = objects[feature.name].astype(np.float32)
     for global_input in spec.global_inputs:
         met = {"met": jets.met, "phi": jets.met_phi, "sin_phi": np.sin(jets.met_phi),
                "cos_phi": np.cos(jets.met_phi), "sumet": jets.sumet,
@@ -185,7 +186,7 @@ def event_arrays(
                 lepton["pt"], lepton["eta"], lepton["phi"], lepton["mass"], met["px"], met["py"]
             ))
         for feature in global_input.features:
-            arrays[f"INPUTS/{global_input.name}/{feature.name}"] = met[feature.name].astype(np.float32)
+            arrays[feature_path(global_input.name, feature.name)] = met[feature.name].astype(np.float32)
     for particle in spec.particles:
         for product in particle.products:
             slot = f"{particle.name}.{product.name}"
@@ -195,7 +196,7 @@ def event_arrays(
                 value = np.where(index >= 0, index + offset, -1)
             else:
                 value = np.full(n, -1)
-            arrays[f"TARGETS/{particle.name}/{product.name}"] = value.astype(np.int64)
+            arrays[target_path(particle.name, product.name)] = value.astype(np.int64)
     neutrino = truth.p4[rows, truth.index("lt.nu")] if "lt.nu" in truth.slots else np.full((n, 4), np.nan)
     nu_pt = np.hypot(neutrino[:, 1], neutrino[:, 2])
     regressions = {
@@ -204,10 +205,10 @@ def event_arrays(
         "log_invariant_mass": np.log(truth.system_mass[rows]),
     }
     for target in spec.regressions:
-        arrays[f"REGRESSIONS/{target.key}"] = regressions[target.name].astype(np.float32)
+        arrays[regression_path(target.key)] = regressions[target.name].astype(np.float32)
     label = -1 if component.label is None else component.label
     for classification in spec.classifications:
-        arrays[f"CLASSIFICATIONS/{classification.key}"] = np.full(n, label, dtype=np.int64)
+        arrays[classification_path(classification.key)] = np.full(n, label, dtype=np.int64)
     return arrays, rows
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.errors import InputError
+from spanet_lite.hdf5_paths import EVENT_WEIGHT_DATASET
 from spanet_lite.io import atomic_path, atomic_write_text
 from spanet_lite.physics.generator.acceptance import AcceptanceGuard
 from spanet_lite.physics.generator.config import PhysicsConfig, Selection
@@ -251,7 +252,7 @@ def _assemble(work_dir: Path, sizes: list[int], output: Path, process: str, seed
                 generated += int(chunk.attrs["generated"])
             if not datasets:
                 datasets = _create_datasets(out, arrays, total, compression)
-                out.create_dataset("WEIGHTS/EVENT/weight", data=np.ones(total, dtype=FLOAT_DTYPE),
+                out.create_dataset(EVENT_WEIGHT_DATASET, data=np.ones(total, dtype=FLOAT_DTYPE),
                                    compression=compression, **({"shuffle": True} if compression else {}))
             for key, values in arrays.items():
                 datasets[key][start:start + size] = values
