@@ -270,13 +270,13 @@ ERROR_CASES = [
     pytest.param(
         INPUTS + "EVENT:\n  t: [b, q1, q2]\nPERMUTATIONS:\n  t:\n    - [[q1, q2], []]\n",
         "topology.yaml: PERMUTATIONS.t[0][1] (line 15): expected a cycle of at least two names "
-        "(a 1-cycle moves nothing), got a list []",
+        "(a 1-cycle moves nothing), got an empty list",
         id="empty-cycle",
     ),
     pytest.param(
         INPUTS + "EVENT:\n  t: [b, q1, q2]\nPERMUTATIONS:\n  t:\n    - []\n",
         "topology.yaml: PERMUTATIONS.t[0] (line 15): expected a list of names [a, b] or a list of cycles "
-        "[[a, b], [c, d]], got a list []",
+        "[[a, b], [c, d]], got an empty list",
         id="empty-group",
     ),
     pytest.param(
@@ -443,8 +443,26 @@ ERROR_CASES = [
     pytest.param(
         INPUTS + "EVENT:\n  t: []\n",
         "topology.yaml: EVENT.t (line 12): expected a list of decay products, e.g. [b, q1, q2], "
-        "got a list []",
+        "got an empty list",
         id="particle-without-products",
+    ),
+    pytest.param(
+        INPUTS + "EVENT:\n  t: [b, MASK]\n",
+        "topology.yaml: EVENT.t[1] (line 12): expected a product name other than MASK and WEIGHT "
+        "(TARGETS/t/MASK is the particle's optional mask, as in SPANet), got 'MASK'",
+        id="product-named-mask",
+    ),
+    pytest.param(
+        INPUTS + "EVENT:\n  t: [WEIGHT]\n",
+        "topology.yaml: EVENT.t[0] (line 12): expected a product name other than MASK and WEIGHT "
+        "(TARGETS/t/WEIGHT is the particle's optional weight, as in SPANet), got 'WEIGHT'",
+        id="product-named-weight",
+    ),
+    pytest.param(
+        "INPUTS:\n  SEQUENTIAL:\n    Jets:\n      pt: none\n      MASK: none\nEVENT:\n  t: [b]\n",
+        "topology.yaml: INPUTS.SEQUENTIAL.Jets.MASK (line 5): expected a feature name other than MASK "
+        "(INPUTS/Jets/MASK says which objects are real, as in SPANet), got 'MASK'",
+        id="feature-named-mask",
     ),
 ]
 

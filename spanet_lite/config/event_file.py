@@ -149,6 +149,10 @@ class _EventFileParser:
         for feature, option in features.items():
             where = (*path, feature)
             check_name(self.doc, where, feature, "a feature name")
+            if feature == "MASK":
+                raise self.doc.error(
+                    where, f"a feature name other than MASK (INPUTS/{path[-1]}/MASK says which objects "
+                    "are real, as in SPANet)", feature)
             if not isinstance(option, str):
                 raise self.doc.error(where, expected, option)
             if option not in FEATURE_OPTIONS:
@@ -212,6 +216,13 @@ class _EventFileParser:
             raise self.doc.error(path, "a product name, or 'name: input' for an associated product", item)
         if product.name == "PARTICLE":
             raise self.doc.error(path, "a product name other than the reserved word PARTICLE", product.name)
+        if product.name in ("MASK", "WEIGHT"):
+            raise self.doc.error(
+                path,
+                f"a product name other than MASK and WEIGHT (TARGETS/{path[1]}/{product.name} is the "
+                f"particle's optional {product.name.lower()}, as in SPANet)",
+                product.name,
+            )
         return product
 
     # ----------------------------------------------------------- PERMUTATIONS

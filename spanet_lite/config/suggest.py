@@ -60,9 +60,9 @@ def describe(value: Any, limit: int = 60) -> str:
     elif isinstance(value, str):
         text = repr(value)
     elif isinstance(value, list):
-        text = f"a list {value!r}"
+        text = f"a list {value!r}" if value else "an empty list"
     elif isinstance(value, dict):
-        text = f"a mapping {value!r}"
+        text = f"a mapping {value!r}" if value else "an empty mapping"
     else:
         text = f"{value!r} ({type(value).__name__})"
     return text if len(text) <= limit else text[: limit - 3] + "..."
