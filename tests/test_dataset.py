@@ -321,12 +321,16 @@ def test_zero_events_after_filtering_is_an_error(tmp_path: Path) -> None:
         SpanetDataModule(TINY_SPEC, options, training_file=path).setup("fit")
 
 
-def test_validation_split_without_events_is_an_error(tiny: Path) -> None:
-    module = SpanetDataModule(
-        TINY_SPEC, Options(partial_events=True, batch_size=2, train_validation_split=1.0), training_file=tiny
-    )
-    with pytest.raises(InputError, match=r"train_validation_split.*validation_file.*got 1.0 of 6 events"):
+@pytest.mark.parametrize("split", [1.0, 0.95])  # 0.95 of 6 events rounds to 6 for training
+def test_validation_split_without_events_is_an_error(tiny: Path, split: float) -> None:
+    options = Options(partial_events=True, batch_size=2, train_validation_split=split)
+    module = SpanetDataModule(TINY_SPEC, options, training_file=tiny)
+    with pytest.raises(InputError) as raised:
         module.setup("fit")
+    assert str(raised.value) == (
+        "train_validation_split: expected a split that leaves at least one validation event (a lower "
+        f"split, or a validation_file), got {split} of 6 event(s): none left for validation"
+    )
 
 
 def test_batch_size_larger_than_the_training_split_is_an_error(tiny: Path) -> None:

@@ -182,6 +182,7 @@ class SpanetDataModule(L.LightningDataModule):
             randomization_seed=self.options.dataset_randomization,
             has_validation_file=self.validation_file is not None,
         )
+        used = len(train_rows) + len(val_rows)
         train_rows = self._filter(self.training_file, "training", train_facts, train_rows)
         train_before = len(train_rows)
         train_rows = self._full_events(self.training_file, "training", train_facts, train_rows)
@@ -195,8 +196,9 @@ class SpanetDataModule(L.LightningDataModule):
                 raise InputError(
                     None,
                     "train_validation_split",
-                    "a split that leaves validation events (below 1.0), or a validation_file",
-                    f"{self.options.train_validation_split} of {len(train_rows)} events",
+                    "a split that leaves at least one validation event (a lower split, or a "
+                    "validation_file)",
+                    f"{self.options.train_validation_split} of {used} event(s): none left for validation",
                 )
         val_rows = self._filter(val_path, "validation", val_facts, val_rows)
         val_before = len(val_rows)
