@@ -178,10 +178,22 @@ def read_user_text(path: str | Path, kind: str, syntax: str) -> str:
         raise InputError(path, "", f"an existing {kind}", "no such file") from None
     except IsADirectoryError:
         raise InputError(path, "", f"an {kind} ({syntax})", "a directory") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "", f"a UTF-8 text {kind} ({syntax})", "binary data") from None
+    except UnicodeDecodeError as error:
+        raise InputError(path, "", f"a UTF-8 text {kind} ({syntax})", _not_utf8(error)) from None
     except OSError as error:
         raise InputError(path, "", f"a readable {kind}", error.strerror or type(error).__name__) from None
+
+
+def _not_utf8(error: UnicodeDecodeError) -> str:
+    """Binary data (a NUL byte: an HDF5 file or a checkpoint given by mistake), else where the
+    first byte that is not UTF-8 sits, so one stray byte in a text file can be found."""
+    data = bytes(error.object)
+    if b"\0" in data:
+        return "binary data"
+    before = data[: error.start]
+    line = before.count(b"\n") + 1
+    column = error.start - (before.rfind(b"\n") + 1) + 1
+    return f"a byte that is not UTF-8 (0x{data[error.start]:02x}) at line {line}, column {column}"
 
 
 def read_checkpoint(path: str | Path, expected: str = "a readable torch checkpoint") -> object:

@@ -479,9 +479,15 @@ def test_missing_unreadable_and_binary_files(tmp_path: Path):
     with pytest.raises(InputError, match="expected an event file \\(YAML\\), got a directory"):
         load_event_spec(tmp_path)
     binary = tmp_path / "events.h5"
-    binary.write_bytes(b"\x89HDF\r\n\x1a\n\xff\xfe")
+    binary.write_bytes(b"\x89HDF\r\n\x1a\n\x00\x00\x00\x00")  # an HDF5 signature, then a superblock
     with pytest.raises(InputError, match="expected a UTF-8 text event file \\(YAML\\), got binary data"):
         load_event_spec(binary)
+    stray = tmp_path / "latin1.yaml"
+    stray.write_bytes(b"INPUTS:\n  SEQUENTIAL:\n    Jets:\n      p\xe9t: none\n")  # one Latin-1 byte
+    with pytest.raises(InputError) as raised:
+        load_event_spec(stray)
+    assert str(raised.value) == (f"{stray}: expected a UTF-8 text event file (YAML), got a byte that is "
+                                 "not UTF-8 (0xe9) at line 4, column 8")
 
 
 def test_error_names_the_file_it_was_loaded_from(tmp_path: Path):
