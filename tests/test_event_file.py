@@ -447,6 +447,17 @@ ERROR_CASES = [
         id="particle-without-products",
     ),
     pytest.param(
+        INPUTS + "EVENT:\n  t: !!python/object:os.system [b, q]\n",
+        "topology.yaml: EVENT.t (line 12): expected a plain YAML list (no tags), got the tag "
+        "!!python/object:os.system",
+        id="tagged-list",
+    ),
+    pytest.param(
+        INPUTS + "EVENT: !!omap\n  - t: [b]\n",
+        "topology.yaml: EVENT (line 11): expected a plain YAML list (no tags), got the tag !!omap",
+        id="tagged-mapping",
+    ),
+    pytest.param(
         INPUTS + "EVENT:\n  t: [b, MASK]\n",
         "topology.yaml: EVENT.t[1] (line 12): expected a product name other than MASK and WEIGHT "
         "(TARGETS/t/MASK is the particle's optional mask, as in SPANet), got 'MASK'",

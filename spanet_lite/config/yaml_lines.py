@@ -101,6 +101,9 @@ def load_yaml_with_lines(text: str, source: str) -> YamlDocument:
             loader.dispose()
 
 
+_PLAIN_TAGS = ("tag:yaml.org,2002:seq", "tag:yaml.org,2002:map")
+
+
 class _Builder:
     """Turns composed nodes into dicts/lists/scalars while filling the path -> line map."""
 
@@ -117,6 +120,14 @@ class _Builder:
                 self.source, format_path(path) or "",
                 f"at most {MAX_VALUES:,} values after expanding aliases (*name)",
                 "more (nested aliases?)",
+            )
+        if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)) and node.tag not in _PLAIN_TAGS:
+            # Scalars with a tag the safe loader does not know fail there; lists and mappings are
+            # built here, so an unknown tag on them would otherwise be dropped without a word.
+            kind = "list" if isinstance(node, yaml.SequenceNode) else "mapping"
+            raise InputError(
+                self.source, f"{format_path(path) or 'top level'} (line {node.start_mark.line + 1})",
+                f"a plain YAML {kind} (no tags)", "the tag " + node.tag.replace("tag:yaml.org,2002:", "!!"),
             )
         if isinstance(node, yaml.SequenceNode):
             items = []
