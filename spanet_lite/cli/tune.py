@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="epochs every trial runs before it can be pruned (default: %(default)s)")
     parser.add_argument("--epochs", type=int, metavar="N",
                         help="epochs per trial (default: the options file's)")
-    parser.add_argument("--seed", type=int, help="seed of the sampler (worker k uses seed + k)")
+    parser.add_argument("--seed", type=int, help="seed of the sampler (reproducible; each worker and "
+                                                 "each continuation of a study draws anew)")
     return parser
 
 

@@ -60,7 +60,7 @@ class TuneConfig:
     epochs: int | None = None
     """Epochs per trial (default: the options file's)."""
     seed: int | None = None
-    """Seed of the sampler (TPE); worker ``k`` uses ``seed + k``."""
+    """Seed of the sampler (TPE); each worker draws from (seed, worker, trials so far), see sampler_seed."""
     space_source: str = "the default search space"
     """Where ``space`` came from (its file), for error lines."""
 
