@@ -20,6 +20,7 @@ from spanet_lite.config import (
     parse_options,
     parse_options_text,
     resolve_path,
+    typed_overrides,
     validate_options,
     without_effect_summary,
 )
@@ -355,6 +356,47 @@ def test_a_negative_dataset_randomization_keeps_spanets_meaning_no_shuffle():
         10, dataset_limit=1.0, train_validation_split=0.8, randomization_seed=-3, has_validation_file=False
     )
     assert training.tolist() == list(range(8)) and validation.tolist() == [8, 9]
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"epochs": 1.5}, "epochs (command line): expected an integer, got 1.5 (a number)"),
+    ({"hidden_dim": "16"}, "hidden_dim (command line): expected an integer, got '16'"),
+    ({"partial_events": "yes"}, "partial_events (command line): expected true or false (a JSON boolean, "
+                                "or 0/1), got 'yes'"),
+    ({"hiden_dim": 16}, "hiden_dim (command line): expected a known option key, got 'hiden_dim' "
+                        "(did you mean 'hidden_dim'?)"),
+])
+def test_values_from_python_are_typed_like_a_files(values: dict, message: str):
+    """train(epochs=1.5) used to fail deep inside Lightning, after the run folder was made."""
+    with pytest.raises(InputError) as caught:
+        typed_overrides(values)
+    assert str(caught.value) == message
+
+
+def test_numpy_numbers_from_python_become_plain_numbers():
+    import numpy as np
+
+    typed = typed_overrides({"epochs": np.int64(3), "learning_rate": np.float32(0.5), "batch_size": 64.0})
+    assert typed == {"epochs": 3, "learning_rate": 0.5, "batch_size": 64}
+    assert [type(v) for v in typed.values()] == [int, float, int]
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (Options(batch_size="64"), "options.json: batch_size: expected an integer, got '64'"),
+    (Options(dropout="0.1"), "options.json: dropout: expected a number, got '0.1'"),
+    (Options(partial_events=1), "options.json: partial_events: expected true or false, got 1 (a number)"),
+])
+def test_options_built_in_python_are_type_checked_before_their_rules(options: Options, message: str):
+    with pytest.raises(InputError) as caught:
+        validate_options(options, "options.json")
+    assert str(caught.value) == message
+
+
+def test_replacing_an_unknown_key_names_the_nearest_one():
+    with pytest.raises(InputError) as caught:
+        Options().replace(learnig_rate=0.1)
+    assert str(caught.value) == "learnig_rate: expected an option key, got 'learnig_rate' " \
+                                "(did you mean 'learning_rate'?)"
 
 
 def test_command_line_values_are_blamed_on_the_command_line():

@@ -259,6 +259,24 @@ def test_cf_with_a_checkpoint_spanet_lite_did_not_write_is_one_line(
                                  "got no event_file_text, options, statistics")
 
 
+def test_a_keyword_of_the_wrong_type_is_one_line_before_any_run_folder(
+    workspace: dict[str, Any], tmp_path: Path
+) -> None:
+    from spanet_lite.errors import InputError
+
+    with pytest.raises(InputError, match=r"^epochs \(command line\): expected an integer, got 1.5"):
+        train(workspace["options"], epochs=1.5, log_dir=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_options_may_be_a_dict_typed_like_the_files_json(
+    workspace: dict[str, Any], tmp_path: Path
+) -> None:
+    values = json.loads(workspace["options"].read_text())
+    result = train({**values, "epochs": 1.0}, log_dir=tmp_path / "runs", fast_dev_run=True)
+    assert result.run_dir is None and result.stopped is None
+
+
 def test_fast_dev_run_trains_one_batch_and_writes_nothing(workspace: dict[str, Any], tmp_path: Path) -> None:
     result = train(workspace["options"], log_dir=tmp_path / "runs", fast_dev_run=True)
     assert result.run_dir is None and result.last_checkpoint is None

@@ -22,7 +22,13 @@ from spanet_lite.config.options import (
     keys_without_effect,
     without_effect_summary,
 )
-from spanet_lite.config.options_file import load_options, parse_options, parse_options_text, resolve_path
+from spanet_lite.config.options_file import (
+    load_options,
+    parse_options,
+    parse_options_text,
+    resolve_path,
+    typed_overrides,
+)
 from spanet_lite.config.options_table import options_table
 from spanet_lite.config.options_validation import validate_options
 from spanet_lite.config.symmetry import PermutationGroup
@@ -48,6 +54,7 @@ __all__ = [
     "parse_options",
     "parse_options_text",
     "resolve_path",
+    "typed_overrides",
     "validate_options",
     "without_effect_summary",
 ]

@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from spanet_lite.config.suggest import did_you_mean
+from spanet_lite.errors import InputError
 from spanet_lite.hdf5_paths import EVENT_WEIGHT_DATASET
 
 # SPANet also accepts "None"; its code then combines as "min" (the loader maps it so).
@@ -206,7 +208,12 @@ class Options:
         return cls(**{key: value for key, value in data.items() if key in known})
 
     def replace(self, **changes: Any) -> Options:
-        """A copy with ``changes`` applied and recorded as explicitly set."""
+        """A copy with ``changes`` applied and recorded as explicitly set; a key that is no option
+        is a one-line InputError with the nearest key (not dataclasses' TypeError)."""
+        known = {f.name for f in option_fields()}
+        for key in changes:
+            if key not in known:
+                raise InputError(None, key, "an option key", repr(key) + did_you_mean(key, known))
         updated = dataclasses.replace(self, **changes)
         updated.explicit = self.explicit | frozenset(changes)
         return updated

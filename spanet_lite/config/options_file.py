@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import re
 import warnings
 from collections.abc import Mapping
@@ -108,6 +109,20 @@ def parse_options(
     return Options(**values, explicit=frozenset(values))
 
 
+def typed_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Option values set by a command-line flag or a Python keyword (``train(epochs=...)``,
+    ``option_values=``), typed by the same rules as a file's values, so ``epochs=1.5`` or
+    ``hidden_dim="16"`` is one line before any work (not a Lightning assertion deep in the run)
+    and a numpy integer becomes a plain ``int``. Reported as ``key (command line)``."""
+    typed: dict[str, Any] = {}
+    for key, value in values.items():
+        where = f"{key} (command line)"
+        if key not in _FIELD_TYPES:
+            raise InputError(None, where, "a known option key", repr(key) + did_you_mean(key, _FIELD_TYPES))
+        typed[key] = _convert(key, value, None, where)
+    return typed
+
+
 def resolve_path(value: str, key: str, options_path: str | Path | None = None) -> Path:
     """Find the file an option names.
 
@@ -150,13 +165,13 @@ def _convert(key: str, value: Any, source: str, where: str) -> Any:
             return value
         raise InputError(source, where, "true or false (a JSON boolean, or 0/1)", describe(value))
     if kind == "int":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)  # numpy integers from Python callers too
         if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             return int(value)
         raise InputError(source, where, "an integer", describe(value))
     if kind == "float":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
             if math.isfinite(value):
                 return float(value)
             raise InputError(source, where, "a finite number", describe(value))

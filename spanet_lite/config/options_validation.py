@@ -33,6 +33,7 @@ from spanet_lite.config.options import (
     PRECISIONS,
     UNSUPPORTED_OPTIMIZERS,
     Options,
+    option_fields,
 )
 from spanet_lite.config.suggest import describe, did_you_mean
 from spanet_lite.errors import InputError
@@ -111,6 +112,13 @@ _RULES: tuple[_Rule, ...] = (
     *((key, _non_negative, "a number of layers >= 0") for key in LAYER_COUNT_KEYS),
 )
 
+_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "int": (lambda value: isinstance(value, int) and not isinstance(value, bool), "an integer"),
+    "float": (lambda value: isinstance(value, (int, float)) and not isinstance(value, bool), "a number"),
+    "bool": (lambda value: isinstance(value, bool), "true or false"),
+    "str": (lambda value: isinstance(value, str), "a string"),
+}
+
 _CHOICES: dict[str, tuple[str, ...]] = {
     "combine_pair_loss": COMBINE_PAIR_LOSSES,
     "transformer_activation": ACTIVATIONS,
@@ -138,6 +146,12 @@ def validate_options(
         if key in command_line:
             return InputError(None, f"{key} (command line)", expected, got)
         return InputError(source, key, expected, got)
+
+    for item in option_fields():  # Options built in Python skipped the loader's typing
+        check = _TYPES.get(str(item.type))
+        value = getattr(options, item.name)
+        if check is not None and not check[0](value):
+            raise error(item.name, check[1], describe(value))
 
     for key, is_good, expected in _RULES:
         value = getattr(options, key)

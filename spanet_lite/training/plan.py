@@ -6,6 +6,8 @@ is an :class:`~spanet_lite.errors.InputError` before any work starts.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +52,7 @@ class Plan:
 
 
 def plan_run(
-    options: Options | str | Path | None,
+    options: Options | Mapping[str, Any] | str | Path | None,
     resume: str | Path | None,
     overrides: dict[str, Any],
     checkpoint: str | Path | None = None,
@@ -65,6 +67,7 @@ def plan_run(
     """
     from spanet_lite import config as options_module
 
+    overrides = options_module.typed_overrides(overrides)
     resumed: CheckpointFacts | None = None
     resume_checkpoint = run_dir = None
     event_text: str | None = None
@@ -91,6 +94,12 @@ def plan_run(
         raise InputError(None, "OPTIONS", "an options file (or --resume RUN_DIR)")
     elif isinstance(options, Options):
         loaded, options_path = options, None
+    elif isinstance(options, Mapping):  # a notebook's dict, typed like a file's JSON object
+        loaded = options_module.parse_options(dict(options), "options", allow_unknown_keys=allow_unknown_keys)
+        options_path = None
+    elif not isinstance(options, (str, os.PathLike)):
+        raise InputError(None, "options", "an options file path, an Options or a dict",
+                         type(options).__name__)
     else:
         options_path = Path(options)
         loaded = options_module.load_options(options_path, allow_unknown_keys=allow_unknown_keys)

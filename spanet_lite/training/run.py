@@ -16,7 +16,7 @@ only puts them in order. The run directory layout is in :mod:`spanet_lite.traini
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ DEFAULT_LOG_DIR = "runs"
 
 
 def train(
-    options: Options | str | Path | None = None,
+    options: Options | Mapping[str, Any] | str | Path | None = None,
     *,
     event_file: str | Path | None = None,
     training_file: str | Path | None = None,
@@ -61,7 +61,8 @@ def train(
 ) -> RunResult:
     """Train a network and record the run; see the module docstring.
 
-    ``options`` is an options file (SPANet JSON) or an :class:`Options`; it may be left out
+    ``options`` is an options file (SPANet JSON), an :class:`Options` or a dict of option keys
+    (typed like the file's JSON object); it may be left out
     with ``resume``, which continues ``RUN_DIR/checkpoints/last.ckpt`` (or the newer
     ``interrupted.ckpt``) or a given ``.ckpt`` with that run's options. Keyword arguments
     override the options (the options table marks them as ``command line``). ``gpus`` > 0
