@@ -390,3 +390,25 @@ def test_unusable_physics_parameters_are_one_line_errors(tmp_path, capsys):
     )
     assert PhysicsConfig(fsr_probability=1.5).problems() == ["fsr_probability=1.5 (need a value in [0, 1])"]
     assert PhysicsConfig().problems() == []
+
+
+@pytest.mark.parametrize(("flags", "line"), [
+    (["--set", "isr_max=2.5"], "--set isr_max=2.5: expected an integer"),
+    (["--set", "isr_mean=lots"], "--set isr_mean=lots: expected a number"),
+])
+def test_a_set_value_of_the_wrong_kind_is_named_in_plain_english(flags, line, tmp_path, capsys):
+    assert main(["ttbar_allhad", "-n", "10", "-o", str(tmp_path / "x.h5"), *flags]) == 2
+    assert capsys.readouterr().err == f"spanet-generate: error: {line}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flag", ["--output", "--event-file-output"])
+def test_an_empty_output_path_is_called_empty_not_a_directory(flag, tmp_path, monkeypatch, capsys):
+    # Path("") is ".", which the output check would call "a directory": the flag says what is wrong.
+    monkeypatch.chdir(tmp_path)
+    paths = {"--output": "x.h5", "--event-file-output": "x.yaml", flag: ""}
+    argv = ["ttbar_allhad", "-n", "10", *(part for item in paths.items() for part in item)]
+    assert main(argv) == 2
+    line = f"{flag}: expected a file path, got an empty path"
+    assert capsys.readouterr().err == f"spanet-generate: error: {line}\n"
+    assert list(tmp_path.iterdir()) == []

@@ -38,10 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--seed", type=int, default=0, help="random seed; same seed and options give the same file"
     )
-    parser.add_argument("--output", "-o", type=Path, required=True, help="HDF5 file to write")
-    parser.add_argument(
-        "--event-file-output", type=Path, default=None, help="also write the matching event file here"
-    )
+    parser.add_argument("--output", "-o", required=True, help="HDF5 file to write")
+    parser.add_argument("--event-file-output", default=None, help="also write the matching event file here")
     add_overwrite_argument(parser)
     parser.add_argument("--min-jets", type=int, default=None, help="selection: minimum accepted jets")
     parser.add_argument("--min-btags", type=int, default=None, help="selection: minimum b-tagged jets")
@@ -78,6 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+VALUE_KINDS = {int: "an integer", float: "a number"}
+"""What a ``--set`` value must look like, by the type of the parameter's default."""
+
+
+def _file_path(text: str | None, flag: str) -> Path | None:
+    """``text`` as a path; an empty one is refused by name (``Path("")`` would be ``.``, the
+    current folder, and the refusal would wrongly speak of a directory)."""
+    if text is None:
+        return None
+    if not text:
+        raise InputError(None, flag, "a file path", "an empty path")
+    return Path(text)
+
+
 def _overrides(items: list[str]) -> dict[str, float | int]:
     from spanet_lite.physics.generator.config import PhysicsConfig
 
@@ -92,13 +104,16 @@ def _overrides(items: list[str]) -> dict[str, float | int]:
         try:
             changes[name] = kind(value)
         except ValueError:
-            raise InputError(None, f"--set {item}", f"a {kind.__name__} value") from None
+            expected = VALUE_KINDS.get(kind, f"a {kind.__name__} value")
+            raise InputError(None, f"--set {item}", expected) from None
     return changes
 
 
 def _body(argv: Sequence[str] | None) -> int:
     """Parse, then call the backend, which checks every value (``generator.request.Request``)."""
     args = build_parser().parse_args(argv)
+    args.output = _file_path(args.output, "--output")
+    args.event_file_output = _file_path(args.event_file_output, "--event-file-output")
     from rich.console import Console
 
     from spanet_lite.io import atomic_write_text
