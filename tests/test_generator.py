@@ -24,6 +24,7 @@ from spanet_lite.physics.generator.production import (
     resonance,
     top_masses,
 )
+from spanet_lite.physics.generator.request import Request
 from spanet_lite.physics.kinematics import to_cartesian
 from spanet_lite.physics.neutrino import ANALYTIC_FEATURES, solve_neutrino
 
@@ -412,3 +413,17 @@ def test_an_empty_output_path_is_called_empty_not_a_directory(flag, tmp_path, mo
     line = f"{flag}: expected a file path, got an empty path"
     assert capsys.readouterr().err == f"spanet-generate: error: {line}\n"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("backend", ["fast", "pythia"])
+@pytest.mark.parametrize("jobs", ["0", "-1"])
+def test_jobs_is_one_rule_for_both_backends(backend, jobs, tmp_path, capsys):
+    # The fast backend runs in one process whatever --jobs says, but a value Pythia refuses
+    # is refused there too: switching backends never turns a refused command into a run.
+    argv = ["ttbar_allhad", "-n", "10", "-o", str(tmp_path / "x.h5"), "--backend", backend, "--jobs", jobs]
+    assert main(argv) == 2
+    line = f"--jobs: expected a positive number of worker processes, got {jobs}"
+    assert capsys.readouterr().err == f"spanet-generate: error: {line}\n"
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(InputError, match=f"^{line}$"):
+        Request(PROCESSES["ttbar_allhad"], 10, 1, jobs=int(jobs))

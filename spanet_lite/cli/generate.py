@@ -72,7 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="fast: vectorised parton-level model; pythia: Pythia 8 shower + hadronisation + "
         "FastJet (needs the 'pythia' extra)",
     )
-    parser.add_argument("--jobs", "-j", type=int, default=1, help="--backend pythia: worker processes")
+    parser.add_argument(
+        "--jobs", "-j", type=int, default=1,
+        help="worker processes for --backend pythia, at least 1 (default: %(default)s); the fast "
+             "backend is vectorised in one process and gives the same file with any value",
+    )
     return parser
 
 
@@ -118,6 +122,7 @@ def _body(argv: Sequence[str] | None) -> int:
 
     from spanet_lite.io import atomic_write_text
     from spanet_lite.physics.generator import PROCESSES, PhysicsConfig, Selection, write_file
+    from spanet_lite.physics.generator.request import check_jobs
 
     process = PROCESSES[args.process]
     config = PhysicsConfig().with_overrides(**_overrides(args.overrides))
@@ -127,6 +132,7 @@ def _body(argv: Sequence[str] | None) -> int:
         min_btags=default.min_btags if args.min_btags is None else args.min_btags,
         leptons=default.leptons,
     )
+    check_jobs(args.jobs)  # both backends: the fast one ignores the value but refuses what Pythia does
     check_outputs([output(args.output, "--output"), output(args.event_file_output, "--event-file-output")],
                   overwrite=args.overwrite)
 

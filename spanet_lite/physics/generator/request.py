@@ -24,6 +24,16 @@ def get_process(name: str) -> Process:
         raise InputError(None, "PROCESS", f"one of {', '.join(PROCESSES)}", repr(name)) from None
 
 
+def check_jobs(jobs: int) -> None:
+    """``--jobs``, the same rule for both backends: a positive number of worker processes.
+
+    The fast backend runs in one vectorised process whatever the value, yet refuses the same
+    values as Pythia, so that a command line that one backend refuses is refused by both.
+    """
+    if jobs < 1:
+        raise InputError(None, "--jobs", "a positive number of worker processes", str(jobs))
+
+
 @dataclass(frozen=True)
 class Request:
     """``events`` selected events of ``process`` from ``seed``, with the options both backends share.
@@ -31,7 +41,8 @@ class Request:
     ``selection`` and ``max_objects`` left at None mean the process's own; ``signal_fraction``
     None means the backend's default (the ttH share: among candidates for the fast backend,
     among selected events for Pythia). ``chunk_size`` is events per write (fast) or per chunk
-    (Pythia). Construction raises an InputError for a value no run could use.
+    (Pythia). ``jobs`` is the number of worker processes (Pythia; the fast backend uses one
+    process). Construction raises an InputError for a value no run could use.
     """
 
     process: Process
@@ -42,9 +53,11 @@ class Request:
     max_objects: int | None = None
     signal_fraction: float | None = None
     chunk_size: int = 1
+    jobs: int = 1
 
     def __post_init__(self) -> None:
         check_seed(self.seed)
+        check_jobs(self.jobs)
         if self.events < 1:
             raise InputError(None, "--events", "a positive number of events", str(self.events))
         for flag, value in (("--min-jets", self.cuts.min_jets), ("--min-btags", self.cuts.min_btags)):

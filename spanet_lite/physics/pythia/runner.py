@@ -172,10 +172,9 @@ def generate(
     """
     fast = get_process(process)
     request = Request(
-        fast, n_events, seed, config or PhysicsConfig(), selection, max_objects, signal_fraction, chunk_size
+        fast, n_events, seed, config or PhysicsConfig(), selection, max_objects, signal_fraction, chunk_size,
+        jobs,
     )
-    if jobs < 1:
-        raise InputError(None, "--jobs", "a positive number of worker processes", str(jobs))
     pythia_version = require_pythia()
     output = Path(output)
     if output.exists() and not overwrite:
