@@ -324,6 +324,8 @@ def test_cli_selection_options_and_bad_values(tmp_path, capsys):
 # ttbar_allhad: rows of 10 objects, at least 6 jets and 2 b-tags by default.
 BAD_VALUES = [  # (write_file arguments, the same on the command line, the line both give)
     ({"seed": -1}, ["--seed", "-1"], "--seed: expected a seed >= 0, got -1"),
+    ({"seed": 2**64}, ["--seed", str(2**64)],
+     f"--seed: expected a seed below 2**64 (the file records it as an unsigned 64-bit integer), got {2**64}"),
     ({"events": 0}, ["--events", "0"], "--events: expected a positive number of events, got 0"),
     ({"selection": Selection(min_jets=-1, min_btags=2)}, ["--min-jets", "-1"],
      "--min-jets: expected a non-negative number, got -1"),
@@ -427,3 +429,12 @@ def test_jobs_is_one_rule_for_both_backends(backend, jobs, tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(InputError, match=f"^{line}$"):
         Request(PROCESSES["ttbar_allhad"], 10, 1, jobs=int(jobs))
+
+
+def test_the_largest_seed_the_file_can_record_is_accepted_and_recorded(tmp_path):
+    # Seeds go to numpy.random.default_rng (any size) and to the file's "seed" attribute
+    # (unsigned 64-bit): 2**64 - 1 is the last one both take; 2**64 is refused (BAD_VALUES).
+    output = tmp_path / "x.h5"
+    write_file(output, "hh_4b", events=10, seed=2**64 - 1)
+    with h5py.File(output) as f:
+        assert int(f.attrs["seed"]) == 2**64 - 1

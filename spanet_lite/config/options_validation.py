@@ -54,9 +54,15 @@ def is_seed(value: int) -> bool:
     return 0 <= value < 2**32
 
 
-def check_seed(value: int, where: str = "--seed", *, bounded: bool = False) -> None:
-    """A seed a user gave, as numpy's generators take it (any integer >= 0: the event generator,
-    spanet-data's shuffles) or, with ``bounded``, in :func:`is_seed`'s range (Optuna's sampler).
+STORED_SEED_LIMIT = 2**64
+"""Seeds recorded in an HDF5 attribute (the event generators' ``seed``) are stored as unsigned
+64-bit integers; h5py has no type for a larger Python int."""
+
+
+def check_seed(value: int, where: str = "--seed", *, bounded: bool = False, stored: bool = False) -> None:
+    """A seed a user gave, as numpy's generators take it (any integer >= 0: spanet-data's
+    shuffles), with ``stored`` also below :data:`STORED_SEED_LIMIT` (the event generators, which
+    record it in the file), or, with ``bounded``, in :func:`is_seed`'s range (Optuna's sampler).
 
     Raises a one-line InputError naming ``where``, the flag the value comes from, so a command
     prints it as it is and a notebook caller reads the same words.
@@ -65,6 +71,10 @@ def check_seed(value: int, where: str = "--seed", *, bounded: bool = False) -> N
         raise InputError(None, where, SEED_EXPECTED, str(value))
     if value < 0:
         raise InputError(None, where, "a seed >= 0", str(value))
+    if stored and value >= STORED_SEED_LIMIT:
+        raise InputError(
+            None, where, "a seed below 2**64 (the file records it as an unsigned 64-bit integer)", str(value)
+        )
 
 
 _positive: Callable[[Any], bool] = lambda value: math.isfinite(value) and value > 0  # noqa: E731

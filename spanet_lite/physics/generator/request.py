@@ -56,7 +56,7 @@ class Request:
     jobs: int = 1
 
     def __post_init__(self) -> None:
-        check_seed(self.seed)
+        check_seed(self.seed, stored=True)
         check_jobs(self.jobs)
         if self.events < 1:
             raise InputError(None, "--events", "a positive number of events", str(self.events))
