@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import platform
+import tracemalloc
 from pathlib import Path
 
 import h5py
@@ -327,6 +328,9 @@ BAD_VALUES = [  # (write_file arguments, the same on the command line, the line 
     ({"seed": 2**64}, ["--seed", str(2**64)],
      f"--seed: expected a seed below 2**64 (the file records it as an unsigned 64-bit integer), got {2**64}"),
     ({"events": 0}, ["--events", "0"], "--events: expected a positive number of events, got 0"),
+    ({"events": 2**63}, ["--events", str(2**63)],
+     "--events: expected at most 922,337,203,685,477,580 (HDF5 counts the values of a dataset, events x 10 "
+     f"objects, in a signed 64-bit integer), got {2**63}"),
     ({"selection": Selection(min_jets=-1, min_btags=2)}, ["--min-jets", "-1"],
      "--min-jets: expected a non-negative number, got -1"),
     ({"chunk_size": 0}, ["--chunk-size", "0"], "--chunk-size: expected a positive number, got 0"),
@@ -438,3 +442,32 @@ def test_the_largest_seed_the_file_can_record_is_accepted_and_recorded(tmp_path)
     write_file(output, "hh_4b", events=10, seed=2**64 - 1)
     with h5py.File(output) as f:
         assert int(f.attrs["seed"]) == 2**64 - 1
+
+
+def test_every_event_weighs_one_and_the_weights_cost_no_memory(files, tmp_path):
+    # Unweighted events: WEIGHTS/EVENT/weight reads 1.0 everywhere, from HDF5's fill value.
+    with h5py.File(files["hh_4b"], "r") as f:
+        weights = f["WEIGHTS/EVENT/weight"]
+        assert weights.dtype == np.float32 and weights.shape == (400,)
+        np.testing.assert_array_equal(weights[:], np.ones(400, dtype=np.float32))
+
+    # So memory does not grow with --events: the first write of a 25-million-event file needs
+    # what a 5,000-event one does (an array of ones was 100 MB more).
+    class Stop(Exception):
+        pass
+
+    def stop(written: int) -> None:
+        raise Stop
+
+    def peak(events: int) -> int:
+        tracemalloc.start()
+        try:
+            with pytest.raises(Stop):
+                write_file(tmp_path / f"{events}.h5", "hh_4b", events, seed=1, chunk_size=4096, progress=stop)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, large = peak(5_000), peak(25_000_000)
+    assert large < small + 10_000_000, (small, large)
+    assert list(tmp_path.iterdir()) == []

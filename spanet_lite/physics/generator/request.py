@@ -76,6 +76,11 @@ class Request:
             raise InputError(
                 None, "--max-objects", f"at least {least} for {process.name}", str(self.max_objects)
             )
+        if self.events > self.max_events:
+            raise InputError(
+                None, "--events", f"at most {self.max_events:,} (HDF5 counts the values of a dataset, "
+                f"events x {self.width} objects, in a signed 64-bit integer)", str(self.events),
+            )
         problems = self.config.problems()
         if problems:
             raise InputError(None, "--set", "usable physics parameters", "; ".join(problems))
@@ -94,3 +99,10 @@ class Request:
     def width(self) -> int:
         """Padded width of the SEQUENTIAL input: the one asked for, else the process's."""
         return self.process.max_objects if self.max_objects is None else self.max_objects
+
+    @property
+    def max_events(self) -> int:
+        """The most events a file can hold: its widest datasets have ``width`` values an event,
+        and HDF5 counts a dataset's values in a signed 64-bit integer (beyond it, h5py and numpy
+        fail with OverflowError or "array is too big")."""
+        return (2**63 - 1) // self.width

@@ -23,15 +23,19 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 
 from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.errors import InputError
-from spanet_lite.hdf5_paths import EVENT_WEIGHT_DATASET
 from spanet_lite.io import atomic_path, atomic_write_text
 from spanet_lite.physics.generator.acceptance import AcceptanceGuard
 from spanet_lite.physics.generator.config import PhysicsConfig, Selection
-from spanet_lite.physics.generator.engine import FLOAT_DTYPE, Summary, _create_datasets, _stored, _Tally
+from spanet_lite.physics.generator.engine import (
+    Summary,
+    _create_datasets,
+    _stored,
+    _Tally,
+    create_weight_dataset,
+)
 from spanet_lite.physics.generator.processes import PROCESSES as FAST_PROCESSES
 from spanet_lite.physics.generator.request import Request, get_process
 from spanet_lite.physics.pythia.engine import ChunkResult, generate_chunk
@@ -251,8 +255,7 @@ def _assemble(work_dir: Path, sizes: list[int], output: Path, process: str, seed
                 generated += int(chunk.attrs["generated"])
             if not datasets:
                 datasets = _create_datasets(out, arrays, total, compression)
-                out.create_dataset(EVENT_WEIGHT_DATASET, data=np.ones(total, dtype=FLOAT_DTYPE),
-                                   compression=compression, **({"shuffle": True} if compression else {}))
+                create_weight_dataset(out, total, compression)
             for key, values in arrays.items():
                 datasets[key][start:start + size] = values
             tally.add(arrays)
