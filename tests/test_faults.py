@@ -178,6 +178,25 @@ def test_a_full_disk_while_writing_is_one_line_and_leaves_nothing(
     assert folder_listing(tmp_path) == []
 
 
+def test_a_write_that_hdf5_itself_cannot_make_is_one_line_and_no_crash(tmp_path: Path) -> None:
+    """A real refused write, not a patched one, and no root needed: a 1 MiB file-size limit
+    (RLIMIT_FSIZE; Python ignores SIGXFSZ, so the write fails with EFBIG as on a full disk it
+    fails with ENOSPC) refuses HDF5's own writes. HDF5 then failed to close the file as well and
+    freed a dataset twice: h5py's "Exception ignored in __dealloc__" tracebacks after the line,
+    then a segmentation fault (exit 139)."""
+    pytest.importorskip("resource")  # the child sets its own file-size limit
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    limit = 1 << 20
+    script = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+              "from spanet_lite.cli.generate import main; sys.exit(main())")
+    output = tmp_path / "g.h5"
+    command = [sys.executable, "-c", script, "ttbar_allhad", "-n", "100000", "-q", "-o", str(output)]
+    process = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert process.returncode == 74, process.stderr[-3000:]
+    assert process.stderr == f"spanet-generate: error: {output}: File too large\n"
+    assert folder_listing(tmp_path) == []
+
+
 def test_a_temporary_file_left_by_sigkill_is_removed_by_the_next_write(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
