@@ -7,7 +7,8 @@ refuses, as one :class:`~spanet_lite.errors.InputError` line:
 
 * an existing output, unless ``--overwrite`` is given;
 * an output that is one of the command's inputs (also through a link), or a file of a
-  training run (its ``checkpoints/`` or its recorded files): never, even with ``--overwrite``;
+  training run (the run directory itself, its ``checkpoints/`` or anything in it, its recorded
+  files): never, even with ``--overwrite``;
 * a file output that is a directory, or a directory output that is a file;
 * two outputs of one command that are the same path;
 * an output whose folder cannot be written (read-only, or not a folder).
@@ -82,9 +83,9 @@ def _check_one(out: Output, inputs: Sequence[Path], overwrite: bool) -> None:
         if _same(path, source):
             raise InputError(path, out.what, "an output different from the command's inputs",
                              f"the input {source}")
-    if _in_run_checkpoints(path) or _is_run_file(path):
-        raise InputError(path, out.what, "an output outside a training run's files and checkpoints/",
-                         "a path inside a run directory")
+    inside = _inside_a_run(path)
+    if inside is not None:
+        raise InputError(path, out.what, "an output outside a training run's files and checkpoints/", inside)
     if path.exists() or path.is_symlink():
         if out.directory and not path.is_dir():
             raise InputError(path, out.what, "a folder for the files", "an existing file")
@@ -129,19 +130,37 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def _in_run_checkpoints(path: Path) -> bool:
-    """Inside ``<run>/checkpoints/`` of a training run (a folder next to an options.json)."""
-    for folder in _resolved(path).parents:
-        if folder.name == RUN_CHECKPOINTS and (folder.parent / "options.json").is_file():
-            return True
-    return False
+def _is_run_directory(folder: Path) -> bool:
+    """A training run's directory: an ``options.json`` next to a ``checkpoints/`` folder or a
+    ``statistics.json`` (a user's own folder of options files has neither)."""
+    recorded = (folder / RUN_CHECKPOINTS).is_dir() or (folder / "statistics.json").is_file()
+    return (folder / "options.json").is_file() and recorded
 
 
-def _is_run_file(path: Path) -> bool:
+def _is_run_checkpoints(folder: Path) -> bool:
+    """A run's ``checkpoints/`` folder (named so, next to an options.json)."""
+    return folder.name == RUN_CHECKPOINTS and (folder.parent / "options.json").is_file()
+
+
+def _inside_a_run(path: Path) -> str | None:
+    """What ``path`` is of a training run (the "got" of the refusal), or None when it is no part
+    of one.
+
+    The path itself counts, not only its parents: a ``--plots`` folder that *is* a run's
+    ``checkpoints/`` or the run directory would put files among the checkpoints or replace the
+    run's own (``training_curves.png`` is no run file today, but the run directory is
+    spanet-train's, as a whole). A new folder or file beside the run files (``RUN/plots``) is fine.
+    """
     resolved = _resolved(path)
-    run = resolved.parent
-    in_run = (run / RUN_CHECKPOINTS).is_dir() and (run / "options.json").is_file()
-    return resolved.name in RUN_FILES and in_run
+    if resolved.name == RUN_CHECKPOINTS and _is_run_directory(resolved.parent):
+        return "a run's checkpoints/ folder"
+    if _is_run_directory(resolved):
+        return "a run directory"
+    if any(_is_run_checkpoints(folder) for folder in resolved.parents):
+        return "a path inside a run directory (in its checkpoints/)"
+    if resolved.name in RUN_FILES and _is_run_directory(resolved.parent):
+        return "a path inside a run directory (one of its recorded files)"
+    return None
 
 
 def describe_os_error(error: OSError) -> str:

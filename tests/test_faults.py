@@ -111,6 +111,29 @@ def test_an_input_or_a_run_checkpoint_is_never_an_output_even_with_overwrite(
             check_outputs([Output(target, "--json")], overwrite=True)
 
 
+@pytest.mark.parametrize(("folder", "got"), [
+    ("checkpoints", "got a run's checkpoints/ folder"),
+    (".", "got a run directory"),
+    ("checkpoints/plots", r"got a path inside a run directory \(in its checkpoints/\)"),
+])
+def test_a_plots_folder_is_never_a_run_directory_or_its_checkpoints_even_with_overwrite(
+    ttbar_run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], folder: str, got: str
+) -> None:
+    """The folder output itself is checked, not only the folders above it: ``--plots
+    RUN/checkpoints --overwrite`` once put PNGs among the checkpoints."""
+    run_dir, data = ttbar_run
+    target = run_dir / folder
+    with pytest.raises(InputError, match=f"expected an output outside a training run's files.*, {got}$"):
+        check_outputs([Output(target, "--plots", directory=True)], overwrite=True)
+    before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
+    assert test_cli.main([str(run_dir), "-tf", str(data), "--plots", str(target), "--overwrite"]) == 2
+    assert "--plots: expected an output outside" in one_line_error(capsys, "spanet-test")
+    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
+    beside = tmp_path / "plots"  # a folder of one's own is fine, also one next to a run's options.json
+    (tmp_path / "options.json").write_text("{}")
+    check_outputs([Output(beside, "--plots", directory=True), Output(tmp_path / "checkpoints", "--json")])
+
+
 def test_outputs_are_never_directories_and_never_coincide(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="expected a file path, got a directory"):
         check_outputs([Output(tmp_path, "OUT.h5")], overwrite=True)
