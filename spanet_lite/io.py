@@ -1,12 +1,15 @@
 """Atomic file writing: a reader never sees a half-written file, and nothing is lost on a crash.
 
 Every writer in the package goes through :func:`atomic_path` (for libraries such as
-h5py or torch that want a path) or :func:`atomic_write_text`.
+h5py or torch that want a path) or :func:`atomic_write_text`. A write that fails for an
+operating-system reason (a full disk) leaves as one :class:`OSError` naming the file the user
+asked for, never the temporary one (:func:`write_failure`), so the CLI prints one line, exit 74.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -21,6 +24,10 @@ PARTIAL_SUFFIX = ".partial"
 """Temporary files are ``.<target>.spanet-<host>-<pid>-<random>.partial`` next to their target."""
 MAX_TEXT_BYTES = 4 * 1024 * 1024
 """Event and options files are a few kilobytes; anything above this is not one (and is not parsed)."""
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+"""OS failures that only a write gives: one of these without a file name is the output's."""
+_ERRNO_IN_TEXT = re.compile(r"\berrno = (\d+)")
+"""How HDF5 reports the OS failure under its own (h5py raises RuntimeError or OSError with it)."""
 
 
 def _host() -> str:
@@ -91,6 +98,33 @@ def _signals_held() -> Iterator[None]:
                 signal.raise_signal(number)
 
 
+def write_failure(error: BaseException, written: Path, shown: Path) -> OSError | None:
+    """The OS failure behind ``error``, raised while writing ``written`` (a temporary path), as an
+    :class:`OSError` naming ``shown`` (the output the user named), else None.
+
+    Libraries name the temporary file or no file at all: Python's ``write`` gives a bare
+    ``ENOSPC``, and h5py a ``RuntimeError("Object copy failed (... errno = 28 ...)")`` that
+    ``run_cli`` would print as a traceback. A file of a temporary folder is named inside
+    ``shown`` (``plots/roc.png``). Errors of other files (an input that cannot be read) pass
+    unchanged.
+    """
+    if isinstance(error, OSError) and error.errno is not None:
+        name = None if error.filename is None else Path(os.fsdecode(error.filename))
+        if name is None and error.errno in WRITE_ERRNOS:
+            where = shown
+        elif name is not None and name.is_relative_to(written):
+            where = shown / name.relative_to(written)
+        else:
+            return None
+        return OSError(error.errno, error.strerror or os.strerror(error.errno), str(where))
+    if isinstance(error, (OSError, RuntimeError)):
+        found = _ERRNO_IN_TEXT.search(str(error))
+        if found is not None and int(found.group(1)) in WRITE_ERRNOS:
+            number = int(found.group(1))
+            return OSError(number, os.strerror(number), str(shown))
+    return None
+
+
 def _prefix(target: Path) -> str:
     return f".{target.name}.spanet-{_host()}-{os.getpid()}-"
 
@@ -114,6 +148,11 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
         target.mkdir(exist_ok=True)
         for item in sorted(tmp.iterdir()):
             item.replace(target / item.name)
+    except Exception as error:
+        failure = None if tmp is None else write_failure(error, tmp, target)
+        if failure is None:
+            raise
+        raise failure from error
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -145,11 +184,14 @@ def atomic_path(target: str | Path, *, overwrite: bool = True) -> Iterator[Path]
             tmp.chmod(0o666 & ~umask)
         yield tmp
         tmp.replace(target)
-    except BaseException:
+    except BaseException as error:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-        raise
+        failure = None if tmp is None else write_failure(error, tmp, target)
+        if failure is None:
+            raise
+        raise failure from error
 
 
 def atomic_write_text(target: str | Path, text: str) -> None:

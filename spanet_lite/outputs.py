@@ -15,7 +15,8 @@ refuses, as one :class:`~spanet_lite.errors.InputError` line:
 
 Train run directories are outside this rule: they are always new (``version_N``).
 The writing itself goes through :mod:`spanet_lite.io` (atomic, nothing left behind);
-an OS failure while writing (a full disk) is turned into one line by the CLI.
+an OS failure while writing (a full disk) leaves :mod:`~spanet_lite.io` as an OSError naming the
+output (h5py's errno-in-a-RuntimeError included), which the CLI turns into one line, exit 74.
 """
 
 from __future__ import annotations

@@ -220,6 +220,79 @@ def test_a_write_that_hdf5_itself_cannot_make_is_one_line_and_no_crash(tmp_path:
     assert folder_listing(tmp_path) == []
 
 
+FULL_DISK = "No space left on device (free some space and run again)"
+
+
+def hdf5_write_failure(filename: str) -> RuntimeError:
+    """What h5py raises when the disk fills during ``Group.copy`` (seen on a 2 MB tmpfs): a
+    RuntimeError, not an OSError, with the errno only in its text, naming the temporary file."""
+    return RuntimeError(
+        "Object copy failed (file write failed: time = Mon Dec 7 04:01:35 2026\n, filename = "
+        f"'{filename}', file descriptor = 4, errno = 28, error message = 'No space left on device', "
+        "buf = 0x56508423d12a, total write size = 72663, bytes this sub-write = 72663, offset = 2097152)"
+    )
+
+
+@pytest.mark.parametrize("command", ["spanet-predict", "spanet-test --json", "spanet-test --plots",
+                                     "spanet-export"])
+def test_a_full_disk_while_writing_names_the_output_exits_74_and_leaves_nothing(
+    ttbar_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], command: str,
+) -> None:
+    """Each writer fails as the library it uses does on a full disk: h5py with a RuntimeError
+    naming the temporary file, Python's write and onnx.save with an errno and no file name."""
+    run_dir, data = ttbar_run
+    folder = tmp_path / "out"
+    folder.mkdir()
+
+    def bare_enospc(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if command == "spanet-predict":
+        real_copy = h5py.Group.copy
+
+        def copy_then_fill(self: h5py.Group, source: Any, dest: h5py.Group, *args: Any, **kw: Any) -> None:
+            real_copy(self, source, dest, *args, **kw)  # part of the output is on disk
+            raise hdf5_write_failure(dest.file.filename)
+
+        monkeypatch.setattr(h5py.Group, "copy", copy_then_fill)
+        target, main = folder / "o.h5", predict_cli.main
+        argv = [str(run_dir), str(data), str(target)]
+    elif command == "spanet-test --json":
+        monkeypatch.setattr(Path, "write_text", bare_enospc)
+        target, main = folder / "m.json", test_cli.main
+        argv = [str(run_dir), "-tf", str(data), "--json", str(target)]
+    elif command == "spanet-test --plots":
+        monkeypatch.setattr("matplotlib.figure.Figure.savefig", bare_enospc)
+        target, main = folder / "plots", test_cli.main
+        argv = [str(run_dir), "-tf", str(data), "--plots", str(target)]
+    else:
+        monkeypatch.setattr("onnx.save", bare_enospc)
+        target, main = folder / "model.onnx", export_cli.main
+        argv = [str(run_dir), str(target)]
+    assert main(argv) == 74
+    program = command.split()[0]
+    line = one_line_error(capsys, program)
+    if command == "spanet-test --plots":  # the figure that did not fit, under the name asked for
+        figure = rf"{re.escape(str(target))}/\w+\.png"
+        assert re.fullmatch(rf"{program}: error: {figure}: {re.escape(FULL_DISK)}\n", line)
+    else:
+        assert line == f"{program}: error: {target}: {FULL_DISK}\n"
+    assert folder_listing(folder) == []
+
+
+def test_errors_of_other_files_keep_their_own_names_while_an_output_is_written(tmp_path: Path) -> None:
+    """An input that cannot be read inside a write is not reported as the output's failure."""
+    target = tmp_path / "o.h5"
+    unreadable = OSError(errno.EIO, "Input/output error", str(tmp_path / "in.h5"))
+    with pytest.raises(OSError) as raised, spanet_io.atomic_path(target):
+        raise unreadable
+    assert raised.value is unreadable
+    with pytest.raises(RuntimeError, match="Unable to read"), spanet_io.atomic_path(target):
+        raise RuntimeError("Unable to read dataset (errno = 5, error message = 'Input/output error')")
+    assert folder_listing(tmp_path) == []
+
+
 def test_a_temporary_file_left_by_sigkill_is_removed_by_the_next_write(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -8,7 +8,8 @@ Input and output names and shapes are SPANet's (see :mod:`spanet_lite.evaluation
 ``onnx_decoder.py`` beside the exporter decodes the outputs with numpy alone;
 ``--copy-decoder`` puts a copy next to the model.
 
-Exit codes: 0 done, 2 bad input or the onnx package missing (one line on stderr).
+Exit codes: 0 done, 2 bad input or the onnx package missing (one line on stderr), 74 an OS
+failure such as a full disk (one line naming the file).
 """
 
 from __future__ import annotations

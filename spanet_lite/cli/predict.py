@@ -11,7 +11,8 @@ CLASSIFICATIONS as class probabilities; EMBEDDINGS with -v), and spanet_lite's a
 :mod:`spanet_lite.evaluation.predict`. It streams through the file, writes atomically and
 refuses to overwrite IN.h5.
 
-Exit codes: 0 done, 2 bad input (one line on stderr), 130 interrupted (OUT.h5 untouched).
+Exit codes: 0 done, 2 bad input (one line on stderr), 74 an OS failure such as a full disk (one
+line naming OUT.h5), 130 interrupted; OUT.h5 is untouched unless the command succeeds.
 """
 
 from __future__ import annotations

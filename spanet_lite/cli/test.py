@@ -14,7 +14,8 @@ assignment baseline is shown next to the network in the purity tables. ``--json`
 every number,
 with the headline ``event_purity`` at the top level; ``--plots`` writes PNG figures.
 
-Exit codes: 0 done, 2 bad input (one line on stderr), 130 interrupted.
+Exit codes: 0 done, 2 bad input (one line on stderr), 74 an OS failure such as a full disk (one
+line naming the file), 130 interrupted.
 """
 
 from __future__ import annotations
