@@ -4,6 +4,8 @@ Every writer in the package goes through :func:`atomic_path` (for libraries such
 h5py or torch that want a path) or :func:`atomic_write_text`. A write that fails for an
 operating-system reason (a full disk) leaves as one :class:`OSError` naming the file the user
 asked for, never the temporary one (:func:`write_failure`), so the CLI prints one line, exit 74.
+Folders they create for a target (``new/sub/out.h5``) are removed again when the write fails or
+is interrupted, if still empty: a failed command leaves the file system as it found it.
 """
 
 from __future__ import annotations
@@ -125,6 +127,42 @@ def write_failure(error: BaseException, written: Path, shown: Path) -> OSError |
     return None
 
 
+def _make_folders(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return those created, outermost first.
+
+    Only these may be removed when the write fails (:func:`_remove_if_empty`): a folder that
+    existed before is the user's. One created meanwhile by another process counts as theirs.
+    """
+    missing: list[Path] = []
+    while not folder.is_dir() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    created: list[Path] = []
+    try:
+        for path in reversed(missing):
+            try:
+                path.mkdir()
+            except FileExistsError:
+                if not path.is_dir():
+                    raise
+                continue
+            created.append(path)
+    except BaseException:
+        _remove_if_empty(created)
+        raise
+    return created
+
+
+def _remove_if_empty(created: list[Path]) -> None:
+    """Remove the folders :func:`_make_folders` created, innermost first, while they are empty
+    (a file someone else put there keeps its folder, and so the folders above it)."""
+    for path in reversed(created):
+        try:
+            path.rmdir()
+        except OSError:
+            return
+
+
 def _prefix(target: Path) -> str:
     return f".{target.name}.spanet-{_host()}-{os.getpid()}-"
 
@@ -134,21 +172,28 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     """Yield a temporary folder next to ``target``; on success its files move into ``target``.
 
     For commands that write several files into a folder (``spanet-test --plots``): on any
-    exception the temporary folder is removed and ``target`` keeps what it had. Each file is
-    moved with :func:`os.replace`, so a reader never sees half a file.
+    exception the temporary folder is removed, and the folders made for it (``target`` and its
+    missing parents) if still empty; ``target`` keeps what it had. Each file is moved with
+    :func:`os.replace`, so a reader never sees half a file.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_partials(target)
+    created: list[Path] = []
     tmp: Path | None = None
     try:
         with _signals_held():
+            created = _make_folders(target.parent)
+        clean_stale_partials(target)
+        with _signals_held():
             tmp = Path(tempfile.mkdtemp(prefix=_prefix(target), suffix=PARTIAL_SUFFIX, dir=target.parent))
         yield tmp
-        target.mkdir(exist_ok=True)
+        with _signals_held():
+            created += _make_folders(target)
         for item in sorted(tmp.iterdir()):
             item.replace(target / item.name)
-    except Exception as error:
+    except BaseException as error:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        _remove_if_empty(created)
         failure = None if tmp is None else write_failure(error, tmp, target)
         if failure is None:
             raise
@@ -163,17 +208,20 @@ def atomic_path(target: str | Path, *, overwrite: bool = True) -> Iterator[Path]
     """Yield a temporary path next to ``target``; on success it replaces ``target`` atomically.
 
     The temporary file lives in the same directory so :func:`os.replace` is a rename on one
-    file system. On any exception the temporary file is removed and ``target`` is untouched;
-    after a SIGKILL its recognisable name (:data:`PARTIAL_SUFFIX`) is removed by the next
-    write of the same target (:func:`clean_stale_partials`).
+    file system. On any exception (Ctrl-C included) the temporary file is removed, and the
+    folders made for it if still empty, and ``target`` is untouched; after a SIGKILL its
+    recognisable name (:data:`PARTIAL_SUFFIX`) is removed by the next write of the same target
+    (:func:`clean_stale_partials`).
     """
     target = Path(target)
     if not overwrite and target.exists():
         raise FileExistsError(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_partials(target)
+    created: list[Path] = []
     tmp: Path | None = None
     try:
+        with _signals_held():
+            created = _make_folders(target.parent)
+        clean_stale_partials(target)
         with _signals_held():
             fd, tmp_name = tempfile.mkstemp(prefix=_prefix(target), suffix=PARTIAL_SUFFIX, dir=target.parent)
             tmp = Path(tmp_name)
@@ -188,6 +236,7 @@ def atomic_path(target: str | Path, *, overwrite: bool = True) -> Iterator[Path]
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+        _remove_if_empty(created)
         failure = None if tmp is None else write_failure(error, tmp, target)
         if failure is None:
             raise

@@ -637,6 +637,45 @@ def test_plots_are_written_whole_or_not_at_all(tmp_path: Path) -> None:
     assert folder_listing(tmp_path) == ["plots"] and folder_listing(target) == ["roc.png"]
 
 
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_failed_write_removes_the_folders_it_made_and_only_those(tmp_path: Path, kind: str) -> None:
+    writer = spanet_io.atomic_path if kind == "file" else spanet_io.atomic_directory
+    with pytest.raises(KeyboardInterrupt), writer(tmp_path / "new" / "sub" / "out"):
+        raise KeyboardInterrupt  # Ctrl-C mid-write
+    assert folder_listing(tmp_path) == []
+    (tmp_path / "mine").mkdir()  # the user's: kept, though empty
+    with pytest.raises(OSError, match="No space"), writer(tmp_path / "mine" / "new" / "out"):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert folder_listing(tmp_path) == ["mine"] and folder_listing(tmp_path / "mine") == []
+    with pytest.raises(OSError, match="No space"), writer(tmp_path / "mine" / "new" / "sub" / "out"):
+        (tmp_path / "mine" / "new" / "theirs.txt").write_text("another process's file")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert folder_listing(tmp_path / "mine" / "new") == ["theirs.txt"]
+
+
+@pytest.mark.parametrize("command", ["spanet-predict", "spanet-generate"])
+def test_an_interrupted_command_leaves_no_folder_it_made_for_its_output(
+    ttbar_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], command: str,
+) -> None:
+    """``OUT`` in folders that do not exist yet (``nd9/a/o.h5``): Ctrl-C mid-write exits 130 and
+    removes nd9/a/ and nd9/ again."""
+    run_dir, data = ttbar_run
+    output = tmp_path / "nd9" / "a" / "o.h5"
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    if command == "spanet-predict":
+        monkeypatch.setattr(h5py.Group, "copy", interrupted)
+        code = predict_cli.main([str(run_dir), str(data), str(output)])
+    else:
+        monkeypatch.setattr("spanet_lite.physics.generator.engine._write_rows", interrupted)
+        code = generate_cli.main(["ttbar_allhad", "-n", "10", "-q", "-o", str(output)])
+    assert code == 130 and one_line_error(capsys, command) == f"{command}: error: interrupted\n"
+    assert folder_listing(tmp_path) == []
+
+
 # ------------------------------------------------------------------- 3. hostile inputs
 def test_an_alias_bomb_is_refused_in_bounded_time(tmp_path: Path) -> None:
     lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
