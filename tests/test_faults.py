@@ -564,6 +564,22 @@ def test_bad_devices_are_one_line(ttbar_run: tuple[Path, Path]) -> None:
         check_device(f"cuda:{torch.cuda.device_count() + 3}")
 
 
+@pytest.mark.parametrize("device", ["meta", "xpu", "hpu", "ipu", "lazy", "mtia", "privateuseone", "xla:1"])
+def test_device_types_torch_knows_but_spanet_lite_does_not_run_on_are_one_line(
+    ttbar_run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], device: str
+) -> None:
+    """torch.device accepts them all; each then failed deep in the run (meta: NotImplementedError
+    on nonzero, xpu: "Torch not compiled with XPU enabled", hpu: no module torch.hpu)."""
+    run_dir, data = ttbar_run
+    expected = (f"--device: expected a device type spanet_lite runs on, one of cpu, cuda, mps "
+                rf"\(available here: cpu[^)]*\), got '{device}'\n")
+    assert predict_cli.main([str(run_dir), str(data), str(tmp_path / "o.h5"), "--device", device]) == 2
+    assert re.search(expected, one_line_error(capsys, "spanet-predict"))
+    assert test_cli.main([str(run_dir), "-tf", str(data), "--device", device]) == 2
+    assert re.search(expected, one_line_error(capsys, "spanet-test"))
+    assert folder_listing(tmp_path) == []
+
+
 def test_a_busy_gpu_during_training_is_one_line(
     tiny_training: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

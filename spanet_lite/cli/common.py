@@ -175,7 +175,7 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-ckpt", "--checkpoint", metavar="CKPT",
                         help="checkpoint file (default: best.ckpt, else last.ckpt)")
     parser.add_argument("--device", default=None,
-                        help="torch device, e.g. cpu or cuda:1 (default: cpu, or cuda with -g)")
+                        help="cpu, cuda, cuda:N or mps (default: cpu, or cuda with -g)")
     parser.add_argument("-g", "--gpu", action="store_true",
                         help="run on the GPU (SPANet's -g; same as --device cuda)")
     parser.add_argument("-fp16", "--fp16", action="store_true",
