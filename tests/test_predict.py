@@ -306,6 +306,30 @@ def test_a_folder_that_is_not_a_run_is_named_as_such_by_test_and_predict(
     assert not (tmp_path / "out.h5").exists()
 
 
+@pytest.mark.parametrize("given", ["data", "checkpoint"])
+def test_a_run_dir_that_is_a_file_is_named_a_file_by_test_predict_and_export(
+    ttbar, tmp_path, capsys, given
+):
+    """``spanet-predict IN.h5 IN.h5 OUT.h5`` (the run left out) once said "no such directory" of
+    a file that exists; a file of a run names the run's folder."""
+    from spanet_lite.cli import export as export_cli
+
+    run_dir, data = ttbar
+    if given == "data":
+        path, got = data, "a file"
+    else:
+        path = run_dir / "checkpoints" / "last.ckpt"
+        got = f"a file of the run directory {run_dir.absolute()}: pass the folder"
+    expected = f"{path}: expected a run directory written by spanet-train, got {got}"
+    assert predict_cli.main([str(path), str(data), str(tmp_path / "out.h5")]) == 2
+    assert capsys.readouterr().err.strip() == f"spanet-predict: error: {expected}"
+    assert test_cli.main([str(path), "-tf", str(data)]) == 2
+    assert capsys.readouterr().err.strip() == f"spanet-test: error: {expected}"
+    assert export_cli.main([str(path), str(tmp_path / "model.onnx")]) == 2
+    assert capsys.readouterr().err.strip() == f"spanet-export: error: {expected}"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_run_that_lost_only_its_event_file_names_that_file(ttbar, tmp_path, capsys):
     run_dir, data = ttbar
     copy = shutil.copytree(run_dir, tmp_path / "run")

@@ -127,6 +127,16 @@ def _not_a_run(directory: Path) -> str:
     return f"a folder of runs: pass one of them ({shown})"
 
 
+def _not_a_folder(path: Path) -> str:
+    """What a RUN_DIR that is no folder is: missing, or a file (an input file given first, a
+    slip in the order of the arguments; or a file of a run, whose folder is then named)."""
+    if not path.exists():
+        return "no such directory"
+    run = next((folder for folder in path.absolute().parents[:2] if (folder / "event_file.yaml").is_file()),
+               None)
+    return "a file" if run is None else f"a file of the run directory {run}: pass the folder"
+
+
 def find_checkpoint(directory: Path) -> Path:
     """The checkpoint a run is used with: ``best.ckpt`` (best validation metric), else
     ``last.ckpt`` (a run stopped before its first validation); InputError when neither exists."""
@@ -167,7 +177,7 @@ def load_trained(
     """
     directory = Path(run_dir)
     if not directory.is_dir():
-        raise InputError(directory, "", "a run directory written by spanet-train", "no such directory")
+        raise InputError(directory, "", "a run directory written by spanet-train", _not_a_folder(directory))
     event_file = directory / "event_file.yaml"
     if not event_file.is_file():
         if (directory / "event.yaml").is_file():  # what SPANet's training copies into its run directories
