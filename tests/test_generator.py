@@ -365,6 +365,27 @@ def test_in_memory_generation_and_unknown_processes_are_checked_too():
         write_file("never.h5", "tt", events=10, seed=1)
 
 
+def test_a_notebooks_numbers_are_taken_when_whole_and_refused_otherwise(tmp_path):
+    """events=1e4 and numpy integers are whole numbers; a seed of None or 1.5 is not."""
+    summary = write_file(tmp_path / "a.h5", "hh_4b", events=5e3, seed=np.int64(2))
+    assert summary.events == 5000
+    with h5py.File(tmp_path / "a.h5") as file:
+        assert file["INPUTS/Source/MASK"].shape[0] == 5000 and file.attrs["seed"] == 2
+    for seed, got in ((None, "nothing"), (1.5, "1.5 (a number)")):
+        with pytest.raises(InputError) as error:
+            generate_arrays("hh_4b", 10, seed=seed)
+        assert str(error.value) == f"--seed: expected a whole number, got {got}"
+
+
+def test_an_existing_file_is_refused_by_the_output_rule_before_any_work(tmp_path):
+    existing = tmp_path / "kept.h5"
+    existing.write_bytes(b"mine")
+    with pytest.raises(InputError, match=r"kept\.h5: --output: expected a path that does not exist yet "
+                                         r"\(pass --overwrite, from Python overwrite=True, to replace it\)"):
+        write_file(existing, "hh_4b", events=10, seed=1)
+    assert existing.read_bytes() == b"mine"
+
+
 def test_early_selection_keeps_exactly_the_passing_candidates():
     # The detector applies the cuts while it simulates; with no cuts every candidate comes out,
     # in block order, and the default cuts keep a subset that satisfies them.

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from spanet_lite.hdf5_paths import EVENT_WEIGHT_DATASET, mask_path, target_path
+from spanet_lite.outputs import check_outputs, output
 from spanet_lite.physics.generator.acceptance import AcceptanceGuard
 from spanet_lite.physics.generator.allocator import retain_freed_memory
 from spanet_lite.physics.generator.config import PhysicsConfig, Selection
@@ -155,6 +156,7 @@ def generate_arrays(
     """
     proc = get_process(process) if isinstance(process, str) else process
     request = Request(proc, events, seed, config or PhysicsConfig(), selection, max_objects, signal_fraction)
+    events = request.events
     parts: list[dict[str, NDArray]] = []
     have = 0
     for arrays, _ in _blocks(request):
@@ -206,14 +208,16 @@ def write_file(
     events written so far after each write. ``selection`` and ``max_objects`` default to the
     process's, ``signal_fraction`` (ttH_semilep) to ``SIGNAL_FRACTION``.
     Raises an InputError for a value no run could use (see :class:`.request.Request`: the
-    lines ``spanet-generate`` prints), FileExistsError if ``path`` exists and ``overwrite`` is
-    False. Keeps freed heap memory for reuse in this process (see :mod:`.allocator`; 8 %
-    faster, same peak memory).
+    lines ``spanet-generate`` prints), and for an output the output rule refuses (an existing
+    file without ``overwrite``, a run's files: :mod:`spanet_lite.outputs`). Keeps freed heap
+    memory for reuse in this process (see :mod:`.allocator`; 8 % faster, same peak memory).
     """
     proc = get_process(process) if isinstance(process, str) else process
     request = Request(
         proc, events, seed, config or PhysicsConfig(), selection, max_objects, signal_fraction, chunk_size
     )
+    events, seed, chunk_size = request.events, request.seed, request.chunk_size  # typed by Request
+    check_outputs([output(path, "--output")], overwrite=overwrite)
     retain_freed_memory()
     tally = _Tally(proc)
     candidates = 0

@@ -8,9 +8,12 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 
 from spanet_lite.config.options_validation import check_seed
+from spanet_lite.config.suggest import describe
 from spanet_lite.errors import InputError
 from spanet_lite.physics.generator.config import PhysicsConfig, Selection
 from spanet_lite.physics.generator.processes import PROCESSES, Process
@@ -32,6 +35,16 @@ def check_jobs(jobs: int) -> None:
     """
     if jobs < 1:
         raise InputError(None, "--jobs", "a positive number of worker processes", str(jobs))
+
+
+def whole_number(value: object, where: str) -> int:
+    """``value`` as an ``int`` when it is a whole number (``1e6``, ``numpy.int64(5)``), else a
+    one-line InputError naming ``where``."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    raise InputError(None, where, "a whole number", describe(value))
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,12 @@ class Request:
     jobs: int = 1
 
     def __post_init__(self) -> None:
+        # A notebook may pass events=1e6 or a numpy integer: whole numbers become ints here.
+        for name, flag in (("events", "--events"), ("seed", "--seed"), ("chunk_size", "--chunk-size"),
+                           ("jobs", "--jobs"), ("max_objects", "--max-objects")):
+            value = getattr(self, name)
+            if value is not None or name != "max_objects":
+                object.__setattr__(self, name, whole_number(value, flag))
         check_seed(self.seed, stored=True)
         check_jobs(self.jobs)
         if self.events < 1:

@@ -24,6 +24,7 @@ from typing import Any
 
 import h5py
 
+from spanet_lite import outputs as outputs_rule
 from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.errors import InputError
 from spanet_lite.io import atomic_write_text
@@ -180,10 +181,10 @@ def generate(
         fast, n_events, seed, config or PhysicsConfig(), selection, max_objects, signal_fraction, chunk_size,
         jobs,
     )
+    n_events, seed, chunk_size, jobs = request.events, request.seed, request.chunk_size, request.jobs
     pythia_version = require_pythia()
     output = Path(output)
-    if output.exists() and not overwrite:
-        raise InputError(output, "", "a path that does not exist yet (or --overwrite)", "an existing file")
+    outputs_rule.check_outputs([outputs_rule.output(output, "--output")], overwrite=overwrite)
     sizes = chunk_sizes(n_events, chunk_size)
     work_dir = work_dir_for(output)
     options = _Options(request.config, request.cuts, request.width, request.signal_fraction)
