@@ -62,7 +62,7 @@ def make_run_dir(directory: Path, event_yaml: str, data_file: Path, seed: int = 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "event_file.yaml").write_text(event_yaml, encoding="utf-8")
     (directory / "options.json").write_text(json.dumps(resolved.to_dict(), indent=2), encoding="utf-8")
-    statistics.save(directory / "statistics.json")
+    (directory / "statistics.json").write_text(statistics.to_json(), encoding="utf-8")
     (directory / "checkpoints").mkdir(exist_ok=True)
     checkpoint = {
         "state_dict": {f"network.{k}": v for k, v in network.state_dict().items()},

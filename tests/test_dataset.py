@@ -52,6 +52,22 @@ def tiny(tmp_path: Path) -> Path:
     return write_h5(tmp_path / "tiny.h5", tiny_arrays())
 
 
+def test_a_notebook_may_name_the_event_file_and_misuse_is_one_line(tiny: Path, tmp_path: Path) -> None:
+    (tmp_path / "tiny.yaml").write_text(TINY_YAML)
+    options = Options(partial_events=True, batch_size=2, train_validation_split=0.5)
+    module = SpanetDataModule(str(tmp_path / "tiny.yaml"), options,
+                              training_file=tiny)
+    assert module.spec == TINY_SPEC
+    with pytest.raises(InputError, match=r"^train_dataloader\(\): expected setup\('fit'\) first, which reads "
+                                         r"the files, got no train split prepared$"):
+        module.train_dataloader()
+    with pytest.raises(InputError, match=r"^stage: expected one of None, fit, validate, test, predict, "
+                                         r"got 'fitt'$"):
+        module.setup("fitt")
+    module.setup("fit")
+    assert len(module.train_dataloader()) > 0
+
+
 def test_features_keep_file_units_and_padding_is_zero(tiny: Path) -> None:
     batch = all_events(tiny)
     arrays = tiny_arrays()

@@ -137,6 +137,23 @@ def test_statistics_round_trip_through_json(tmp_path: Path) -> None:
     assert DatasetStatistics.load(tmp_path / "statistics.json") == stats
 
 
+def test_saving_statistics_follows_the_output_rule_and_loading_names_the_file(tmp_path: Path) -> None:
+    """A notebook that saves twice, or over a run's statistics, must not change what a trained
+    network is normalised with; a file that is not ours is one line."""
+    stats = statistics(write_h5(tmp_path / "tiny.h5", tiny_arrays()))
+    path = tmp_path / "statistics.json"
+    stats.save(path)
+    with pytest.raises(InputError, match=r"statistics\.json: statistics file: expected a path that does not "
+                                         r"exist yet \(pass --overwrite, from Python overwrite=True"):
+        stats.save(path)
+    stats.save(path, overwrite=True)
+    (tmp_path / "notes.json").write_text('{"mean": 1}')
+    with pytest.raises(InputError, match=r"notes\.json: expected a statistics file written by spanet_lite"):
+        DatasetStatistics.load(tmp_path / "notes.json")
+    with pytest.raises(InputError, match=r"absent\.json: expected an existing statistics file"):
+        DatasetStatistics.load(tmp_path / "absent.json")
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.integers(1, 40), min_size=1, max_size=6), st.integers(0, 1000))
 def test_running_moments_match_one_pass_numpy(sizes: list[int], seed: int) -> None:

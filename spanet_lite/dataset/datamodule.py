@@ -48,6 +48,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from spanet_lite.config.event_file import load_event_spec
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options import Options
 from spanet_lite.dataset import hdf5_layout, schema
@@ -116,6 +117,9 @@ def starting_epoch(trainer: Any) -> int | None:
     return None if trainer is None else int(trainer.fit_loop.epoch_progress.current.processed)
 
 
+_STAGES = (None, "fit", "validate", "test", "predict")  # Lightning's stage names
+
+
 class SpanetDataModule(L.LightningDataModule):
     """Train/val/test loaders over SPANet HDF5 files; see the module docstring.
 
@@ -126,7 +130,7 @@ class SpanetDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        spec: EventSpec,
+        spec: EventSpec | str | Path,
         options: Options,
         *,
         training_file: str | Path | None = None,
@@ -135,7 +139,7 @@ class SpanetDataModule(L.LightningDataModule):
         statistics: DatasetStatistics | None = None,
     ) -> None:
         super().__init__()
-        self.spec = spec
+        self.spec = spec if isinstance(spec, EventSpec) else load_event_spec(spec)  # a notebook's path
         self.options = options
         self.training_file = _path_or_none(training_file, options.training_file)
         self.validation_file = _path_or_none(validation_file, options.validation_file)
@@ -153,6 +157,8 @@ class SpanetDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------ setup
 
     def setup(self, stage: str | None = None) -> None:
+        if stage not in _STAGES:
+            raise InputError(None, "stage", f"one of {', '.join(map(str, _STAGES))}", repr(stage))
         self._warnings: list[str] = []
         self._setup_stages(stage)
         for message in dict.fromkeys(self._warnings):
@@ -352,7 +358,9 @@ class SpanetDataModule(L.LightningDataModule):
 
     def _loader(self, split: str) -> EpochDataLoader | DeviceLoader:
         if split not in self.splits:
-            raise RuntimeError(f"SpanetDataModule.setup() has not prepared the {split} split")
+            stage = "fit" if split in ("train", "val") else "test"
+            raise InputError(None, f"{split}_dataloader()", f"setup({stage!r}) first, which reads the files",
+                             f"no {split} split prepared")
         dataset = self.splits[split].dataset
         if isinstance(dataset, DeviceDataset):
             return DeviceLoader(dataset, epoch_fn=self._trainer_epoch, device_fn=self._trainer_device)

@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from spanet_lite.io import atomic_write_text
+from spanet_lite.errors import InputError
+from spanet_lite.io import atomic_write_text, read_user_text
+from spanet_lite.outputs import check_outputs, output
 
 
 @dataclass
@@ -64,12 +66,26 @@ class DatasetStatistics:
         """The text of a run's ``statistics.json`` (spanet-train writes it; :meth:`load` reads it)."""
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, *, overwrite: bool = False) -> None:
+        """Write :meth:`to_json` atomically, under the output rule of :mod:`spanet_lite.outputs`:
+        an existing file only with ``overwrite``, a run's own ``statistics.json`` never (the run's
+        network was trained against it)."""
+        check_outputs([output(path, "statistics file")], overwrite=overwrite)
         atomic_write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> DatasetStatistics:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        """Statistics written by :meth:`save` or by spanet-train; anything else is one InputError."""
+        text = read_user_text(path, "statistics file", "JSON")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InputError(path, f"line {error.lineno}, column {error.colno}", "valid JSON",
+                             error.msg) from None
+        try:
+            return cls.from_dict(data)
+        except TypeError as error:  # another object than ours (unknown keys, not a mapping)
+            raise InputError(path, "", "a statistics file written by spanet_lite", str(error)) from None
 
 
 class RunningMoments:
