@@ -176,6 +176,15 @@ def test_a_sampler_seed_out_of_range_is_refused_by_the_python_api_too(tmp_path):
         check_config(config)
 
 
+def test_a_notebook_may_give_paths_as_text_and_the_space_as_a_mapping():
+    from spanet_lite.tuning.search import TuneConfig
+
+    config = TuneConfig(options_file="o.json", trials=2, directory="study", space={"hidden_dim": [16, 32]})
+    assert config.options_file == Path("o.json") and config.directory == Path("study")
+    assert config.space == parse_space({"hidden_dim": [16, 32]}) and config.space_source == "space"
+    assert config.space[0].choices == (16, 32)
+
+
 def test_a_continued_study_draws_new_parameters_and_stays_reproducible():
     """A resubmitted job (same --seed) must not replay the first run's draws."""
     from spanet_lite.tuning.search import sampler_seed

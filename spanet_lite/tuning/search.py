@@ -31,7 +31,7 @@ import numpy as np
 from spanet_lite.config.options import PATH_KEYS, Options
 from spanet_lite.config.options_validation import check_seed
 from spanet_lite.errors import InputError
-from spanet_lite.tuning.space import DEFAULT_SPACE, Parameter
+from spanet_lite.tuning.space import DEFAULT_SPACE, Parameter, parse_space
 
 PRUNERS = ("median", "halving", "none")
 STORAGE_FILE = "study.db"
@@ -46,7 +46,8 @@ class TuneConfig:
     options_file: Path
     trials: int
     directory: Path
-    space: tuple[Parameter, ...] = DEFAULT_SPACE
+    space: tuple[Parameter, ...] | Mapping[str, Any] = DEFAULT_SPACE
+    """The parameters, or a mapping in the search-space file's form (parsed on construction)."""
     study_name: str | None = None
     """Default: the options file's name without extension."""
     storage: str | None = None
@@ -63,6 +64,16 @@ class TuneConfig:
     """Seed of the sampler (TPE); each worker draws from (seed, worker, trials so far), see sampler_seed."""
     space_source: str = "the default search space"
     """Where ``space`` came from (its file), for error lines."""
+
+    def __post_init__(self) -> None:
+        # A notebook passes str paths and a search space as a mapping ({"hidden_dim": [16, 32]},
+        # the YAML file's form); both become what the study works with.
+        object.__setattr__(self, "options_file", Path(self.options_file))
+        object.__setattr__(self, "directory", Path(self.directory))
+        if isinstance(self.space, Mapping):
+            object.__setattr__(self, "space", parse_space(self.space, "space"))
+            if self.space_source == "the default search space":
+                object.__setattr__(self, "space_source", "space")
 
     @property
     def name(self) -> str:
