@@ -309,6 +309,16 @@ def test_a_seed_or_bucket_size_no_shuffle_can_use_is_the_line_the_command_prints
     assert _nothing_left(tmp_path, keep)
 
 
+def test_a_notebook_may_name_the_event_file_and_a_lone_path_is_not_a_list(tmp_path, spec_file):
+    good = write_h5(tmp_path / "good.h5", random_arrays(50, seed=9))
+    written = operations.shuffle(good, tmp_path / "shuffled.h5", str(spec_file), seed=1)
+    assert [w.events for w in written] == [50]
+    with pytest.raises(InputError, match=r"^inputs: expected a list of input files, got 'good.h5'$"):
+        operations.concat("good.h5", tmp_path / "out.h5", spec_file)
+    with pytest.raises(InputError, match=r"^outputs: expected a list of output files, got '.*a\.h5'$"):
+        operations.split(good, tmp_path / "a.h5", [1.0], spec_file)
+
+
 def test_labels_parse_one_per_input():
     assert parse_labels(["signal=1,kind=2", "kind=0,signal=0"], 2) == {"EVENT/signal": [1, 0],
                                                                        "EVENT/kind": [2, 0]}

@@ -47,6 +47,12 @@ def load_event_spec(path: str | Path) -> EventSpec:
     return parse_event_spec(text, source=str(path))
 
 
+def event_spec_of(spec: EventSpec | str | Path) -> EventSpec:
+    """``spec`` itself, or the event file it names: APIs that take a topology accept either, as a
+    notebook has one or the other at hand."""
+    return spec if isinstance(spec, EventSpec) else load_event_spec(spec)
+
+
 def parse_event_spec(text: str, source: str = "<event file>") -> EventSpec:
     """Parse event-file YAML ``text``; ``source`` names the file in error messages."""
     doc = load_yaml_with_lines(text, source)

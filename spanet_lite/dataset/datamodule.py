@@ -48,7 +48,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from spanet_lite.config.event_file import load_event_spec
+from spanet_lite.config.event_file import event_spec_of
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options import Options
 from spanet_lite.dataset import hdf5_layout, schema
@@ -139,7 +139,7 @@ class SpanetDataModule(L.LightningDataModule):
         statistics: DatasetStatistics | None = None,
     ) -> None:
         super().__init__()
-        self.spec = spec if isinstance(spec, EventSpec) else load_event_spec(spec)  # a notebook's path
+        self.spec = event_spec_of(spec)
         self.options = options
         self.training_file = _path_or_none(training_file, options.training_file)
         self.validation_file = _path_or_none(validation_file, options.validation_file)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from spanet_lite.config.event_file import event_spec_of
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options_validation import check_seed
+from spanet_lite.config.suggest import describe
 from spanet_lite.dataset.hdf5_layout import read_rows
 from spanet_lite.dataset.operations.shuffle import DEFAULT_BUCKET_MEMORY, shuffled_blocks
 from spanet_lite.dataset.operations.streams import (
@@ -77,7 +80,7 @@ class Streaming:
 def concat(
     inputs: Sequence[str | Path],
     output: str | Path,
-    spec: EventSpec,
+    spec: EventSpec | str | Path,
     *,
     labels: Mapping[str, Sequence[int]] | None = None,
     overwrite: bool = False,
@@ -89,6 +92,8 @@ def concat(
     classification target per input, e.g. ``{"EVENT/signal": [1, 0]}`` for a signal and a
     background file (keys as in :attr:`ClassificationTarget.key`).
     """
+    spec = event_spec_of(spec)
+    _check_list(inputs, "inputs", "input files")
     labels = {key: [int(v) for v in values] for key, values in (labels or {}).items()}
     for key, values in labels.items():
         if len(values) != len(inputs):
@@ -114,7 +119,7 @@ def split(
     input: str | Path,
     outputs: Sequence[str | Path],
     fractions: Sequence[float],
-    spec: EventSpec,
+    spec: EventSpec | str | Path,
     *,
     shuffle: bool = False,
     seed: int = 0,
@@ -132,6 +137,9 @@ def split(
     ``event_number`` (e.g. ``INFO/event_number``), or the event's position in the file.
     Fractions are then met on average, not exactly.
     """
+    spec = event_spec_of(spec)
+    _check_list(outputs, "outputs", "output files")
+    _check_list(fractions, "fractions", "fractions")
     check_seed(seed)
     _check_fractions(fractions, outputs)
     if shuffle and by_event_number:
@@ -159,13 +167,14 @@ def split(
 def shuffle(
     input: str | Path,
     output: str | Path,
-    spec: EventSpec,
+    spec: EventSpec | str | Path,
     *,
     seed: int = 0,
     overwrite: bool = False,
     streaming: Streaming = Streaming(),
 ) -> list[Written]:
     """The events of ``input`` in a uniformly random order (out of core, reproducible from ``seed``)."""
+    spec = event_spec_of(spec)
     check_seed(seed)
     check_outputs([input], [output], overwrite)
     with contextlib.ExitStack() as stack:
@@ -177,7 +186,7 @@ def shuffle(
 def select(
     input: str | Path,
     output: str | Path,
-    spec: EventSpec,
+    spec: EventSpec | str | Path,
     *,
     min_objects: int | None = None,
     max_objects: int | None = None,
@@ -189,6 +198,7 @@ def select(
     """The events of ``input`` whose number of real objects in ``input_name`` (default: the
     first SEQUENTIAL input, usually the jets) lies in [``min_objects``, ``max_objects``];
     at most ``limit`` of them, the first ones in file order."""
+    spec = event_spec_of(spec)
     for flag, value in (("--min-jets", min_objects), ("--max-jets", max_objects), ("--limit", limit)):
         if value is not None and value < (1 if flag == "--limit" else 0):
             least = 1 if flag == "--limit" else 0
@@ -223,13 +233,14 @@ def select(
 def convert_v1(
     input: str | Path,
     output: str | Path,
-    spec: EventSpec,
+    spec: EventSpec | str | Path,
     *,
     overwrite: bool = False,
     streaming: Streaming = Streaming(),
 ) -> list[Written]:
     """A SPANet 1.x file (``source/...``, ``<particle>/...``) in the current layout; see
     :mod:`spanet_lite.dataset.operations.v1` for the mapping."""
+    spec = event_spec_of(spec)
     from spanet_lite.dataset.operations.v1 import v1_name, v1_view
 
     check_outputs([input], [output], overwrite)
@@ -244,6 +255,13 @@ def convert_v1(
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _check_list(values: object, name: str, what: str) -> None:
+    """A single path (or number) where a list belongs would be iterated character by character."""
+    if isinstance(values, (str, bytes, os.PathLike)) or not isinstance(values, Sequence):
+        got = repr(str(values)) if isinstance(values, os.PathLike) else describe(values)
+        raise InputError(None, name, f"a list of {what}", got)
 
 
 def _open(path: str | Path, spec: EventSpec, stack: contextlib.ExitStack, streaming: Streaming) -> Source:
