@@ -62,8 +62,8 @@ def train(
     """Train a network and record the run; see the module docstring.
 
     ``options`` is an options file (SPANet JSON), an :class:`Options` or a dict of option keys
-    (typed like the file's JSON object); it may be left out
-    with ``resume``, which continues ``RUN_DIR/checkpoints/last.ckpt`` (or the newer
+    (typed like the file's JSON object); it may be left out with ``resume``, which continues
+    ``RUN_DIR/checkpoints/last.ckpt`` (or the newer
     ``interrupted.ckpt``) or a given ``.ckpt`` with that run's options. Keyword arguments
     override the options (the options table marks them as ``command line``). ``gpus`` > 0
     trains on CUDA devices; ``processes`` > 1 runs CPU data-parallel processes (gloo);
@@ -82,6 +82,11 @@ def train(
       optimiser and schedule; ``freeze_state_dict`` keeps those weights fixed (fine-tuning).
 
     ``allow_unknown_keys`` turns unknown keys in the options file from an error into a warning.
+
+    Like SPANet, training seeds Python's, numpy's and torch's global generators from the
+    ``seed`` option (Lightning's ``seed_everything``), so in a notebook, random numbers drawn
+    after a run follow from that seed; draw from your own ``numpy.random.default_rng`` to keep
+    them independent.
     """
     from spanet_lite.training.interrupt import parse_time_limit
 
