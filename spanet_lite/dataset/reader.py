@@ -35,6 +35,7 @@ import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.dataset import hdf5_layout
+from spanet_lite.dataset.value_checks import nonfinite_real
 
 
 @dataclass(frozen=True)
@@ -195,13 +196,13 @@ def read_inputs(
                 values = np.diagonal(values, axis1=1, axis2=2)
             stacked[:, :, f] = values
         if finite is not None:
-            finite &= (np.isfinite(stacked).all(axis=2) | ~mask).all(axis=1)
+            finite &= ~nonfinite_real(stacked, mask).any(axis=1)
         np.copyto(stacked, 0.0, where=~mask[:, :, None])
         features[source.name] = stacked
         if pair_block is not None:
             real_pair = mask[:, :, None] & mask[:, None, :]
             if finite is not None:
-                finite &= (np.isfinite(pair_block).all(axis=3) | ~real_pair).all(axis=(1, 2))
+                finite &= ~nonfinite_real(pair_block, mask).any(axis=(1, 2))
             np.copyto(pair_block, 0.0, where=~real_pair[..., None])
             pairs[source.name] = pair_block
     for source in spec.global_inputs if with_features else ():
@@ -211,7 +212,7 @@ def read_inputs(
                 file, hdf5_layout.feature_path(source.name, feature.name), start, stop, np.float32
             )
         if finite is not None:
-            finite &= np.isfinite(vector).all(axis=1)
+            finite &= ~nonfinite_real(vector, None)
         features[source.name] = vector
     return InputArrays(features, masks, finite, pairs)
 

@@ -32,7 +32,7 @@ from spanet_lite.dataset.hdf5_layout import (
     target_path,
 )
 from spanet_lite.dataset.statistics import RunningMoments
-from spanet_lite.dataset.value_checks import ValueChecks
+from spanet_lite.dataset.value_checks import FINITE_REAL, ValueChecks, nonfinite_real
 from spanet_lite.errors import InputError
 
 DEFAULT_CHUNK_SIZE = 65536
@@ -451,18 +451,15 @@ class _ContentScan:
         values = self.read(path, start, stop)
         if values.dtype.kind != "f":
             return
-        bad = ~np.isfinite(values)
         if expected.role == "feature":
             assert mask is not None
-            if bad.ndim == 3:  # a pair counts when both of its objects are real
-                bad = (bad & mask[:, :, None] & mask[:, None, :]).reshape(len(bad), -1)
-            else:
-                bad &= mask
-            tally = self.tally(path, "nonfinite", "finite values for real objects",
-                               "NaN/inf in {values:object} of {events:event}")
+            bad = nonfinite_real(values[..., None], mask).reshape(len(values), -1)
+            tally = self.tally(path, "nonfinite", FINITE_REAL, "NaN/inf in {values:object} of {events:event}")
         elif expected.role == "global":
+            bad = nonfinite_real(values[..., None], None)
             tally = self.tally(path, "nonfinite", "finite values", "NaN/inf in {events:event}")
         else:
+            bad = ~np.isfinite(values)
             tally = self.tally(path, "nonfinite", "finite weights", "NaN/inf in {events:event}")
         tally.add(bad, start)
 

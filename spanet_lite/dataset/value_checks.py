@@ -24,6 +24,28 @@ if TYPE_CHECKING:
     from spanet_lite.dataset.schema import Problem
 
 LOG_DOMAIN = "values above -1 for the log option (x -> log(x + 1))"
+FINITE_REAL = "finite values for real objects"
+"""What the INPUTS must hold where the MASK is True (and everywhere in a GLOBAL input): a NaN
+there reaches the network and turns every prediction of the event into NaN."""
+
+
+def nonfinite_real(values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Where ``values`` break the finiteness rule: bool, shaped like ``values`` less its last axis.
+
+    ``values`` ends in a feature axis: SEQUENTIAL (n, N, F) with ``mask`` (n, N) (padded slots
+    may hold anything: they never reach the network), RELATIVE pair features (n, N, N, C) (a pair
+    counts when both of its objects are real), GLOBAL (n, F) with ``mask`` None (every value
+    counts). The file checks (:mod:`~spanet_lite.dataset.schema`, one dataset at a time, so
+    ``F == 1``), the reader and ``run.predict`` on arrays all apply this one rule.
+    """
+    bad = ~np.isfinite(values).all(axis=-1)
+    if mask is None:
+        return bad
+    if bad.ndim == 3:
+        return bad & mask[:, :, None] & mask[:, None, :]
+    return bad & mask
+
+
 class ValueChecks:
     """Accumulates the value findings of one file; ``tally`` is the scan's counter factory."""
 

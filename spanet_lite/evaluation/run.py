@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from spanet_lite.errors import InputError
+from spanet_lite.evaluation.arrays import check_inputs
 from spanet_lite.evaluation.evaluate import evaluate_file
 from spanet_lite.evaluation.inference import Predictions, infer, to_tensors
 from spanet_lite.evaluation.overlap import warn_if_training_file
@@ -53,10 +53,13 @@ class Run(TrainedRun):
         spanet_lite's detection-gated assignment (``SPANET_LITE/TARGETS``).
 
         ``source`` is an HDF5 path (read in blocks of ``batch_size``; it needs only the INPUTS),
-        or a mapping from each input name to raw features (SEQUENTIAL (B, N, F), GLOBAL (B, F),
-        features in event-file order), with ``masks`` mapping each SEQUENTIAL input to (B, N)
-        bool. ``threshold``: ``reported`` holds a particle only where its detection probability
-        is at least this (default: the run's ``detection_threshold``). ``mode``: ``"greedy"`` or
+        or a mapping from each input name to raw features (SEQUENTIAL (B, N, F), GLOBAL (B, F)
+        or SPANet's (B, 1, F), features in event-file order), with ``masks`` mapping each
+        SEQUENTIAL input to (B, N) bool. Arrays are checked against the run before any work
+        (:mod:`~spanet_lite.evaluation.arrays`: names, shapes, one event count, finite values on
+        real objects); ``masks`` and ``pairs`` with a file path are refused, not ignored.
+        ``threshold``: ``reported`` holds a particle only where its detection probability is at
+        least this (default: the run's ``detection_threshold``). ``mode``: ``"greedy"`` or
         ``"exact"`` decoding (default: the run's ``decoding`` option). A threshold outside [0, 1],
         another mode or a ``batch_size`` below 1 is an :class:`~spanet_lite.errors.InputError`.
         ``embeddings`` adds SPANet's embedding vectors (``EVENT``, ``<particle>/PARTICLE``,
@@ -65,25 +68,27 @@ class Run(TrainedRun):
         """
         threshold, mode = self.settings(batch_size=batch_size, threshold=threshold, mode=mode)
         if isinstance(source, (str, Path)):
+            for name, given in (("masks", masks), ("pairs", pairs)):
+                if given is not None:
+                    raise InputError(None, name, "None when source is a file (the file's own INPUTS "
+                                     "are read)", type(given).__name__)
             return predict_file_arrays(
                 self, source, batch_size=batch_size, threshold=threshold, mode=mode,
                 embeddings=embeddings, progress=progress,
             )
-        if masks is None:
-            raise ValueError("predict() on arrays needs masks for the SEQUENTIAL inputs")
-        features = {s.name: np.asarray(source[s.name]) for s in self.spec.inputs}
-        mask_arrays = {s.name: np.asarray(masks[s.name]) for s in self.spec.sequential}
-        total = len(next(iter(mask_arrays.values())))
+        if not isinstance(source, Mapping):
+            raise InputError(None, "source", "an HDF5 file path or a dict from input name to features",
+                             type(source).__name__)
+        inputs = check_inputs(self.spec, self.statistics.pair_features, source, masks, pairs)
         parts = []
-        for start in range(0, total, batch_size):
-            stop = min(start + batch_size, total)
+        for start in range(0, len(inputs), batch_size):
+            stop = min(start + batch_size, len(inputs))
             f, m = to_tensors(
-                {k: v[start:stop] for k, v in features.items()},
-                {k: v[start:stop] for k, v in mask_arrays.items()},
+                {k: v[start:stop] for k, v in inputs.features.items()},
+                {k: v[start:stop] for k, v in inputs.masks.items()},
                 self.device,
             )
-            block_pairs = {k: np.asarray(v)[start:stop] for k, v in (pairs or {}).items()}
-            p, _ = to_tensors(block_pairs, {}, self.device)
+            p, _ = to_tensors({k: v[start:stop] for k, v in inputs.pairs.items()}, {}, self.device)
             parts.append(infer(self.network, self.spec, f, m, threshold=threshold, mode=mode,
                                embeddings=embeddings, pairs=p))
         return Predictions.concatenate(parts)

@@ -1,0 +1,106 @@
+"""``run.predict(features, masks)`` checks in-memory arrays against the run, as a file is checked.
+
+A notebook hands arrays straight to the network, so a slip there (a mask narrower than the
+objects, a mask for fewer events, features transposed, one event without its batch axis, NaN on
+a real object) would otherwise be a torch traceback or, worse, plausible wrong numbers. Each is
+one :class:`InputError` line naming the argument and the input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from _evaluation_helpers import make_run_dir, write_ttbar_file
+from _model_helpers import ttbar_yaml
+
+from spanet_lite.errors import InputError
+from spanet_lite.evaluation.run import Run, load_run
+
+JETS = ("mass", "pt", "eta", "phi", "btag")
+YAML = ttbar_yaml("{mass: log_normalize, pt: log_normalize, eta: normalize, phi: normalize, btag: none}",
+                  global_inputs="Met: {met: log_normalize, phi: normalize}")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, Path, dict, dict]:
+    folder = tmp_path_factory.mktemp("arrays")
+    data = write_ttbar_file(folder / "events.h5", num_events=40)
+    rng = np.random.default_rng(3)
+    with h5py.File(data, "a") as file:
+        file["INPUTS/Met/met"] = rng.uniform(10, 200, 40).astype(np.float32)
+        file["INPUTS/Met/phi"] = rng.uniform(-3, 3, 40).astype(np.float32)
+        features = {"Jets": np.stack([file[f"INPUTS/Jets/{f}"][:] for f in JETS], axis=-1),
+                    "Met": np.stack([file["INPUTS/Met/met"][:], file["INPUTS/Met/phi"][:]], axis=-1)}
+        masks = {"Jets": file["INPUTS/Jets/MASK"][:]}
+    return load_run(make_run_dir(folder / "run", YAML, data)), data, features, masks
+
+
+X = "features['Jets']: expected (events, objects, 5) with 5 the event file's features (mass, pt, ...), got "
+SLIPS = [
+    ("narrow mask", lambda f, m: ({**f}, {"Jets": m["Jets"][:, :5]}),
+     "masks['Jets']: expected (events, objects) = (40, 10) as features['Jets'], got (40, 5)"),
+    ("mask of fewer events", lambda f, m: ({**f}, {"Jets": m["Jets"][:10]}),
+     "masks['Jets']: expected 40 events, as features['Jets'] has, got 10 (shape (10, 10))"),
+    ("features of fewer events", lambda f, m: ({**f, "Jets": f["Jets"][:10]}, m),
+     "masks['Jets']: expected 10 events, as features['Jets'] has, got 40 (shape (40, 10))"),
+    ("masks left out", lambda f, m: (f, None),
+     "masks: expected a dict from each SEQUENTIAL input (Jets) to its (events, objects) bool mask, "
+     "as arrays need one, got None"),
+    ("unknown input name", lambda f, m: ({"Source": f["Jets"], "Met": f["Met"]}, m),
+     "features['Source']: expected an input of the run's event file (Jets, Met), "
+     "got a name it does not have"),
+    ("GLOBAL input left out", lambda f, m: ({"Jets": f["Jets"]}, m),
+     "features: expected an entry for every input (Jets, Met), got none for Met"),
+    ("four features", lambda f, m: ({**f, "Jets": f["Jets"][..., :4]}, m), X + "(40, 10, 4)"),
+    ("transposed", lambda f, m: ({**f, "Jets": f["Jets"].transpose(0, 2, 1)}, m),
+     X + "(40, 5, 10) (transposed? the features are the last axis)"),
+    ("one event", lambda f, m: ({**f, "Jets": f["Jets"][0]}, m),
+     X + "(10, 5) (one event? pass x[None] or x[i:i + 1])"),
+    ("mask of counts", lambda f, m: (f, {"Jets": m["Jets"] * 2}),
+     "masks['Jets']: expected (events, objects) bool (True for a real object), "
+     "got values other than 0 and 1"),
+    ("GLOBAL mask with a False", lambda f, m: (f, {**m, "Met": np.arange(40)[:, None] > 0}),
+     "masks['Met']: expected an all-True (events, 1) mask or none (a GLOBAL input is always one vector "
+     "per event), got False in 1 event(s)"),
+]
+
+
+@pytest.mark.parametrize(("make", "line"), [s[1:] for s in SLIPS], ids=[s[0] for s in SLIPS])
+def test_arrays_that_do_not_fit_the_run_are_one_line_naming_the_argument_and_input(setup, make, line):
+    run, _, features, masks = setup
+    with pytest.raises(InputError) as error:
+        run.predict(*make(features, masks))
+    assert str(error.value) == line
+
+
+def test_nan_on_a_real_object_is_refused_as_in_a_file_and_nan_in_a_padded_slot_is_harmless(setup):
+    run, _, features, masks = setup
+    jets, mask = features["Jets"].copy(), masks["Jets"]
+    jets[3, 0, 1] = np.nan  # event 3's first jet is real
+    with pytest.raises(InputError, match=r"^features\['Jets'\]: expected finite values for real objects, "
+                       r"got NaN/inf in 1 object\(s\) of 1 event\(s\), the first event 3$"):
+        run.predict({**features, "Jets": jets}, masks)
+    padded = features["Jets"].copy()
+    padded[~mask] = np.nan
+    clean = run.predict(features, masks)
+    assert np.isfinite(run.predict({**features, "Jets": padded}, masks).detection_probabilities["t1"]).all()
+    np.testing.assert_array_equal(run.predict({**features, "Jets": padded}, masks).assignments["t1"],
+                                  clean.assignments["t1"])
+
+
+def test_a_global_input_in_spanets_one_vector_layout_predicts_the_same(setup):
+    run, data, features, masks = setup
+    spanet_layout = {**features, "Met": features["Met"][:, None, :]}  # (B, 1, F), as the ONNX export
+    as_spanet = run.predict(spanet_layout, {**masks, "Met": np.ones((40, 1), bool)}, threshold=0.0)
+    from_file = run.predict(data, threshold=0.0)
+    np.testing.assert_array_equal(as_spanet.assignments["t2"], from_file.assignments["t2"])
+
+
+def test_masks_given_with_a_file_are_refused_not_ignored(setup):
+    run, data, _, masks = setup
+    with pytest.raises(InputError, match=r"^masks: expected None when source is a file \(the file's own "
+                       r"INPUTS are read\), got dict$"):
+        run.predict(data, masks)
