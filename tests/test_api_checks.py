@@ -161,3 +161,23 @@ def test_export_onnx_replaces_an_existing_model_or_decoder_only_with_overwrite(
     with pytest.raises(InputError, match=r"onnx_decoder\.py: --copy-decoder: .*got an existing file"):
         export_onnx(run, tmp_path / "other.onnx", copy_decoder=True)
     assert decoder.read_text() == "# mine\n" and not (tmp_path / "other.onnx").exists()
+
+
+@pytest.mark.parametrize("call", ["write_predictions", "evaluate_file", "export_onnx"])
+def test_a_run_folder_where_a_loaded_run_is_expected_says_to_load_it(
+    ttbar: tuple[Path, Path], tmp_path: Path, call: str
+) -> None:
+    """The functions behind the commands take ``load_run``'s result: the folder name a command
+    line takes is one line saying so, not ``'str' object has no attribute 'settings'``."""
+    run_dir, data = ttbar
+    calls = {
+        "write_predictions": lambda: write_predictions(str(run_dir), data, tmp_path / "out.h5"),
+        "evaluate_file": lambda: evaluate_file(str(run_dir), data),
+        "export_onnx": lambda: export_onnx(str(run_dir), tmp_path / "model.onnx"),
+    }
+    with pytest.raises(InputError) as error:
+        calls[call]()
+    assert str(error.value) == (
+        f"run: expected a loaded run (spanet_lite.load_run(RUN_DIR)), got a str ({str(run_dir)!r})"
+    )
+    assert not list(tmp_path.iterdir())

@@ -44,7 +44,7 @@ from spanet_lite.evaluation import chisquare
 from spanet_lite.evaluation import metrics as M
 from spanet_lite.evaluation.inference import Predictions, from_outputs, to_tensors, trimmed_forward
 from spanet_lite.evaluation.progress import progress_bar
-from spanet_lite.evaluation.trained import TrainedRun
+from spanet_lite.evaluation.trained import TrainedRun, require_run
 from spanet_lite.evaluation.units import regression_units
 from spanet_lite.io import atomic_directory, atomic_write_text
 from spanet_lite.outputs import check_outputs, output
@@ -110,6 +110,7 @@ def evaluate_file(
     ``overwrite=True``, and never ``path``, the run's checkpoint, one of ``inputs`` (other files
     the caller read) or a file of a training run.
     """
+    require_run(run)
     threshold, mode = run.settings(batch_size=batch_size, threshold=threshold, mode=mode)
     check_outputs([output(json_file, "--json"), output(plots, "--plots", directory=True)],
                   inputs=[path, run.checkpoint, *inputs], overwrite=overwrite)

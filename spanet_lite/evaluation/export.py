@@ -67,7 +67,7 @@ from spanet_lite.assignment import numpy_decoder
 from spanet_lite.config.event_spec import EventSpec, InputSpec
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.inference import embedding_vectors
-from spanet_lite.evaluation.trained import TrainedRun
+from spanet_lite.evaluation.trained import TrainedRun, require_run
 from spanet_lite.io import atomic_path
 from spanet_lite.outputs import check_outputs, output
 
@@ -347,6 +347,7 @@ def export_onnx(
     ``onnx_decoder.py``. Both files obey the output rule of :mod:`spanet_lite.outputs`, checked
     before the export: an existing file is replaced only with ``overwrite=True``, and never the
     run's checkpoint or a file of a training run."""
+    require_run(run)
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise InputError(path, "", "an output file ending in .onnx", path.suffix or "no suffix")

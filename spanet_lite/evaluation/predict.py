@@ -42,7 +42,7 @@ import numpy as np
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.dataset import hdf5_layout, reader, schema
 from spanet_lite.evaluation.inference import Predictions, infer, to_tensors
-from spanet_lite.evaluation.trained import TrainedRun
+from spanet_lite.evaluation.trained import TrainedRun, require_run
 from spanet_lite.hdf5_paths import classification_path, regression_path, target_path
 from spanet_lite.io import atomic_path
 from spanet_lite.outputs import check_outputs, output
@@ -182,6 +182,7 @@ def write_predictions(
     ``overwrite=True``, and never when it is ``input_path``, the run's checkpoint, one of
     ``inputs`` (other files the caller read, such as ``spanet-predict -ef``) or a file of a
     training run. Checked here rather than in the CLI so a notebook gets the same protection."""
+    require_run(run)
     input_path, output_path = Path(input_path), Path(output_path)
     threshold, mode = run.settings(batch_size=batch_size, threshold=threshold, mode=mode)
     check_outputs([output(output_path, "OUT.h5")], inputs=[input_path, run.checkpoint, *inputs],

@@ -69,6 +69,20 @@ class TrainedRun:
         return threshold, mode
 
 
+def require_run(run: object) -> TrainedRun:
+    """``run`` itself when it is a loaded run, else a one-line InputError naming ``run``.
+
+    The functions behind the commands (``write_predictions``, ``evaluate_file``,
+    ``export_onnx``) take the run, not its folder: loading is where the device and checkpoint are
+    chosen (``load_run(RUN_DIR, checkpoint=..., device=...)``), and a notebook loads once and
+    calls many times. A folder name passed by habit (the CLI takes one) would otherwise end in
+    ``'str' object has no attribute 'settings'``."""
+    if not isinstance(run, TrainedRun):
+        got = f"a {type(run).__name__}" + (f" ({str(run)!r})" if isinstance(run, (str, Path)) else "")
+        raise InputError(None, "run", "a loaded run (spanet_lite.load_run(RUN_DIR))", got)
+    return run
+
+
 def round_to_float16(network: torch.nn.Module) -> None:
     """Round every floating parameter and buffer (normalisation statistics included) to the
     nearest float16 value, kept in its own dtype: what SPANet's ``-fp16`` does to the checkpoint
