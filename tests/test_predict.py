@@ -35,7 +35,10 @@ def ttbar(tmp_path_factory):
     return run_dir, data
 
 
-def test_predict_output_is_a_truth_file_that_scores_purity_one_against_itself(ttbar, tmp_path, capsys):
+def test_predict_output_is_a_valid_spanet_file_that_spanet_test_refuses_to_score(ttbar, tmp_path, capsys):
+    """The output has SPANet's layout (spanet-inspect reads it as a truth file), but its TARGETS
+    are predictions: scoring it would compare the network with itself, so spanet-test, Run.evaluate
+    and evaluate_file refuse it in one line naming the file."""
     run_dir, data = ttbar
     out = tmp_path / "predicted.h5"
     arguments = [str(run_dir), str(data), str(out), "--threshold", "0", "--batch-size", "64"]
@@ -43,11 +46,15 @@ def test_predict_output_is_a_truth_file_that_scores_purity_one_against_itself(tt
     assert inspect_cli.main([str(out), "--event-file", str(run_dir / "event_file.yaml")]) == 0
     capsys.readouterr()
     report = tmp_path / "self.json"
-    assert test_cli.main([str(run_dir), "-tf", str(out), "--json", str(report)]) == 0
-    metrics = json.loads(report.read_text())
-    assert metrics["event_purity"] == 1.0
-    assert metrics["event_purity_all"] == 1.0
-    assert metrics["assignment"]["particle_efficiency/t1"] == 1.0
+    assert test_cli.main([str(run_dir), "-tf", str(out), "--json", str(report)]) == 2
+    line = (f"{out}: expected a labelled test file, got a prediction file written by spanet-predict "
+            f"(run {run_dir}): its TARGETS are predictions, not the truth; pass the labelled file it "
+            "was made from")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.strip().endswith(line)
+    assert not report.exists()
+    with pytest.raises(InputError, match="its TARGETS are predictions"):
+        load_run(run_dir).evaluate(out)
     with h5py.File(out) as file, h5py.File(data) as source:
         np.testing.assert_array_equal(file["INPUTS/Jets/pt"][:], source["INPUTS/Jets/pt"][:])
         weights = file["SPANET_LITE/WEIGHTS/EVENT/weight"][:]

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import torch
 
@@ -43,6 +44,7 @@ from spanet_lite.evaluation import baseline as neutrino
 from spanet_lite.evaluation import chisquare
 from spanet_lite.evaluation import metrics as M
 from spanet_lite.evaluation.inference import Predictions, from_outputs, to_tensors, trimmed_forward
+from spanet_lite.evaluation.predict import RUN_ATTRIBUTE
 from spanet_lite.evaluation.progress import progress_bar
 from spanet_lite.evaluation.trained import TrainedRun, require_run
 from spanet_lite.evaluation.units import regression_units
@@ -120,6 +122,7 @@ def evaluate_file(
     chi_reason = chisquare.missing_kinematics(spec) if constraints and spec.particles else "no masses given"
     chi_parts: list[dict[str, np.ndarray]] = []
     with schema.open_h5(path) as file:
+        refuse_predictions(file, path)
         report = schema.validate_h5(
             file, spec, source=str(path), event_weight_dataset=options.event_weight_dataset
         )
@@ -194,6 +197,17 @@ def evaluate_file(
             written = write_all(evaluation, spec, run.directory, folder)
         evaluation.plots = [Path(plots) / p.name for p in written]
     return evaluation
+
+
+def refuse_predictions(file: h5py.File, path: str | Path) -> None:
+    """A ``spanet-predict`` output is no test file: its TARGETS are the network's own answers, so
+    scoring it would measure the predictions against themselves (purity near 1, or whatever
+    another run's answers agree on), with nothing to say so. Known by the attribute the writer
+    stamps (:data:`~spanet_lite.evaluation.predict.RUN_ATTRIBUTE`)."""
+    if RUN_ATTRIBUTE in file.attrs:
+        raise InputError(path, "", "a labelled test file", "a prediction file written by spanet-predict "
+                         f"(run {file.attrs[RUN_ATTRIBUTE]}): its TARGETS are predictions, not the truth; "
+                         "pass the labelled file it was made from")
 
 
 def compute_metrics(

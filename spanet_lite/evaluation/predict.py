@@ -126,6 +126,9 @@ def to_file_indices(
     return result
 
 
+RUN_ATTRIBUTE = "spanet_lite_run"
+"""The file attribute naming the run that wrote a prediction file: how ``spanet-test`` knows one."""
+
 LITE_GROUP = "SPANET_LITE"
 """Where the datasets SPANet's predict does not write live (never a SPANet name)."""
 
@@ -214,7 +217,7 @@ def write_predictions(
             ):
                 for name, values in _block_datasets(spec, layout, predicted):
                     dataset(name, values.shape[1:], values.dtype)[start:stop] = values
-            out.attrs["spanet_lite_run"] = str(run.directory)
+            out.attrs[RUN_ATTRIBUTE] = str(run.directory)
             out.attrs["spanet_lite_checkpoint"] = str(run.checkpoint)
             out.attrs["detection_threshold"] = float(threshold)
             out.attrs["decoding"] = mode
