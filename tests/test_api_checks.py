@@ -21,8 +21,9 @@ from spanet_lite.assignment.decoding import decode
 from spanet_lite.cli import predict as predict_cli
 from spanet_lite.cli import test as test_cli
 from spanet_lite.config.event_file import parse_event_spec
+from spanet_lite.config.masses import MassConstraint
 from spanet_lite.errors import InputError
-from spanet_lite.evaluation.evaluate import evaluate_file
+from spanet_lite.evaluation.evaluate import evaluate_file, json_ready
 from spanet_lite.evaluation.export import export_onnx
 from spanet_lite.evaluation.predict import write_predictions
 from spanet_lite.evaluation.run import Run, load_run
@@ -181,3 +182,20 @@ def test_a_run_folder_where_a_loaded_run_is_expected_says_to_load_it(
         f"run: expected a loaded run (spanet_lite.load_run(RUN_DIR)), got a str ({str(run_dir)!r})"
     )
     assert not list(tmp_path.iterdir())
+
+
+TOPS = [MassConstraint(top, ("q1", "q2", "b"), 173.0, 15.0) for top in ("t1", "t2")]
+
+
+def test_run_evaluate_passes_evaluate_files_keywords_through_and_no_masses_skips_the_baseline(
+    ttbar: tuple[Path, Path], run: Run
+) -> None:
+    """``masses=[]`` skips the chi-square baseline (most of the time of a small evaluation);
+    ``masses=`` and ``lines=`` mean what they mean for ``evaluate_file`` and ``spanet-test``."""
+    _, data = ttbar
+    metrics = run.evaluate(data, masses=TOPS, lines=3)
+    same = evaluate_file(run, data, masses=TOPS, lines=3).metrics
+    assert json_ready(metrics) == json_ready(same)  # nan as None, so that equal means equal
+    assert metrics["baseline"]["chi_square"]["used"] is True
+    skipped = run.evaluate(data, masses=[])["baseline"]["chi_square"]
+    assert skipped == {"used": False, "note": "chi-square baseline skipped: no masses given"}

@@ -15,10 +15,11 @@ same functions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from spanet_lite.config.masses import MassConstraint
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.arrays import check_inputs
 from spanet_lite.evaluation.evaluate import evaluate_file
@@ -101,14 +102,22 @@ class Run(TrainedRun):
         threshold: float | None = None,
         mode: str | None = None,
         progress: bool = False,
+        lines: int = 2,
+        masses: Sequence[MassConstraint] | None = None,
     ) -> dict[str, Any]:
         """All metrics of ``spanet-test`` on ``file`` as a nested dict (headline: ``event_purity``).
 
-        ``threshold`` and ``mode`` as in :meth:`predict` (``spanet-test --threshold/--decoding``).
-        Warns (:class:`~spanet_lite.errors.SpanetWarning`) when ``file`` is the run's training file."""
+        The keywords are :func:`~spanet_lite.evaluation.evaluate.evaluate_file`'s, passed through:
+        ``threshold`` and ``mode`` as in :meth:`predict` (``spanet-test --threshold/--decoding``),
+        ``lines`` the rows of SPANet's tables (``--lines``), ``masses`` the chi-square baseline's
+        constraints (default: the event file's; ``masses=[]`` skips the baseline, most of the
+        time of a small evaluation). Warns (:class:`~spanet_lite.errors.SpanetWarning`) when
+        ``file`` is the run's training file. For the per-event arrays, ``--json`` or ``--plots``,
+        call ``evaluate_file`` itself."""
         warn_if_training_file(self, file)
         return evaluate_file(
-            self, file, batch_size=batch_size, threshold=threshold, mode=mode, progress=progress
+            self, file, batch_size=batch_size, threshold=threshold, mode=mode, progress=progress,
+            lines=lines, masses=masses,
         ).metrics
 
 
