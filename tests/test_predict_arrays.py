@@ -104,3 +104,19 @@ def test_masks_given_with_a_file_are_refused_not_ignored(setup):
     with pytest.raises(InputError, match=r"^masks: expected None when source is a file \(the file's own "
                        r"INPUTS are read\), got dict$"):
         run.predict(data, masks)
+
+
+def test_zero_events_give_every_key_of_any_other_call_with_arrays_of_length_zero(setup):
+    """An empty selection (``X[cut]`` that kept nothing) is indexed like any other answer."""
+    run, _, features, masks = setup
+    nothing = run.predict({k: v[:0] for k, v in features.items()}, {"Jets": masks["Jets"][:0]},
+                          threshold=0.5, embeddings=True)
+    two = run.predict({k: v[:2] for k, v in features.items()}, {"Jets": masks["Jets"][:2]},
+                      threshold=0.5, embeddings=True)
+    assert len(nothing) == 0 and nothing.assignments["t1"].shape == (0, 3)
+    for name in ("assignments", "assignment_probabilities", "detection_probabilities",
+                 "marginal_probabilities", "reported", "embeddings"):
+        empty, full = getattr(nothing, name), getattr(two, name)
+        assert {k: (v.shape[1:], v.dtype) for k, v in empty.items()} == \
+               {k: (v.shape[1:], v.dtype) for k, v in full.items()}, name
+        assert all(len(v) == 0 for v in empty.values())

@@ -106,8 +106,8 @@ def _events(array: np.ndarray, where: str, events: tuple[int, str] | None) -> tu
 def _finite(values: np.ndarray, mask: np.ndarray | None, where: str) -> None:
     if values.dtype.kind != "f":
         return
-    bad = nonfinite_real(values, mask).reshape(len(values), -1)
-    events = np.flatnonzero(bad.any(axis=1))
+    bad = nonfinite_real(values, mask)
+    events = np.flatnonzero(bad.any(axis=tuple(range(1, bad.ndim))))  # zero events too
     if len(events):
         unit = "object" if mask is not None else "event"
         count = int(bad.sum()) if mask is not None else len(events)

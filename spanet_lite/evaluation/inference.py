@@ -85,6 +85,46 @@ class Predictions:
         return Predictions(**joined)
 
 
+def no_events(
+    network: Any,
+    spec: EventSpec,
+    widths: Mapping[str, int],
+    pair_counts: Mapping[str, int],
+    *,
+    threshold: float | None,
+    mode: str,
+    embeddings: bool = False,
+) -> Predictions:
+    """Predictions for zero events: every key a non-empty call gives, each array of length 0
+    with its trailing shape and dtype, and ``reported`` a dict wherever a threshold applies.
+
+    A notebook indexes ``predictions.assignments["t1"]`` whatever the event count (a selection
+    that kept nothing), so the empty answer must look like any other. The network cannot run on
+    zero events (no object slot to trim to), so it runs on one blank event, every slot real, and
+    the result is cut to length 0: the keys and shapes keep their one home, the network and
+    :func:`from_outputs`, instead of a second list here. ``widths``: object slots per object
+    input; ``pair_counts``: pair features per RELATIVE input that has them."""
+    device = next(network.parameters()).device
+    features: dict[str, np.ndarray] = {}
+    masks: dict[str, np.ndarray] = {}
+    for source in spec.inputs:
+        if source.kind == "GLOBAL":
+            features[source.name] = np.zeros((1, source.num_features), np.float32)
+        else:
+            width = max(1, int(widths.get(source.name, 1)))
+            features[source.name] = np.zeros((1, width, source.num_features), np.float32)
+            masks[source.name] = np.ones((1, width), bool)
+    pairs = {name: np.zeros((1, *masks[name].shape[1:] * 2, count), np.float32)
+             for name, count in pair_counts.items() if count}
+    f, m = to_tensors(features, masks, device)
+    p, _ = to_tensors(pairs, {}, device)
+    one = infer(network, spec, f, m, threshold=threshold, mode=mode, embeddings=embeddings, pairs=p)
+    return Predictions(**{
+        name: None if value is None else {k: v[:0] for k, v in value.items()}
+        for name, value in ((item.name, getattr(one, item.name)) for item in fields(Predictions))
+    })
+
+
 def to_tensors(
     features: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray], device: torch.device | str = "cpu"
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

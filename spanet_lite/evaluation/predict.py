@@ -105,7 +105,7 @@ def predict_file_arrays(
                 embeddings=embeddings, progress=progress,
             )
         ]
-    return Predictions.concatenate(parts)
+    return run.predictions(parts, threshold=threshold, mode=mode, embeddings=embeddings)
 
 
 def to_file_indices(

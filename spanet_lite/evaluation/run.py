@@ -92,7 +92,7 @@ class Run(TrainedRun):
             p, _ = to_tensors({k: v[start:stop] for k, v in inputs.pairs.items()}, {}, self.device)
             parts.append(infer(self.network, self.spec, f, m, threshold=threshold, mode=mode,
                                embeddings=embeddings, pairs=p))
-        return Predictions.concatenate(parts)
+        return self.predictions(parts, threshold=threshold, mode=mode, embeddings=embeddings)
 
     def evaluate(
         self,

@@ -28,6 +28,7 @@ from spanet_lite.config.options_validation import (
 from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.devices import check_device, device_failure
 from spanet_lite.errors import InputError
+from spanet_lite.evaluation.inference import Predictions, no_events
 from spanet_lite.io import read_checkpoint, read_user_text
 
 CHECKPOINT_NAMES = ("best.ckpt", "last.ckpt")
@@ -54,6 +55,17 @@ class TrainedRun:
         """Move the network (e.g. ``run.to("cuda")``); returns self."""
         self.network.to(device)
         return self
+
+    def predictions(self, parts: list[Predictions], *, threshold: float | None, mode: str,
+                    embeddings: bool = False) -> Predictions:
+        """The per-block ``parts`` joined; for zero events (no parts) every key still there with
+        arrays of length 0 (:func:`~spanet_lite.evaluation.inference.no_events`), so a notebook
+        need not special-case an empty selection."""
+        if parts:
+            return Predictions.concatenate(parts)
+        pair_counts = {name: len(names) for name, names in self.statistics.pair_features.items()}
+        return no_events(self.network, self.spec, self.statistics.max_objects, pair_counts,
+                         threshold=threshold, mode=mode, embeddings=embeddings)
 
     def settings(self, *, batch_size: int, threshold: float | None, mode: str | None) -> tuple[float, str]:
         """(threshold, mode) for a prediction or evaluation: the caller's, else the run's
