@@ -199,3 +199,18 @@ def test_run_evaluate_passes_evaluate_files_keywords_through_and_no_masses_skips
     assert metrics["baseline"]["chi_square"]["used"] is True
     skipped = run.evaluate(data, masses=[])["baseline"]["chi_square"]
     assert skipped == {"used": False, "note": "chi-square baseline skipped: no masses given"}
+
+
+def test_reprs_say_what_is_held_in_one_short_line(ttbar: tuple[Path, Path], run: Run) -> None:
+    """A notebook cell ending in ``run`` or ``predictions`` shows a line, not 50 KB of arrays."""
+    run_dir, data = ttbar
+    assert repr(run) == (f"Run({str(run_dir)!r}, checkpoint last.ckpt; inputs Jets (10 x 5); "
+                         "particles t1, t2; on cpu)")
+    predictions = run.predict(data, threshold=0.5)
+    assert repr(predictions) == ("Predictions(40 events; assignments: t1, t2 (40, 3); "
+                                 "reported: t1, t2 (40, 3))")
+    evaluation = evaluate_file(run, data, masses=TOPS)
+    purity = evaluation.metrics["event_purity"]
+    chi = evaluation.metrics["baseline"]["chi_square"]["event_purity"]
+    assert repr(evaluation) == (f"Evaluation(40 events of events.h5; event_purity {purity:.4g}; "
+                                f"chi-square event_purity {chi:.4g}; .metrics for every number)")

@@ -77,6 +77,22 @@ class Evaluation:
     plots: list[Path] = field(default_factory=list)
     """The PNG files :func:`evaluate_file` wrote into its ``plots`` folder."""
 
+    def __repr__(self) -> str:
+        """The file, event count and headline numbers, not every array (a 100 KB repr)."""
+        metrics = self.metrics
+        parts = [f"{len(self.weights)} events of {Path(str(metrics.get('file', '?'))).name}"]
+        if "event_purity" in metrics:
+            parts.append(f"event_purity {metrics['event_purity']:.4g}")
+        chi = metrics.get("baseline", {}).get("chi_square", {})
+        if chi.get("used"):
+            parts.append(f"chi-square event_purity {chi['event_purity']:.4g}")
+        for name in ("regression", "classification"):
+            if metrics.get(name):
+                parts.append(f"{name}: {', '.join(metrics[name])}")
+        if self.plots:
+            parts.append(f"{len(self.plots)} plots")
+        return f"Evaluation({'; '.join(parts)}; .metrics for every number)"
+
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     if not parts:

@@ -61,6 +61,18 @@ class Predictions:
             for p in self.assignment_probabilities
         }
 
+    def __repr__(self) -> str:
+        """What is held, not the arrays (a repr of 50 KB buries a notebook cell): the event
+        count, the particles and the keys of each field with one shape, as scikit-hep's objects do."""
+        parts = [f"{len(self)} events"]
+        for name in ("assignments", "reported", "regressions", "classifications", "embeddings"):
+            value = getattr(self, name)
+            if value:
+                shape = next(iter(value.values())).shape
+                keys = ", ".join(list(value)[:4]) + (f", ... ({len(value)})" if len(value) > 4 else "")
+                parts.append(f"{name}: {keys} {shape}")
+        return f"Predictions({'; '.join(parts)})"
+
     def __len__(self) -> int:
         for value in (
             self.assignments, self.detection_probabilities, self.regressions, self.classifications,

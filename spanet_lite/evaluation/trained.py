@@ -47,6 +47,18 @@ class TrainedRun:
     network: torch.nn.Module
     checkpoint: Path
 
+    def __repr__(self) -> str:
+        """The run folder, checkpoint, inputs and particles: what tells runs apart in a notebook
+        (the default repr prints every option and the whole network)."""
+        inputs = ", ".join(
+            f"{s.name} ({s.num_features})" if s.kind == "GLOBAL"
+            else f"{s.name} ({self.statistics.max_objects.get(s.name, '?')} x {s.num_features})"
+            for s in self.spec.inputs
+        )
+        particles = ", ".join(self.spec.particle_names) or "none"
+        return (f"{type(self).__name__}({str(self.directory)!r}, checkpoint {self.checkpoint.name}; "
+                f"inputs {inputs}; particles {particles}; on {self.device})")
+
     @property
     def device(self) -> torch.device:
         return next(self.network.parameters()).device
