@@ -91,6 +91,24 @@ def test_nan_on_a_real_object_is_refused_as_in_a_file_and_nan_in_a_padded_slot_i
                                   clean.assignments["t1"])
 
 
+def test_a_log_feature_at_or_below_minus_one_is_refused_as_in_a_file(setup):
+    """log(x + 1) of pt = -3 is NaN inside the network; on a padded slot it is harmless."""
+    run, _, features, masks = setup
+    jets, met = features["Jets"].copy(), features["Met"].copy()
+    jets[5, 0, 1] = -3.0  # event 5's first jet is real
+    with pytest.raises(InputError) as raised:
+        run.predict({**features, "Jets": jets}, masks)
+    assert str(raised.value) == ("features['Jets'][..., 1] (pt): expected values above -1 for the log option "
+                                 "(x -> log(x + 1)), got -3 in event 5 (1 event(s) in all)")
+    met[7, 0] = -1.0
+    with pytest.raises(InputError, match=r"^features\['Met'\]\[\.\.\., 0\] \(met\): .* got -1 in event 7 "):
+        run.predict({**features, "Met": met}, masks)
+    padded = features["Jets"].copy()
+    padded[~masks["Jets"]] = -3.0
+    np.testing.assert_array_equal(run.predict({**features, "Jets": padded}, masks).assignments["t1"],
+                                  run.predict(features, masks).assignments["t1"])
+
+
 def test_a_global_input_in_spanets_one_vector_layout_predicts_the_same(setup):
     run, data, features, masks = setup
     spanet_layout = {**features, "Met": features["Met"][:, None, :]}  # (B, 1, F), as the ONNX export

@@ -29,6 +29,12 @@ FINITE_REAL = "finite values for real objects"
 there reaches the network and turns every prediction of the event into NaN."""
 
 
+def outside_log_domain(values: np.ndarray) -> np.ndarray:
+    """Where a ``log`` feature's values leave the domain of ``log(x + 1)`` (NaN is the finiteness
+    rule's business): the file checks and ``run.predict`` on arrays apply this one rule."""
+    return np.isfinite(values) & (values <= -1)
+
+
 def nonfinite_real(values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     """Where ``values`` break the finiteness rule: bool, shaped like ``values`` less its last axis.
 
@@ -63,7 +69,7 @@ class ValueChecks:
                 if feature is None or not feature.log:
                     continue
                 values = read(path)
-                bad = np.isfinite(values) & (values <= -1)
+                bad = outside_log_domain(values)
                 if expected.role == "feature":
                     mask = masks.get(expected.input or "")
                     if mask is None:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec, InputSpec
-from spanet_lite.dataset.value_checks import FINITE_REAL, nonfinite_real
+from spanet_lite.dataset.value_checks import FINITE_REAL, LOG_DOMAIN, nonfinite_real, outside_log_domain
 from spanet_lite.errors import InputError
 
 
@@ -116,6 +116,21 @@ def _finite(values: np.ndarray, mask: np.ndarray | None, where: str) -> None:
                          f"the first event {events[0]}")
 
 
+def _log_domain(source: InputSpec, values: np.ndarray, mask: np.ndarray | None, where: str) -> None:
+    """A ``log`` feature at or below -1 on a real object: refused, as in a file."""
+    for index, feature in enumerate(source.features):
+        if not feature.log:
+            continue
+        bad = outside_log_domain(values[..., index])
+        if mask is not None:
+            bad &= mask
+        events = np.flatnonzero(bad.any(axis=tuple(range(1, bad.ndim))))  # zero events too
+        if len(events):
+            first = values[..., index][events[0]][bad[events[0]]].flat[0]
+            raise InputError(None, f"{where}[..., {index}] ({feature.name})", LOG_DOMAIN,
+                             f"{first:g} in event {events[0]} ({len(events):,} event(s) in all)")
+
+
 def _zero_padding(values: np.ndarray, real: np.ndarray) -> np.ndarray:
     """Padded slots set to 0, as the file reader does: they may hold anything (NaN included) and
     must not reach the network's arithmetic."""
@@ -142,6 +157,7 @@ def _sequential(source: InputSpec, values: Any, mask: Any, events: tuple[int, st
         raise InputError(None, mask_where, f"(events, objects) = {array.shape[:2]} as {where}",
                          str(flags.shape))
     _finite(array, flags, where)
+    _log_domain(source, array, flags, where)
     return _zero_padding(array, flags), flags, events
 
 
@@ -167,6 +183,7 @@ def _global(source: InputSpec, values: Any, mask: Any, events: tuple[int, str] |
             raise InputError(None, mask_where, "an all-True (events, 1) mask or none (a GLOBAL input "
                              "is always one vector per event)", got)
     _finite(array, None, where)
+    _log_domain(source, array, None, where)
     return array, events
 
 
