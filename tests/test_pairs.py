@@ -378,7 +378,8 @@ def _onnx_matches_torch(run_dir: Path, data: Path, model: Path) -> None:
                                {"Jets": torch.from_numpy(pairs)}).assignments["t1"].exp().numpy()
     predictions = run.predict({"Jets": x}, {"Jets": mask}, pairs={"Jets": pairs}, threshold=0)
     assert predictions.assignments["t1"].shape == (4, 3)
-    with pytest.raises(ValueError, match="pairwise features of RELATIVE input 'Jets'"):
+    with pytest.raises(InputError, match=r"^pairs: expected an entry for every RELATIVE input with pair "
+                                         r"features \(Jets\), got none for Jets$"):
         run.predict({"Jets": x}, {"Jets": mask})
     real = torch_t1 > 1e-6
     np.testing.assert_allclose(onnx_t1[real], torch_t1[real], rtol=2e-3)

@@ -63,7 +63,8 @@ def _mapping(value: Any, argument: str, wanted: str) -> Mapping[str, Any]:
     return value
 
 
-def _keys(given: Mapping[str, Any], argument: str, allowed: list[str], required: list[str]) -> None:
+def _keys(given: Mapping[str, Any], argument: str, allowed: list[str], required: list[str],
+          kind: str = "input") -> None:
     """Every required name present, no other name: a misspelt input would else be ignored."""
     for key in given:
         if key not in allowed:
@@ -71,7 +72,7 @@ def _keys(given: Mapping[str, Any], argument: str, allowed: list[str], required:
             raise InputError(None, f"{argument}[{key!r}]", wanted, "a name it does not have")
     missing = [name for name in required if name not in given]
     if missing:
-        raise InputError(None, argument, f"an entry for every input ({_names(required)})",
+        raise InputError(None, argument, f"an entry for every {kind} ({_names(required)})",
                          f"none for {_names(missing)}")
 
 
@@ -209,7 +210,7 @@ def check_inputs(
     _keys(masks, "masks", names, objects)
     needed = [name for name, found in pair_features.items() if found]
     pairs = _mapping({} if pairs is None else pairs, "pairs", "each RELATIVE input to its pair features")
-    _keys(pairs, "pairs", needed, needed)
+    _keys(pairs, "pairs", needed, needed, "RELATIVE input with pair features")
     events: tuple[int, str] | None = None
     checked = CheckedInputs({}, {}, {})
     for source in spec.inputs:
