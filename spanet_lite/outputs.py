@@ -131,16 +131,17 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def _is_run_directory(folder: Path) -> bool:
-    """A training run's directory: an ``options.json`` next to a ``checkpoints/`` folder or a
-    ``statistics.json`` (a user's own folder of options files has neither)."""
-    recorded = (folder / RUN_CHECKPOINTS).is_dir() or (folder / "statistics.json").is_file()
+def is_run_directory(folder: Path) -> bool:
+    """A training run's directory (spanet-train's or SPANet's): an ``options.json`` next to a
+    ``checkpoints/`` folder or spanet-train's ``event_file.yaml``, which a run writes first. A
+    user's folder of options and statistics files is none."""
+    recorded = (folder / RUN_CHECKPOINTS).is_dir() or (folder / "event_file.yaml").is_file()
     return (folder / "options.json").is_file() and recorded
 
 
 def _is_run_checkpoints(folder: Path) -> bool:
-    """A run's ``checkpoints/`` folder (named so, next to an options.json)."""
-    return folder.name == RUN_CHECKPOINTS and (folder.parent / "options.json").is_file()
+    """A run's ``checkpoints/`` folder."""
+    return folder.name == RUN_CHECKPOINTS and is_run_directory(folder.parent)
 
 
 def _inside_a_run(path: Path) -> str | None:
@@ -153,13 +154,13 @@ def _inside_a_run(path: Path) -> str | None:
     spanet-train's, as a whole). A new folder or file beside the run files (``RUN/plots``) is fine.
     """
     resolved = _resolved(path)
-    if resolved.name == RUN_CHECKPOINTS and _is_run_directory(resolved.parent):
+    if resolved.name == RUN_CHECKPOINTS and is_run_directory(resolved.parent):
         return "a run's checkpoints/ folder"
-    if _is_run_directory(resolved):
+    if is_run_directory(resolved):
         return "a run directory"
     if any(_is_run_checkpoints(folder) for folder in resolved.parents):
         return "a path inside a run directory (in its checkpoints/)"
-    if resolved.name in RUN_FILES and _is_run_directory(resolved.parent):
+    if resolved.name in RUN_FILES and is_run_directory(resolved.parent):
         return "a path inside a run directory (one of its recorded files)"
     return None
 

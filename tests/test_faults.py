@@ -111,6 +111,18 @@ def test_an_input_or_a_run_checkpoint_is_never_an_output_even_with_overwrite(
             check_outputs([Output(target, "--json")], overwrite=True)
 
 
+def test_a_users_folder_of_options_and_statistics_is_no_run_directory(tmp_path: Path) -> None:
+    """A run is an options.json beside checkpoints/ or spanet-train's event_file.yaml; a folder
+    where someone keeps options.json and saved statistics is theirs to write into."""
+    (tmp_path / "options.json").write_text("{}")
+    (tmp_path / "statistics.json").write_text("{}")
+    check_outputs([Output(tmp_path / "statistics.json", "--json")], overwrite=True)
+    check_outputs([Output(tmp_path / "plots", "--plots", directory=True)])
+    (tmp_path / "event_file.yaml").write_text("")
+    with pytest.raises(InputError, match="outside a training run's files"):
+        check_outputs([Output(tmp_path / "statistics.json", "--json")], overwrite=True)
+
+
 @pytest.mark.parametrize(("folder", "got"), [
     ("checkpoints", "got a run's checkpoints/ folder"),
     (".", "got a run directory"),

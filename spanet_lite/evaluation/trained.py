@@ -30,6 +30,7 @@ from spanet_lite.devices import check_device, device_failure
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.inference import Predictions, no_events
 from spanet_lite.io import read_checkpoint, read_user_text
+from spanet_lite.outputs import is_run_directory
 
 CHECKPOINT_NAMES = ("best.ckpt", "last.ckpt")
 MATCHING_WEIGHTS = "weights matching the run's event file and options"
@@ -156,7 +157,7 @@ def _not_a_run(directory: Path) -> str:
     """What a folder without any run file is, naming the runs inside it when it holds some (the
     ``<log_dir>/<name>`` folder above ``version_N``, a likely slip)."""
     runs = sorted(
-        (p.name for p in directory.glob("version_*") if (p / "event_file.yaml").is_file()),
+        (p.name for p in directory.glob("version_*") if is_run_directory(p)),
         key=lambda name: (len(name), name),
     )
     if not runs:
@@ -170,8 +171,7 @@ def _not_a_folder(path: Path) -> str:
     slip in the order of the arguments; or a file of a run, whose folder is then named)."""
     if not path.exists():
         return "no such directory"
-    run = next((folder for folder in path.absolute().parents[:2] if (folder / "event_file.yaml").is_file()),
-               None)
+    run = next((folder for folder in path.absolute().parents[:2] if is_run_directory(folder)), None)
     return "a file" if run is None else f"a file of the run directory {run}: pass the folder"
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from spanet_lite.config.options import Options
 from spanet_lite.errors import InputError
 from spanet_lite.io import read_checkpoint, read_user_text
+from spanet_lite.outputs import is_run_directory
 
 
 @dataclass
@@ -202,7 +203,7 @@ def resume_target(path: Path) -> tuple[Path, Path | None]:
     if not path.is_file():
         raise InputError(path, "--resume", "a run directory or a .ckpt file", "nothing at that path")
     run_dir = path.resolve().parent.parent
-    in_run = path.resolve().parent.name == CHECKPOINTS and (run_dir / "options.json").is_file()
+    in_run = path.resolve().parent.name == CHECKPOINTS and is_run_directory(run_dir)
     return path.resolve(), run_dir if in_run else None
 
 
