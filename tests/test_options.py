@@ -249,7 +249,7 @@ def test_table_notes_say_plainly_where_a_value_is_built_differently():
     [
         ({"learning_rate": -0.001}, "learning_rate: expected a learning rate > 0, got -0.001 (a number)"),
         ({"learning_rate": 0.0}, "learning_rate: expected a learning rate > 0, got 0.0 (a number)"),
-        ({"learning_rate": float("nan")}, "learning_rate: expected a learning rate > 0, got nan (a number)"),
+        ({"learning_rate": float("nan")}, "learning_rate: expected a finite number, got nan (a number)"),
         ({"epochs": 0}, "epochs: expected at least 1 epoch, got 0 (a number)"),
         ({"batch_size": 0}, "batch_size: expected a batch size of at least 1, got 0 (a number)"),
         (
@@ -384,12 +384,29 @@ def test_numpy_numbers_from_python_become_plain_numbers():
 @pytest.mark.parametrize(("options", "message"), [
     (Options(batch_size="64"), "options.json: batch_size: expected an integer, got '64'"),
     (Options(dropout="0.1"), "options.json: dropout: expected a number, got '0.1'"),
-    (Options(partial_events=1), "options.json: partial_events: expected true or false, got 1 (a number)"),
+    (Options(partial_events=2), "options.json: partial_events: expected true or false (a JSON boolean, or "
+                                "0/1), got 2 (a number)"),
 ])
 def test_options_built_in_python_are_type_checked_before_their_rules(options: Options, message: str):
     with pytest.raises(InputError) as caught:
         validate_options(options, "options.json")
     assert str(caught.value) == message
+
+
+def test_options_built_in_python_take_what_the_file_takes_and_come_out_typed():
+    """One type rule (the loader's) for files, flags, keywords and Options built in Python."""
+    import numpy as np
+
+    from spanet_lite.config import typed_options
+
+    built = Options(hidden_dim=np.int64(32), dropout=np.float32(0.25), epochs=2.0,
+                    training_file=Path("/data/x.h5")).replace(batch_size=np.int32(64))
+    validate_options(built, "options.json")
+    typed = typed_options(built)
+    assert (typed.hidden_dim, typed.dropout, typed.epochs, typed.batch_size, typed.training_file) == (
+        32, 0.25, 2, 64, "/data/x.h5")
+    assert [type(v) for v in (typed.hidden_dim, typed.dropout, typed.epochs)] == [int, float, int]
+    assert typed.explicit == built.explicit
 
 
 def test_replacing_an_unknown_key_names_the_nearest_one():

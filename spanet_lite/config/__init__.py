@@ -27,6 +27,7 @@ from spanet_lite.config.options_file import (
     parse_options,
     parse_options_text,
     resolve_path,
+    typed_options,
     typed_overrides,
 )
 from spanet_lite.config.options_table import options_table
@@ -54,6 +55,7 @@ __all__ = [
     "parse_options",
     "parse_options_text",
     "resolve_path",
+    "typed_options",
     "typed_overrides",
     "validate_options",
     "without_effect_summary",

@@ -29,9 +29,11 @@ overrides are applied.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import numbers
+import os
 import re
 import warnings
 from collections.abc import Mapping
@@ -109,6 +111,18 @@ def parse_options(
     return Options(**values, explicit=frozenset(values))
 
 
+def typed_options(options: Options) -> Options:
+    """``options`` built in Python (a notebook's ``Options(hidden_dim=numpy.int64(32))``) with
+    every value in its field's type, by the file's rules; which keys were set is kept."""
+    typed = {f.name: _convert(f.name, getattr(options, f.name), None, f.name) for f in option_fields()}
+    return dataclasses.replace(options, **typed)
+
+
+def check_type(key: str, value: Any, source: str | Path | None, where: str) -> None:
+    """Raise the loader's one-line InputError when ``value`` is not of ``key``'s type."""
+    _convert(key, value, None if source is None else str(source), where)
+
+
 def typed_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
     """Option values set by a command-line flag or a Python keyword (``train(epochs=...)``,
     ``option_values=``), typed by the same rules as a file's values, so ``epochs=1.5`` or
@@ -153,7 +167,7 @@ def resolve_path(value: str, key: str, options_path: str | Path | None = None) -
 
 
 # ------------------------------------------------------------------------ helpers
-def _convert(key: str, value: Any, source: str, where: str) -> Any:
+def _convert(key: str, value: Any, source: str | None, where: str) -> Any:
     """Check ``value`` against the field's type; return it in that type."""
     kind = _FIELD_TYPES[key]
     if (kind == "bool" or key == "compile") and isinstance(value, (int, float)) and value in (0, 1):
@@ -178,6 +192,8 @@ def _convert(key: str, value: Any, source: str, where: str) -> Any:
         raise InputError(source, where, "a number", describe(value))
     if value is None and key in PATH_KEYS:
         return ""
+    if isinstance(value, os.PathLike) and key in PATH_KEYS:  # a notebook's pathlib.Path
+        return os.fspath(value)
     if not isinstance(value, str):
         raise InputError(source, where, "a string", describe(value))
     if key in _ACTIVATION_KEYS:

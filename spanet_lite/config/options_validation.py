@@ -35,6 +35,7 @@ from spanet_lite.config.options import (
     Options,
     option_fields,
 )
+from spanet_lite.config.options_file import check_type
 from spanet_lite.config.suggest import describe, did_you_mean
 from spanet_lite.errors import InputError
 
@@ -122,13 +123,6 @@ _RULES: tuple[_Rule, ...] = (
     *((key, _non_negative, "a number of layers >= 0") for key in LAYER_COUNT_KEYS),
 )
 
-_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "int": (lambda value: isinstance(value, int) and not isinstance(value, bool), "an integer"),
-    "float": (lambda value: isinstance(value, (int, float)) and not isinstance(value, bool), "a number"),
-    "bool": (lambda value: isinstance(value, bool), "true or false"),
-    "str": (lambda value: isinstance(value, str), "a string"),
-}
-
 _CHOICES: dict[str, tuple[str, ...]] = {
     "combine_pair_loss": COMBINE_PAIR_LOSSES,
     "transformer_activation": ACTIVATIONS,
@@ -157,11 +151,11 @@ def validate_options(
             return InputError(None, f"{key} (command line)", expected, got)
         return InputError(source, key, expected, got)
 
-    for item in option_fields():  # Options built in Python skipped the loader's typing
-        check = _TYPES.get(str(item.type))
-        value = getattr(options, item.name)
-        if check is not None and not check[0](value):
-            raise error(item.name, check[1], describe(value))
+    for item in option_fields():  # Options built in Python skipped the loader: its type rule
+        key = item.name
+        given = key in command_line
+        check_type(key, getattr(options, key), None if given else source,
+                   f"{key} (command line)" if given else key)
 
     for key, is_good, expected in _RULES:
         value = getattr(options, key)

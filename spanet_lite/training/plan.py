@@ -94,7 +94,7 @@ def plan_run(
     elif options is None:
         raise InputError(None, "OPTIONS", "an options file (or --resume RUN_DIR)")
     elif isinstance(options, Options):
-        loaded, options_path = options, None
+        loaded, options_path = options_module.typed_options(options), None
     elif isinstance(options, Mapping):  # a notebook's dict, typed like a file's JSON object
         loaded = options_module.parse_options(dict(options), "options", allow_unknown_keys=allow_unknown_keys)
         options_path = None
