@@ -319,6 +319,16 @@ def test_a_notebook_may_name_the_event_file_and_a_lone_path_is_not_a_list(tmp_pa
         operations.split(good, tmp_path / "a.h5", [1.0], spec_file)
 
 
+def test_a_seed_is_an_integer_and_a_whole_float_is_taken_as_one(tmp_path, spec_file):
+    good = write_h5(tmp_path / "good.h5", random_arrays(50, seed=9))
+    with pytest.raises(InputError, match=r"^--seed: expected an integer, got 1.5 \(a number\)$"):
+        operations.shuffle(good, tmp_path / "a.h5", spec_file, seed=1.5)
+    operations.shuffle(good, tmp_path / "b.h5", spec_file, seed=7.0)
+    operations.shuffle(good, tmp_path / "c.h5", spec_file, seed=7)
+    pt = [_read(tmp_path / name)["INPUTS/Jets/pt"] for name in ("b.h5", "c.h5")]
+    assert np.array_equal(*pt, equal_nan=True)  # padded slots hold NaN
+
+
 def test_labels_parse_one_per_input():
     assert parse_labels(["signal=1,kind=2", "kind=0,signal=0"], 2) == {"EVENT/signal": [1, 0],
                                                                        "EVENT/kind": [2, 0]}

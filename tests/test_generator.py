@@ -371,10 +371,13 @@ def test_a_notebooks_numbers_are_taken_when_whole_and_refused_otherwise(tmp_path
     assert summary.events == 5000
     with h5py.File(tmp_path / "a.h5") as file:
         assert file["INPUTS/Source/MASK"].shape[0] == 5000 and file.attrs["seed"] == 2
+    with pytest.raises(InputError, match=r"^--signal-fraction: expected a fraction between 0 and 1, "
+                                         r"got '0.5'$"):
+        generate_arrays("ttH_semilep", 10, seed=1, signal_fraction="0.5")
     for seed, got in ((None, "nothing"), (1.5, "1.5 (a number)")):
         with pytest.raises(InputError) as error:
             generate_arrays("hh_4b", 10, seed=seed)
-        assert str(error.value) == f"--seed: expected a whole number, got {got}"
+        assert str(error.value) == f"--seed: expected an integer, got {got}"
 
 
 def test_an_existing_file_is_refused_by_the_output_rule_before_any_work(tmp_path):

@@ -167,6 +167,17 @@ def resolve_path(value: str, key: str, options_path: str | Path | None = None) -
 
 
 # ------------------------------------------------------------------------ helpers
+def as_integer(value: Any, where: str, source: str | None = None) -> int:
+    """``value`` as an ``int`` when it is one: an int, a numpy integer, or a float with no
+    fraction (JSON's ``64.0``, a notebook's ``1e6``, exact below 2**53). Anything else is the one
+    line every integer setting gives: options, ``--set``, the generators' counts, seeds."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    raise InputError(source, where, "an integer", describe(value))
+
+
 def _convert(key: str, value: Any, source: str | None, where: str) -> Any:
     """Check ``value`` against the field's type; return it in that type."""
     kind = _FIELD_TYPES[key]
@@ -179,11 +190,7 @@ def _convert(key: str, value: Any, source: str | None, where: str) -> Any:
             return value
         raise InputError(source, where, "true or false (a JSON boolean, or 0/1)", describe(value))
     if kind == "int":
-        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-            return int(value)  # numpy integers from Python callers too
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            return int(value)
-        raise InputError(source, where, "an integer", describe(value))
+        return as_integer(value, where, source)
     if kind == "float":
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
             if math.isfinite(value):

@@ -35,7 +35,7 @@ from spanet_lite.config.options import (
     Options,
     option_fields,
 )
-from spanet_lite.config.options_file import check_type
+from spanet_lite.config.options_file import as_integer, check_type
 from spanet_lite.config.suggest import describe, did_you_mean
 from spanet_lite.errors import InputError
 
@@ -60,14 +60,16 @@ STORED_SEED_LIMIT = 2**64
 64-bit integers; h5py has no type for a larger Python int."""
 
 
-def check_seed(value: int, where: str = "--seed", *, bounded: bool = False, stored: bool = False) -> None:
+def check_seed(value: int, where: str = "--seed", *, bounded: bool = False, stored: bool = False) -> int:
     """A seed a user gave, as numpy's generators take it (any integer >= 0: spanet-data's
     shuffles), with ``stored`` also below :data:`STORED_SEED_LIMIT` (the event generators, which
     record it in the file), or, with ``bounded``, in :func:`is_seed`'s range (Optuna's sampler).
 
     Raises a one-line InputError naming ``where``, the flag the value comes from, so a command
-    prints it as it is and a notebook caller reads the same words.
+    prints it as it is and a notebook caller reads the same words. Returns the seed as an ``int``
+    (a notebook's ``5.0`` or ``numpy.int64(5)``), which the caller should use.
     """
+    value = as_integer(value, where)
     if bounded and not is_seed(value):
         raise InputError(None, where, SEED_EXPECTED, str(value))
     if value < 0:
@@ -76,6 +78,7 @@ def check_seed(value: int, where: str = "--seed", *, bounded: bool = False, stor
         raise InputError(
             None, where, "a seed below 2**64 (the file records it as an unsigned 64-bit integer)", str(value)
         )
+    return value
 
 
 _positive: Callable[[Any], bool] = lambda value: math.isfinite(value) and value > 0  # noqa: E731

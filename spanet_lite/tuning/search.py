@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from spanet_lite.config.options import PATH_KEYS, Options
+from spanet_lite.config.options_file import as_integer
 from spanet_lite.config.options_validation import check_seed
 from spanet_lite.errors import InputError
 from spanet_lite.tuning.space import DEFAULT_SPACE, Parameter, parse_space
@@ -69,6 +70,8 @@ class TuneConfig:
         # A notebook passes str paths and a search space as a mapping ({"hidden_dim": [16, 32]},
         # the YAML file's form); both become what the study works with.
         object.__setattr__(self, "options_file", Path(self.options_file))
+        if self.seed is not None:  # its range is check_config's; an int it must be from here on
+            object.__setattr__(self, "seed", as_integer(self.seed, "--seed"))
         object.__setattr__(self, "directory", Path(self.directory))
         if isinstance(self.space, Mapping):
             object.__setattr__(self, "space", parse_space(self.space, "space"))

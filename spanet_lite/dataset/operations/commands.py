@@ -140,7 +140,7 @@ def split(
     spec = event_spec_of(spec)
     _check_list(outputs, "outputs", "output files")
     _check_list(fractions, "fractions", "fractions")
-    check_seed(seed)
+    seed = check_seed(seed)
     _check_fractions(fractions, outputs)
     if shuffle and by_event_number:
         raise InputError(None, "--shuffle", "either --shuffle or --by-event-number, not both")
@@ -175,7 +175,7 @@ def shuffle(
 ) -> list[Written]:
     """The events of ``input`` in a uniformly random order (out of core, reproducible from ``seed``)."""
     spec = event_spec_of(spec)
-    check_seed(seed)
+    seed = check_seed(seed)
     check_outputs([input], [output], overwrite)
     with contextlib.ExitStack() as stack:
         plan = make_plan(spec, [_open(input, spec, stack, streaming)])

@@ -8,10 +8,10 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass, field
 
+from spanet_lite.config.options_file import as_integer
 from spanet_lite.config.options_validation import check_seed
 from spanet_lite.config.suggest import describe
 from spanet_lite.errors import InputError
@@ -35,16 +35,6 @@ def check_jobs(jobs: int) -> None:
     """
     if jobs < 1:
         raise InputError(None, "--jobs", "a positive number of worker processes", str(jobs))
-
-
-def whole_number(value: object, where: str) -> int:
-    """``value`` as an ``int`` when it is a whole number (``1e6``, ``numpy.int64(5)``), else a
-    one-line InputError naming ``where``."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    raise InputError(None, where, "a whole number", describe(value))
 
 
 @dataclass(frozen=True)
@@ -74,7 +64,7 @@ class Request:
                            ("jobs", "--jobs"), ("max_objects", "--max-objects")):
             value = getattr(self, name)
             if value is not None or name != "max_objects":
-                object.__setattr__(self, name, whole_number(value, flag))
+                object.__setattr__(self, name, as_integer(value, flag))
         check_seed(self.seed, stored=True)
         check_jobs(self.jobs)
         if self.events < 1:
@@ -84,10 +74,11 @@ class Request:
                 raise InputError(None, flag, "a non-negative number", str(value))
         if self.chunk_size < 1:
             raise InputError(None, "--chunk-size", "a positive number", str(self.chunk_size))
-        if self.signal_fraction is not None and not 0.0 <= self.signal_fraction <= 1.0:
-            raise InputError(
-                None, "--signal-fraction", "a fraction between 0 and 1", str(self.signal_fraction)
-            )
+        fraction = self.signal_fraction
+        if fraction is not None and (not isinstance(fraction, numbers.Real) or isinstance(fraction, bool)
+                                     or not 0.0 <= fraction <= 1.0):
+            got = describe(fraction).removesuffix(" (a number)")  # 2.0 reads as the command echoes it
+            raise InputError(None, "--signal-fraction", "a fraction between 0 and 1", got)
         process = self.process
         # The default selection's jets, and the lepton's slot, must fit in a row.
         least = max(process.selection.min_jets, 1) + (1 if process.has_lepton else 0)
