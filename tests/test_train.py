@@ -231,13 +231,40 @@ def test_cf_starts_a_new_run_from_a_checkpoint_and_trains_the_epochs_it_has_left
     assert torch.load(restored.last_checkpoint, map_location="cpu", weights_only=False)["epoch"] == 2
 
 
+def test_cf_alone_starts_a_new_run_with_the_checkpoints_options_and_leaves_its_run_alone(
+    workspace: dict[str, Any], tmp_path: Path
+) -> None:
+    """SPANet's -cf always makes a new version under -l/-n; without -of ours takes the
+    checkpoint's options (SPANet's would be its defaults) and says so."""
+    straight = workspace["straight"]
+    before = straight.last_checkpoint.read_bytes()
+    output = io.StringIO()
+    restored = train(checkpoint=straight.last_checkpoint, epochs=3, log_dir=tmp_path / "runs", name="again",
+                     console=Console(file=output, width=200))
+    assert restored.run_dir == tmp_path / "runs" / "again" / "version_0" and restored.epochs_completed == 3
+    assert straight.last_checkpoint.read_bytes() == before
+    assert "-cf without an options file: the new run takes the checkpoint's own options" in output.getvalue()
+    assert json.loads((restored.run_dir / "options.json").read_text())["hidden_dim"] == 16
+    from spanet_lite.errors import InputError
+
+    with pytest.raises(InputError, match=r"^-e/--epochs: expected more than 2 epochs: the checkpoint has "
+                                         r"done 2, and a new run from it \(-cf\) trains the epochs after "
+                                         r"those, got 2$"):
+        train(checkpoint=straight.last_checkpoint, epochs=2, log_dir=tmp_path / "other")
+    other = Path(__file__).resolve().parents[1] / "event_files" / "hh_4b.yaml"
+    with pytest.raises(InputError, match=r"hh_4b\.yaml: -ef/--event_file: expected the topology of the event "
+                                         r"file last\.ckpt's network was built for"):
+        train(checkpoint=straight.last_checkpoint, event_file=other, epochs=3, log_dir=tmp_path / "other")
+    assert not (tmp_path / "other").exists()
+
+
 def test_cf_with_options_that_build_another_network_is_one_line(
     workspace: dict[str, Any], generated_tth: Path, tmp_path: Path
 ) -> None:
     from spanet_lite.errors import InputError
 
     checkpoint = workspace["straight"].last_checkpoint
-    options = write_options(tmp_path, generated_tth, hidden_dim=8)
+    options = write_options(tmp_path, generated_tth, hidden_dim=8, epochs=3)
     with pytest.raises(InputError) as raised:
         train(options, log_dir=tmp_path / "runs", checkpoint=checkpoint)
     assert re.fullmatch(rf"{re.escape(str(checkpoint))}: state_dict: expected weights of the network these "

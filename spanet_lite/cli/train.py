@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument(
         "-cf", "--checkpoint", metavar="CKPT",
         help="SPANet's -cf: restore the full training state (weights, optimiser, epoch) from CKPT into a "
-        "new run with the options given; alone, the same as --resume CKPT",
+        "new run (-l/-n) with the options given; without options, with the checkpoint's own",
     )
     start.add_argument(
         "-sf", "--state_dict", "--state-dict", dest="state_dict", metavar="CKPT",

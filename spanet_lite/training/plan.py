@@ -62,9 +62,11 @@ def plan_run(
 ) -> Plan:
     """Options + overrides + files, checked; reads the checkpoint when resuming.
 
-    ``checkpoint`` (with ``options``): a new run that restores its training state from that
+    ``checkpoint`` (SPANet's ``-cf``): a new run that restores its training state from that
     file; the network's normalisation comes from the checkpoint, as its weights were trained
-    against it.
+    against it. Without ``options`` the options are the checkpoint's own (SPANet would build its
+    default network, which the checkpoint's weights fit only if it had been trained so); an
+    event file given with it must describe the same topology.
     """
     from spanet_lite import config as options_module
 
@@ -72,6 +74,13 @@ def plan_run(
     resumed: CheckpointFacts | None = None
     resume_checkpoint = run_dir = None
     event_text: str | None = None
+    if checkpoint is not None:
+        if not Path(checkpoint).is_file():
+            raise InputError(
+                Path(checkpoint), "-cf/--checkpoint", "a checkpoint file (.ckpt)", "no such file"
+            )
+        resume_checkpoint = Path(checkpoint).resolve()
+        resumed = read_checkpoint_facts(resume_checkpoint)
     if resume is not None:
         if options is not None:
             raise InputError(
@@ -91,8 +100,13 @@ def plan_run(
         loaded = Options.from_dict(resumed.options)
         event_text = resumed.event_file_text
         options_path = None
+    elif options is None and resumed is not None:  # -cf alone: a new run, the checkpoint's options
+        loaded, options_path = Options.from_dict(resumed.options), None
+        event_text = resumed.event_file_text
+        if "event_info_file" in overrides:
+            _check_same_topology(Path(overrides["event_info_file"]), event_text, resumed.path)
     elif options is None:
-        raise InputError(None, "OPTIONS", "an options file (or --resume RUN_DIR)")
+        raise InputError(None, "OPTIONS", "an options file (or --resume RUN_DIR, or -cf CKPT)")
     elif isinstance(options, Options):
         loaded, options_path = options_module.typed_options(options), None
     elif isinstance(options, Mapping):  # a notebook's dict, typed like a file's JSON object
@@ -104,13 +118,6 @@ def plan_run(
     else:
         options_path = Path(options)
         loaded = options_module.load_options(options_path, allow_unknown_keys=allow_unknown_keys)
-    if checkpoint is not None:
-        if not Path(checkpoint).is_file():
-            raise InputError(
-                Path(checkpoint), "-cf/--checkpoint", "a checkpoint file (.ckpt)", "no such file"
-            )
-        resume_checkpoint = Path(checkpoint).resolve()
-        resumed = read_checkpoint_facts(resume_checkpoint)
 
     sources = {key: "command line" for key in overrides}
     merged = loaded.replace(**overrides) if overrides else loaded
@@ -151,6 +158,17 @@ def plan_run(
     return Plan(merged, sources, event_text, event_path, training, validation, run_dir, resumed)
 
 
+def _check_same_topology(event_file: Path, checkpoint_text: str, checkpoint: Path) -> None:
+    """``-ef`` with ``-cf`` alone: the network comes from the checkpoint, so the event file may
+    only repeat its topology (SPANet reads the file, then fails to load weights of another)."""
+    from spanet_lite.config import load_event_spec, parse_event_spec
+
+    if load_event_spec(event_file) != parse_event_spec(checkpoint_text, source=str(checkpoint)):
+        raise InputError(event_file, "-ef/--event_file",
+                         f"the topology of the event file {checkpoint.name}'s network was built for",
+                         "another topology (to train on it, start a new run with -of and -sf)")
+
+
 def check_resume_epochs(plan: Plan, fast_dev_run: bool, *, explicit: bool) -> None:
     """A resumed run can only go forward: ``--epochs`` below what it did is a one-line error."""
     from spanet_lite.training.interrupt import INTERRUPTED_CHECKPOINT
@@ -166,6 +184,12 @@ def check_resume_epochs(plan: Plan, fast_dev_run: bool, *, explicit: bool) -> No
         )
     mid_epoch = plan.resume_checkpoint.name == INTERRUPTED_CHECKPOINT
     needed = done + 1 if mid_epoch else done
+    if plan.run_dir is None and plan.options.epochs <= done:  # -cf: a new run with nothing to train
+        where = "-e/--epochs" if explicit else "epochs"
+        raise InputError(
+            None, where, f"more than {done} epochs: the checkpoint has done {done}, and a new run "
+            "from it (-cf) trains the epochs after those", str(plan.options.epochs),
+        )
     if plan.options.epochs < needed:
         where = "--epochs" if explicit else "epochs"
         part = f" and part of epoch {done + 1}" if mid_epoch else ""

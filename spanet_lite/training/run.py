@@ -76,7 +76,8 @@ def train(
 
     * ``checkpoint``: restore the full training state (weights, optimiser, schedule, epoch)
       from a ``.ckpt`` into a *new* run directory, with the options given here (SPANet's
-      ``-cf``). Without ``options`` it is the same as ``resume``.
+      ``-cf``). Without ``options`` the new run takes the checkpoint's own options (SPANet
+      would build its default network); the run the checkpoint came from is left as it is.
     * ``state_dict``: start from another run's weights (every tensor whose name and shape
       match, :func:`~spanet_lite.training.weights.load_initial_weights`), with a fresh
       optimiser and schedule; ``freeze_state_dict`` keeps those weights fixed (fine-tuning).
@@ -111,8 +112,6 @@ def train(
     }
     if checkpoint is not None and resume is not None:
         raise InputError(None, "-cf/--checkpoint", "either -cf CKPT or --resume, not both")
-    if checkpoint is not None and options is None:
-        resume, checkpoint = checkpoint, None
     if state_dict is not None and (resume is not None or checkpoint is not None):
         raise InputError(
             None, "-sf/--state_dict",
@@ -129,6 +128,9 @@ def train(
             None, "--time-limit", "a duration such as 3600, 45m, 2h or 01:30:00", repr(time_limit)
         ) from None
     plan = plan_run(options, resume, overrides, checkpoint, allow_unknown_keys=allow_unknown_keys)
+    if checkpoint is not None and options is None and console is not None:
+        console.print("-cf without an options file: the new run takes the checkpoint's own options "
+                      "(SPANet would build its default network)", highlight=False, markup=False)
     check_resume_epochs(plan, fast_dev_run, explicit="epochs" in overrides)
     if not fast_dev_run:
         from spanet_lite.outputs import check_writable_folder
