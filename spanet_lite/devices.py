@@ -33,29 +33,30 @@ def usable_device_types() -> list[str]:
     return usable
 
 
-def check_device(text: str) -> torch.device:
-    """``--device`` as a torch device that exists on this machine, else a one-line InputError."""
+def check_device(text: str, where: str = "--device") -> torch.device:
+    """``text`` as a torch device that exists on this machine, else a one-line InputError naming
+    ``where`` (the flag or keyword it came from: ``--device``, ``-g/--gpu``, ``device``)."""
     try:
         device = torch.device(text)
     except (RuntimeError, ValueError, TypeError):
-        raise InputError(None, "--device", "a torch device such as cpu, cuda or cuda:1", repr(text)) from None
+        raise InputError(None, where, "a torch device such as cpu, cuda or cuda:1", repr(text)) from None
     usable = usable_device_types()
     if device.type == "cuda" and "cuda" not in usable:
         raise InputError(
-            None, "--device", "a device that exists here (no CUDA device is visible: use cpu)", repr(text)
+            None, where, "a device that exists here (no CUDA device is visible: use cpu)", repr(text)
         )
     if device.type == "mps" and "mps" not in usable:
         raise InputError(
-            None, "--device", "a device that exists here (MPS is not available: use cpu)", repr(text)
+            None, where, "a device that exists here (MPS is not available: use cpu)", repr(text)
         )
     if device.type not in usable:
         types = ", ".join(DEVICE_TYPES)
         wanted = f"a device type spanet_lite runs on, one of {types} (available here: {', '.join(usable)})"
-        raise InputError(None, "--device", wanted, repr(text))
+        raise InputError(None, where, wanted, repr(text))
     if device.type == "cuda" and device.index is not None:
         count = torch.cuda.device_count()
         if device.index >= count:
-            raise InputError(None, "--device", f"cuda:0..cuda:{count - 1} ({count} CUDA device(s) visible)",
+            raise InputError(None, where, f"cuda:0..cuda:{count - 1} ({count} CUDA device(s) visible)",
                              repr(text))
     return device
 

@@ -214,3 +214,15 @@ def test_reprs_say_what_is_held_in_one_short_line(ttbar: tuple[Path, Path], run:
     chi = evaluation.metrics["baseline"]["chi_square"]["event_purity"]
     assert repr(evaluation) == (f"Evaluation(40 events of events.h5; event_purity {purity:.4g}; "
                                 f"chi-square event_purity {chi:.4g}; .metrics for every number)")
+
+
+def test_a_repr_gives_each_key_its_own_shape_when_they_differ() -> None:
+    from spanet_lite.evaluation.inference import Predictions
+
+    predictions = Predictions(
+        assignments={"lt": np.zeros((5, 1)), "ht": np.zeros((5, 3)), "h": np.zeros((5, 2))},
+        detection_probabilities={"lt": np.zeros(5), "ht": np.zeros(5), "h": np.zeros(5)},
+        regressions={"EVENT/neutrino_pz": np.zeros(5)},
+    )
+    assert repr(predictions) == ("Predictions(5 events; assignments: lt (5, 1), ht (5, 3), h (5, 2); "
+                                 "regressions: EVENT/neutrino_pz (5,))")

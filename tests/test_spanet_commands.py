@@ -131,21 +131,38 @@ def test_command_lines_from_spanets_readme_parse(module, argv):
     module.build_parser().parse_args(argv)
 
 
-@pytest.mark.parametrize(("flags", "device"), [([], "cpu"), (["-g"], "cuda"), (["--gpu"], "cuda"),
-                                               (["--device", "cuda:1"], "cuda:1")])
-def test_g_puts_spanet_test_and_predict_on_the_gpu(monkeypatch, capsys, flags, device):
-    """SPANet's -g/--gpu: the network is loaded onto CUDA (the load is stopped right there)."""
+@pytest.mark.parametrize(("flags", "device", "named"), [
+    ([], "cpu", "--device"), (["-g"], "cuda", "-g/--gpu"), (["--gpu"], "cuda", "-g/--gpu"),
+    (["--device", "cuda:1"], "cuda:1", "--device"),
+])
+def test_g_puts_spanet_test_and_predict_on_the_gpu(monkeypatch, capsys, flags, device, named):
+    """SPANet's -g/--gpu: the network is loaded onto CUDA (the load is stopped right there), and a
+    machine without one is told about the flag the user typed."""
     seen = []
+
+    def check_device(text, where="--device"):
+        seen.append((text, where))
 
     def load_run(run_dir, checkpoint=None, device=None):
         seen.append(device)
         raise InputError(None, "load_run", "nothing (stopped by the test)")
 
+    monkeypatch.setattr("spanet_lite.devices.check_device", check_device)
     monkeypatch.setattr("spanet_lite.evaluation.run.load_run", load_run)
     assert test_cli.main(["run", "-tf", "test.h5", *flags]) == 2
     assert predict_cli.main(["run", "out.h5", "-tf", "test.h5", *flags]) == 2
-    assert seen == [device, device]
+    assert seen == [(device, named), device] * 2
     assert capsys.readouterr().err.count("stopped by the test") == 2
+
+
+def test_r_keeps_spanets_meaning_zero_or_below_leaves_the_file_and_beyond_numpy_is_named():
+    for value in ("0", "-2"):
+        args = train_cli.build_parser().parse_args(["-of", "o.json", "-r", value])
+        assert "dataset_randomization" not in train_cli._option_values(args)
+    args = train_cli.build_parser().parse_args(["-of", "o.json", "-r", str(2**32)])
+    with pytest.raises(InputError, match=r"^-r/--random_seed: expected a seed in \[0, 2\*\*32\), "
+                                         r"got 4294967296$"):
+        train_cli._option_values(args)
 
 
 def test_abbreviations_and_bad_percentages_are_refused(capsys):

@@ -143,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _option_values(args: argparse.Namespace) -> dict[str, object]:
     """Option keys that SPANet's flags set (their SPANet meaning), besides train()'s own arguments."""
+    from spanet_lite.config.options_validation import SEED_EXPECTED, is_seed
     from spanet_lite.errors import InputError
 
     values: dict[str, object] = {}
@@ -150,11 +151,11 @@ def _option_values(args: argparse.Namespace) -> dict[str, object]:
         if not 0 < args.limit_dataset <= 100:
             raise InputError(None, "-p/--limit_dataset", "a percentage in (0, 100]", str(args.limit_dataset))
         values["dataset_limit"] = args.limit_dataset / 100.0
-    if args.random_seed is not None:
-        if args.random_seed < 0:
-            raise InputError(None, "-r/--random_seed", "a seed >= 0", str(args.random_seed))
-        if args.random_seed > 0:  # SPANet: 0 means "leave dataset_randomization as the file says"
-            values["dataset_randomization"] = args.random_seed
+    if args.random_seed is not None and args.random_seed > 0:
+        # SPANet: 0 or below leaves dataset_randomization as the options file says.
+        if not is_seed(args.random_seed):
+            raise InputError(None, "-r/--random_seed", SEED_EXPECTED, str(args.random_seed))
+        values["dataset_randomization"] = args.random_seed
     if args.full_events:
         values["partial_events"] = False
         values["balance_particles"] = False
@@ -180,8 +181,8 @@ def _body(argv: Sequence[str] | None) -> int:
             f"{args.options_file} and {args.options_flag}",
         )
     if args.profile:
-        raise InputError(None, "--profile", "a supported flag (use --fast-dev-run for a quick check)",
-                         "SPANet's profiler run is not supported")
+        raise InputError(None, "--profile", "a flag spanet_lite supports (it has no profiler run; "
+                         "--fast-dev-run trains one batch as a quick check)", "--profile")
     if args.fp16 and args.precision and args.precision != "16-mixed":
         raise InputError(None, "-fp16", "either -fp16 or --precision", f"both ({args.precision})")
     options = args.options_file or args.options_flag

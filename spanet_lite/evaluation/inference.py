@@ -68,9 +68,14 @@ class Predictions:
         for name in ("assignments", "reported", "regressions", "classifications", "embeddings"):
             value = getattr(self, name)
             if value:
-                shape = next(iter(value.values())).shape
-                keys = ", ".join(list(value)[:4]) + (f", ... ({len(value)})" if len(value) > 4 else "")
-                parts.append(f"{name}: {keys} {shape}")
+                shown = list(value.items())[:4]
+                more = f", ... ({len(value)})" if len(value) > 4 else ""
+                shapes = {array.shape for array in value.values()}
+                if len(shapes) == 1:  # one shape for all: said once
+                    listed = ", ".join(key for key, _ in shown) + more + f" {shapes.pop()}"
+                else:
+                    listed = ", ".join(f"{key} {array.shape}" for key, array in shown) + more
+                parts.append(f"{name}: {listed}")
         return f"Predictions({'; '.join(parts)})"
 
     def __len__(self) -> int:

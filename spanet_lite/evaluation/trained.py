@@ -248,7 +248,7 @@ def load_trained(
     broken = first_non_finite(weights.items())
     if broken is not None:
         raise InputError(path, f"state_dict network.{broken}", "finite weights", "NaN or infinity")
-    target = check_device(device)
+    target = check_device(device, "device")
     try:
         network.eval().to(target)
     except RuntimeError as error:  # busy, out of memory or lost: the driver's words, on one line
