@@ -55,8 +55,15 @@ class Output:
 
 
 def output(path: str | Path | None, what: str, *, directory: bool = False) -> Output | None:
-    """An :class:`Output`, or None when the option was not given (so callers can pass every option)."""
-    return None if path is None else Output(Path(path), what, directory)
+    """An :class:`Output`, or None when the option was not given (so callers can pass every option).
+
+    An empty path is refused by name here: ``Path("")`` is ``.``, the current folder, and the
+    refusal would wrongly speak of a directory."""
+    if path is None:
+        return None
+    if isinstance(path, str) and not path:
+        raise InputError(None, what, "a folder path" if directory else "a file path", "an empty path")
+    return Output(Path(path), what, directory)
 
 
 def check_outputs(

@@ -111,6 +111,15 @@ def test_an_input_or_a_run_checkpoint_is_never_an_output_even_with_overwrite(
             check_outputs([Output(target, "--json")], overwrite=True)
 
 
+def test_an_empty_output_path_is_named_so_by_every_command() -> None:
+    from spanet_lite.outputs import output
+
+    with pytest.raises(InputError, match=r"^OUT\.h5: expected a file path, got an empty path$"):
+        output("", "OUT.h5")
+    with pytest.raises(InputError, match=r"^--plots: expected a folder path, got an empty path$"):
+        output("", "--plots", directory=True)
+
+
 def test_a_users_folder_of_options_and_statistics_is_no_run_directory(tmp_path: Path) -> None:
     """A run is an options.json beside checkpoints/ or spanet-train's event_file.yaml; a folder
     where someone keeps options.json and saved statistics is theirs to write into."""

@@ -84,16 +84,6 @@ VALUE_KINDS = {int: "an integer", float: "a number"}
 """What a ``--set`` value must look like, by the type of the parameter's default."""
 
 
-def _file_path(text: str | None, flag: str) -> Path | None:
-    """``text`` as a path; an empty one is refused by name (``Path("")`` would be ``.``, the
-    current folder, and the refusal would wrongly speak of a directory)."""
-    if text is None:
-        return None
-    if not text:
-        raise InputError(None, flag, "a file path", "an empty path")
-    return Path(text)
-
-
 def _overrides(items: list[str]) -> dict[str, float | int]:
     from spanet_lite.physics.generator.config import PhysicsConfig
 
@@ -116,8 +106,6 @@ def _overrides(items: list[str]) -> dict[str, float | int]:
 def _body(argv: Sequence[str] | None) -> int:
     """Parse, then call the backend, which checks every value (``generator.request.Request``)."""
     args = build_parser().parse_args(argv)
-    args.output = _file_path(args.output, "--output")
-    args.event_file_output = _file_path(args.event_file_output, "--event-file-output")
     from rich.console import Console
 
     from spanet_lite.io import atomic_write_text
