@@ -42,6 +42,7 @@ from spanet_lite.dataset.pair_features import (
 )
 from spanet_lite.dataset.reader import EventBlock
 from spanet_lite.dataset.statistics import DatasetStatistics, RunningMoments
+from spanet_lite.dataset.value_checks import LOG_DOMAIN, outside_log_domain
 from spanet_lite.errors import InputError
 
 
@@ -117,11 +118,11 @@ def compute_statistics(
             logs = np.array([f.log for f in features])
             if logs.any():
                 real = real.astype(np.float64)
-                bad = real[:, logs] <= -1
+                bad = outside_log_domain(real[:, logs])
                 if bad.any():
                     column = int(np.flatnonzero(logs)[int(np.argmax(bad.any(axis=0)))])
                     raise InputError(source, hdf5_layout.feature_path(name, features[column].name),
-                                     "values above -1 for the log option (x -> log(x + 1))",
+                                     LOG_DOMAIN,
                                      f"{int(bad.sum())} pair value(s) <= -1 in events "
                                      f"{int(block.rows[0])}..{int(block.rows[-1])}")
                 real[:, logs] = np.log1p(real[:, logs])
@@ -214,7 +215,7 @@ def _check_log_domain(
 ) -> None:
     """``log(x + 1)`` needs ``x > -1``: name the feature, the first event and the count otherwise."""
     for column in np.flatnonzero(logs):
-        bad = real[:, column] <= -1
+        bad = outside_log_domain(real[:, column])
         if bad.any():
             first = int(np.argmax(bad))
             if input_spec.has_objects:  # entry -> event: entries are real objects, event by event
@@ -225,7 +226,7 @@ def _check_log_domain(
             raise InputError(
                 source,
                 hdf5_layout.feature_path(input_spec.name, input_spec.features[column].name),
-                "values above -1 for the log option (x -> log(x + 1))",
+                LOG_DOMAIN,
                 f"{float(real[first, column]):g} in event {event} ({int(bad.sum())} such value(s) in events "
                 f"{int(block.rows[0])}..{int(block.rows[-1])})",
             )
