@@ -138,3 +138,12 @@ def test_zero_events_give_every_key_of_any_other_call_with_arrays_of_length_zero
         assert {k: (v.shape[1:], v.dtype) for k, v in empty.items()} == \
                {k: (v.shape[1:], v.dtype) for k, v in full.items()}, name
         assert all(len(v) == 0 for v in empty.values())
+
+
+def test_tensors_that_need_grad_are_taken_as_their_values(setup):
+    import torch
+
+    run, _, features, masks = setup
+    tensors = {name: torch.tensor(value, requires_grad=True) for name, value in features.items()}
+    np.testing.assert_array_equal(run.predict(tensors, masks).assignments["t1"],
+                                  run.predict(features, masks).assignments["t1"])

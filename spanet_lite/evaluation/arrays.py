@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from spanet_lite.config.event_spec import EventSpec, InputSpec
 from spanet_lite.dataset.value_checks import FINITE_REAL, LOG_DOMAIN, nonfinite_real, outside_log_domain
@@ -77,6 +78,8 @@ def _keys(given: Mapping[str, Any], argument: str, allowed: list[str], required:
 
 
 def _array(value: Any, where: str, kinds: str = "fiub") -> np.ndarray:
+    if isinstance(value, torch.Tensor):  # a notebook's tensor may need grad or live on a GPU
+        value = value.detach().cpu()
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as error:  # ragged lists
