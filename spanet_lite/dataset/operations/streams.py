@@ -27,9 +27,10 @@ import numpy as np
 
 from spanet_lite import outputs as outputs_rule
 from spanet_lite.config.event_spec import EventSpec
-from spanet_lite.dataset.hdf5_layout import mask_path, read_rows, target_index_offsets
+from spanet_lite.dataset.hdf5_layout import read_rows, target_index_offsets
 from spanet_lite.dataset.schema import DEFAULT_CHUNK_SIZE, open_h5, validate_h5
 from spanet_lite.errors import InputError, SpanetWarning
+from spanet_lite.hdf5_paths import classification_path, mask_path, target_path
 
 OUTPUT_CHUNK_ROWS = 4096
 """Events per HDF5 chunk in every output (what ``spanet-generate`` writes)."""
@@ -214,7 +215,7 @@ def make_plan(spec: EventSpec, sources: list[Source], labels: dict[str, list[int
     """
     widths = {name: max(s.widths[name] for s in sources) for name in sources[0].widths}
     sequential = {s.name for s in spec.sequential}
-    unassociated = {f"TARGETS/{p.name}/{q.name}"
+    unassociated = {target_path(p.name, q.name)
                     for p in spec.particles for q in p.products if q.input is None}
     columns: list[Column] = []
     dropped: list[str] = []
@@ -240,7 +241,7 @@ def make_plan(spec: EventSpec, sources: list[Source], labels: dict[str, list[int
         warnings.warn(f"not copied (missing from an input, or shaped differently): {', '.join(dropped)}",
                       SpanetWarning, stacklevel=2)
     for key, values in (labels or {}).items():
-        path = f"CLASSIFICATIONS/{key}"
+        path = classification_path(key)
         columns.append(Column(path, np.dtype(np.int64), (), {"compression": "gzip", "shuffle": True},
                               constants=tuple(values)))
     return Plan(spec, sources, columns, widths)

@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 from numpy.typing import NDArray
 
-from spanet_lite.hdf5_paths import EVENT_WEIGHT_DATASET, mask_path, target_path
+from spanet_lite.hdf5_paths import EVENT_WEIGHT_DATASET, classification_path, mask_path, target_path
 from spanet_lite.outputs import check_outputs, output
 from spanet_lite.physics.generator.acceptance import AcceptanceGuard
 from spanet_lite.physics.generator.allocator import retain_freed_memory
@@ -82,7 +82,7 @@ class _Tally:
             num_objects.sum()
             - (arrays[mask_path(p.sequential_input)][:, 0].sum() if p.has_lepton else 0)
         )
-        signal = arrays.get("CLASSIFICATIONS/EVENT/signal")
+        signal = arrays.get(classification_path("EVENT/signal"))
         rows = np.ones(n, dtype=bool) if signal is None else signal.astype(bool)
         self.signal_events += int(rows.sum())
         complete = []

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from spanet_lite.hdf5_paths import classification_path, target_path
 from spanet_lite.physics.generator import event_files
 from spanet_lite.physics.generator.config import B_MASS, PhysicsConfig, Selection
 from spanet_lite.physics.generator.detector import Reconstructed, reconstruct
@@ -109,7 +110,7 @@ def _source_arrays(reco: Reconstructed, process: Process) -> Arrays:
         "INPUTS/Source/btag": reco.jet_btag.astype(np.float32),
     }
     for r, (particle, product) in enumerate(process.targets):
-        out[f"TARGETS/{particle}/{product}"] = reco.targets[:, r]
+        out[target_path(particle, product)] = reco.targets[:, r]
     return out
 
 
@@ -153,7 +154,7 @@ def _momenta_arrays(reco: Reconstructed, lepton: Lepton, process: Process) -> Ar
     }
     for r, (particle, product) in enumerate(process.targets):
         t = reco.targets[:, r]
-        out[f"TARGETS/{particle}/{product}"] = np.where(t >= 0, t + 1, -1)  # jets start at slot 1
+        out[target_path(particle, product)] = np.where(t >= 0, t + 1, -1)  # jets start at slot 1
     nu = lepton.neutrino
     px, py, pz = nu.px[rows], nu.py[rows], nu.pz[rows]
     out["REGRESSIONS/EVENT/neutrino_px"] = px
@@ -285,7 +286,7 @@ def simulate_tth_semilep(
     rows = reco.events
     t_lep, t_had, x = (FourVector(v.e[rows], v.px[rows], v.py[rows], v.pz[rows]) for v in (t_lep, t_had, x))
     out["REGRESSIONS/EVENT/log_invariant_mass"] = np.log(invariant_mass(t_lep, t_had, x))
-    out["CLASSIFICATIONS/EVENT/signal"] = signal[rows].astype(np.int64)
+    out[classification_path("EVENT/signal")] = signal[rows].astype(np.int64)
     return out, reco
 
 
