@@ -10,6 +10,7 @@ file without ``overwrite=True``, never an input or a run's checkpoint) holds for
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +43,9 @@ def run(ttbar: tuple[Path, Path]) -> Run:
 
 
 BAD_SETTINGS = [
-    ({"threshold": 7.5}, "threshold: expected a probability between 0 and 1, got 7.5"),
-    ({"threshold": float("nan")}, "threshold: expected a probability between 0 and 1, got nan"),
-    ({"batch_size": 0}, "batch_size: expected a positive number of events, got 0"),
+    ({"threshold": 7.5}, "threshold: expected a probability in [0, 1], got 7.5"),
+    ({"threshold": float("nan")}, "threshold: expected a probability in [0, 1], got nan"),
+    ({"batch_size": 0}, "batch_size: expected a batch size of at least 1, got 0"),
     ({"mode": "gredy"}, "mode: expected one of greedy, exact, got 'gredy' (did you mean 'greedy'?)"),
 ]
 
@@ -79,8 +80,8 @@ def test_decode_refuses_a_mode_it_does_not_know_instead_of_decoding_exactly() ->
 
 
 @pytest.mark.parametrize(("flag", "keyword", "value", "expected"), [
-    ("--threshold", "threshold", 7.5, "a probability between 0 and 1, got 7.5"),
-    ("--batch-size", "batch_size", 0, "a positive number of events, got 0"),
+    ("--threshold", "threshold", 7.5, "a probability in [0, 1], got 7.5"),
+    ("--batch-size", "batch_size", 0, "a batch size of at least 1, got 0"),
 ])
 def test_the_cli_and_the_api_say_the_same_words_the_cli_naming_its_flag_and_exiting_2(
     ttbar: tuple[Path, Path], run: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -88,7 +89,7 @@ def test_the_cli_and_the_api_say_the_same_words_the_cli_naming_its_flag_and_exit
 ) -> None:
     run_dir, data = ttbar
     out = tmp_path / "out.h5"
-    with pytest.raises(InputError, match=f"^{keyword}: expected {expected}$"):
+    with pytest.raises(InputError, match=f"^{re.escape(keyword)}: expected {re.escape(expected)}$"):
         write_predictions(run, data, out, **{keyword: value})
     assert predict_cli.main([str(run_dir), str(data), str(out), flag, str(value)]) == 2
     assert capsys.readouterr().err == f"spanet-predict: error: {flag}: expected {expected}\n"

@@ -333,7 +333,7 @@ BAD_VALUES = [  # (write_file arguments, the same on the command line, the line 
      f"objects, in a signed 64-bit integer), got {2**63}"),
     ({"selection": Selection(min_jets=-1, min_btags=2)}, ["--min-jets", "-1"],
      "--min-jets: expected a non-negative number, got -1"),
-    ({"chunk_size": 0}, ["--chunk-size", "0"], "--chunk-size: expected a positive number, got 0"),
+    ({"chunk_size": 0}, ["--chunk-size", "0"], "--chunk-size: expected a positive number of events, got 0"),
     ({"signal_fraction": 2.0}, ["--signal-fraction", "2"],
      "--signal-fraction: expected a fraction between 0 and 1, got 2.0"),
     ({"max_objects": 3}, ["--max-objects", "3"],

@@ -412,7 +412,7 @@ def test_options_built_in_python_take_what_the_file_takes_and_come_out_typed():
 def test_replacing_an_unknown_key_names_the_nearest_one():
     with pytest.raises(InputError) as caught:
         Options().replace(learnig_rate=0.1)
-    assert str(caught.value) == "learnig_rate: expected an option key, got 'learnig_rate' " \
+    assert str(caught.value) == "learnig_rate: expected a known option key, got 'learnig_rate' " \
                                 "(did you mean 'learning_rate'?)"
 
 

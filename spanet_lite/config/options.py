@@ -213,7 +213,7 @@ class Options:
         known = {f.name for f in option_fields()}
         for key in changes:
             if key not in known:
-                raise InputError(None, key, "an option key", repr(key) + did_you_mean(key, known))
+                raise InputError(None, key, "a known option key", repr(key) + did_you_mean(key, known))
         updated = dataclasses.replace(self, **changes)
         updated.explicit = self.explicit | frozenset(changes)
         return updated

@@ -199,8 +199,13 @@ def validate_options(
 # ``run.predict(path, threshold=7.5)`` is refused like ``detection_threshold: 7.5``; ``where``
 # names what the caller gave (``--threshold`` for the CLI, ``threshold`` for the Python API).
 
-THRESHOLD_EXPECTED = "a probability between 0 and 1"
-BATCH_SIZE_EXPECTED = "a positive number of events"
+def _expected(key: str) -> str:
+    """The rule table's words for ``key``, so a flag or keyword of the same meaning says the same."""
+    return next(expected for name, _, expected in _RULES if name == key)
+
+
+THRESHOLD_EXPECTED = _expected("detection_threshold")
+BATCH_SIZE_EXPECTED = _expected("batch_size")
 
 
 def _rule(key: str) -> Callable[[Any], bool]:

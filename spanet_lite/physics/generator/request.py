@@ -73,7 +73,7 @@ class Request:
             if value < 0:
                 raise InputError(None, flag, "a non-negative number", str(value))
         if self.chunk_size < 1:
-            raise InputError(None, "--chunk-size", "a positive number", str(self.chunk_size))
+            raise InputError(None, "--chunk-size", "a positive number of events", str(self.chunk_size))
         fraction = self.signal_fraction
         if fraction is not None and (not isinstance(fraction, numbers.Real) or isinstance(fraction, bool)
                                      or not 0.0 <= fraction <= 1.0):
