@@ -35,6 +35,20 @@ def ttbar(tmp_path_factory):
     return run_dir, data
 
 
+def test_a_prediction_file_of_the_training_data_is_refused_without_a_warning_first(tmp_path, capsys):
+    """Its INPUTS are the training file's, so the overlap check would warn before the refusal:
+    one line is what the user needs, the refusal."""
+    data = write_ttbar_file(tmp_path / "train.h5", num_events=40)
+    run_dir = make_run_dir(tmp_path / "run", TTBAR_YAML, data, training_file=str(data))
+    out = tmp_path / "predicted.h5"
+    assert predict_cli.main([str(run_dir), str(data), str(out)]) == 0
+    capsys.readouterr()
+    assert test_cli.main([str(run_dir), "-tf", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"spanet-test: error: {out}: expected a labelled test file")
+    assert err.count("\n") == 1
+
+
 def test_predict_output_is_a_valid_spanet_file_that_spanet_test_refuses_to_score(ttbar, tmp_path, capsys):
     """The output has SPANet's layout (spanet-inspect reads it as a truth file), but its TARGETS
     are predictions: scoring it would compare the network with itself, so spanet-test, Run.evaluate
@@ -50,8 +64,7 @@ def test_predict_output_is_a_valid_spanet_file_that_spanet_test_refuses_to_score
     line = (f"{out}: expected a labelled test file, got a prediction file written by spanet-predict "
             f"(run {run_dir}): its TARGETS are predictions, not the truth; pass the labelled file it "
             "was made from")
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.strip().endswith(line)
+    assert capsys.readouterr().err == f"spanet-test: error: {line}\n"  # no training-file warning first
     assert not report.exists()
     with pytest.raises(InputError, match="its TARGETS are predictions"):
         load_run(run_dir).evaluate(out)

@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from spanet_lite.errors import SpanetWarning
+from spanet_lite.evaluation.predict import RUN_ATTRIBUTE
 
 if TYPE_CHECKING:
     from spanet_lite.evaluation.trained import TrainedRun
@@ -33,6 +34,8 @@ def first_events(path: str | Path, events: int = FIRST_EVENTS) -> dict[str, np.n
     None if the file cannot be read or has no INPUTS group."""
     try:
         with h5py.File(path, "r") as file:
+            if RUN_ATTRIBUTE in file.attrs:  # a spanet-predict output: evaluation refuses it outright
+                return None
             group = file.get("INPUTS")
             if not isinstance(group, h5py.Group):
                 return None
