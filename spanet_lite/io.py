@@ -1,9 +1,10 @@
 """Atomic file writing: a reader never sees a half-written file, and nothing is lost on a crash.
 
-Every writer in the package goes through :func:`atomic_path` (for libraries such as
-h5py or torch that want a path) or :func:`atomic_write_text`. A write that fails for an
-operating-system reason (a full disk) leaves as one :class:`OSError` naming the file the user
-asked for, never the temporary one (:func:`write_failure`), so the CLI prints one line, exit 74.
+Every writer in the package goes through :func:`atomic_hdf5` (HDF5 files), :func:`atomic_path`
+(for libraries such as torch that want a path) or :func:`atomic_write_text`. A write that fails
+for an operating-system reason (a full disk) leaves as one :class:`OSError` naming the file the
+user asked for, never the temporary one (:func:`write_failure`), so the CLI prints one line,
+exit 74.
 Folders they create for a target (``new/sub/out.h5``) are removed again when the write fails or
 is interrupted, if still empty: a failed command leaves the file system as it found it.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import re
 import shutil
@@ -21,6 +23,10 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import h5py
 
 PARTIAL_SUFFIX = ".partial"
 """Temporary files are ``.<target>.spanet-<host>-<pid>-<random>.partial`` next to their target."""
@@ -118,7 +124,8 @@ def write_failure(error: BaseException, written: Path, shown: Path) -> OSError |
             where = shown / name.relative_to(written)
         else:
             return None
-        return OSError(error.errno, error.strerror or os.strerror(error.errno), str(where))
+        # os.strerror, not error.strerror: h5py's is a paragraph naming the temporary file.
+        return OSError(error.errno, os.strerror(error.errno), str(where))
     if isinstance(error, (OSError, RuntimeError)):
         found = _ERRNO_IN_TEXT.search(str(error))
         if found is not None and int(found.group(1)) in WRITE_ERRNOS:
@@ -241,6 +248,138 @@ def atomic_path(target: str | Path, *, overwrite: bool = True) -> Iterator[Path]
         if failure is None:
             raise
         raise failure from error
+
+
+class _Sink(io.RawIOBase):
+    """A file as h5py's ``fileobj`` driver writes it: the first refused write is kept in
+    :attr:`error` and reported to HDF5 as a success, and later writes are dropped unread.
+
+    Why: when the operating system refuses a write (a full disk, a quota, a file-size limit),
+    HDF5 fails the write, then fails again when the file is closed (its metadata cannot be
+    flushed either), and a dataset whose close failed is freed twice by the next close: h5py
+    printed "Exception ignored in ObjectID.__dealloc__" tracebacks and the process died of a
+    segmentation fault (exit 139). HDF5 offers no way to abandon a file unwritten, so it never
+    sees a failed write; the writer stops at its next :func:`check_hdf5_writes`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._path = path
+        self._file = path.open("w+b", buffering=0)  # closed by close()
+        self.error: OSError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def readinto(self, buffer: Any) -> int:
+        return self._file.readinto(buffer) or 0
+
+    def write(self, data: Any) -> int:
+        size = memoryview(data).nbytes
+        if self.error is None:
+            try:
+                written = 0
+                while written < size:  # a raw write may be short; HDF5 expects all of it
+                    written += self._file.write(memoryview(data)[written:]) or 0
+            except OSError as error:
+                self._keep(error)
+        return size
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.error is None:
+            try:
+                return self._file.truncate(size)
+            except OSError as error:
+                self._keep(error)
+        return self._file.tell() if size is None else size
+
+    def flush(self) -> None:
+        """Nothing to flush: the file is unbuffered."""
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+    def _keep(self, error: OSError) -> None:
+        """Keep ``error`` as a failure of this file. Python's ``write`` names no file; named,
+        :func:`write_failure` knows it is this file's whatever its errno (EIO as well as ENOSPC)."""
+        self.error = error if error.filename else OSError(error.errno, error.strerror, str(self._path))
+
+    def raise_error(self, shown: Path) -> None:
+        """Raise the kept failure, if any, as :func:`write_failure` names it: ``shown``."""
+        if self.error is not None:
+            raise write_failure(self.error, self._path, shown) or self.error
+
+
+_SINKS: dict[tuple[int, int], tuple[_Sink, Path]] = {}
+"""The sink and shown name of every open :func:`guarded_hdf5` file, by HDF5's file number (every
+object of a file has it, so a dataset finds its file's sink)."""
+
+
+def check_hdf5_writes(item: h5py.File | h5py.Group | h5py.Dataset) -> None:
+    """Raise the first refused write of the file holding ``item`` (an OSError naming the output,
+    never the temporary file); nothing for a file that :func:`guarded_hdf5` did not open.
+
+    A long writer calls this after each block, so that a full disk stops the work at once
+    instead of after the rest was computed for nothing (and before a scratch file is read back:
+    its dropped writes would read as stale bytes).
+    """
+    entry = _SINKS.get(item.id.fileno)
+    if entry is not None:
+        sink, shown = entry
+        sink.raise_error(shown)
+
+
+@contextlib.contextmanager
+def guarded_hdf5(path: Path, shown: Path, **options: Any) -> Iterator[h5py.File]:
+    """A new HDF5 file at ``path`` (created or truncated) whose refused writes are kept from
+    HDF5 (:class:`_Sink`) and raised as failures of ``shown`` by :func:`check_hdf5_writes` and
+    when the block ends. ``options`` go to :class:`h5py.File` (e.g. ``rdcc_nbytes``). Not
+    atomic: for scratch files; outputs use :func:`atomic_hdf5`.
+    """
+    import h5py
+
+    sink = _Sink(path)
+    key: tuple[int, int] | None = None
+    try:
+        with h5py.File(sink, "w", **options) as file:
+            key = file.id.fileno
+            _SINKS[key] = (sink, shown)
+            yield file
+    except Exception:
+        sink.raise_error(shown)  # a refused write is the cause of whatever failed after it
+        raise
+    finally:
+        if key is not None:
+            _SINKS.pop(key, None)
+        sink.close()
+    sink.raise_error(shown)  # what only the closing flush of the metadata met
+
+
+@contextlib.contextmanager
+def atomic_hdf5(target: str | Path, *, overwrite: bool = True, **options: Any) -> Iterator[h5py.File]:
+    """A new HDF5 file written atomically to ``target`` (see :func:`atomic_path`), through
+    :func:`guarded_hdf5` so that a full disk is one line, never a crash of HDF5.
+
+    Speed is unchanged: HDF5's writes are whole (compressed) chunks, and Python's share per
+    write is small. A failure that only the closing flush meets is raised when the block ends,
+    and then ``target`` is untouched.
+    """
+    target = Path(target)
+    with atomic_path(target, overwrite=overwrite) as tmp, guarded_hdf5(tmp, target, **options) as file:
+        yield file
 
 
 def atomic_write_text(target: str | Path, text: str) -> None:

@@ -241,6 +241,57 @@ def test_a_write_that_hdf5_itself_cannot_make_is_one_line_and_no_crash(tmp_path:
     assert folder_listing(tmp_path) == []
 
 
+@pytest.fixture(scope="module")
+def thousand_event_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A run and 1000 events (270 KB): enough that the file-size limits below stop a command
+    while it writes its datasets, not while it creates the file."""
+    folder = tmp_path_factory.mktemp("thousand_event_run")
+    data = write_ttbar_file(folder / "events.h5", num_events=1000)
+    return make_run_dir(folder / "run", TTBAR_YAML, data), data
+
+
+# The limits were measured on these files: each one made the command crash (exit 139, or a
+# leftover scratch file) or name its temporary file before io.atomic_hdf5 wrote every HDF5 file.
+@pytest.mark.parametrize(("command", "limit"), [
+    ("spanet-predict", 262144),  # HDF5 failed to close, freed a dataset twice: exit 139
+    ("spanet-data shuffle", 65536),  # the scratch file: exit 139
+    ("spanet-data shuffle --scratch-dir", 65536),  # the same, named by the folder the user gave
+    ("spanet-data concat", 200000),  # exit 74, but h5py's strerror named the temporary file
+])
+def test_a_real_refused_write_of_predict_or_data_is_one_line_exit_74_and_leaves_nothing(
+    thousand_event_run: tuple[Path, Path], tmp_path: Path, command: str, limit: int
+) -> None:
+    """As the spanet-generate test above: a real file-size limit in a child process."""
+    pytest.importorskip("resource")
+    run_dir, data = thousand_event_run
+    folder = tmp_path / "out"
+    folder.mkdir()
+    target = folder / "o.h5"
+    shown = target
+    if command == "spanet-predict":
+        module, argv = "predict", [str(run_dir), str(data), str(target)]
+    else:
+        operation = command.split()[1]
+        inputs = [str(data)] * (2 if operation == "concat" else 1)
+        module = "data"
+        argv = [operation, *inputs, "-o", str(target), "-e", str(run_dir / "event_file.yaml"), "--quiet"]
+        if command.endswith("--scratch-dir"):
+            shown = tmp_path / "scratch"
+            shown.mkdir()
+            argv += ["--scratch-dir", str(shown)]
+    script = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+              f"from spanet_lite.cli.{module} import main; sys.exit(main())")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    process = subprocess.run([sys.executable, "-c", script, *argv], env=env, capture_output=True,
+                             text=True, timeout=300)
+    program = command.split(" -")[0].split()[0]
+    assert process.returncode == 74, process.stderr[-3000:]
+    assert process.stderr == f"{program}: error: {shown}: File too large\n"
+    assert folder_listing(folder) == []
+    if shown != target:
+        assert folder_listing(shown) == []
+
+
 FULL_DISK = "No space left on device (free some space and run again)"
 
 

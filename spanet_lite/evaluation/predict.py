@@ -44,7 +44,7 @@ from spanet_lite.dataset import hdf5_layout, reader, schema
 from spanet_lite.evaluation.inference import Predictions, infer, to_tensors
 from spanet_lite.evaluation.trained import TrainedRun, require_run
 from spanet_lite.hdf5_paths import classification_path, regression_path, target_path
-from spanet_lite.io import atomic_path
+from spanet_lite.io import atomic_hdf5, check_hdf5_writes
 from spanet_lite.outputs import check_outputs, output
 
 
@@ -194,7 +194,7 @@ def write_predictions(
     with schema.open_h5(input_path) as source:
         layout = input_layout(source, run, input_path)
         n = layout.num_events
-        with atomic_path(output_path) as tmp, h5py.File(tmp, "w") as out:
+        with atomic_hdf5(output_path) as out:
             source.copy(source["INPUTS"], out, name="INPUTS")
             weight = run.options.event_weight_dataset.strip("/")
             if weight and isinstance(source.get(weight), h5py.Dataset):
@@ -217,6 +217,7 @@ def write_predictions(
             ):
                 for name, values in _block_datasets(spec, layout, predicted):
                     dataset(name, values.shape[1:], values.dtype)[start:stop] = values
+                check_hdf5_writes(out)  # a full disk stops here, not after predicting the rest
             out.attrs[RUN_ATTRIBUTE] = str(run.directory)
             out.attrs["spanet_lite_checkpoint"] = str(run.checkpoint)
             out.attrs["detection_threshold"] = float(threshold)

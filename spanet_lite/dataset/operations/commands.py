@@ -15,7 +15,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from spanet_lite.config.event_file import event_spec_of
@@ -41,7 +40,7 @@ from spanet_lite.dataset.operations.streams import (
 )
 from spanet_lite.dataset.schema import DEFAULT_CHUNK_SIZE
 from spanet_lite.errors import InputError
-from spanet_lite.io import atomic_path
+from spanet_lite.io import atomic_hdf5
 
 
 @dataclass(frozen=True)
@@ -277,9 +276,12 @@ def _read_all(plan: Plan, streaming: Streaming, description: str) -> Iterator[Bl
 
 
 def _shuffled(plan: Plan, seed: int, outputs: Sequence[str | Path], streaming: Streaming) -> Iterator[Block]:
+    """The shuffled events; a full disk under the scratch file names ``--scratch-dir`` when the
+    user gave one, else the first output (the scratch file sits beside it, on its disk)."""
     scratch = streaming.scratch_dir or Path(outputs[0]).resolve().parent
     return shuffled_blocks(plan, seed, Path(scratch), chunk_size=streaming.chunk_size,
-                           memory=streaming.bucket_memory, progress=streaming.progress)
+                           memory=streaming.bucket_memory, progress=streaming.progress,
+                           reported_as=Path(streaming.scratch_dir or outputs[0]))
 
 
 def _check_fractions(fractions: Sequence[float], outputs: Sequence[str | Path]) -> None:
@@ -356,8 +358,7 @@ def _write(
     with contextlib.ExitStack() as stack:
         writers = []
         for output, capacity in zip(outputs, capacities):
-            tmp = stack.enter_context(atomic_path(output))
-            file = stack.enter_context(h5py.File(tmp, "w", rdcc_nbytes=CHUNK_CACHE_BYTES))
+            file = stack.enter_context(atomic_hdf5(output, rdcc_nbytes=CHUNK_CACHE_BYTES))
             writers.append(EventWriter(file, plan.columns, max(1, capacity), attrs))
         target = 0
         for item in blocks:

@@ -6,6 +6,10 @@ Two passes through a scratch file (uncompressed, next to the output, removed aft
    and write every bucket's events to its own region of the scratch file;
 2. read one bucket at a time, permute it uniformly in memory, and emit it.
 
+The scratch file is written through :func:`spanet_lite.io.guarded_hdf5`: on a full disk HDF5
+crashed the process (exit 139) and left the scratch file behind; now the first refused write
+stops the first pass with one line naming the place that needs room (``reported_as``).
+
 Given the bucket sizes, every assignment of events to buckets is equally likely, and each
 bucket is uniformly permuted, so every order of the whole file is equally likely. ``K`` is
 chosen so that one bucket fits in ``memory`` bytes. The bucket of each event is drawn from
@@ -21,10 +25,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from spanet_lite.dataset.operations.streams import Block, Plan, ProgressFactory, no_progress
+from spanet_lite.io import check_hdf5_writes, guarded_hdf5
 
 DEFAULT_BUCKET_MEMORY = 64 * 1024 * 1024
 
@@ -37,8 +41,13 @@ def shuffled_blocks(
     chunk_size: int,
     memory: float = DEFAULT_BUCKET_MEMORY,
     progress: ProgressFactory = no_progress,
+    reported_as: Path | None = None,
 ) -> Iterator[Block]:
-    """Yield all events of ``plan`` in a random order, in blocks of at most ``chunk_size``."""
+    """Yield all events of ``plan`` in a random order, in blocks of at most ``chunk_size``.
+
+    A refused write of the scratch file is an OSError naming ``reported_as`` (default:
+    ``scratch_dir``), never the scratch file, which the user did not name and which is gone.
+    """
     total = plan.num_events
     per_bucket = max(chunk_size, int(memory // max(1, plan.bytes_per_event)))
     buckets = max(1, math.ceil(total / per_bucket))
@@ -56,7 +65,7 @@ def shuffled_blocks(
         scratch_dir.mkdir(parents=True, exist_ok=True)  # the default, beside an output not made yet
         handle = stack.enter_context(tempfile.NamedTemporaryFile(
             prefix=".spanet-data-shuffle.", suffix=".h5", dir=scratch_dir))
-        scratch = stack.enter_context(h5py.File(handle.name, "w"))
+        scratch = stack.enter_context(guarded_hdf5(Path(handle.name), reported_as or scratch_dir))
         store = {c.path: scratch.create_dataset(c.path.replace("/", "|"), shape=(total, *c.tail),
                                                 dtype=c.dtype)
                  for c in plan.columns}
@@ -76,6 +85,7 @@ def shuffled_blocks(
                     store[path][at:at + size] = values[offset:offset + size]
                     offset += size
             cursor += sizes
+            check_hdf5_writes(scratch)  # dropped writes would read back as stale events
             advance(stop - start)
 
         advance = progress("shuffling (2/2)", total)

@@ -31,6 +31,7 @@ from spanet_lite.dataset.hdf5_layout import read_rows, target_index_offsets
 from spanet_lite.dataset.schema import DEFAULT_CHUNK_SIZE, open_h5, validate_h5
 from spanet_lite.errors import InputError, SpanetWarning
 from spanet_lite.hdf5_paths import classification_path, mask_path, target_path
+from spanet_lite.io import check_hdf5_writes
 
 OUTPUT_CHUNK_ROWS = 4096
 """Events per HDF5 chunk in every output (what ``spanet-generate`` writes)."""
@@ -274,6 +275,7 @@ class EventWriter:
 
     def __init__(self, file: h5py.File, columns: Sequence[Column], capacity: int,
                  attrs: dict[str, Any] | None = None) -> None:
+        self.file = file
         self.rows = max(1, min(OUTPUT_CHUNK_ROWS, capacity))
         self.datasets = {
             c.path: file.create_dataset(c.path, shape=(capacity, *c.tail), maxshape=(None, *c.tail),
@@ -306,6 +308,7 @@ class EventWriter:
                 dataset.resize(stop, axis=0)
             dataset[self.written:stop] = merged[path][:rows]
         self.written = stop
+        check_hdf5_writes(self.file)  # a full disk stops the operation here, not at its end
         rest = self.pending_rows - rows
         self.pending = [{k: v[rows:] for k, v in merged.items()}] if rest else []
         self.pending_rows = rest

@@ -23,11 +23,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from spanet_lite.hdf5_paths import EVENT_WEIGHT_DATASET, classification_path, mask_path, target_path
+from spanet_lite.io import atomic_hdf5, check_hdf5_writes
 from spanet_lite.outputs import check_outputs, output
 from spanet_lite.physics.generator.acceptance import AcceptanceGuard
 from spanet_lite.physics.generator.allocator import retain_freed_memory
 from spanet_lite.physics.generator.config import PhysicsConfig, Selection
-from spanet_lite.physics.generator.hdf5_output import hdf5_output
 from spanet_lite.physics.generator.processes import Process
 from spanet_lite.physics.generator.request import Request, get_process
 
@@ -223,7 +223,7 @@ def write_file(
     candidates = 0
     rows = _chunk_rows(events)
     guard = AcceptanceGuard(request.cuts)
-    with hdf5_output(path, overwrite=overwrite) as (f, sink):
+    with atomic_hdf5(path, overwrite=overwrite) as f:
         written = 0
         pending: list[dict[str, NDArray]] = []  # selected events not yet written, in order
         buffered = 0
@@ -252,7 +252,7 @@ def write_file(
                 create_weight_dataset(f, events, compression)
             for key, values in chunk.items():
                 _write_rows(datasets[key], written, values, compression)
-            sink.check()  # a full disk stops the run here, not after simulating the rest
+            check_hdf5_writes(f)  # a full disk stops the run here, not after simulating the rest
             tally.add(chunk)
             written += take
             if progress is not None:

@@ -27,7 +27,7 @@ import h5py
 from spanet_lite import outputs as outputs_rule
 from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.errors import InputError
-from spanet_lite.io import atomic_write_text
+from spanet_lite.io import atomic_hdf5, atomic_write_text, check_hdf5_writes
 from spanet_lite.physics.generator.acceptance import AcceptanceGuard
 from spanet_lite.physics.generator.config import PhysicsConfig, Selection
 from spanet_lite.physics.generator.engine import (
@@ -37,7 +37,6 @@ from spanet_lite.physics.generator.engine import (
     _Tally,
     create_weight_dataset,
 )
-from spanet_lite.physics.generator.hdf5_output import hdf5_output
 from spanet_lite.physics.generator.processes import PROCESSES as FAST_PROCESSES
 from spanet_lite.physics.generator.request import Request, get_process
 from spanet_lite.physics.pythia.engine import ChunkResult, generate_chunk
@@ -80,7 +79,7 @@ def work_dir_for(output: Path) -> Path:
 
 
 def _write_chunk(path: Path, result: ChunkResult) -> None:
-    with hdf5_output(path) as (f, _):
+    with atomic_hdf5(path) as f:
         for key, values in result.arrays.items():
             f.create_dataset(key, data=_stored(key, values))
         f.attrs["generated"] = result.generated
@@ -246,7 +245,7 @@ def _assemble(work_dir: Path, sizes: list[int], output: Path, process: str, seed
     tally = _Tally(fast)
     total = sum(sizes)
     generated = 0
-    with hdf5_output(output) as (out, sink):
+    with atomic_hdf5(output) as out:
         datasets: dict[str, h5py.Dataset] = {}
         start = 0
         for k, size in enumerate(sizes):
@@ -260,7 +259,7 @@ def _assemble(work_dir: Path, sizes: list[int], output: Path, process: str, seed
                 create_weight_dataset(out, total, compression)
             for key, values in arrays.items():
                 datasets[key][start:start + size] = values
-            sink.check()
+            check_hdf5_writes(out)
             tally.add(arrays)
             start += size
         out.attrs["generator"] = "spanet_lite"
