@@ -6,7 +6,9 @@ for an operating-system reason (a full disk) leaves as one :class:`OSError` nami
 user asked for, never the temporary one (:func:`write_failure`), so the CLI prints one line,
 exit 74.
 Folders they create for a target (``new/sub/out.h5``) are removed again when the write fails or
-is interrupted, if still empty: a failed command leaves the file system as it found it.
+is interrupted, if still empty: a failed command leaves the file system as it found it. A call
+that writes several outputs stages them in one :func:`all_or_nothing` group, so that it leaves
+all of them or none.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import signal
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -174,9 +176,83 @@ def _prefix(target: Path) -> str:
     return f".{target.name}.spanet-{_host()}-{os.getpid()}-"
 
 
+class OutputGroup:
+    """The outputs of one call, staged by :func:`atomic_path` / :func:`atomic_directory` /
+    :func:`atomic_write_text` given ``group=``, and moved into place by :func:`all_or_nothing`.
+
+    Why: a call that writes two outputs (``spanet-export --copy-decoder``'s model and decoder,
+    ``spanet-test --json --plots``) left the first in place when the second failed (a full
+    disk), half a result that looks whole. A staged output stays under its temporary name
+    until every output of the group is written.
+    """
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[Callable[[], None], Callable[[], None]]] = []
+
+    def stage(self, commit: Callable[[], None], discard: Callable[[], None]) -> None:
+        """Keep an output written under its temporary name: ``commit`` moves it into place,
+        ``discard`` removes it (and the folders made for it, if empty)."""
+        self._staged.append((commit, discard))
+
+    def discard(self, first: int = 0) -> None:
+        """Remove the staged outputs from the ``first`` on, the last staged first."""
+        for _, discard in reversed(self._staged[first:]):
+            with contextlib.suppress(OSError):
+                discard()
+
+
 @contextlib.contextmanager
-def atomic_directory(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder next to ``target``; on success its files move into ``target``.
+def all_or_nothing() -> Iterator[OutputGroup]:
+    """Yield an :class:`OutputGroup`; when the block ends, move every output staged in it into
+    place, or, on any exception (Ctrl-C included), remove them all: the call leaves all its
+    outputs or none, and nothing it did not create is touched.
+
+    The moves are renames within each output's folder (no data is written), done with
+    SIGINT and SIGTERM held back; only a rename the system refuses (a folder made read-only
+    meanwhile) could leave the outputs moved before it.
+    """
+    group = OutputGroup()
+    try:
+        yield group
+    except BaseException:
+        group.discard()
+        raise
+    with _signals_held():
+        for index, (commit, _) in enumerate(group._staged):
+            try:
+                commit()
+            except BaseException:
+                group.discard(index)
+                raise
+
+
+def _discard_file(tmp: Path, created: list[Path]) -> None:
+    """Remove a temporary file and the folders made for it, if still empty."""
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    _remove_if_empty(created)
+
+
+def _discard_folder(tmp: Path, created: list[Path]) -> None:
+    """Remove a temporary folder and the folders made for it, if still empty."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    _remove_if_empty(created)
+
+
+def _fill_folder(tmp: Path, target: Path, created: list[Path]) -> None:
+    """Move the files of the temporary folder ``tmp`` into ``target`` (made if missing; the
+    folders made join ``created``), each with :func:`os.replace`, then remove ``tmp``."""
+    with _signals_held():
+        created += _make_folders(target)
+    for item in sorted(tmp.iterdir()):
+        item.replace(target / item.name)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | Path, *, group: OutputGroup | None = None) -> Iterator[Path]:
+    """Yield a temporary folder next to ``target``; on success its files move into ``target``
+    (when ``group`` moves its outputs into place, if one is given).
 
     For commands that write several files into a folder (``spanet-test --plots``): on any
     exception the temporary folder is removed, and the folders made for it (``target`` and its
@@ -186,6 +262,7 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     target = Path(target)
     created: list[Path] = []
     tmp: Path | None = None
+    staged = False
     try:
         with _signals_held():
             created = _make_folders(target.parent)
@@ -193,26 +270,33 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
         with _signals_held():
             tmp = Path(tempfile.mkdtemp(prefix=_prefix(target), suffix=PARTIAL_SUFFIX, dir=target.parent))
         yield tmp
-        with _signals_held():
-            created += _make_folders(target)
-        for item in sorted(tmp.iterdir()):
-            item.replace(target / item.name)
+        if group is None:
+            _fill_folder(tmp, target, created)
+        else:
+            written = tmp
+            group.stage(lambda: _fill_folder(written, target, created),
+                        lambda: _discard_folder(written, created))
+            staged = True
     except BaseException as error:
         if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-        _remove_if_empty(created)
+            _discard_folder(tmp, created)
+        else:
+            _remove_if_empty(created)
         failure = None if tmp is None else write_failure(error, tmp, target)
         if failure is None:
             raise
         raise failure from error
     finally:
-        if tmp is not None:
+        if tmp is not None and not staged:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; on success it replaces ``target`` atomically.
+def atomic_path(
+    target: str | Path, *, overwrite: bool = True, group: OutputGroup | None = None
+) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; on success it replaces ``target`` atomically
+    (when ``group`` moves its outputs into place, if one is given).
 
     The temporary file lives in the same directory so :func:`os.replace` is a rename on one
     file system. On any exception (Ctrl-C included) the temporary file is removed, and the
@@ -238,12 +322,16 @@ def atomic_path(target: str | Path, *, overwrite: bool = True) -> Iterator[Path]
             os.umask(umask)
             tmp.chmod(0o666 & ~umask)
         yield tmp
-        tmp.replace(target)
+        if group is None:
+            tmp.replace(target)
+        else:
+            written = tmp
+            group.stage(lambda: written.replace(target), lambda: _discard_file(written, created))
     except BaseException as error:
         if tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        _remove_if_empty(created)
+            _discard_file(tmp, created)
+        else:
+            _remove_if_empty(created)
         failure = None if tmp is None else write_failure(error, tmp, target)
         if failure is None:
             raise
@@ -369,22 +457,28 @@ def guarded_hdf5(path: Path, shown: Path, **options: Any) -> Iterator[h5py.File]
 
 
 @contextlib.contextmanager
-def atomic_hdf5(target: str | Path, *, overwrite: bool = True, **options: Any) -> Iterator[h5py.File]:
-    """A new HDF5 file written atomically to ``target`` (see :func:`atomic_path`), through
-    :func:`guarded_hdf5` so that a full disk is one line, never a crash of HDF5.
+def atomic_hdf5(
+    target: str | Path, *, overwrite: bool = True, group: OutputGroup | None = None, **options: Any
+) -> Iterator[h5py.File]:
+    """A new HDF5 file written atomically to ``target`` (see :func:`atomic_path`; staged in
+    ``group`` if one is given), through :func:`guarded_hdf5` so that a full disk is one line,
+    never a crash of HDF5.
 
     Speed is unchanged: HDF5's writes are whole (compressed) chunks, and Python's share per
     write is small. A failure that only the closing flush meets is raised when the block ends,
     and then ``target`` is untouched.
     """
     target = Path(target)
-    with atomic_path(target, overwrite=overwrite) as tmp, guarded_hdf5(tmp, target, **options) as file:
+    with (
+        atomic_path(target, overwrite=overwrite, group=group) as tmp,
+        guarded_hdf5(tmp, target, **options) as file,
+    ):
         yield file
 
 
-def atomic_write_text(target: str | Path, text: str) -> None:
-    """Write ``text`` to ``target`` atomically (UTF-8)."""
-    with atomic_path(target) as tmp:
+def atomic_write_text(target: str | Path, text: str, *, group: OutputGroup | None = None) -> None:
+    """Write ``text`` to ``target`` atomically (UTF-8); staged in ``group`` if one is given."""
+    with atomic_path(target, group=group) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 

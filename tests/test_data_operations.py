@@ -7,7 +7,10 @@ moved in chunks of 64 so that every operation crosses many block boundaries.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -17,7 +20,7 @@ from _dataset_helpers import TINY_SPEC, TINY_YAML, random_arrays, write_h5
 
 from spanet_lite.cli.data import main, parse_labels
 from spanet_lite.dataset import operations
-from spanet_lite.dataset.operations import Streaming
+from spanet_lite.dataset.operations import Streaming, commands
 from spanet_lite.dataset.schema import validate_file
 from spanet_lite.errors import InputError
 
@@ -336,3 +339,25 @@ def test_labels_parse_one_per_input():
         parse_labels(["signal=1", "kind=0"], 2)
     with pytest.raises(InputError, match="integer class label"):
         parse_labels(["signal=yes"], 1)
+
+
+def test_split_leaves_all_its_outputs_or_none_when_one_fails_as_it_is_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outputs are closed one after the other; a failure closing one (the disk filled by
+    its last flush) used to leave those already moved into place: half a split."""
+    source = write_h5(tmp_path / "source.h5", random_arrays(300, seed=4))
+    parts = [tmp_path / "a.h5", tmp_path / "b.h5"]
+    real = commands.atomic_hdf5
+
+    @contextlib.contextmanager
+    def first_fails_at_its_end(target: Path, **kwargs: object) -> Iterator[h5py.File]:
+        with real(target, **kwargs) as file:
+            yield file
+        if Path(target) == parts[0]:  # closed last (the outputs' contexts end in reverse)
+            raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(commands, "atomic_hdf5", first_fails_at_its_end)
+    with pytest.raises(OSError, match="No space left"):
+        operations.split(source, parts, [0.5, 0.5], TINY_SPEC, streaming=SMALL)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.h5"]

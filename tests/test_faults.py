@@ -353,6 +353,54 @@ def test_a_full_disk_while_writing_names_the_output_exits_74_and_leaves_nothing(
     assert folder_listing(folder) == []
 
 
+@pytest.mark.parametrize("command", ["spanet-export --copy-decoder", "spanet-test --json --plots"])
+def test_when_the_second_output_of_a_call_fails_the_first_is_not_left(
+    ttbar_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], command: str,
+) -> None:
+    """A call that writes two outputs leaves both or neither: the model without its decoder,
+    or the numbers without their plots, would look like a whole result."""
+    run_dir, data = ttbar_run
+    folder = tmp_path / "out"
+    folder.mkdir()
+
+    def bare_enospc(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if command.startswith("spanet-export"):
+        monkeypatch.setattr("spanet_lite.evaluation.export.shutil.copyfile", bare_enospc)
+        second, program = folder / "onnx_decoder.py", "spanet-export"
+        code = export_cli.main([str(run_dir), str(folder / "model.onnx"), "--copy-decoder"])
+    else:
+        monkeypatch.setattr("spanet_lite.evaluation.plots.write_all", bare_enospc)
+        second, program = folder / "plots", "spanet-test"
+        code = test_cli.main([str(run_dir), "-tf", str(data), "--json", str(folder / "numbers.json"),
+                              "--plots", str(second)])
+    assert code == 74
+    assert one_line_error(capsys, program) == f"{program}: error: {second}: {FULL_DISK}\n"
+    assert folder_listing(folder) == []
+
+
+def test_an_output_group_moves_its_outputs_only_when_all_are_written(tmp_path: Path) -> None:
+    """io.all_or_nothing: nothing in place while the block runs; an existing file (replaced
+    with --overwrite) is kept when a later output fails; all in place after success."""
+    kept = tmp_path / "a.txt"
+    kept.write_text("mine")
+    with pytest.raises(OSError), spanet_io.all_or_nothing() as group:
+        spanet_io.atomic_write_text(kept, "new", group=group)
+        assert kept.read_text() == "mine"
+        with spanet_io.atomic_directory(tmp_path / "new" / "plots", group=group) as staged:
+            (staged / "x.png").write_bytes(b"png")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert folder_listing(tmp_path) == ["a.txt"] and kept.read_text() == "mine"
+    with spanet_io.all_or_nothing() as group:
+        spanet_io.atomic_write_text(kept, "new", group=group)
+        with spanet_io.atomic_directory(tmp_path / "new" / "plots", group=group) as staged:
+            (staged / "x.png").write_bytes(b"png")
+    assert kept.read_text() == "new" and (tmp_path / "new" / "plots" / "x.png").read_bytes() == b"png"
+    assert folder_listing(tmp_path) == ["a.txt", "new"]
+
+
 def test_errors_of_other_files_keep_their_own_names_while_an_output_is_written(tmp_path: Path) -> None:
     """An input that cannot be read inside a write is not reported as the output's failure."""
     target = tmp_path / "o.h5"

@@ -48,7 +48,7 @@ from spanet_lite.evaluation.predict import RUN_ATTRIBUTE
 from spanet_lite.evaluation.progress import progress_bar
 from spanet_lite.evaluation.trained import TrainedRun, require_run
 from spanet_lite.evaluation.units import regression_units
-from spanet_lite.io import atomic_directory, atomic_write_text
+from spanet_lite.io import all_or_nothing, atomic_directory, atomic_write_text
 from spanet_lite.outputs import check_outputs, output
 
 
@@ -123,7 +123,8 @@ def evaluate_file(
     ``masses``: constraints for the chi-square baseline (default: the event file's).
 
     ``json_file`` and ``plots`` (a folder) are what ``spanet-test --json/--plots`` write: every
-    number (strict JSON) and the PNG figures, each atomically. They obey the output rule of
+    number (strict JSON) and the PNG figures, atomically and together (a failure of either
+    leaves neither, :func:`~spanet_lite.io.all_or_nothing`). They obey the output rule of
     :mod:`spanet_lite.outputs`, checked before any work: an existing one is replaced only with
     ``overwrite=True``, and never ``path``, the run's checkpoint, one of ``inputs`` (other files
     the caller read) or a file of a training run.
@@ -203,14 +204,16 @@ def evaluate_file(
     evaluation.metrics = compute_metrics(
         run, evaluation, path, scale, lines=lines, threshold=threshold, mode=mode
     )
-    if json_file is not None:
-        text = json.dumps(json_ready(evaluation.metrics), indent=2, allow_nan=False)
-        atomic_write_text(json_file, text + "\n")
-    if plots is not None:
-        from spanet_lite.evaluation.plots import write_all
+    with all_or_nothing() as group:
+        if json_file is not None:
+            text = json.dumps(json_ready(evaluation.metrics), indent=2, allow_nan=False)
+            atomic_write_text(json_file, text + "\n", group=group)
+        if plots is not None:
+            from spanet_lite.evaluation.plots import write_all
 
-        with atomic_directory(plots) as folder:
-            written = write_all(evaluation, spec, run.directory, folder)
+            with atomic_directory(plots, group=group) as folder:
+                written = write_all(evaluation, spec, run.directory, folder)
+    if plots is not None:
         evaluation.plots = [Path(plots) / p.name for p in written]
     return evaluation
 

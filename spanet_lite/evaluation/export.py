@@ -68,7 +68,7 @@ from spanet_lite.config.event_spec import EventSpec, InputSpec
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.inference import embedding_vectors
 from spanet_lite.evaluation.trained import TrainedRun, require_run
-from spanet_lite.io import atomic_path
+from spanet_lite.io import all_or_nothing, atomic_path
 from spanet_lite.outputs import check_outputs, output
 
 OPSET = 17
@@ -346,7 +346,8 @@ def export_onnx(
     ``copy_decoder`` also writes :mod:`~spanet_lite.assignment.numpy_decoder` beside it as
     ``onnx_decoder.py``. Both files obey the output rule of :mod:`spanet_lite.outputs`, checked
     before the export: an existing file is replaced only with ``overwrite=True``, and never the
-    run's checkpoint or a file of a training run."""
+    run's checkpoint or a file of a training run. They are written together: a failure of
+    either leaves neither (:func:`~spanet_lite.io.all_or_nothing`)."""
     require_run(run)
     path = Path(path)
     if path.suffix.lower() != ".onnx":
@@ -372,29 +373,30 @@ def export_onnx(
     wrapper = ExportWrapper(run.network, spec, widths, convention, pairs).eval()
     objects = min(widths.values(), default=1)
     example = example_inputs(spec, objects=objects, convention=convention, pairs=pairs)
-    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
-        # The tracer warns that the (padded) widths become constants: that is the design above.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        # The newer torch.export-based exporter needs onnxscript, which the onnx extra does not
-        # pull in; the TorchScript exporter used here warns that it is the legacy path.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        wrapper(*example)  # fills the network's per-width caches before tracing
-        torch.onnx.export(
-            wrapper,
-            example,
-            str(tmp),
-            input_names=input_names(spec),
-            output_names=output_names(spec, convention),
-            dynamic_axes=dynamic_axes(spec, convention),
-            opset_version=opset,
-            dynamo=False,
-        )
-        model = onnx.load(str(tmp))
-        entry = model.metadata_props.add()
-        entry.key = "spanet_lite"
-        entry.value = json.dumps(description(spec, convention, pairs))
-        onnx.save(model, str(tmp))
-    if decoder is not None:
-        with atomic_path(decoder) as tmp:
-            shutil.copyfile(numpy_decoder.__file__, tmp)
+    with all_or_nothing() as group:  # the model and the decoder, or neither
+        with atomic_path(path, group=group) as tmp, torch.no_grad(), warnings.catch_warnings():
+            # The tracer warns that the (padded) widths become constants: that is the design above.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            # The newer torch.export-based exporter needs onnxscript, which the onnx extra does not
+            # pull in; the TorchScript exporter used here warns that it is the legacy path.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            wrapper(*example)  # fills the network's per-width caches before tracing
+            torch.onnx.export(
+                wrapper,
+                example,
+                str(tmp),
+                input_names=input_names(spec),
+                output_names=output_names(spec, convention),
+                dynamic_axes=dynamic_axes(spec, convention),
+                opset_version=opset,
+                dynamo=False,
+            )
+            model = onnx.load(str(tmp))
+            entry = model.metadata_props.add()
+            entry.key = "spanet_lite"
+            entry.value = json.dumps(description(spec, convention, pairs))
+            onnx.save(model, str(tmp))
+        if decoder is not None:
+            with atomic_path(decoder, group=group) as tmp:
+                shutil.copyfile(numpy_decoder.__file__, tmp)
     return path

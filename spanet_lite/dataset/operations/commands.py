@@ -40,7 +40,7 @@ from spanet_lite.dataset.operations.streams import (
 )
 from spanet_lite.dataset.schema import DEFAULT_CHUNK_SIZE
 from spanet_lite.errors import InputError
-from spanet_lite.io import atomic_hdf5
+from spanet_lite.io import all_or_nothing, atomic_hdf5
 
 
 @dataclass(frozen=True)
@@ -348,17 +348,18 @@ def _write(
     routed: bool = False,
     exact: bool = True,
 ) -> list[Written]:
-    """Write a stream of blocks to ``outputs`` atomically.
+    """Write a stream of blocks to ``outputs`` atomically, all or none of them (a failure
+    while one is closed removes those already finished, :func:`~spanet_lite.io.all_or_nothing`).
 
     Unrouted blocks fill the outputs one after the other (``capacities`` events each);
     routed blocks come with the output index of every event. An output that would hold no
     event is an error (an empty file is not a dataset), and nothing is written.
     """
     attrs = plan.attrs()
-    with contextlib.ExitStack() as stack:
+    with all_or_nothing() as group, contextlib.ExitStack() as stack:
         writers = []
         for output, capacity in zip(outputs, capacities):
-            file = stack.enter_context(atomic_hdf5(output, rdcc_nbytes=CHUNK_CACHE_BYTES))
+            file = stack.enter_context(atomic_hdf5(output, group=group, rdcc_nbytes=CHUNK_CACHE_BYTES))
             writers.append(EventWriter(file, plan.columns, max(1, capacity), attrs))
         target = 0
         for item in blocks:
