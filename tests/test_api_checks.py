@@ -227,3 +227,47 @@ def test_a_repr_gives_each_key_its_own_shape_when_they_differ() -> None:
     )
     assert repr(predictions) == ("Predictions(5 events; assignments: lt (5, 1), ht (5, 3), h (5, 2); "
                                  "regressions: EVENT/neutrino_pz (5,))")
+
+
+BAD_TABLE_KEYWORDS = [
+    ({"lines": -1}, "lines: expected a number of rows >= 0, got -1"),
+    ({"lines": 1.5}, "lines: expected a number of rows >= 0, got 1.5"),
+    ({"masses": ["t1"]}, "masses: expected a list of MassConstraint (spanet_lite.config.masses), e.g. from "
+                         "load_masses_file, got 't1' at index 0"),
+    ({"masses": "t1"}, "masses: expected a list of MassConstraint (spanet_lite.config.masses), e.g. from "
+                       "load_masses_file, got 't1'"),
+    ({"masses": [MassConstraint("W", ("q1", "q2"), 80.4, 10.0)]},
+     "masses: expected constraints on particles and products of the event file: t1 (q1 q2 b), "
+     "t2 (q1 q2 b), got m(W: q1 q2) = 80.4 +- 10"),
+]
+
+
+@pytest.mark.parametrize(("keywords", "line"), BAD_TABLE_KEYWORDS,
+                         ids=["negative", "float", "names", "string", "unknown-particle"])
+def test_evaluate_refuses_bad_lines_and_masses_in_one_line_before_any_work(
+    ttbar: tuple[Path, Path], run: Run, tmp_path: Path, keywords: dict, line: str
+) -> None:
+    """``lines=-1`` was taken silently, ``lines=1.5`` a TypeError and ``masses=["t1"]`` an
+    AttributeError from deep inside; checked before the file is read or an output written."""
+    _, data = ttbar
+    numbers = tmp_path / "numbers.json"
+    for name, call in {
+        "evaluate_file": lambda: evaluate_file(run, data, json_file=numbers, **keywords),
+        "run.evaluate": lambda: run.evaluate(data, **keywords),
+    }.items():
+        with pytest.raises(InputError) as error:
+            call()
+        assert str(error.value) == line, name
+    assert not numbers.exists()
+
+
+def test_lines_the_api_and_the_cli_say_the_same_words_the_cli_naming_its_flag(
+    ttbar: tuple[Path, Path], run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One rule, check_lines: the API names its keyword, spanet-test its flag (exit 2)."""
+    run_dir, data = ttbar
+    expected = "expected a number of rows >= 0, got -1"
+    with pytest.raises(InputError, match=f"^lines: {expected}$"):
+        evaluate_file(run, data, lines=-1)
+    assert test_cli.main([str(run_dir), "-tf", str(data), "--lines", "-1"]) == 2
+    assert capsys.readouterr().err == f"spanet-test: error: -l/--lines: {expected}\n"

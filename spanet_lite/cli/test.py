@@ -65,14 +65,13 @@ def _body(argv: Sequence[str] | None) -> int:
 
     from spanet_lite.config.options_validation import check_batch_size, check_threshold
     from spanet_lite.errors import InputError
-    from spanet_lite.evaluation.evaluate import evaluate_file
+    from spanet_lite.evaluation.evaluate import check_lines, evaluate_file
     from spanet_lite.evaluation.overlap import warn_if_training_file
     from spanet_lite.evaluation.report import render
 
     # The API checks these too; here first, so a bad flag is named as typed, before any loading.
     check_batch_size(args.batch_size, "--batch-size")
-    if args.lines < 0:
-        raise InputError(None, "-l/--lines", "a number of rows >= 0", str(args.lines))
+    check_lines(args.lines, "-l/--lines")
     if args.threshold is not None:
         check_threshold(args.threshold, "--threshold")
     run = load_network(args)

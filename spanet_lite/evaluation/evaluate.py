@@ -24,6 +24,7 @@ every average.
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from spanet_lite.assignment.metrics import assignment_metrics, assignment_tables
 from spanet_lite.assignment.spanet_tables import spanet_tables
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.masses import MassConstraint
+from spanet_lite.config.suggest import describe as describe_value
 from spanet_lite.dataset import hdf5_layout, reader, schema
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation import baseline as neutrino
@@ -100,6 +102,40 @@ def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
+LINES_EXPECTED = "a number of rows >= 0"
+MASSES_EXPECTED = "a list of MassConstraint (spanet_lite.config.masses), e.g. from load_masses_file"
+
+
+def check_lines(value: object, where: str = "lines") -> None:
+    """``lines``, the rows ``== m`` ... of SPANet's tables (``spanet-test --lines``): a whole
+    number >= 0, refused as one line naming ``where`` (the CLI passes its flag). The one home
+    of this rule: -1 was taken silently (no rows) and 1.5 failed deep in ``range``."""
+    whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not (whole and value >= 0):  # type: ignore[operator]
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        raise InputError(None, where, LINES_EXPECTED, str(value) if number else describe_value(value))
+
+
+def check_masses(value: object, spec: EventSpec, where: str = "masses") -> None:
+    """``masses``, the chi-square baseline's constraints: None (the event file's) or a sequence of
+    :class:`~spanet_lite.config.masses.MassConstraint` on particles and products of ``spec``,
+    refused as one line naming ``where``. Strings or mappings failed deep in the baseline with
+    an AttributeError, and an unknown particle with a ValueError."""
+    if value is None:
+        return
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise InputError(None, where, MASSES_EXPECTED, describe_value(value))
+    particles = {p.name: p.product_names for p in spec.particles}
+    for index, constraint in enumerate(value):
+        if not isinstance(constraint, MassConstraint):
+            raise InputError(None, where, MASSES_EXPECTED, f"{describe_value(constraint)} at index {index}")
+        known = particles.get(constraint.particle)
+        if known is None or not constraint.products or not set(constraint.products) <= set(known):
+            names = ", ".join(f"{name} ({' '.join(products)})" for name, products in particles.items())
+            expected = f"constraints on particles and products of the event file: {names}"
+            raise InputError(None, where, expected, constraint.describe())
+
+
 def evaluate_file(
     run: TrainedRun,
     path: str | Path,
@@ -119,8 +155,9 @@ def evaluate_file(
 
     ``threshold`` and ``mode``: the detection threshold of the ``with_detection`` numbers and the
     decoding mode (default: the run's ``detection_threshold`` and ``decoding``; checked by those
-    options' rules). ``lines``: rows ``== m`` ... of SPANet's tables (``spanet.test --lines``).
-    ``masses``: constraints for the chi-square baseline (default: the event file's).
+    options' rules). ``lines``: rows ``== m`` ... of SPANet's tables (``spanet.test --lines``;
+    :func:`check_lines`). ``masses``: constraints for the chi-square baseline (default: the
+    event file's; :func:`check_masses`).
 
     ``json_file`` and ``plots`` (a folder) are what ``spanet-test --json/--plots`` write: every
     number (strict JSON) and the PNG figures, atomically and together (a failure of either
@@ -131,6 +168,8 @@ def evaluate_file(
     """
     require_run(run)
     threshold, mode = run.settings(batch_size=batch_size, threshold=threshold, mode=mode)
+    check_lines(lines)
+    check_masses(masses, run.spec)
     check_outputs([output(json_file, "--json"), output(plots, "--plots", directory=True)],
                   inputs=[path, run.checkpoint, *inputs], overwrite=overwrite)
     spec, options = run.spec, run.options
