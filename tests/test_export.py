@@ -236,3 +236,10 @@ def test_two_inputs_narrower_than_training_keep_the_combined_index_space(tmp_pat
         np.testing.assert_array_equal(np.isfinite(ours), np.isfinite(theirs))
         finite = np.isfinite(theirs)
         np.testing.assert_allclose(ours[finite], theirs[finite], atol=1e-4, rtol=1e-4)
+
+
+def test_the_default_opset_is_spanets_and_the_help_says_which():
+    from spanet_lite.evaluation.export import OPSET
+
+    assert OPSET == 15  # SPANet's --opset default (shared/spanet_reference.md)
+    assert f"default: {OPSET}, SPANet's" in export_cli.build_parser().format_help()

@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("output", metavar="model.onnx", help="ONNX file to write")
     parser.add_argument("-ckpt", "--checkpoint", metavar="CKPT",
                         help="checkpoint file (default: best.ckpt, else last.ckpt)")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: %(default)s)")
+    parser.add_argument("--opset", type=int, default=None,
+                        help="ONNX opset version (default: 15, SPANet's)")
     parser.add_argument("--input-log-transform", action="store_true",
                         help="inputs in file units: the graph applies log(1 + x) to log_normalize features")
     parser.add_argument("--output-log-transform", action="store_true",
@@ -54,12 +55,20 @@ def _body(argv: Sequence[str] | None) -> int:
 
     from rich.console import Console
 
-    from spanet_lite.evaluation.export import DECODER_NAME, Convention, export_onnx, input_names, output_names
+    from spanet_lite.evaluation.export import (
+        DECODER_NAME,
+        OPSET,
+        Convention,
+        export_onnx,
+        input_names,
+        output_names,
+    )
     from spanet_lite.evaluation.run import load_run
 
     convention = Convention(args.input_log_transform, args.output_log_transform, args.output_embeddings)
     run = load_run(args.run_dir, checkpoint=args.checkpoint)
-    path = export_onnx(run, args.output, opset=args.opset, convention=convention,
+    opset = OPSET if args.opset is None else args.opset
+    path = export_onnx(run, args.output, opset=opset, convention=convention,
                        copy_decoder=args.copy_decoder, overwrite=args.overwrite)
     console = Console()
     console.print(f"wrote {path}", markup=False)

@@ -71,7 +71,8 @@ from spanet_lite.evaluation.trained import TrainedRun, require_run
 from spanet_lite.io import all_or_nothing, atomic_path
 from spanet_lite.outputs import check_outputs, output
 
-OPSET = 17
+OPSET = 15
+"""SPANet's default (its --opset), so a SPANet user's runtime reads our default export too."""
 OPSETS = range(14, 21)
 """Opsets the graph exports to: 14 brings scaled dot-product attention, 20 is the newest that
 torch's (TorchScript-based) exporter writes."""
