@@ -25,7 +25,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     import h5py
@@ -278,14 +278,7 @@ def atomic_directory(target: str | Path, *, group: OutputGroup | None = None) ->
                         lambda: _discard_folder(written, created))
             staged = True
     except BaseException as error:
-        if tmp is not None:
-            _discard_folder(tmp, created)
-        else:
-            _remove_if_empty(created)
-        failure = None if tmp is None else write_failure(error, tmp, target)
-        if failure is None:
-            raise
-        raise failure from error
+        _undo_and_raise(error, tmp, target, created, _discard_folder)
     finally:
         if tmp is not None and not staged:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -328,14 +321,22 @@ def atomic_path(
             written = tmp
             group.stage(lambda: written.replace(target), lambda: _discard_file(written, created))
     except BaseException as error:
-        if tmp is not None:
-            _discard_file(tmp, created)
-        else:
-            _remove_if_empty(created)
-        failure = None if tmp is None else write_failure(error, tmp, target)
-        if failure is None:
-            raise
-        raise failure from error
+        _undo_and_raise(error, tmp, target, created, _discard_file)
+
+
+def _undo_and_raise(error: BaseException, tmp: Path | None, target: Path, created: list[Path],
+                    discard: Callable[[Path, list[Path]], None]) -> NoReturn:
+    """Leave the file system as it was (the temporary file or folder, and the folders made for
+    the target, removed), then raise ``error``, or an OSError naming ``target`` when it was a
+    refused write (:func:`write_failure`)."""
+    if tmp is not None:
+        discard(tmp, created)
+    else:
+        _remove_if_empty(created)
+    failure = None if tmp is None else write_failure(error, tmp, target)
+    if failure is None:
+        raise error
+    raise failure from error
 
 
 class _Sink(io.RawIOBase):
