@@ -60,12 +60,11 @@ class Request:
 
     def __post_init__(self) -> None:
         # A notebook may pass events=1e6 or a numpy integer: whole numbers become ints here.
-        for name, flag in (("events", "--events"), ("seed", "--seed"), ("chunk_size", "--chunk-size"),
-                           ("jobs", "--jobs"), ("max_objects", "--max-objects")):
-            value = getattr(self, name)
-            if value is not None or name != "max_objects":
-                object.__setattr__(self, name, as_integer(value, flag))
-        check_seed(self.seed, stored=True)
+        for name, flag in (("events", "--events"), ("chunk_size", "--chunk-size"), ("jobs", "--jobs")):
+            object.__setattr__(self, name, as_integer(getattr(self, name), flag))
+        if self.max_objects is not None:
+            object.__setattr__(self, "max_objects", as_integer(self.max_objects, "--max-objects"))
+        object.__setattr__(self, "seed", check_seed(self.seed, stored=True))
         check_jobs(self.jobs)
         if self.events < 1:
             raise InputError(None, "--events", "a positive number of events", str(self.events))
