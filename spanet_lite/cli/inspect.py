@@ -34,12 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _body(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    from spanet_lite.config.options_validation import check_chunk_size
     from spanet_lite.dataset.inspect import render_report, report_to_dict, structure_entries, structure_lines
     from spanet_lite.dataset.schema import open_h5, validate_h5
-    from spanet_lite.errors import InputError
 
-    if args.chunk_size < 1:
-        raise InputError(None, "--chunk-size", "a positive number of events", str(args.chunk_size))
+    check_chunk_size(args.chunk_size)
     spec = None
     if args.event_file is not None:
         from spanet_lite.config import load_event_spec

@@ -221,6 +221,13 @@ def _shown(value: Any) -> str:
     return str(value) if _is_number(value) else describe(value)
 
 
+def check_chunk_size(value: int, where: str = "--chunk-size") -> None:
+    """Events per read or write of a streaming command (inspect, spanet-data, the generators):
+    one rule and one line wherever the value is given."""
+    if value < 1:
+        raise InputError(None, where, "a positive number of events", str(value))
+
+
 def check_threshold(value: Any, where: str) -> None:
     """A detection threshold (``detection_threshold``'s rule): refused as one line naming ``where``."""
     if not (_is_number(value) and _rule("detection_threshold")(value)):

@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.config.options_validation import check_chunk_size
 from spanet_lite.dataset.hdf5_layout import (
     EVENT_WEIGHT_DATASET,
     ExpectedDataset,
@@ -174,8 +175,7 @@ def validate_h5(
     inputs_only: bool = False,
 ) -> ValidationReport:
     """Like :func:`validate_file`, for a file that is already open (``source`` names it)."""
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    check_chunk_size(chunk_size, "chunk_size")
     layout = expected_layout(spec, event_weight_dataset=event_weight_dataset, inputs_only=inputs_only)
     problems: list[Problem] = []
     try:

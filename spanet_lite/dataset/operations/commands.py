@@ -19,7 +19,7 @@ import numpy as np
 
 from spanet_lite.config.event_file import event_spec_of
 from spanet_lite.config.event_spec import EventSpec
-from spanet_lite.config.options_validation import check_seed
+from spanet_lite.config.options_validation import check_chunk_size, check_seed
 from spanet_lite.config.suggest import describe
 from spanet_lite.dataset.hdf5_layout import read_rows
 from spanet_lite.dataset.operations.shuffle import DEFAULT_BUCKET_MEMORY, shuffled_blocks
@@ -67,8 +67,7 @@ class Streaming:
     """Bytes one shuffle bucket may take (``--memory`` MB times 2**20, not rounded)."""
 
     def __post_init__(self) -> None:
-        if self.chunk_size < 1:
-            raise InputError(None, "--chunk-size", "a positive number of events", str(self.chunk_size))
+        check_chunk_size(self.chunk_size)
         if not (math.isfinite(self.bucket_memory) and self.bucket_memory > 0):
             raise InputError(None, "--memory", "a positive number of MB", str(self.bucket_memory / 2**20))
         if self.scratch_dir is not None and not Path(self.scratch_dir).is_dir():  # never made for the user

@@ -12,7 +12,7 @@ import numbers
 from dataclasses import dataclass, field
 
 from spanet_lite.config.options_file import as_integer
-from spanet_lite.config.options_validation import check_seed
+from spanet_lite.config.options_validation import check_chunk_size, check_seed
 from spanet_lite.config.suggest import describe
 from spanet_lite.errors import InputError
 from spanet_lite.physics.generator.config import PhysicsConfig, Selection
@@ -71,8 +71,7 @@ class Request:
         for flag, value in (("--min-jets", self.cuts.min_jets), ("--min-btags", self.cuts.min_btags)):
             if value < 0:
                 raise InputError(None, flag, "a non-negative number", str(value))
-        if self.chunk_size < 1:
-            raise InputError(None, "--chunk-size", "a positive number of events", str(self.chunk_size))
+        check_chunk_size(self.chunk_size)
         fraction = self.signal_fraction
         if fraction is not None and (not isinstance(fraction, numbers.Real) or isinstance(fraction, bool)
                                      or not 0.0 <= fraction <= 1.0):
