@@ -24,7 +24,7 @@ from spanet_lite.cli import test as test_cli
 from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.config.masses import MassConstraint
 from spanet_lite.errors import InputError
-from spanet_lite.evaluation.evaluate import evaluate_file, json_ready
+from spanet_lite.evaluation.evaluate import MAX_LINES, check_lines, evaluate_file, json_ready
 from spanet_lite.evaluation.export import export_onnx
 from spanet_lite.evaluation.predict import write_predictions
 from spanet_lite.evaluation.run import Run, load_run
@@ -230,8 +230,10 @@ def test_a_repr_gives_each_key_its_own_shape_when_they_differ() -> None:
 
 
 BAD_TABLE_KEYWORDS = [
-    ({"lines": -1}, "lines: expected a number of rows >= 0, got -1"),
-    ({"lines": 1.5}, "lines: expected a number of rows >= 0, got 1.5"),
+    ({"lines": -1}, "lines: expected a number of rows from 0 to 100, got -1"),
+    ({"lines": 10**9}, "lines: expected a number of rows from 0 to 100, got 1000000000"),
+    ({"lines": 1.5}, "lines: expected an integer, got 1.5 (a number)"),
+    ({"lines": True}, "lines: expected an integer, got true (a boolean)"),
     ({"masses": ["t1"]}, "masses: expected a list of MassConstraint (spanet_lite.config.masses), e.g. from "
                          "load_masses_file, got 't1' at index 0"),
     ({"masses": "t1"}, "masses: expected a list of MassConstraint (spanet_lite.config.masses), e.g. from "
@@ -243,12 +245,13 @@ BAD_TABLE_KEYWORDS = [
 
 
 @pytest.mark.parametrize(("keywords", "line"), BAD_TABLE_KEYWORDS,
-                         ids=["negative", "float", "names", "string", "unknown-particle"])
+                         ids=["negative", "huge", "float", "bool", "names", "string", "unknown-particle"])
 def test_evaluate_refuses_bad_lines_and_masses_in_one_line_before_any_work(
     ttbar: tuple[Path, Path], run: Run, tmp_path: Path, keywords: dict, line: str
 ) -> None:
-    """``lines=-1`` was taken silently, ``lines=1.5`` a TypeError and ``masses=["t1"]`` an
-    AttributeError from deep inside; checked before the file is read or an output written."""
+    """``lines=-1`` was taken silently, ``lines=1.5`` a TypeError, ``lines=10**9`` built rows past memory
+    and ``masses=["t1"]`` an AttributeError from deep inside; checked before the file is read or
+    an output written."""
     _, data = ttbar
     numbers = tmp_path / "numbers.json"
     for name, call in {
@@ -266,8 +269,27 @@ def test_lines_the_api_and_the_cli_say_the_same_words_the_cli_naming_its_flag(
 ) -> None:
     """One rule, check_lines: the API names its keyword, spanet-test its flag (exit 2)."""
     run_dir, data = ttbar
-    expected = "expected a number of rows >= 0, got -1"
+    expected = "expected a number of rows from 0 to 100, got -1"
     with pytest.raises(InputError, match=f"^lines: {expected}$"):
         evaluate_file(run, data, lines=-1)
     assert test_cli.main([str(run_dir), "-tf", str(data), "--lines", "-1"]) == 2
     assert capsys.readouterr().err == f"spanet-test: error: -l/--lines: {expected}\n"
+
+
+def test_lines_follows_the_integer_rule_of_every_option_so_a_whole_float_counts(
+    ttbar: tuple[Path, Path], run: Run
+) -> None:
+    """SPANet writes integers as ``6.0``; ``lines=2.0`` means what ``lines=2`` means, as for
+    every other integer setting (``as_integer``), and so does a numpy integer."""
+    _, data = ttbar
+    tables = json_ready(run.evaluate(data, masses=[], lines=2)["spanet_tables"])
+    assert [row["Jet Limit"][:2] for row in tables["*t"]] == ["==", "==", ">=", "Fu"]
+    assert json_ready(run.evaluate(data, masses=[], lines=2.0)["spanet_tables"]) == tables
+    assert json_ready(run.evaluate(data, masses=[], lines=np.int64(2))["spanet_tables"]) == tables
+
+
+def test_check_lines_returns_the_int_the_tables_use() -> None:
+    assert check_lines(3.0) == 3 and type(check_lines(3.0)) is int
+    assert check_lines(0) == 0 and check_lines(MAX_LINES) == MAX_LINES
+    with pytest.raises(InputError, match=r"^-l/--lines: expected a number of rows from 0 to 100, got 101$"):
+        check_lines(MAX_LINES + 1, "-l/--lines")

@@ -24,7 +24,6 @@ every average.
 from __future__ import annotations
 
 import json
-import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from spanet_lite.assignment.metrics import assignment_metrics, assignment_tables
 from spanet_lite.assignment.spanet_tables import spanet_tables
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.masses import MassConstraint
+from spanet_lite.config.options_file import as_integer
 from spanet_lite.config.suggest import describe as describe_value
 from spanet_lite.dataset import hdf5_layout, reader, schema
 from spanet_lite.errors import InputError
@@ -102,18 +102,24 @@ def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-LINES_EXPECTED = "a number of rows >= 0"
+MAX_LINES = 100
+"""Most rows ``== m`` ... :func:`check_lines` takes. A row counts events by their number of
+objects, and event files hold a few tens of object slots, so 100 rows give every count its own
+row; more only add empty rows, each another pass over the events (10**9 rows would not fit in memory)."""
+LINES_EXPECTED = f"a number of rows from 0 to {MAX_LINES}"
 MASSES_EXPECTED = "a list of MassConstraint (spanet_lite.config.masses), e.g. from load_masses_file"
 
 
-def check_lines(value: object, where: str = "lines") -> None:
-    """``lines``, the rows ``== m`` ... of SPANet's tables (``spanet-test --lines``): a whole
-    number >= 0, refused as one line naming ``where`` (the CLI passes its flag). The one home
-    of this rule: -1 was taken silently (no rows) and 1.5 failed deep in ``range``."""
-    whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not (whole and value >= 0):  # type: ignore[operator]
-        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        raise InputError(None, where, LINES_EXPECTED, str(value) if number else describe_value(value))
+def check_lines(value: object, where: str = "lines") -> int:
+    """``lines``, the rows ``== m`` ... of SPANet's tables (``spanet-test --lines``): an integer
+    by the rule every integer setting follows (:func:`~spanet_lite.config.options_file.as_integer`,
+    so ``2.0`` is 2), from 0 to :data:`MAX_LINES`, refused as one line naming ``where`` (the CLI
+    passes its flag). The one home of this rule: -1 was taken silently (no rows) and 1.5 failed
+    deep in ``range``. Returns the value as an ``int``, which the caller should use."""
+    lines = as_integer(value, where)
+    if not 0 <= lines <= MAX_LINES:
+        raise InputError(None, where, LINES_EXPECTED, str(lines))
+    return lines
 
 
 def check_masses(value: object, spec: EventSpec, where: str = "masses") -> None:
@@ -168,7 +174,7 @@ def evaluate_file(
     """
     require_run(run)
     threshold, mode = run.settings(batch_size=batch_size, threshold=threshold, mode=mode)
-    check_lines(lines)
+    lines = check_lines(lines)
     check_masses(masses, run.spec)
     check_outputs([output(json_file, "--json"), output(plots, "--plots", directory=True)],
                   inputs=[path, run.checkpoint, *inputs], overwrite=overwrite)
