@@ -153,6 +153,17 @@ def test_select_keeps_events_by_object_count_up_to_a_limit(tmp_path):
     assert np.array_equal(few, arrays["INPUTS/Met/met"][jets >= 5][:7])
 
 
+def test_select_counts_an_integer_masks_non_zero_slots_as_the_reader_does(tmp_path):
+    """A MASK of 0 and 2 means what a bool MASK means (``hdf5_layout.mask_values``): the event
+    with four real jets has four, not eight."""
+    arrays = random_arrays(300, seed=6)
+    jets = arrays["INPUTS/Jets/MASK"].sum(axis=1)
+    twos = arrays["INPUTS/Jets/MASK"] * np.int8(2)
+    source = write_h5(tmp_path / "twos.h5", {**arrays, "INPUTS/Jets/MASK": twos})
+    operations.select(source, tmp_path / "out.h5", TINY_SPEC, min_objects=4, max_objects=4, streaming=SMALL)
+    assert np.array_equal(_read(tmp_path / "out.h5")["INPUTS/Met/met"], arrays["INPUTS/Met/met"][jets == 4])
+
+
 # ----------------------------------------------------------------------------- SPANet 1.x
 
 

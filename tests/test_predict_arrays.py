@@ -59,9 +59,8 @@ SLIPS = [
      X + "(40, 5, 10) (transposed? the features are the last axis)"),
     ("one event", lambda f, m: ({**f, "Jets": f["Jets"][0]}, m),
      X + "(10, 5) (one event? pass x[None] or x[i:i + 1])"),
-    ("mask of counts", lambda f, m: (f, {"Jets": m["Jets"] * 2}),
-     "masks['Jets']: expected (events, objects) bool (True for a real object), "
-     "got values other than 0 and 1"),
+    ("mask of strings", lambda f, m: (f, {"Jets": np.where(m["Jets"], "y", "n")}),
+     "masks['Jets']: expected an array of numbers, got dtype <U1"),
     ("GLOBAL mask with a False", lambda f, m: (f, {**m, "Met": np.arange(40)[:, None] > 0}),
      "masks['Met']: expected an all-True (events, 1) mask or none (a GLOBAL input is always one vector "
      "per event), got False in 1 event(s)"),
@@ -115,6 +114,23 @@ def test_a_global_input_in_spanets_one_vector_layout_predicts_the_same(setup):
     as_spanet = run.predict(spanet_layout, {**masks, "Met": np.ones((40, 1), bool)}, threshold=0.0)
     from_file = run.predict(data, threshold=0.0)
     np.testing.assert_array_equal(as_spanet.assignments["t2"], from_file.assignments["t2"])
+
+
+def test_a_mask_value_means_the_same_in_arrays_and_in_a_file_non_zero_is_a_real_object(setup, tmp_path):
+    """SPANet reads MASK as bool, so a mask of 0 and 2 keeps the objects a bool mask keeps: one
+    rule (``hdf5_layout.mask_values``) for ``run.predict``'s arrays and a file's MASK dataset."""
+    run, data, features, masks = setup
+    twos = np.where(masks["Jets"], 2, 0).astype(np.int8)
+    expected = run.predict(features, masks, threshold=0.0).assignments["t1"]
+    from_arrays = run.predict(features, {"Jets": twos}, threshold=0.0)
+    np.testing.assert_array_equal(from_arrays.assignments["t1"], expected)
+    copy = tmp_path / "mask_of_twos.h5"
+    copy.write_bytes(Path(data).read_bytes())
+    with h5py.File(copy, "a") as file:
+        del file["INPUTS/Jets/MASK"]
+        file["INPUTS/Jets/MASK"] = twos
+    np.testing.assert_array_equal(run.predict(copy, threshold=0.0).assignments["t1"], expected)
+    np.testing.assert_array_equal(run.predict(data, threshold=0.0).assignments["t1"], expected)
 
 
 def test_masks_given_with_a_file_are_refused_not_ignored(setup):

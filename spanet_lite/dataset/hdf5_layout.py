@@ -72,6 +72,14 @@ class ExpectedDataset:
 
 
 
+def mask_values(values: np.ndarray) -> np.ndarray:
+    """A MASK's values as bool: any non-zero value is True (a real object, a usable target), as
+    SPANet reads MASK. The one meaning of a mask value, for a file's MASK datasets (the reader,
+    the validator, ``spanet-data select``) and ``run.predict``'s in-memory masks alike, so a
+    mask of 0 and 2 keeps the same objects wherever it comes from."""
+    return values if values.dtype == np.bool_ else values != 0
+
+
 def expected_layout(
     spec: EventSpec, *, event_weight_dataset: str = EVENT_WEIGHT_DATASET, inputs_only: bool = False
 ) -> tuple[ExpectedDataset, ...]:

@@ -293,8 +293,9 @@ def _global_vectors(file: h5py.File, spec: EventSpec, start: int, stop: int) -> 
 
 
 def _read(file: h5py.File, name: str, start: int, stop: int, dtype) -> np.ndarray:
-    """One contiguous slice, converted to ``dtype`` (bool means "non-zero")."""
+    """One contiguous slice, converted to ``dtype`` (bool: a MASK, :func:`~spanet_lite.dataset.
+    hdf5_layout.mask_values`)."""
     values = hdf5_layout.read_rows(file[name], start, stop)
     if dtype is bool:
-        return values if values.dtype == np.bool_ else values != 0
+        return hdf5_layout.mask_values(values)
     return values if values.dtype == dtype else values.astype(dtype)

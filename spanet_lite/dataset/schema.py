@@ -26,6 +26,7 @@ from spanet_lite.dataset.hdf5_layout import (
     classification_path,
     expected_layout,
     mask_path,
+    mask_values,
     pair_features,
     read_rows,
     regression_path,
@@ -427,8 +428,7 @@ class _ContentScan:
         return found + self.values.finish(self.objects, self.classes, self.num_events)
 
     def scan_chunk(self, start: int, stop: int) -> None:
-        masks = {name: self.read(mask_path(name), start, stop).astype(bool, copy=False)
-                 for name in self.max_objects}
+        masks = {name: mask_values(self.read(mask_path(name), start, stop)) for name in self.max_objects}
         for name, mask in masks.items():
             counts = mask.sum(axis=1)
             self.objects[name][0] += int(counts.sum())

@@ -12,7 +12,8 @@ Shapes, in event-file feature order (what :func:`spanet_lite.dataset.reader.read
 for a file):
 
 * SEQUENTIAL / RELATIVE input: features ``(events, objects, F)``, mask ``(events, objects)`` of
-  bool (or 0/1 numbers);
+  bool, or of numbers read as a file's MASK is (:func:`~spanet_lite.dataset.hdf5_layout.mask_values`:
+  non-zero = real object, as SPANet reads MASK);
 * GLOBAL input: features ``(events, F)``, or ``(events, 1, F)`` as SPANet's ONNX export takes
   them; no mask is needed, and SPANet's ``(events, 1)`` mask is accepted when it is all True (a
   GLOBAL input is always one vector per event here, so a False would be silently ignored);
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 
 from spanet_lite.config.event_spec import EventSpec, InputSpec
+from spanet_lite.dataset.hdf5_layout import mask_values
 from spanet_lite.dataset.value_checks import FINITE_REAL, LOG_DOMAIN, nonfinite_real, outside_log_domain
 from spanet_lite.errors import InputError
 
@@ -86,16 +88,6 @@ def _array(value: Any, where: str, kinds: str = "fiub") -> np.ndarray:
         raise InputError(None, where, "a rectangular array of numbers", str(error).split(".")[0]) from None
     if array.dtype.kind not in kinds:
         raise InputError(None, where, "an array of numbers", f"dtype {array.dtype}")
-    return array
-
-
-def _bool_mask(array: np.ndarray, where: str, shape: str) -> np.ndarray:
-    """A mask of bool, or of numbers that are all 0 or 1 (what h5py or pandas may hand over)."""
-    if array.dtype.kind != "b":
-        if array.dtype.kind not in "iuf" or not np.isin(array, (0, 1)).all():
-            got = f"dtype {array.dtype}" if array.dtype.kind not in "iuf" else "values other than 0 and 1"
-            raise InputError(None, where, f"{shape} bool (True for a real object)", got)
-        array = array.astype(bool)
     return array
 
 
@@ -155,7 +147,7 @@ def _sequential(source: InputSpec, values: Any, mask: Any, events: tuple[int, st
             hint = " (transposed? the features are the last axis)"
         raise InputError(None, where, wanted, f"{array.shape}{hint}")
     events = _events(array, where, events)
-    flags = _bool_mask(_array(mask, mask_where), mask_where, "(events, objects)")
+    flags = mask_values(_array(mask, mask_where))
     _events(flags, mask_where, events)
     if flags.shape != array.shape[:2]:
         raise InputError(None, mask_where, f"(events, objects) = {array.shape[:2]} as {where}",
@@ -177,7 +169,7 @@ def _global(source: InputSpec, values: Any, mask: Any, events: tuple[int, str] |
                          f"file's features ({_feature_names(source)})", str(array.shape))
     events = _events(array, where, events)
     if mask is not None:
-        flags = _bool_mask(_array(mask, mask_where), mask_where, "(events, 1)")
+        flags = mask_values(_array(mask, mask_where))
         got = None
         if flags.shape not in ((len(array),), (len(array), 1)):
             got = str(flags.shape)

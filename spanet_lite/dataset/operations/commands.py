@@ -21,7 +21,7 @@ from spanet_lite.config.event_file import event_spec_of
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options_validation import check_chunk_size, check_seed
 from spanet_lite.config.suggest import describe
-from spanet_lite.dataset.hdf5_layout import read_rows
+from spanet_lite.dataset.hdf5_layout import mask_values, read_rows
 from spanet_lite.dataset.operations.shuffle import DEFAULT_BUCKET_MEMORY, shuffled_blocks
 from spanet_lite.dataset.operations.streams import (
     CHUNK_CACHE_BYTES,
@@ -212,7 +212,7 @@ def select(
         def chosen() -> Iterator[Block]:
             kept = 0
             for block in _read_all(plan, streaming, "selecting"):
-                count = block[mask].sum(axis=1)
+                count = mask_values(block[mask]).sum(axis=1)
                 keep = np.ones(len(count), dtype=bool)
                 if min_objects is not None:
                     keep &= count >= min_objects
