@@ -241,11 +241,24 @@ BAD_TABLE_KEYWORDS = [
     ({"masses": [MassConstraint("W", ("q1", "q2"), 80.4, 10.0)]},
      "masses: expected constraints on particles and products of the event file: t1 (q1 q2 b), "
      "t2 (q1 q2 b), got m(W: q1 q2) = 80.4 +- 10"),
+    ({"masses": [MassConstraint("t1", ("q1", "q1"), 80.4, 10.0)]},
+     "masses: expected constraints on particles and products of the event file: t1 (q1 q2 b), "
+     "t2 (q1 q2 b), got m(t1: q1 q1) = 80.4 +- 10"),
+    ({"masses": [*TOPS, MassConstraint("t1", ("q1", "q2"), 80.4, -10.0)]},
+     "masses: expected 'mass +- width' with a positive width, e.g. 172.5 +- 20, "
+     "got m(t1: q1 q2) = 80.4 +- -10 at index 2"),
+    ({"masses": [MassConstraint("t1", ("q1", "q2"), float("nan"), 10.0)]},
+     "masses: expected 'mass +- width' with a positive width, e.g. 172.5 +- 20, "
+     "got m(t1: q1 q2) = nan +- 10 at index 0"),
+    ({"masses": [MassConstraint("t1", ("q1", "q2"), "80.4", 10.0)]},  # type: ignore[arg-type]
+     "masses: expected 'mass +- width' with a positive width, e.g. 172.5 +- 20, "
+     "got m(t1: q1 q2) = '80.4' +- 10 at index 0"),
 ]
 
 
 @pytest.mark.parametrize(("keywords", "line"), BAD_TABLE_KEYWORDS,
-                         ids=["negative", "huge", "float", "bool", "names", "string", "unknown-particle"])
+                         ids=["negative", "huge", "float", "bool", "names", "string", "unknown-particle",
+                              "repeated-product", "negative-width", "nan-mass", "string-mass"])
 def test_evaluate_refuses_bad_lines_and_masses_in_one_line_before_any_work(
     ttbar: tuple[Path, Path], run: Run, tmp_path: Path, keywords: dict, line: str
 ) -> None:
@@ -262,6 +275,23 @@ def test_evaluate_refuses_bad_lines_and_masses_in_one_line_before_any_work(
             call()
         assert str(error.value) == line, name
     assert not numbers.exists()
+
+
+def test_a_mass_constraint_from_python_obeys_a_masses_files_rule_in_the_same_words(
+    ttbar: tuple[Path, Path], run: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One rule for the numbers (``masses.valid_value``): a width of 0 is refused from a
+    ``--masses`` file, naming the file and line, and from ``masses=``, naming the keyword."""
+    run_dir, data = ttbar
+    expected = "expected 'mass +- width' with a positive width, e.g. 172.5 +- 20"
+    masses = tmp_path / "masses.yaml"
+    masses.write_text("t1: {all: 173 +- 0}\n")
+    assert test_cli.main([str(run_dir), "-tf", str(data), "--masses", str(masses)]) == 2
+    line = f"spanet-test: error: {masses}: t1.all (line 1): {expected}, got '173 +- 0'\n"
+    assert capsys.readouterr().err == line
+    with pytest.raises(InputError) as error:
+        run.evaluate(data, masses=[MassConstraint("t1", ("q1", "q2", "b"), 173.0, 0.0)])
+    assert str(error.value) == f"masses: {expected}, got m(t1: q1 q2 b) = 173 +- 0 at index 0"
 
 
 def test_lines_the_api_and_the_cli_say_the_same_words_the_cli_naming_its_flag(

@@ -20,6 +20,7 @@ resolution of 20; each entry adds ((m - mass) / width)^2 to the chi-square.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ SECTION = "SPANET_LITE"
 MASSES = "MASSES"
 ALL_PRODUCTS = "all"
 _VALUE = re.compile(r"^\s*([-+0-9.eE]+)\s*(?:\+-|\+/-|±)\s*([-+0-9.eE]+)\s*$")
+VALUE_EXPECTED = "'mass +- width' with a positive width, e.g. 172.5 +- 20"
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,36 @@ class MassConstraint:
     width: float
 
     def describe(self) -> str:
-        return f"m({self.particle}: {' '.join(self.products)}) = {self.mass:g} +- {self.width:g}"
+        products = " ".join(self.products) if _names(self.products) else repr(self.products)
+        return f"m({self.particle}: {products}) = {_shown(self.mass)} +- {_shown(self.width)}"
+
+
+def _shown(value: object) -> str:
+    """A number as a file writes it (``172.5``); anything else as Python shows it, so that a
+    constraint built wrongly in a notebook can still be named in its error line."""
+    return f"{value:g}" if _is_real(value) else repr(value)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _names(value: object) -> bool:
+    return isinstance(value, (tuple, list)) and all(isinstance(name, str) for name in value)
+
+
+def valid_products(products: Sequence[str], known: Sequence[str]) -> bool:
+    """A constraint's products: names, at least one, each a product of its particle, none twice."""
+    return _names(products) and bool(products) and set(products) <= set(known) \
+        and len(set(products)) == len(products)
+
+
+def valid_value(mass: object, width: object) -> bool:
+    """A constraint's numbers: a finite mass and a finite width above 0 (the chi-square divides
+    by it). The one rule, for a file's ``mass +- width`` (:func:`parse_masses`) and for
+    :class:`MassConstraint` objects a caller passes (``evaluate_file(masses=...)``)."""
+    return _is_real(mass) and _is_real(width) and math.isfinite(mass) and math.isfinite(width) \
+        and width > 0  # type: ignore[operator]
 
 
 def parse_spanet_lite_section(
@@ -84,8 +115,7 @@ def parse_masses(
                 products = known
             else:
                 products = tuple(str(key).split())
-                unknown = [p for p in products if p not in known]
-                if not products or unknown or len(set(products)) != len(products):
+                if not valid_products(products, known):
                     names = ", ".join(known)
                     expected = f"'all' or distinct products of {particle} ({names}) separated by spaces"
                     raise doc.error(at, expected, key)
@@ -95,7 +125,6 @@ def parse_masses(
 
 
 def _value(doc: YamlDocument, path: YamlPath, value: Any) -> tuple[float, float]:
-    expected = "'mass +- width' with a positive width, e.g. 172.5 +- 20"
     pair: tuple[Any, Any] | None = None
     if isinstance(value, str):
         match = _VALUE.match(value)
@@ -104,13 +133,13 @@ def _value(doc: YamlDocument, path: YamlPath, value: Any) -> tuple[float, float]
     elif isinstance(value, list) and len(value) == 2:
         pair = (value[0], value[1])
     if pair is None:
-        raise doc.error(path, expected, value)
+        raise doc.error(path, VALUE_EXPECTED, value)
     try:
         mass, width = float(pair[0]), float(pair[1])
     except (TypeError, ValueError):
-        raise doc.error(path, expected, value) from None
-    if not (math.isfinite(mass) and math.isfinite(width) and width > 0):
-        raise doc.error(path, expected, value)
+        raise doc.error(path, VALUE_EXPECTED, value) from None
+    if not valid_value(mass, width):
+        raise doc.error(path, VALUE_EXPECTED, value)
     return mass, width
 
 

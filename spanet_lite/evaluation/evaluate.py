@@ -37,7 +37,7 @@ from spanet_lite.assignment.jets import count_jets, describe
 from spanet_lite.assignment.metrics import assignment_metrics, assignment_tables
 from spanet_lite.assignment.spanet_tables import spanet_tables
 from spanet_lite.config.event_spec import EventSpec
-from spanet_lite.config.masses import MassConstraint
+from spanet_lite.config.masses import VALUE_EXPECTED, MassConstraint, valid_products, valid_value
 from spanet_lite.config.options_file import as_integer
 from spanet_lite.config.suggest import describe as describe_value
 from spanet_lite.dataset import hdf5_layout, reader, schema
@@ -125,8 +125,9 @@ def check_lines(value: object, where: str = "lines") -> int:
 def check_masses(value: object, spec: EventSpec, where: str = "masses") -> None:
     """``masses``, the chi-square baseline's constraints: None (the event file's) or a sequence of
     :class:`~spanet_lite.config.masses.MassConstraint` on particles and products of ``spec``,
-    refused as one line naming ``where``. Strings or mappings failed deep in the baseline with
-    an AttributeError, and an unknown particle with a ValueError."""
+    with a mass and width by the rule a masses file obeys (``valid_value``), refused as one line
+    naming ``where``. Strings or mappings failed deep in the baseline with an AttributeError, an
+    unknown particle with a ValueError, and a width of 0 or a NaN mass gave NaN numbers."""
     if value is None:
         return
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
@@ -135,11 +136,13 @@ def check_masses(value: object, spec: EventSpec, where: str = "masses") -> None:
     for index, constraint in enumerate(value):
         if not isinstance(constraint, MassConstraint):
             raise InputError(None, where, MASSES_EXPECTED, f"{describe_value(constraint)} at index {index}")
-        known = particles.get(constraint.particle)
-        if known is None or not constraint.products or not set(constraint.products) <= set(known):
+        known = particles.get(constraint.particle) if isinstance(constraint.particle, str) else None
+        if known is None or not valid_products(constraint.products, known):
             names = ", ".join(f"{name} ({' '.join(products)})" for name, products in particles.items())
             expected = f"constraints on particles and products of the event file: {names}"
             raise InputError(None, where, expected, constraint.describe())
+        if not valid_value(constraint.mass, constraint.width):
+            raise InputError(None, where, VALUE_EXPECTED, f"{constraint.describe()} at index {index}")
 
 
 def evaluate_file(
