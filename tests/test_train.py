@@ -184,6 +184,24 @@ def test_resume_after_ctrl_c_reaches_the_same_weights_as_an_uninterrupted_run(
         assert float(mine["train/total_loss"]) == pytest.approx(float(straight["train/total_loss"]), rel=1e-5)
 
 
+def test_a_first_run_from_a_relative_log_dir_and_its_resume_name_the_run_alike(
+    workspace: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run_dir`` is absolute and resolved both times (it was ``runs/tiny/version_0`` after the
+    first run and absolute after the resume); the end-of-run table shows it from the working
+    directory both times, so the ``--resume`` it prints works as typed."""
+    monkeypatch.chdir(tmp_path)
+    output = io.StringIO()
+    console = Console(file=output, width=300)
+    first = train(workspace["options"], log_dir="runs", name="tiny", epochs=1, console=console)
+    resumed = train(resume="runs/tiny/version_0", epochs=2, console=console)
+    folder = (tmp_path / "runs" / "tiny" / "version_0").resolve()
+    assert first.run_dir == resumed.run_dir == folder
+    assert first.last_checkpoint == resumed.last_checkpoint == folder / "checkpoints" / "last.ckpt"
+    rows = [" ".join(line.split()) for line in output.getvalue().splitlines() if "run directory" in line]
+    assert rows == ["│ run directory │ runs/tiny/version_0 │"] * 2
+
+
 def test_resume_after_sigkill_continues_from_the_last_completed_epoch(
     workspace: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -42,7 +42,8 @@ class RunResult:
     """What a finished (or stopped) run left behind."""
 
     run_dir: Path | None
-    """``<log_dir>/<name>/version_N`` (None for ``fast_dev_run``, which writes nothing)."""
+    """``<log_dir>/<name>/version_N``, absolute and resolved, for a new run as for a resumed one
+    (None for ``fast_dev_run``, which writes nothing)."""
     best_checkpoint: Path | None
     last_checkpoint: Path | None
     monitor: str

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
@@ -146,27 +147,36 @@ class ProgressDisplay(Callback):
         self.close()
 
 
+def _shown(path: Path) -> str:
+    """``path`` (absolute, ``RunResult``'s form) from the working directory when it lies under
+    it, as the user typed ``--log-dir runs``; else in full. The one place the end-of-run table
+    shortens a path, so a first run and its resume print the run directory alike."""
+    here = Path.cwd().resolve()
+    return str(path.relative_to(here)) if path.is_absolute() and path.is_relative_to(here) else str(path)
+
+
 def summary_table(result: RunResult) -> Table:
     """The end-of-run table: where the run is, how it ended, the best checkpoint and last metrics.
 
-    Paths are never shortened: on a narrow console a long path folds onto the next line."""
+    Paths are never elided: on a narrow console a long path folds onto the next line. They are
+    shown from the working directory when under it (:func:`_shown`)."""
     table = Table(title="spanet-train", show_header=False, title_justify="left")
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
     if result.run_dir is None:
         table.add_row("run directory", "none (fast dev run: nothing written)")
     else:
-        table.add_row("run directory", escape(str(result.run_dir)))
+        table.add_row("run directory", escape(_shown(result.run_dir)))
     status = "finished" if result.stopped is None else f"stopped: {result.stopped}"
     table.add_row("status", f"{status} after {result.epochs_completed} epoch(s), {result.seconds:.0f} s")
     if result.best_checkpoint is not None:
         where = "" if result.best_epoch is None else f" (epoch {result.best_epoch + 1})"
-        table.add_row("best checkpoint", escape(f"{result.best_checkpoint}{where}"))
+        table.add_row("best checkpoint", escape(f"{_shown(result.best_checkpoint)}{where}"))
         table.add_row(f"best {result.monitor}", _number(result.best_value))
     if result.last_checkpoint is not None:
-        table.add_row("last checkpoint", escape(str(result.last_checkpoint)))
+        table.add_row("last checkpoint", escape(_shown(result.last_checkpoint)))
     if result.stopped is not None and result.run_dir is not None:
-        table.add_row("resume with", escape(f"spanet-train --resume {result.run_dir}"))
+        table.add_row("resume with", escape(f"spanet-train --resume {_shown(result.run_dir)}"))
     for key, _ in HEADLINE:
         if key in result.metrics:
             table.add_row(f"last {key}", _number(result.metrics[key]))

@@ -51,11 +51,15 @@ FIRST_COLUMNS = ("epoch", "step", "lr", "time_s")
 
 
 def create_version_dir(parent: Path) -> Path:
-    """Create and return the first free ``parent/version_N`` (``mkdir`` without ``exist_ok``).
+    """Create and return the first free ``parent/version_N`` (``mkdir`` without ``exist_ok``),
+    resolved, as a resumed run's directory is (:func:`~spanet_lite.training.plan.resume_target`):
+    ``RunResult.run_dir`` and its checkpoints have one form, which stays valid after a ``chdir``
+    and from the other ranks of a DDP run, whatever ``log_dir`` was.
 
     ``mkdir`` either creates the directory or fails, so two runs started at the same moment
     never share (or overwrite) a version.
     """
+    parent = parent.resolve()
     parent.mkdir(parents=True, exist_ok=True)
     taken = [int(p.name[8:]) for p in parent.glob("version_*") if p.name[8:].isdigit()]
     number = max(taken, default=-1) + 1
