@@ -100,8 +100,10 @@ def test_missing_extra_is_one_line_input_error(monkeypatch: pytest.MonkeyPatch) 
     from spanet_lite.physics.pythia import require_pythia
 
     monkeypatch.setitem(sys.modules, "pythia8mc", None)  # makes `import pythia8mc` fail
-    with pytest.raises(InputError, match=r"pip install 'spanet-lite\[pythia\]'"):
+    with pytest.raises(InputError) as error:
         require_pythia()
+    assert str(error.value) == ("Pythia backend: expected the optional 'pythia' extra "
+                                "(pip install 'spanet-lite[pythia]'), got no module 'pythia8mc'")
 
 
 # ----------------------------------------------------------------------------- Pythia runs
@@ -289,9 +291,10 @@ def test_cli_without_the_extra_says_what_to_install(
 
     monkeypatch.setitem(sys.modules, "pythia8mc", None)
     code = main(["ttbar_allhad", "--backend", "pythia", "-n", "5", "-o", str(tmp_path / "x.h5"), "--quiet"])
-    err = capsys.readouterr().err
     assert code == 2
-    assert err.count("\n") == 1 and "spanet-lite[pythia]" in err
+    assert capsys.readouterr().err == ("spanet-generate: error: --backend pythia: expected the optional "
+                                       "'pythia' extra (pip install 'spanet-lite[pythia]'), got no module "
+                                       "'pythia8mc'\n")
     assert not (tmp_path / "x.h5").exists()
 
 
@@ -333,12 +336,27 @@ def test_values_no_run_can_use_are_refused_as_the_fast_backend_refuses_them(
 
     monkeypatch.setitem(sys.modules, "pythia8mc", None)
     output = tmp_path / "x.h5"
-    with pytest.raises(InputError, match=r"^--seed: expected a seed >= 0, got -1$"):
+    with pytest.raises(InputError, match=r"^seed: expected a seed >= 0, got -1$"):
         generate("ttH_semilep", 10, -1, output, progress=False)
+    with pytest.raises(InputError, match=r"^n_events: expected a positive number of events, got 0$"):
+        generate("ttH_semilep", 0, 1, output, progress=False)
     with pytest.raises(InputError) as error:
         generate("ttH_semilep", 10, 1, output, progress=False, signal_fraction=2.0)
-    assert str(error.value) == "--signal-fraction: expected a fraction between 0 and 1, got 2.0"
+    assert str(error.value) == "signal_fraction: expected a fraction between 0 and 1, got 2.0"
     assert list(tmp_path.iterdir()) == []
+
+
+@needs_pythia
+def test_an_existing_output_is_refused_naming_the_keyword(tmp_path: Path) -> None:
+    from spanet_lite.physics.pythia import generate
+
+    kept = tmp_path / "kept.h5"
+    kept.write_bytes(b"mine")
+    with pytest.raises(InputError) as error:
+        generate("hh_4b", 10, 1, kept, progress=False)
+    assert str(error.value) == (f"{kept}: output: expected a path that does not exist yet (pass --overwrite, "
+                                "from Python overwrite=True, to replace it), got an existing file")
+    assert kept.read_bytes() == b"mine"
 
 
 def test_input_errors_survive_pickling_so_worker_processes_can_report_them() -> None:

@@ -80,6 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+FLAGS = {
+    "events": "--events",
+    "seed": "--seed",
+    "config": "--set",
+    "min_jets": "--min-jets",
+    "min_btags": "--min-btags",
+    "max_objects": "--max-objects",
+    "signal_fraction": "--signal-fraction",
+    "chunk_size": "--chunk-size",
+    "jobs": "--jobs",
+}
+"""The flag of each value the backends check (``generator.request.Request``'s ``names``)."""
+
 VALUE_KINDS = {int: "an integer", float: "a number"}
 """What a ``--set`` value must look like, by the type of the parameter's default."""
 
@@ -104,13 +117,14 @@ def _overrides(items: list[str]) -> dict[str, float | int]:
 
 
 def _body(argv: Sequence[str] | None) -> int:
-    """Parse, then call the backend, which checks every value (``generator.request.Request``)."""
+    """Parse, check every value by the backends' rule (``generator.request.Request``) naming its
+    flag, then call the backend (which checks them again, by keyword, for a notebook)."""
     args = build_parser().parse_args(argv)
     from rich.console import Console
 
     from spanet_lite.io import atomic_write_text
     from spanet_lite.physics.generator import PROCESSES, PhysicsConfig, Selection, write_file
-    from spanet_lite.physics.generator.request import check_jobs
+    from spanet_lite.physics.generator.request import Request
 
     process = PROCESSES[args.process]
     config = PhysicsConfig().with_overrides(**_overrides(args.overrides))
@@ -120,15 +134,17 @@ def _body(argv: Sequence[str] | None) -> int:
         min_btags=default.min_btags if args.min_btags is None else args.min_btags,
         leptons=default.leptons,
     )
-    check_jobs(args.jobs)  # both backends: the fast one ignores the value but refuses what Pythia does
+    Request(process, args.events, args.seed, config, selection, args.max_objects, args.signal_fraction,
+            args.chunk_size, args.jobs, names=FLAGS)
     check_outputs([output(args.output, "--output"), output(args.event_file_output, "--event-file-output")],
                   overwrite=args.overwrite)
 
     console = Console(stderr=True)
     show_progress = not args.quiet and console.is_terminal
     if args.backend == "pythia":
-        from spanet_lite.physics.pythia import generate
+        from spanet_lite.physics.pythia import generate, require_pythia
 
+        require_pythia("--backend pythia")
         summary = generate(
             args.process,
             args.events,

@@ -207,9 +207,9 @@ def write_file(
     events (so values below 4,096 act as 4,096). ``progress(k)`` is called with the number of
     events written so far after each write. ``selection`` and ``max_objects`` default to the
     process's, ``signal_fraction`` (ttH_semilep) to ``SIGNAL_FRACTION``.
-    Raises an InputError for a value no run could use (see :class:`.request.Request`: the
-    lines ``spanet-generate`` prints), and for an output the output rule refuses (an existing
-    file without ``overwrite``, a run's files: :mod:`spanet_lite.outputs`). Keeps freed heap
+    Raises an InputError naming the keyword for a value no run could use (see
+    :class:`.request.Request`), and for an output the output rule refuses (an existing file
+    without ``overwrite``, a run's files: :mod:`spanet_lite.outputs`). Keeps freed heap
     memory for reuse in this process (see :mod:`.allocator`; 8 % faster, same peak memory).
     """
     proc = get_process(process) if isinstance(process, str) else process
@@ -217,7 +217,7 @@ def write_file(
         proc, events, seed, config or PhysicsConfig(), selection, max_objects, signal_fraction, chunk_size
     )
     events, seed, chunk_size = request.events, request.seed, request.chunk_size  # typed by Request
-    check_outputs([output(path, "--output")], overwrite=overwrite)
+    check_outputs([output(path, "path")], overwrite=overwrite)
     retain_freed_memory()
     tally = _Tally(proc)
     candidates = 0

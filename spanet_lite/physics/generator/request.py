@@ -2,14 +2,17 @@
 
 :func:`~.engine.write_file`, :func:`~.engine.generate_arrays` and the Pythia backend's
 ``generate`` build a :class:`Request` before any work, so a notebook call and
-``spanet-generate`` refuse the same values with the same line. The lines name the
-``spanet-generate`` flag each value comes from: the command prints them as they are.
+``spanet-generate`` refuse the same values by the same rule. Each line names the value as its
+caller spells it (``names``): a notebook reads the keyword it passed (:data:`KEYWORDS`),
+``spanet-generate`` checks its flags by building a Request with their names first.
 """
 
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import InitVar, dataclass, field
+from types import MappingProxyType
 
 from spanet_lite.config.options_file import as_integer
 from spanet_lite.config.options_validation import check_chunk_size, check_seed
@@ -18,23 +21,28 @@ from spanet_lite.errors import InputError
 from spanet_lite.physics.generator.config import PhysicsConfig, Selection
 from spanet_lite.physics.generator.processes import PROCESSES, Process
 
+KEYWORDS: Mapping[str, str] = MappingProxyType({
+    "events": "events",
+    "seed": "seed",
+    "config": "config",
+    "min_jets": "selection.min_jets",
+    "min_btags": "selection.min_btags",
+    "max_objects": "max_objects",
+    "signal_fraction": "signal_fraction",
+    "chunk_size": "chunk_size",
+    "jobs": "jobs",
+})
+"""How a :class:`Request`'s lines name each value by default: the keywords of
+:func:`~.engine.write_file` and :func:`~.engine.generate_arrays`. A caller that takes a value
+under another name passes the whole mapping with its own (``Request(..., names=...)``)."""
+
 
 def get_process(name: str) -> Process:
     """The process called ``name``, or a one-line InputError listing the ones there are."""
     try:
         return PROCESSES[name]
     except KeyError:
-        raise InputError(None, "PROCESS", f"one of {', '.join(PROCESSES)}", repr(name)) from None
-
-
-def check_jobs(jobs: int) -> None:
-    """``--jobs``, the same rule for both backends: a positive number of worker processes.
-
-    The fast backend runs in one vectorised process whatever the value, yet refuses the same
-    values as Pythia, so that a command line that one backend refuses is refused by both.
-    """
-    if jobs < 1:
-        raise InputError(None, "--jobs", "a positive number of worker processes", str(jobs))
+        raise InputError(None, "process", f"one of {', '.join(PROCESSES)}", repr(name)) from None
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,11 @@ class Request:
     None means the backend's default (the ttH share: among candidates for the fast backend,
     among selected events for Pythia). ``chunk_size`` is events per write (fast) or per chunk
     (Pythia). ``jobs`` is the number of worker processes (Pythia; the fast backend uses one
-    process). Construction raises an InputError for a value no run could use.
+    process). Construction raises an InputError for a value no run could use, naming the value
+    as ``names`` (:data:`KEYWORDS` by default) spells it.
+
+    ``jobs`` is checked for both backends: the fast one runs in one vectorised process whatever
+    the value, yet refuses what Pythia refuses, so that no call one backend refuses runs on the other.
     """
 
     process: Process
@@ -57,46 +69,51 @@ class Request:
     signal_fraction: float | None = None
     chunk_size: int = 1
     jobs: int = 1
+    names: InitVar[Mapping[str, str]] = KEYWORDS
+    """How the lines name each value (keys as in :data:`KEYWORDS`); not kept."""
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, names: Mapping[str, str]) -> None:
         # A notebook may pass events=1e6 or a numpy integer: whole numbers become ints here.
-        for name, flag in (("events", "--events"), ("chunk_size", "--chunk-size"), ("jobs", "--jobs")):
-            object.__setattr__(self, name, as_integer(getattr(self, name), flag))
+        for key in ("events", "chunk_size", "jobs"):
+            object.__setattr__(self, key, as_integer(getattr(self, key), names[key]))
         if self.max_objects is not None:
-            object.__setattr__(self, "max_objects", as_integer(self.max_objects, "--max-objects"))
-        object.__setattr__(self, "seed", check_seed(self.seed, stored=True))
-        check_jobs(self.jobs)
+            object.__setattr__(self, "max_objects", as_integer(self.max_objects, names["max_objects"]))
+        object.__setattr__(self, "seed", check_seed(self.seed, names["seed"], stored=True))
+        if self.jobs < 1:
+            raise InputError(None, names["jobs"], "a positive number of worker processes", str(self.jobs))
         if self.events < 1:
-            raise InputError(None, "--events", "a positive number of events", str(self.events))
-        for flag, value in (("--min-jets", self.cuts.min_jets), ("--min-btags", self.cuts.min_btags)):
+            raise InputError(None, names["events"], "a positive number of events", str(self.events))
+        cuts = (("min_jets", self.cuts.min_jets), ("min_btags", self.cuts.min_btags))
+        for key, value in cuts:
             if value < 0:
-                raise InputError(None, flag, "a non-negative number", str(value))
-        check_chunk_size(self.chunk_size)
+                raise InputError(None, names[key], "a non-negative number", str(value))
+        check_chunk_size(self.chunk_size, names["chunk_size"])
         fraction = self.signal_fraction
         if fraction is not None and (not isinstance(fraction, numbers.Real) or isinstance(fraction, bool)
                                      or not 0.0 <= fraction <= 1.0):
             got = describe(fraction).removesuffix(" (a number)")  # 2.0 reads as the command echoes it
-            raise InputError(None, "--signal-fraction", "a fraction between 0 and 1", got)
+            raise InputError(None, names["signal_fraction"], "a fraction between 0 and 1", got)
         process = self.process
         # The default selection's jets, and the lepton's slot, must fit in a row.
         least = max(process.selection.min_jets, 1) + (1 if process.has_lepton else 0)
         if self.max_objects is not None and self.max_objects < least:
             raise InputError(
-                None, "--max-objects", f"at least {least} for {process.name}", str(self.max_objects)
+                None, names["max_objects"], f"at least {least} for {process.name}", str(self.max_objects)
             )
         if self.events > self.max_events:
             raise InputError(
-                None, "--events", f"at most {self.max_events:,} (HDF5 counts the values of a dataset, "
-                f"events x {self.width} objects, in a signed 64-bit integer)", str(self.events),
+                None, names["events"], f"at most {self.max_events:,} (HDF5 counts the values of a "
+                f"dataset, events x {self.width} objects, in a signed 64-bit integer)", str(self.events),
             )
         problems = self.config.problems()
         if problems:
-            raise InputError(None, "--set", "usable physics parameters", "; ".join(problems))
+            raise InputError(None, names["config"], "usable physics parameters", "; ".join(problems))
         jet_slots = self.width - (1 if process.has_lepton else 0)
-        for flag, value in (("--min-jets", self.cuts.min_jets), ("--min-btags", self.cuts.min_btags)):
+        for key, value in cuts:
             if value > jet_slots:
-                raise InputError(None, flag, f"at most {jet_slots}, the jet slots of --max-objects "
-                                 f"{self.width} (every event would be cut to fewer jets)", str(value))
+                raise InputError(None, names[key], f"at most {jet_slots}, the jet slots of "
+                                 f"{names['max_objects']} {self.width} (every event would be cut to "
+                                 "fewer jets)", str(value))
 
     @property
     def cuts(self) -> Selection:

@@ -38,17 +38,20 @@ from spanet_lite.physics.generator.engine import (
     create_weight_dataset,
 )
 from spanet_lite.physics.generator.processes import PROCESSES as FAST_PROCESSES
-from spanet_lite.physics.generator.request import Request, get_process
+from spanet_lite.physics.generator.request import KEYWORDS, Request, get_process
 from spanet_lite.physics.pythia.engine import ChunkResult, generate_chunk
 from spanet_lite.physics.pythia.processes import PROCESSES
 
 DEFAULT_CHUNK_SIZE = 500
 MANIFEST = "manifest.json"
 EXTRA_HINT = "pip install 'spanet-lite[pythia]'"
+NAMES = {**KEYWORDS, "events": "n_events"}
+"""How :func:`generate`'s lines name its values (its keywords; ``n_events`` for the events)."""
 
 
-def require_pythia() -> str:
-    """Import Pythia and FastJet or raise a one-line InputError saying how to get them.
+def require_pythia(where: str = "Pythia backend") -> str:
+    """Import Pythia and FastJet or raise a one-line InputError naming ``where`` (what asked for
+    them: ``spanet-generate`` passes ``--backend pythia``) and saying how to get them.
 
     Returns Pythia's version string (recorded in the output file).
     """
@@ -57,7 +60,7 @@ def require_pythia() -> str:
         import pythia8mc  # noqa: F401
     except ImportError as error:
         expected = f"the optional 'pythia' extra ({EXTRA_HINT})"
-        raise InputError(None, "--backend pythia", expected, f"no module {error.name!r}") from None
+        raise InputError(None, where, expected, f"no module {error.name!r}") from None
     try:
         return importlib.metadata.version("pythia8mc")
     except importlib.metadata.PackageNotFoundError:  # built from source: no distribution metadata
@@ -173,17 +176,17 @@ def generate(
     share of ttH among the *selected* events (default 0.5). Returns the same
     :class:`~spanet_lite.physics.generator.engine.Summary` as the fast backend. Values no run
     could use are refused, before Pythia is imported, as the fast backend refuses them (see
-    :class:`~spanet_lite.physics.generator.request.Request`).
+    :class:`~spanet_lite.physics.generator.request.Request`), naming the keyword passed.
     """
     fast = get_process(process)
     request = Request(
         fast, n_events, seed, config or PhysicsConfig(), selection, max_objects, signal_fraction, chunk_size,
-        jobs,
+        jobs, names=NAMES,
     )
     n_events, seed, chunk_size, jobs = request.events, request.seed, request.chunk_size, request.jobs
     pythia_version = require_pythia()
     output = Path(output)
-    outputs_rule.check_outputs([outputs_rule.output(output, "--output")], overwrite=overwrite)
+    outputs_rule.check_outputs([outputs_rule.output(output, "output")], overwrite=overwrite)
     sizes = chunk_sizes(n_events, chunk_size)
     work_dir = work_dir_for(output)
     options = _Options(request.config, request.cuts, request.width, request.signal_fraction)
