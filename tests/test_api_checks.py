@@ -134,14 +134,39 @@ def test_write_predictions_never_writes_over_its_input_or_the_run_checkpoint(
     assert {path: path.read_bytes() for path in kept} == kept
 
 
+REFUSED_EXISTING = ("expected a path that does not exist yet (pass --overwrite, from Python overwrite=True, "
+                    "to replace it), got an existing file")
+
+
+def test_evaluate_file_names_its_keywords_and_spanet_test_its_flags(
+    ttbar: tuple[Path, Path], run: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir, data = ttbar
+    numbers, plots = tmp_path / "numbers.json", tmp_path / "plots"
+    numbers.write_text("{}")
+    plots.write_text("a file")
+    refused = [  # (keyword, its flag, the path, what the line says after the name)
+        ("json_file", "--json", numbers, REFUSED_EXISTING),
+        ("plots", "--plots", plots, "expected a folder for the files, got an existing file"),
+    ]
+    for keyword, flag, path, rest in refused:
+        with pytest.raises(InputError) as error:
+            evaluate_file(run, data, **{keyword: path})
+        assert str(error.value) == f"{path}: {keyword}: {rest}"
+        assert test_cli.main([str(run_dir), "-tf", str(data), flag, str(path)]) == 2
+        assert capsys.readouterr().err == f"spanet-test: error: {path}: {flag}: {rest}\n"
+    assert numbers.read_text() == "{}" and plots.read_text() == "a file"
+
+
 def test_evaluate_file_writes_json_and_plots_by_the_output_rule(
     ttbar: tuple[Path, Path], run: Run, tmp_path: Path
 ) -> None:
     _, data = ttbar
     numbers = tmp_path / "numbers.json"
     numbers.write_text("{}")
-    with pytest.raises(InputError, match=r"numbers\.json: --json: .*got an existing file"):
+    with pytest.raises(InputError) as error:
         evaluate_file(run, data, json_file=numbers)
+    assert str(error.value) == f"{numbers}: json_file: {REFUSED_EXISTING}"
     assert numbers.read_text() == "{}"
     with pytest.raises(InputError, match=f"got the input {data}$"):
         evaluate_file(run, data, json_file=data, overwrite=True)

@@ -65,7 +65,7 @@ def _body(argv: Sequence[str] | None) -> int:
 
     from spanet_lite.config.options_validation import check_batch_size, check_threshold
     from spanet_lite.errors import InputError
-    from spanet_lite.evaluation.evaluate import check_lines, evaluate_file
+    from spanet_lite.evaluation.evaluate import check_evaluation_outputs, check_lines, evaluate_file
     from spanet_lite.evaluation.overlap import warn_if_training_file
     from spanet_lite.evaluation.report import render
 
@@ -84,11 +84,14 @@ def _body(argv: Sequence[str] | None) -> int:
         from spanet_lite.config.masses import load_masses_file
 
         masses = load_masses_file(args.masses, {p.name: p.product_names for p in run.spec.particles})
+    read = [args.event_file, args.masses]
+    check_evaluation_outputs(run, test_file, args.json, args.plots, overwrite=args.overwrite, inputs=read,
+                             names=("--json", "--plots"))
     with autocast(args, run):
         evaluation = evaluate_file(
             run, test_file, batch_size=args.batch_size, threshold=args.threshold, mode=args.decoding,
             progress=sys.stderr.isatty(), lines=args.lines, masses=masses, json_file=args.json,
-            plots=args.plots, overwrite=args.overwrite, inputs=[args.event_file, args.masses],
+            plots=args.plots, overwrite=args.overwrite, inputs=read,
         )
     console = Console()
     render(evaluation.metrics, console, latex=args.latex)

@@ -145,6 +145,23 @@ def check_masses(value: object, spec: EventSpec, where: str = "masses") -> None:
             raise InputError(None, where, VALUE_EXPECTED, f"{constraint.describe()} at index {index}")
 
 
+def check_evaluation_outputs(
+    run: TrainedRun,
+    path: str | Path,
+    json_file: str | Path | None,
+    plots: str | Path | None,
+    *,
+    overwrite: bool = False,
+    inputs: Iterable[str | Path | None] = (),
+    names: tuple[str, str] = ("json_file", "plots"),
+) -> None:
+    """The output rule for :func:`evaluate_file`'s ``json_file`` and ``plots`` (see there), its
+    lines naming them as ``names`` spells them: the keywords, or ``spanet-test``'s flags, which
+    the command checks first."""
+    check_outputs([output(json_file, names[0]), output(plots, names[1], directory=True)],
+                  inputs=[path, run.checkpoint, *inputs], overwrite=overwrite)
+
+
 def evaluate_file(
     run: TrainedRun,
     path: str | Path,
@@ -171,16 +188,16 @@ def evaluate_file(
     ``json_file`` and ``plots`` (a folder) are what ``spanet-test --json/--plots`` write: every
     number (strict JSON) and the PNG figures, atomically and together (a failure of either
     leaves neither, :func:`~spanet_lite.io.all_or_nothing`). They obey the output rule of
-    :mod:`spanet_lite.outputs`, checked before any work: an existing one is replaced only with
-    ``overwrite=True``, and never ``path``, the run's checkpoint, one of ``inputs`` (other files
-    the caller read) or a file of a training run.
+    :mod:`spanet_lite.outputs`, checked before any work (:func:`check_evaluation_outputs`, its
+    lines naming these keywords): an existing one is replaced only with ``overwrite=True``, and
+    never ``path``, the run's checkpoint, one of ``inputs`` (other files the caller read) or a
+    file of a training run.
     """
     require_run(run)
     threshold, mode = run.settings(batch_size=batch_size, threshold=threshold, mode=mode)
     lines = check_lines(lines)
     check_masses(masses, run.spec)
-    check_outputs([output(json_file, "--json"), output(plots, "--plots", directory=True)],
-                  inputs=[path, run.checkpoint, *inputs], overwrite=overwrite)
+    check_evaluation_outputs(run, path, json_file, plots, overwrite=overwrite, inputs=inputs)
     spec, options = run.spec, run.options
     plan = neutrino.plan_baseline(spec)
     constraints = tuple(spec.masses if masses is None else masses)

@@ -112,8 +112,8 @@ class Run(TrainedRun):
         ``lines`` the rows of SPANet's tables (``--lines``), ``masses`` the chi-square baseline's
         constraints (default: the event file's; ``masses=[]`` skips the baseline, most of the
         time of a small evaluation). Warns (:class:`~spanet_lite.errors.SpanetWarning`) when
-        ``file`` is the run's training file. For the per-event arrays, ``--json`` or ``--plots``,
-        call ``evaluate_file`` itself."""
+        ``file`` is the run's training file. For the per-event arrays, ``json_file`` or ``plots``
+        (``spanet-test --json/--plots``), call ``evaluate_file`` itself."""
         warn_if_training_file(self, file)
         return evaluate_file(
             self, file, batch_size=batch_size, threshold=threshold, mode=mode, progress=progress,
