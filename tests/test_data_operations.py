@@ -12,6 +12,7 @@ import errno
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -302,24 +303,83 @@ def test_refusals_are_one_line_and_leave_files_as_they_were(tmp_path, spec_file,
     assert spec_file.read_bytes() == event_file
 
 
-def test_a_seed_or_bucket_size_no_shuffle_can_use_is_the_line_the_command_prints(tmp_path, spec_file, capsys):
+# (an operation's call, the line it raises; the same on the command line, the line spanet-data prints).
+# f.good / {good} is a 50-event file, f.a and f.b new outputs, f.other an existing file that is no folder.
+NAMED_REFUSALS = [
+    (lambda f: Streaming(bucket_memory=0),
+     "bucket_memory: expected a positive number of bytes, got 0",
+     ["shuffle", "{good}", "-o", "{a}", "--memory", "0"],
+     "--memory: expected a positive number of MB, got 0.0"),
+    (lambda f: Streaming(bucket_memory=float("nan")),
+     "bucket_memory: expected a positive number of bytes, got nan",
+     ["shuffle", "{good}", "-o", "{a}", "--memory", "nan"],
+     "--memory: expected a positive number of MB, got nan"),
+    (lambda f: Streaming(chunk_size=0),
+     "chunk_size: expected a positive number of events, got 0",
+     ["shuffle", "{good}", "-o", "{a}", "--chunk-size", "0"],
+     "--chunk-size: expected a positive number of events, got 0"),
+    (lambda f: Streaming(scratch_dir=f.other),
+     "{other}: scratch_dir: expected an existing folder, got a file",
+     ["shuffle", "{good}", "-o", "{a}", "--scratch-dir", "{other}"],
+     "{other}: --scratch-dir: expected an existing folder, got a file"),
+    (lambda f: operations.shuffle(f.good, f.a, TINY_SPEC, seed=-1),
+     "seed: expected a seed >= 0, got -1",
+     ["shuffle", "{good}", "-o", "{a}", "--seed", "-1"],
+     "--seed: expected a seed >= 0, got -1"),
+    (lambda f: operations.split(f.good, [f.a, f.b], [0.5, 0.4], TINY_SPEC),
+     "fractions: expected fractions that add up to 1, got 0.5 0.4 (sum 0.9)",
+     ["split", "{good}", "--fractions", "0.5", "0.4", "-o", "{a}", "{b}"],
+     "--fractions: expected fractions that add up to 1, got 0.5 0.4 (sum 0.9)"),
+    (lambda f: operations.split(f.good, [f.a, f.b], [0.99, 0.01], TINY_SPEC),
+     "fractions: expected a part of at least one event for every output (50 events), got 0.99 0.01",
+     ["split", "{good}", "--fractions", "0.99", "0.01", "-o", "{a}", "{b}"],
+     "--fractions: expected a part of at least one event for every output (50 events), got 0.99 0.01"),
+    (lambda f: operations.split(f.good, [f.a, f.b], [0.5, 0.5], TINY_SPEC, shuffle=True,
+                                by_event_number=True),
+     "shuffle: expected either shuffle or by_event_number, not both",
+     ["split", "{good}", "--fractions", "0.5", "0.5", "-o", "{a}", "{b}", "--shuffle", "--by-event-number"],
+     "--shuffle: expected either --shuffle or --by-event-number, not both"),
+    (lambda f: operations.select(f.good, f.a, TINY_SPEC, min_objects=3, max_objects=2),
+     "max_objects: expected a number >= min_objects (3), got 2",
+     ["select", "{good}", "-o", "{a}", "--min-jets", "3", "--max-jets", "2"],
+     "--max-jets: expected a number >= --min-jets (3), got 2"),
+    (lambda f: operations.select(f.good, f.a, TINY_SPEC, limit=0),
+     "limit: expected a number >= 1, got 0",
+     ["select", "{good}", "-o", "{a}", "--limit", "0"],
+     "--limit: expected a number >= 1, got 0"),
+    (lambda f: operations.select(f.good, f.a, TINY_SPEC, input_name="Jet"),
+     "input_name: expected a SEQUENTIAL input of the event file (Jets, Leptons), got 'Jet'",
+     ["select", "{good}", "-o", "{a}", "--input", "Jet"],
+     "--input: expected a SEQUENTIAL input of the event file (Jets, Leptons), got 'Jet'"),
+    (lambda f: operations.concat([f.good, f.good], f.a, TINY_SPEC, labels={"signal": [1]}),
+     "labels: expected one signal label per input (2), got 1",
+     ["concat", "{good}", "{good}", "-o", "{a}", "--label", "signal=1"],
+     "--label: expected one --label per input (2), in the inputs' order, got 1"),
+    (lambda f: operations.select(f.good, f.good, TINY_SPEC, overwrite=True),
+     "{good}: output: expected an output different from the command's inputs, got the input {good}",
+     ["select", "{good}", "-o", "{good}", "--overwrite"],
+     "{good}: -o/--output: expected an output different from the command's inputs, got the input {good}"),
+    (lambda f: operations.split(f.good, [f.a, f.a], [0.5, 0.5], TINY_SPEC),
+     "{a}: outputs[1]: expected a path different from outputs[0], got the same path",
+     ["split", "{good}", "--fractions", "0.5", "0.5", "-o", "{a}", "{a}"],
+     "{a}: -o/--output: expected a path different from -o/--output, got the same path"),
+]
+
+
+@pytest.mark.parametrize(("call", "line", "argv", "flag_line"), NAMED_REFUSALS,
+                         ids=[" ".join(argv[:1] + argv[2:]) for _, _, argv, _ in NAMED_REFUSALS])
+def test_a_refusal_names_the_keyword_from_python_and_the_flag_from_the_command(
+        tmp_path, spec_file, capsys, call, line, argv, flag_line):
     good = write_h5(tmp_path / "good.h5", random_arrays(50, seed=9))
+    other = tmp_path / "other.h5"
+    other.write_bytes(b"keep me")
+    names = {"good": good, "other": other, "a": tmp_path / "a.h5", "b": tmp_path / "b.h5"}
     keep = {p.name for p in tmp_path.iterdir()}
-    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
-    memory = "--memory: expected a positive number of MB, got"
-    refused = [  # (call, its line)
-        (lambda: operations.shuffle(good, a, TINY_SPEC, seed=-1), "--seed: expected a seed >= 0, got -1"),
-        (lambda: operations.split(good, [a, b], [0.5, 0.5], TINY_SPEC, shuffle=True, seed=-1),
-         "--seed: expected a seed >= 0, got -1"),
-        (lambda: Streaming(bucket_memory=0), f"{memory} 0.0"),
-        (lambda: Streaming(bucket_memory=float("nan")), f"{memory} nan"),
-    ]
-    for call, line in refused:
-        with pytest.raises(InputError) as error:
-            call()
-        assert str(error.value) == line
-    assert main(["shuffle", str(good), "-o", str(a), "-e", str(spec_file), "--memory", "0"]) == 2
-    assert _one_line_error(capsys) == f"spanet-data: error: {memory} 0.0"
+    with pytest.raises(InputError) as error:
+        call(SimpleNamespace(**names))
+    assert str(error.value) == line.format(**names)
+    assert main([a.format(**names) for a in argv] + ["-e", str(spec_file), "--quiet"]) == 2
+    assert _one_line_error(capsys) == f"spanet-data: error: {flag_line.format(**names)}"
     assert _nothing_left(tmp_path, keep)
 
 
@@ -335,7 +395,7 @@ def test_a_notebook_may_name_the_event_file_and_a_lone_path_is_not_a_list(tmp_pa
 
 def test_a_seed_is_an_integer_and_a_whole_float_is_taken_as_one(tmp_path, spec_file):
     good = write_h5(tmp_path / "good.h5", random_arrays(50, seed=9))
-    with pytest.raises(InputError, match=r"^--seed: expected an integer, got 1.5 \(a number\)$"):
+    with pytest.raises(InputError, match=r"^seed: expected an integer, got 1.5 \(a number\)$"):
         operations.shuffle(good, tmp_path / "a.h5", spec_file, seed=1.5)
     operations.shuffle(good, tmp_path / "b.h5", spec_file, seed=7.0)
     operations.shuffle(good, tmp_path / "c.h5", spec_file, seed=7)

@@ -16,8 +16,8 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
 from spanet_lite.errors import InputError, SpanetWarning
@@ -101,6 +101,21 @@ def _interrupt_main_soon(number: int) -> None:
     hook would be dropped again)."""
     time.sleep(0.01)
     _thread.interrupt_main(number)
+
+
+@contextmanager
+def flags_for(keywords: Mapping[str, str]) -> Iterator[None]:
+    """Inside, an InputError naming one of the API's ``keywords`` names the command's flag for it.
+
+    A command checks its flags by the API's own rule functions before calling it, so that a
+    refusal names what the user typed; this is for the refusals only the work itself can make
+    (they need the file's events or the device), whose lines name nothing but the keyword."""
+    try:
+        yield
+    except InputError as error:
+        if error.where not in keywords:
+            raise
+        raise InputError(error.path, keywords[error.where], error.expected, error.got) from None
 
 
 def new_parser(

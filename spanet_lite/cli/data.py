@@ -16,10 +16,14 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from spanet_lite.cli.common import EXIT_OK, new_parser, run_cli
+from spanet_lite.cli.common import EXIT_OK, flags_for, new_parser, run_cli
 from spanet_lite.errors import InputError
 from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
+
+if TYPE_CHECKING:
+    from spanet_lite.config.event_spec import EventSpec
 
 PROGRAM = "spanet-data"
 
@@ -144,16 +148,40 @@ def _progress(quiet: bool) -> tuple[Callable[[str, int], Callable[[int], None]],
     return factory, bar.stop
 
 
+def _check_flags(args: argparse.Namespace, spec: EventSpec) -> None:
+    """The operations' own rules, first, so that a refusal names the flag (the operations, which
+    check the same values again, name their keywords)."""
+    from spanet_lite.config.options_validation import check_chunk_size, check_seed
+    from spanet_lite.dataset.operations import commands
+    from spanet_lite.dataset.operations.streams import first_sequential_mask
+
+    check_chunk_size(args.chunk_size, "--chunk-size")
+    if args.command in ("split", "shuffle"):
+        check_seed(args.seed, "--seed")
+        commands.check_bucket_memory(args.memory, "--memory", "MB")
+        commands.check_scratch_dir(args.scratch_dir, "--scratch-dir")
+    if args.command == "split":
+        commands.check_fractions(args.fractions, len(args.output), "--fractions")
+        commands.check_one_order(args.shuffle, args.by_event_number is not None,
+                                 ("--shuffle", "--by-event-number"))
+    if args.command == "select":
+        commands.check_selection(args.min_jets, args.max_jets, args.limit,
+                                 ("--min-jets", "--max-jets", "--limit"))
+        first_sequential_mask(spec, args.input_name, "--input")
+
+
 def _body(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from spanet_lite.config import load_event_spec
     from spanet_lite.dataset import operations
 
     spec = load_event_spec(args.event_file)
-    # The operations check their outputs against their HDF5 inputs; the event file is ours.
+    # The operations check their outputs too, by keyword; here by flag, against the event file as well.
     targets = args.output if isinstance(args.output, list) else [args.output]
-    check_outputs([output(path, "-o/--output") for path in targets], inputs=[args.event_file],
+    sources = args.inputs if args.command == "concat" else [args.input]
+    check_outputs([output(path, "-o/--output") for path in targets], inputs=[args.event_file, *sources],
                   overwrite=args.overwrite)
+    _check_flags(args, spec)
     factory, stop = _progress(args.quiet)
     streaming = operations.Streaming(
         chunk_size=args.chunk_size, progress=factory,
@@ -166,9 +194,11 @@ def _body(argv: Sequence[str] | None) -> int:
             written = operations.concat(args.inputs, args.output, spec, labels=labels, **common)
         elif args.command == "split":
             number = args.by_event_number
-            written = operations.split(args.input, args.output, args.fractions, spec, shuffle=args.shuffle,
-                                       seed=args.seed, by_event_number=number is not None,
-                                       event_number=number or None, **common)
+            with flags_for({"fractions": "--fractions"}):  # a part of no event: found once the file is open
+                written = operations.split(args.input, args.output, args.fractions, spec,
+                                           shuffle=args.shuffle, seed=args.seed,
+                                           by_event_number=number is not None, event_number=number or None,
+                                           **common)
         elif args.command == "shuffle":
             written = operations.shuffle(args.input, args.output, spec, seed=args.seed, **common)
         elif args.command == "select":

@@ -3,6 +3,9 @@
 Each one validates every input against the event file before writing anything, streams the
 events in blocks of ``chunk_size``, writes its outputs atomically (a failure leaves no file
 behind) and refuses to write over an input or, without ``overwrite``, over an existing file.
+
+A refusal names the keyword the value was passed as. ``spanet-data`` checks its flags first by
+the same rule functions (``check_*`` here, named by flag), so the command's lines name those.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ class Written:
 class Streaming:
     """How an operation moves events: block size, progress reporting, scratch space for shuffles.
 
-    Values no operation could use are refused here, with the line ``spanet-data`` prints.
+    Values no operation could use are refused here, in one line naming the keyword.
     """
 
     chunk_size: int = DEFAULT_CHUNK_SIZE
@@ -67,12 +70,23 @@ class Streaming:
     """Bytes one shuffle bucket may take (``--memory`` MB times 2**20, not rounded)."""
 
     def __post_init__(self) -> None:
-        check_chunk_size(self.chunk_size)
-        if not (math.isfinite(self.bucket_memory) and self.bucket_memory > 0):
-            raise InputError(None, "--memory", "a positive number of MB", str(self.bucket_memory / 2**20))
-        if self.scratch_dir is not None and not Path(self.scratch_dir).is_dir():  # never made for the user
-            got = "a file" if Path(self.scratch_dir).exists() else "no such folder"
-            raise InputError(Path(self.scratch_dir), "--scratch-dir", "an existing folder", got)
+        check_chunk_size(self.chunk_size, "chunk_size")
+        check_bucket_memory(self.bucket_memory, "bucket_memory", "bytes")
+        check_scratch_dir(self.scratch_dir, "scratch_dir")
+
+
+def check_bucket_memory(amount: float, where: str, unit: str) -> None:
+    """A shuffle bucket's memory, ``amount`` in ``unit`` (``Streaming`` takes bytes,
+    ``spanet-data --memory`` MB): a positive finite number, else one line naming ``where``."""
+    if not (math.isfinite(amount) and amount > 0):
+        raise InputError(None, where, f"a positive number of {unit}", str(amount))
+
+
+def check_scratch_dir(folder: str | Path | None, where: str) -> None:
+    """A shuffle's scratch folder, when given, must exist: it is never made for the user."""
+    if folder is not None and not Path(folder).is_dir():
+        got = "a file" if Path(folder).exists() else "no such folder"
+        raise InputError(Path(folder), where, "an existing folder", got)
 
 
 def concat(
@@ -95,7 +109,7 @@ def concat(
     labels = {key: [int(v) for v in values] for key, values in (labels or {}).items()}
     for key, values in labels.items():
         if len(values) != len(inputs):
-            raise InputError(None, "--label", f"one {key} label per input ({len(inputs)})", str(len(values)))
+            raise InputError(None, "labels", f"one {key} label per input ({len(inputs)})", str(len(values)))
     check_outputs(inputs, [output], overwrite)
     keys = {f"EVENT/{k}" if "/" not in k else k for k in labels}
     labels = {f"EVENT/{k}" if "/" not in k else k: v for k, v in labels.items()}
@@ -107,7 +121,7 @@ def concat(
             for source in sources:
                 if f"CLASSIFICATIONS/{key}" in source.columns:
                     raise InputError(source.name, f"CLASSIFICATIONS/{key}",
-                                     "no such dataset yet (--label adds it)", "an existing dataset")
+                                     "no such dataset yet (the label adds it)", "an existing dataset")
         plan = make_plan(spec, sources, labels)
         blocks = _read_all(plan, streaming, "concatenating")
         return _write(plan, blocks, [output], [plan.num_events], streaming)
@@ -138,11 +152,10 @@ def split(
     spec = event_spec_of(spec)
     _check_list(outputs, "outputs", "output files")
     _check_list(fractions, "fractions", "fractions")
-    seed = check_seed(seed)
-    _check_fractions(fractions, outputs)
-    if shuffle and by_event_number:
-        raise InputError(None, "--shuffle", "either --shuffle or --by-event-number, not both")
-    check_outputs([input], outputs, overwrite)
+    seed = check_seed(seed, "seed")
+    check_fractions(fractions, len(outputs), "fractions")
+    check_one_order(shuffle, by_event_number, ("shuffle", "by_event_number"))
+    check_outputs([input], outputs, overwrite, listed=True)
     with contextlib.ExitStack() as stack:
         plan = make_plan(spec, [_open(input, spec, stack, streaming)])
         total = plan.num_events
@@ -152,8 +165,8 @@ def split(
             routed = _route_by_number(plan, streaming, numbers, edges)
             return _write(plan, routed, outputs, [total] * len(outputs), streaming, routed=True, exact=False)
         counts = _counts(fractions, total)
-        if any(c == 0 for c in counts):
-            raise InputError(None, "--fractions", f"a part of at least one event for every output "
+        if any(c == 0 for c in counts):  # spanet-data names its flag (cli.common.flags_for)
+            raise InputError(None, "fractions", f"a part of at least one event for every output "
                              f"({total} events)", " ".join(f"{f:g}" for f in fractions))
         if shuffle:
             blocks = _shuffled(plan, seed, outputs, streaming)
@@ -173,7 +186,7 @@ def shuffle(
 ) -> list[Written]:
     """The events of ``input`` in a uniformly random order (out of core, reproducible from ``seed``)."""
     spec = event_spec_of(spec)
-    seed = check_seed(seed)
+    seed = check_seed(seed, "seed")
     check_outputs([input], [output], overwrite)
     with contextlib.ExitStack() as stack:
         plan = make_plan(spec, [_open(input, spec, stack, streaming)])
@@ -197,13 +210,8 @@ def select(
     first SEQUENTIAL input, usually the jets) lies in [``min_objects``, ``max_objects``];
     at most ``limit`` of them, the first ones in file order."""
     spec = event_spec_of(spec)
-    for flag, value in (("--min-jets", min_objects), ("--max-jets", max_objects), ("--limit", limit)):
-        if value is not None and value < (1 if flag == "--limit" else 0):
-            least = 1 if flag == "--limit" else 0
-            raise InputError(None, flag, f"a number >= {least}", str(value))
-    if min_objects is not None and max_objects is not None and min_objects > max_objects:
-        raise InputError(None, "--max-jets", f"a number >= --min-jets ({min_objects})", str(max_objects))
-    mask = first_sequential_mask(spec, input_name)
+    check_selection(min_objects, max_objects, limit, ("min_objects", "max_objects", "limit"))
+    mask = first_sequential_mask(spec, input_name, "input_name")
     check_outputs([input], [output], overwrite)
     with contextlib.ExitStack() as stack:
         plan = make_plan(spec, [_open(input, spec, stack, streaming)])
@@ -283,16 +291,33 @@ def _shuffled(plan: Plan, seed: int, outputs: Sequence[str | Path], streaming: S
                            reported_as=Path(streaming.scratch_dir or outputs[0]))
 
 
-def _check_fractions(fractions: Sequence[float], outputs: Sequence[str | Path]) -> None:
+def check_fractions(fractions: Sequence[float], outputs: int, where: str) -> None:
+    """:func:`split`'s fractions: one per output, each > 0, adding up to 1."""
     shown = " ".join(f"{f:g}" for f in fractions)
-    if len(fractions) != len(outputs):
-        raise InputError(None, "--fractions", f"one fraction per output ({len(outputs)})",
-                         f"{len(fractions)} ({shown})")
+    if len(fractions) != outputs:
+        raise InputError(None, where, f"one fraction per output ({outputs})", f"{len(fractions)} ({shown})")
     if not all(math.isfinite(f) and f > 0 for f in fractions):
-        raise InputError(None, "--fractions", "fractions > 0", shown)
+        raise InputError(None, where, "fractions > 0", shown)
     if abs(sum(fractions) - 1.0) > 1e-6:
-        raise InputError(None, "--fractions", "fractions that add up to 1",
-                         f"{shown} (sum {sum(fractions):g})")
+        raise InputError(None, where, "fractions that add up to 1", f"{shown} (sum {sum(fractions):g})")
+
+
+def check_one_order(shuffle: bool, by_event_number: bool, names: tuple[str, str]) -> None:
+    """:func:`split` takes a random order or the event numbers' hash, not both (``names``: how
+    the caller spells the two)."""
+    if shuffle and by_event_number:
+        raise InputError(None, names[0], f"either {names[0]} or {names[1]}, not both")
+
+
+def check_selection(min_objects: int | None, max_objects: int | None, limit: int | None,
+                    names: tuple[str, str, str]) -> None:
+    """:func:`select`'s bounds: counts >= 0, a limit >= 1, the minimum not above the maximum
+    (``names``: how the caller spells the three)."""
+    for name, value, least in zip(names, (min_objects, max_objects, limit), (0, 0, 1)):
+        if value is not None and value < least:
+            raise InputError(None, name, f"a number >= {least}", str(value))
+    if min_objects is not None and max_objects is not None and min_objects > max_objects:
+        raise InputError(None, names[1], f"a number >= {names[0]} ({min_objects})", str(max_objects))
 
 
 def _counts(fractions: Sequence[float], total: int) -> list[int]:

@@ -53,10 +53,14 @@ def no_progress(description: str, total: int) -> Callable[[int], None]:
 # ----------------------------------------------------------------------------- outputs
 
 
-def check_outputs(inputs: Sequence[str | Path], outputs: Sequence[str | Path], overwrite: bool) -> None:
-    """The project's one output rule (:mod:`spanet_lite.outputs`) for ``-o`` files: an input is
-    never overwritten, an existing output only with ``overwrite``, no two outputs the same."""
-    targets = [outputs_rule.output(path, "-o") for path in outputs]
+def check_outputs(inputs: Sequence[str | Path], outputs: Sequence[str | Path], overwrite: bool, *,
+                  listed: bool = False) -> None:
+    """The project's one output rule (:mod:`spanet_lite.outputs`) for an operation's outputs,
+    named by the keyword they were passed as: ``output``, or ``outputs[i]`` for ``split``'s list
+    (``listed``). An input is never overwritten, an existing output only with ``overwrite``, no
+    two outputs the same. ``spanet-data`` checks its ``-o`` files by this rule first."""
+    names = [f"outputs[{i}]" for i in range(len(outputs))] if listed else ["output"]
+    targets = [outputs_rule.output(path, name) for path, name in zip(outputs, names)]
     outputs_rule.check_outputs(targets, inputs=inputs, overwrite=overwrite)
 
 
@@ -330,12 +334,13 @@ def block_rows(block: Block) -> int:
     return len(next(iter(block.values()))) if block else 0
 
 
-def first_sequential_mask(spec: EventSpec, name: str | None) -> str:
-    """The MASK that ``select --min-jets`` counts: the named SEQUENTIAL input, else the first."""
+def first_sequential_mask(spec: EventSpec, name: str | None, where: str) -> str:
+    """The MASK that ``select`` counts: the named SEQUENTIAL input, else the first; an unknown
+    name is one line naming ``where`` (``input_name``, ``spanet-data select --input``)."""
     names = [s.name for s in spec.sequential]
     if name is None:
         return mask_path(names[0])
     if name not in names:
-        raise InputError(None, "--input", f"a SEQUENTIAL input of the event file ({', '.join(names)})",
+        raise InputError(None, where, f"a SEQUENTIAL input of the event file ({', '.join(names)})",
                          repr(name))
     return mask_path(name)
