@@ -4,7 +4,9 @@ A threshold outside [0, 1], an unknown decoding mode or a batch size below 1 is 
 InputError line naming the keyword (``threshold``, ``mode``, ``batch_size``); the CLI names
 its flag (``--threshold``) with the same words. The output rule (never replace an existing
 file without ``overwrite=True``, never an input or a run's checkpoint) holds for
-``write_predictions``, ``evaluate_file`` and ``export_onnx`` themselves.
+``write_predictions``, ``evaluate_file`` and ``export_onnx`` themselves, their lines naming the
+keyword (``json_file``), the command's naming its flag (``--json``) or, for a positional, its
+role (``output``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 from _evaluation_helpers import TTBAR_YAML, make_run_dir, write_ttbar_file
 
 from spanet_lite.assignment.decoding import decode
+from spanet_lite.cli import export as export_cli
 from spanet_lite.cli import predict as predict_cli
 from spanet_lite.cli import test as test_cli
 from spanet_lite.config.event_file import parse_event_spec
@@ -41,6 +44,10 @@ def ttbar(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def run(ttbar: tuple[Path, Path]) -> Run:
     return load_run(ttbar[0])
 
+
+REFUSED_EXISTING = ("expected a path that does not exist yet (pass --overwrite, from Python overwrite=True, "
+                    "to replace it), got an existing file")
+"""The output rule's line for an existing file, after the path and the name."""
 
 BAD_SETTINGS = [
     ({"threshold": 7.5}, "threshold: expected a probability in [0, 1], got 7.5"),
@@ -115,7 +122,7 @@ def test_write_predictions_replaces_an_existing_file_only_with_overwrite(
     _, data = ttbar
     mine = tmp_path / "mine.h5"
     mine.write_bytes(b"not predictions")
-    with pytest.raises(InputError, match=r"mine\.h5: OUT\.h5: .*pass --overwrite.*got an existing file"):
+    with pytest.raises(InputError, match=r"mine\.h5: output_path: .*pass --overwrite.*got an existing file"):
         write_predictions(run, data, mine)
     assert mine.read_bytes() == b"not predictions"
     assert write_predictions(run, data, mine, overwrite=True) == 40
@@ -134,8 +141,19 @@ def test_write_predictions_never_writes_over_its_input_or_the_run_checkpoint(
     assert {path: path.read_bytes() for path in kept} == kept
 
 
-REFUSED_EXISTING = ("expected a path that does not exist yet (pass --overwrite, from Python overwrite=True, "
-                    "to replace it), got an existing file")
+def test_write_predictions_names_output_path_and_spanet_predict_its_output(
+    ttbar: tuple[Path, Path], run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir, data = ttbar
+    monkeypatch.chdir(tmp_path)
+    Path("OUT.h5").write_bytes(b"mine")
+    with pytest.raises(InputError) as error:
+        write_predictions(run, data, "OUT.h5")
+    assert str(error.value) == f"OUT.h5: output_path: {REFUSED_EXISTING}"
+    assert predict_cli.main([str(run_dir), str(data), "OUT.h5"]) == 2
+    assert capsys.readouterr().err == f"spanet-predict: error: OUT.h5: output: {REFUSED_EXISTING}\n"
+    assert Path("OUT.h5").read_bytes() == b"mine"
 
 
 def test_evaluate_file_names_its_keywords_and_spanet_test_its_flags(
@@ -181,13 +199,49 @@ def test_export_onnx_replaces_an_existing_model_or_decoder_only_with_overwrite(
 ) -> None:
     model, decoder = tmp_path / "model.onnx", tmp_path / "onnx_decoder.py"
     model.write_bytes(b"mine")
-    with pytest.raises(InputError, match=r"model\.onnx: model\.onnx: .*got an existing file"):
+    with pytest.raises(InputError) as error:
         export_onnx(run, model)
+    assert str(error.value) == f"{model}: path: {REFUSED_EXISTING}"
     assert model.read_bytes() == b"mine"
     decoder.write_text("# mine\n")
-    with pytest.raises(InputError, match=r"onnx_decoder\.py: --copy-decoder: .*got an existing file"):
+    with pytest.raises(InputError) as error:
         export_onnx(run, tmp_path / "other.onnx", copy_decoder=True)
+    assert str(error.value) == f"{decoder}: copy_decoder: {REFUSED_EXISTING}"
     assert decoder.read_text() == "# mine\n" and not (tmp_path / "other.onnx").exists()
+
+
+def test_spanet_export_names_its_output_by_role_even_for_a_file_called_model_onnx(
+    ttbar: tuple[Path, Path], run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The positional's metavar is ``model.onnx``; naming the refusal by it read
+    ``model.onnx: model.onnx: ...`` for the file most people write."""
+    run_dir, _ = ttbar
+    monkeypatch.chdir(tmp_path)
+    Path("model.onnx").write_bytes(b"mine")
+    assert export_cli.main([str(run_dir), "model.onnx"]) == 2
+    assert capsys.readouterr().err == f"spanet-export: error: model.onnx: output: {REFUSED_EXISTING}\n"
+    Path("onnx_decoder.py").write_text("# mine\n")
+    assert export_cli.main([str(run_dir), "other.onnx", "--copy-decoder"]) == 2
+    line = f"onnx_decoder.py: --copy-decoder: {REFUSED_EXISTING}"
+    assert capsys.readouterr().err == f"spanet-export: error: {line}\n"
+    with pytest.raises(InputError) as error:
+        export_onnx(run, "model.onnx")
+    assert str(error.value) == f"model.onnx: path: {REFUSED_EXISTING}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "onnx_decoder.py"]
+
+
+def test_export_onnx_names_its_opset_keyword_and_spanet_export_its_flag(
+    ttbar: tuple[Path, Path], run: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir, _ = ttbar
+    with pytest.raises(InputError) as error:
+        export_onnx(run, tmp_path / "model.onnx", opset=13)
+    assert str(error.value) == "opset: expected an ONNX opset from 14 to 20, got 13"
+    assert export_cli.main([str(run_dir), str(tmp_path / "model.onnx"), "--opset", "13"]) == 2
+    line = "--opset: expected an ONNX opset from 14 to 20, got 13"
+    assert capsys.readouterr().err == f"spanet-export: error: {line}\n"
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("call", ["write_predictions", "evaluate_file", "export_onnx"])

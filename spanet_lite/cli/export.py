@@ -22,6 +22,9 @@ from spanet_lite.cli.common import EXIT_OK, new_parser, run_cli
 from spanet_lite.outputs import add_overwrite_argument
 
 PROGRAM = "spanet-export"
+OUTPUT_NAME = "output"
+"""How a refusal names the positional model.onnx: by its role, never a name a path could have
+(its metavar read ``model.onnx: model.onnx: ...`` for a file of that name)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +62,8 @@ def _body(argv: Sequence[str] | None) -> int:
         DECODER_NAME,
         OPSET,
         Convention,
+        check_export_outputs,
+        check_opset,
         export_onnx,
         input_names,
         output_names,
@@ -66,8 +71,11 @@ def _body(argv: Sequence[str] | None) -> int:
     from spanet_lite.evaluation.run import load_run
 
     convention = Convention(args.input_log_transform, args.output_log_transform, args.output_embeddings)
-    run = load_run(args.run_dir, checkpoint=args.checkpoint)
     opset = OPSET if args.opset is None else args.opset
+    check_opset(opset, "--opset")  # the API checks these too; here first, named as typed
+    run = load_run(args.run_dir, checkpoint=args.checkpoint)
+    check_export_outputs(run, args.output, args.copy_decoder, overwrite=args.overwrite,
+                         names=(OUTPUT_NAME, "--copy-decoder"))
     path = export_onnx(run, args.output, opset=opset, convention=convention,
                        copy_decoder=args.copy_decoder, overwrite=args.overwrite)
     console = Console()

@@ -75,7 +75,7 @@ def _body(argv: Sequence[str] | None) -> int:
 
     from spanet_lite.config.options_validation import check_batch_size, check_threshold
     from spanet_lite.errors import InputError
-    from spanet_lite.evaluation.predict import write_predictions
+    from spanet_lite.evaluation.predict import check_prediction_output, write_predictions
 
     # The API checks these too; here first, so a bad flag is named as typed, before any loading.
     if args.threshold is not None:
@@ -87,6 +87,8 @@ def _body(argv: Sequence[str] | None) -> int:
     if not given_input:
         raise InputError(None, "-tf", "a file to predict (the run has no testing_file)", "none given")
     input_file, output_file = Path(given_input), Path(output)
+    check_prediction_output(run, input_file, output_file, overwrite=args.overwrite, inputs=[args.event_file],
+                            name="output")
     with autocast(args, run):
         count = write_predictions(
             run, input_file, output_file, batch_size=args.batch_size, threshold=args.threshold,

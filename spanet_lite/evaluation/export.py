@@ -333,6 +333,35 @@ DECODER_NAME = "onnx_decoder.py"
 """The numpy-only decoder's name next to an exported model (``spanet-export --copy-decoder``)."""
 
 
+def check_opset(opset: object, where: str) -> None:
+    """An opset the exporter writes this graph in (:data:`OPSETS`), else one line naming ``where``."""
+    if opset not in OPSETS:
+        wanted = f"an ONNX opset from {OPSETS.start} to {OPSETS.stop - 1}"
+        raise InputError(None, where, wanted, str(opset))
+
+
+def check_export_outputs(
+    run: TrainedRun,
+    path: str | Path,
+    copy_decoder: bool,
+    *,
+    overwrite: bool = False,
+    names: tuple[str, str] = ("path", "copy_decoder"),
+) -> Path | None:
+    """:func:`export_onnx`'s files before any work: ``path`` ends in ``.onnx``, and it and, with
+    ``copy_decoder``, the decoder beside it obey the output rule of :mod:`spanet_lite.outputs`.
+    The lines name them as ``names`` spells them: the keywords, or ``spanet-export``'s
+    ``output`` and ``--copy-decoder``, which the command checks first. Returns the decoder's
+    path (None without ``copy_decoder``)."""
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":
+        raise InputError(path, "", "an output file ending in .onnx", path.suffix or "no suffix")
+    decoder = path.with_name(DECODER_NAME) if copy_decoder else None
+    check_outputs([output(path, names[0]), output(decoder, names[1])], inputs=[run.checkpoint],
+                  overwrite=overwrite)
+    return decoder
+
+
 def export_onnx(
     run: TrainedRun,
     path: str | Path,
@@ -346,19 +375,13 @@ def export_onnx(
 
     ``copy_decoder`` also writes :mod:`~spanet_lite.assignment.numpy_decoder` beside it as
     ``onnx_decoder.py``. Both files obey the output rule of :mod:`spanet_lite.outputs`, checked
-    before the export: an existing file is replaced only with ``overwrite=True``, and never the
-    run's checkpoint or a file of a training run. They are written together: a failure of
-    either leaves neither (:func:`~spanet_lite.io.all_or_nothing`)."""
+    before the export (:func:`check_export_outputs`): an existing file is replaced only with
+    ``overwrite=True``, and never the run's checkpoint or a file of a training run. They are
+    written together: a failure of either leaves neither (:func:`~spanet_lite.io.all_or_nothing`)."""
     require_run(run)
+    check_opset(opset, "opset")
+    decoder = check_export_outputs(run, path, copy_decoder, overwrite=overwrite)
     path = Path(path)
-    if path.suffix.lower() != ".onnx":
-        raise InputError(path, "", "an output file ending in .onnx", path.suffix or "no suffix")
-    if opset not in OPSETS:
-        wanted = f"an ONNX opset from {OPSETS.start} to {OPSETS.stop - 1}"
-        raise InputError(None, "--opset", wanted, str(opset))
-    decoder = path.with_name(DECODER_NAME) if copy_decoder else None
-    check_outputs([output(path, "model.onnx"), output(decoder, "--copy-decoder")],
-                  inputs=[run.checkpoint], overwrite=overwrite)
     try:
         import onnx
     except ImportError:

@@ -163,6 +163,22 @@ def _block_datasets(
         yield f"{LITE_GROUP}/CLASSIFICATIONS/{key}", probabilities.argmax(axis=1).astype(np.int64)
 
 
+def check_prediction_output(
+    run: TrainedRun,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    overwrite: bool = False,
+    inputs: Iterable[str | Path | None] = (),
+    name: str = "output_path",
+) -> None:
+    """:func:`write_predictions`' output rule (see there), its line naming the output as ``name``
+    spells it: the keyword, or ``spanet-predict``'s ``output``, which the command checks first
+    (its metavar ``OUT.h5`` read ``OUT.h5: OUT.h5: ...`` for a file of that name)."""
+    check_outputs([output(output_path, name)], inputs=[input_path, run.checkpoint, *inputs],
+                  overwrite=overwrite)
+
+
 def write_predictions(
     run: TrainedRun,
     input_path: str | Path,
@@ -180,16 +196,15 @@ def write_predictions(
     docstring); returns the number of events. ``threshold`` defaults to the run's
     ``detection_threshold``; ``mode`` to its ``decoding`` option.
 
-    Before any work, the output rule of :mod:`spanet_lite.outputs` (named ``OUT.h5``, as
-    ``spanet-predict`` shows it): an existing ``output_path`` is replaced only with
-    ``overwrite=True``, and never when it is ``input_path``, the run's checkpoint, one of
-    ``inputs`` (other files the caller read, such as ``spanet-predict -ef``) or a file of a
-    training run. Checked here rather than in the CLI so a notebook gets the same protection."""
+    Before any work, the output rule of :mod:`spanet_lite.outputs` (:func:`check_prediction_output`):
+    an existing ``output_path`` is replaced only with ``overwrite=True``, and never when it is
+    ``input_path``, the run's checkpoint, one of ``inputs`` (other files the caller read, such
+    as ``spanet-predict -ef``) or a file of a training run. Checked here as well as in the CLI
+    so a notebook gets the same protection."""
     require_run(run)
     input_path, output_path = Path(input_path), Path(output_path)
     threshold, mode = run.settings(batch_size=batch_size, threshold=threshold, mode=mode)
-    check_outputs([output(output_path, "OUT.h5")], inputs=[input_path, run.checkpoint, *inputs],
-                  overwrite=overwrite)
+    check_prediction_output(run, input_path, output_path, overwrite=overwrite, inputs=inputs)
     spec = run.spec
     with schema.open_h5(input_path) as source:
         layout = input_layout(source, run, input_path)
