@@ -676,12 +676,34 @@ def test_bad_devices_are_one_line(ttbar_run: tuple[Path, Path]) -> None:
     from spanet_lite.devices import check_device
 
     with pytest.raises(InputError, match=r"--device: expected a torch device .*got 'gpu0'"):
-        check_device("gpu0")
+        check_device("gpu0", "--device")
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="no CUDA device is visible"):
-            check_device("cuda")
+            check_device("cuda", "--device")
     with pytest.raises(InputError, match=r"--device"):
-        check_device(f"cuda:{torch.cuda.device_count() + 3}")
+        check_device(f"cuda:{torch.cuda.device_count() + 3}", "--device")
+
+
+def test_a_device_that_fails_as_the_network_moves_onto_it_names_device_or_the_flag(
+    ttbar_run: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Busy, lost or out of memory: found only as the weights move, so load_run names its
+    keyword and the commands translate it to the flag the user typed."""
+    from spanet_lite.evaluation.run import load_run
+    from spanet_lite.model.network import SpanetNetwork
+
+    def busy(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("CUDA error: all CUDA-capable devices are busy or unavailable\nmore lines")
+
+    monkeypatch.setattr(SpanetNetwork, "to", busy)
+    run_dir, data = ttbar_run
+    failure = ("expected a usable cpu device, got CUDA error: all CUDA-capable devices are busy or "
+               "unavailable more lines")
+    with pytest.raises(InputError) as error:
+        load_run(run_dir, device="cpu")
+    assert str(error.value) == f"device: {failure}"
+    assert test_cli.main([str(run_dir), "-tf", str(data), "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == f"spanet-test: error: --device: {failure}\n"
 
 
 @pytest.mark.parametrize("device", ["meta", "xpu", "hpu", "ipu", "lazy", "mtia", "privateuseone", "xla:1"])

@@ -224,8 +224,10 @@ def load_network(args: argparse.Namespace) -> Run:
     if args.gpu and args.device not in (None, "cuda") and not str(args.device).startswith("cuda"):
         raise InputError(None, "-g/--gpu", "either -g or --device", f"both (--device {args.device})")
     device = args.device or ("cuda" if args.gpu else "cpu")
-    check_device(device, "-g/--gpu" if args.gpu and not args.device else "--device")  # the flag typed
-    run = load_run(args.run_dir, checkpoint=args.checkpoint, device=device)
+    flag = "-g/--gpu" if args.gpu and not args.device else "--device"  # the flag typed
+    check_device(device, flag)
+    with flags_for({"device": flag}):  # a device that fails as the network moves onto it
+        run = load_run(args.run_dir, checkpoint=args.checkpoint, device=device)
     if args.fp16:
         from spanet_lite.evaluation.trained import round_to_float16
 

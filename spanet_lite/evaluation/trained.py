@@ -255,5 +255,5 @@ def load_trained(
         failure = device_failure(error)
         if failure is None:
             raise
-        raise InputError(None, "--device", f"a usable {target.type} device", failure) from None
+        raise InputError(None, "device", f"a usable {target.type} device", failure) from None
     return TrainedRun(directory, spec, options, statistics, network, path)
