@@ -33,7 +33,7 @@ def usable_device_types() -> list[str]:
     return usable
 
 
-def check_device(text: str, where: str = "--device") -> torch.device:
+def check_device(text: str, where: str) -> torch.device:
     """``text`` as a torch device that exists on this machine, else a one-line InputError naming
     ``where`` (the flag or keyword it came from: ``--device``, ``-g/--gpu``, ``device``)."""
     try:

@@ -144,36 +144,44 @@ def test_a_study_whose_every_trial_is_refused_fails_with_the_first_reason(tmp_pa
     assert "batch_size" in err[-1]
 
 
+# (TuneConfig's value, the line check_config raises; the same flag, the line spanet-tune prints).
+# "taken" is a file where the study's folder should be.
+BAD_CONFIGS = [
+    ({"trials": 0}, "trials: expected a number of trials >= 1, got 0",
+     ["--trials", "0"], "--trials: expected a number of trials >= 1, got 0"),
+    ({"jobs": 0}, "jobs: expected a number of worker processes >= 1, got 0",
+     ["--jobs", "0"], "--jobs: expected a number of worker processes >= 1, got 0"),
+    ({"epochs": 0}, "epochs: expected a number of epochs >= 1, got 0",
+     ["--epochs", "0"], "--epochs: expected a number of epochs >= 1, got 0"),
+    ({"warmup_epochs": -1}, "warmup_epochs: expected a number of epochs >= 0, got -1",
+     ["--warmup-epochs", "-1"], "--warmup-epochs: expected a number of epochs >= 0, got -1"),
+    ({"startup_trials": -1}, "startup_trials: expected a number of trials >= 0, got -1",
+     ["--startup-trials", "-1"], "--startup-trials: expected a number of trials >= 0, got -1"),
+    ({"seed": 2**32}, "seed: expected a seed in [0, 2**32), got 4294967296",
+     ["--seed", str(2**32)], "--seed: expected a seed in [0, 2**32), got 4294967296"),
+    ({"directory": "taken"}, "taken: directory: expected a folder for the study, got a file",
+     ["--dir", "taken"], "taken: --dir: expected a folder for the study, got a file"),
+]
+
+
 @needs_optuna
-@pytest.mark.parametrize("flag", ["--warmup-epochs", "--startup-trials"])
-def test_negative_pruner_settings_are_one_line_naming_the_flag(tmp_path, repo_root, capsys, flag):
+@pytest.mark.parametrize(("change", "line", "flags", "flag_line"), BAD_CONFIGS,
+                         ids=[flags[0] for _, _, flags, _ in BAD_CONFIGS])
+def test_a_bad_setting_names_the_field_from_python_and_the_flag_from_the_command(
+        tmp_path, repo_root, monkeypatch, capsys, change, line, flags, flag_line):
     from spanet_lite.cli.tune import main
-
-    options = _options(tmp_path, repo_root)
-    code = main([str(options), "--trials", "1", flag, "-1", "--dir", str(tmp_path / "study")])
-    assert code == 2
-    assert capsys.readouterr().err.strip().startswith(f"spanet-tune: error: {flag}: expected a number of ")
-    assert not (tmp_path / "study").exists()
-
-
-@needs_optuna
-def test_a_study_folder_that_is_a_file_is_one_line(tmp_path, repo_root, capsys):
-    from spanet_lite.cli.tune import main
-
-    taken = tmp_path / "taken"
-    taken.write_text("keep me\n")
-    assert main([str(_options(tmp_path, repo_root)), "--trials", "1", "--dir", str(taken)]) == 2
-    expected = f"spanet-tune: error: {taken}: --dir: expected a folder for the study, got a file"
-    assert capsys.readouterr().err.strip() == expected
-    assert taken.read_text() == "keep me\n"
-
-
-def test_a_sampler_seed_out_of_range_is_refused_by_the_python_api_too(tmp_path):
     from spanet_lite.tuning.search import TuneConfig, check_config
 
-    config = TuneConfig(options_file=tmp_path / "o.json", trials=1, directory=tmp_path / "study", seed=2**32)
-    with pytest.raises(InputError, match=r"^--seed: expected a seed in \[0, 2\*\*32\), got 4294967296$"):
-        check_config(config)
+    monkeypatch.chdir(tmp_path)
+    Path("taken").write_text("keep me\n")
+    options = _options(tmp_path, repo_root)
+    with pytest.raises(InputError) as error:
+        check_config(TuneConfig(options_file=options, **{"trials": 1, "directory": "study", **change}))
+    assert str(error.value) == line
+    assert main([str(options), "--trials", "1", "--dir", "study", *flags]) == 2
+    assert capsys.readouterr().err == f"spanet-tune: error: {flag_line}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hh.json", "taken"]
+    assert Path("taken").read_text() == "keep me\n"
 
 
 def test_a_notebook_may_give_paths_as_text_and_the_space_as_a_mapping():
@@ -198,11 +206,17 @@ def test_a_continued_study_draws_new_parameters_and_stays_reproducible():
 @needs_optuna
 def test_a_storage_that_cannot_be_opened_leaves_no_folder(tmp_path, repo_root, capsys):
     from spanet_lite.cli.tune import main
+    from spanet_lite.tuning.search import TuneConfig, tune
 
-    code = main([str(_options(tmp_path, repo_root)), "--trials", "1", "--storage", "bogus://x",
-                 "--dir", str(tmp_path / "study")])
+    options = _options(tmp_path, repo_root)
+    code = main([str(options), "--trials", "1", "--storage", "bogus://x", "--dir", str(tmp_path / "study")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "--storage: expected a database URL Optuna can open" in err[0]
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("spanet-tune: error: --storage: expected a database URL Optuna can open")
+    assert not (tmp_path / "study").exists()
+    with pytest.raises(InputError) as error:
+        tune(TuneConfig(options_file=options, trials=1, directory=tmp_path / "study", storage="bogus://x"))
+    assert str(error.value).startswith("storage: expected a database URL Optuna can open")
     assert not (tmp_path / "study").exists()
 
 

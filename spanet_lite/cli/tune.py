@@ -22,12 +22,18 @@ from spanet_lite.cli.common import (
     EXIT_OK,
     EXIT_PROBLEMS,
     error_line,
+    flags_for,
     new_parser,
     run_cli,
 )
 from spanet_lite.errors import InputError
 
 PROGRAM = "spanet-tune"
+FLAGS = {
+    "trials": "--trials", "jobs": "--jobs", "pruner": "--pruner", "epochs": "--epochs", "directory": "--dir",
+    "warmup_epochs": "--warmup-epochs", "startup_trials": "--startup-trials", "seed": "--seed",
+}
+"""The flag of each value ``tuning.search.check_config`` checks (its ``names``)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +83,7 @@ def _body(argv: Sequence[str] | None) -> int:
         raise InputError(None, "", "cannot run without Optuna: pip install 'spanet-lite[tune]'") from None
     from rich.console import Console
 
-    from spanet_lite.tuning.search import StudyStopped, TuneConfig, summary_table, tune
+    from spanet_lite.tuning.search import StudyStopped, TuneConfig, check_config, summary_table, tune
     from spanet_lite.tuning.space import DEFAULT_SPACE, load_space
 
     space = load_space(args.space) if args.space is not None else DEFAULT_SPACE
@@ -90,9 +96,11 @@ def _body(argv: Sequence[str] | None) -> int:
         epochs=args.epochs, seed=args.seed,
         space_source=str(args.space) if args.space is not None else "the default search space",
     )
+    check_config(config, FLAGS)  # tune() checks again, naming the fields
     console = Console()
     try:
-        result = tune(config, console=console)  # says what it searches once the inputs are checked
+        with flags_for({"storage": "--storage", "study_name": "--study-name"}):  # refused as the study opens
+            result = tune(config, console=console)  # says what it searches once the inputs are checked
     except StudyStopped as stop:  # 130 Ctrl-C, 143 SIGTERM: never a success, as in spanet-train
         console.print(f"study stopped by signal {stop.signal_number}; the same command continues it",
                       highlight=False, markup=False)

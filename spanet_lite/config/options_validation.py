@@ -60,14 +60,14 @@ STORED_SEED_LIMIT = 2**64
 64-bit integers; h5py has no type for a larger Python int."""
 
 
-def check_seed(value: int, where: str = "--seed", *, bounded: bool = False, stored: bool = False) -> int:
+def check_seed(value: int, where: str, *, bounded: bool = False, stored: bool = False) -> int:
     """A seed a user gave, as numpy's generators take it (any integer >= 0: spanet-data's
     shuffles), with ``stored`` also below :data:`STORED_SEED_LIMIT` (the event generators, which
     record it in the file), or, with ``bounded``, in :func:`is_seed`'s range (Optuna's sampler).
 
-    Raises a one-line InputError naming ``where``, the flag the value comes from, so a command
-    prints it as it is and a notebook caller reads the same words. Returns the seed as an ``int``
-    (a notebook's ``5.0`` or ``numpy.int64(5)``), which the caller should use.
+    Raises a one-line InputError naming ``where``, as the caller spells the value: a command's
+    flag (``--seed``), a function's keyword (``seed``); the words are the same. Returns the seed as
+    an ``int`` (a notebook's ``5.0`` or ``numpy.int64(5)``), which the caller should use.
     """
     value = as_integer(value, where)
     if bounded and not is_seed(value):
@@ -221,9 +221,9 @@ def _shown(value: Any) -> str:
     return str(value) if _is_number(value) else describe(value)
 
 
-def check_chunk_size(value: int, where: str = "--chunk-size") -> None:
+def check_chunk_size(value: int, where: str) -> None:
     """Events per read or write of a streaming command (inspect, spanet-data, the generators):
-    one rule and one line wherever the value is given."""
+    one rule and one line wherever the value is given, naming ``where`` (the flag or keyword)."""
     if value < 1:
         raise InputError(None, where, "a positive number of events", str(value))
 

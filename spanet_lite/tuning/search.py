@@ -35,6 +35,12 @@ from spanet_lite.errors import InputError
 from spanet_lite.tuning.space import DEFAULT_SPACE, Parameter, parse_space
 
 PRUNERS = ("median", "halving", "none")
+KEYWORDS: Mapping[str, str] = {
+    name: name for name in ("trials", "jobs", "pruner", "epochs", "directory", "warmup_epochs",
+                            "startup_trials", "seed")
+}
+"""How :func:`check_config`'s lines name each value by default: :class:`TuneConfig`'s fields. The
+``storage`` and ``study_name``, refused only as the study opens, are named so too."""
 STORAGE_FILE = "study.db"
 BEST_OPTIONS = "best_options.json"
 SUMMARY_CSV = "trials.csv"
@@ -71,7 +77,7 @@ class TuneConfig:
         # the YAML file's form); both become what the study works with.
         object.__setattr__(self, "options_file", Path(self.options_file))
         if self.seed is not None:  # its range is check_config's; an int it must be from here on
-            object.__setattr__(self, "seed", as_integer(self.seed, "--seed"))
+            object.__setattr__(self, "seed", as_integer(self.seed, "seed"))
         object.__setattr__(self, "directory", Path(self.directory))
         if isinstance(self.space, Mapping):
             object.__setattr__(self, "space", parse_space(self.space, "space"))
@@ -137,24 +143,25 @@ def base_options(config: TuneConfig) -> tuple[Options, dict[str, Any], str, str]
     return options, raw, monitor, "maximize" if mode == "max" else "minimize"
 
 
-def check_config(config: TuneConfig) -> None:
-    """Command-line values that are wrong before anything runs."""
+def check_config(config: TuneConfig, names: Mapping[str, str] = KEYWORDS) -> None:
+    """Values that are wrong before anything runs, each refused in one line naming it as
+    ``names`` spells it (the fields by default; ``spanet-tune`` checks first with its flags)."""
     if config.seed is not None:
-        check_seed(config.seed, bounded=True)
+        check_seed(config.seed, names["seed"], bounded=True)
     if config.trials < 1:
-        raise InputError(None, "--trials", "a number of trials >= 1", str(config.trials))
+        raise InputError(None, names["trials"], "a number of trials >= 1", str(config.trials))
     if config.jobs < 1:
-        raise InputError(None, "--jobs", "a number of worker processes >= 1", str(config.jobs))
+        raise InputError(None, names["jobs"], "a number of worker processes >= 1", str(config.jobs))
     if config.pruner not in PRUNERS:
-        raise InputError(None, "--pruner", f"one of {', '.join(PRUNERS)}", repr(config.pruner))
+        raise InputError(None, names["pruner"], f"one of {', '.join(PRUNERS)}", repr(config.pruner))
     if config.epochs is not None and config.epochs < 1:
-        raise InputError(None, "--epochs", "a number of epochs >= 1", str(config.epochs))
+        raise InputError(None, names["epochs"], "a number of epochs >= 1", str(config.epochs))
     if config.directory.exists() and not config.directory.is_dir():
-        raise InputError(config.directory, "--dir", "a folder for the study", "a file")
+        raise InputError(config.directory, names["directory"], "a folder for the study", "a file")
     if config.warmup_epochs < 0:
-        raise InputError(None, "--warmup-epochs", "a number of epochs >= 0", str(config.warmup_epochs))
+        raise InputError(None, names["warmup_epochs"], "a number of epochs >= 0", str(config.warmup_epochs))
     if config.startup_trials < 0:
-        raise InputError(None, "--startup-trials", "a number of trials >= 0", str(config.startup_trials))
+        raise InputError(None, names["startup_trials"], "a number of trials >= 0", str(config.startup_trials))
 
 
 def tune(config: TuneConfig, *, console: Any = None, enqueue: Sequence[Mapping[str, Any]] = ()) -> TuneResult:
@@ -233,7 +240,7 @@ def _storage(config: TuneConfig) -> Any:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=30,
                                               grace_period=120)
     except Exception as error:  # sqlalchemy raises many types for a bad URL or an unreachable server
-        raise InputError(None, "--storage", "a database URL Optuna can open (e.g. sqlite:///study.db, "
+        raise InputError(None, "storage", "a database URL Optuna can open (e.g. sqlite:///study.db, "
                          "postgresql://user@host/db)", f"{url} ({type(error).__name__}: "
                          f"{' '.join(str(error).split())[:200]})") from None
 
@@ -257,7 +264,7 @@ def _study(config: TuneConfig, direction: str, worker: int = 0) -> Any:
         study = optuna.create_study(storage=_storage(config), study_name=config.name, direction=direction,
                                     pruner=_pruner(config), load_if_exists=True)
     except ValueError as error:  # an existing study with the other direction
-        raise InputError(None, "--study-name", f"a study that {direction}s", str(error)) from None
+        raise InputError(None, "study_name", f"a study that {direction}s", str(error)) from None
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed(config.seed, worker, len(study.trials)))
     return study
 
