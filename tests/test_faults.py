@@ -878,11 +878,23 @@ def test_an_impossible_selection_stops_with_the_option_named(
 ) -> None:
     guard = AcceptanceGuard(Selection(min_jets=50, min_btags=2))
     guard.add(EMPTY_AFTER - 1, 0)
-    with pytest.raises(InputError, match=r"--min-jets 50 --min-btags 2: .*none accepted"):
+    with pytest.raises(InputError) as error:
         guard.add(1, 0)
+    assert str(error.value) == (
+        "selection: expected a selection that accepts at least 0.0001 of the events (at least 50 jets and "
+        f"2 b-tags here: loosen them), got none accepted of the first {EMPTY_AFTER:,} simulated"
+    )
     guard = AcceptanceGuard(Selection(min_jets=4, min_btags=2))
     with pytest.raises(InputError, match=r"accepts at least 0\.0001.*got 99 accepted"):
         guard.add(1_000_000, 99)
+    # The command names its flags (ten b-tags: none in ~10^5 candidates, a second's work).
+    assert generate_cli.main(["ttbar_allhad", "-n", "10", "-q", "--min-btags", "10",
+                              "-o", str(tmp_path / "x.h5")]) == 2
+    assert re.fullmatch(
+        r"spanet-generate: error: --min-jets/--min-btags: expected a selection that accepts at least "
+        r"0\.0001 of the events \(at least 6 jets and 10 b-tags here: loosen them\), got none accepted of "
+        r"the first [0-9,]+ simulated\n", capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
     code = generate_cli.main(["ttbar_allhad", "-n", "10", "-q", "--min-jets", "8", "--max-objects", "6",
                               "-o", str(tmp_path / "x.h5")])
     assert code == 2 and "--min-jets: expected at most 6" in one_line_error(capsys, "spanet-generate")

@@ -322,7 +322,7 @@ def test_an_impossible_selection_stops_with_one_line_and_leaves_no_file(
 
     monkeypatch.setattr(runner, "PYTHIA_EMPTY_AFTER", 30)
     output = tmp_path / "never.h5"
-    with pytest.raises(InputError, match=r"--min-jets 20 --min-btags 0.*none accepted"):
+    with pytest.raises(InputError, match=r"^selection: .*at least 20 jets and 0 b-tags here.*none accepted"):
         generate("ttbar_allhad", 5, SEED, output, progress=False,
                  selection=Selection(min_jets=20, min_btags=0), max_objects=20)
     assert list(tmp_path.iterdir()) == []  # no output, no chunk folder left to resume from

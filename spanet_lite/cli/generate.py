@@ -15,14 +15,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spanet_lite.cli.common import EXIT_OK, new_parser, run_cli
+from spanet_lite.cli.common import EXIT_OK, flags_for, new_parser, run_cli
 from spanet_lite.errors import InputError
 from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from spanet_lite.physics.generator import Summary
+    from spanet_lite.physics.generator import PhysicsConfig, Selection, Summary
+    from spanet_lite.physics.generator.processes import Process
 
 PROGRAM = "spanet-generate"
 PROCESS_NAMES = ("ttbar_allhad", "ttbar_semilep", "ttH_semilep", "hh_4b")
@@ -123,7 +124,7 @@ def _body(argv: Sequence[str] | None) -> int:
     from rich.console import Console
 
     from spanet_lite.io import atomic_write_text
-    from spanet_lite.physics.generator import PROCESSES, PhysicsConfig, Selection, write_file
+    from spanet_lite.physics.generator import PROCESSES, PhysicsConfig, Selection
     from spanet_lite.physics.generator.request import Request
 
     process = PROCESSES[args.process]
@@ -141,6 +142,20 @@ def _body(argv: Sequence[str] | None) -> int:
 
     console = Console(stderr=True)
     show_progress = not args.quiet and console.is_terminal
+    with flags_for({"selection": "--min-jets/--min-btags"}):  # one that accepts (almost) nothing
+        summary = _generate(args, process, config, selection, console, show_progress)
+    if args.event_file_output is not None:
+        atomic_write_text(args.event_file_output, process.event_file_text)
+    if not args.quiet:
+        _print_summary(Console(), summary, args.output)
+    return EXIT_OK
+
+
+def _generate(args: argparse.Namespace, process: Process, config: PhysicsConfig, selection: Selection,
+              console: Console, show_progress: bool) -> Summary:
+    """Run the chosen backend on the values :func:`_body` has checked."""
+    from spanet_lite.physics.generator import write_file
+
     if args.backend == "pythia":
         from spanet_lite.physics.pythia import generate, require_pythia
 
@@ -187,11 +202,7 @@ def _body(argv: Sequence[str] | None) -> int:
                 summary = run(progress=lambda done: bar.update(task, completed=done))
         else:
             summary = run()
-    if args.event_file_output is not None:
-        atomic_write_text(args.event_file_output, process.event_file_text)
-    if not args.quiet:
-        _print_summary(Console(), summary, args.output)
-    return EXIT_OK
+    return summary
 
 
 def _print_summary(console: Console, summary: Summary, output: Path) -> None:

@@ -2,9 +2,10 @@
 
 ``--min-jets 50`` accepts nothing, and the generator would simulate candidates until killed.
 :class:`AcceptanceGuard` watches the running acceptance and raises a one-line
-:class:`~spanet_lite.errors.InputError` naming the selection options once enough candidates
-were simulated to be sure: none accepted in the first :data:`EMPTY_AFTER` candidates, or an
-acceptance below :data:`FLOOR` after :data:`FLOOR_AFTER` candidates.
+:class:`~spanet_lite.errors.InputError` naming ``selection`` (``spanet-generate`` translates it
+to its flags) once enough candidates were simulated to be sure: none accepted in the first
+:data:`EMPTY_AFTER` candidates, or an acceptance below :data:`FLOOR` after :data:`FLOOR_AFTER`
+candidates.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class AcceptanceGuard:
         s = self.selection
         raise InputError(
             None,
-            f"selection --min-jets {s.min_jets} --min-btags {s.min_btags}",
-            f"a selection that accepts at least {FLOOR:g} of the events (loosen --min-jets / --min-btags)",
+            "selection",
+            f"a selection that accepts at least {FLOOR:g} of the events (at least {s.min_jets} jets and "
+            f"{s.min_btags} b-tags here: loosen them)",
             f"{accepted} accepted of the first {self.candidates:,} simulated",
         )
