@@ -173,7 +173,8 @@ def test_combine_pair_loss_loads_as_in_spanet(written: str, loaded: str):
 
 def test_an_unknown_key_is_an_error_with_a_suggestion():
     assert parse_error('{\n  "learnig_rate": 0.01,\n  "colour": "blue"\n}') == (
-        "options.json: expected known option keys (spanet-train --allow-unknown-keys ignores others), "
+        "options.json: expected known option keys (spanet-train --allow-unknown-keys, from Python "
+        "allow_unknown_keys=True, ignores others), "
         "got unknown keys learnig_rate (line 2) (did you mean 'learning_rate'?), colour (line 3)"
     )
 

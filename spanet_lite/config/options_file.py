@@ -101,7 +101,8 @@ def parse_options(
         raise InputError(
             source,
             "",
-            "known option keys (spanet-train --allow-unknown-keys ignores others)",
+            "known option keys (spanet-train --allow-unknown-keys, from Python allow_unknown_keys=True, "
+            "ignores others)",
             f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}",
         )
     if unknown:
