@@ -615,7 +615,7 @@ def test_a_second_signal_aborts_at_once(monkeypatch: pytest.MonkeyPatch) -> None
 
 # ------------------------------------------------------- 4 + 5. resume: exact metrics, epochs
 def test_a_resumed_epoch_reports_the_same_train_losses_as_an_uninterrupted_one(
-    tiny_training: Path, tmp_path: Path
+    tiny_training: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     straight = train(tiny_training, log_dir=tmp_path, name="straight", epochs=3)
     stopped = train(tiny_training, log_dir=tmp_path, name="stopped", epochs=3,
@@ -632,9 +632,14 @@ def test_a_resumed_epoch_reports_the_same_train_losses_as_an_uninterrupted_one(
     assert len(got) == 3
     assert keys and [[row[k] for k in keys] for row in got] == [[row[k] for k in keys] for row in expected]
 
-    with pytest.raises(InputError, match=r"--epochs: expected at least 3 epochs: the run has done 3"):
+    too_few = "expected at least 3 epochs: the run has done 3 epoch(s), got 1"
+    with pytest.raises(InputError) as error:
         train(resume=straight.run_dir, epochs=1)
-    with pytest.raises(InputError, match=r"--fast-dev-run: .*has done 3 epoch"):
+    assert str(error.value) == f"epochs: {too_few}"
+    assert train_cli.main(["--resume", str(straight.run_dir), "-e", "1", "-q"]) == 2
+    assert one_line_error(capsys, "spanet-train") == f"spanet-train: error: -e/--epochs: {too_few}\n"
+    with pytest.raises(InputError, match=r"^fast_dev_run: expected a new run .*got a checkpoint to continue "
+                                         r"\(resume\)$"):
         train(resume=straight.run_dir, fast_dev_run=True)
 
 
@@ -723,7 +728,7 @@ def test_device_types_torch_knows_but_spanet_lite_does_not_run_on_are_one_line(
 
 
 def test_a_busy_gpu_during_training_is_one_line(
-    tiny_training: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_training: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import lightning.pytorch as pl
 
@@ -731,8 +736,11 @@ def test_a_busy_gpu_during_training_is_one_line(
         raise RuntimeError("CUDA error: all CUDA-capable devices are busy or unavailable\nmore lines")
 
     monkeypatch.setattr(pl.Trainer, "fit", busy)
-    with pytest.raises(InputError, match=r"expected usable CPU devices, got CUDA error: all CUDA-capable"):
+    failure = "expected usable CPU devices, got CUDA error: all CUDA-capable devices are busy or unavailable"
+    with pytest.raises(InputError, match=rf"^processes: {failure}"):
         train(tiny_training, log_dir=tmp_path, name="busy")
+    assert train_cli.main([str(tiny_training), "-l", str(tmp_path), "-n", "busy", "-q"]) == 2
+    assert one_line_error(capsys, "spanet-train").startswith(f"spanet-train: error: --processes: {failure}")
 
 
 ALLOCATOR_FAILURE = (
@@ -775,12 +783,20 @@ def test_a_training_step_too_large_for_memory_points_at_the_batch_size(
 
 
 def test_a_read_only_log_dir_is_refused_before_reading_the_data(
-    tiny_training: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_training: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr("spanet_lite.outputs.os.access", lambda path, mode: False)
     monkeypatch.setattr("spanet_lite.training.run.open_data", lambda plan: pytest.fail("read the data"))
-    with pytest.raises(InputError, match=r"--log-dir: expected a folder we may write to"):
-        train(tiny_training, log_dir=tmp_path / "runs")
+    runs = tmp_path / "runs"
+    parent = tmp_path.absolute()  # runs/ does not exist yet: the folder it would be made in is named
+    refusal = f"{parent}: log_dir: expected a folder we may write to, got {parent} is read-only"
+    with pytest.raises(InputError) as error:
+        train(tiny_training, log_dir=runs)
+    assert str(error.value) == refusal
+    assert train_cli.main([str(tiny_training), "-l", str(runs), "-q"]) == 2
+    assert one_line_error(capsys, "spanet-train") == (
+        f"spanet-train: error: {refusal.replace(': log_dir: ', ': --log-dir: ')}\n"
+    )
     assert folder_listing(tmp_path) == []
 
 

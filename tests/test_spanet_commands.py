@@ -23,6 +23,7 @@ from spanet_lite.cli import test as test_cli
 from spanet_lite.cli import train as train_cli
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.metrics import classification_metrics
+from spanet_lite.training.run import train
 from spanet_lite.training.weights import load_initial_weights, read_initial_weights
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,6 +148,8 @@ def test_g_puts_spanet_test_and_predict_on_the_gpu(monkeypatch, capsys, flags, d
         seen.append(device)
         raise InputError(None, "load_run", "nothing (stopped by the test)")
 
+    # Imported first, so that evaluation.trained binds the real check_device, not this test's.
+    importlib.import_module("spanet_lite.evaluation.run")
     monkeypatch.setattr("spanet_lite.devices.check_device", check_device)
     monkeypatch.setattr("spanet_lite.evaluation.run.load_run", load_run)
     assert test_cli.main(["run", "-tf", "test.h5", *flags]) == 2
@@ -248,6 +251,25 @@ def test_state_dict_with_freeze_starts_from_those_weights_and_keeps_them(
     for key in kept:
         torch.testing.assert_close(resumed[key], source[key], rtol=0, atol=0, msg=key)
     assert any(not torch.equal(resumed[k], tuned[k]) for k in set(tuned) - set(kept))  # the rest trains
+
+
+@pytest.mark.slow
+def test_freezing_every_parameter_names_the_keyword_from_python_and_the_flag_from_the_command(
+    spanet_style_run, capsys
+):
+    """Found only once the network is built: train() names freeze_state_dict, spanet-train -fsf."""
+    folder, source_run = spanet_style_run
+    options, weights = folder / "options.json", source_run / "checkpoints" / "last.ckpt"
+    refusal = (f"{weights}: {{}}: expected a network with parameters left to train, got every parameter "
+               "would be loaded and frozen")
+    with pytest.raises(InputError) as raised:
+        train(options, state_dict=weights, freeze_state_dict=True, log_dir=folder / "frozen", quiet=True)
+    assert str(raised.value) == refusal.format("freeze_state_dict")
+    capsys.readouterr()
+    argv = ["-of", str(options), "-sf", str(weights), "-fsf", "-l", str(folder / "frozen"), "-q"]
+    assert train_cli.main(argv) == 2
+    assert capsys.readouterr().err == f"spanet-train: error: {refusal.format('-fsf/--freeze_state_dict')}\n"
+    assert not (folder / "frozen").exists()
 
 
 @pytest.mark.parametrize("given", ["run directory", "damaged checkpoint"])

@@ -250,7 +250,7 @@ def test_cf_starts_a_new_run_from_a_checkpoint_and_trains_the_epochs_it_has_left
 
 
 def test_cf_alone_starts_a_new_run_with_the_checkpoints_options_and_leaves_its_run_alone(
-    workspace: dict[str, Any], tmp_path: Path
+    workspace: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """SPANet's -cf always makes a new version under -l/-n; without -of ours takes the
     checkpoint's options (SPANet's would be its defaults) and says so."""
@@ -261,18 +261,31 @@ def test_cf_alone_starts_a_new_run_with_the_checkpoints_options_and_leaves_its_r
                      console=Console(file=output, width=200))
     assert restored.run_dir == tmp_path / "runs" / "again" / "version_0" and restored.epochs_completed == 3
     assert straight.last_checkpoint.read_bytes() == before
-    assert "-cf without an options file: the new run takes the checkpoint's own options" in output.getvalue()
+    assert "a checkpoint without an options file: the new run takes the checkpoint's own options" in (
+        output.getvalue())
     assert json.loads((restored.run_dir / "options.json").read_text())["hidden_dim"] == 16
+    from spanet_lite.cli.train import main
     from spanet_lite.errors import InputError
 
-    with pytest.raises(InputError, match=r"^-e/--epochs: expected more than 2 epochs: the checkpoint has "
-                                         r"done 2, and a new run from it \(-cf\) trains the epochs after "
-                                         r"those, got 2$"):
+    # Found once the checkpoint is read: train() names its keyword, spanet-train the flag.
+    too_few = ("expected more than 2 epochs: the checkpoint has done 2, and a new run from it trains the "
+               "epochs after those, got 2")
+    with pytest.raises(InputError) as raised:
         train(checkpoint=straight.last_checkpoint, epochs=2, log_dir=tmp_path / "other")
+    assert str(raised.value) == f"epochs: {too_few}"
+    capsys.readouterr()
+    assert main(["-cf", str(straight.last_checkpoint), "-e", "2", "-l", str(tmp_path / "other")]) == 2
+    assert capsys.readouterr().err == f"spanet-train: error: -e/--epochs: {too_few}\n"
     other = Path(__file__).resolve().parents[1] / "event_files" / "hh_4b.yaml"
-    with pytest.raises(InputError, match=r"hh_4b\.yaml: -ef/--event_file: expected the topology of the event "
-                                         r"file last\.ckpt's network was built for"):
+    another = ("expected the topology of the event file last.ckpt's network was built for, got another "
+               "topology (to train on it, start a new run from an options file with the checkpoint as "
+               "initial weights)")
+    with pytest.raises(InputError) as raised:
         train(checkpoint=straight.last_checkpoint, event_file=other, epochs=3, log_dir=tmp_path / "other")
+    assert str(raised.value) == f"{other}: event_file: {another}"
+    assert main(["-cf", str(straight.last_checkpoint), "-ef", str(other), "-e", "3",
+                 "-l", str(tmp_path / "other")]) == 2
+    assert capsys.readouterr().err == f"spanet-train: error: {other}: -ef/--event_file: {another}\n"
     assert not (tmp_path / "other").exists()
 
 

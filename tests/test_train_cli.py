@@ -271,27 +271,120 @@ def test_the_run_records_the_testing_file_it_found_as_an_absolute_path(
 
 
 def test_several_nodes_outside_a_multi_node_launch_is_one_line_not_a_hang(
-    monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, generated_tth: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Lightning would open a port and wait for the other nodes for ever."""
-    from spanet_lite.config.options import Options
     from spanet_lite.errors import InputError
-    from spanet_lite.training.hardware import LAUNCHER_VARIABLES, choose_hardware
+    from spanet_lite.training.hardware import LAUNCHER_VARIABLES, check_devices
+    from spanet_lite.training.plan import KEYWORDS
+    from spanet_lite.training.run import train
 
     for key in (*LAUNCHER_VARIABLES, "MASTER_ADDR", "NODE_RANK"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("MASTER_ADDR", "node0")  # half of a launch by hand is no launch
+    options = write_options(tmp_path, generated_tth)
+    refusal = ("expected a multi-node launch: srun, torchrun, jsrun, mpirun, or MASTER_ADDR and NODE_RANK "
+               "set on every node, got 2 nodes in a plain process")
     with pytest.raises(InputError) as raised:
-        choose_hardware(Options(), gpus=0, processes=None, nodes=2, precision_given=False)
-    assert str(raised.value) == (
-        "--nodes: expected a multi-node launch: srun, torchrun, jsrun, mpirun, or MASTER_ADDR and NODE_RANK "
-        "set on every node, got 2 nodes in a plain process"
+        train(options, nodes=2, log_dir=tmp_path / "runs")
+    assert str(raised.value) == f"nodes: {refusal}"
+    assert run_failing([str(options), "--nodes", "2"], capsys, tmp_path / "runs") == (
+        f"spanet-train: error: --nodes: {refusal}"
     )
     monkeypatch.setenv("NODE_RANK", "1")
-    assert choose_hardware(Options(), gpus=0, processes=None, nodes=2, precision_given=False).nodes == 2
+    check_devices(0, None, 2, KEYWORDS)
     monkeypatch.delenv("NODE_RANK")
     monkeypatch.setenv("LSB_JOBID", "42")
-    assert choose_hardware(Options(), gpus=0, processes=None, nodes=2, precision_given=False).nodes == 2
+    check_devices(0, None, 2, KEYWORDS)
+
+
+# (train()'s arguments, the line it raises; the same flags, the line spanet-train prints), all
+# refused before any file is read. {options} is a valid options file, {run} a folder of no run.
+BAD_ARGUMENTS = [
+    ({"name": "a/b"},
+     "name: expected a folder name without / or .. (runs go to <log_dir>/<name>/version_N), got 'a/b'",
+     ["{options}", "-n", "a/b"],
+     "-n/--name: expected a folder name without / or .. (runs go to <log_dir>/<name>/version_N), got 'a/b'"),
+    ({"checkpoint": "{options}", "resume": "{run}", "options": None},
+     "checkpoint: expected either checkpoint or resume, not both",
+     ["-cf", "{options}", "--resume", "{run}"],
+     "-cf/--checkpoint: expected either -cf/--checkpoint or --resume, not both"),
+    ({"state_dict": "{options}", "checkpoint": "{options}"},
+     "state_dict: expected either initial weights (state_dict) or a checkpoint to continue "
+     "(checkpoint or resume), not both",
+     ["{options}", "-sf", "{options}", "-cf", "{options}"],
+     "-sf/--state_dict: expected either initial weights (-sf/--state_dict) or a checkpoint to continue "
+     "(-cf/--checkpoint or --resume), not both"),
+    ({"freeze_state_dict": True},
+     "freeze_state_dict: expected a state_dict checkpoint whose weights to freeze",
+     ["{options}", "-fsf"],
+     "-fsf/--freeze_state_dict: expected a -sf/--state_dict checkpoint whose weights to freeze"),
+    ({"time_limit": "soon"},
+     "time_limit: expected a duration such as 3600, 45m, 2h or 01:30:00, got 'soon'",
+     ["{options}", "--time-limit", "soon"],
+     "--time-limit: expected a duration such as 3600, 45m, 2h or 01:30:00, got 'soon'"),
+    ({"state_dict": "{run}"},
+     "{run}: state_dict: expected a checkpoint file (.ckpt), got a directory",
+     ["{options}", "-sf", "{run}"],
+     "{run}: -sf/--state_dict: expected a checkpoint file (.ckpt), got a directory"),
+    ({"options": None},
+     "options: expected an options file (or resume with a run directory, or checkpoint with a checkpoint "
+     "file)",
+     [],
+     "OPTIONS: expected an options file (or --resume with a run directory, or -cf/--checkpoint with a "
+     "checkpoint file)"),
+    ({"resume": "{run}"},
+     "resume: no options file together with resume (the run's own options are used; override single "
+     "values instead)",
+     ["{options}", "--resume", "{run}"],
+     "--resume: no options file together with --resume (the run's own options are used; override single "
+     "values instead)"),
+    ({"options": None, "resume": "{run}", "event_file": "{options}"},
+     "event_file: no event_file with resume (the network is built from the run's own event file)",
+     ["--resume", "{run}", "-ef", "{options}"],
+     "-ef/--event_file: no -ef/--event_file with --resume (the network is built from the run's own event "
+     "file)"),
+    ({"options": None, "resume": "{run}/gone"},
+     "{run}/gone: resume: expected a run directory or a .ckpt file, got nothing at that path",
+     ["--resume", "{run}/gone"],
+     "{run}/gone: --resume: expected a run directory or a .ckpt file, got nothing at that path"),
+    ({"fast_dev_run": True, "checkpoint": "{options}"},
+     "fast_dev_run: expected a new run (fast_dev_run trains one batch; it cannot continue a run), got a "
+     "checkpoint to continue (checkpoint)",
+     ["{options}", "--fast-dev-run", "-cf", "{options}"],
+     "--fast-dev-run: expected a new run (--fast-dev-run trains one batch; it cannot continue a run), got a "
+     "checkpoint to continue (-cf/--checkpoint)"),
+    ({"gpus": -1},
+     "gpus: expected a number of GPUs >= 0, got -1",
+     ["{options}", "--gpus", "-1"],
+     "--gpus: expected a number of GPUs >= 0, got -1"),
+    ({"processes": 0},
+     "processes: expected a number of processes >= 1, got 0",
+     ["{options}", "--processes", "0"],
+     "--processes: expected a number of processes >= 1, got 0"),
+]
+
+
+@pytest.mark.parametrize(("change", "line", "argv", "flag_line"), BAD_ARGUMENTS,
+                         ids=[line.split(":")[0] for _, line, _, _ in BAD_ARGUMENTS])
+def test_a_bad_argument_names_the_keyword_from_python_and_the_flag_from_the_command(
+    tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str],
+    change: dict, line: str, argv: list[str], flag_line: str
+) -> None:
+    from spanet_lite.errors import InputError
+    from spanet_lite.training.run import train
+
+    files = {"options": write_options(tmp_path, generated_tth), "run": tmp_path / "run"}
+    files["run"].mkdir()
+    given = {"options": "{options}", **change}
+    arguments = {key: value.format(**files) if isinstance(value, str) else value
+                 for key, value in given.items()}
+    with pytest.raises(InputError) as raised:
+        train(**arguments, log_dir=tmp_path / "runs")
+    assert str(raised.value) == line.format(**files)
+    assert run_failing([part.format(**files) for part in argv], capsys, tmp_path / "runs") == (
+        f"spanet-train: error: {flag_line.format(**files)}"
+    )
 
 
 @pytest.mark.parametrize("name", ["../../escape", "..", "a/b"])

@@ -109,12 +109,12 @@ def flags_for(keywords: Mapping[str, str]) -> Iterator[None]:
 
     A command checks its flags by the API's own rule functions before calling it, so that a
     refusal names what the user typed; this is for the refusals only the work itself can make
-    (they need the file's events, the device, the database). A refusal that names a file is left
-    as it is: its place is in the file (an options file's ``epochs``), not a keyword."""
+    (they need the file's events, the checkpoint, the device, the database). ``keywords`` holds
+    only those, so that no place in a file (an options file's ``epochs``) is taken for one."""
     try:
         yield
     except InputError as error:
-        if error.path is not None or error.where not in keywords:
+        if error.where not in keywords:
             raise
         raise InputError(error.path, keywords[error.where], error.expected, error.got) from None
 

@@ -24,6 +24,13 @@ from collections.abc import Sequence
 from spanet_lite.cli.common import EXIT_INPUT_ERROR, EXIT_OK, new_parser, run_cli
 
 PROGRAM = "spanet-train"
+FLAGS = {
+    "options": "OPTIONS", "event_file": "-ef/--event_file", "gpus": "--gpus", "nodes": "--nodes",
+    "processes": "--processes", "log_dir": "--log-dir", "name": "-n/--name", "resume": "--resume",
+    "fast_dev_run": "--fast-dev-run", "time_limit": "--time-limit", "checkpoint": "-cf/--checkpoint",
+    "state_dict": "-sf/--state_dict", "freeze_state_dict": "-fsf/--freeze_state_dict",
+}
+"""The flag of each ``train()`` argument ``training.plan.check_arguments`` checks (its ``names``)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -190,38 +197,50 @@ def _body(argv: Sequence[str] | None) -> int:
 
     from rich.console import Console
 
+    from spanet_lite.cli.common import flags_for
+    from spanet_lite.training.plan import check_arguments
     from spanet_lite.training.run import train
 
+    check_arguments(  # train() checks them again, naming its keywords
+        options, event_file=args.event_file, gpus=args.gpus, nodes=args.nodes, processes=args.processes,
+        log_dir=args.log_dir, name=args.name, resume=args.resume, fast_dev_run=args.fast_dev_run,
+        time_limit=args.time_limit, checkpoint=args.checkpoint, state_dict=args.state_dict,
+        freeze_state_dict=args.freeze_state_dict, names=FLAGS,
+    )
+    found_later = {key: FLAGS[key] for key in ("event_file", "gpus", "processes", "freeze_state_dict")}
+    if args.epochs is not None:  # else epochs is the options' value, named so
+        found_later["epochs"] = "-e/--epochs"
     console = Console()
     if args.torch_script:
         console.print(f"{PROGRAM}: warning: -ts/--torch_script has no effect here (no TorchScript "
                       "compilation); training continues", highlight=False)
-    result = train(
-        options,
-        event_file=args.event_file,
-        training_file=args.training_file,
-        validation_file=args.validation_file,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        gpus=args.gpus,
-        nodes=args.nodes,
-        processes=args.processes,
-        log_dir=args.log_dir,
-        name=args.name,
-        resume=args.resume,
-        fast_dev_run=args.fast_dev_run,
-        precision="16-mixed" if args.fp16 else args.precision,
-        seed=args.seed,
-        time_limit=args.time_limit,
-        quiet=args.quiet,
-        console=console,
-        option_values=option_values,
-        checkpoint=args.checkpoint,
-        state_dict=args.state_dict,
-        freeze_state_dict=args.freeze_state_dict,
-        allow_unknown_keys=args.allow_unknown_keys,
-    )
+    with flags_for(found_later):
+        result = train(
+            options,
+            event_file=args.event_file,
+            training_file=args.training_file,
+            validation_file=args.validation_file,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            gpus=args.gpus,
+            nodes=args.nodes,
+            processes=args.processes,
+            log_dir=args.log_dir,
+            name=args.name,
+            resume=args.resume,
+            fast_dev_run=args.fast_dev_run,
+            precision="16-mixed" if args.fp16 else args.precision,
+            seed=args.seed,
+            time_limit=args.time_limit,
+            quiet=args.quiet,
+            console=console,
+            option_values=option_values,
+            checkpoint=args.checkpoint,
+            state_dict=args.state_dict,
+            freeze_state_dict=args.freeze_state_dict,
+            allow_unknown_keys=args.allow_unknown_keys,
+        )
     if result.signal_number is not None:  # 130 Ctrl-C, 143 SIGTERM, 138 SIGUSR1: never a success
         return 128 + int(result.signal_number)
     return EXIT_OK

@@ -112,8 +112,8 @@ def _check_same_training_data(plan: Plan, recorded: int, found: int | None) -> N
     if recorded and found is not None and found != recorded:
         raise InputError(
             plan.training_file, "", f"the training data this run started from ({recorded:,} training events)",
-            f"{found:,} training events: the file changed since (to train on it, start a new run, "
-            f"with -sf {plan.run_dir}/checkpoints/last.ckpt to keep the weights)",
+            f"{found:,} training events: the file changed since (to train on it, start a new run with "
+            f"initial weights from {plan.run_dir}/checkpoints/last.ckpt to keep the weights)",
         )
 
 
@@ -325,8 +325,8 @@ def _train(trainer: pl.Trainer, module: SpanetModule, data: RunData, plan: Plan,
             raise
         if hardware.accelerator == "cpu" and CPU_MEMORY_WORDS in failure:
             raise InputError(None, "batch_size", "training steps that fit in memory", failure) from None
-        flag = "--gpus" if hardware.accelerator == "gpu" else "--processes"
-        raise InputError(None, flag, f"usable {hardware.accelerator.upper()} devices", failure) from None
+        asked = "gpus" if hardware.accelerator == "gpu" else "processes"  # spanet-train names its flag
+        raise InputError(None, asked, f"usable {hardware.accelerator.upper()} devices", failure) from None
     return _Ending()
 
 

@@ -9,6 +9,7 @@ so a 0 given while GPUs are visible gets a note saying which was done.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from spanet_lite.config.options import Options
@@ -47,17 +48,35 @@ class Hardware:
         return self.devices * self.nodes > 1
 
 
-def choose_hardware(
-    options: Options, *, gpus: int | None, processes: int | None, nodes: int, precision_given: bool
-) -> Hardware:
-    """The hardware for ``options`` and the command-line flags (``precision_given``: ``--precision``)."""
-    accelerator, devices, note = _devices(options, gpus, processes)
+def check_devices(gpus: int | None, processes: int | None, nodes: int, names: Mapping[str, str]) -> None:
+    """The devices asked for, on their own: ``gpus`` that this machine has, ``processes`` >= 1,
+    ``nodes`` >= 1 and more than one only under a multi-node launcher. Refused in one line
+    naming the value as ``names`` spells it (``train``'s keywords, ``spanet-train``'s flags)."""
+    if gpus is not None:
+        import torch
+
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if gpus < 0:
+            raise InputError(None, names["gpus"], "a number of GPUs >= 0", str(gpus))
+        if gpus > available:
+            wanted = f"at most {available} (CUDA devices visible here)"
+            raise InputError(None, names["gpus"], wanted, str(gpus))
+    if processes is not None and processes < 1:
+        raise InputError(None, names["processes"], "a number of processes >= 1", str(processes))
     if nodes < 1:
-        raise InputError(None, "--nodes", "a positive number of nodes", str(nodes))
+        raise InputError(None, names["nodes"], "a positive number of nodes", str(nodes))
     if nodes > 1 and not launched_for_several_nodes():
         launch = "a multi-node launch: srun, torchrun, jsrun, mpirun, or MASTER_ADDR and NODE_RANK set"
         launch += " on every node"
-        raise InputError(None, "--nodes", launch, f"{nodes} nodes in a plain process")
+        raise InputError(None, names["nodes"], launch, f"{nodes} nodes in a plain process")
+
+
+def choose_hardware(
+    options: Options, *, gpus: int | None, processes: int | None, nodes: int, precision_given: bool
+) -> Hardware:
+    """The hardware for ``options`` and the devices asked for, which :func:`check_devices` has
+    passed (``precision_given``: a precision was asked for too)."""
+    accelerator, devices, note = _devices(options, gpus, processes)
     precision = _precision(options, accelerator, explicit=precision_given)
     return Hardware(accelerator, devices, nodes, precision, note)
 
@@ -65,17 +84,13 @@ def choose_hardware(
 def _devices(options: Options, gpus: int | None, processes: int | None) -> tuple[str, int, str | None]:
     """(accelerator, devices per node, note for the user).
 
-    ``--gpus N`` must be satisfiable; the options file's ``num_gpu`` is a wish (SPANet files
-    say ``"num_gpu": 1``), so without CUDA it falls back to the CPU with a note.
+    ``gpus`` asked for are there (:func:`check_devices`); the options file's ``num_gpu`` is a
+    wish (SPANet files say ``"num_gpu": 1``), so without CUDA it falls back to the CPU with a note.
     """
     import torch
 
     available = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if gpus is not None:
-        if gpus < 0:
-            raise InputError(None, "--gpus", "a number of GPUs >= 0", str(gpus))
-        if gpus > available:
-            raise InputError(None, "--gpus", f"at most {available} (CUDA devices visible here)", str(gpus))
         wanted, note = gpus, None
     else:
         wanted = max(0, int(options.num_gpu or 0))
@@ -93,8 +108,6 @@ def _devices(options: Options, gpus: int | None, processes: int | None) -> tuple
             f"{'-g 0' if gpus == 0 else 'num_gpu = 0'}: training on the CPU, as SPANet's documentation "
             f"says; its code would take the {available} visible GPU(s) (-g {available} does here)"
         )
-    if processes is not None and processes < 1:
-        raise InputError(None, "--processes", "a number of processes >= 1", str(processes))
     if wanted > 0:
         return "gpu", wanted, note
     return "cpu", processes or 1, note

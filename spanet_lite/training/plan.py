@@ -1,7 +1,10 @@
 """Planning a run: options (file, checkpoint or both) plus overrides, checked, and the files found.
 
 Nothing here writes anything or opens a dataset, so every mistake in what the user asked for
-is an :class:`~spanet_lite.errors.InputError` before any work starts.
+is an :class:`~spanet_lite.errors.InputError` before any work starts. :func:`check_arguments`
+checks ``train()``'s arguments on their own, naming them as the caller spells them (``train``'s
+keywords, or ``spanet-train``'s flags: the command calls it first); the rest needs the options
+or the checkpoint read and names the keyword (``spanet-train`` translates it).
 """
 
 from __future__ import annotations
@@ -10,12 +13,92 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from spanet_lite.config.options import Options
 from spanet_lite.errors import InputError
 from spanet_lite.io import read_checkpoint, read_user_text
-from spanet_lite.outputs import is_run_directory
+from spanet_lite.outputs import check_writable_folder, is_run_directory
+from spanet_lite.training.hardware import check_devices
+
+KEYWORDS: Mapping[str, str] = MappingProxyType({key: key for key in (
+    "options", "event_file", "gpus", "nodes", "processes", "log_dir", "name", "resume", "fast_dev_run",
+    "time_limit", "checkpoint", "state_dict", "freeze_state_dict",
+)})
+"""How :func:`check_arguments` names ``train()``'s arguments by default: its keywords."""
+
+
+def check_arguments(
+    options: object,
+    *,
+    event_file: str | Path | None,
+    gpus: int | None,
+    nodes: int,
+    processes: int | None,
+    log_dir: str | Path,
+    name: str | None,
+    resume: str | Path | None,
+    fast_dev_run: bool,
+    time_limit: str | float | None,
+    checkpoint: str | Path | None,
+    state_dict: str | Path | None,
+    freeze_state_dict: bool,
+    names: Mapping[str, str] = KEYWORDS,
+) -> float | None:
+    """``train()``'s arguments on their own, before any file is read; each mistake one line
+    naming the argument as ``names`` spells it. Returns the time limit in seconds (None: none)."""
+    from spanet_lite.training.interrupt import parse_time_limit
+
+    if name and (Path(name).name != name or name in (".", "..")):  # "" means the default, as before
+        wanted = "a folder name without / or .. (runs go to <log_dir>/<name>/version_N)"
+        raise InputError(None, names["name"], wanted, repr(name))
+    if checkpoint is not None and resume is not None:
+        wanted = f"either {names['checkpoint']} or {names['resume']}, not both"
+        raise InputError(None, names["checkpoint"], wanted)
+    if state_dict is not None and (resume is not None or checkpoint is not None):
+        raise InputError(
+            None, names["state_dict"], f"either initial weights ({names['state_dict']}) or a checkpoint to "
+            f"continue ({names['checkpoint']} or {names['resume']}), not both",
+        )
+    if freeze_state_dict and state_dict is None:
+        wanted = f"a {names['state_dict']} checkpoint whose weights to freeze"
+        raise InputError(None, names["freeze_state_dict"], wanted)
+    try:
+        limit = parse_time_limit(time_limit)
+    except ValueError:
+        raise InputError(
+            None, names["time_limit"], "a duration such as 3600, 45m, 2h or 01:30:00", repr(time_limit)
+        ) from None
+    for key, path in (("checkpoint", checkpoint), ("state_dict", state_dict)):
+        if path is not None:
+            _check_checkpoint_file(Path(path), names[key])
+    run_dir = None
+    if resume is not None:
+        if options is not None:
+            raise InputError(None, names["resume"], f"no options file together with {names['resume']} (the "
+                             "run's own options are used; override single values instead)")
+        if event_file is not None:
+            raise InputError(None, names["event_file"], f"no {names['event_file']} with {names['resume']} "
+                             "(the network is built from the run's own event file)")
+        if not Path(resume).exists():
+            wanted = "a run directory or a .ckpt file"
+            raise InputError(Path(resume), names["resume"], wanted, "nothing at that path")
+        run_dir = resume_target(Path(resume))[1]
+    elif options is None and checkpoint is None:
+        raise InputError(None, names["options"], f"an options file (or {names['resume']} with a run "
+                         f"directory, or {names['checkpoint']} with a checkpoint file)")
+    if fast_dev_run and (resume is not None or checkpoint is not None):
+        continued = names["resume"] if resume is not None else names["checkpoint"]
+        raise InputError(
+            None, names["fast_dev_run"],
+            f"a new run ({names['fast_dev_run']} trains one batch; it cannot continue a run)",
+            f"a checkpoint to continue ({continued})",
+        )
+    check_devices(gpus, processes, nodes, names)
+    if not fast_dev_run:
+        check_writable_folder(run_dir or log_dir, names["resume"] if run_dir else names["log_dir"])
+    return limit
 
 
 @dataclass
@@ -52,6 +135,16 @@ class Plan:
         return () if self.resumed is None else self.resumed.frozen
 
 
+def _check_checkpoint_file(path: Path, where: str) -> None:
+    """A checkpoint a run starts from; a run's folder is told where its weights are."""
+    if path.is_dir():
+        inside = path / "checkpoints"
+        hint = f": a run's weights are in {inside}/, e.g. best.ckpt" if inside.is_dir() else ""
+        raise InputError(path, where, "a checkpoint file (.ckpt)", f"a directory{hint}")
+    if not path.is_file():
+        raise InputError(path, where, "a checkpoint file (.ckpt)", "no such file")
+
+
 def plan_run(
     options: Options | Mapping[str, Any] | str | Path | None,
     resume: str | Path | None,
@@ -60,7 +153,8 @@ def plan_run(
     *,
     allow_unknown_keys: bool = False,
 ) -> Plan:
-    """Options + overrides + files, checked; reads the checkpoint when resuming.
+    """Options + overrides + files, checked; reads the checkpoint when resuming. The arguments
+    on their own have passed :func:`check_arguments`.
 
     ``checkpoint`` (SPANet's ``-cf``): a new run that restores its training state from that
     file; the network's normalisation comes from the checkpoint, as its weights were trained
@@ -75,26 +169,9 @@ def plan_run(
     resume_checkpoint = run_dir = None
     event_text: str | None = None
     if checkpoint is not None:
-        if not Path(checkpoint).is_file():
-            raise InputError(
-                Path(checkpoint), "-cf/--checkpoint", "a checkpoint file (.ckpt)", "no such file"
-            )
         resume_checkpoint = Path(checkpoint).resolve()
         resumed = read_checkpoint_facts(resume_checkpoint)
     if resume is not None:
-        if options is not None:
-            raise InputError(
-                None,
-                "--resume",
-                "no options file together with --resume "
-                "(the run's own options are used; override single values instead)",
-            )
-        if "event_info_file" in overrides:
-            raise InputError(
-                None,
-                "--event-file",
-                "no --event-file with --resume (the network is built from the run's own event file)",
-            )
         resume_checkpoint, run_dir = resume_target(Path(resume))
         resumed = read_checkpoint_facts(resume_checkpoint)
         loaded = Options.from_dict(resumed.options)
@@ -105,8 +182,6 @@ def plan_run(
         event_text = resumed.event_file_text
         if "event_info_file" in overrides:
             _check_same_topology(Path(overrides["event_info_file"]), event_text, resumed.path)
-    elif options is None:
-        raise InputError(None, "OPTIONS", "an options file (or --resume RUN_DIR, or -cf CKPT)")
     elif isinstance(options, Options):
         loaded, options_path = options_module.typed_options(options), None
     elif isinstance(options, Mapping):  # a notebook's dict, typed like a file's JSON object
@@ -159,42 +234,38 @@ def plan_run(
 
 
 def _check_same_topology(event_file: Path, checkpoint_text: str, checkpoint: Path) -> None:
-    """``-ef`` with ``-cf`` alone: the network comes from the checkpoint, so the event file may
-    only repeat its topology (SPANet reads the file, then fails to load weights of another)."""
+    """An event file with a checkpoint and no options (SPANet's ``-ef`` with ``-cf`` alone): the
+    network comes from the checkpoint, so the event file may only repeat its topology (SPANet
+    reads the file, then fails to load weights of another). Names ``event_file`` (found only
+    once the checkpoint is read: ``spanet-train`` translates it)."""
     from spanet_lite.config import load_event_spec, parse_event_spec
 
     if load_event_spec(event_file) != parse_event_spec(checkpoint_text, source=str(checkpoint)):
-        raise InputError(event_file, "-ef/--event_file",
+        raise InputError(event_file, "event_file",
                          f"the topology of the event file {checkpoint.name}'s network was built for",
-                         "another topology (to train on it, start a new run with -of and -sf)")
+                         "another topology (to train on it, start a new run from an options file with "
+                         "the checkpoint as initial weights)")
 
 
-def check_resume_epochs(plan: Plan, fast_dev_run: bool, *, explicit: bool) -> None:
-    """A resumed run can only go forward: ``--epochs`` below what it did is a one-line error."""
+def check_resume_epochs(plan: Plan) -> None:
+    """A resumed run can only go forward: ``epochs`` at or below what it did is a one-line error
+    naming ``epochs`` (the keyword or the option; ``spanet-train -e`` translates it)."""
     from spanet_lite.training.interrupt import INTERRUPTED_CHECKPOINT
 
     if plan.resume_checkpoint is None:
         return
     done = plan.epochs_done
-    if fast_dev_run:
-        raise InputError(
-            None, "--fast-dev-run",
-            "a new run (--fast-dev-run trains one batch; it cannot continue a run)",
-            f"a checkpoint to continue (--resume or -cf) that has done {done} epoch(s)",
-        )
     mid_epoch = plan.resume_checkpoint.name == INTERRUPTED_CHECKPOINT
     needed = done + 1 if mid_epoch else done
     if plan.run_dir is None and plan.options.epochs <= done:  # -cf: a new run with nothing to train
-        where = "-e/--epochs" if explicit else "epochs"
         raise InputError(
-            None, where, f"more than {done} epochs: the checkpoint has done {done}, and a new run "
-            "from it (-cf) trains the epochs after those", str(plan.options.epochs),
+            None, "epochs", f"more than {done} epochs: the checkpoint has done {done}, and a new run "
+            "from it trains the epochs after those", str(plan.options.epochs),
         )
     if plan.options.epochs < needed:
-        where = "--epochs" if explicit else "epochs"
         part = f" and part of epoch {done + 1}" if mid_epoch else ""
         raise InputError(
-            None, where, f"at least {needed} epochs: the run has done {done} epoch(s){part}",
+            None, "epochs", f"at least {needed} epochs: the run has done {done} epoch(s){part}",
             str(plan.options.epochs),
         )
 
@@ -207,7 +278,8 @@ def _with_values(options: Options, values: dict[str, Any]) -> Options:
 
 
 def resume_target(path: Path) -> tuple[Path, Path | None]:
-    """(checkpoint to load, run directory to continue or None) for ``--resume PATH``."""
+    """(checkpoint to load, run directory to continue or None) for ``resume``, an existing path
+    (:func:`check_arguments`)."""
     from spanet_lite.training.interrupt import INTERRUPTED_CHECKPOINT
     from spanet_lite.training.recorder import CHECKPOINTS, LAST
 
@@ -224,8 +296,6 @@ def resume_target(path: Path) -> tuple[Path, Path | None]:
             )
         checkpoint = max(candidates, key=lambda p: p.stat().st_mtime_ns)
         return checkpoint, path.resolve()
-    if not path.is_file():
-        raise InputError(path, "--resume", "a run directory or a .ckpt file", "nothing at that path")
     run_dir = path.resolve().parent.parent
     in_run = path.resolve().parent.name == CHECKPOINTS and is_run_directory(run_dir)
     return path.resolve(), run_dir if in_run else None

@@ -23,10 +23,9 @@ from typing import Any
 from rich.console import Console
 
 from spanet_lite.config.options import Options
-from spanet_lite.errors import InputError
 from spanet_lite.training.fit import FitRequest, RunResult, fit, open_data
 from spanet_lite.training.hardware import choose_hardware, rank_from_environment
-from spanet_lite.training.plan import Plan, check_resume_epochs, plan_run
+from spanet_lite.training.plan import Plan, check_arguments, check_resume_epochs, plan_run
 
 DEFAULT_LOG_DIR = "runs"
 
@@ -84,17 +83,15 @@ def train(
 
     ``allow_unknown_keys`` turns unknown keys in the options file from an error into a warning.
 
+    A mistake in the arguments is one :class:`~spanet_lite.errors.InputError` line naming the
+    keyword (:func:`~spanet_lite.training.plan.check_arguments`), before any file is read.
+
     Like SPANet, training seeds Python's, numpy's and torch's global generators from the
     ``seed`` option (Lightning's ``seed_everything``), so in a notebook, random numbers drawn
     after a run follow from that seed; draw from your own ``numpy.random.default_rng`` to keep
     them independent.
     """
-    from spanet_lite.training.interrupt import parse_time_limit
-
     started = time.monotonic()
-    if name and (Path(name).name != name or name in (".", "..")):  # "" means the default, as before
-        wanted = "a folder name without / or .. (runs go to <log_dir>/<name>/version_N)"
-        raise InputError(None, "-n/--name", wanted, repr(name))
     overrides = {
         key: value
         for key, value in {
@@ -110,32 +107,16 @@ def train(
         }.items()
         if value is not None
     }
-    if checkpoint is not None and resume is not None:
-        raise InputError(None, "-cf/--checkpoint", "either -cf CKPT or --resume, not both")
-    if state_dict is not None and (resume is not None or checkpoint is not None):
-        raise InputError(
-            None, "-sf/--state_dict",
-            "either initial weights (-sf) or a checkpoint to continue (-cf/--resume), not both",
-        )
-    if freeze_state_dict and state_dict is None:
-        raise InputError(
-            None, "-fsf/--freeze_state_dict", "a -sf/--state_dict checkpoint whose weights to freeze"
-        )
-    try:
-        limit = parse_time_limit(time_limit)
-    except ValueError:
-        raise InputError(
-            None, "--time-limit", "a duration such as 3600, 45m, 2h or 01:30:00", repr(time_limit)
-        ) from None
+    limit = check_arguments(
+        options, event_file=overrides.get("event_info_file"), gpus=gpus, nodes=nodes, processes=processes,
+        log_dir=log_dir, name=name, resume=resume, fast_dev_run=fast_dev_run, time_limit=time_limit,
+        checkpoint=checkpoint, state_dict=state_dict, freeze_state_dict=freeze_state_dict,
+    )
     plan = plan_run(options, resume, overrides, checkpoint, allow_unknown_keys=allow_unknown_keys)
     if checkpoint is not None and options is None and console is not None:
-        console.print("-cf without an options file: the new run takes the checkpoint's own options "
+        console.print("a checkpoint without an options file: the new run takes the checkpoint's own options "
                       "(SPANet would build its default network)", highlight=False, markup=False)
-    check_resume_epochs(plan, fast_dev_run, explicit="epochs" in overrides)
-    if not fast_dev_run:
-        from spanet_lite.outputs import check_writable_folder
-
-        check_writable_folder(plan.run_dir or log_dir, "--resume" if plan.run_dir else "--log-dir")
+    check_resume_epochs(plan)
     hardware = choose_hardware(
         plan.options, gpus=gpus, processes=processes, nodes=nodes, precision_given=precision is not None
     )

@@ -64,14 +64,9 @@ def read_initial_weights(path: str | Path, *, freeze: bool = False) -> InitialWe
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """The ``state_dict`` of a Lightning checkpoint (``.ckpt``) as written by spanet-train."""
+    """The ``state_dict`` of a Lightning checkpoint (``.ckpt``) as written by spanet-train; ``path``
+    is a file (``train()`` checks it first: :func:`~spanet_lite.training.plan.check_arguments`)."""
     path = Path(path)
-    if path.is_dir():
-        inside = path / "checkpoints"
-        hint = f": a run's weights are in {inside}/, e.g. best.ckpt" if inside.is_dir() else ""
-        raise InputError(path, "-sf/--state_dict", "a checkpoint file (.ckpt)", f"a directory{hint}")
-    if not path.is_file():
-        raise InputError(path, "-sf/--state_dict", "a checkpoint file (.ckpt)", "no such file")
     checkpoint = read_checkpoint(path)
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
@@ -107,8 +102,8 @@ def load_initial_weights(target: nn.Module, initial: InitialWeights) -> LoadedWe
     if freeze:
         trainable = [name for name, _ in target.named_parameters() if name not in matching]
         if not trainable:
-            raise InputError(
-                path, "-fsf/--freeze_state_dict", "a network with parameters left to train",
+            raise InputError(  # spanet-train names its flag (cli.common.flags_for)
+                path, "freeze_state_dict", "a network with parameters left to train",
                 "every parameter would be loaded and frozen",
             )
     target.load_state_dict(matching, strict=False)
