@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -402,3 +403,18 @@ def test_check_lines_returns_the_int_the_tables_use() -> None:
     assert check_lines(0) == 0 and check_lines(MAX_LINES) == MAX_LINES
     with pytest.raises(InputError, match=r"^-l/--lines: expected a number of rows from 0 to 100, got 101$"):
         check_lines(MAX_LINES + 1, "-l/--lines")
+
+
+def test_a_missing_onnx_package_names_the_export_not_the_command(
+    ttbar: tuple[Path, Path], run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir, _ = ttbar
+    monkeypatch.setitem(sys.modules, "onnx", None)  # makes `import onnx` fail
+    line = "ONNX export: expected the onnx package (pip install 'spanet-lite[onnx]'), got not installed"
+    with pytest.raises(InputError) as error:
+        export_onnx(run, tmp_path / "model.onnx")
+    assert str(error.value) == line
+    assert export_cli.main([str(run_dir), str(tmp_path / "model.onnx")]) == 2
+    assert capsys.readouterr().err == f"spanet-export: error: {line}\n"
+    assert list(tmp_path.iterdir()) == []

@@ -385,7 +385,7 @@ def export_onnx(
     try:
         import onnx
     except ImportError:
-        raise InputError(None, "spanet-export", "the onnx package (pip install 'spanet-lite[onnx]')",
+        raise InputError(None, "ONNX export", "the onnx package (pip install 'spanet-lite[onnx]')",
                          "not installed") from None
     spec = run.spec
     widths = {s.name: int(run.statistics.max_objects.get(s.name, 0)) for s in spec.sequential}
