@@ -27,6 +27,7 @@ from spanet_lite.cli import predict as predict_cli
 from spanet_lite.cli import test as test_cli
 from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.config.masses import MassConstraint
+from spanet_lite.config.options_validation import check_batch_size
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.evaluate import MAX_LINES, check_lines, evaluate_file, json_ready
 from spanet_lite.evaluation.export import export_onnx
@@ -54,11 +55,14 @@ BAD_SETTINGS = [
     ({"threshold": 7.5}, "threshold: expected a probability in [0, 1], got 7.5"),
     ({"threshold": float("nan")}, "threshold: expected a probability in [0, 1], got nan"),
     ({"batch_size": 0}, "batch_size: expected a batch size of at least 1, got 0"),
+    ({"batch_size": 2.5}, "batch_size: expected a batch size of at least 1, got 2.5"),
     ({"mode": "gredy"}, "mode: expected one of greedy, exact, got 'gredy' (did you mean 'greedy'?)"),
 ]
 
 
-@pytest.mark.parametrize(("settings", "line"), BAD_SETTINGS, ids=["threshold", "nan", "batch_size", "mode"])
+@pytest.mark.parametrize(
+    ("settings", "line"), BAD_SETTINGS, ids=["threshold", "nan", "batch_size", "fraction", "mode"]
+)
 def test_every_prediction_and_evaluation_entry_point_refuses_bad_settings_in_one_line(
     ttbar: tuple[Path, Path], run: Run, tmp_path: Path, settings: dict, line: str
 ) -> None:
@@ -384,6 +388,21 @@ def test_lines_the_api_and_the_cli_say_the_same_words_the_cli_naming_its_flag(
         evaluate_file(run, data, lines=-1)
     assert test_cli.main([str(run_dir), "-tf", str(data), "--lines", "-1"]) == 2
     assert capsys.readouterr().err == f"spanet-test: error: -l/--lines: {expected}\n"
+
+
+def test_batch_size_follows_the_integer_rule_of_every_option_so_a_whole_float_counts(
+    ttbar: tuple[Path, Path], run: Run, tmp_path: Path
+) -> None:
+    """``batch_size=16.0`` (SPANet's ``16.0``, a notebook's ``1e3``) is 16 events per pass, as
+    for every integer setting; the predictions do not depend on how the events were batched."""
+    _, data = ttbar
+    whole = run.predict(data, batch_size=16)
+    for size in (16.0, np.int64(16), 7.0):
+        again = run.predict(data, batch_size=size)
+        for name, indices in whole.assignments.items():
+            np.testing.assert_array_equal(again.assignments[name], indices)
+    assert check_batch_size(16.0, "batch_size") == 16 and type(check_batch_size(16.0, "batch_size")) is int
+    assert write_predictions(run, data, tmp_path / "out.h5", batch_size=7.0) == 40
 
 
 def test_lines_follows_the_integer_rule_of_every_option_so_a_whole_float_counts(

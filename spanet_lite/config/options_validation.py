@@ -242,9 +242,15 @@ def check_decoding(value: Any, where: str) -> None:
         raise InputError(None, where, f"one of {', '.join(choices)}", got)
 
 
-def check_batch_size(value: Any, where: str) -> None:
-    """Events per forward pass (``batch_size``'s rule, at least 1): 0 would loop forever or fail
-    deep inside ``range``, a float fails there too."""
-    whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not (whole and _rule("batch_size")(value)):
+def check_batch_size(value: Any, where: str) -> int:
+    """Events per forward pass (``batch_size``'s rule, at least 1), returned as the ``int`` the
+    loops need: a whole float (``32.0``, as SPANet writes integers) counts, as for every integer
+    setting (:func:`~spanet_lite.config.options_file.as_integer`); 0 would loop forever and a
+    fraction has no meaning, so both are refused as one line naming ``where``."""
+    try:
+        size = as_integer(value, where)
+    except InputError:
+        size = 0
+    if not _rule("batch_size")(size):
         raise InputError(None, where, BATCH_SIZE_EXPECTED, _shown(value))
+    return size

@@ -194,7 +194,8 @@ def evaluate_file(
     file of a training run.
     """
     require_run(run)
-    threshold, mode = run.settings(batch_size=batch_size, threshold=threshold, mode=mode)
+    settings = run.settings(batch_size=batch_size, threshold=threshold, mode=mode)
+    batch_size, threshold, mode = settings.batch_size, settings.threshold, settings.mode
     lines = check_lines(lines)
     check_masses(masses, run.spec)
     check_evaluation_outputs(run, path, json_file, plots, overwrite=overwrite, inputs=inputs)

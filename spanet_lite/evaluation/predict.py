@@ -203,7 +203,8 @@ def write_predictions(
     so a notebook gets the same protection."""
     require_run(run)
     input_path, output_path = Path(input_path), Path(output_path)
-    threshold, mode = run.settings(batch_size=batch_size, threshold=threshold, mode=mode)
+    settings = run.settings(batch_size=batch_size, threshold=threshold, mode=mode)
+    batch_size, threshold, mode = settings.batch_size, settings.threshold, settings.mode
     check_prediction_output(run, input_path, output_path, overwrite=overwrite, inputs=inputs)
     spec = run.spec
     with schema.open_h5(input_path) as source:

@@ -67,7 +67,8 @@ class Run(TrainedRun):
         ``<particle>/<product>``). ``pairs`` maps each RELATIVE input with pairwise features to
         its raw (B, N, N, C) array (arrays only).
         """
-        threshold, mode = self.settings(batch_size=batch_size, threshold=threshold, mode=mode)
+        settings = self.settings(batch_size=batch_size, threshold=threshold, mode=mode)
+        batch_size, threshold, mode = settings.batch_size, settings.threshold, settings.mode
         if isinstance(source, (str, Path)):
             for name, given in (("masks", masks), ("pairs", pairs)):
                 if given is not None:

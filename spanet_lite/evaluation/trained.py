@@ -37,6 +37,15 @@ MATCHING_WEIGHTS = "weights matching the run's event file and options"
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Settings:
+    """How a prediction or evaluation runs, checked (:meth:`TrainedRun.settings`)."""
+
+    batch_size: int
+    threshold: float
+    mode: str
+
+
 @dataclass
 class TrainedRun:
     """A network with everything needed to use it: topology, options, normalisation."""
@@ -80,18 +89,18 @@ class TrainedRun:
         return no_events(self.network, self.spec, self.statistics.max_objects, pair_counts,
                          threshold=threshold, mode=mode, embeddings=embeddings)
 
-    def settings(self, *, batch_size: int, threshold: float | None, mode: str | None) -> tuple[float, str]:
-        """(threshold, mode) for a prediction or evaluation: the caller's, else the run's
-        ``detection_threshold`` and ``decoding``. All three are checked here, by the rules of the
-        options of the same meaning, because a notebook caller has no parser in front of the API:
-        a bad value is one InputError naming the keyword (``threshold``, ``mode``, ``batch_size``)
-        before any work."""
-        check_batch_size(batch_size, "batch_size")
+    def settings(self, *, batch_size: Any, threshold: float | None, mode: str | None) -> Settings:
+        """The batch size, threshold and mode of a prediction or evaluation: the caller's, else
+        the run's ``detection_threshold`` and ``decoding``. All three are checked here, by the
+        rules of the options of the same meaning, because a notebook caller has no parser in
+        front of the API: a bad value is one InputError naming the keyword (``threshold``,
+        ``mode``, ``batch_size``) before any work."""
+        size = check_batch_size(batch_size, "batch_size")
         threshold = self.options.detection_threshold if threshold is None else threshold
         check_threshold(threshold, "threshold")
         mode = self.options.decoding if mode is None else mode
         check_decoding(mode, "mode")
-        return threshold, mode
+        return Settings(batch_size=size, threshold=threshold, mode=mode)
 
 
 def require_run(run: object) -> TrainedRun:
