@@ -144,7 +144,7 @@ def _value(doc: YamlDocument, path: YamlPath, value: Any) -> tuple[float, float]
 
 
 def load_masses_file(path: str | Path, particles: Mapping[str, Sequence[str]]) -> tuple[MassConstraint, ...]:
-    """Constraints from a ``--masses`` YAML file (the ``MASSES`` mapping at its top level)."""
+    """Constraints from a ``--masses`` YAML file: what goes under ``MASSES``, particles at its top level."""
     from spanet_lite.io import read_user_text
 
     text = read_user_text(path, "masses file", "YAML")
