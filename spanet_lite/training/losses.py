@@ -20,8 +20,15 @@ particle's assignment *and* detection sums are divided by that particle's recons
 count, and its balancing weights are not divided out. Here the total is the explicit *sum*
 above, and assignment and detection are each one weighted mean pooled over particles
 (divided by the summed weights of the counted entries), so balancing weights only set
-relative weights. For SPANet's default objective (assignment only, P particles, every
-particle reconstructable, no weights) SPANet's total is our ``assignment_loss / P``.
+relative weights. For SPANet's default objective (only ``assignment_loss_scale`` non-zero, P
+particles), with ``m_pb`` = particle p reconstructable in event b, ``N_p = sum_b m_pb`` and
+``S_p = sum_b m_pb w_pb nll_pb``, SPANet's total is ``(1/P) sum_p S_p / max(1, N_p)`` and ours
+is ``sum_p S_p / sum_p sum_b m_pb w_pb``. They are equal when every weight is 1 and every
+particle has the same count N_p >= 1 in the batch, as with ``partial_events: false`` (SPANet's
+default: every particle reconstructable in every event). With weights, SPANet's is ours times
+the mean weight of the counted entries (it divides by counts, not by summed weights); with
+partial events SPANet averages the particles' means equally (a particle with no reconstructable
+event in the batch still counts in P, as 0), ours weighs each particle by its count.
 
 **Assignment.** For output particle p compared with the targets t of particle q, the loss is
 the negative log-probability of the *unordered* assignment: every ordering of t equivalent
