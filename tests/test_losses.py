@@ -248,6 +248,20 @@ def test_total_is_the_scaled_sum_of_the_family_terms():
     result.total.backward()
 
 
+ASSIGNMENT_ONLY = dict(detection_loss_scale=0.0, regression_loss_scale=0.0, classification_loss_scale=0.0)
+"""SPANet's default objective: the assignment term alone."""
+
+
+def test_spanets_default_total_equals_ours_on_full_unweighted_events_and_not_on_partial_ones():
+    # SPANet: mean over particles of sum_b m w nll / max(1, N_p) (docs/migrating_from_spanet.md).
+    full = losses(**ASSIGNMENT_ONLY).total
+    assert value(full) == pytest.approx((-math.log(0.6) - math.log(0.7)) / 2, rel=1e-6)
+    # Only t1 reconstructable: SPANet's mean still counts t2 (as 0), so it is half of ours here.
+    partial = losses(batch=hand_batch(present=(True, False)), **ASSIGNMENT_ONLY).total
+    spanet = (-math.log(0.6) / 1 + 0.0 / 1) / 2
+    assert value(partial) == pytest.approx(2 * spanet, rel=1e-6)
+
+
 def test_missing_regression_targets_contribute_exactly_zero_and_no_nan_gradient():
     batch = hand_batch()
     batch.regressions = {key: torch.tensor([float("nan")]) for key in batch.regressions}
