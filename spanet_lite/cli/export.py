@@ -1,7 +1,8 @@
 """`spanet-export RUN_DIR model.onnx`: write a trained network as an ONNX graph, SPANet's convention.
 
 Accepts ``python -m spanet.export``'s command line unchanged: ``--input-log-transform`` (the
-graph applies the log to ``log_normalize`` features; without it they enter as log(1 + x)),
+graph applies the log to the features whose option is ``log`` or ``log_normalize``; without it
+they enter as log(1 + x)),
 ``--output-log-transform`` (log-probabilities out), ``--output-embeddings``, ``-g/--gpu``
 (accepted; the export is traced on the CPU, which gives the same graph) and ``--opset``.
 Input and output names and shapes are SPANet's (see :mod:`spanet_lite.evaluation.export`);
@@ -39,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--opset", type=int, default=None,
                         help="ONNX opset version (default: 15, SPANet's)")
     parser.add_argument("--input-log-transform", action="store_true",
-                        help="inputs in file units: the graph applies log(1 + x) to log_normalize features")
+                        help="inputs in file units: the graph applies log(1 + x) to the log and "
+                             "log_normalize features")
     parser.add_argument("--output-log-transform", action="store_true",
                         help="log-probabilities out (*_assignment_log_probability, ...), as SPANet")
     parser.add_argument("--output-embeddings", action="store_true",
@@ -82,9 +84,11 @@ def _body(argv: Sequence[str] | None) -> int:
     console.print(f"wrote {path}", markup=False)
     console.print(f"  inputs:  {', '.join(input_names(run.spec))}", markup=False)
     console.print(f"  outputs: {', '.join(output_names(run.spec, convention))}", markup=False)
-    if not args.input_log_transform and any(f.log for s in run.spec.inputs for f in s.features):
-        console.print("  log_normalize features enter as log(1 + x) (SPANet's convention); "
-                      "--input-log-transform takes them raw")
+    logged = [f"{s.name}: {', '.join(f.name for f in s.features if f.log)}"
+              for s in run.spec.inputs if any(f.log for f in s.features)]
+    if not args.input_log_transform and logged:
+        console.print(f"  log and log_normalize features ({'; '.join(logged)}) enter as log(1 + x) "
+                      "(SPANet's convention); --input-log-transform takes them raw", markup=False)
     if args.copy_decoder:
         console.print(f"  numpy decoder: {Path(path).with_name(DECODER_NAME)}", markup=False)
     return EXIT_OK

@@ -5,9 +5,10 @@ SPANet export runs on ours. Inputs, one pair per input in event-file order (dyna
 ``batch_size`` and ``num_<input>``):
 
 * ``<input>_data``: float32, SEQUENTIAL (batch, N, F), GLOBAL (batch, 1, F), features in
-  event-file order. Without ``input_log_transform`` the ``log_normalize`` features enter as
-  ``log(1 + x)`` (SPANet's convention: the user applies the log, the graph normalises); with
-  it they enter raw, in file units. Mean/std normalisation is always inside the graph.
+  event-file order. Without ``input_log_transform`` the features whose option is ``log`` or
+  ``log_normalize`` (:attr:`Feature.log`) enter as ``log(1 + x)`` (SPANet's convention: the
+  user applies the log, the graph normalises); with it they enter raw, in file units.
+  Mean/std normalisation is always inside the graph.
 * ``<input>_mask``: bool, SEQUENTIAL (batch, N), True = real object; GLOBAL (batch, 1). A
   GLOBAL input has no padding in spanet_lite: its mask is part of the graph's signature, as in
   SPANet, and the vector is always used.
