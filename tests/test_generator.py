@@ -323,7 +323,7 @@ def test_cli_selection_options_and_bad_values(tmp_path, capsys):
 
 
 # ttbar_allhad: rows of 10 objects, at least 6 jets and 2 b-tags by default.
-SEED_LIMIT = "a seed below 2**64 (the file records it as an unsigned 64-bit integer)"
+SEED_LIMIT = "a seed below 2**64 (the file records it as a 64-bit integer: int64, uint64 from 2**63)"
 EVENTS_LIMIT = ("at most 922,337,203,685,477,580 (HDF5 counts the values of a dataset, events x 10 objects, "
                 "in a signed 64-bit integer)")
 BAD_VALUES = [

@@ -75,9 +75,8 @@ def check_seed(value: int, where: str, *, bounded: bool = False, stored: bool = 
     if value < 0:
         raise InputError(None, where, "a seed >= 0", str(value))
     if stored and value >= STORED_SEED_LIMIT:
-        raise InputError(
-            None, where, "a seed below 2**64 (the file records it as an unsigned 64-bit integer)", str(value)
-        )
+        raise InputError(None, where, "a seed below 2**64 (the file records it as a 64-bit integer: "
+                         "int64, uint64 from 2**63)", str(value))
     return value
 
 
