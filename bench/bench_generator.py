@@ -6,6 +6,9 @@ into a temporary directory. ``events_per_s`` counts events written (after the se
 next to wall time, because on a shared machine wall time includes waiting for the CPU.
 
     python bench/bench_generator.py --quick --json bench_generator.json
+
+JSON keys: ``events_per_s``, ``events_per_cpu_s``, ``candidates_per_s``, ``selection_efficiency``
+(each per process), ``peak_rss_mb``.
 """
 
 from __future__ import annotations

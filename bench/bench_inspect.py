@@ -6,6 +6,9 @@ reported peak RSS belongs to validation alone (interpreter, numpy and h5py inclu
 
     python bench/bench_inspect.py            # 5,000,000 events (~2.4 GB on disk)
     python bench/bench_inspect.py --quick    # 200,000 events
+
+JSON keys: ``events``, ``file_mb``, ``generate_seconds``, ``seconds`` (validation alone),
+``events_per_s``, ``peak_rss_mb``.
 """
 
 from __future__ import annotations

@@ -22,6 +22,11 @@ pair features as attention bias): their ratio to the plain ones is the cost of t
 Usage: ``python bench/bench_model.py [--quick] [--threads N] [--json PATH]``. One intra-op
 thread by default: on a shared 2-core machine, two OpenMP threads stall each other whenever one
 is descheduled. The machine's load average is recorded with the figures.
+
+JSON keys: ``configs`` (per configuration: ``train_events_per_s``, ``train_events_per_cpu_s``,
+``forward_backward_events_per_s``, ``parameters``, ``peak_rss_mb``, ...), ``event_group_loss_ms``
+(per group size), ``tth_trimmed_train_events_per_s``, ``tth_untrimmed_train_events_per_s``,
+``tth_trimming``, ``load_average``.
 """
 
 from __future__ import annotations
@@ -141,10 +146,12 @@ def run_config(name: str, quick: bool) -> dict:
         forward_backward()
         optimizer.step()
 
-    steps, repeats = (10, 3) if quick else (30, 5)
+    # --quick: enough to see the per-step cost (the first step is the slow one, warm-ups take it),
+    # short enough that tests/test_bench_quick.py runs the whole bench in about half a minute.
+    warm, steps, repeats = (2, 3, 2) if quick else (3, 30, 5)
     figures = {}
     for key, step in (("train", train_step), ("forward_backward", forward_backward)):
-        for _ in range(3):
+        for _ in range(warm):
             step()
         wall, cpu = float("inf"), float("inf")
         for _ in range(repeats):
@@ -243,7 +250,7 @@ def tth_trimming(quick: bool) -> dict:
     spec = load_event_spec(ROOT / options.event_info_file)
     data = SpanetDataModule(spec, options, training_file=ROOT / TTH_DATA)
     data.setup("fit")
-    count, repeats = (4, 3) if quick else (10, 5)
+    count, repeats = (4, 2) if quick else (10, 5)
     batches = []
     for batch in data.train_dataloader():
         batches.append(batch)
