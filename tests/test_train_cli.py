@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 import torch
 from _train_helpers import write_options
@@ -242,17 +245,57 @@ def test_pair_features_auto_says_once_that_it_adds_pair_features_to_spanets_netw
     assert lines == ([expected] if said else [])
 
 
+SAYS_WEIGHTS = "SPANet reads no per-event weights"
+SWITCH = 'event_weight_dataset; SPANet reads no per-event weights; "" turns them off'
+
+
+def with_event_weights(tmp_path: Path, generated_tth: Path, weights: np.ndarray) -> Path:
+    """A copy of the generated file whose WEIGHTS/EVENT/weight holds ``weights``."""
+    path = tmp_path / "weighted.h5"
+    shutil.copyfile(generated_tth / "example.h5", path)
+    with h5py.File(path, "r+") as file:
+        file["WEIGHTS/EVENT/weight"][...] = weights
+    return path
+
+
 @pytest.mark.parametrize("dataset", ["WEIGHTS/EVENT/weight", ""])
-def test_event_weights_read_from_the_training_file_are_announced(
+def test_event_weights_that_are_all_one_or_switched_off_are_not_mentioned(
     tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str], dataset: str
 ) -> None:
-    """SPANet reads no per-event weights; a file that has them changes training here, so it is said."""
-    lines = lines_saying("per-event weights", tmp_path, generated_tth, capsys, event_weight_dataset=dataset)
-    expected = (
-        "WEIGHTS/EVENT/weight: every event's losses and metrics are weighted by it "
-        '(event_weight_dataset; SPANet reads no per-event weights; "" turns them off)'
-    )
-    assert lines == ([expected] if dataset else [])
+    """spanet-generate writes weight 1 for every event: training is SPANet's, nothing to say."""
+    assert lines_saying(SAYS_WEIGHTS, tmp_path, generated_tth, capsys, event_weight_dataset=dataset) == []
+
+
+def test_varying_event_weights_are_announced_with_the_training_events_range(
+    tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SPANet reads no per-event weights; varying ones change the objective here, so the line says
+    so with their range over the training events (the file's first 240: event 900's 7 is not)."""
+    weights = 1 + 0.5 * (np.arange(1000) % 4)
+    weights[900] = 7.0
+    data = with_event_weights(tmp_path, generated_tth, weights)
+    lines = lines_saying(SAYS_WEIGHTS, tmp_path, generated_tth, capsys, training_file=str(data))
+    assert lines == [
+        "WEIGHTS/EVENT/weight: training event weights from 1 to 2.5; every event's losses and metrics "
+        f"are weighted by them ({SWITCH})"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kl_loss_scale", "kl"), [(0.0, ""), (0.5, ", except kl_loss, which they scale by 0.25")]
+)
+def test_equal_event_weights_other_than_one_are_said_to_change_nothing(
+    tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str], kl_loss_scale: float, kl: str
+) -> None:
+    """A constant weight (cross-section over event count) leaves every weighted mean alone; only
+    kl_loss, normalised by counts as SPANet's, takes its scale."""
+    data = with_event_weights(tmp_path, generated_tth, np.full(1000, 0.25))
+    lines = lines_saying(SAYS_WEIGHTS, tmp_path, generated_tth, capsys, training_file=str(data),
+                         kl_loss_scale=kl_loss_scale)
+    assert lines == [
+        "WEIGHTS/EVENT/weight: every training event has weight 0.25; equal weights leave the losses and "
+        f"metrics (weighted means) as without them{kl} ({SWITCH})"
+    ]
 
 
 def test_the_run_records_the_testing_file_it_found_as_an_absolute_path(

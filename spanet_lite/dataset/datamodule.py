@@ -89,7 +89,8 @@ warnings.filterwarnings(
 
 @dataclass
 class FileFacts:
-    """Compact per-event facts of one file from the scan (about 5 + P + 4C bytes per event)."""
+    """Compact per-event facts of one file from the scan (about 5 + P + 4C bytes per event, 4 more
+    with per-event weights)."""
 
     layout: FileLayout
     num_objects: np.ndarray
@@ -98,6 +99,9 @@ class FileFacts:
     """(n,) bool: all features of real objects finite (None when not scanned)."""
     target_masks: dict[str, np.ndarray]
     classifications: dict[str, np.ndarray]
+    event_weights: np.ndarray | None = None
+    """(n,) float32 per-event weights when the file has ``event_weight_dataset`` (the scan's blocks
+    read them anyway), else None."""
 
 
 @dataclass
@@ -153,6 +157,9 @@ class SpanetDataModule(L.LightningDataModule):
         """One-line facts for the user about event selection and loader workers (set by setup)."""
         self.event_weights: str | None = None
         """The training file's per-event weight dataset when it has one (set by setup("fit"))."""
+        self.event_weight_range: tuple[float, float] | None = None
+        """Smallest and largest per-event weight of the training events (after filters), when the
+        training file has weights (set by setup("fit")); equal ends mean the weighting is a constant."""
 
     # ------------------------------------------------------------------ setup
 
@@ -233,6 +240,9 @@ class SpanetDataModule(L.LightningDataModule):
             classifications={k: v[train_rows] for k, v in train_facts.classifications.items()},
         )
         self.num_training_events = len(train_rows)
+        if train_facts.event_weights is not None:
+            weights = train_facts.event_weights[train_rows]
+            self.event_weight_range = (float(weights.min()), float(weights.max()))
         train_share = equal_share(train_rows, rank, world)
         val_share = rank_share(val_rows, rank, world)
         if len(val_share) == 0:
@@ -438,6 +448,7 @@ class SpanetDataModule(L.LightningDataModule):
                         block.finite,
                         block.target_masks,
                         {k: v.astype(np.int32) for k, v in block.classifications.items()},
+                        block.event_weights,
                     )
                 )
         return FileFacts(
@@ -448,6 +459,7 @@ class SpanetDataModule(L.LightningDataModule):
             classifications={
                 t.key: np.concatenate([q[3][t.key] for q in parts]) for t in self.spec.classifications
             },
+            event_weights=np.concatenate([p[4] for p in parts]) if layout.event_weight else None,
         )
 
     def _pairs_seen(self, layout: FileLayout) -> dict[str, tuple[str, ...]]:

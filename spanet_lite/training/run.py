@@ -139,7 +139,8 @@ def train(
             without_effect_summary(plan.options),
             auto_note(data.spec, plan.options.pair_features),
             hardware.note,
-            _event_weights_note(data.datamodule.event_weights),
+            _event_weights_note(data.datamodule.event_weights, data.datamodule.event_weight_range,
+                                plan.options.kl_loss_scale),
             *data.datamodule.notes,
         ]
         for note in notes:
@@ -160,14 +161,30 @@ def train(
     return fit(plan, data, hardware, request)
 
 
-def _event_weights_note(dataset: str | None) -> str | None:
-    """SPANet reads no per-event weights, so a file that has them trains differently here: said once."""
-    if dataset is None:
+def _event_weights_note(
+    dataset: str | None, weight_range: tuple[float, float] | None, kl_loss_scale: float
+) -> str | None:
+    """What the training file's per-event weights do to this run, when it differs from SPANet's
+    (which reads no per-event weights); None when it does not.
+
+    Every loss and metric is a weighted mean, so equal weights change nothing, and weights that
+    are all 1 (what spanet-generate writes) need no line at all. A constant other than 1 (a
+    sample's cross-section over its event count, say) gets one saying it changes nothing but the
+    scale of kl_loss, the one term normalised by counts (as SPANet's is). Varying weights change the
+    objective: the line gives their range.
+    """
+    if dataset is None or weight_range is None:
         return None
-    return (
-        f"{dataset}: every event's losses and metrics are weighted by it "
-        f'(event_weight_dataset; SPANet reads no per-event weights; "" turns them off)'
-    )
+    low, high = weight_range
+    switch = 'event_weight_dataset; SPANet reads no per-event weights; "" turns them off'
+    if low != high:
+        return (f"{dataset}: training event weights from {low:.4g} to {high:.4g}; every event's losses "
+                f"and metrics are weighted by them ({switch})")
+    if low == 1:
+        return None
+    kl = f", except kl_loss, which they scale by {low:.4g}" if kl_loss_scale else ""
+    return (f"{dataset}: every training event has weight {low:.4g}; equal weights leave the losses and "
+            f"metrics (weighted means) as without them{kl} ({switch})")
 
 
 def _print_options(console: Console, plan: Plan) -> None:
