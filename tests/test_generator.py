@@ -475,7 +475,7 @@ def test_jobs_is_one_rule_for_both_backends(backend, jobs, tmp_path, capsys):
 
 def test_the_largest_seed_the_file_can_record_is_accepted_and_recorded(tmp_path):
     # Seeds go to numpy.random.default_rng (any size) and to the file's "seed" attribute
-    # (unsigned 64-bit): 2**64 - 1 is the last one both take; 2**64 is refused (BAD_VALUES).
+    # (int64, uint64 from 2**63): 2**64 - 1 is the last one both take; 2**64 is refused (BAD_VALUES).
     output = tmp_path / "x.h5"
     write_file(output, "hh_4b", events=10, seed=2**64 - 1)
     with h5py.File(output) as f:

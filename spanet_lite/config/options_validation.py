@@ -56,8 +56,8 @@ def is_seed(value: int) -> bool:
 
 
 STORED_SEED_LIMIT = 2**64
-"""Seeds recorded in an HDF5 attribute (the event generators' ``seed``) are stored as unsigned
-64-bit integers; h5py has no type for a larger Python int."""
+"""Seeds recorded in an HDF5 attribute (the event generators' ``seed``) are stored as 64-bit
+integers (int64, uint64 from 2**63); h5py has no type for a larger Python int."""
 
 
 def check_seed(value: int, where: str, *, bounded: bool = False, stored: bool = False) -> int:

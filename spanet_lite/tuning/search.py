@@ -24,6 +24,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -35,10 +36,10 @@ from spanet_lite.errors import InputError
 from spanet_lite.tuning.space import DEFAULT_SPACE, Parameter, parse_space
 
 PRUNERS = ("median", "halving", "none")
-KEYWORDS: Mapping[str, str] = {
+KEYWORDS: Mapping[str, str] = MappingProxyType({
     name: name for name in ("trials", "jobs", "pruner", "epochs", "directory", "warmup_epochs",
                             "startup_trials", "seed")
-}
+})
 """How :func:`check_config`'s lines name each value by default: :class:`TuneConfig`'s fields. The
 ``storage`` and ``study_name``, refused only as the study opens, are named so too."""
 STORAGE_FILE = "study.db"
