@@ -55,7 +55,7 @@ BAD_SETTINGS = [
     ({"threshold": 7.5}, "threshold: expected a probability in [0, 1], got 7.5"),
     ({"threshold": float("nan")}, "threshold: expected a probability in [0, 1], got nan"),
     ({"batch_size": 0}, "batch_size: expected a batch size of at least 1, got 0"),
-    ({"batch_size": 2.5}, "batch_size: expected a batch size of at least 1, got 2.5"),
+    ({"batch_size": 2.5}, "batch_size: expected an integer, got 2.5 (a number)"),
     ({"mode": "gredy"}, "mode: expected one of greedy, exact, got 'gredy' (did you mean 'greedy'?)"),
 ]
 

@@ -243,13 +243,10 @@ def check_decoding(value: Any, where: str) -> None:
 
 def check_batch_size(value: Any, where: str) -> int:
     """Events per forward pass (``batch_size``'s rule, at least 1), returned as the ``int`` the
-    loops need: a whole float (``32.0``, as SPANet writes integers) counts, as for every integer
-    setting (:func:`~spanet_lite.config.options_file.as_integer`); 0 would loop forever and a
-    fraction has no meaning, so both are refused as one line naming ``where``."""
-    try:
-        size = as_integer(value, where)
-    except InputError:
-        size = 0
+    loops need. An integer by the rule of every integer setting, as in an options file
+    (:func:`~spanet_lite.config.options_file.as_integer`: ``32.0``, as SPANet writes integers,
+    counts; 2.5 does not); 0 would loop forever. Each refused as one line naming ``where``."""
+    size = as_integer(value, where)
     if not _rule("batch_size")(size):
         raise InputError(None, where, BATCH_SIZE_EXPECTED, _shown(value))
     return size
