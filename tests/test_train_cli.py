@@ -432,6 +432,45 @@ def test_a_bad_argument_names_the_keyword_from_python_and_the_flag_from_the_comm
     )
 
 
+# train()'s own arguments of a type no flag can give (argparse reads --gpus as an int): each
+# one line naming the keyword, before any file is read.
+WRONG_TYPES = [
+    ({"gpus": "1"}, "gpus: expected an integer, got '1'"),
+    ({"nodes": "2"}, "nodes: expected an integer, got '2'"),
+    ({"processes": 1.5}, "processes: expected an integer, got 1.5 (a number)"),
+    ({"name": 5}, "name: expected a folder name, got 5 (a number)"),
+    ({"log_dir": None}, "log_dir: expected a folder path, got nothing"),
+]
+
+
+@pytest.mark.parametrize(("change", "line"), WRONG_TYPES, ids=[line.split(":")[0] for _, line in WRONG_TYPES])
+def test_an_argument_of_the_wrong_type_is_one_line_naming_the_keyword(
+    tmp_path: Path, generated_tth: Path, change: dict, line: str
+) -> None:
+    from spanet_lite.errors import InputError
+    from spanet_lite.training.run import train
+
+    arguments = {"log_dir": tmp_path / "runs", **change}
+    with pytest.raises(InputError) as raised:
+        train(write_options(tmp_path, generated_tth), **arguments)
+    assert str(raised.value) == line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_whole_float_device_counts_reach_lightning_as_integers(tmp_path: Path) -> None:
+    """A notebook's ``processes=2.0`` is 2 processes (the integer rule options follow), and the
+    run is handed the int: Lightning would take ``devices=2.0`` for something else."""
+    from spanet_lite.training.plan import check_arguments
+
+    arguments = check_arguments(
+        "options.json", event_file=None, gpus=0.0, nodes=1.0, processes=2.0, log_dir=tmp_path, name=None,
+        resume=None, fast_dev_run=True, time_limit=None, checkpoint=None, state_dict=None,
+        freeze_state_dict=False,
+    )
+    assert (arguments.gpus, arguments.processes, arguments.nodes) == (0, 2, 1)
+    assert all(type(value) is int for value in (arguments.gpus, arguments.processes, arguments.nodes))
+
+
 @pytest.mark.parametrize("name", ["../../escape", "..", "a/b"])
 def test_a_run_name_that_leaves_the_log_directory_is_one_line(
     tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str], name: str

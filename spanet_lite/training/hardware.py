@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from spanet_lite.config.options import Options
+from spanet_lite.config.options_file import as_integer
 from spanet_lite.errors import InputError
 
 LAUNCHER_VARIABLES = ("SLURM_NTASKS", "TORCHELASTIC_RUN_ID", "LSB_JOBID", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
@@ -48,10 +49,17 @@ class Hardware:
         return self.devices * self.nodes > 1
 
 
-def check_devices(gpus: int | None, processes: int | None, nodes: int, names: Mapping[str, str]) -> None:
+def check_devices(
+    gpus: object, processes: object, nodes: object, names: Mapping[str, str]
+) -> tuple[int | None, int | None, int]:
     """The devices asked for, on their own: ``gpus`` that this machine has, ``processes`` >= 1,
-    ``nodes`` >= 1 and more than one only under a multi-node launcher. Refused in one line
-    naming the value as ``names`` spells it (``train``'s keywords, ``spanet-train``'s flags)."""
+    ``nodes`` >= 1 and more than one only under a multi-node launcher. Each is an integer by the
+    one integer rule (:func:`~spanet_lite.config.options_file.as_integer`: ``"1"`` or ``1.5`` would
+    reach Lightning as a device count), returned as an ``int`` for the run to use. Refused in one
+    line naming the value as ``names`` spells it (``train``'s keywords, ``spanet-train``'s flags)."""
+    gpus = None if gpus is None else as_integer(gpus, names["gpus"])
+    processes = None if processes is None else as_integer(processes, names["processes"])
+    nodes = as_integer(nodes, names["nodes"])
     if gpus is not None:
         import torch
 
@@ -69,6 +77,7 @@ def check_devices(gpus: int | None, processes: int | None, nodes: int, names: Ma
         launch = "a multi-node launch: srun, torchrun, jsrun, mpirun, or MASTER_ADDR and NODE_RANK set"
         launch += " on every node"
         raise InputError(None, names["nodes"], launch, f"{nodes} nodes in a plain process")
+    return gpus, processes, nodes
 
 
 def choose_hardware(

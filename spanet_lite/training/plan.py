@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from spanet_lite.config.options import Options
+from spanet_lite.config.suggest import describe
 from spanet_lite.errors import InputError
 from spanet_lite.io import read_checkpoint, read_user_text
 from spanet_lite.outputs import check_writable_folder, is_run_directory
@@ -45,11 +46,19 @@ def check_arguments(
     state_dict: str | Path | None,
     freeze_state_dict: bool,
     names: Mapping[str, str] = KEYWORDS,
-) -> float | None:
+) -> Arguments:
     """``train()``'s arguments on their own, before any file is read; each mistake one line
-    naming the argument as ``names`` spells it. Returns the time limit in seconds (None: none)."""
+    naming the argument as ``names`` spells it. Returns what the run uses of them, in the types
+    it uses (an ``int`` device count, the time limit in seconds)."""
     from spanet_lite.training.interrupt import parse_time_limit
 
+    for key, value in (("name", name), ("log_dir", log_dir)):
+        # Path(5) or Path(None) would be a TypeError traceback; name=None is the default name.
+        if not isinstance(value, (str, os.PathLike)) and not (key == "name" and value is None):
+            raise InputError(None, names[key], "a folder name" if key == "name" else "a folder path",
+                             describe(value))
+    if name is not None:
+        name = os.fspath(name)
     if name and (Path(name).name != name or name in (".", "..")):  # "" means the default, as before
         wanted = "a folder name without / or .. (runs go to <log_dir>/<name>/version_N)"
         raise InputError(None, names["name"], wanted, repr(name))
@@ -95,10 +104,22 @@ def check_arguments(
             f"a new run ({names['fast_dev_run']} trains one batch; it cannot continue a run)",
             f"a checkpoint to continue ({continued})",
         )
-    check_devices(gpus, processes, nodes, names)
+    gpus, processes, nodes = check_devices(gpus, processes, nodes, names)
     if not fast_dev_run:
         check_writable_folder(run_dir or log_dir, names["resume"] if run_dir else names["log_dir"])
-    return limit
+    return Arguments(limit, gpus, processes, nodes)
+
+
+@dataclass(frozen=True)
+class Arguments:
+    """``train()``'s arguments as :func:`check_arguments` passed them, for the run to use (not
+    the values given: ``gpus=1.0`` is the device count 1)."""
+
+    time_limit: float | None
+    """Seconds (None: no limit)."""
+    gpus: int | None
+    processes: int | None
+    nodes: int
 
 
 @dataclass

@@ -107,7 +107,7 @@ def train(
         }.items()
         if value is not None
     }
-    limit = check_arguments(
+    arguments = check_arguments(
         options, event_file=overrides.get("event_info_file"), gpus=gpus, nodes=nodes, processes=processes,
         log_dir=log_dir, name=name, resume=resume, fast_dev_run=fast_dev_run, time_limit=time_limit,
         checkpoint=checkpoint, state_dict=state_dict, freeze_state_dict=freeze_state_dict,
@@ -118,7 +118,8 @@ def train(
                       "(SPANet would build its default network)", highlight=False, markup=False)
     check_resume_epochs(plan)
     hardware = choose_hardware(
-        plan.options, gpus=gpus, processes=processes, nodes=nodes, precision_given=precision is not None
+        plan.options, gpus=arguments.gpus, processes=arguments.processes, nodes=arguments.nodes,
+        precision_given=precision is not None,
     )
     initial = None
     if state_dict is not None:
@@ -152,7 +153,7 @@ def train(
         name=name,
         started=started,
         fast_dev_run=fast_dev_run,
-        time_limit=limit,
+        time_limit=arguments.time_limit,
         quiet=quiet,
         console=show,
         extra_callbacks=tuple(callbacks),
