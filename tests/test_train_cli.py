@@ -399,6 +399,12 @@ BAD_ARGUMENTS = [
      ["{options}", "--fast-dev-run", "-cf", "{options}"],
      "--fast-dev-run: expected a new run (--fast-dev-run trains one batch; it cannot continue a run), got a "
      "checkpoint to continue (-cf/--checkpoint)"),
+    ({"options": None, "resume": "{run}"},
+     "{run}: resume: expected a run directory with checkpoints/last.ckpt or interrupted.ckpt, got no "
+     "checkpoint",
+     ["--resume", "{run}"],
+     "{run}: --resume: expected a run directory with checkpoints/last.ckpt or interrupted.ckpt, got no "
+     "checkpoint"),
     ({"gpus": -1},
      "gpus: expected a number of GPUs >= 0, got -1",
      ["{options}", "--gpus", "-1"],

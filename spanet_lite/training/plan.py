@@ -93,7 +93,7 @@ def check_arguments(
         if not Path(resume).exists():
             wanted = "a run directory or a .ckpt file"
             raise InputError(Path(resume), names["resume"], wanted, "nothing at that path")
-        run_dir = resume_target(Path(resume))[1]
+        run_dir = resume_target(Path(resume), names["resume"])[1]
     elif options is None and checkpoint is None:
         raise InputError(None, names["options"], f"an options file (or {names['resume']} with a run "
                          f"directory, or {names['checkpoint']} with a checkpoint file)")
@@ -298,9 +298,10 @@ def _with_values(options: Options, values: dict[str, Any]) -> Options:
     return updated
 
 
-def resume_target(path: Path) -> tuple[Path, Path | None]:
+def resume_target(path: Path, where: str = "resume") -> tuple[Path, Path | None]:
     """(checkpoint to load, run directory to continue or None) for ``resume``, an existing path
-    (:func:`check_arguments`)."""
+    (:func:`check_arguments`, which calls it first: a folder without checkpoints is refused there,
+    naming the argument as ``where`` spells it)."""
     from spanet_lite.training.interrupt import INTERRUPTED_CHECKPOINT
     from spanet_lite.training.recorder import CHECKPOINTS, LAST
 
@@ -311,7 +312,7 @@ def resume_target(path: Path) -> tuple[Path, Path | None]:
         if not candidates:
             raise InputError(
                 path,
-                "",
+                where,
                 f"a run directory with {CHECKPOINTS}/{LAST} or {INTERRUPTED_CHECKPOINT}",
                 "no checkpoint",
             )
