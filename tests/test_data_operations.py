@@ -403,6 +403,52 @@ def test_a_seed_is_an_integer_and_a_whole_float_is_taken_as_one(tmp_path, spec_f
     assert np.array_equal(*pt, equal_nan=True)  # padded slots hold NaN
 
 
+# A notebook's values of the wrong type: each one line naming the keyword, never a TypeError
+# from a comparison or an f-string (the command's flags are typed by argparse).
+WRONG_TYPES = [
+    (lambda f: Streaming(chunk_size="10"), "chunk_size: expected an integer, got '10'"),
+    (lambda f: Streaming(chunk_size=None), "chunk_size: expected an integer, got nothing"),
+    (lambda f: Streaming(chunk_size=2.5), "chunk_size: expected an integer, got 2.5 (a number)"),
+    (lambda f: Streaming(bucket_memory="64"), "bucket_memory: expected a positive number of bytes, got '64'"),
+    (lambda f: Streaming(bucket_memory=True),
+     "bucket_memory: expected a positive number of bytes, got true (a boolean)"),
+    (lambda f: operations.split(f.good, [f.a, f.b], ["0.5", "0.5"], TINY_SPEC),
+     "fractions: expected numbers (fractions > 0), got '0.5'"),
+    (lambda f: operations.select(f.good, f.a, TINY_SPEC, min_objects="3"),
+     "min_objects: expected an integer, got '3'"),
+    (lambda f: operations.select(f.good, f.a, TINY_SPEC, limit=2.5),
+     "limit: expected an integer, got 2.5 (a number)"),
+]
+
+
+@pytest.mark.parametrize(("call", "line"), WRONG_TYPES, ids=[line for _, line in WRONG_TYPES])
+def test_a_value_of_the_wrong_type_is_one_line_naming_the_keyword(tmp_path, call, line):
+    good = write_h5(tmp_path / "good.h5", random_arrays(50, seed=9))
+    names = SimpleNamespace(good=good, a=tmp_path / "a.h5", b=tmp_path / "b.h5")
+    with pytest.raises(InputError) as error:
+        call(names)
+    assert str(error.value) == line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.h5"]
+
+
+def test_whole_float_counts_are_used_as_integers(tmp_path, spec_file):
+    """``chunk_size=16.0`` (JSON's or a notebook's integer) is the int 16 where it is used, and
+    ``max_objects=4.0`` selects like 4: the rules return the ints, and the callers keep them."""
+    from spanet_lite.dataset.schema import open_h5, validate_h5
+
+    streaming = Streaming(chunk_size=16.0, bucket_memory=2**20)
+    assert type(streaming.chunk_size) is int and streaming.chunk_size == 16
+    good = write_h5(tmp_path / "good.h5", random_arrays(50, seed=9))
+    whole = operations.select(good, tmp_path / "a.h5", spec_file, max_objects=4.0, limit=10.0,
+                              streaming=streaming)
+    exact = operations.select(good, tmp_path / "b.h5", spec_file, max_objects=4, limit=10)
+    assert [w.events for w in whole] == [w.events for w in exact]
+    pt = [_read(tmp_path / name)["INPUTS/Jets/pt"] for name in ("a.h5", "b.h5")]
+    assert np.array_equal(*pt, equal_nan=True)
+    with open_h5(good) as file:
+        assert validate_h5(file, TINY_SPEC, source=str(good), chunk_size=16.0).num_events == 50
+
+
 def test_labels_parse_one_per_input():
     assert parse_labels(["signal=1,kind=2", "kind=0,signal=0"], 2) == {"EVENT/signal": [1, 0],
                                                                        "EVENT/kind": [2, 0]}

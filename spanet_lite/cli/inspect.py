@@ -38,7 +38,7 @@ def _body(argv: Sequence[str] | None) -> int:
     from spanet_lite.dataset.inspect import render_report, report_to_dict, structure_entries, structure_lines
     from spanet_lite.dataset.schema import open_h5, validate_h5
 
-    check_chunk_size(args.chunk_size, "--chunk-size")
+    chunk_size = check_chunk_size(args.chunk_size, "--chunk-size")
     spec = None
     if args.event_file is not None:
         from spanet_lite.config import load_event_spec
@@ -48,7 +48,7 @@ def _body(argv: Sequence[str] | None) -> int:
     with open_h5(args.file) as file:
         report = None
         if spec is not None:
-            report = validate_h5(file, spec, source=args.file, chunk_size=args.chunk_size,
+            report = validate_h5(file, spec, source=args.file, chunk_size=chunk_size,
                                  progress=not args.json and sys.stderr.isatty())
         if args.json:
             document: dict = {"file": args.file, "structure": structure_entries(file)}

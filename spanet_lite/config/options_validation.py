@@ -220,11 +220,16 @@ def _shown(value: Any) -> str:
     return str(value) if _is_number(value) else describe(value)
 
 
-def check_chunk_size(value: int, where: str) -> None:
+def check_chunk_size(value: Any, where: str) -> int:
     """Events per read or write of a streaming command (inspect, spanet-data, the generators):
-    one rule and one line wherever the value is given, naming ``where`` (the flag or keyword)."""
-    if value < 1:
-        raise InputError(None, where, "a positive number of events", str(value))
+    one rule and one line wherever the value is given, naming ``where`` (the flag or keyword).
+    An integer by the rule of every integer setting (:func:`~spanet_lite.config.options_file.as_integer`:
+    ``16.0`` counts, ``2.5`` or ``"10"`` do not: slicing by them fails deep in h5py), returned as
+    the ``int`` the callers then use."""
+    size = as_integer(value, where)
+    if size < 1:
+        raise InputError(None, where, "a positive number of events", str(size))
+    return size
 
 
 def check_threshold(value: Any, where: str) -> None:

@@ -176,7 +176,7 @@ def validate_h5(
     inputs_only: bool = False,
 ) -> ValidationReport:
     """Like :func:`validate_file`, for a file that is already open (``source`` names it)."""
-    check_chunk_size(chunk_size, "chunk_size")
+    chunk_size = check_chunk_size(chunk_size, "chunk_size")
     layout = expected_layout(spec, event_weight_dataset=event_weight_dataset, inputs_only=inputs_only)
     problems: list[Problem] = []
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import numbers
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import numpy as np
 
 from spanet_lite.config.event_file import event_spec_of
 from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.config.options_file import as_integer
 from spanet_lite.config.options_validation import check_chunk_size, check_seed
 from spanet_lite.config.suggest import describe
 from spanet_lite.dataset.hdf5_layout import mask_values, read_rows
@@ -70,16 +72,31 @@ class Streaming:
     """Bytes one shuffle bucket may take (``--memory`` MB times 2**20, not rounded)."""
 
     def __post_init__(self) -> None:
-        check_chunk_size(self.chunk_size, "chunk_size")
-        check_bucket_memory(self.bucket_memory, "bucket_memory", "bytes")
+        # Frozen: the checked values (chunk_size=16.0 is the int 16) are stored as the rules return them.
+        object.__setattr__(self, "chunk_size", check_chunk_size(self.chunk_size, "chunk_size"))
+        object.__setattr__(self, "bucket_memory",
+                           check_bucket_memory(self.bucket_memory, "bucket_memory", "bytes"))
         check_scratch_dir(self.scratch_dir, "scratch_dir")
 
 
-def check_bucket_memory(amount: float, where: str, unit: str) -> None:
+def check_bucket_memory(amount: object, where: str, unit: str, bytes_per_unit: int = 1) -> float:
     """A shuffle bucket's memory, ``amount`` in ``unit`` (``Streaming`` takes bytes,
-    ``spanet-data --memory`` MB): a positive finite number, else one line naming ``where``."""
-    if not (math.isfinite(amount) and amount > 0):
+    ``spanet-data --memory`` MB, ``bytes_per_unit`` 2**20): a positive number whose bytes are
+    finite (``1e303`` MB is ``inf`` bytes, which the bucket count cannot be divided by), else one
+    line naming ``where``. Returns the bytes."""
+    if not _is_number(amount):
+        raise InputError(None, where, f"a positive number of {unit}", describe(amount))
+    if not (math.isfinite(amount) and amount > 0):  # type: ignore[arg-type, operator]
         raise InputError(None, where, f"a positive number of {unit}", str(amount))
+    total = float(amount) * bytes_per_unit  # type: ignore[arg-type]
+    if not math.isfinite(total):
+        raise InputError(None, where, f"a positive number of {unit} whose bytes are finite", str(amount))
+    return total
+
+
+def _is_number(value: object) -> bool:
+    """A real number (a bool is none, though Python counts it as one)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def check_scratch_dir(folder: str | Path | None, where: str) -> None:
@@ -153,7 +170,7 @@ def split(
     _check_list(outputs, "outputs", "output files")
     _check_list(fractions, "fractions", "fractions")
     seed = check_seed(seed, "seed")
-    check_fractions(fractions, len(outputs), "fractions")
+    fractions = check_fractions(fractions, len(outputs), "fractions")
     check_one_order(shuffle, by_event_number, ("shuffle", "by_event_number"))
     check_outputs([input], outputs, overwrite, listed=True)
     with contextlib.ExitStack() as stack:
@@ -210,7 +227,8 @@ def select(
     first SEQUENTIAL input, usually the jets) lies in [``min_objects``, ``max_objects``];
     at most ``limit`` of them, the first ones in file order."""
     spec = event_spec_of(spec)
-    check_selection(min_objects, max_objects, limit, ("min_objects", "max_objects", "limit"))
+    min_objects, max_objects, limit = check_selection(
+        min_objects, max_objects, limit, ("min_objects", "max_objects", "limit"))
     mask = first_sequential_mask(spec, input_name, "input_name")
     check_outputs([input], [output], overwrite)
     with contextlib.ExitStack() as stack:
@@ -291,8 +309,14 @@ def _shuffled(plan: Plan, seed: int, outputs: Sequence[str | Path], streaming: S
                            reported_as=Path(streaming.scratch_dir or outputs[0]))
 
 
-def check_fractions(fractions: Sequence[float], outputs: int, where: str) -> None:
-    """:func:`split`'s fractions: one per output, each > 0, adding up to 1."""
+def check_fractions(fractions: Sequence[object], outputs: int, where: str) -> list[float]:
+    """:func:`split`'s fractions: one per output, each a finite number > 0, adding up to 1;
+    returned as floats. A string (``"0.5"`` from a notebook) is refused for what it is, before
+    any arithmetic would fail on it."""
+    for fraction in fractions:
+        if not _is_number(fraction):
+            raise InputError(None, where, "numbers (fractions > 0)", describe(fraction))
+    fractions = [float(f) for f in fractions]  # type: ignore[arg-type]
     shown = " ".join(f"{f:g}" for f in fractions)
     if len(fractions) != outputs:
         raise InputError(None, where, f"one fraction per output ({outputs})", f"{len(fractions)} ({shown})")
@@ -300,6 +324,7 @@ def check_fractions(fractions: Sequence[float], outputs: int, where: str) -> Non
         raise InputError(None, where, "fractions > 0", shown)
     if abs(sum(fractions) - 1.0) > 1e-6:
         raise InputError(None, where, "fractions that add up to 1", f"{shown} (sum {sum(fractions):g})")
+    return fractions
 
 
 def check_one_order(shuffle: bool, by_event_number: bool, names: tuple[str, str]) -> None:
@@ -309,15 +334,21 @@ def check_one_order(shuffle: bool, by_event_number: bool, names: tuple[str, str]
         raise InputError(None, names[0], f"either {names[0]} or {names[1]}, not both")
 
 
-def check_selection(min_objects: int | None, max_objects: int | None, limit: int | None,
-                    names: tuple[str, str, str]) -> None:
+def check_selection(min_objects: object, max_objects: object, limit: object,
+                    names: tuple[str, str, str]) -> tuple[int | None, int | None, int | None]:
     """:func:`select`'s bounds: counts >= 0, a limit >= 1, the minimum not above the maximum
-    (``names``: how the caller spells the three)."""
+    (``names``: how the caller spells the three). Each an integer by the one integer rule
+    (``as_integer``: ``6.0`` counts, ``"6"`` does not), returned as ints (None: no bound)."""
+    counts: list[int | None] = []
     for name, value, least in zip(names, (min_objects, max_objects, limit), (0, 0, 1)):
-        if value is not None and value < least:
-            raise InputError(None, name, f"a number >= {least}", str(value))
-    if min_objects is not None and max_objects is not None and min_objects > max_objects:
-        raise InputError(None, names[1], f"a number >= {names[0]} ({min_objects})", str(max_objects))
+        count = None if value is None else as_integer(value, name)
+        if count is not None and count < least:
+            raise InputError(None, name, f"a number >= {least}", str(count))
+        counts.append(count)
+    low, high, most = counts
+    if low is not None and high is not None and low > high:
+        raise InputError(None, names[1], f"a number >= {names[0]} ({low})", str(high))
+    return low, high, most
 
 
 def _counts(fractions: Sequence[float], total: int) -> list[int]:

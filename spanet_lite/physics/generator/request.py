@@ -74,7 +74,7 @@ class Request:
 
     def __post_init__(self, names: Mapping[str, str]) -> None:
         # A notebook may pass events=1e6 or a numpy integer: whole numbers become ints here.
-        for key in ("events", "chunk_size", "jobs"):
+        for key in ("events", "jobs"):
             object.__setattr__(self, key, as_integer(getattr(self, key), names[key]))
         if self.max_objects is not None:
             object.__setattr__(self, "max_objects", as_integer(self.max_objects, names["max_objects"]))
@@ -87,7 +87,7 @@ class Request:
         for key, value in cuts:
             if value < 0:
                 raise InputError(None, names[key], "a non-negative number", str(value))
-        check_chunk_size(self.chunk_size, names["chunk_size"])
+        object.__setattr__(self, "chunk_size", check_chunk_size(self.chunk_size, names["chunk_size"]))
         fraction = self.signal_fraction
         if fraction is not None and (not isinstance(fraction, numbers.Real) or isinstance(fraction, bool)
                                      or not 0.0 <= fraction <= 1.0):
