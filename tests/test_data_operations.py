@@ -314,6 +314,10 @@ NAMED_REFUSALS = [
      "bucket_memory: expected a positive number of bytes, got nan",
      ["shuffle", "{good}", "-o", "{a}", "--memory", "nan"],
      "--memory: expected a positive number of MB, got nan"),
+    (lambda f: Streaming(bucket_memory=float("inf")),
+     "bucket_memory: expected a positive number of bytes, got inf",
+     ["shuffle", "{good}", "-o", "{a}", "--memory", "1e303"],  # finite MB, infinite bytes
+     "--memory: expected a positive number of MB whose bytes are finite, got 1e+303"),
     (lambda f: Streaming(chunk_size=0),
      "chunk_size: expected a positive number of events, got 0",
      ["shuffle", "{good}", "-o", "{a}", "--chunk-size", "0"],

@@ -148,17 +148,20 @@ def _progress(quiet: bool) -> tuple[Callable[[str, int], Callable[[int], None]],
     return factory, bar.stop
 
 
-def _check_flags(args: argparse.Namespace, spec: EventSpec) -> None:
+def _check_flags(args: argparse.Namespace, spec: EventSpec) -> float:
     """The operations' own rules, first, so that a refusal names the flag (the operations, which
-    check the same values again, name their keywords)."""
+    check the same values again, name their keywords). Returns a shuffle bucket's bytes (the rule
+    turns --memory's MB into them, and refuses MB whose bytes are not finite)."""
     from spanet_lite.config.options_validation import check_chunk_size, check_seed
     from spanet_lite.dataset.operations import commands
+    from spanet_lite.dataset.operations.shuffle import DEFAULT_BUCKET_MEMORY
     from spanet_lite.dataset.operations.streams import first_sequential_mask
 
     check_chunk_size(args.chunk_size, "--chunk-size")
+    bucket_memory = float(DEFAULT_BUCKET_MEMORY)
     if args.command in ("split", "shuffle"):
         check_seed(args.seed, "--seed")
-        commands.check_bucket_memory(args.memory, "--memory", "MB")
+        bucket_memory = commands.check_bucket_memory(args.memory, "--memory", "MB", 2**20)
         commands.check_scratch_dir(args.scratch_dir, "--scratch-dir")
     if args.command == "split":
         commands.check_fractions(args.fractions, len(args.output), "--fractions")
@@ -168,6 +171,7 @@ def _check_flags(args: argparse.Namespace, spec: EventSpec) -> None:
         commands.check_selection(args.min_jets, args.max_jets, args.limit,
                                  ("--min-jets", "--max-jets", "--limit"))
         first_sequential_mask(spec, args.input_name, "--input")
+    return bucket_memory
 
 
 def _body(argv: Sequence[str] | None) -> int:
@@ -181,12 +185,12 @@ def _body(argv: Sequence[str] | None) -> int:
     sources = args.inputs if args.command == "concat" else [args.input]
     check_outputs([output(path, "-o/--output") for path in targets], inputs=[args.event_file, *sources],
                   overwrite=args.overwrite)
-    _check_flags(args, spec)
+    bucket_memory = _check_flags(args, spec)
     factory, stop = _progress(args.quiet)
     streaming = operations.Streaming(
         chunk_size=args.chunk_size, progress=factory,
         validation_progress=not args.quiet and sys.stderr.isatty(),
-        scratch_dir=getattr(args, "scratch_dir", None), bucket_memory=getattr(args, "memory", 64) * 2**20)
+        scratch_dir=getattr(args, "scratch_dir", None), bucket_memory=bucket_memory)
     common = {"overwrite": args.overwrite, "streaming": streaming}
     try:
         if args.command == "concat":
