@@ -735,12 +735,23 @@ def test_a_busy_gpu_during_training_is_one_line(
     def busy(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("CUDA error: all CUDA-capable devices are busy or unavailable\nmore lines")
 
+    """The line names what chose the devices: the options' num_gpu unless the caller gave a
+    count, and then the keyword, or the flag as the command line typed it."""
     monkeypatch.setattr(pl.Trainer, "fit", busy)
-    failure = "expected usable CPU devices, got CUDA error: all CUDA-capable devices are busy or unavailable"
-    with pytest.raises(InputError, match=rf"^processes: {failure}"):
+    failure = (
+        "expected usable CPU devices, got CUDA error: all CUDA-capable devices are busy or unavailable "
+        "more lines"  # the error's lines, on one
+    )
+    with pytest.raises(InputError, match=rf"^num_gpu: {failure}$"):
         train(tiny_training, log_dir=tmp_path, name="busy")
-    assert train_cli.main([str(tiny_training), "-l", str(tmp_path), "-n", "busy", "-q"]) == 2
-    assert one_line_error(capsys, "spanet-train").startswith(f"spanet-train: error: --processes: {failure}")
+    with pytest.raises(InputError, match=rf"^processes: {failure}$"):
+        train(tiny_training, log_dir=tmp_path, name="busy", processes=1)
+    with pytest.raises(InputError, match=rf"^gpus: {failure}$"):
+        train(tiny_training, log_dir=tmp_path, name="busy", gpus=0)
+    base = [str(tiny_training), "-l", str(tmp_path), "-n", "busy", "-q"]
+    for flags, named in (([], "num_gpu"), (["--processes", "1"], "--processes"), (["-g", "0"], "--gpus")):
+        assert train_cli.main([*base, *flags]) == 2
+        assert one_line_error(capsys, "spanet-train") == f"spanet-train: error: {named}: {failure}\n"
 
 
 ALLOCATOR_FAILURE = (

@@ -207,9 +207,11 @@ def _body(argv: Sequence[str] | None) -> int:
         time_limit=args.time_limit, checkpoint=args.checkpoint, state_dict=args.state_dict,
         freeze_state_dict=args.freeze_state_dict, names=FLAGS,
     )
-    found_later = {key: FLAGS[key] for key in ("event_file", "gpus", "processes", "freeze_state_dict")}
-    if args.epochs is not None:  # else epochs is the options' value, named so
-        found_later["epochs"] = "-e/--epochs"
+    found_later = {key: FLAGS[key] for key in ("event_file", "freeze_state_dict")}
+    # Only flags typed: else the value is the options' (num_gpu, epochs), and the line names that.
+    for key, given in (("gpus", args.gpus), ("processes", args.processes), ("epochs", args.epochs)):
+        if given is not None:
+            found_later[key] = "-e/--epochs" if key == "epochs" else FLAGS[key]
     console = Console()
     if args.torch_script:
         console.print(f"{PROGRAM}: warning: -ts/--torch_script has no effect here (no TorchScript "

@@ -325,8 +325,9 @@ def _train(trainer: pl.Trainer, module: SpanetModule, data: RunData, plan: Plan,
             raise
         if hardware.accelerator == "cpu" and CPU_MEMORY_WORDS in failure:
             raise InputError(None, "batch_size", "training steps that fit in memory", failure) from None
-        asked = "gpus" if hardware.accelerator == "gpu" else "processes"  # spanet-train names its flag
-        raise InputError(None, asked, f"usable {hardware.accelerator.upper()} devices", failure) from None
+        # The keyword the caller passed, else the option (spanet-train names the flag it was typed as).
+        wanted = f"usable {hardware.accelerator.upper()} devices"
+        raise InputError(None, hardware.chosen_by, wanted, failure) from None
     return _Ending()
 
 

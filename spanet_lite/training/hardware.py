@@ -43,6 +43,10 @@ class Hardware:
     """Lightning's precision string, e.g. ``32-true`` or ``bf16-mixed``."""
     note: str | None = None
     """What the user should know about the choice (e.g. num_gpu fell back to the CPU)."""
+    chosen_by: str = "num_gpu"
+    """What set the devices, for a line about them failing: ``train``'s ``gpus`` or ``processes``
+    keyword when the caller passed it (``spanet-train`` translates it to the flag typed), else
+    the options' ``num_gpu`` (a GPU count, or the CPU it falls back to), which no flag set."""
 
     @property
     def distributed(self) -> bool:
@@ -87,7 +91,13 @@ def choose_hardware(
     passed (``precision_given``: a precision was asked for too)."""
     accelerator, devices, note = _devices(options, gpus, processes)
     precision = _precision(options, accelerator, explicit=precision_given)
-    return Hardware(accelerator, devices, nodes, precision, note)
+    if gpus is not None:
+        chosen_by = "gpus"
+    elif accelerator == "cpu" and processes is not None:
+        chosen_by = "processes"
+    else:
+        chosen_by = "num_gpu"
+    return Hardware(accelerator, devices, nodes, precision, note, chosen_by)
 
 
 def _devices(options: Options, gpus: int | None, processes: int | None) -> tuple[str, int, str | None]:
