@@ -286,7 +286,7 @@ def test_a_damaged_chunk_of_a_dataset_carried_along_is_one_line_and_writes_nothi
     (["select", "{missing}", "-o", "{a}"], "no such file"),
     (["shuffle", "{good}", "-o", "{a}", "--scratch-dir", "{other}"], "existing folder, got a file"),
     (["shuffle", "{good}", "-o", "{a}", "--scratch-dir", "{b}"], "got no such folder"),
-    (["concat", "{good}", "{good}", "-o", "{a}", "--label", "signal=1"], "one --label per input"),
+    (["concat", "{good}", "{good}", "-o", "{a}", "--label", "signal=1"], "one label per input"),
 ])
 def test_refusals_are_one_line_and_leave_files_as_they_were(tmp_path, spec_file, capsys, argv, message):
     good = write_h5(tmp_path / "good.h5", random_arrays(50, seed=9))
@@ -356,9 +356,9 @@ NAMED_REFUSALS = [
      ["select", "{good}", "-o", "{a}", "--input", "Jet"],
      "--input: expected a SEQUENTIAL input of the event file (Jets, Leptons), got 'Jet'"),
     (lambda f: operations.concat([f.good, f.good], f.a, TINY_SPEC, labels={"signal": [1]}),
-     "labels: expected one signal label per input (2), got 1",
+     "labels['signal']: expected one label per input (2), in the inputs' order, got 1",
      ["concat", "{good}", "{good}", "-o", "{a}", "--label", "signal=1"],
-     "--label: expected one --label per input (2), in the inputs' order, got 1"),
+     "--label: expected one label per input (2), in the inputs' order, got 1"),
     (lambda f: operations.select(f.good, f.good, TINY_SPEC, overwrite=True),
      "{good}: output: expected an output different from the command's inputs, got the input {good}",
      ["select", "{good}", "-o", "{good}", "--overwrite"],

@@ -98,9 +98,9 @@ def parse_labels(values: Sequence[str], inputs: int) -> dict[str, list[int]]:
     """``["signal=1", "signal=0"]`` -> ``{"EVENT/signal": [1, 0]}``: one ``--label`` per input."""
     if not values:
         return {}
-    if len(values) != inputs:
-        raise InputError(None, "--label", f"one --label per input ({inputs}), in the inputs' order",
-                         f"{len(values)}")
+    from spanet_lite.dataset.operations.commands import check_label_count
+
+    check_label_count(len(values), inputs, "--label")
     labels: dict[str, list[int]] = {}
     keys: list[str] | None = None
     for value in values:

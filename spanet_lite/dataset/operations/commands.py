@@ -99,6 +99,13 @@ def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def check_label_count(count: int, inputs: int, where: str) -> None:
+    """:func:`concat`'s labels: one per input, the n-th for the n-th input (``spanet-data
+    concat --label`` once per input; ``labels`` a list per key), else one line naming ``where``."""
+    if count != inputs:
+        raise InputError(None, where, f"one label per input ({inputs}), in the inputs' order", str(count))
+
+
 def check_scratch_dir(folder: str | Path | None, where: str) -> None:
     """A shuffle's scratch folder, when given, must exist: it is never made for the user."""
     if folder is not None and not Path(folder).is_dir():
@@ -125,8 +132,7 @@ def concat(
     _check_list(inputs, "inputs", "input files")
     labels = {key: [int(v) for v in values] for key, values in (labels or {}).items()}
     for key, values in labels.items():
-        if len(values) != len(inputs):
-            raise InputError(None, "labels", f"one {key} label per input ({len(inputs)})", str(len(values)))
+        check_label_count(len(values), len(inputs), f"labels[{key!r}]")
     check_outputs(inputs, [output], overwrite)
     keys = {f"EVENT/{k}" if "/" not in k else k for k in labels}
     labels = {f"EVENT/{k}" if "/" not in k else k: v for k, v in labels.items()}
