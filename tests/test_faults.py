@@ -749,7 +749,7 @@ def test_a_busy_gpu_during_training_is_one_line(
     with pytest.raises(InputError, match=rf"^gpus: {failure}$"):
         train(tiny_training, log_dir=tmp_path, name="busy", gpus=0)
     base = [str(tiny_training), "-l", str(tmp_path), "-n", "busy", "-q"]
-    for flags, named in (([], "num_gpu"), (["--processes", "1"], "--processes"), (["-g", "0"], "--gpus")):
+    for flags, named in (([], "num_gpu"), (["--processes", "1"], "--processes"), (["-g", "0"], "-g/--gpus")):
         assert train_cli.main([*base, *flags]) == 2
         assert one_line_error(capsys, "spanet-train") == f"spanet-train: error: {named}: {failure}\n"
 
@@ -806,7 +806,7 @@ def test_a_read_only_log_dir_is_refused_before_reading_the_data(
     assert str(error.value) == refusal
     assert train_cli.main([str(tiny_training), "-l", str(runs), "-q"]) == 2
     assert one_line_error(capsys, "spanet-train") == (
-        f"spanet-train: error: {refusal.replace(': log_dir: ', ': --log-dir: ')}\n"
+        f"spanet-train: error: {refusal.replace(': log_dir: ', ': -l/--log_dir: ')}\n"
     )
     assert folder_listing(tmp_path) == []
 

@@ -44,7 +44,7 @@ def run_failing(argv: list[str], capsys: pytest.CaptureFixture[str], log_dir: Pa
         ({}, ["--epochs", "0"], "epochs"),
         ({}, ["--batch-size", "5000"], "batch"),
         ({"training_file": "/no/such/file.h5"}, [], "training_file"),
-        ({}, ["--time-limit", "soon"], "--time-limit"),
+        ({}, ["--time-limit", "soon"], "-t/--time_limit"),
         ({}, ["--precision", "8-bit"], "precision"),
         ({}, ["--no-such-flag"], "unrecognized arguments"),
     ],
@@ -106,7 +106,7 @@ def test_asking_for_gpus_without_cuda_fails_but_num_gpu_in_the_file_falls_back(
     tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     options = write_options(tmp_path, generated_tth, num_gpu=1)
-    assert "--gpus" in run_failing([str(options), "--gpus", "1"], capsys, tmp_path / "runs")
+    assert "-g/--gpus: " in run_failing([str(options), "--gpus", "1"], capsys, tmp_path / "runs")
     assert main([str(options), "--fast-dev-run", "--log-dir", str(tmp_path / "runs")]) == 0
     assert "using the CPU" in capsys.readouterr().out
 
@@ -367,7 +367,7 @@ BAD_ARGUMENTS = [
     ({"time_limit": "soon"},
      "time_limit: expected a duration such as 3600, 45m, 2h or 01:30:00, got 'soon'",
      ["{options}", "--time-limit", "soon"],
-     "--time-limit: expected a duration such as 3600, 45m, 2h or 01:30:00, got 'soon'"),
+     "-t/--time_limit: expected a duration such as 3600, 45m, 2h or 01:30:00, got 'soon'"),
     ({"state_dict": "{run}"},
      "{run}: state_dict: expected a checkpoint file (.ckpt), got a directory",
      ["{options}", "-sf", "{run}"],
@@ -408,7 +408,7 @@ BAD_ARGUMENTS = [
     ({"gpus": -1},
      "gpus: expected a number of GPUs >= 0, got -1",
      ["{options}", "--gpus", "-1"],
-     "--gpus: expected a number of GPUs >= 0, got -1"),
+     "-g/--gpus: expected a number of GPUs >= 0, got -1"),
     ({"processes": 0},
      "processes: expected a number of processes >= 1, got 0",
      ["{options}", "--processes", "0"],

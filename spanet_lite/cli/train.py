@@ -25,12 +25,14 @@ from spanet_lite.cli.common import EXIT_INPUT_ERROR, EXIT_OK, new_parser, run_cl
 
 PROGRAM = "spanet-train"
 FLAGS = {
-    "options": "OPTIONS", "event_file": "-ef/--event_file", "gpus": "--gpus", "nodes": "--nodes",
-    "processes": "--processes", "log_dir": "--log-dir", "name": "-n/--name", "resume": "--resume",
-    "fast_dev_run": "--fast-dev-run", "time_limit": "--time-limit", "checkpoint": "-cf/--checkpoint",
+    "options": "OPTIONS", "event_file": "-ef/--event_file", "gpus": "-g/--gpus", "nodes": "--nodes",
+    "processes": "--processes", "log_dir": "-l/--log_dir", "name": "-n/--name", "resume": "--resume",
+    "fast_dev_run": "--fast-dev-run", "time_limit": "-t/--time_limit", "checkpoint": "-cf/--checkpoint",
     "state_dict": "-sf/--state_dict", "freeze_state_dict": "-fsf/--freeze_state_dict",
 }
-"""The flag of each ``train()`` argument ``training.plan.check_arguments`` checks (its ``names``)."""
+"""The flag of each ``train()`` argument ``training.plan.check_arguments`` checks (its ``names``):
+both spellings of a SPANet flag as SPANet writes them (``-l/--log_dir``), so that a user of
+either finds what they typed."""
 
 
 class _Parser(argparse.ArgumentParser):
