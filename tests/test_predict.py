@@ -487,3 +487,11 @@ def test_fp16_on_weights_beyond_float16s_range_is_one_line(ttbar, tmp_path, caps
         "got one beyond 65,504\n"
     )
     assert not (tmp_path / "out.h5").exists()
+    from spanet_lite.evaluation.trained import round_to_float16
+
+    run = load_run(copy)  # from Python the line names the argument, not the command's flag
+    with pytest.raises(InputError) as raised:
+        round_to_float16(run.network)
+    assert str(raised.value) == (
+        f"network: expected values float16 can hold in {name[len('network.'):]}, got one beyond 65,504"
+    )

@@ -343,6 +343,28 @@ def test_several_nodes_outside_a_multi_node_launch_is_one_line_not_a_hang(
     check_devices(0, None, 2, KEYWORDS)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_16_bit_precision_on_the_cpu_names_the_keyword_or_the_flag_typed(
+    tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """train(precision=...) names its keyword (the options' precision reads the same); the
+    command names -fp16 or --precision, whichever was typed."""
+    from spanet_lite.errors import InputError
+    from spanet_lite.training.run import train
+
+    refusal = "expected 32-true or bf16-mixed on the CPU (16-bit mixed precision needs a GPU), got 16-mixed"
+    options = write_options(tmp_path, generated_tth)
+    with pytest.raises(InputError) as raised:
+        train(options, precision="16-mixed", log_dir=tmp_path / "runs")
+    assert str(raised.value) == f"precision: {refusal}"
+    for flags, named in ((["-fp16"], "-fp16"), (["--precision", "16-mixed"], "--precision")):
+        line = run_failing([str(options), *flags], capsys, tmp_path / "runs")
+        assert line == f"spanet-train: error: {named}: {refusal}"
+    in_file = write_options(tmp_path, generated_tth, precision="16-mixed")
+    line = run_failing([str(in_file)], capsys, tmp_path / "runs")
+    assert line == f"spanet-train: error: precision: {refusal}"
+
+
 # (train()'s arguments, the line it raises; the same flags, the line spanet-train prints), all
 # refused before any file is read. {options} is a valid options file, {run} a folder of no run.
 BAD_ARGUMENTS = [

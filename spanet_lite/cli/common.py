@@ -232,7 +232,7 @@ def load_network(args: argparse.Namespace) -> Run:
     if args.fp16:
         from spanet_lite.evaluation.trained import round_to_float16
 
-        round_to_float16(run.network)
+        round_to_float16(run.network, "-fp16")
     if args.event_file:
         _check_same_topology(run, args.event_file)
     return run

@@ -214,6 +214,8 @@ def _body(argv: Sequence[str] | None) -> int:
     for key, given in (("gpus", args.gpus), ("processes", args.processes), ("epochs", args.epochs)):
         if given is not None:
             found_later[key] = "-e/--epochs" if key == "epochs" else FLAGS[key]
+    if args.fp16 or args.precision is not None:  # e.g. 16-bit precision on a machine without a GPU
+        found_later["precision"] = "-fp16" if args.fp16 else "--precision"
     console = Console()
     if args.torch_script:
         console.print(f"{PROGRAM}: warning: -ts/--torch_script has no effect here (no TorchScript "

@@ -117,12 +117,14 @@ def require_run(run: object) -> TrainedRun:
     return run
 
 
-def round_to_float16(network: torch.nn.Module) -> None:
+def round_to_float16(network: torch.nn.Module, where: str = "network") -> None:
     """Round every floating parameter and buffer (normalisation statistics included) to the
     nearest float16 value, kept in its own dtype: what SPANet's ``-fp16`` does to the checkpoint
     it loads, on the CPU as on a GPU (SPANet keeps each feature's std where we keep 1/std, so the
     rounded numbers agree to float16 precision, not bit for bit). A value beyond float16's range
-    (a mean above 65,504 in raw units) would become infinite: that is a one-line InputError."""
+    (a mean above 65,504 in raw units) would become infinite: that is a one-line InputError
+    naming ``where``, what the caller asked for the rounding as (this function's ``network``;
+    ``-fp16`` for the commands, which round only when it is typed)."""
     tensors = [*network.named_parameters(), *network.named_buffers()]
     with torch.no_grad():
         for _, tensor in tensors:
@@ -130,7 +132,7 @@ def round_to_float16(network: torch.nn.Module) -> None:
                 tensor.copy_(tensor.to(torch.float16))
     broken = first_non_finite(tensors)
     if broken is not None:
-        raise InputError(None, "-fp16", f"values float16 can hold in {broken}", "one beyond 65,504")
+        raise InputError(None, where, f"values float16 can hold in {broken}", "one beyond 65,504")
 
 
 def first_non_finite(tensors: Iterable[tuple[str, torch.Tensor]]) -> str | None:

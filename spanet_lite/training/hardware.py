@@ -133,12 +133,14 @@ def _devices(options: Options, gpus: int | None, processes: int | None) -> tuple
 
 
 def _precision(options: Options, accelerator: str, *, explicit: bool) -> str:
-    """The options' precision; on a GPU, mixed precision unless the user chose otherwise."""
+    """The options' precision; on a GPU, mixed precision unless the user chose otherwise. A
+    refusal names ``precision``, the keyword and the option alike (``spanet-train`` names the
+    flag typed, ``--precision`` or ``-fp16``, only when one was)."""
     chosen = str(options.precision)
     if accelerator == "cpu" and chosen in ("16-mixed", "16"):
         raise InputError(
             None, "precision",
-            "32-true or bf16-mixed on the CPU (16-bit mixed precision, -fp16, needs a GPU)", chosen,
+            "32-true or bf16-mixed on the CPU (16-bit mixed precision needs a GPU)", chosen,
         )
     if accelerator == "gpu" and not explicit and "precision" not in options.explicit:
         import torch
