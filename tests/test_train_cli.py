@@ -283,17 +283,46 @@ def test_varying_event_weights_are_announced_with_the_training_events_range(
     ]
 
 
-@pytest.mark.parametrize(
-    ("kl_loss_scale", "kl"), [(0.0, ""), (0.5, ", except kl_loss, which they scale by 0.25")]
-)
+@pytest.mark.parametrize("kl_loss_scale", [0.0, 0.5])
 def test_equal_event_weights_other_than_one_are_said_to_change_nothing(
-    tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str], kl_loss_scale: float, kl: str
+    tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str], kl_loss_scale: float
 ) -> None:
     """A constant weight (cross-section over event count) leaves every weighted mean alone; only
-    kl_loss, normalised by counts as SPANet's, takes its scale."""
+    kl_loss, normalised by counts as SPANet's, would take its scale, and ttH has no EVENT
+    symmetry for kl_loss to compare (the test above has one)."""
     data = with_event_weights(tmp_path, generated_tth, np.full(1000, 0.25))
     lines = lines_saying(SAYS_WEIGHTS, tmp_path, generated_tth, capsys, training_file=str(data),
                          kl_loss_scale=kl_loss_scale)
+    assert lines == [
+        "WEIGHTS/EVENT/weight: every training event has weight 0.25; equal weights leave the losses and "
+        f"metrics (weighted means) as without them ({SWITCH})"
+    ]
+
+
+@pytest.mark.parametrize(("event_symmetry", "kl"), [(True, ", except kl_loss, which they scale by 0.25"),
+                                                   (False, "")])
+def test_equal_event_weights_mention_kl_loss_only_where_there_is_an_event_symmetry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], event_symmetry: bool, kl: str
+) -> None:
+    """kl_loss compares the particles an EVENT symmetry swaps (ttbar's [t1, t2]); without one it
+    is 0 whatever kl_loss_scale says, so a constant weight changes nothing at all."""
+    from _evaluation_helpers import write_ttbar_file
+    from _model_helpers import ttbar_yaml
+
+    from spanet_lite.config import load_event_spec
+    from spanet_lite.training.losses import kl_pairs
+
+    event_file = tmp_path / "ttbar.yaml"
+    event_file.write_text(ttbar_yaml("{pt: log_normalize, eta: normalize}", event_symmetry=event_symmetry),
+                          encoding="utf-8")
+    assert bool(kl_pairs(load_event_spec(event_file))) is event_symmetry
+    data = write_ttbar_file(tmp_path / "ttbar.h5", num_events=64)
+    with h5py.File(data, "r+") as file:
+        file["WEIGHTS/EVENT/weight"][...] = 0.25
+    options = write_options(tmp_path, tmp_path, event_info_file=str(event_file), training_file=str(data),
+                            kl_loss_scale=0.5, partial_events=True, batch_size=8)
+    assert main([str(options), "--fast-dev-run", "--quiet"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if SAYS_WEIGHTS in line]
     assert lines == [
         "WEIGHTS/EVENT/weight: every training event has weight 0.25; equal weights leave the losses and "
         f"metrics (weighted means) as without them{kl} ({SWITCH})"

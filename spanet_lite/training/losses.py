@@ -423,10 +423,17 @@ def jensen_shannon(log_p: Tensor, log_q: Tensor) -> Tensor:
     return (kl_p + kl_q).flatten(1).sum(1) / 2.0
 
 
+def kl_pairs(spec: EventSpec) -> list[tuple[int, int]]:
+    """The particle pairs ``kl_loss`` compares: the EVENT symmetry's transpositions. None (no
+    particles, or no EVENT symmetry) makes the term 0 whatever ``kl_loss_scale`` says, so
+    nothing that depends on it (an event weight's scale) is worth a word."""
+    return event_transpositions(spec.event_symmetry.elements) if spec.particle_names else []
+
+
 def symmetric_divergence(outputs: Outputs, batch: Batch, spec: EventSpec, weight: Tensor) -> Tensor:
     """SPANet's ``kl_loss`` term (see the module docstring); ``weight`` is the per-event w (B,)."""
     names = spec.particle_names
-    pairs = event_transpositions(spec.event_symmetry.elements) if names else []
+    pairs = kl_pairs(spec)
     if not pairs:
         return torch.zeros((), device=next(iter(batch.features.values())).device)
     present = [batch.target_masks[name].bool() for name in names]

@@ -25,6 +25,7 @@ from rich.console import Console
 from spanet_lite.config.options import Options
 from spanet_lite.training.fit import FitRequest, RunResult, fit, open_data
 from spanet_lite.training.hardware import choose_hardware, rank_from_environment
+from spanet_lite.training.losses import kl_pairs
 from spanet_lite.training.plan import Plan, check_arguments, check_resume_epochs, plan_run
 
 DEFAULT_LOG_DIR = "runs"
@@ -141,7 +142,7 @@ def train(
             auto_note(data.spec, plan.options.pair_features),
             hardware.note,
             _event_weights_note(data.datamodule.event_weights, data.datamodule.event_weight_range,
-                                plan.options.kl_loss_scale),
+                                plan.options.kl_loss_scale > 0 and bool(kl_pairs(data.spec))),
             *data.datamodule.notes,
         ]
         for note in notes:
@@ -163,7 +164,7 @@ def train(
 
 
 def _event_weights_note(
-    dataset: str | None, weight_range: tuple[float, float] | None, kl_loss_scale: float
+    dataset: str | None, weight_range: tuple[float, float] | None, kl_applies: bool
 ) -> str | None:
     """What the training file's per-event weights do to this run, when it differs from SPANet's
     (which reads no per-event weights); None when it does not.
@@ -171,8 +172,9 @@ def _event_weights_note(
     Every loss and metric is a weighted mean, so equal weights change nothing, and weights that
     are all 1 (what spanet-generate writes) need no line at all. A constant other than 1 (a
     sample's cross-section over its event count, say) gets one saying it changes nothing but the
-    scale of kl_loss, the one term normalised by counts (as SPANet's is). Varying weights change the
-    objective: the line gives their range.
+    scale of kl_loss, the one term normalised by counts (as SPANet's is), where kl applies
+    (``kl_applies``: a positive kl_loss_scale and an EVENT symmetry to compare, else the term is 0).
+    Varying weights change the objective: the line gives their range.
     """
     if dataset is None or weight_range is None:
         return None
@@ -183,7 +185,7 @@ def _event_weights_note(
                 f"and metrics are weighted by them ({switch})")
     if low == 1:
         return None
-    kl = f", except kl_loss, which they scale by {low:.4g}" if kl_loss_scale else ""
+    kl = f", except kl_loss, which they scale by {low:.4g}" if kl_applies else ""
     return (f"{dataset}: every training event has weight {low:.4g}; equal weights leave the losses and "
             f"metrics (weighted means) as without them{kl} ({switch})")
 
