@@ -462,6 +462,36 @@ def test_labels_parse_one_per_input():
         parse_labels(["signal=yes"], 1)
 
 
+BAD_LABELS = [
+    ({"signal": ["a", 0]}, "labels['signal'][0]: expected an integer, got 'a'"),
+    ({"signal": [1, -1]}, "labels['signal'][1]: expected a class label >= 0, got -1"),
+    ({"signal": "10"}, "labels['signal']: expected a list of labels, one per input, got '10'"),
+    (["signal", 1], "labels: expected a mapping from a classification key to one label per input, "
+                    "got a list ['signal', 1]"),
+]
+
+
+@pytest.mark.parametrize(("labels", "line"), BAD_LABELS, ids=["text", "negative", "string", "list"])
+def test_concat_refuses_labels_that_are_no_class_labels_in_one_line_and_writes_nothing(
+    tmp_path, labels, line
+):
+    """``--label`` text is parsed by the command; from Python the same rule (an integer >= 0 per
+    input) holds for ``labels``, whose values failed deep in ``int()`` as a traceback."""
+    good = write_h5(tmp_path / "good.h5", random_arrays(20, seed=3))
+    with pytest.raises(InputError) as error:
+        operations.concat([good, good], tmp_path / "out.h5", TINY_SPEC, labels=labels, streaming=SMALL)
+    assert str(error.value) == line
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_concat_labels_take_whole_floats_as_every_integer_setting_does(tmp_path):
+    good = write_h5(tmp_path / "good.h5", random_arrays(20, seed=3))
+    operations.concat([good, good], tmp_path / "out.h5", TINY_SPEC, labels={"sample": [1.0, np.int64(0)]},
+                      streaming=SMALL)
+    labels = _read(tmp_path / "out.h5")["CLASSIFICATIONS/EVENT/sample"]
+    assert labels.tolist() == [1] * 20 + [0] * 20
+
+
 def test_split_leaves_all_its_outputs_or_none_when_one_fails_as_it_is_closed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -106,6 +106,33 @@ def check_label_count(count: int, inputs: int, where: str) -> None:
         raise InputError(None, where, f"one label per input ({inputs}), in the inputs' order", str(count))
 
 
+def check_labels(labels: object, inputs: int, where: str = "labels") -> dict[str, list[int]]:
+    """:func:`concat`'s ``labels`` from Python: a mapping from a classification key to one class
+    label per input, each an integer >= 0 (the rule of ``--label``, whose text the command
+    parses itself), returned as lists of ints. A string for a list or a label of ``"a"`` failed
+    deep in ``int()`` as a traceback."""
+    if labels is None:
+        return {}
+    if not isinstance(labels, Mapping):
+        raise InputError(None, where, "a mapping from a classification key to one label per input",
+                         describe(labels))
+    checked: dict[str, list[int]] = {}
+    for key, values in labels.items():
+        place = f"{where}[{key!r}]"
+        if not isinstance(key, str) or not key:
+            raise InputError(None, where, "classification keys as text (signal or EVENT/signal)", repr(key))
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+            raise InputError(None, place, "a list of labels, one per input", describe(values))
+        check_label_count(len(values), inputs, place)
+        checked[key] = []
+        for index, value in enumerate(values):
+            label = as_integer(value, f"{place}[{index}]")
+            if label < 0:
+                raise InputError(None, f"{place}[{index}]", "a class label >= 0", str(label))
+            checked[key].append(label)
+    return checked
+
+
 def check_scratch_dir(folder: str | Path | None, where: str) -> None:
     """A shuffle's scratch folder, when given, must exist: it is never made for the user."""
     if folder is not None and not Path(folder).is_dir():
@@ -130,9 +157,7 @@ def concat(
     """
     spec = event_spec_of(spec)
     _check_list(inputs, "inputs", "input files")
-    labels = {key: [int(v) for v in values] for key, values in (labels or {}).items()}
-    for key, values in labels.items():
-        check_label_count(len(values), len(inputs), f"labels[{key!r}]")
+    labels = check_labels(labels, len(inputs))
     check_outputs(inputs, [output], overwrite)
     keys = {f"EVENT/{k}" if "/" not in k else k for k in labels}
     labels = {f"EVENT/{k}" if "/" not in k else k: v for k, v in labels.items()}
