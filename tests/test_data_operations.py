@@ -512,3 +512,16 @@ def test_split_leaves_all_its_outputs_or_none_when_one_fails_as_it_is_closed(
     with pytest.raises(OSError, match="No space left"):
         operations.split(source, parts, [0.5, 0.5], TINY_SPEC, streaming=SMALL)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source.h5"]
+
+
+def test_concat_labels_take_a_numpy_array_per_key(tmp_path):
+    """A notebook's labels as a numpy array, as ``[int(v) for v in values]`` took them before
+    ``check_labels``; a 2-D array or a string is still refused."""
+    good = write_h5(tmp_path / "good.h5", random_arrays(20, seed=3))
+    operations.concat([good, good], tmp_path / "out.h5", TINY_SPEC, labels={"sample": np.array([1, 0])},
+                      streaming=SMALL)
+    labels = _read(tmp_path / "out.h5")["CLASSIFICATIONS/EVENT/sample"]
+    assert labels.tolist() == [1] * 20 + [0] * 20
+    with pytest.raises(InputError, match=r"^labels\['sample'\]: expected a list of labels, one per input"):
+        operations.concat([good, good], tmp_path / "two.h5", TINY_SPEC, labels={"sample": np.array([[1, 0]])},
+                          streaming=SMALL)

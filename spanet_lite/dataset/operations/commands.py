@@ -108,9 +108,9 @@ def check_label_count(count: int, inputs: int, where: str) -> None:
 
 def check_labels(labels: object, inputs: int, where: str = "labels") -> dict[str, list[int]]:
     """:func:`concat`'s ``labels`` from Python: a mapping from a classification key to one class
-    label per input, each an integer >= 0 (the rule of ``--label``, whose text the command
-    parses itself), returned as lists of ints. A string for a list or a label of ``"a"`` failed
-    deep in ``int()`` as a traceback."""
+    label per input (a list, tuple or 1-D numpy array), each an integer >= 0 (the rule of
+    ``--label``, whose text the command parses itself), returned as lists of ints. A string for
+    a list or a label of ``"a"`` failed deep in ``int()`` as a traceback."""
     if labels is None:
         return {}
     if not isinstance(labels, Mapping):
@@ -121,6 +121,8 @@ def check_labels(labels: object, inputs: int, where: str = "labels") -> dict[str
         place = f"{where}[{key!r}]"
         if not isinstance(key, str) or not key:
             raise InputError(None, where, "classification keys as text (signal or EVENT/signal)", repr(key))
+        if isinstance(values, np.ndarray) and values.ndim == 1:  # a notebook's array, as before the rule
+            values = values.tolist()
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
             raise InputError(None, place, "a list of labels, one per input", describe(values))
         check_label_count(len(values), inputs, place)
