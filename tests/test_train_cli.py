@@ -226,6 +226,24 @@ def test_zero_gpus_trains_on_the_cpu_and_says_so_when_gpus_are_visible(
         assert "2 visible GPU(s)" in hardware.note
 
 
+@pytest.mark.parametrize(
+    ("gpus", "processes", "chosen_by"),
+    [(0, 2, "processes"), (0, None, "gpus"), (None, 2, "num_gpu"), (None, None, "num_gpu"), (1, 2, "gpus")],
+)
+def test_a_device_failure_names_what_set_the_device_count(
+    monkeypatch: pytest.MonkeyPatch, gpus: int | None, processes: int | None, chosen_by: str
+) -> None:
+    """With ``-g 0 --processes 2`` the CPU devices that fail are --processes' two, not a GPU count."""
+    from spanet_lite.config.options import Options
+    from spanet_lite.training.hardware import choose_hardware
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    hardware = choose_hardware(Options(), gpus=gpus, processes=processes, nodes=1, precision_given=False)
+    assert hardware.chosen_by == chosen_by
+
+
 def lines_saying(
     text: str, tmp_path: Path, data: Path, capsys: pytest.CaptureFixture[str], **changes: object
 ) -> list[str]:

@@ -91,10 +91,10 @@ def choose_hardware(
     passed (``precision_given``: a precision was asked for too)."""
     accelerator, devices, note = _devices(options, gpus, processes)
     precision = _precision(options, accelerator, explicit=precision_given)
-    if gpus is not None:
-        chosen_by = "gpus"
-    elif accelerator == "cpu" and processes is not None:
+    if accelerator == "cpu" and processes is not None:  # the count of CPU devices, with gpus=0 too
         chosen_by = "processes"
+    elif gpus is not None:
+        chosen_by = "gpus"
     else:
         chosen_by = "num_gpu"
     return Hardware(accelerator, devices, nodes, precision, note, chosen_by)
