@@ -286,18 +286,35 @@ def test_event_weights_that_are_all_one_or_switched_off_are_not_mentioned(
     assert lines_saying(SAYS_WEIGHTS, tmp_path, generated_tth, capsys, event_weight_dataset=dataset) == []
 
 
-def test_varying_event_weights_are_announced_with_the_training_events_range(
+def test_varying_event_weights_are_announced_with_the_range_of_the_events_used(
     tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """SPANet reads no per-event weights; varying ones change the objective here, so the line says
-    so with their range over the training events (the file's first 240: event 900's 7 is not)."""
+    so with their range over the training and validation events (the file's first 300: event
+    900's 7 is not among them)."""
     weights = 1 + 0.5 * (np.arange(1000) % 4)
     weights[900] = 7.0
     data = with_event_weights(tmp_path, generated_tth, weights)
     lines = lines_saying(SAYS_WEIGHTS, tmp_path, generated_tth, capsys, training_file=str(data))
     assert lines == [
-        "WEIGHTS/EVENT/weight: training event weights from 1 to 2.5; every event's losses and metrics "
-        f"are weighted by them ({SWITCH})"
+        "WEIGHTS/EVENT/weight: training and validation event weights from 1 to 2.5; every event's "
+        f"losses and metrics are weighted by them ({SWITCH})"
+    ]
+
+
+def test_varying_validation_weights_are_announced_when_the_training_weights_are_all_one(
+    tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Validation metrics are weighted means too, and they choose the best checkpoint: weights
+    that vary only in the validation file still change what the run does."""
+    validation = tmp_path / "validation"
+    validation.mkdir()
+    data = with_event_weights(validation, generated_tth, 1 + 0.5 * (np.arange(1000) % 4))
+    lines = lines_saying(SAYS_WEIGHTS, tmp_path, generated_tth, capsys, validation_file=str(data),
+                         dataset_limit=0.1, train_validation_split=1.0)
+    assert lines == [
+        "WEIGHTS/EVENT/weight: training and validation event weights from 1 to 2.5; every event's "
+        f"losses and metrics are weighted by them ({SWITCH})"
     ]
 
 
@@ -312,8 +329,8 @@ def test_equal_event_weights_other_than_one_are_said_to_change_nothing(
     lines = lines_saying(SAYS_WEIGHTS, tmp_path, generated_tth, capsys, training_file=str(data),
                          kl_loss_scale=kl_loss_scale)
     assert lines == [
-        "WEIGHTS/EVENT/weight: every training event has weight 0.25; equal weights leave the losses and "
-        f"metrics (weighted means) as without them ({SWITCH})"
+        "WEIGHTS/EVENT/weight: every training and validation event has weight 0.25; equal weights "
+        f"leave the losses and metrics (weighted means) as without them ({SWITCH})"
     ]
 
 
@@ -342,8 +359,8 @@ def test_equal_event_weights_mention_kl_loss_only_where_there_is_an_event_symmet
     assert main([str(options), "--fast-dev-run", "--quiet"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if SAYS_WEIGHTS in line]
     assert lines == [
-        "WEIGHTS/EVENT/weight: every training event has weight 0.25; equal weights leave the losses and "
-        f"metrics (weighted means) as without them{kl} ({SWITCH})"
+        "WEIGHTS/EVENT/weight: every training and validation event has weight 0.25; equal weights "
+        f"leave the losses and metrics (weighted means) as without them{kl} ({SWITCH})"
     ]
 
 

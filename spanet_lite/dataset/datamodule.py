@@ -156,10 +156,13 @@ class SpanetDataModule(L.LightningDataModule):
         self.notes: list[str] = []
         """One-line facts for the user about event selection and loader workers (set by setup)."""
         self.event_weights: str | None = None
-        """The training file's per-event weight dataset when it has one (set by setup("fit"))."""
+        """The per-event weight dataset when the training or validation file has it (set by
+        setup("fit"))."""
         self.event_weight_range: tuple[float, float] | None = None
-        """Smallest and largest per-event weight of the training events (after filters), when the
-        training file has weights (set by setup("fit")); equal ends mean the weighting is a constant."""
+        """Smallest and largest per-event weight of the training and validation events (after
+        filters; 1 for a file without the dataset), when either file has weights (set by
+        setup("fit")); equal ends mean the weighting is a constant. Both splits count: validation
+        metrics are weighted too, and they choose the best checkpoint."""
 
     # ------------------------------------------------------------------ setup
 
@@ -187,7 +190,6 @@ class SpanetDataModule(L.LightningDataModule):
             raise InputError(None, "training_file", "a training HDF5 file (option training_file)", "none")
         per_rank = self.options.batch_size  # per process, as in SPANet
         train_facts = self._scan(self.training_file)
-        self.event_weights = train_facts.layout.event_weight
         train_rows, val_rows = split_rows(
             train_facts.layout.num_events,
             dataset_limit=self.options.dataset_limit,
@@ -214,6 +216,7 @@ class SpanetDataModule(L.LightningDataModule):
                     f"{self.options.train_validation_split} of {used} event(s): none left for validation",
                 )
         val_rows = self._filter(val_path, "validation", val_facts, val_rows)
+        self.event_weights = train_facts.layout.event_weight or val_facts.layout.event_weight
         val_before = len(val_rows)
         val_rows = self._full_events(val_path, "validation", val_facts, val_rows)
         if not self.options.partial_events and self.spec.particles:
@@ -240,9 +243,7 @@ class SpanetDataModule(L.LightningDataModule):
             classifications={k: v[train_rows] for k, v in train_facts.classifications.items()},
         )
         self.num_training_events = len(train_rows)
-        if train_facts.event_weights is not None:
-            weights = train_facts.event_weights[train_rows]
-            self.event_weight_range = (float(weights.min()), float(weights.max()))
+        self.event_weight_range = _weight_range((train_facts, train_rows), (val_facts, val_rows))
         train_share = equal_share(train_rows, rank, world)
         val_share = rank_share(val_rows, rank, world)
         if len(val_share) == 0:
@@ -646,3 +647,18 @@ def _cpu_count() -> int:
 def _path_or_none(value: str | Path | None, default: str) -> Path | None:
     chosen = value if value not in (None, "") else default
     return Path(chosen) if chosen else None
+
+
+def _weight_range(*splits: tuple[FileFacts, np.ndarray]) -> tuple[float, float] | None:
+    """Smallest and largest event weight over the given (file, rows) splits, a file without the
+    weight dataset counting as weight 1 (as the reader gives it); None when no file has weights."""
+    if all(facts.event_weights is None for facts, _ in splits):
+        return None
+    ends = [
+        (float(facts.event_weights[rows].min()), float(facts.event_weights[rows].max()))
+        if facts.event_weights is not None
+        else (1.0, 1.0)
+        for facts, rows in splits
+        if len(rows)
+    ]
+    return min(low for low, _ in ends), max(high for _, high in ends)

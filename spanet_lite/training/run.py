@@ -166,8 +166,9 @@ def train(
 def _event_weights_note(
     dataset: str | None, weight_range: tuple[float, float] | None, kl_applies: bool
 ) -> str | None:
-    """What the training file's per-event weights do to this run, when it differs from SPANet's
-    (which reads no per-event weights); None when it does not.
+    """What the per-event weights of the training and validation events do to this run, when it
+    differs from SPANet's (which reads no per-event weights); None when it does not. Validation
+    events count: their metrics are weighted too and choose the best checkpoint.
 
     Every loss and metric is a weighted mean, so equal weights change nothing, and weights that
     are all 1 (what spanet-generate writes) need no line at all. A constant other than 1 (a
@@ -181,13 +182,13 @@ def _event_weights_note(
     low, high = weight_range
     switch = 'event_weight_dataset; SPANet reads no per-event weights; "" turns them off'
     if low != high:
-        return (f"{dataset}: training event weights from {low:.4g} to {high:.4g}; every event's losses "
-                f"and metrics are weighted by them ({switch})")
+        return (f"{dataset}: training and validation event weights from {low:.4g} to {high:.4g}; "
+                f"every event's losses and metrics are weighted by them ({switch})")
     if low == 1:
         return None
     kl = f", except kl_loss, which they scale by {low:.4g}" if kl_applies else ""
-    return (f"{dataset}: every training event has weight {low:.4g}; equal weights leave the losses and "
-            f"metrics (weighted means) as without them{kl} ({switch})")
+    return (f"{dataset}: every training and validation event has weight {low:.4g}; equal weights leave "
+            f"the losses and metrics (weighted means) as without them{kl} ({switch})")
 
 
 def _print_options(console: Console, plan: Plan) -> None:
