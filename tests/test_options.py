@@ -360,11 +360,11 @@ def test_a_negative_dataset_randomization_keeps_spanets_meaning_no_shuffle():
 
 
 @pytest.mark.parametrize(("values", "message"), [
-    ({"epochs": 1.5}, "epochs (command line): expected an integer, got 1.5 (a number)"),
-    ({"hidden_dim": "16"}, "hidden_dim (command line): expected an integer, got '16'"),
-    ({"partial_events": "yes"}, "partial_events (command line): expected true or false (a JSON boolean, "
+    ({"epochs": 1.5}, "epochs: expected an integer, got 1.5 (a number)"),
+    ({"hidden_dim": "16"}, "hidden_dim: expected an integer, got '16'"),
+    ({"partial_events": "yes"}, "partial_events: expected true or false (a JSON boolean, "
                                 "or 0/1), got 'yes'"),
-    ({"hiden_dim": 16}, "hiden_dim (command line): expected a known option key, got 'hiden_dim' "
+    ({"hiden_dim": 16}, "hiden_dim: expected a known option key, got 'hiden_dim' "
                         "(did you mean 'hidden_dim'?)"),
 ])
 def test_values_from_python_are_typed_like_a_files(values: dict, message: str):
@@ -417,11 +417,21 @@ def test_replacing_an_unknown_key_names_the_nearest_one():
                                 "(did you mean 'learning_rate'?)"
 
 
-def test_command_line_values_are_blamed_on_the_command_line():
+def test_a_value_a_caller_set_is_named_as_the_caller_named_it_not_blamed_on_the_file():
     options = Options().replace(epochs=0)
     with pytest.raises(InputError) as caught:
-        validate_options(options, "options.json", command_line={"epochs"})
-    assert str(caught.value) == "epochs (command line): expected at least 1 epoch, got 0 (a number)"
+        validate_options(options, "options.json")
+    assert str(caught.value) == "options.json: epochs: expected at least 1 epoch, got 0 (a number)"
+    with pytest.raises(InputError) as caught:
+        validate_options(options, "options.json", overrides={"epochs": "-e/--epochs"})
+    assert str(caught.value) == "-e/--epochs: expected at least 1 epoch, got 0 (a number)"
+
+
+def test_an_override_is_typed_under_the_name_its_caller_gave_it():
+    """train(event_file=...) sets event_info_file: a refusal names event_file."""
+    with pytest.raises(InputError) as caught:
+        typed_overrides({"event_info_file": 3}, {"event_info_file": "event_file"})
+    assert str(caught.value).startswith("event_file: expected ")
 
 
 def test_static_optimiser_list_matches_torch_optim():

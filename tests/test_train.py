@@ -322,7 +322,7 @@ def test_a_keyword_of_the_wrong_type_is_one_line_before_any_run_folder(
 ) -> None:
     from spanet_lite.errors import InputError
 
-    with pytest.raises(InputError, match=r"^epochs \(command line\): expected an integer, got 1.5"):
+    with pytest.raises(InputError, match=r"^epochs: expected an integer, got 1.5"):
         train(workspace["options"], epochs=1.5, log_dir=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
 

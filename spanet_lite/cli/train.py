@@ -34,6 +34,15 @@ FLAGS = {
 both spellings of a SPANet flag as SPANet writes them (``-l/--log_dir``), so that a user of
 either finds what they typed."""
 
+OPTION_FLAGS = {
+    "training_file": "-tf/--training_file", "validation_file": "-vf/--validation_file",
+    "epochs": "-e/--epochs", "batch_size": "-b/--batch_size", "learning_rate": "--learning-rate/--lr",
+    "seed": "--seed", "dataset_limit": "-p/--limit_dataset", "dataset_randomization": "-r/--random_seed",
+    "num_gpu": "-g/--gpus",
+}
+"""The flag that sets each option key (or ``train()`` keyword of the same name), for a value
+refused only once the options are merged (``-b 0``, a ``-tf`` file not found)."""
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad command line as one line and exit 2 (its own convention too)."""
@@ -210,10 +219,15 @@ def _body(argv: Sequence[str] | None) -> int:
         freeze_state_dict=args.freeze_state_dict, names=FLAGS,
     )
     found_later = {key: FLAGS[key] for key in ("event_file", "freeze_state_dict")}
-    # Only flags typed: else the value is the options' (num_gpu, epochs), and the line names that.
-    for key, given in (("gpus", args.gpus), ("processes", args.processes), ("epochs", args.epochs)):
+    # Only flags typed: else the value is the options file's (num_gpu, epochs), and the line names
+    # the file and its key. A typed one is refused under train()'s keyword or the option key it sets.
+    for key, given in (("gpus", args.gpus), ("processes", args.processes), *(
+        (key, getattr(args, key)) for key in OPTION_FLAGS if key in vars(args)
+    )):
         if given is not None:
-            found_later[key] = "-e/--epochs" if key == "epochs" else FLAGS[key]
+            found_later[key] = FLAGS.get(key) or OPTION_FLAGS[key]
+    for key in option_values.keys() & OPTION_FLAGS.keys():
+        found_later[key] = OPTION_FLAGS[key]
     if args.fp16 or args.precision is not None:  # e.g. 16-bit precision on a machine without a GPU
         found_later["precision"] = "-fp16" if args.fp16 else "--precision"
     console = Console()

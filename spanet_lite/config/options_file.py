@@ -124,14 +124,15 @@ def check_type(key: str, value: Any, source: str | Path | None, where: str) -> N
     _convert(key, value, None if source is None else str(source), where)
 
 
-def typed_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Option values set by a command-line flag or a Python keyword (``train(epochs=...)``,
-    ``option_values=``), typed by the same rules as a file's values, so ``epochs=1.5`` or
+def typed_overrides(values: Mapping[str, Any], names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Option values set by a Python keyword (``train(epochs=...)``, ``option_values=``) or a
+    command's flag, typed by the same rules as a file's values, so ``epochs=1.5`` or
     ``hidden_dim="16"`` is one line before any work (not a Lightning assertion deep in the run)
-    and a numpy integer becomes a plain ``int``. Reported as ``key (command line)``."""
+    and a numpy integer becomes a plain ``int``. A refusal names the key as the caller did:
+    ``names`` holds the ones it calls otherwise (``event_file`` for ``event_info_file``)."""
     typed: dict[str, Any] = {}
     for key, value in values.items():
-        where = f"{key} (command line)"
+        where = (names or {}).get(key, key)
         if key not in _FIELD_TYPES:
             raise InputError(None, where, "a known option key", repr(key) + did_you_mean(key, _FIELD_TYPES))
         typed[key] = _convert(key, value, None, where)

@@ -8,8 +8,9 @@ choices, the activation functions of the model) derives from the same tuples.
 
 The loader checked types; this checks meaning: a learning rate must be positive, an
 optimiser must exist in ``torch.optim``, a fraction must lie in its interval, and so on.
-It runs on the final options (file + command-line overrides), so a bad value on the
-command line is reported as such rather than blamed on the file.
+It runs on the final options (file + overrides), so a bad value a caller set (a keyword of
+``train()``, a command's flag) is reported under the name the caller used rather than blamed on
+the file.
 
 Every rule is written as the condition a *good* value satisfies, so NaN always fails.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -140,24 +141,24 @@ def validate_options(
     options: Options,
     source: str | Path | None = None,
     *,
-    command_line: Collection[str] = (),
+    overrides: Mapping[str, str] | None = None,
 ) -> None:
     """Raise :class:`InputError` for the first impossible value.
 
-    ``source`` is the options file; keys in ``command_line`` were set by command-line
-    flags and are reported as ``key (command line)`` without the file name.
+    ``source`` is the options file; ``overrides`` maps the keys a caller set over it to the
+    name the caller gave each (``train(event_file=...)`` sets ``event_info_file``), and their
+    values are reported under that name without the file's.
     """
+    given = overrides or {}
 
     def error(key: str, expected: str, got: str) -> InputError:
-        if key in command_line:
-            return InputError(None, f"{key} (command line)", expected, got)
+        if key in given:
+            return InputError(None, given[key], expected, got)
         return InputError(source, key, expected, got)
 
     for item in option_fields():  # Options built in Python skipped the loader: its type rule
         key = item.name
-        given = key in command_line
-        check_type(key, getattr(options, key), None if given else source,
-                   f"{key} (command line)" if given else key)
+        check_type(key, getattr(options, key), None if key in given else source, given.get(key, key))
 
     for key, is_good, expected in _RULES:
         value = getattr(options, key)

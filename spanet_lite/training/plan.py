@@ -173,9 +173,12 @@ def plan_run(
     checkpoint: str | Path | None = None,
     *,
     allow_unknown_keys: bool = False,
+    names: Mapping[str, str] | None = None,
 ) -> Plan:
     """Options + overrides + files, checked; reads the checkpoint when resuming. The arguments
-    on their own have passed :func:`check_arguments`.
+    on their own have passed :func:`check_arguments`. A refusal of an override names it as the
+    caller did: by its key, or by its entry in ``names`` (``train()``'s ``event_file`` sets
+    ``event_info_file``).
 
     ``checkpoint`` (SPANet's ``-cf``): a new run that restores its training state from that
     file; the network's normalisation comes from the checkpoint, as its weights were trained
@@ -185,7 +188,8 @@ def plan_run(
     """
     from spanet_lite import config as options_module
 
-    overrides = options_module.typed_overrides(overrides)
+    overrides = options_module.typed_overrides(overrides, names)
+    given = {key: (names or {}).get(key, key) for key in overrides}
     resumed: CheckpointFacts | None = None
     resume_checkpoint = run_dir = None
     event_text: str | None = None
@@ -217,16 +221,16 @@ def plan_run(
 
     sources = {key: "command line" for key in overrides}
     merged = loaded.replace(**overrides) if overrides else loaded
-    options_module.validate_options(merged, options_path, command_line=tuple(overrides))
+    options_module.validate_options(merged, options_path, overrides=given)
 
     def locate(key: str, required: bool) -> Path | None:
         value = getattr(merged, key)
         if not value and not required:
             return None
-        where = None if key in overrides else options_path
-        path = options_module.resolve_path(value, key, where)
+        where, name = (None, given[key]) if key in given else (options_path, key)
+        path = options_module.resolve_path(value, name, where)
         if not path.is_file():
-            raise InputError(where, key, "a file", f"{value!r}: not a regular file")
+            raise InputError(where, name, "a file", f"{value!r}: not a regular file")
         return path.resolve()
 
     event_path = None

@@ -65,7 +65,8 @@ def train(
     (typed like the file's JSON object); it may be left out with ``resume``, which continues
     ``RUN_DIR/checkpoints/last.ckpt`` (or the newer
     ``interrupted.ckpt``) or a given ``.ckpt`` with that run's options. Keyword arguments
-    override the options (the options table marks them as ``command line``). ``gpus`` > 0
+    override the options (the options table marks them as ``command line``; a bad one is refused
+    under its keyword's name). ``gpus`` > 0
     trains on CUDA devices; ``processes`` > 1 runs CPU data-parallel processes (gloo);
     more than one device or node uses DDP. ``console`` receives the options table, progress
     and the summary; nothing is printed without it. ``callbacks`` are extra Lightning
@@ -113,7 +114,9 @@ def train(
         log_dir=log_dir, name=name, resume=resume, fast_dev_run=fast_dev_run, time_limit=time_limit,
         checkpoint=checkpoint, state_dict=state_dict, freeze_state_dict=freeze_state_dict,
     )
-    plan = plan_run(options, resume, overrides, checkpoint, allow_unknown_keys=allow_unknown_keys)
+    from_keyword = event_file is not None and "event_info_file" not in (option_values or {})
+    plan = plan_run(options, resume, overrides, checkpoint, allow_unknown_keys=allow_unknown_keys,
+                    names={"event_info_file": "event_file"} if from_keyword else None)
     if checkpoint is not None and options is None and console is not None:
         console.print("a checkpoint without an options file: the new run takes the checkpoint's own options "
                       "(SPANet would build its default network)", highlight=False, markup=False)

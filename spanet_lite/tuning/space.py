@@ -152,7 +152,7 @@ def check_space(parameters: tuple[Parameter, ...], base: Options, source: str) -
         values = parameter.choices if parameter.choices is not None else (parameter.low, parameter.high)
         for value in values:
             try:
-                validate_options(base.replace(**{parameter.name: value}), None, command_line=())
+                validate_options(base.replace(**{parameter.name: value}), None)
             except TypeError:
                 raise InputError(source, parameter.name, "values of the option's type", repr(value)) from None
             except InputError as error:
