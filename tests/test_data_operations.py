@@ -525,3 +525,15 @@ def test_concat_labels_take_a_numpy_array_per_key(tmp_path):
     with pytest.raises(InputError, match=r"^labels\['sample'\]: expected a list of labels, one per input"):
         operations.concat([good, good], tmp_path / "two.h5", TINY_SPEC, labels={"sample": np.array([[1, 0]])},
                           streaming=SMALL)
+
+
+@pytest.mark.parametrize("flag", ["-ef", "--event_file", "-e", "--event-file"])
+@pytest.mark.parametrize("command", ["concat", "split", "shuffle", "select", "convert-v1"])
+def test_every_command_takes_spanets_spelling_of_the_event_file_flag(command, flag):
+    """SPANet writes -ef/--event_file; -ef used to read as -e f (event file 'f', the YAML a stray
+    argument)."""
+    from spanet_lite.cli.data import build_parser
+
+    extra = ["--fractions", "0.5", "0.5"] if command == "split" else []
+    args = build_parser().parse_args([command, "in.h5", "-o", "out.h5", flag, "event.yaml", *extra])
+    assert args.event_file == "event.yaml"

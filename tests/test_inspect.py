@@ -619,6 +619,16 @@ def test_cli_validates_the_reference_file(reference_dir, capsys):
     assert "valid: the file matches the event file" in out
 
 
+@pytest.mark.parametrize("flag", ["-ef", "--event_file"])
+def test_cli_takes_spanets_spelling_of_the_event_file_flag(reference_dir, capsys, flag):
+    """SPANet writes -ef/--event_file; -ef used to read as -e f (event file 'f', the YAML a stray
+    argument)."""
+    event_file = reference_dir / "semi_leptonic_ttH.yaml"
+    code = main([str(reference_dir / "example.h5"), flag, str(event_file)])
+    assert code == 0
+    assert "valid: the file matches the event file" in capsys.readouterr().out
+
+
 def test_cli_json_holds_structure_summary_and_problems(reference_dir, capsys):
     event_file = reference_dir / "semi_leptonic_ttH.yaml"
     code = main([str(reference_dir / "example.h5"), "-e", str(event_file), "--json"])

@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                          metavar="IN.h5", help="input dataset(s)")
         sub.add_argument("-o", "--output", required=True, nargs="+" if many_outputs else None,
                          metavar="OUT.h5", help="output file(s)")
-        sub.add_argument("-e", "--event-file", required=True, metavar="YAML",
-                         help="event file the inputs are validated against")
+        sub.add_argument("-e", "-ef", "--event-file", "--event_file", dest="event_file", required=True,
+                         metavar="YAML", help="event file the inputs are validated against (SPANet spells it "
+                         "-ef/--event_file)")
         add_overwrite_argument(sub)
         sub.add_argument("--chunk-size", type=int, default=65536, metavar="N",
                          help="events moved at a time (default: %(default)s)")

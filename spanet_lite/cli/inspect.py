@@ -24,8 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         "the event file and summarise its contents.",
     )
     parser.add_argument("file", help="HDF5 dataset (.h5)")
-    parser.add_argument("-e", "--event-file", metavar="YAML",
-                        help="event file to validate the dataset against")
+    parser.add_argument("-e", "-ef", "--event-file", "--event_file", dest="event_file", metavar="YAML",
+                        help="event file to validate the dataset against (SPANet spells it -ef/--event_file)")
     parser.add_argument("--json", action="store_true", help="print everything as one JSON object on stdout")
     parser.add_argument("--chunk-size", type=int, default=65536, metavar="N",
                         help="events read at a time while validating (default: %(default)s)")
