@@ -3,6 +3,7 @@ file, the test tables, starting from another run's weights."""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import importlib
 import json
@@ -42,6 +43,36 @@ def test_no_console_script_accepts_abbreviated_flags():
     assert {"spanet-train", "spanet-test", "spanet-predict", "spanet-export"} <= {n for n, _ in parsers}
     for name, parser in parsers:
         assert parser.allow_abbrev is False, name
+
+
+def _subparsers(parser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _subparsers(sub)
+
+
+def test_no_console_script_reads_a_prefix_of_a_single_dash_flag_as_that_flag(capsys):
+    """allow_abbrev=False turns off only the long prefixes (--epoch): argparse still read -c X as
+    -cf X, -o X as -of X and spanet-test's -te as -tex, which the docs say is never accepted."""
+    checked = 0
+    for _name, top in console_script_parsers():
+        for parser in _subparsers(top):
+            flags = {flag for action in parser._actions for flag in action.option_strings}
+            for flag in flags:
+                if flag.startswith("--") or len(flag) < 3:
+                    continue
+                for prefix in (flag[:n] for n in range(2, len(flag))):
+                    if prefix in flags:
+                        continue
+                    with pytest.raises(SystemExit):
+                        parser.parse_args([prefix, "x"])
+                    checked += 1
+    capsys.readouterr()
+    assert checked > 20
+    # a one-letter flag with its value attached is still read, as SPANet reads it
+    assert train_cli.build_parser().parse_args(["-e5", "-p10"]).epochs == 5
 
 
 def test_spanets_short_train_flags_keep_spanets_meaning():

@@ -18,7 +18,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from spanet_lite.errors import InputError, SpanetWarning
 
@@ -119,13 +119,34 @@ def flags_for(keywords: Mapping[str, str]) -> Iterator[None]:
         raise InputError(error.path, keywords[error.where], error.expected, error.got) from None
 
 
+class _FullFlags(argparse.ArgumentParser):
+    """An argument parser that, with ``allow_abbrev=False``, also refuses a prefix of a
+    single-dash flag (``-c`` for ``-cf``, ``-o`` for ``-of``): argparse turns off only the long
+    ones (``--epoch``) and still reads ``-c X`` as ``-cf X``, on Python 3.8 to 3.13. A one-letter
+    flag with its value attached (``-e5``, ``-p10``) is still read, as SPANet reads it, unless
+    the text also starts a longer flag (``-fp1``: ``-f -p 1`` or a cut ``-fp16``?), which is
+    refused as SPANet refuses it."""
+
+    def _get_option_tuples(self, option_string: str) -> list[tuple[Any, ...]]:
+        found = super()._get_option_tuples(option_string)
+        if self.allow_abbrev:
+            return found
+        longer = sorted(match[1] for match in found if match[1] != option_string[:2])  # (action, flag, ...)
+        if longer:
+            self.error(f"unrecognized argument {option_string} (flags are written in full: "
+                       f"{' or '.join(longer)}?)")
+        return found
+
+
 def new_parser(
     program: str, description: str, *, kind: type[argparse.ArgumentParser] = argparse.ArgumentParser,
     **settings: str,
 ) -> argparse.ArgumentParser:
-    """The argument parser of every ``spanet-*`` command: flags must be written out in full
-    (``allow_abbrev=False``), so adding a flag later never changes what an old command line means."""
-    return kind(prog=program, allow_abbrev=False, description=description, **settings)
+    """The argument parser of every ``spanet-*`` command: flags must be written out in full (no
+    ``--epoch`` for ``--epochs``, no ``-c`` for ``-cf``; see :class:`_FullFlags`), so adding a flag
+    later never changes what an old command line means. Subcommands' parsers are of the same kind."""
+    full = kind if issubclass(kind, _FullFlags) else type(kind.__name__, (_FullFlags, kind), {})
+    return full(prog=program, allow_abbrev=False, description=description, **settings)
 
 
 def _one_line(message: object) -> str:
