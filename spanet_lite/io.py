@@ -521,6 +521,17 @@ def _not_utf8(error: UnicodeDecodeError) -> str:
     return f"a byte that is not UTF-8 (0x{data[error.start]:02x}) at line {line}, column {column}"
 
 
+def checkpoint_path_problem(path: str | Path) -> str | None:
+    """What is wrong with ``path`` as a checkpoint file, as an error's "got" (None: a file). A
+    run's folder, the usual slip, is told where its weights are."""
+    path = Path(path)
+    if path.is_dir():
+        inside = path / "checkpoints"
+        hint = f": a run's weights are in {inside}/, e.g. best.ckpt" if inside.is_dir() else ""
+        return f"a directory{hint}"
+    return None if path.is_file() else "no such file"
+
+
 def read_checkpoint(path: str | Path, expected: str = "a readable torch checkpoint") -> object:
     """The contents of a ``.ckpt`` file, or a one-line InputError naming it.
 
@@ -540,6 +551,10 @@ def read_checkpoint(path: str | Path, expected: str = "a readable torch checkpoi
 
     from spanet_lite.errors import InputError
 
+    problem = checkpoint_path_problem(path)
+    if problem is not None:
+        missing = problem == "no such file"
+        raise InputError(path, "", "an existing checkpoint" if missing else expected, problem)
     damage = _zip_damage(path)
     if damage is not None:
         raise InputError(path, "", expected, damage)
@@ -547,8 +562,6 @@ def read_checkpoint(path: str | Path, expected: str = "a readable torch checkpoi
         with warnings.catch_warnings():  # torch warns about old pickle protocols on the way to failing
             warnings.simplefilter("ignore", UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InputError(path, "", "an existing checkpoint", "no such file") from None
     except pickle.UnpicklingError as error:
         if "Unsupported global" in str(error):  # a class or function torch would have to import
             raise InputError(

@@ -326,6 +326,17 @@ def test_a_bad_state_dict_is_one_line_before_anything_is_printed_or_loaded(
     assert not (tmp_path / "logs").exists()
 
 
+def test_read_initial_weights_of_a_run_folder_says_where_its_weights_are(tmp_path):
+    """From Python as from -sf: a run's folder is the usual slip (the API used to say only
+    'got IsADirectoryError')."""
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(InputError) as caught:
+        read_initial_weights(tmp_path / "run")
+    run = tmp_path / "run"
+    assert str(caught.value) == (f"{run}: expected a readable torch checkpoint, got a directory: "
+                                 f"a run's weights are in {run / 'checkpoints'}/, e.g. best.ckpt")
+
+
 def test_load_initial_weights_copies_matching_tensors_and_freezes_only_those(tmp_path):
     torch.manual_seed(0)
     old = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))

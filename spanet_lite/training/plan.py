@@ -157,13 +157,12 @@ class Plan:
 
 
 def _check_checkpoint_file(path: Path, where: str) -> None:
-    """A checkpoint a run starts from; a run's folder is told where its weights are."""
-    if path.is_dir():
-        inside = path / "checkpoints"
-        hint = f": a run's weights are in {inside}/, e.g. best.ckpt" if inside.is_dir() else ""
-        raise InputError(path, where, "a checkpoint file (.ckpt)", f"a directory{hint}")
-    if not path.is_file():
-        raise InputError(path, where, "a checkpoint file (.ckpt)", "no such file")
+    """A checkpoint a run starts from, before anything is read (named as the caller names it)."""
+    from spanet_lite.io import checkpoint_path_problem
+
+    problem = checkpoint_path_problem(path)
+    if problem is not None:
+        raise InputError(path, where, "a checkpoint file (.ckpt)", problem)
 
 
 def plan_run(
