@@ -416,6 +416,7 @@ WRONG_TYPES = [
     (lambda f: Streaming(bucket_memory="64"), "bucket_memory: expected a positive number of bytes, got '64'"),
     (lambda f: Streaming(bucket_memory=True),
      "bucket_memory: expected a positive number of bytes, got true (a boolean)"),
+    (lambda f: Streaming(scratch_dir=5), "scratch_dir: expected a folder path, got 5 (a number)"),
     (lambda f: operations.split(f.good, [f.a, f.b], ["0.5", "0.5"], TINY_SPEC),
      "fractions: expected numbers (fractions > 0), got '0.5'"),
     (lambda f: operations.select(f.good, f.a, TINY_SPEC, min_objects="3"),
@@ -468,10 +469,13 @@ BAD_LABELS = [
     ({"signal": "10"}, "labels['signal']: expected a list of labels, one per input, got '10'"),
     (["signal", 1], "labels: expected a mapping from a classification key to one label per input, "
                     "got a list ['signal', 1]"),
+    ({"signal": [1, 0], "EVENT/signal": [0, 1]},
+     "labels['EVENT/signal']: expected one entry per classification (also given as 'signal'), "
+     "got two for EVENT/signal"),
 ]
 
 
-@pytest.mark.parametrize(("labels", "line"), BAD_LABELS, ids=["text", "negative", "string", "list"])
+@pytest.mark.parametrize(("labels", "line"), BAD_LABELS, ids=["text", "negative", "string", "list", "twice"])
 def test_concat_refuses_labels_that_are_no_class_labels_in_one_line_and_writes_nothing(
     tmp_path, labels, line
 ):

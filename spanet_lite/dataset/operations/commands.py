@@ -109,34 +109,43 @@ def check_label_count(count: int, inputs: int, where: str) -> None:
 def check_labels(labels: object, inputs: int, where: str = "labels") -> dict[str, list[int]]:
     """:func:`concat`'s ``labels`` from Python: a mapping from a classification key to one class
     label per input (a list, tuple or 1-D numpy array), each an integer >= 0 (the rule of
-    ``--label``, whose text the command parses itself), returned as lists of ints. A string for
-    a list or a label of ``"a"`` failed deep in ``int()`` as a traceback."""
+    ``--label``, whose text the command parses itself), returned as lists of ints under the
+    full key (``signal`` is ``EVENT/signal``; giving both is refused, as one would be lost). A
+    string for a list or a label of ``"a"`` failed deep in ``int()`` as a traceback."""
     if labels is None:
         return {}
     if not isinstance(labels, Mapping):
         raise InputError(None, where, "a mapping from a classification key to one label per input",
                          describe(labels))
     checked: dict[str, list[int]] = {}
+    full_keys: dict[str, str] = {}
     for key, values in labels.items():
         place = f"{where}[{key!r}]"
         if not isinstance(key, str) or not key:
             raise InputError(None, where, "classification keys as text (signal or EVENT/signal)", repr(key))
+        full = key if "/" in key else f"EVENT/{key}"
+        if full in full_keys:  # signal and EVENT/signal: one dataset, one would be dropped
+            raise InputError(None, place, f"one entry per classification (also given as {full_keys[full]!r})",
+                             f"two for {full}")
+        full_keys[full] = key
         if isinstance(values, np.ndarray) and values.ndim == 1:  # a notebook's array, as before the rule
             values = values.tolist()
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
             raise InputError(None, place, "a list of labels, one per input", describe(values))
         check_label_count(len(values), inputs, place)
-        checked[key] = []
+        checked[full] = []
         for index, value in enumerate(values):
             label = as_integer(value, f"{place}[{index}]")
             if label < 0:
                 raise InputError(None, f"{place}[{index}]", "a class label >= 0", str(label))
-            checked[key].append(label)
+            checked[full].append(label)
     return checked
 
 
 def check_scratch_dir(folder: str | Path | None, where: str) -> None:
     """A shuffle's scratch folder, when given, must exist: it is never made for the user."""
+    if folder is not None and not isinstance(folder, (str, os.PathLike)):
+        raise InputError(None, where, "a folder path", describe(folder))
     if folder is not None and not Path(folder).is_dir():
         got = "a file" if Path(folder).exists() else "no such folder"
         raise InputError(Path(folder), where, "an existing folder", got)
@@ -161,10 +170,8 @@ def concat(
     _check_list(inputs, "inputs", "input files")
     labels = check_labels(labels, len(inputs))
     check_outputs(inputs, [output], overwrite)
-    keys = {f"EVENT/{k}" if "/" not in k else k for k in labels}
-    labels = {f"EVENT/{k}" if "/" not in k else k: v for k, v in labels.items()}
     checked = dataclasses.replace(spec, classifications=tuple(
-        t for t in spec.classifications if t.key not in keys))
+        t for t in spec.classifications if t.key not in labels))
     with contextlib.ExitStack() as stack:
         sources = [_open(path, checked, stack, streaming) for path in inputs]
         for key in labels:
