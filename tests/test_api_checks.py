@@ -91,22 +91,24 @@ def test_decode_refuses_a_mode_it_does_not_know_instead_of_decoding_exactly() ->
         decode(assignments, spec, mode="optimal")
 
 
-@pytest.mark.parametrize(("flag", "keyword", "value", "expected"), [
-    ("--threshold", "threshold", 7.5, "a probability in [0, 1], got 7.5"),
-    ("--batch-size", "batch_size", 0, "a batch size of at least 1, got 0"),
+@pytest.mark.parametrize(("flag", "named", "keyword", "value", "expected"), [
+    ("--threshold", "--threshold", "threshold", 7.5, "a probability in [0, 1], got 7.5"),
+    ("-bs", "-bs/--batch_size", "batch_size", 0, "a batch size of at least 1, got 0"),
+    ("--batch-size", "-bs/--batch_size", "batch_size", 0, "a batch size of at least 1, got 0"),
 ])
 def test_the_cli_and_the_api_say_the_same_words_the_cli_naming_its_flag_and_exiting_2(
     ttbar: tuple[Path, Path], run: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    flag: str, keyword: str, value: float, expected: str,
+    flag: str, named: str, keyword: str, value: float, expected: str,
 ) -> None:
+    """A flag SPANet has is named as SPANet spells it (-bs/--batch_size), whichever alias was typed."""
     run_dir, data = ttbar
     out = tmp_path / "out.h5"
     with pytest.raises(InputError, match=f"^{re.escape(keyword)}: expected {re.escape(expected)}$"):
         write_predictions(run, data, out, **{keyword: value})
     assert predict_cli.main([str(run_dir), str(data), str(out), flag, str(value)]) == 2
-    assert capsys.readouterr().err == f"spanet-predict: error: {flag}: expected {expected}\n"
+    assert capsys.readouterr().err == f"spanet-predict: error: {named}: expected {expected}\n"
     assert test_cli.main([str(run_dir), "-tf", str(data), flag, str(value)]) == 2
-    assert capsys.readouterr().err == f"spanet-test: error: {flag}: expected {expected}\n"
+    assert capsys.readouterr().err == f"spanet-test: error: {named}: expected {expected}\n"
     assert not out.exists()
 
 

@@ -229,7 +229,8 @@ def test_load_run_prefers_best_checkpoint_and_reports_missing_pieces(ttbar, tmp_
 def test_spanet_test_without_a_test_file_is_a_one_line_error(ttbar, capsys):
     run_dir, _ = ttbar
     assert test_cli.main([str(run_dir)]) == 2
-    assert "testing-file" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert error.startswith("spanet-test: error: -tf/--test_file: expected a labelled HDF5 file")
 
 
 def test_fp16_rounds_the_weights_to_float16_on_the_cpu_too_as_spanet_does(ttbar, tmp_path):

@@ -80,7 +80,7 @@ def _body(argv: Sequence[str] | None) -> int:
     # The API checks these too; here first, so a bad flag is named as typed, before any loading.
     if args.threshold is not None:
         check_threshold(args.threshold, "--threshold")
-    check_batch_size(args.batch_size, "--batch-size")
+    check_batch_size(args.batch_size, "-bs/--batch_size")  # as SPANet spells it
     given_input, output = _files(args)
     run = load_network(args)
     given_input = given_input or run.options.testing_file

@@ -70,14 +70,14 @@ def _body(argv: Sequence[str] | None) -> int:
     from spanet_lite.evaluation.report import render
 
     # The API checks these too; here first, so a bad flag is named as typed, before any loading.
-    check_batch_size(args.batch_size, "--batch-size")
+    check_batch_size(args.batch_size, "-bs/--batch_size")  # as SPANet spells it
     check_lines(args.lines, "-l/--lines")
     if args.threshold is not None:
         check_threshold(args.threshold, "--threshold")
     run = load_network(args)
     test_file = args.testing_file or run.options.testing_file
     if not test_file:
-        raise InputError(None, "-tf/--testing-file", "a labelled HDF5 file to test on", "none given")
+        raise InputError(None, "-tf/--test_file", "a labelled HDF5 file to test on", "none given")
     warn_if_training_file(run, test_file)
     masses = None
     if args.masses:
