@@ -451,9 +451,17 @@ BAD_ARGUMENTS = [
      ["{options}", "-fsf"],
      "-fsf/--freeze_state_dict: expected a -sf/--state_dict checkpoint whose weights to freeze"),
     ({"time_limit": "soon"},
-     "time_limit: expected a duration such as 3600, 45m, 2h or 01:30:00, got 'soon'",
+     "time_limit: expected a duration above 0 such as 3600, 45m, 2h, 01:30:00 or SPANet's DD:HH:MM:SS, "
+     "got 'soon'",
      ["{options}", "--time-limit", "soon"],
-     "-t/--time_limit: expected a duration such as 3600, 45m, 2h or 01:30:00, got 'soon'"),
+     "-t/--time_limit: expected a duration above 0 such as 3600, 45m, 2h, 01:30:00 or SPANet's "
+     "DD:HH:MM:SS, got 'soon'"),
+    ({"time_limit": "00:00:00:00"},
+     "time_limit: expected a duration above 0 such as 3600, 45m, 2h, 01:30:00 or SPANet's DD:HH:MM:SS, "
+     "got '00:00:00:00'",
+     ["{options}", "-t", "00:00:00:00"],
+     "-t/--time_limit: expected a duration above 0 such as 3600, 45m, 2h, 01:30:00 or SPANet's "
+     "DD:HH:MM:SS, got '00:00:00:00'"),
     ({"state_dict": "{run}"},
      "{run}: state_dict: expected a checkpoint file (.ckpt), got a directory",
      ["{options}", "-sf", "{run}"],

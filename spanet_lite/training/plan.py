@@ -77,7 +77,8 @@ def check_arguments(
         limit = parse_time_limit(time_limit)
     except ValueError:
         raise InputError(
-            None, names["time_limit"], "a duration such as 3600, 45m, 2h or 01:30:00", repr(time_limit)
+            None, names["time_limit"],
+            "a duration above 0 such as 3600, 45m, 2h, 01:30:00 or SPANet's DD:HH:MM:SS", repr(time_limit),
         ) from None
     for key, path in (("checkpoint", checkpoint), ("state_dict", state_dict)):
         if path is not None:
