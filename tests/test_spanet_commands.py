@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import tomllib
 import torch
-from _evaluation_helpers import TTBAR, make_run_dir
+from _evaluation_helpers import TTBAR, make_run_dir, write_ttbar_file
+from _model_helpers import ttbar_yaml
 from _train_helpers import network_weights, write_options
 
 from spanet_lite.assignment.spanet_tables import spanet_tables
@@ -464,6 +465,29 @@ def test_spanet_tables_on_a_known_example():
     assert (six["Jet Proportion"], six["Event Purity"], six["T Purity"]) == (0.5, 1.0, 1.0)
     assert (seven_plus["Event Purity"], seven_plus["T Purity"]) == (0.0, pytest.approx(1 / 3))
     assert tables["2t"][1]["Event Proportion"] == 0.5
+
+
+def test_spanet_tables_count_a_global_input_by_its_mask_as_spanet_does(tmp_path):
+    # SPANet's table rows are its dataset's num_vectors: real objects of every input, a GLOBAL
+    # input adding its MASK where the file has one (GlobalInput.load), not always one.
+    import spanet_lite
+    from spanet_lite.evaluation.evaluate import evaluate_file
+
+    data = write_ttbar_file(tmp_path / "events.h5", num_events=60, width=8)
+    with h5py.File(data, "a") as file:
+        n = file["INPUTS/Jets/MASK"].shape[0]
+        file["INPUTS/Met/met"] = np.linspace(10, 100, n).astype(np.float32)
+        file["INPUTS/Met/MASK"] = np.arange(n) % 3 != 0  # Met missing in a third of the events
+        vectors = file["INPUTS/Jets/MASK"][:].sum(1) + file["INPUTS/Met/MASK"][:]
+    event_yaml = ttbar_yaml("{pt: log_normalize}", global_inputs="Met: {met: log_normalize}")
+    run = spanet_lite.load_run(make_run_dir(tmp_path / "run", event_yaml, data))
+    tables = evaluate_file(run, data, lines=2, masses=[], progress=False).metrics["spanet_tables"]
+    smallest = int(vectors.min())
+    assert smallest == 6  # six jets without Met: SPANet's first row is '== 6', not '== 7'
+    rows = tables["*t"]
+    assert [r["Jet Limit"] for r in rows] == ["== 6", "== 7", ">= 8", "Full"]
+    for row, in_row in zip(rows, (vectors == 6, vectors == 7, vectors >= 8), strict=False):
+        assert row["Jet Proportion"] == pytest.approx(in_row.mean())
 
 
 def test_multi_class_targets_get_one_vs_rest_auc_and_a_confusion_matrix():

@@ -96,7 +96,8 @@ def spanet_tables(
     * an event type gives, per cluster, how many of its particles are reconstructable (``0t``,
       ``1t``, ``2t``) or ``*`` for any number (then the event needs at least one reconstructable
       particle in total); names concatenate the clusters (``*t*h``, ``2t1h``...);
-    * rows by ``num_vectors`` (objects of every input; SPANet counts a GLOBAL input as one):
+    * rows by ``num_vectors`` (objects of every input; SPANet counts a GLOBAL input as one, or
+      as its ``MASK`` where the file has one):
       ``== m``, ``== m+1``... (``lines`` of them, ``m`` the smallest count in the file), then
       ``>= m+lines`` and ``Full`` (all events);
     * ``Jet Proportion``: fraction of all events in the row; ``Event Proportion``: fraction of

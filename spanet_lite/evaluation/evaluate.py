@@ -66,7 +66,7 @@ class Evaluation:
     num_jets: np.ndarray
     """Jets per event, leptons excluded (:mod:`~spanet_lite.assignment.jets`): our tables and plots."""
     num_objects: np.ndarray
-    """Real objects per event over the SEQUENTIAL inputs: SPANet's count, for SPANet's tables."""
+    """Real objects per event over the object inputs (SEQUENTIAL and RELATIVE)."""
     weights: np.ndarray
     regressions: dict[str, np.ndarray]
     classifications: dict[str, np.ndarray]
@@ -78,6 +78,9 @@ class Evaluation:
     """Regression key -> physical unit where the file says (:mod:`~spanet_lite.evaluation.units`)."""
     plots: list[Path] = field(default_factory=list)
     """The PNG files :func:`evaluate_file` wrote into its ``plots`` folder."""
+    num_vectors: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """SPANet's ``num_vectors`` per event, the rows of SPANet's tables: ``num_objects`` plus one per
+    GLOBAL input, or that input's ``MASK`` where the file has one (SPANet's GlobalInput)."""
 
     def __repr__(self) -> str:
         """The file, event count and headline numbers, not every array (a 100 KB repr)."""
@@ -218,6 +221,7 @@ def evaluate_file(
         parts: list[Predictions] = []
         gated, targets, masks, jets, weights, regressions, classes, base = [], [], [], [], [], [], [], []
         objects: list[np.ndarray] = []
+        vectors: list[np.ndarray] = []
         with progress_bar(layout.num_events, f"testing {Path(path).name}", enabled=progress) as advance:
             for start, stop in reader.row_blocks(layout.num_events, batch_size):
                 block = reader.read_block(file, spec, layout, start, stop)
@@ -235,6 +239,7 @@ def evaluate_file(
                 masks.append(block.target_masks)
                 jets.append(count_jets(spec, block.features, block.masks))
                 objects.append(block.num_objects())
+                vectors.append(block.num_vectors())
                 weights.append(block.event_weights)
                 regressions.append(block.regressions)
                 classes.append(block.classifications)
@@ -252,6 +257,7 @@ def evaluate_file(
         target_masks=_concat(masks),
         num_jets=np.concatenate(jets),
         num_objects=np.concatenate(objects),
+        num_vectors=np.concatenate(vectors),
         weights=np.concatenate(weights).astype(np.float64),
         regressions=_concat(regressions),
         classifications=_concat(classes),
@@ -310,7 +316,8 @@ def compute_metrics(
 
     ``spanet_tables`` holds SPANet's per-event-type tables
     (:func:`~spanet_lite.assignment.spanet_tables.spanet_tables`), computed on the best assignment with
-    SPANet's object count (a GLOBAL input counts as one object)."""
+    SPANet's object count (:attr:`Evaluation.num_vectors`: a GLOBAL input counts as one object, or
+    as its ``MASK`` where the file has one)."""
     spec, options = run.spec, run.options
     threshold = options.detection_threshold if threshold is None else threshold
     w = ev.weights
@@ -334,9 +341,8 @@ def compute_metrics(
             predicted, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
         )
         result["jet_count_rule"] = describe(spec)
-        spanet_objects = ev.num_objects + len(spec.global_inputs)
         result["spanet_tables"] = spanet_tables(
-            predicted, ev.targets, ev.target_masks, spec, spanet_objects, lines=lines
+            predicted, ev.targets, ev.target_masks, spec, ev.num_vectors, lines=lines
         )
         with_detection = assignment_metrics(ev.gated, ev.targets, ev.target_masks, spec, weights=w)
         result["with_detection"] = {"threshold": threshold, **with_detection}
@@ -393,8 +399,7 @@ def _chi_square_metrics(spec: EventSpec, ev: Evaluation, lines: int) -> dict[str
             ev.chi_square, ev.targets, ev.target_masks, spec, weights=w, num_jets=ev.num_jets
         ),
         "spanet_tables": spanet_tables(
-            ev.chi_square, ev.targets, ev.target_masks, spec, ev.num_objects + len(spec.global_inputs),
-            lines=lines,
+            ev.chi_square, ev.targets, ev.target_masks, spec, ev.num_vectors, lines=lines,
         ),
     }
 
