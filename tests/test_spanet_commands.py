@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tomllib
 import torch
-from _evaluation_helpers import TTBAR, make_run_dir, write_ttbar_file
+from _evaluation_helpers import TTBAR, TTBAR_YAML, make_run_dir, write_ttbar_file
 from _model_helpers import ttbar_yaml
 from _train_helpers import network_weights, write_options
 
@@ -488,6 +488,25 @@ def test_spanet_tables_count_a_global_input_by_its_mask_as_spanet_does(tmp_path)
     assert [r["Jet Limit"] for r in rows] == ["== 6", "== 7", ">= 8", "Full"]
     for row, in_row in zip(rows, (vectors == 6, vectors == 7, vectors >= 8), strict=False):
         assert row["Jet Proportion"] == pytest.approx(in_row.mean())
+
+
+def test_spanet_test_keeps_only_the_events_limit_to_num_jets_keeps_as_spanet_does(tmp_path):
+    # SPANet's test dataset is built with vector_limit=limit_to_num_jets (JetReconstructionBase.
+    # create_datasets), so its tables and numbers cover only the events with exactly that count.
+    import spanet_lite
+    from spanet_lite.errors import SpanetWarning
+    from spanet_lite.evaluation.evaluate import evaluate_file
+
+    data = write_ttbar_file(tmp_path / "events.h5", num_events=60, width=8)
+    with h5py.File(data, "r") as file:
+        vectors = file["INPUTS/Jets/MASK"][:].sum(1)
+    run = spanet_lite.load_run(make_run_dir(tmp_path / "run", TTBAR_YAML, data, limit_to_num_jets=7))
+    with pytest.warns(SpanetWarning, match=f"{(vectors != 7).sum()} of 60 events left out"):
+        metrics = evaluate_file(run, data, lines=1, masses=[], progress=False).metrics
+    assert metrics["num_events"] == (vectors == 7).sum() < 60
+    rows = metrics["spanet_tables"]["*t"]
+    assert [r["Jet Limit"] for r in rows] == ["== 7", ">= 8", "Full"]
+    assert rows[0]["Jet Proportion"] == 1.0 and rows[1]["Jet Proportion"] == 0.0
 
 
 def test_multi_class_targets_get_one_vs_rest_auc_and_a_confusion_matrix():

@@ -24,6 +24,7 @@ every average.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ from spanet_lite.config.masses import VALUE_EXPECTED, MassConstraint, valid_prod
 from spanet_lite.config.options_file import as_integer
 from spanet_lite.config.suggest import describe as describe_value
 from spanet_lite.dataset import hdf5_layout, reader, schema
-from spanet_lite.errors import InputError
+from spanet_lite.errors import InputError, SpanetWarning
 from spanet_lite.evaluation import baseline as neutrino
 from spanet_lite.evaluation import chisquare
 from spanet_lite.evaluation import metrics as M
@@ -182,6 +183,10 @@ def evaluate_file(
 ) -> Evaluation:
     """Stream ``path`` through ``run``'s network and compute every metric (see module doc).
 
+    A run with ``limit_to_num_jets = J > 0`` is scored on the events with exactly ``J`` vectors
+    (:meth:`~spanet_lite.dataset.reader.EventBlock.num_vectors`), as SPANet's test dataset keeps
+    only those; a :class:`~spanet_lite.errors.SpanetWarning` says how many were left out.
+
     ``threshold`` and ``mode``: the detection threshold of the ``with_detection`` numbers and the
     decoding mode (default: the run's ``detection_threshold`` and ``decoding``; checked by those
     options' rules). ``lines``: rows ``== m`` ... of SPANet's tables (``spanet.test --lines``;
@@ -222,9 +227,17 @@ def evaluate_file(
         gated, targets, masks, jets, weights, regressions, classes, base = [], [], [], [], [], [], [], []
         objects: list[np.ndarray] = []
         vectors: list[np.ndarray] = []
+        limit, left_out = options.limit_to_num_jets, 0
         with progress_bar(layout.num_events, f"testing {Path(path).name}", enabled=progress) as advance:
             for start, stop in reader.row_blocks(layout.num_events, batch_size):
                 block = reader.read_block(file, spec, layout, start, stop)
+                if limit > 0:  # SPANet tests on its dataset, which keeps only these events
+                    keep = np.flatnonzero(block.num_vectors() == limit)
+                    left_out += len(block) - len(keep)
+                    block = block.select(keep)
+                    if len(block) == 0:
+                        advance(stop - start)
+                        continue
                 f, m = to_tensors(block.features, block.masks, run.device)
                 pairs, _ = to_tensors(block.pairs, {}, run.device)
                 with torch.inference_mode():
@@ -249,6 +262,15 @@ def evaluate_file(
                     kinematics = chisquare.object_kinematics(spec, block.features, block.masks)
                     chi_parts.append(chisquare.chi_square_assign(spec, constraints, kinematics)[0])
                 advance(stop - start)
+    if limit > 0:
+        if not parts:
+            raise InputError(path, "", f"at least one event with exactly limit_to_num_jets = {limit} "
+                             "vectors (objects, each GLOBAL input counting 1 or its MASK)",
+                             f"none of {layout.num_events}")
+        if left_out:
+            warnings.warn(f"{path}: {left_out} of {layout.num_events} events left out, without exactly "
+                          f"limit_to_num_jets = {limit} vectors (objects, each GLOBAL input counting 1 "
+                          "or its MASK), as SPANet's test leaves them out", SpanetWarning, stacklevel=2)
     evaluation = Evaluation(
         metrics={},
         predictions=Predictions.concatenate(parts),
