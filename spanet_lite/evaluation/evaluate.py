@@ -41,7 +41,7 @@ from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.masses import VALUE_EXPECTED, MassConstraint, valid_products, valid_value
 from spanet_lite.config.options_file import as_integer
 from spanet_lite.config.suggest import describe as describe_value
-from spanet_lite.dataset import hdf5_layout, reader, schema
+from spanet_lite.dataset import hdf5_layout, reader, schema, selection
 from spanet_lite.errors import InputError, SpanetWarning
 from spanet_lite.evaluation import baseline as neutrino
 from spanet_lite.evaluation import chisquare
@@ -232,9 +232,10 @@ def evaluate_file(
             for start, stop in reader.row_blocks(layout.num_events, batch_size):
                 block = reader.read_block(file, spec, layout, start, stop)
                 if limit > 0:  # SPANet tests on its dataset, which keeps only these events
-                    keep = np.flatnonzero(block.num_vectors() == limit)
-                    left_out += len(block) - len(keep)
-                    block = block.select(keep)
+                    kept = selection.filter_rows(np.arange(len(block)), block.num_vectors(), None,
+                                                 limit_to_num_jets=limit)
+                    left_out += kept.wrong_count
+                    block = block.select(kept.rows)
                     if len(block) == 0:
                         advance(stop - start)
                         continue
