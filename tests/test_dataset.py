@@ -27,7 +27,7 @@ from spanet_lite.config.options import Options
 from spanet_lite.dataset.batch import Batch
 from spanet_lite.dataset.datamodule import SpanetDataModule
 from spanet_lite.dataset.selection import usable_workers
-from spanet_lite.errors import InputError
+from spanet_lite.errors import InputError, SpanetWarning
 
 
 def all_events(path: Path, **options) -> Batch:
@@ -104,6 +104,17 @@ def test_target_masks_need_every_product_and_the_file_mask(tiny: Path) -> None:
     assert batch.target_masks["lt"].tolist() == [True, False, False, False, True, False]
     assert batch.target_masks["h"].tolist() == [False, False, True, False, True, False]
     assert batch.product_present("t")[3].tolist() == [True, True, False]
+
+
+def test_a_file_mask_never_makes_an_unmatched_particle_reconstructable(tmp_path: Path) -> None:
+    """MASK True over events 2, 3 and 5, whose t has a product -1: still not reconstructable (SPANet
+    would score them, always wrong), and the reader says so once."""
+    arrays = tiny_arrays()
+    arrays["TARGETS/t/MASK"] = np.array([True, False, True, True, True, True])
+    path = write_h5(tmp_path / "masked.h5", arrays)
+    with pytest.warns(SpanetWarning, match=r"TARGETS/t/MASK: 3 event\(s\) with MASK True but a product"):
+        batch = all_events(path)
+    assert batch.target_masks["t"].tolist() == [True, False, False, False, True, False]
 
 
 def test_particle_and_event_weights(tiny: Path) -> None:

@@ -981,6 +981,28 @@ def _options() -> Any:
     return Options(batch_size=2, train_validation_split=0.5, partial_events=True)
 
 
+def test_a_particle_mask_over_an_unmatched_product_is_a_warning_in_inspect_and_in_training(
+    tmp_path: Path,
+) -> None:
+    """SPANet reads TARGETS/<p>/MASK alone (such a particle is reconstructable, and always wrong in
+    its tables); we read every product matched AND MASK: the file is read otherwise, so say so."""
+    arrays = random_arrays(40, seed=2)
+    full = (arrays["TARGETS/t/b"] >= 0) & (arrays["TARGETS/t/q1"] >= 0) & (arrays["TARGETS/t/q2"] >= 0)
+    arrays["TARGETS/t/MASK"] = np.ones(40, dtype=bool)
+    arrays["TARGETS/lt/MASK"] = (arrays["TARGETS/lt/b"] >= 0) & (arrays["TARGETS/lt/l"] >= 0)  # agrees
+    path = write_h5(tmp_path / "masked.h5", arrays)
+    report = validate_file(path, TINY_SPEC)
+    found = [(p.level, p.where, p.message) for p in report.problems if p.code == "mask_unmatched"]
+    count = int((~full).sum())
+    assert report.ok and count > 0
+    message = (f"{count} event(s) with MASK True but a product not matched (-1): SPANet counts such a "
+               "particle as reconstructable (always wrong in its tables); spanet_lite counts it as not "
+               "reconstructable (every product matched AND MASK)")
+    assert found == [("warning", "TARGETS/t/MASK", message)]
+    with pytest.warns(SpanetWarning, match=f"TARGETS/t/MASK: {count} event"):
+        SpanetDataModule(TINY_SPEC, _options(), training_file=path).setup("fit")
+
+
 def test_a_lone_far_class_label_is_a_warning_in_inspect_and_in_training(tmp_path: Path) -> None:
     arrays = random_arrays(40, seed=2)
     labels = arrays["CLASSIFICATIONS/EVENT/signal"]

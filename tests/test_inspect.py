@@ -159,7 +159,7 @@ def test_datasets_the_event_file_does_not_use_are_info_only(build):
 
 def test_optional_target_mask_weights_and_event_weight_are_recognised(build):
     report = build({
-        "TARGETS/t/MASK": np.ones(6, dtype=bool),
+        "TARGETS/t/MASK": np.array([True, True, True, False, True, False]),  # event 3 has no t
         "TARGETS/t/WEIGHT": np.full(6, 0.5),
         "WEIGHTS/EVENT/weight": np.linspace(0.1, 1.0, 6),
     })

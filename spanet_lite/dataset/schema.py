@@ -31,6 +31,7 @@ from spanet_lite.dataset.hdf5_layout import (
     read_rows,
     regression_path,
     target_index_offsets,
+    target_mask_path,
     target_path,
 )
 from spanet_lite.dataset.statistics import RunningMoments
@@ -55,6 +56,15 @@ _DTYPES: dict[str, tuple[str, str, str]] = {
 _CONVERTED_TO = {"mask": "bool (non-zero = real object)", "target_mask": "bool", "classification": "int64"}
 
 
+MASKED_UNMATCHED = (
+    "{count:,} event(s) with MASK True but a product not matched (-1): SPANet counts such a particle "
+    "as reconstructable (always wrong in its tables); spanet_lite counts it as not "
+    "reconstructable (every product matched AND MASK)"
+)
+"""A file's explicit particle MASK over an unmatched product: one of the few places SPANet's reading
+of a dataset and ours part (docs/migrating_from_spanet.md), said once per particle."""
+
+
 @dataclass(frozen=True)
 class Problem:
     """One finding. ``where`` is the HDF5 path it concerns ("" for the whole file).
@@ -68,7 +78,7 @@ class Problem:
     code: str = field(default="", compare=False)
     """What kind of finding, for programs that filter: ``missing``, ``kind``, ``dtype``, ``shape``,
     ``events``, ``objects``, ``empty``, ``nonfinite``, ``index_range``, ``index_padded``,
-    ``index_repeated``, ``label``, ``unused``, ``converted``; from the value checks
+    ``index_repeated``, ``label``, ``unused``, ``converted``, ``mask_unmatched``; from the value checks
     (:mod:`.value_checks`) ``log_domain``, ``empty_mask``, ``weight``, ``label_gap``."""
 
 
@@ -399,6 +409,8 @@ class _ContentScan:
         self.objects = {name: [0, 0] for name in max_objects}  # input -> [sum, max] of objects per event
         self.matched = {p.name: [0, 0, 0] for p in spec.particles  # particle -> [full, partial, none]
                         if all(target_path(p.name, q.name) in usable for q in p.products)}
+        self.masked_unmatched = {p: 0 for p in self.matched if target_mask_path(p) in usable}
+        """Particle -> events whose TARGETS/<p>/MASK says usable while a product is -1."""
         self.regressions = {t.key: (RunningMoments(1), [0]) for t in spec.regressions
                             if regression_path(t.key) in usable}
         self.classes: dict[str, dict[int, int]] = {t.key: {} for t in spec.classifications
@@ -425,6 +437,9 @@ class _ContentScan:
         for start in starts:
             self.scan_chunk(start, min(start + chunk_size, self.num_events))
         found = [p for p in (t.problem() for t in self.tallies.values()) if p is not None]
+        found += [Problem("warning", target_mask_path(particle), MASKED_UNMATCHED.format(count=count),
+                          "mask_unmatched")
+                  for particle, count in self.masked_unmatched.items() if count]
         return found + self.values.finish(self.objects, self.classes, self.num_events)
 
     def scan_chunk(self, start: int, stop: int) -> None:
@@ -474,6 +489,9 @@ class _ContentScan:
         counts[0] += int(full.sum())
         counts[1] += int((some & ~full).sum())
         counts[2] += int((~some).sum())
+        if particle in self.masked_unmatched:
+            explicit = mask_values(self.read(target_mask_path(particle), start, stop))
+            self.masked_unmatched[particle] += int((explicit & ~full).sum())
 
         result = np.full_like(raw, -1)
         for j, product in enumerate(products):
