@@ -57,3 +57,17 @@ def test_inspect_names_a_file_with_brackets_as_written(tmp_path: Path, capsys) -
     assert inspect_cli.main([str(data), "--event-file", str(event_file)]) == 0
     out = capsys.readouterr().out
     assert f"Structure for {data}" in out and out.count("[abc]") >= 2
+
+
+def test_the_test_report_keeps_every_number_whole_on_an_80_column_console() -> None:
+    """A pipe or a log file is an 80-column console; rich cut the ttH report's cells to '-0…'."""
+    console = Console(record=True, width=80)
+    row = {"bias": -0.029, "rms": 103.087, "width68": 82.947, "within10": 0.115, "count": 3000}
+    keys = ("EVENT/neutrino_pz", "EVENT/log_invariant_mass")
+    metrics = {"file": "test.h5", "num_events": 3000, "sum_of_weights": 3000.0, "run": "runs/x",
+               "regression": {key: {"network": row, "baseline": row} for key in keys},
+               "regression_units": {"EVENT/neutrino_pz": "GeV", "EVENT/log_invariant_mass": "ln(m / GeV)"}}
+    render(metrics, console)
+    text = console.export_text()
+    assert "…" not in text
+    assert text.count("│ -0.029 │ 103.087 │ 82.947 │  11.5% │  3,000 │") == 4

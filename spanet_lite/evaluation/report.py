@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -57,6 +58,30 @@ def render(metrics: dict[str, Any], console: Console | None = None, *, latex: bo
         _regression(metrics, console)
     if "classification" in metrics:
         _classification(metrics, console)
+
+
+def print_table(console: Console, table: Table) -> None:
+    """Print ``table`` with every word of every cell whole. Rich fits a wide table to the console
+    by cutting cells to ``…`` (``-0.029`` as ``-0…``), and a pipe or a log file is an 80-column
+    console: there the ttH report lost nearly every number. A table wider than the console gets
+    each column at the width of its longest word (headers and labels wrap between words; a
+    ``no_wrap`` column at its longest cell), and one still wider is printed wider than the
+    console rather than cut."""
+    if table.__rich_measure__(console, console.options).maximum <= console.width:
+        console.print(table)
+        return
+    for column in table.columns:
+        cells = [Text.from_markup(c).plain if isinstance(c, str) else ""
+                 for c in (column.header, *column.cells)]
+        pieces = cells if column.no_wrap else [word for cell in cells for word in cell.split()]
+        column.width = max([1, *map(len, pieces)])
+    needed = table.__rich_measure__(console, console.options).maximum
+    width = console.width
+    console.width = max(width, needed)
+    try:
+        console.print(table, crop=False)
+    finally:
+        console.width = width
 
 
 def spanet_number(value: Any) -> str:
@@ -156,7 +181,7 @@ def _assignment(metrics: dict[str, Any], console: Console) -> None:
                 if chi:
                     cells.append(percent(other.get(f"particle_efficiency/{p}")))
             table.add_row(row, percent(values["proportion"]), *cells)
-        console.print(table)
+        print_table(console, table)
         if label == "jets" and "jet_count_rule" in metrics:
             console.print(f"[dim]{escape(metrics['jet_count_rule'])}[/]")
     gated = metrics["with_detection"]
@@ -172,7 +197,7 @@ def _assignment(metrics: dict[str, Any], console: Console) -> None:
             percent(gated[f"particle_efficiency/{p}"]), percent(gated[f"particle_purity/{p}"]),
             percent(det["accuracy"]), fmt(det["ece"]),
         )
-    console.print(table)
+    print_table(console, table)
 
 
 def _chi_square(metrics: dict[str, Any], console: Console) -> dict[str, Any] | None:
@@ -195,7 +220,7 @@ def _regression(metrics: dict[str, Any], console: Console) -> None:
     units = metrics.get("regression_units", {})
     table = Table(title="Regressions (residual = prediction - truth, in the target's unit: \\[unit] where "
                   "the file gives one, else file units)", title_justify="left")
-    table.add_column("target", no_wrap=True)
+    table.add_column("target")
     table.add_column("", no_wrap=True)
     for column in ("bias", "RMS", "68% width", "within 10%", "events"):
         table.add_column(column, justify="right")
@@ -211,7 +236,7 @@ def _regression(metrics: dict[str, Any], console: Console) -> None:
                 name, label, fmt(r["bias"]), fmt(r["rms"]), fmt(r["width68"]), percent(r["within10"]),
                 f"{int(r['count']):,}",
             )
-    console.print(table)
+    print_table(console, table)
     baseline = metrics.get("baseline")
     if baseline:
         note = baseline["note"]
@@ -231,7 +256,7 @@ def _classification(metrics: dict[str, Any], console: Console) -> None:
                 key.removeprefix("EVENT/"), percent(c["accuracy"]), fmt(c["roc_auc"]),
                 fmt(c["rejection@50"], 1), fmt(c["rejection@80"], 1),
             )
-        console.print(table)
+        print_table(console, table)
     for key, c in metrics["classification"].items():
         if key in binary or "per_class" not in c:
             continue
@@ -254,4 +279,4 @@ def _classification(metrics: dict[str, Any], console: Console) -> None:
                 name, percent(entry["fraction"]), fmt(entry["roc_auc"]),
                 *[percent(v / total) if total > 0 else "–" for v in row],
             )
-        console.print(table)
+        print_table(console, table)
