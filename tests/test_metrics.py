@@ -21,6 +21,7 @@ from spanet_lite.evaluation.metrics import (
     regression_metrics,
     roc_curve,
 )
+from spanet_lite.evaluation.units import is_logarithm
 
 NO_EVENT_SYMMETRY = parse_event_spec(ttbar_yaml("{pt: none}", event_symmetry=False))
 
@@ -119,6 +120,18 @@ def test_regression_metrics_on_known_residuals():
     assert metrics["rms"] == pytest.approx(np.sqrt((residual**2).mean()))
     assert metrics["within10"] == pytest.approx(2 / 5)  # strictly below 10%
     assert metrics["count"] == 5
+
+
+def test_within10_of_a_logarithm_is_judged_on_the_quantity_not_on_its_log():
+    """ln(m / GeV) ~ 6.2: a prediction 1.5x the true mass is 7% off in ln m, 50% off in m."""
+    truth = np.log(np.array([500.0, 500.0, 500.0, 500.0]))
+    prediction = truth + np.log(np.array([1.5, 1.05, 0.95, 0.7]))
+    assert regression_metrics(prediction, truth)["within10"] == 1.0  # what the table said before
+    assert regression_metrics(prediction, truth, logarithm=True)["within10"] == pytest.approx(2 / 4)
+    assert is_logarithm("EVENT/log_invariant_mass", "ln(m / GeV)")
+    assert is_logarithm("EVENT/log_invariant_mass", None)  # SPANet's file: no units, the name tells
+    assert not is_logarithm("EVENT/neutrino_pz", "GeV") and not is_logarithm("EVENT/neutrino_pz", None)
+    assert not is_logarithm("EVENT/log_mass", "GeV")  # a unit given wins over the name
 
 
 def test_regression_width68_is_two_sigma_for_a_gaussian_and_ignores_nan():

@@ -50,7 +50,7 @@ from spanet_lite.evaluation.inference import Predictions, from_outputs, to_tenso
 from spanet_lite.evaluation.predict import RUN_ATTRIBUTE
 from spanet_lite.evaluation.progress import progress_bar
 from spanet_lite.evaluation.trained import TrainedRun, require_run
-from spanet_lite.evaluation.units import regression_units
+from spanet_lite.evaluation.units import is_logarithm, regression_units
 from spanet_lite.io import all_or_nothing, atomic_directory, atomic_write_text
 from spanet_lite.outputs import check_outputs, output
 
@@ -381,9 +381,11 @@ def compute_metrics(
     for target in spec.regressions:
         key = target.key
         truth = ev.regressions[key]
-        entry = {"network": M.regression_metrics(ev.predictions.regressions[key], truth, weights=w)}
+        logarithm = is_logarithm(key, ev.units.get(key))
+        entry = {"network": M.regression_metrics(ev.predictions.regressions[key], truth, weights=w,
+                                                 logarithm=logarithm)}
         if key in ev.baseline:
-            entry["baseline"] = M.regression_metrics(ev.baseline[key], truth, weights=w)
+            entry["baseline"] = M.regression_metrics(ev.baseline[key], truth, weights=w, logarithm=logarithm)
         regression[key] = entry
     if regression:
         result["regression"] = regression

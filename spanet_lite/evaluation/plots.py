@@ -29,7 +29,7 @@ import numpy as np
 
 from spanet_lite.assignment.metrics import match_outcome
 from spanet_lite.evaluation import metrics as M
-from spanet_lite.evaluation.units import axis_label
+from spanet_lite.evaluation.units import axis_label, is_logarithm
 from spanet_lite.io import atomic_path
 
 if TYPE_CHECKING:
@@ -108,7 +108,8 @@ def regression_plot(ev: Evaluation, key: str, path: Path) -> Path | None:
     residuals = {}
     for name, values in series.items():
         keep = np.isfinite(values) & np.isfinite(truth) & (ev.weights > 0)
-        stats = M.regression_metrics(values[keep], truth[keep], weights=ev.weights[keep])
+        stats = M.regression_metrics(values[keep], truth[keep], weights=ev.weights[keep],
+                                     logarithm=is_logarithm(key, ev.units.get(key)))
         residuals[name] = (values[keep] - truth[keep], ev.weights[keep], stats)
     pooled = np.concatenate([r for r, _, _ in residuals.values()])
     if pooled.size == 0:

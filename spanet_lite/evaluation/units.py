@@ -53,6 +53,15 @@ def regression_units(file: h5py.File, keys: Iterable[str]) -> dict[str, str | No
     return units
 
 
+def is_logarithm(key: str, unit: str | None) -> bool:
+    """Whether regression ``key`` is the logarithm of a quantity: a unit ``ln(...)``, or, where the
+    file gives no unit, a name starting with ``log_`` (SPANet's ``log_invariant_mass``). Its
+    "within 10%" is then judged on the quantity itself, not on its logarithm."""
+    if unit is not None:
+        return unit.startswith("ln(")
+    return key.rsplit("/", 1)[-1].startswith("log_")
+
+
 def axis_label(quantity: str, unit: str | None) -> str:
     """``"residual [GeV]"``; ``"residual"`` when dimensionless; ``"residual (file units)"`` unknown."""
     if unit is None:
