@@ -118,3 +118,18 @@ def test_training_curves_number_epochs_from_one_like_the_console(tmp_path, monke
     plots.training_curves_plot(csv_file, tmp_path / "curves.png")
     losses, fractions = drawn[0].axes
     assert all(list(line.get_xdata()) == [1, 2] for line in [*losses.lines, *fractions.lines])
+
+
+def test_training_curves_keep_the_regression_error_off_the_fraction_axis(tmp_path, monkeypatch):
+    """val/regression_error is in training standard deviations, not a fraction: it was drawn on the
+    'fraction' axis while it stayed <= 1 and left out of the plot when it went above."""
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or path)
+    csv_file = tmp_path / "metrics.csv"
+    csv_file.write_text("epoch,train/total_loss,val/total_loss,val/event_purity,val/regression_error\n"
+                        "0,3,3,0.1,1.4\n1,2,2,0.3,0.9\n")
+    plots.training_curves_plot(csv_file, tmp_path / "curves.png")
+    _losses, fractions, errors = drawn[0].axes
+    assert [line.get_label() for line in fractions.lines] == ["event_purity"]
+    assert [list(line.get_ydata()) for line in errors.lines] == [[1.4, 0.9]]
+    assert "std. dev." in errors.get_ylabel() and fractions.get_ylabel() == "fraction"

@@ -242,9 +242,12 @@ def training_curves_plot(metrics_csv: Path, path: Path) -> Path | None:
     top = [c for c in columns if c.count("/") == 1 and np.isfinite(columns[c]).any()]
     losses = [c for c in top if c.endswith("loss") and np.nanmax(np.abs(columns[c])) > 0]
     terms = sorted({c.split("/", 1)[1] for c in losses}, key=lambda t: (t != "total_loss", t))
-    fractions = [c for c in top if c.startswith("val/") and "loss" not in c
+    # val/regression_error is a mean |prediction - truth| in training standard deviations, not a
+    # fraction: it gets its own axis (it used to share "fraction" when it happened to stay <= 1).
+    errors = [c for c in top if c == "val/regression_error"]
+    fractions = [c for c in top if c.startswith("val/") and "loss" not in c and c not in errors
                  and np.nanmax(np.abs(columns[c])) <= 1.0]
-    if not terms and not fractions:
+    if not terms and not fractions and not errors:
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for i, term in enumerate(terms):
@@ -267,13 +270,24 @@ def training_curves_plot(metrics_csv: Path, path: Path) -> Path | None:
         keep = np.isfinite(columns[name])
         label = name.removeprefix("val/")
         right.plot(epoch[keep], columns[name][keep], marker="o", color=f"C{i}", label=label)
+    handles = list(right.get_lines())
+    if errors:
+        error_axis = right.twinx()
+        for name in errors:
+            keep = np.isfinite(columns[name])
+            handles += error_axis.plot(epoch[keep], columns[name][keep], marker="s", ls="--", color="C7",
+                                       label="regression_error (right axis)")
+        error_axis.set_ylabel("regression error [training std. dev.]",
+                              fontsize=8)
+        error_axis.set_ylim(bottom=0)
     right.set_xlabel("epoch")
     right.set_ylabel("fraction")
     right.set_ylim(0, 1.02)
     right.set_title("Validation metrics")
     right.grid(True, alpha=0.3)
-    if fractions:
-        right.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    if handles:
+        right.legend(handles=handles, fontsize=8, loc="center left",
+                     bbox_to_anchor=(1.16 if errors else 1.0, 0.5))
     for axis in (left, right):
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     return _save(fig, path)
