@@ -492,6 +492,18 @@ def test_missing_path_error_names_both_places_tried(tmp_path: Path, monkeypatch:
     )
 
 
+def test_missing_path_error_names_one_place_when_the_options_file_is_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as caught:  # said 'not found at X nor at X', the same X twice
+        resolve_path("./data/train.h5", "training_file", "options.json")
+    assert str(caught.value) == (
+        f"options.json: training_file: expected an existing file, got './data/train.h5': "
+        f"not found at {tmp_path / 'data/train.h5'}"
+    )
+
+
 def test_absolute_and_empty_paths(tmp_path: Path):
     present = tmp_path / "x.h5"
     present.write_bytes(b"")

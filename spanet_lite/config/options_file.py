@@ -163,7 +163,8 @@ def resolve_path(value: str, key: str, options_path: str | Path | None = None) -
         beside = Path(options_path).parent / path
         if beside.exists():
             return beside
-        tried.append(beside.absolute())
+        if beside.absolute() != tried[0]:  # an options file in the working directory: one place
+            tried.append(beside.absolute())
     places = " nor at ".join(str(place) for place in tried)
     raise InputError(options_path, key, "an existing file", f"{value!r}: not found at {places}")
 
