@@ -322,6 +322,18 @@ def test_cli_selection_options_and_bad_values(tmp_path, capsys):
     assert not (tmp_path / "x.h5").exists()
 
 
+def test_cli_set_names_what_was_wrong_with_the_parameter(tmp_path, capsys):
+    """The line listed the parameter names but never said what it got: a typo read like a refusal
+    of the whole option."""
+    out = str(tmp_path / "x.h5")
+    assert main(["ttbar_allhad", "-n", "5", "-o", out, "--set", "fsr_probabilty=0.2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("got unknown parameter 'fsr_probabilty' (did you mean 'fsr_probability'?)")
+    assert len(err.splitlines()) == 1 and "NAME one of bw_window" in err
+    assert main(["ttbar_allhad", "-n", "5", "-o", out, "--set", "fsr_probability"]) == 2
+    assert capsys.readouterr().err.strip().endswith("got no '=' in 'fsr_probability'")
+
+
 # ttbar_allhad: rows of 10 objects, at least 6 jets and 2 b-tags by default.
 SEED_LIMIT = "a seed below 2**64 (the file records it as a 64-bit integer: int64, uint64 from 2**63)"
 EVENTS_LIMIT = ("at most 922,337,203,685,477,580 (HDF5 counts the values of a dataset, events x 10 objects, "

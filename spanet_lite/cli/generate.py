@@ -99,6 +99,7 @@ VALUE_KINDS = {int: "an integer", float: "a number"}
 
 
 def _overrides(items: list[str]) -> dict[str, float | int]:
+    from spanet_lite.config.suggest import did_you_mean
     from spanet_lite.physics.generator.config import PhysicsConfig
 
     names = PhysicsConfig.names()
@@ -107,7 +108,9 @@ def _overrides(items: list[str]) -> dict[str, float | int]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or name not in names:
-            raise InputError(None, f"--set {item}", f"NAME=VALUE with NAME one of {', '.join(names)}")
+            got = (f"no '=' in {item!r}" if not sep
+                   else f"unknown parameter {name!r}{did_you_mean(name, names)}")
+            raise InputError(None, f"--set {item}", f"NAME=VALUE with NAME one of {', '.join(names)}", got)
         kind = type(getattr(defaults, name))
         try:
             changes[name] = kind(value)
