@@ -274,6 +274,13 @@ def test_missing_feature_dataset(build):
     assert problem.message.endswith("got nothing")
 
 
+def test_a_feature_spelled_otherwise_in_the_file_is_named(build):
+    """An event file's 'etta' where the file has 'eta': the line said only 'got nothing'."""
+    problem = only_error(build(edit=lambda d: d.update({"INPUTS/Jets/etta": d.pop("INPUTS/Jets/eta")})))
+    assert problem.where == "INPUTS/Jets/eta"
+    assert problem.message.endswith("got nothing (did you mean 'etta'?)")
+
+
 def test_missing_mask_is_reported_once_and_its_features_are_not_read(build):
     problem = only_error(build({"INPUTS/Leptons/MASK": None}))
     assert problem.where == "INPUTS/Leptons/MASK"

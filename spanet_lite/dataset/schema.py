@@ -20,6 +20,7 @@ import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options_validation import check_chunk_size
+from spanet_lite.config.suggest import did_you_mean
 from spanet_lite.dataset.hdf5_layout import (
     EVENT_WEIGHT_DATASET,
     ExpectedDataset,
@@ -208,6 +209,16 @@ def validate_h5(
     return report
 
 
+def _near_miss(file: h5py.File, path: str) -> str:
+    """`` (did you mean 'btag'?)`` when the missing dataset's group holds one of a close name (an
+    event file's ``btg`` against the file's ``btag``), else ``""``."""
+    parent, _, name = path.rpartition("/")
+    group = file.get(parent) if parent else None
+    if not isinstance(group, h5py.Group):
+        return ""
+    return did_you_mean(name, [key for key, node in group.items() if isinstance(node, h5py.Dataset)])
+
+
 def _check_structure(
     file: h5py.File,
     spec: EventSpec,
@@ -227,7 +238,8 @@ def _check_structure(
         if node is None:
             if expected.required and not any(expected.path.startswith(g + "/") for g in missing_groups):
                 wanted = _describe_role(expected)
-                problems.append(Problem("error", expected.path, f"expected {wanted}, got nothing", "missing"))
+                got = "nothing" + _near_miss(file, expected.path)
+                problems.append(Problem("error", expected.path, f"expected {wanted}, got {got}", "missing"))
             continue
         if not isinstance(node, h5py.Dataset):
             problems.append(Problem("error", expected.path, "expected a dataset, got a group", "kind"))
