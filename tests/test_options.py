@@ -492,6 +492,22 @@ def test_missing_path_error_names_both_places_tried(tmp_path: Path, monkeypatch:
     )
 
 
+def test_an_event_file_passed_as_the_options_file_is_named_so(tmp_path: Path):
+    """'spanet-train topology.yaml' said only 'expected valid JSON, got a syntax error'."""
+    event_file = tmp_path / "topology.yaml"
+    event_file.write_text("# ttbar\nINPUTS:\n  SEQUENTIAL:\n    Jets: {pt: none}\nEVENT:\n  t: [b]\n")
+    with pytest.raises(InputError) as caught:
+        load_options(event_file)
+    assert str(caught.value) == (
+        f"{event_file}: line 1, column 1: expected valid JSON, got a syntax error: Expecting value (this is "
+        "an event file, YAML: pass the options JSON, and the event file as -ef/--event-file or the "
+        "options' event_info_file)"
+    )
+    with pytest.raises(InputError) as caught:  # other broken JSON: no hint
+        parse_options_text('{"epochs": 1,}', "o.json")
+    assert "event file" not in str(caught.value)
+
+
 def test_missing_path_error_names_one_place_when_the_options_file_is_in_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

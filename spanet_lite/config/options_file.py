@@ -63,6 +63,13 @@ def load_options(path: str | Path, *, allow_unknown_keys: bool = False) -> Optio
     return parse_options_text(text, source=str(path), allow_unknown_keys=allow_unknown_keys)
 
 
+def _looks_like_event_file(text: str) -> bool:
+    """Whether ``text`` has an event file's top-level ``INPUTS:`` and ``EVENT:`` lines: the file
+    a user passes in the options file's place by mistake."""
+    tops = {line.split(":", 1)[0].strip() for line in text.splitlines() if line[:1].isalpha() and ":" in line}
+    return {"INPUTS", "EVENT"} <= tops
+
+
 def parse_options_text(text: str, source: str = "<options>", *, allow_unknown_keys: bool = False) -> Options:
     """Parse options-file JSON ``text``; ``source`` names the file in messages."""
     lines = _key_lines(text)
@@ -73,7 +80,11 @@ def parse_options_text(text: str, source: str = "<options>", *, allow_unknown_ke
         raise InputError(source, where, "each key once", f"{duplicate.key!r} a second time") from None
     except json.JSONDecodeError as error:
         where = f"line {error.lineno}, column {error.colno}"
-        raise InputError(source, where, "valid JSON", f"a syntax error: {error.msg}") from None
+        hint = ""
+        if _looks_like_event_file(text):
+            hint = (" (this is an event file, YAML: pass the options JSON, and the event file as "
+                    "-ef/--event-file or the options' event_info_file)")
+        raise InputError(source, where, "valid JSON", f"a syntax error: {error.msg}{hint}") from None
     except RecursionError:  # hostile input: thousands of nested brackets
         raise InputError(source, "", "an options object", "JSON nested too deeply to read") from None
     return parse_options(data, source, lines, allow_unknown_keys=allow_unknown_keys)
