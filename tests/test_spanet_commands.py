@@ -76,6 +76,28 @@ def test_no_console_script_reads_a_prefix_of_a_single_dash_flag_as_that_flag(cap
     assert train_cli.build_parser().parse_args(["-e5", "-p10"]).epochs == 5
 
 
+def test_a_cut_single_dash_flag_is_refused_on_an_argparse_that_no_longer_lists_longer_flags(
+    monkeypatch, capsys,
+):
+    """Python 3.12.7+ and 3.13 (CPython gh-104860) leave the longer flags out of
+    _get_option_tuples when allow_abbrev is False: -fp1 (a cut -fp16) was then read as -f -p 1
+    (full events, 1 % of the training file) without a word."""
+    stock = argparse.ArgumentParser._get_option_tuples
+
+    def newer_argparse(self, option_string):
+        found = stock(self, option_string)
+        if self.allow_abbrev or option_string[1] in self.prefix_chars:
+            return found
+        return [match for match in found if match[1] == option_string[:2]]
+
+    monkeypatch.setattr(argparse.ArgumentParser, "_get_option_tuples", newer_argparse)
+    parser = train_cli.build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["-fp1"])
+    assert "-fp16" in capsys.readouterr().err
+    assert parser.parse_args(["-e5", "-p10", "-f"]).limit_dataset == 10
+
+
 def test_spanets_short_train_flags_keep_spanets_meaning():
     args = train_cli.build_parser().parse_args(
         [

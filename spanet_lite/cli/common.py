@@ -122,16 +122,19 @@ def flags_for(keywords: Mapping[str, str]) -> Iterator[None]:
 class _FullFlags(argparse.ArgumentParser):
     """An argument parser that, with ``allow_abbrev=False``, also refuses a prefix of a
     single-dash flag (``-c`` for ``-cf``, ``-o`` for ``-of``): argparse turns off only the long
-    ones (``--epoch``) and still reads ``-c X`` as ``-cf X``, on Python 3.8 to 3.13. A one-letter
-    flag with its value attached (``-e5``, ``-p10``) is still read, as SPANet reads it, unless
-    the text also starts a longer flag (``-fp1``: ``-f -p 1`` or a cut ``-fp16``?), which is
-    refused as SPANet refuses it."""
+    ones (``--epoch``) and still reads ``-c X`` as ``-cf X`` (Python 3.8 until gh-104860, 3.12.7
+    and 3.13, which refuse it themselves). A one-letter flag with its value attached (``-e5``,
+    ``-p10``) is still read, as SPANet reads it, unless the text also starts a longer flag
+    (``-fp1``: ``-f -p 1`` or a cut ``-fp16``?), which is refused as SPANet refuses it."""
 
     def _get_option_tuples(self, option_string: str) -> list[tuple[Any, ...]]:
         found = super()._get_option_tuples(option_string)
-        if self.allow_abbrev:
+        if self.allow_abbrev or option_string[1:2] in self.prefix_chars:
             return found
-        longer = sorted(match[1] for match in found if match[1] != option_string[:2])  # (action, flag, ...)
+        # looked up here, not taken from ``found``: Python 3.12.7+ and 3.13 (CPython gh-104860) no
+        # longer return the longer flags when allow_abbrev is False, so -fp1 would be read as -f -p 1
+        longer = sorted(flag for flag in self._option_string_actions
+                        if flag != option_string[:2] and flag.startswith(option_string))
         if longer:
             self.error(f"unrecognized argument {option_string} (flags are written in full: "
                        f"{' or '.join(longer)}?)")
