@@ -523,13 +523,16 @@ def _not_utf8(error: UnicodeDecodeError) -> str:
 
 def checkpoint_path_problem(path: str | Path) -> str | None:
     """What is wrong with ``path`` as a checkpoint file, as an error's "got" (None: a file). A
-    run's folder, the usual slip, is told where its weights are."""
+    run's folder, the usual slip, is told where its weights are; a path that exists but is no
+    regular file (``/dev/null``) is not called missing."""
     path = Path(path)
     if path.is_dir():
         inside = path / "checkpoints"
         hint = f": a run's weights are in {inside}/, e.g. best.ckpt" if inside.is_dir() else ""
         return f"a directory{hint}"
-    return None if path.is_file() else "no such file"
+    if path.is_file():
+        return None
+    return "not a regular file" if path.exists() else "no such file"  # /dev/null, a FIFO: it exists
 
 
 def read_checkpoint(path: str | Path, expected: str = "a readable torch checkpoint") -> object:

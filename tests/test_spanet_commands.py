@@ -360,6 +360,21 @@ def test_read_initial_weights_of_a_run_folder_says_where_its_weights_are(tmp_pat
                                  f"a run's weights are in {run / 'checkpoints'}/, e.g. best.ckpt")
 
 
+def test_a_checkpoint_path_that_exists_but_is_no_file_is_not_called_missing(tmp_path):
+    """checkpoint_path_problem called every path that is neither a folder nor a regular file
+    'no such file': -sf /dev/null read 'expected an existing checkpoint, got no such file'."""
+    import os
+
+    fifo = tmp_path / "pipe.ckpt"
+    os.mkfifo(fifo)
+    for path in (Path(os.devnull), fifo):
+        with pytest.raises(InputError) as caught:
+            read_initial_weights(path)
+        assert str(caught.value) == f"{path}: expected a readable torch checkpoint, got not a regular file"
+    with pytest.raises(InputError, match="expected an existing checkpoint, got no such file"):
+        read_initial_weights(tmp_path / "none.ckpt")
+
+
 def test_load_initial_weights_copies_matching_tensors_and_freezes_only_those(tmp_path):
     torch.manual_seed(0)
     old = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
