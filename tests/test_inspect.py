@@ -696,3 +696,17 @@ def test_cli_does_not_import_torch(generated_tth):
         objects_mean = file["INPUTS/Momenta/MASK"][:].sum(axis=1).mean()
     summary = json.loads(result.stdout)["summary"]
     assert math.isclose(summary["inputs"]["Momenta"]["objects_mean"], objects_mean)
+
+
+def test_a_global_inputs_mask_is_checked_as_the_reader_uses_it(build, tmp_path, spec):
+    """INPUTS/<global>/MASK sets SPANet's num_vectors (limit_to_num_jets, balance_jets and
+    spanet-test's table rows), but the validator called it 'not used by the event file
+    (ignored)' and never checked it: a (N, 1) MASK was a ValueError traceback in the reader."""
+    good = build({"INPUTS/Met/MASK": np.array([1, 0, 1, 1, 1, 1], dtype=bool)})
+    assert good.ok and not [p for p in good.problems if p.where == "INPUTS/Met/MASK"]
+    two_d = only_error(build({"INPUTS/Met/MASK": np.ones((6, 1), dtype=bool)}))
+    assert (two_d.where, two_d.code) == ("INPUTS/Met/MASK", "shape")
+    short = only_error(build({"INPUTS/Met/MASK": np.ones(5, dtype=bool)}))
+    assert (short.where, short.code) == ("INPUTS/Met/MASK", "events")
+    text = only_error(build({"INPUTS/Met/MASK": np.array([b"y"] * 6)}))
+    assert (text.where, text.code) == ("INPUTS/Met/MASK", "dtype")

@@ -7,6 +7,8 @@ Layout (docs/formats.md section 2), ``N`` events, ``W_i`` padded slots of object
     INPUTS/<relative>/MASK          bool   (N, W_i)   as SEQUENTIAL
     INPUTS/<relative>/<feature>     float  (N, W_i) per object, or (N, W_i, W_i) per object pair
     INPUTS/<global>/<feature>       float  (N,)
+    INPUTS/<global>/MASK            bool   (N,)       optional: the input is present (SPANet's
+                                                      num_vectors counts it; 1 where absent)
     TARGETS/<particle>/<product>    int    (N,)       object index, -1 = not matched
     TARGETS/<particle>/MASK         bool   (N,)       optional: particle usable as a target
     TARGETS/<particle>/WEIGHT       float  (N,)       optional: per-particle weight
@@ -49,7 +51,7 @@ from spanet_lite.hdf5_paths import (
 )
 
 Role = Literal[
-    "mask", "feature", "global", "target", "target_mask", "target_weight", "regression",
+    "mask", "feature", "global", "global_mask", "target", "target_mask", "target_weight", "regression",
     "classification", "event_weight",
 ]
 
@@ -95,6 +97,9 @@ def expected_layout(
                                    pairwise=source.is_relative)
                    for f in source.features]
     for source in spec.global_inputs:
+        # Read for SPANet's num_vectors (limit_to_num_jets, balance_jets, spanet-test's rows).
+        layout.append(ExpectedDataset(mask_path(source.name), "global_mask", required=False,
+                                      input=source.name))
         layout += [ExpectedDataset(feature_path(source.name, f.name), "global", input=source.name)
                    for f in source.features]
     if inputs_only:

@@ -47,6 +47,7 @@ _DTYPES: dict[str, tuple[str, str, str]] = {
     "mask": ("b", "iu", "bool"),
     "feature": ("f", "iub", "a float type"),
     "global": ("f", "iub", "a float type"),
+    "global_mask": ("b", "iu", "bool"),
     "target": ("iu", "", "an integer type (object index)"),
     "target_mask": ("b", "iu", "bool"),
     "target_weight": ("f", "iu", "a float type"),
@@ -54,7 +55,8 @@ _DTYPES: dict[str, tuple[str, str, str]] = {
     "classification": ("iu", "b", "an integer type (class label)"),
     "event_weight": ("f", "iu", "a float type"),
 }
-_CONVERTED_TO = {"mask": "bool (non-zero = real object)", "target_mask": "bool", "classification": "int64"}
+_CONVERTED_TO = {"mask": "bool (non-zero = real object)", "global_mask": "bool (non-zero = present)",
+                 "target_mask": "bool", "classification": "int64"}
 
 
 MASKED_UNMATCHED = (
@@ -329,7 +331,7 @@ def _rank_ok(expected: ExpectedDataset, shape: tuple[int, ...], problems: list[P
         wanted = "a 2-D dataset (N_events, max_objects) or a 3-D one (N_events, max_objects, max_objects)"
     elif expected.rank == 2:
         wanted = "a 2-D dataset (N_events, max_objects)"
-    elif expected.role == "global":
+    elif expected.role in ("global", "global_mask"):
         wanted = "a 1-D dataset (N_events,): GLOBAL inputs hold one value per event"
     else:
         wanted = "a 1-D dataset (N_events,)"
