@@ -128,7 +128,8 @@ def base_options(config: TuneConfig) -> tuple[Options, dict[str, Any], str, str]
     options = load_options(config.options_file)
     if config.epochs is not None:
         options = options.replace(epochs=config.epochs)
-    validate_options(options, config.options_file, overrides={"epochs": "epochs"} if config.epochs else None)
+    validate_options(options, config.options_file,
+                     overrides={"epochs": "epochs"} if config.epochs is not None else None)
     paths = {key: str(resolve_path(getattr(options, key), key, config.options_file).resolve())
              for key in PATH_KEYS if getattr(options, key)}
     for key in ("event_info_file", "training_file"):
