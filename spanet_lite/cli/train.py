@@ -221,13 +221,11 @@ def _body(argv: Sequence[str] | None) -> int:
     found_later = {key: FLAGS[key] for key in ("event_file", "freeze_state_dict")}
     # Only flags typed: else the value is the options file's (num_gpu, epochs), and the line names
     # the file and its key. A typed one is refused under train()'s keyword or the option key it sets.
-    for key, given in (("gpus", args.gpus), ("processes", args.processes), *(
-        (key, getattr(args, key)) for key in OPTION_FLAGS if key in vars(args)
-    )):
-        if given is not None:
-            found_later[key] = FLAGS.get(key) or OPTION_FLAGS[key]
-    for key in option_values.keys() & OPTION_FLAGS.keys():
-        found_later[key] = OPTION_FLAGS[key]
+    typed = {"gpus": args.gpus, "processes": args.processes,
+             **{key: getattr(args, key) for key in OPTION_FLAGS if key in vars(args)}}
+    found_later |= {key: FLAGS.get(key) or OPTION_FLAGS[key]
+                    for key, value in typed.items() if value is not None}
+    found_later |= {key: OPTION_FLAGS[key] for key in option_values.keys() & OPTION_FLAGS.keys()}
     if args.fp16 or args.precision is not None:  # e.g. 16-bit precision on a machine without a GPU
         found_later["precision"] = "-fp16" if args.fp16 else "--precision"
     console = Console()

@@ -51,16 +51,17 @@ def regression_metrics(
         return nan
     residual, true, w = (pred - true)[keep], true[keep], w[keep]
     low, high = weighted_quantile(residual, [0.16, 0.84], w)
-    nonzero = np.ones_like(true, dtype=bool) if logarithm else true != 0
-    if logarithm:
+    if logarithm:  # the quantity's own relative error: every event has one
+        counted = np.ones_like(true, dtype=bool)
         within = np.abs(np.expm1(residual)) < 0.1
-    else:
-        within = np.abs(residual[nonzero]) < 0.1 * np.abs(true[nonzero])
+    else:  # an event with truth 0 has no relative error
+        counted = true != 0
+        within = np.abs(residual[counted]) < 0.1 * np.abs(true[counted])
     return {
         "bias": float(np.average(residual, weights=w)),
         "rms": float(np.sqrt(np.average(residual**2, weights=w))),
         "width68": float(high - low),
-        "within10": float(np.average(within, weights=w[nonzero])) if nonzero.any() else math.nan,
+        "within10": float(np.average(within, weights=w[counted])) if counted.any() else math.nan,
         "count": float(keep.sum()),
     }
 

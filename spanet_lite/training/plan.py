@@ -188,8 +188,8 @@ def plan_run(
     """
     from spanet_lite import config as options_module
 
-    overrides = options_module.typed_overrides(overrides, names)
-    given = {key: (names or {}).get(key, key) for key in overrides}
+    given = {key: (names or {}).get(key, key) for key in overrides}  # each override as the caller named it
+    overrides = options_module.typed_overrides(overrides, given)
     resumed: CheckpointFacts | None = None
     resume_checkpoint = run_dir = None
     event_text: str | None = None
