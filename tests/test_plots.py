@@ -133,3 +133,22 @@ def test_training_curves_keep_the_regression_error_off_the_fraction_axis(tmp_pat
     assert [line.get_label() for line in fractions.lines] == ["event_purity"]
     assert [list(line.get_ydata()) for line in errors.lines] == [[1.4, 0.9]]
     assert "std. dev." in errors.get_ylabel() and fractions.get_ylabel() == "fraction"
+
+
+def test_plots_leave_the_callers_matplotlib_backend_and_figures_alone(tmp_path):
+    """A notebook draws inline: evaluate_file(plots=...) switched the whole process to Agg, so the
+    notebook's own figures stopped showing after it. The plots are drawn on bare Figures now."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    before = matplotlib.get_backend()
+    plt.switch_backend("svg")  # a backend of the caller's, as a notebook's inline one
+    try:
+        csv_file = tmp_path / "metrics.csv"
+        csv_file.write_text("epoch,train/total_loss,val/total_loss,val/event_purity\n0,3,3,0.1\n1,2,2,0.3\n")
+        written = plots.training_curves_plot(csv_file, tmp_path / "curves.png")
+        assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert matplotlib.get_backend() == "svg"
+        assert plt.get_fignums() == []
+    finally:
+        plt.switch_backend(before)

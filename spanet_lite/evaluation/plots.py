@@ -1,4 +1,4 @@
-"""PNG plots for ``spanet-test --plots DIR`` (matplotlib, Agg backend: no display needed).
+"""PNG plots for ``spanet-test --plots DIR`` (matplotlib; no display needed).
 
 * ``roc_<target>.png``: background rejection 1/eps_B (log) against signal efficiency eps_S,
   the way the top-tagging literature draws it; a random classifier is the 1/eps_S line.
@@ -23,7 +23,7 @@ import csv
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,26 +33,29 @@ from spanet_lite.evaluation.units import axis_label, is_logarithm
 from spanet_lite.io import atomic_path
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from spanet_lite.evaluation.evaluate import Evaluation
 
 DPI = 120
 
 
-def _pyplot():
-    import matplotlib
+def _figure(
+    nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **options: Any
+) -> tuple[Figure, Any]:
+    """A bare ``Figure`` and its axes, as ``pyplot.subplots`` gives them, without pyplot: the
+    caller's backend stays as it was (a notebook's inline one) and the figure never joins
+    pyplot's figures, so nothing shows up in the notebook or waits to be closed."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **options)
 
 
-def _save(fig, path: Path) -> Path:
-    plt = _pyplot()
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=DPI, format="png")
-    plt.close(fig)
     return path
 
 
@@ -65,7 +68,6 @@ def roc_plot(ev: Evaluation, key: str, path: Path, signal_class: int = 1) -> Pat
     """Background rejection against signal efficiency for classification ``key`` (class
     ``signal_class`` against the rest), with the rejection marked at 50% and 80% efficiency: the
     working points a tagger is quoted at. None when one of the classes is absent (no curve)."""
-    plt = _pyplot()
     probabilities = ev.predictions.classifications[key]
     labels = ev.classifications[key]
     keep = (labels >= 0) & (ev.weights > 0)
@@ -75,7 +77,7 @@ def roc_plot(ev: Evaluation, key: str, path: Path, signal_class: int = 1) -> Pat
     if np.isnan(tpr).any() or np.isnan(fpr).any():
         return None  # one of the classes is absent: no curve to draw
     auc = M.roc_auc(tpr, fpr)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = _figure(figsize=(6, 4.5))
     useful = (fpr > 0) & (tpr > 0)
     ax.plot(tpr[useful], 1.0 / fpr[useful], label=f"network (AUC = {auc:.3f})", color="C0", lw=2)
     eff = np.linspace(0.01, 1.0, 200)
@@ -100,7 +102,6 @@ def regression_plot(ev: Evaluation, key: str, path: Path) -> Path | None:
     """Residual histograms (prediction - truth) of regression ``key``, the analytic neutrino
     baseline on the same bins where it applies, so bias and width compare at a glance; the
     central 98% is drawn so a few outliers do not flatten the peak. None without finite values."""
-    plt = _pyplot()
     truth = ev.regressions[key].astype(np.float64)
     series = {"network": ev.predictions.regressions[key].astype(np.float64)}
     if key in ev.baseline:
@@ -118,7 +119,7 @@ def regression_plot(ev: Evaluation, key: str, path: Path) -> Path | None:
     if not high > low:
         low, high = low - 1.0, high + 1.0
     bins = np.linspace(low, high, 61)
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = _figure(figsize=(6.5, 4.5))
     for (name, (residual, weight, stats)), color in zip(residuals.items(), ("C0", "C3")):
         label = (f"{name}\nRMS {stats['rms']:.3g}, 68% width {stats['width68']:.3g}, "
                  f"within 10%: {stats['within10']:.0%}")
@@ -147,7 +148,6 @@ def purity_vs_jets_plot(ev: Evaluation, spec, path: Path, min_events: int = 10) 
     event count below: assignment gets harder with more jets, and a single number hides that.
     Multiplicities with fewer than ``min_events`` full events are left out (error bars would be
     meaningless); None when none is left."""
-    plt = _pyplot()
     predicted = ev.predictions.assignments
     outcome = match_outcome(predicted, ev.targets, ev.target_masks, spec, weights=ev.weights)
     full = outcome.reconstructable.all(axis=1)
@@ -155,7 +155,7 @@ def purity_vs_jets_plot(ev: Evaluation, spec, path: Path, min_events: int = 10) 
     jets = [int(n) for n in np.unique(ev.num_jets) if np.sum((ev.num_jets == n) & full) >= min_events]
     if not jets:
         return None
-    fig, (ax, bottom) = plt.subplots(2, 1, figsize=(6.5, 5.5), sharex=True, height_ratios=(3, 1))
+    fig, (ax, bottom) = _figure(2, 1, figsize=(6.5, 5.5), sharex=True, height_ratios=(3, 1))
     curves = [("event purity", right, full, "k", "o")]
     for j, name in enumerate(outcome.particles):
         correct, recon = outcome.correct[:, j], outcome.reconstructable[:, j]
@@ -180,10 +180,9 @@ def purity_vs_jets_plot(ev: Evaluation, spec, path: Path, min_events: int = 10) 
 
 def calibration_plot(ev: Evaluation, spec, path: Path) -> Path | None:
     """Reliability diagram on top, the distribution of detection probabilities below."""
-    plt = _pyplot()
     if not spec.particles:
         return None
-    fig, (ax, bottom) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, height_ratios=(3, 1))
+    fig, (ax, bottom) = _figure(2, 1, figsize=(5.5, 6.5), sharex=True, height_ratios=(3, 1))
     ax.plot([0, 1], [0, 1], ls="--", color="grey", label="perfect calibration")
     edges = np.linspace(0.0, 1.0, 41)
     truth = M.detection_truth(ev.predictions.assignments, ev.targets, ev.target_masks, spec)
@@ -228,7 +227,6 @@ def read_metrics_csv(path: Path) -> dict[str, np.ndarray]:
 def training_curves_plot(metrics_csv: Path, path: Path) -> Path | None:
     """Loss terms per epoch (train solid, validation dashed, one colour per term; totals bold)
     and the validation fractions (purities, accuracies, efficiencies)."""
-    plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     if not metrics_csv.is_file():
@@ -249,7 +247,7 @@ def training_curves_plot(metrics_csv: Path, path: Path) -> Path | None:
                  and np.nanmax(np.abs(columns[c])) <= 1.0]
     if not terms and not fractions and not errors:
         return None
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (left, right) = _figure(1, 2, figsize=(12, 4.5))
     for i, term in enumerate(terms):
         total = term == "total_loss"
         for stage, style in (("train", "-"), ("val", "--")):
