@@ -339,3 +339,25 @@ def test_fast_dev_run_trains_one_batch_and_writes_nothing(workspace: dict[str, A
     result = train(workspace["options"], log_dir=tmp_path / "runs", fast_dev_run=True)
     assert result.run_dir is None and result.last_checkpoint is None
     assert not (tmp_path / "runs").exists()
+
+
+def test_train_gives_the_callers_thread_count_and_lightning_logging_back(
+    workspace: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notebook that chose one thread and Lightning's INFO logging found, after train(), one
+    thread per core and Lightning at WARNING for the rest of its session."""
+    import logging
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 4)  # a run on the CPU takes every core it is given
+    lightning_logger = logging.getLogger("lightning.pytorch")
+    threads, level = torch.get_num_threads(), lightning_logger.level
+    try:
+        torch.set_num_threads(1)
+        lightning_logger.setLevel(logging.INFO)
+        train(workspace["options"], log_dir=tmp_path / "runs", fast_dev_run=True)
+        assert torch.get_num_threads() == 1
+        assert lightning_logger.level == logging.INFO
+    finally:
+        torch.set_num_threads(threads)
+        lightning_logger.setLevel(level)

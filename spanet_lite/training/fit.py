@@ -7,13 +7,14 @@ The run directory layout is described in :mod:`spanet_lite.training.recorder`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,7 +124,15 @@ def monitor_for(spec: EventSpec) -> tuple[str, str]:
 
 
 def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -> RunResult:
-    """Build the module and the trainer, train, and say what the run left behind."""
+    """Build the module and the trainer, train, and say what the run left behind.
+
+    The process-wide settings a run needs (:func:`_run_settings`) hold while it trains and are
+    put back when it returns, so a notebook's thread count and logging are its own again."""
+    with _run_settings(hardware):
+        return _fit(plan, data, hardware, request)
+
+
+def _fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -> RunResult:
     from spanet_lite.training.interrupt import RunData, StopController
     from spanet_lite.training.progress import ProgressDisplay, summary_table
     from spanet_lite.training.recorder import RunRecorder, incomplete_note
@@ -203,20 +212,12 @@ def _build_module(plan: Plan, data: OpenedData, hardware: Hardware, request: Fit
     """The LightningModule, seeded, with -sf weights loaded, a -cf/--resume checkpoint checked to
     fit, and the compile mode chosen for the steps this run has left."""
     import lightning.pytorch as pl
-    import torch
 
     from spanet_lite.devices import device_failure
     from spanet_lite.training.compilation import choose_compile
     from spanet_lite.training.module import SpanetModule
 
     options, console, accelerator = plan.options, request.console, hardware.accelerator
-    _quiet_lightning()
-    if accelerator == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // hardware.devices))
-    if accelerator == "gpu":
-        # TF32 tensor cores for the fp32 matmuls left outside autocast (CPU: unchanged).
-        torch.set_float32_matmul_precision("high")
-        torch.backends.cudnn.allow_tf32 = True
     pl.seed_everything(options.seed, workers=True, verbose=False)
     try:
         module = SpanetModule(plan.event_file_text, options, data.statistics, frozen=plan.frozen)
@@ -376,7 +377,36 @@ def _check_checkpoint_fits(module: SpanetModule, resumed: CheckpointFacts) -> No
         )
 
 
-def _quiet_lightning() -> None:
-    """Lightning's start-up chatter (GPU available..., seed set...) is noise in our output."""
-    for logger_name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning"):
-        logging.getLogger(logger_name).setLevel(logging.WARNING)
+LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning")
+
+
+@contextlib.contextmanager
+def _run_settings(hardware: Hardware) -> Iterator[None]:
+    """The process-wide settings of a run, for its duration only: Lightning's loggers at WARNING
+    (its start-up chatter, GPU available... seed set..., is noise in our output), on the CPU one
+    thread per core of the run's share (unless ``OMP_NUM_THREADS`` says otherwise), on a GPU TF32
+    tensor cores for the fp32 matmuls left outside autocast. Each is restored on the way out: a
+    notebook that set ``torch.set_num_threads(1)`` or Lightning's INFO logging keeps it after
+    ``train()``. (The seeds are not restored: training seeds the global generators, as documented
+    in :func:`~spanet_lite.training.run.train`.)"""
+    import torch
+
+    levels = {name: logging.getLogger(name).level for name in LIGHTNING_LOGGERS}
+    threads = torch.get_num_threads()
+    matmul_precision = torch.get_float32_matmul_precision()
+    cudnn_tf32 = torch.backends.cudnn.allow_tf32
+    try:
+        for name in LIGHTNING_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+        if hardware.accelerator == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // hardware.devices))
+        if hardware.accelerator == "gpu":
+            torch.set_float32_matmul_precision("high")
+            torch.backends.cudnn.allow_tf32 = True
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        torch.set_num_threads(threads)
+        torch.set_float32_matmul_precision(matmul_precision)
+        torch.backends.cudnn.allow_tf32 = cudnn_tf32
