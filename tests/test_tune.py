@@ -241,3 +241,30 @@ def test_a_signal_that_stops_a_trial_stops_the_study_with_128_plus_its_number(
     code = main([str(_options(tmp_path, repo_root)), "--trials", "3", "--dir", str(tmp_path / "study")])
     assert code == 143 and started == ["trial_0000"]
     assert "study stopped by signal 15; the same command continues it" in capsys.readouterr().out
+
+
+@needs_optuna
+def test_tune_from_python_prints_nothing_without_a_console_and_keeps_optunas_logging(
+    tmp_path, repo_root, capsys, monkeypatch
+):
+    """A notebook's tune(config) printed '[worker 0] trial 0: ...' for every trial (the line meant
+    for --jobs worker processes) and left Optuna's logging at ERROR for the rest of the session."""
+    from spanet_lite.training import run
+    from spanet_lite.training.fit import RunResult
+    from spanet_lite.tuning.search import TuneConfig, tune
+
+    def finished(options, *, log_dir, name, **_):
+        return RunResult(Path(log_dir) / name, None, None, "val/event_purity", 0.5, 0, 1)
+
+    monkeypatch.setattr(run, "train", finished)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    try:
+        config = TuneConfig(options_file=_options(tmp_path, repo_root), trials=2,
+                            directory=tmp_path / "study", space={"dropout": [0.0, 0.1]})
+        result = tune(config)
+        assert [row.value for row in result.rows] == [0.5, 0.5]
+        assert capsys.readouterr().out == ""
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    finally:
+        optuna.logging.set_verbosity(verbosity)

@@ -21,7 +21,7 @@ import json
 import math
 import multiprocessing
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -171,8 +171,31 @@ def tune(config: TuneConfig, *, console: Any = None, enqueue: Sequence[Mapping[s
 
     ``enqueue`` lists parameter sets to try first (Optuna's ``enqueue_trial``), e.g. the
     options file's own values as a baseline. Writes ``best_options.json`` and ``trials.csv``
-    in ``config.directory`` and returns the summary.
+    in ``config.directory`` and returns the summary. ``console`` (a ``rich.console.Console``)
+    receives what the study searches and one line per trial (with ``jobs`` > 1, each worker
+    prints its lines to its standard output instead); nothing is printed without it. Optuna's
+    own log lines are held back while the study runs (:func:`_quiet_optuna`).
     """
+    with _quiet_optuna():
+        return _tune(config, console, enqueue)
+
+
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna at ERROR for the study's duration, its level before restored after: its INFO lines
+    (a study created, every trial finished) repeat what the trial lines say, and a notebook's own
+    Optuna logging is its own again once ``tune()`` returns."""
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _tune(config: TuneConfig, console: Any, enqueue: Sequence[Mapping[str, Any]]) -> TuneResult:
     from spanet_lite.tuning.space import check_space
 
     check_config(config)
@@ -197,7 +220,8 @@ def tune(config: TuneConfig, *, console: Any = None, enqueue: Sequence[Mapping[s
         _optimize(config, 0, console)
     else:
         context = multiprocessing.get_context("spawn")
-        workers = [context.Process(target=_worker, args=(config, k)) for k in range(config.jobs)]
+        workers = [context.Process(target=_worker, args=(config, k, console is not None))
+                   for k in range(config.jobs)]
         for worker in workers:
             worker.start()
         try:
@@ -261,7 +285,6 @@ def _pruner(config: TuneConfig) -> Any:
 def _study(config: TuneConfig, direction: str, worker: int = 0) -> Any:
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         study = optuna.create_study(storage=_storage(config), study_name=config.name, direction=direction,
                                     pruner=_pruner(config), load_if_exists=True)
@@ -280,12 +303,24 @@ def sampler_seed(seed: int | None, worker: int, trials: int) -> int | None:
     return int(np.random.SeedSequence([seed, worker, trials]).generate_state(1)[0])
 
 
-def _worker(config: TuneConfig, worker: int) -> None:
-    """One of ``--jobs`` processes: its share of the CPU, then the same loop as a lone worker."""
+class _WorkerLines:
+    """A worker process's stand-in for the parent's console (which cannot cross processes): its
+    trial lines on its own standard output, marked with the worker's number."""
+
+    def __init__(self, worker: int) -> None:
+        self.worker = worker
+
+    def print(self, text: str, **_: Any) -> None:
+        print(f"[worker {self.worker}] {text}", flush=True)  # noqa: T201 - the worker's output is its console
+
+
+def _worker(config: TuneConfig, worker: int, announce: bool) -> None:
+    """One of ``--jobs`` processes: its share of the CPU, then the same loop as a lone worker;
+    ``announce``: the parent has a console, so the worker's trial lines are printed too."""
     threads = max(1, (os.cpu_count() or 1) // config.jobs)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    with contextlib.suppress(KeyboardInterrupt, StudyStopped):
-        _optimize(config, worker, None)
+    with contextlib.suppress(KeyboardInterrupt, StudyStopped), _quiet_optuna():
+        _optimize(config, worker, _WorkerLines(worker) if announce else None)
 
 
 def _finished(study: Any) -> int:
@@ -307,7 +342,7 @@ def _optimize(config: TuneConfig, worker: int, console: Any) -> None:
     done = MaxTrialsCallback(config.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
 
     def objective(trial: optuna.Trial) -> float:
-        return _run_trial(trial, config, options, monitor, direction == "maximize", console, worker)
+        return _run_trial(trial, config, options, monitor, direction == "maximize", console)
 
     study.optimize(objective, n_trials=remaining, callbacks=[done], catch=(_TrialFailed,))
 
@@ -327,7 +362,7 @@ class StudyStopped(Exception):
 
 
 def _run_trial(trial: Any, config: TuneConfig, options: Options, monitor: str, maximize: bool,
-               console: Any, worker: int) -> float:
+               console: Any) -> float:
     import optuna
     from lightning.pytorch.callbacks import Callback
 
@@ -357,7 +392,7 @@ def _run_trial(trial: Any, config: TuneConfig, options: Options, monitor: str, m
                        quiet=True, callbacks=[report])
     except InputError as error:
         trial.set_user_attr("error", str(error))
-        _say(console, worker, f"trial {trial.number}: failed: {error}")
+        _say(console, f"trial {trial.number}: failed: {error}")
         raise _TrialFailed(str(error)) from None
     if result.signal_number is not None:  # Ctrl-C, SIGTERM (a batch system's stop), SIGUSR1
         trial.set_user_attr("error", f"stopped by signal {result.signal_number}")
@@ -368,19 +403,17 @@ def _run_trial(trial: Any, config: TuneConfig, options: Options, monitor: str, m
     value = result.best_value if result.best_value is not None else math.nan
     shown = ", ".join(f"{k}={_short(v)}" for k, v in params.items())
     if report.pruned_at is not None:
-        _say(console, worker, f"trial {trial.number}: pruned after epoch {report.pruned_at + 1} "
+        _say(console, f"trial {trial.number}: pruned after epoch {report.pruned_at + 1} "
              f"({monitor} {value:.4f}; {shown})")
         raise optuna.TrialPruned()
-    _say(console, worker, f"trial {trial.number}: {monitor} {value:.4f} in {result.epochs_completed} epochs "
+    _say(console, f"trial {trial.number}: {monitor} {value:.4f} in {result.epochs_completed} epochs "
          f"({shown})")
     return value
 
 
-def _say(console: Any, worker: int, text: str) -> None:
+def _say(console: Any, text: str) -> None:
     if console is not None:
         console.print(text, highlight=False, markup=False)
-    else:
-        print(f"[worker {worker}] {text}", flush=True)  # noqa: T201 - worker processes have no console
 
 
 def _short(value: Any) -> str:
