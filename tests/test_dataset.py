@@ -498,3 +498,22 @@ def test_loader_workers_are_capped_at_what_the_mode_can_use_with_one_line(tmp_pa
     module = SpanetDataModule(TINY_SPEC, Options(partial_events=True, batch_size=10), training_file=path)
     module.setup("fit")
     assert module.notes == []
+
+
+def test_importing_the_library_leaves_the_processs_warning_filters_alone():
+    """A notebook's warning filters are its own: importing the data module used to add a
+    process-wide filter for one of Lightning's messages (training hides it only while it fits)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib, warnings\n"
+        "import torch, lightning.pytorch, h5py\n"
+        "before = list(warnings.filters)\n"
+        "for name in ('dataset.datamodule', 'training.run', 'evaluation.run'):\n"
+        "    importlib.import_module(f'spanet_lite.{name}')\n"
+        "added = [f for f in warnings.filters if f not in before]\n"
+        "raise SystemExit(f'filters added on import: {added}' if added else 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -81,11 +81,6 @@ from spanet_lite.errors import InputError, SpanetWarning
 
 log = logging.getLogger(__name__)
 
-# Our IterableDatasets know their length exactly (every worker reads distinct blocks), so
-# Lightning's generic caution about ``__len__`` with several workers does not apply.
-warnings.filterwarnings(
-    "ignore", message="Your `IterableDataset` has `__len__` defined", category=UserWarning
-)
 
 @dataclass
 class FileFacts:

@@ -301,6 +301,8 @@ def _train(trainer: pl.Trainer, module: SpanetModule, data: RunData, plan: Plan,
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=r".*The number of training batches.*")
+            # Our IterableDatasets know their length exactly (every worker reads distinct blocks), so
+            # Lightning's generic caution about ``__len__`` with several workers does not apply.
             warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
             warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)`? is deprecated.*")
             # The epoch metrics are computed from every process's gathered records (module.py), so
