@@ -243,3 +243,17 @@ def test_the_default_opset_is_spanets_and_the_help_says_which():
 
     assert OPSET == 15  # SPANet's --opset default (shared/spanet_reference.md)
     assert f"default: {OPSET}, SPANet's" in export_cli.build_parser().format_help()
+
+
+def test_exporting_a_run_loaded_on_a_gpu_leaves_it_there(exported, tmp_path, monkeypatch):
+    """The graph is traced on the CPU: a notebook's run loaded with device="cuda" was left on the
+    CPU by export_onnx, so its next run.predict ran there, with nothing said."""
+    from spanet_lite.evaluation.export import export_onnx
+    from spanet_lite.evaluation.trained import TrainedRun
+
+    run, _ = exported
+    moves: list[torch.device] = []
+    monkeypatch.setattr(TrainedRun, "device", property(lambda self: torch.device("cuda", 0)))
+    monkeypatch.setattr(run.network, "to", lambda device: moves.append(torch.device(device)) or run.network)
+    export_onnx(run, tmp_path / "model.onnx")
+    assert moves == [torch.device("cpu"), torch.device("cuda", 0)]

@@ -378,7 +378,8 @@ def export_onnx(
     ``onnx_decoder.py``. Both files obey the output rule of :mod:`spanet_lite.outputs`, checked
     before the export (:func:`check_export_outputs`): an existing file is replaced only with
     ``overwrite=True``, and never the run's checkpoint or a file of a training run. They are
-    written together: a failure of either leaves neither (:func:`~spanet_lite.io.all_or_nothing`)."""
+    written together: a failure of either leaves neither (:func:`~spanet_lite.io.all_or_nothing`).
+    The graph is traced on the CPU; a run loaded on a GPU is back on it afterwards."""
     require_run(run)
     check_opset(opset, "opset")
     decoder = check_export_outputs(run, path, copy_decoder, overwrite=overwrite)
@@ -393,35 +394,39 @@ def export_onnx(
     if min(widths.values(), default=1) < 1:
         raise InputError(run.directory / "statistics.json", "max_objects",
                          "a width for every SEQUENTIAL input", str(run.statistics.max_objects))
+    device = run.device
     run.network.to("cpu")
-    pairs = run.statistics.pair_features
-    wrapper = ExportWrapper(run.network, spec, widths, convention, pairs).eval()
-    objects = min(widths.values(), default=1)
-    example = example_inputs(spec, objects=objects, convention=convention, pairs=pairs)
-    with all_or_nothing() as group:  # the model and the decoder, or neither
-        with atomic_path(path, group=group) as tmp, torch.no_grad(), warnings.catch_warnings():
-            # The tracer warns that the (padded) widths become constants: that is the design above.
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            # The newer torch.export-based exporter needs onnxscript, which the onnx extra does not
-            # pull in; the TorchScript exporter used here warns that it is the legacy path.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            wrapper(*example)  # fills the network's per-width caches before tracing
-            torch.onnx.export(
-                wrapper,
-                example,
-                str(tmp),
-                input_names=input_names(spec),
-                output_names=output_names(spec, convention),
-                dynamic_axes=dynamic_axes(spec, convention),
-                opset_version=opset,
-                dynamo=False,
-            )
-            model = onnx.load(str(tmp))
-            entry = model.metadata_props.add()
-            entry.key = "spanet_lite"
-            entry.value = json.dumps(description(spec, convention, pairs))
-            onnx.save(model, str(tmp))
-        if decoder is not None:
-            with atomic_path(decoder, group=group) as tmp:
-                shutil.copyfile(numpy_decoder.__file__, tmp)
+    try:
+        pairs = run.statistics.pair_features
+        wrapper = ExportWrapper(run.network, spec, widths, convention, pairs).eval()
+        objects = min(widths.values(), default=1)
+        example = example_inputs(spec, objects=objects, convention=convention, pairs=pairs)
+        with all_or_nothing() as group:  # the model and the decoder, or neither
+            with atomic_path(path, group=group) as tmp, torch.no_grad(), warnings.catch_warnings():
+                # The tracer warns that the (padded) widths become constants: that is the design above.
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                # The newer torch.export-based exporter needs onnxscript, which the onnx extra does not
+                # pull in; the TorchScript exporter used here warns that it is the legacy path.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                wrapper(*example)  # fills the network's per-width caches before tracing
+                torch.onnx.export(
+                    wrapper,
+                    example,
+                    str(tmp),
+                    input_names=input_names(spec),
+                    output_names=output_names(spec, convention),
+                    dynamic_axes=dynamic_axes(spec, convention),
+                    opset_version=opset,
+                    dynamo=False,
+                )
+                model = onnx.load(str(tmp))
+                entry = model.metadata_props.add()
+                entry.key = "spanet_lite"
+                entry.value = json.dumps(description(spec, convention, pairs))
+                onnx.save(model, str(tmp))
+            if decoder is not None:
+                with atomic_path(decoder, group=group) as tmp:
+                    shutil.copyfile(numpy_decoder.__file__, tmp)
+    finally:
+        run.network.to(device)
     return path
