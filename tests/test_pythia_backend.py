@@ -364,3 +364,16 @@ def test_input_errors_survive_pickling_so_worker_processes_can_report_them() -> 
 
     error = InputError("events.h5", "--min-jets", "a possible selection", "none accepted")
     assert str(pickle.loads(pickle.dumps(error))) == str(error)
+
+
+@needs_pythia
+def test_from_python_no_progress_bar_is_drawn_unless_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A notebook's generate(...) drew a progress bar on stderr by default, where every other
+    function of the Python API (write_file, predict, evaluate, validate_file) draws none unless
+    asked with progress=True."""
+    from spanet_lite.physics.pythia import generate
+
+    generate("ttbar_allhad", 5, SEED, tmp_path / "quiet.h5", chunk_size=5)
+    assert capsys.readouterr().err == ""

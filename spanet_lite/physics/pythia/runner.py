@@ -156,7 +156,7 @@ def generate(
     seed: int,
     output: str | Path,
     jobs: int = 1,
-    progress: bool = True,
+    progress: bool = False,
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     config: PhysicsConfig | None = None,
@@ -170,7 +170,8 @@ def generate(
     """Generate ``n_events`` selected events of ``process`` with Pythia into ``output``.
 
     ``jobs`` worker processes generate chunks in parallel; ``progress`` shows a rich progress
-    bar (selected events, events/s, acceptance = selected / generated). ``on_progress(generated,
+    bar on stderr (selected events, events/s, acceptance = selected / generated); off by default,
+    as everywhere in the Python API (``spanet-generate`` turns it on at a terminal). ``on_progress(generated,
     selected)`` is called with increments instead when given. ``config``, ``selection`` and
     ``max_objects`` default to the fast backend's; ``signal_fraction`` (ttH_semilep) is the
     share of ttH among the *selected* events (default 0.5). Returns the same
