@@ -496,3 +496,13 @@ def test_fp16_on_weights_beyond_float16s_range_is_one_line(ttbar, tmp_path, caps
     assert str(raised.value) == (
         f"network: expected values float16 can hold in {name[len('network.'):]}, got one beyond 65,504"
     )
+
+
+def test_load_run_leaves_torchs_random_numbers_as_they_were(ttbar):
+    """Building the network drew its throw-away initial weights from torch's global generator, so
+    a notebook's torch.manual_seed(0) gave other random numbers after a load_run than before."""
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    load_run(ttbar[0])
+    assert torch.equal(torch.rand(3), expected)

@@ -200,11 +200,14 @@ def _build_network(
     directory: Path, spec: EventSpec, options: Options, statistics: DatasetStatistics
 ) -> torch.nn.Module:
     """The run's network, freshly initialised; run files that do not fit together (edited by
-    hand, or copied from different runs) are a one-line InputError."""
+    hand, or copied from different runs) are a one-line InputError. The initial weights, replaced
+    by the checkpoint's, are drawn with torch's global generator saved and restored, so loading a
+    run leaves a notebook's random numbers where its own ``torch.manual_seed`` put them."""
     from spanet_lite.model.network import SpanetNetwork
 
     try:
-        return SpanetNetwork(spec, options, statistics)
+        with torch.random.fork_rng(devices=[]):
+            return SpanetNetwork(spec, options, statistics)
     except (ValueError, KeyError, TypeError) as error:
         raise InputError(
             directory, "", "event_file.yaml, options.json and statistics.json of one run", str(error),
