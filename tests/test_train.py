@@ -361,3 +361,21 @@ def test_train_gives_the_callers_thread_count_and_lightning_logging_back(
     finally:
         torch.set_num_threads(threads)
         lightning_logger.setLevel(level)
+
+
+def test_a_run_without_a_console_keeps_the_notes_a_console_would_have_shown(
+    workspace: dict[str, Any], tmp_path: Path
+) -> None:
+    """From a notebook (no console) SPANet keys without effect and a GPU asked for on a machine
+    without one were said nowhere; RunResult.notes holds the same lines a console prints."""
+    values = {"position_embedding_dim": 32, "num_gpu": 1}
+    quiet = train(workspace["options"], log_dir=tmp_path / "a", fast_dev_run=True, option_values=values)
+    output = io.StringIO()
+    shown = train(workspace["options"], log_dir=tmp_path / "b", fast_dev_run=True, option_values=values,
+                  console=Console(file=output, width=400), quiet=True)
+    assert quiet.notes == shown.notes
+    assert quiet.notes[0].startswith("SPANet options without effect here (built instead in parentheses): "
+                                     "position_embedding_dim=32")
+    if not torch.cuda.is_available():
+        assert any("num_gpu = 1 in the options" in note for note in quiet.notes)
+    assert all(note in output.getvalue() for note in shown.notes)

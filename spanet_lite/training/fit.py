@@ -63,6 +63,11 @@ class RunResult:
     signal_number: int | None = None
     """The signal that stopped the run (SIGINT, SIGTERM, SIGUSR1), None otherwise; ``spanet-train``
     exits with 128 + this number, as a shell reports a process ended by that signal."""
+    notes: tuple[str, ...] = ()
+    """The lines the run said about itself before training, in order: SPANet option keys without
+    effect here, the hardware chosen (e.g. ``num_gpu`` asked for and no CUDA device), pair features,
+    event weights, data and compile choices, weights loaded from another run. A console shows them
+    as they happen; without one (a notebook) this is where to read them."""
 
 
 @dataclass
@@ -89,6 +94,8 @@ class FitRequest:
     extra_callbacks: Sequence[Any] = ()
     initial_weights: InitialWeights | None = None
     """Another run's weights to start from (SPANet's -sf / -fsf)."""
+    notes: tuple[str, ...] = ()
+    """What the caller already said about the run (``RunResult.notes`` starts with them)."""
 
 
 def open_data(plan: Plan) -> OpenedData:
@@ -138,7 +145,8 @@ def _fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) 
     from spanet_lite.training.recorder import RunRecorder, incomplete_note
 
     options, console = plan.options, request.console
-    module = _build_module(plan, data, hardware, request)
+    notes = list(request.notes)
+    module = _build_module(plan, data, hardware, request, notes)
     monitor, mode = monitor_for(data.spec)
     run_name = request.name or Path(plan.event_file or "spanet").stem or "spanet"
     recorder = RunRecorder(
@@ -186,7 +194,7 @@ def _fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) 
         if display is not None:
             display.close()
 
-    result = _result(recorder, monitor, ending, request)
+    result = _result(recorder, monitor, ending, request, tuple(notes))
     if console is not None:
         console.print(summary_table(result))
     return result
@@ -208,9 +216,12 @@ def _datamodule(plan: Plan, spec: EventSpec, statistics: DatasetStatistics | Non
                             validation_file=plan.validation_file, testing_file=None, statistics=statistics)
 
 
-def _build_module(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -> SpanetModule:
+def _build_module(
+    plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest, notes: list[str]
+) -> SpanetModule:
     """The LightningModule, seeded, with -sf weights loaded, a -cf/--resume checkpoint checked to
-    fit, and the compile mode chosen for the steps this run has left."""
+    fit, and the compile mode chosen for the steps this run has left; what it says about the
+    weights and the compile mode is added to ``notes`` (and shown on the console)."""
     import lightning.pytorch as pl
 
     from spanet_lite.devices import device_failure
@@ -235,6 +246,7 @@ def _build_module(plan: Plan, data: OpenedData, hardware: Hardware, request: Fit
         loaded = load_initial_weights(module, initial_weights)
         if initial_weights.freeze:
             module.freeze_parameters(loaded.loaded)
+        notes.append(loaded.summary())
         if console is not None:
             console.print(loaded.summary(), highlight=False, markup=False)
     if plan.resumed is not None:
@@ -248,6 +260,8 @@ def _build_module(plan: Plan, data: OpenedData, hardware: Hardware, request: Fit
         options, accelerator, planned_steps=epochs_left * steps_per_epoch, time_limit=request.time_limit
     )
     module.compile_mode = choice.mode
+    if choice.note:
+        notes.append(choice.note)
     if console is not None:
         module.report = lambda line: console.print(line, highlight=False, soft_wrap=True, markup=False)
         if choice.note:
@@ -334,7 +348,9 @@ def _train(trainer: pl.Trainer, module: SpanetModule, data: RunData, plan: Plan,
     return _Ending()
 
 
-def _result(recorder: RunRecorder, monitor: str, ending: _Ending, request: FitRequest) -> RunResult:
+def _result(
+    recorder: RunRecorder, monitor: str, ending: _Ending, request: FitRequest, notes: tuple[str, ...]
+) -> RunResult:
     """What the run left behind, read from the recorder and the run directory."""
     from spanet_lite.training.recorder import BEST, CHECKPOINTS, LAST
 
@@ -359,6 +375,7 @@ def _result(recorder: RunRecorder, monitor: str, ending: _Ending, request: FitRe
         },
         seconds=time.monotonic() - request.started,
         signal_number=ending.signal_number,
+        notes=notes,
     )
 
 

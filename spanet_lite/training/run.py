@@ -23,8 +23,8 @@ from typing import Any
 from rich.console import Console
 
 from spanet_lite.config.options import Options
-from spanet_lite.training.fit import FitRequest, RunResult, fit, open_data
-from spanet_lite.training.hardware import choose_hardware, rank_from_environment
+from spanet_lite.training.fit import FitRequest, OpenedData, RunResult, fit, open_data
+from spanet_lite.training.hardware import Hardware, choose_hardware, rank_from_environment
 from spanet_lite.training.losses import kl_pairs
 from spanet_lite.training.plan import Plan, check_arguments, check_resume_epochs, plan_run
 
@@ -69,7 +69,9 @@ def train(
     under its keyword's name). ``gpus`` > 0
     trains on CUDA devices; ``processes`` > 1 runs CPU data-parallel processes (gloo);
     more than one device or node uses DDP. ``console`` receives the options table, progress
-    and the summary; nothing is printed without it. ``callbacks`` are extra Lightning
+    and the summary; nothing is printed without it (the notes it would show before training, such
+    as SPANet keys without effect or a CPU run where ``num_gpu`` asked for a GPU, are
+    :attr:`RunResult.notes <spanet_lite.training.fit.RunResult.notes>` too). ``callbacks`` are extra Lightning
     callbacks, run after ours. ``option_values`` overrides any other option key (e.g.
     ``{"dataset_limit": 0.1}``), marked ``command line`` like the keyword arguments.
 
@@ -136,21 +138,10 @@ def train(
     data = open_data(plan)
     if show is not None and not quiet:
         _print_options(show, plan)
+    notes = _run_notes(plan, data, hardware)
     if show is not None:
-        from spanet_lite.config.options import without_effect_summary
-        from spanet_lite.dataset.pair_features import auto_note
-
-        notes = [
-            without_effect_summary(plan.options),
-            auto_note(data.spec, plan.options.pair_features),
-            hardware.note,
-            _event_weights_note(data.datamodule.event_weights, data.datamodule.event_weight_range,
-                                plan.options.kl_loss_scale > 0 and bool(kl_pairs(data.spec))),
-            *data.datamodule.notes,
-        ]
         for note in notes:
-            if note is not None:
-                show.print(note, highlight=False, soft_wrap=True, markup=False)
+            show.print(note, highlight=False, soft_wrap=True, markup=False)
 
     request = FitRequest(
         log_dir=Path(log_dir),
@@ -162,8 +153,27 @@ def train(
         console=show,
         extra_callbacks=tuple(callbacks),
         initial_weights=initial,
+        notes=notes,
     )
     return fit(plan, data, hardware, request)
+
+
+def _run_notes(plan: Plan, data: OpenedData, hardware: Hardware) -> tuple[str, ...]:
+    """What this run does differently from the options as written (SPANet keys without effect,
+    the hardware it falls back to) or chose for them (pair features, event weights, data), one
+    line each: printed on a console and kept in ``RunResult.notes`` for a notebook without one."""
+    from spanet_lite.config.options import without_effect_summary
+    from spanet_lite.dataset.pair_features import auto_note
+
+    notes = (
+        without_effect_summary(plan.options),
+        auto_note(data.spec, plan.options.pair_features),
+        hardware.note,
+        _event_weights_note(data.datamodule.event_weights, data.datamodule.event_weight_range,
+                            plan.options.kl_loss_scale > 0 and bool(kl_pairs(data.spec))),
+        *data.datamodule.notes,
+    )
+    return tuple(note for note in notes if note is not None)
 
 
 def _event_weights_note(
