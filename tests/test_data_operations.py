@@ -541,3 +541,18 @@ def test_every_command_takes_spanets_spelling_of_the_event_file_flag(command, fl
     extra = ["--fractions", "0.5", "0.5"] if command == "split" else []
     args = build_parser().parse_args([command, "in.h5", "-o", "out.h5", flag, "event.yaml", *extra])
     assert args.event_file == "event.yaml"
+
+
+def test_a_link_back_to_an_enclosing_group_is_not_followed_and_linked_datasets_are_copied(tmp_path):
+    """The input's datasets are found by following links (a soft link to a dataset is copied
+    under the link's name), and a link to a group that holds it (``INFO/back -> /``) was
+    followed until Python's RecursionError: a traceback in every spanet-data command."""
+    source = write_h5(tmp_path / "all.h5", random_arrays(100, seed=4))
+    with h5py.File(source, "r+") as file:
+        file["INFO/back"] = h5py.SoftLink("/")
+        file["INFO/up"] = file["INFO"]
+        file["INFO/pt"] = h5py.SoftLink("/INPUTS/Jets/pt")
+    operations.select(source, tmp_path / "out.h5", TINY_SPEC, limit=10, streaming=SMALL)
+    out = _read(tmp_path / "out.h5")
+    assert out["INFO/pt"].tobytes() == out["INPUTS/Jets/pt"].tobytes()
+    assert not [name for name in out if "back" in name or "up/" in name]

@@ -710,3 +710,35 @@ def test_a_global_inputs_mask_is_checked_as_the_reader_uses_it(build, tmp_path, 
     assert (short.where, short.code) == ("INPUTS/Met/MASK", "events")
     text = only_error(build({"INPUTS/Met/MASK": np.array([b"y"] * 6)}))
     assert (text.where, text.code) == ("INPUTS/Met/MASK", "dtype")
+
+
+def test_a_dataset_without_a_shape_is_a_shape_error_and_a_line_of_the_tree(build, tmp_path, capsys):
+    """A dataset with HDF5's null dataspace (h5py.Empty) has no shape at all: as a feature it was
+    a TypeError traceback in spanet-inspect, -test, -predict and -train, and anywhere in the file
+    it broke spanet-inspect's tree."""
+    problem = only_error(build({"INPUTS/Jets/pt": h5py.Empty("f4")}))
+    assert (problem.where, problem.code) == ("INPUTS/Jets/pt", "shape")
+    assert problem.message.endswith("got an empty dataset without a shape (HDF5's null dataspace)")
+    path = write_h5(tmp_path / "note.h5", {**good_datasets(), "INFO/note": h5py.Empty("f4")})
+    assert main([str(path)]) == 0
+    assert "|---note :: float32 : no shape\n" in capsys.readouterr().out
+    assert main([str(path), "--json"]) == 0
+    entry = next(e for e in json.loads(capsys.readouterr().out)["structure"] if e["path"] == "INFO/note")
+    assert entry["shape"] is None
+
+
+@pytest.mark.parametrize("link", ["soft", "hard"])
+def test_a_link_back_to_an_enclosing_group_is_shown_once_not_followed_forever(tmp_path, spec, capsys, link):
+    """The tree follows links (a linked dataset is listed where the link is), and a link to a
+    group that holds it (``INFO/back -> /``) was followed until Python's RecursionError, a
+    traceback in spanet-inspect."""
+    path = write_h5(tmp_path / "loop.h5", good_datasets())
+    with h5py.File(path, "r+") as file:
+        file["INFO/back"] = h5py.SoftLink("/") if link == "soft" else file["/"]
+    (tmp_path / "event.yaml").write_text(EVENT_FILE)
+    assert main([str(path), "-e", str(tmp_path / "event.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "|---back :: (link to an enclosing group, not followed)\n" in out
+    assert main([str(path), "--json"]) == 0
+    structure = json.loads(capsys.readouterr().out)["structure"]
+    assert {"path": "INFO/back", "depth": 2, "kind": "loop"} in structure

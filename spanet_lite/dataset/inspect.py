@@ -19,30 +19,22 @@ from typing import Any
 
 import h5py
 
-from spanet_lite.dataset.schema import ValidationReport
+from spanet_lite.dataset.schema import ValidationReport, walk_tree
 
 BANNER = "=" * 60
 
 
 def structure_entries(file: h5py.File) -> list[dict[str, Any]]:
-    """Every group and dataset in iteration order: ``path``, ``depth`` (1 = top level), and for
-    datasets ``dtype`` and ``shape``."""
+    """Every group and dataset in iteration order, links followed (:func:`walk_tree`): ``path``,
+    ``depth`` (1 = top level), ``kind``, and for datasets ``dtype`` and ``shape`` (None for a
+    dataset without one, HDF5's null dataspace)."""
     entries: list[dict[str, Any]] = []
-
-    def walk(group: h5py.Group, prefix: str, depth: int) -> None:
-        for name in group:
-            node = group.get(name)
-            path = f"{prefix}{name}"
-            if isinstance(node, h5py.Group):
-                entries.append({"path": path, "depth": depth, "kind": "group"})
-                walk(node, path + "/", depth + 1)
-            elif isinstance(node, h5py.Dataset):
-                entries.append({"path": path, "depth": depth, "kind": "dataset",
-                                "dtype": str(node.dtype), "shape": list(node.shape)})
-            else:  # a dangling soft or external link: show it rather than fail
-                entries.append({"path": path, "depth": depth, "kind": "link"})
-
-    walk(file, "", 1)
+    for item in walk_tree(file):
+        entry: dict[str, Any] = {"path": item.path, "depth": item.depth, "kind": item.kind}
+        if isinstance(item.node, h5py.Dataset):
+            shape = item.node.shape
+            entry.update(dtype=str(item.node.dtype), shape=None if shape is None else list(shape))
+        entries.append(entry)
     return entries
 
 
@@ -53,9 +45,12 @@ def structure_lines(file: h5py.File, display_name: str) -> list[str]:
         name = entry["path"].rsplit("/", 1)[-1]
         prefix = "|" + "-" * (2 * entry["depth"] - 1)
         if entry["kind"] == "dataset":
-            lines.append(f"{prefix}{name} :: {entry['dtype']} : {tuple(entry['shape'])}")
+            shape = "no shape" if entry["shape"] is None else tuple(entry["shape"])
+            lines.append(f"{prefix}{name} :: {entry['dtype']} : {shape}")
         elif entry["kind"] == "link":
             lines.append(f"{prefix}{name} :: (broken link)")
+        elif entry["kind"] == "loop":
+            lines.append(f"{prefix}{name} :: (link to an enclosing group, not followed)")
         else:
             lines.append(f"{prefix}{name}")
     return lines

@@ -10,7 +10,7 @@ file that cannot be read at all raises :class:`~spanet_lite.errors.InputError`
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -154,6 +154,48 @@ def _describe_h5_error(error: OSError) -> str:
         detail = text[text.find("truncated"):].rstrip(")")
         return f"a truncated file ({detail})"
     return text
+
+
+@dataclass(frozen=True)
+class TreeItem:
+    """One place in an HDF5 file's tree, as :func:`walk_tree` finds it."""
+
+    path: str
+    depth: int
+    """1 for the top level."""
+    kind: Literal["group", "dataset", "link", "loop"]
+    """``link``: a dangling soft or external link (``node`` None); ``loop``: a link to a group
+    that holds it, not followed."""
+    node: h5py.Group | h5py.Dataset | None
+
+
+def walk_tree(root: h5py.Group) -> Iterator[TreeItem]:
+    """Every group and dataset under ``root`` in h5py's order, links followed, so that a dataset
+    reached through a soft or external link is found where the link is (``visititems`` skips it).
+
+    A link back to a group that encloses it (``INFO/back -> /``, soft or hard) would be followed
+    forever, until Python's RecursionError: it is yielded once as a ``loop`` and not entered.
+    The walk keeps its own stack, so no nesting depth exhausts Python's.
+    """
+    stack: list[tuple[str, Iterator[str], h5py.Group]] = [("", iter(root), root)]
+    while stack:
+        prefix, names, group = stack[-1]
+        name = next(names, None)
+        if name is None:
+            stack.pop()
+            continue
+        node = group.get(name)
+        path, depth = prefix + name, len(stack)
+        if isinstance(node, h5py.Group):
+            if any(node.id == enclosing.id for _, _, enclosing in stack):
+                yield TreeItem(path, depth, "loop", node)
+            else:
+                yield TreeItem(path, depth, "group", node)
+                stack.append((path + "/", iter(node), node))
+        elif isinstance(node, h5py.Dataset):
+            yield TreeItem(path, depth, "dataset", node)
+        else:
+            yield TreeItem(path, depth, "link", None)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -323,9 +365,10 @@ def _dtype_ok(expected: ExpectedDataset, dtype: np.dtype, problems: list[Problem
     return False
 
 
-def _rank_ok(expected: ExpectedDataset, shape: tuple[int, ...], problems: list[Problem]) -> bool:
+def _rank_ok(expected: ExpectedDataset, shape: tuple[int, ...] | None, problems: list[Problem]) -> bool:
+    """``shape`` is None for HDF5's null dataspace (``h5py.Empty``): a dataset without a shape."""
     pairs_allowed = expected.pairwise and expected.role == "feature"
-    if len(shape) == expected.rank or (pairs_allowed and len(shape) == 3):
+    if shape is not None and (len(shape) == expected.rank or (pairs_allowed and len(shape) == 3)):
         return True
     if pairs_allowed:
         wanted = "a 2-D dataset (N_events, max_objects) or a 3-D one (N_events, max_objects, max_objects)"
@@ -335,7 +378,9 @@ def _rank_ok(expected: ExpectedDataset, shape: tuple[int, ...], problems: list[P
         wanted = "a 1-D dataset (N_events,): GLOBAL inputs hold one value per event"
     else:
         wanted = "a 1-D dataset (N_events,)"
-    problems.append(Problem("error", expected.path, f"expected {wanted}, got shape {tuple(shape)}", "shape"))
+    got = ("an empty dataset without a shape (HDF5's null dataspace)" if shape is None
+           else f"shape {tuple(shape)}")
+    problems.append(Problem("error", expected.path, f"expected {wanted}, got {got}", "shape"))
     return False
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from spanet_lite import outputs as outputs_rule
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.dataset.hdf5_layout import read_rows, target_index_offsets
-from spanet_lite.dataset.schema import DEFAULT_CHUNK_SIZE, open_h5, validate_h5
+from spanet_lite.dataset.schema import DEFAULT_CHUNK_SIZE, open_h5, validate_h5, walk_tree
 from spanet_lite.errors import InputError, SpanetWarning
 from spanet_lite.hdf5_paths import classification_path, mask_path, target_path
 from spanet_lite.io import check_hdf5_writes
@@ -109,18 +109,12 @@ def open_source(
     columns: dict[str, h5py.Dataset] = {}
     skipped: list[str] = []
 
-    def walk(group: h5py.Group, prefix: str) -> None:  # follows links, unlike visititems
-        for name in group:
-            node = group.get(name)
-            if isinstance(node, h5py.Group):
-                walk(node, f"{prefix}{name}/")
-            elif isinstance(node, h5py.Dataset):
-                if node.ndim >= 1 and node.shape[0] == report.num_events:
-                    columns[f"{prefix}{name}"] = node
-                else:
-                    skipped.append(f"{prefix}{name}")
-
-    walk(file, "")
+    for item in walk_tree(file):
+        if isinstance(item.node, h5py.Dataset):
+            if item.node.ndim >= 1 and item.node.shape[0] == report.num_events:
+                columns[item.path] = item.node
+            else:
+                skipped.append(item.path)
     if skipped:
         warnings.warn(f"{path}: not copied (not one entry per event): {', '.join(skipped)}",
                       SpanetWarning, stacklevel=2)
