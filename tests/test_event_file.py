@@ -475,6 +475,18 @@ ERROR_CASES = [
         "(INPUTS/Jets/MASK says which objects are real, as in SPANet), got 'MASK'",
         id="feature-named-mask",
     ),
+    pytest.param(  # INPUTS/Jets/. is the group Jets itself: no file could ever hold this feature
+        "INPUTS:\n  SEQUENTIAL:\n    Jets:\n      pt: none\n      '.': none\nEVENT:\n  t: [b]\n",
+        "topology.yaml: INPUTS.SEQUENTIAL.Jets.. (line 5): expected a feature name HDF5 can hold ('.' is "
+        "the group itself, and a name ends at a NUL), got '.'",
+        id="feature-named-dot",
+    ),
+    pytest.param(  # HDF5 reads TARGETS/t/b\0 as TARGETS/t/b: two products on one dataset, unseen
+        INPUTS + 'EVENT:\n  t: [b, "b\\0"]\n',
+        "topology.yaml: EVENT.t[1] (line 12): expected a product name HDF5 can hold ('.' is the group "
+        "itself, and a name ends at a NUL), got 'b\\x00'",
+        id="name-with-nul",
+    ),
 ]
 
 

@@ -35,11 +35,15 @@ Target = RegressionTarget | ClassificationTarget
 
 
 def check_name(doc: YamlDocument, path: YamlPath, name: Any, what: str) -> str:
-    """Names become HDF5 dataset names: non-empty strings without '/'."""
+    """Names become HDF5 dataset names: non-empty strings without '/'. Nor '.', which HDF5 reads as
+    the group itself, nor a NUL, where HDF5 ends the name (``b\\0`` would read ``b``'s dataset)."""
     if not isinstance(name, str):
         raise doc.error(path, f"{what} (quote it if YAML reads it as a number or boolean)", name)
     if not name.strip() or "/" in name:
         raise doc.error(path, f"{what} without '/' (names become HDF5 dataset names)", name)
+    if name == "." or "\0" in name:
+        why = "'.' is the group itself, and a name ends at a NUL"
+        raise doc.error(path, f"{what} HDF5 can hold ({why})", name)
     return name
 
 
