@@ -16,11 +16,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import json
 import os
 import re
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -507,6 +509,34 @@ def read_user_text(path: str | Path, kind: str, syntax: str) -> str:
         raise InputError(path, "", f"a UTF-8 text {kind} ({syntax})", _not_utf8(error)) from None
     except OSError as error:
         raise InputError(path, "", f"a readable {kind}", error.strerror or type(error).__name__) from None
+
+
+def parse_user_json(text: str, source: str | Path, kind: str, *, hint: str = "", **hooks: Any) -> Any:
+    """``text`` (from the file ``source``) decoded by :func:`json.loads` with ``hooks``, or a one-line
+    InputError: a syntax error at its line and column (``hint`` appended), brackets nested too
+    deeply to read, or an integer longer than Python converts (CPython's guard against
+    quadratic-time conversion, 4,300 digits by default, raised by ``json`` as a bare ValueError:
+    a traceback in every reader of a user's JSON). ``kind`` is what the file should be ("an
+    options object"). Exceptions the ``hooks`` raise pass unchanged.
+    """
+    from spanet_lite.errors import InputError
+
+    try:
+        return json.loads(text, **hooks)
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        raise InputError(source, where, "valid JSON", f"a syntax error: {error.msg}{hint}") from None
+    except RecursionError:  # hostile input: thousands of nested brackets
+        raise InputError(source, "", kind, "JSON nested too deeply to read") from None
+    except ValueError as error:
+        limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+        long = re.search(rf"\d{{{limit + 1},}}", text) if limit else None
+        if long is None or "integer string conversion" not in str(error):
+            raise
+        line = text.count("\n", 0, long.start()) + 1
+        digits = len(long.group())
+        raise InputError(source, f"line {line}", kind,
+                         f"an integer of {digits:,} digits (Python reads at most {limit:,})") from None
 
 
 def _not_utf8(error: UnicodeDecodeError) -> str:

@@ -25,6 +25,7 @@ from spanet_lite.config import (
     without_effect_summary,
 )
 from spanet_lite.config.options import OPTIMIZERS, UNSUPPORTED_OPTIMIZERS, option_fields
+from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.errors import InputError, SpanetWarning
 
 
@@ -94,6 +95,21 @@ def test_json_syntax_error_names_line_and_column():
     assert parse_error('{\n  "batch_size": 32\n  "epochs": 3\n}') == (
         "options.json: line 3, column 3: expected valid JSON, got a syntax error: Expecting ',' delimiter"
     )
+
+
+def test_an_integer_too_long_for_python_is_one_line_in_options_and_run_files(tmp_path: Path):
+    """An integer of over 4,300 digits (CPython's limit on converting text to int) made json raise
+    a bare ValueError: a traceback from spanet-train for an options file, and from spanet-test,
+    -predict and -export for a run's options.json or statistics.json."""
+    long = "1" + "0" * 5000
+    assert parse_error(f'{{\n  "batch_size": 32,\n  "epochs": {long}\n}}') == (
+        "options.json: line 3: expected an options object, got an integer of 5,001 digits (Python reads "
+        "at most 4,300)"
+    )
+    statistics = write_options(tmp_path, f'{{"feature_mean": {{"Jets": [{long}]}}}}', "statistics.json")
+    with pytest.raises(InputError, match=r"statistics\.json: line 1: expected a statistics file written by "
+                       r"spanet_lite, got an integer of 5,001 digits"):
+        DatasetStatistics.load(statistics)
 
 
 def test_a_key_written_twice_is_an_error_on_its_second_line():

@@ -49,7 +49,7 @@ from spanet_lite.config.options import (
 )
 from spanet_lite.config.suggest import describe, did_you_mean
 from spanet_lite.errors import InputError, SpanetWarning
-from spanet_lite.io import read_user_text
+from spanet_lite.io import parse_user_json, read_user_text
 
 _FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in option_fields()}
 # SPANet spells activations like torch classes (GELU, LeakyReLU); we store torch.nn.functional names.
@@ -73,20 +73,16 @@ def _looks_like_event_file(text: str) -> bool:
 def parse_options_text(text: str, source: str = "<options>", *, allow_unknown_keys: bool = False) -> Options:
     """Parse options-file JSON ``text``; ``source`` names the file in messages."""
     lines = _key_lines(text)
+    hint = ""
+    if _looks_like_event_file(text):
+        hint = (" (this is an event file, YAML: pass the options JSON, and the event file as "
+                "-ef/--event-file or the options' event_info_file)")
     try:
-        data = json.loads(text, object_pairs_hook=_reject_duplicates)
+        data = parse_user_json(text, source, "an options object", hint=hint,
+                               object_pairs_hook=_reject_duplicates)
     except _DuplicateKeyError as duplicate:
         where = _where(duplicate.key, lines, occurrence=1)
         raise InputError(source, where, "each key once", f"{duplicate.key!r} a second time") from None
-    except json.JSONDecodeError as error:
-        where = f"line {error.lineno}, column {error.colno}"
-        hint = ""
-        if _looks_like_event_file(text):
-            hint = (" (this is an event file, YAML: pass the options JSON, and the event file as "
-                    "-ef/--event-file or the options' event_info_file)")
-        raise InputError(source, where, "valid JSON", f"a syntax error: {error.msg}{hint}") from None
-    except RecursionError:  # hostile input: thousands of nested brackets
-        raise InputError(source, "", "an options object", "JSON nested too deeply to read") from None
     return parse_options(data, source, lines, allow_unknown_keys=allow_unknown_keys)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from spanet_lite.errors import InputError
-from spanet_lite.io import atomic_write_text, read_user_text
+from spanet_lite.io import atomic_write_text, parse_user_json, read_user_text
 from spanet_lite.outputs import check_outputs, output
 
 
@@ -77,11 +77,7 @@ class DatasetStatistics:
     def load(cls, path: str | Path) -> DatasetStatistics:
         """Statistics written by :meth:`save` or by spanet-train; anything else is one InputError."""
         text = read_user_text(path, "statistics file", "JSON")
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise InputError(path, f"line {error.lineno}, column {error.colno}", "valid JSON",
-                             error.msg) from None
+        data = parse_user_json(text, path, "a statistics file written by spanet_lite")
         try:
             return cls.from_dict(data)
         except TypeError as error:  # another object than ours (unknown keys, not a mapping)

@@ -8,7 +8,6 @@ in particular never the training file. Evaluation, prediction and export take a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.devices import check_device, device_failure
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.inference import Predictions, no_events
-from spanet_lite.io import read_checkpoint, read_user_text
+from spanet_lite.io import parse_user_json, read_checkpoint, read_user_text
 from spanet_lite.outputs import is_run_directory
 
 CHECKPOINT_NAMES = ("best.ckpt", "last.ckpt")
@@ -145,12 +144,7 @@ def first_non_finite(tensors: Iterable[tuple[str, torch.Tensor]]) -> str | None:
 def _read_json(path: Path) -> Any:
     if not path.is_file():
         raise InputError(path, "", "a file written by spanet-train", "no such file")
-    try:
-        return json.loads(read_user_text(path, "run file", "JSON"))
-    except json.JSONDecodeError as error:
-        raise InputError(path, f"line {error.lineno}", "valid JSON", error.msg) from None
-    except RecursionError:
-        raise InputError(path, "", "a file written by spanet-train", "JSON nested too deeply") from None
+    return parse_user_json(read_user_text(path, "run file", "JSON"), path, "a file written by spanet-train")
 
 
 def _from_run_file(path: Path, build: Callable[[dict[str, Any]], T]) -> T:
