@@ -529,14 +529,29 @@ def parse_user_json(text: str, source: str | Path, kind: str, *, hint: str = "",
     except RecursionError:  # hostile input: thousands of nested brackets
         raise InputError(source, "", kind, "JSON nested too deeply to read") from None
     except ValueError as error:
-        limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+        limit = _int_digits_limit()
         long = re.search(rf"\d{{{limit + 1},}}", text) if limit else None
-        if long is None or "integer string conversion" not in str(error):
+        got = None if long is None else integer_too_long(error, long.group())
+        if long is None or got is None:
             raise
         line = text.count("\n", 0, long.start()) + 1
-        digits = len(long.group())
-        raise InputError(source, f"line {line}", kind,
-                         f"an integer of {digits:,} digits (Python reads at most {limit:,})") from None
+        raise InputError(source, f"line {line}", kind, got) from None
+
+
+def _int_digits_limit() -> int:
+    """CPython's limit on the digits of an int converted from text (3.11+; 0: none)."""
+    return int(getattr(sys, "get_int_max_str_digits", lambda: 0)())
+
+
+def integer_too_long(error: ValueError, written: str) -> str | None:
+    """The "got" of an error for ``written``, an integer Python refused to convert because it has
+    more digits than CPython's limit (a guard against quadratic-time conversion; json and PyYAML
+    raise it as a bare ValueError), else None: ``error`` is another ValueError."""
+    digits = sum(character.isdigit() for character in written)
+    limit = _int_digits_limit()
+    if not limit or digits <= limit or "integer string conversion" not in str(error):
+        return None
+    return f"an integer of {digits:,} digits (Python reads at most {limit:,})"
 
 
 def _not_utf8(error: UnicodeDecodeError) -> str:

@@ -487,6 +487,12 @@ ERROR_CASES = [
         "itself, and a name ends at a NUL), got 'b\\x00'",
         id="name-with-nul",
     ),
+    pytest.param(  # PyYAML's int() of it raised a bare ValueError: a traceback
+        INPUTS + "EVENT:\n  t: [b, " + "1" * 5000 + "]\n",
+        "topology.yaml: EVENT.t[1] (line 12): expected a value Python can read, got an integer of 5,000 "
+        "digits (Python reads at most 4,300)",
+        id="integer-too-long",
+    ),
 ]
 
 

@@ -15,7 +15,7 @@ from conftest import needs
 
 from spanet_lite.config.options import Options
 from spanet_lite.errors import InputError
-from spanet_lite.tuning.space import DEFAULT_SPACE, Parameter, check_space, parse_space
+from spanet_lite.tuning.space import DEFAULT_SPACE, Parameter, check_space, load_space, parse_space
 
 
 def test_a_space_file_reads_choices_ranges_and_log_scales():
@@ -42,6 +42,23 @@ def test_a_bad_space_is_one_line_naming_the_key(document, message):
     with pytest.raises(InputError, match=r"space\.yaml") as error:
         parse_space(document, "space.yaml")
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("dropout: [0.1]\ndropout: [0.2]\n",
+     "space.yaml: dropout (line 2): expected each key once in a mapping (first written at line 1), got "
+     "'dropout' again"),
+    ("hidden_dim: [" + "1" * 5000 + "]\n",
+     "space.yaml: hidden_dim[0] (line 1): expected a value Python can read, got an integer of 5,000 digits"),
+], ids=["key-twice", "integer-too-long"])
+def test_a_space_file_is_read_by_the_rules_of_every_yaml_file(tmp_path, text, message):
+    """load_space read with yaml.safe_load, not the YAML loader of the event and masses files: a
+    key written twice kept its last value unseen, and an integer of 5,000 digits was a ValueError
+    traceback."""
+    (tmp_path / "space.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as error:
+        load_space(tmp_path / "space.yaml")
+    assert str(error.value).startswith(f"{tmp_path / message}")
 
 
 def test_values_the_options_refuse_fail_before_any_trial():

@@ -17,6 +17,7 @@ import yaml
 
 from spanet_lite.config.suggest import describe
 from spanet_lite.errors import InputError
+from spanet_lite.io import integer_too_long
 
 YamlPath = tuple[Any, ...]
 MAX_VALUES = 100_000
@@ -137,7 +138,19 @@ class _Builder:
             return items
         if isinstance(node, yaml.MappingNode):
             return self.build_mapping(node, path)
-        return self.loader.construct_object(node, deep=True)
+        return self.scalar(node, path)
+
+    def scalar(self, node: yaml.Node, path: YamlPath) -> Any:
+        """The value of a scalar node. An integer longer than Python converts (over 4,300 digits)
+        raised a bare ValueError from PyYAML: a traceback, now one line at its place."""
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except ValueError as error:
+            got = integer_too_long(error, str(node.value))
+            if got is None:
+                raise
+            where = f"{format_path(path) or 'top level'} (line {node.start_mark.line + 1})"
+            raise InputError(self.source, where, "a value Python can read", got) from None
 
     def build_mapping(self, node: yaml.MappingNode, path: YamlPath) -> dict[Any, Any]:
         self.loader.flatten_mapping(node)  # resolves YAML merge keys (<<: *anchor)
@@ -152,7 +165,7 @@ class _Builder:
                     "a plain name as key",
                     describe(self.loader.construct_object(key_node, deep=True)),
                 )
-            key = self.loader.construct_object(key_node, deep=True)
+            key = self.scalar(key_node, path)
             if key in result:
                 location = format_path((*path, key))
                 raise InputError(

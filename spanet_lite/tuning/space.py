@@ -66,20 +66,14 @@ _NOT_SEARCHABLE = {"event_info_file", "training_file", "validation_file", "testi
 
 
 def load_space(path: str | Path) -> tuple[Parameter, ...]:
-    """Read a search-space YAML file; every problem is a one-line :class:`InputError`."""
-    import yaml
-
+    """Read a search-space YAML file; every problem is a one-line :class:`InputError`. Read by the
+    YAML loader of every user file (:func:`load_yaml_with_lines`), so that a key written twice,
+    an alias bomb or an integer Python cannot convert is refused as in an event file."""
+    from spanet_lite.config.yaml_lines import load_yaml_with_lines
     from spanet_lite.io import read_user_text
 
     text = read_user_text(path, "search space file", "YAML")
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or "a syntax error"
-        raise InputError(path, where, "valid YAML", problem) from None
-    return parse_space(document, source=str(path))
+    return parse_space(load_yaml_with_lines(text, str(path)).data, source=str(path))
 
 
 def parse_space(document: Any, source: str = "<space>") -> tuple[Parameter, ...]:
