@@ -356,6 +356,18 @@ def test_table_notes_say_plainly_where_a_value_is_built_differently():
             {"num_attention_heads": 5},
             "num_attention_heads: expected a number of heads that divides hidden_dim (128), got 5",
         ),
+        (  # torch's sizes overflowed: a TypeError traceback as the network was built
+            {"hidden_dim": 10**30, "num_attention_heads": 1},
+            "hidden_dim: expected weight matrices (hidden_dim x hidden_dim, hidden_dim x round("
+            "transformer_dim_scale x hidden_dim)) below 2**60 weights, more than any memory holds, got "
+            "1000000000000000000000000000000 (a number)",
+        ),
+        (  # round() of an infinite width: an OverflowError traceback
+            {"transformer_dim_scale": 1e308},
+            "transformer_dim_scale: expected weight matrices (hidden_dim x hidden_dim, hidden_dim x round("
+            "transformer_dim_scale x hidden_dim)) below 2**60 weights, more than any memory holds, got "
+            "1e+308 (a number)",
+        ),
     ],
 )
 def test_impossible_values_are_input_errors(changes: dict, message: str):
