@@ -25,6 +25,7 @@ from spanet_lite.config import (
     without_effect_summary,
 )
 from spanet_lite.config.options import OPTIMIZERS, UNSUPPORTED_OPTIMIZERS, option_fields
+from spanet_lite.config.options_validation import MATRIX_EXPECTED
 from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.errors import InputError, SpanetWarning
 
@@ -358,15 +359,15 @@ def test_table_notes_say_plainly_where_a_value_is_built_differently():
         ),
         (  # torch's sizes overflowed: a TypeError traceback as the network was built
             {"hidden_dim": 10**30, "num_attention_heads": 1},
-            "hidden_dim: expected weight matrices (hidden_dim x hidden_dim, hidden_dim x round("
-            "transformer_dim_scale x hidden_dim)) below 2**60 weights, more than any memory holds, got "
-            "1000000000000000000000000000000 (a number)",
+            f"hidden_dim: expected {MATRIX_EXPECTED}, got 1000000000000000000000000000000 (a number)",
+        ),
+        (
+            {"initial_embedding_dim": 10**30},
+            f"initial_embedding_dim: expected {MATRIX_EXPECTED}, got {10**30} (a number)",
         ),
         (  # round() of an infinite width: an OverflowError traceback
             {"transformer_dim_scale": 1e308},
-            "transformer_dim_scale: expected weight matrices (hidden_dim x hidden_dim, hidden_dim x round("
-            "transformer_dim_scale x hidden_dim)) below 2**60 weights, more than any memory holds, got "
-            "1e+308 (a number)",
+            f"transformer_dim_scale: expected {MATRIX_EXPECTED}, got 1e+308 (a number)",
         ),
     ],
 )

@@ -86,6 +86,8 @@ MAX_MATRIX_WEIGHTS = 2**60
 network too large for memory fails as it is built, in one line (training.fit); above it the sizes
 overflow first (torch's 64-bit sizes: a TypeError; round() of an infinite width: an OverflowError),
 each a traceback."""
+MATRIX_EXPECTED = ("weight matrices (hidden_dim x hidden_dim, x initial_embedding_dim and x round("
+                   "transformer_dim_scale x hidden_dim)) below 2**60 weights, more than any memory holds")
 
 _positive: Callable[[Any], bool] = lambda value: math.isfinite(value) and value > 0  # noqa: E731
 _non_negative: Callable[[Any], bool] = lambda value: math.isfinite(value) and value >= 0  # noqa: E731
@@ -192,12 +194,12 @@ def validate_options(
             "a split that leaves validation events (below 1.0), or a validation_file",
             describe(options.train_validation_split),
         )
-    widest = max(options.hidden_dim, options.transformer_dim_scale * options.hidden_dim)
-    if not options.hidden_dim * widest < MAX_MATRIX_WEIGHTS:
-        key = "hidden_dim" if options.hidden_dim**2 >= MAX_MATRIX_WEIGHTS else "transformer_dim_scale"
-        expected = ("weight matrices (hidden_dim x hidden_dim, hidden_dim x round(transformer_dim_scale x "
-                    "hidden_dim)) below 2**60 weights, more than any memory holds")
-        raise error(key, expected, describe(getattr(options, key)))
+    widths = {"hidden_dim": options.hidden_dim, "initial_embedding_dim": options.initial_embedding_dim,
+              "transformer_dim_scale": options.transformer_dim_scale * options.hidden_dim}
+    if not options.hidden_dim * max(widths.values()) < MAX_MATRIX_WEIGHTS:
+        widest = max(widths, key=widths.__getitem__)
+        key = "hidden_dim" if options.hidden_dim**2 >= MAX_MATRIX_WEIGHTS else widest
+        raise error(key, MATRIX_EXPECTED, describe(getattr(options, key)))
     if options.hidden_dim % options.num_attention_heads:
         raise error(
             "num_attention_heads",
