@@ -89,3 +89,11 @@ def test_scheduler_state_holds_the_step_counter_and_resumes_exactly() -> None:
         second.step()
     assert second_opt.param_groups[0]["lr"] == pytest.approx(straight_opt.param_groups[0]["lr"], abs=0)
     assert second_opt.param_groups[0]["lr"] == pytest.approx(0.1 * factor(30, total=50, warmup=5, cycles=2))
+
+
+def test_schedule_steps_counts_any_finite_warm_up() -> None:
+    """learning_rate_warmup_epochs 1e308 (allowed: finite, >= 0) overflowed the float product to
+    infinity, and round() raised OverflowError: a traceback from spanet-train."""
+    total, warmup = schedule_steps(epochs=2, steps_per_epoch=4, warmup_epochs=1e308)
+    assert total == 8 and warmup == int(1e308) * 4
+    assert 0 < factor(7, total=total, warmup=warmup, cycles=0) < 1e-300  # the rate stays near 0

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
+from fractions import Fraction
 
 import torch
 
@@ -69,7 +70,12 @@ def schedule_steps(*, epochs: int, steps_per_epoch: int, warmup_epochs: float) -
     ``warmup_steps = round(warmup_epochs x steps_per_epoch)``, as in SPANet, with no cap: a run
     no longer than its warm-up (``--epochs 1`` with SPANet's default
     ``learning_rate_warmup_epochs = 1``) warms up for all of it and never decays, as in SPANet.
+    SPANet's float product, or an exact one (a :class:`~fractions.Fraction`) where the float
+    overflows, so every finite warm-up the options allow has its step count (``1e308`` epochs: a
+    learning rate near 0 throughout).
     """
-    total = max(1, int(epochs) * max(1, int(steps_per_epoch)))
-    warmup = round(max(0.0, float(warmup_epochs)) * max(1, int(steps_per_epoch)))
+    steps = max(1, int(steps_per_epoch))
+    total = max(1, int(epochs) * steps)
+    product = max(0.0, float(warmup_epochs)) * steps
+    warmup = round(product) if math.isfinite(product) else round(Fraction(warmup_epochs) * steps)
     return total, warmup
