@@ -141,6 +141,18 @@ def test_event_weight_dataset_option_and_its_absence(tiny: Path, tmp_path: Path)
     assert all_events(path).event_weights.tolist() == [1.0] * 6
 
 
+def test_an_event_weight_dataset_named_in_the_options_must_be_in_the_file(tiny: Path) -> None:
+    """A misspelt name trained without weights, with nothing said; the default may be absent
+    (SPANet's files have no weights) and "" reads none."""
+    with pytest.raises(InputError) as caught:
+        all_events(tiny, event_weight_dataset="WEIGHTS/EVENT/wieght")
+    assert str(caught.value) == (
+        f"{tiny}: WEIGHTS/EVENT/wieght: expected a float weight per event, named by the option "
+        "event_weight_dataset (\"\" for none), got nothing (did you mean 'weight'?)"
+    )
+    assert all_events(tiny, event_weight_dataset="").event_weights.tolist() == [1.0] * 6
+
+
 def test_regressions_keep_nan_and_classifications_keep_minus_one(tiny: Path) -> None:
     batch = all_events(tiny)
     mass = batch.regressions["EVENT/mass"]

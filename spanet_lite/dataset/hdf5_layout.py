@@ -110,7 +110,10 @@ def expected_layout(
         layout.append(ExpectedDataset(target_weight_path(particle.name), "target_weight", required=False))
     layout += [ExpectedDataset(regression_path(t.key), "regression") for t in spec.regressions]
     layout += [ExpectedDataset(classification_path(t.key), "classification") for t in spec.classifications]
-    layout.append(ExpectedDataset(event_weight_dataset.strip("/"), "event_weight", required=False))
+    weights = event_weight_dataset.strip("/")
+    # SPANet's files have no weights, so the default may be absent; a name chosen must be there.
+    named = weights not in ("", EVENT_WEIGHT_DATASET)
+    layout.append(ExpectedDataset(weights, "event_weight", required=named))
     return tuple(layout)
 
 

@@ -346,6 +346,7 @@ def _describe_role(expected: ExpectedDataset) -> str:
         "target": "an integer object index per event (-1 = not matched)",
         "regression": "a float regression target per event (NaN = missing)",
         "classification": "an integer class label per event (-1 = missing)",
+        "event_weight": 'a float weight per event, named by the option event_weight_dataset ("" for none)',
     }.get(expected.role, "a dataset")
 
 
