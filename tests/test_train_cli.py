@@ -427,6 +427,23 @@ def test_16_bit_precision_on_the_cpu_names_the_keyword_or_the_flag_typed(
     in_file = write_options(tmp_path, generated_tth, precision="16-mixed")
     line = run_failing([str(in_file)], capsys, tmp_path / "runs")
     assert line == f"spanet-train: error: precision: {refusal}"
+    short = write_options(tmp_path, generated_tth, precision="16")  # named as written
+    line = run_failing([str(short)], capsys, tmp_path / "runs")
+    assert line == f"spanet-train: error: precision: {refusal.replace('got 16-mixed', 'got 16')}"
+
+
+@pytest.mark.parametrize(
+    ("written", "passed"), [("bf16", "bf16-mixed"), ("32", "32-true"), ("64", "64-true")]
+)
+def test_short_precision_names_reach_lightning_under_their_full_names(written: str, passed: str) -> None:
+    """Lightning reads "bf16" as "bf16-mixed" but prints a deprecation warning (with its own
+    source path) in the middle of spanet-train's output; the short form is passed on in full."""
+    from spanet_lite.config.options import Options
+    from spanet_lite.training.hardware import choose_hardware
+
+    options = Options(precision=written)
+    hardware = choose_hardware(options, gpus=0, processes=None, nodes=1, precision_given=True)
+    assert hardware.precision == passed
 
 
 # (train()'s arguments, the line it raises; the same flags, the line spanet-train prints), all

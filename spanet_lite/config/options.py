@@ -40,6 +40,8 @@ PRECISIONS = (
     *("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true"),
     *("64", "32", "16", "bf16"),
 )
+PRECISION_SHORT_FORMS = {"64": "64-true", "32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed"}
+"""Lightning's older spellings and the names it reads them as (it warns about the short ones)."""
 
 # ``torch.optim`` classes usable by name, kept as a static list so that checking an options
 # file does not import torch (CLI start-up stays fast); a test compares it with torch.optim.

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from spanet_lite.config.options import Options
+from spanet_lite.config.options import PRECISION_SHORT_FORMS, Options
 from spanet_lite.config.options_file import as_integer
 from spanet_lite.errors import InputError
 
@@ -135,12 +135,13 @@ def _devices(options: Options, gpus: int | None, processes: int | None) -> tuple
 def _precision(options: Options, accelerator: str, *, explicit: bool) -> str:
     """The options' precision; on a GPU, mixed precision unless the user chose otherwise. A
     refusal names ``precision``, the keyword and the option alike (``spanet-train`` names the
-    flag typed, ``--precision`` or ``-fp16``, only when one was)."""
-    chosen = str(options.precision)
-    if accelerator == "cpu" and chosen in ("16-mixed", "16"):
+    flag typed, ``--precision`` or ``-fp16``, only when one was). A short form (``bf16``) is
+    passed on under its full name, which Lightning reads it as without a deprecation warning."""
+    chosen = PRECISION_SHORT_FORMS.get(str(options.precision), str(options.precision))
+    if accelerator == "cpu" and chosen == "16-mixed":
         raise InputError(
             None, "precision",
-            "32-true or bf16-mixed on the CPU (16-bit mixed precision needs a GPU)", chosen,
+            "32-true or bf16-mixed on the CPU (16-bit mixed precision needs a GPU)", str(options.precision),
         )
     if accelerator == "gpu" and not explicit and "precision" not in options.explicit:
         import torch
