@@ -25,7 +25,7 @@ from spanet_lite.config import (
     without_effect_summary,
 )
 from spanet_lite.config.options import OPTIMIZERS, UNSUPPORTED_OPTIMIZERS, option_fields
-from spanet_lite.config.options_validation import MATRIX_EXPECTED
+from spanet_lite.config.options_validation import LAYERS_EXPECTED, MATRIX_EXPECTED
 from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.errors import InputError, SpanetWarning
 
@@ -368,6 +368,10 @@ def test_table_notes_say_plainly_where_a_value_is_built_differently():
         (  # round() of an infinite width: an OverflowError traceback
             {"transformer_dim_scale": 1e308},
             f"transformer_dim_scale: expected {MATRIX_EXPECTED}, got 1e+308 (a number)",
+        ),
+        (  # built one layer at a time until memory ran out
+            {"num_encoder_layers": 10**30},
+            f"num_encoder_layers: expected {LAYERS_EXPECTED}, got {10**30} (a number)",
         ),
     ],
 )

@@ -29,6 +29,7 @@ from spanet_lite.config.options import (
     DATASET_MODES,
     DECODINGS,
     LAYER_COUNT_KEYS,
+    NO_EFFECT,
     OPTIMIZERS,
     PAIR_FEATURES,
     PRECISIONS,
@@ -88,6 +89,9 @@ overflow first (torch's 64-bit sizes: a TypeError; round() of an infinite width:
 each a traceback."""
 MATRIX_EXPECTED = ("weight matrices (hidden_dim x hidden_dim, x initial_embedding_dim and x round("
                    "transformer_dim_scale x hidden_dim)) below 2**60 weights, more than any memory holds")
+LAYERS_EXPECTED = ("layers x hidden_dim below 2**60 weights (every layer built holds at least hidden_dim), "
+                   "more than any memory holds")
+"""Layer counts are built one by one: 1e30 layers ran until memory ran out instead of failing."""
 
 _positive: Callable[[Any], bool] = lambda value: math.isfinite(value) and value > 0  # noqa: E731
 _non_negative: Callable[[Any], bool] = lambda value: math.isfinite(value) and value >= 0  # noqa: E731
@@ -200,6 +204,10 @@ def validate_options(
         widest = max(widths, key=widths.__getitem__)
         key = "hidden_dim" if options.hidden_dim**2 >= MAX_MATRIX_WEIGHTS else widest
         raise error(key, MATRIX_EXPECTED, describe(getattr(options, key)))
+    built_layers = [key for key in LAYER_COUNT_KEYS if key not in NO_EFFECT]
+    if not sum(getattr(options, key) for key in built_layers) * options.hidden_dim < MAX_MATRIX_WEIGHTS:
+        deepest = max(built_layers, key=lambda key: getattr(options, key))
+        raise error(deepest, LAYERS_EXPECTED, describe(getattr(options, deepest)))
     if options.hidden_dim % options.num_attention_heads:
         raise error(
             "num_attention_heads",
