@@ -50,32 +50,60 @@ def host_reads_raise() -> Iterator[None]:
 
     names = ("item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__")
     saved = {name: getattr(torch.Tensor, name) for name in names}
+    # A tensor built from host data (a Python list, a numpy array) is a host-to-device copy on
+    # a GPU, which waits for the device as a read does: torch.tensor(..., device="cuda").
+    made = {name: getattr(torch, name) for name in ("tensor", "as_tensor", "from_numpy")}
+
+    def from_host(name):
+        def build(data, *args, **kwargs):
+            if name == "as_tensor" and isinstance(data, torch.Tensor):
+                return made[name](data, *args, **kwargs)  # no copy: already a tensor
+            raise AssertionError(f"torch.{name} of host data inside a step (a copy to the device)")
+
+        return build
+
     try:
         for name in names:
             setattr(torch.Tensor, name, refuse)
+        for name in made:
+            setattr(torch, name, from_host(name))
         yield
     finally:
         for name, method in saved.items():
             setattr(torch.Tensor, name, method)
+        for name, function in made.items():
+            setattr(torch, name, function)
 
 
 def test_the_refusal_works() -> None:
     with host_reads_raise(), pytest.raises(AssertionError):
         bool(torch.ones(1) > 0)
+    with host_reads_raise(), pytest.raises(AssertionError):
+        torch.tensor([1, 2])
+    with host_reads_raise():
+        ones = torch.ones(2)
+        assert torch.as_tensor(ones) is ones
 
 
-def warm_up(module: SpanetModule, batches) -> None:
-    """One pass first: the attention's per-layout tables are built once per width, on the host."""
+def warm_up(module: SpanetModule, train_batches, val_batches) -> None:
+    """One pass of both steps first, as a run's first steps: what a step builds once and caches
+    (the attention's tables per layout of widths, the loss's EVENT-group table per device) is
+    built there, from host data; the steps after it read it from the cache. Then the module's
+    running sums and validation records are emptied again."""
     with torch.no_grad():
-        for batch in batches:
-            module.network(batch.features, batch.masks)
+        for i, batch in enumerate(train_batches):
+            module.training_step(batch, i)
+        for i, batch in enumerate(val_batches):
+            module.validation_step(batch, i)
+    module._running = {"train": RunningMeans(), "val": RunningMeans()}
+    module._validation_store = []
 
 
 def test_training_and_validation_steps_read_nothing_back_on_cpu(setup) -> None:
     module, dm = setup
     train_batch = next(iter(dm.train_dataloader()))
     val_batch = next(iter(dm.val_dataloader()))
-    warm_up(module, [train_batch, val_batch])
+    warm_up(module, [train_batch], [val_batch])
     module.decode_on_device = True  # what a GPU does; the CPU itself decodes with numpy
     with host_reads_raise():
         loss = module.training_step(train_batch, 0)
@@ -94,7 +122,7 @@ def test_steps_never_synchronise_with_the_gpu(setup) -> None:
     for loader in loaders:
         loader.dataset.place("cuda")
     train_batches, val_batches = (list(loader) for loader in loaders)
-    warm_up(module, train_batches + val_batches)
+    warm_up(module, train_batches, val_batches)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
