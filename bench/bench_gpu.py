@@ -384,7 +384,18 @@ def whole_batches(about: int, chosen: list[Config]) -> int:
 
 def inductor_settings(config: Config) -> contextlib.AbstractContextManager[object]:
     """Inductor's CUDA graphs for a ``cudagraphs`` configuration (read when the first compiled
-    step compiles, inside ``train``); nothing for the others."""
+    step compiles, inside ``train``); nothing for the others.
+
+    A compiled configuration starts from an empty dynamo cache: dynamo keeps compiled graphs per
+    code object (``network_losses``) and hands them to any later ``torch.compile`` with equal
+    arguments whose guards pass, and a network of the same options in a new run passes them. The
+    plain ``compile`` run would otherwise replay the graphs compiled (with CUDA graphs) for the
+    ``cudagraphs`` run before it, and time no compile of its own."""
+    if not config.compile:
+        return contextlib.nullcontext()
+    import torch._dynamo
+
+    torch._dynamo.reset()
     if not config.cudagraphs:
         return contextlib.nullcontext()
     import torch._inductor.config

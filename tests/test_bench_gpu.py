@@ -59,6 +59,44 @@ def test_the_cudagraphs_configuration_turns_on_inductors_cuda_graphs_for_its_run
     assert inductor.triton.cudagraphs is False
 
 
+def test_each_compiled_configuration_compiles_afresh_not_from_the_graphs_of_the_one_before() -> None:
+    """Dynamo reuses a graph compiled for ``network_losses`` in any later torch.compile of it whose
+    guards pass (a new network of the same options does): spanet_b1024_compile would time the
+    CUDA graphs compiled for spanet_b1024_cudagraphs, with no compile of its own."""
+    import functools
+
+    import torch
+
+    compiles: list[int] = []
+
+    def backend(graph, inputs):
+        compiles.append(1)
+        return graph.forward
+
+    def losses(network: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return network(x).relu().sum()
+
+    def compiled_run() -> None:  # what each training run does: a new network, compiled anew
+        network = torch.nn.Linear(3, 2)
+        torch.compile(functools.partial(losses, network), backend=backend, dynamic=False)(torch.ones(4, 3))
+
+    cudagraphs, plain, eager = bench_gpu.configs(
+        quick=True, cuda=True, named={"spanet_b1024_cudagraphs", "spanet_b1024_compile", "spanet_b1024"}
+    )[::-1]
+    compiled_run()
+    compiled_run()
+    assert len(compiles) == 1  # the hazard: the second run replays the first run's graph
+    for config in (cudagraphs, plain):
+        assert config.compile
+        with bench_gpu.inductor_settings(config):
+            compiled_run()
+    assert len(compiles) == 3
+    with bench_gpu.inductor_settings(eager):  # an eager configuration leaves the cache alone
+        compiled_run()
+    assert len(compiles) == 3
+    torch._dynamo.reset()
+
+
 def test_cudagraph_skips_counts_what_inductor_reports_when_it_declines_a_graph() -> None:
     from torch._inductor.cudagraph_utils import log_cudagraph_skip_and_bump_counter
 
