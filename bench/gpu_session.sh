@@ -3,7 +3,9 @@
 # device command (10 minutes): the machine, the CUDA tests (no host round trip inside a
 # training step, device-resident data), then bench/bench_gpu.py. Each part has its own time
 # limit, and bench_gpu rewrites its JSON after every configuration, so a part that runs long
-# costs only its own figures.
+# costs only its own figures. A part still running at its limit gets SIGTERM and, KILL_AFTER
+# seconds later, SIGKILL: a training run takes SIGTERM as a request to stop cleanly (it
+# checkpoints and returns), after which bench_gpu would go on to its next configuration.
 #
 #   bash bench/gpu_session.sh OUT_DIR            # on the GPU machine, from the repository root
 #   QUICK=1 bash bench/gpu_session.sh OUT_DIR    # the same steps at toy sizes (a CPU dry run)
@@ -18,6 +20,7 @@ export PYTHONPATH=.
 python=${PYTHON:-python}
 tests_limit=${TESTS_LIMIT:-150}
 bench_limit=${BENCH_LIMIT:-390}
+kill_after=${KILL_AFTER:-20}
 bench_args=(--json "$out/bench_gpu.json")
 if [[ -n "${QUICK:-}" ]]; then
     bench_args+=(--quick)
@@ -25,19 +28,19 @@ fi
 
 {
     date -u
-    nvidia-smi || echo "nvidia-smi: not available"
+    timeout -k 5 30 nvidia-smi || echo "nvidia-smi: not available"
     "$python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
 } > "$out/machine.txt" 2>&1
 
-timeout "$tests_limit" "$python" -m pytest -q -p no:cacheprovider -rs \
+timeout -k "$kill_after" "$tests_limit" "$python" -m pytest -q -p no:cacheprovider -rs \
     tests/test_step_sync.py tests/test_device_data.py > "$out/pytest.txt" 2>&1
 tests_rc=$?
 
-timeout "$bench_limit" "$python" bench/bench_gpu.py "${bench_args[@]}" > "$out/bench_gpu.txt" 2>&1
+timeout -k "$kill_after" "$bench_limit" "$python" bench/bench_gpu.py "${bench_args[@]}" > "$out/bench_gpu.txt" 2>&1
 bench_rc=$?
 
 echo "machine: $(grep -m1 '^torch' "$out/machine.txt")"
-echo "tests (rc $tests_rc, 124 = time limit): $(tail -n 1 "$out/pytest.txt")"
-echo "bench_gpu (rc $bench_rc, 124 = time limit): one JSON line per configuration"
+echo "tests (rc $tests_rc, 124 or 137 = time limit): $(tail -n 1 "$out/pytest.txt")"
+echo "bench_gpu (rc $bench_rc, 124 or 137 = time limit): one JSON line per configuration"
 grep '^{"' "$out/bench_gpu.txt" | grep -v '^{"device"' | cut -c1-1500
 exit $(( tests_rc != 0 || bench_rc != 0 ))

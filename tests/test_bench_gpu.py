@@ -120,7 +120,7 @@ def test_the_gpu_session_script_dry_runs_on_the_cpu_and_reports_every_figure(tmp
     assert sorted(p.name for p in out.iterdir()) == files
     assert "cuda False" in (out / "machine.txt").read_text()
     lines = done.stdout.splitlines()
-    assert lines[1].startswith("tests (rc 0, 124 = time limit): ") and " passed" in lines[1]
+    assert lines[1].startswith("tests (rc 0, 124 or 137 = time limit): ") and " passed" in lines[1]
     printed = [json.loads(line) for line in lines if line.startswith('{"')]
     assert [next(iter(c)) for c in printed] == ["spanet_b1024", "spanet_b4096", "wide_b4096"]
 
@@ -135,3 +135,32 @@ def test_the_gpu_session_script_dry_runs_on_the_cpu_and_reports_every_figure(tmp
         assert config.get("steady_train_events_per_s", 1) > 0 and config["to_window_s"] >= 0
         assert 0.0 <= config["heldout_event_purity"] <= 1.0
         assert config["predict_events"] == 500 and config["predict_events_per_s"] > 0
+
+
+def test_each_part_of_the_gpu_session_ends_at_its_time_limit_even_if_it_takes_sigterm_as_a_stop(
+    tmp_path: Path,
+) -> None:
+    """A training run answers SIGTERM by stopping cleanly and returning, and bench_gpu then starts
+    its next configuration: the part must be killed after its limit, or the session's one device
+    command runs out before the summary is printed."""
+    import time
+
+    stub = tmp_path / "python"  # the machine line answers; every other part ignores SIGTERM
+    stub.write_text(
+        '#!/usr/bin/env bash\nif [[ "$1" == "-c" ]]; then echo "torch 0 cuda False"; exit 0; fi\n'
+        'trap "" TERM\nsleep 60\n'
+    )
+    stub.chmod(0o755)
+    out = tmp_path / "session"
+    limits = {"TESTS_LIMIT": "1", "BENCH_LIMIT": "1", "KILL_AFTER": "1"}
+    started = time.monotonic()
+    done = subprocess.run(
+        ["bash", str(ROOT / "bench" / "gpu_session.sh"), str(out)],
+        cwd=ROOT, env={**os.environ, "PYTHON": str(stub), **limits}, capture_output=True, text=True,
+        timeout=50,
+    )
+    assert time.monotonic() - started < 30
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert lines[1].startswith("tests (rc 137, 124 or 137 = time limit)")
+    assert lines[2].startswith("bench_gpu (rc 137, 124 or 137 = time limit)")
