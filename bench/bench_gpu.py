@@ -212,6 +212,7 @@ def timing_callback(seconds: float, warm_steps: int, checkpoint: Path):
             self._t = 0.0
             self._event: Any = None
             self.cuda = False
+            self.compile_mode: str | None = None
 
         def on_train_batch_start(self, trainer, module, batch, index) -> None:
             self.cuda = module.device.type == "cuda"
@@ -243,6 +244,8 @@ def timing_callback(seconds: float, warm_steps: int, checkpoint: Path):
                     torch.cuda.synchronize()
                 self.stop = time.perf_counter()
                 self.cpu_stop = time.process_time()
+                # "off" in a compiled configuration: compiling failed and the run trained eagerly.
+                self.compile_mode = getattr(module, "compile_mode", None)
                 trainer.save_checkpoint(checkpoint)
                 trainer.should_stop = True
 
@@ -259,6 +262,7 @@ def timing_callback(seconds: float, warm_steps: int, checkpoint: Path):
                 "step_wall_ms": round(1000 * window / steps, 3),
                 "step_host_ms": round(1000 * sum(self.host) / steps, 3),
                 "step_device_ms": None,
+                "compile_mode": self.compile_mode,
             }
             # From one step's start to the next: the median leaves out the epoch ends
             # (validation) and a compile for a new shape (the short last batch of an epoch).

@@ -97,6 +97,22 @@ def test_each_compiled_configuration_compiles_afresh_not_from_the_graphs_of_the_
     torch._dynamo.reset()
 
 
+def test_the_window_records_what_the_run_compiled_so_that_an_eager_fallback_shows(tmp_path: Path) -> None:
+    """A compile that fails at the first compiled step leaves the run training eagerly (one line on
+    a console the benchmark does not show): the figures of a compiled configuration must say so."""
+    from types import SimpleNamespace
+
+    import torch
+
+    window = bench_gpu.timing_callback(0.0, 0, tmp_path / "window.ckpt")
+    trainer = SimpleNamespace(save_checkpoint=lambda path: None, should_stop=False)
+    module = SimpleNamespace(device=torch.device("cpu"), compile_mode="off")
+    batch = SimpleNamespace(batch_size=8)
+    window.on_train_batch_start(trainer, module, batch, 0)
+    window.on_train_batch_end(trainer, module, None, batch, 0)
+    assert trainer.should_stop and window.figures()["compile_mode"] == "off"
+
+
 def test_cudagraph_skips_counts_what_inductor_reports_when_it_declines_a_graph() -> None:
     from torch._inductor.cudagraph_utils import log_cudagraph_skip_and_bump_counter
 
