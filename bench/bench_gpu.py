@@ -322,18 +322,20 @@ def run_config(
     sampler = GpuSampler().start() if cuda else None
     skips_before = cudagraph_skips()
     started = time.perf_counter()
-    with inductor_settings(config):
-        result = train(
-            options,
-            gpus=1 if cuda else 0,
-            log_dir=work / "runs",
-            name=config.name,
-            quiet=True,
-            callbacks=[window],
-        )
+    try:
+        with inductor_settings(config):
+            result = train(
+                options,
+                gpus=1 if cuda else 0,
+                log_dir=work / "runs",
+                name=config.name,
+                quiet=True,
+                callbacks=[window],
+            )
+    finally:  # a failed run's sampler would go on calling nvidia-smi through the next runs
+        if sampler is not None:
+            sampler.stop()
     total = time.perf_counter() - started
-    if sampler is not None:
-        sampler.stop()
     figures: dict[str, Any] = {
         "batch_size": config.batch_size,
         "compile": config.compile,

@@ -113,6 +113,38 @@ def test_the_window_records_what_the_run_compiled_so_that_an_eager_fallback_show
     assert trainer.should_stop and window.figures()["compile_mode"] == "off"
 
 
+def test_a_failed_run_stops_its_gpu_sampler(tmp_path: Path, monkeypatch) -> None:
+    """A configuration whose training fails (a compile error, say) is recorded and the next one
+    runs: its sampler thread must not go on sampling (nvidia-smi every 200 ms) through them."""
+    import pytest
+    import torch
+
+    import spanet_lite.training.run as run_module
+
+    samplers: list[bench_gpu.GpuSampler] = []
+
+    class Sampler(bench_gpu.GpuSampler):
+        def start(self) -> bench_gpu.GpuSampler:
+            self.stopped = False
+            samplers.append(self)
+            return self
+
+        def stop(self) -> None:
+            self.stopped = True
+
+    def failing_train(*args, **kwargs):
+        raise RuntimeError("the run failed")
+
+    monkeypatch.setattr(bench_gpu, "GpuSampler", Sampler)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(run_module, "train", failing_train)
+    config = bench_gpu.configs(quick=True, cuda=False)[0]
+    with pytest.raises(RuntimeError, match="the run failed"):
+        files = (tmp_path / "e.yaml", tmp_path / "t.h5", tmp_path / "h.h5")
+        bench_gpu.run_config(config, tmp_path, *files, 0.5, True)
+    assert len(samplers) == 1 and samplers[0].stopped
+
+
 def test_cudagraph_skips_counts_what_inductor_reports_when_it_declines_a_graph() -> None:
     from torch._inductor.cudagraph_utils import log_cudagraph_skip_and_bump_counter
 
