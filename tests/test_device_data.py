@@ -138,17 +138,21 @@ def test_training_in_device_mode_matches_memory_mode_through_the_trainer(
             epochs=2,
             dataset_mode=mode,
             partial_events=True,
+            precision="32-true",  # on a GPU the default is bf16-mixed, whose rounding swamps the test
             **small,
         )
         results[mode] = train(options, log_dir=tmp_path / mode, quiet=True)
     memory, device = results["memory"].metrics, results["device"].metrics
+    # CUDA's backward sums with atomics in no fixed order (and TF32 rounds fp32 matmuls): runs that
+    # see the same batches agree to ~1e-6 a step there, not bit for bit as on the CPU.
+    rel = 1e-3 if torch.cuda.is_available() else 1e-4
     assert {"train/total_loss", "val/assignment_loss", "val/regression_loss"} <= device.keys()
     assert results["device"].epochs_completed == 2 and results["device"].stopped is None
     assert memory.keys() == device.keys() and "val/event_purity" in device
     for key, value in memory.items():  # same batches, same weights: equal up to float rounding
         if key == "time_s":
             continue
-        assert device[key] == pytest.approx(value, rel=1e-4, abs=1e-6, nan_ok=True), key
+        assert device[key] == pytest.approx(value, rel=rel, abs=1e-6, nan_ok=True), key
 
 
 def test_presizing_while_moving_gives_the_same_batch_as_presizing_in_place(memory: SpanetDataModule) -> None:
