@@ -1,7 +1,8 @@
 """Atomic file writing: a reader never sees a half-written file, and nothing is lost on a crash.
 
 Every writer in the package goes through :func:`atomic_hdf5` (HDF5 files), :func:`atomic_path`
-(for libraries such as torch that want a path) or :func:`atomic_write_text`. A write that fails
+(for libraries such as onnx that want a path; with :func:`guarded_file` for those, such as
+torch, that lose the operating system's error) or :func:`atomic_write_text`. A write that fails
 for an operating-system reason (a full disk) leaves as one :class:`OSError` naming the file the
 user asked for, never the temporary one (:func:`write_failure`), so the CLI prints one line,
 exit 74.
@@ -27,7 +28,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
 
 if TYPE_CHECKING:
     import h5py
@@ -434,29 +435,46 @@ def check_hdf5_writes(item: h5py.File | h5py.Group | h5py.Dataset) -> None:
 
 
 @contextlib.contextmanager
-def guarded_hdf5(path: Path, shown: Path, **options: Any) -> Iterator[h5py.File]:
-    """A new HDF5 file at ``path`` (created or truncated) whose refused writes are kept from
-    HDF5 (:class:`_Sink`) and raised as failures of ``shown`` by :func:`check_hdf5_writes` and
-    when the block ends. ``options`` go to :class:`h5py.File` (e.g. ``rdcc_nbytes``). Not
-    atomic: for scratch files; outputs use :func:`atomic_hdf5`.
-    """
-    import h5py
+def guarded_file(path: Path, shown: Path) -> Iterator[BinaryIO]:
+    """A new binary file at ``path`` (created or truncated) for a library that writes through a
+    file object: its first refused write is kept from the library (:class:`_Sink`) and raised,
+    as a failure of ``shown``, when the block ends. Not atomic: pass an :func:`atomic_path`.
 
+    Why: libraries lose the operating system's error. ``torch.save`` on a full disk raised
+    ``RuntimeError: basic_ios::clear: iostream error`` (given a path) or ``unexpected pos``
+    (given a file object), with no errno, so ``spanet-train`` printed a traceback and never
+    marked its run directory incomplete; HDF5 crashed (see :class:`_Sink`).
+    """
     sink = _Sink(path)
-    key: tuple[int, int] | None = None
     try:
-        with h5py.File(sink, "w", **options) as file:
-            key = file.id.fileno
-            _SINKS[key] = (sink, shown)
-            yield file
+        yield cast(BinaryIO, sink)
     except Exception:
         sink.raise_error(shown)  # a refused write is the cause of whatever failed after it
         raise
     finally:
-        if key is not None:
-            _SINKS.pop(key, None)
         sink.close()
-    sink.raise_error(shown)  # what only the closing flush of the metadata met
+    sink.raise_error(shown)  # what only the library's closing writes met
+
+
+@contextlib.contextmanager
+def guarded_hdf5(path: Path, shown: Path, **options: Any) -> Iterator[h5py.File]:
+    """A new HDF5 file at ``path`` (created or truncated) whose refused writes are kept from
+    HDF5 (:func:`guarded_file`) and raised as failures of ``shown`` by :func:`check_hdf5_writes`
+    and when the block ends. ``options`` go to :class:`h5py.File` (e.g. ``rdcc_nbytes``). Not
+    atomic: for scratch files; outputs use :func:`atomic_hdf5`.
+    """
+    import h5py
+
+    with guarded_file(path, shown) as sink:
+        key: tuple[int, int] | None = None
+        try:
+            with h5py.File(sink, "w", **options) as file:
+                key = file.id.fileno
+                _SINKS[key] = (cast(_Sink, sink), shown)
+                yield file
+        finally:
+            if key is not None:
+                _SINKS.pop(key, None)
 
 
 @contextlib.contextmanager

@@ -675,6 +675,24 @@ def test_a_full_disk_during_training_marks_the_run_incomplete_and_resume_repairs
     assert (run / "metrics.csv").is_file()
 
 
+def test_a_checkpoint_the_disk_refuses_is_an_oserror_naming_it_and_leaves_nothing(tmp_path: Path) -> None:
+    """A real file-size limit (as above) under ``torch.save``: torch lost the errno and raised
+    ``RuntimeError: basic_ios::clear: iostream error``, so spanet-train printed a traceback,
+    exit 1, and did not mark its run directory incomplete."""
+    pytest.importorskip("resource")
+    limit = 1 << 16
+    target = tmp_path / "checkpoints" / "last.ckpt"
+    script = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+              "import torch; from spanet_lite.training.recorder import AtomicCheckpointIO\n"
+              "try:\n    AtomicCheckpointIO().save_checkpoint({'w': torch.zeros(1 << 16)}, sys.argv[1])\n"
+              "except OSError as error:\n    print(error.errno, error.filename)")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    process = subprocess.run([sys.executable, "-c", script, str(target)], env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert (process.returncode, process.stdout) == (0, f"{errno.EFBIG} {target}\n"), process.stderr[-3000:]
+    assert folder_listing(tmp_path) == []
+
+
 def test_bad_devices_are_one_line(ttbar_run: tuple[Path, Path]) -> None:
     import torch
 

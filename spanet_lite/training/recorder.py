@@ -40,7 +40,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 
-from spanet_lite.io import atomic_path, atomic_write_text
+from spanet_lite.io import atomic_path, atomic_write_text, guarded_file
 from spanet_lite.outputs import RUN_CHECKPOINTS, describe_os_error
 
 CHECKPOINTS = RUN_CHECKPOINTS
@@ -77,12 +77,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoint writer that goes through :func:`spanet_lite.io.atomic_path`.
 
     A checkpoint on disk is therefore always complete: a run killed while saving leaves the
-    previous ``last.ckpt`` in place.
+    previous ``last.ckpt`` in place. torch writes through :func:`~spanet_lite.io.guarded_file`,
+    so that a full disk is an OSError naming the checkpoint (the run is marked incomplete, one
+    line), not torch's errno-less ``RuntimeError``.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-        with atomic_path(path) as tmp:
-            torch.save(checkpoint, tmp)
+        with atomic_path(path) as tmp, guarded_file(tmp, Path(path)) as file:
+            torch.save(checkpoint, file)
 
 
 def mark_incomplete(run_dir: Path, error: OSError) -> OSError:
