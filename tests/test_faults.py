@@ -353,7 +353,8 @@ def test_a_full_disk_while_writing_names_the_output_exits_74_and_leaves_nothing(
     assert folder_listing(folder) == []
 
 
-@pytest.mark.parametrize("command", ["spanet-export --copy-decoder", "spanet-test --json --plots"])
+@pytest.mark.parametrize("command", ["spanet-export --copy-decoder", "spanet-test --json --plots",
+                                     "spanet-generate --event-file-output"])
 def test_when_the_second_output_of_a_call_fails_the_first_is_not_left(
     ttbar_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str], command: str,
@@ -371,6 +372,23 @@ def test_when_the_second_output_of_a_call_fails_the_first_is_not_left(
         monkeypatch.setattr("spanet_lite.evaluation.export.shutil.copyfile", bare_enospc)
         second, program = folder / "onnx_decoder.py", "spanet-export"
         code = export_cli.main([str(run_dir), str(folder / "model.onnx"), "--copy-decoder"])
+    elif command.startswith("spanet-generate"):  # the events were replaced, without their event file
+        real_write_text = Path.write_text
+
+        def enospc_for_the_event_file(self: Path, *args: Any, **kwargs: Any) -> int:
+            if self.name.startswith(".events.yaml."):
+                bare_enospc()
+            return real_write_text(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "write_text", enospc_for_the_event_file)
+        second, program = folder / "events.yaml", "spanet-generate"
+        for mine in (folder / "events.h5", second):
+            mine.write_bytes(b"mine")
+        code = generate_cli.main(["ttbar_allhad", "-n", "10", "-q", "-o", str(folder / "events.h5"),
+                                  "--event-file-output", str(second), "--overwrite"])
+        assert [(folder / name).read_bytes() for name in ("events.h5", "events.yaml")] == [b"mine"] * 2
+        for mine in (folder / "events.h5", second):
+            mine.unlink()
     else:
         monkeypatch.setattr("spanet_lite.evaluation.plots.write_all", bare_enospc)
         second, program = folder / "plots", "spanet-test"

@@ -22,6 +22,7 @@ from spanet_lite.outputs import add_overwrite_argument, check_outputs, output
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from spanet_lite.io import OutputGroup
     from spanet_lite.physics.generator import PhysicsConfig, Selection, Summary
     from spanet_lite.physics.generator.processes import Process
 
@@ -126,7 +127,7 @@ def _body(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from rich.console import Console
 
-    from spanet_lite.io import atomic_write_text
+    from spanet_lite.io import all_or_nothing, atomic_write_text
     from spanet_lite.physics.generator import PROCESSES, PhysicsConfig, Selection
     from spanet_lite.physics.generator.request import Request
 
@@ -145,18 +146,21 @@ def _body(argv: Sequence[str] | None) -> int:
 
     console = Console(stderr=True)
     show_progress = not args.quiet and console.is_terminal
-    with flags_for({"selection": "--min-jets/--min-btags"}):  # one that accepts (almost) nothing
-        summary = _generate(args, process, config, selection, console, show_progress)
-    if args.event_file_output is not None:
-        atomic_write_text(args.event_file_output, process.event_file_text)
+    with (
+        all_or_nothing() as group,  # the events and their event file, or neither
+        flags_for({"selection": "--min-jets/--min-btags"}),  # one that accepts (almost) nothing
+    ):
+        summary = _generate(args, process, config, selection, console, show_progress, group)
+        if args.event_file_output is not None:
+            atomic_write_text(args.event_file_output, process.event_file_text, group=group)
     if not args.quiet:
         _print_summary(Console(), summary, args.output)
     return EXIT_OK
 
 
 def _generate(args: argparse.Namespace, process: Process, config: PhysicsConfig, selection: Selection,
-              console: Console, show_progress: bool) -> Summary:
-    """Run the chosen backend on the values :func:`_body` has checked."""
+              console: Console, show_progress: bool, group: OutputGroup) -> Summary:
+    """Run the chosen backend on the values :func:`_body` has checked, its output staged in ``group``."""
     from spanet_lite.physics.generator import write_file
 
     if args.backend == "pythia":
@@ -175,6 +179,7 @@ def _generate(args: argparse.Namespace, process: Process, config: PhysicsConfig,
             max_objects=args.max_objects,
             signal_fraction=args.signal_fraction,
             overwrite=args.overwrite,
+            group=group,
         )
     else:
         run = functools.partial(
@@ -189,6 +194,7 @@ def _generate(args: argparse.Namespace, process: Process, config: PhysicsConfig,
             signal_fraction=args.signal_fraction,
             chunk_size=args.chunk_size,
             overwrite=args.overwrite,
+            group=group,
         )
         if show_progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from spanet_lite.hdf5_paths import EVENT_WEIGHT_DATASET, classification_path, mask_path, target_path
-from spanet_lite.io import atomic_hdf5, check_hdf5_writes
+from spanet_lite.io import OutputGroup, atomic_hdf5, check_hdf5_writes
 from spanet_lite.outputs import check_outputs, output
 from spanet_lite.physics.generator.acceptance import AcceptanceGuard
 from spanet_lite.physics.generator.allocator import retain_freed_memory
@@ -200,8 +200,10 @@ def write_file(
     overwrite: bool = False,
     compression: str | None = "gzip",
     progress: Callable[[int], None] | None = None,
+    group: OutputGroup | None = None,
 ) -> Summary:
-    """Generate ``events`` selected events into the HDF5 file ``path`` (atomic, chunked).
+    """Generate ``events`` selected events into the HDF5 file ``path`` (atomic, chunked; staged
+    in ``group``, when given, to be moved into place with the call's other outputs).
 
     Events are written ``chunk_size`` at a time, rounded down to whole HDF5 chunks of 4,096
     events (so values below 4,096 act as 4,096). ``progress(k)`` is called with the number of
@@ -223,7 +225,7 @@ def write_file(
     candidates = 0
     rows = _chunk_rows(events)
     guard = AcceptanceGuard(request.cuts)
-    with atomic_hdf5(path, overwrite=overwrite) as f:
+    with atomic_hdf5(path, overwrite=overwrite, group=group) as f:
         written = 0
         pending: list[dict[str, NDArray]] = []  # selected events not yet written, in order
         buffered = 0

@@ -27,7 +27,7 @@ import h5py
 from spanet_lite import outputs as outputs_rule
 from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.errors import InputError
-from spanet_lite.io import atomic_hdf5, atomic_write_text, check_hdf5_writes
+from spanet_lite.io import OutputGroup, atomic_hdf5, atomic_write_text, check_hdf5_writes
 from spanet_lite.physics.generator.acceptance import AcceptanceGuard
 from spanet_lite.physics.generator.config import PhysicsConfig, Selection
 from spanet_lite.physics.generator.engine import (
@@ -166,6 +166,7 @@ def generate(
     overwrite: bool = False,
     compression: str | None = "gzip",
     on_progress: Callable[[int, int], None] | None = None,
+    group: OutputGroup | None = None,
 ) -> Summary:
     """Generate ``n_events`` selected events of ``process`` with Pythia into ``output``.
 
@@ -178,6 +179,8 @@ def generate(
     :class:`~spanet_lite.physics.generator.engine.Summary` as the fast backend. Values no run
     could use are refused, before Pythia is imported, as the fast backend refuses them (see
     :class:`~spanet_lite.physics.generator.request.Request`), naming the keyword passed.
+    Given a ``group``, the output is staged in it, and the chunks are kept until the group moves
+    it into place: an output discarded with the call's other outputs can still be resumed.
     """
     fast = get_process(process)
     request = Request(
@@ -218,8 +221,11 @@ def generate(
             shutil.rmtree(work_dir, ignore_errors=True)
         raise
 
-    summary = _assemble(work_dir, sizes, output, process, seed, pythia_version, compression)
-    shutil.rmtree(work_dir)
+    summary = _assemble(work_dir, sizes, output, process, seed, pythia_version, compression, group)
+    if group is None:
+        shutil.rmtree(work_dir)
+    else:
+        group.stage(lambda: shutil.rmtree(work_dir, ignore_errors=True), lambda: None)
     return summary
 
 
@@ -243,13 +249,14 @@ def _run_parallel(tasks: list[tuple[Any, ...]], jobs: int, bar: _Progress) -> No
 
 
 def _assemble(work_dir: Path, sizes: list[int], output: Path, process: str, seed: int, pythia_version: str,
-              compression: str | None) -> Summary:
-    """Copy the chunks into ``output`` in order (atomically) and tally the summary."""
+              compression: str | None, group: OutputGroup | None = None) -> Summary:
+    """Copy the chunks into ``output`` in order (atomically; staged in ``group`` if given) and
+    tally the summary."""
     fast = FAST_PROCESSES[process]
     tally = _Tally(fast)
     total = sum(sizes)
     generated = 0
-    with atomic_hdf5(output) as out:
+    with atomic_hdf5(output, group=group) as out:
         datasets: dict[str, h5py.Dataset] = {}
         start = 0
         for k, size in enumerate(sizes):
