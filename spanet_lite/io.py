@@ -587,13 +587,17 @@ def _not_utf8(error: UnicodeDecodeError) -> str:
 def checkpoint_path_problem(path: str | Path) -> str | None:
     """What is wrong with ``path`` as a checkpoint file, as an error's "got" (None: a file). A
     run's folder, the usual slip, is told where its weights are; a path that exists but is no
-    regular file (``/dev/null``) is not called missing."""
+    regular file (``/dev/null``) is not called missing; an empty file (a copy to a full disk)
+    is called empty, where torch's loader only said ``EOFError``."""
     path = Path(path)
     if path.is_dir():
         inside = path / "checkpoints"
         hint = f": a run's weights are in {inside}/, e.g. best.ckpt" if inside.is_dir() else ""
         return f"a directory{hint}"
     if path.is_file():
+        with contextlib.suppress(OSError):
+            if path.stat().st_size == 0:
+                return "an empty file"
         return None
     return "not a regular file" if path.exists() else "no such file"  # /dev/null, a FIFO: it exists
 

@@ -412,6 +412,19 @@ def test_a_checkpoint_cut_short_is_one_line_saying_so(ttbar, tmp_path, capsys):
     )
 
 
+def test_an_empty_checkpoint_is_called_empty(ttbar, tmp_path, capsys):
+    """A copy to a full disk leaves an empty file: torch's loader said only 'got EOFError'."""
+    run_dir, data = ttbar
+    checkpoint = tmp_path / "empty.ckpt"
+    checkpoint.touch()
+    output = tmp_path / "out.h5"
+    assert predict_cli.main([str(run_dir), str(data), str(output), "-ckpt", str(checkpoint)]) == 2
+    assert capsys.readouterr().err == (
+        f"spanet-predict: error: {checkpoint}: expected a readable torch checkpoint, got an empty file\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.ckpt"]
+
+
 class _Planted:
     """Unpickling this creates a file: what a hostile checkpoint could do with any code."""
 
