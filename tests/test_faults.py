@@ -693,6 +693,24 @@ def test_a_full_disk_during_training_marks_the_run_incomplete_and_resume_repairs
     assert (run / "metrics.csv").is_file()
 
 
+def test_a_full_disk_at_the_first_checkpoint_does_not_advise_a_resume_that_cannot_work(
+    tiny_training: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The line said 'fix this, then spanet-train --resume RUN', which answered 'got no checkpoint'."""
+    from spanet_lite.training import recorder
+
+    def full(self: Any, checkpoint: Any, path: Any, storage_options: Any = None) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(recorder.AtomicCheckpointIO, "save_checkpoint", full)
+    code = train_cli.main([str(tiny_training), "-l", str(tmp_path), "-n", "full", "-q", "--epochs", "1"])
+    err = one_line_error(capsys, "spanet-train")
+    run = tmp_path / "full" / "version_0"
+    assert code == 74 and (f"{run} is incomplete: fix this, then start a new run: no epoch was saved to "
+                           "resume from (free some space and run again)\n") in err
+    assert not (run / "checkpoints" / "last.ckpt").exists()
+
+
 def test_a_checkpoint_the_disk_refuses_is_an_oserror_naming_it_and_leaves_nothing(tmp_path: Path) -> None:
     """A real file-size limit (as above) under ``torch.save``: torch lost the errno and raised
     ``RuntimeError: basic_ios::clear: iostream error``, so spanet-train printed a traceback,

@@ -90,15 +90,22 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def mark_incomplete(run_dir: Path, error: OSError) -> OSError:
     """Write ``run_dir/INCOMPLETE`` (best effort: the disk may be full) and return the error to raise.
 
-    The returned error says, on one line, what failed and how to continue.
+    The returned error says, on one line, what failed and how to continue: ``--resume`` when a
+    checkpoint is there to resume from, else a new run (a disk that filled while the first
+    checkpoint was saved: ``--resume`` would only answer "got no checkpoint").
     """
+    from spanet_lite.training.interrupt import INTERRUPTED_CHECKPOINT
+
     reason = describe_os_error(error)
     with contextlib.suppress(OSError):
         (run_dir / INCOMPLETE).write_text(reason + "\n", encoding="utf-8")
     with contextlib.suppress(OSError):
         (run_dir / INCOMPLETE).touch()
-    message = (f"{error.strerror or error}; {run_dir} is incomplete: fix this, then "
-               f"spanet-train --resume {run_dir}")
+    if any((run_dir / CHECKPOINTS / name).is_file() for name in (LAST, INTERRUPTED_CHECKPOINT)):
+        then = f"spanet-train --resume {run_dir}"
+    else:
+        then = "start a new run: no epoch was saved to resume from"
+    message = f"{error.strerror or error}; {run_dir} is incomplete: fix this, then {then}"
     return OSError(error.errno, message, error.filename)
 
 
