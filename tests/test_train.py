@@ -10,9 +10,12 @@ import csv
 import importlib.util
 import io
 import json
+import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.training.run import RunResult, train
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
 
 
 class CtrlCAt(Callback):
@@ -362,6 +366,55 @@ def test_train_gives_the_callers_thread_count_and_lightning_logging_back(
         torch.set_num_threads(threads)
         lightning_logger.setLevel(level)
 
+
+
+@pytest.mark.skipif(not hasattr(torch.backends.cuda.matmul, "fp32_precision"), reason="torch before 2.9")
+def test_train_on_the_cpu_leaves_torchs_per_backend_tf32_settings_alone(
+    workspace: dict[str, Any], tmp_path: Path
+) -> None:
+    """torch 2.9's per-backend switch (``torch.backends.cuda.matmul.fp32_precision = "tf32"``, as
+    a notebook shared with a GPU machine sets it) makes torch.get_float32_matmul_precision() raise
+    RuntimeError ("mix of the legacy and new APIs"); train() read it to restore it, so every run
+    from such a notebook was that traceback, on the CPU too, where TF32 is not used at all."""
+    matmul = torch.backends.cuda.matmul
+    before = matmul.fp32_precision
+    try:
+        matmul.fp32_precision = "tf32"
+        train(workspace["options"], log_dir=tmp_path / "runs", fast_dev_run=True)
+        assert matmul.fp32_precision == "tf32"
+    finally:
+        matmul.fp32_precision = before
+
+
+def test_a_gpu_run_gives_the_callers_tf32_settings_back_whichever_api_set_them() -> None:
+    """A GPU run turns TF32 on through torch's legacy switches (Lightning reads them back) and, on
+    the way out, restores the caller's: the legacy values, or torch 2.9's per-backend ones where
+    the legacy getters refuse to read a mix. Each case in a fresh process: the switches are
+    process-wide and a mix cannot be undone from inside."""
+    script = (
+        "import sys, torch\n"
+        "from spanet_lite.training.fit import _run_settings\n"
+        "from spanet_lite.training.hardware import Hardware\n"
+        "b = torch.backends\n"
+        "exec(sys.argv[1])\n"
+        "def state():\n"
+        "    if sys.argv[2] == 'new':\n"
+        "        switches = (b.cuda.matmul, b.mkldnn.matmul, b.cudnn.conv, b.cudnn.rnn)\n"
+        "        return [switch.fp32_precision for switch in switches]\n"
+        "    return [torch.get_float32_matmul_precision(), b.cudnn.allow_tf32]\n"
+        "before = state()\n"
+        "with _run_settings(Hardware('gpu', 1, 1, '32-true', None, None)):\n"
+        "    during = [torch.get_float32_matmul_precision(), b.cudnn.allow_tf32]\n"
+        "print(before == state(), during)\n"
+    )
+    cases = [("torch.set_float32_matmul_precision('medium'); b.cudnn.allow_tf32 = False", "legacy")]
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        cases += [("b.cuda.matmul.fp32_precision = 'tf32'", "new"), ("b.fp32_precision = 'ieee'", "new")]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for setup, api in cases:
+        done = subprocess.run([sys.executable, "-c", script, setup, api], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.stdout == "True ['high', True]\n", (setup, done.stderr[-2000:])
 
 def test_a_run_without_a_console_keeps_the_notes_a_console_would_have_shown(
     workspace: dict[str, Any], tmp_path: Path

@@ -404,28 +404,60 @@ def _run_settings(hardware: Hardware) -> Iterator[None]:
     """The process-wide settings of a run, for its duration only: Lightning's loggers at WARNING
     (its start-up chatter, GPU available... seed set..., is noise in our output), on the CPU one
     thread per core of the run's share (unless ``OMP_NUM_THREADS`` says otherwise), on a GPU TF32
-    tensor cores for the fp32 matmuls left outside autocast. Each is restored on the way out: a
-    notebook that set ``torch.set_num_threads(1)`` or Lightning's INFO logging keeps it after
-    ``train()``. (The seeds are not restored: training seeds the global generators, as documented
-    in :func:`~spanet_lite.training.run.train`.)"""
+    tensor cores (:func:`_tf32`). Each is restored on the way out: a notebook that set
+    ``torch.set_num_threads(1)`` or Lightning's INFO logging keeps it after ``train()``. (The
+    seeds are not restored: training seeds the global generators, as documented in
+    :func:`~spanet_lite.training.run.train`.)"""
     import torch
 
     levels = {name: logging.getLogger(name).level for name in LIGHTNING_LOGGERS}
     threads = torch.get_num_threads()
-    matmul_precision = torch.get_float32_matmul_precision()
-    cudnn_tf32 = torch.backends.cudnn.allow_tf32
     try:
         for name in LIGHTNING_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
         if hardware.accelerator == "cpu" and "OMP_NUM_THREADS" not in os.environ:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // hardware.devices))
-        if hardware.accelerator == "gpu":
-            torch.set_float32_matmul_precision("high")
-            torch.backends.cudnn.allow_tf32 = True
-        yield
+        with _tf32() if hardware.accelerator == "gpu" else contextlib.nullcontext():
+            yield
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
         torch.set_num_threads(threads)
-        torch.set_float32_matmul_precision(matmul_precision)
-        torch.backends.cudnn.allow_tf32 = cudnn_tf32
+
+
+@contextlib.contextmanager
+def _tf32() -> Iterator[None]:
+    """TF32 tensor cores for the fp32 matmuls and convolutions left outside autocast, while a GPU
+    run trains, then the caller's settings back.
+
+    Set through torch's legacy switches, which Lightning's CUDA accelerator reads back
+    (``torch.get_float32_matmul_precision``). Since torch 2.9 a caller may have used the
+    per-backend ``fp32_precision`` settings instead (``torch.backends.cuda.matmul.fp32_precision
+    = "tf32"``), and then the legacy getters raise RuntimeError ("mix of the legacy and new
+    APIs"): such a caller's settings are read and put back through ``fp32_precision``. Only a GPU
+    run comes here; a CPU run reads none of them."""
+    import torch
+
+    backends = torch.backends
+    try:
+        matmul, cudnn = torch.get_float32_matmul_precision(), backends.cudnn.allow_tf32
+        backends.cuda.matmul.allow_tf32  # noqa: B018 - read for its RuntimeError on a mix, as the two above
+    except RuntimeError:
+        switches = (backends.cuda.matmul, backends.mkldnn.matmul, backends.cudnn.conv, backends.cudnn.rnn)
+        values = [switch.fp32_precision for switch in switches]
+
+        def restore() -> None:
+            for switch, value in zip(switches, values):
+                switch.fp32_precision = value
+    else:
+
+        def restore() -> None:
+            torch.set_float32_matmul_precision(matmul)
+            backends.cudnn.allow_tf32 = cudnn
+
+    torch.set_float32_matmul_precision("high")
+    backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        restore()
