@@ -332,10 +332,10 @@ def run_config(
                 quiet=True,
                 callbacks=[window],
             )
+        total = time.perf_counter() - started  # the run alone, not the sampler's last nvidia-smi
     finally:  # a failed run's sampler would go on calling nvidia-smi through the next runs
         if sampler is not None:
             sampler.stop()
-    total = time.perf_counter() - started
     figures: dict[str, Any] = {
         "batch_size": config.batch_size,
         "compile": config.compile,
