@@ -307,12 +307,10 @@ def resume_target(path: Path, where: str = "resume") -> tuple[Path, Path | None]
     (:func:`check_arguments`, which calls it first: a folder without checkpoints is refused there,
     naming the argument as ``where`` spells it)."""
     from spanet_lite.training.interrupt import INTERRUPTED_CHECKPOINT
-    from spanet_lite.training.recorder import CHECKPOINTS, LAST
+    from spanet_lite.training.recorder import CHECKPOINTS, LAST, resumable_checkpoints
 
     if path.is_dir():
-        last = path / CHECKPOINTS / LAST
-        interrupted = path / CHECKPOINTS / INTERRUPTED_CHECKPOINT
-        candidates = [p for p in (interrupted, last) if p.is_file()]
+        candidates = resumable_checkpoints(path)
         if not candidates:
             raise InputError(
                 path,

@@ -94,19 +94,26 @@ def mark_incomplete(run_dir: Path, error: OSError) -> OSError:
     checkpoint is there to resume from, else a new run (a disk that filled while the first
     checkpoint was saved: ``--resume`` would only answer "got no checkpoint").
     """
-    from spanet_lite.training.interrupt import INTERRUPTED_CHECKPOINT
-
     reason = describe_os_error(error)
     with contextlib.suppress(OSError):
         (run_dir / INCOMPLETE).write_text(reason + "\n", encoding="utf-8")
     with contextlib.suppress(OSError):
         (run_dir / INCOMPLETE).touch()
-    if any((run_dir / CHECKPOINTS / name).is_file() for name in (LAST, INTERRUPTED_CHECKPOINT)):
+    if resumable_checkpoints(run_dir):
         then = f"spanet-train --resume {run_dir}"
     else:
         then = "start a new run: no epoch was saved to resume from"
     message = f"{error.strerror or error}; {run_dir} is incomplete: fix this, then {then}"
     return OSError(error.errno, message, error.filename)
+
+
+def resumable_checkpoints(run_dir: Path) -> list[Path]:
+    """The checkpoints ``spanet-train --resume run_dir`` can continue from, those present:
+    ``interrupted.ckpt`` (a run stopped mid-epoch) and ``last.ckpt`` (its last whole epoch)."""
+    from spanet_lite.training.interrupt import INTERRUPTED_CHECKPOINT
+
+    return [path for path in (run_dir / CHECKPOINTS / INTERRUPTED_CHECKPOINT, run_dir / CHECKPOINTS / LAST)
+            if path.is_file()]
 
 
 def incomplete_note(run_dir: Path) -> str | None:
