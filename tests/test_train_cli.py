@@ -421,7 +421,8 @@ def test_16_bit_precision_on_the_cpu_names_the_keyword_or_the_flag_typed(
     with pytest.raises(InputError) as raised:
         train(options, precision="16-mixed", log_dir=tmp_path / "runs")
     assert str(raised.value) == f"precision: {refusal}"
-    for flags, named in ((["-fp16"], "-fp16"), (["--precision", "16-mixed"], "--precision")):
+    both = ["-fp16", "--precision", "16"]  # one request twice, not two ("16" is "16-mixed")
+    for flags, named in ((["-fp16"], "-fp16"), (["--precision", "16-mixed"], "--precision"), (both, "-fp16")):
         line = run_failing([str(options), *flags], capsys, tmp_path / "runs")
         assert line == f"spanet-train: error: {named}: {refusal}"
     in_file = write_options(tmp_path, generated_tth, precision="16-mixed")
