@@ -165,6 +165,36 @@ def test_select_counts_an_integer_masks_non_zero_slots_as_the_reader_does(tmp_pa
     assert np.array_equal(_read(tmp_path / "out.h5")["INPUTS/Met/met"], arrays["INPUTS/Met/met"][jets == 4])
 
 
+def test_dataset_attributes_the_inputs_share_travel_with_their_datasets(tmp_path):
+    """A ``units`` attribute is what spanet-test labels a regression with: every operation lost
+    every dataset attribute, so a TeV target of a generated file read as GeV afterwards."""
+    files = []
+    for index, calibration in enumerate(("v1", "v2")):
+        path = write_h5(tmp_path / f"in{index}.h5", random_arrays(100, seed=index))
+        with h5py.File(path, "r+") as file:
+            file["INPUTS/Met/met"].attrs["units"] = "TeV"
+            file["INPUTS/Jets/pt"].attrs["units"] = "GeV"
+            file["INPUTS/Jets/pt"].attrs["calibration"] = calibration
+            file["INFO/number"] = np.arange(100)
+            file["INFO/number"].make_scale("event")  # refers to its file: not copied, not a traceback
+            file["INPUTS/Met/met"].dims[0].attach_scale(file["INFO/number"])
+        files.append(path)
+    operations.concat(files, tmp_path / "all.h5", TINY_SPEC, labels={"EVENT/sample": [1, 0]}, streaming=SMALL)
+    operations.shuffle(files[0], tmp_path / "shuffled.h5", TINY_SPEC, streaming=SMALL)
+    operations.select(files[0], tmp_path / "few.h5", TINY_SPEC, limit=7, streaming=SMALL)
+    parts = [tmp_path / "a.h5", tmp_path / "b.h5"]
+    operations.split(files[0], parts, [0.5, 0.5], TINY_SPEC, shuffle=True, streaming=SMALL)
+    for path in [tmp_path / "all.h5", tmp_path / "shuffled.h5", tmp_path / "few.h5", *parts]:
+        with h5py.File(path, "r") as file:
+            assert dict(file["INPUTS/Met/met"].attrs) == {"units": "TeV"}, path.name
+            assert "REFERENCE_LIST" not in file["INFO/number"].attrs
+            pt = dict(file["INPUTS/Jets/pt"].attrs)
+    assert pt == {"units": "GeV", "calibration": "v1"}  # one input: all of its attributes
+    with h5py.File(tmp_path / "all.h5", "r") as file:
+        assert dict(file["INPUTS/Jets/pt"].attrs) == {"units": "GeV"}  # the inputs disagree on calibration
+        assert dict(file["CLASSIFICATIONS/EVENT/sample"].attrs) == {}
+
+
 # ----------------------------------------------------------------------------- SPANet 1.x
 
 

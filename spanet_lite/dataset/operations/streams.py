@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,6 +138,8 @@ class Column:
     """An unassociated product's index: counts in the combined space, so it moves with re-padding."""
     constants: tuple[int, ...] | None = None
     """A label column: one value per source (``concat --label``), not read from the file."""
+    attrs: dict[str, Any] = field(default_factory=dict)
+    """The dataset attributes every source agrees on (a ``units`` that spanet-test reads)."""
 
 
 @dataclass
@@ -193,9 +195,33 @@ class Plan:
 
     def attrs(self) -> dict[str, Any]:
         """File attributes every source agrees on (e.g. the generator's ``process``)."""
-        first = self.sources[0].attrs
-        return {key: value for key, value in first.items()
-                if all(key in s.attrs and np.array_equal(s.attrs[key], value) for s in self.sources[1:])}
+        return shared_attrs([s.attrs for s in self.sources])
+
+
+def shared_attrs(attributes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The attributes that every one of ``attributes`` holds with the same value: what an output
+    keeps of its inputs' file and dataset attributes (one input: all of them). Attributes that
+    refer to other objects of their file (HDF5 dimension scales) cannot follow into another file."""
+    first, rest = attributes[0], attributes[1:]
+    return {key: value for key, value in first.items()
+            if not _refers(value) and all(key in a and np.array_equal(a[key], value) for a in rest)}
+
+
+def _refers(value: Any) -> bool:
+    if isinstance(value, (h5py.Reference, h5py.RegionReference)):
+        return True
+    if not isinstance(value, np.ndarray):
+        return False
+    if _reference_type(value.dtype):
+        return True
+    return value.dtype == object and any(_refers(item) for item in value.flat)
+
+
+def _reference_type(dtype: np.dtype) -> bool:
+    """A reference, or a compound with one (a dimension scale's REFERENCE_LIST)."""
+    if h5py.check_dtype(ref=dtype) is not None:
+        return True
+    return bool(dtype.fields) and any(_reference_type(field[0]) for field in dtype.fields.values())
 
 
 def _move_combined(index: np.ndarray, old_starts: np.ndarray, new_starts: np.ndarray) -> np.ndarray:
@@ -235,7 +261,8 @@ def make_plan(spec: EventSpec, sources: list[Source], labels: dict[str, list[int
             continue
         dtype = np.result_type(*(d.dtype for d in datasets))
         columns.append(Column(path, np.dtype(dtype), tail, _filters(first), repad=repad,
-                              combined_index=path in unassociated))
+                              combined_index=path in unassociated,
+                              attrs=shared_attrs([dict(d.attrs) for d in datasets])))
     if dropped:
         warnings.warn(f"not copied (missing from an input, or shaped differently): {', '.join(dropped)}",
                       SpanetWarning, stacklevel=2)
@@ -280,6 +307,8 @@ class EventWriter:
                                         dtype=c.dtype, chunks=(self.rows, *c.tail), **c.filters)
             for c in columns
         }
+        for column in columns:
+            self.datasets[column.path].attrs.update(column.attrs)
         for key, value in (attrs or {}).items():
             file.attrs[key] = value
         self.written = 0
