@@ -285,3 +285,26 @@ def test_tune_from_python_prints_nothing_without_a_console_and_keeps_optunas_log
         assert optuna.logging.get_verbosity() == optuna.logging.INFO
     finally:
         optuna.logging.set_verbosity(verbosity)
+
+
+@needs_optuna
+def test_best_options_train_as_many_epochs_as_the_best_trial_did(tmp_path, repo_root, monkeypatch):
+    """A study continued with another --epochs wrote the continuing command's epochs into
+    best_options.json, so the file trained the best trial (2 epochs) for 5: not the run it names."""
+    from spanet_lite.training import run
+    from spanet_lite.training.fit import RunResult
+    from spanet_lite.tuning.search import BEST_OPTIONS, TuneConfig, tune
+
+    def finished(options, *, log_dir, name, **_):
+        value = 0.5 if options.epochs == 2 else 0.1
+        return RunResult(Path(log_dir) / name, None, None, "val/event_purity", value, 0, options.epochs)
+
+    monkeypatch.setattr(run, "train", finished)
+    config = TuneConfig(options_file=_options(tmp_path, repo_root), trials=1, directory=tmp_path / "study",
+                        space={"dropout": [0.0, 0.1]}, epochs=2, seed=0)
+    tune(config)
+    result = tune(TuneConfig(**{**config.__dict__, "trials": 2, "epochs": 5}))
+    assert result.best is not None and result.best.epochs == 2
+    best = json.loads((tmp_path / "study" / BEST_OPTIONS).read_text())
+    assert best["epochs"] == 2
+    assert best["dropout"] == result.best.params["dropout"]

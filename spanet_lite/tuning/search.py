@@ -105,6 +105,9 @@ class TrialRow:
     params: dict[str, Any]
     run_dir: str | None
     error: str | None = None
+    planned_epochs: int | None = None
+    """The epochs the trial was set to train (``--epochs`` of the command that ran it, or the
+    options file's): what ``best_options.json`` asks for, whatever a continuing command's is."""
 
 
 @dataclass
@@ -240,6 +243,8 @@ def _tune(config: TuneConfig, console: Any, enqueue: Sequence[Mapping[str, Any]]
 
         best = dict(raw)
         best.update(result.best.params)
+        if result.best.planned_epochs is not None:
+            best["epochs"] = result.best.planned_epochs
         result.best_options = config.directory / BEST_OPTIONS
         atomic_write_text(result.best_options, json.dumps(best, indent=4) + "\n")
     _write_csv(config.directory / SUMMARY_CSV, result)
@@ -369,6 +374,7 @@ def _run_trial(trial: Any, config: TuneConfig, options: Options, monitor: str, m
     from spanet_lite.training.run import train
 
     params = {p.name: p.suggest(trial) for p in config.space}
+    trial.set_user_attr("planned_epochs", options.replace(**params).epochs)
 
     class Report(Callback):
         """Report the monitored metric after every epoch; stop the run when the pruner says so."""
@@ -432,7 +438,8 @@ def summarize(study: Any, monitor: str, direction: str) -> TuneResult:
         value = trial.user_attrs.get("best_value")
         attrs = trial.user_attrs
         rows.append(TrialRow(trial.number, trial.state.name.lower(), value, attrs.get("epochs"),
-                             dict(trial.params), attrs.get("run_dir"), attrs.get("error")))
+                             dict(trial.params), attrs.get("run_dir"), attrs.get("error"),
+                             attrs.get("planned_epochs")))
     sign = -1.0 if direction == "maximize" else 1.0
 
     def order(row: TrialRow) -> tuple[int, float, int]:
