@@ -290,8 +290,11 @@ def select(
                 if kept >= capacity:
                     return
 
-        written = _write(plan, chosen(), [output], [capacity], streaming, routed=False, exact=False)
-        return written
+        ranges = {(False, True): f"at least {min_objects}", (True, False): f"at most {max_objects}",
+                  (False, False): f"{min_objects} to {max_objects}"}
+        bounds = ranges.get((min_objects is None, max_objects is None))
+        empty = None if bounds is None else f"no event has {bounds} objects in {mask.split('/')[1]}"
+        return _write(plan, chosen(), [output], [capacity], streaming, routed=False, exact=False, empty=empty)
 
 
 def convert_v1(
@@ -442,13 +445,15 @@ def _write(
     *,
     routed: bool = False,
     exact: bool = True,
+    empty: str | None = None,
 ) -> list[Written]:
     """Write a stream of blocks to ``outputs`` atomically, all or none of them (a failure
     while one is closed removes those already finished, :func:`~spanet_lite.io.all_or_nothing`).
 
     Unrouted blocks fill the outputs one after the other (``capacities`` events each);
     routed blocks come with the output index of every event. An output that would hold no
-    event is an error (an empty file is not a dataset), and nothing is written.
+    event is an error (an empty file is not a dataset), and nothing is written; ``empty`` says
+    why it would, where the operation knows (a selection no event passes).
     """
     attrs = plan.attrs()
     with all_or_nothing() as group, contextlib.ExitStack() as stack:
@@ -478,7 +483,8 @@ def _write(
         written = [Written(Path(output), writer.close()) for output, writer in zip(outputs, writers)]
         for result in written:
             if result.events == 0:
-                raise InputError(result.path, "", "at least one event in every output", "none")
+                raise InputError(result.path, "", "at least one event in every output",
+                                 "none" if empty is None else f"none: {empty}")
         if exact:
             assert [w.events for w in written] == list(capacities), "stream and capacities disagree"
     return written
