@@ -76,8 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     _scratch_arguments(shuffle)
 
     select = command("select", "a subset by number of objects, and/or the first N events")
-    select.add_argument("--min-jets", type=int, metavar="N", help="keep events with at least N objects")
-    select.add_argument("--max-jets", type=int, metavar="N", help="keep events with at most N objects")
+    counted = ("real objects of --input, every one counted: a lepton stored with the jets counts too "
+               "(spanet-test's jet rows leave it out)")
+    select.add_argument("--min-jets", type=int, metavar="N", help=f"keep events with at least N {counted}")
+    select.add_argument("--max-jets", type=int, metavar="N", help="keep events with at most N such objects")
     select.add_argument("--input", dest="input_name", metavar="NAME",
                         help="the SEQUENTIAL input whose objects are counted (default: the first one)")
     select.add_argument("--limit", type=int, metavar="N", help="keep at most N events (the first that pass)")
