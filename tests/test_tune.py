@@ -308,3 +308,20 @@ def test_best_options_train_as_many_epochs_as_the_best_trial_did(tmp_path, repo_
     best = json.loads((tmp_path / "study" / BEST_OPTIONS).read_text())
     assert best["epochs"] == 2
     assert best["dropout"] == result.best.params["dropout"]
+
+
+@needs_optuna
+def test_a_trial_line_counts_its_epochs_in_words_that_agree(tmp_path, repo_root, capsys, monkeypatch):
+    """The line after each trial said 'in 1 epochs'."""
+    from spanet_lite.cli.tune import main
+    from spanet_lite.training import run
+    from spanet_lite.training.fit import RunResult
+
+    def one_epoch(options, *, log_dir, name, **_):
+        return RunResult(Path(log_dir) / name, None, None, "val/event_purity", 0.5, 0, 1)
+
+    monkeypatch.setattr(run, "train", one_epoch)
+    code = main([str(_options(tmp_path, repo_root)), "--trials", "1", "--dir", str(tmp_path / "study")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "val/event_purity 0.5000 in 1 epoch (" in out

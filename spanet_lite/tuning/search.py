@@ -412,8 +412,8 @@ def _run_trial(trial: Any, config: TuneConfig, options: Options, monitor: str, m
         _say(console, f"trial {trial.number}: pruned after epoch {report.pruned_at + 1} "
              f"({monitor} {value:.4f}; {shown})")
         raise optuna.TrialPruned()
-    _say(console, f"trial {trial.number}: {monitor} {value:.4f} in {result.epochs_completed} epochs "
-         f"({shown})")
+    epochs = f"{result.epochs_completed} epoch{'' if result.epochs_completed == 1 else 's'}"
+    _say(console, f"trial {trial.number}: {monitor} {value:.4f} in {epochs} ({shown})")
     return value
 
 
