@@ -7,6 +7,8 @@ spelling. What each dataset must hold is :mod:`spanet_lite.dataset.hdf5_layout`'
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 EVENT_WEIGHT_DATASET = "WEIGHTS/EVENT/weight"
 """The default per-event physics weight (option ``event_weight_dataset``)."""
 
@@ -38,3 +40,19 @@ def regression_path(key: str) -> str:
 
 def classification_path(key: str) -> str:
     return f"CLASSIFICATIONS/{key}"
+
+
+UNITS_ATTRIBUTES = ("units", "unit")
+"""The dataset attributes that may name a dataset's physical unit, in the order they are read."""
+
+
+def stored_units(attrs: Mapping[str, object]) -> str | None:
+    """The unit a dataset's attributes name (``"GeV"``, ``""`` for dimensionless), None where they
+    name none: the one reading of a stored unit, for spanet-test's axes and spanet-data's merges."""
+    for name in UNITS_ATTRIBUTES:
+        if name in attrs:
+            value = attrs[name]
+            if isinstance(value, bytes):
+                value = value.decode("utf-8", "replace")
+            return value if isinstance(value, str) else None
+    return None

@@ -195,6 +195,30 @@ def test_dataset_attributes_the_inputs_share_travel_with_their_datasets(tmp_path
         assert dict(file["CLASSIFICATIONS/EVENT/sample"].attrs) == {}
 
 
+def test_inputs_whose_units_differ_are_not_merged(tmp_path):
+    """A GeV and a TeV file concatenated mixed the two scales in one column, and the output
+    named no unit (the inputs disagreed), so nothing showed it. An input that names no unit is
+    no disagreement."""
+    files = []
+    for index, units in enumerate(("GeV", "TeV", None)):
+        path = write_h5(tmp_path / f"in{index}.h5", random_arrays(50, seed=index))
+        if units is not None:
+            with h5py.File(path, "r+") as file:
+                file["INPUTS/Met/met"].attrs["unit"] = units
+        files.append(path)
+    out = tmp_path / "all.h5"
+    with pytest.raises(InputError) as caught:
+        operations.concat(files[:2], out, TINY_SPEC, streaming=SMALL)
+    assert str(caught.value) == (
+        f"{files[1]}: INPUTS/Met/met: expected the units of {files[0]} ('GeV'): the inputs of one "
+        "output must agree, got 'TeV'"
+    )
+    assert not out.exists()
+    operations.concat([files[0], files[2]], out, TINY_SPEC, streaming=SMALL)
+    with h5py.File(out, "r") as file:
+        assert "unit" not in file["INPUTS/Met/met"].attrs  # the second input names none
+
+
 # ----------------------------------------------------------------------------- SPANet 1.x
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 import h5py
 
-from spanet_lite.hdf5_paths import regression_path
+from spanet_lite.hdf5_paths import regression_path, stored_units
 
 GENERATOR = "spanet_lite"
 GENERATOR_UNITS: dict[str, str] = {
@@ -46,7 +46,7 @@ def regression_units(file: h5py.File, keys: Iterable[str]) -> dict[str, str | No
         dataset = file.get(regression_path(key))
         stored = None
         if isinstance(dataset, h5py.Dataset):
-            stored = _text(dataset.attrs.get("units", dataset.attrs.get("unit")))
+            stored = stored_units(dataset.attrs)
         if stored is None and generated:
             stored = GENERATOR_UNITS.get(key.rsplit("/", 1)[-1])
         units[key] = stored

@@ -30,7 +30,7 @@ from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.dataset.hdf5_layout import read_rows, target_index_offsets
 from spanet_lite.dataset.schema import DEFAULT_CHUNK_SIZE, open_h5, validate_h5, walk_tree
 from spanet_lite.errors import InputError, SpanetWarning
-from spanet_lite.hdf5_paths import classification_path, mask_path, target_path
+from spanet_lite.hdf5_paths import classification_path, mask_path, stored_units, target_path
 from spanet_lite.io import check_hdf5_writes
 
 OUTPUT_CHUNK_ROWS = 4096
@@ -233,6 +233,18 @@ def _move_combined(index: np.ndarray, old_starts: np.ndarray, new_starts: np.nda
     return index
 
 
+def _check_same_units(path: str, datasets: Sequence[h5py.Dataset], sources: Sequence[Source]) -> None:
+    """Refuse to merge a dataset whose inputs name different units: the values would mix
+    scales (GeV and TeV) in one column, and the output could name neither. An input naming no
+    unit is not a disagreement (the output then names none, by :func:`shared_attrs`)."""
+    named = [(stored_units(d.attrs), s.name) for d, s in zip(datasets, sources)]
+    named = [(units, source) for units, source in named if units is not None]
+    for units, source in named[1:]:
+        if units != named[0][0]:
+            raise InputError(source, path, f"the units of {named[0][1]} ({named[0][0]!r}): the inputs "
+                             "of one output must agree", repr(units))
+
+
 def make_plan(spec: EventSpec, sources: list[Source], labels: dict[str, list[int]] | None = None) -> Plan:
     """Plan the output columns shared by all ``sources`` (others are dropped with a warning).
 
@@ -259,6 +271,7 @@ def make_plan(spec: EventSpec, sources: list[Source], labels: dict[str, list[int
         if repad is None and any(tuple(d.shape[1:]) != tail for d in datasets):
             dropped.append(path)
             continue
+        _check_same_units(path, datasets, sources)
         dtype = np.result_type(*(d.dtype for d in datasets))
         columns.append(Column(path, np.dtype(dtype), tail, _filters(first), repad=repad,
                               combined_index=path in unassociated,
