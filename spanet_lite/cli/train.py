@@ -201,10 +201,9 @@ def _body(argv: Sequence[str] | None) -> int:
     if args.profile:
         raise InputError(None, "--profile", "a flag spanet_lite supports (it has no profiler run; "
                          "--fast-dev-run trains one batch as a quick check)", "--profile")
-    from spanet_lite.config.options import PRECISION_SHORT_FORMS
+    from spanet_lite.config.options import full_precision
 
-    precision = PRECISION_SHORT_FORMS.get(args.precision, args.precision)
-    if args.fp16 and precision and precision != "16-mixed":  # -fp16 --precision 16 asks for one thing
+    if args.fp16 and args.precision and full_precision(args.precision) != "16-mixed":  # "16" is -fp16 too
         raise InputError(None, "-fp16", "either -fp16 or --precision", f"both ({args.precision})")
     options = args.options_file or args.options_flag
     option_values = _option_values(args)

@@ -43,6 +43,11 @@ PRECISIONS = (
 PRECISION_SHORT_FORMS = {"64": "64-true", "32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed"}
 """Lightning's older spellings and the names it reads them as (it warns about the short ones)."""
 
+
+def full_precision(name: str) -> str:
+    """``name`` (one of :data:`PRECISIONS`) as Lightning reads it: ``"bf16"`` is ``"bf16-mixed"``."""
+    return PRECISION_SHORT_FORMS.get(name, name)
+
 # ``torch.optim`` classes usable by name, kept as a static list so that checking an options
 # file does not import torch (CLI start-up stays fast); a test compares it with torch.optim.
 OPTIMIZERS = (

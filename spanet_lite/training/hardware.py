@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from spanet_lite.config.options import PRECISION_SHORT_FORMS, Options
+from spanet_lite.config.options import Options, full_precision
 from spanet_lite.config.options_file import as_integer
 from spanet_lite.errors import InputError
 
@@ -137,7 +137,7 @@ def _precision(options: Options, accelerator: str, *, explicit: bool) -> str:
     refusal names ``precision``, the keyword and the option alike (``spanet-train`` names the
     flag typed, ``--precision`` or ``-fp16``, only when one was). A short form (``bf16``) is
     passed on under its full name, which Lightning reads it as without a deprecation warning."""
-    chosen = PRECISION_SHORT_FORMS.get(str(options.precision), str(options.precision))
+    chosen = full_precision(str(options.precision))
     if accelerator == "cpu" and chosen == "16-mixed":
         raise InputError(
             None, "precision",
