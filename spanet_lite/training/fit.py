@@ -246,9 +246,10 @@ def _build_module(
         loaded = load_initial_weights(module, initial_weights)
         if initial_weights.freeze:
             module.freeze_parameters(loaded.loaded)
-        notes.append(loaded.summary())
+        summary = loaded.summary()
+        notes.append(summary)
         if console is not None:
-            console.print(loaded.summary(), highlight=False, markup=False)
+            console.print(summary, highlight=False, markup=False)
     if plan.resumed is not None:
         _check_checkpoint_fits(module, plan.resumed)
 
@@ -260,12 +261,12 @@ def _build_module(
         options, accelerator, planned_steps=epochs_left * steps_per_epoch, time_limit=request.time_limit
     )
     module.compile_mode = choice.mode
-    if choice.note:
-        notes.append(choice.note)
     if console is not None:
         module.report = lambda line: console.print(line, highlight=False, soft_wrap=True, markup=False)
-        if choice.note:
-            console.print(choice.note, highlight=False, soft_wrap=True, markup=False)
+    if choice.note:
+        notes.append(choice.note)
+        if console is not None:
+            module.report(choice.note)
     return module
 
 
