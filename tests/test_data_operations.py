@@ -23,7 +23,7 @@ from spanet_lite.cli.data import main, parse_labels
 from spanet_lite.dataset import operations
 from spanet_lite.dataset.operations import Streaming, commands
 from spanet_lite.dataset.schema import validate_file
-from spanet_lite.errors import InputError
+from spanet_lite.errors import InputError, SpanetWarning
 
 SMALL = Streaming(chunk_size=64, bucket_memory=8 * 1024)  # ~ 100-event shuffle buckets
 
@@ -175,11 +175,18 @@ def test_dataset_attributes_the_inputs_share_travel_with_their_datasets(tmp_path
             file["INPUTS/Met/met"].attrs["units"] = "TeV"
             file["INPUTS/Jets/pt"].attrs["units"] = "GeV"
             file["INPUTS/Jets/pt"].attrs["calibration"] = calibration
+            file.attrs.update({"process": "ttbar", "seed": index})
             file["INFO/number"] = np.arange(100)
             file["INFO/number"].make_scale("event")  # refers to its file: not copied, not a traceback
             file["INPUTS/Met/met"].dims[0].attach_scale(file["INFO/number"])
         files.append(path)
-    operations.concat(files, tmp_path / "all.h5", TINY_SPEC, labels={"EVENT/sample": [1, 0]}, streaming=SMALL)
+    with pytest.warns(SpanetWarning) as caught:
+        operations.concat(files, tmp_path / "all.h5", TINY_SPEC, labels={"EVENT/sample": [1, 0]},
+                          streaming=SMALL)
+    assert [str(w.message) for w in caught] == [  # said, not dropped silently
+        "attributes not kept (the inputs give different values, or some lack them): the file: "
+        "seed; INPUTS/Jets/pt: calibration"
+    ]
     operations.shuffle(files[0], tmp_path / "shuffled.h5", TINY_SPEC, streaming=SMALL)
     operations.select(files[0], tmp_path / "few.h5", TINY_SPEC, limit=7, streaming=SMALL)
     parts = [tmp_path / "a.h5", tmp_path / "b.h5"]
@@ -192,6 +199,7 @@ def test_dataset_attributes_the_inputs_share_travel_with_their_datasets(tmp_path
     assert pt == {"units": "GeV", "calibration": "v1"}  # one input: all of its attributes
     with h5py.File(tmp_path / "all.h5", "r") as file:
         assert dict(file["INPUTS/Jets/pt"].attrs) == {"units": "GeV"}  # the inputs disagree on calibration
+        assert dict(file.attrs) == {"process": "ttbar"}
         assert dict(file["CLASSIFICATIONS/EVENT/sample"].attrs) == {}
 
 
@@ -214,7 +222,8 @@ def test_inputs_whose_units_differ_are_not_merged(tmp_path):
         "output must agree, got 'TeV'"
     )
     assert not out.exists()
-    operations.concat([files[0], files[2]], out, TINY_SPEC, streaming=SMALL)
+    with pytest.warns(SpanetWarning, match="some lack them\\): INPUTS/Met/met: unit$"):
+        operations.concat([files[0], files[2]], out, TINY_SPEC, streaming=SMALL)
     with h5py.File(out, "r") as file:
         assert "unit" not in file["INPUTS/Met/met"].attrs  # the second input names none
 

@@ -207,6 +207,14 @@ def shared_attrs(attributes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             if not _refers(value) and all(key in a and np.array_equal(a[key], value) for a in rest)}
 
 
+def unshared_attrs(attributes: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The attribute names some of ``attributes`` hold that :func:`shared_attrs` leaves out
+    because the others lack them or give another value (not those that refer to their file)."""
+    shared = shared_attrs(attributes)
+    names = {key for a in attributes for key, value in a.items() if not _refers(value)}
+    return sorted(names - set(shared))
+
+
 def _refers(value: Any) -> bool:
     if isinstance(value, (h5py.Reference, h5py.RegionReference)):
         return True
@@ -256,6 +264,7 @@ def make_plan(spec: EventSpec, sources: list[Source], labels: dict[str, list[int
                     for p in spec.particles for q in p.products if q.input is None}
     columns: list[Column] = []
     dropped: list[str] = []
+    differ = {"the file": unshared_attrs([s.attrs for s in sources])}
     for path, first in sources[0].columns.items():
         datasets = [s.columns.get(path) for s in sources]
         if any(d is None for d in datasets):
@@ -273,11 +282,17 @@ def make_plan(spec: EventSpec, sources: list[Source], labels: dict[str, list[int
             continue
         _check_same_units(path, datasets, sources)
         dtype = np.result_type(*(d.dtype for d in datasets))
+        attributes = [dict(d.attrs) for d in datasets]
+        differ[path] = unshared_attrs(attributes)
         columns.append(Column(path, np.dtype(dtype), tail, _filters(first), repad=repad,
-                              combined_index=path in unassociated,
-                              attrs=shared_attrs([dict(d.attrs) for d in datasets])))
+                              combined_index=path in unassociated, attrs=shared_attrs(attributes)))
     if dropped:
         warnings.warn(f"not copied (missing from an input, or shaped differently): {', '.join(dropped)}",
+                      SpanetWarning, stacklevel=2)
+    differ = {place: names for place, names in differ.items() if names}
+    if differ:  # e.g. each generated file's own seed: the output cannot hold one value for all
+        listed = "; ".join(f"{place}: {', '.join(names)}" for place, names in differ.items())
+        warnings.warn(f"attributes not kept (the inputs give different values, or some lack them): {listed}",
                       SpanetWarning, stacklevel=2)
     for key, values in (labels or {}).items():
         path = classification_path(key)
