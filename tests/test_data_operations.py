@@ -8,6 +8,7 @@ moved in chunks of 64 so that every operation crosses many block boundaries.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 from collections import Counter
 from collections.abc import Iterator
@@ -17,13 +18,15 @@ from types import SimpleNamespace
 import h5py
 import numpy as np
 import pytest
-from _dataset_helpers import TINY_SPEC, TINY_YAML, random_arrays, write_h5
+from _dataset_helpers import EVENT_WEIGHT, TINY_SPEC, TINY_YAML, random_arrays, tiny_arrays, write_h5
 
 from spanet_lite.cli.data import main, parse_labels
 from spanet_lite.dataset import operations
 from spanet_lite.dataset.operations import Streaming, commands
+from spanet_lite.dataset.reader import read_block, resolve_layout
 from spanet_lite.dataset.schema import validate_file
 from spanet_lite.errors import InputError, SpanetWarning
+from spanet_lite.hdf5_paths import EVENT_WEIGHT_DATASET
 
 SMALL = Streaming(chunk_size=64, bucket_memory=8 * 1024)  # ~ 100-event shuffle buckets
 
@@ -201,6 +204,50 @@ def test_dataset_attributes_the_inputs_share_travel_with_their_datasets(tmp_path
         assert dict(file["INPUTS/Jets/pt"].attrs) == {"units": "GeV"}  # the inputs disagree on calibration
         assert dict(file.attrs) == {"process": "ttbar"}
         assert dict(file["CLASSIFICATIONS/EVENT/sample"].attrs) == {}
+
+
+def _read_events(path: Path) -> dict[str, object]:
+    """Every event of ``path`` as the training reader sees it (targets, masks, weights, labels)."""
+    with h5py.File(path, "r") as file:
+        layout = resolve_layout(file, TINY_SPEC, path, EVENT_WEIGHT_DATASET)
+        block = read_block(file, TINY_SPEC, layout, 0, layout.num_events)
+    return {f.name: getattr(block, f.name) for f in dataclasses.fields(block) if f.name != "rows"}
+
+
+def test_an_optional_dataset_one_input_lacks_is_filled_with_what_its_absence_means(tmp_path):
+    """A weighted file and an unweighted one merged: the weights were dropped for all events
+    (a warning said so). The reader takes a missing weight as 1, a missing target or GLOBAL
+    MASK as True, so writing exactly that keeps every event's meaning: the merged file reads,
+    event for event, as its inputs read alone. A dataset only the second input has was
+    dropped without a word (only the first input's were looked at); it is named now."""
+    weighted = tiny_arrays()
+    weighted["INPUTS/Met/MASK"] = np.array([1, 1, 0, 1, 1, 1], dtype=bool)
+    optional = ("TARGETS/t/MASK", "TARGETS/lt/WEIGHT", "WEIGHTS/EVENT/weight", "INPUTS/Met/MASK")
+    plain = {key: value for key, value in tiny_arrays().items() if key not in optional}
+    plain["INFO/run"] = np.arange(6)
+    files = [write_h5(tmp_path / "weighted.h5", weighted), write_h5(tmp_path / "plain.h5", plain)]
+    out = tmp_path / "all.h5"
+    with pytest.warns(SpanetWarning) as caught:
+        operations.concat(files, out, TINY_SPEC, streaming=SMALL)
+    assert [str(w.message) for w in caught] == [
+        "not copied (missing from an input, or shaped differently): INFO/run"
+    ]
+    merged, alone = _read_events(out), [_read_events(path) for path in files]
+    for name, value in merged.items():
+        for index, part in enumerate((slice(0, 6), slice(6, 12))):
+            expected = alone[index][name]
+            if value is None:
+                assert expected is None, name
+            elif isinstance(value, dict):
+                assert value.keys() == expected.keys(), name
+                for key in value:
+                    assert np.array_equal(value[key][part], expected[key], equal_nan=True), (name, key, index)
+            else:
+                assert np.array_equal(value[part], expected, equal_nan=True), (name, index)
+    stored = _read(out)
+    assert stored["WEIGHTS/EVENT/weight"].tolist() == EVENT_WEIGHT + [1.0] * 6
+    assert stored["INPUTS/Met/MASK"].dtype == np.bool_
+    assert set(stored) >= set(optional)
 
 
 def test_inputs_whose_units_differ_are_not_merged(tmp_path):

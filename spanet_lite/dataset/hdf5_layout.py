@@ -74,6 +74,14 @@ class ExpectedDataset:
 
 
 
+ABSENT_READS_AS: dict[Role, bool | float] = {
+    "global_mask": True, "target_mask": True, "target_weight": 1.0, "event_weight": 1.0,
+}
+"""What the reader takes for an optional dataset a file does not have, per role: the input is
+present, the particle usable, the weight 1. Filling a file's missing dataset with this value
+changes nothing it means (``spanet-data concat`` of a weighted and an unweighted file)."""
+
+
 def mask_values(values: np.ndarray) -> np.ndarray:
     """A MASK's values as bool: any non-zero value is True (a real object, a usable target), as
     SPANet reads MASK. The one meaning of a mask value, for a file's MASK datasets (the reader,

@@ -27,7 +27,7 @@ import numpy as np
 
 from spanet_lite import outputs as outputs_rule
 from spanet_lite.config.event_spec import EventSpec
-from spanet_lite.dataset.hdf5_layout import read_rows, target_index_offsets
+from spanet_lite.dataset.hdf5_layout import ABSENT_READS_AS, expected_layout, read_rows, target_index_offsets
 from spanet_lite.dataset.schema import DEFAULT_CHUNK_SIZE, open_h5, validate_h5, walk_tree
 from spanet_lite.errors import InputError, SpanetWarning
 from spanet_lite.hdf5_paths import classification_path, mask_path, stored_units, target_path
@@ -138,6 +138,9 @@ class Column:
     """An unassociated product's index: counts in the combined space, so it moves with re-padding."""
     constants: tuple[int, ...] | None = None
     """A label column: one value per source (``concat --label``), not read from the file."""
+    absent: bool | float | None = None
+    """For the sources without this optional dataset: what the reader takes in its place
+    (:data:`~spanet_lite.dataset.hdf5_layout.ABSENT_READS_AS`), written out."""
     attrs: dict[str, Any] = field(default_factory=dict)
     """The dataset attributes every source agrees on (a ``units`` that spanet-test reads)."""
 
@@ -163,6 +166,9 @@ class Plan:
         for column in self.columns:
             if column.constants is not None:
                 block[column.path] = np.full(stop - start, column.constants[index], dtype=column.dtype)
+                continue
+            if column.path not in source.columns:
+                block[column.path] = np.full(stop - start, column.absent, dtype=column.dtype)
                 continue
             values = read_rows(source.columns[column.path], start, stop)
             if column.repad is not None and values.shape[1] < column.tail[0]:
@@ -256,36 +262,45 @@ def _check_same_units(path: str, datasets: Sequence[h5py.Dataset], sources: Sequ
 def make_plan(spec: EventSpec, sources: list[Source], labels: dict[str, list[int]] | None = None) -> Plan:
     """Plan the output columns shared by all ``sources`` (others are dropped with a warning).
 
-    ``labels`` maps a classification key (``EVENT/signal``) to one label per source.
+    An optional dataset of the layout that some sources lack (a weight, a target MASK) is kept
+    and filled for them with what the reader takes in its absence, so every event means what it
+    meant in its own file. ``labels`` maps a classification key (``EVENT/signal``) to one label
+    per source.
     """
     widths = {name: max(s.widths[name] for s in sources) for name in sources[0].widths}
     sequential = {s.name for s in spec.sequential}
     unassociated = {target_path(p.name, q.name)
                     for p in spec.particles for q in p.products if q.input is None}
+    optional = {d.path: ABSENT_READS_AS[d.role] for d in expected_layout(spec)
+                if not d.required and d.role in ABSENT_READS_AS}
     columns: list[Column] = []
     dropped: list[str] = []
     differ = {"the file": unshared_attrs([s.attrs for s in sources])}
-    for path, first in sources[0].columns.items():
-        datasets = [s.columns.get(path) for s in sources]
-        if any(d is None for d in datasets):
+    for path in dict.fromkeys(path for s in sources for path in s.columns):  # every input's, in order
+        holders = [s for s in sources if path in s.columns]
+        datasets = [s.columns[path] for s in holders]
+        first = datasets[0]
+        absent = optional.get(path) if len(holders) < len(sources) else None
+        if len(holders) < len(sources) and (absent is None or any(d.ndim != 1 for d in datasets)):
             dropped.append(path)
             continue
         group = path.split("/")
         repad = group[1] if (len(group) == 3 and group[0] == "INPUTS" and group[1] in sequential) else None
         if repad is not None and not all(
-            d.ndim == 2 and d.shape[1] == s.widths[repad] for d, s in zip(datasets, sources)
+            d.ndim == 2 and d.shape[1] == s.widths[repad] for d, s in zip(datasets, holders)
         ):
             repad = None
         tail = (widths[repad],) if repad is not None else tuple(first.shape[1:])
         if repad is None and any(tuple(d.shape[1:]) != tail for d in datasets):
             dropped.append(path)
             continue
-        _check_same_units(path, datasets, sources)
+        _check_same_units(path, datasets, holders)
         dtype = np.result_type(*(d.dtype for d in datasets))
         attributes = [dict(d.attrs) for d in datasets]
         differ[path] = unshared_attrs(attributes)
         columns.append(Column(path, np.dtype(dtype), tail, _filters(first), repad=repad,
-                              combined_index=path in unassociated, attrs=shared_attrs(attributes)))
+                              combined_index=path in unassociated, absent=absent,
+                              attrs=shared_attrs(attributes)))
     if dropped:
         warnings.warn(f"not copied (missing from an input, or shaped differently): {', '.join(dropped)}",
                       SpanetWarning, stacklevel=2)
