@@ -216,8 +216,9 @@ def _read_events(path: Path) -> dict[str, object]:
 
 def test_an_optional_dataset_one_input_lacks_is_filled_with_what_its_absence_means(tmp_path):
     """A weighted file and an unweighted one merged: the weights were dropped for all events
-    (a warning said so). The reader takes a missing weight as 1, a missing target or GLOBAL
-    MASK as True, so writing exactly that keeps every event's meaning: the merged file reads,
+    (a warning said so). The reader takes a missing weight as 1, a missing GLOBAL MASK as True,
+    a missing particle MASK as "every product matched", so writing exactly that keeps every
+    event's meaning: the merged file reads,
     event for event, as its inputs read alone. A dataset only the second input has was
     dropped without a word (only the first input's were looked at); it is named now."""
     weighted = tiny_arrays()
@@ -247,7 +248,13 @@ def test_an_optional_dataset_one_input_lacks_is_filled_with_what_its_absence_mea
     stored = _read(out)
     assert stored["WEIGHTS/EVENT/weight"].tolist() == EVENT_WEIGHT + [1.0] * 6
     assert stored["INPUTS/Met/MASK"].dtype == np.bool_
+    # no MASK is not MASK True: the particle is usable where all its products are matched (event
+    # 1's t: False in the first file's MASK, True where the second file has none), as SPANet reads it
+    matched = [True, True, False, False, True, False]
+    assert stored["TARGETS/t/MASK"].tolist() == [*weighted["TARGETS/t/MASK"].tolist(), *matched]
     assert set(stored) >= set(optional)
+    report = validate_file(out, TINY_SPEC)
+    assert report.ok and not [p for p in report.problems if p.level == "warning"], report.problems
 
 
 def test_inputs_whose_units_differ_are_not_merged(tmp_path):

@@ -30,7 +30,13 @@ from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.dataset.hdf5_layout import ABSENT_READS_AS, expected_layout, read_rows, target_index_offsets
 from spanet_lite.dataset.schema import DEFAULT_CHUNK_SIZE, open_h5, validate_h5, walk_tree
 from spanet_lite.errors import InputError, SpanetWarning
-from spanet_lite.hdf5_paths import classification_path, mask_path, stored_units, target_path
+from spanet_lite.hdf5_paths import (
+    classification_path,
+    mask_path,
+    stored_units,
+    target_mask_path,
+    target_path,
+)
 from spanet_lite.io import check_hdf5_writes
 
 OUTPUT_CHUNK_ROWS = 4096
@@ -141,6 +147,9 @@ class Column:
     absent: bool | float | None = None
     """For the sources without this optional dataset: what the reader takes in its place
     (:data:`~spanet_lite.dataset.hdf5_layout.ABSENT_READS_AS`), written out."""
+    matched: tuple[str, ...] = ()
+    """A particle's MASK that some sources lack: its products' target columns. Where it is
+    missing, it is written True where all of them are matched (what its absence means)."""
     attrs: dict[str, Any] = field(default_factory=dict)
     """The dataset attributes every source agrees on (a ``units`` that spanet-test reads)."""
 
@@ -166,6 +175,10 @@ class Plan:
         for column in self.columns:
             if column.constants is not None:
                 block[column.path] = np.full(stop - start, column.constants[index], dtype=column.dtype)
+                continue
+            if column.path not in source.columns and column.matched:
+                products = [read_rows(source.columns[path], start, stop) >= 0 for path in column.matched]
+                block[column.path] = np.logical_and.reduce(products).astype(column.dtype)
                 continue
             if column.path not in source.columns:
                 block[column.path] = np.full(stop - start, column.absent, dtype=column.dtype)
@@ -273,6 +286,8 @@ def make_plan(spec: EventSpec, sources: list[Source], labels: dict[str, list[int
                     for p in spec.particles for q in p.products if q.input is None}
     optional = {d.path: ABSENT_READS_AS[d.role] for d in expected_layout(spec)
                 if not d.required and d.role in ABSENT_READS_AS}
+    masks = {target_mask_path(p.name): tuple(target_path(p.name, q.name) for q in p.products)
+             for p in spec.particles}
     columns: list[Column] = []
     dropped: list[str] = []
     differ = {"the file": unshared_attrs([s.attrs for s in sources])}
@@ -280,8 +295,10 @@ def make_plan(spec: EventSpec, sources: list[Source], labels: dict[str, list[int
         holders = [s for s in sources if path in s.columns]
         datasets = [s.columns[path] for s in holders]
         first = datasets[0]
-        absent = optional.get(path) if len(holders) < len(sources) else None
-        if len(holders) < len(sources) and (absent is None or any(d.ndim != 1 for d in datasets)):
+        partial = len(holders) < len(sources)
+        absent = optional.get(path) if partial else None
+        matched = masks.get(path, ()) if partial else ()
+        if partial and ((absent is None and not matched) or any(d.ndim != 1 for d in datasets)):
             dropped.append(path)
             continue
         group = path.split("/")
@@ -299,7 +316,7 @@ def make_plan(spec: EventSpec, sources: list[Source], labels: dict[str, list[int
         attributes = [dict(d.attrs) for d in datasets]
         differ[path] = unshared_attrs(attributes)
         columns.append(Column(path, np.dtype(dtype), tail, _filters(first), repad=repad,
-                              combined_index=path in unassociated, absent=absent,
+                              combined_index=path in unassociated, absent=absent, matched=matched,
                               attrs=shared_attrs(attributes)))
     if dropped:
         warnings.warn(f"not copied (missing from an input, or shaped differently): {', '.join(dropped)}",
