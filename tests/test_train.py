@@ -416,6 +416,28 @@ def test_a_gpu_run_gives_the_callers_tf32_settings_back_whichever_api_set_them()
                               text=True, timeout=120)
         assert done.stdout == "True ['high', True]\n", (setup, done.stderr[-2000:])
 
+def test_a_compile_that_fails_mid_run_is_a_note_of_the_run_not_a_print(
+    workspace: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Without a console the module printed its 'training eagerly' line to stdout (its default,
+    print), into a notebook's cell or a batch job's log, and RunResult.notes lacked it."""
+    from spanet_lite.training import compilation
+
+    def broken_compile(model: object, **options: object) -> Any:
+        def fail(*args: object, **kwargs: object) -> Any:
+            raise RuntimeError("InductorError: C++ compile error\nfull log follows")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setattr(compilation, "cxx_compiler", lambda: "/usr/bin/c++")
+    result = train(workspace["options"], log_dir=tmp_path, option_values={"compile": True, "epochs": 1})
+    assert result.stopped is None and result.epochs_completed == 1
+    failed = "torch.compile failed (RuntimeError: InductorError: C++ compile error); training eagerly"
+    assert failed in result.notes
+    assert capsys.readouterr().out == ""
+
+
 def test_a_run_without_a_console_keeps_the_notes_a_console_would_have_shown(
     workspace: dict[str, Any], tmp_path: Path
 ) -> None:

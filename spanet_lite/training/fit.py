@@ -221,7 +221,8 @@ def _build_module(
 ) -> SpanetModule:
     """The LightningModule, seeded, with -sf weights loaded, a -cf/--resume checkpoint checked to
     fit, and the compile mode chosen for the steps this run has left; what it says about the
-    weights and the compile mode is added to ``notes`` (and shown on the console)."""
+    weights and the compile mode, and a compile that fails mid-run, is added to ``notes`` (and
+    shown on the console)."""
     import lightning.pytorch as pl
 
     from spanet_lite.devices import device_failure
@@ -261,12 +262,15 @@ def _build_module(
         options, accelerator, planned_steps=epochs_left * steps_per_epoch, time_limit=request.time_limit
     )
     module.compile_mode = choice.mode
-    if console is not None:
-        module.report = lambda line: console.print(line, highlight=False, soft_wrap=True, markup=False)
-    if choice.note:
-        notes.append(choice.note)
+
+    def report(line: str) -> None:  # also what the module says mid-run: a compile that failed
+        notes.append(line)
         if console is not None:
-            module.report(choice.note)
+            console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+    module.report = report
+    if choice.note:
+        report(choice.note)
     return module
 
 
