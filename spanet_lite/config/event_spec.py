@@ -86,6 +86,14 @@ class ParticleSpec:
         return tuple(p.name for p in self.products)
 
 
+def target_key(name: str, particle: str | None, product: str | None) -> str:
+    """A regression's or classification's path below its group: ``EVENT/<name>`` for an event
+    target, ``<particle>/<product>/<name>`` for one of a particle (product ``PARTICLE``)."""
+    if particle is None:
+        return f"EVENT/{name}"
+    return f"{particle}/{product}/{name}"
+
+
 @dataclass(frozen=True)
 class RegressionTarget:
     """A real-valued target. ``key`` is its HDF5 path below ``REGRESSIONS/``.
@@ -101,9 +109,7 @@ class RegressionTarget:
 
     @property
     def key(self) -> str:
-        if self.particle is None:
-            return f"EVENT/{self.name}"
-        return f"{self.particle}/{self.product}/{self.name}"
+        return target_key(self.name, self.particle, self.product)
 
 
 @dataclass(frozen=True)
@@ -116,9 +122,7 @@ class ClassificationTarget:
 
     @property
     def key(self) -> str:
-        if self.particle is None:
-            return f"EVENT/{self.name}"
-        return f"{self.particle}/{self.product}/{self.name}"
+        return target_key(self.name, self.particle, self.product)
 
 
 @dataclass(frozen=True)
