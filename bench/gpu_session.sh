@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Everything a short GPU session should measure for issue 19, as one call that fits one
 # device command (10 minutes): the machine, the CUDA tests (no host round trip inside a
-# training step, device-resident data), then bench/bench_gpu.py. Each part has its own time
-# limit, and bench_gpu rewrites its JSON after every configuration, so a part that runs long
-# costs only its own figures. A part still running at its limit gets SIGTERM and, KILL_AFTER
-# seconds later, SIGKILL: a training run takes SIGTERM as a request to stop cleanly (it
-# checkpoints and returns), after which bench_gpu would go on to its next configuration.
+# training step, device-resident data, greedy decoding on the GPU), then bench/bench_gpu.py.
+# Each part has its own time limit, and bench_gpu rewrites its JSON after every
+# configuration, so a part that runs long costs only its own figures. A part still running at
+# its limit gets SIGTERM and, KILL_AFTER seconds later, SIGKILL: a training run takes SIGTERM
+# as a request to stop cleanly (it checkpoints and returns), after which bench_gpu would go on
+# to its next configuration.
 #
 #   bash bench/gpu_session.sh OUT_DIR            # on the GPU machine, from the repository root
 #   QUICK=1 bash bench/gpu_session.sh OUT_DIR    # the same steps at toy sizes (a CPU dry run)
@@ -33,7 +34,8 @@ fi
 } > "$out/machine.txt" 2>&1
 
 timeout -k "$kill_after" "$tests_limit" "$python" -m pytest -q -p no:cacheprovider -rs \
-    tests/test_step_sync.py tests/test_device_data.py > "$out/pytest.txt" 2>&1
+    tests/test_step_sync.py tests/test_device_data.py \
+    "tests/test_decoding.py::test_greedy_decoding_on_a_gpu_gives_the_hosts_answer" > "$out/pytest.txt" 2>&1
 tests_rc=$?
 
 timeout -k "$kill_after" "$bench_limit" "$python" bench/bench_gpu.py "${bench_args[@]}" > "$out/bench_gpu.txt" 2>&1

@@ -21,7 +21,8 @@ present), a particle is reported only where its probability is at least ``thresh
 (0.5 when not given); switched-off particles do not block objects.
 
 The work happens in numpy (:mod:`~spanet_lite.assignment.numpy_decoder`), vectorised over
-events, so the torch and the ONNX paths decode identically.
+events, so the torch and the ONNX paths decode identically; greedy decoding of tensors on an
+accelerator stays there (:mod:`~spanet_lite.assignment.torch_decoding`, the same answers).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import torch
 from torch import Tensor
 
 from spanet_lite.assignment import numpy_decoder
+from spanet_lite.assignment.torch_decoding import decode_greedy_torch
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options_validation import check_decoding
 from spanet_lite.errors import SpanetWarning
@@ -61,6 +63,16 @@ def decode(
         raise KeyError(f"no assignment distribution for particle(s) {sorted(missing)}")
     first = assignments[names[0]]
     device = first.device
+    if mode == "greedy" and decodes_on_device(first):
+        batch = first.shape[0]
+        active = torch.ones((batch, len(names)), dtype=torch.bool, device=device)
+        if detections is not None:
+            cut = 0.5 if threshold is None else float(threshold)
+            switched = [torch.as_tensor(detections[name], device=device).reshape(batch) >= cut
+                        if name in detections
+                        else active[:, j] for j, name in enumerate(names)]
+            active = torch.stack(switched, 1)
+        return decode_greedy_torch(assignments, names, active)
     arrays = [_to_numpy(assignments[name]) for name in names]
     batch = arrays[0].shape[0]
     active = np.ones((batch, len(names)), dtype=bool)
@@ -81,6 +93,13 @@ def decode(
                 stacklevel=2,
             )
     return {name: torch.from_numpy(values).to(device) for name, values in zip(names, chosen)}
+
+
+def decodes_on_device(tensor: Tensor | np.ndarray) -> bool:
+    """Greedy decoding runs where the network ran when that is an accelerator: copying the
+    (B, N^k) distributions to the host cost more than the network on a GPU. On the CPU the numpy
+    decoder is used, which re-searches only the events whose best tuple was taken."""
+    return isinstance(tensor, Tensor) and tensor.device.type != "cpu"
 
 
 def _to_numpy(tensor: Tensor | np.ndarray) -> np.ndarray:
