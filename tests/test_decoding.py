@@ -263,6 +263,39 @@ def test_empty_batches_and_events_without_enough_objects(mode):
         assert decode_greedy_torch(no_slots, names)["t2"].tolist() == [[-1, -1, -1]] * 2
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    num_objects=st.integers(1, 8),
+    batch=st.integers(1, 9),
+    spec=st.sampled_from([TTBAR, MIXED]),
+    gated=st.booleans(),
+    nans=st.booleans(),
+)
+def test_the_torch_and_numpy_greedy_decoders_agree_on_ties_nans_and_switched_off_particles(
+    seed, num_objects, batch, spec, gated, nans
+):
+    """The decoder a GPU runs (torch) and the CPU's (numpy) must choose alike, also where scores
+    tie (rounded to one decimal: ties within and across particles are common), where a NaN
+    stands in a distribution, where no valid tuple is left, and with gating (no event or no
+slot at all: test_empty_batches_and_events_without_enough_objects)."""
+    generator = torch.Generator().manual_seed(seed)
+    num_real = torch.randint(0, num_objects + 1, (batch,), generator=generator)
+    assignments = {name: (value * 10).round() / 10
+                   for name, value in assignment_batch(spec, batch, num_objects, num_real, seed).items()}
+    if nans and batch and num_objects:
+        flat = assignments[spec.particle_names[-1]].view(batch, -1)
+        flat[torch.arange(batch), flat.argmax(1)] = math.nan  # in place of the best tuple
+    active = torch.rand((batch, len(spec.particles)), generator=generator) >= 0.3 if gated else None
+    on_device = decode_greedy_torch(assignments, spec.particle_names, active)
+    by_numpy = numpy_decoder.decode_greedy(
+        [assignments[name].numpy() for name in spec.particle_names],
+        active.numpy() if gated else np.ones((batch, len(spec.particles)), dtype=bool),
+    )
+    for name, chosen in zip(spec.particle_names, by_numpy):
+        assert on_device[name].tolist() == chosen.tolist(), name
+
+
 def test_greedy_decoding_stays_on_an_accelerator_and_uses_numpy_on_the_cpu():
     """Prediction on a GPU copied every event's (N^k) distributions to the host to decode them
     there: ~8 kB per ttbar event, more than the network's own time at 500,000 events/s."""
