@@ -322,6 +322,25 @@ def test_the_accelerator_path_of_decode_gives_the_numpy_answer(monkeypatch, gate
         assert torch.equal(as_on_device[name], chosen), name
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+def test_the_accelerator_path_gates_half_precision_detections_as_the_host_does(monkeypatch, dtype):
+    """The accelerator path compared a bfloat16 (float16) detection tensor with the threshold in
+    the tensor's own precision, so the threshold was rounded first: with threshold 0.7 a
+    probability of 0.69921875 (bf16's 0.7) switched the particle on there and off on the host."""
+    num_real = torch.full((64,), 10)
+    assignments = assignment_batch(MIXED, 64, 10, num_real, seed=3)
+    values = torch.rand(64, generator=torch.Generator().manual_seed(4))
+    values[:16] = torch.tensor([0.7, 0.3, 0.1, 0.7 - 1e-9]).repeat(4)  # at the thresholds, rounded
+    detections = {name: values.to(dtype) for name in MIXED.particle_names}
+    for threshold in (0.7, 0.3, 0.1):
+        on_host = decode(assignments, MIXED, detections=detections, threshold=threshold)
+        with monkeypatch.context() as patch:
+            patch.setattr(decoding, "decodes_on_device", lambda tensor: True)
+            as_on_device = decode(assignments, MIXED, detections=detections, threshold=threshold)
+        for name, chosen in on_host.items():
+            assert torch.equal(as_on_device[name], chosen), (threshold, name)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: decoding on the GPU")
 @pytest.mark.parametrize("gated", [False, True])
 def test_greedy_decoding_on_a_gpu_gives_the_hosts_answer(gated):

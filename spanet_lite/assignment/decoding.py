@@ -68,7 +68,7 @@ def decode(
         active = torch.ones((batch, len(names)), dtype=torch.bool, device=device)
         if detections is not None:
             cut = 0.5 if threshold is None else float(threshold)
-            switched = [torch.as_tensor(detections[name], device=device).reshape(batch) >= cut
+            switched = [_detections_on(detections[name], device).reshape(batch) >= cut
                         if name in detections
                         else active[:, j] for j, name in enumerate(names)]
             active = torch.stack(switched, 1)
@@ -100,6 +100,15 @@ def decodes_on_device(tensor: Tensor | np.ndarray) -> bool:
     (B, N^k) distributions to the host cost more than the network on a GPU. On the CPU the numpy
     decoder is used, which re-searches only the events whose best tuple was taken."""
     return isinstance(tensor, Tensor) and tensor.device.type != "cpu"
+
+
+def _detections_on(values: Tensor | np.ndarray, device: torch.device) -> Tensor:
+    """Detection probabilities on ``device``, compared with the threshold as the host compares
+    them (:func:`_to_numpy`): a tensor in float32, an array as it is. A bfloat16 or float16
+    tensor compared as it was rounded the threshold to its own precision (0.7 to 0.69921875)."""
+    if isinstance(values, Tensor):
+        return values.detach().to(device, torch.float32)
+    return torch.as_tensor(values, device=device)
 
 
 def _to_numpy(tensor: Tensor | np.ndarray) -> np.ndarray:
