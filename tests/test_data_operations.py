@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,6 +205,26 @@ def test_dataset_attributes_the_inputs_share_travel_with_their_datasets(tmp_path
         assert dict(file["INPUTS/Jets/pt"].attrs) == {"units": "GeV"}  # the inputs disagree on calibration
         assert dict(file.attrs) == {"process": "ttbar"}
         assert dict(file["CLASSIFICATIONS/EVENT/sample"].attrs) == {}
+
+
+def test_an_attribute_every_input_holds_as_nan_is_kept_not_called_a_disagreement(tmp_path):
+    """A NaN compared unequal to itself: a cross section every input gave as NaN (unknown) was
+    dropped from the merged file, and the warning said the inputs gave different values."""
+    files = []
+    for index in range(2):
+        path = write_h5(tmp_path / f"in{index}.h5", random_arrays(50, seed=index))
+        with h5py.File(path, "r+") as file:
+            file.attrs["cross_section"] = np.nan
+            file["INPUTS/Jets/pt"].attrs["scale"] = [1.0, np.nan]
+            file["INPUTS/Jets/pt"].attrs["units"] = "GeV"
+        files.append(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpanetWarning)
+        operations.concat(files, tmp_path / "all.h5", TINY_SPEC, streaming=SMALL)
+    with h5py.File(tmp_path / "all.h5", "r") as file:
+        assert np.isnan(file.attrs["cross_section"])
+        assert np.array_equal(file["INPUTS/Jets/pt"].attrs["scale"], [1.0, np.nan], equal_nan=True)
+        assert file["INPUTS/Jets/pt"].attrs["units"] == "GeV"
 
 
 def _read_events(path: Path) -> dict[str, object]:

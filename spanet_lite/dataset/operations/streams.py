@@ -223,7 +223,15 @@ def shared_attrs(attributes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     refer to other objects of their file (HDF5 dimension scales) cannot follow into another file."""
     first, rest = attributes[0], attributes[1:]
     return {key: value for key, value in first.items()
-            if not _refers(value) and all(key in a and np.array_equal(a[key], value) for a in rest)}
+            if not _refers(value) and all(key in a and _same(a[key], value) for a in rest)}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Two attribute values equal, NaN equal to NaN (a NaN every input holds is shared)."""
+    try:
+        return bool(np.array_equal(a, b, equal_nan=True))
+    except TypeError:  # strings, compounds: no NaN to compare
+        return bool(np.array_equal(a, b))
 
 
 def unshared_attrs(attributes: Sequence[Mapping[str, Any]]) -> list[str]:
