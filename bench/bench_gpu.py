@@ -42,6 +42,11 @@ One prepared command (under 5 minutes on one H200-class GPU)::
    (validation) and without the one compile a static-shape run does for the short last batch
    of its first epoch, which can land inside the window.
 
+Once, before the configurations: ``predict_host_validate_s`` and ``predict_host_read_s``, what
+``write_predictions`` spends on the host alone for the held-out file (checking its INPUTS, a
+full read, then reading every batch), and ``predict_host_ceiling_events_per_s``, the events/s
+predict cannot pass on this machine however fast the GPU (decoding runs on the GPU).
+
 ``--json PATH`` is rewritten after every configuration, so that a session cut short still
 leaves the figures of the configurations it finished.
 
@@ -85,6 +90,10 @@ WIDE: dict[str, Any] = {
     "num_branch_encoder_layers": 2,
     "num_branch_embedding_layers": 2,
 }
+
+
+PREDICT_BATCH = 16384
+"""``write_predictions``' batch on a GPU: large, so that launching kernels is not what it waits on."""
 
 
 @dataclass
@@ -294,6 +303,29 @@ def generate(events: int, seed: int, output: Path, event_file: Path | None) -> f
     return time.perf_counter() - started
 
 
+def predict_host_seconds(event_file: Path, heldout: Path, batch_size: int) -> dict[str, float]:
+    """The host's share of ``write_predictions`` on the held-out file, with no network: the check
+    of its INPUTS (``input_layout``'s ``validate_h5``, one full read) and the read of every batch
+    (``reader.read_inputs``). A GPU shortens neither, so predict's events/s on this machine cannot
+    pass ``predict_host_ceiling_events_per_s`` whatever the network costs."""
+    from spanet_lite.config import load_event_spec
+    from spanet_lite.dataset import reader, schema
+
+    spec = load_event_spec(event_file)
+    with schema.open_h5(heldout) as file:
+        started = time.perf_counter()
+        report = schema.validate_h5(file, spec, source=str(heldout), inputs_only=True)
+        validated = time.perf_counter()
+        for start, stop in reader.row_blocks(report.num_events, batch_size):
+            reader.read_inputs(file, spec, start, stop)
+        read = time.perf_counter()
+    return {
+        "predict_host_validate_s": round(validated - started, 3),
+        "predict_host_read_s": round(read - validated, 3),
+        "predict_host_ceiling_events_per_s": round(report.num_events / max(read - started, 1e-9)),
+    }
+
+
 def run_config(
     config: Config, work: Path, event_file: Path, training: Path, heldout: Path, seconds: float, quick: bool
 ) -> dict[str, Any]:
@@ -360,7 +392,7 @@ def run_config(
         if cuda:
             torch.cuda.synchronize()
         started = time.perf_counter()
-        events = write_predictions(run, heldout, output, batch_size=16384 if cuda else 1024)
+        events = write_predictions(run, heldout, output, batch_size=PREDICT_BATCH if cuda else 1024)
         figures["predict_events_per_s"] = round(events / (time.perf_counter() - started))
         figures["predict_events"] = events
     return figures
@@ -452,6 +484,9 @@ def main() -> None:
         figures["generate_s"] = round(generate(events, 1, training, event_file), 1)
         generate(heldout_events, 2, heldout, None)
         figures["training_events"], figures["heldout_events"] = events, heldout_events
+        with recorded(figures, "predict_host_error"):
+            figures.update(predict_host_seconds(event_file, heldout, PREDICT_BATCH if cuda else 1024))
+            print(json.dumps({k: v for k, v in figures.items() if k.startswith("predict_host")}), flush=True)
         for config in chosen:
             gc.collect()  # the previous run's trainer, module and device-resident data
             if cuda:
