@@ -23,6 +23,8 @@ import spanet_lite
 from spanet_lite.cli import inspect as inspect_cli
 from spanet_lite.cli import predict as predict_cli
 from spanet_lite.cli import test as test_cli
+from spanet_lite.config import parse_event_spec
+from spanet_lite.dataset import schema
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.run import load_run
 
@@ -181,6 +183,78 @@ def test_predict_checks_feature_values_as_training_does_and_needs_no_targets(ttb
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "INPUTS/Jets/pt" in err and "event 0" in err
     assert not out.exists()
+
+
+def _datasets(path: Path) -> dict[str, np.ndarray]:
+    with h5py.File(path) as file:
+        found: dict[str, np.ndarray] = {}
+        file.visititems(lambda name, node: found.__setitem__(name, node[()])
+                        if isinstance(node, h5py.Dataset) else None)
+        return found
+
+
+def test_predict_reads_a_compressed_file_once_and_writes_what_reading_it_twice_wrote(
+    ttbar, tmp_path, monkeypatch, capsys
+):
+    """Predict checked a file's INPUTS (a full read) and then read them again to predict: a
+    gzip file was decompressed twice, most of predict's host time (the part a GPU cannot
+    shorten). A file whose INPUTS fit IN_MEMORY_INPUTS_BYTES is now decompressed once into
+    memory; the prediction file is the same as from the file on disk, and so are the refusals."""
+    run_dir, data = ttbar
+    packed, nan = tmp_path / "packed.h5", tmp_path / "nan.h5"
+    with h5py.File(data) as source, h5py.File(packed, "w") as a, h5py.File(nan, "w") as b:
+        for name, node in source["INPUTS/Jets"].items():
+            a.create_dataset(f"INPUTS/Jets/{name}", data=node[()], compression="gzip", chunks=(32, 10))
+            b.create_dataset(f"INPUTS/Jets/{name}", data=node[()], compression="gzip", chunks=(32, 10))
+        b["INPUTS/Jets/eta"][140, 0] = np.inf
+    copied: list[bool] = []
+    copy_inputs = schema._copy_inputs
+
+    def watched(*arguments):
+        copy = copy_inputs(*arguments)
+        copied.append(copy is not None)
+        return copy
+
+    monkeypatch.setattr(schema, "_copy_inputs", watched)
+    outputs, errors = [], []
+    for budget in (schema.IN_MEMORY_INPUTS_BYTES, 0):  # in memory, then from the file as before
+        monkeypatch.setattr(schema, "IN_MEMORY_INPUTS_BYTES", budget)
+        out = tmp_path / f"out_{budget}.h5"
+        assert predict_cli.main([str(run_dir), str(packed), str(out), "--batch-size", "64"]) == 0
+        outputs.append(_datasets(out))
+        capsys.readouterr()
+        assert predict_cli.main([str(run_dir), str(nan), str(tmp_path / "no.h5")]) == 2
+        errors.append(capsys.readouterr().err)
+    assert outputs[0].keys() == outputs[1].keys()
+    for name, values in outputs[0].items():
+        assert np.array_equal(values, outputs[1][name]), name
+    assert errors[0] == errors[1] and errors[0].count("\n") == 1 and f"{nan}: INPUTS/Jets/eta" in errors[0]
+    assert not (tmp_path / "no.h5").exists()
+    assert copied == [True, True, False, False]  # each file once in memory, then from disk
+
+
+def test_inputs_are_copied_to_memory_only_when_they_are_plain_numeric_datasets_that_fit(tmp_path):
+    """Anything else is left to the check on the file itself, which names it as it always did."""
+    spec = parse_event_spec(TTBAR_YAML)
+    path = write_ttbar_file(tmp_path / "events.h5", num_events=20)
+    with h5py.File(path) as file, schema.inputs_in_memory(file, spec) as copy:
+        assert copy is not file and copy.driver == "core"
+        assert np.array_equal(copy["INPUTS/Jets/pt"][()], file["INPUTS/Jets/pt"][()])
+        assert "TARGETS" not in copy  # the INPUTS the event file names, nothing else
+    with h5py.File(path) as file, schema.inputs_in_memory(file, spec, budget=100) as copy:
+        assert copy is file  # too large for the budget
+    damaged = {
+        "missing": lambda f: f.__delitem__("INPUTS/Jets/eta"),
+        "a group": lambda f: (f.__delitem__("INPUTS/Jets/eta"), f.create_group("INPUTS/Jets/eta")),
+        "strings": lambda f: (f.__delitem__("INPUTS/Jets/eta"),
+                              f.create_dataset("INPUTS/Jets/eta", data=np.array([b"x"] * 20))),
+    }
+    for what, damage in damaged.items():
+        with h5py.File(path, "r+") as file:
+            damage(file)
+        with h5py.File(path) as file, schema.inputs_in_memory(file, spec) as copy:
+            assert copy is file, what
+        path = write_ttbar_file(tmp_path / "events.h5", num_events=20)
 
 
 def test_spanet_test_prints_tables_and_writes_json_without_the_training_file(ttbar, tmp_path, capsys):

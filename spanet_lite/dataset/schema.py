@@ -10,6 +10,7 @@ file that cannot be read at all raises :class:`~spanet_lite.errors.InputError`
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +145,61 @@ def open_h5(path: str | Path, *, chunk_cache_bytes: int | None = None) -> h5py.F
         return h5py.File(path, "r", **cache)
     except OSError as error:
         raise InputError(path, "", "a readable HDF5 file", _describe_h5_error(error)) from None
+
+
+IN_MEMORY_INPUTS_BYTES = 2 * 2**30
+"""A file whose INPUTS, as the event file names them, take at most this much once decompressed
+is read into memory once to be checked and predicted on (:func:`inputs_in_memory`)."""
+
+
+@contextlib.contextmanager
+def inputs_in_memory(file: h5py.File, spec: EventSpec, *, budget: int | None = None) -> Iterator[h5py.File]:
+    """``file``'s INPUTS decompressed once into an HDF5 file held in memory, or ``file`` itself.
+
+    Prediction checks a file's INPUTS (:func:`validate_h5`, a full read) before it reads them again
+    batch by batch; a compressed file is then decompressed twice, which was most of what predict
+    spends on the host, the part a GPU cannot shorten (docs/training.md). The copy holds the
+    datasets the event file names, uncompressed, with their dtypes and shapes, so the check and
+    the reader find there the values they find on disk (attributes stay behind: neither reads
+    them). ``file`` itself is given when a named dataset is missing or not a dataset (the check
+    then says so, with its suggestions), when they would take more than ``budget`` bytes, or
+    when reading them fails (the check names the damage). ``budget`` defaults to
+    :data:`IN_MEMORY_INPUTS_BYTES`.
+    """
+    copy = _copy_inputs(file, spec, IN_MEMORY_INPUTS_BYTES if budget is None else budget)
+    if copy is None:
+        yield file
+        return
+    try:
+        yield copy
+    finally:
+        copy.close()
+
+
+def _copy_inputs(file: h5py.File, spec: EventSpec, budget: int) -> h5py.File | None:
+    """The copy :func:`inputs_in_memory` gives, or None for anything but plain numeric datasets
+    that fit and read: whatever else the file holds, the check reports from the file itself."""
+    found: list[tuple[str, h5py.Dataset]] = []
+    try:
+        for expected in expected_layout(spec, inputs_only=True):
+            node = file.get(expected.path)
+            if node is None and not expected.required:
+                continue
+            if not isinstance(node, h5py.Dataset) or node.dtype.kind not in "biuf":
+                return None
+            found.append((expected.path, node))
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError):  # a broken link, damaged metadata
+        return None
+    if sum(node.size * node.dtype.itemsize for _, node in found) > budget:
+        return None
+    copy = h5py.File(f"{file.filename}#inputs", "w", driver="core", backing_store=False)
+    try:
+        for path, node in found:
+            copy.create_dataset(path, data=node[()])
+    except (OSError, RuntimeError, ValueError, TypeError, MemoryError):  # a damaged chunk, no memory
+        copy.close()
+        return None
+    return copy
 
 
 def _describe_h5_error(error: OSError) -> str:

@@ -96,7 +96,7 @@ def predict_file_arrays(
     progress: bool = False,
 ) -> Predictions:
     """All predictions for a file, in memory (the Python API's ``run.predict(path)``)."""
-    with schema.open_h5(path) as file:
+    with schema.open_h5(path) as source, schema.inputs_in_memory(source, run.spec) as file:
         layout = input_layout(file, run, path)
         parts = [
             p
@@ -207,8 +207,8 @@ def write_predictions(
     batch_size, threshold, mode = settings.batch_size, settings.threshold, settings.mode
     check_prediction_output(run, input_path, output_path, overwrite=overwrite, inputs=inputs)
     spec = run.spec
-    with schema.open_h5(input_path) as source:
-        layout = input_layout(source, run, input_path)
+    with schema.open_h5(input_path) as source, schema.inputs_in_memory(source, spec) as inputs:
+        layout = input_layout(inputs, run, input_path)
         n = layout.num_events
         with atomic_hdf5(output_path) as out:
             source.copy(source["INPUTS"], out, name="INPUTS")
@@ -228,7 +228,7 @@ def write_predictions(
                 for product in particle.products:
                     dataset(target_path(particle.name, product.name), (), np.dtype(np.int64))
             for start, stop, predicted in iterate_predictions(
-                run, source, layout, batch_size=batch_size, threshold=threshold, mode=mode,
+                run, inputs, layout, batch_size=batch_size, threshold=threshold, mode=mode,
                 embeddings=embeddings, progress=progress, description=f"predicting {input_path.name}",
             ):
                 for name, values in _block_datasets(spec, layout, predicted):
