@@ -201,12 +201,18 @@ def test_predict_reads_a_compressed_file_once_and_writes_what_reading_it_twice_w
     shorten). A file whose INPUTS fit IN_MEMORY_INPUTS_BYTES is now decompressed once into
     memory; the prediction file is the same as from the file on disk, and so are the refusals."""
     run_dir, data = ttbar
-    packed, nan = tmp_path / "packed.h5", tmp_path / "nan.h5"
-    with h5py.File(data) as source, h5py.File(packed, "w") as a, h5py.File(nan, "w") as b:
-        for name, node in source["INPUTS/Jets"].items():
-            a.create_dataset(f"INPUTS/Jets/{name}", data=node[()], compression="gzip", chunks=(32, 10))
-            b.create_dataset(f"INPUTS/Jets/{name}", data=node[()], compression="gzip", chunks=(32, 10))
-        b["INPUTS/Jets/eta"][140, 0] = np.inf
+    packed, nan, damaged = tmp_path / "packed.h5", tmp_path / "nan.h5", tmp_path / "damaged.h5"
+    for path in (packed, nan, damaged):
+        with h5py.File(data) as source, h5py.File(path, "w") as copy:
+            for name, node in source["INPUTS/Jets"].items():
+                copy.create_dataset(f"INPUTS/Jets/{name}", data=node[()], compression="gzip", chunks=(32, 10))
+    with h5py.File(nan, "r+") as file:
+        file["INPUTS/Jets/eta"][140, 0] = np.inf
+    with h5py.File(damaged, "r+") as file:
+        chunk = file["INPUTS/Jets/phi"].id.get_chunk_info(2)
+    with damaged.open("r+b") as raw:
+        raw.seek(chunk.byte_offset)
+        raw.write(b"\xff" * chunk.size)
     copied: list[bool] = []
     copy_inputs = schema._copy_inputs
 
@@ -223,14 +229,17 @@ def test_predict_reads_a_compressed_file_once_and_writes_what_reading_it_twice_w
         assert predict_cli.main([str(run_dir), str(packed), str(out), "--batch-size", "64"]) == 0
         outputs.append(_datasets(out))
         capsys.readouterr()
-        assert predict_cli.main([str(run_dir), str(nan), str(tmp_path / "no.h5")]) == 2
-        errors.append(capsys.readouterr().err)
+        for bad in (nan, damaged):
+            assert predict_cli.main([str(run_dir), str(bad), str(tmp_path / "no.h5")]) == 2
+            errors.append(capsys.readouterr().err)
     assert outputs[0].keys() == outputs[1].keys()
     for name, values in outputs[0].items():
         assert np.array_equal(values, outputs[1][name]), name
-    assert errors[0] == errors[1] and errors[0].count("\n") == 1 and f"{nan}: INPUTS/Jets/eta" in errors[0]
+    assert errors[:2] == errors[2:] and all(e.count("\n") == 1 for e in errors)
+    assert f"{nan}: INPUTS/Jets/eta: expected finite values" in errors[0]
+    assert f"{damaged}: INPUTS/Jets/phi, events 64-95: expected data HDF5 can read" in errors[1]
     assert not (tmp_path / "no.h5").exists()
-    assert copied == [True, True, False, False]  # each file once in memory, then from disk
+    assert copied == [True, True, False, False, False, False]  # in memory, unless damaged or told not to
 
 
 def test_inputs_are_copied_to_memory_only_when_they_are_plain_numeric_datasets_that_fit(tmp_path):
