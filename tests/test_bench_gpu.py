@@ -154,6 +154,60 @@ def test_cudagraph_skips_counts_what_inductor_reports_when_it_declines_a_graph()
 
 
 
+DEVICE_IMAGE = {"torch", "lightning", "h5py", "rich", "matplotlib", "onnx", "pytest", "numpy", "yaml"}
+"""What the GPU machines' image holds besides the standard library (torch 2.11, lightning, h5py,
+rich, matplotlib, onnx, pytest, and numpy and PyYAML with them): no package registry there."""
+
+
+def _imports(path: Path) -> set[str]:
+    """The top-level modules ``path`` imports, except inside a ``try`` (an optional module with
+    a fallback, such as bench_gpu's pynvml before nvidia-smi)."""
+    import ast
+
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.Try):
+            for part in (*node.handlers, *node.orelse, *node.finalbody):
+                visit(part)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return found
+
+
+def test_what_the_gpu_session_runs_imports_only_what_the_gpu_machines_have() -> None:
+    """The session listed a test of tests/test_decoding.py, whose module imports hypothesis: on
+    the GPU image (no hypothesis) pytest would have stopped at collecting it, and none of the
+    session's CUDA tests would have run. Every test module the script names, its helpers, the
+    conftest and the benchmark scripts import nothing beyond the image."""
+    import re
+
+    script = (ROOT / "bench" / "gpu_session.sh").read_text()
+    files = {ROOT / name for name in re.findall(r"\btests/\w+\.py\b", script)}
+    assert {f.name for f in files} >= {"test_step_sync.py", "test_device_data.py"}
+    files |= {ROOT / "tests" / "conftest.py", ROOT / "bench" / "bench_gpu.py", ROOT / "bench" / "_common.py"}
+    seen: set[Path] = set()
+    while files:
+        path = files.pop()
+        seen.add(path)
+        for name in _imports(path):
+            helper = path.parent / f"{name}.py"
+            if helper.exists():
+                if helper not in seen:
+                    files.add(helper)
+                continue
+            allowed = name in sys.stdlib_module_names or name in DEVICE_IMAGE | {"spanet_lite"}
+            assert allowed, (path.name, name)
+    assert any(p.name.startswith("_") for p in seen)  # the helpers were followed
+
+
 def test_the_gpu_session_script_dry_runs_on_the_cpu_and_reports_every_figure(tmp_path: Path) -> None:
     """bench/gpu_session.sh, what a short GPU session runs in one call (the machine, the CUDA
     tests, bench_gpu.py), here at toy sizes on the CPU."""
