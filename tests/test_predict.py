@@ -266,6 +266,23 @@ def test_inputs_are_copied_to_memory_only_when_they_are_plain_numeric_datasets_t
         path = write_ttbar_file(tmp_path / "events.h5", num_events=20)
 
 
+def test_predict_names_an_input_dataset_without_a_shape_instead_of_a_traceback(ttbar, tmp_path, capsys):
+    """An INPUTS dataset with HDF5's null dataspace (h5py.Empty) has no size: the in-memory copy
+    multiplied its None size and spanet-predict died with a TypeError traceback. It is now left to
+    the check on the file, which names it in one line, exit 2."""
+    run_dir, data = ttbar
+    empty = tmp_path / "empty.h5"
+    shutil.copy(data, empty)
+    with h5py.File(empty, "r+") as file:
+        del file["INPUTS/Jets/eta"]
+        file.create_dataset("INPUTS/Jets/eta", data=h5py.Empty("f4"))
+    assert predict_cli.main([str(run_dir), str(empty), str(tmp_path / "out.h5")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"spanet-predict: error: {empty}: INPUTS/Jets/eta: expected a 2-D dataset "
+                   "(N_events, max_objects), got an empty dataset without a shape (HDF5's null dataspace)\n")
+    assert not (tmp_path / "out.h5").exists()
+
+
 def test_spanet_test_prints_tables_and_writes_json_without_the_training_file(ttbar, tmp_path, capsys):
     run_dir, data = ttbar
     report = tmp_path / "metrics.json"

@@ -187,8 +187,8 @@ def _copy_inputs(file: h5py.File, spec: EventSpec, budget: int) -> h5py.File | N
             node = file.get(expected.path)
             if node is None and not expected.required:
                 continue
-            if not isinstance(node, h5py.Dataset) or node.dtype.kind not in "biuf":
-                return None
+            if not isinstance(node, h5py.Dataset) or node.dtype.kind not in "biuf" or node.shape is None:
+                return None  # a null dataspace (h5py.Empty) has no size: the check names it
             found.append((expected.path, node))
     except (OSError, RuntimeError, KeyError, ValueError, TypeError):  # a broken link, damaged metadata
         return None
