@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import h5py
@@ -281,6 +282,34 @@ def test_predict_names_an_input_dataset_without_a_shape_instead_of_a_traceback(t
     assert err == (f"spanet-predict: error: {empty}: INPUTS/Jets/eta: expected a 2-D dataset "
                    "(N_events, max_objects), got an empty dataset without a shape (HDF5's null dataspace)\n")
     assert not (tmp_path / "out.h5").exists()
+
+
+def test_predict_refuses_a_float64_feature_beyond_float32_as_it_refuses_inf(ttbar, tmp_path, capsys):
+    """The network reads features as float32, where a float64 1e300 is inf: the check passed it
+    as finite and spanet-predict wrote a NaN detection probability for the event, with numpy's
+    two-line 'overflow encountered in cast' warning on stderr. A real object's value is now
+    refused like an inf (one line, exit 2); a padded slot may still hold it, without a warning."""
+    run_dir, data = ttbar
+    real, padded = tmp_path / "real.h5", tmp_path / "padded.h5"
+    for path in (real, padded):
+        shutil.copy(data, path)
+        with h5py.File(path, "r+") as file:
+            mask = file["INPUTS/Jets/MASK"][()]
+            values = file["INPUTS/Jets/eta"][()].astype(np.float64)
+            values[~mask if path == padded else (0, 0)] = 1e300
+            del file["INPUTS/Jets/eta"]
+            file["INPUTS/Jets/eta"] = values
+    assert mask[0, 0]
+    assert predict_cli.main([str(run_dir), str(real), str(tmp_path / "out.h5")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"spanet-predict: error: {real}: INPUTS/Jets/eta: expected finite values")
+    assert err.count("\n") == 1 and not (tmp_path / "out.h5").exists()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert predict_cli.main([str(run_dir), str(padded), str(tmp_path / "out.h5")]) == 0
+    assert not [w for w in caught if "overflow" in str(w.message)]
+    with h5py.File(tmp_path / "out.h5") as file:
+        assert np.isfinite(file["TARGETS/t1/detection_probability"][()]).all()
 
 
 def test_spanet_test_prints_tables_and_writes_json_without_the_training_file(ttbar, tmp_path, capsys):

@@ -298,4 +298,7 @@ def _read(file: h5py.File, name: str, start: int, stop: int, dtype) -> np.ndarra
     values = hdf5_layout.read_rows(file[name], start, stop)
     if dtype is bool:
         return hdf5_layout.mask_values(values)
-    return values if values.dtype == dtype else values.astype(dtype)
+    if values.dtype == dtype:
+        return values
+    with np.errstate(over="ignore"):  # float64 beyond float32: the check refuses it where it is read
+        return values.astype(dtype)

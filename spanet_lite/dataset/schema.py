@@ -584,6 +584,9 @@ class _ContentScan:
         values = self.read(path, start, stop)
         if values.dtype.kind != "f":
             return
+        if values.dtype.itemsize > 4:  # read as float32: a value beyond its range reaches the network as inf
+            with np.errstate(over="ignore"):
+                values = values.astype(np.float32)
         if expected.role == "feature":
             assert mask is not None
             bad = nonfinite_real(values[..., None], mask).reshape(len(values), -1)
