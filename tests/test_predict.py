@@ -312,6 +312,37 @@ def test_predict_refuses_a_float64_feature_beyond_float32_as_it_refuses_inf(ttba
         assert np.isfinite(file["TARGETS/t1/detection_probability"][()]).all()
 
 
+def test_predict_copies_inputs_reached_through_links_as_data(ttbar, tmp_path, capsys):
+    """INPUTS were copied link for link: a feature that was a soft link to /STASH/eta became a
+    dangling link in OUT.h5 (its target is outside INPUTS, so it was not copied) and an external
+    one kept pointing at the other file; the prediction file lost the feature (predicting it again
+    said 'got nothing'). The links are now resolved into data; a link loop under INPUTS is one line."""
+    run_dir, data = ttbar
+    linked, loop = tmp_path / "linked.h5", tmp_path / "loop.h5"
+    shutil.copy(data, linked)
+    with h5py.File(linked, "r+") as file, h5py.File(tmp_path / "phi.h5", "w") as other:
+        other["phi"] = file["INPUTS/Jets/phi"][()]
+        file.move("INPUTS/Jets/eta", "STASH/eta")
+        file["INPUTS/Jets/eta"] = h5py.SoftLink("/STASH/eta")
+        del file["INPUTS/Jets/phi"]
+        file["INPUTS/Jets/phi"] = h5py.ExternalLink(str(tmp_path / "phi.h5"), "/phi")
+    out = tmp_path / "out.h5"
+    assert predict_cli.main([str(run_dir), str(linked), str(out)]) == 0
+    with h5py.File(out) as file, h5py.File(data) as original:
+        for name in ("eta", "phi"):
+            assert isinstance(file["INPUTS/Jets"].get(name, getlink=True), h5py.HardLink), name
+            assert np.array_equal(file[f"INPUTS/Jets/{name}"][()], original[f"INPUTS/Jets/{name}"][()])
+    assert predict_cli.main([str(run_dir), str(out), str(tmp_path / "again.h5")]) == 0
+    shutil.copy(data, loop)
+    with h5py.File(loop, "r+") as file:
+        file["INPUTS/Jets/extra"] = h5py.SoftLink("/INPUTS/Jets/extra")
+    capsys.readouterr()
+    assert predict_cli.main([str(run_dir), str(loop), str(tmp_path / "no.h5")]) == 2
+    assert capsys.readouterr().err == (f"spanet-predict: error: {loop}: INPUTS: expected a readable HDF5 "
+                                       "file, got Special link traversal failed (too many links)\n")
+    assert not (tmp_path / "no.h5").exists()
+
+
 def test_spanet_test_prints_tables_and_writes_json_without_the_training_file(ttbar, tmp_path, capsys):
     run_dir, data = ttbar
     report = tmp_path / "metrics.json"

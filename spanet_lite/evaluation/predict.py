@@ -41,6 +41,7 @@ import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.dataset import hdf5_layout, reader, schema
+from spanet_lite.errors import InputError
 from spanet_lite.evaluation.inference import Predictions, infer, to_tensors
 from spanet_lite.evaluation.trained import TrainedRun, require_run
 from spanet_lite.hdf5_paths import classification_path, regression_path, target_path
@@ -211,7 +212,12 @@ def write_predictions(
         layout = input_layout(inputs, run, input_path)
         n = layout.num_events
         with atomic_hdf5(output_path) as out:
-            source.copy(source["INPUTS"], out, name="INPUTS")
+            try:  # links resolved: a soft link's target is not copied, an external one may be OUT.h5
+                source.copy(source["INPUTS"], out, name="INPUTS", expand_soft=True, expand_external=True)
+            except RuntimeError as error:
+                if "too many links" not in str(error):
+                    raise
+                raise InputError(input_path, "INPUTS", "a readable HDF5 file", str(error)) from None
             weight = run.options.event_weight_dataset.strip("/")
             if weight and isinstance(source.get(weight), h5py.Dataset):
                 parent, _, name = f"{LITE_GROUP}/{weight}".rpartition("/")
