@@ -343,6 +343,26 @@ def test_predict_copies_inputs_reached_through_links_as_data(ttbar, tmp_path, ca
     assert not (tmp_path / "no.h5").exists()
 
 
+def test_predict_never_overwrites_a_file_the_inputs_link_to(ttbar, tmp_path, capsys):
+    """A dataset under INPUTS (or the weights) reached through an external link is read from
+    another file, but only IN.h5 itself was guarded: OUT.h5 naming that file with --overwrite
+    replaced it, and the input lost its feature. It is now refused like IN.h5, in one line."""
+    run_dir, data = ttbar
+    linked, target = tmp_path / "linked.h5", tmp_path / "phi.h5"
+    shutil.copy(data, linked)
+    with h5py.File(linked, "r+") as file, h5py.File(target, "w") as other:
+        other["phi"] = file["INPUTS/Jets/phi"][()]
+        del file["INPUTS/Jets/phi"]
+        file["INPUTS/Jets/phi"] = h5py.ExternalLink(str(target), "/phi")
+    before = target.read_bytes()
+    assert predict_cli.main([str(run_dir), str(linked), str(target), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"spanet-predict: error: {target}: ") and err.count("\n") == 1
+    assert f"expected an output different from the command's inputs, got the input {target}" in err
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
+
+
 def test_spanet_test_prints_tables_and_writes_json_without_the_training_file(ttbar, tmp_path, capsys):
     run_dir, data = ttbar
     report = tmp_path / "metrics.json"

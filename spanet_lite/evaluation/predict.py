@@ -33,6 +33,7 @@ never leaves a half-written OUT.h5. The input file is never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -180,6 +181,20 @@ def check_prediction_output(
                   overwrite=overwrite)
 
 
+def _linked_files(source: h5py.File, weight: str) -> list[str]:
+    """The other files that datasets under ``source``'s INPUTS, and its ``weight`` dataset, live
+    in (external links): read like ``source``, so never an output either. Links that do not
+    resolve are the check's."""
+    files: list[str] = []
+    with contextlib.suppress(OSError, RuntimeError, KeyError, ValueError):
+        group = source.get("INPUTS")
+        items = schema.walk_tree(group) if isinstance(group, h5py.Group) else []
+        nodes = [item.node for item in items if item.kind == "dataset"]
+        nodes.append(source.get(weight.strip("/")) if weight.strip("/") else None)
+        files += [node.file.filename for node in nodes if isinstance(node, h5py.Dataset)]
+    return [name for name in files if name != source.filename]
+
+
 def write_predictions(
     run: TrainedRun,
     input_path: str | Path,
@@ -206,10 +221,13 @@ def write_predictions(
     input_path, output_path = Path(input_path), Path(output_path)
     settings = run.settings(batch_size=batch_size, threshold=threshold, mode=mode)
     batch_size, threshold, mode = settings.batch_size, settings.threshold, settings.mode
+    inputs = list(inputs)
     check_prediction_output(run, input_path, output_path, overwrite=overwrite, inputs=inputs)
     spec = run.spec
-    with schema.open_h5(input_path) as source, schema.inputs_in_memory(source, spec) as inputs:
-        layout = input_layout(inputs, run, input_path)
+    with schema.open_h5(input_path) as source, schema.inputs_in_memory(source, spec) as inputs_file:
+        check_prediction_output(run, input_path, output_path, overwrite=overwrite,
+                                inputs=[*inputs, *_linked_files(source, run.options.event_weight_dataset)])
+        layout = input_layout(inputs_file, run, input_path)
         n = layout.num_events
         with atomic_hdf5(output_path) as out:
             try:  # links resolved: a soft link's target is not copied, an external one may be OUT.h5
@@ -234,7 +252,7 @@ def write_predictions(
                 for product in particle.products:
                     dataset(target_path(particle.name, product.name), (), np.dtype(np.int64))
             for start, stop, predicted in iterate_predictions(
-                run, inputs, layout, batch_size=batch_size, threshold=threshold, mode=mode,
+                run, inputs_file, layout, batch_size=batch_size, threshold=threshold, mode=mode,
                 embeddings=embeddings, progress=progress, description=f"predicting {input_path.name}",
             ):
                 for name, values in _block_datasets(spec, layout, predicted):
