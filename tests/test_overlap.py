@@ -4,6 +4,7 @@ the same events under another name (a copy, the same generator seed, a predictio
 from __future__ import annotations
 
 import shutil
+import warnings
 
 import h5py
 import numpy as np
@@ -40,6 +41,23 @@ def test_a_copy_holds_the_same_events(trained, tmp_path):
     assert training_file_overlap(training, copy) == "same events"
     with pytest.warns(SpanetWarning, match="holds the same events as the run's training file"):
         load_run(run_dir).evaluate(copy)
+
+
+def test_a_broken_copy_of_the_training_file_gets_its_refusal_alone(trained, tmp_path, capsys):
+    """The overlap warning came first, then the refusal: two lines for a file that is never
+    scored. The warning now follows the file's check, so a refused file gets one line."""
+    run_dir, training = trained
+    broken = shutil.copyfile(training, tmp_path / "test.h5")
+    with h5py.File(broken, "r+") as file:
+        pt = file["INPUTS/Jets/pt"][()]
+        del file["INPUTS/Jets/pt"]
+        file["INPUTS/Jets/pt"] = pt[:-1]  # one event short
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert test_cli.main([str(run_dir), "-tf", str(broken)]) == 2
+    assert caught == []
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"spanet-test: error: {broken}: INPUTS/Jets/pt")
 
 
 def test_independent_events_give_no_warning(trained, tmp_path):

@@ -66,7 +66,6 @@ def _body(argv: Sequence[str] | None) -> int:
     from spanet_lite.config.options_validation import check_batch_size, check_threshold
     from spanet_lite.errors import InputError
     from spanet_lite.evaluation.evaluate import check_evaluation_outputs, check_lines, evaluate_file
-    from spanet_lite.evaluation.overlap import warn_if_training_file
     from spanet_lite.evaluation.report import render
 
     # The API checks these too; here first, so a bad flag is named as typed, before any loading.
@@ -78,7 +77,6 @@ def _body(argv: Sequence[str] | None) -> int:
     test_file = args.testing_file or run.options.testing_file
     if not test_file:
         raise InputError(None, "-tf/--test_file", "a labelled HDF5 file to test on", "none given")
-    warn_if_training_file(run, test_file)
     masses = None
     if args.masses:
         from spanet_lite.config.masses import load_masses_file

@@ -47,6 +47,7 @@ from spanet_lite.evaluation import baseline as neutrino
 from spanet_lite.evaluation import chisquare
 from spanet_lite.evaluation import metrics as M
 from spanet_lite.evaluation.inference import Predictions, from_outputs, to_tensors, trimmed_forward
+from spanet_lite.evaluation.overlap import warn_if_training_file
 from spanet_lite.evaluation.predict import RUN_ATTRIBUTE
 from spanet_lite.evaluation.progress import progress_bar
 from spanet_lite.evaluation.trained import TrainedRun, require_run
@@ -200,6 +201,10 @@ def evaluate_file(
     lines naming these keywords): an existing one is replaced only with ``overwrite=True``, and
     never ``path``, the run's checkpoint, one of ``inputs`` (other files the caller read) or a
     file of a training run.
+
+    A file that passes its check but holds the run's training events is scored with a
+    :class:`~spanet_lite.errors.SpanetWarning` saying so (:func:`~spanet_lite.evaluation.overlap.
+    warn_if_training_file`).
     """
     require_run(run)
     settings = run.settings(batch_size=batch_size, threshold=threshold, mode=mode)
@@ -218,6 +223,7 @@ def evaluate_file(
             file, spec, source=str(path), event_weight_dataset=options.event_weight_dataset
         )
         report.raise_for_errors()
+        warn_if_training_file(run, path)  # after the check: a file refused gets its one line alone
         layout = reader.resolve_layout(file, spec, path, options.event_weight_dataset)
         hdf5_layout.check_pair_features(layout.pair_features, run.statistics.pair_features, str(path))
         units = regression_units(file, [t.key for t in spec.regressions])

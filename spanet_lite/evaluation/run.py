@@ -24,7 +24,6 @@ from spanet_lite.errors import InputError
 from spanet_lite.evaluation.arrays import check_inputs
 from spanet_lite.evaluation.evaluate import evaluate_file
 from spanet_lite.evaluation.inference import Predictions, infer, to_tensors
-from spanet_lite.evaluation.overlap import warn_if_training_file
 from spanet_lite.evaluation.predict import predict_file_arrays
 from spanet_lite.evaluation.trained import TrainedRun, load_trained
 
@@ -115,7 +114,6 @@ class Run(TrainedRun):
         time of a small evaluation). Warns (:class:`~spanet_lite.errors.SpanetWarning`) when
         ``file`` is the run's training file. For the per-event arrays, ``json_file`` or ``plots``
         (``spanet-test --json/--plots``), call ``evaluate_file`` itself."""
-        warn_if_training_file(self, file)
         return evaluate_file(
             self, file, batch_size=batch_size, threshold=threshold, mode=mode, progress=progress,
             lines=lines, masses=masses,
