@@ -205,6 +205,27 @@ def test_result_does_not_depend_on_the_chunk_size(build, chunk_size):
             "(first: event 4)") in errors(chunked)
 
 
+def test_a_block_of_the_scan_stays_within_its_memory_budget_however_wide_the_file(build, monkeypatch):
+    """The check read 65,536 events at a time whatever their width: a file with 2,000,000 slots
+    per event took 12 GB to reach its one-line refusal. A block now holds at most
+    SCAN_BLOCK_BYTES of its widest dataset (here 4 float32 jet slots, 16 bytes per event), with
+    the same findings."""
+    from spanet_lite.dataset import schema
+
+    def break_some(datasets):
+        datasets["INPUTS/Jets/pt"][5, 0] = np.nan
+
+    whole = build(edit=break_some)
+    blocks: list[int] = []
+    scan = schema._ContentScan.scan_chunk
+    monkeypatch.setattr(schema._ContentScan, "scan_chunk",
+                        lambda self, start, stop: blocks.append(stop - start) or scan(self, start, stop))
+    monkeypatch.setattr(schema, "SCAN_BLOCK_BYTES", 32)
+    small = build(edit=break_some)
+    assert max(blocks) == 2 and sum(blocks) == 6
+    assert small.problems == whole.problems
+
+
 def random_datasets(rng: np.random.Generator, num_events: int) -> dict[str, np.ndarray]:
     """A valid file for the test spec with random multiplicities and random distinct matches."""
     jets = rng.integers(2, 5, num_events)

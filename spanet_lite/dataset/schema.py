@@ -41,6 +41,9 @@ from spanet_lite.dataset.value_checks import FINITE_REAL, ValueChecks, nonfinite
 from spanet_lite.errors import InputError
 
 DEFAULT_CHUNK_SIZE = 65536
+SCAN_BLOCK_BYTES = 64 * 2**20
+"""The content scan reads at most ``chunk_size`` events at a time, and fewer where the widest
+dataset would take more than this per block (65,536 events of 10 float32 slots take 2.6 MB)."""
 
 
 # role -> (dtype kinds that are right, kinds we convert with an info note, what we expect in words)
@@ -546,6 +549,7 @@ class _ContentScan:
         return read_rows(self.file[path], start, stop)
 
     def run(self, chunk_size: int, progress: bool) -> list[Problem]:
+        chunk_size = min(chunk_size, self.rows_within(SCAN_BLOCK_BYTES))
         starts = range(0, self.num_events, chunk_size)
         if progress and self.num_events > chunk_size:
             from rich.console import Console
@@ -559,6 +563,13 @@ class _ContentScan:
                           "mask_unmatched")
                   for particle, count in self.masked_unmatched.items() if count]
         return found + self.values.finish(self.objects, self.classes, self.num_events)
+
+    def rows_within(self, budget: int) -> int:
+        """How many events one block may hold so that its widest dataset stays within ``budget``
+        bytes: a file of millions of slots per event would otherwise take gigabytes per block."""
+        widest = max((int(np.prod(self.file[path].shape[1:], dtype=np.int64)) * self.file[path].dtype.itemsize
+                      for path in self.usable), default=1)
+        return max(1, budget // max(1, widest))
 
     def scan_chunk(self, start: int, stop: int) -> None:
         masks = {name: mask_values(self.read(mask_path(name), start, stop)) for name in self.max_objects}
