@@ -174,6 +174,22 @@ def test_partially_matched_particle_is_counted_as_partial(build):
         {"fully_matched": 4 / 6, "partially_matched": 1 / 6, "not_matched": 1 / 6})
 
 
+def test_a_link_to_nothing_is_an_error_even_where_the_dataset_is_optional(tmp_path, spec):
+    """A dangling link at the event weights (optional: SPANet's files have none) was read as "no
+    weights", so a run trained unweighted and a test scored with weight 1 without a word; at a
+    needed dataset it was called "nothing". Both now name the link and where it leads."""
+    path = write_h5(tmp_path / "events.h5", good_datasets())
+    with h5py.File(path, "r+") as file:
+        file["WEIGHTS/EVENT/weight"] = h5py.SoftLink("/STASH/weight")
+        del file["INPUTS/Jets/eta"]
+        file["INPUTS/Jets/eta"] = h5py.ExternalLink(str(tmp_path / "gone.h5"), "/eta")
+    found = dict(errors(validate_file(path, spec)))
+    assert found["WEIGHTS/EVENT/weight"].endswith("got a soft link to nothing (/STASH/weight)")
+    gone = tmp_path / "gone.h5"
+    assert found["INPUTS/Jets/eta"].endswith(f"got an external link to nothing (/eta in {gone})")
+    assert len(found) == 2
+
+
 def test_nan_in_padded_slots_is_fine(build):
     def pad_with_nan(datasets):
         datasets["INPUTS/Jets/pt"][0, 3] = np.nan  # event 0 has 3 jets: slot 3 is padding

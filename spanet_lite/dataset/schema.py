@@ -324,6 +324,21 @@ def _near_miss(file: h5py.File, path: str) -> str:
     return did_you_mean(name, [key for key, node in group.items() if isinstance(node, h5py.Dataset)])
 
 
+def _dangling_link(file: h5py.File, path: str) -> str | None:
+    """How a link at ``path`` that leads nowhere is named, or None when there is none there. A
+    dangling link at an optional dataset (the event weights) was read as "no weights": a run
+    trained unweighted and a test scored with weight 1, without a word."""
+    try:
+        link = file.get(path, getlink=True)
+    except (KeyError, OSError, RuntimeError, ValueError):
+        return None
+    if isinstance(link, h5py.SoftLink):
+        return f"a soft link to nothing ({link.path})"
+    if isinstance(link, h5py.ExternalLink):
+        return f"an external link to nothing ({link.path} in {link.filename})"
+    return None
+
+
 def _check_structure(
     file: h5py.File,
     spec: EventSpec,
@@ -341,9 +356,14 @@ def _check_structure(
     for expected in layout:
         node = file.get(expected.path)
         if node is None:
-            if expected.required and not any(expected.path.startswith(g + "/") for g in missing_groups):
-                wanted = _describe_role(expected)
+            # optional or not, a link someone made means the data was meant to be there
+            got = _dangling_link(file, expected.path)
+            if got is None and expected.required and not any(
+                expected.path.startswith(g + "/") for g in missing_groups
+            ):
                 got = "nothing" + _near_miss(file, expected.path)
+            if got is not None:
+                wanted = _describe_role(expected)
                 problems.append(Problem("error", expected.path, f"expected {wanted}, got {got}", "missing"))
             continue
         if not isinstance(node, h5py.Dataset):
