@@ -240,6 +240,13 @@ def _build_module(
         raise InputError(
             None, "hidden_dim and the layer counts", "a network whose weights fit in memory", failure
         ) from None
+
+    def report(line: str) -> None:  # also what the module says mid-run: a compile that failed
+        notes.append(line)
+        if console is not None:
+            console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+    module.report = report
     initial_weights = request.initial_weights
     if initial_weights is not None:
         from spanet_lite.training.weights import load_initial_weights
@@ -247,10 +254,7 @@ def _build_module(
         loaded = load_initial_weights(module, initial_weights)
         if initial_weights.freeze:
             module.freeze_parameters(loaded.loaded)
-        summary = loaded.summary()
-        notes.append(summary)
-        if console is not None:
-            console.print(summary, highlight=False, markup=False)
+        report(loaded.summary())
     if plan.resumed is not None:
         _check_checkpoint_fits(module, plan.resumed)
 
@@ -262,13 +266,6 @@ def _build_module(
         options, accelerator, planned_steps=epochs_left * steps_per_epoch, time_limit=request.time_limit
     )
     module.compile_mode = choice.mode
-
-    def report(line: str) -> None:  # also what the module says mid-run: a compile that failed
-        notes.append(line)
-        if console is not None:
-            console.print(line, highlight=False, soft_wrap=True, markup=False)
-
-    module.report = report
     if choice.note:
         report(choice.note)
     return module
