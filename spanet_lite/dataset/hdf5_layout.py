@@ -75,10 +75,11 @@ class ExpectedDataset:
 
 
 ABSENT_READS_AS: dict[Role, bool | float] = {"global_mask": True, "target_weight": 1.0, "event_weight": 1.0}
-"""What the reader takes for an optional dataset a file does not have, per role: the input is
-present, the weight 1. Filling a file's missing dataset with this value changes nothing it means
-(``spanet-data concat`` of a weighted and an unweighted file). A missing ``TARGETS/<p>/MASK``
-is no constant: the particle is usable where every product is matched, as SPANet reads it too."""
+"""What the reader takes for an optional dataset a file does not have, per role (it reads this
+table): the input is present, the weight 1. Filling a file's missing dataset with this value
+changes nothing it means (``spanet-data concat`` of a weighted and an unweighted file). A
+missing ``TARGETS/<p>/MASK`` is no constant: the particle is usable where every product is
+matched, as SPANet reads it too."""
 
 
 def mask_values(values: np.ndarray) -> np.ndarray:

@@ -251,9 +251,8 @@ def read_block(
             matched &= _read(file, mask_name, start, stop, bool)
         target_masks[particle.name] = matched
         weight_name = layout.target_weights[particle.name]
-        particle_weights[particle.name] = (
-            _read(file, weight_name, start, stop, np.float32) if weight_name else np.ones(n, dtype=np.float32)
-        )
+        particle_weights[particle.name] = _read_or_absent(file, weight_name, "target_weight", start, stop,
+                                                          np.float32)
 
     return EventBlock(
         rows=rows,
@@ -270,11 +269,7 @@ def read_block(
             t.key: _read(file, hdf5_layout.classification_path(t.key), start, stop, np.int64)
             for t in spec.classifications
         },
-        event_weights=(
-            _read(file, layout.event_weight, start, stop, np.float32)
-            if layout.event_weight
-            else np.ones(n, dtype=np.float32)
-        ),
+        event_weights=_read_or_absent(file, layout.event_weight, "event_weight", start, stop, np.float32),
         finite=inputs.finite,
         pairs=inputs.pairs,
         global_vectors=_global_vectors(file, spec, start, stop),
@@ -285,11 +280,21 @@ def _global_vectors(file: h5py.File, spec: EventSpec, start: int, stop: int) -> 
     """(n,) GLOBAL vectors present per event, as SPANet counts them (see ``global_vectors``)."""
     counts = np.zeros(stop - start, dtype=np.int64)
     for source in spec.global_inputs:
-        if isinstance(file.get(hdf5_layout.mask_path(source.name)), h5py.Dataset):
-            counts += _read(file, hdf5_layout.mask_path(source.name), start, stop, bool)
-        else:
-            counts += 1
+        name = hdf5_layout.mask_path(source.name)
+        present = isinstance(file.get(name), h5py.Dataset)
+        counts += _read_or_absent(file, name if present else None, "global_mask", start, stop, bool)
     return counts
+
+
+def _read_or_absent(
+    file: h5py.File, name: str | None, role: hdf5_layout.Role, start: int, stop: int, dtype
+) -> np.ndarray:
+    """An optional dataset's rows, or, where the file has none (``name`` None), what its absence
+    means (:data:`~spanet_lite.dataset.hdf5_layout.ABSENT_READS_AS`, which spanet-data's concat
+    writes out too)."""
+    if name:
+        return _read(file, name, start, stop, dtype)
+    return np.full(stop - start, hdf5_layout.ABSENT_READS_AS[role], dtype=dtype)
 
 
 def _read(file: h5py.File, name: str, start: int, stop: int, dtype) -> np.ndarray:
