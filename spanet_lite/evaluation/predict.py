@@ -224,42 +224,46 @@ def write_predictions(
     inputs = list(inputs)
     check_prediction_output(run, input_path, output_path, overwrite=overwrite, inputs=inputs)
     spec = run.spec
-    with schema.open_h5(input_path) as source, schema.inputs_in_memory(source, spec) as inputs_file:
-        check_prediction_output(run, input_path, output_path, overwrite=overwrite,
-                                inputs=[*inputs, *_linked_files(source, run.options.event_weight_dataset)])
-        layout = input_layout(inputs_file, run, input_path)
-        n = layout.num_events
-        with atomic_hdf5(output_path) as out:
-            try:  # links resolved: a soft link's target is not copied, an external one may be OUT.h5
-                source.copy(source["INPUTS"], out, name="INPUTS", expand_soft=True, expand_external=True)
-            except RuntimeError as error:
-                if "too many links" not in str(error):
-                    raise
-                raise InputError(input_path, "INPUTS", "a readable HDF5 file", str(error)) from None
-            weight = run.options.event_weight_dataset.strip("/")
-            if weight and isinstance(source.get(weight), h5py.Dataset):
-                parent, _, name = f"{LITE_GROUP}/{weight}".rpartition("/")
-                source.copy(source[weight], out.require_group(parent), name=name)
-            datasets: dict[str, h5py.Dataset] = {}
+    with schema.open_h5(input_path) as source:
+        linked = _linked_files(source, run.options.event_weight_dataset)
+        if linked:  # before reading anything: the files the input links to are inputs too
+            check_prediction_output(run, input_path, output_path, overwrite=overwrite,
+                                    inputs=[*inputs, *linked])
+        with schema.inputs_in_memory(source, spec) as inputs_file:
+            layout = input_layout(inputs_file, run, input_path)
+            n = layout.num_events
+            with atomic_hdf5(output_path) as out:
+                try:  # links resolved: a soft link's target is not copied, an external one may be OUT.h5
+                    source.copy(source["INPUTS"], out, name="INPUTS", expand_soft=True, expand_external=True)
+                except RuntimeError as error:
+                    if "too many links" not in str(error):
+                        raise
+                    raise InputError(input_path, "INPUTS", "a readable HDF5 file", str(error)) from None
+                weight = run.options.event_weight_dataset.strip("/")
+                if weight and isinstance(source.get(weight), h5py.Dataset):
+                    parent, _, name = f"{LITE_GROUP}/{weight}".rpartition("/")
+                    source.copy(source[weight], out.require_group(parent), name=name)
+                datasets: dict[str, h5py.Dataset] = {}
 
-            def dataset(name: str, shape: tuple[int, ...], dtype: np.dtype) -> h5py.Dataset:
-                if name not in datasets:
-                    chunks = (min(max(n, 1), 65536), *shape) if n else None
-                    datasets[name] = out.create_dataset(name, shape=(n, *shape), dtype=dtype, chunks=chunks)
-                return datasets[name]
+                def dataset(name: str, shape: tuple[int, ...], dtype: np.dtype) -> h5py.Dataset:
+                    if name not in datasets:
+                        chunks = (min(max(n, 1), 65536), *shape) if n else None
+                        datasets[name] = out.create_dataset(name, shape=(n, *shape), dtype=dtype,
+                                                            chunks=chunks)
+                    return datasets[name]
 
-            for particle in spec.particles:  # present even for an empty file
-                for product in particle.products:
-                    dataset(target_path(particle.name, product.name), (), np.dtype(np.int64))
-            for start, stop, predicted in iterate_predictions(
-                run, inputs_file, layout, batch_size=batch_size, threshold=threshold, mode=mode,
-                embeddings=embeddings, progress=progress, description=f"predicting {input_path.name}",
-            ):
-                for name, values in _block_datasets(spec, layout, predicted):
-                    dataset(name, values.shape[1:], values.dtype)[start:stop] = values
-                check_hdf5_writes(out)  # a full disk stops here, not after predicting the rest
-            out.attrs[RUN_ATTRIBUTE] = str(run.directory)
-            out.attrs["spanet_lite_checkpoint"] = str(run.checkpoint)
-            out.attrs["detection_threshold"] = float(threshold)
-            out.attrs["decoding"] = mode
+                for particle in spec.particles:  # present even for an empty file
+                    for product in particle.products:
+                        dataset(target_path(particle.name, product.name), (), np.dtype(np.int64))
+                for start, stop, predicted in iterate_predictions(
+                    run, inputs_file, layout, batch_size=batch_size, threshold=threshold, mode=mode,
+                    embeddings=embeddings, progress=progress, description=f"predicting {input_path.name}",
+                ):
+                    for name, values in _block_datasets(spec, layout, predicted):
+                        dataset(name, values.shape[1:], values.dtype)[start:stop] = values
+                    check_hdf5_writes(out)  # a full disk stops here, not after predicting the rest
+                out.attrs[RUN_ATTRIBUTE] = str(run.directory)
+                out.attrs["spanet_lite_checkpoint"] = str(run.checkpoint)
+                out.attrs["detection_threshold"] = float(threshold)
+                out.attrs["decoding"] = mode
     return n
