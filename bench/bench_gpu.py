@@ -306,7 +306,7 @@ def generate(events: int, seed: int, output: Path, event_file: Path | None) -> f
 
 def predict_host_seconds(event_file: Path, heldout: Path, batch_size: int) -> dict[str, float]:
     """The host's share of ``write_predictions`` on the held-out file, with no network: reading its
-    INPUTS into memory once (``schema.inputs_in_memory``: decompressing them), checking them
+    INPUTS and weights into memory once (``schema.in_memory``: decompressing them), checking them
     (``validate_h5``) and reading every batch (``reader.read_inputs``). A GPU shortens none of it,
     so predict's events/s on this machine cannot pass ``predict_host_ceiling_events_per_s``
     whatever the network costs."""
@@ -316,7 +316,7 @@ def predict_host_seconds(event_file: Path, heldout: Path, batch_size: int) -> di
     spec = load_event_spec(event_file)
     with schema.open_h5(heldout) as source:
         started = time.perf_counter()
-        with schema.inputs_in_memory(source, spec) as file:
+        with schema.in_memory(source, spec, inputs_only=True) as file:
             copied = time.perf_counter()
             report = schema.validate_h5(file, spec, source=str(heldout), inputs_only=True)
             validated = time.perf_counter()

@@ -186,6 +186,66 @@ def test_predict_checks_feature_values_as_training_does_and_needs_no_targets(ttb
     assert not out.exists()
 
 
+def test_predict_checks_the_weights_it_copies_as_data_but_not_the_rules_of_the_loss(ttbar, tmp_path, capsys):
+    """Predict copies the event weights into SPANET_LITE/WEIGHTS unread: a weight stored as
+    strings, or one of another length than the events, came out as it was, beside predictions it
+    did not belong to. The weights are now checked as a dataset, as training checks them (type,
+    shape, events, finite), in one line; the rules on their sum are the loss's, so zero or
+    negative weights are copied as they are."""
+    run_dir, data = ttbar
+    bad = {
+        "strings": (np.array([b"1.0"] * 150), "expected a float type, got |S3"),
+        "short": (np.ones(149, np.float32), "expected 150 events like INPUTS/Jets/MASK, got 149"),
+        "two columns": (np.ones((150, 2), np.float32), "expected a 1-D dataset (N_events,), got shape (150, 2)"),
+        "nan": (np.where(np.arange(150) == 7, np.nan, 1.0), "expected finite weights, got NaN/inf in 1 event "
+                                                           "(first: event 7)"),
+    }
+    for what, (weights, message) in bad.items():
+        path, out = tmp_path / f"{what}.h5", tmp_path / f"{what}_out.h5"
+        shutil.copy(data, path)
+        with h5py.File(path, "r+") as file:
+            del file["WEIGHTS/EVENT/weight"]
+            file["WEIGHTS/EVENT/weight"] = weights
+        assert predict_cli.main([str(run_dir), str(path), str(out)]) == 2, what
+        assert capsys.readouterr().err == f"spanet-predict: error: {path}: WEIGHTS/EVENT/weight: {message}\n"
+        assert not out.exists()
+    signs = np.where(np.arange(150) % 2 == 0, -1.0, 0.0)  # training refuses these: a sum below zero
+    path, out = tmp_path / "signs.h5", tmp_path / "signs_out.h5"
+    shutil.copy(data, path)
+    with h5py.File(path, "r+") as file:
+        file["WEIGHTS/EVENT/weight"][:] = signs
+    assert predict_cli.main([str(run_dir), str(path), str(out)]) == 0
+    assert capsys.readouterr().err.split() == ["150", "events", "predicted", "into", str(out)]  # no word
+    # about the loss either
+    with h5py.File(out) as file:
+        np.testing.assert_array_equal(file["SPANET_LITE/WEIGHTS/EVENT/weight"][()], signs)
+
+
+def test_a_dataset_where_an_input_or_particle_group_belongs_is_named_as_such(tmp_path, capsys):
+    """A dataset standing where INPUTS/<input> should be was reported as that input's MASK "got
+    nothing", and a dataset named TARGETS as each particle's group "got nothing": the user went
+    looking for missing data rather than a misplaced dataset."""
+    spec = parse_event_spec(TTBAR_YAML)
+    path = write_ttbar_file(tmp_path / "events.h5", num_events=20)
+    with h5py.File(path, "r+") as file:
+        del file["INPUTS/Jets"], file["TARGETS"]
+        file["INPUTS/Jets"] = np.zeros(20)
+        file["TARGETS"] = np.zeros(20)
+    errors = [(p.where, p.message) for p in schema.validate_file(path, spec).errors]
+    assert errors == [
+        ("INPUTS/Jets", "expected a group with the SEQUENTIAL input Jets (5 features and a MASK), got a dataset"),
+        ("TARGETS/t1", "expected a group with the targets of particle t1 (q1, q2, b), got nothing "
+                       "(TARGETS is a dataset)"),
+        ("TARGETS/t2", "expected a group with the targets of particle t2 (q1, q2, b), got nothing "
+                       "(TARGETS is a dataset)"),
+    ]
+    with h5py.File(path, "r+") as file:
+        del file["TARGETS"]
+        file["TARGETS"] = h5py.SoftLink("/LABELS")
+    assert [p.message for p in schema.validate_file(path, spec).errors][1].endswith(
+        "got nothing")  # a dangling link above a group is still nothing below it
+
+
 def _datasets(path: Path) -> dict[str, np.ndarray]:
     with h5py.File(path) as file:
         found: dict[str, np.ndarray] = {}
@@ -199,7 +259,7 @@ def test_predict_reads_a_compressed_file_once_and_writes_what_reading_it_twice_w
 ):
     """Predict checked a file's INPUTS (a full read) and then read them again to predict: a
     gzip file was decompressed twice, most of predict's host time (the part a GPU cannot
-    shorten). A file whose INPUTS fit IN_MEMORY_INPUTS_BYTES is now decompressed once into
+    shorten). A file whose INPUTS fit IN_MEMORY_BYTES is now decompressed once into
     memory; the prediction file is the same as from the file on disk, and so are the refusals."""
     run_dir, data = ttbar
     packed, nan, damaged = tmp_path / "packed.h5", tmp_path / "nan.h5", tmp_path / "damaged.h5"
@@ -215,17 +275,17 @@ def test_predict_reads_a_compressed_file_once_and_writes_what_reading_it_twice_w
         raw.seek(chunk.byte_offset)
         raw.write(b"\xff" * chunk.size)
     copied: list[bool] = []
-    copy_inputs = schema._copy_inputs
+    copy_datasets = schema._copy_datasets
 
     def watched(*arguments):
-        copy = copy_inputs(*arguments)
+        copy = copy_datasets(*arguments)
         copied.append(copy is not None)
         return copy
 
-    monkeypatch.setattr(schema, "_copy_inputs", watched)
+    monkeypatch.setattr(schema, "_copy_datasets", watched)
     outputs, errors = [], []
-    for budget in (schema.IN_MEMORY_INPUTS_BYTES, 0):  # in memory, then from the file as before
-        monkeypatch.setattr(schema, "IN_MEMORY_INPUTS_BYTES", budget)
+    for budget in (schema.IN_MEMORY_BYTES, 0):  # in memory, then from the file as before
+        monkeypatch.setattr(schema, "IN_MEMORY_BYTES", budget)
         out = tmp_path / f"out_{budget}.h5"
         assert predict_cli.main([str(run_dir), str(packed), str(out), "--batch-size", "64"]) == 0
         outputs.append(_datasets(out))
@@ -243,26 +303,71 @@ def test_predict_reads_a_compressed_file_once_and_writes_what_reading_it_twice_w
     assert copied == [True, True, False, False, False, False]  # in memory, unless damaged or told not to
 
 
+def test_spanet_test_reads_a_compressed_file_once_and_scores_it_as_reading_it_twice_did(
+    ttbar, tmp_path, monkeypatch, capsys
+):
+    """spanet-test, like predict, checked the whole file and then read it again to score it: a
+    gzip file was decompressed twice. It is now read into memory once when it fits (INPUTS,
+    TARGETS and weights); the numbers are those read from the file, and a prediction file is
+    still refused before anything is read."""
+    run_dir, data = ttbar
+    packed = tmp_path / "packed.h5"
+    with h5py.File(data) as source, h5py.File(packed, "w") as copy:
+        def pack(name: str, node: object) -> None:
+            if isinstance(node, h5py.Dataset):
+                copy.create_dataset(name, data=node[()], compression="gzip")
+        source.visititems(pack)
+    copied: list[bool] = []
+    copy_datasets = schema._copy_datasets
+
+    def watched(*arguments):
+        copy = copy_datasets(*arguments)
+        copied.append(copy is not None and "TARGETS/t1/b" in copy)
+        return copy
+
+    monkeypatch.setattr(schema, "_copy_datasets", watched)
+    reports = []
+    for budget in (schema.IN_MEMORY_BYTES, 0):
+        monkeypatch.setattr(schema, "IN_MEMORY_BYTES", budget)
+        report = tmp_path / f"metrics_{budget}.json"
+        assert test_cli.main([str(run_dir), "-tf", str(packed), "--json", str(report)]) == 0
+        reports.append(json.loads(report.read_text()))
+    assert copied == [True, False]  # in memory, targets included; then from the file as before
+    assert reports[0]["num_events"] == 150 and reports[0] == reports[1]
+    predicted = tmp_path / "predicted.h5"
+    assert predict_cli.main([str(run_dir), str(data), str(predicted)]) == 0
+    capsys.readouterr()
+    copied.clear()
+    assert test_cli.main([str(run_dir), "-tf", str(predicted)]) == 2
+    assert "a prediction file written by spanet-predict" in capsys.readouterr().err and copied == []
+
+
 def test_inputs_are_copied_to_memory_only_when_they_are_plain_numeric_datasets_that_fit(tmp_path):
     """Anything else is left to the check on the file itself, which names it as it always did."""
     spec = parse_event_spec(TTBAR_YAML)
     path = write_ttbar_file(tmp_path / "events.h5", num_events=20)
-    with h5py.File(path) as file, schema.inputs_in_memory(file, spec) as copy:
+    with h5py.File(path) as file, schema.in_memory(file, spec, inputs_only=True) as copy:
         assert copy is not file and copy.driver == "core"
         assert np.array_equal(copy["INPUTS/Jets/pt"][()], file["INPUTS/Jets/pt"][()])
-        assert "TARGETS" not in copy  # the INPUTS the event file names, nothing else
-    with h5py.File(path) as file, schema.inputs_in_memory(file, spec, budget=100) as copy:
+        assert "TARGETS" not in copy  # what predict reads: the INPUTS and the weights it copies out
+        assert np.array_equal(copy["WEIGHTS/EVENT/weight"][()], file["WEIGHTS/EVENT/weight"][()])
+    with h5py.File(path) as file, schema.in_memory(file, spec, event_weight_dataset="") as copy:
+        assert sorted(copy) == ["INPUTS", "TARGETS"]  # what spanet-test reads, here without weights
+        assert np.array_equal(copy["TARGETS/t1/b"][()], file["TARGETS/t1/b"][()])
+    with h5py.File(path) as file, schema.in_memory(file, spec, inputs_only=True, budget=100) as copy:
         assert copy is file  # too large for the budget
     damaged = {
         "missing": lambda f: f.__delitem__("INPUTS/Jets/eta"),
         "a group": lambda f: (f.__delitem__("INPUTS/Jets/eta"), f.create_group("INPUTS/Jets/eta")),
         "strings": lambda f: (f.__delitem__("INPUTS/Jets/eta"),
                               f.create_dataset("INPUTS/Jets/eta", data=np.array([b"x"] * 20))),
+        "weights linked to nothing": lambda f: (f.__delitem__("WEIGHTS/EVENT/weight"),
+                                                f.__setitem__("WEIGHTS/EVENT/weight", h5py.SoftLink("/gone"))),
     }
     for what, damage in damaged.items():
         with h5py.File(path, "r+") as file:
             damage(file)
-        with h5py.File(path) as file, schema.inputs_in_memory(file, spec) as copy:
+        with h5py.File(path) as file, schema.in_memory(file, spec, inputs_only=True) as copy:
             assert copy is file, what
         path = write_ttbar_file(tmp_path / "events.h5", num_events=20)
 
@@ -357,8 +462,9 @@ def test_predict_never_overwrites_a_file_the_inputs_link_to(ttbar, tmp_path, cap
     before = target.read_bytes()
     assert predict_cli.main([str(run_dir), str(linked), str(target), "--overwrite"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"spanet-predict: error: {target}: ") and err.count("\n") == 1
-    assert f"expected an output different from the command's inputs, got the input {target}" in err
+    assert err.count("\n") == 1  # named as the command spells it, as the input itself would be
+    assert err.startswith(f"spanet-predict: error: {target}: output: expected an output different "
+                          f"from the command's inputs, got the input {target}")
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
 

@@ -93,7 +93,7 @@ def _body(argv: Sequence[str] | None) -> int:
         count = write_predictions(
             run, input_file, output_file, batch_size=args.batch_size, threshold=args.threshold,
             mode=args.decoding, embeddings=args.embeddings, progress=sys.stderr.isatty(),
-            overwrite=args.overwrite, inputs=[args.event_file],
+            overwrite=args.overwrite, inputs=[args.event_file], output_name="output",
         )
     Console(stderr=True).print(f"{count:,} events predicted into {output_file}", markup=False)
     return EXIT_OK

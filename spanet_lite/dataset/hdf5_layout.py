@@ -95,7 +95,8 @@ def expected_layout(
 ) -> tuple[ExpectedDataset, ...]:
     """Every dataset ``spec`` reads, in event-file order (MASK before the features of an input).
 
-    ``inputs_only``: just the INPUTS, all that running the network on a file needs (prediction).
+    ``inputs_only``: what prediction reads, the INPUTS the network runs on and the event weights
+    (optional there: a file to predict need not have them) that it copies into its output.
     """
     layout: list[ExpectedDataset] = []
     for source in spec.sequential:
@@ -110,7 +111,10 @@ def expected_layout(
                                       input=source.name))
         layout += [ExpectedDataset(feature_path(source.name, f.name), "global", input=source.name)
                    for f in source.features]
+    weights = event_weight_dataset.strip("/")
     if inputs_only:
+        if weights:
+            layout.append(ExpectedDataset(weights, "event_weight", required=False))
         return tuple(layout)
     for particle in spec.particles:
         layout += [ExpectedDataset(target_path(particle.name, p.name), "target") for p in particle.products]
@@ -118,10 +122,8 @@ def expected_layout(
         layout.append(ExpectedDataset(target_weight_path(particle.name), "target_weight", required=False))
     layout += [ExpectedDataset(regression_path(t.key), "regression") for t in spec.regressions]
     layout += [ExpectedDataset(classification_path(t.key), "classification") for t in spec.classifications]
-    weights = event_weight_dataset.strip("/")
-    # SPANet's files have no weights, so the default may be absent; a name chosen must be there.
-    named = weights not in ("", EVENT_WEIGHT_DATASET)
-    layout.append(ExpectedDataset(weights, "event_weight", required=named))
+    if weights:  # SPANet's files have no weights, so the default may be absent; a name chosen must be there
+        layout.append(ExpectedDataset(weights, "event_weight", required=weights != EVENT_WEIGHT_DATASET))
     return tuple(layout)
 
 

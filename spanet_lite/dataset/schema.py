@@ -150,28 +150,37 @@ def open_h5(path: str | Path, *, chunk_cache_bytes: int | None = None) -> h5py.F
         raise InputError(path, "", "a readable HDF5 file", _describe_h5_error(error)) from None
 
 
-IN_MEMORY_INPUTS_BYTES = 512 * 2**20
-"""A file whose INPUTS, as the event file names them, take at most this much once decompressed
-is read into memory once to be checked and predicted on (:func:`inputs_in_memory`): 2.5M
-all-hadronic ttbar events (10 jet slots), a modest addition to what torch itself holds, so a
-prediction job sized for streaming still fits."""
+IN_MEMORY_BYTES = 512 * 2**20
+"""A file whose datasets, as the event file names them, take at most this much once decompressed
+is read into memory once to be checked and then predicted on or tested (:func:`in_memory`): the
+INPUTS of 2.5M all-hadronic ttbar events (10 jet slots), a modest addition to what torch itself
+holds, so a prediction job sized for streaming still fits."""
 
 
 @contextlib.contextmanager
-def inputs_in_memory(file: h5py.File, spec: EventSpec, *, budget: int | None = None) -> Iterator[h5py.File]:
-    """``file``'s INPUTS decompressed once into an HDF5 file held in memory, or ``file`` itself.
+def in_memory(
+    file: h5py.File,
+    spec: EventSpec,
+    *,
+    event_weight_dataset: str = EVENT_WEIGHT_DATASET,
+    inputs_only: bool = False,
+    budget: int | None = None,
+) -> Iterator[h5py.File]:
+    """The datasets of ``file`` that :func:`validate_h5` checks (same arguments), decompressed once
+    into an HDF5 file held in memory, or ``file`` itself.
 
-    Prediction checks a file's INPUTS (:func:`validate_h5`, a full read) before it reads them again
-    batch by batch; a compressed file is then decompressed twice, which was most of what predict
-    spends on the host, the part a GPU cannot shorten (docs/training.md). The copy holds the
-    datasets the event file names, uncompressed, with their dtypes and shapes, so the check and
-    the reader find there the values they find on disk (attributes stay behind: neither reads
-    them). ``file`` itself is given when a named dataset is missing or not a dataset (the check
-    then says so, with its suggestions), when they would take more than ``budget`` bytes, or
-    when reading them fails (the check names the damage). ``budget`` defaults to
-    :data:`IN_MEMORY_INPUTS_BYTES`.
+    ``spanet-predict`` and ``spanet-test`` check a file (:func:`validate_h5`, a full read) before
+    they read it again batch by batch; a compressed file was then decompressed twice, which was
+    most of what predict spends on the host, the part a GPU cannot shorten (docs/training.md).
+    The copy holds the datasets the event file names, uncompressed, with their dtypes and shapes,
+    so the check and the reader find there the values they find on disk (attributes stay behind:
+    neither reads them; read those from ``file``). ``file`` itself is given when a named dataset
+    is missing or not a dataset (the check then says so, with its suggestions), when they would
+    take more than ``budget`` bytes, or when reading them fails (the check names the damage).
+    ``budget`` defaults to :data:`IN_MEMORY_BYTES`.
     """
-    copy = _copy_inputs(file, spec, IN_MEMORY_INPUTS_BYTES if budget is None else budget)
+    layout = expected_layout(spec, event_weight_dataset=event_weight_dataset, inputs_only=inputs_only)
+    copy = _copy_datasets(file, layout, IN_MEMORY_BYTES if budget is None else budget)
     if copy is None:
         yield file
         return
@@ -181,14 +190,14 @@ def inputs_in_memory(file: h5py.File, spec: EventSpec, *, budget: int | None = N
         copy.close()
 
 
-def _copy_inputs(file: h5py.File, spec: EventSpec, budget: int) -> h5py.File | None:
-    """The copy :func:`inputs_in_memory` gives, or None for anything but plain numeric datasets
-    that fit and read: whatever else the file holds, the check reports from the file itself."""
+def _copy_datasets(file: h5py.File, layout: Iterable[ExpectedDataset], budget: int) -> h5py.File | None:
+    """The copy :func:`in_memory` gives, or None for anything but plain numeric datasets that
+    fit and read: whatever else the file holds, the check reports from the file itself."""
     found: list[tuple[str, h5py.Dataset]] = []
     try:
-        for expected in expected_layout(spec, inputs_only=True):
+        for expected in layout:
             node = file.get(expected.path)
-            if node is None and not expected.required:
+            if node is None and not expected.required and _dangling_link(file, expected.path) is None:
                 continue
             if not isinstance(node, h5py.Dataset) or node.dtype.kind not in "biuf" or node.shape is None:
                 return None  # a null dataspace (h5py.Empty) has no size: the check names it
@@ -197,7 +206,7 @@ def _copy_inputs(file: h5py.File, spec: EventSpec, budget: int) -> h5py.File | N
         return None
     if sum(node.size * node.dtype.itemsize for _, node in found) > budget:
         return None
-    copy = h5py.File(f"{file.filename}#inputs", "w", driver="core", backing_store=False)
+    copy = h5py.File(f"{file.filename}#in-memory", "w", driver="core", backing_store=False)
     try:
         for path, node in found:
             copy.create_dataset(path, data=node[()])
@@ -302,7 +311,7 @@ def validate_h5(
         report = ValidationReport(source, num_events, max_objects, problems)
         if num_events == 0 and usable:
             problems.insert(0, Problem("error", "", "expected at least one event, got 0", "empty"))
-        scan = _ContentScan(file, spec, usable, num_events, max_objects)
+        scan = _ContentScan(file, spec, usable, num_events, max_objects, weight_sums=not inputs_only)
         findings = scan.run(chunk_size, progress)
         report.summary = scan.summary()
     except (OSError, RuntimeError) as error:  # h5py: damaged metadata or chunks, a soft-link loop
@@ -411,10 +420,29 @@ def _missing_groups(
     groups += [(f"TARGETS/{p.name}", f"the targets of particle {p.name} ({', '.join(p.product_names)})")
                for p in spec.particles if not inputs_only]
     for path, what in groups:
-        if path not in file:
-            missing.add(path)
-            problems.append(Problem("error", path, f"expected a group with {what}, got nothing", "missing"))
+        node = file.get(path)
+        if isinstance(node, h5py.Group):
+            continue
+        missing.add(path)
+        if node is not None:
+            got = "a dataset"
+        else:
+            got = _dangling_link(file, path) or "nothing" + _under_dataset(file, path)
+        problems.append(Problem("error", path, f"expected a group with {what}, got {got}",
+                                "kind" if node is not None else "missing"))
     return missing
+
+
+def _under_dataset(file: h5py.File, path: str) -> str:
+    """`` (INPUTS is a dataset)`` when a dataset stands where a group above ``path`` should be,
+    else ``""``: h5py finds nothing below a dataset, and "nothing" alone sends a user looking for
+    a missing group rather than a wrong one."""
+    parts = path.split("/")
+    for depth in range(1, len(parts)):
+        above = "/".join(parts[:depth])
+        if isinstance(file.get(above), h5py.Dataset):
+            return f" ({above} is a dataset)"
+    return ""
 
 
 def _describe_role(expected: ExpectedDataset) -> str:
@@ -539,6 +567,8 @@ class _ContentScan:
         usable: dict[str, ExpectedDataset],
         num_events: int,
         max_objects: dict[str, int],
+        *,
+        weight_sums: bool = True,
     ) -> None:
         self.file, self.spec, self.usable, self.num_events = file, spec, usable, num_events
         self.max_objects = max_objects
@@ -557,7 +587,7 @@ class _ContentScan:
         self.classes: dict[str, dict[int, int]] = {t.key: {} for t in spec.classifications
                                                     if classification_path(t.key) in usable}
         self.missing_classes = dict.fromkeys(self.classes, 0)
-        self.values = ValueChecks(spec, self.tally)
+        self.values = ValueChecks(spec, self.tally, weight_sums=weight_sums)
 
     def tally(self, where: str, code: str, expected: str, got: str) -> _Tally:
         key = (where, expected, got)

@@ -8,7 +8,8 @@ NLO samples have them), or a class label far above the others (a typo that silen
 adds classes: labels 0, 1 and one 5 make six classes). :class:`ValueChecks` finds these chunk by
 chunk inside :func:`spanet_lite.dataset.schema.validate_h5`, so the one report that
 ``spanet-inspect`` prints is the one the loader acts on: errors stop training (and
-``spanet-predict``, which checks its INPUTS with ``inputs_only``), warnings are printed by both.
+``spanet-predict``, which checks its INPUTS with ``inputs_only``; the weight rules, which are
+about the loss, are not its business), warnings are printed by both.
 """
 
 from __future__ import annotations
@@ -55,9 +56,13 @@ def nonfinite_real(values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
 class ValueChecks:
     """Accumulates the value findings of one file; ``tally`` is the scan's counter factory."""
 
-    def __init__(self, spec: EventSpec, tally: Callable[[str, str, str, str], Any]) -> None:
+    def __init__(self, spec: EventSpec, tally: Callable[[str, str, str, str], Any], *,
+                 weight_sums: bool = True) -> None:
+        """``weight_sums``: apply the weight rules, which are about the loss: not when predicting,
+        where the weights are only carried into the output."""
         self.spec = spec
         self.tally = tally
+        self.weight_sums = weight_sums
         self.weights: dict[str, _WeightSums] = {}
 
     def chunk(self, read: Callable[[str], np.ndarray], usable: dict[str, Any],
@@ -81,7 +86,7 @@ class ValueChecks:
                         bad &= mask
                 self.tally(path, "log_domain", LOG_DOMAIN, "{values:value} at or below -1").add(
                     bad, start, values)
-            elif expected.role in ("event_weight", "target_weight"):
+            elif expected.role in ("event_weight", "target_weight") and self.weight_sums:
                 values = read(path).astype(np.float64, copy=False)
                 self.weights.setdefault(path, _WeightSums()).add(values[np.isfinite(values)])
 

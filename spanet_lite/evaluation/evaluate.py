@@ -217,58 +217,57 @@ def evaluate_file(
     constraints = tuple(spec.masses if masses is None else masses)
     chi_reason = chisquare.missing_kinematics(spec) if constraints and spec.particles else "no masses given"
     chi_parts: list[dict[str, np.ndarray]] = []
-    with schema.open_h5(path) as file:
-        refuse_predictions(file, path)
-        report = schema.validate_h5(
-            file, spec, source=str(path), event_weight_dataset=options.event_weight_dataset
-        )
-        report.raise_for_errors()
-        warn_if_training_file(run, path)  # after the check: a file refused gets its one line alone
-        layout = reader.resolve_layout(file, spec, path, options.event_weight_dataset)
-        hdf5_layout.check_pair_features(layout.pair_features, run.statistics.pair_features, str(path))
-        units = regression_units(file, [t.key for t in spec.regressions])
-        if layout.num_events == 0:
-            raise InputError(path, "", "at least one event to evaluate", "0")
-        parts: list[Predictions] = []
-        gated, targets, masks, jets, weights, regressions, classes, base = [], [], [], [], [], [], [], []
-        objects: list[np.ndarray] = []
-        vectors: list[np.ndarray] = []
-        limit, left_out = options.limit_to_num_jets, 0
-        with progress_bar(layout.num_events, f"testing {Path(path).name}", enabled=progress) as advance:
-            for start, stop in reader.row_blocks(layout.num_events, batch_size):
-                block = reader.read_block(file, spec, layout, start, stop)
-                if limit > 0:  # SPANet tests on its dataset, which keeps only these events
-                    kept = selection.filter_rows(np.arange(len(block)), block.num_vectors(), None,
-                                                 limit_to_num_jets=limit)
-                    left_out += kept.wrong_count
-                    block = block.select(kept.rows)
-                    if len(block) == 0:
-                        advance(stop - start)
-                        continue
-                f, m = to_tensors(block.features, block.masks, run.device)
-                pairs, _ = to_tensors(block.pairs, {}, run.device)
-                with torch.inference_mode():
-                    outputs, slots = trimmed_forward(run.network, spec, f, m, pairs)
-                predicted = from_outputs(
-                    run.network, spec, outputs, threshold=threshold, mode=mode, slots=slots
-                )
-                parts.append(predicted)
-                if predicted.reported is not None:
-                    gated.append(predicted.reported)
-                targets.append(block.targets)
-                masks.append(block.target_masks)
-                jets.append(count_jets(spec, block.features, block.masks))
-                objects.append(block.num_objects())
-                vectors.append(block.num_vectors())
-                weights.append(block.event_weights)
-                regressions.append(block.regressions)
-                classes.append(block.classifications)
-                if plan.usable:
-                    base.append(neutrino.compute_baseline(plan, spec, block.features, block.masks))
-                if chi_reason is None:
-                    kinematics = chisquare.object_kinematics(spec, block.features, block.masks)
-                    chi_parts.append(chisquare.chi_square_assign(spec, constraints, kinematics)[0])
-                advance(stop - start)
+    weight = options.event_weight_dataset
+    with schema.open_h5(path) as source:
+        refuse_predictions(source, path)  # before reading it into memory
+        with schema.in_memory(source, spec, event_weight_dataset=weight) as file:
+            schema.validate_h5(file, spec, source=str(path), event_weight_dataset=weight).raise_for_errors()
+            warn_if_training_file(run, path)  # after the check: a file refused gets its one line alone
+            layout = reader.resolve_layout(file, spec, path, weight)
+            hdf5_layout.check_pair_features(layout.pair_features, run.statistics.pair_features, str(path))
+            units = regression_units(source, [t.key for t in spec.regressions])  # attributes: on disk only
+            if layout.num_events == 0:
+                raise InputError(path, "", "at least one event to evaluate", "0")
+            parts: list[Predictions] = []
+            gated, targets, masks, jets, weights, regressions, classes, base = [], [], [], [], [], [], [], []
+            objects: list[np.ndarray] = []
+            vectors: list[np.ndarray] = []
+            limit, left_out = options.limit_to_num_jets, 0
+            with progress_bar(layout.num_events, f"testing {Path(path).name}", enabled=progress) as advance:
+                for start, stop in reader.row_blocks(layout.num_events, batch_size):
+                    block = reader.read_block(file, spec, layout, start, stop)
+                    if limit > 0:  # SPANet tests on its dataset, which keeps only these events
+                        kept = selection.filter_rows(np.arange(len(block)), block.num_vectors(), None,
+                                                     limit_to_num_jets=limit)
+                        left_out += kept.wrong_count
+                        block = block.select(kept.rows)
+                        if len(block) == 0:
+                            advance(stop - start)
+                            continue
+                    f, m = to_tensors(block.features, block.masks, run.device)
+                    pairs, _ = to_tensors(block.pairs, {}, run.device)
+                    with torch.inference_mode():
+                        outputs, slots = trimmed_forward(run.network, spec, f, m, pairs)
+                    predicted = from_outputs(
+                        run.network, spec, outputs, threshold=threshold, mode=mode, slots=slots
+                    )
+                    parts.append(predicted)
+                    if predicted.reported is not None:
+                        gated.append(predicted.reported)
+                    targets.append(block.targets)
+                    masks.append(block.target_masks)
+                    jets.append(count_jets(spec, block.features, block.masks))
+                    objects.append(block.num_objects())
+                    vectors.append(block.num_vectors())
+                    weights.append(block.event_weights)
+                    regressions.append(block.regressions)
+                    classes.append(block.classifications)
+                    if plan.usable:
+                        base.append(neutrino.compute_baseline(plan, spec, block.features, block.masks))
+                    if chi_reason is None:
+                        kinematics = chisquare.object_kinematics(spec, block.features, block.masks)
+                        chi_parts.append(chisquare.chi_square_assign(spec, constraints, kinematics)[0])
+                    advance(stop - start)
     if limit > 0:
         if not parts:
             raise InputError(path, "", f"at least one event with exactly limit_to_num_jets = {limit} "

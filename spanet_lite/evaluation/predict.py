@@ -78,8 +78,18 @@ def iterate_predictions(
             advance(stop - start)
 
 
+def prediction_datasets(source: h5py.File, run: TrainedRun) -> contextlib.AbstractContextManager[h5py.File]:
+    """What predict reads of ``source`` (its INPUTS and event weights), in memory when they fit
+    (:func:`~spanet_lite.dataset.schema.in_memory`): checked and then read without a second
+    decompression."""
+    return schema.in_memory(source, run.spec, event_weight_dataset=run.options.event_weight_dataset,
+                            inputs_only=True)
+
+
 def input_layout(file: h5py.File, run: TrainedRun, path: str | Path) -> reader.FileLayout:
-    """Check a file's INPUTS as training does (schema, values included); its layout, else InputError."""
+    """Check a file's INPUTS as training does (schema, values included) and its event weights,
+    which predict copies, as data (dtype, shape, finite; the rules on their sum are the loss's);
+    its layout, else InputError."""
     event_weight = run.options.event_weight_dataset
     schema.validate_h5(
         file, run.spec, source=str(path), event_weight_dataset=event_weight, inputs_only=True
@@ -98,7 +108,7 @@ def predict_file_arrays(
     progress: bool = False,
 ) -> Predictions:
     """All predictions for a file, in memory (the Python API's ``run.predict(path)``)."""
-    with schema.open_h5(path) as source, schema.inputs_in_memory(source, run.spec) as file:
+    with schema.open_h5(path) as source, prediction_datasets(source, run) as file:
         layout = input_layout(file, run, path)
         parts = [
             p
@@ -207,6 +217,7 @@ def write_predictions(
     progress: bool = False,
     overwrite: bool = False,
     inputs: Iterable[str | Path | None] = (),
+    output_name: str = "output_path",
 ) -> int:
     """Predict every event of ``input_path`` into ``output_path`` (layout in the module
     docstring); returns the number of events. ``threshold`` defaults to the run's
@@ -216,20 +227,21 @@ def write_predictions(
     an existing ``output_path`` is replaced only with ``overwrite=True``, and never when it is
     ``input_path``, the run's checkpoint, one of ``inputs`` (other files the caller read, such
     as ``spanet-predict -ef``) or a file of a training run. Checked here as well as in the CLI
-    so a notebook gets the same protection."""
+    so a notebook gets the same protection; its refusals name the output ``output_name``."""
     require_run(run)
     input_path, output_path = Path(input_path), Path(output_path)
     settings = run.settings(batch_size=batch_size, threshold=threshold, mode=mode)
     batch_size, threshold, mode = settings.batch_size, settings.threshold, settings.mode
     inputs = list(inputs)
-    check_prediction_output(run, input_path, output_path, overwrite=overwrite, inputs=inputs)
+    check_prediction_output(run, input_path, output_path, overwrite=overwrite, inputs=inputs,
+                            name=output_name)
     spec = run.spec
     with schema.open_h5(input_path) as source:
         linked = _linked_files(source, run.options.event_weight_dataset)
         if linked:  # before reading anything: the files the input links to are inputs too
             check_prediction_output(run, input_path, output_path, overwrite=overwrite,
-                                    inputs=[*inputs, *linked])
-        with schema.inputs_in_memory(source, spec) as inputs_file:
+                                    inputs=[*inputs, *linked], name=output_name)
+        with prediction_datasets(source, run) as inputs_file:
             layout = input_layout(inputs_file, run, input_path)
             n = layout.num_events
             with atomic_hdf5(output_path) as out:
