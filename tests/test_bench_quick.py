@@ -36,7 +36,7 @@ DOCUMENTED_KEYS: dict[str, tuple[str, ...]] = {
     "bench_generator": ("events_per_s", "events_per_cpu_s", "candidates_per_s", "selection_efficiency",
                         "peak_rss_mb"),
     "bench_inference": ("decode_events_per_s", "exact_decode_events_per_s", "predict_events_per_s",
-                        "predict_events_per_s_1_thread"),
+                        "predict_events_per_s_1_thread", "test_events_per_s", "chi_square_events_per_s"),
     "bench_inspect": ("events", "file_mb", "generate_seconds", "seconds", "events_per_s", "peak_rss_mb"),
     "bench_model": ("configs", "event_group_loss_ms", "tth_trimmed_train_events_per_s",
                     "tth_untrimmed_train_events_per_s", "tth_trimming", "load_average"),

@@ -196,7 +196,8 @@ def test_predict_checks_the_weights_it_copies_as_data_but_not_the_rules_of_the_l
     bad = {
         "strings": (np.array([b"1.0"] * 150), "expected a float type, got |S3"),
         "short": (np.ones(149, np.float32), "expected 150 events like INPUTS/Jets/MASK, got 149"),
-        "two columns": (np.ones((150, 2), np.float32), "expected a 1-D dataset (N_events,), got shape (150, 2)"),
+        "two columns": (np.ones((150, 2), np.float32),
+                        "expected a 1-D dataset (N_events,), got shape (150, 2)"),
         "nan": (np.where(np.arange(150) == 7, np.nan, 1.0), "expected finite weights, got NaN/inf in 1 event "
                                                            "(first: event 7)"),
     }
@@ -233,7 +234,8 @@ def test_a_dataset_where_an_input_or_particle_group_belongs_is_named_as_such(tmp
         file["TARGETS"] = np.zeros(20)
     errors = [(p.where, p.message) for p in schema.validate_file(path, spec).errors]
     assert errors == [
-        ("INPUTS/Jets", "expected a group with the SEQUENTIAL input Jets (5 features and a MASK), got a dataset"),
+        ("INPUTS/Jets",
+         "expected a group with the SEQUENTIAL input Jets (5 features and a MASK), got a dataset"),
         ("TARGETS/t1", "expected a group with the targets of particle t1 (q1, q2, b), got nothing "
                        "(TARGETS is a dataset)"),
         ("TARGETS/t2", "expected a group with the targets of particle t2 (q1, q2, b), got nothing "
@@ -361,8 +363,10 @@ def test_inputs_are_copied_to_memory_only_when_they_are_plain_numeric_datasets_t
         "a group": lambda f: (f.__delitem__("INPUTS/Jets/eta"), f.create_group("INPUTS/Jets/eta")),
         "strings": lambda f: (f.__delitem__("INPUTS/Jets/eta"),
                               f.create_dataset("INPUTS/Jets/eta", data=np.array([b"x"] * 20))),
-        "weights linked to nothing": lambda f: (f.__delitem__("WEIGHTS/EVENT/weight"),
-                                                f.__setitem__("WEIGHTS/EVENT/weight", h5py.SoftLink("/gone"))),
+        "weights linked to nothing": lambda f: (
+            f.__delitem__("WEIGHTS/EVENT/weight"),
+            f.__setitem__("WEIGHTS/EVENT/weight", h5py.SoftLink("/gone")),
+        ),
     }
     for what, damage in damaged.items():
         with h5py.File(path, "r+") as file:

@@ -42,7 +42,7 @@ from spanet_lite.config.masses import MassConstraint
 from spanet_lite.dataset.pair_features import has_direction, kinematic_roles, phi_parts
 
 MAX_COMBINATIONS = 20_000
-_CHUNK = 2_000_000  # events x assignments evaluated at once (memory ~ 32 bytes each)
+_CHUNK = 2_000_000  # events x assignments (or rank tuples) evaluated at once, ~32 bytes each
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,18 @@ def _assignments(k: int, m: int, symmetries: tuple[tuple[int, ...], ...]) -> np.
     return combos[keep]
 
 
+@lru_cache(maxsize=64)
+def _rank_tuples(k: int, p: int) -> np.ndarray:
+    """(k**p, p) every ordered p-tuple of k ranks, repeats included, row ``r`` being ``r`` written
+    in base ``k`` (so that :func:`_tuple_rows` finds a tuple's row by arithmetic)."""
+    return np.array(list(itertools.product(range(k), repeat=p)), dtype=np.int64).reshape(-1, p)
+
+
+def _tuple_rows(combos: np.ndarray, positions: Sequence[int], k: int) -> np.ndarray:
+    """(C,) the row of :func:`_rank_tuples` holding each assignment's ranks at ``positions``."""
+    return combos[:, list(positions)] @ (k ** np.arange(len(positions) - 1, -1, -1, dtype=np.int64))
+
+
 def _largest_k(m: int, symmetries: tuple[tuple[int, ...], ...], limit: int) -> int:
     """The most ranked candidates whose assignments (one per symmetry orbit) number at most ``limit``."""
     k = m
@@ -184,30 +196,8 @@ def chi_square_assign(
         k_max = _largest_k(m, plan.symmetries, max_combinations)
         ranks = np.minimum(count, k_max)
         for k in np.unique(ranks[ranks >= m]):
-            events = np.flatnonzero(ranks == k)
-            combos = _assignments(int(k), m, plan.symmetries)
-            step = max(1, _CHUNK // len(combos))
-            for start in range(0, len(events), step):
-                rows = events[start:start + step]
-                objects = order[rows, :k][:, combos]  # (b, C, m) object indices
-                vectors = momenta[rows[:, None, None], objects]  # (b, C, m, 4)
-                chi2 = np.zeros(objects.shape[:2])
-                for positions, mass, sigma in plan.terms:
-                    total = vectors[:, :, list(positions)].sum(axis=2)
-                    m2 = total[..., 3] ** 2 - (total[..., :3] ** 2).sum(-1)
-                    chi2 += ((np.sqrt(np.maximum(m2, 0.0)) - mass) / sigma) ** 2
-                for n, (i, j) in enumerate(plan.slots):
-                    rule = allowed[spec.particles[i].products[j].input]
-                    if rule is not None:
-                        chi2 = np.where(rule[objects[..., n]], chi2, np.inf)
-                best = chi2.argmin(axis=1)
-                value = chi2[np.arange(len(rows)), best]
-                chosen = objects[np.arange(len(rows)), best]
-                ok = np.isfinite(value)
-                for n, (i, j) in enumerate(plan.slots):
-                    result[spec.particles[i].name][rows[ok], j] = chosen[ok, n]
-                    taken[rows[ok], chosen[ok, n]] = True
-                best_chi2[rows] = np.where(ok, value, np.nan)
+            _search(spec, plan, allowed, int(k), np.flatnonzero(ranks == k), order, momenta,
+                    result, taken, best_chi2)
     done = np.isfinite(best_chi2) if m else np.ones(batch, dtype=bool)
     for i, j in plan.free:
         rule = allowed[spec.particles[i].products[j].input]
@@ -220,6 +210,57 @@ def chi_square_assign(
         result[spec.particles[i].name][ok, j] = pick[ok]
         taken[np.flatnonzero(ok), pick[ok]] = True
     return result, best_chi2
+
+
+def _search(
+    spec: EventSpec,
+    plan: _Plan,
+    allowed: dict[str | None, np.ndarray | None],
+    k: int,
+    events: np.ndarray,
+    order: np.ndarray,
+    momenta: np.ndarray,
+    result: dict[str, np.ndarray],
+    taken: np.ndarray,
+    best_chi2: np.ndarray,
+) -> None:
+    """Fill ``result``, ``taken`` and ``best_chi2`` for ``events``, which search their ``k``
+    leading candidates.
+
+    A constraint's term depends on the objects of its own products only, so it is computed once
+    per tuple of ranks (``k**p`` of them for ``p`` products: 1,000 for a top of 10 jets) and each
+    assignment adds up its terms by lookup, instead of summing four-momenta for every one of
+    the 18,900 assignments of two tops in 10 jets; the terms and their sum are the same numbers
+    in the same order, so the minimum is the one the direct sum finds.
+    """
+    combos = _assignments(k, len(plan.slots), plan.symmetries)  # (C, m) ranks
+    lookups = [(_rank_tuples(k, len(positions)), _tuple_rows(combos, positions, k), mass, width)
+               for positions, mass, width in plan.terms]
+    restricted = [(n, rule) for n, (i, j) in enumerate(plan.slots)
+                  if (rule := allowed[spec.particles[i].products[j].input]) is not None]
+    widest = max([len(combos)] + [len(tuples) for tuples, *_ in lookups])
+    step = max(1, _CHUNK // widest)
+    for start in range(0, len(events), step):
+        rows = events[start:start + step]
+        ranked = order[rows, :k]  # (b, k) object of each rank
+        vectors = momenta[rows[:, None], ranked]  # (b, k, 4)
+        chi2 = np.zeros((len(rows), len(combos)))
+        for tuples, lookup, mass, width in lookups:
+            total = vectors[:, tuples[:, 0]]  # (b, k**p, 4), summed product by product
+            for column in range(1, tuples.shape[1]):
+                total = total + vectors[:, tuples[:, column]]
+            m2 = total[..., 3] ** 2 - (total[..., :3] ** 2).sum(-1)
+            chi2 += (((np.sqrt(np.maximum(m2, 0.0)) - mass) / width) ** 2)[:, lookup]
+        for n, rule in restricted:
+            chi2 = np.where(rule[ranked][:, combos[:, n]], chi2, np.inf)
+        best = chi2.argmin(axis=1)
+        value = chi2[np.arange(len(rows)), best]
+        chosen = np.take_along_axis(ranked, combos[best], axis=1)  # (b, m) objects
+        ok = np.isfinite(value)
+        for n, (i, j) in enumerate(plan.slots):
+            result[spec.particles[i].name][rows[ok], j] = chosen[ok, n]
+            taken[rows[ok], chosen[ok, n]] = True
+        best_chi2[rows] = np.where(ok, value, np.nan)
 
 
 def _allowed(spec: EventSpec, input_of: np.ndarray) -> dict[str | None, np.ndarray | None]:
