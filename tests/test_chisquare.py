@@ -148,6 +148,39 @@ def test_the_search_finds_the_exhaustive_minimum_with_products_tied_to_an_input(
     assert 10 <= searched < n  # both kinds of event are here
 
 
+FOUR = parse_event_spec(
+    "INPUTS:\n  SEQUENTIAL:\n    Jets: {pt: none, eta: none, phi: none}\n"
+    "EVENT:\n  x: [a, b, c, d]\nPERMUTATIONS:\n  x: [[a, b, c, d]]\n"
+    "SPANET_LITE:\n  MASSES:\n    x: {all: 300 +- 50}\n"
+)
+
+
+def test_a_term_over_interchangeable_products_costs_no_more_than_its_assignments():
+    """The lookup computed each term for every ordered tuple of ranks, k**p of them: one constraint
+    on four interchangeable products searches 27 candidates in 17,550 assignments (one per
+    orbit), but 27**4 = 531,441 tuples, so spanet-test on such an event file became ~7x slower
+    than summing per assignment (found timing the new search against the old on varied specs).
+    A term is now computed for the tuples some assignment uses, at most one per assignment, and
+    the minimum is still the exhaustive one."""
+    plan = chisquare._plan(FOUR, FOUR.masses)
+    k = chisquare._largest_k(4, plan.symmetries, 20_000)
+    combos = chisquare._assignments(k, 4, plan.symmetries)
+    assert (k, len(combos)) == (27, 17_550)
+    for positions, *_ in plan.terms:
+        tuples, lookup = chisquare._term_tuples(k, 4, plan.symmetries, positions)
+        assert len(tuples) <= len(combos) and len(np.unique(tuples, axis=0)) == len(tuples)
+        np.testing.assert_array_equal(tuples[lookup], combos[:, list(positions)])
+    rng = np.random.default_rng(3)
+    p3 = rng.normal(0, 60, (20, 6, 3))
+    momenta = np.concatenate([p3, np.linalg.norm(p3, axis=-1, keepdims=True) + 1.0], axis=-1)
+    found, chi2 = chisquare.chi_square_assign(FOUR, FOUR.masses, kinematics(momenta))
+    for event in range(20):
+        total = momenta[event][list(itertools.combinations(range(6), 4))].sum(1)
+        masses = np.sqrt(np.maximum(total[:, 3] ** 2 - (total[:, :3] ** 2).sum(-1), 0.0))
+        assert chi2[event] == pytest.approx((((masses - 300) / 50) ** 2).min(), rel=1e-12)
+        assert sorted(found["x"][event]) == sorted(set(found["x"][event]))
+
+
 def test_leptons_are_no_candidates_and_an_unconstrained_particle_takes_the_leading_jet_left():
     spec = parse_event_spec(
         "INPUTS:\n  SEQUENTIAL:\n    Momenta: {pt: none, eta: none, phi: none, etag: none}\n"
