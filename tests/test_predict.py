@@ -248,6 +248,30 @@ def test_a_dataset_where_an_input_or_particle_group_belongs_is_named_as_such(tmp
         "got nothing")  # a dangling link above a group is still nothing below it
 
 
+def test_a_named_datatype_where_a_group_or_dataset_belongs_is_not_called_a_dataset(tmp_path):
+    """A named datatype (``file["TARGETS/t1"] = np.dtype("i8")``) where a particle's group belongs
+    was reported "got a dataset", and one where a feature belongs "got a group": both false, and
+    the user looks for the wrong thing (found giving _missing_groups every kind of HDF5 object)."""
+    spec = parse_event_spec(TTBAR_YAML)
+    path = write_ttbar_file(tmp_path / "events.h5", num_events=20)
+    with h5py.File(path, "r+") as file:
+        del file["TARGETS/t1"], file["INPUTS/Jets/pt"], file["TARGETS/t2"]
+        file["TARGETS/t1"] = np.dtype("i8")
+        file["INPUTS/Jets/pt"] = np.dtype("f4")
+        file["TARGETS/t2"] = np.dtype("i8")
+    errors = [(p.where, p.message) for p in schema.validate_file(path, spec).errors]
+    assert errors == [
+        ("TARGETS/t1", "expected a group with the targets of particle t1 (q1, q2, b), got a named datatype"),
+        ("TARGETS/t2", "expected a group with the targets of particle t2 (q1, q2, b), got a named datatype"),
+        ("INPUTS/Jets/pt", "expected a dataset, got a named datatype"),
+    ]
+    with h5py.File(path, "r+") as file:
+        del file["TARGETS"]
+        file["TARGETS"] = np.dtype("i8")
+    assert schema.validate_file(path, spec).errors[0].message.endswith(
+        "got nothing (TARGETS is a named datatype)")
+
+
 def _datasets(path: Path) -> dict[str, np.ndarray]:
     with h5py.File(path) as file:
         found: dict[str, np.ndarray] = {}

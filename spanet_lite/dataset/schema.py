@@ -376,7 +376,8 @@ def _check_structure(
                 problems.append(Problem("error", expected.path, f"expected {wanted}, got {got}", "missing"))
             continue
         if not isinstance(node, h5py.Dataset):
-            problems.append(Problem("error", expected.path, "expected a dataset, got a group", "kind"))
+            got = _node_kind(node)
+            problems.append(Problem("error", expected.path, f"expected a dataset, got {got}", "kind"))
             continue
         if _dtype_ok(expected, node.dtype, problems) and _rank_ok(expected, node.shape, problems):
             usable[expected.path] = expected
@@ -425,7 +426,7 @@ def _missing_groups(
             continue
         missing.add(path)
         if node is not None:
-            got = "a dataset"
+            got = _node_kind(node)
         else:
             got = _dangling_link(file, path) or "nothing" + _under_dataset(file, path)
         problems.append(Problem("error", path, f"expected a group with {what}, got {got}",
@@ -433,15 +434,26 @@ def _missing_groups(
     return missing
 
 
+def _node_kind(node: object) -> str:
+    """What an HDF5 object found where another kind belongs is: a named datatype
+    (``file["x"] = np.dtype("f4")``) is neither the dataset nor the group it is easily taken for."""
+    if isinstance(node, h5py.Dataset):
+        return "a dataset"
+    if isinstance(node, h5py.Group):
+        return "a group"
+    return "a named datatype" if isinstance(node, h5py.Datatype) else "an HDF5 object"
+
+
 def _under_dataset(file: h5py.File, path: str) -> str:
-    """`` (INPUTS is a dataset)`` when a dataset stands where a group above ``path`` should be,
-    else ``""``: h5py finds nothing below a dataset, and "nothing" alone sends a user looking for
-    a missing group rather than a wrong one."""
+    """`` (INPUTS is a dataset)`` when a dataset (or a named datatype) stands where a group above
+    ``path`` should be, else ``""``: h5py finds nothing below it, and "nothing" alone sends a
+    user looking for a missing group rather than a wrong one."""
     parts = path.split("/")
     for depth in range(1, len(parts)):
         above = "/".join(parts[:depth])
-        if isinstance(file.get(above), h5py.Dataset):
-            return f" ({above} is a dataset)"
+        node = file.get(above)
+        if node is not None and not isinstance(node, h5py.Group):
+            return f" ({above} is {_node_kind(node)})"
     return ""
 
 
