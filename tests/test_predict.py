@@ -368,6 +368,24 @@ def test_spanet_test_reads_a_compressed_file_once_and_scores_it_as_reading_it_tw
     assert "a prediction file written by spanet-predict" in capsys.readouterr().err and copied == []
 
 
+def test_two_in_memory_copies_of_one_file_can_be_open_at_once(tmp_path):
+    """Every copy had the name ``<file>#in-memory``, and HDF5 will not create a file under a name
+    it holds open: ``run.predict`` on one file in two threads (or spanet-test's check beside
+    predict's) failed with "unable to truncate a file which is already open", a traceback. Found
+    running run.predict from two threads; here the two copies are nested, as the threads'
+    overlap."""
+    spec = parse_event_spec(TTBAR_YAML)
+    path = write_ttbar_file(tmp_path / "events.h5", num_events=20)
+    with (
+        h5py.File(path) as first,
+        h5py.File(path) as second,
+        schema.in_memory(first, spec, inputs_only=True) as a,
+        schema.in_memory(second, spec) as b,
+    ):
+        assert a is not first and b is not second and a.filename != b.filename
+        np.testing.assert_array_equal(a["INPUTS/Jets/pt"][()], b["INPUTS/Jets/pt"][()])
+
+
 def test_inputs_are_copied_to_memory_only_when_they_are_plain_numeric_datasets_that_fit(tmp_path):
     """Anything else is left to the check on the file itself, which names it as it always did."""
     spec = parse_event_spec(TTBAR_YAML)

@@ -11,6 +11,7 @@ file that cannot be read at all raises :class:`~spanet_lite.errors.InputError`
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,6 +191,12 @@ def in_memory(
         copy.close()
 
 
+_COPIES = itertools.count()
+"""Numbers the in-memory copies: two of one file open at once (``run.predict`` on it in two
+threads, or spanet-test's check beside predict's) under one name failed with HDF5's "unable to
+truncate a file which is already open", a traceback."""
+
+
 def _copy_datasets(file: h5py.File, layout: Iterable[ExpectedDataset], budget: int) -> h5py.File | None:
     """The copy :func:`in_memory` gives, or None for anything but plain numeric datasets that
     fit and read: whatever else the file holds, the check reports from the file itself."""
@@ -206,7 +213,8 @@ def _copy_datasets(file: h5py.File, layout: Iterable[ExpectedDataset], budget: i
         return None
     if sum(node.size * node.dtype.itemsize for _, node in found) > budget:
         return None
-    copy = h5py.File(f"{file.filename}#in-memory", "w", driver="core", backing_store=False)
+    name = f"{file.filename}#in-memory-{next(_COPIES)}"  # HDF5 refuses to create a name held open
+    copy = h5py.File(name, "w", driver="core", backing_store=False)
     try:
         for path, node in found:
             copy.create_dataset(path, data=node[()])
