@@ -241,6 +241,14 @@ def test_a_dataset_where_an_input_or_particle_group_belongs_is_named_as_such(tmp
         ("TARGETS/t2", "expected a group with the targets of particle t2 (q1, q2, b), got nothing "
                        "(TARGETS is a dataset)"),
     ]
+    for weights in ("WEIGHTS", "WEIGHTS/EVENT"):  # the default weights are optional: this was "no weights"
+        blocked = write_ttbar_file(tmp_path / "weights.h5", num_events=20)
+        with h5py.File(blocked, "r+") as file:
+            del file[weights]
+            file[weights] = np.ones(20)
+        assert [(p.where, p.message) for p in schema.validate_file(blocked, spec).errors] == [
+            ("WEIGHTS/EVENT/weight", 'expected a float weight per event, named by the option '
+             f'event_weight_dataset ("" for none), got nothing ({weights} is a dataset)')]
     with h5py.File(path, "r+") as file:
         del file["TARGETS"]
         file["TARGETS"] = h5py.SoftLink("/LABELS")

@@ -373,12 +373,13 @@ def _check_structure(
     for expected in layout:
         node = file.get(expected.path)
         if node is None:
-            # optional or not, a link someone made means the data was meant to be there
+            # optional or not, a link someone made, or a dataset where a group above it belongs
+            # (WEIGHTS itself a dataset), means the data was meant to be there
             got = _dangling_link(file, expected.path)
-            if got is None and expected.required and not any(
-                expected.path.startswith(g + "/") for g in missing_groups
-            ):
-                got = "nothing" + _near_miss(file, expected.path)
+            if got is None and not any(expected.path.startswith(g + "/") for g in missing_groups):
+                blocked = _under_dataset(file, expected.path)
+                if expected.required or blocked:
+                    got = "nothing" + (blocked or _near_miss(file, expected.path))
             if got is not None:
                 wanted = _describe_role(expected)
                 problems.append(Problem("error", expected.path, f"expected {wanted}, got {got}", "missing"))
