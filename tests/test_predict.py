@@ -417,6 +417,11 @@ def test_inputs_are_copied_to_memory_only_when_they_are_plain_numeric_datasets_t
             f.__delitem__("WEIGHTS/EVENT/weight"),
             f.__setitem__("WEIGHTS/EVENT/weight", h5py.SoftLink("/gone")),
         ),
+        # the optional weights skipped as absent: the copy read as unweighted, where the file's
+        # check says "got nothing (WEIGHTS is a dataset)" (spanet-test scored with weight 1, exit 0)
+        "WEIGHTS a dataset": lambda f: (f.__delitem__("WEIGHTS"), f.__setitem__("WEIGHTS", np.ones(20))),
+        "WEIGHTS/EVENT a dataset": lambda f: (
+            f.__delitem__("WEIGHTS/EVENT"), f.__setitem__("WEIGHTS/EVENT", np.ones(20))),
     }
     for what, damage in damaged.items():
         with h5py.File(path, "r+") as file:

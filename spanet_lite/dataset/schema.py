@@ -204,8 +204,9 @@ def _copy_datasets(file: h5py.File, layout: Iterable[ExpectedDataset], budget: i
     try:
         for expected in layout:
             node = file.get(expected.path)
-            if node is None and not expected.required and _dangling_link(file, expected.path) is None:
-                continue
+            if node is None and not expected.required and _dangling_link(file, expected.path) is None \
+                    and not _under_dataset(file, expected.path):
+                continue  # absent, not blocked: a dataset at WEIGHTS is an error the check names
             if not isinstance(node, h5py.Dataset) or node.dtype.kind not in "biuf" or node.shape is None:
                 return None  # a null dataspace (h5py.Empty) has no size: the check names it
             found.append((expected.path, node))
