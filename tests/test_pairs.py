@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -140,6 +143,23 @@ def test_pair_statistics_apply_the_log_option_over_real_pairs(tmp_path):
 def test_a_test_file_must_store_the_same_pair_features_as_the_training_file():
     with pytest.raises(InputError, match=r"INPUTS/Jets/mjj: expected \(N, W, W\) per object pair"):
         hdf5_layout.check_pair_features({"Jets": ("delta_r",)}, {"Jets": ["delta_r", "mjj"]}, "test.h5")
+
+
+def test_the_pair_feature_named_for_a_mismatch_does_not_change_from_run_to_run():
+    """The feature named was the first of a set, which follows Python's per-process string hashing:
+    spanet-test on one file said delta_r in one run and mjj in the next (found comparing runs of
+    spanet-test). It is now the first in event-file order, whatever PYTHONHASHSEED is."""
+    code = ("from spanet_lite.dataset import hdf5_layout\n"
+            "try:\n"
+            "    hdf5_layout.check_pair_features({'Jets': ('a', 'b', 'c', 'd', 'e', 'f')}, {}, 'test.h5')\n"
+            "except Exception as error:\n"
+            "    print(error)\n")
+    said = set()
+    for seed in range(6):
+        env = {**os.environ, "PYTHONHASHSEED": str(seed), "PYTHONPATH": str(Path(__file__).parents[1])}
+        said.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                check=True, timeout=60).stdout)
+    assert len(said) == 1 and "INPUTS/Jets/a: expected (N, W) per object" in said.pop()
 
 
 def test_trimming_cuts_pairs_on_both_object_axes():

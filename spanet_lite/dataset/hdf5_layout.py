@@ -148,11 +148,15 @@ def check_pair_features(
     found: dict[str, tuple[str, ...]], expected: Mapping[str, Sequence[str]], source: str
 ) -> None:
     """A file must store the same RELATIVE features per pair as the file the network was built
-    from (the training file); else a one-line InputError naming the first feature that differs."""
+    from (the training file); else a one-line InputError naming the first feature that differs,
+    in the order the file's then the training file's pair features are listed (event-file order):
+    the first of a set's symmetric difference changed with the process's string hashing, so one
+    spanet-test on one file named delta_r in one run and mjj in the next."""
     for name, names in found.items():
         wanted = tuple(expected.get(name, ()))
         if tuple(names) != wanted:
-            feature = next(iter(set(names) ^ set(wanted)), names[0] if names else wanted[0])
+            feature = next((f for f in (*names, *wanted) if (f in names) != (f in wanted)),
+                           names[0] if names else wanted[0])
             shape = "(N, W, W) per object pair" if feature in wanted else "(N, W) per object"
             raise InputError(source, feature_path(name, feature),
                              f"{shape}, as in the training file",
