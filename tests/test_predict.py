@@ -256,6 +256,32 @@ def test_a_dataset_where_an_input_or_particle_group_belongs_is_named_as_such(tmp
         "got nothing")  # a dangling link above a group is still nothing below it
 
 
+def test_a_link_to_nothing_above_the_optional_weights_is_an_error_not_no_weights(ttbar, tmp_path, capsys):
+    """A soft or external link at WEIGHTS (or WEIGHTS/EVENT) that leads nowhere hid the optional
+    weights below it: the check said nothing, and spanet-test scored every event with weight 1,
+    in memory and from the file alike (found next to the dataset at WEIGHTS, 083c668). It is
+    named now, as a dangling link at the weights themselves is."""
+    run_dir, data = ttbar
+    spec = parse_event_spec(TTBAR_YAML)
+    gone = tmp_path / "gone.h5"
+    links = [("WEIGHTS", h5py.SoftLink("/STASH"), "a soft link to nothing (/STASH)"),
+             ("WEIGHTS/EVENT", h5py.SoftLink("/STASH/EVENT"), "a soft link to nothing (/STASH/EVENT)"),
+             ("WEIGHTS", h5py.ExternalLink(str(gone), "/W"), f"an external link to nothing (/W in {gone})")]
+    for place, link, named in links:
+        path = tmp_path / "linked.h5"
+        shutil.copy(data, path)
+        with h5py.File(path, "r+") as file:
+            del file[place]
+            file[place] = link
+        assert [(p.where, p.message) for p in schema.validate_file(path, spec).errors] == [
+            ("WEIGHTS/EVENT/weight", 'expected a float weight per event, named by the option '
+             f'event_weight_dataset ("" for none), got nothing ({place} is {named})')]
+        with h5py.File(path) as file, schema.in_memory(file, spec) as copy:
+            assert copy is file, place  # left to the check, which names it
+        assert test_cli.main([str(run_dir), "-tf", str(path)]) == 2
+        assert "WEIGHTS/EVENT/weight: expected a float weight" in capsys.readouterr().err
+
+
 def test_a_named_datatype_where_a_group_or_dataset_belongs_is_not_called_a_dataset(tmp_path):
     """A named datatype (``file["TARGETS/t1"] = np.dtype("i8")``) where a particle's group belongs
     was reported "got a dataset", and one where a feature belongs "got a group": both false, and

@@ -205,8 +205,8 @@ def _copy_datasets(file: h5py.File, layout: Iterable[ExpectedDataset], budget: i
         for expected in layout:
             node = file.get(expected.path)
             if node is None and not expected.required and _dangling_link(file, expected.path) is None \
-                    and not _under_dataset(file, expected.path):
-                continue  # absent, not blocked: a dataset at WEIGHTS is an error the check names
+                    and not _blocked(file, expected.path):
+                continue  # absent, not blocked: a dataset or dead link at WEIGHTS is an error the check names
             if not isinstance(node, h5py.Dataset) or node.dtype.kind not in "biuf" or node.shape is None:
                 return None  # a null dataspace (h5py.Empty) has no size: the check names it
             found.append((expected.path, node))
@@ -378,7 +378,7 @@ def _check_structure(
             # (WEIGHTS itself a dataset), means the data was meant to be there
             got = _dangling_link(file, expected.path)
             if got is None and not any(expected.path.startswith(g + "/") for g in missing_groups):
-                blocked = _under_dataset(file, expected.path)
+                blocked = _blocked(file, expected.path)
                 if expected.required or blocked:
                     got = "nothing" + (blocked or _near_miss(file, expected.path))
             if got is not None:
@@ -464,6 +464,23 @@ def _under_dataset(file: h5py.File, path: str) -> str:
         node = file.get(above)
         if node is not None and not isinstance(node, h5py.Group):
             return f" ({above} is {_node_kind(node)})"
+    return ""
+
+
+def _blocked(file: h5py.File, path: str) -> str:
+    """:func:`_under_dataset`, or `` (WEIGHTS is a soft link to nothing (/gone))`` when a link
+    above ``path`` leads nowhere: a dangling link at WEIGHTS (or WEIGHTS/EVENT) hid the optional
+    event weights below it, and spanet-test scored with weight 1 without a word, as the dataset at
+    WEIGHTS did before 083c668; a link someone made means the data was meant to be there."""
+    blocked = _under_dataset(file, path)
+    if blocked:
+        return blocked
+    parts = path.split("/")
+    for depth in range(1, len(parts)):
+        above = "/".join(parts[:depth])
+        if file.get(above) is None:
+            link = _dangling_link(file, above)
+            return f" ({above} is {link})" if link else ""
     return ""
 
 
