@@ -454,15 +454,19 @@ def _node_kind(node: object) -> str:
     return "a named datatype" if isinstance(node, h5py.Datatype) else "an HDF5 object"
 
 
-def _under_dataset(file: h5py.File, path: str) -> str:
+def _under_dataset(file: h5py.File, path: str, *, links: bool = False) -> str:
     """`` (INPUTS is a dataset)`` when a dataset (or a named datatype) stands where a group above
     ``path`` should be, else ``""``: h5py finds nothing below it, and "nothing" alone sends a
-    user looking for a missing group rather than a wrong one."""
+    user looking for a missing group rather than a wrong one. ``links``: also name a link above
+    ``path`` that leads nowhere (:func:`_blocked`)."""
     parts = path.split("/")
     for depth in range(1, len(parts)):
         above = "/".join(parts[:depth])
         node = file.get(above)
-        if node is not None and not isinstance(node, h5py.Group):
+        if node is None:  # nothing exists below a missing place
+            link = _dangling_link(file, above) if links else None
+            return f" ({above} is {link})" if link else ""
+        if not isinstance(node, h5py.Group):
             return f" ({above} is {_node_kind(node)})"
     return ""
 
@@ -472,16 +476,7 @@ def _blocked(file: h5py.File, path: str) -> str:
     above ``path`` leads nowhere: a dangling link at WEIGHTS (or WEIGHTS/EVENT) hid the optional
     event weights below it, and spanet-test scored with weight 1 without a word, as the dataset at
     WEIGHTS did before 083c668; a link someone made means the data was meant to be there."""
-    blocked = _under_dataset(file, path)
-    if blocked:
-        return blocked
-    parts = path.split("/")
-    for depth in range(1, len(parts)):
-        above = "/".join(parts[:depth])
-        if file.get(above) is None:
-            link = _dangling_link(file, above)
-            return f" ({above} is {link})" if link else ""
-    return ""
+    return _under_dataset(file, path, links=True)
 
 
 def _describe_role(expected: ExpectedDataset) -> str:
