@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="random seed (weights, data order, dropout)")
     run.add_argument("-r", "--random_seed", "--random-seed", dest="random_seed", type=int, metavar="SEED",
                      help="SPANet's -r: sets dataset_randomization (shuffle the file with this seed before "
-                     "the training/validation split); 0 leaves the file order")
+                     "the training/validation split); 0 or below leaves the options' value, as in SPANet")
     run.add_argument("-p", "--limit_dataset", "--limit-dataset", dest="limit_dataset", type=float,
                      metavar="PERCENT", help="use only the first PERCENT %% of the training file (0-100], "
                      "SPANet's -p; sets dataset_limit = PERCENT / 100")
