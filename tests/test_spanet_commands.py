@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib
+import importlib.metadata
 import json
 import math
 from pathlib import Path
@@ -13,7 +14,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import tomllib
 import torch
 from _evaluation_helpers import TTBAR, TTBAR_YAML, make_run_dir, write_ttbar_file
 from _model_helpers import ttbar_yaml
@@ -32,9 +32,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 # ----------------------------------------------------------------------------- flags
+def declared_scripts() -> dict[str, str]:
+    """pyproject.toml's [project.scripts]: read with tomllib (Python 3.11+); on Python 3.10, which
+    pyproject allows, the installed distribution's console_scripts, which pip wrote from it."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:
+        entry_points = importlib.metadata.distribution("spanet-lite").entry_points
+        return {e.name: e.value for e in entry_points if e.group == "console_scripts"}
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+
+
 def console_script_parsers():
-    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    for name, target in sorted(scripts.items()):
+    for name, target in sorted(declared_scripts().items()):
         module = importlib.import_module(target.split(":")[0])
         yield name, module.build_parser()
 
