@@ -228,6 +228,29 @@ def test_the_static_shapes_of_a_cuda_run_trace_one_graph_per_width_bucket() -> N
     assert counter.frame_count == 2
 
 
+def test_a_layout_validation_met_first_trains_through_the_compiled_graph() -> None:
+    """Validation (eager, under Lightning's ``torch.inference_mode``) can be the first to meet a
+    width layout; the compiled training step then gets its cached tables as inputs and saves
+    them for backward, which an inference tensor refuses: the run fell back to eager at the
+    first compiled step, or stopped with a RuntimeError at a later one."""
+    module = SpanetModule(YAML, small_options(), statistics_for(SPEC).to_dict())
+    batch = random_batch(SPEC, 16, {"Jets": 7}, torch.Generator().manual_seed(5))
+    module.eval()
+    with torch.inference_mode():
+        module.batch_losses(batch)
+    lines: list[str] = []
+    module.report = lines.append
+    torch._dynamo.reset()
+    module.compile_mode = "network"
+    module.compile_losses(backend="aot_eager", dynamic=False)  # AOTAutograd saves what backward needs
+    module._unreached = ()  # past the eager first step
+    module.train()
+    _, outputs, result = module.batch_losses(batch)
+    result.total.backward()
+    torch._dynamo.reset()
+    assert outputs is None and lines == [] and module.compile_mode == "network"
+
+
 @pytest.mark.parametrize(
     ("accelerator", "dynamic", "inductor_options"),
     [("cpu", True, {"cpp_wrapper": True}), ("gpu", False, None)],

@@ -110,6 +110,19 @@ def test_event_with_fewer_objects_than_products_gets_no_probability_and_no_nan()
     assert torch.isfinite(objects.grad).all()
 
 
+def test_tables_first_built_in_inference_mode_still_train():
+    """Lightning validates under ``torch.inference_mode`` and the tables are cached per layout: a
+    training step whose layout validation met first saves the orbit index for backward."""
+    attention = SymmetricTensorAttention(particle(["a", "b", "c"], "[[a, b, c]]"), ["Jets", "Leptons"], 8)
+    objects = torch.randn(2, 5, 8, requires_grad=True)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    with torch.inference_mode():
+        attention(objects.detach(), mask, attention.static_tables((5, 0), objects.device))
+    log_probs = attention(objects, mask, attention.static_tables((5, 0), objects.device))
+    log_probs[0, 0, 1, 2].backward()
+    assert objects.grad is not None and torch.isfinite(objects.grad).all()
+
+
 def test_marginals_of_a_symmetric_pair_are_equal_and_sum_to_one():
     _, log_probs, mask = run(["a", "b"], "[[a, b]]", 5, 0)
     marginals = object_marginals(log_probs)  # (B, 2, N)

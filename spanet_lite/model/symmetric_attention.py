@@ -67,11 +67,17 @@ class SymmetricTensorAttention(nn.Module):
         Depends only on the input widths, so it is computed once per layout and cached. Batches
         are trimmed to the slots they use, so several layouts occur; the cache keeps the
         ``TABLE_CACHE_SIZE`` most recently used (each is ~9 N^k bytes).
+
+        The tables are built outside inference mode even when the caller is in it (Lightning's
+        validation, ``evaluate``): a cached inference tensor cannot be saved for backward, so a
+        training step whose layout validation met first would fail (``canon`` in the eager
+        network, any table in the compiled graph, which saves its inputs).
         """
         key = (widths, str(device))
         if key in self._cache:
             self._cache[key] = self._cache.pop(key)  # now the most recently used
-        else:
+            return self._cache[key]
+        with torch.inference_mode(False):
             n, k = sum(widths), self.k
             slot_input = torch.repeat_interleave(torch.arange(len(widths)), torch.tensor(widths))  # (N,)
             grid = torch.stack(torch.meshgrid(*[torch.arange(n)] * k, indexing="ij"), -1).reshape(-1, k)
