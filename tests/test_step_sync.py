@@ -8,7 +8,9 @@ from collections.abc import Iterator
 import pytest
 import torch
 from _dataset_helpers import TINY_SPEC, TINY_YAML, random_arrays, write_h5
+from _evaluation_helpers import TTBAR_YAML, write_ttbar_file
 
+from spanet_lite.config import parse_event_spec
 from spanet_lite.config.options import Options
 from spanet_lite.dataset.datamodule import SpanetDataModule
 from spanet_lite.training.module import RunningMeans, SpanetModule
@@ -31,14 +33,26 @@ OPTIONS = dict(
 )
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[SpanetModule, SpanetDataModule]:
-    path = write_h5(tmp_path_factory.mktemp("sync") / "random.h5", random_arrays(300, seed=4))
+@pytest.fixture(scope="module", params=["tiny", "ttbar"])
+def setup(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[SpanetModule, SpanetDataModule]:
+    """The test suite's random events, and ttbar jets with pt, eta, phi and mass: with those the
+    physics pair features are on (``pair_features: auto``), the path of the GPU benchmark."""
+    folder = tmp_path_factory.mktemp("sync")
+    if request.param == "tiny":
+        spec, yaml_text = TINY_SPEC, TINY_YAML
+        path = write_h5(folder / "random.h5", random_arrays(300, seed=4))
+    else:
+        spec, yaml_text = parse_event_spec(TTBAR_YAML), TTBAR_YAML
+        path = write_ttbar_file(folder / "ttbar.h5", num_events=300, seed=4)
     options = Options(**OPTIONS)
-    dm = SpanetDataModule(TINY_SPEC, options, training_file=path)
+    dm = SpanetDataModule(spec, options, training_file=path)
     dm.setup("fit")
     assert dm.statistics is not None
-    return SpanetModule(TINY_YAML, options, dm.statistics), dm
+    module = SpanetModule(yaml_text, options, dm.statistics)
+    assert (module.network.pair_bias is not None) == (request.param == "ttbar")
+    return module, dm
 
 
 @contextlib.contextmanager
