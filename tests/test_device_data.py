@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from _dataset_helpers import TINY_SPEC, assert_same_batch, random_arrays, write_h5
+from lightning.pytorch import Callback
 
 from spanet_lite.config.options import Options
 from spanet_lite.dataset import datamodule as datamodule_module
@@ -42,11 +43,11 @@ def device(random_file: Path) -> SpanetDataModule:
     return data(random_file, "device")
 
 
-def data(path: Path, mode: str) -> SpanetDataModule:
+def data(path: Path, mode: str, on_gpu: bool | None = None) -> SpanetDataModule:
     options = Options(
         batch_size=32, dataset_mode=mode, balance_particles=True, dataset_randomization=5, partial_events=True
     )
-    dm = SpanetDataModule(TINY_SPEC, options, training_file=path)
+    dm = SpanetDataModule(TINY_SPEC, options, training_file=path, on_gpu=on_gpu)
     dm.setup("fit")
     return dm
 
@@ -114,9 +115,37 @@ def test_host_presizing_to_a_bucket_keeps_every_target_on_its_object(memory: Spa
 
 def test_auto_keeps_the_data_on_the_gpu_only_when_it_fits(random_file: Path, monkeypatch) -> None:
     monkeypatch.setattr(datamodule_module, "fits_on_device", lambda need: True)
-    assert data(random_file, "auto").mode == "device"
+    assert data(random_file, "auto", on_gpu=True).mode == "device"
     monkeypatch.setattr(datamodule_module, "fits_on_device", lambda need: False)
-    assert data(random_file, "auto").mode == "memory"
+    assert data(random_file, "auto", on_gpu=True).mode == "memory"
+
+
+def test_a_run_on_the_cpu_neither_keeps_its_data_on_a_gpu_nor_pins_memory(
+    random_file: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """``--gpus 0`` on a machine with a GPU: ``auto`` must not pick the GPU for the data."""
+    from _dataset_helpers import TINY_YAML
+
+    from spanet_lite.training.run import train
+
+    monkeypatch.setattr(datamodule_module, "fits_on_device", lambda need: True)  # a GPU with room
+    assert data(random_file, "auto", on_gpu=True).mode == "device"
+    on_cpu = data(random_file, "auto", on_gpu=False)
+    assert on_cpu.mode == "memory"
+    assert on_cpu.train_dataloader()._pin is False
+
+    modes = []
+
+    class Seen(Callback):
+        def on_fit_start(self, trainer, module) -> None:
+            modes.append(trainer.datamodule.inner.mode)
+
+    event_file = tmp_path / "tiny.yaml"
+    event_file.write_text(TINY_YAML)
+    options = Options(event_info_file=str(event_file), training_file=str(random_file), batch_size=100,
+                      epochs=1, partial_events=True, hidden_dim=8, num_attention_heads=1)
+    train(options, gpus=0, log_dir=tmp_path, quiet=True, callbacks=[Seen()])
+    assert modes == ["memory"]
 
 
 def test_training_in_device_mode_matches_memory_mode_through_the_trainer(

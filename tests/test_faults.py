@@ -851,7 +851,7 @@ def test_a_read_only_log_dir_is_refused_before_reading_the_data(
     tiny_training: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr("spanet_lite.outputs.os.access", lambda path, mode: False)
-    monkeypatch.setattr("spanet_lite.training.run.open_data", lambda plan: pytest.fail("read the data"))
+    monkeypatch.setattr("spanet_lite.training.run.open_data", lambda *args: pytest.fail("read the data"))
     runs = tmp_path / "runs"
     parent = tmp_path.absolute()  # runs/ does not exist yet: the folder it would be made in is named
     refusal = f"{parent}: log_dir: expected a folder we may write to, got {parent} is read-only"

@@ -124,7 +124,10 @@ class SpanetDataModule(L.LightningDataModule):
 
     Files default to the options' ``training_file``, ``validation_file`` and ``testing_file``.
     ``statistics`` (e.g. from a run directory) skips computing them; after :meth:`setup`
-    :attr:`statistics` holds the statistics in use.
+    :attr:`statistics` holds the statistics in use. ``on_gpu``: whether the run trains on a GPU
+    (``spanet-train`` passes its choice, so ``--gpus 0`` on a GPU machine neither keeps the data
+    on the GPU nor pins host memory); None, as in a notebook without a trainer, means "when CUDA
+    is available".
     """
 
     def __init__(
@@ -136,9 +139,11 @@ class SpanetDataModule(L.LightningDataModule):
         validation_file: str | Path | None = None,
         testing_file: str | Path | None = None,
         statistics: DatasetStatistics | None = None,
+        on_gpu: bool | None = None,
     ) -> None:
         super().__init__()
         self.spec = event_spec_of(spec)
+        self.on_gpu = torch.cuda.is_available() if on_gpu is None else on_gpu
         self.options = options
         self.training_file = _path_or_none(training_file, options.training_file)
         self.validation_file = _path_or_none(validation_file, options.validation_file)
@@ -378,7 +383,7 @@ class SpanetDataModule(L.LightningDataModule):
             dataset,
             epoch_fn=self._trainer_epoch,
             num_workers=workers,
-            pin_memory=torch.cuda.is_available(),
+            pin_memory=self.on_gpu,
         )
 
     def _trainer_epoch(self) -> int | None:
@@ -524,7 +529,7 @@ class SpanetDataModule(L.LightningDataModule):
         if requested in ("memory", "streaming", "device"):  # measure nothing: the file decided
             return choose_mode(requested, 0, fits_on_device=False, available_memory=0)
         need = events * bytes_per_event(self.spec, layout.max_objects, layout.pair_features)
-        return choose_mode(requested, need, fits_on_device=fits_on_device(need),
+        return choose_mode(requested, need, fits_on_device=self.on_gpu and fits_on_device(need),
                            available_memory=_available_memory())
 
     def _load(self, path: Path, layout: FileLayout, rows: np.ndarray) -> EventBlock:

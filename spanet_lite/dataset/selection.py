@@ -27,7 +27,7 @@ from spanet_lite.config.event_spec import EventSpec
 DatasetMode = Literal["memory", "streaming", "device"]
 
 MEMORY_FRACTION = 0.5
-"""``dataset_mode: auto`` keeps the data on the GPU when CUDA is available and it fits
+"""``dataset_mode: auto`` keeps the data on the GPU when the run trains on one and it fits
 (:func:`~spanet_lite.dataset.device.fits_on_device`); otherwise it reads a split into memory
 when its arrays need less than this fraction of the available memory, and streams it."""
 

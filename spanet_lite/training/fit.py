@@ -98,14 +98,14 @@ class FitRequest:
     """What the caller already said about the run (``RunResult.notes`` starts with them)."""
 
 
-def open_data(plan: Plan) -> OpenedData:
+def open_data(plan: Plan, hardware: Hardware) -> OpenedData:
     """Event spec, data module (set up: files checked, statistics computed) and statistics."""
     from spanet_lite.config.event_file import parse_event_spec
     from spanet_lite.dataset.statistics import DatasetStatistics
 
     spec = parse_event_spec(plan.event_file_text, source=str(plan.event_file or "event_file.yaml"))
     given = None if plan.statistics is None else DatasetStatistics.from_dict(plan.statistics)
-    datamodule = _datamodule(plan, spec, given)
+    datamodule = _datamodule(plan, spec, given, hardware)
     datamodule.setup("fit")
     if plan.run_dir is not None and given is not None:
         _check_same_training_data(plan, given.num_training_events, datamodule.num_training_events)
@@ -178,7 +178,7 @@ def _fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) 
     if hardware.distributed:
         # The shares of each process are cut once the process group exists (inside fit);
         # statistics were computed above over the whole training split.
-        datamodule = _datamodule(plan, data.spec, data.statistics)
+        datamodule = _datamodule(plan, data.spec, data.statistics, hardware)
     if plan.run_dir is not None and console is not None:
         note = incomplete_note(plan.run_dir)
         if note:
@@ -209,11 +209,14 @@ class _Ending:
     signal_number: int | None = None
 
 
-def _datamodule(plan: Plan, spec: EventSpec, statistics: DatasetStatistics | None) -> SpanetDataModule:
+def _datamodule(
+    plan: Plan, spec: EventSpec, statistics: DatasetStatistics | None, hardware: Hardware
+) -> SpanetDataModule:
     from spanet_lite.dataset.datamodule import SpanetDataModule
 
     return SpanetDataModule(spec, plan.options, training_file=plan.training_file,
-                            validation_file=plan.validation_file, testing_file=None, statistics=statistics)
+                            validation_file=plan.validation_file, testing_file=None, statistics=statistics,
+                            on_gpu=hardware.accelerator == "gpu")
 
 
 def _build_module(

@@ -135,7 +135,7 @@ def train(
 
     rank = rank_from_environment()
     show = console if (console is not None and rank == 0) else None
-    data = open_data(plan)
+    data = open_data(plan, hardware)
     if show is not None and not quiet:
         _print_options(show, plan)
     notes = _run_notes(plan, data, hardware)
