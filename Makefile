@@ -3,8 +3,9 @@
 #   make test      set up, then run the test suite
 # and for development: make readme-check (run the README's runnable blocks, small sizes; see
 # .ci/readme_check.py; README_CHECK_FULL=1 runs them as printed), make lint.
-# torch is pinned to 2.13.0 and installed before the package, so pip takes that release
-# (a CPU build where one is available) instead of resolving a newer CUDA build.
+# torch is pinned to 2.13.0 and installed before the package, so pip keeps that release instead
+# of resolving another. An existing .venv is kept: one made first with PyTorch's CPU build
+# (README) already satisfies the pin, and nothing here replaces it with PyPI's CUDA build.
 
 VENV ?= .venv
 PYTHON ?= python3
