@@ -307,11 +307,13 @@ def generate(events: int, seed: int, output: Path, event_file: Path | None) -> f
 def predict_host_seconds(event_file: Path, heldout: Path, batch_size: int) -> dict[str, float]:
     """The host's share of ``write_predictions`` on the held-out file, with no network: reading its
     INPUTS and weights into memory once (``schema.in_memory``: decompressing them), checking them
-    (``validate_h5``) and reading every batch (``reader.read_inputs``). A GPU shortens none of it,
+    (``validate_h5``), reading every batch (``reader.read_inputs``) and cutting it to its kept slots
+    (``device_inputs``, here without the copy to a device). A GPU shortens none of it,
     so predict's events/s on this machine cannot pass ``predict_host_ceiling_events_per_s``
     whatever the network costs."""
     from spanet_lite.config import load_event_spec
     from spanet_lite.dataset import reader, schema
+    from spanet_lite.evaluation.inference import device_inputs
 
     spec = load_event_spec(event_file)
     with schema.open_h5(heldout) as source:
@@ -321,7 +323,8 @@ def predict_host_seconds(event_file: Path, heldout: Path, batch_size: int) -> di
             report = schema.validate_h5(file, spec, source=str(heldout), inputs_only=True)
             validated = time.perf_counter()
             for start, stop in reader.row_blocks(report.num_events, batch_size):
-                reader.read_inputs(file, spec, start, stop)
+                inputs = reader.read_inputs(file, spec, start, stop)
+                device_inputs(spec, inputs.features, inputs.masks, inputs.pairs, "cpu")
             read = time.perf_counter()
     return {
         "predict_host_load_s": round(copied - started, 3),

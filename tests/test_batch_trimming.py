@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from spanet_lite.assignment.decoding import decode
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.dataset.batch import Batch, SlotMap, kept_slots, trim_inputs
-from spanet_lite.evaluation.inference import infer
+from spanet_lite.evaluation.inference import device_inputs, infer
 from spanet_lite.evaluation.predict import write_predictions
 from spanet_lite.evaluation.run import load_run
 from spanet_lite.model.network import SpanetNetwork
@@ -213,6 +213,26 @@ def test_infer_returns_indices_of_the_untrimmed_inputs():
     for name, value in expected.items():
         np.testing.assert_array_equal(predicted.assignments[name], value.numpy())
     assert (predicted.assignments["lt"][:, 1] >= 9).any()  # some leptons chosen, in the 9-slot layout
+
+
+def test_file_batches_are_trimmed_on_the_host_and_copied_cut():
+    """predict, test and run.predict find the kept slots before the copy to the device (on a GPU,
+    finding them in the device copy reads them back every batch) and copy only those slots."""
+    generator = torch.Generator().manual_seed(6)
+    masks = scattered_masks({"Jets": 9, "Leptons": 5}, {"Jets": 4, "Leptons": 3}, 8, generator)
+    batch = sparse_batch(MIXED, masks, generator)
+    net = network(MIXED)
+    host = {name: value.numpy() for name, value in batch.features.items()}
+    cut = device_inputs(MIXED, host, {n: m.numpy() for n, m in batch.masks.items()}, {}, "cpu")
+    assert cut.slots == kept_slots(batch.masks, ["Jets", "Leptons"])
+    assert {name: mask.shape[1] for name, mask in cut.masks.items()} == dict(zip(
+        cut.slots.names, cut.slots.kept, strict=True))
+    assert cut.slots.kept != cut.slots.widths  # the batch leaves slots empty: something was cut
+    predicted = infer(net, MIXED, cut.features, cut.masks, threshold=0.5, slots=cut.slots)
+    expected = infer(net, MIXED, batch.features, batch.masks, threshold=0.5)
+    for name, value in expected.assignments.items():
+        np.testing.assert_array_equal(predicted.assignments[name], value)
+        np.testing.assert_array_equal(predicted.reported[name], expected.reported[name])
 
 
 def test_the_training_module_computes_the_untrimmed_losses_on_trimmed_batches():

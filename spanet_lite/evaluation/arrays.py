@@ -40,7 +40,7 @@ from spanet_lite.errors import InputError
 
 @dataclass
 class CheckedInputs:
-    """Arrays ready for :func:`~spanet_lite.evaluation.inference.to_tensors`: one event count
+    """Arrays ready for :func:`~spanet_lite.evaluation.inference.device_inputs`: one event count
     everywhere, GLOBAL inputs as (events, F), masks as bool."""
 
     features: dict[str, np.ndarray]

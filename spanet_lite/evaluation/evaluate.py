@@ -46,7 +46,7 @@ from spanet_lite.errors import InputError, SpanetWarning
 from spanet_lite.evaluation import baseline as neutrino
 from spanet_lite.evaluation import chisquare
 from spanet_lite.evaluation import metrics as M
-from spanet_lite.evaluation.inference import Predictions, from_outputs, to_tensors, trimmed_forward
+from spanet_lite.evaluation.inference import Predictions, device_inputs, from_outputs, trimmed_forward
 from spanet_lite.evaluation.overlap import warn_if_training_file
 from spanet_lite.evaluation.predict import RUN_ATTRIBUTE
 from spanet_lite.evaluation.progress import progress_bar
@@ -244,10 +244,11 @@ def evaluate_file(
                         if len(block) == 0:
                             advance(stop - start)
                             continue
-                    f, m = to_tensors(block.features, block.masks, run.device)
-                    pairs, _ = to_tensors(block.pairs, {}, run.device)
+                    batch = device_inputs(spec, block.features, block.masks, block.pairs, run.device)
                     with torch.inference_mode():
-                        outputs, slots = trimmed_forward(run.network, spec, f, m, pairs)
+                        outputs, slots = trimmed_forward(
+                            run.network, spec, batch.features, batch.masks, batch.pairs, batch.slots
+                        )
                     predicted = from_outputs(
                         run.network, spec, outputs, threshold=threshold, mode=mode, slots=slots
                     )

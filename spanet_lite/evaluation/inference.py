@@ -21,7 +21,8 @@ with everything a user may want per event, all in file units:
 
 The network runs on the inputs trimmed to the object slots the batch uses
 (:func:`~spanet_lite.dataset.batch.trim_inputs`), which is exact; decoded indices are mapped
-back, so every index above is in the combined object space of the inputs as given.
+back, so every index above is in the combined object space of the inputs as given. Batches read
+from files are trimmed on the host, before the copy to the device (:func:`device_inputs`).
 """
 
 from __future__ import annotations
@@ -133,9 +134,9 @@ def no_events(
             masks[source.name] = np.ones((1, width), bool)
     pairs = {name: np.zeros((1, *masks[name].shape[1:] * 2, count), np.float32)
              for name, count in pair_counts.items() if count}
-    f, m = to_tensors(features, masks, device)
-    p, _ = to_tensors(pairs, {}, device)
-    one = infer(network, spec, f, m, threshold=threshold, mode=mode, embeddings=embeddings, pairs=p)
+    batch = device_inputs(spec, features, masks, pairs, device)
+    one = infer(network, spec, batch.features, batch.masks, threshold=threshold, mode=mode,
+                embeddings=embeddings, pairs=batch.pairs, slots=batch.slots)
     return Predictions(**{
         name: None if value is None else {k: v[:0] for k, v in value.items()}
         for name, value in ((item.name, getattr(one, item.name)) for item in fields(Predictions))
@@ -149,6 +150,39 @@ def to_tensors(
     tf = {k: torch.as_tensor(np.asarray(v, dtype=np.float32), device=device) for k, v in features.items()}
     tm = {k: torch.as_tensor(np.asarray(v, dtype=bool), device=device) for k, v in masks.items()}
     return tf, tm
+
+
+@dataclass(frozen=True)
+class DeviceInputs:
+    """One batch's network inputs on the device, already cut to ``slots``, the object slots its
+    events use (pass ``slots`` on to :func:`infer` or :func:`trimmed_forward`)."""
+
+    features: dict[str, torch.Tensor]
+    masks: dict[str, torch.Tensor]
+    pairs: dict[str, torch.Tensor]
+    slots: SlotMap
+
+
+def device_inputs(
+    spec: EventSpec,
+    features: Mapping[str, np.ndarray],
+    masks: Mapping[str, np.ndarray],
+    pairs: Mapping[str, np.ndarray],
+    device: torch.device | str,
+) -> DeviceInputs:
+    """A batch of raw numpy inputs, trimmed on the host and then copied to ``device``.
+
+    Finding the kept slots in the device copies would read them back to the host, a GPU
+    synchronisation per batch; on the host it is free, and only the kept slots are copied."""
+    host_features, host_masks = to_tensors(features, masks)
+    slots = kept_slots(host_masks, [s.name for s in spec.sequential])
+    cut_features, cut_masks = trim_inputs(host_features, host_masks, slots)
+    cut_pairs = trim_pairs(to_tensors(pairs, {})[0], slots)
+
+    def move(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {name: value.to(device) for name, value in tensors.items()}
+
+    return DeviceInputs(move(cut_features), move(cut_masks), move(cut_pairs), slots)
 
 
 def chosen_probability(
@@ -182,10 +216,12 @@ def infer(
     mode: str = "greedy",
     embeddings: bool = False,
     pairs: Mapping[str, torch.Tensor] | None = None,
+    slots: SlotMap | None = None,
 ) -> Predictions:
     """Network forward on one batch, decoded; see the module docstring for the fields.
-    ``pairs``: the RELATIVE inputs' pairwise features (B, N_i, N_i, C_i), if any."""
-    outputs, slots = trimmed_forward(network, spec, features, masks, pairs)
+    ``pairs``: the RELATIVE inputs' pairwise features (B, N_i, N_i, C_i), if any; ``slots``: the
+    inputs are cut to these already (:func:`device_inputs`)."""
+    outputs, slots = trimmed_forward(network, spec, features, masks, pairs, slots)
     return from_outputs(
         network, spec, outputs, threshold=threshold, mode=mode, embeddings=embeddings, slots=slots
     )
@@ -197,12 +233,15 @@ def trimmed_forward(
     features: Mapping[str, torch.Tensor],
     masks: Mapping[str, torch.Tensor],
     pairs: Mapping[str, torch.Tensor] | None = None,
+    slots: SlotMap | None = None,
 ) -> tuple[Outputs, SlotMap]:
     """The network's outputs on the inputs cut to the slots any event uses, and the map back.
 
     The outputs' object axes are in the trimmed space: pass ``slots`` to :func:`from_outputs`.
+    ``slots`` given: the inputs are cut to them already (:func:`device_inputs`).
     """
-    slots = kept_slots(masks, [s.name for s in spec.sequential])
+    if slots is None:
+        slots = kept_slots(masks, [s.name for s in spec.sequential])
     trimmed_features, trimmed_masks = trim_inputs(features, masks, slots)
     if pairs:
         return network(trimmed_features, trimmed_masks, trim_pairs(pairs, slots)), slots

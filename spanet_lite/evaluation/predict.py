@@ -43,7 +43,7 @@ import numpy as np
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.dataset import hdf5_layout, reader, schema
 from spanet_lite.errors import InputError
-from spanet_lite.evaluation.inference import Predictions, infer, to_tensors
+from spanet_lite.evaluation.inference import Predictions, device_inputs, infer
 from spanet_lite.evaluation.trained import TrainedRun, require_run
 from spanet_lite.hdf5_paths import classification_path, regression_path, target_path
 from spanet_lite.io import atomic_hdf5, check_hdf5_writes
@@ -69,11 +69,10 @@ def iterate_predictions(
     with progress_bar(layout.num_events, description, enabled=progress) as advance:
         for start, stop in reader.row_blocks(layout.num_events, batch_size):
             inputs = reader.read_inputs(file, run.spec, start, stop)
-            f, m = to_tensors(inputs.features, inputs.masks, run.device)
-            pairs, _ = to_tensors(inputs.pairs, {}, run.device)
+            batch = device_inputs(run.spec, inputs.features, inputs.masks, inputs.pairs, run.device)
             yield start, stop, infer(
-                run.network, run.spec, f, m, threshold=threshold, mode=mode, embeddings=embeddings,
-                pairs=pairs,
+                run.network, run.spec, batch.features, batch.masks, threshold=threshold, mode=mode,
+                embeddings=embeddings, pairs=batch.pairs, slots=batch.slots,
             )
             advance(stop - start)
 

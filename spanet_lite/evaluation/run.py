@@ -23,7 +23,7 @@ from spanet_lite.config.masses import MassConstraint
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.arrays import check_inputs
 from spanet_lite.evaluation.evaluate import evaluate_file
-from spanet_lite.evaluation.inference import Predictions, infer, to_tensors
+from spanet_lite.evaluation.inference import Predictions, device_inputs, infer
 from spanet_lite.evaluation.predict import predict_file_arrays
 from spanet_lite.evaluation.trained import TrainedRun, load_trained
 
@@ -84,14 +84,15 @@ class Run(TrainedRun):
         parts = []
         for start in range(0, len(inputs), batch_size):
             stop = min(start + batch_size, len(inputs))
-            f, m = to_tensors(
+            batch = device_inputs(
+                self.spec,
                 {k: v[start:stop] for k, v in inputs.features.items()},
                 {k: v[start:stop] for k, v in inputs.masks.items()},
+                {k: v[start:stop] for k, v in inputs.pairs.items()},
                 self.device,
             )
-            p, _ = to_tensors({k: v[start:stop] for k, v in inputs.pairs.items()}, {}, self.device)
-            parts.append(infer(self.network, self.spec, f, m, threshold=threshold, mode=mode,
-                               embeddings=embeddings, pairs=p))
+            parts.append(infer(self.network, self.spec, batch.features, batch.masks, threshold=threshold,
+                               mode=mode, embeddings=embeddings, pairs=batch.pairs, slots=batch.slots))
         return self.predictions(parts, threshold=threshold, mode=mode, embeddings=embeddings)
 
     def evaluate(
