@@ -257,3 +257,30 @@ def test_exporting_a_run_loaded_on_a_gpu_leaves_it_there(exported, tmp_path, mon
     monkeypatch.setattr(run.network, "to", lambda device: moves.append(torch.device(device)) or run.network)
     export_onnx(run, tmp_path / "model.onnx")
     assert moves == [torch.device("cpu"), torch.device("cuda", 0)]
+
+
+@needs_onnxruntime
+def test_a_log_gaussian_regression_exports_and_matches_torch(tmp_path):
+    """ONNX has no expm1, which undoes log_gaussian's log: exporting any run with a log_gaussian
+    target stopped with torch's UnsupportedOperatorError traceback."""
+    import h5py
+
+    from spanet_lite.evaluation.export import export_onnx
+
+    data = write_two_input_file(tmp_path / "two.h5")
+    with h5py.File(data, "a") as file:
+        file["REGRESSIONS/EVENT/mass"] = np.linspace(500.0, 3000.0, 40).astype(np.float32)
+    event_yaml = TWO_INPUTS_YAML + "REGRESSIONS:\n  EVENT: [[mass, log_gaussian]]\n"
+    run = load_run(make_run_dir(tmp_path / "run", event_yaml, data))
+    model = export_onnx(run, tmp_path / "model.onnx", convention=Convention(input_log_transform=True))
+    generator = torch.Generator().manual_seed(0)
+    jets, leptons = (torch.rand(3, n, 2, generator=generator) * 50 + 1 for n in (6, 2))
+    masks = {"Jets": torch.ones(3, 6, dtype=torch.bool), "Leptons": torch.ones(3, 2, dtype=torch.bool)}
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    feeds = {"Jets_data": jets.numpy(), "Jets_mask": masks["Jets"].numpy(),
+             "Leptons_data": leptons.numpy(), "Leptons_mask": masks["Leptons"].numpy()}
+    out = dict(zip(output_names(run.spec), session.run(None, feeds)))
+    with torch.no_grad():
+        outputs = run.network({"Jets": jets, "Leptons": leptons}, masks)
+        expected = run.network.denormalize_regressions(dict(outputs.regressions))["EVENT/mass"]
+    np.testing.assert_allclose(out["EVENT/mass"], expected.numpy(), rtol=1e-4)
