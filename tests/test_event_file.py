@@ -604,3 +604,16 @@ def test_a_byte_order_mark_is_fine(tmp_path: Path):
     path = tmp_path / "bom.yaml"
     path.write_text(INPUTS + "EVENT:\n  t: [b]\n", encoding="utf-8-sig")
     assert load_event_spec(path).particle_names == ("t",)
+
+
+def test_an_empty_event_section_declares_a_network_without_particles():
+    """EVENT with no value was refused ('expected a mapping of particle names ..., got nothing'),
+    so a network of regression and classification targets only, which training, spanet-test,
+    spanet-predict and spanet-export support, could not be declared at all."""
+    targets = "REGRESSIONS:\n  EVENT: [[mass, log_gaussian]]\nCLASSIFICATIONS:\n  EVENT: [signal]\n"
+    for event in ("EVENT:\n", "EVENT: {}\n"):
+        spec = parse(INPUTS + event + targets)
+        assert spec.particles == () and [t.key for t in spec.regressions] == ["EVENT/mass"]
+    with pytest.raises(InputError, match=r"EVENT \(line \d+\): expected particles, or REGRESSIONS or "
+                       r"CLASSIFICATIONS targets for a network without particles, got nothing"):
+        parse(INPUTS + "EVENT:\n")

@@ -372,3 +372,22 @@ def test_network_losses_are_finite_and_every_term_is_named():
     assert set(result.terms) == expected
     result.total.backward()
     assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+
+
+def test_a_network_without_particles_trains_its_regression_and_classification_targets():
+    """With no particles the event group's table came out (0, 1) instead of (1, 0): no pairing
+    was left for an EVENT regression, and torch.stack failed on an empty list (a traceback from
+    spanet-train for an event file of regression and classification targets only)."""
+    spec = spec_from(
+        "INPUTS:\n  SEQUENTIAL:\n    Jets: {pt: log_normalize, eta: normalize}\nEVENT:\n"
+        "REGRESSIONS:\n  EVENT: [[mass, log_gaussian]]\nCLASSIFICATIONS:\n  EVENT: [signal]\n"
+    )
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    options = small_options()
+    network = SpanetNetwork(spec, options, statistics_for(spec))
+    batch = random_batch(spec, 8, {"Jets": 6}, generator)
+    result = compute_losses(network(batch.features, batch.masks), batch, network, spec, options)
+    assert value(result.terms["assignment_loss"]) == 0.0
+    assert value(result.terms["regression_loss/EVENT/mass"]) > 0.0
+    assert math.isfinite(value(result.total))

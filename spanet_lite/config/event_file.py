@@ -91,6 +91,12 @@ class _EventFileParser:
         classifications = parse_targets(
             self.doc, "CLASSIFICATIONS", data.get("CLASSIFICATIONS"), products, regression=False
         )
+        if not products and not regressions and not classifications:
+            raise self.doc.error(
+                ("EVENT",),
+                "particles, or REGRESSIONS or CLASSIFICATIONS targets for a network without particles",
+                data["EVENT"],
+            )
         spec = EventSpec(
             sequential=sequential,
             global_inputs=global_inputs,
@@ -168,7 +174,12 @@ class _EventFileParser:
 
     # ------------------------------------------------------------------ EVENT
     def parse_event(self, event: Any, kinds: dict[str, str]) -> dict[str, tuple[Product, ...]]:
-        if not isinstance(event, dict) or not event:
+        if event is None or event == {}:
+            # No particles: a network of regression and classification targets only, which the
+            # rest of the package supports (best.ckpt by val/total_loss, no assignment tables);
+            # parse() refuses it when those targets are missing too.
+            return {}
+        if not isinstance(event, dict):
             raise self.doc.error(("EVENT",), "a mapping of particle names to lists of decay products", event)
         particles: dict[str, tuple[Product, ...]] = {}
         for particle, products in event.items():

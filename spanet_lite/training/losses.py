@@ -173,11 +173,11 @@ _PERMUTATIONS: dict[tuple[tuple[tuple[int, ...], ...], int, str], Tensor] = {}
 def _permutation_table(elements: list[tuple[int, ...]], width: int, device: torch.device) -> Tensor:
     """(S, P) event-group elements as a tensor on ``device``, built once per (group, device)."""
     if torch.compiler.is_compiling():  # a constant of the compiled graph: no cache to guard on
-        return torch.tensor(elements, dtype=torch.long, device=device).view(-1, width)
+        return torch.tensor(elements, dtype=torch.long, device=device).view(len(elements), width)
     key = (tuple(elements), width, str(device))
     table = _PERMUTATIONS.get(key)
     if table is None:
-        table = torch.tensor(elements, dtype=torch.long, device=device).view(-1, width)
+        table = torch.tensor(elements, dtype=torch.long, device=device).view(len(elements), width)
         _PERMUTATIONS[key] = table
     return table
 
@@ -216,7 +216,7 @@ def _assignment_and_detection(
     P, size = len(names), batch.batch_size
     device = next(iter(batch.features.values())).device
     elements = _elements(spec)
-    permutations = _permutation_table(elements, max(P, 1), device)
+    permutations = _permutation_table(elements, P, device)
     if P == 0:
         zero = torch.zeros((), device=device)
         terms["assignment_loss"] = terms["detection_loss"] = zero
