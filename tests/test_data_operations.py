@@ -22,6 +22,7 @@ import pytest
 from _dataset_helpers import EVENT_WEIGHT, TINY_SPEC, TINY_YAML, random_arrays, tiny_arrays, write_h5
 
 from spanet_lite.cli.data import main, parse_labels
+from spanet_lite.config import load_event_spec
 from spanet_lite.dataset import operations
 from spanet_lite.dataset.operations import Streaming, commands
 from spanet_lite.dataset.reader import read_block, resolve_layout
@@ -143,6 +144,52 @@ def test_concat_repads_to_the_widest_input_and_adds_labels(tmp_path):
             assert np.array_equal(out[key][:120], expected[key], equal_nan=floats), key
     assert out["CLASSIFICATIONS/EVENT/sample"].tolist() == [1] * 120 + [0] * 80
     assert validate_file(tmp_path / "out.h5", TINY_SPEC).ok  # moved indices still point at real objects
+
+
+RELATIVE_YAML = """
+INPUTS:
+  RELATIVE:
+    Jets: {pt: log_normalize, dr: normalize}
+  SEQUENTIAL:
+    Fat: {pt: log_normalize}
+EVENT:
+  t: [a, b]
+"""
+
+
+def _relative_file(path: Path, events: int, width: int, seed: int) -> Path:
+    """Jets (RELATIVE, ``width`` slots, pairwise dr) then Fat (2 slots); t = (Jets 0, Fat 0),
+    combined indices 0 and ``width``."""
+    rng = np.random.default_rng(seed)
+    mask = np.arange(width) < rng.integers(2, width + 1, events)[:, None]
+    with h5py.File(path, "w") as file:
+        file["INPUTS/Jets/MASK"] = mask
+        file["INPUTS/Jets/pt"] = np.where(mask, rng.uniform(20, 200, mask.shape), 0).astype(np.float32)
+        pairs = mask[:, :, None] & mask[:, None, :]
+        file["INPUTS/Jets/dr"] = np.where(pairs, rng.uniform(0, 4, pairs.shape), 0).astype(np.float32)
+        file["INPUTS/Fat/MASK"] = np.ones((events, 2), dtype=bool)
+        file["INPUTS/Fat/pt"] = rng.uniform(200, 600, (events, 2)).astype(np.float32)
+        file["TARGETS/t/a"] = np.zeros(events, dtype=np.int64)
+        file["TARGETS/t/b"] = np.full(events, width, dtype=np.int64)
+    return path
+
+
+def test_concat_repads_a_relative_inputs_pairwise_features_too(tmp_path):
+    """A pairwise feature (N, W, W) of inputs of different widths was dropped with a warning
+    ('shaped differently'), so the merged file no longer matched the event file."""
+    narrow = _relative_file(tmp_path / "narrow.h5", 30, width=3, seed=1)
+    wide = _relative_file(tmp_path / "wide.h5", 20, width=5, seed=2)
+    spec = tmp_path / "relative.yaml"
+    spec.write_text(RELATIVE_YAML, encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpanetWarning)
+        operations.concat([narrow, wide], tmp_path / "out.h5", spec, streaming=SMALL)
+    out, before = _read(tmp_path / "out.h5"), _read(narrow)
+    assert out["INPUTS/Jets/dr"].shape == (50, 5, 5)
+    assert np.array_equal(out["INPUTS/Jets/dr"][:30, :3, :3], before["INPUTS/Jets/dr"])
+    assert not out["INPUTS/Jets/dr"][:30, 3:].any() and not out["INPUTS/Jets/dr"][:30, :, 3:].any()
+    assert out["TARGETS/t/b"].tolist() == [5] * 50  # Fat slot 0 after the widest Jets
+    assert validate_file(tmp_path / "out.h5", load_event_spec(spec)).ok
 
 
 def test_select_keeps_events_by_object_count_up_to_a_limit(tmp_path):

@@ -139,7 +139,8 @@ class Column:
     tail: tuple[int, ...]
     filters: dict[str, Any]
     repad: str | None = None
-    """The SEQUENTIAL input whose padded width this column follows (re-padded to the widest)."""
+    """The object input whose padded width this column follows (re-padded to the widest), on
+    every object axis: one per object, two for a RELATIVE input's pairwise feature."""
     combined_index: bool = False
     """An unassociated product's index: counts in the combined space, so it moves with re-padding."""
     constants: tuple[int, ...] | None = None
@@ -186,7 +187,8 @@ class Plan:
             values = read_rows(source.columns[column.path], start, stop)
             if column.repad is not None and values.shape[1] < column.tail[0]:
                 padded = np.zeros((len(values), *column.tail), dtype=column.dtype)
-                padded[:, : values.shape[1]] = values
+                width = values.shape[1]
+                padded[(slice(None), *(slice(0, width),) * (values.ndim - 1))] = values
                 values = padded
             elif column.combined_index and source.widths != self.widths:
                 if old_starts is None:
@@ -311,11 +313,13 @@ def make_plan(spec: EventSpec, sources: list[Source], labels: dict[str, list[int
             continue
         group = path.split("/")
         repad = group[1] if (len(group) == 3 and group[0] == "INPUTS" and group[1] in sequential) else None
-        if repad is not None and not all(
-            d.ndim == 2 and d.shape[1] == s.widths[repad] for d, s in zip(datasets, holders)
-        ):
+        # per object (N, W), or a RELATIVE input's per pair (N, W, W): both follow the input's width
+        axes = first.ndim - 1
+        if repad is not None and not (axes in (1, 2) and all(
+            d.shape[1:] == (s.widths[repad],) * axes for d, s in zip(datasets, holders)
+        )):
             repad = None
-        tail = (widths[repad],) if repad is not None else tuple(first.shape[1:])
+        tail = (widths[repad],) * axes if repad is not None else tuple(first.shape[1:])
         if repad is None and any(tuple(d.shape[1:]) != tail for d in datasets):
             dropped.append(path)
             continue
