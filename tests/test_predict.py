@@ -26,7 +26,7 @@ from spanet_lite.cli import predict as predict_cli
 from spanet_lite.cli import test as test_cli
 from spanet_lite.config import parse_event_spec
 from spanet_lite.dataset import schema
-from spanet_lite.errors import InputError
+from spanet_lite.errors import InputError, SpanetWarning
 from spanet_lite.evaluation.run import load_run
 
 
@@ -128,6 +128,25 @@ def test_associated_products_are_written_as_indices_inside_their_own_input(tmp_p
         assert (combined >= file["INPUTS/Jets/MASK"].shape[1]).all()
         jets = file["SPANET_LITE/TARGETS/lt/b"][:]
     np.testing.assert_array_equal(jets, predictions.assignments["lt"][:, 0])  # Jets come first: same index
+
+
+def test_a_sample_without_any_lepton_is_predicted_with_a_warning_but_not_trained_on(tmp_path):
+    """A model with a Leptons input applied to, say, an all-hadronic control sample: every event's
+    lepton slots are padding. Nothing to learn from (an error for training and spanet-inspect),
+    but fair to predict on: the particle that needs a lepton comes out unassigned."""
+    run_dir = make_run_dir(tmp_path / "run", TWO_INPUTS_YAML, write_two_input_file(tmp_path / "train.h5"))
+    data = write_two_input_file(tmp_path / "hadronic.h5", seed=3)
+    with h5py.File(data, "r+") as file:
+        file["INPUTS/Leptons/MASK"][...] = False
+    out = tmp_path / "out.h5"
+    with pytest.warns(SpanetWarning, match=r"hadronic\.h5: INPUTS/Leptons/MASK: no real object \(MASK"):
+        assert predict_cli.main([str(run_dir), str(out), "-tf", str(data)]) == 0
+    with h5py.File(out) as file:
+        assert (file["TARGETS/lt/l"][:] == -1).all()
+        assert (file["TARGETS/lt/assignment_probability"][:] == 0).all()
+        assert (file["TARGETS/ht/b"][:] >= 0).all()  # the all-jet particle is assigned as ever
+    report = schema.validate_file(data, parse_event_spec(TWO_INPUTS_YAML))
+    assert [p.level for p in report.problems if p.code == "empty_mask"] == ["error"]
 
 
 def test_predict_refuses_to_overwrite_its_input(ttbar, tmp_path, capsys):

@@ -320,7 +320,7 @@ def validate_h5(
         report = ValidationReport(source, num_events, max_objects, problems)
         if num_events == 0 and usable:
             problems.insert(0, Problem("error", "", "expected at least one event, got 0", "empty"))
-        scan = _ContentScan(file, spec, usable, num_events, max_objects, weight_sums=not inputs_only)
+        scan = _ContentScan(file, spec, usable, num_events, max_objects, training_rules=not inputs_only)
         findings = scan.run(chunk_size, progress)
         report.summary = scan.summary()
     except (OSError, RuntimeError) as error:  # h5py: damaged metadata or chunks, a soft-link loop
@@ -602,7 +602,7 @@ class _ContentScan:
         num_events: int,
         max_objects: dict[str, int],
         *,
-        weight_sums: bool = True,
+        training_rules: bool = True,
     ) -> None:
         self.file, self.spec, self.usable, self.num_events = file, spec, usable, num_events
         self.max_objects = max_objects
@@ -621,7 +621,7 @@ class _ContentScan:
         self.classes: dict[str, dict[int, int]] = {t.key: {} for t in spec.classifications
                                                     if classification_path(t.key) in usable}
         self.missing_classes = dict.fromkeys(self.classes, 0)
-        self.values = ValueChecks(spec, self.tally, weight_sums=weight_sums)
+        self.values = ValueChecks(spec, self.tally, training_rules=training_rules)
 
     def tally(self, where: str, code: str, expected: str, got: str) -> _Tally:
         key = (where, expected, got)

@@ -2,14 +2,15 @@
 
 A file can have the right layout and still be unusable: a ``log`` feature at or below -1
 (``log(x + 1)`` is undefined), an input whose MASK is False everywhere (nothing to learn, purity
-NaN), event or particle weights whose sum is not positive (all negative: the weighted loss is
-unbounded below; all zero: nothing is trained; a few negative ones are only a warning, as
-NLO samples have them), or a class label far above the others (a typo that silently
+NaN; predicting on such a file is fine, so there it is a warning), event or particle weights
+whose sum is not positive (all negative: the weighted loss is unbounded below; all zero:
+nothing is trained; a few negative ones are only a warning, as NLO samples have them), or a
+class label far above the others (a typo that silently
 adds classes: labels 0, 1 and one 5 make six classes). :class:`ValueChecks` finds these chunk by
 chunk inside :func:`spanet_lite.dataset.schema.validate_h5`, so the one report that
 ``spanet-inspect`` prints is the one the loader acts on: errors stop training (and
-``spanet-predict``, which checks its INPUTS with ``inputs_only``; the weight rules, which are
-about the loss, are not its business), warnings are printed by both.
+``spanet-predict``, which checks its INPUTS with ``inputs_only``; the training rules, about the
+loss and what there is to learn, are not its business), warnings are printed by both.
 """
 
 from __future__ import annotations
@@ -57,12 +58,14 @@ class ValueChecks:
     """Accumulates the value findings of one file; ``tally`` is the scan's counter factory."""
 
     def __init__(self, spec: EventSpec, tally: Callable[[str, str, str, str], Any], *,
-                 weight_sums: bool = True) -> None:
-        """``weight_sums``: apply the weight rules, which are about the loss: not when predicting,
-        where the weights are only carried into the output."""
+                 training_rules: bool = True) -> None:
+        """``training_rules``: the weight rules, about the loss, and an input without any object
+        as an error, for there is nothing to learn from it. Not when predicting: the weights are
+        only carried into the output, and a sample without, say, any lepton is a fair thing to
+        predict on (particles that need one come out unassigned), so that is a warning."""
         self.spec = spec
         self.tally = tally
-        self.weight_sums = weight_sums
+        self.training_rules = training_rules
         self.weights: dict[str, _WeightSums] = {}
 
     def chunk(self, read: Callable[[str], np.ndarray], usable: dict[str, Any],
@@ -86,7 +89,7 @@ class ValueChecks:
                         bad &= mask
                 self.tally(path, "log_domain", LOG_DOMAIN, "{values:value} at or below -1").add(
                     bad, start, values)
-            elif expected.role in ("event_weight", "target_weight") and self.weight_sums:
+            elif expected.role in ("event_weight", "target_weight") and self.training_rules:
                 values = read(path).astype(np.float64, copy=False)
                 self.weights.setdefault(path, _WeightSums()).add(values[np.isfinite(values)])
 
@@ -106,10 +109,13 @@ class ValueChecks:
         if num_events == 0:
             return found
         for name, (total, _) in objects.items():
-            if total == 0:
+            if total == 0 and self.training_rules:
                 found.append(Problem("error", mask_path(name),
                                      "expected at least one real object (MASK True) in the file, got none",
                                      "empty_mask"))
+            elif total == 0:
+                found.append(Problem("warning", mask_path(name), "no real object (MASK True) in the "
+                                     "file: a particle that needs one of them is not assigned", "empty_mask"))
         for path, sums in self.weights.items():
             if sums.absolute == 0:
                 found.append(Problem("error", path, "expected some non-zero weights, got only zeros "

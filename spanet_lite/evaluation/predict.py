@@ -34,6 +34,7 @@ never leaves a half-written OUT.h5. The input file is never overwritten.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -42,7 +43,7 @@ import numpy as np
 
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.dataset import hdf5_layout, reader, schema
-from spanet_lite.errors import InputError
+from spanet_lite.errors import InputError, SpanetWarning
 from spanet_lite.evaluation.inference import Predictions, device_inputs, infer
 from spanet_lite.evaluation.trained import TrainedRun, require_run
 from spanet_lite.hdf5_paths import classification_path, regression_path, target_path
@@ -88,11 +89,15 @@ def prediction_datasets(source: h5py.File, run: TrainedRun) -> contextlib.Abstra
 def input_layout(file: h5py.File, run: TrainedRun, path: str | Path) -> reader.FileLayout:
     """Check a file's INPUTS as training does (schema, values included) and its event weights,
     which predict copies, as data (dtype, shape, finite; the rules on their sum are the loss's);
-    its layout, else InputError."""
+    its layout, else InputError. Warnings (an input without any object) go out as SpanetWarning."""
     event_weight = run.options.event_weight_dataset
-    schema.validate_h5(
+    report = schema.validate_h5(
         file, run.spec, source=str(path), event_weight_dataset=event_weight, inputs_only=True
-    ).raise_for_errors()
+    )
+    report.raise_for_errors()
+    for problem in report.problems:
+        if problem.level == "warning":
+            warnings.warn(f"{path}: {problem.where}: {problem.message}", SpanetWarning, stacklevel=2)
     return reader.resolve_layout(file, run.spec, path, event_weight)
 
 
