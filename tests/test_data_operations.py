@@ -157,21 +157,37 @@ EVENT:
 """
 
 
-def _relative_file(path: Path, events: int, width: int, seed: int) -> Path:
-    """Jets (RELATIVE, ``width`` slots, pairwise dr) then Fat (2 slots); t = (Jets 0, Fat 0),
-    combined indices 0 and ``width``."""
+def _relative_file(path: Path, events: int, width: int, seed: int, per_pair: bool = True) -> Path:
+    """Jets (RELATIVE, ``width`` slots, dr per pair, or per object) then Fat (2 slots);
+    t = (Jets 0, Fat 0), combined indices 0 and ``width``."""
     rng = np.random.default_rng(seed)
     mask = np.arange(width) < rng.integers(2, width + 1, events)[:, None]
     with h5py.File(path, "w") as file:
         file["INPUTS/Jets/MASK"] = mask
         file["INPUTS/Jets/pt"] = np.where(mask, rng.uniform(20, 200, mask.shape), 0).astype(np.float32)
         pairs = mask[:, :, None] & mask[:, None, :]
-        file["INPUTS/Jets/dr"] = np.where(pairs, rng.uniform(0, 4, pairs.shape), 0).astype(np.float32)
+        dr = np.where(pairs, rng.uniform(0, 4, pairs.shape), 0) if per_pair else np.where(mask, 1.0, 0)
+        file["INPUTS/Jets/dr"] = dr.astype(np.float32)
         file["INPUTS/Fat/MASK"] = np.ones((events, 2), dtype=bool)
         file["INPUTS/Fat/pt"] = rng.uniform(200, 600, (events, 2)).astype(np.float32)
         file["TARGETS/t/a"] = np.zeros(events, dtype=np.int64)
         file["TARGETS/t/b"] = np.full(events, width, dtype=np.int64)
     return path
+
+
+def test_concat_refuses_a_needed_dataset_stored_per_object_in_one_input_and_per_pair_in_another(tmp_path):
+    """Dropped with a warning, it left an output that failed every command's check."""
+    pairs = _relative_file(tmp_path / "pairs.h5", 30, width=3, seed=1)
+    objects = _relative_file(tmp_path / "objects.h5", 20, width=3, seed=2, per_pair=False)
+    spec = tmp_path / "relative.yaml"
+    spec.write_text(RELATIVE_YAML, encoding="utf-8")
+    for path in (pairs, objects):
+        assert validate_file(path, load_event_spec(spec)).ok
+    with pytest.raises(InputError) as error:
+        operations.concat([pairs, objects], tmp_path / "out.h5", spec, streaming=SMALL)
+    assert str(error.value) == (f"{objects}: INPUTS/Jets/dr: expected the shape of {pairs}'s (N, 3, 3): "
+                                "the inputs of one output must agree, got (N, 3)")
+    assert not (tmp_path / "out.h5").exists()
 
 
 def test_concat_repads_a_relative_inputs_pairwise_features_too(tmp_path):

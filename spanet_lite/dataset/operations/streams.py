@@ -282,6 +282,21 @@ def _check_same_units(path: str, datasets: Sequence[h5py.Dataset], sources: Sequ
                              "of one output must agree", repr(units))
 
 
+def _refuse_other_shapes(path: str, datasets: Sequence[h5py.Dataset], sources: Sequence[Source]) -> None:
+    """A dataset the event file needs, shaped differently in two inputs beyond what re-padding
+    mends (e.g. a RELATIVE feature stored per object in one file and per pair in another):
+    dropping it would leave an output that no command reads, so it is refused."""
+    shapes = [("N", *d.shape[1:]) for d in datasets]
+    for shape, source in zip(shapes[1:], sources[1:]):
+        if shape != shapes[0]:
+            raise InputError(source.name, path, f"the shape of {sources[0].name}'s {_shape(shapes[0])}: the "
+                             "inputs of one output must agree", _shape(shape))
+
+
+def _shape(shape: tuple[object, ...]) -> str:
+    return f"({', '.join(map(str, shape))})"
+
+
 def make_plan(spec: EventSpec, sources: list[Source], labels: dict[str, list[int]] | None = None) -> Plan:
     """Plan the output columns shared by all ``sources`` (others are dropped with a warning).
 
@@ -296,6 +311,7 @@ def make_plan(spec: EventSpec, sources: list[Source], labels: dict[str, list[int
                     for p in spec.particles for q in p.products if q.input is None}
     optional = {d.path: ABSENT_READS_AS[d.role] for d in expected_layout(spec)
                 if not d.required and d.role in ABSENT_READS_AS}
+    required = {d.path for d in expected_layout(spec) if d.required}
     masks = {target_mask_path(p.name): tuple(target_path(p.name, q.name) for q in p.products)
              for p in spec.particles}
     columns: list[Column] = []
@@ -321,6 +337,8 @@ def make_plan(spec: EventSpec, sources: list[Source], labels: dict[str, list[int
             repad = None
         tail = (widths[repad],) * axes if repad is not None else tuple(first.shape[1:])
         if repad is None and any(tuple(d.shape[1:]) != tail for d in datasets):
+            if path in required:  # without it the output would not be a file of this event file
+                _refuse_other_shapes(path, datasets, holders)
             dropped.append(path)
             continue
         _check_same_units(path, datasets, holders)
