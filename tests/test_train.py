@@ -454,3 +454,17 @@ def test_a_run_without_a_console_keeps_the_notes_a_console_would_have_shown(
     if not torch.cuda.is_available():
         assert any("num_gpu = 1 in the options" in note for note in quiet.notes)
     assert all(note in output.getvalue() for note in shown.notes)
+
+
+def test_resume_after_ctrl_c_with_dropout_reaches_the_same_weights(
+    generated_tth: Path, tmp_path: Path
+) -> None:
+    """Dropout draws from torch's generator in every training step; the resumed run skips the
+    batches done before the stop, so it must also continue from the generator state reached there
+    (it restarted from the epoch's seed and dropped other units: other weights)."""
+    options = write_options(tmp_path, generated_tth, epochs=1, dropout=0.2)
+    straight = train(options, log_dir=tmp_path / "runs", name="tiny")
+    stopped = train(options, log_dir=tmp_path / "runs", name="tiny", callbacks=[CtrlCAt(epoch=0, batch=1)])
+    assert stopped.stopped == "interrupted"
+    resumed = train(resume=stopped.run_dir)
+    _same_weights(resumed.last_checkpoint, straight.last_checkpoint)

@@ -178,6 +178,7 @@ class ResumableLoader:
         self.seed = seed
         self._trainer_ref = trainer_ref
         self._skip = 0
+        self._rng_state: torch.Tensor | None = None
 
     def epoch(self) -> int:
         """The epoch being started (see :func:`~spanet_lite.dataset.datamodule.starting_epoch`)."""
@@ -190,19 +191,28 @@ class ResumableLoader:
     def __iter__(self) -> Iterator[Any]:
         reseed(self.seed, self.epoch())
         skip, self._skip = self._skip, 0
+        rng_state, self._rng_state = self._rng_state, None
         iterator = iter(self.loader)
         for _ in range(skip):
             next(iterator, None)
+        if skip and rng_state is not None:
+            # The skipped batches are not trained again, so their dropout draws are not made
+            # again either: continue from the generator state the stopped run had reached.
+            torch.set_rng_state(rng_state)
         yield from iterator
 
-    def state_dict(self) -> dict[str, int]:
+    def state_dict(self) -> dict[str, Any]:
+        """Batches done this epoch and torch's CPU generator (dropout) at that point; the data
+        order itself comes from ``(seed, epoch)`` alone and draws nothing from torch."""
         trainer = self._trainer_ref()
         # At on_train_batch_end (where checkpoints are written) the current batch counts as processed.
         done = trainer.fit_loop.epoch_loop.batch_progress.current.processed if trainer is not None else 0
-        return {"batches_done": int(done)}
+        return {"batches_done": int(done), "torch_rng_state": torch.get_rng_state()}
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self._skip = int(state.get("batches_done", 0))
+        rng_state = state.get("torch_rng_state")
+        self._rng_state = rng_state if isinstance(rng_state, torch.Tensor) else None
 
 
 class RunData(LightningDataModule):
