@@ -308,6 +308,30 @@ def test_cf_with_options_that_build_another_network_is_one_line(
     assert not (tmp_path / "runs").exists()
 
 
+def test_continuing_with_other_steps_per_epoch_is_one_line_before_anything_is_written(
+    workspace: dict[str, Any], generated_tth: Path, tmp_path: Path
+) -> None:
+    """The restored schedule counts optimiser steps: --resume with larger batches (or -cf on
+    fewer events) reached its end early and trained the epochs left at a learning rate of 0."""
+    from spanet_lite.errors import InputError
+    from spanet_lite.training.plan import read_checkpoint_facts
+
+    straight = workspace["straight"]
+    assert read_checkpoint_facts(straight.last_checkpoint).steps_per_epoch == 4  # 240 events, batches of 64
+    run = tmp_path / "run"
+    shutil.copytree(straight.run_dir, run)
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in run.rglob("*"))
+    wanted = (r"last\.ckpt: batch_size: expected the 4 training steps per epoch of the checkpoint's run "
+              r"\(batch_size 64: .*, got 2 \(batch_size 128, example\.h5\)$")
+    with pytest.raises(InputError, match=wanted):
+        train(resume=run, epochs=3, batch_size=128)
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in run.rglob("*")) == before
+    fewer = write_options(tmp_path, generated_tth, epochs=3, dataset_limit=0.15)  # 120 training events
+    with pytest.raises(InputError, match=r"last\.ckpt: expected the 4 training steps per epoch .*, got 2 "):
+        train(fewer, log_dir=tmp_path / "runs", checkpoint=straight.last_checkpoint)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_cf_with_a_checkpoint_spanet_lite_did_not_write_is_one_line(
     workspace: dict[str, Any], tmp_path: Path
 ) -> None:

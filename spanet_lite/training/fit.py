@@ -262,7 +262,10 @@ def _build_module(
         _check_checkpoint_fits(module, plan.resumed)
 
     processes = max(1, hardware.devices * hardware.nodes)
-    steps_per_epoch = math.ceil((data.datamodule.num_training_events or 0) / (options.batch_size * processes))
+    # Each process takes an equal share of the training split (datamodule: equal_share).
+    steps_per_epoch = math.ceil((data.datamodule.num_training_events or 0) // processes / options.batch_size)
+    if plan.resumed is not None:
+        check_steps_per_epoch(plan, steps_per_epoch, processes)
     # A resumed run (or one restored with -cf) plans only the epochs it has left.
     epochs_left = max(0, options.epochs - plan.epochs_done)
     choice = choose_compile(
@@ -399,6 +402,27 @@ def _check_checkpoint_fits(module: SpanetModule, resumed: CheckpointFacts) -> No
             f"{len(reshaped)} tensors of another shape, {len(missing)} missing, {len(unexpected)} unexpected "
             f"(e.g. {example})",
         )
+
+
+def check_steps_per_epoch(plan: Plan, steps_per_epoch: int, processes: int) -> None:
+    """A run continued from a checkpoint (``--resume``, ``-cf``) must take the steps per epoch
+    the checkpoint's run took: the restored learning-rate schedule counts optimiser steps (a
+    resumed run with larger batches, or ``-cf`` on a smaller file, reached the schedule's end
+    early and trained its last epochs at a learning rate of 0) and so does the position inside
+    an interrupted epoch. One line naming ``batch_size`` when that changed, before anything is
+    written; a checkpoint that does not say (older, stopped in its first epoch) is not checked."""
+    resumed = plan.resumed
+    if resumed is None or resumed.steps_per_epoch in (None, steps_per_epoch):
+        return
+    was, batch = resumed.options.get("batch_size"), plan.options.batch_size
+    shares = f"batch_size {batch} x {processes} processes" if processes > 1 else f"batch_size {batch}"
+    raise InputError(
+        resumed.path, "batch_size" if was != batch else "",
+        f"the {resumed.steps_per_epoch} training steps per epoch of the checkpoint's run (batch_size {was}: "
+        "its learning-rate schedule and its place in an epoch count steps; to train otherwise, start a "
+        "new run from its weights with state_dict, -sf)",
+        f"{steps_per_epoch} ({shares}, {plan.training_file.name})",
+    )
 
 
 LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning")

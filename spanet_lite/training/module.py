@@ -177,6 +177,10 @@ class SpanetModule(pl.LightningModule):
         self._unreached: tuple[torch.nn.Parameter, ...] | None = ()
         """Weights no loss reaches, learned by the eager first step of a compiled run (None until
         then): compiled steps leave their gradients None, as eager steps do."""
+        self.steps_per_epoch: int | None = None
+        """Optimiser steps per epoch the schedule was built for (set by :meth:`configure_optimizers`),
+        saved in every checkpoint: a run continued from it must take as many, see
+        :func:`~spanet_lite.training.fit.check_steps_per_epoch`."""
         self.freeze_parameters(frozen)
 
     def freeze_parameters(self, names: Sequence[str]) -> None:
@@ -371,6 +375,8 @@ class SpanetModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["running_loss_terms"] = self._running["train"].state_dict()
+        if self.steps_per_epoch is not None:
+            checkpoint["steps_per_epoch"] = self.steps_per_epoch
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("running_loss_terms")
@@ -453,7 +459,7 @@ class SpanetModule(pl.LightningModule):
         trainer = self._trainer
         precision = str(getattr(trainer, "precision", "")) if trainer is not None else ""
         optimizer = build_optimizer(self.network, options, mixed_precision="mixed" in precision)
-        steps_per_epoch = self._steps_per_epoch()
+        steps_per_epoch = self.steps_per_epoch = self._steps_per_epoch()
         total, warmup = schedule_steps(
             epochs=options.epochs,
             steps_per_epoch=steps_per_epoch,

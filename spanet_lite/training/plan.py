@@ -338,6 +338,9 @@ class CheckpointFacts:
     frozen: tuple[str, ...]
     epochs_done: int
     weight_shapes: dict[str, tuple[int, ...]]
+    steps_per_epoch: int | None = None
+    """Optimiser steps per epoch of the run that wrote it (None: not known, an early checkpoint of
+    an older version): its schedule and its place in an epoch count these steps."""
 
 
 def read_checkpoint_facts(path: Path) -> CheckpointFacts:
@@ -363,4 +366,18 @@ def read_checkpoint_facts(path: Path) -> CheckpointFacts:
         frozen=tuple(hyper.get("frozen", ())),
         epochs_done=len({row.get("epoch") for row in rows if isinstance(row, dict)}),
         weight_shapes={k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")},
+        steps_per_epoch=_steps_per_epoch(checkpoint.get("steps_per_epoch"), rows),
     )
+
+
+def _steps_per_epoch(saved: object, rows: list[Any]) -> int | None:
+    """The checkpoint's steps per epoch: saved with it, or (older checkpoints) the ``step`` column
+    of its last whole epoch in ``metrics.csv``'s rows; None when neither tells."""
+    if isinstance(saved, int) and saved > 0:
+        return saved
+    steps = {row.get("epoch"): row.get("step") for row in rows if isinstance(row, dict)}
+    last = max((e for e in steps if isinstance(e, int)), default=None)
+    if last is None or not isinstance(steps[last], int):
+        return None
+    before = 0 if last == 0 else steps.get(last - 1)
+    return steps[last] - before if isinstance(before, int) and steps[last] > before else None
