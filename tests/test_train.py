@@ -219,6 +219,38 @@ def test_resume_after_sigkill_continues_from_the_last_completed_epoch(
     assert read_metrics(run)[1]["val/event_purity"] == read_metrics(straight.run_dir)[1]["val/event_purity"]
 
 
+class FirstRates(Callback):
+    """Records the learning rate and weight decay of each parameter group at the first step."""
+
+    def __init__(self) -> None:
+        self.groups: list[tuple[float, float]] = []
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if not self.groups:
+            self.groups = [(g["lr"], g["weight_decay"]) for g in trainer.optimizers[0].param_groups]
+
+
+def test_resume_trains_at_the_learning_rate_and_weight_decay_it_was_given(
+    workspace: dict[str, Any], tmp_path: Path
+) -> None:
+    """Lightning restored the old run's rate and decay into the optimiser and schedule: with
+    ``--resume --lr`` the options (and options table) said one rate and the steps used another."""
+    import math
+
+    from spanet_lite.training.schedules import warmup_cosine_factor
+
+    run = tmp_path / "run"
+    shutil.copytree(workspace["straight"].run_dir, run)
+    rates = FirstRates()
+    train(resume=run, epochs=3, learning_rate=0.0005, option_values={"l2_penalty": 0.01}, callbacks=[rates])
+    # step 8 of a 12-step schedule (4 per epoch) stretched from 8, with 2 warm-up steps, one cycle
+    factor = warmup_cosine_factor(8, total_steps=12, warmup_steps=2, cycles=1)
+    assert math.isclose(rates.groups[0][0], 0.0005 * factor) and rates.groups[0][1] == 0.01
+    assert [decay for _, decay in rates.groups[1:]] == [0.0]  # biases and norms never decay
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert checkpoint["lr_schedulers"][0]["base_lrs"] == [0.0005] * len(rates.groups)
+
+
 def test_resume_refuses_a_training_file_replaced_since_the_run_started(
     generated_tth: Path, tmp_path: Path
 ) -> None:

@@ -468,7 +468,32 @@ class SpanetModule(pl.LightningModule):
         scheduler = warmup_cosine_scheduler(
             optimizer, total_steps=total, warmup_steps=warmup, cycles=options.learning_rate_cycles
         )
+        self._weight_decays = [float(group["weight_decay"]) for group in optimizer.param_groups]
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        """Put this run's ``learning_rate`` and ``l2_penalty`` into the optimiser and schedule.
+
+        Lightning restores them from a checkpoint (``--resume``, ``-cf``) with the values of the
+        run that wrote it (the schedule's ``base_lrs``, each group's ``lr`` and ``weight_decay``),
+        so ``--resume --lr X`` trained on at the old rate while the options said X. The schedule
+        keeps its restored step and this run's shape (``--epochs`` stretches it), so the rate is
+        recomputed from both here; for a new run this changes nothing.
+        """
+        decays = getattr(self, "_weight_decays", None)
+        if not self.trainer.optimizers or not self.trainer.lr_scheduler_configs or decays is None:
+            return
+        optimizer = self.trainer.optimizers[0]
+        scheduler = self.trainer.lr_scheduler_configs[0].scheduler
+        if len(decays) != len(optimizer.param_groups) or not hasattr(scheduler, "lr_lambdas"):
+            return
+        rate = float(self.options.learning_rate)
+        scheduler.base_lrs = [rate] * len(optimizer.param_groups)
+        for group, factor, decay in zip(optimizer.param_groups, scheduler.lr_lambdas, decays, strict=True):
+            group["initial_lr"] = rate
+            group["lr"] = rate * factor(scheduler.last_epoch)
+            group["weight_decay"] = decay
+        scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what get_last_lr() reports
 
     def _steps_per_epoch(self) -> int:
         """Optimiser steps per epoch, from the training loader's length.
