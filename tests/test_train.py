@@ -364,6 +364,25 @@ def test_continuing_with_other_steps_per_epoch_is_one_line_before_anything_is_wr
     assert not (tmp_path / "runs").exists()
 
 
+def test_continuing_with_another_optimizer_or_event_selection_is_one_line(
+    workspace: dict[str, Any], generated_tth: Path, tmp_path: Path
+) -> None:
+    """-cf into SGD was a KeyError traceback from Lightning's optimiser restore; --resume -r 5
+    trained on as many events as before but other ones, some of them validation events before."""
+    from spanet_lite.errors import InputError
+
+    straight = workspace["straight"]
+    sgd = write_options(tmp_path, generated_tth, epochs=3, optimizer="SGD")
+    with pytest.raises(InputError, match=r"^optimizer: expected 'AdamW', as in the checkpoint's .*'SGD'$"):
+        train(sgd, log_dir=tmp_path / "runs", checkpoint=straight.last_checkpoint)
+    assert not (tmp_path / "runs").exists()
+    run = tmp_path / "run"
+    shutil.copytree(straight.run_dir, run)
+    with pytest.raises(InputError, match=r"^dataset_randomization: expected 0, as in the checkpoint's run"):
+        train(resume=run, epochs=3, option_values={"dataset_randomization": 5})
+    assert len(read_metrics(run)) == 2
+
+
 def test_cf_with_a_checkpoint_spanet_lite_did_not_write_is_one_line(
     workspace: dict[str, Any], tmp_path: Path
 ) -> None:

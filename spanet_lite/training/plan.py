@@ -295,6 +295,37 @@ def check_resume_epochs(plan: Plan) -> None:
         )
 
 
+SELECTION_KEYS = ("dataset_limit", "train_validation_split", "dataset_randomization", "limit_to_num_jets")
+"""Options that choose which events of the file train and which validate."""
+
+
+def check_continued_options(plan: Plan) -> None:
+    """Options a run continued from a checkpoint cannot change, each a one-line error naming it.
+
+    ``optimizer`` (``--resume``, ``-cf``): the checkpoint's optimiser state is restored into the
+    new one, which for another class failed with a traceback inside Lightning (``KeyError:
+    'momentum'`` for AdamW into SGD). The event selection (``--resume`` only): with another
+    ``dataset_randomization`` (``-r``), say, the split holds as many training events as before
+    but other ones, so the run went on training on events it had validated on, and the best
+    checkpoint was chosen on events it had trained on.
+    """
+    resumed = plan.resumed
+    if resumed is None:
+        return
+    before = Options.from_dict(resumed.options)
+    keys = ("optimizer", *SELECTION_KEYS) if plan.run_dir is not None else ("optimizer",)
+    for key in keys:
+        was, now = getattr(before, key), getattr(plan.options, key)
+        if was == now:
+            continue
+        why = ("its state is restored" if key == "optimizer"
+               else "the run's training and validation events must stay the ones it started with")
+        raise InputError(
+            None, key, f"{was!r}, as in the checkpoint's run ({why}; to train otherwise, start a new run "
+            "from its weights with state_dict, -sf)", repr(now),
+        )
+
+
 def _with_values(options: Options, values: dict[str, Any]) -> Options:
     """Like ``Options.replace`` without marking ``values`` as explicitly set."""
     updated = options.replace(**values)

@@ -26,7 +26,13 @@ from spanet_lite.config.options import Options
 from spanet_lite.training.fit import FitRequest, OpenedData, RunResult, fit, open_data
 from spanet_lite.training.hardware import Hardware, choose_hardware, rank_from_environment
 from spanet_lite.training.losses import kl_pairs
-from spanet_lite.training.plan import Plan, check_arguments, check_resume_epochs, plan_run
+from spanet_lite.training.plan import (
+    Plan,
+    check_arguments,
+    check_continued_options,
+    check_resume_epochs,
+    plan_run,
+)
 
 DEFAULT_LOG_DIR = "runs"
 
@@ -123,6 +129,7 @@ def train(
         console.print("a checkpoint without an options file: the new run takes the checkpoint's own options "
                       "(SPANet would build its default network)", highlight=False, markup=False)
     check_resume_epochs(plan)
+    check_continued_options(plan)
     hardware = choose_hardware(
         plan.options, gpus=arguments.gpus, processes=arguments.processes, nodes=arguments.nodes,
         precision_given=precision is not None,
