@@ -170,6 +170,18 @@ def test_yaml_anchors_and_comments_are_fine():
     assert spec.particle("t2").product_names == ("b", "q1", "q2")
 
 
+def test_a_key_written_over_a_merged_anchor_overrides_it_as_in_pyyaml():
+    text = (
+        "INPUTS:\n  SEQUENTIAL:\n    Jets: &jet\n      pt: log_normalize\n      eta: normalize\n"
+        "    Leptons:\n      <<: *jet\n      eta: none\n      charge: none\nEVENT:\n  t: [b]\n"
+    )
+    leptons = parse(text).sequential[1]
+    assert leptons.features == (
+        Feature("pt", "log_normalize"), Feature("eta", "none"), Feature("charge", "none"),
+    )  # fmt: skip
+    assert [f.name for f in leptons.features] == list(yaml.safe_load(text)["INPUTS"]["SEQUENTIAL"]["Leptons"])
+
+
 # --------------------------------------------------------------- errors, one per case
 ERROR_CASES = [
     pytest.param(

@@ -103,6 +103,7 @@ def load_yaml_with_lines(text: str, source: str) -> YamlDocument:
 
 
 _PLAIN_TAGS = ("tag:yaml.org,2002:seq", "tag:yaml.org,2002:map")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class _Builder:
@@ -153,28 +154,41 @@ class _Builder:
             raise InputError(self.source, where, "a value Python can read", got) from None
 
     def build_mapping(self, node: yaml.MappingNode, path: YamlPath) -> dict[Any, Any]:
-        self.loader.flatten_mapping(node)  # resolves YAML merge keys (<<: *anchor)
-        result: dict[Any, Any] = {}
-        first_line: dict[Any, int] = {}
-        for key_node, value_node in node.value:
-            line = key_node.start_mark.line + 1
+        """A mapping as PyYAML (SPANet's loader) builds it, refusing a key the mapping itself
+        writes twice. Keys merged in (``<<: *anchor``) are YAML's defaults: a key written in the
+        mapping, or a later merge, overrides them without a word, keeping the merged key's place
+        (so ``Leptons: {<<: *jet_features, eta: none}`` is valid, and orders features as SPANet)."""
+        written = sum(key_node.tag != _MERGE_TAG for key_node, _ in node.value)
+        self.loader.flatten_mapping(node)  # resolves merge keys: their pairs come first
+        first_written = len(node.value) - written
+        keys: list[Any] = []
+        for key_node, _ in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise InputError(
                     self.source,
-                    f"{format_path(path) or 'top level'} (line {line})",
+                    f"{format_path(path) or 'top level'} (line {key_node.start_mark.line + 1})",
                     "a plain name as key",
                     describe(self.loader.construct_object(key_node, deep=True)),
                 )
-            key = self.scalar(key_node, path)
-            if key in result:
-                location = format_path((*path, key))
-                raise InputError(
-                    self.source,
-                    f"{location} (line {line})",
-                    f"each key once in a mapping (first written at line {first_line[key]})",
-                    f"{key!r} again",
-                )
-            first_line[key] = line
+            keys.append(self.scalar(key_node, path))
+        winner = {key: index for index, key in enumerate(keys)}  # the last pair of a key wins
+        result: dict[Any, Any] = {}
+        first_line: dict[Any, int] = {}
+        for index, ((key_node, value_node), key) in enumerate(zip(node.value, keys)):
+            line = key_node.start_mark.line + 1
+            if index >= first_written:
+                if key in first_line:
+                    location = format_path((*path, key))
+                    raise InputError(
+                        self.source,
+                        f"{location} (line {line})",
+                        f"each key once in a mapping (first written at line {first_line[key]})",
+                        f"{key!r} again",
+                    )
+                first_line[key] = line
+            if winner[key] != index:
+                result.setdefault(key, None)  # overridden: the key keeps this place, as in PyYAML
+                continue
             self.lines.setdefault((*path, key), line)
             result[key] = self.build(value_node, (*path, key))
         return result
