@@ -170,6 +170,13 @@ def test_yaml_anchors_and_comments_are_fine():
     assert spec.particle("t2").product_names == ("b", "q1", "q2")
 
 
+def test_input_kinds_are_read_in_any_case_as_spanet_upper_cases_them():
+    spec = parse("INPUTS:\n  sequential: {Jets: {pt: none}}\n  Global: {Met: {met: none}}\nEVENT: {t: [b]}")
+    assert [(i.name, i.kind) for i in (*spec.sequential, *spec.global_inputs)] == [
+        ("Jets", "SEQUENTIAL"), ("Met", "GLOBAL"),
+    ]  # fmt: skip
+
+
 def test_a_key_written_over_a_merged_anchor_overrides_it_as_in_pyyaml():
     text = (
         "INPUTS:\n  SEQUENTIAL:\n    Jets: &jet\n      pt: log_normalize\n      eta: normalize\n"

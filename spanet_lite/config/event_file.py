@@ -11,13 +11,14 @@ the checks that symmetric particles and products agree live in :mod:`event_targe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from spanet_lite.config import masses as masses_config
 from spanet_lite.config.event_spec import (
     FEATURE_OPTIONS,
     EventSpec,
     Feature,
+    InputKind,
     InputSpec,
     ParticleSpec,
     Product,
@@ -119,26 +120,32 @@ class _EventFileParser:
         path: YamlPath = ("INPUTS",)
         if not isinstance(inputs, dict):
             raise self.doc.error(path, "a mapping with a SEQUENTIAL section (and optionally GLOBAL)", inputs)
+        kinds: dict[Any, InputKind] = {}  # as written -> as SPANet reads it: it upper-cases the kind
         for key in inputs:
-            if key not in INPUT_KINDS:
+            if not (isinstance(key, str) and key.upper() in INPUT_KINDS):
                 raise self.doc.error(
                     (*path, key), "SEQUENTIAL, RELATIVE or GLOBAL", got_text=_unknown(key, INPUT_KINDS)
                 )
-        if not any(inputs.get(kind) for kind in OBJECT_KINDS):
-            where = (*path, "SEQUENTIAL") if "SEQUENTIAL" in inputs else path
+            kinds[key] = cast(InputKind, key.upper())
+        if not any(section for key, section in inputs.items() if kinds[key] in OBJECT_KINDS):
+            written = [key for key in inputs if kinds[key] == "SEQUENTIAL"]
+            where = (*path, written[0]) if written else path
             raise self.doc.error(
                 where, "at least one SEQUENTIAL input (a set of objects such as jets)", got_text="none"
             )
         first_seen: dict[str, YamlPath] = {}
         objects: list[InputSpec] = []
         global_inputs: list[InputSpec] = []
-        for kind, section in inputs.items():
+        for written_kind, section in inputs.items():
+            kind = kinds[written_kind]
             if section is None:
                 continue
             if not isinstance(section, dict):
-                raise self.doc.error((*path, kind), "a mapping of input names to their features", section)
+                raise self.doc.error(
+                    (*path, written_kind), "a mapping of input names to their features", section
+                )
             for name, features in section.items():
-                where = (*path, kind, name)
+                where = (*path, written_kind, name)
                 check_name(self.doc, where, name, "an input name")
                 if name in first_seen:
                     raise self.doc.error(
