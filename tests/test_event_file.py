@@ -177,6 +177,17 @@ def test_input_kinds_are_read_in_any_case_as_spanet_upper_cases_them():
     ]  # fmt: skip
 
 
+def test_feature_options_in_spanets_spellings_mean_what_they_mean_there():
+    # SPANet lower-cases the option, normalises when it holds "normalize" or "true", logs for "log"
+    spec = parse(
+        "INPUTS:\n  SEQUENTIAL:\n    Jets: {a: Log_Normalize, b: NORMALIZE, c: None, d: Log, e: 'True', "
+        "f: 'False'}\nEVENT: {t: [b]}"
+    )
+    assert [f.option for f in spec.sequential[0].features] == [
+        "log_normalize", "normalize", "none", "log", "normalize", "none",
+    ]  # fmt: skip
+
+
 def test_a_key_written_over_a_merged_anchor_overrides_it_as_in_pyyaml():
     text = (
         "INPUTS:\n  SEQUENTIAL:\n    Jets: &jet\n      pt: log_normalize\n      eta: normalize\n"

@@ -40,6 +40,10 @@ from spanet_lite.io import read_user_text
 SECTIONS = ("INPUTS", "EVENT", "PERMUTATIONS", "REGRESSIONS", "CLASSIFICATIONS", masses_config.SECTION)
 INPUT_KINDS = ("SEQUENTIAL", "RELATIVE", "GLOBAL")
 OBJECT_KINDS = ("SEQUENTIAL", "RELATIVE")
+_SPANET_FEATURE_SPELLINGS = {"true": "normalize", "false": "none"}
+"""Feature options SPANet reads from its older format's booleans, written as strings ('True'):
+it lower-cases the option and normalises when it holds "true". Options are read in any case, as
+there; SPANet's other substring guesses ('norm' holds neither word: no normalisation) are refused."""
 
 
 def load_event_spec(path: str | Path) -> EventSpec:
@@ -174,9 +178,10 @@ class _EventFileParser:
                     "are real, as in SPANet)", feature)
             if not isinstance(option, str):
                 raise self.doc.error(where, expected, option)
-            if option not in FEATURE_OPTIONS:
+            spelled = _SPANET_FEATURE_SPELLINGS.get(option.lower(), option.lower())
+            if spelled not in FEATURE_OPTIONS:
                 raise self.doc.error(where, expected, got_text=_unknown(option, FEATURE_OPTIONS))
-            parsed.append(Feature(feature, option))
+            parsed.append(Feature(feature, spelled))
         return tuple(parsed)
 
     # ------------------------------------------------------------------ EVENT
