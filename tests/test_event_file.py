@@ -165,6 +165,11 @@ def test_whole_sections_may_be_lists_of_single_key_mappings_too():
     assert [t.key for t in spec.regressions] == ["EVENT/met", "t/b/pt"]
 
 
+def test_a_regression_written_as_a_one_name_list_is_gaussian_as_in_spanet():
+    spec = parse(INPUTS + "EVENT:\n  t: [b]\nREGRESSIONS:\n  EVENT: [[met]]\n")
+    assert spec.regressions == (RegressionTarget("met", "gaussian"),)
+
+
 def test_yaml_anchors_and_comments_are_fine():
     spec = parse(INPUTS + "EVENT:\n  t1: &top [b, q1, q2]  # a top\n  t2: *top\n")
     assert spec.particle("t2").product_names == ("b", "q1", "q2")

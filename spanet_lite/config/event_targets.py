@@ -8,7 +8,7 @@ Both sections accept the two spellings found in SPANet event files::
         PARTICLE: [mass]                   - PARTICLE: [mass]
         b: [[pt, log_gaussian]]            - b: [[pt, log_gaussian]]
 
-A regression entry is a name (Gaussian loss) or ``[name, type]``.
+A regression entry is a name (Gaussian loss), ``[name]`` (the same) or ``[name, type]``.
 
 Symmetry makes demands on the declarations: if a permutation may exchange two products
 (or, at EVENT level, two particles), the network cannot tell them apart, so they must
@@ -133,8 +133,9 @@ def _target_list(
         where = (*path, i)
         if isinstance(entry, str):
             name, kind = entry, "gaussian"
-        elif regression and isinstance(entry, list) and len(entry) == 2:
-            name, kind = entry
+        elif regression and isinstance(entry, list) and len(entry) in (1, 2):
+            # SPANet builds RegressionInfo(*entry): a bare [name] keeps the Gaussian default
+            name, kind = entry if len(entry) == 2 else (entry[0], "gaussian")
             if kind not in REGRESSION_TYPES:
                 raise doc.error(
                     where,
