@@ -235,6 +235,9 @@ def test_keys_without_effect_are_decided_from_effective_values_not_defaults():
         "transformer_type",
     }
     assert "normalization" in keys_without_effect(Options(normalization="BatchNorm"))
+    # SPANet reads these names ignoring case, underscores and spaces: layer_norm is its LayerNorm
+    spelled = Options(transformer_type="norm_first", normalization="layer norm", masking="FILLING")
+    assert not {"transformer_type", "normalization", "masking"} & set(keys_without_effect(spelled))
 
 
 def test_keys_spanet_itself_ignores_are_never_without_effect_and_say_so_in_the_table():

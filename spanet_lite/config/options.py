@@ -267,6 +267,17 @@ def _is(*values: Any) -> Callable[[Any], bool]:
     return lambda value: value in values
 
 
+def _spanet_spelling(name: str) -> str:
+    """A layer-type name as SPANet compares it (create_transformer, create_normalization,
+    create_masking): lower case, without underscores or spaces."""
+    return name.lower().replace("_", "").replace(" ", "")
+
+
+def _named(name: str) -> Callable[[str], bool]:
+    """True for ``name`` in any spelling SPANet reads as it (``layer_norm`` is its LayerNorm)."""
+    return lambda value: _spanet_spelling(value) == _spanet_spelling(name)
+
+
 NO_EFFECT: dict[str, NoEffect] = {
     "position_embedding_dim": NoEffect(
         "a learned input-type vector of width hidden_dim is added to each object", _is(0)
@@ -277,9 +288,9 @@ NO_EFFECT: dict[str, NoEffect] = {
         "one joint (CP-factorised) symmetric tensor attention per particle", _is(False)
     ),
     "linear_block_type": NoEffect("pre-norm residual blocks x + act(W LN(x))", lambda value: False),
-    "transformer_type": NoEffect("pre-norm transformer layers (SPANet's NormFirst)", _is("NormFirst")),
-    "normalization": NoEffect("LayerNorm", _is("LayerNorm")),
-    "masking": NoEffect("padded objects are masked out of attention and outputs", _is("Filling")),
+    "transformer_type": NoEffect("pre-norm transformer layers (SPANet's NormFirst)", _named("NormFirst")),
+    "normalization": NoEffect("LayerNorm", _named("LayerNorm")),
+    "masking": NoEffect("padded objects are masked out of attention and outputs", _named("Filling")),
     "skip_connections": NoEffect("residual connections are always on", _is(True)),
     "initial_embedding_skip_connections": NoEffect(
         "the embedding stack's equal-width layer is always residual", _is(True)
