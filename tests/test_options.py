@@ -209,6 +209,18 @@ def test_allow_unknown_keys_ignores_them_with_one_warning():
     assert options.learning_rate == Options().learning_rate
 
 
+def test_a_retired_spanet_key_is_ignored_as_spanet_v2_ignores_it_with_one_warning():
+    # SPANet's options_files/tttt.json still sets its v1 detection-head depth; v2 never reads it
+    with pytest.warns(SpanetWarning) as record:
+        options = parse_options_text('{\n  "num_branch_classification_layers": 6\n}', source="tttt.json")
+    assert [str(w.message) for w in record] == [
+        "tttt.json: retired SPANet option keys ignored, as SPANet v2 ignores them: "
+        "num_branch_classification_layers (line 2) (SPANet v1's detection-head depth, num_detector_layers "
+        "since v2)"
+    ]
+    assert options == Options()
+
+
 def test_every_spanet_key_is_known_including_its_bookkeeping():
     text = json.dumps(
         {"usable_gpus": "0,1", "trial_time": "", "trial_output_dir": "./out", "combinatorial_scale": 0}

@@ -310,6 +310,13 @@ UNUSED_IN_SPANET: dict[str, str] = {
 """SPANet keys that SPANet's own training does not read: same meaning (none) here, so they are
 never among the keys without effect; the options table says so in the row's note."""
 
+RETIRED_SPANET_KEYS: dict[str, str] = {
+    "num_branch_classification_layers": "SPANet v1's detection-head depth, num_detector_layers since v2",
+}
+"""Keys of SPANet's older options files (its own ``options_files/tttt.json`` still has one) that
+SPANet v2 stores and never reads: the loader accepts them with one warning naming each and what it
+was, since a suggestion for an unknown key would offer a key of another meaning."""
+
 
 def mapped_notes(options: Options) -> dict[str, str]:
     """Options table notes for SPANet keys whose *value* is built differently from SPANet

@@ -13,7 +13,9 @@ What the loader promises:
   softmin as the minimum).
 * An unknown key is almost always a typo: it is an :class:`InputError` naming every unknown
   key with a close match (``learnig_rate`` -> ``learning_rate``). ``allow_unknown_keys=True``
-  (``spanet-train --allow-unknown-keys``) ignores them with one warning instead.
+  (``spanet-train --allow-unknown-keys``) ignores them with one warning instead. Keys of SPANet's
+  older files that SPANet v2 ignores (:data:`~spanet_lite.config.options.RETIRED_SPANET_KEYS`)
+  are ignored here too, with one warning naming them.
 * SPANet keys whose meaning is not built here (:data:`~spanet_lite.config.options.NO_EFFECT`)
   are decided from the *effective* values (omitted keys take SPANet's defaults, so a file
   that omits ``transformer_type`` is told that the Gated default is not built), after
@@ -44,6 +46,7 @@ from spanet_lite.config.options import (
     ACTIVATIONS,
     COMBINE_PAIR_LOSSES,
     PATH_KEYS,
+    RETIRED_SPANET_KEYS,
     Options,
     option_fields,
 )
@@ -99,11 +102,20 @@ def parse_options(
         raise InputError(source, "", "a JSON object of option keys and values", describe(data))
     values: dict[str, Any] = {}
     unknown: list[str] = []
+    retired: list[str] = []
     for key, value in data.items():
         if key in _FIELD_TYPES:
             values[key] = _convert(key, value, source, _where(key, lines))
+        elif key in RETIRED_SPANET_KEYS:
+            retired.append(f"{_where(key, lines)} ({RETIRED_SPANET_KEYS[key]})")
         else:
             unknown.append(f"{_where(key, lines)}{did_you_mean(key, _FIELD_TYPES)}")
+    if retired:
+        warnings.warn(
+            f"{source}: retired SPANet option keys ignored, as SPANet v2 ignores them: {', '.join(retired)}",
+            SpanetWarning,
+            stacklevel=2,
+        )
     if unknown and not allow_unknown_keys:
         raise InputError(
             source,
