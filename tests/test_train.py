@@ -249,6 +249,8 @@ def test_resume_trains_at_the_learning_rate_and_weight_decay_it_was_given(
     assert [decay for _, decay in rates.groups[1:]] == [0.0]  # biases and norms never decay
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert checkpoint["lr_schedulers"][0]["base_lrs"] == [0.0005] * len(rates.groups)
+    recorded = json.loads((run / "options.json").read_text())  # the run's record follows its options
+    assert (recorded["epochs"], recorded["learning_rate"], recorded["l2_penalty"]) == (3, 0.0005, 0.01)
 
 
 def test_resume_refuses_a_training_file_replaced_since_the_run_started(

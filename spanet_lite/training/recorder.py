@@ -3,7 +3,7 @@
 Layout (docs/ARCHITECTURE.md)::
 
     <log_dir>/<name>/version_N/
-        options.json        resolved options (Options.to_dict())
+        options.json        resolved options (Options.to_dict()), rewritten when a run resumes
         event_file.yaml     the event file, byte for byte
         statistics.json     normalisation statistics of the training split
         metrics.csv         one row per epoch: every train/ and val/ loss term and val metric
@@ -45,6 +45,7 @@ from spanet_lite.outputs import RUN_CHECKPOINTS, describe_os_error
 
 CHECKPOINTS = RUN_CHECKPOINTS
 INCOMPLETE = "INCOMPLETE"
+OPTIONS = "options.json"
 LAST = "last.ckpt"
 BEST = "best.ckpt"
 FIRST_COLUMNS = ("epoch", "step", "lr", "time_s")
@@ -157,7 +158,8 @@ class RunRecorder(Callback):
     parent:
         ``<log_dir>/<name>``; ignored when ``run_dir`` is given (resuming).
     files:
-        File name -> text written into a new run directory (options, event file, statistics).
+        File name -> text written into a new run directory (options, event file, statistics);
+        a resumed run rewrites its options only.
     monitor, mode:
         The metric choosing ``best.ckpt`` and whether larger (``"max"``) or smaller is better.
     clock:
@@ -198,6 +200,10 @@ class RunRecorder(Callback):
             if trainer.is_global_zero:
                 for name, text in self.files.items():
                     atomic_write_text(self.run_dir / name, text)
+        elif trainer.is_global_zero and OPTIONS in self.files:
+            # Resuming: --epochs or --lr may have changed the options, and the run directory is
+            # the run's record (spanet-test reads it); the event file and data cannot change.
+            atomic_write_text(self.run_dir / OPTIONS, self.files[OPTIONS])
         if trainer.is_global_zero:
             (self.run_dir / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
             self._tensorboard = _tensorboard_writer(self.run_dir / "tensorboard")
