@@ -422,6 +422,14 @@ def test_fast_dev_run_trains_one_batch_and_writes_nothing(workspace: dict[str, A
     assert not (tmp_path / "runs").exists()
 
 
+def test_an_optimizer_without_weight_decay_trains(generated_tth: Path, tmp_path: Path) -> None:
+    """Rprop takes no weight_decay (build_optimizer leaves it out); recording each group's decay
+    for on_train_start read it anyway and every Rprop run stopped with KeyError: 'weight_decay'."""
+    options = write_options(tmp_path, generated_tth, epochs=1, optimizer="Rprop")
+    result = train(options, log_dir=tmp_path / "runs", fast_dev_run=True)
+    assert result.run_dir is None and result.stopped is None
+
+
 def test_train_gives_the_callers_thread_count_and_lightning_logging_back(
     workspace: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -468,7 +468,11 @@ class SpanetModule(pl.LightningModule):
         scheduler = warmup_cosine_scheduler(
             optimizer, total_steps=total, warmup_steps=warmup, cycles=options.learning_rate_cycles
         )
-        self._weight_decays = [float(group["weight_decay"]) for group in optimizer.param_groups]
+        # None: an optimiser without weight decay (Rprop; build_optimizer leaves the key out)
+        self._weight_decays = [
+            float(group["weight_decay"]) if "weight_decay" in group else None
+            for group in optimizer.param_groups
+        ]
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_train_start(self) -> None:
@@ -492,7 +496,8 @@ class SpanetModule(pl.LightningModule):
         for group, factor, decay in zip(optimizer.param_groups, scheduler.lr_lambdas, decays, strict=True):
             group["initial_lr"] = rate
             group["lr"] = rate * factor(scheduler.last_epoch)
-            group["weight_decay"] = decay
+            if decay is not None:
+                group["weight_decay"] = decay
         scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]  # what get_last_lr() reports
 
     def _steps_per_epoch(self) -> int:
