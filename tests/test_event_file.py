@@ -205,6 +205,18 @@ def test_a_key_written_over_a_merged_anchor_overrides_it_as_in_pyyaml():
     assert [f.name for f in leptons.features] == list(yaml.safe_load(text)["INPUTS"]["SEQUENTIAL"]["Leptons"])
 
 
+def test_an_alias_of_a_mapping_that_overrides_a_merged_key_reads_as_in_pyyaml():
+    """The first build of ``Leptons`` flattened its node in place (its merge key gone), so the
+    alias met it with every pair looking written and refused ``eta`` as a key written twice."""
+    text = (
+        "INPUTS:\n  SEQUENTIAL:\n    Jets: &jet {pt: log_normalize, eta: normalize}\n"
+        "    Leptons: &lepton {<<: *jet, eta: none}\n    Muons: *lepton\nEVENT:\n  t: [b]\n"
+    )
+    muons = parse(text).sequential[2]
+    assert muons.features == (Feature("pt", "log_normalize"), Feature("eta", "none"))
+    assert [f.name for f in muons.features] == list(yaml.safe_load(text)["INPUTS"]["SEQUENTIAL"]["Muons"])
+
+
 # --------------------------------------------------------------- errors, one per case
 ERROR_CASES = [
     pytest.param(

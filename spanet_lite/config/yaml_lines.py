@@ -114,6 +114,10 @@ class _Builder:
         self.source = source
         self.lines = lines
         self.values = 0
+        self.written: dict[yaml.MappingNode, int] = {}
+        """Pairs each mapping writes itself (not merged in), counted before PyYAML's
+        ``flatten_mapping`` rewrites the node in place: an anchored mapping with a merge, flattened
+        once, is met again through an alias (``c: *b``) or another merge."""
 
     def build(self, node: yaml.Node, path: YamlPath) -> Any:
         self.values += 1
@@ -158,9 +162,9 @@ class _Builder:
         writes twice. Keys merged in (``<<: *anchor``) are YAML's defaults: a key written in the
         mapping, or a later merge, overrides them without a word, keeping the merged key's place
         (so ``Leptons: {<<: *jet_features, eta: none}`` is valid, and orders features as SPANet)."""
-        written = sum(key_node.tag != _MERGE_TAG for key_node, _ in node.value)
+        self.count_written(node)
         self.loader.flatten_mapping(node)  # resolves merge keys: their pairs come first
-        first_written = len(node.value) - written
+        first_written = len(node.value) - self.written[node]
         keys: list[Any] = []
         for key_node, _ in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
@@ -192,3 +196,18 @@ class _Builder:
             self.lines.setdefault((*path, key), line)
             result[key] = self.build(value_node, (*path, key))
         return result
+
+    def count_written(self, node: yaml.MappingNode) -> None:
+        """Record the pairs ``node`` and every mapping it merges in write themselves, before the
+        first ``flatten_mapping`` of ``node`` (which flattens those mappings too) removes the
+        merge keys that tell merged pairs from written ones."""
+        if node in self.written:
+            return
+        self.written[node] = sum(key_node.tag != _MERGE_TAG for key_node, _ in node.value)
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE_TAG:
+                continue
+            merged = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for sub in merged:
+                if isinstance(sub, yaml.MappingNode):
+                    self.count_written(sub)
