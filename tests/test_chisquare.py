@@ -173,6 +173,26 @@ def test_an_untied_product_never_takes_an_object_of_a_lepton_input():
     assert found["lt"][0, 1] == 4  # the lepton is left for the leptonic top
 
 
+UNTIED_LEPTON = parse_event_spec(
+    "INPUTS:\n  SEQUENTIAL:\n    Jets: {pt: none, eta: none, phi: none}\n"
+    "    Leptons: {pt: none, eta: none, phi: none}\n"
+    "EVENT:\n  lt: [b, l]\n  ht: [b, q1, q2]\nPERMUTATIONS:\n  ht: [[q1, q2]]\n"
+    "SPANET_LITE:\n  MASSES:\n    ht: {all: 172.5 +- 20, q1 q2: 80.4 +- 10}\n"
+)
+
+
+def test_with_no_product_tied_to_the_lepton_input_every_untied_product_may_take_a_lepton():
+    """``lt: [b, l]`` says nothing about which untied product is the lepton: keeping the lepton
+    input from every untied product left ``l`` unassigned in every event; the baseline takes the
+    objects as they come, as it did before the lepton rule."""
+    q1, q2, b = top(1.0)
+    momenta = np.concatenate([[q1, q2, b], [[40.0, -30.0, 5.0, 51.0]], [[-20.0, 60.0, -40.0, 80.0]]])[None]
+    kin = chisquare.Kinematics(momenta, np.ones((1, 5), dtype=bool), np.array([0, 0, 0, 0, 1]))
+    found, _ = chisquare.chi_square_assign(UNTIED_LEPTON, UNTIED_LEPTON.masses, kin)
+    assert sorted(found["ht"][0]) == [0, 1, 2]
+    assert (found["lt"][0] >= 0).all() and 4 in found["lt"][0]  # the lepton is one of lt's products
+
+
 FOUR = parse_event_spec(
     "INPUTS:\n  SEQUENTIAL:\n    Jets: {pt: none, eta: none, phi: none}\n"
     "EVENT:\n  x: [a, b, c, d]\nPERMUTATIONS:\n  x: [[a, b, c, d]]\n"

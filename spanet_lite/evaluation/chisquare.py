@@ -24,7 +24,8 @@ compares a network with; it uses the objects' four-momenta only (no b-tag).
   leptons (``etag`` or ``utag`` > 0.5), which no jet-level product can be. A product tied to
   an input (``b: Jets``) takes only that input's objects. Objects of an input that holds leptons
   by its name (``Leptons``, ``muons``: :func:`~spanet_lite.assignment.jets.is_lepton_input`, the
-  rule the jet counts follow) are taken only by products tied to that input (``l: Leptons``):
+  rule the jet counts follow) are taken only by products tied to that input (``l: Leptons``),
+  where the event file ties some (otherwise nothing says which untied product is the lepton):
   without this rule the hadronic top of a Jets + Leptons file took the lepton as a quark in 45%
   of the events of a semi-leptonic ttbar sample, leaving the leptonic top's ``l`` without one.
   The ``K`` leading candidates are ranked among the objects the constrained products may take.
@@ -282,13 +283,16 @@ def _search(
 
 def _allowed(spec: EventSpec, input_of: np.ndarray) -> dict[str | None, np.ndarray | None]:
     """Input name (None: a product tied to no input) -> (N,) slots its products may take, None for
-    every slot. An untied product is a jet-level product: it never takes an object of a lepton
-    input (see the module doc), which only the products tied to that input take."""
+    every slot. Where the event file ties a product to a lepton input (``l: Leptons``), the untied
+    products are the jet-level ones: they never take that input's objects (see the module doc).
+    With nothing tied to it (``lt: [b, l]``) the baseline cannot tell which untied product is the
+    lepton, so every untied product may take any object, as before the rule."""
     rules: dict[str | None, np.ndarray | None] = {None: None}
+    tied = {q.input for p in spec.particles for q in p.products}
     leptons = np.zeros(input_of.shape, dtype=bool)
     for number, source in enumerate(spec.sequential):
         rules[source.name] = input_of == number
-        if is_lepton_input(source):
+        if is_lepton_input(source) and source.name in tied:
             leptons |= input_of == number
     if leptons.any():
         rules[None] = ~leptons
