@@ -382,6 +382,8 @@ def test_continuing_with_another_optimizer_or_event_selection_is_one_line(
     shutil.copytree(straight.run_dir, run)
     with pytest.raises(InputError, match=r"^dataset_randomization: expected 0, as in the checkpoint's run"):
         train(resume=run, epochs=3, option_values={"dataset_randomization": 5})
+    with pytest.raises(InputError, match=r"^partial_events: expected True, as in the checkpoint's run"):
+        train(resume=run, epochs=3, option_values={"partial_events": False})
     assert len(read_metrics(run)) == 2
 
 

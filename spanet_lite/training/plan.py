@@ -295,8 +295,12 @@ def check_resume_epochs(plan: Plan) -> None:
         )
 
 
-SELECTION_KEYS = ("dataset_limit", "train_validation_split", "dataset_randomization", "limit_to_num_jets")
-"""Options that choose which events of the file train and which validate."""
+SELECTION_KEYS = (
+    "dataset_limit", "train_validation_split", "dataset_randomization", "limit_to_num_jets",
+    "partial_events", "drop_invalid_events",
+)
+"""Options that choose which events of the file train and which validate (the last two filter
+them: changed on ``--resume`` they were refused as "the file changed since", which it had not)."""
 
 
 def check_continued_options(plan: Plan) -> None:
