@@ -37,6 +37,8 @@ def test_a_space_file_reads_choices_ranges_and_log_scales():
     ({"num_encoder_layers": {"low": 1, "high": 4.5}}, "the option is a whole number"),
     ({"hidden_dim": ["wide"]}, "choices of the option's type (int)"),
     ({"dropout": {"low": 0.0, "high": 0.3, "step": 0.7}}, "a step of at most high - low = 0.3"),
+    ({"dropout": {"low": 0.0, "high": 0.3, "log": "no"}}, "dropout.log: expected true or false"),
+    ({"hidden_dim": {"low": 8, "high": 16, "step": True}}, "a positive step (and no log scale), got True"),
 ])
 def test_a_bad_space_is_one_line_naming_the_key(document, message):
     with pytest.raises(InputError, match=r"space\.yaml") as error:

@@ -114,10 +114,12 @@ def _parameter(name: str, value: Any, source: str) -> Parameter:
                   for v in (low, high))
     if not numbers or low >= high:  # type: ignore[operator]
         raise InputError(source, name, "numbers low < high", f"low {low!r}, high {high!r}")
-    log, step = bool(value.get("log", False)), value.get("step")
+    log, step = value.get("log", False), value.get("step")
+    if not isinstance(log, bool):  # bool("no") is True: a quoted or misspelt flag would turn the scale on
+        raise InputError(source, f"{name}.log", "true or false", repr(log))
     if log and low <= 0:  # type: ignore[operator]
         raise InputError(source, name, "low > 0 on a log scale", repr(low))
-    if step is not None and (log or not isinstance(step, int | float) or step <= 0):
+    if step is not None and (log or not isinstance(step, int | float) or isinstance(step, bool) or step <= 0):
         raise InputError(source, name, "a positive step (and no log scale)", repr(step))
     if step is not None and step > high - low:  # type: ignore[operator]
         raise InputError(source, name, f"a step of at most high - low = {high - low:g} (else only low "
