@@ -342,6 +342,7 @@ def run_config(
     from spanet_lite.config.options import Options
     from spanet_lite.evaluation.predict import write_predictions
     from spanet_lite.evaluation.run import load_run
+    from spanet_lite.training.hardware import gpu_mixed_precision
     from spanet_lite.training.run import train
 
     cuda = torch.cuda.is_available()
@@ -379,7 +380,7 @@ def run_config(
     figures: dict[str, Any] = {
         "batch_size": config.batch_size,
         "compile": config.compile,
-        "precision": "bf16-mixed" if cuda and torch.cuda.is_bf16_supported() else options.precision,
+        "precision": gpu_mixed_precision() if cuda else options.precision,
         **window.figures(),
         "run_s": round(total, 1),
         "to_window_s": round(window.start - started, 1) if window.start is not None else None,

@@ -244,6 +244,25 @@ def test_a_device_failure_names_what_set_the_device_count(
     assert hardware.chosen_by == chosen_by
 
 
+@pytest.mark.parametrize(("native", "chosen"), [(True, "bf16-mixed"), (False, "16-mixed")])
+def test_a_gpu_that_only_emulates_bfloat16_trains_in_16_bit_mixed_precision(
+    monkeypatch: pytest.MonkeyPatch, native: bool, chosen: str
+) -> None:
+    """torch.cuda.is_bf16_supported() says yes on a V100 or T4 too (bfloat16 emulated) unless asked
+    for native support: the GPU default was bf16-mixed on every GPU, and 16-mixed never chosen."""
+    from spanet_lite.config.options import Options
+    from spanet_lite.training.hardware import choose_hardware
+
+    def is_bf16_supported(including_emulation: bool = True) -> bool:
+        return native or including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    hardware = choose_hardware(Options(), gpus=1, processes=None, nodes=1, precision_given=False)
+    assert hardware.precision == chosen
+
+
 def lines_saying(
     text: str, tmp_path: Path, data: Path, capsys: pytest.CaptureFixture[str], **changes: object
 ) -> list[str]:

@@ -144,10 +144,19 @@ def _precision(options: Options, accelerator: str, *, explicit: bool) -> str:
             "32-true or bf16-mixed on the CPU (16-bit mixed precision needs a GPU)", str(options.precision),
         )
     if accelerator == "gpu" and not explicit and "precision" not in options.explicit:
-        import torch
-
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        return gpu_mixed_precision()
     return chosen
+
+
+def gpu_mixed_precision() -> str:
+    """A GPU run's default precision: ``bf16-mixed`` where the GPU computes in bfloat16 itself
+    (compute capability 8.0 and up), else ``16-mixed``. ``torch.cuda.is_bf16_supported()`` with
+    its default ``including_emulation=True`` says yes on every CUDA GPU that can hold a bfloat16
+    tensor, V100 and T4 included, which only emulate its arithmetic: there ``16-mixed`` was never
+    chosen, and training ran in emulated bfloat16."""
+    import torch
+
+    return "bf16-mixed" if torch.cuda.is_bf16_supported(including_emulation=False) else "16-mixed"
 
 
 def rank_from_environment() -> int:
