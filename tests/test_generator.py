@@ -356,6 +356,10 @@ BAD_VALUES = [
      ["--chunk-size", "0"], "--chunk-size: expected a positive number of events, got 0"),
     ({"signal_fraction": 2.0}, "signal_fraction: expected a fraction between 0 and 1, got 2.0",
      ["--signal-fraction", "2"], "--signal-fraction: expected a fraction between 0 and 1, got 2.0"),
+    # ttbar_allhad has no background: the share was taken and ignored without a word
+    ({"signal_fraction": 0.3}, "signal_fraction: no value for ttbar_allhad (only ttH_semilep mixes signal "
+     "and background), got 0.3", ["--signal-fraction", "0.3"],
+     "--signal-fraction: no value for ttbar_allhad (only ttH_semilep mixes signal and background), got 0.3"),
     ({"max_objects": 3}, "max_objects: expected at least 6 for ttbar_allhad, got 3",
      ["--max-objects", "3"], "--max-objects: expected at least 6 for ttbar_allhad, got 3"),
     ({"config": PhysicsConfig(fsr_probability=1.5)},

@@ -50,9 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--signal-fraction",
         type=float,
         default=None,
-        help="ttH_semilep: ttH share; fast backend: among candidates before selection (default "
-             "0.2: about half of the selected events, the tt + bb background being accepted less "
-             "often), Pythia backend: among selected events (default 0.5)",
+        help="ttH_semilep only (the one process with a background): ttH share; fast backend: among "
+             "candidates before selection (default 0.2: about half of the selected events, the tt + bb "
+             "background being accepted less often), Pythia backend: among selected events (default 0.5)",
     )
     parser.add_argument(
         "--set",

@@ -77,6 +77,8 @@ class Process:
         [np.random.Generator, int, PhysicsConfig, int, float, Selection], tuple[Arrays, Reconstructed]
     ]
     has_lepton: bool = False
+    has_background: bool = False
+    """Whether it mixes signal with a background (``signal_fraction`` sets the signal's share)."""
 
     @property
     def particles(self) -> tuple[str, ...]:
@@ -351,6 +353,7 @@ TTH_SEMILEP = Process(
     targets=(("lt", "b"), ("ht", "b"), ("ht", "q1"), ("ht", "q2"), ("h", "b1"), ("h", "b2")),
     simulate=simulate_tth_semilep,
     has_lepton=True,
+    has_background=True,
 )
 HH_4B = Process(
     name="hh_4b",

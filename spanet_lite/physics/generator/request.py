@@ -94,6 +94,10 @@ class Request:
             got = describe(fraction).removesuffix(" (a number)")  # 2.0 reads as the command echoes it
             raise InputError(None, names["signal_fraction"], "a fraction between 0 and 1", got)
         process = self.process
+        if fraction is not None and not process.has_background:  # else taken and ignored, silently
+            mixed = ", ".join(p.name for p in PROCESSES.values() if p.has_background)
+            raise InputError(None, names["signal_fraction"], f"no value for {process.name} (only {mixed} "
+                             "mixes signal and background)", describe(fraction).removesuffix(" (a number)"))
         # The default selection's jets, and the lepton's slot, must fit in a row.
         least = max(process.selection.min_jets, 1) + (1 if process.has_lepton else 0)
         if self.max_objects is not None and self.max_objects < least:
