@@ -424,7 +424,7 @@ class SpanetDataModule(L.LightningDataModule):
         )
         _raise_first_error(report, allow_nonfinite=self.options.drop_invalid_events)
         # The warnings spanet-inspect shows for the same file, printed once setup found no error.
-        self._warnings += [f"{path}: {p.where}: {p.message}" for p in report.problems if p.level == "warning"]
+        self._warnings += report.warning_lines()
         with schema.open_h5(path) as file:
             layout = resolve_layout(file, self.spec, path, self.options.event_weight_dataset)
             reference = self.statistics.pair_features if self.statistics is not None else None

@@ -121,6 +121,10 @@ class ValidationReport:
     def first_error(self) -> Problem | None:
         return next((p for p in self.problems if p.level == "error"), None)
 
+    def warning_lines(self) -> list[str]:
+        """Each warning as ``source: place: message``, the line training and predict print."""
+        return [f"{self.source}: {p.where}: {p.message}" for p in self.problems if p.level == "warning"]
+
     def raise_for_errors(self) -> None:
         """Raise the first error as an :class:`InputError` (for loaders that cannot go on)."""
         problem = self.first_error()

@@ -95,9 +95,8 @@ def input_layout(file: h5py.File, run: TrainedRun, path: str | Path) -> reader.F
         file, run.spec, source=str(path), event_weight_dataset=event_weight, inputs_only=True
     )
     report.raise_for_errors()
-    for problem in report.problems:
-        if problem.level == "warning":
-            warnings.warn(f"{path}: {problem.where}: {problem.message}", SpanetWarning, stacklevel=2)
+    for line in report.warning_lines():
+        warnings.warn(line, SpanetWarning, stacklevel=2)
     return reader.resolve_layout(file, run.spec, path, event_weight)
 
 
