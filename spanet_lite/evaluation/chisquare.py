@@ -200,9 +200,9 @@ def chi_square_assign(
     batch, width = candidates.shape
     pt = np.where(candidates, np.hypot(momenta[..., 0], momenta[..., 1]), -np.inf)
     allowed = _allowed(spec, kinematics.input_of)
+    rules = [allowed[spec.particles[i].products[j].input] for i, j in plan.slots]  # None: any slot
     searchable = np.zeros(width, dtype=bool)  # slots some constrained product may take
-    for i, j in plan.slots:
-        rule = allowed[spec.particles[i].products[j].input]
+    for rule in rules:
         searchable |= True if rule is None else rule
     ranked_pt = np.where(searchable[None, :], pt, -np.inf)
     order = np.argsort(-ranked_pt, axis=1, kind="stable")  # candidates first, by falling pt
@@ -215,7 +215,7 @@ def chi_square_assign(
         k_max = _largest_k(m, plan.symmetries, max_combinations)
         ranks = np.minimum(count, k_max)
         for k in np.unique(ranks[ranks >= m]):
-            _search(spec, plan, allowed, int(k), np.flatnonzero(ranks == k), order, momenta,
+            _search(spec, plan, rules, int(k), np.flatnonzero(ranks == k), order, momenta,
                     result, taken, best_chi2)
     done = np.isfinite(best_chi2) if m else np.ones(batch, dtype=bool)
     for i, j in plan.free:
@@ -234,7 +234,7 @@ def chi_square_assign(
 def _search(
     spec: EventSpec,
     plan: _Plan,
-    allowed: dict[str | None, np.ndarray | None],
+    rules: list[np.ndarray | None],
     k: int,
     events: np.ndarray,
     order: np.ndarray,
@@ -244,7 +244,7 @@ def _search(
     best_chi2: np.ndarray,
 ) -> None:
     """Fill ``result``, ``taken`` and ``best_chi2`` for ``events``, which search their ``k``
-    leading candidates.
+    leading candidates; ``rules``: per constrained product, the slots it may take (None: any).
 
     A constraint's term depends on the objects of its own products only, so it is computed once
     per tuple of ranks the assignments use (:func:`_term_tuples`: 330 for a top of 10 jets) and each
@@ -255,8 +255,7 @@ def _search(
     combos = _assignments(k, len(plan.slots), plan.symmetries)  # (C, m) ranks
     lookups = [(*_term_tuples(k, len(plan.slots), plan.symmetries, positions), mass, width)
                for positions, mass, width in plan.terms]
-    restricted = [(n, rule) for n, (i, j) in enumerate(plan.slots)
-                  if (rule := allowed[spec.particles[i].products[j].input]) is not None]
+    restricted = [(n, rule) for n, rule in enumerate(rules) if rule is not None]
     step = max(1, _CHUNK // len(combos))  # a term has at most one tuple per assignment
     for start in range(0, len(events), step):
         rows = events[start:start + step]
