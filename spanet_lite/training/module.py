@@ -177,6 +177,9 @@ class SpanetModule(pl.LightningModule):
         self._unreached: tuple[torch.nn.Parameter, ...] | None = ()
         """Weights no loss reaches, learned by the eager first step of a compiled run (None until
         then): compiled steps leave their gradients None, as eager steps do."""
+        self._weight_decays: list[float | None] | None = None
+        """Each optimiser group's weight decay as this run's options set it (None for a group
+        without one), recorded by :meth:`configure_optimizers` for :meth:`on_train_start`."""
         self.steps_per_epoch: int | None = None
         """Optimiser steps per epoch the schedule was built for (set by :meth:`configure_optimizers`),
         saved in every checkpoint: a run continued from it must take as many, see
@@ -484,7 +487,7 @@ class SpanetModule(pl.LightningModule):
         keeps its restored step and this run's shape (``--epochs`` stretches it), so the rate is
         recomputed from both here; for a new run this changes nothing.
         """
-        decays = getattr(self, "_weight_decays", None)
+        decays = self._weight_decays
         if not self.trainer.optimizers or not self.trainer.lr_scheduler_configs or decays is None:
             return
         optimizer = self.trainer.optimizers[0]
