@@ -209,7 +209,7 @@ def _copy_datasets(file: h5py.File, layout: Iterable[ExpectedDataset], budget: i
         for expected in layout:
             node = file.get(expected.path)
             if node is None and not expected.required and _dangling_link(file, expected.path) is None \
-                    and not _blocked(file, expected.path):
+                    and not _under_dataset(file, expected.path, links=True):
                 continue  # absent, not blocked: a dataset or dead link at WEIGHTS is an error the check names
             if not isinstance(node, h5py.Dataset) or node.dtype.kind not in "biuf" or node.shape is None:
                 return None  # a null dataspace (h5py.Empty) has no size: the check names it
@@ -382,7 +382,7 @@ def _check_structure(
             # (WEIGHTS itself a dataset), means the data was meant to be there
             got = _dangling_link(file, expected.path)
             if got is None and not any(expected.path.startswith(g + "/") for g in missing_groups):
-                blocked = _blocked(file, expected.path)
+                blocked = _under_dataset(file, expected.path, links=True)
                 if expected.required or blocked:
                     got = "nothing" + (blocked or _near_miss(file, expected.path))
             if got is not None:
@@ -462,7 +462,9 @@ def _under_dataset(file: h5py.File, path: str, *, links: bool = False) -> str:
     """`` (INPUTS is a dataset)`` when a dataset (or a named datatype) stands where a group above
     ``path`` should be, else ``""``: h5py finds nothing below it, and "nothing" alone sends a
     user looking for a missing group rather than a wrong one. ``links``: also name a link above
-    ``path`` that leads nowhere (:func:`_blocked`)."""
+    ``path`` that leads nowhere, `` (WEIGHTS is a soft link to nothing (/gone))``: a dangling link
+    at WEIGHTS hid the optional event weights below it, and spanet-test scored with weight 1
+    without a word; a link someone made means the data was meant to be there."""
     parts = path.split("/")
     for depth in range(1, len(parts)):
         above = "/".join(parts[:depth])
@@ -473,14 +475,6 @@ def _under_dataset(file: h5py.File, path: str, *, links: bool = False) -> str:
         if not isinstance(node, h5py.Group):
             return f" ({above} is {_node_kind(node)})"
     return ""
-
-
-def _blocked(file: h5py.File, path: str) -> str:
-    """:func:`_under_dataset`, or `` (WEIGHTS is a soft link to nothing (/gone))`` when a link
-    above ``path`` leads nowhere: a dangling link at WEIGHTS (or WEIGHTS/EVENT) hid the optional
-    event weights below it, and spanet-test scored with weight 1 without a word, as the dataset at
-    WEIGHTS did before 083c668; a link someone made means the data was meant to be there."""
-    return _under_dataset(file, path, links=True)
 
 
 def _describe_role(expected: ExpectedDataset) -> str:
