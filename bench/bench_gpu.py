@@ -223,6 +223,7 @@ def timing_callback(seconds: float, warm_steps: int, checkpoint: Path):
             self._event: Any = None
             self.cuda = False
             self.compile_mode: str | None = None
+            self.precision: str | None = None
 
         def on_train_batch_start(self, trainer, module, batch, index) -> None:
             self.cuda = module.device.type == "cuda"
@@ -256,6 +257,7 @@ def timing_callback(seconds: float, warm_steps: int, checkpoint: Path):
                 self.cpu_stop = time.process_time()
                 # "off" in a compiled configuration: compiling failed and the run trained eagerly.
                 self.compile_mode = getattr(module, "compile_mode", None)
+                self.precision = str(trainer.precision)  # what trained, not what was assumed
                 trainer.save_checkpoint(checkpoint)
                 trainer.should_stop = True
 
@@ -273,6 +275,7 @@ def timing_callback(seconds: float, warm_steps: int, checkpoint: Path):
                 "step_host_ms": round(1000 * sum(self.host) / steps, 3),
                 "step_device_ms": None,
                 "compile_mode": self.compile_mode,
+                "precision": self.precision,
             }
             # From one step's start to the next: the median leaves out the epoch ends
             # (validation) and a compile for a new shape (the short last batch of an epoch).
@@ -342,7 +345,6 @@ def run_config(
     from spanet_lite.config.options import Options
     from spanet_lite.evaluation.predict import write_predictions
     from spanet_lite.evaluation.run import load_run
-    from spanet_lite.training.hardware import gpu_mixed_precision
     from spanet_lite.training.run import train
 
     cuda = torch.cuda.is_available()
@@ -380,7 +382,6 @@ def run_config(
     figures: dict[str, Any] = {
         "batch_size": config.batch_size,
         "compile": config.compile,
-        "precision": gpu_mixed_precision() if cuda else options.precision,
         **window.figures(),
         "run_s": round(total, 1),
         "to_window_s": round(window.start - started, 1) if window.start is not None else None,

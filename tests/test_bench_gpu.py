@@ -97,20 +97,22 @@ def test_each_compiled_configuration_compiles_afresh_not_from_the_graphs_of_the_
     torch._dynamo.reset()
 
 
-def test_the_window_records_what_the_run_compiled_so_that_an_eager_fallback_shows(tmp_path: Path) -> None:
+def test_the_window_records_what_the_run_compiled_and_its_precision(tmp_path: Path) -> None:
     """A compile that fails at the first compiled step leaves the run training eagerly (one line on
-    a console the benchmark does not show): the figures of a compiled configuration must say so."""
+    a console the benchmark does not show): the figures of a compiled configuration must say so.
+    The precision is the trainer's, not the one the benchmark expects the default to choose."""
     from types import SimpleNamespace
 
     import torch
 
     window = bench_gpu.timing_callback(0.0, 0, tmp_path / "window.ckpt")
-    trainer = SimpleNamespace(save_checkpoint=lambda path: None, should_stop=False)
+    trainer = SimpleNamespace(save_checkpoint=lambda path: None, should_stop=False, precision="16-mixed")
     module = SimpleNamespace(device=torch.device("cpu"), compile_mode="off")
     batch = SimpleNamespace(batch_size=8)
     window.on_train_batch_start(trainer, module, batch, 0)
     window.on_train_batch_end(trainer, module, None, batch, 0)
-    assert trainer.should_stop and window.figures()["compile_mode"] == "off"
+    figures = window.figures()
+    assert trainer.should_stop and (figures["compile_mode"], figures["precision"]) == ("off", "16-mixed")
 
 
 def test_a_failed_run_stops_its_gpu_sampler(tmp_path: Path, monkeypatch) -> None:

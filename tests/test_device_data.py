@@ -173,13 +173,10 @@ def test_training_in_device_mode_matches_memory_mode_through_the_trainer(
             epochs=2,
             dataset_mode=mode,
             partial_events=True,
+            precision="32-true",  # on a GPU the default is bf16-mixed, whose rounding swamps the test
             **small,
         )
-        # On a GPU the default is bf16-mixed, whose rounding swamps the test. As train's keyword:
-        # an Options built in Python marks no key as set by the user, so its precision="32-true"
-        # read as the default and a GPU trained in bf16-mixed all the same.
-        results[mode] = train(options, log_dir=tmp_path / mode, quiet=True, precision="32-true",
-                              callbacks=[Seen()])
+        results[mode] = train(options, log_dir=tmp_path / mode, quiet=True, callbacks=[Seen()])
     assert precisions == ["32-true", "32-true"]
     memory, device = results["memory"].metrics, results["device"].metrics
     # CUDA's backward sums with atomics in no fixed order (and TF32 rounds fp32 matmuls): runs that

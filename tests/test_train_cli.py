@@ -217,7 +217,7 @@ def test_zero_gpus_trains_on_the_cpu_and_says_so_when_gpus_are_visible(
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
     options = Options().replace(**changes)
-    hardware = choose_hardware(options, gpus=gpus, processes=None, nodes=1, precision_given=False)
+    hardware = choose_hardware(options, gpus=gpus, processes=None, nodes=1)
     if said is None:
         assert hardware.accelerator == "gpu" and hardware.note is None
     else:
@@ -240,7 +240,7 @@ def test_a_device_failure_names_what_set_the_device_count(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
-    hardware = choose_hardware(Options(), gpus=gpus, processes=processes, nodes=1, precision_given=False)
+    hardware = choose_hardware(Options(), gpus=gpus, processes=processes, nodes=1)
     assert hardware.chosen_by == chosen_by
 
 
@@ -259,8 +259,35 @@ def test_a_gpu_that_only_emulates_bfloat16_trains_in_16_bit_mixed_precision(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
-    hardware = choose_hardware(Options(), gpus=1, processes=None, nodes=1, precision_given=False)
+    hardware = choose_hardware(Options(), gpus=1, processes=None, nodes=1)
     assert hardware.precision == chosen
+
+
+@pytest.mark.parametrize(
+    ("accelerator", "options", "chosen"),
+    [
+        ("gpu", {}, "bf16-mixed"),
+        ("cpu", {}, "32-true"),
+        ("gpu", {"precision": "32-true"}, "32-true"),
+        ("gpu", {"precision": "auto"}, "bf16-mixed"),
+        ("cpu", {"precision": "bf16"}, "bf16-mixed"),
+    ],
+)
+def test_a_precision_set_in_python_is_kept_on_a_gpu_and_auto_is_the_default(
+    monkeypatch: pytest.MonkeyPatch, accelerator: str, options: dict[str, str], chosen: str
+) -> None:
+    """``auto`` (the default) means mixed precision on a GPU and 32-true on the CPU; any other
+    value is kept. A GPU used to train ``Options(precision="32-true")`` in bf16-mixed: 32-true was
+    the default too, and an Options built in Python marks no key as set by the user."""
+    from spanet_lite.config.options import Options
+    from spanet_lite.training.hardware import choose_hardware
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    gpus = 1 if accelerator == "gpu" else 0
+    hardware = choose_hardware(Options(**options), gpus=gpus, processes=None, nodes=1)
+    assert (hardware.accelerator, hardware.precision) == (accelerator, chosen)
 
 
 def lines_saying(
@@ -462,7 +489,7 @@ def test_short_precision_names_reach_lightning_under_their_full_names(written: s
     from spanet_lite.training.hardware import choose_hardware
 
     options = Options(precision=written)
-    hardware = choose_hardware(options, gpus=0, processes=None, nodes=1, precision_given=True)
+    hardware = choose_hardware(options, gpus=0, processes=None, nodes=1)
     assert hardware.precision == passed
 
 

@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "SPANet's -p; sets dataset_limit = PERCENT / 100")
     run.add_argument("-f", "--full_events", "--full-events", dest="full_events", action="store_true",
                      help="SPANet's -f: partial_events = false and balance_particles = false")
-    run.add_argument("--precision", help="32-true (default on CPU), bf16-mixed, 16-mixed, 64-true, ...")
+    run.add_argument("--precision",
+                     help="auto (default: 32-true on CPU, mixed on GPU), 32-true, bf16-mixed, ...")
     run.add_argument("-fp16", "--fp16", action="store_true",
                      help="16-bit mixed precision (same as --precision 16-mixed; needs a GPU)")
     run.add_argument(

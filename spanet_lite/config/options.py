@@ -35,8 +35,10 @@ ACTIVATIONS = (*SPANET_ACTIVATIONS, "silu", "tanh", "leaky_relu", "selu")
 DATASET_MODES = ("auto", "memory", "streaming", "device")
 DECODINGS = ("greedy", "exact")
 PAIR_FEATURES = ("auto", "none", "physics")
-# Lightning's precision spellings (``Trainer(precision=...)``).
+# Lightning's precision spellings (``Trainer(precision=...)``), and "auto": 32-true on the CPU,
+# mixed precision on a GPU (training.hardware.gpu_mixed_precision).
 PRECISIONS = (
+    "auto",
     *("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true"),
     *("64", "32", "16", "bf16"),
 )
@@ -183,7 +185,7 @@ class Options:
 
     # ---- run (spanet_lite)
     seed: int = 0
-    precision: str = "32-true"
+    precision: str = "auto"  # 32-true on the CPU, bf16-mixed (16-mixed) on a GPU
     detection_threshold: float = 0.5
     decoding: str = "greedy"  # greedy | exact
     # spanet_lite: torch.compile of the network: true, false, or auto = only long CPU runs

@@ -84,13 +84,11 @@ def check_devices(
     return gpus, processes, nodes
 
 
-def choose_hardware(
-    options: Options, *, gpus: int | None, processes: int | None, nodes: int, precision_given: bool
-) -> Hardware:
+def choose_hardware(options: Options, *, gpus: int | None, processes: int | None, nodes: int) -> Hardware:
     """The hardware for ``options`` and the devices asked for, which :func:`check_devices` has
-    passed (``precision_given``: a precision was asked for too)."""
+    passed."""
     accelerator, devices, note = _devices(options, gpus, processes)
-    precision = _precision(options, accelerator, explicit=precision_given)
+    precision = _precision(options, accelerator)
     if accelerator == "cpu" and processes is not None:  # the count of CPU devices, with gpus=0 too
         chosen_by = "processes"
     elif gpus is not None:
@@ -132,19 +130,21 @@ def _devices(options: Options, gpus: int | None, processes: int | None) -> tuple
     return "cpu", processes or 1, note
 
 
-def _precision(options: Options, accelerator: str, *, explicit: bool) -> str:
-    """The options' precision; on a GPU, mixed precision unless the user chose otherwise. A
-    refusal names ``precision``, the keyword and the option alike (``spanet-train`` names the
-    flag typed, ``--precision`` or ``-fp16``, only when one was). A short form (``bf16``) is
-    passed on under its full name, which Lightning reads it as without a deprecation warning."""
+def _precision(options: Options, accelerator: str) -> str:
+    """The options' precision; ``auto`` (the default) is 32-true on the CPU and mixed precision
+    on a GPU. Any other value is the user's choice, whether a file, a flag, a keyword or an
+    ``Options`` built in Python set it: a value, not where it came from, decides. A refusal names
+    ``precision``, the keyword and the option alike (``spanet-train`` names the flag typed,
+    ``--precision`` or ``-fp16``, only when one was). A short form (``bf16``) is passed on under
+    its full name, which Lightning reads it as without a deprecation warning."""
     chosen = full_precision(str(options.precision))
     if accelerator == "cpu" and chosen == "16-mixed":
         raise InputError(
             None, "precision",
             "32-true or bf16-mixed on the CPU (16-bit mixed precision needs a GPU)", str(options.precision),
         )
-    if accelerator == "gpu" and not explicit and "precision" not in options.explicit:
-        return gpu_mixed_precision()
+    if chosen == "auto":
+        return gpu_mixed_precision() if accelerator == "gpu" else "32-true"
     return chosen
 
 

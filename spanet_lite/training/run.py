@@ -131,8 +131,7 @@ def train(
     check_resume_epochs(plan)
     check_continued_options(plan)
     hardware = choose_hardware(
-        plan.options, gpus=arguments.gpus, processes=arguments.processes, nodes=arguments.nodes,
-        precision_given=precision is not None,
+        plan.options, gpus=arguments.gpus, processes=arguments.processes, nodes=arguments.nodes
     )
     initial = None
     if state_dict is not None:
