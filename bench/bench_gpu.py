@@ -150,6 +150,10 @@ class GpuSampler:
     index: int = 0
     samples: list[tuple[float, float, float]] = field(default_factory=list)
     source: str = "none"
+    skipped: int = 0
+    """nvidia-smi replies without numbers, left out of the mean."""
+    give_up_after: int = 25
+    """Replies without numbers in a row (5 s) after which sampling stops."""
 
     def start(self) -> GpuSampler:
         self._stop = threading.Event()
@@ -176,14 +180,24 @@ class GpuSampler:
         except Exception:  # no pynvml, or no NVML: fall back to nvidia-smi
             pass
         query = ["nvidia-smi", f"--id={self.index}", "--query-gpu=utilization.gpu,memory.used"]
+        failed_in_a_row = 0
         while not self._stop.wait(0.2):
             try:
                 out = subprocess.run(
                     [*query, "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=5
                 ).stdout
                 util, used = (float(x) for x in out.strip().splitlines()[0].split(","))
-            except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+            except OSError:  # no nvidia-smi
                 return
+            except (ValueError, IndexError, subprocess.SubprocessError):
+                # One "[N/A]" or a slow reply under load skips a sample; sampling on stops only
+                # when nvidia-smi never answers with numbers (e.g. a MIG slice: always "[N/A]").
+                self.skipped += 1
+                failed_in_a_row += 1
+                if failed_in_a_row >= self.give_up_after:
+                    return
+                continue
+            failed_in_a_row = 0
             self.source = "nvidia-smi"
             self.samples.append((time.perf_counter(), util, used))
 
@@ -200,6 +214,7 @@ class GpuSampler:
             "gpu_memory_used_mib_max": round(max(s[2] for s in inside)),
             "gpu_sampler": self.source,
             "gpu_samples": len(inside),
+            "gpu_samples_skipped": self.skipped,
         }
 
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -271,3 +272,40 @@ def test_each_part_of_the_gpu_session_ends_at_its_time_limit_even_if_it_takes_si
     lines = done.stdout.splitlines()
     assert lines[1].startswith("tests (rc 137, 124 or 137 = time limit)")
     assert lines[2].startswith("bench_gpu (rc 137, 124 or 137 = time limit)")
+
+
+def test_the_gpu_sampler_skips_a_reply_without_numbers_and_samples_on(monkeypatch) -> None:
+    """nvidia-smi answers "[N/A]" now and then (and times out under load): the sampler used to stop
+    at the first such reply, leaving a utilisation figure from the first few samples of a run."""
+    replies = iter(["[N/A], 1200\n", "57, 1300\n", "[N/A], [N/A]\n", "63, 1400\n"])
+
+    def fake_run(command, **kwargs):
+        reply = next(replies, None)
+        if reply is None:
+            raise FileNotFoundError("nvidia-smi")  # ends the sampler once the replies run out
+        return subprocess.CompletedProcess(command, 0, stdout=reply)
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # the nvidia-smi path, with or without pynvml
+    monkeypatch.setattr(bench_gpu.subprocess, "run", fake_run)
+    sampler = bench_gpu.GpuSampler()
+    sampler._stop = SimpleNamespace(wait=lambda seconds: False)  # no pauses, in this thread
+    sampler._run()
+    figures = sampler.window(0.0, float("inf"))
+    assert [s[1] for s in sampler.samples] == [57.0, 63.0] and sampler.source == "nvidia-smi"
+    assert (figures["gpu_utilisation_percent"], figures["gpu_samples_skipped"]) == (60.0, 2)
+
+
+def test_the_gpu_sampler_gives_up_on_a_gpu_that_never_reports_utilisation(monkeypatch) -> None:
+    """A MIG slice answers "[N/A]" for ever: sampling stops, and the figure is None, not 0 %."""
+    calls = []
+
+    def fake_run(command, **kwargs):
+        calls.append(command)
+        return subprocess.CompletedProcess(command, 0, stdout="[N/A], 900\n")
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    monkeypatch.setattr(bench_gpu.subprocess, "run", fake_run)
+    sampler = bench_gpu.GpuSampler(give_up_after=3)
+    sampler._stop = SimpleNamespace(wait=lambda seconds: False)
+    sampler._run()
+    assert len(calls) == 3 and sampler.window(0.0, float("inf"))["gpu_utilisation_percent"] is None
