@@ -128,3 +128,19 @@ def test_build_optimizer_flattens_adam_and_adamw_on_the_cpu_only() -> None:
     assert isinstance(build_optimizer(small_net(), small_options(optimizer="SGD")), torch.optim.SGD)
     assert not flat_steppable("AdamW", [p.double() for p in small_net().parameters()])
     assert not flat_steppable("Adagrad", list(small_net().parameters()))
+
+
+def test_a_network_whose_linear_weights_are_all_frozen_trains_the_rest() -> None:
+    """-fsf can freeze every linear weight and leave norms and biases to train: the decaying
+    group is then empty, and the CPU's flat AdamW failed on it with an IndexError."""
+    from spanet_lite.config.options import Options
+
+    net = small_net()
+    for layer in (net[0], net[3], net[4]):
+        layer.weight.requires_grad_(False)
+    frozen = net[0].weight.detach().clone()
+    norm = net[1].weight.detach().clone()
+    optimizer = build_optimizer(net, Options(optimizer="AdamW", learning_rate=0.01))
+    assert [group["weight_decay"] for group in optimizer.param_groups] == [0.0]
+    train(net, optimizer, range(3))
+    assert torch.equal(net[0].weight, frozen) and not torch.equal(net[1].weight, norm)

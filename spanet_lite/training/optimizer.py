@@ -46,10 +46,12 @@ def parameter_groups(network: nn.Module, l2_penalty: float) -> list[dict[str, An
             decay.append(module.weight)
             decay_ids.add(id(module.weight))
     rest = [p for p in network.parameters() if p.requires_grad and id(p) not in decay_ids]
-    groups: list[dict[str, Any]] = [{"params": decay, "weight_decay": float(l2_penalty)}]
-    if rest:
-        groups.append({"params": rest, "weight_decay": 0.0})
-    return groups
+    groups: list[dict[str, Any]] = [
+        {"params": decay, "weight_decay": float(l2_penalty)},
+        {"params": rest, "weight_decay": 0.0},
+    ]
+    # -fsf may freeze every linear weight and leave only norms or embeddings to train
+    return [group for group in groups if group["params"]]
 
 
 def build_optimizer(
