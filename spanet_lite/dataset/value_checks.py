@@ -157,11 +157,24 @@ def label_gap(counts: dict[int, int]) -> str | None:
     labels = sorted(label for label, count in counts.items() if count > 0)
     if len(labels) < 2 or labels[-1] + 1 == len(labels):
         return None
-    first_gap = next(k for k in range(labels[-1] + 1) if counts.get(k, 0) == 0)
+    missing = _missing_labels(labels, 6)  # walks the gaps: a label of 2**40 made range() a MemoryError
+    first_gap = missing[0]
     stray = sum(counts[label] for label in labels if label > first_gap)
     if stray > max(1.0, 0.01 * sum(counts[label] for label in labels)):
         return None
-    missing = sorted(set(range(labels[-1] + 1)) - set(labels))
     shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
     return (f"class labels 0..{labels[-1]} make {labels[-1] + 1} classes, but {shown} never occur "
             f"({stray:,} event(s) above the gap; a typo?)")
+
+
+def _missing_labels(labels: list[int], most: int) -> list[int]:
+    """The first ``most`` of ``0 .. labels[-1]`` absent from the sorted, distinct ``labels``,
+    found gap by gap, so the work does not grow with the value of the highest label."""
+    missing: list[int] = []
+    expected = 0
+    for label in labels:
+        missing += range(expected, min(label, expected + most - len(missing)))
+        if len(missing) >= most:
+            break
+        expected = label + 1
+    return missing
