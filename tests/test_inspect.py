@@ -480,6 +480,18 @@ def test_non_finite_per_event_values(build, where, value, message):
     assert errors(build(edit=poison)) == [(where, message)]
 
 
+def test_a_float64_regression_target_beyond_float32_is_refused_like_inf(build):
+    """Training reads regression targets as float32, where 1e300 is inf: the check passed it as
+    finite, and training took it for a missing value (or, in every event, said "got only NaN")."""
+    def poison(datasets):
+        values = np.ones(6, dtype=np.float64)
+        values[2] = 1e300
+        datasets["REGRESSIONS/EVENT/mass"] = values
+
+    message = "expected finite values or NaN (missing), got inf in 1 event (first: event 2)"
+    assert errors(build(edit=poison)) == [("REGRESSIONS/EVENT/mass", message)]
+
+
 def test_class_label_below_minus_one(build):
     problem = only_error(build({"CLASSIFICATIONS/EVENT/signal": np.array([0, 1, -3, -1, 2, 0])}))
     assert problem.message == ("expected class labels >= 0, or -1 for missing, got 1 label below -1 "

@@ -757,7 +757,9 @@ class _ContentScan:
     def scan_regression(
         self, key: str, moments: RunningMoments, nan_count: list[int], start: int, stop: int
     ) -> None:
-        values = self.read(regression_path(key), start, stop).astype(np.float64, copy=False)
+        values = self.read(regression_path(key), start, stop)
+        with np.errstate(over="ignore"):  # read as float32 (as check_finite): beyond its range is inf
+            values = values.astype(np.float32, copy=False).astype(np.float64)
         nan = np.isnan(values)
         nan_count[0] += int(nan.sum())
         infinite = np.isinf(values)
