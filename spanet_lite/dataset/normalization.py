@@ -20,8 +20,9 @@ Regressions (per target, non-NaN values only)
     becomes 1. A target with no value at all in the training split is an error.
 
 Classifications
-    ``num_classes = max label + 1`` over the training split; fewer than two distinct labels
-    (ignoring -1) is an error, since there is nothing to learn.
+    ``num_classes = max label + 1`` over the training split, as SPANet counts them; a split
+    with no label at all (only -1) is an error (:func:`count_classes`), one with a single class
+    trains, as in SPANet, with one line saying so (:func:`single_class_note`).
 """
 
 from __future__ import annotations
