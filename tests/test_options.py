@@ -430,6 +430,24 @@ def test_numpy_numbers_from_python_become_plain_numbers():
     assert [type(v) for v in typed.values()] == [int, float, int]
 
 
+def test_numpy_booleans_from_python_are_booleans_in_every_way_in():
+    """``partial_events=np.bool_(True)`` (a comparison, an array element) was refused as "expected true
+    or false, got np.True_ (bool)" by train()'s keywords, a dict and an Options alike."""
+    import numpy as np
+
+    from spanet_lite.config import typed_options
+
+    typed = typed_overrides({"partial_events": np.True_, "compile": np.False_})
+    assert typed == {"partial_events": True, "compile": False}
+    assert [type(v) for v in typed.values()] == [bool, bool]
+    assert parse_options({"normalize_features": np.False_}).normalize_features is False
+    built = Options(balance_jets=np.True_)
+    validate_options(built, "options.json")
+    assert type(typed_options(built).balance_jets) is bool
+    with pytest.raises(InputError, match="hidden_dim: expected an integer"):
+        typed_overrides({"hidden_dim": np.True_})  # a boolean is still no number
+
+
 @pytest.mark.parametrize(("options", "message"), [
     (Options(batch_size="64"), "options.json: batch_size: expected an integer, got '64'"),
     (Options(dropout="0.1"), "options.json: dropout: expected a number, got '0.1'"),

@@ -37,6 +37,7 @@ import math
 import numbers
 import os
 import re
+import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -147,8 +148,9 @@ def typed_overrides(values: Mapping[str, Any], names: Mapping[str, str] | None =
     """Option values set by a Python keyword (``train(epochs=...)``, ``option_values=``) or a
     command's flag, typed by the same rules as a file's values, so ``epochs=1.5`` or
     ``hidden_dim="16"`` is one line before any work (not a Lightning assertion deep in the run)
-    and a numpy integer becomes a plain ``int``. A refusal names the key as the caller did:
-    ``names`` holds the ones it calls otherwise (``event_file`` for ``event_info_file``)."""
+    and a numpy integer becomes a plain ``int`` (a numpy boolean a ``bool``). A refusal names the
+    key as the caller did: ``names`` holds the ones it calls otherwise (``event_file`` for
+    ``event_info_file``)."""
     typed: dict[str, Any] = {}
     for key, value in values.items():
         where = (names or {}).get(key, key)
@@ -203,6 +205,8 @@ def as_integer(value: Any, where: str, source: str | None = None) -> int:
 def _convert(key: str, value: Any, source: str | None, where: str) -> Any:
     """Check ``value`` against the field's type; return it in that type."""
     kind = _FIELD_TYPES[key]
+    if (kind == "bool" or key == "compile") and _is_numpy_bool(value):
+        return bool(value)  # a notebook's numpy.bool_ (a comparison, an array element) is a boolean
     if (kind == "bool" or key == "compile") and isinstance(value, (int, float)) and value in (0, 1):
         return bool(value)  # SPANet's loader reads 0/1 as booleans
     if key == "compile":  # true, false or "auto": validation owns that rule
@@ -233,6 +237,14 @@ def _convert(key: str, value: Any, source: str | None, where: str) -> Any:
         lowered = value.lower()
         return "min" if lowered == "none" else lowered if lowered in COMBINE_PAIR_LOSSES else value
     return value
+
+
+def _is_numpy_bool(value: Any) -> bool:
+    """Whether ``value`` is a ``numpy.bool_``, which is no ``bool`` nor a number to Python. Read from
+    ``sys.modules``: a value can only be one once numpy is imported, and checking options must not
+    import it (CLI start-up)."""
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.bool_)
 
 
 def _canonical_activation(value: str) -> str:
