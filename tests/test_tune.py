@@ -28,6 +28,14 @@ def test_a_space_file_reads_choices_ranges_and_log_scales():
                                                 "batch_size", "dropout"}
 
 
+def test_a_float_option_ranges_over_floats_whatever_its_ends_look_like():
+    """focal_gamma {low: 0, high: 2} drew only 0, 1 and 2 (suggest_int), as the ends were written
+    as integers: the option's type decides, as in an options file."""
+    space = parse_space({"focal_gamma": {"low": 0, "high": 2},
+                         "learning_rate_warmup_epochs": {"low": 0, "high": 3, "step": 1}}, "space.yaml")
+    assert [p.integer for p in space] == [False, False]
+
+
 @pytest.mark.parametrize(("document", "message"), [
     ({"learnig_rate": [0.1]},
      "learnig_rate: expected an options-file key to search (did you mean 'learning_rate'?)"),

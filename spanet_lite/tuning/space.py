@@ -3,8 +3,8 @@
 ::
 
     hidden_dim: [32, 64, 128]                              # choices (a list)
-    num_encoder_layers: {low: 1, high: 6}                  # integers (both ends integers)
-    learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}  # floats on a log scale
+    num_encoder_layers: {low: 1, high: 6}                  # integers (an integer option)
+    learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}  # floats (a float option) on a log scale
     dropout: {low: 0.0, high: 0.3, step: 0.05}             # floats on a grid
     optimizer: {choices: [AdamW, Adam]}                    # choices (spelled out)
 
@@ -124,8 +124,11 @@ def _parameter(name: str, value: Any, source: str) -> Parameter:
     if step is not None and step > high - low:  # type: ignore[operator]
         raise InputError(source, name, f"a step of at most high - low = {high - low:g} (else only low "
                          "is ever tried)", repr(step))
-    integer = isinstance(low, int) and isinstance(high, int) and (step is None or isinstance(step, int))
-    if "int" in str(_FIELDS[name].type) and not integer:
+    # The option's type decides, as in an options file: focal_gamma {low: 0, high: 2} is a float
+    # range (its ends written as integers drew only 0, 1 and 2), num_encoder_layers an integer one.
+    integer = "int" in str(_FIELDS[name].type)
+    whole = isinstance(low, int) and isinstance(high, int) and (step is None or isinstance(step, int))
+    if integer and not whole:
         raise InputError(source, name, "integer low, high (and step): the option is a whole number",
                          f"low {low!r}, high {high!r}")
     return Parameter(name, low=low, high=high, log=log, step=step, integer=integer)
