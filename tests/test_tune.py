@@ -36,6 +36,16 @@ def test_a_float_option_ranges_over_floats_whatever_its_ends_look_like():
     assert [p.integer for p in space] == [False, False]
 
 
+def test_choices_are_read_as_an_options_file_reads_them():
+    """The space had a type rule of its own: SPANet's spellings an options file takes (GELU, "None",
+    0/1 for a boolean, 32.0 for an integer) were refused in it."""
+    space = parse_space({"linear_activation": ["GELU", "ReLU"], "combine_pair_loss": ["None", "mean"],
+                         "partial_events": [0, 1], "hidden_dim": [32.0, 64]}, "space.yaml")
+    assert [p.choices for p in space] == [("gelu", "relu"), ("min", "mean"), (False, True), (32, 64)]
+    assert type(space[3].choices[0]) is int
+    check_space(space, Options(), "space.yaml")
+
+
 @pytest.mark.parametrize(("document", "message"), [
     ({"learnig_rate": [0.1]},
      "learnig_rate: expected an options-file key to search (did you mean 'learning_rate'?)"),

@@ -106,9 +106,7 @@ def _parameter(name: str, value: Any, source: str) -> Parameter:
         choices = value["choices"]
         if set(value) != {"choices"} or not isinstance(choices, list) or not choices:
             raise InputError(source, name, "a non-empty list of choices (and no range keys)", repr(value))
-        for choice in choices:
-            _check_type(name, choice, source)
-        return Parameter(name, choices=tuple(choices))
+        return Parameter(name, choices=tuple(_typed_choice(name, choice, source) for choice in choices))
     low, high = value.get("low"), value.get("high")
     numbers = all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
                   for v in (low, high))
@@ -134,13 +132,17 @@ def _parameter(name: str, value: Any, source: str) -> Parameter:
     return Parameter(name, low=low, high=high, log=log, step=step, integer=integer)
 
 
-def _check_type(name: str, value: Any, source: str) -> None:
-    kind = str(_FIELDS[name].type)
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    ok = {"int": isinstance(value, int) and not isinstance(value, bool), "float": number,
-          "bool": isinstance(value, bool), "str": isinstance(value, str)}.get(kind, True)
-    if not ok:
-        raise InputError(source, name, f"choices of the option's type ({kind})", repr(value))
+def _typed_choice(name: str, value: Any, source: str) -> Any:
+    """A choice as an options file reads the same value (the loader's one type rule): SPANet's
+    spellings (``GELU``, ``combine_pair_loss: "None"``, ``0``/``1`` for a boolean, ``32.0`` for an
+    integer) are taken as there, and the trial gets the value the file would give."""
+    from spanet_lite.config.options_file import typed_overrides
+
+    try:
+        return typed_overrides({name: value})[name]
+    except InputError:
+        kind = str(_FIELDS[name].type)
+        raise InputError(source, name, f"choices of the option's type ({kind})", repr(value)) from None
 
 
 def check_space(parameters: tuple[Parameter, ...], base: Options, source: str) -> None:
