@@ -113,6 +113,20 @@ def test_an_integer_too_long_for_python_is_one_line_in_options_and_run_files(tmp
         DatasetStatistics.load(statistics)
 
 
+@pytest.mark.parametrize(("key", "message"), [
+    ("learning_rate", "learning_rate (line 1): expected a finite number"),
+    ("dropout", "dropout (line 1): expected a finite number"),
+    ("hidden_dim", "hidden_dim: expected weight matrices"),
+    ("num_encoder_layers", "num_encoder_layers: expected layers x hidden_dim below 2**60"),
+])
+def test_an_integer_beyond_floats_range_is_one_line(key: str, message: str):
+    """A 400-digit integer (below Python's 4,300, above float's 1.8e308) was an OverflowError
+    traceback: float(), math.isfinite() or transformer_dim_scale x hidden_dim converted it."""
+    with pytest.raises(InputError) as caught:  # the loader refuses a float key, the rules the others
+        validate_options(parse_options_text(f'{{"{key}": 1{"0" * 400}}}', "options.json"), "options.json")
+    assert str(caught.value).startswith(f"options.json: {message}")
+
+
 def test_a_key_written_twice_is_an_error_on_its_second_line():
     assert parse_error('{\n  "epochs": 3,\n  "epochs": 30\n}') == (
         "options.json: epochs (line 3): expected each key once, got 'epochs' a second time"

@@ -219,8 +219,12 @@ def _convert(key: str, value: Any, source: str | None, where: str) -> Any:
         return as_integer(value, where, source)
     if kind == "float":
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
-            if math.isfinite(value):
-                return float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond float's range (1e400 written out): no float holds it
+                number = math.inf
+            if math.isfinite(number):
+                return number
             raise InputError(source, where, "a finite number", describe(value))
         raise InputError(source, where, "a number", describe(value))
     if value is None and key in PATH_KEYS:

@@ -93,8 +93,15 @@ LAYERS_EXPECTED = ("layers x hidden_dim below 2**60 weights (every layer built h
                    "more than any memory holds")
 """Layer counts are built one by one: 1e30 layers ran until memory ran out instead of failing."""
 
-_positive: Callable[[Any], bool] = lambda value: math.isfinite(value) and value > 0  # noqa: E731
-_non_negative: Callable[[Any], bool] = lambda value: math.isfinite(value) and value >= 0  # noqa: E731
+
+def _finite(value: Any) -> bool:
+    """Not NaN nor infinite. An integer always is: ``math.isfinite`` converts it to a float, which
+    for one beyond float's range (a 400-digit count in a file) raised OverflowError, a traceback."""
+    return isinstance(value, numbers.Integral) or math.isfinite(value)
+
+
+_positive: Callable[[Any], bool] = lambda value: _finite(value) and value > 0  # noqa: E731
+_non_negative: Callable[[Any], bool] = lambda value: _finite(value) and value >= 0  # noqa: E731
 _fraction: Callable[[Any], bool] = lambda value: 0 < value <= 1  # noqa: E731
 
 _RULES: tuple[_Rule, ...] = (
@@ -198,6 +205,8 @@ def validate_options(
             "a split that leaves validation events (below 1.0), or a validation_file",
             describe(options.train_validation_split),
         )
+    if options.hidden_dim >= MAX_MATRIX_WEIGHTS:  # before the float product below, which it overflows
+        raise error("hidden_dim", MATRIX_EXPECTED, describe(options.hidden_dim))
     widths = {"hidden_dim": options.hidden_dim, "initial_embedding_dim": options.initial_embedding_dim,
               "transformer_dim_scale": options.transformer_dim_scale * options.hidden_dim}
     if not options.hidden_dim * max(widths.values()) < MAX_MATRIX_WEIGHTS:
