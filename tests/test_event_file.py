@@ -540,6 +540,18 @@ ERROR_CASES = [
         "digits (Python reads at most 4,300)",
         id="integer-too-long",
     ),
+    pytest.param(  # a hex literal converts, but its repr in the message raised ValueError: a traceback
+        INPUTS + "EVENT:\n  t: [b, 0x" + "f" * 5000 + "]\n",
+        "topology.yaml: EVENT.t[1] (line 12): expected a product name (quote it if YAML reads it as a "
+        "number or boolean), got an integer of about 6,021 digits (a number)",
+        id="hex-integer-too-long-to-print",
+    ),
+    pytest.param(  # the same inside a list the message shows
+        INPUTS + "EVENT:\n  t: [b, q]\nPERMUTATIONS:\n  t: [[b, 0b" + "1" * 20000 + "]]\n",
+        "topology.yaml: PERMUTATIONS.t[0] (line 14): expected either a list of names or a list of cycles, "
+        "not a mix, got a list holding an integer too long to print",
+        id="binary-integer-in-a-list",
+    ),
 ]
 
 

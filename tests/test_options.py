@@ -127,6 +127,15 @@ def test_an_integer_beyond_floats_range_is_one_line(key: str, message: str):
     assert str(caught.value).startswith(f"options.json: {message}")
 
 
+def test_an_integer_too_long_to_print_from_python_is_one_line():
+    """repr() of an integer of over 4,300 digits raises ValueError, so describing it in the message
+    was a traceback (a notebook's value; no decimal reader lets one through)."""
+    with pytest.raises(InputError) as caught:
+        validate_options(Options(epochs=-(10**5000)))
+    assert str(caught.value) == (
+        "epochs: expected at least 1 epoch, got a negative integer of about 5,001 digits (a number)")
+
+
 def test_a_key_written_twice_is_an_error_on_its_second_line():
     assert parse_error('{\n  "epochs": 3,\n  "epochs": 30\n}') == (
         "options.json: epochs (line 3): expected each key once, got 'epochs' a second time"

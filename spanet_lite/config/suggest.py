@@ -10,6 +10,7 @@ word contains it; we do not).
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -51,6 +52,17 @@ def did_you_mean(word: Any, candidates: Iterable[str]) -> str:
 
 def describe(value: Any, limit: int = 60) -> str:
     """A short, user-facing description of a parsed value for "got ..." in error messages."""
+    try:
+        return _describe(value, limit)
+    except ValueError:  # an integer longer than CPython turns into text (4,300 digits): YAML's 0x/0b
+        # literals and Python values reach here although no decimal reader lets one through
+        if isinstance(value, int):
+            sign, digits = "a negative" if value < 0 else "an", int(value.bit_length() * math.log10(2)) + 1
+            return f"{sign} integer of about {digits:,} digits (a number)"
+        return f"a {type(value).__name__} holding an integer too long to print"
+
+
+def _describe(value: Any, limit: int) -> str:
     if value is None:
         return "nothing"
     if isinstance(value, bool):
