@@ -540,6 +540,12 @@ ERROR_CASES = [
         "digits (Python reads at most 4,300)",
         id="integer-too-long",
     ),
+    pytest.param(  # was read as "expected YAML without self-referencing aliases": there is no alias
+        "INPUTS: " + "[" * 20000 + "]" * 20000 + "\n",
+        "topology.yaml: expected YAML without self-referencing aliases, nested no deeper than Python "
+        "reads, got a recursive or too deeply nested structure",
+        id="nested-too-deeply",
+    ),
     pytest.param(  # a hex literal converts, but its repr in the message raised ValueError: a traceback
         INPUTS + "EVENT:\n  t: [b, 0x" + "f" * 5000 + "]\n",
         "topology.yaml: EVENT.t[1] (line 12): expected a product name (quote it if YAML reads it as a "

@@ -93,9 +93,10 @@ def load_yaml_with_lines(text: str, source: str) -> YamlDocument:
         ) from None
     except yaml.YAMLError as error:
         raise InputError(source, "", "valid YAML", str(error).splitlines()[0]) from None
-    except RecursionError:
+    except RecursionError:  # an alias inside its own anchor (a: &x [*x]), or thousands of nested brackets
         raise InputError(
-            source, "", "YAML without self-referencing aliases", "a recursive structure"
+            source, "", "YAML without self-referencing aliases, nested no deeper than Python reads",
+            "a recursive or too deeply nested structure",
         ) from None
     finally:
         if loader is not None:
