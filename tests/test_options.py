@@ -244,6 +244,22 @@ def test_a_retired_spanet_key_is_ignored_as_spanet_v2_ignores_it_with_one_warnin
     assert options == Options()
 
 
+def test_a_retired_spanet_key_set_from_python_says_what_it_was_not_a_key_of_another_meaning():
+    """From train()'s option_values, Options.replace or a search space it was refused with
+    "did you mean 'num_classification_layers'?": the classification head, where v1's key was the
+    detection head's depth."""
+    from spanet_lite.tuning.space import parse_space
+
+    for attempt in (lambda: typed_overrides({"num_branch_classification_layers": 2}),
+                    lambda: Options().replace(num_branch_classification_layers=2),
+                    lambda: parse_space({"num_branch_classification_layers": [1, 2]}, "space.yaml")):
+        with pytest.raises(InputError) as caught:
+            attempt()
+        assert "did you mean" not in str(caught.value)
+        assert "(retired: SPANet v1's detection-head depth, num_detector_layers since v2)" in str(
+            caught.value)
+
+
 def test_every_spanet_key_is_known_including_its_bookkeeping():
     text = json.dumps(
         {"usable_gpus": "0,1", "trial_time": "", "trial_output_dir": "./out", "combinatorial_scale": 0}

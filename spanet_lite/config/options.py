@@ -18,7 +18,7 @@ command-line overrides are applied.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,7 +222,7 @@ class Options:
         known = {f.name for f in option_fields()}
         for key in changes:
             if key not in known:
-                raise InputError(None, key, "a known option key", repr(key) + did_you_mean(key, known))
+                raise InputError(None, key, "a known option key", repr(key) + unknown_key_hint(key, known))
         updated = dataclasses.replace(self, **changes)
         updated.explicit = self.explicit | frozenset(changes)
         return updated
@@ -318,6 +318,15 @@ RETIRED_SPANET_KEYS: dict[str, str] = {
 """Keys of SPANet's older options files (its own ``options_files/tttt.json`` still has one) that
 SPANet v2 stores and never reads: the loader accepts them with one warning naming each and what it
 was, since a suggestion for an unknown key would offer a key of another meaning."""
+
+
+def unknown_key_hint(key: Any, known: Iterable[str]) -> str:
+    """What a refusal of the unknown option ``key`` adds: for a retired SPANet key, what it was
+    (the nearest name, ``num_classification_layers`` for v1's detection-head depth, means something
+    else), otherwise the nearest of ``known`` (``" (did you mean 'learning_rate'?)"``) or nothing."""
+    if key in RETIRED_SPANET_KEYS:
+        return f" (retired: {RETIRED_SPANET_KEYS[key]})"
+    return did_you_mean(key, known)
 
 
 def mapped_notes(options: Options) -> dict[str, str]:

@@ -50,6 +50,7 @@ from spanet_lite.config.options import (
     RETIRED_SPANET_KEYS,
     Options,
     option_fields,
+    unknown_key_hint,
 )
 from spanet_lite.config.suggest import describe, did_you_mean
 from spanet_lite.errors import InputError, SpanetWarning
@@ -155,7 +156,8 @@ def typed_overrides(values: Mapping[str, Any], names: Mapping[str, str] | None =
     for key, value in values.items():
         where = (names or {}).get(key, key)
         if key not in _FIELD_TYPES:
-            raise InputError(None, where, "a known option key", repr(key) + did_you_mean(key, _FIELD_TYPES))
+            got = repr(key) + unknown_key_hint(key, _FIELD_TYPES)
+            raise InputError(None, where, "a known option key", got)
         typed[key] = _convert(key, value, None, where)
     return typed
 

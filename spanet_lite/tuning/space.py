@@ -89,9 +89,9 @@ def parse_space(document: Any, source: str = "<space>") -> tuple[Parameter, ...]
 
 def _parameter(name: str, value: Any, source: str) -> Parameter:
     if name not in _FIELDS or name in _NOT_SEARCHABLE:
-        from spanet_lite.config.suggest import did_you_mean
+        from spanet_lite.config.options import unknown_key_hint
 
-        hint = did_you_mean(name, [n for n in _FIELDS if n not in _NOT_SEARCHABLE])
+        hint = unknown_key_hint(name, [n for n in _FIELDS if n not in _NOT_SEARCHABLE])
         raise InputError(source, name, "an options-file key to search" + (f" {hint.strip()}" if hint else ""),
                          "an unknown or unsearchable key")
     if isinstance(value, list):
