@@ -152,3 +152,15 @@ def test_plots_leave_the_callers_matplotlib_backend_and_figures_alone(tmp_path):
         assert plt.get_fignums() == []
     finally:
         plt.switch_backend(before)
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00garbage\n", b'epoch,x\n0,"' + b"a" * 200_000 + b'"\n'])
+def test_training_curves_skip_a_metrics_csv_that_is_not_csv_text(tmp_path, content):
+    """A metrics.csv in another encoding, or with a field beyond the csv module's limit, raised a
+    UnicodeDecodeError or csv.Error traceback after the whole evaluation; it is left out now, as a
+    metrics.csv without an epoch column is."""
+    csv_file = tmp_path / "metrics.csv"
+    csv_file.write_bytes(content)
+    assert plots.read_metrics_csv(csv_file) == {}
+    assert plots.training_curves_plot(csv_file, tmp_path / "curves.png") is None
+    assert not (tmp_path / "curves.png").exists()

@@ -209,9 +209,15 @@ def calibration_plot(ev: Evaluation, spec, path: Path) -> Path | None:
 
 
 def read_metrics_csv(path: Path) -> dict[str, np.ndarray]:
-    """Columns of a metrics.csv as float arrays (empty cells -> nan)."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    """Columns of a metrics.csv as float arrays (empty cells -> nan); none for a file that is not
+    CSV text (another encoding, a field beyond the csv module's limit), so that the training
+    curves are left out, as for a file without an ``epoch`` column, instead of a traceback after
+    the whole evaluation has run."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error):
+        return {}
     columns: dict[str, np.ndarray] = {}
     for name in rows[0] if rows else []:
         values = []
