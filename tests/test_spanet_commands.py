@@ -608,3 +608,25 @@ def test_an_event_file_with_another_topology_is_refused_in_one_line(tth_run, gen
 def test_spanets_profiler_flag_is_refused_rather_than_ignored(capsys):
     assert train_cli.main(["-of", "o.json", "--profile"]) == 2
     assert "--profile" in capsys.readouterr().err
+
+
+def test_the_masses_of_an_event_file_given_with_ef_feed_the_chi_square_baseline(tmp_path):
+    """-ef (SPANet: replace the event file) with the run's topology and a SPANET_LITE masses
+    section was accepted, and its masses silently ignored for the run's copy's (here none: the
+    baseline was skipped). They are used now; an -ef without them leaves the run's copy's."""
+    data = write_ttbar_file(tmp_path / "test.h5", 60)
+    run = make_run_dir(tmp_path / "run", TTBAR_YAML, data)
+    with_masses = tmp_path / "masses.yaml"
+    with_masses.write_text(TTBAR_YAML + "SPANET_LITE:\n  MASSES:\n    t1: {all: 172.5 +- 20}\n"
+                           "    t2: {all: 172.5 +- 20}\n", encoding="utf-8")
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(TTBAR_YAML, encoding="utf-8")
+    notes = []
+    for event_file in (with_masses, plain):
+        report = tmp_path / f"{event_file.stem}.json"
+        assert test_cli.main([str(run), "-tf", str(data), "-ef", str(event_file), "--json", str(report)]) == 0
+        chi = json.loads(report.read_text())["baseline"]["chi_square"]
+        notes.append((chi["used"], chi["note"]))
+    given = "chi-square baseline: m(t1: q1 q2 b) = 172.5 +- 20; m(t2: q1 q2 b) = 172.5 +- 20"
+    assert notes[0] == (True, given)
+    assert notes[1] == (False, "chi-square baseline skipped: no masses given")

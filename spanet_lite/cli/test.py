@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="detection threshold for the 'with detection' numbers (default: the run's)")
     parser.add_argument("--masses", metavar="FILE.yaml",
                         help="particle masses for the chi-square baseline, e.g. 't1: {all: 172.5 +- 20, "
-                             "q1 q2: 80.4 +- 10}' (default: the event file's SPANET_LITE section)")
+                             "q1 q2: 80.4 +- 10}' (default: the SPANET_LITE section of -ef's event file, "
+                             "else of the run's)")
     add_network_arguments(parser)
     add_overwrite_argument(parser)
     return parser
@@ -82,6 +83,12 @@ def _body(argv: Sequence[str] | None) -> int:
         from spanet_lite.config.masses import load_masses_file
 
         masses = load_masses_file(args.masses, {p.name: p.product_names for p in run.spec.particles})
+    elif args.event_file:  # load_network accepted it: the run's topology, perhaps other masses
+        from spanet_lite.config import load_event_spec
+
+        # SPANet's -ef replaces the event file; its SPANET_LITE masses were silently ignored for
+        # the run's copy's. One without them (SPANet's own) leaves the run's copy's in place.
+        masses = list(load_event_spec(args.event_file).masses) or None
     read = [args.event_file, args.masses]
     check_evaluation_outputs(run, test_file, args.json, args.plots, overwrite=args.overwrite, inputs=read,
                              names=("--json", "--plots"))
