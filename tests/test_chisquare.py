@@ -299,3 +299,24 @@ def test_a_bad_masses_file_is_a_one_line_error(tmp_path):
     bad.write_text("t1: {all: 172.5 +- -3}\n")
     with pytest.raises(InputError, match=r"masses.yaml: t1.all \(line 1\)"):
         load_masses_file(bad, {"t1": ("q1", "q2", "b")})
+
+
+def test_a_tagged_lepton_of_a_lepton_input_goes_to_the_product_tied_to_it():
+    """A Leptons input with etag/utag features: its tagged objects were no candidates at all, so
+    the ``l: Leptons`` of the leptonic top had none and stayed -1 in every event. They are left
+    out of the jet-level products only."""
+    spec = parse_event_spec(
+        "INPUTS:\n  SEQUENTIAL:\n    Jets: {pt: none, eta: none, phi: none}\n"
+        "    Leptons: {pt: none, eta: none, phi: none, etag: none, utag: none}\n"
+        "EVENT:\n  lt: [{b: Jets}, {l: Leptons}]\n  ht: [b, q1, q2]\nPERMUTATIONS:\n  ht: [[q1, q2]]\n"
+        "SPANET_LITE:\n  MASSES:\n    ht: {all: 172.5 +- 20, q1 q2: 80.4 +- 10}\n"
+    )
+    rng = np.random.default_rng(0)
+    jets = np.stack([rng.uniform(30, 100, (3, 5)), rng.normal(0, 1, (3, 5)), rng.uniform(-3, 3, (3, 5))], -1)
+    leptons = np.zeros((3, 2, 5))
+    leptons[:, 0] = [50.0, 0.1, 1.0, 1.0, 0.0]  # an electron (etag 1) in slot 0, slot 1 padding
+    masks = {"Jets": np.ones((3, 5), dtype=bool), "Leptons": np.array([[True, False]] * 3)}
+    kinematics = chisquare.object_kinematics(spec, {"Jets": jets, "Leptons": leptons}, masks)
+    found, _ = chisquare.chi_square_assign(spec, spec.masses, kinematics)
+    assert (found["lt"][:, 1] == 5).all()  # Leptons slot 0 = combined index 5
+    assert (found["ht"] < 5).all()  # the jet-level products still never take it

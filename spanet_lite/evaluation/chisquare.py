@@ -21,7 +21,8 @@ compares a network with; it uses the objects' four-momenta only (no b-tag).
   neutrino) get, product by product, the leading-pt candidate left over.
 * **Candidates**: real objects of every SEQUENTIAL input that has ``pt``, ``eta`` and ``phi``
   (or ``sin_phi``/``cos_phi``; ``mass`` when present, else 0), except objects flagged as
-  leptons (``etag`` or ``utag`` > 0.5), which no jet-level product can be. A product tied to
+  leptons (``etag`` or ``utag`` > 0.5), which no jet-level product can be (those of a lepton
+  input that products are tied to stay candidates for them). A product tied to
   an input (``b: Jets``) takes only that input's objects. Objects of an input that holds leptons
   by its name (``Leptons``, ``muons``: :func:`~spanet_lite.assignment.jets.is_lepton_input`, the
   rule the jet counts follow) are taken only by products tied to that input (``l: Leptons``),
@@ -75,6 +76,7 @@ def object_kinematics(
 ) -> Kinematics:
     """Four-momenta and candidate flags from raw (un-normalised) features, see module doc."""
     momenta, candidates, input_of = [], [], []
+    reserved = _reserved_lepton_inputs(spec)
     for number, source in enumerate(spec.sequential):
         raw = np.asarray(features[source.name], dtype=np.float64)
         values = {role: raw[..., i] for role, i in kinematic_roles(source).items()}
@@ -87,7 +89,10 @@ def object_kinematics(
             energy = np.sqrt((p**2).sum(-1) + mass**2)
             vectors = np.concatenate([p, energy[..., None]], axis=-1)
             named = {f.name.lower(): raw[..., i] for i, f in enumerate(source.features)}
-            usable = mask & ~lepton_tagged(named, mask.shape)
+            # A lepton tag keeps an object from the jet-level products; the objects of a lepton
+            # input that products are tied to go to those products only (_allowed), tagged or not:
+            # a Leptons input with etag/utag features left its tied ``l`` without any candidate.
+            usable = mask if source.name in reserved else mask & ~lepton_tagged(named, mask.shape)
         else:
             vectors = np.zeros((*mask.shape, 4))
             usable = np.zeros_like(mask)
@@ -287,12 +292,19 @@ def _allowed(spec: EventSpec, input_of: np.ndarray) -> dict[str | None, np.ndarr
     With nothing tied to it (``lt: [b, l]``) the baseline cannot tell which untied product is the
     lepton, so every untied product may take any object, as before the rule."""
     rules: dict[str | None, np.ndarray | None] = {None: None}
-    tied = {q.input for p in spec.particles for q in p.products}
+    reserved = _reserved_lepton_inputs(spec)
     leptons = np.zeros(input_of.shape, dtype=bool)
     for number, source in enumerate(spec.sequential):
         rules[source.name] = input_of == number
-        if is_lepton_input(source) and source.name in tied:
+        if source.name in reserved:
             leptons |= input_of == number
     if leptons.any():
         rules[None] = ~leptons
     return rules
+
+
+def _reserved_lepton_inputs(spec: EventSpec) -> set[str]:
+    """The lepton inputs (by name, :func:`~spanet_lite.assignment.jets.is_lepton_input`) that some
+    product is tied to: their objects are taken by those products only (see the module doc)."""
+    tied = {q.input for p in spec.particles for q in p.products}
+    return {s.name for s in spec.sequential if is_lepton_input(s) and s.name in tied}
