@@ -167,9 +167,24 @@ def test_background_rejection_at_fixed_signal_efficiency():
     assert tpr.tolist() == [0, 0.5, 0.5, 1, 1, 1]
     assert fpr.tolist() == pytest.approx([0, 0, 1 / 3, 1 / 3, 2 / 3, 1])
     assert background_rejection(tpr, fpr, 1.0) == pytest.approx(3.0)
-    assert background_rejection(tpr, fpr, 0.75) == pytest.approx(6.0)  # halfway up the step
+    # 75%: the cut must pass the background at 3.5 before the second signal (3), so every cut
+    # keeping 75% of the signal keeps 1/3 of the background; 6 (1/6, interpolated from the first
+    # point of the 50% plateau) was no working point of this score.
+    assert background_rejection(tpr, fpr, 0.75) == pytest.approx(3.0)
     assert metrics["roc_auc"] == pytest.approx(5 / 6)  # 5 of 6 signal/background pairs ordered right
     assert math.isinf(metrics["rejection@50"])
+
+
+def test_background_rejection_follows_the_roc_curve_between_its_points():
+    """Between two signal efficiencies the ROC runs through consecutive points; the rejection was
+    interpolated from the lowest background efficiency of the lower plateau instead, above every
+    cut on the score (here 3.33 at 80%, where each cut that keeps 80% of the signal keeps half
+    of the background)."""
+    tpr, fpr = roc_curve(np.array([0.9, 0.4, 0.6, 0.1]), np.array([True, True, False, False]))
+    assert background_rejection(tpr, fpr, 0.8) == pytest.approx(2.0)
+    assert math.isinf(background_rejection(tpr, fpr, 0.5))  # the first point at 50% passes no background
+    assert background_rejection(tpr, fpr, 0.25) == pytest.approx(math.inf)
+    assert background_rejection(tpr, fpr, 1.0) == pytest.approx(2.0)
 
 
 def test_classification_respects_weights_and_skips_missing_labels():
