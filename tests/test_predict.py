@@ -149,6 +149,38 @@ def test_a_sample_without_any_lepton_is_predicted_with_a_warning_but_not_trained
     assert [p.level for p in report.problems if p.code == "empty_mask"] == ["error"]
 
 
+def test_an_input_without_any_slot_is_predicted_as_one_without_any_object(tmp_path):
+    """The same control sample written with no lepton slots at all, ``INPUTS/Leptons/*`` of shape
+    (N, 0), and a file or arrays with no object slot whatever: spanet-predict and run.predict
+    ended in a RuntimeError traceback inside the network (a reshape of 0 elements with -1, a
+    float lookup table, a gather from nothing). They are predicted as padding-only inputs are."""
+    run_dir = make_run_dir(tmp_path / "run", TWO_INPUTS_YAML, write_two_input_file(tmp_path / "train.h5"))
+    padded = write_two_input_file(tmp_path / "padded.h5", seed=3)
+    data = tmp_path / "no_slots.h5"
+    with h5py.File(padded, "r+") as source, h5py.File(data, "w") as file:
+        source["INPUTS/Leptons/MASK"][...] = False
+
+        def copy(name: str, item: object) -> None:
+            if isinstance(item, h5py.Dataset):
+                file[name] = item[:, :0] if name.startswith("INPUTS/Leptons/") else item[:]
+
+        source.visititems(copy)
+    outputs = []
+    for name, path in (("padded", padded), ("no_slots", data)):
+        out = tmp_path / f"{name}_out.h5"
+        with pytest.warns(SpanetWarning, match=r"INPUTS/Leptons/MASK: no real object"):
+            assert predict_cli.main([str(run_dir), str(out), "-tf", str(path)]) == 0
+        with h5py.File(out) as file:
+            outputs.append({p: file[f"TARGETS/{p}"][:] for p in ("lt/b", "lt/l", "ht/b", "ht/q1", "ht/q2")})
+    for key, values in outputs[0].items():
+        np.testing.assert_array_equal(outputs[1][key], values)  # the Jets slots come first: same indices
+    run = load_run(run_dir)
+    empty = np.zeros((3, 0, 2), np.float32)
+    nothing = run.predict({"Jets": empty, "Leptons": empty},
+                          {"Jets": np.zeros((3, 0), bool), "Leptons": np.zeros((3, 0), bool)})
+    assert (nothing.assignments["ht"] == -1).all() and (nothing.assignment_probabilities["ht"] == 0).all()
+
+
 def test_predict_refuses_to_overwrite_its_input(ttbar, tmp_path, capsys):
     run_dir, data = ttbar
     copy = tmp_path / "input.h5"

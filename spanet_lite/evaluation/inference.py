@@ -195,6 +195,8 @@ def chosen_probability(
     order to get the probability of the assignment itself; 1 gives the ordered tuple's.
     """
     batch = log_probs.shape[0]
+    if log_probs.numel() == 0:  # no object slot at all: nothing was chosen
+        return torch.zeros(batch, device=log_probs.device)
     flat = log_probs.reshape(batch, -1)
     num_objects = log_probs.shape[1]
     k = chosen.shape[1]

@@ -76,7 +76,7 @@ class InputMLP(nn.Module):
         y = y.reshape(1, -1, self.dim)  # (1, M, D)
         for block in self.blocks:
             y = block(y)
-        return y.view(*shape, -1)
+        return y.view(*shape, self.dim)  # not -1: ambiguous for an input with no object slots
 
 
 class InputEmbedding(nn.Module):

@@ -83,7 +83,8 @@ class SymmetricTensorAttention(nn.Module):
             grid = torch.stack(torch.meshgrid(*[torch.arange(n)] * k, indexing="ij"), -1).reshape(-1, k)
             valid = torch.ones(grid.shape[0], dtype=torch.bool)
             for j in range(k):
-                ok = torch.tensor([int(slot_input[i]) in self.allowed_inputs[j] for i in range(n)])
+                allowed = [int(slot_input[i]) in self.allowed_inputs[j] for i in range(n)]
+                ok = torch.tensor(allowed, dtype=torch.bool)  # bool also with no slot (n = 0)
                 valid &= ok[grid[:, j]]
                 for m in range(j + 1, k):
                     valid &= grid[:, j] != grid[:, m]
