@@ -284,3 +284,46 @@ def test_a_log_gaussian_regression_exports_and_matches_torch(tmp_path):
         outputs = run.network({"Jets": jets, "Leptons": leptons}, masks)
         expected = run.network.denormalize_regressions(dict(outputs.regressions))["EVENT/mass"]
     np.testing.assert_allclose(out["EVENT/mass"], expected.numpy(), rtol=1e-4)
+
+
+@needs_onnxruntime
+def test_regression_and_classification_outputs_come_in_spanets_order_whatever_the_file_order(tmp_path):
+    """SPANet's export orders these outputs by the event's structure (EVENT targets, then per
+    particle in EVENT order its PARTICLE targets and its products' in product order), not by
+    where the event file lists them: one listing t2 before EVENT exported them in file order, so
+    code reading SPANet's outputs by position got another target's numbers."""
+    import h5py
+
+    from spanet_lite.evaluation.export import export_onnx
+
+    data = write_two_input_file(tmp_path / "two.h5")
+    with h5py.File(data, "a") as file:
+        for key in ("EVENT/ht", "lt/PARTICLE/mass", "lt/l/pt", "ht/b/pt"):
+            file[f"REGRESSIONS/{key}"] = np.linspace(1.0, 2.0, 40).astype(np.float32)
+        for key in ("EVENT/signal", "ht/PARTICLE/charge"):
+            file[f"CLASSIFICATIONS/{key}"] = np.arange(40) % 2
+    event_yaml = TWO_INPUTS_YAML + (
+        "REGRESSIONS:\n  ht: {b: [pt]}\n  lt: {l: [pt], PARTICLE: [mass]}\n  EVENT: [ht]\n"
+        "CLASSIFICATIONS:\n  ht: {PARTICLE: [charge]}\n  EVENT: [signal]\n"
+    )
+    run = load_run(make_run_dir(tmp_path / "run", event_yaml, data))
+    model = export_onnx(run, tmp_path / "model.onnx", convention=Convention(input_log_transform=True))
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    assert names[4:] == [
+        "EVENT/ht", "lt/PARTICLE/mass", "lt/l/pt", "ht/b/pt", "EVENT/signal", "ht/PARTICLE/charge",
+    ]
+    assert output_names(run.spec) == names
+    generator = torch.Generator().manual_seed(0)
+    jets, leptons = (torch.rand(3, n, 2, generator=generator) * 50 + 1 for n in (6, 2))
+    masks = {"Jets": torch.ones(3, 6, dtype=torch.bool), "Leptons": torch.ones(3, 2, dtype=torch.bool)}
+    feeds = {"Jets_data": jets.numpy(), "Jets_mask": masks["Jets"].numpy(),
+             "Leptons_data": leptons.numpy(), "Leptons_mask": masks["Leptons"].numpy()}
+    out = dict(zip(names, session.run(None, feeds)))
+    with torch.no_grad():
+        outputs = run.network({"Jets": jets, "Leptons": leptons}, masks)
+        regressions = run.network.denormalize_regressions(dict(outputs.regressions))
+    for key, value in regressions.items():  # each output holds its own target's numbers
+        np.testing.assert_allclose(out[key], value.numpy(), rtol=1e-4, atol=1e-6, err_msg=key)
+    for key, logits in outputs.classifications.items():
+        np.testing.assert_allclose(out[key], torch.softmax(logits, -1).numpy(), rtol=1e-4, atol=1e-6)

@@ -31,6 +31,8 @@ Outputs, in SPANet's order:
 * one output per regression key, named by the key (``EVENT/neutrino_px``): (batch,) in file units;
 * one output per classification key (``EVENT/signal``): (batch, C) class probabilities
   (log-probabilities with ``output_log_transform``);
+* regressions and classifications each in SPANet's order (EVENT targets, then per particle its
+  PARTICLE targets and its products'), whatever order the event file lists them in;
 * with ``output_embeddings``: ``EVENT/embedding_vector``, ``<particle>/PARTICLE/embedding_vector``
   and ``<particle>/<product>/embedding_vector``, (batch, D) each.
 
@@ -65,7 +67,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from spanet_lite.assignment import numpy_decoder
-from spanet_lite.config.event_spec import EventSpec, InputSpec
+from spanet_lite.config.event_spec import ClassificationTarget, EventSpec, InputSpec, RegressionTarget
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.inference import embedding_vectors
 from spanet_lite.evaluation.trained import TrainedRun, require_run
@@ -111,8 +113,8 @@ class ExportWrapper(nn.Module):
         self.spec = spec
         self.widths = dict(widths)
         self.convention = convention
-        self.regression_keys = [t.key for t in spec.regressions]
-        self.classification_keys = [t.key for t in spec.classifications]
+        self.regression_keys = spanet_target_order(spec, spec.regressions)
+        self.classification_keys = spanet_target_order(spec, spec.classifications)
         for source in spec.inputs:
             flags = torch.tensor([f.log for f in source.features], dtype=torch.bool)
             self.register_buffer(f"log_{source.name}", flags, persistent=False)
@@ -203,6 +205,26 @@ class ExportWrapper(nn.Module):
         return (*assignments, *detections, *regressions, *classifications, *embeddings)
 
 
+def spanet_target_order(
+    spec: EventSpec, targets: Sequence[RegressionTarget] | Sequence[ClassificationTarget]
+) -> list[str]:
+    """The keys of ``targets`` in the order of SPANet's export: EVENT targets first, then per
+    particle in EVENT order its PARTICLE targets and its products' in product order, file order
+    within each. SPANet builds this order from the event's structure, not from where the
+    REGRESSIONS or CLASSIFICATIONS section lists a target, and code written for its export may
+    read the outputs by position."""
+    particles = list(spec.particle_names)
+
+    def rank(target: RegressionTarget | ClassificationTarget) -> tuple[int, int]:
+        if target.particle is None:
+            return 0, 0
+        products = spec.particle(target.particle).product_names
+        level = 0 if target.product == "PARTICLE" else 1 + products.index(target.product or "")
+        return 1 + particles.index(target.particle), level
+
+    return [target.key for target in sorted(targets, key=rank)]
+
+
 def embedding_keys(spec: EventSpec) -> list[str]:
     """The embedding vectors in SPANet's order: event, then per particle its own and its products'."""
     keys = ["EVENT"]
@@ -255,8 +277,8 @@ def output_names(spec: EventSpec, convention: Convention = Convention()) -> list
     kind = "log_probability" if convention.output_log_transform else "probability"
     names = [f"{p}_assignment_{kind}" for p in spec.particle_names]
     names += [f"{p}_detection_{kind}" for p in spec.particle_names]
-    names += [t.key for t in spec.regressions]
-    names += [t.key for t in spec.classifications]
+    names += spanet_target_order(spec, spec.regressions)
+    names += spanet_target_order(spec, spec.classifications)
     if convention.output_embeddings:
         names += [f"{key}/embedding_vector" for key in embedding_keys(spec)]
     return names
@@ -322,8 +344,8 @@ def description(
             for s in spec.inputs
         ],
         "particles": [{"name": p.name, "products": list(p.product_names)} for p in spec.particles],
-        "regressions": [t.key for t in spec.regressions],
-        "classifications": [t.key for t in spec.classifications],
+        "regressions": spanet_target_order(spec, spec.regressions),
+        "classifications": spanet_target_order(spec, spec.classifications),
         "pair_features": {name: list(names) for name, names in (pairs or {}).items() if names},
         "input_names": input_names(spec),
         "output_names": output_names(spec, convention),
