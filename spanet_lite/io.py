@@ -336,10 +336,24 @@ def _undo_and_raise(error: BaseException, tmp: Path | None, target: Path, create
         discard(tmp, created)
     else:
         _remove_if_empty(created)
-    failure = None if tmp is None else write_failure(error, tmp, target)
+    written = tmp if tmp is not None else _refused_temporary(error, target)
+    failure = None if written is None else write_failure(error, written, target)
     if failure is None:
         raise error
     raise failure from error
+
+
+def _refused_temporary(error: BaseException, target: Path) -> Path | None:
+    """The temporary path that making it failed with ``error`` (``mkstemp``, ``mkdtemp``: a folder
+    os.access calls writable but the server refuses), else None: its name is random, so only the
+    error knows it, and the line must name ``target``, not a file the user never heard of."""
+    name = getattr(error, "filename", None) if isinstance(error, OSError) else None
+    if name is None:
+        return None
+    path = Path(os.fsdecode(name))
+    if path.parent == target.parent and path.name.startswith(_prefix(target)):
+        return path
+    return None
 
 
 class _Sink(io.RawIOBase):

@@ -1092,3 +1092,34 @@ def test_predict_refuses_inputs_training_would_refuse(tmp_path: Path) -> None:
         del file["TARGETS"]
         file["INPUTS/Leptons/pt"][0, 0] = 1.0
     validate_file(path, TINY_SPEC, inputs_only=True).raise_for_errors()
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_folder_refusing_the_temporary_file_names_the_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """A folder that os.access calls writable but the server refuses (NFS with root squash, an
+    ACL, /sys): the line named the temporary ``.OUT.h5.spanet-host-pid-xyz.partial``, a file the
+    user never heard of, instead of OUT.h5."""
+    import tempfile
+
+    name = "mkstemp" if kind == "file" else "mkdtemp"
+
+    def refuse(*args: Any, prefix: str = "", suffix: str = "", dir: str = "", **kwargs: Any) -> Any:
+        raise PermissionError(errno.EACCES, "Permission denied", os.path.join(dir, f"{prefix}x1y2{suffix}"))
+
+    monkeypatch.setattr(tempfile, name, refuse)
+    writer = spanet_io.atomic_path if kind == "file" else spanet_io.atomic_directory
+    target = tmp_path / "out.h5"
+
+    def body(argv: Any) -> int:
+        with writer(target):
+            pytest.fail("the writer must stop before its body")
+        return 0
+
+    assert run_cli("spanet-x", body, []) == common_cli.EXIT_OS_ERROR
+    assert f"error: {target}: Permission denied" in one_line_error(capsys, "spanet-x")
+    assert folder_listing(tmp_path) == []
+    with pytest.raises(PermissionError) as raised, writer(target):
+        pass
+    assert raised.value.filename == str(target) and raised.value.errno == errno.EACCES
