@@ -327,3 +327,15 @@ def test_regression_and_classification_outputs_come_in_spanets_order_whatever_th
         np.testing.assert_allclose(out[key], value.numpy(), rtol=1e-4, atol=1e-6, err_msg=key)
     for key, logits in outputs.classifications.items():
         np.testing.assert_allclose(out[key], torch.softmax(logits, -1).numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_graph_inputs_put_object_inputs_before_global_ones_as_the_docs_say():
+    """docs/migrating_from_spanet.md: SPANet keeps the event file's order, here object inputs come
+    first, so only the positions (never the names) differ with a GLOBAL section written first."""
+    from spanet_lite.config import parse_event_spec
+
+    spec = parse_event_spec(
+        "INPUTS:\n  GLOBAL:\n    Met: {met: log_normalize}\n  SEQUENTIAL:\n    Jets: {pt: log_normalize}\n"
+        "EVENT:\n  t: [a, b]\n"
+    )
+    assert input_names(spec) == ["Jets_data", "Jets_mask", "Met_data", "Met_mask"]

@@ -1,8 +1,10 @@
 """``spanet-export``: the trained network as an ONNX graph in SPANet's convention.
 
 Names, shapes and conventions follow ``python -m spanet.export``, so code written against a
-SPANet export runs on ours. Inputs, one pair per input in event-file order (dynamic axes
-``batch_size`` and ``num_<input>``):
+SPANet export runs on ours. Inputs, one pair per input, the object inputs (SEQUENTIAL,
+RELATIVE) first and then the GLOBAL ones, each in event-file order (SPANet keeps the event
+file's order throughout, so the graph's input positions differ where a GLOBAL section is written
+above an object input: feed the inputs by name) (dynamic axes ``batch_size`` and ``num_<input>``):
 
 * ``<input>_data``: float32, SEQUENTIAL (batch, N, F), GLOBAL (batch, 1, F), features in
   event-file order. Without ``input_log_transform`` the features whose option is ``log`` or
@@ -263,8 +265,9 @@ def relative_order(source: InputSpec, pair_names: Sequence[str]) -> RelativeOrde
 
 
 def input_names(spec: EventSpec) -> list[str]:
-    """SPANet's graph input names, ``<input>_data`` and ``<input>_mask`` per input in event-file
-    order: the order of the positional tensors, and what code written for a SPANet export feeds."""
+    """SPANet's graph input names, ``<input>_data`` and ``<input>_mask`` per input, object inputs
+    first and then GLOBAL ones (:attr:`EventSpec.inputs`; SPANet: the event file's order): the
+    order of the positional tensors, and what code written for a SPANet export feeds."""
     names = []
     for source in spec.inputs:
         names += [f"{source.name}_data", f"{source.name}_mask"]
