@@ -584,6 +584,53 @@ def test_predict_copies_inputs_reached_through_links_as_data(ttbar, tmp_path, ca
     assert not (tmp_path / "no.h5").exists()
 
 
+def virtual_copy(data: Path, folder: Path) -> Path:
+    """``data`` split into two part files and joined again as HDF5 virtual datasets in
+    ``folder/joined.h5`` (how files are often concatenated without copying), the parts named
+    relative to it, as h5py writes them when given bare names."""
+    folder.mkdir()
+    with h5py.File(data) as source:
+        names: list[str] = []
+        source.visititems(lambda name, node: names.append(name) if isinstance(node, h5py.Dataset) else None)
+        n = len(source[names[0]])
+        halves = (("part1.h5", slice(0, n // 2)), ("part2.h5", slice(n // 2, n)))
+        for part, rows in halves:
+            with h5py.File(folder / part, "w") as file:
+                for name in names:
+                    file[name] = source[name][rows]
+        cwd = Path.cwd()
+        os.chdir(folder)  # bare part names, relative to joined.h5
+        try:
+            with h5py.File("joined.h5", "w") as joined:
+                for name in names:
+                    layout = h5py.VirtualLayout(shape=source[name].shape, dtype=source[name].dtype)
+                    for part, rows in halves:
+                        shape = (rows.stop - rows.start, *source[name].shape[1:])
+                        layout[rows] = h5py.VirtualSource(part, name, shape=shape)
+                    joined.create_virtual_dataset(name, layout, fillvalue=-7)
+        finally:
+            os.chdir(cwd)
+    return folder / "joined.h5"
+
+
+def test_predict_copies_virtual_inputs_as_data(ttbar, tmp_path):
+    """An input joined from part files as HDF5 virtual datasets was copied as its mapping: OUT.h5's
+    INPUTS named the parts relative to the input's folder, so read from its own folder (or once the
+    parts moved) every feature was the fill value, without a word. SPANet's predict copies the
+    numbers; so does this one now, the event weights included."""
+    run_dir, data = ttbar
+    joined = virtual_copy(data, tmp_path / "parts")
+    out = tmp_path / "out" / "predicted.h5"
+    assert predict_cli.main([str(run_dir), str(joined), str(out)]) == 0
+    shutil.rmtree(tmp_path / "parts")
+    with h5py.File(out) as file, h5py.File(data) as original:
+        copied = {"INPUTS/Jets/pt": "INPUTS/Jets/pt", "INPUTS/Jets/MASK": "INPUTS/Jets/MASK",
+                  "SPANET_LITE/WEIGHTS/EVENT/weight": "WEIGHTS/EVENT/weight"}
+        for name, source in copied.items():
+            assert not file[name].is_virtual, name
+            np.testing.assert_array_equal(file[name][()], original[source][()], err_msg=name)
+
+
 def test_predict_never_overwrites_a_file_the_inputs_link_to(ttbar, tmp_path, capsys):
     """A dataset under INPUTS (or the weights) reached through an external link is read from
     another file, but only IN.h5 itself was guarded: OUT.h5 naming that file with --overwrite

@@ -208,6 +208,40 @@ def _linked_files(source: h5py.File, weight: str) -> list[str]:
     return [name for name in files if name != source.filename]
 
 
+COPY_ROWS = 65536
+"""Rows per read and write when a virtual dataset's values are copied (memory stays bounded)."""
+
+
+def materialise_virtual(source: h5py.Group | h5py.Dataset, out: h5py.File, path: str) -> None:
+    """Give every virtual dataset at or under ``out[path]``, copied from ``source`` (the same
+    place in the input), its values instead of its mapping, attributes kept.
+
+    h5py's copy keeps a virtual dataset virtual: its source files are named as the input names
+    them, often relative to the input's folder, so OUT.h5 read from another folder, or after the
+    parts moved, shows the fill value. SPANet's predict copies the numbers."""
+    node = out[path]
+    if isinstance(node, h5py.Dataset):
+        found = [("", node)]
+    else:
+        found = [(item.path, item.node) for item in schema.walk_tree(node) if item.kind == "dataset"]
+    for name, copied in found:
+        if not copied.is_virtual:
+            continue
+        values = source[name] if name else source
+        attributes = dict(copied.attrs)
+        target = f"{path}/{name}" if name else path
+        parent, _, leaf = target.rpartition("/")
+        del out[target]
+        group = out.require_group(parent or "/")
+        dataset = group.create_dataset(leaf, shape=values.shape, dtype=values.dtype)
+        if values.ndim == 0:
+            dataset[()] = values[()]
+        else:
+            for start, stop in reader.row_blocks(values.shape[0], COPY_ROWS):
+                dataset[start:stop] = values[start:stop]
+        dataset.attrs.update(attributes)
+
+
 def write_predictions(
     run: TrainedRun,
     input_path: str | Path,
@@ -254,10 +288,12 @@ def write_predictions(
                     if "too many links" not in str(error):
                         raise
                     raise InputError(input_path, "INPUTS", "a readable HDF5 file", str(error)) from None
+                materialise_virtual(source["INPUTS"], out, "INPUTS")
                 weight = run.options.event_weight_dataset.strip("/")
                 if weight and isinstance(source.get(weight), h5py.Dataset):
                     parent, _, name = f"{LITE_GROUP}/{weight}".rpartition("/")
                     source.copy(source[weight], out.require_group(parent), name=name)
+                    materialise_virtual(source[weight], out, f"{LITE_GROUP}/{weight}")
                 datasets: dict[str, h5py.Dataset] = {}
 
                 def dataset(name: str, shape: tuple[int, ...], dtype: np.dtype) -> h5py.Dataset:
