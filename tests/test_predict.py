@@ -631,6 +631,20 @@ def test_predict_copies_virtual_inputs_as_data(ttbar, tmp_path):
             np.testing.assert_array_equal(file[name][()], original[source][()], err_msg=name)
 
 
+def test_predict_never_overwrites_a_part_file_of_virtual_inputs(ttbar, tmp_path, capsys):
+    """The part files an input's virtual datasets read are inputs as much as an external link's
+    file: OUT.h5 naming one with --overwrite replaced the user's data with predictions."""
+    run_dir, data = ttbar
+    joined = virtual_copy(data, tmp_path / "parts")
+    part = tmp_path / "parts" / "part1.h5"
+    before = part.read_bytes()
+    assert predict_cli.main([str(run_dir), str(joined), str(part), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"spanet-predict: error: {part}: output: expected an output different from the "
+                   f"command's inputs, got the input {part}\n")
+    assert part.read_bytes() == before
+
+
 def test_predict_never_overwrites_a_file_the_inputs_link_to(ttbar, tmp_path, capsys):
     """A dataset under INPUTS (or the weights) reached through an external link is read from
     another file, but only IN.h5 itself was guarded: OUT.h5 naming that file with --overwrite
