@@ -498,6 +498,15 @@ def test_class_label_below_minus_one(build):
                                "(first: event 2, value -3)")
 
 
+def test_a_class_label_beyond_int32_is_refused_not_read_as_another_class(build):
+    """Labels are handled as int32 once the file is checked: 2**32 became class 0, and the class
+    count, balancing and the batches (int64) each saw another label."""
+    labels = np.array([0, 1, 2**32, -1, 1, 0], dtype=np.int64)
+    problem = only_error(build({"CLASSIFICATIONS/EVENT/signal": labels}))
+    assert problem.message == (f"expected class labels below 2**31 = {2**31:,}, got 1 label at or above it "
+                               f"(first: event 2, value {2**32})")
+
+
 def test_raise_for_errors_gives_the_first_error_as_input_error(build):
     report = build({"INPUTS/Met/met": None, "INPUTS/Jets/eta": None})
     with pytest.raises(InputError, match=r"events\.h5: INPUTS/Jets/eta: expected feature eta .* got nothing "

@@ -771,6 +771,9 @@ class _ContentScan:
         labels = self.read(classification_path(key), start, stop).astype(np.int64, copy=False)
         self.tally(classification_path(key), "label", "class labels >= 0, or -1 for missing",
                    "{values:label} below -1").add(labels < -1, start, labels)
+        # Labels travel as int32 from here on (DataModule.setup): 2**32 read as class 0 before this.
+        self.tally(classification_path(key), "label", f"class labels below 2**31 = {2**31:,}",
+                   "{values:label} at or above it").add(labels >= 2**31, start, labels)
         self.missing_classes[key] += int((labels == -1).sum())
         classes, counts = np.unique(labels[labels >= 0], return_counts=True)
         table = self.classes[key]
