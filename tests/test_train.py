@@ -287,6 +287,22 @@ def test_cf_starts_a_new_run_from_a_checkpoint_and_trains_the_epochs_it_has_left
     assert torch.load(restored.last_checkpoint, map_location="cpu", weights_only=False)["epoch"] == 2
 
 
+def test_cf_chooses_best_ckpt_among_the_epochs_the_new_run_trains(
+    workspace: dict[str, Any], generated_tth: Path, tmp_path: Path
+) -> None:
+    """The checkpoint's rows start the new run's metrics.csv, but not its best: a run whose epochs
+    never beat the other run's best wrote no best.ckpt, and named an epoch of the other run."""
+    state = torch.load(workspace["straight"].last_checkpoint, map_location="cpu", weights_only=False)
+    state["callbacks"]["RunRecorder"].update(best_value=2.0, best_epoch=0)  # no purity beats it
+    unbeatable = tmp_path / "unbeatable.ckpt"
+    torch.save(state, unbeatable)
+    options = write_options(tmp_path, generated_tth, epochs=3)
+    restored = train(options, log_dir=tmp_path / "runs", name="tiny", checkpoint=unbeatable)
+    assert [row["epoch"] for row in read_metrics(restored.run_dir)] == ["0", "1", "2"]
+    assert restored.best_epoch == 2 and restored.best_value == restored.metrics["val/event_purity"]
+    assert restored.best_checkpoint == restored.run_dir / "checkpoints" / "best.ckpt"
+
+
 def test_cf_alone_starts_a_new_run_with_the_checkpoints_options_and_leaves_its_run_alone(
     workspace: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -162,6 +162,9 @@ class RunRecorder(Callback):
         a resumed run rewrites its options only.
     monitor, mode:
         The metric choosing ``best.ckpt`` and whether larger (``"max"``) or smaller is better.
+    run_dir:
+        The run directory to continue (``--resume``); None for a new one, also when its state
+        comes from another run's checkpoint (``-cf``).
     clock:
         Seconds since the run started, for the ``time_s`` column.
     """
@@ -185,6 +188,8 @@ class RunRecorder(Callback):
         self.rows: list[dict[str, Any]] = []
         self.best_value: float | None = None
         self.best_epoch: int | None = None
+        self._continues = run_dir is not None
+        """Whether the restored best is this directory's own (``--resume``), see :meth:`load_state_dict`."""
         self.on_epoch_recorded: list[Callable[[dict[str, Any]], None]] = []
         self._tensorboard: Any = None
 
@@ -283,9 +288,17 @@ class RunRecorder(Callback):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """The checkpoint's rows, and its best when this run continues its own directory.
+
+        A new run restored from another run's checkpoint (``-cf``) starts ``metrics.csv`` with
+        that run's rows, but its ``best.ckpt`` is chosen among the epochs it trains itself: with
+        the other run's best value, a run that never beat it wrote no ``best.ckpt`` at all, and
+        reported as its best an epoch whose checkpoint lies in the other run's directory.
+        """
         self.rows = list(state_dict.get("rows", []))
-        self.best_value = state_dict.get("best_value")
-        self.best_epoch = state_dict.get("best_epoch")
+        if self._continues:
+            self.best_value = state_dict.get("best_value")
+            self.best_epoch = state_dict.get("best_epoch")
 
 
 def _tensorboard_writer(directory: Path) -> Any:
