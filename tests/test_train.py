@@ -318,6 +318,9 @@ def test_cf_alone_starts_a_new_run_with_the_checkpoints_options_and_leaves_its_r
     assert "a checkpoint without an options file: the new run takes the checkpoint's own options" in (
         output.getvalue())
     assert json.loads((restored.run_dir / "options.json").read_text())["hidden_dim"] == 16
+    # Without -n, the run is named after the event file, as a run from an options file is.
+    unnamed = train(checkpoint=straight.last_checkpoint, epochs=3, log_dir=tmp_path / "unnamed")
+    assert unnamed.run_dir == tmp_path / "unnamed" / "semi_leptonic_ttH" / "version_0"
     from spanet_lite.cli.train import main
     from spanet_lite.errors import InputError
 

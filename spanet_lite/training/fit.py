@@ -148,7 +148,9 @@ def _fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) 
     notes = list(request.notes)
     module = _build_module(plan, data, hardware, request, notes)
     monitor, mode = monitor_for(data.spec)
-    run_name = request.name or Path(plan.event_file or "spanet").stem or "spanet"
+    # The event file's name; a run from a checkpoint alone (-cf) has the one its options record.
+    event_file = plan.event_file or plan.options.event_info_file or "spanet"
+    run_name = request.name or Path(event_file).stem or "spanet"
     recorder = RunRecorder(
         parent=request.log_dir / run_name,
         files={
