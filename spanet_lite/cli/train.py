@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     start.add_argument(
         "-sf", "--state_dict", "--state-dict", dest="state_dict", metavar="CKPT",
-        help="start from the weights of CKPT (every tensor whose name and shape match; fresh optimiser)",
+        help="start from the weights of CKPT (every tensor whose name and shape match; fresh optimiser; "
+        "normalisation from this run's training data, where SPANet's -sf copies the checkpoint's)",
     )
     start.add_argument(
         "-fsf", "--freeze_state_dict", "--freeze-state-dict", dest="freeze_state_dict", action="store_true",
