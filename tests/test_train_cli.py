@@ -676,6 +676,29 @@ def test_a_run_name_that_leaves_the_log_directory_is_one_line(
     )
 
 
+@pytest.mark.parametrize(("name", "flag"), [("taken", "-n/--name"), (None, "-l/--log_dir")])
+def test_a_file_where_the_runs_folder_goes_is_one_line_before_the_data_is_read(
+    tmp_path: Path, generated_tth: Path, capsys: pytest.CaptureFixture[str], name: str | None, flag: str
+) -> None:
+    """<log_dir>/<name> (by default the event file's name) being a file was found only when the
+    run directory was made, after the data was read: an OS error, exit 74."""
+    from spanet_lite.errors import InputError
+    from spanet_lite.training.run import train
+
+    options, runs = write_options(tmp_path, generated_tth), tmp_path / "runs"
+    taken = runs / (name or "semi_leptonic_ttH")
+    runs.mkdir()
+    taken.write_text("not a folder\n")
+    line = f"{taken}: {{}}: expected a path whose parent is a folder, got {taken} is a file"
+    with pytest.raises(InputError) as raised:
+        train(options, log_dir=runs, name=name)
+    assert str(raised.value) == line.format("name" if name else "log_dir")
+    code = main([str(options), "-l", str(runs), "--quiet", *(["-n", name] if name else [])])
+    captured = capsys.readouterr()
+    assert (code, captured.err) == (2, f"spanet-train: error: {line.format(flag)}\n")
+    assert [path.name for path in runs.iterdir()] == [taken.name]
+
+
 BUNDLED = sorted(path.parent.name for path in (REPO_ROOT / "data").glob("*/example.h5"))
 """The topologies of the bundled 10,000-event files, ``data/<name>/example.h5``."""
 

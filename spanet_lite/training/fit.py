@@ -139,6 +139,13 @@ def fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -
         return _fit(plan, data, hardware, request)
 
 
+def run_parent(plan: Plan, log_dir: Path, name: str | None) -> Path:
+    """``<log_dir>/<name>``, the folder a new run's ``version_N`` goes in; ``name`` defaults to
+    the event file's name (a run from a checkpoint alone, -cf, has the one its options record)."""
+    event_file = plan.event_file or plan.options.event_info_file or "spanet"
+    return log_dir / (name or Path(event_file).stem or "spanet")
+
+
 def _fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) -> RunResult:
     from spanet_lite.training.interrupt import RunData, StopController
     from spanet_lite.training.progress import ProgressDisplay, summary_table
@@ -148,11 +155,8 @@ def _fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) 
     notes = list(request.notes)
     module = _build_module(plan, data, hardware, request, notes)
     monitor, mode = monitor_for(data.spec)
-    # The event file's name; a run from a checkpoint alone (-cf) has the one its options record.
-    event_file = plan.event_file or plan.options.event_info_file or "spanet"
-    run_name = request.name or Path(event_file).stem or "spanet"
     recorder = RunRecorder(
-        parent=request.log_dir / run_name,
+        parent=run_parent(plan, request.log_dir, request.name),
         files={
             "options.json": json.dumps(options.to_dict(), indent=2) + "\n",
             "event_file.yaml": plan.event_file_text,

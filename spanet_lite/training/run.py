@@ -23,7 +23,8 @@ from typing import Any
 from rich.console import Console
 
 from spanet_lite.config.options import Options
-from spanet_lite.training.fit import FitRequest, OpenedData, RunResult, fit, open_data
+from spanet_lite.outputs import check_writable_folder
+from spanet_lite.training.fit import FitRequest, OpenedData, RunResult, fit, open_data, run_parent
 from spanet_lite.training.hardware import Hardware, choose_hardware, rank_from_environment
 from spanet_lite.training.losses import kl_pairs
 from spanet_lite.training.plan import (
@@ -130,6 +131,10 @@ def train(
                       "(SPANet would build its default network)", highlight=False, markup=False)
     check_resume_epochs(plan)
     check_continued_options(plan)
+    if plan.run_dir is None and not fast_dev_run:
+        # check_arguments checked log_dir; <log_dir>/<name> (the default name needs the plan)
+        # being a file failed only once the data was read, as an OS error (exit 74).
+        check_writable_folder(run_parent(plan, Path(log_dir), name), "name" if name else "log_dir")
     hardware = choose_hardware(
         plan.options, gpus=arguments.gpus, processes=arguments.processes, nodes=arguments.nodes
     )
