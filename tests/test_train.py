@@ -396,6 +396,10 @@ def test_continuing_with_another_optimizer_or_event_selection_is_one_line(
     sgd = write_options(tmp_path, generated_tth, epochs=3, optimizer="SGD")
     with pytest.raises(InputError, match=r"^optimizer: expected 'AdamW', as in the checkpoint's .*'SGD'$"):
         train(sgd, log_dir=tmp_path / "runs", checkpoint=straight.last_checkpoint)
+    # An options file edited to switch normalisation off fed the restored weights raw inputs.
+    raw = write_options(tmp_path, generated_tth, epochs=3, normalize_features=False)
+    with pytest.raises(InputError, match=r"^normalize_features: expected True, as in the .*, got False$"):
+        train(raw, log_dir=tmp_path / "runs", checkpoint=straight.last_checkpoint)
     assert not (tmp_path / "runs").exists()
     run = tmp_path / "run"
     shutil.copytree(straight.run_dir, run)

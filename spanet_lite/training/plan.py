@@ -311,19 +311,24 @@ def check_continued_options(plan: Plan) -> None:
     'momentum'`` for AdamW into SGD). The event selection (``--resume`` only): with another
     ``dataset_randomization`` (``-r``), say, the split holds as many training events as before
     but other ones, so the run went on training on events it had validated on, and the best
-    checkpoint was chosen on events it had trained on.
+    checkpoint was chosen on events it had trained on. ``normalize_features`` (``--resume``,
+    ``-cf``): the normalisation comes from the checkpoint, but the switch from the options, so an
+    options file edited to turn it off fed the restored weights raw inputs (SPANet keeps its
+    normalisation among the weights, so there the checkpoint's stays).
     """
     resumed = plan.resumed
     if resumed is None:
         return
     before = Options.from_dict(resumed.options)
-    keys = ("optimizer", *SELECTION_KEYS) if plan.run_dir is not None else ("optimizer",)
+    restored = ("optimizer", "normalize_features")
+    keys = (*restored, *SELECTION_KEYS) if plan.run_dir is not None else restored
+    reasons = {"optimizer": "its state is restored",
+               "normalize_features": "its weights were trained on inputs normalised so"}
     for key in keys:
         was, now = getattr(before, key), getattr(plan.options, key)
         if was == now:
             continue
-        why = ("its state is restored" if key == "optimizer"
-               else "the run's training and validation events must stay the ones it started with")
+        why = reasons.get(key, "the run's training and validation events must stay the ones it started with")
         raise InputError(
             None, key, f"{was!r}, as in the checkpoint's run ({why}; to train otherwise, start a new run "
             "from its weights with state_dict, -sf)", repr(now),
