@@ -188,6 +188,24 @@ def test_resume_after_ctrl_c_reaches_the_same_weights_as_an_uninterrupted_run(
         assert float(mine["train/total_loss"]) == pytest.approx(float(straight["train/total_loss"]), rel=1e-5)
 
 
+def test_a_stop_at_the_last_batch_of_an_epoch_ends_the_epoch_first_and_resumes_exactly(
+    workspace: dict[str, Any], tmp_path: Path
+) -> None:
+    """A stop made at an epoch's last batch (Ctrl-C, SIGTERM, --time-limit) saved interrupted.ckpt
+    before the epoch's validation; resumed from it, the run validated nothing for that epoch,
+    trained no further epoch and recorded an empty row."""
+    stopped = train(workspace["options"], log_dir=tmp_path / "runs", name="tiny", callbacks=[CtrlCAt(0, 2)])
+    assert (stopped.stopped, stopped.signal_number) == ("interrupted", signal.SIGINT)
+    assert stopped.resume_checkpoint == stopped.last_checkpoint and stopped.epochs_completed == 1
+    assert not (stopped.run_dir / "checkpoints" / "interrupted.ckpt").exists()
+    resumed = train(resume=stopped.run_dir)
+    assert resumed.stopped is None and resumed.epochs_completed == 2
+    _same_weights(resumed.last_checkpoint, workspace["straight"].last_checkpoint)
+    straight = read_metrics(workspace["straight"].run_dir)
+    assert [row["step"] for row in read_metrics(stopped.run_dir)] == [row["step"] for row in straight]
+    assert read_metrics(stopped.run_dir)[1]["val/event_purity"] == straight[1]["val/event_purity"]
+
+
 def test_a_first_run_from_a_relative_log_dir_and_its_resume_name_the_run_alike(
     workspace: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

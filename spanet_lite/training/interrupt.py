@@ -9,7 +9,8 @@
   recorded as a success. A second signal aborts at once (a second Ctrl-C raises
   KeyboardInterrupt, a second SIGTERM/SIGUSR1 kills the process with that signal); the last
   checkpoint is then the resume point, as after a SIGKILL. A signal that arrives during
-  validation stops the run at the next training batch.
+  validation stops the run at the next training batch; a stop asked for at an epoch's last
+  batch waits for the epoch's end (validation, ``last.ckpt``) and resumes from there.
 * :class:`ResumableLoader` makes the training data order a pure function of ``(seed, epoch)``
   and lets Lightning restore the position inside an epoch, so a run resumed from a
   mid-epoch checkpoint sees exactly the batches the uninterrupted run would have seen.
@@ -101,6 +102,8 @@ class StopController(Callback):
         self.signal_number: int | None = None
         self._started = time.monotonic() if started is None else started
         self._previous: dict[int, Any] = {}
+        self._at_epoch_end = False
+        """A stop asked for at an epoch's last batch, made once the epoch has ended."""
 
     def install_signal_handler(self) -> None:
         """Take over :data:`STOP_SIGNALS` (main thread only) until :meth:`restore_signal_handler`.
@@ -149,12 +152,36 @@ class StopController(Callback):
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
         if not stop:
             return
+        if batch_idx + 1 >= trainer.num_training_batches:
+            # The epoch's last batch: a checkpoint here, with the epoch's validation still to
+            # run, resumed into an epoch that validated nothing and trained no further epoch.
+            # The epoch ends first (validation, metrics row, last.ckpt) and the run stops there.
+            self._at_epoch_end = True
+            return
+        self._stop(trainer, INTERRUPTED_CHECKPOINT, save=True)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Make a stop deferred from the epoch's last batch, after the recorder (an earlier
+        callback) wrote the epoch's ``last.ckpt``; after the last epoch the run has finished."""
+        if not self._at_epoch_end:
+            return
+        self._at_epoch_end = False
+        if trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs:
+            return
+        from spanet_lite.training.recorder import LAST
+
+        self._stop(trainer, LAST, save=False)
+
+    def _stop(self, trainer: pl.Trainer, name: str, *, save: bool) -> None:
+        """End ``fit`` with :class:`TrainingStopped`, naming the checkpoint to resume from (written
+        here when ``save``)."""
         reason = self.reason or "stopped by another process"
         directory = self.checkpoint_dir()
         checkpoint = None
         if directory is not None:
-            checkpoint = directory / INTERRUPTED_CHECKPOINT
-            trainer.save_checkpoint(checkpoint)
+            checkpoint = directory / name
+            if save:
+                trainer.save_checkpoint(checkpoint)
         raise TrainingStopped(reason, checkpoint, self.signal_number)
 
 
