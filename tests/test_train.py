@@ -237,6 +237,34 @@ def test_resume_after_sigkill_continues_from_the_last_completed_epoch(
     assert read_metrics(run)[1]["val/event_purity"] == read_metrics(straight.run_dir)[1]["val/event_purity"]
 
 
+def test_resuming_a_run_from_a_checkpoint_behind_its_later_epochs_is_one_line(
+    workspace: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--resume RUN/checkpoints/best.ckpt of a run whose best epoch is not its last trained on from
+    there in the run's folder, over the later epochs' last.ckpt and metrics.csv rows."""
+    from spanet_lite.cli.train import main
+    from spanet_lite.errors import InputError
+
+    run = tmp_path / "run"
+    shutil.copytree(workspace["straight"].run_dir, run)
+    early = run / "checkpoints" / "early.ckpt"  # a best.ckpt of epoch 0, whatever this run's best was
+    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    state["callbacks"]["RunRecorder"]["rows"] = state["callbacks"]["RunRecorder"]["rows"][:1]
+    torch.save(state, early)
+    kept = (run / "metrics.csv", run / "checkpoints" / "last.ckpt")
+    before = [path.read_bytes() for path in kept]
+    line = (f"{early.resolve()}: {{}}: expected a checkpoint as far as the run got (2 epochs in its "
+            "metrics.csv; resume the run directory itself), got one after 1 epoch(s), from which the run "
+            "would train over its later epochs' last.ckpt and metrics.csv rows (to train on from it, start a "
+            "new run with checkpoint, -cf)")
+    with pytest.raises(InputError) as raised:
+        train(resume=early, epochs=3)
+    assert str(raised.value) == line.format("resume")
+    assert main(["--resume", str(early), "-e", "3", "-q"]) == 2
+    assert capsys.readouterr().err == f"spanet-train: error: {line.format('--resume')}\n"
+    assert [path.read_bytes() for path in kept] == before
+
+
 class FirstRates(Callback):
     """Records the learning rate and weight decay of each parameter group at the first step."""
 

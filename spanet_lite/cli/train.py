@@ -222,7 +222,8 @@ def _body(argv: Sequence[str] | None) -> int:
         time_limit=args.time_limit, checkpoint=args.checkpoint, state_dict=args.state_dict,
         freeze_state_dict=args.freeze_state_dict, names=FLAGS,
     )
-    found_later = {key: FLAGS[key] for key in ("event_file", "freeze_state_dict", "name", "log_dir")}
+    found_later = {key: FLAGS[key]
+                   for key in ("event_file", "freeze_state_dict", "name", "log_dir", "resume")}
     # Only flags typed: else the value is the options file's (num_gpu, epochs), and the line names
     # the file and its key. A typed one is refused under train()'s keyword or the option key it sets.
     typed = {"gpus": args.gpus, "processes": args.processes,

@@ -9,6 +9,7 @@ or the checkpoint read and names the keyword (``spanet-train`` translates it).
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -274,12 +275,24 @@ def _check_same_topology(event_file: Path, checkpoint_text: str, checkpoint: Pat
 
 def check_resume_epochs(plan: Plan) -> None:
     """A resumed run can only go forward: ``epochs`` at or below what it did is a one-line error
-    naming ``epochs`` (the keyword or the option; ``spanet-train -e`` translates it)."""
+    naming ``epochs`` (the keyword or the option; ``spanet-train -e`` translates it), and so is
+    continuing its directory from a checkpoint behind the epochs it recorded (its ``best.ckpt``,
+    say), naming ``resume``: the run trained on from there over its later ``last.ckpt`` and
+    ``metrics.csv`` rows."""
     from spanet_lite.training.interrupt import INTERRUPTED_CHECKPOINT
 
     if plan.resume_checkpoint is None:
         return
     done = plan.epochs_done
+    recorded = 0 if plan.run_dir is None else _recorded_epochs(plan.run_dir)
+    if recorded > done:
+        raise InputError(
+            plan.resume_checkpoint, "resume",
+            f"a checkpoint as far as the run got ({recorded} epochs in its metrics.csv; resume the run "
+            "directory itself)",
+            f"one after {done} epoch(s), from which the run would train over its later epochs' last.ckpt "
+            "and metrics.csv rows (to train on from it, start a new run with checkpoint, -cf)",
+        )
     mid_epoch = plan.resume_checkpoint.name == INTERRUPTED_CHECKPOINT
     needed = done + 1 if mid_epoch else done
     if plan.run_dir is None and plan.options.epochs <= done:  # -cf: a new run with nothing to train
@@ -293,6 +306,16 @@ def check_resume_epochs(plan: Plan) -> None:
             None, "epochs", f"at least {needed} epochs: the run has done {done} epoch(s){part}",
             str(plan.options.epochs),
         )
+
+
+def _recorded_epochs(run_dir: Path) -> int:
+    """Epochs the run's ``metrics.csv`` records; 0 when it cannot be read (an incomplete run's
+    may be missing: its checkpoint is then the record)."""
+    try:
+        with (run_dir / "metrics.csv").open(newline="", encoding="utf-8") as handle:
+            return len({row.get("epoch") for row in csv.DictReader(handle)})
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return 0
 
 
 SELECTION_KEYS = (
