@@ -188,6 +188,38 @@ def test_physics_pair_features_of_two_perpendicular_massless_jets():
     assert (features[0, 0, 0] == 0).all()  # diagonal
 
 
+def _ln_m2(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """ln m^2 of two (pt, eta, phi, mass) objects in float64, from the invariant form."""
+    (pa, ea, fa, ma), (pb, eb, fb, mb) = a, b
+    mta, mtb = math.hypot(pa, ma), math.hypot(pb, mb)
+    ya, yb = math.asinh(pa / mta * math.sinh(ea)), math.asinh(pb / mtb * math.sinh(eb))
+    return math.log(ma**2 + mb**2 + 2 * (mta * mtb * math.cosh(ya - yb) - pa * pb * math.cos(fa - fb)))
+
+
+@pytest.mark.parametrize("a, b", [
+    ((30.0, 4.5, 0.0, 0.0), (40.0, 4.52, 0.03, 0.0)),  # two close forward jets
+    ((40.0, 4.0, 0.0, 4.0), (35.0, 4.05, 0.05, 3.0)),
+    ((1000.0, 20.0, 0.0, 5.0), (30.0, 0.0, 0.0, 3.0)),
+])
+def test_ln_m2_keeps_its_digits_for_forward_pairs(a, b):
+    # E^2 - p^2 of the pair sum cancelled ~cosh^2(y) of float32's digits: 0.69 for 0.44 in the
+    # first pair, and ln(1e-8) (m^2 "zero") for the third.
+    kin = torch.tensor([[[p, e, math.sin(f), math.cos(f), m] for p, e, f, m in (a, b)]])
+    ln_m2 = pair_features(kin, torch.ones(1, 2, dtype=torch.bool))[0, 0, 1, 3].item()
+    assert ln_m2 == pytest.approx(_ln_m2(a, b), abs=1e-4)
+
+
+def test_an_object_far_along_the_beam_keeps_every_pair_feature_finite():
+    # |eta| = 40 with pt = 1 TeV overflowed E^2: inf - inf made ln m^2 NaN, hence the training
+    # statistics and every output of the network NaN. Beyond MAX_ETA = 30 eta counts as 30.
+    kin = torch.tensor([[[1000.0, 40.0, 0, 1, 5.0], [30.0, 0.0, 0, 1, 3.0], [1e6, -89.0, 1, 0, 1e3],
+                         [1e20, 0.0, 0, 1, 0.0], [1e20, 0.0, 0, 1, 1e20]]])  # pt^2 overflows float32
+    features = pair_features(kin, torch.ones(1, 5, dtype=torch.bool))
+    assert torch.isfinite(features).all()
+    assert features[0, 0, 1, 3].item() == pytest.approx(
+        _ln_m2((1000.0, 30.0, 0.0, 5.0), (30.0, 0.0, 0.0, 3.0)), abs=1e-4)
+
+
 def test_phi_and_its_sine_and_cosine_give_the_same_pair_features():
     sincos = spec_from(ttbar_yaml("{pt: none, eta: none, sin_phi: none, cos_phi: none, mass: none}"))
     phi = torch.rand(2, 5) * 6 - 3

@@ -39,6 +39,14 @@ from spanet_lite.errors import InputError
 
 PAIR_FEATURE_NAMES = ("ln_delta_r", "ln_kt", "ln_z", "ln_m2")
 EPSILON = 1e-8
+MAX_ETA = 30.0
+"""|eta| beyond this counts as this in the pair features: past any collider's reach (the LHC beam's
+rapidity is about 9.6), where only a placeholder or an eta computed from pt ~ 0 lands; it keeps
+every intermediate finite in float32 (sinh(eta)^2 overflows from |eta| ~ 44)."""
+MAX_MOMENTUM = 1e18
+"""pt and mass beyond this (in file units, GeV or MeV alike far past any beam) count as this in the
+pair features, so that pt^2 and mT_a mT_b stay finite in float32 and no inf meets a 0."""
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 COMMON_NAMES: dict[str, tuple[str, ...]] = {
     "pt": ("pt", "pt_gev", "transverse_momentum"),
     "eta": ("eta", "pseudorapidity"),
@@ -165,15 +173,14 @@ def pair_features(kin: Tensor, mask: Tensor) -> Tensor:
     """(B, N, 5) kinematics from :func:`kinematics`, (B, N) bool mask -> (B, N, N, 4)
     ``ln Delta R, ln kT, ln z, ln m^2``; 0 on the diagonal and wherever either object is padding."""
     kin = kin.float()
-    pt = kin[..., 0].clamp(min=0.0)
-    eta, sin_phi, cos_phi, mass = kin[..., 1], kin[..., 2], kin[..., 3], kin[..., 4].clamp(min=0.0)
+    pt = kin[..., 0].clamp(min=0.0, max=MAX_MOMENTUM)
+    eta = kin[..., 1].clamp(min=-MAX_ETA, max=MAX_ETA)
+    sin_phi, cos_phi, mass = kin[..., 2], kin[..., 3], kin[..., 4].clamp(min=0.0, max=MAX_MOMENTUM)
     norm = torch.sqrt(sin_phi * sin_phi + cos_phi * cos_phi).clamp(min=EPSILON)
     sin_phi, cos_phi = sin_phi / norm, cos_phi / norm  # normalised sin/cos features may be off the circle
     # sinh and asinh spelled with exp and log: ONNX opset 17 exports neither aten op.
-    px, py, pz = pt * cos_phi, pt * sin_phi, pt * 0.5 * (torch.exp(eta) - torch.exp(-eta))
-    energy = torch.sqrt(mass * mass + px * px + py * py + pz * pz)
-    transverse_mass = torch.sqrt(mass * mass + pt * pt).clamp(min=EPSILON)
-    ratio = pz / transverse_mass
+    transverse_mass = torch.sqrt(mass * mass + pt * pt)
+    ratio = pt / transverse_mass.clamp(min=EPSILON) * 0.5 * (torch.exp(eta) - torch.exp(-eta))  # pz / mT
     rapidity = torch.sign(ratio) * torch.log(ratio.abs() + torch.sqrt(ratio * ratio + 1.0))
 
     def pair(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -182,14 +189,25 @@ def pair_features(kin: Tensor, mask: Tensor) -> Tensor:
     (sa, sb), (ca, cb) = pair(sin_phi), pair(cos_phi)
     delta_phi = torch.atan2(sa * cb - ca * sb, ca * cb + sa * sb)
     ya, yb = pair(rapidity)
-    delta_r = torch.sqrt((ya - yb) ** 2 + delta_phi**2)
+    delta_y = ya - yb
+    delta_r = torch.sqrt(delta_y**2 + delta_phi**2)
     pta, ptb = pair(pt)
     pt_min = torch.minimum(pta, ptb)
     kt = pt_min * delta_r
     z = pt_min / (pta + ptb).clamp(min=EPSILON)
-    (ea, eb), (xa, xb), (qa, qb), (za, zb) = pair(energy), pair(px), pair(py), pair(pz)
-    m2 = (ea + eb) ** 2 - (xa + xb) ** 2 - (qa + qb) ** 2 - (za + zb) ** 2
-    features = torch.stack([delta_r, kt, z, m2], -1).clamp(min=EPSILON).log()
+    # m^2 = m_a^2 + m_b^2 + 2 (mT_a mT_b cosh(dy) - pt_a pt_b cos(dphi)), written as a sum of
+    # non-negative terms. (E_a + E_b)^2 - |p_a + p_b|^2 cancels ~cosh^2(y) of the digits in float32
+    # (forward pairs came out wrong by tens of percent) and, once E^2 overflowed (|eta| ~ 40 with
+    # pt ~ 1 TeV), gave inf - inf = NaN, which made the training statistics and so every output
+    # NaN. mT_a mT_b - pt_a pt_b = d_a mT_b + pt_a d_b with d = mT - pt = m^2 / (mT + pt), so
+    # without its cancellation too.
+    excess = mass * mass / (transverse_mass + pt).clamp(min=EPSILON)  # mT - pt
+    (ma, mb), (mta, mtb), (da, db) = pair(mass), pair(transverse_mass), pair(excess)
+    mt_excess = da * mtb + pta * db
+    m2 = (ma * ma + mb * mb + 2.0 * mt_excess
+          + 4.0 * mta * mtb * _sinh(0.5 * delta_y) ** 2
+          + 4.0 * pta * ptb * torch.sin(0.5 * delta_phi) ** 2)
+    features = torch.stack([delta_r, kt, z, m2], -1).clamp(min=EPSILON, max=FLOAT32_MAX).log()
     n = mask.shape[1]
     index = torch.arange(n, device=mask.device)
     # The formulas are symmetric in (a, b), but a CPU's vector and scalar code paths of exp, log
@@ -203,6 +221,13 @@ def pair_features(kin: Tensor, mask: Tensor) -> Tensor:
     return torch.where(
         real[..., None], features, torch.zeros((), dtype=features.dtype, device=features.device)
     )
+
+
+def _sinh(x: Tensor) -> Tensor:
+    """sinh with exp (ONNX opset 17 has no Sinh export) and its series near 0, where
+    exp(x) - exp(-x) loses the digits that small rapidity differences of collinear pairs need."""
+    series = x * (1.0 + x * x / 6.0)
+    return torch.where(x.abs() < 1e-2, series, 0.5 * (torch.exp(x) - torch.exp(-x)))
 
 
 def combined_pair_features(
