@@ -239,6 +239,9 @@ def timing_callback(seconds: float, warm_steps: int, checkpoint: Path):
             self.cuda = False
             self.compile_mode: str | None = None
             self.precision: str | None = None
+            self.peak_allocated: int | None = None
+            """torch's peak allocation over the window, read when it closes: Lightning validates
+            after ``should_stop`` is set, and that validation's allocations are not the window's."""
 
         def on_train_batch_start(self, trainer, module, batch, index) -> None:
             self.cuda = module.device.type == "cuda"
@@ -268,6 +271,7 @@ def timing_callback(seconds: float, warm_steps: int, checkpoint: Path):
             if time.perf_counter() - self.start >= seconds:
                 if self.cuda:
                     torch.cuda.synchronize()
+                    self.peak_allocated = torch.cuda.max_memory_allocated()
                 self.stop = time.perf_counter()
                 self.cpu_stop = time.process_time()
                 # "off" in a compiled configuration: compiling failed and the run trained eagerly.
@@ -302,7 +306,8 @@ def timing_callback(seconds: float, warm_steps: int, checkpoint: Path):
             if self.marks:
                 device = sum(a.elapsed_time(b) for a, b in self.marks) / len(self.marks)
                 result["step_device_ms"] = round(device, 3)
-                result["peak_gpu_memory_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
+            if self.peak_allocated is not None:
+                result["peak_gpu_memory_allocated_mib"] = round(self.peak_allocated / 2**20)
             return result
 
     return Window()

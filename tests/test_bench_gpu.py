@@ -116,6 +116,42 @@ def test_the_window_records_what_the_run_compiled_and_its_precision(tmp_path: Pa
     assert trainer.should_stop and (figures["compile_mode"], figures["precision"]) == ("off", "16-mixed")
 
 
+def test_the_peak_gpu_memory_is_the_windows_not_that_of_the_validation_after_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Lightning runs a validation after a callback sets ``should_stop``, before ``train``
+    returns: torch's peak allocation read once the run was over was that validation's whenever it
+    needed more than the training steps, not the window's."""
+    import torch
+
+    allocated = {"peak": 0}
+
+    class Event:
+        def __init__(self, enable_timing: bool = False) -> None:
+            self.at = 0.0
+
+        def record(self) -> None:
+            pass
+
+        def elapsed_time(self, other: Event) -> float:
+            return 2.0
+
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda: allocated.update(peak=0))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: allocated["peak"])
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    window = bench_gpu.timing_callback(0.0, 0, tmp_path / "window.ckpt")
+    trainer = SimpleNamespace(save_checkpoint=lambda path: None, should_stop=False, precision="bf16-mixed")
+    module = SimpleNamespace(device=torch.device("cuda"), compile_mode="off")
+    batch = SimpleNamespace(batch_size=8)
+    window.on_train_batch_start(trainer, module, batch, 0)
+    allocated["peak"] = 300 * 2**20  # the training step
+    window.on_train_batch_end(trainer, module, None, batch, 0)
+    allocated["peak"] = 900 * 2**20  # the validation Lightning runs once the window has closed
+    figures = window.figures()
+    assert figures["peak_gpu_memory_allocated_mib"] == 300 and figures["step_device_ms"] == 2.0
+
+
 def test_a_failed_run_stops_its_gpu_sampler(tmp_path: Path, monkeypatch) -> None:
     """A configuration whose training fails (a compile error, say) is recorded and the next one
     runs: its sampler thread must not go on sampling (nvidia-smi every 200 ms) through them."""
