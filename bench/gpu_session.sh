@@ -19,9 +19,11 @@ out=${1:?usage: bash bench/gpu_session.sh OUT_DIR}
 mkdir -p "$out"
 export PYTHONPATH=.
 python=${PYTHON:-python}
-tests_limit=${TESTS_LIMIT:-150}
+# Every part runs under `timeout -k`: their limits and kill delays add up to 585 s at most, so
+# the summary below is printed inside the device's 600 s per command.
+tests_limit=${TESTS_LIMIT:-120}
 bench_limit=${BENCH_LIMIT:-390}
-kill_after=${KILL_AFTER:-20}
+kill_after=${KILL_AFTER:-10}
 bench_args=(--json "$out/bench_gpu.json")
 if [[ -n "${QUICK:-}" ]]; then
     bench_args+=(--quick)
@@ -29,8 +31,8 @@ fi
 
 {
     date -u
-    timeout -k 5 30 nvidia-smi || echo "nvidia-smi: not available"
-    "$python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
+    timeout -k 5 15 nvidia-smi || echo "nvidia-smi: not available"
+    timeout -k 5 30 "$python" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
 } > "$out/machine.txt" 2>&1
 
 timeout -k "$kill_after" "$tests_limit" "$python" -m pytest -q -p no:cacheprovider -rs \

@@ -310,6 +310,30 @@ def test_each_part_of_the_gpu_session_ends_at_its_time_limit_even_if_it_takes_si
     assert lines[2].startswith("bench_gpu (rc 137, 124 or 137 = time limit)")
 
 
+def test_the_gpu_session_parts_limits_add_up_to_less_than_one_device_command() -> None:
+    """The device runs one command for at most 600 s. The parts' limits with their kill delays
+    (150 + 20 for the tests, 390 + 20 for the benchmark, 30 + 5 for nvidia-smi) and an unlimited
+    torch import came to more than that: a session whose parts all ran to their limits was cut
+    before its summary. Every command that can hang runs under ``timeout``, and the worst case
+    leaves a margin for bash itself."""
+    import re
+
+    script = (ROOT / "bench" / "gpu_session.sh").read_text()
+    defaults = {name: int(value) for name, value in re.findall(r"^(\w+)=\$\{\w+:-(\d+)\}$", script, re.M)}
+
+    def seconds(word: str) -> int:
+        return defaults[word.strip('"${}')] if word.startswith('"$') else int(word)
+
+    worst = 0
+    for line in script.splitlines():
+        command = line.split("||")[0].strip()
+        if re.search(r'(^|\s)("\$python"|nvidia-smi)(\s|$)', command):
+            found = re.match(r"timeout -k (\S+) (\S+) ", command)
+            assert found, f"not under timeout: {command}"
+            worst += seconds(found[1]) + seconds(found[2])
+    assert defaults and worst <= 590, worst
+
+
 def test_the_gpu_sampler_skips_a_reply_without_numbers_and_samples_on(monkeypatch) -> None:
     """nvidia-smi answers "[N/A]" now and then (and times out under load): the sampler used to stop
     at the first such reply, leaving a utilisation figure from the first few samples of a run."""
