@@ -29,18 +29,19 @@ One prepared command (under 5 minutes on one H200-class GPU)::
    this script's code: there are no CUDA graphs on a CPU, and compiling takes minutes);
 
 3. per configuration, prints and stores: training events/s over the window (whole epochs,
-   validation included; also per CPU-second of this process), steps, mean GPU utilisation
-   over the window (NVML when ``pynvml`` is importable, else ``nvidia-smi`` sampled every
-   200 ms), peak GPU memory (torch's allocator
-   and ``nvidia-smi``), per step the wall time, the host time (Python issuing the step: from
-   the batch-start to the batch-end hook) and the device time (CUDA events around the same
-   span), held-out event purity after the window (``run.evaluate``), ``predict`` events/s
-   (``write_predictions``, what ``spanet-predict`` runs, file written) on the 100k held-out
-   events, and ``to_window_s``, the seconds from the start of ``train`` to the window (compiling
-   included). ``steady_train_events_per_s`` (and ``step_wall_ms_median``) come from the median
-   time from one step's start to the next: what a long run settles to, without the epoch ends
-   (validation) and without the one compile a static-shape run does for the short last batch
-   of its first epoch, which can land inside the window.
+   validation included; also per CPU-second of this process), steps, mean GPU utilisation over
+   the window (NVML when ``pynvml`` is importable, else ``nvidia-smi`` sampled every 200 ms),
+   peak GPU memory (torch's allocator and ``nvidia-smi``), per step the wall time, the host
+   time (Python issuing the step: from the batch-start to the batch-end hook) and the device
+   time (CUDA events around the same span), held-out event purity after the window
+   (``run.evaluate``), ``predict`` events/s (``write_predictions``, what ``spanet-predict``
+   runs, file written) on the 100k held-out events at ``predict_batch_size`` events per batch
+   (16,384 on a GPU: ``spanet-predict -bs 16384``, whose default is 1024), and ``to_window_s``,
+   the seconds from the start of ``train`` to the window (compiling included).
+   ``steady_train_events_per_s`` (and ``step_wall_ms_median``) come from the median time from
+   one step's start to the next: what a long run settles to, without the epoch ends
+   (validation) and without the one compile a static-shape run does for the short last batch of
+   its first epoch, which can land inside the window.
 
 Once, before the configurations: ``predict_host_load_s``, ``predict_host_validate_s`` and
 ``predict_host_read_s``, what ``write_predictions`` spends on the host alone for the held-out
@@ -424,8 +425,9 @@ def run_config(
         output = work / f"{config.name}_predictions.h5"
         if cuda:
             torch.cuda.synchronize()
+        figures["predict_batch_size"] = PREDICT_BATCH if cuda else 1024
         started = time.perf_counter()
-        events = write_predictions(run, heldout, output, batch_size=PREDICT_BATCH if cuda else 1024)
+        events = write_predictions(run, heldout, output, batch_size=figures["predict_batch_size"])
         figures["predict_events_per_s"] = round(events / (time.perf_counter() - started))
         figures["predict_events"] = events
     return figures

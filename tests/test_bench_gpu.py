@@ -279,6 +279,7 @@ def test_the_gpu_session_script_dry_runs_on_the_cpu_and_reports_every_figure(tmp
         assert config.get("steady_train_events_per_s", 1) > 0 and config["to_window_s"] >= 0
         assert 0.0 <= config["heldout_event_purity"] <= 1.0
         assert config["predict_events"] == 500 and config["predict_events_per_s"] > 0
+        assert config["predict_batch_size"] == 1024  # spanet-predict's default; 16,384 on a GPU
 
 
 def test_each_part_of_the_gpu_session_ends_at_its_time_limit_even_if_it_takes_sigterm_as_a_stop(
