@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 import pytest
 import torch
 from _dataset_helpers import TINY_SPEC, TINY_YAML, random_arrays, write_h5
 from _evaluation_helpers import TTBAR_YAML, write_ttbar_file
+from torch import Tensor
 
 from spanet_lite.config import parse_event_spec
 from spanet_lite.config.options import Options
@@ -153,6 +155,85 @@ def test_steps_never_synchronise_with_the_gpu(setup) -> None:
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert torch.isfinite(loss)
+
+
+def one_shape(batches: list) -> list:
+    """The batches of the commonest shape (batch size and widths): one compile covers them all."""
+    shapes = [tuple((name, tuple(x.shape)) for name, x in batch.features.items()) for batch in batches]
+    commonest = max(set(shapes), key=shapes.count)
+    return [batch for batch, shape in zip(batches, shapes, strict=True) if shape == commonest]
+
+
+@contextlib.contextmanager
+def compiled_training(module: SpanetModule, compile_options: dict) -> Iterator[None]:
+    """``module`` as a ``compile: true`` run trains it (``on_fit_start`` compiles, the first step
+    is eager, ``on_after_backward`` after each), its eager network given back at the end."""
+    module.compile_mode = "network"
+    module._compiled = None
+    module._unreached = ()
+    try:
+        module.on_fit_start()
+        module.compile_losses(**compile_options)
+        yield
+    finally:
+        module.drop_compiled()
+        module.compile_mode = "off"
+        torch._dynamo.reset()
+
+
+def compiled_steps(
+    module: SpanetModule, batches: list, device: str, during: Callable[[], AbstractContextManager[None]]
+) -> None:
+    """Train ``batches`` as a compiled run does, twice, then once more inside ``during`` (which
+    refuses host reads), with recompiling an error there: every compile happened before it."""
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3, fused=True)
+    module.train()
+
+    def steps() -> Tensor:
+        for i, batch in enumerate(batches):
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+                loss = module.training_step(batch, i)
+            loss.backward()
+            module.on_after_backward()  # Lightning's hook, where a compiled run drops zero gradients
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    steps()  # the first step eager (it finds the unreached weights), the others compiled
+    steps()  # compiled throughout: with a single batch, the compile happens here
+    compiled = module._compiled is not None and module._compile_checked
+    assert compiled and module.compile_mode == "network", "no compiled step ran, or compiling failed"
+    if device == "cuda":
+        torch.cuda.synchronize()
+    with torch._dynamo.config.patch(error_on_recompile=True), during():
+        loss = steps()
+    assert torch.isfinite(loss.detach().float())
+
+
+@contextlib.contextmanager
+def sync_errors() -> Iterator[None]:
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: checks for device synchronisation")
+def test_compiled_training_steps_never_synchronise_with_the_gpu(setup) -> None:
+    """``compile: true`` trains through :func:`network_losses` compiled as one graph, with eager
+    code around it (the layout tables, the copies of views, the unreached weights' gradients):
+    the test above runs only the eager step. Validation stays eager in a compiled run (checked
+    above). The ttbar events alone, the benchmark's path, and one shape: one compile."""
+    module, dm = setup
+    if module.network.pair_bias is None:
+        pytest.skip("one compile is enough: the ttbar events, with pair features")
+    module = module.cuda()
+    loader = dm.train_dataloader()
+    loader.dataset.place("cuda")
+    batches = one_shape(list(loader))
+    with compiled_training(module, {"dynamic": False}):  # what compile: true gives on CUDA
+        compiled_steps(module, batches, "cuda", sync_errors)
 
 
 def test_running_means_are_event_weighted_epoch_means_and_survive_a_checkpoint() -> None:
