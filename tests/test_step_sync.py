@@ -30,6 +30,7 @@ OPTIONS = dict(
     batch_size=64,
     dataset_mode="device",
     partial_events=True,
+    balance_particles=True,  # as SPANet's ttbar example (bench_gpu): events weighted in the losses
     overlap_loss_scale=0.1,
     focal_gamma=1.0,
 )
