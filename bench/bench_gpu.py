@@ -37,7 +37,14 @@ One prepared command (under 5 minutes on one H200-class GPU)::
    (``run.evaluate``), ``predict`` events/s (``write_predictions``, what ``spanet-predict``
    runs, file written) on the 100k held-out events at ``predict_batch_size`` events per batch
    (16,384 on a GPU: ``spanet-predict -bs 16384``, whose default is 1024), and ``to_window_s``,
-   the seconds from the start of ``train`` to the window (compiling included).
+   the seconds from the start of ``train`` to the window (compiling included). The first
+   configuration also predicts on the whole training file (about 1M events, the issue's
+   end-to-end predict target): ``predict_training_events_per_s``, file written.
+   The host/device split by a second route: ``step_host_cpu_ms``, this process's CPU time per
+   step in the window, and ``step_device_busy_ms``, the step's wall time times the GPU's mean
+   utilisation (the share of time a kernel was running), so that a step the host holds up
+   shows a device time well below its wall time (the CUDA events above bracket the same span
+   as the host timer and include the GPU's idle time).
    ``steady_train_events_per_s`` (and ``step_wall_ms_median``) come from the median time from
    one step's start to the next: what a long run settles to, without the epoch ends
    (validation) and without the one compile a static-shape run does for the short last batch of
@@ -289,6 +296,7 @@ def timing_callback(seconds: float, warm_steps: int, checkpoint: Path):
                 "train_events_per_s": round(self.events / window),
                 # CPU time of this process: steadier than wall time on a shared machine.
                 "train_events_per_cpu_s": round(self.events / max(self.cpu_stop - self.cpu_start, 1e-9)),
+                "step_host_cpu_ms": round(1000 * (self.cpu_stop - self.cpu_start) / steps, 3),
                 "window_s": round(window, 2),
                 "timed_steps": steps,
                 "step_wall_ms": round(1000 * window / steps, 3),
@@ -359,8 +367,11 @@ def predict_host_seconds(event_file: Path, heldout: Path, batch_size: int) -> di
 
 
 def run_config(
-    config: Config, work: Path, event_file: Path, training: Path, heldout: Path, seconds: float, quick: bool
+    config: Config, work: Path, event_file: Path, training: Path, heldout: Path, seconds: float, quick: bool,
+    *, predict_training: bool = False,
 ) -> dict[str, Any]:
+    """Train ``config`` for a window of ``seconds``, then evaluate and predict with it (module
+    docstring); ``predict_training`` also times predict on the whole training file."""
     import torch
 
     from spanet_lite.config.options import Options
@@ -411,6 +422,9 @@ def run_config(
         figures["cudagraph_skips"] = cudagraph_skips() - skips_before
     if sampler is not None and window.start is not None and window.stop is not None:
         figures.update(sampler.window(window.start, window.stop))
+        busy = figures.get("gpu_utilisation_percent")
+        if busy is not None:
+            figures["step_device_busy_ms"] = round(figures["step_wall_ms"] * busy / 100, 3)
     if result.run_dir is None:
         raise SystemExit(f"{config.name}: training left no run directory")
     run = load_run(result.run_dir, checkpoint=checkpoint, device="cuda" if cuda else "cpu")
@@ -430,6 +444,15 @@ def run_config(
         events = write_predictions(run, heldout, output, batch_size=figures["predict_batch_size"])
         figures["predict_events_per_s"] = round(events / (time.perf_counter() - started))
         figures["predict_events"] = events
+        output.unlink()
+    if predict_training:
+        with recorded(figures, "predict_training_error"):
+            output = work / f"{config.name}_training_predictions.h5"
+            started = time.perf_counter()
+            events = write_predictions(run, training, output, batch_size=figures["predict_batch_size"])
+            figures["predict_training_events_per_s"] = round(events / (time.perf_counter() - started))
+            figures["predict_training_events"] = events
+            output.unlink()
     return figures
 
 
@@ -522,14 +545,15 @@ def main() -> None:
         with recorded(figures, "predict_host_error"):
             figures.update(predict_host_seconds(event_file, heldout, PREDICT_BATCH if cuda else 1024))
             print(json.dumps({k: v for k, v in figures.items() if k.startswith("predict_host")}), flush=True)
-        for config in chosen:
+        for number, config in enumerate(chosen):
             gc.collect()  # the previous run's trainer, module and device-resident data
             if cuda:
                 torch.cuda.empty_cache()
             figures["configs"][config.name] = {}
             with recorded(figures["configs"][config.name], "error"):
                 figures["configs"][config.name] = run_config(
-                    config, work, event_file, training, heldout, seconds, args.quick
+                    config, work, event_file, training, heldout, seconds, args.quick,
+                    predict_training=number == 0,
                 )
             print(json.dumps({config.name: figures["configs"][config.name]}), flush=True)
             if args.json is not None:

@@ -280,6 +280,11 @@ def test_the_gpu_session_script_dry_runs_on_the_cpu_and_reports_every_figure(tmp
         assert 0.0 <= config["heldout_event_purity"] <= 1.0
         assert config["predict_events"] == 500 and config["predict_events_per_s"] > 0
         assert config["predict_batch_size"] == 1024  # spanet-predict's default; 16,384 on a GPU
+        assert config["step_host_cpu_ms"] > 0 and "step_device_busy_ms" not in config  # no GPU: no busy
+    first = figures["configs"]["spanet_b1024"]  # and only the first predicts on the whole training file
+    assert first["predict_training_events"] == 2156 and first["predict_training_events_per_s"] > 0
+    others = [figures["configs"][name] for name in ("spanet_b4096", "wide_b4096")]
+    assert not any("predict_training_events" in config for config in others)
 
 
 def test_each_part_of_the_gpu_session_ends_at_its_time_limit_even_if_it_takes_sigterm_as_a_stop(
