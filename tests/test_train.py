@@ -416,7 +416,8 @@ def test_continuing_with_other_steps_per_epoch_is_one_line_before_anything_is_wr
     from spanet_lite.training.plan import read_checkpoint_facts
 
     straight = workspace["straight"]
-    assert read_checkpoint_facts(straight.last_checkpoint).steps_per_epoch == 4  # 240 events, batches of 64
+    facts = read_checkpoint_facts(straight.last_checkpoint)
+    assert (facts.steps_per_epoch, facts.processes) == (4, 1)  # 240 events, batches of 64, one process
     run = tmp_path / "run"
     shutil.copytree(straight.run_dir, run)
     before = sorted((p.name, p.stat().st_mtime_ns) for p in run.rglob("*"))

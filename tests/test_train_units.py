@@ -103,3 +103,43 @@ def test_summary_table_shows_whole_checkpoint_paths_on_a_narrow_console() -> Non
     assert "…" not in output.getvalue()
     assert f"{run_dir}/checkpoints/best.ckpt(epoch4)" in values.replace(" ", "")
     assert f"{run_dir}/checkpoints/last.ckpt" in values
+
+
+def test_a_stopped_ddp_run_says_to_resume_it_with_as_many_processes() -> None:
+    """The processes share the training split, so ``--resume RUN`` without ``--processes 2`` (what
+    the table said to type) took twice the steps per epoch and was refused."""
+    from spanet_lite.training.fit import resume_flags
+    from spanet_lite.training.hardware import Hardware
+
+    assert resume_flags(Hardware("cpu", 2, 1, "32-true", chosen_by="processes")) == "--processes 2"
+    assert resume_flags(Hardware("gpu", 4, 2, "bf16-mixed", chosen_by="gpus")) == "--gpus 4 --nodes 2"
+    assert resume_flags(Hardware("gpu", 2, 1, "bf16-mixed")) == ""  # num_gpu: the run's options.json says
+    assert resume_flags(Hardware("cpu", 1, 1, "32-true", chosen_by="processes")) == ""
+    run_dir = Path("/runs/ttbar/version_0")
+    result = RunResult(
+        run_dir=run_dir, best_checkpoint=None, last_checkpoint=None, monitor="val/event_purity",
+        best_value=None, best_epoch=None, epochs_completed=1, stopped="time limit reached",
+        resume_flags="--processes 2",
+    )
+    output = io.StringIO()
+    Console(file=output, width=200).print(summary_table(result))
+    assert f"spanet-train --resume {run_dir} --processes 2" in output.getvalue()
+
+
+def test_other_steps_per_epoch_name_the_processes_of_the_checkpoints_run(tmp_path: Path) -> None:
+    """Resumed in one process, a two-process run's checkpoint was refused as 'the 22 steps of the
+    checkpoint's run (batch_size 64), got 43 (batch_size 64)': nothing said what differed."""
+    from types import SimpleNamespace
+
+    from spanet_lite.errors import InputError
+    from spanet_lite.training.fit import check_steps_per_epoch
+    from spanet_lite.training.plan import CheckpointFacts
+
+    resumed = CheckpointFacts(tmp_path / "last.ckpt", {"batch_size": 64}, "", {}, (), 1, {},
+                              steps_per_epoch=22, processes=2)
+    plan = SimpleNamespace(resumed=resumed, options=SimpleNamespace(batch_size=64),
+                           training_file=tmp_path / "tt.h5")
+    wanted = (r"the 22 training steps per epoch of the checkpoint's run "
+              r"\(batch_size 64 x 2 processes: .*, got 43 \(batch_size 64, tt\.h5\)$")
+    with pytest.raises(InputError, match=wanted):
+        check_steps_per_epoch(plan, 43, 1)  # type: ignore[arg-type]

@@ -57,6 +57,9 @@ class RunResult:
     """None when the run finished; otherwise why it stopped ("interrupted", "time limit reached")."""
     resume_checkpoint: Path | None = None
     """The checkpoint ``--resume`` continues from when the run stopped early."""
+    resume_flags: str = ""
+    """The device flags ``--resume`` must repeat (e.g. ``--processes 2``): the processes share the
+    training split, so another count takes other steps per epoch, which a resume refuses."""
     metrics: dict[str, float] = field(default_factory=dict)
     """The last epoch's row of ``metrics.csv``."""
     seconds: float = 0.0
@@ -200,7 +203,7 @@ def _fit(plan: Plan, data: OpenedData, hardware: Hardware, request: FitRequest) 
         if display is not None:
             display.close()
 
-    result = _result(recorder, monitor, ending, request, tuple(notes))
+    result = _result(recorder, monitor, ending, request, tuple(notes), hardware)
     if console is not None:
         console.print(summary_table(result))
     return result
@@ -363,7 +366,8 @@ def _train(trainer: pl.Trainer, module: SpanetModule, data: RunData, plan: Plan,
 
 
 def _result(
-    recorder: RunRecorder, monitor: str, ending: _Ending, request: FitRequest, notes: tuple[str, ...]
+    recorder: RunRecorder, monitor: str, ending: _Ending, request: FitRequest, notes: tuple[str, ...],
+    hardware: Hardware,
 ) -> RunResult:
     """What the run left behind, read from the recorder and the run directory."""
     from spanet_lite.training.recorder import BEST, CHECKPOINTS, LAST
@@ -390,7 +394,21 @@ def _result(
         seconds=time.monotonic() - request.started,
         signal_number=ending.signal_number,
         notes=notes,
+        resume_flags=resume_flags(hardware),
     )
+
+
+def resume_flags(hardware: Hardware) -> str:
+    """The ``spanet-train`` flags that gave ``hardware`` its devices, when the options' ``num_gpu``
+    (which a resume reads again from the run) did not: ``--processes``, ``--gpus``, ``--nodes``."""
+    flags = []
+    if hardware.chosen_by == "processes" and hardware.devices > 1:
+        flags.append(f"--processes {hardware.devices}")
+    elif hardware.chosen_by == "gpus":
+        flags.append(f"--gpus {hardware.devices if hardware.accelerator == 'gpu' else 0}")
+    if hardware.nodes > 1:
+        flags.append(f"--nodes {hardware.nodes}")
+    return " ".join(flags)
 
 
 def _check_checkpoint_fits(module: SpanetModule, resumed: CheckpointFacts) -> None:
@@ -422,9 +440,13 @@ def check_steps_per_epoch(plan: Plan, steps_per_epoch: int, processes: int) -> N
         return
     was, batch = resumed.options.get("batch_size"), plan.options.batch_size
     shares = f"batch_size {batch} x {processes} processes" if processes > 1 else f"batch_size {batch}"
+    # Each process takes batch_size events of its share per step, so a run of 2 processes resumed
+    # in 1 takes twice the steps with the same batch_size: say how many processes it had.
+    had = resumed.processes
+    theirs = f"batch_size {was} x {had} processes" if had is not None and had > 1 else f"batch_size {was}"
     raise InputError(
         resumed.path, "batch_size" if was != batch else "",
-        f"the {resumed.steps_per_epoch} training steps per epoch of the checkpoint's run (batch_size {was}: "
+        f"the {resumed.steps_per_epoch} training steps per epoch of the checkpoint's run ({theirs}: "
         "its learning-rate schedule and its place in an epoch count steps; to train otherwise, start a "
         "new run from its weights with state_dict, -sf)",
         f"{steps_per_epoch} ({shares}, {plan.training_file.name})",

@@ -380,6 +380,8 @@ class SpanetModule(pl.LightningModule):
         checkpoint["running_loss_terms"] = self._running["train"].state_dict()
         if self.steps_per_epoch is not None:
             checkpoint["steps_per_epoch"] = self.steps_per_epoch
+        if self._trainer is not None:  # the steps per epoch follow from it: a resume must repeat it
+            checkpoint["processes"] = int(self.trainer.world_size)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("running_loss_terms")

@@ -404,6 +404,9 @@ class CheckpointFacts:
     steps_per_epoch: int | None = None
     """Optimiser steps per epoch of the run that wrote it (None: not known, an early checkpoint of
     an older version): its schedule and its place in an epoch count these steps."""
+    processes: int | None = None
+    """DDP processes of the run that wrote it, which share its training split (None: not known,
+    an older version)."""
 
 
 def read_checkpoint_facts(path: Path) -> CheckpointFacts:
@@ -430,6 +433,7 @@ def read_checkpoint_facts(path: Path) -> CheckpointFacts:
         epochs_done=len({row.get("epoch") for row in rows if isinstance(row, dict)}),
         weight_shapes={k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")},
         steps_per_epoch=_steps_per_epoch(checkpoint.get("steps_per_epoch"), rows),
+        processes=checkpoint.get("processes") if isinstance(checkpoint.get("processes"), int) else None,
     )
 
 

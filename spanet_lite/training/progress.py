@@ -176,7 +176,8 @@ def summary_table(result: RunResult) -> Table:
     if result.last_checkpoint is not None:
         table.add_row("last checkpoint", escape(_shown(result.last_checkpoint)))
     if result.stopped is not None and result.run_dir is not None:
-        table.add_row("resume with", escape(f"spanet-train --resume {_shown(result.run_dir)}"))
+        flags = f" {result.resume_flags}" if result.resume_flags else ""
+        table.add_row("resume with", escape(f"spanet-train --resume {_shown(result.run_dir)}{flags}"))
     for key, _ in HEADLINE:
         if key in result.metrics:
             table.add_row(f"last {key}", _number(result.metrics[key]))
