@@ -118,6 +118,17 @@ class RunningMeans:
         sums = None if self.sums is None else self.sums.detach().cpu()
         return {"names": list(self.names), "sums": sums, "events": self.events}
 
+    @classmethod
+    def total(cls, running: RunningMeans, strategy: Any) -> RunningMeans:
+        """``running`` summed over the processes of ``strategy`` (a collective: all must call)."""
+        assert running.sums is not None
+        total = cls()
+        total.names = list(running.names)
+        total.sums = strategy.reduce(running.sums.clone(), reduce_op="sum")
+        events = torch.tensor(float(running.events), device=running.sums.device)
+        total.events = int(strategy.reduce(events, reduce_op="sum").item())
+        return total
+
     def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
         self.names = list(state.get("names", []))
         sums = state.get("sums")
@@ -377,7 +388,12 @@ class SpanetModule(pl.LightningModule):
             )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["running_loss_terms"] = self._running["train"].state_dict()
+        running = self._running["train"]
+        if self._trainer is not None and self.trainer.world_size > 1 and running.sums is not None:
+            # Each process sums its own share; rank 0 writes the file, so it keeps the sums of all
+            # (every process saves, with as many steps behind it, so all take part in the reduce).
+            running = RunningMeans.total(running, self.trainer.strategy)
+        checkpoint["running_loss_terms"] = running.state_dict()
         if self.steps_per_epoch is not None:
             checkpoint["steps_per_epoch"] = self.steps_per_epoch
         if self._trainer is not None:  # the steps per epoch follow from it: a resume must repeat it
@@ -386,7 +402,13 @@ class SpanetModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("running_loss_terms")
         if state:
-            self._running["train"].load_state_dict(state, self.device)
+            running = self._running["train"]
+            running.load_state_dict(state, self.device)
+            if self._trainer is not None and self.trainer.global_rank > 0 and running.sums is not None:
+                # The sums are every process's (on_save_checkpoint): rank 0 carries them on, the
+                # others start from zero, so the epoch's reduce counts them once.
+                running.sums.zero_()
+                running.events = 0
 
     def on_validation_epoch_end(self) -> None:
         records, self._validation_store = self._validation_store, []
