@@ -339,6 +339,9 @@ def _train(trainer: pl.Trainer, module: SpanetModule, data: RunData, plan: Plan,
             # The epoch metrics are computed from every process's gathered records (module.py), so
             # each process logs the same values: Lightning's advice to sync them does not apply.
             warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed.*")
+            # Lightning's all_gather (validation records, module.py) calls a torch function that
+            # torch 2.x deprecates: advice to Lightning, printed by every process of every DDP run.
+            warnings.filterwarnings("ignore", message=r".*nn\.functional\.all_gather is deprecated")
             trainer.fit(
                 module,
                 datamodule=data,
