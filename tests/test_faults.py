@@ -631,6 +631,40 @@ def test_a_second_signal_aborts_at_once(monkeypatch: pytest.MonkeyPatch) -> None
         stopper.restore_signal_handler()
 
 
+@pytest.mark.parametrize(
+    ("other", "reason", "number"),
+    [(signal.SIGTERM, "terminated (SIGTERM)", signal.SIGTERM), (1, "time limit reached", None)],
+)
+def test_a_ddp_process_stopping_for_anothers_signal_stops_as_that_signal(
+    monkeypatch: pytest.MonkeyPatch, other: int, reason: str, number: int | None
+) -> None:
+    """SIGTERM that reached rank 1 only stopped rank 0 too, but as "stopped by another process"
+    with exit status 0: the status a shell or batch script sees said the job had finished."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from spanet_lite.training.interrupt import TrainingStopped
+
+    class OtherProcess:  # the reduce over two processes, the other one saying ``other``
+        root_device = torch.device("cpu")
+
+        def reduce(self, tensor: torch.Tensor, reduce_op: str) -> torch.Tensor:
+            assert reduce_op == "max"
+            return torch.clamp(tensor, min=other)
+
+    trainer = SimpleNamespace(world_size=2, strategy=OtherProcess(), num_training_batches=10)
+    stopper = StopController(lambda: None)
+    with pytest.raises(TrainingStopped) as stopped:
+        stopper.on_train_batch_end(trainer, None, None, None, 0)  # type: ignore[arg-type]
+    assert (stopped.value.reason, stopped.value.signal_number) == (reason, number)
+    # The signal when it reaches this process too is its first, not a second that aborts at once.
+    killed: list[int] = []
+    monkeypatch.setattr("spanet_lite.training.interrupt.os.kill", lambda pid, signum: killed.append(signum))
+    stopper._on_signal(signal.SIGTERM, None)
+    assert killed == [] and stopper.signal_number == signal.SIGTERM
+
+
 # ------------------------------------------------------- 4 + 5. resume: exact metrics, epochs
 def test_a_resumed_epoch_reports_the_same_train_losses_as_an_uninterrupted_one(
     tiny_training: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -41,6 +41,9 @@ STOP_SIGNALS: tuple[int, ...] = tuple(
 )
 """The signals that stop a run cleanly (SIGUSR1 and SIGTERM do not exist on Windows)."""
 _REASONS = {"SIGINT": "interrupted", "SIGTERM": "terminated (SIGTERM)", "SIGUSR1": "pre-empted (SIGUSR1)"}
+_TIME_LIMIT_CODE = 1
+"""What a process stopping for the time limit says in :meth:`StopController._agree`: above 0 (no
+stop), below every stop signal's number (2, 10, 15), which wins: a stop for a signal exits 128 + N."""
 
 
 class TrainingStopped(Exception):
@@ -104,6 +107,9 @@ class StopController(Callback):
         self._previous: dict[int, Any] = {}
         self._at_epoch_end = False
         """A stop asked for at an epoch's last batch, made once the epoch has ended."""
+        self._signalled = False
+        """This process received a stop signal itself (a second one aborts); one another process
+        of a distributed run received is adopted without it (:meth:`_agree`)."""
 
     def install_signal_handler(self) -> None:
         """Take over :data:`STOP_SIGNALS` (main thread only) until :meth:`restore_signal_handler`.
@@ -132,14 +138,35 @@ class StopController(Callback):
                     signal.signal(number, self._on_signal)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        if self.reason is not None and self.signal_number is not None:
+        if self._signalled:
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
             signal.signal(signum, signal.SIG_DFL)  # a second signal: die of it, at once
             os.kill(os.getpid(), signum)
             return
+        self._signalled = True
+        self._take_signal(signum)
+
+    def _take_signal(self, signum: int) -> None:
         self.signal_number = signum
         self.reason = _REASONS.get(signal.Signals(signum).name, signal.Signals(signum).name)
+
+    def _agree(self, trainer: pl.Trainer) -> bool:
+        """Whether any process of a distributed run stops, in one collective every batch. A
+        process stopping for another's signal takes that signal as its own reason, and exit
+        status (128 + N): rank 0, whose status a shell or batch script sees, exited 0 "stopped
+        by another process" when SIGTERM reached another rank only, so a job was not requeued."""
+        code = self.signal_number or (_TIME_LIMIT_CODE if self.reason is not None else 0)
+        agreed = trainer.strategy.reduce(
+            torch.tensor(code, device=trainer.strategy.root_device), reduce_op="max"
+        )
+        agreed = int(agreed)
+        if agreed and self.signal_number is None:
+            if agreed == _TIME_LIMIT_CODE:
+                self.reason = self.reason or "time limit reached"
+            else:
+                self._take_signal(agreed)
+        return agreed > 0
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -147,9 +174,7 @@ class StopController(Callback):
         limit = self.time_limit
         if self.reason is None and limit is not None and time.monotonic() - self._started >= limit:
             self.reason = "time limit reached"
-        stop = self.reason is not None
-        if trainer.world_size > 1:
-            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        stop = self._agree(trainer) if trainer.world_size > 1 else self.reason is not None
         if not stop:
             return
         if batch_idx + 1 >= trainer.num_training_batches:
