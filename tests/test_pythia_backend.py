@@ -281,6 +281,25 @@ def test_resuming_with_other_settings_is_refused(tmp_path: Path) -> None:
         runner.generate("ttbar_allhad", 5, SEED, output, progress=False)
 
 
+def test_resuming_with_another_seed_names_what_differs_not_the_whole_manifest(tmp_path: Path) -> None:
+    """The refusal used to print both manifests whole, each with the repr of every physics
+    parameter (thousands of characters), so the one setting that changed was hard to find."""
+    from spanet_lite.physics.generator import PhysicsConfig
+    from spanet_lite.physics.pythia import runner
+
+    work = tmp_path / "x.h5.chunks"
+    options = repr(PhysicsConfig())
+    before = {"backend": "pythia", "process": "ttbar_allhad", "seed": 1, "events": 1000, "options": options}
+    runner._check_manifest(work, before)  # writes it
+    with pytest.raises(InputError) as refused:
+        runner._check_manifest(work, {**before, "seed": 2})
+    message = str(refused.value)
+    assert "seed 1 (this run: 2)" in message and f"remove {work}" in message
+    assert "PhysicsConfig" not in message and len(message) < 400
+    with pytest.raises(InputError, match="--set, --min-jets"):
+        runner._check_manifest(work, {**before, "options": repr(PhysicsConfig(met_resolution=0.0))})
+
+
 # ----------------------------------------------------------------------------- command line
 
 

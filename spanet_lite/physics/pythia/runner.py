@@ -133,6 +133,25 @@ class _Options:
     signal_fraction: float | None
 
 
+def _manifest_differences(found: object, manifest: dict[str, Any]) -> str:
+    """What makes the chunks in a folder another run's, for the refusal: the keys that differ
+    (the options by name only: their record is the whole physics configuration, thousands of
+    characters that hide the one setting that changed)."""
+    if not isinstance(found, dict):
+        return "an unreadable manifest"
+    differences = []
+    for key in sorted(set(found) | set(manifest), key=lambda key: (key not in manifest, key)):
+        if found.get(key) == manifest.get(key):
+            continue
+        if key == "options":
+            differences.append(
+                "other --set, --min-jets, --min-btags, --max-objects or --signal-fraction values"
+            )
+        else:
+            differences.append(f"{key} {found.get(key)!r} (this run: {manifest.get(key)!r})")
+    return "chunks of another run: " + ", ".join(differences)
+
+
 def _check_manifest(work_dir: Path, manifest: dict[str, Any]) -> None:
     path = work_dir / MANIFEST
     if path.exists():
@@ -142,8 +161,8 @@ def _check_manifest(work_dir: Path, manifest: dict[str, Any]) -> None:
             found = None
         if found != manifest:
             raise InputError(
-                path, "", f"chunks of this same run to resume ({manifest}); remove {work_dir} to start over",
-                str(found),
+                path, "", f"chunks of this same run to resume (remove {work_dir} to start over)",
+                _manifest_differences(found, manifest),
             )
     else:
         work_dir.mkdir(parents=True, exist_ok=True)
