@@ -74,6 +74,22 @@ def test_best_is_chosen_by_value_and_nan_never_wins() -> None:
     assert lowest.improved(1.9) and not lowest.improved(2.1)
 
 
+def test_a_resumed_runs_time_column_goes_on_from_its_last_row(tmp_path: Path) -> None:
+    """time_s restarted at 0 on --resume, so the first difference of successive rows (the
+    per-epoch cost docs/training.md points to) came out negative."""
+    from types import SimpleNamespace
+
+    recorder = RunRecorder(parent=tmp_path, files={}, monitor="val/event_purity", mode="max",
+                           run_dir=tmp_path, clock=lambda: 7.5)
+    recorder.load_state_dict({"rows": [{"epoch": 0, "time_s": 40.0}, {"epoch": 1, "time_s": 80.25}]})
+    trainer = SimpleNamespace(sanity_checking=False, current_epoch=2, global_step=30, optimizers=[],
+                              callback_metrics={}, is_global_zero=True, save_checkpoint=lambda path: None)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    recorder.on_train_epoch_end(trainer, None)
+    assert [row["time_s"] for row in recorder.rows] == [40.0, 80.25, 87.75]
+
+
 def test_epoch_line_names_losses_metrics_and_the_best_so_far_and_hides_absent_heads() -> None:
     row = {
         "epoch": 2,

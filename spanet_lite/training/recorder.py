@@ -189,6 +189,8 @@ class RunRecorder(Callback):
         self.best_value: float | None = None
         self.best_epoch: int | None = None
         self._continues = run_dir is not None
+        self._time_offset = 0.0
+        """``time_s`` of the last row a restored checkpoint carried: a continued table goes on from it."""
         """Whether the restored best is this directory's own (``--resume``), see :meth:`load_state_dict`."""
         self.on_epoch_recorded: list[Callable[[dict[str, Any]], None]] = []
         self._tensorboard: Any = None
@@ -249,7 +251,7 @@ class RunRecorder(Callback):
         if optimizers:
             row["lr"] = float(optimizers[0].param_groups[0]["lr"])
         if self.clock is not None:
-            row["time_s"] = round(self.clock(), 3)
+            row["time_s"] = round(self._time_offset + self.clock(), 3)
         for key, value in sorted(trainer.callback_metrics.items()):
             if key.startswith(("train/", "val/")):
                 row[key] = float(value)
@@ -290,12 +292,17 @@ class RunRecorder(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """The checkpoint's rows, and its best when this run continues its own directory.
 
+        ``time_s`` goes on from the last row's (it restarted at 0, so a resumed run's first
+        difference of successive rows came out negative instead of that epoch's cost).
+
         A new run restored from another run's checkpoint (``-cf``) starts ``metrics.csv`` with
         that run's rows, but its ``best.ckpt`` is chosen among the epochs it trains itself: with
         the other run's best value, a run that never beat it wrote no ``best.ckpt`` at all, and
         reported as its best an epoch whose checkpoint lies in the other run's directory.
         """
         self.rows = list(state_dict.get("rows", []))
+        times = [row["time_s"] for row in self.rows if isinstance(row.get("time_s"), (int, float))]
+        self._time_offset = float(times[-1]) if times else 0.0
         if self._continues:
             self.best_value = state_dict.get("best_value")
             self.best_epoch = state_dict.get("best_epoch")
