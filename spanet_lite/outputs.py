@@ -10,6 +10,8 @@ refuses, as one :class:`~spanet_lite.errors.InputError` line:
   training run (the run directory itself, its ``checkpoints/`` or anything in it, its recorded
   files): never, even with ``--overwrite``;
 * a file output that is a directory, or a directory output that is a file;
+* a file output that exists but is no regular file (``/dev/null``, a named pipe): outputs are
+  renamed into place, so ``--overwrite`` would replace the device or pipe itself with a file;
 * two outputs of one command that are the same path;
 * an output whose folder cannot be written (read-only, or not a folder).
 
@@ -99,6 +101,10 @@ def _check_one(out: Output, inputs: Sequence[Path], overwrite: bool) -> None:
             raise InputError(path, out.what, "a folder for the files", "an existing file")
         if not out.directory and path.is_dir():
             raise InputError(path, out.what, "a file path", "a directory")
+        if not out.directory and path.exists() and not path.is_file():
+            # The atomic rename would put a regular file where /dev/null or a pipe was.
+            raise InputError(path, out.what, "a regular file or a new path (outputs are renamed into "
+                             "place, which would replace it)", "a device, pipe or socket")
         if not overwrite and not (out.directory and not any(path.iterdir())):
             got = "an existing folder with files" if out.directory else "an existing file"
             wanted = ("a path that does not exist yet (pass --overwrite, from Python overwrite=True, "

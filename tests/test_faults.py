@@ -167,6 +167,16 @@ def test_outputs_are_never_directories_and_never_coincide(tmp_path: Path) -> Non
         check_outputs([Output(same, "--output"), Output(tmp_path / "." / "out.h5", "--event-file-output")])
 
 
+def test_an_output_that_is_a_pipe_or_device_is_refused_even_with_overwrite(tmp_path: Path) -> None:
+    """``-o /dev/null --overwrite`` renamed a file over the device node (root: /dev/null became a
+    regular file for the whole machine); a named pipe stands in for the device here."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(InputError, match=r"--output: expected a regular file or a new path .* got a device"):
+        check_outputs([Output(pipe, "--output")], overwrite=True)
+    assert pipe.is_fifo()
+
+
 def test_a_read_only_folder_is_one_line_before_any_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
