@@ -81,6 +81,18 @@ def test_a_space_file_is_read_by_the_rules_of_every_yaml_file(tmp_path, text, me
     assert str(error.value).startswith(f"{tmp_path / message}")
 
 
+def test_a_space_file_reads_1e_minus_4_as_a_number(tmp_path):
+    """PyYAML reads 1e-4 (no dot) as text, YAML 1.1's rule: ``learning_rate: {low: 1e-4, ...}``
+    was refused as 'expected numbers low < high, got low '1e-4''; it is the number it is in an
+    options file (JSON) and in Python."""
+    (tmp_path / "space.yaml").write_text("learning_rate: {low: 1e-4, high: 1E-2, log: true}\n"
+                                         "l2_penalty: [1e-5, 0]\n", encoding="utf-8")
+    assert load_space(tmp_path / "space.yaml") == (
+        Parameter("learning_rate", low=1e-4, high=1e-2, log=True),
+        Parameter("l2_penalty", choices=(1e-5, 0.0)),
+    )
+
+
 def test_values_the_options_refuse_fail_before_any_trial():
     space = parse_space({"dropout": {"low": 0.0, "high": 1.5}}, "space.yaml")
     with pytest.raises(InputError, match=r"space\.yaml: dropout"):

@@ -10,6 +10,7 @@ indices from the document root, e.g. ``("PERMUTATIONS", "ht", 0)``, printed as
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,8 +62,11 @@ class YamlDocument:
         return InputError(self.source, self.where(path), expected, found)
 
 
-def load_yaml_with_lines(text: str, source: str) -> YamlDocument:
-    """Parse ``text`` (one YAML document) into a :class:`YamlDocument`.
+def load_yaml_with_lines(
+    text: str, source: str, loader_class: type[yaml.SafeLoader] = yaml.SafeLoader
+) -> YamlDocument:
+    """Parse ``text`` (one YAML document) into a :class:`YamlDocument`; ``loader_class``: a
+    ``yaml.SafeLoader`` subclass that reads some scalars otherwise (e.g. :class:`NumbersLoader`).
 
     Raises :class:`InputError` for syntax errors (with line and column), characters YAML does
     not allow (NUL and other control characters), a key written twice in one mapping (naming
@@ -70,7 +74,7 @@ def load_yaml_with_lines(text: str, source: str) -> YamlDocument:
     """
     loader: yaml.SafeLoader | None = None
     try:
-        loader = yaml.SafeLoader(text)
+        loader = loader_class(text)
         node = loader.get_single_node()
         if node is None:
             return YamlDocument(None, {}, source)
@@ -102,6 +106,16 @@ def load_yaml_with_lines(text: str, source: str) -> YamlDocument:
         if loader is not None:
             loader.dispose()
 
+
+class NumbersLoader(yaml.SafeLoader):
+    """The safe loader, reading ``1e-4`` as the number it is in JSON, Python and YAML 1.2:
+    PyYAML follows YAML 1.1, whose floats need a dot (``1.0e-4``), and reads it as text."""
+
+
+NumbersLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 _PLAIN_TAGS = ("tag:yaml.org,2002:seq", "tag:yaml.org,2002:map")
 _MERGE_TAG = "tag:yaml.org,2002:merge"

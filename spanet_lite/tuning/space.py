@@ -68,12 +68,13 @@ _NOT_SEARCHABLE = {"event_info_file", "training_file", "validation_file", "testi
 def load_space(path: str | Path) -> tuple[Parameter, ...]:
     """Read a search-space YAML file; every problem is a one-line :class:`InputError`. Read by the
     YAML loader of every user file (:func:`load_yaml_with_lines`), so that a key written twice,
-    an alias bomb or an integer Python cannot convert is refused as in an event file."""
-    from spanet_lite.config.yaml_lines import load_yaml_with_lines
+    an alias bomb or an integer Python cannot convert is refused as in an event file; ``1e-4``
+    is the number it is in an options file (:class:`NumbersLoader`), not YAML 1.1's text."""
+    from spanet_lite.config.yaml_lines import NumbersLoader, load_yaml_with_lines
     from spanet_lite.io import read_user_text
 
     text = read_user_text(path, "search space file", "YAML")
-    return parse_space(load_yaml_with_lines(text, str(path)).data, source=str(path))
+    return parse_space(load_yaml_with_lines(text, str(path), NumbersLoader).data, source=str(path))
 
 
 def parse_space(document: Any, source: str = "<space>") -> tuple[Parameter, ...]:
