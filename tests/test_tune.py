@@ -210,6 +210,8 @@ BAD_CONFIGS = [
      ["--seed", str(2**32)], "--seed: expected a seed in [0, 2**32), got 4294967296"),
     ({"directory": "taken"}, "taken: directory: expected a folder for the study, got a file",
      ["--dir", "taken"], "taken: --dir: expected a folder for the study, got a file"),
+    ({"directory": ""}, "directory: expected a folder path, got an empty path",
+     ["--dir", ""], "--dir: expected a folder path, got an empty path"),
 ]
 
 

@@ -27,6 +27,7 @@ from spanet_lite.cli.common import (
     run_cli,
 )
 from spanet_lite.errors import InputError
+from spanet_lite.outputs import output
 
 PROGRAM = "spanet-tune"
 FLAGS = {
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--space", type=Path, metavar="YAML",
                         help="search space: option -> [choices] or {low, high[, log, step]} (default: "
                         "hidden_dim, num_encoder_layers, learning_rate, batch_size, dropout)")
-    parser.add_argument("--dir", type=Path, metavar="DIR",
+    parser.add_argument("--dir", metavar="DIR",
                         help="where the trials' run directories, the SQLite study, best_options.json and "
                         "trials.csv go (default: runs/tune_<study name>)")
     parser.add_argument("--study-name", metavar="NAME", help="default: the options file's name")
@@ -88,9 +89,10 @@ def _body(argv: Sequence[str] | None) -> int:
 
     space = load_space(args.space) if args.space is not None else DEFAULT_SPACE
     name = args.study_name or args.options_file.stem
+    directory = output(args.dir, "--dir", directory=True)  # "" (an unset $DIR) is no '.'
     config = TuneConfig(
         options_file=args.options_file, trials=args.trials,
-        directory=args.dir or Path("runs") / f"tune_{name}",
+        directory=directory.path if directory is not None else Path("runs") / f"tune_{name}",
         space=space, study_name=name, storage=args.storage, pruner=args.pruner,
         startup_trials=args.startup_trials, warmup_epochs=args.warmup_epochs, jobs=args.jobs,
         epochs=args.epochs, seed=args.seed,

@@ -33,6 +33,7 @@ from spanet_lite.config.options import PATH_KEYS, Options
 from spanet_lite.config.options_file import as_integer
 from spanet_lite.config.options_validation import check_seed
 from spanet_lite.errors import InputError
+from spanet_lite.outputs import output
 from spanet_lite.tuning.space import DEFAULT_SPACE, Parameter, parse_space
 
 PRUNERS = ("median", "halving", "none")
@@ -79,6 +80,8 @@ class TuneConfig:
         object.__setattr__(self, "options_file", Path(self.options_file))
         if self.seed is not None:  # its range is check_config's; an int it must be from here on
             object.__setattr__(self, "seed", as_integer(self.seed, "seed"))
+        # Path("") is ".": an empty name (an unset variable) put the study in the current folder.
+        output(self.directory, "directory", directory=True)
         object.__setattr__(self, "directory", Path(self.directory))
         if isinstance(self.space, Mapping):
             object.__setattr__(self, "space", parse_space(self.space, "space"))
