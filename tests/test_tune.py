@@ -272,6 +272,35 @@ def test_a_storage_that_cannot_be_opened_leaves_no_folder(tmp_path, repo_root, c
 
 
 @needs_optuna
+def test_a_continued_study_with_other_choices_is_one_line_naming_the_space_key(tmp_path, repo_root, capsys):
+    """A study that drew hidden_dim from {16, 32}, continued with [16, 64]: Optuna raised
+    'CategoricalDistribution does not support dynamic value space' from inside the next trial,
+    a traceback that left a failed trial in the study at every try. A changed range is fine."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    from spanet_lite.cli.tune import main
+
+    options = _options(tmp_path, repo_root)
+    study_dir = tmp_path / "study"
+    study_dir.mkdir()
+    study = optuna.create_study(storage=f"sqlite:///{study_dir / 'study.db'}", study_name="hh",
+                                direction="maximize")
+    study.add_trial(optuna.trial.create_trial(
+        params={"hidden_dim": 16, "learning_rate": 0.003}, value=0.5,
+        distributions={"hidden_dim": CategoricalDistribution([16, 32]),
+                       "learning_rate": FloatDistribution(1e-3, 1e-2, log=True)}))
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}\nhidden_dim: [16, 64]\n",
+                     encoding="utf-8")
+    code = main([str(options), "--trials", "2", "--space", str(space), "--dir", str(study_dir)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0] == (f"spanet-tune: error: {space}: hidden_dim: expected {{16, 32}}, as the study 'hh' "
+                      "drew it so far (another study name or folder starts a new study), got {16, 64}")
+    assert len(optuna.load_study(study_name="hh", storage=f"sqlite:///{study_dir / 'study.db'}").trials) == 1
+
+
+@needs_optuna
 def test_a_signal_that_stops_a_trial_stops_the_study_with_128_plus_its_number(
     tmp_path, repo_root, capsys, monkeypatch
 ):

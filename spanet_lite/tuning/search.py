@@ -220,6 +220,7 @@ def _tune(config: TuneConfig, console: Any, enqueue: Sequence[Mapping[str, Any]]
             with contextlib.suppress(OSError):
                 config.directory.rmdir()
         raise
+    check_space_fits_study(study, config)
     for params in enqueue:
         study.enqueue_trial(dict(params), skip_if_exists=True)
     if config.jobs == 1:
@@ -300,6 +301,53 @@ def _study(config: TuneConfig, direction: str, worker: int = 0) -> Any:
         raise InputError(None, "study_name", f"a study that {direction}s", str(error)) from None
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed(config.seed, worker, len(study.trials)))
     return study
+
+
+def _distribution(parameter: Parameter) -> Any:
+    """The Optuna distribution ``parameter.suggest`` records for its value."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if parameter.choices is not None:
+        return CategoricalDistribution(list(parameter.choices))
+    if parameter.integer:
+        return IntDistribution(int(parameter.low), int(parameter.high), log=parameter.log,  # type: ignore[arg-type]
+                               step=int(parameter.step or 1))
+    return FloatDistribution(float(parameter.low), float(parameter.high), log=parameter.log,  # type: ignore[arg-type]
+                             step=parameter.step)
+
+
+def check_space_fits_study(study: Any, config: TuneConfig) -> None:
+    """A continued study must draw every parameter as its earlier trials did: Optuna refuses other
+    choices, another kind (integers for floats) or another scale (log) for a name it has
+    recorded, and raised it from inside the next trial (a traceback, and a failed trial left in
+    the study at every try). Ranges may change. Refused before any trial, naming the space's key."""
+    from optuna.distributions import check_distribution_compatibility
+
+    recorded: dict[str, Any] = {}
+    for trial in study.get_trials(deepcopy=False):
+        for name, distribution in trial.distributions.items():
+            recorded.setdefault(name, distribution)
+    for parameter in config.space:
+        if parameter.name not in recorded:
+            continue
+        try:
+            check_distribution_compatibility(recorded[parameter.name], _distribution(parameter))
+        except ValueError:
+            raise InputError(config.space_source, parameter.name,
+                             f"{_described(recorded[parameter.name])}, as the study {config.name!r} drew "
+                             "it so far (another study name or folder starts a new study)",
+                             parameter.describe()) from None
+
+
+def _described(distribution: Any) -> str:
+    """An Optuna distribution as :meth:`Parameter.describe` writes a parameter."""
+    from optuna.distributions import CategoricalDistribution
+
+    if isinstance(distribution, CategoricalDistribution):
+        return "{" + ", ".join(str(c) for c in distribution.choices) + "}"
+    kind = "integers" if type(distribution).__name__ == "IntDistribution" else "floats"
+    scale = ", log" if distribution.log else ""
+    return f"{kind} [{distribution.low:g}, {distribution.high:g}{scale}]"
 
 
 def sampler_seed(seed: int | None, worker: int, trials: int) -> int | None:
