@@ -272,6 +272,27 @@ def test_a_storage_that_cannot_be_opened_leaves_no_folder(tmp_path, repo_root, c
 
 
 @needs_optuna
+def test_the_study_never_writes_its_best_options_over_the_options_file_it_starts_from(
+        tmp_path, repo_root, capsys):
+    """spanet-tune DIR/best_options.json --dir DIR (tune again from the winner) replaced the options
+    file it was given with the new study's winner."""
+    from spanet_lite.cli.tune import main
+    from spanet_lite.tuning.search import TuneConfig, check_config
+
+    study_dir = tmp_path / "study"
+    study_dir.mkdir()
+    options = _options(tmp_path, repo_root).rename(study_dir / "best_options.json")
+    text = options.read_text(encoding="utf-8")
+    expected = f"expected an output different from the command's inputs, got the input {options}"
+    with pytest.raises(InputError, match=f"^{options}: directory: {expected}$"):
+        check_config(TuneConfig(options_file=options, trials=1, directory=study_dir))
+    assert main([str(options), "--trials", "1", "--dir", str(study_dir)]) == 2
+    assert capsys.readouterr().err == f"spanet-tune: error: {options}: --dir: {expected}\n"
+    assert options.read_text(encoding="utf-8") == text
+    assert [p.name for p in study_dir.iterdir()] == ["best_options.json"]
+
+
+@needs_optuna
 def test_a_continued_study_with_other_choices_is_one_line_naming_the_space_key(tmp_path, repo_root, capsys):
     """A study that drew hidden_dim from {16, 32}, continued with [16, 64]: Optuna raised
     'CategoricalDistribution does not support dynamic value space' from inside the next trial,

@@ -33,7 +33,7 @@ from spanet_lite.config.options import PATH_KEYS, Options
 from spanet_lite.config.options_file import as_integer
 from spanet_lite.config.options_validation import check_seed
 from spanet_lite.errors import InputError
-from spanet_lite.outputs import output
+from spanet_lite.outputs import Output, check_outputs, output
 from spanet_lite.tuning.space import DEFAULT_SPACE, Parameter, parse_space
 
 PRUNERS = ("median", "halving", "none")
@@ -166,6 +166,11 @@ def check_config(config: TuneConfig, names: Mapping[str, str] = KEYWORDS) -> Non
         raise InputError(None, names["epochs"], "a number of epochs >= 1", str(config.epochs))
     if config.directory.exists() and not config.directory.is_dir():
         raise InputError(config.directory, names["directory"], "a folder for the study", "a file")
+    # The study's own files are replaced at every run, but never the options file it started from
+    # (spanet-tune DIR/best_options.json --dir DIR wrote the winner over it).
+    summaries = [Output(config.directory / BEST_OPTIONS, names["directory"]),
+                 Output(config.directory / SUMMARY_CSV, names["directory"])]
+    check_outputs(summaries, inputs=[config.options_file], overwrite=True)
     if config.warmup_epochs < 0:
         raise InputError(None, names["warmup_epochs"], "a number of epochs >= 0", str(config.warmup_epochs))
     if config.startup_trials < 0:
