@@ -57,6 +57,8 @@ def test_choices_are_read_as_an_options_file_reads_them():
     ({"dropout": {"low": 0.0, "high": 0.3, "step": 0.7}}, "a step of at most high - low = 0.3"),
     ({"dropout": {"low": 0.0, "high": 0.3, "log": "no"}}, "dropout.log: expected true or false"),
     ({"hidden_dim": {"low": 8, "high": 16, "step": True}}, "a positive step (and no log scale), got True"),
+    ({"partial_events": {"low": 0, "high": 1}},
+     "partial_events: expected a list of choices (the option is bool, no number to draw from a range)"),
 ])
 def test_a_bad_space_is_one_line_naming_the_key(document, message):
     with pytest.raises(InputError, match=r"space\.yaml") as error:

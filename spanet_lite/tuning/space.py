@@ -108,6 +108,11 @@ def _parameter(name: str, value: Any, source: str) -> Parameter:
         if set(value) != {"choices"} or not isinstance(choices, list) or not choices:
             raise InputError(source, name, "a non-empty list of choices (and no range keys)", repr(value))
         return Parameter(name, choices=tuple(_typed_choice(name, choice, source) for choice in choices))
+    kind = str(_FIELDS[name].type)
+    if kind not in ("int", "float"):  # both ends of partial_events {low: 0, high: 1} pass as 0/1,
+        # but every trial drew a fraction between them, which the option refuses
+        raise InputError(source, name, f"a list of choices (the option is {kind}, no number to draw "
+                         "from a range)", repr(value))
     low, high = value.get("low"), value.get("high")
     numbers = all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
                   for v in (low, high))
@@ -125,7 +130,7 @@ def _parameter(name: str, value: Any, source: str) -> Parameter:
                          "is ever tried)", repr(step))
     # The option's type decides, as in an options file: focal_gamma {low: 0, high: 2} is a float
     # range (its ends written as integers drew only 0, 1 and 2), num_encoder_layers an integer one.
-    integer = "int" in str(_FIELDS[name].type)
+    integer = kind == "int"
     whole = isinstance(low, int) and isinstance(high, int) and (step is None or isinstance(step, int))
     if integer and not whole:
         raise InputError(source, name, "integer low, high (and step): the option is a whole number",
