@@ -449,6 +449,10 @@ def test_unusable_physics_parameters_are_one_line_errors(tmp_path, capsys):
         "jet_axis_tail_dr_max=0.8 (need 0 < jet_axis_tail_dr_min < jet_axis_tail_dr_max)"
     )
     assert PhysicsConfig(fsr_probability=1.5).problems() == ["fsr_probability=1.5 (need a value in [0, 1])"]
+    # b and c shares of ISR partons are cut from one uniform number: 0.6 + 0.6 made c 0.4, silently
+    assert PhysicsConfig(isr_b_fraction=0.6, isr_c_fraction=0.6).problems() == [
+        "isr_b_fraction=0.6, isr_c_fraction=0.6 (need isr_b_fraction + isr_c_fraction <= 1)"]
+    assert PhysicsConfig(isr_b_fraction=0.4, isr_c_fraction=0.6).problems() == []
     assert PhysicsConfig().problems() == []
 
 

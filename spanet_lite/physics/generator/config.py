@@ -158,7 +158,9 @@ class PhysicsConfig:
         """What makes these parameters unusable (empty when they are fine).
 
         Every parameter is a non-negative finite number; shares, probabilities and efficiencies
-        lie in [0, 1]; the ranges drawn log-uniformly or uniformly need ``0 < min < max``.
+        lie in [0, 1], and the ISR flavour shares together too (b first, then c: beyond 1 the c
+        share was cut short without a word); the ranges drawn log-uniformly or uniformly need
+        ``0 < min < max``.
         """
         found = []
         for name in self.names():
@@ -171,6 +173,10 @@ class PhysicsConfig:
             elif name.endswith(("_fraction", "_probability", "_efficiency_central", "_efficiency_forward",
                                 "_isolation_efficiency", "axis_tail_b", "axis_tail_light")) and value > 1:
                 found.append(f"{name}={value} (need a value in [0, 1])")
+        heavy = self.isr_b_fraction + self.isr_c_fraction
+        if math.isfinite(heavy) and heavy > 1:
+            found.append(f"isr_b_fraction={self.isr_b_fraction}, isr_c_fraction={self.isr_c_fraction} "
+                         "(need isr_b_fraction + isr_c_fraction <= 1)")
         for low, high in (("jet_axis_tail_dr_min", "jet_axis_tail_dr_max"), ("fsr_dr_min", "fsr_dr_max"),
                           ("fsr_z_min", "fsr_z_max"), ("ttbb_mass_min", "ttbb_mass_max")):
             lo, hi = getattr(self, low), getattr(self, high)
