@@ -1007,7 +1007,8 @@ def test_an_impossible_selection_stops_with_the_option_named(
         guard.add(1, 0)
     assert str(error.value) == (
         "selection: expected a selection that accepts at least 0.0001 of the events (at least 50 jets and "
-        f"2 b-tags here: loosen them), got none accepted of the first {EMPTY_AFTER:,} simulated"
+        "2 b-tags here, among the objects that pass the physics parameters' cuts, jet_pt_min, lepton_pt_min, "
+        f"...: loosen them), got none accepted of the first {EMPTY_AFTER:,} simulated"
     )
     guard = AcceptanceGuard(Selection(min_jets=4, min_btags=2))
     with pytest.raises(InputError, match=r"accepts at least 0\.0001.*got 99 accepted"):
@@ -1016,9 +1017,16 @@ def test_an_impossible_selection_stops_with_the_option_named(
     assert generate_cli.main(["ttbar_allhad", "-n", "10", "-q", "--min-btags", "10",
                               "-o", str(tmp_path / "x.h5")]) == 2
     assert re.fullmatch(
-        r"spanet-generate: error: --min-jets/--min-btags: expected a selection that accepts at least "
-        r"0\.0001 of the events \(at least 6 jets and 10 b-tags here: loosen them\), got none accepted of "
+        r"spanet-generate: error: --min-jets/--min-btags/--set: expected a selection that accepts at least "
+        r"0\.0001 of the events \(at least 6 jets and 10 b-tags here, among the objects that pass the "
+        r"physics parameters' cuts, jet_pt_min, lepton_pt_min, \.\.\.: loosen them\), got none accepted of "
         r"the first [0-9,]+ simulated\n", capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
+    # A physics cut no lepton passes empties the selection too: the lepton it needs is said, and --set
+    assert generate_cli.main(["ttbar_semilep", "-n", "10", "-q", "--set", "lepton_pt_min=1e6",
+                              "-o", str(tmp_path / "x.h5")]) == 2
+    assert "--min-jets/--min-btags/--set: expected a selection that accepts at least 0.0001 of the events " \
+        "(at least 4 jets, 2 b-tags and 1 lepton here" in one_line_error(capsys, "spanet-generate")
     assert list(tmp_path.iterdir()) == []
     code = generate_cli.main(["ttbar_allhad", "-n", "10", "-q", "--min-jets", "8", "--max-objects", "6",
                               "-o", str(tmp_path / "x.h5")])

@@ -148,7 +148,7 @@ def _body(argv: Sequence[str] | None) -> int:
     show_progress = not args.quiet and console.is_terminal
     with (
         all_or_nothing() as group,  # the events and their event file, or neither
-        flags_for({"selection": "--min-jets/--min-btags"}),  # one that accepts (almost) nothing
+        flags_for({"selection": "--min-jets/--min-btags/--set"}),  # one that accepts (almost) nothing
     ):
         summary = _generate(args, process, config, selection, console, show_progress, group)
         if args.event_file_output is not None:

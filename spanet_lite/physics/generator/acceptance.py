@@ -47,11 +47,18 @@ class AcceptanceGuard:
             self._refuse(f"{self.accepted:,}")
 
     def _refuse(self, accepted: str) -> None:
+        # The counts are of the objects the physics parameters' cuts keep: a lepton_pt_min no lepton
+        # passes empties a semi-leptonic selection as surely as --min-jets 50 (the lepton it needs
+        # went unsaid, and only the selection was named).
         s = self.selection
+        leptons = f"{s.leptons} lepton{'' if s.leptons == 1 else 's'}"
+        wanted = (f"{s.min_jets} jets, {s.min_btags} b-tags and {leptons}" if s.leptons
+                  else f"{s.min_jets} jets and {s.min_btags} b-tags")
         raise InputError(
             None,
             "selection",
-            f"a selection that accepts at least {FLOOR:g} of the events (at least {s.min_jets} jets and "
-            f"{s.min_btags} b-tags here: loosen them)",
+            f"a selection that accepts at least {FLOOR:g} of the events (at least {wanted} here, "
+            "among the objects that pass the physics parameters' cuts, jet_pt_min, lepton_pt_min, ...: "
+            "loosen them)",
             f"{accepted} accepted of the first {self.candidates:,} simulated",
         )
