@@ -237,6 +237,23 @@ def test_a_bad_setting_names_the_field_from_python_and_the_flag_from_the_command
     assert Path("taken").read_text() == "keep me\n"
 
 
+@pytest.mark.parametrize(("change", "line"), [
+    ({"trials": "3"}, "trials: expected an integer, got '3'"),
+    ({"trials": 2.5}, "trials: expected an integer, got 2.5 (a number)"),
+    ({"epochs": "2"}, "epochs: expected an integer, got '2'"),
+])
+def test_a_notebooks_counts_are_integers_or_one_line(change, line):
+    """TuneConfig(trials="3") was a TypeError traceback from check_config, jobs=2.0 one from
+    range(), trials=2.5 a study that ran 3 trials; whole floats are taken, as by the generators."""
+    from spanet_lite.tuning.search import TuneConfig
+
+    with pytest.raises(InputError) as error:
+        TuneConfig(options_file="o.json", directory="study", **{"trials": 1, **change})
+    assert str(error.value) == line
+    config = TuneConfig(options_file="o.json", directory="study", trials=4.0, jobs=2.0)
+    assert (type(config.trials), type(config.jobs)) == (int, int)
+
+
 def test_a_notebook_may_give_paths_as_text_and_the_space_as_a_mapping():
     from spanet_lite.tuning.search import TuneConfig
 

@@ -78,8 +78,11 @@ class TuneConfig:
         # A notebook passes str paths and a search space as a mapping ({"hidden_dim": [16, 32]},
         # the YAML file's form); both become what the study works with.
         object.__setattr__(self, "options_file", Path(self.options_file))
-        if self.seed is not None:  # its range is check_config's; an int it must be from here on
-            object.__setattr__(self, "seed", as_integer(self.seed, "seed"))
+        # Counts and the seed are ints from here on (their ranges are check_config's): a notebook's
+        # jobs=2.0 or trials="3" was a TypeError traceback, trials=2.5 a study of 2.5 trials.
+        for key in ("trials", "jobs", "warmup_epochs", "startup_trials", "epochs", "seed"):
+            if getattr(self, key) is not None:
+                object.__setattr__(self, key, as_integer(getattr(self, key), key))
         # Path("") is ".": an empty name (an unset variable) put the study in the current folder.
         output(self.directory, "directory", directory=True)
         object.__setattr__(self, "directory", Path(self.directory))
