@@ -11,6 +11,7 @@ from _evaluation_helpers import make_run_dir
 from matplotlib.image import imread
 
 from spanet_lite.cli import test as test_cli
+from spanet_lite.errors import SpanetWarning
 from spanet_lite.evaluation import plots
 from spanet_lite.evaluation.run import load_run
 from spanet_lite.evaluation.units import axis_label, regression_units
@@ -164,3 +165,21 @@ def test_training_curves_skip_a_metrics_csv_that_is_not_csv_text(tmp_path, conte
     assert plots.read_metrics_csv(csv_file) == {}
     assert plots.training_curves_plot(csv_file, tmp_path / "curves.png") is None
     assert not (tmp_path / "curves.png").exists()
+
+
+def test_labels_beyond_the_trained_classes_are_left_out_with_a_warning(tmp_path, generated_tth):
+    """A test file with a third class (label 2) for a network trained on 0/1 had those events
+    dropped from accuracy and ROC without a word; now one warning line says how many."""
+    event_yaml = (generated_tth / "semi_leptonic_ttH.yaml").read_text()
+    run_dir = make_run_dir(tmp_path / "run", event_yaml, generated_tth / "example.h5")
+    test_file = tmp_path / "three_classes.h5"
+    test_file.write_bytes((generated_tth / "example.h5").read_bytes())
+    with h5py.File(test_file, "a") as file:
+        labels = file["CLASSIFICATIONS/EVENT/signal"]
+        values = labels[...]
+        values[:7] = 2
+        labels[...] = values
+        total = len(values)
+    with pytest.warns(SpanetWarning, match=rf"CLASSIFICATIONS/EVENT/signal: 7 of {total} events have a class "
+                      r"label >= 2"):
+        load_run(run_dir).evaluate(test_file)

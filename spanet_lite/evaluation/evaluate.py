@@ -52,6 +52,7 @@ from spanet_lite.evaluation.predict import RUN_ATTRIBUTE
 from spanet_lite.evaluation.progress import progress_bar
 from spanet_lite.evaluation.trained import TrainedRun, require_run
 from spanet_lite.evaluation.units import is_logarithm, regression_units
+from spanet_lite.hdf5_paths import classification_path
 from spanet_lite.io import all_or_nothing, atomic_directory, atomic_write_text
 from spanet_lite.outputs import check_outputs, output
 
@@ -298,6 +299,7 @@ def evaluate_file(
         ),
         units=units,
     )
+    warn_unknown_classes(spec, evaluation, path)
     scale = 1.0
     if plan.usable:
         truth = {k: evaluation.regressions[k] for k in plan.targets}
@@ -317,6 +319,22 @@ def evaluate_file(
     if plots is not None:
         evaluation.plots = [Path(plots) / p.name for p in written]
     return evaluation
+
+
+def warn_unknown_classes(spec: EventSpec, ev: Evaluation, path: str | Path) -> None:
+    """One :class:`~spanet_lite.errors.SpanetWarning` per classification target whose test labels
+    go beyond the classes the run was trained with (its training file's labels 0 .. C-1): the
+    network cannot predict such a class, so those events are left out of that target's numbers
+    (:func:`~spanet_lite.evaluation.metrics.classification_metrics`), and without this line the
+    accuracy and ROC silently covered fewer events than the file holds."""
+    for target in spec.classifications:
+        classes = ev.predictions.classifications[target.key].shape[1]
+        unknown = int(np.sum(ev.classifications[target.key] >= classes))
+        if unknown:
+            warnings.warn(f"{path}: {classification_path(target.key)}: {unknown} of {len(ev.weights)} events "
+                          f"have a class label >= {classes}, a class the run was not trained with (labels "
+                          f"0 to {classes - 1}); they are left out of its classification numbers",
+                          SpanetWarning, stacklevel=3)
 
 
 def refuse_predictions(file: h5py.File, path: str | Path) -> None:
