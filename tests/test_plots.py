@@ -134,6 +134,8 @@ def test_training_curves_keep_the_regression_error_off_the_fraction_axis(tmp_pat
     assert [line.get_label() for line in fractions.lines] == ["event_purity"]
     assert [list(line.get_ydata()) for line in errors.lines] == [[1.4, 0.9]]
     assert "std. dev." in errors.get_ylabel() and fractions.get_ylabel() == "fraction"
+    # The largest error sits below the frame with room for its marker (it ran along the top edge).
+    assert errors.get_ylim()[0] == 0 and errors.get_ylim()[1] >= 1.1 * 1.4
 
 
 def test_plots_leave_the_callers_matplotlib_backend_and_figures_alone(tmp_path):

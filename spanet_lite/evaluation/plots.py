@@ -283,7 +283,10 @@ def training_curves_plot(metrics_csv: Path, path: Path) -> Path | None:
                                        label="regression_error (right axis)")
         error_axis.set_ylabel("regression error [training std. dev.]",
                               fontsize=8)
-        error_axis.set_ylim(bottom=0)
+        # From 0 with 10% headroom: set_ylim(bottom=0) alone kept autoscale's top at the largest
+        # error plus 5% of the errors' own spread, so a flat curve ran along the frame, markers cut.
+        highest = max(float(np.nanmax(columns[name])) for name in errors)
+        error_axis.set_ylim(0, 1.1 * highest if highest > 0 else 1.0)
     right.set_xlabel("epoch")
     right.set_ylabel("fraction")
     right.set_ylim(0, 1.02)
