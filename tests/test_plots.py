@@ -185,3 +185,18 @@ def test_labels_beyond_the_trained_classes_are_left_out_with_a_warning(tmp_path,
     with pytest.warns(SpanetWarning, match=rf"CLASSIFICATIONS/EVENT/signal: 7 of {total} events have a class "
                       r"label >= 2"):
         load_run(run_dir).evaluate(test_file)
+
+
+def test_calibration_points_on_the_frame_are_not_cut(tmp_path, generated_tth, monkeypatch):
+    """A probability bin observed at 1 (every event reconstructable) lies on the frame's top edge;
+    clipped to the axes, its marker was cut in half."""
+    from spanet_lite.evaluation.evaluate import evaluate_file
+
+    event_yaml = (generated_tth / "semi_leptonic_ttH.yaml").read_text()
+    run_dir = make_run_dir(tmp_path / "run", event_yaml, generated_tth / "example.h5")
+    evaluation = evaluate_file(load_run(run_dir), generated_tth / "example.h5")
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or path)
+    plots.calibration_plot(evaluation, load_run(run_dir).spec, tmp_path / "calibration.png")
+    points = [line for line in drawn[0].axes[0].lines if line.get_marker() == "o"]
+    assert points and not any(line.get_clip_on() for line in points)

@@ -193,8 +193,10 @@ def calibration_plot(ev: Evaluation, spec, path: Path) -> Path | None:
         # Bins with under 0.5% of the events only add noise to the picture (they still count in the ECE).
         filled = bins["weight"] > 0.005 * bins["weight"].sum()
         ece = M.detection_metrics(probabilities, present, weights=ev.weights)["ece"]
+        # Unclipped: both coordinates lie in [0, 1], the frame, and a bin observed at 1 (every event
+        # reconstructable, common for a leptonic top) had its marker cut in half by the frame.
         ax.plot(bins["predicted"][filled], bins["observed"][filled], marker="o", color=f"C{j}",
-                label=f"{name} (calibration error {ece:.3f})")
+                label=f"{name} (calibration error {ece:.3f})", clip_on=False)
         bottom.hist(probabilities, bins=edges, weights=ev.weights, histtype="step", lw=1.5, color=f"C{j}")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
