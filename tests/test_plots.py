@@ -121,6 +121,23 @@ def test_training_curves_number_epochs_from_one_like_the_console(tmp_path, monke
     assert all(list(line.get_xdata()) == [1, 2] for line in [*losses.lines, *fractions.lines])
 
 
+def test_training_curves_of_a_one_epoch_run_show_every_term_at_epoch_1(tmp_path, monkeypatch):
+    """After one epoch every loss term is a single point: drawn as a line without a marker it was
+    invisible (only the total showed), and the epoch axis read 0.945 ... 1.050 with no tick at 1."""
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or path)
+    csv_file = tmp_path / "metrics.csv"
+    csv_file.write_text("epoch,train/total_loss,val/total_loss,train/assignment_loss,val/assignment_loss,"
+                        "val/event_purity\n0,3,3,2,2,0.1\n")
+    plots.training_curves_plot(csv_file, tmp_path / "curves.png")
+    losses, fractions = drawn[0].axes
+    assert len(losses.lines) == 4
+    assert all(line.get_marker() not in (None, "", " ", "None") for line in losses.lines)
+    for axis in (losses, fractions):
+        low, high = axis.get_xlim()
+        assert [t for t in axis.get_xticks() if low <= t <= high] == [1]
+
+
 def test_training_curves_keep_the_regression_error_off_the_fraction_axis(tmp_path, monkeypatch):
     """val/regression_error is in training standard deviations, not a fraction: it was drawn on the
     'fraction' axis while it stayed <= 1 and left out of the plot when it went above."""

@@ -263,8 +263,9 @@ def training_curves_plot(metrics_csv: Path, path: Path) -> Path | None:
             if name not in columns:
                 continue
             keep = np.isfinite(columns[name])
+            # Every term gets a marker: a line through one epoch (a 1-epoch run) draws nothing.
             left.plot(epoch[keep], columns[name][keep], ls=style, color="k" if total else f"C{i}",
-                      lw=2.5 if total else 1.2, marker="o" if total else None,
+                      lw=2.5 if total else 1.2, marker="o" if total else ".",
                       label=term.removesuffix("_loss") if stage == "train" else None)
     left.set_yscale("log" if terms and _spans_decades(columns, terms) else "linear")
     left.set_xlabel("epoch")
@@ -297,8 +298,11 @@ def training_curves_plot(metrics_csv: Path, path: Path) -> Path | None:
     if handles:
         right.legend(handles=handles, fontsize=8, loc="center left",
                      bbox_to_anchor=(1.16 if errors else 1.0, 0.5))
+    epochs = np.unique(epoch[np.isfinite(epoch)])
     for axis in (left, right):
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        if epochs.size == 1:  # autoscale spanned +-5% of one epoch: ticks 0.945 ... 1.050, none at 1
+            axis.set_xlim(epochs[0] - 0.5, epochs[0] + 0.5)
     return _save(fig, path)
 
 
