@@ -204,7 +204,7 @@ def test_labels_beyond_the_trained_classes_are_left_out_with_a_warning(tmp_path,
         load_run(run_dir).evaluate(test_file)
 
 
-def test_calibration_points_on_the_frame_are_not_cut(tmp_path, generated_tth, monkeypatch):
+def test_calibration_and_purity_points_on_the_frame_are_not_cut(tmp_path, generated_tth, monkeypatch):
     """A probability bin observed at 1 (every event reconstructable) lies on the frame's top edge;
     clipped to the axes, its marker was cut in half."""
     from spanet_lite.evaluation.evaluate import evaluate_file
@@ -216,4 +216,8 @@ def test_calibration_points_on_the_frame_are_not_cut(tmp_path, generated_tth, mo
     monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or path)
     plots.calibration_plot(evaluation, load_run(run_dir).spec, tmp_path / "calibration.png")
     points = [line for line in drawn[0].axes[0].lines if line.get_marker() == "o"]
+    assert points and not any(line.get_clip_on() for line in points)
+    # The same for purity_vs_jets.png, whose fractions of 0 lie on the bottom edge.
+    plots.purity_vs_jets_plot(evaluation, load_run(run_dir).spec, tmp_path / "purity.png")
+    points = [line for line in drawn[1].axes[0].lines if line.get_marker() in ("o", "s")]
     assert points and not any(line.get_clip_on() for line in points)

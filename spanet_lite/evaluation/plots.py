@@ -163,8 +163,10 @@ def purity_vs_jets_plot(ev: Evaluation, spec, path: Path, min_events: int = 10) 
     for offset, (label, passed, base, color, marker) in enumerate(curves):
         values = [_binomial(passed, (ev.num_jets == n) & base, ev.weights) for n in jets]
         shift = 0.08 * (offset - (len(curves) - 1) / 2)
+        # Unclipped markers: a fraction of 0 (no event right, common early in training) lies on the
+        # frame's bottom edge and had its marker cut in half.
         ax.errorbar(np.array(jets) + shift, [v for v, _ in values], yerr=[e for _, e in values], label=label,
-                    color=color, marker=marker, ls="-" if offset == 0 else ":", capsize=2)
+                    color=color, marker=marker, ls="-" if offset == 0 else ":", capsize=2, clip_on=False)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("fraction correct")
     ax.set_title("Assignment quality vs jet multiplicity")
