@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,17 @@ from spanet_lite.training.run import RunResult
 )
 def test_time_limits_read_like_a_batch_system_writes_them(text: str | int, seconds: float) -> None:
     assert parse_time_limit(text) == seconds
+
+
+def test_the_time_limit_help_names_every_colon_form_it_reads() -> None:
+    """``-t 2:30`` is read as minutes and seconds (SLURM's reading), which a user who was told
+    only ``HH:MM:SS`` would take for 2 h 30 min: the help names each form with what it means."""
+    from spanet_lite.cli.train import build_parser
+
+    action = next(a for a in build_parser()._actions if "--time_limit" in a.option_strings)
+    assert parse_time_limit("10:00") == 600.0
+    for form in ("DD:HH:MM:SS", "HH:MM:SS", "MM:SS"):
+        assert re.search(rf"(?<![:\w]){form}", action.help or ""), form
 
 
 @pytest.mark.parametrize("text", ["soon", "-5", "0", "1:2:3:4:5", "", "5x"])

@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="16-bit mixed precision (same as --precision 16-mixed; needs a GPU)")
     run.add_argument(
         "-t", "--time-limit", "--time_limit", dest="time_limit", metavar="DURATION",
-        help="stop cleanly (resumable) after DD:HH:MM:SS (SPANet's format), HH:MM:SS, 3600, 45m, 2h",
+        help="stop cleanly (resumable) after DD:HH:MM:SS (SPANet's format), HH:MM:SS, MM:SS (as SLURM: "
+        "10:00 is ten minutes), 3600 (seconds), 45m, 2h",
     )
     run.add_argument(
         "--fast-dev-run", action="store_true", help="one training and one validation batch; writes nothing"

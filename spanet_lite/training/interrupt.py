@@ -58,7 +58,11 @@ class TrainingStopped(Exception):
 
 
 def parse_time_limit(text: str | float | int | None) -> float | None:
-    """Seconds from ``3600``, ``"90s"``, ``"45m"``, ``"2h"``, ``"1d"``, ``"HH:MM:SS"`` or ``"DD:HH:MM:SS"``.
+    """Seconds from ``3600``, ``"90s"``, ``"45m"``, ``"2h"``, ``"1d"``, ``"MM:SS"``, ``"HH:MM:SS"``
+    or ``"DD:HH:MM:SS"``.
+
+    Two fields are minutes and seconds, as SLURM reads ``--time`` (``"10:00"`` is ten minutes,
+    never ten hours); SPANet itself takes only ``DD:HH:MM:SS``.
 
     Raises ``ValueError`` for anything else or a non-positive duration.
     """
