@@ -456,6 +456,17 @@ def test_unusable_physics_parameters_are_one_line_errors(tmp_path, capsys):
     assert PhysicsConfig().problems() == []
 
 
+def test_python_physics_config_of_the_wrong_type_is_one_line() -> None:
+    """A notebook's PhysicsConfig(met_resolution="1") (the command line parses --set for it) was a
+    TypeError from math.isfinite and config={...} an AttributeError; both are one line now."""
+    with pytest.raises(InputError, match=r"^config: expected usable physics parameters, got "
+                       r"met_resolution='1' \(need a number\)$"):
+        generate_arrays("ttbar_semilep", 10, seed=1, config=PhysicsConfig(met_resolution="1"))
+    with pytest.raises(InputError, match=r"^config: expected a PhysicsConfig .*, got dict$"):
+        generate_arrays("ttbar_semilep", 10, seed=1, config={"met_resolution": 0.0})  # type: ignore[arg-type]
+    assert PhysicsConfig(met_resolution=True).problems() == ["met_resolution=True (need a number)"]
+
+
 @pytest.mark.parametrize(("flags", "line"), [
     (["--set", "isr_max=2.5"], "--set isr_max=2.5: expected an integer"),
     (["--set", "isr_mean=lots"], "--set isr_mean=lots: expected a number"),

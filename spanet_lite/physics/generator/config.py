@@ -15,6 +15,7 @@ and ``docs/generator.md`` for the measured values.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -162,6 +163,13 @@ class PhysicsConfig:
         share was cut short without a word); the ranges drawn log-uniformly or uniformly need
         ``0 < min < max``.
         """
+        # A notebook's PhysicsConfig(met_resolution="1") reaches here unconverted (the command
+        # line parses its --set values): a TypeError from math.isfinite, not a line, before this.
+        values = {name: getattr(self, name) for name in self.names()}
+        wrong = [f"{name}={value!r} (need a number)" for name, value in values.items()
+                 if not isinstance(value, numbers.Real) or isinstance(value, bool)]
+        if wrong:
+            return wrong
         found = []
         for name in self.names():
             value = getattr(self, name)

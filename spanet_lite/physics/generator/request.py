@@ -109,6 +109,9 @@ class Request:
                 None, names["events"], f"at most {self.max_events:,} (HDF5 counts the values of a "
                 f"dataset, events x {self.width} objects, in a signed 64-bit integer)", str(self.events),
             )
+        if not isinstance(self.config, PhysicsConfig):  # a dict had no .problems(): AttributeError
+            raise InputError(None, names["config"], "a PhysicsConfig (spanet_lite.physics.generator)",
+                             type(self.config).__name__)
         problems = self.config.problems()
         if problems:
             raise InputError(None, names["config"], "usable physics parameters", "; ".join(problems))
