@@ -147,6 +147,13 @@ def test_saving_statistics_follows_the_output_rule_and_loading_names_the_file(tm
                                          r"exist yet \(pass --overwrite, from Python overwrite=True"):
         stats.save(path)
     stats.save(path, overwrite=True)
+    # The training file is no output of the statistics: overwrite=True replaced it with JSON.
+    data = tmp_path / "tiny.h5"
+    before = data.read_bytes()
+    wanted = r"tiny\.h5: statistics file: expected a file ending in \.json, got \.h5$"
+    with pytest.raises(InputError, match=wanted):
+        stats.save(data, overwrite=True)
+    assert data.read_bytes() == before
     (tmp_path / "notes.json").write_text('{"mean": 1}')
     with pytest.raises(InputError, match=r"notes\.json: expected a statistics file written by spanet_lite"):
         DatasetStatistics.load(tmp_path / "notes.json")

@@ -69,7 +69,13 @@ class DatasetStatistics:
     def save(self, path: str | Path, *, overwrite: bool = False) -> None:
         """Write :meth:`to_json` atomically, under the output rule of :mod:`spanet_lite.outputs`:
         an existing file only with ``overwrite``, a run's own ``statistics.json`` never (the run's
-        network was trained against it)."""
+        network was trained against it). ``path`` must end in ``.json`` (as ``export_onnx``'s
+        in ``.onnx``): the statistics know nothing of the files they came from, so
+        ``data.statistics.save("train.h5", overwrite=True)``, a slip in a notebook, replaced the
+        training file itself with JSON."""
+        suffix = Path(path).suffix
+        if suffix.lower() != ".json":
+            raise InputError(path, "statistics file", "a file ending in .json", suffix or "no suffix")
         check_outputs([output(path, "statistics file")], overwrite=overwrite)
         atomic_write_text(path, self.to_json())
 
