@@ -61,11 +61,18 @@ def test_a_notebook_may_name_the_event_file_and_misuse_is_one_line(tiny: Path, t
     with pytest.raises(InputError, match=r"^train_dataloader\(\): expected setup\('fit'\) first, which reads "
                                          r"the files, got no train split prepared$"):
         module.train_dataloader()
+    # rows() before setup() was a KeyError traceback
+    with pytest.raises(InputError, match=r"^rows\('test'\): expected setup\('test'\) first"):
+        module.rows("test")
+    with pytest.raises(InputError, match=r"^rows\('validation'\): expected a split train, val or test, "
+                                         r"got 'validation'$"):
+        module.rows("validation")
     with pytest.raises(InputError, match=r"^stage: expected one of None, fit, validate, test, predict, "
                                          r"got 'fitt'$"):
         module.setup("fitt")
     module.setup("fit")
     assert len(module.train_dataloader()) > 0
+    assert len(module.rows("val")) > 0
 
 
 def test_features_keep_file_units_and_padding_is_zero(tiny: Path) -> None:

@@ -365,14 +365,21 @@ class SpanetDataModule(L.LightningDataModule):
     def rows(self, split: str) -> np.ndarray:
         """Sorted file rows of this rank's events in ``split`` ("train", "val", "test"), e.g. to
         write predictions back next to the events they belong to."""
-        return self.splits[split].rows
+        return self._split(split, f"rows({split!r})").rows
 
-    def _loader(self, split: str) -> EpochDataLoader | DeviceLoader:
+    def _split(self, split: str, what: str) -> SplitData:
+        """The prepared ``split``, or one line naming ``what`` was called too early (or with a
+        name that is no split): rows() before setup() was a KeyError traceback."""
+        if split not in ("train", "val", "test"):
+            raise InputError(None, what, "a split train, val or test", repr(split))
         if split not in self.splits:
             stage = "fit" if split in ("train", "val") else "test"
-            raise InputError(None, f"{split}_dataloader()", f"setup({stage!r}) first, which reads the files",
+            raise InputError(None, what, f"setup({stage!r}) first, which reads the files",
                              f"no {split} split prepared")
-        dataset = self.splits[split].dataset
+        return self.splits[split]
+
+    def _loader(self, split: str) -> EpochDataLoader | DeviceLoader:
+        dataset = self._split(split, f"{split}_dataloader()").dataset
         if isinstance(dataset, DeviceDataset):
             return DeviceLoader(dataset, epoch_fn=self._trainer_epoch, device_fn=self._trainer_device)
         workers = 0
