@@ -635,6 +635,9 @@ WRONG_TYPES = [
     ({"processes": 1.5}, "processes: expected an integer, got 1.5 (a number)"),
     ({"name": 5}, "name: expected a folder name, got 5 (a number)"),
     ({"log_dir": None}, "log_dir: expected a folder path, got nothing"),
+    ({"callbacks": 3}, "callbacks: expected a list of Lightning callbacks, got 3 (a number)"),
+    ({"callbacks": [print]}, "callbacks[0]: expected a Lightning callback (lightning.pytorch.Callback), got "
+                             "<built-in function print> (builtin_function_or_method)"),
 ]
 
 
@@ -664,6 +667,21 @@ def test_whole_float_device_counts_reach_lightning_as_integers(tmp_path: Path) -
     )
     assert (arguments.gpus, arguments.processes, arguments.nodes) == (0, 2, 1)
     assert all(type(value) is int for value in (arguments.gpus, arguments.processes, arguments.nodes))
+
+
+def test_one_callback_is_taken_as_lightnings_trainer_takes_it(tmp_path: Path) -> None:
+    """``callbacks=MyCallback()`` (Lightning's Trainer takes one) was a TypeError from tuple()."""
+    from lightning.pytorch.callbacks import Callback
+
+    from spanet_lite.training.plan import check_arguments
+
+    one = Callback()
+    common = dict(event_file=None, gpus=None, nodes=1, processes=None, log_dir=tmp_path, name=None,
+                  resume=None, fast_dev_run=True, time_limit=None, checkpoint=None, state_dict=None,
+                  freeze_state_dict=False)
+    assert check_arguments("options.json", callbacks=one, **common).callbacks == (one,)
+    assert check_arguments("options.json", callbacks=[one], **common).callbacks == (one,)
+    assert check_arguments("options.json", **common).callbacks == ()
 
 
 @pytest.mark.parametrize("name", ["../../escape", "..", "a/b"])

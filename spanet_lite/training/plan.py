@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -26,7 +26,7 @@ from spanet_lite.training.hardware import check_devices
 
 KEYWORDS: Mapping[str, str] = MappingProxyType({key: key for key in (
     "options", "event_file", "gpus", "nodes", "processes", "log_dir", "name", "resume", "fast_dev_run",
-    "time_limit", "checkpoint", "state_dict", "freeze_state_dict",
+    "time_limit", "checkpoint", "state_dict", "freeze_state_dict", "callbacks",
 )})
 """How :func:`check_arguments` names ``train()``'s arguments by default: its keywords."""
 
@@ -46,6 +46,7 @@ def check_arguments(
     checkpoint: str | Path | None,
     state_dict: str | Path | None,
     freeze_state_dict: bool,
+    callbacks: object = (),
     names: Mapping[str, str] = KEYWORDS,
 ) -> Arguments:
     """``train()``'s arguments on their own, before any file is read; each mistake one line
@@ -107,9 +108,30 @@ def check_arguments(
             f"a checkpoint to continue ({continued})",
         )
     gpus, processes, nodes = check_devices(gpus, processes, nodes, names)
+    extra = _check_callbacks(callbacks, names.get("callbacks", "callbacks"))  # spanet-train has none
     if not fast_dev_run:
         check_writable_folder(run_dir or log_dir, names["resume"] if run_dir else names["log_dir"])
-    return Arguments(limit, gpus, processes, nodes)
+    return Arguments(limit, gpus, processes, nodes, extra)
+
+
+def _check_callbacks(callbacks: object, where: str) -> tuple[Any, ...]:
+    """Extra Lightning callbacks as a tuple. One ``Callback`` is taken as Lightning's ``Trainer``
+    takes it (``callbacks=MyCallback()`` was a TypeError traceback from ``tuple()``); anything
+    else than callbacks is one line, not a failure deep inside Lightning."""
+    if isinstance(callbacks, (tuple, list)) and not callbacks:
+        return ()  # the default: no Lightning import for a command-line check
+    from lightning.pytorch.callbacks import Callback
+
+    if isinstance(callbacks, Callback):
+        return (callbacks,)
+    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable):
+        raise InputError(None, where, "a list of Lightning callbacks", describe(callbacks))
+    given = tuple(callbacks)
+    for index, callback in enumerate(given):
+        if not isinstance(callback, Callback):
+            raise InputError(None, f"{where}[{index}]", "a Lightning callback (lightning.pytorch.Callback)",
+                             describe(callback))
+    return given
 
 
 @dataclass(frozen=True)
@@ -122,6 +144,8 @@ class Arguments:
     gpus: int | None
     processes: int | None
     nodes: int
+    callbacks: tuple[Any, ...] = ()
+    """The extra Lightning callbacks, as a tuple."""
 
 
 @dataclass

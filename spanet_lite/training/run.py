@@ -122,6 +122,7 @@ def train(
         options, event_file=overrides.get("event_info_file"), gpus=gpus, nodes=nodes, processes=processes,
         log_dir=log_dir, name=name, resume=resume, fast_dev_run=fast_dev_run, time_limit=time_limit,
         checkpoint=checkpoint, state_dict=state_dict, freeze_state_dict=freeze_state_dict,
+        callbacks=callbacks,
     )
     from_keyword = event_file is not None and "event_info_file" not in (option_values or {})
     plan = plan_run(options, resume, overrides, checkpoint, allow_unknown_keys=allow_unknown_keys,
@@ -162,7 +163,7 @@ def train(
         time_limit=arguments.time_limit,
         quiet=quiet,
         console=show,
-        extra_callbacks=tuple(callbacks),
+        extra_callbacks=arguments.callbacks,
         initial_weights=initial,
         notes=notes,
     )
