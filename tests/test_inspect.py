@@ -152,6 +152,19 @@ def test_good_file_is_valid_and_its_summary_counts_what_is_in_it(build):
     assert summary["classifications"]["EVENT/signal"] == {"class_counts": {0: 2, 1: 2, 2: 1}, "missing": 1}
 
 
+def test_the_event_file_may_be_given_by_its_path_as_to_every_api_taking_a_topology(tmp_path, spec):
+    """validate_file(path, "events.yaml") was an AttributeError deep inside expected_layout; the
+    data module and the dataset operations take a path as well as an EventSpec."""
+    data = write_h5(tmp_path / "events.h5", good_datasets())
+    (tmp_path / "test.yaml").write_text(EVENT_FILE)
+    assert validate_file(data, str(tmp_path / "test.yaml")).problems == validate_file(data, spec).problems
+    assert validate_file(data, tmp_path / "test.yaml").ok
+    with pytest.raises(InputError, match=r"^spec: expected an event file path or an EventSpec, got nothing$"):
+        validate_file(data, None)
+    with pytest.raises(InputError, match=r"^path: expected an event file path or an EventSpec, got 3 "):
+        load_event_spec(3)
+
+
 def test_datasets_the_event_file_does_not_use_are_info_only(build):
     report = build()
     assert [(p.level, p.where) for p in report.problems] == [("info", "INPUTS/Met/sumet")]

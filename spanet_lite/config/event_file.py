@@ -10,6 +10,7 @@ the checks that symmetric particles and products agree live in :mod:`event_targe
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, cast
 
@@ -46,16 +47,19 @@ it lower-cases the option and normalises when it holds "true". Options are read 
 there; SPANet's other substring guesses ('norm' holds neither word: no normalisation) are refused."""
 
 
-def load_event_spec(path: str | Path) -> EventSpec:
-    """Read and validate the event file at ``path``."""
+def load_event_spec(path: str | Path, *, where: str = "path") -> EventSpec:
+    """Read and validate the event file at ``path``. A ``path`` that is no path at all (a
+    notebook's ``load_event_spec(3)`` was a TypeError from pathlib) is one line naming ``where``."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(None, where, "an event file path or an EventSpec", describe(path))
     text = read_user_text(path, "event file", "YAML")
     return parse_event_spec(text, source=str(path))
 
 
-def event_spec_of(spec: EventSpec | str | Path) -> EventSpec:
+def event_spec_of(spec: EventSpec | str | Path, where: str = "spec") -> EventSpec:
     """``spec`` itself, or the event file it names: APIs that take a topology accept either, as a
-    notebook has one or the other at hand."""
-    return spec if isinstance(spec, EventSpec) else load_event_spec(spec)
+    notebook has one or the other at hand (anything else is one line naming ``where``)."""
+    return spec if isinstance(spec, EventSpec) else load_event_spec(spec, where=where)
 
 
 def parse_event_spec(text: str, source: str = "<event file>") -> EventSpec:

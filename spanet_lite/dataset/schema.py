@@ -20,6 +20,7 @@ from typing import Any, Literal
 import h5py
 import numpy as np
 
+from spanet_lite.config.event_file import event_spec_of
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.options_validation import check_chunk_size
 from spanet_lite.config.suggest import did_you_mean
@@ -286,7 +287,7 @@ def walk_tree(root: h5py.Group) -> Iterator[TreeItem]:
 
 def validate_file(
     path: str | Path,
-    spec: EventSpec,
+    spec: EventSpec | str | Path,
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool = False,
@@ -295,9 +296,12 @@ def validate_file(
 ) -> ValidationReport:
     """Check the file at ``path`` against ``spec``; see the module docstring for the layout.
 
+    ``spec`` is an :class:`EventSpec` or the event file naming one (as every API that takes a
+    topology accepts: the path was an AttributeError deep inside).
     ``inputs_only`` checks the INPUTS alone (see :func:`expected_layout`). Raises
-    :class:`InputError` only when the file cannot be opened or read.
+    :class:`InputError` only when the file (or the event file) cannot be opened or read.
     """
+    spec = event_spec_of(spec)
     with open_h5(path) as file:
         return validate_h5(file, spec, source=str(path), chunk_size=chunk_size, progress=progress,
                            event_weight_dataset=event_weight_dataset, inputs_only=inputs_only)
