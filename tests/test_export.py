@@ -15,7 +15,8 @@ from conftest import needs
 from spanet_lite.assignment import numpy_decoder
 from spanet_lite.assignment.decoding import decode
 from spanet_lite.cli import export as export_cli
-from spanet_lite.evaluation.export import Convention, example_inputs, input_names, output_names
+from spanet_lite.errors import InputError
+from spanet_lite.evaluation.export import Convention, example_inputs, export_onnx, input_names, output_names
 from spanet_lite.evaluation.inference import embedding_vectors
 from spanet_lite.evaluation.run import load_run
 
@@ -82,6 +83,18 @@ def test_export_refuses_an_opset_the_graph_cannot_be_written_in(exported, tmp_pa
         f"spanet-export: error: --opset: expected an ONNX opset from 14 to 20, got {opset}"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_opset_from_python_follows_the_integer_rule(exported, tmp_path):
+    """opset="17" read 'expected an ONNX opset from 14 to 20, got 17' (a valid-looking value),
+    and opset=17.0 passed the range test and went on as a float."""
+    from spanet_lite.evaluation.export import check_opset
+
+    run, _ = exported
+    with pytest.raises(InputError, match=r"^opset: expected an integer, got '17'$"):
+        export_onnx(run, tmp_path / "model.onnx", opset="17")  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+    assert check_opset(17.0, "opset") == 17 and type(check_opset(17.0, "opset")) is int
 
 
 @needs_onnxruntime

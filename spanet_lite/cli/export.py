@@ -74,7 +74,7 @@ def _body(argv: Sequence[str] | None) -> int:
 
     convention = Convention(args.input_log_transform, args.output_log_transform, args.output_embeddings)
     opset = OPSET if args.opset is None else args.opset
-    check_opset(opset, "--opset")  # the API checks these too; here first, named as typed
+    opset = check_opset(opset, "--opset")  # the API checks these too; here first, named as typed
     run = load_run(args.run_dir, checkpoint=args.checkpoint)
     check_export_outputs(run, args.output, args.copy_decoder, overwrite=args.overwrite,
                          names=(OUTPUT_NAME, "--copy-decoder"))

@@ -70,6 +70,7 @@ from torch.nn import functional as F
 
 from spanet_lite.assignment import numpy_decoder
 from spanet_lite.config.event_spec import ClassificationTarget, EventSpec, InputSpec, RegressionTarget
+from spanet_lite.config.options_file import as_integer
 from spanet_lite.errors import InputError
 from spanet_lite.evaluation.inference import embedding_vectors
 from spanet_lite.evaluation.trained import TrainedRun, require_run
@@ -359,11 +360,16 @@ DECODER_NAME = "onnx_decoder.py"
 """The numpy-only decoder's name next to an exported model (``spanet-export --copy-decoder``)."""
 
 
-def check_opset(opset: object, where: str) -> None:
-    """An opset the exporter writes this graph in (:data:`OPSETS`), else one line naming ``where``."""
-    if opset not in OPSETS:
-        wanted = f"an ONNX opset from {OPSETS.start} to {OPSETS.stop - 1}"
-        raise InputError(None, where, wanted, str(opset))
+def check_opset(opset: object, where: str) -> int:
+    """An opset the exporter writes this graph in (:data:`OPSETS`), as an ``int`` by the rule of
+    every integer setting (:func:`~spanet_lite.config.options_file.as_integer`), else one line
+    naming ``where``. ``opset="17"`` read ``got 17``, a valid-looking value, and ``17.0`` passed
+    the range test and went on as a float."""
+    wanted = f"an ONNX opset from {OPSETS.start} to {OPSETS.stop - 1}"
+    value = as_integer(opset, where)
+    if value not in OPSETS:
+        raise InputError(None, where, wanted, str(value))
+    return value
 
 
 def check_export_outputs(
@@ -406,7 +412,7 @@ def export_onnx(
     written together: a failure of either leaves neither (:func:`~spanet_lite.io.all_or_nothing`).
     The graph is traced on the CPU; a run loaded on a GPU is back on it afterwards."""
     require_run(run)
-    check_opset(opset, "opset")
+    opset = check_opset(opset, "opset")
     decoder = check_export_outputs(run, path, copy_decoder, overwrite=overwrite)
     path = Path(path)
     try:
