@@ -707,6 +707,11 @@ def test_load_run_prefers_best_checkpoint_and_reports_missing_pieces(ttbar, tmp_
         load_run(copy)
     with pytest.raises(InputError, match="no such directory"):
         load_run(tmp_path / "missing")
+    # a fast_dev_run's RunResult.run_dir is None: a TypeError traceback from Path(None) before
+    with pytest.raises(InputError, match=r"^run_dir: expected a run directory path, got nothing \(a fast"):
+        load_run(None)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"^checkpoint: expected a checkpoint path, got 5 \(a number\)$"):
+        load_run(copy, checkpoint=5)  # type: ignore[arg-type]
 
 
 def test_spanet_test_without_a_test_file_is_a_one_line_error(ttbar, capsys):

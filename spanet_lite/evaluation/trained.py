@@ -8,6 +8,7 @@ in particular never the training file. Evaluation, prediction and export take a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from spanet_lite.config.options_validation import (
     check_threshold,
     validate_options,
 )
+from spanet_lite.config.suggest import describe
 from spanet_lite.dataset.statistics import DatasetStatistics
 from spanet_lite.devices import check_device, device_failure
 from spanet_lite.errors import InputError
@@ -220,7 +222,15 @@ def load_trained(
 
     ``checkpoint`` picks another checkpoint file; the default is ``checkpoints/best.ckpt``,
     falling back to ``checkpoints/last.ckpt``.
+
+    ``run_dir`` or ``checkpoint`` that is no path is one line: ``load_run(result.run_dir)`` after
+    ``train(fast_dev_run=True)`` (which keeps no run: ``run_dir`` None) was a TypeError traceback.
     """
+    for where, value in (("run_dir", run_dir), ("checkpoint", checkpoint)):
+        if not isinstance(value, (str, os.PathLike)) and not (where == "checkpoint" and value is None):
+            got = describe(value) + (" (a fast_dev_run keeps no run directory)" if value is None else "")
+            wanted = "a run directory path" if where == "run_dir" else "a checkpoint path"
+            raise InputError(None, where, wanted, got)
     directory = Path(run_dir)
     if not directory.is_dir():
         raise InputError(directory, "", "a run directory written by spanet-train", _not_a_folder(directory))
