@@ -635,6 +635,9 @@ WRONG_TYPES = [
     ({"processes": 1.5}, "processes: expected an integer, got 1.5 (a number)"),
     ({"name": 5}, "name: expected a folder name, got 5 (a number)"),
     ({"log_dir": None}, "log_dir: expected a folder path, got nothing"),
+    ({"resume": 5}, "resume: expected a run directory or a .ckpt file, got 5 (a number)"),
+    ({"checkpoint": 5}, "checkpoint: expected a .ckpt file, got 5 (a number)"),
+    ({"state_dict": 5}, "state_dict: expected a .ckpt file, got 5 (a number)"),
     ({"callbacks": 3}, "callbacks: expected a list of Lightning callbacks, got 3 (a number)"),
     ({"callbacks": [print]}, "callbacks[0]: expected a Lightning callback (lightning.pytorch.Callback), got "
                              "<built-in function print> (builtin_function_or_method)"),

@@ -54,11 +54,13 @@ def check_arguments(
     it uses (an ``int`` device count, the time limit in seconds)."""
     from spanet_lite.training.interrupt import parse_time_limit
 
-    for key, value in (("name", name), ("log_dir", log_dir)):
-        # Path(5) or Path(None) would be a TypeError traceback; name=None is the default name.
-        if not isinstance(value, (str, os.PathLike)) and not (key == "name" and value is None):
-            raise InputError(None, names[key], "a folder name" if key == "name" else "a folder path",
-                             describe(value))
+    paths = (("name", name, "a folder name"), ("log_dir", log_dir, "a folder path"),
+             ("resume", resume, "a run directory or a .ckpt file"),
+             ("checkpoint", checkpoint, "a .ckpt file"), ("state_dict", state_dict, "a .ckpt file"))
+    for key, value, wanted in paths:
+        # Path(5) or Path(None) would be a TypeError traceback; None is the default of all but log_dir.
+        if not isinstance(value, (str, os.PathLike)) and not (key != "log_dir" and value is None):
+            raise InputError(None, names[key], wanted, describe(value))
     if name is not None:
         name = os.fspath(name)
     if name and (Path(name).name != name or name in (".", "..")):  # "" means the default, as before
