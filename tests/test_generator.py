@@ -465,6 +465,13 @@ def test_python_physics_config_of_the_wrong_type_is_one_line() -> None:
     with pytest.raises(InputError, match=r"^config: expected a PhysicsConfig .*, got dict$"):
         generate_arrays("ttbar_semilep", 10, seed=1, config={"met_resolution": 0.0})  # type: ignore[arg-type]
     assert PhysicsConfig(met_resolution=True).problems() == ["met_resolution=True (need a number)"]
+    # the same for the selection: a dict was an AttributeError, a str count a TypeError from "<"
+    with pytest.raises(InputError, match=r"^selection: expected a Selection .* or None, got dict$"):
+        generate_arrays("ttbar_allhad", 10, seed=1, selection={"min_jets": 4})  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"^selection\.min_jets: expected an integer, got '4'$"):
+        generate_arrays("ttbar_allhad", 10, seed=1, selection=Selection(min_jets="4", min_btags=1))  # type: ignore[arg-type]
+    whole = Request(PROCESSES["ttbar_allhad"], 10, 1, selection=Selection(min_jets=4.0, min_btags=1))  # type: ignore[arg-type]
+    assert whole.cuts == Selection(4, 1) and type(whole.cuts.min_jets) is int
 
 
 @pytest.mark.parametrize(("flags", "line"), [

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping
-from dataclasses import InitVar, dataclass, field
+from dataclasses import InitVar, dataclass, field, replace
 from types import MappingProxyType
 
 from spanet_lite.config.options_file import as_integer
@@ -83,6 +83,15 @@ class Request:
             raise InputError(None, names["jobs"], "a positive number of worker processes", str(self.jobs))
         if self.events < 1:
             raise InputError(None, names["events"], "a positive number of events", str(self.events))
+        if self.selection is not None:
+            # A dict was an AttributeError and Selection(min_jets="4") a TypeError from "<": a
+            # Selection of counts by the integer rule, stored as ints.
+            if not isinstance(self.selection, Selection):
+                raise InputError(None, "selection", "a Selection (spanet_lite.physics.generator) or None",
+                                 type(self.selection).__name__)  # the command builds a Selection
+            counts = {key: as_integer(getattr(self.selection, key), names[key])
+                      for key in ("min_jets", "min_btags")}
+            object.__setattr__(self, "selection", replace(self.selection, **counts))
         cuts = (("min_jets", self.cuts.min_jets), ("min_btags", self.cuts.min_btags))
         for key, value in cuts:
             if value < 0:
