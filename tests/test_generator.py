@@ -456,6 +456,17 @@ def test_unusable_physics_parameters_are_one_line_errors(tmp_path, capsys):
     assert PhysicsConfig().problems() == []
 
 
+def test_an_unknown_compression_is_one_line_before_any_work(tmp_path: Path) -> None:
+    """compression="lzf2" was h5py's ValueError at the first write, after the first chunk was
+    simulated (minutes for a big file)."""
+    with pytest.raises(InputError, match=r"^compression: expected one of gzip, lzf or None, got 'lzf2'$"):
+        write_file(tmp_path / "x.h5", "hh_4b", events=10, seed=1, compression="lzf2")
+    assert list(tmp_path.iterdir()) == []
+    write_file(tmp_path / "x.h5", "hh_4b", events=10, seed=1, compression="lzf")
+    with h5py.File(tmp_path / "x.h5") as f:
+        assert f["INPUTS/Source/pt"].compression == "lzf"
+
+
 def test_python_physics_config_of_the_wrong_type_is_one_line() -> None:
     """A notebook's PhysicsConfig(met_resolution="1") (the command line parses --set for it) was a
     TypeError from math.isfinite and config={...} an AttributeError; both are one line now."""

@@ -22,6 +22,8 @@ import h5py
 import numpy as np
 from numpy.typing import NDArray
 
+from spanet_lite.config.suggest import describe
+from spanet_lite.errors import InputError
 from spanet_lite.hdf5_paths import EVENT_WEIGHT_DATASET, classification_path, mask_path, target_path
 from spanet_lite.io import OutputGroup, atomic_hdf5, check_hdf5_writes
 from spanet_lite.outputs import check_outputs, output
@@ -34,6 +36,8 @@ from spanet_lite.physics.generator.request import Request, get_process
 BLOCK_SIZE = 8_192
 CANDIDATE_KEY = "_candidate"  # global index of each selected event among simulated ones (not stored)
 FLOAT_DTYPE = np.float32
+COMPRESSIONS = ("gzip", "lzf", None)
+"""The ``compression`` values :func:`write_file` takes: the HDF5 filters every h5py build has."""
 GZIP_LEVEL = 1  # level 1 writes ~2x faster than the default 4 and the files grow by only a few %
 
 # ttH_semilep: ttH share among candidates. The tt + bb background (gluon splitting) passes the
@@ -219,6 +223,8 @@ def write_file(
         proc, events, seed, config or PhysicsConfig(), selection, max_objects, signal_fraction, chunk_size
     )
     events, seed, chunk_size = request.events, request.seed, request.chunk_size  # typed by Request
+    if compression not in COMPRESSIONS:  # h5py's ValueError came only at the first write
+        raise InputError(None, "compression", "one of gzip, lzf or None", describe(compression))
     check_outputs([output(path, "path")], overwrite=overwrite)
     retain_freed_memory()
     tally = _Tally(proc)
