@@ -300,7 +300,7 @@ def _check_same_topology(event_file: Path, checkpoint_text: str, checkpoint: Pat
 
 
 def check_resume_epochs(plan: Plan) -> None:
-    """A resumed run can only go forward: ``epochs`` at or below what it did is a one-line error
+    """A resumed run cannot go back: ``epochs`` below what it did is a one-line error
     naming ``epochs`` (the keyword or the option; ``spanet-train -e`` translates it), and so is
     continuing its directory from a checkpoint behind the epochs it recorded (its ``best.ckpt``,
     say), naming ``resume``: the run trained on from there over its later ``last.ckpt`` and
