@@ -111,26 +111,28 @@ def test_units_come_from_the_generator_and_stay_unknown_for_spanet_files(plotted
         "residual [GeV]", "residual", "residual (file units)"]
 
 
-def test_training_curves_number_epochs_from_one_like_the_console(tmp_path, monkeypatch):
+def curve_axes(tmp_path, monkeypatch, csv_text: str) -> list:
+    """The axes of ``training_curves.png`` drawn from a metrics.csv holding ``csv_text``."""
     drawn = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or path)
     csv_file = tmp_path / "metrics.csv"
-    csv_file.write_text("epoch,train/total_loss,val/total_loss,val/event_purity\n0,3,3,0.1\n1,2,2,0.3\n")
+    csv_file.write_text(csv_text)
     plots.training_curves_plot(csv_file, tmp_path / "curves.png")
-    losses, fractions = drawn[0].axes
+    return drawn[0].axes
+
+
+def test_training_curves_number_epochs_from_one_like_the_console(tmp_path, monkeypatch):
+    text = "epoch,train/total_loss,val/total_loss,val/event_purity\n0,3,3,0.1\n1,2,2,0.3\n"
+    losses, fractions = curve_axes(tmp_path, monkeypatch, text)
     assert all(list(line.get_xdata()) == [1, 2] for line in [*losses.lines, *fractions.lines])
 
 
 def test_training_curves_of_a_one_epoch_run_show_every_term_at_epoch_1(tmp_path, monkeypatch):
     """After one epoch every loss term is a single point: drawn as a line without a marker it was
     invisible (only the total showed), and the epoch axis read 0.945 ... 1.050 with no tick at 1."""
-    drawn = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or path)
-    csv_file = tmp_path / "metrics.csv"
-    csv_file.write_text("epoch,train/total_loss,val/total_loss,train/assignment_loss,val/assignment_loss,"
-                        "val/event_purity\n0,3,3,2,2,0.1\n")
-    plots.training_curves_plot(csv_file, tmp_path / "curves.png")
-    losses, fractions = drawn[0].axes
+    text = ("epoch,train/total_loss,val/total_loss,train/assignment_loss,val/assignment_loss,"
+            "val/event_purity\n0,3,3,2,2,0.1\n")
+    losses, fractions = curve_axes(tmp_path, monkeypatch, text)
     assert len(losses.lines) == 4
     assert all(line.get_marker() not in (None, "", " ", "None") for line in losses.lines)
     for axis in (losses, fractions):
@@ -141,13 +143,9 @@ def test_training_curves_of_a_one_epoch_run_show_every_term_at_epoch_1(tmp_path,
 def test_training_curves_keep_the_regression_error_off_the_fraction_axis(tmp_path, monkeypatch):
     """val/regression_error is in training standard deviations, not a fraction: it was drawn on the
     'fraction' axis while it stayed <= 1 and left out of the plot when it went above."""
-    drawn = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or path)
-    csv_file = tmp_path / "metrics.csv"
-    csv_file.write_text("epoch,train/total_loss,val/total_loss,val/event_purity,val/regression_error\n"
-                        "0,3,3,0.1,1.4\n1,2,2,0.3,0.9\n")
-    plots.training_curves_plot(csv_file, tmp_path / "curves.png")
-    _losses, fractions, errors = drawn[0].axes
+    text = ("epoch,train/total_loss,val/total_loss,val/event_purity,val/regression_error\n"
+            "0,3,3,0.1,1.4\n1,2,2,0.3,0.9\n")
+    _losses, fractions, errors = curve_axes(tmp_path, monkeypatch, text)
     assert [line.get_label() for line in fractions.lines] == ["event_purity"]
     assert [list(line.get_ydata()) for line in errors.lines] == [[1.4, 0.9]]
     assert "std. dev." in errors.get_ylabel() and fractions.get_ylabel() == "fraction"
