@@ -134,6 +134,25 @@ def test_exact_mode_finds_the_joint_optimum_that_greedy_can_miss():
     assert exact["t2"].tolist() == [[0, 4, 5]]
 
 
+def test_exact_mode_ranks_finely_when_a_particle_is_left_out():
+    # b is switched off, so every joint score holds the missing-particle penalty (-1e6); a and c
+    # compete for object 0 and the better split (a=1, c=(0, 2)) wins by 0.01 in log-probability,
+    # below float32's resolution at 1e6 (0.0625): summed in float32 the two splits tied and the
+    # first one (a=0, c=(1, 2), which greedy picks) was taken.
+    n = 4
+    a = torch.full((1, n), -9.0)
+    a[0, 0], a[0, 1] = -0.50, -0.51
+    c = torch.full((1, n, n), -9.0)
+    c[0, 0, 2], c[0, 1, 2] = -0.50, -0.52
+    b = torch.full((1, n, n, n, n), -9.0)
+    assignments = {"a": a, "b": b, "c": c}
+    detections = {"b": torch.tensor([0.1])}
+    exact = decode(assignments, MIXED, detections=detections, mode="exact")
+    assert exact["a"].tolist() == [[1]]
+    assert exact["c"].tolist() == [[0, 2]]
+    assert exact["b"].tolist() == [[-1, -1, -1, -1]]
+
+
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 10_000), num_objects=st.integers(5, 7))
 def test_exact_mode_matches_brute_force(seed, num_objects):

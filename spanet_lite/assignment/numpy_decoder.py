@@ -224,14 +224,17 @@ def _exact_chunk(events, flats, order, ranked, counts, sizes, results) -> np.nda
     b = events.size
     scores, objects = [], []
     for j, ((_, k, n), o, r, c) in enumerate(zip(flats, order, ranked, counts)):
-        top = r[events, :c]  # (b, c), -inf where invalid or the particle is switched off
-        missing = np.full((b, 1), MISSING_PENALTY, dtype=np.float32)
+        # float64: a sum holding MISSING_PENALTY (-1e6) keeps only ~0.06 of resolution in float32,
+        # so with a particle left out (switched off, or no tuple left) the others' choices would
+        # be ranked by rounded scores and the joint maximum missed.
+        top = r[events, :c].astype(np.float64)  # (b, c), -inf where invalid or switched off
+        missing = np.full((b, 1), MISSING_PENALTY, dtype=np.float64)
         scores.append(np.concatenate([top, missing], axis=1))  # (b, c + 1); last = not reported
         obj = unravel(o[events, :c].reshape(-1), k, n).reshape(b, c, k)
         # "Not reported" uses no object: a negative sentinel unique to this particle never collides.
         none = np.full((b, 1, k), -(j + 2), dtype=np.int64)
         objects.append(np.concatenate([obj, none], axis=1))  # (b, c + 1, k)
-    joint = np.zeros((b, *(c + 1 for c in counts)), dtype=np.float32)
+    joint = np.zeros((b, *(c + 1 for c in counts)), dtype=np.float64)
     for j in range(num_particles):
         shape = [b] + [1] * num_particles
         shape[j + 1] = counts[j] + 1
