@@ -171,3 +171,26 @@ def test_other_steps_per_epoch_name_the_processes_of_the_checkpoints_run(tmp_pat
               r"\(batch_size 64 x 2 processes: .*, got 43 \(batch_size 64, tt\.h5\)$")
     with pytest.raises(InputError, match=wanted):
         check_steps_per_epoch(plan, 43, 1)  # type: ignore[arg-type]
+
+
+def test_validation_regression_error_and_accuracy_are_event_weighted() -> None:
+    """The docs say every validation metric is weighted by the events' weights (and spanet-test's
+    accuracy is); val/regression_error and val/classification_accuracy were plain means.
+    Like spanet-test's summaries they take the events of positive weight only."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from spanet_lite.training.module import SpanetModule
+
+    holder = SimpleNamespace(spec=SimpleNamespace(particles=[]), _gather=lambda tensor: tensor)
+    record = {
+        "weights": torch.tensor([3.0, 1.0, -2.0, 1.0]),
+        "regressions": {"EVENT/x": torch.tensor([1.0, -5.0, 7.0, float("nan")])},
+        "classifications": {"EVENT/c": torch.tensor([[1, 1], [0, 1], [0, 1], [0, -1]])},
+    }
+    metrics = SpanetModule._epoch_metrics(holder, [record])  # type: ignore[arg-type]
+    assert metrics["regression_error/EVENT/x"] == pytest.approx((3 * 1 + 1 * 5) / 4)
+    assert metrics["classification_accuracy/EVENT/c"] == pytest.approx(3 / 4)
+    assert metrics["regression_error"] == pytest.approx(2.0)
+    assert metrics["classification_accuracy"] == pytest.approx(0.75)

@@ -76,6 +76,12 @@ def network_losses(
     return compute_losses(outputs, batch, network, spec, options)
 
 
+def _weighted_average(values: Tensor, weights: Tensor) -> Tensor:
+    """sum(w v) / sum(w) in float64 (callers pass positive weights only, so never 0 / 0)."""
+    w = weights.double()
+    return (w * values.double()).sum() / w.sum()
+
+
 def _without_views(batch: Batch) -> Batch:
     """``batch`` with every tensor that is a view of another (a trimmed input, a slice of the
     loaded block) copied: dynamo guards on that (``tensor._base``), and one kind of batch or the
@@ -428,7 +434,12 @@ class SpanetModule(pl.LightningModule):
             )
 
     def _epoch_metrics(self, records: list[dict[str, Any]]) -> dict[str, float]:
-        """Purities, regression error and classification accuracy over the whole split."""
+        """Purities, regression error and classification accuracy over the whole split.
+
+        All event-weighted, as documented; regression error and accuracy take the events of
+        positive weight only, the rule of spanet-test's regression and classification summaries,
+        so the logged accuracy is the one ``run.evaluate`` reports for the same events.
+        """
         gather = self._gather
         weights = gather(torch.cat([r["weights"] for r in records]))
         metrics: dict[str, float] = {}
@@ -447,9 +458,9 @@ class SpanetModule(pl.LightningModule):
             errors = []
             for key in records[0]["regressions"]:
                 residual = gather(torch.cat([r["regressions"][key] for r in records]))
-                valid = torch.isfinite(residual)
+                valid = torch.isfinite(residual) & (weights > 0)
                 if valid.any():
-                    error = float(residual[valid].abs().mean())
+                    error = float(_weighted_average(residual[valid].abs(), weights[valid]))
                     metrics[f"regression_error/{key}"] = error
                     errors.append(error)
             if errors:
@@ -458,9 +469,10 @@ class SpanetModule(pl.LightningModule):
             accuracies = []
             for key in records[0]["classifications"]:
                 pairs = gather(torch.cat([r["classifications"][key] for r in records]))
-                labelled = pairs[:, 1] >= 0
+                labelled = (pairs[:, 1] >= 0) & (weights > 0)
                 if labelled.any():
-                    accuracy = float((pairs[labelled, 0] == pairs[labelled, 1]).float().mean())
+                    correct = (pairs[labelled, 0] == pairs[labelled, 1]).float()
+                    accuracy = float(_weighted_average(correct, weights[labelled]))
                     metrics[f"classification_accuracy/{key}"] = accuracy
                     accuracies.append(accuracy)
             if accuracies:
