@@ -391,3 +391,15 @@ def test_a_network_without_particles_trains_its_regression_and_classification_ta
     assert value(result.terms["assignment_loss"]) == 0.0
     assert value(result.terms["regression_loss/EVENT/mass"]) > 0.0
     assert math.isfinite(value(result.total))
+
+
+def test_a_batch_of_negative_weight_events_divides_by_the_weights_magnitudes():
+    """NLO samples have negative event weights (a warning, not an error); a batch whose weights
+    summed to 0 or less was divided by the 1e-30 floor: every term of order -1e30. And the
+    EVENT pairing is the one the event's outputs fit best whatever its weight's sign (min of a
+    negative-weighted loss chose the worst pairing)."""
+    negative = losses(batch=hand_batch(event_weights=torch.tensor([-1.0])), overlap_loss_scale=1.0).terms
+    positive = losses(overlap_loss_scale=1.0).terms
+    families = ("assignment_loss", "detection_loss", "regression_loss", "classification_loss", "overlap_loss")
+    for name in families:
+        assert value(negative[name]) == pytest.approx(-value(positive[name]), rel=1e-6), name

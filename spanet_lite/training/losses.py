@@ -87,6 +87,14 @@ independent.
 
 Both are only computed (and logged) when their scale is positive, as SPANet does for kl.
 
+**Negative weights** (NLO samples; the file check lets a few through with a warning). Every
+"sum of weights" that divides a term above (assignment, detection, regression,
+classification, overlap) is the sum of their magnitudes ``|w|``: the same number when no
+weight is negative, and never 0 or negative for a batch that holds negative-weight events (a
+last, short batch of one such event divided by the 1e-30 floor, a loss of order -1e30). The
+EVENT pairing is chosen on ``L_s`` with ``|w_q|`` too, so a negative-weight event pairs its
+outputs with the truth particles they fit best, as any other event does.
+
 """
 
 from __future__ import annotations
@@ -255,7 +263,9 @@ def _assignment_and_detection(
     S = permutations.shape[0]
     nll_sp = torch.stack(nll_rows).index_select(0, select).view(S, P, size)  # (S, P, B)
     bce_sp = torch.stack(bce_rows).index_select(0, select).view(S, P, size)
-    per_element = nll_sp.sum(1)  # (S, B)
+    # Chosen on |w| nll (nll >= 0): a negative-weight event's L_s is negative, and its min would
+    # pick the worst pairing for it, and for its detection/regression pairing. Same for w >= 0.
+    per_element = nll_sp.abs().sum(1)  # (S, B)
     if options.combine_pair_loss == "min":
         # Ties (e.g. no particle reconstructable: every L_s = 0) are split evenly, so relabelling
         # symmetric truth particles never changes the detection/regression pairing.
@@ -268,8 +278,11 @@ def _assignment_and_detection(
 
     assignment = (coefficients.unsqueeze(1) * nll_sp).sum((0, 2))  # (P,)
     detection = (coefficients.detach().unsqueeze(1) * bce_sp).sum((0, 2))
-    assignment_den = sum(torch.where(c, w, zero_row).sum() for c, w in zip(counted, weight, strict=True))
-    detection_den = sum(w.sum() for w in weight)
+    # Magnitudes (module docstring, "Negative weights"): equal to the weights when none is negative.
+    assignment_den = sum(
+        torch.where(c, w.abs(), zero_row).sum() for c, w in zip(counted, weight, strict=True)
+    )
+    detection_den = sum(w.abs().sum() for w in weight)
     assignment = assignment / torch.as_tensor(assignment_den).clamp_min(_TINY)
     detection = detection / torch.as_tensor(detection_den).clamp_min(_TINY)
     for p, name in enumerate(names):
@@ -315,10 +328,14 @@ def _pairing(
 
 
 def _weighted_mean(values: Tensor, weights: Tensor, valid: Tensor) -> Tensor:
-    """sum(w v) / sum(w) over valid entries; exactly 0 when nothing is valid (never NaN)."""
+    """sum(w v) / sum(|w|) over valid entries; exactly 0 when nothing is valid (never NaN).
+
+    |w|, not w: a batch of negative-weight (NLO) events would otherwise divide by a sum at or
+    below 0, i.e. by the 1e-30 floor (a loss of order 1e30) or flip the term's sign.
+    """
     zero = torch.zeros((), dtype=values.dtype, device=values.device)
     numerator = torch.where(valid, weights * values, zero).sum()
-    return numerator / torch.where(valid, weights, zero).sum().clamp_min(_TINY)
+    return numerator / torch.where(valid, weights.abs(), zero).sum().clamp_min(_TINY)
 
 
 def _regression(
@@ -463,4 +480,4 @@ def overlap_penalty(outputs: Outputs, spec: EventSpec, event_weight: Tensor) -> 
         for a in range(len(usage)):
             for b in range(a + 1, len(usage)):
                 total = total + (usage[a] * usage[b]).sum(1)
-    return (event_weight * total).sum() / event_weight.sum().clamp_min(_TINY)
+    return (event_weight * total).sum() / event_weight.abs().sum().clamp_min(_TINY)
