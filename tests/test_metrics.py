@@ -348,3 +348,32 @@ def test_detection_is_judged_against_the_particle_its_assignment_went_for():
     assert detection_metrics(np.array([0.9]), truth["t1"])["accuracy"] == 1.0
     unchanged = detection_truth(prediction, targets, masks, NO_EVENT_SYMMETRY)
     assert unchanged["t1"].tolist() == [False] and unchanged["t2"].tolist() == [True]
+
+
+def test_symmetric_particle_targets_are_judged_against_the_particle_its_assignment_went_for():
+    from spanet_lite.config.event_spec import ClassificationTarget, RegressionTarget
+    from spanet_lite.evaluation.metrics import paired_truth
+
+    # Event 0: the network calls the file's t2 "t1" (and t1 "t2"); event 1: the file's labels.
+    # A regression or classification head of t1 then speaks of the file's t2 in event 0, as in
+    # training's loss; without the event symmetry, or for EVENT targets, the file's labels stand.
+    prediction = {"t1": np.array([[3, 4, 5], [0, 1, 2]]), "t2": np.array([[0, 1, 2], [3, 4, 5]])}
+    targets = {"t1": np.array([[0, 1, 2], [0, 1, 2]]), "t2": np.array([[3, 4, 5], [3, 4, 5]])}
+    masks = {p: (t >= 0).all(axis=1) for p, t in targets.items()}
+    declared = [RegressionTarget("pt", particle=p, product="PARTICLE") for p in ("t1", "t2")]
+    declared += [RegressionTarget("e", particle=p, product="b") for p in ("t1", "t2")]
+    declared.append(RegressionTarget("x"))
+    truth = {"t1/PARTICLE/pt": np.array([10.0, 11.0]), "t2/PARTICLE/pt": np.array([20.0, 21.0]),
+             "t1/b/e": np.array([1.0, 2.0]), "t2/b/e": np.array([3.0, 4.0]), "EVENT/x": np.array([5.0, 6.0])}
+    paired = paired_truth(prediction, targets, masks, TTBAR, truth, declared)
+    assert paired["t1/PARTICLE/pt"].tolist() == [20.0, 11.0]
+    assert paired["t2/PARTICLE/pt"].tolist() == [10.0, 21.0]
+    assert paired["t1/b/e"].tolist() == [3.0, 2.0] and paired["t2/b/e"].tolist() == [1.0, 4.0]
+    assert paired["EVENT/x"].tolist() == [5.0, 6.0]
+    assert truth["t1/PARTICLE/pt"].tolist() == [10.0, 11.0]  # the caller's arrays are untouched
+    labels = {"t1/PARTICLE/kind": np.array([0, 1]), "t2/PARTICLE/kind": np.array([2, 3])}
+    kinds = [ClassificationTarget("kind", particle=p, product="PARTICLE") for p in ("t1", "t2")]
+    paired_labels = paired_truth(prediction, targets, masks, TTBAR, labels, kinds)
+    assert paired_labels["t1/PARTICLE/kind"].tolist() == [2, 1]
+    unchanged = paired_truth(prediction, targets, masks, NO_EVENT_SYMMETRY, truth, declared)
+    assert unchanged["t1/PARTICLE/pt"].tolist() == [10.0, 11.0]

@@ -74,7 +74,9 @@ class AssignmentOutcome:
 
     All arrays are (B, P) bool in event-file particle order, except ``num_jets`` (B,).
     ``correct`` and ``reconstructable`` are expressed in the frame of the *predicted*
-    particles after the best event-symmetry element has been applied.
+    particles after the best event-symmetry element has been applied; ``element`` (B,) is that
+    element's position in ``spec.event_symmetry.elements`` (predicted particle i stands for true
+    particle ``elements[element][i]``).
     """
 
     particles: tuple[str, ...]
@@ -83,6 +85,7 @@ class AssignmentOutcome:
     reported: np.ndarray
     weights: np.ndarray
     num_jets: np.ndarray | None
+    element: np.ndarray
 
 
 def match_outcome(
@@ -113,7 +116,8 @@ def match_outcome(
     best_correct = np.zeros(mask.shape, dtype=bool)
     best_recon = mask
     best_count = np.full(batch, -1)
-    for element in spec.event_symmetry.elements:
+    best_element = np.zeros(batch, dtype=np.int64)
+    for position, element in enumerate(spec.event_symmetry.elements):
         # Predicted particle i is compared with true particle element[i].
         recon = mask[:, list(element)]
         correct = np.stack([matches[i, element[i]] for i in range(len(names))], axis=1) & recon
@@ -121,11 +125,12 @@ def match_outcome(
         better = count > best_count  # ties keep the earlier element (the identity comes first)
         best_correct = np.where(better[:, None], correct, best_correct)
         best_recon = np.where(better[:, None], recon, best_recon)
+        best_element = np.where(better, position, best_element)
         best_count = np.maximum(best_count, count)
     reported = np.stack([(p >= 0).all(axis=1) for p in pred], axis=1)
     jets = None if num_jets is None else as_numpy(num_jets).astype(np.int64).reshape(batch)
     weights_ = event_weights(weights, batch)
-    return AssignmentOutcome(tuple(names), best_recon, best_correct, reported, weights_, jets)
+    return AssignmentOutcome(tuple(names), best_recon, best_correct, reported, weights_, jets, best_element)
 
 
 def _outcome_metrics(outcome: AssignmentOutcome, selected: np.ndarray | None = None) -> dict[str, float]:

@@ -73,6 +73,8 @@ class Evaluation:
     weights: np.ndarray
     regressions: dict[str, np.ndarray]
     classifications: dict[str, np.ndarray]
+    """Regression and classification truth, an EVENT-symmetric particle's in the frame of the
+    predicted particles (:func:`~spanet_lite.evaluation.metrics.paired_truth`)."""
     baseline: dict[str, np.ndarray] = field(default_factory=dict)
     baseline_note: str = ""
     chi_square: dict[str, np.ndarray] = field(default_factory=dict)
@@ -300,6 +302,10 @@ def evaluate_file(
         units=units,
     )
     warn_unknown_classes(spec, evaluation, path)
+    for name, declared in (("regressions", spec.regressions), ("classifications", spec.classifications)):
+        paired = M.paired_truth(evaluation.predictions.assignments, evaluation.targets,
+                                evaluation.target_masks, spec, getattr(evaluation, name), declared)
+        setattr(evaluation, name, paired)
     scale = 1.0
     if plan.usable:
         truth = {k: evaluation.regressions[k] for k in plan.targets}
