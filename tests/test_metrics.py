@@ -351,8 +351,8 @@ def test_detection_is_judged_against_the_particle_its_assignment_went_for():
 
 
 def test_symmetric_particle_targets_are_judged_against_the_particle_its_assignment_went_for():
+    from spanet_lite.assignment.metrics import paired_truth
     from spanet_lite.config.event_spec import ClassificationTarget, RegressionTarget
-    from spanet_lite.evaluation.metrics import paired_truth
 
     # Event 0: the network calls the file's t2 "t1" (and t1 "t2"); event 1: the file's labels.
     # A regression or classification head of t1 then speaks of the file's t2 in event 0, as in

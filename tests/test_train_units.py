@@ -186,7 +186,7 @@ def test_validation_regression_error_and_accuracy_are_event_weighted() -> None:
     holder = SimpleNamespace(spec=SimpleNamespace(particles=[]), _gather=lambda tensor: tensor)
     record = {
         "weights": torch.tensor([3.0, 1.0, -2.0, 1.0]),
-        "regressions": {"EVENT/x": torch.tensor([1.0, -5.0, 7.0, float("nan")])},
+        "regressions": {"EVENT/x": torch.tensor([[1.0, 0.0], [-5.0, 0.0], [7.0, 0.0], [float("nan"), 0.0]])},
         "classifications": {"EVENT/c": torch.tensor([[1, 1], [0, 1], [0, 1], [0, -1]])},
     }
     metrics = SpanetModule._epoch_metrics(holder, [record])  # type: ignore[arg-type]
@@ -194,3 +194,37 @@ def test_validation_regression_error_and_accuracy_are_event_weighted() -> None:
     assert metrics["classification_accuracy/EVENT/c"] == pytest.approx(3 / 4)
     assert metrics["regression_error"] == pytest.approx(2.0)
     assert metrics["classification_accuracy"] == pytest.approx(0.75)
+
+
+def test_validation_metrics_pair_symmetric_particles_targets_with_their_assignment():
+    """val/regression_error and val/classification_accuracy judge an EVENT-symmetric particle's
+    heads against the particle its assignment went for, as training's loss and spanet-test do."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from spanet_lite.config import parse_event_spec
+    from spanet_lite.training.module import SpanetModule
+
+    spec = parse_event_spec(
+        "INPUTS:\n  SEQUENTIAL:\n    Jets: {pt: none}\nEVENT:\n  h1: [b1, b2]\n  h2: [b1, b2]\n"
+        "PERMUTATIONS:\n  EVENT:\n    - [h1, h2]\n"
+        "REGRESSIONS:\n  h1:\n    - PARTICLE: [pt]\n  h2:\n    - PARTICLE: [pt]\n"
+        "CLASSIFICATIONS:\n  h1:\n    - PARTICLE: [kind]\n  h2:\n    - PARTICLE: [kind]\n"
+    )
+    # Event 0: the network calls the file's h2 "h1" and predicts its pt and kind; event 1 as stored.
+    record = {
+        "predictions": {"h1": torch.tensor([[2, 3], [0, 1]]), "h2": torch.tensor([[0, 1], [2, 3]])},
+        "targets": {"h1": torch.tensor([[0, 1], [0, 1]]), "h2": torch.tensor([[2, 3], [2, 3]])},
+        "target_masks": {"h1": torch.tensor([True, True]), "h2": torch.tensor([True, True])},
+        "weights": torch.ones(2),
+        "regressions": {"h1/PARTICLE/pt": torch.tensor([[2.0, 1.0], [1.0, 1.0]]),
+                        "h2/PARTICLE/pt": torch.tensor([[1.0, 2.0], [2.0, 2.0]])},
+        "classifications": {"h1/PARTICLE/kind": torch.tensor([[1, 0], [0, 0]]),
+                            "h2/PARTICLE/kind": torch.tensor([[0, 1], [1, 1]])},
+    }
+    stub = SimpleNamespace(spec=spec, _gather=lambda tensor: tensor)
+    metrics = SpanetModule._epoch_metrics(stub, [record])  # type: ignore[arg-type]
+    assert metrics["event_purity"] == 1.0
+    assert metrics["regression_error"] == 0.0
+    assert metrics["classification_accuracy"] == 1.0

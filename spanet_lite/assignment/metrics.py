@@ -34,13 +34,13 @@ proportion of events in each row.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from spanet_lite.assignment.jets import jet_products
-from spanet_lite.config.event_spec import EventSpec
+from spanet_lite.config.event_spec import ClassificationTarget, EventSpec, RegressionTarget, target_key
 
 ArrayLike = object  # numpy array or torch tensor
 
@@ -131,6 +131,47 @@ def match_outcome(
     jets = None if num_jets is None else as_numpy(num_jets).astype(np.int64).reshape(batch)
     weights_ = event_weights(weights, batch)
     return AssignmentOutcome(tuple(names), best_recon, best_correct, reported, weights_, jets, best_element)
+
+
+def paired_truth(
+    predictions: Mapping[str, ArrayLike],
+    targets: Mapping[str, ArrayLike],
+    target_masks: Mapping[str, ArrayLike],
+    spec: EventSpec,
+    truth: Mapping[str, ArrayLike],
+    declared: Sequence[RegressionTarget | ClassificationTarget],
+) -> dict[str, np.ndarray]:
+    """Regression or classification truth (``declared`` target key -> (B,) values) in the frame
+    of the predicted particles, under the event symmetry.
+
+    As for detection (:func:`~spanet_lite.evaluation.metrics.detection_truth`) and in training's
+    loss, an EVENT-symmetric particle's output stands for the true particle its assignment went
+    for: with ``h1 <-> h2`` symmetric and the network calling the file's h2 ``h1``,
+    ``h1/PARTICLE/pt`` is compared with the file's ``h2/PARTICLE/pt``. EVENT-level targets keep
+    their own truth.
+    """
+    paired = {key: as_numpy(values) for key, values in truth.items()}
+    elements = spec.event_symmetry.elements
+    if len(elements) <= 1:
+        return paired
+    element = match_outcome(predictions, targets, target_masks, spec).element
+    names = spec.particle_names
+    for target in declared:
+        if target.particle is None or target.key not in truth:
+            continue
+        p = names.index(target.particle)
+        products = spec.particles[p].product_names
+        column = None if target.product == "PARTICLE" else products.index(target.product)
+        out = np.array(as_numpy(truth[target.key]), copy=True)
+        for position, perm in enumerate(elements):
+            q = spec.particles[perm[p]]
+            level = "PARTICLE" if column is None else q.product_names[column]
+            other = target_key(target.name, q.name, level)
+            rows = element == position
+            if other != target.key and other in truth and rows.any():
+                out[rows] = as_numpy(truth[other])[rows]
+        paired[target.key] = out
+    return paired
 
 
 def _outcome_metrics(outcome: AssignmentOutcome, selected: np.ndarray | None = None) -> dict[str, float]:

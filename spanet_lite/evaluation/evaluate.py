@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from spanet_lite.assignment.jets import count_jets, describe
-from spanet_lite.assignment.metrics import assignment_metrics, assignment_tables
+from spanet_lite.assignment.metrics import assignment_metrics, assignment_tables, paired_truth
 from spanet_lite.assignment.spanet_tables import spanet_tables
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.masses import VALUE_EXPECTED, MassConstraint, valid_products, valid_value
@@ -74,7 +74,7 @@ class Evaluation:
     regressions: dict[str, np.ndarray]
     classifications: dict[str, np.ndarray]
     """Regression and classification truth, an EVENT-symmetric particle's in the frame of the
-    predicted particles (:func:`~spanet_lite.evaluation.metrics.paired_truth`)."""
+    predicted particles (:func:`~spanet_lite.assignment.metrics.paired_truth`)."""
     baseline: dict[str, np.ndarray] = field(default_factory=dict)
     baseline_note: str = ""
     chi_square: dict[str, np.ndarray] = field(default_factory=dict)
@@ -303,7 +303,7 @@ def evaluate_file(
     )
     warn_unknown_classes(spec, evaluation, path)
     for name, declared in (("regressions", spec.regressions), ("classifications", spec.classifications)):
-        paired = M.paired_truth(evaluation.predictions.assignments, evaluation.targets,
+        paired = paired_truth(evaluation.predictions.assignments, evaluation.targets,
                                 evaluation.target_masks, spec, getattr(evaluation, name), declared)
         setattr(evaluation, name, paired)
     scale = 1.0

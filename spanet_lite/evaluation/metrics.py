@@ -9,12 +9,12 @@ computed from.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
 from spanet_lite.assignment.metrics import ArrayLike, as_numpy, event_weights, match_outcome
-from spanet_lite.config.event_spec import ClassificationTarget, EventSpec, RegressionTarget, target_key
+from spanet_lite.config.event_spec import EventSpec
 
 
 # ----------------------------------------------------------------------------- regressions
@@ -212,46 +212,6 @@ def detection_truth(
     """
     outcome = match_outcome(predictions, targets, target_masks, spec)
     return {name: outcome.reconstructable[:, j] for j, name in enumerate(outcome.particles)}
-
-
-def paired_truth(
-    predictions: Mapping[str, ArrayLike],
-    targets: Mapping[str, ArrayLike],
-    target_masks: Mapping[str, ArrayLike],
-    spec: EventSpec,
-    truth: Mapping[str, np.ndarray],
-    declared: Sequence[RegressionTarget | ClassificationTarget],
-) -> dict[str, np.ndarray]:
-    """Regression or classification truth (``declared`` target key -> (B,) values) in the frame
-    of the predicted particles, under the event symmetry.
-
-    As for detection (:func:`detection_truth`) and in training's loss, an EVENT-symmetric
-    particle's output stands for the true particle its assignment went for: with ``h1 <-> h2``
-    symmetric and the network calling the file's h2 ``h1``, ``h1/PARTICLE/pt`` is compared with
-    the file's ``h2/PARTICLE/pt``. EVENT-level targets keep their own truth.
-    """
-    paired = dict(truth)
-    elements = spec.event_symmetry.elements
-    if len(elements) <= 1:
-        return paired
-    element = match_outcome(predictions, targets, target_masks, spec).element
-    names = spec.particle_names
-    for target in declared:
-        if target.particle is None or target.key not in truth:
-            continue
-        p = names.index(target.particle)
-        products = spec.particles[p].product_names
-        column = None if target.product == "PARTICLE" else products.index(target.product)
-        out = np.array(truth[target.key], copy=True)
-        for position, perm in enumerate(elements):
-            q = spec.particles[perm[p]]
-            level = "PARTICLE" if column is None else q.product_names[column]
-            other = target_key(target.name, q.name, level)
-            rows = element == position
-            if other != target.key and other in truth and rows.any():
-                out[rows] = np.asarray(truth[other])[rows]
-        paired[target.key] = out
-    return paired
 
 
 def detection_metrics(

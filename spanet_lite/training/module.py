@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 
 from spanet_lite.assignment.decoding import decode
-from spanet_lite.assignment.metrics import assignment_metrics
+from spanet_lite.assignment.metrics import assignment_metrics, paired_truth
 from spanet_lite.assignment.torch_decoding import decode_greedy_torch
 from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.config.event_spec import EventSpec
@@ -326,8 +326,11 @@ class SpanetModule(pl.LightningModule):
         record["weights"] = weights.float()
         if outputs.regressions:
             truth = self.network.normalize_regressions(dict(batch.regressions))
+            # (B, 2): prediction and truth, kept apart so that the epoch's metrics can pair an
+            # EVENT-symmetric particle's truth with the particle its assignment went for.
             record["regressions"] = {
-                key: (outputs.regressions[key].float() - truth[key].float()) for key in outputs.regressions
+                key: torch.stack([outputs.regressions[key].float(), truth[key].float()], dim=-1)
+                for key in outputs.regressions
             }
         if outputs.classifications:
             record["classifications"] = {
@@ -443,6 +446,10 @@ class SpanetModule(pl.LightningModule):
         gather = self._gather
         weights = gather(torch.cat([r["weights"] for r in records]))
         metrics: dict[str, float] = {}
+        regressions = {key: gather(torch.cat([r["regressions"][key] for r in records]))
+                       for key in records[0].get("regressions", {})}
+        classifications = {key: gather(torch.cat([r["classifications"][key] for r in records]))
+                           for key in records[0].get("classifications", {})}
         if self.spec.particles:
             names = self.spec.particle_names
             predictions = {p: gather(torch.cat([r["predictions"][p] for r in records])) for p in names}
@@ -454,10 +461,19 @@ class SpanetModule(pl.LightningModule):
             finite = [v for v in purities if math.isfinite(v)]
             if finite:
                 metrics["particle_purity"] = sum(finite) / len(finite)
-        if "regressions" in records[0]:
+            symmetric = len(self.spec.event_symmetry.elements) > 1
+            for heads, declared in ((regressions, self.spec.regressions),
+                                    (classifications, self.spec.classifications)):
+                if not (symmetric and heads):
+                    continue
+                truth = paired_truth(predictions, targets, masks, self.spec,
+                                     {key: pair[:, 1] for key, pair in heads.items()}, declared)
+                for key, pair in heads.items():
+                    pair[:, 1] = torch.as_tensor(truth[key], device=pair.device, dtype=pair.dtype)
+        if regressions:
             errors = []
-            for key in records[0]["regressions"]:
-                residual = gather(torch.cat([r["regressions"][key] for r in records]))
+            for key, pair in regressions.items():
+                residual = pair[:, 0] - pair[:, 1]
                 valid = torch.isfinite(residual) & (weights > 0)
                 if valid.any():
                     error = float(_weighted_average(residual[valid].abs(), weights[valid]))
@@ -465,10 +481,9 @@ class SpanetModule(pl.LightningModule):
                     errors.append(error)
             if errors:
                 metrics["regression_error"] = sum(errors) / len(errors)
-        if "classifications" in records[0]:
+        if classifications:
             accuracies = []
-            for key in records[0]["classifications"]:
-                pairs = gather(torch.cat([r["classifications"][key] for r in records]))
+            for key, pairs in classifications.items():
                 labelled = (pairs[:, 1] >= 0) & (weights > 0)
                 if labelled.any():
                     correct = (pairs[labelled, 0] == pairs[labelled, 1]).float()
