@@ -457,6 +457,36 @@ def test_an_invalid_input_is_one_line_and_writes_nothing(tmp_path, spec_file, ca
         assert _nothing_left(tmp_path, keep)
 
 
+def test_a_file_an_input_links_to_or_reads_through_a_virtual_dataset_is_never_an_output(
+        tmp_path, spec_file, capsys):
+    """The data of an input may live in another file (an external link) or be read from one (a
+    virtual dataset); --overwrite of that file replaced the input's data under it."""
+    base = write_h5(tmp_path / "base.h5", random_arrays(100, seed=9))
+    linked, virtual = tmp_path / "linked.h5", tmp_path / "virtual.h5"
+    with h5py.File(base, "r") as source, h5py.File(linked, "w") as a, h5py.File(virtual, "w") as v:
+        for name in source:
+            source.copy(source[name], v, name)
+            if name != "TARGETS":
+                source.copy(source[name], a, name)
+        a["TARGETS"] = h5py.ExternalLink(base.name, "/TARGETS")
+        pt = source["INPUTS/Jets/pt"]
+        layout = h5py.VirtualLayout(shape=pt.shape, dtype=pt.dtype)
+        layout[:] = h5py.VirtualSource(base.name, "INPUTS/Jets/pt", shape=pt.shape)
+        del v["INPUTS/Jets/pt"]
+        v.create_virtual_dataset("INPUTS/Jets/pt", layout)
+    before = base.read_bytes()
+    keep = {p.name for p in tmp_path.iterdir()}
+    for source in (linked, virtual):
+        assert main(["shuffle", str(source), "-o", str(base), "--overwrite",
+                     "-e", str(spec_file), "--quiet"]) == 2
+        assert "base.h5: -o/--output: expected an output different from the command's inputs" in (
+            _one_line_error(capsys))
+        with pytest.raises(InputError, match="outputs\\[1\\]: expected an output different"):
+            operations.split(source, [tmp_path / "a.h5", base], [0.5, 0.5], TINY_SPEC,
+                             overwrite=True, streaming=SMALL)
+        assert base.read_bytes() == before and _nothing_left(tmp_path, keep)
+
+
 def test_a_damaged_chunk_of_a_dataset_carried_along_is_one_line_and_writes_nothing(
         tmp_path, spec_file, capsys):
     """Datasets outside the event file are copied, not validated: their bytes are first read

@@ -195,25 +195,31 @@ def _body(argv: Sequence[str] | None) -> int:
         validation_progress=not args.quiet and sys.stderr.isatty(),
         scratch_dir=getattr(args, "scratch_dir", None), bucket_memory=bucket_memory)
     common = {"overwrite": args.overwrite, "streaming": streaming}
+    # An output the inputs' external links or virtual datasets lead to is found once they are open.
+    names = ["output", *(f"outputs[{i}]" for i in range(len(targets)))]
+    output_flags = dict.fromkeys(names, "-o/--output")
     try:
-        if args.command == "concat":
-            labels = parse_labels(args.label, len(args.inputs))
-            written = operations.concat(args.inputs, args.output, spec, labels=labels, **common)
-        elif args.command == "split":
-            number = args.by_event_number
-            with flags_for({"fractions": "--fractions"}):  # a part of no event: found once the file is open
-                written = operations.split(args.input, args.output, args.fractions, spec,
-                                           shuffle=args.shuffle, seed=args.seed,
-                                           by_event_number=number is not None, event_number=number or None,
-                                           **common)
-        elif args.command == "shuffle":
-            written = operations.shuffle(args.input, args.output, spec, seed=args.seed, **common)
-        elif args.command == "select":
-            written = operations.select(args.input, args.output, spec, min_objects=args.min_jets,
-                                        max_objects=args.max_jets, limit=args.limit,
-                                        input_name=args.input_name, **common)
-        else:
-            written = operations.convert_v1(args.input, args.output, spec, **common)
+        with flags_for(output_flags):
+            if args.command == "concat":
+                labels = parse_labels(args.label, len(args.inputs))
+                written = operations.concat(args.inputs, args.output, spec, labels=labels, **common)
+            elif args.command == "split":
+                number = args.by_event_number
+                # A part of no event: found once the file is open.
+                with flags_for({"fractions": "--fractions"}):
+                    written = operations.split(args.input, args.output, args.fractions, spec,
+                                               shuffle=args.shuffle, seed=args.seed,
+                                               by_event_number=number is not None,
+                                               event_number=number or None,
+                                               **common)
+            elif args.command == "shuffle":
+                written = operations.shuffle(args.input, args.output, spec, seed=args.seed, **common)
+            elif args.command == "select":
+                written = operations.select(args.input, args.output, spec, min_objects=args.min_jets,
+                                            max_objects=args.max_jets, limit=args.limit,
+                                            input_name=args.input_name, **common)
+            else:
+                written = operations.convert_v1(args.input, args.output, spec, **common)
     finally:
         stop()
     if not args.quiet:

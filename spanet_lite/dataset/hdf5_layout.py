@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import h5py
@@ -161,6 +162,22 @@ def check_pair_features(
             raise InputError(source, feature_path(name, feature),
                              f"{shape}, as in the training file",
                              "(N, W)" if feature in wanted else "(N, W, W)")
+
+
+def virtual_parts(dataset: h5py.Dataset) -> list[str]:
+    """The files a virtual dataset reads: a relative name as HDF5 looks it up, beside the file
+    holding the dataset, and as given (the working folder); "." is that file itself.
+
+    Such a file is an input of whatever reads the dataset, so never an output either
+    (``spanet-predict``, ``spanet-data``)."""
+    beside = Path(dataset.file.filename).parent
+    parts: list[str] = []
+    for mapping in dataset.virtual_sources():
+        name = mapping.file_name
+        if name == ".":
+            continue
+        parts += [str(beside / name), name] if not Path(name).is_absolute() else [name]
+    return parts
 
 
 def read_rows(dataset: h5py.Dataset, start: int, stop: int) -> np.ndarray:

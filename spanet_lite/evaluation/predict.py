@@ -206,21 +206,8 @@ def _linked_files(source: h5py.File, weight: str) -> list[str]:
         nodes.append(source.get(weight.strip("/")) if weight.strip("/") else None)
         datasets = [node for node in nodes if isinstance(node, h5py.Dataset)]
         files += [node.file.filename for node in datasets]
-        files += [name for node in datasets if node.is_virtual for name in _virtual_parts(node)]
+        files += [name for node in datasets if node.is_virtual for name in hdf5_layout.virtual_parts(node)]
     return [name for name in files if name != source.filename]
-
-
-def _virtual_parts(dataset: h5py.Dataset) -> list[str]:
-    """The files a virtual dataset reads: a relative name as HDF5 looks it up, beside the file
-    holding the dataset, and as given (the working folder); "." is that file itself."""
-    beside = Path(dataset.file.filename).parent
-    parts: list[str] = []
-    for mapping in dataset.virtual_sources():
-        name = mapping.file_name
-        if name == ".":
-            continue
-        parts += [str(beside / name), name] if not Path(name).is_absolute() else [name]
-    return parts
 
 
 COPY_ROWS = 65536

@@ -36,6 +36,7 @@ from spanet_lite.dataset.operations.streams import (
     ProgressFactory,
     Source,
     block_rows,
+    check_linked_outputs,
     check_outputs,
     first_sequential_mask,
     make_plan,
@@ -455,6 +456,7 @@ def _write(
     event is an error (an empty file is not a dataset), and nothing is written; ``empty`` says
     why it would, where the operation knows (a selection no event passes).
     """
+    check_linked_outputs(plan.sources, outputs)
     attrs = plan.attrs()
     with all_or_nothing() as group, contextlib.ExitStack() as stack:
         writers = []

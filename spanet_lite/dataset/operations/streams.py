@@ -27,7 +27,13 @@ import numpy as np
 
 from spanet_lite import outputs as outputs_rule
 from spanet_lite.config.event_spec import EventSpec
-from spanet_lite.dataset.hdf5_layout import ABSENT_READS_AS, expected_layout, read_rows, target_index_offsets
+from spanet_lite.dataset.hdf5_layout import (
+    ABSENT_READS_AS,
+    expected_layout,
+    read_rows,
+    target_index_offsets,
+    virtual_parts,
+)
 from spanet_lite.dataset.schema import DEFAULT_CHUNK_SIZE, open_h5, validate_h5, walk_tree
 from spanet_lite.errors import InputError, SpanetWarning
 from spanet_lite.hdf5_paths import (
@@ -68,6 +74,17 @@ def check_outputs(inputs: Sequence[str | Path], outputs: Sequence[str | Path], o
     names = [f"outputs[{i}]" for i in range(len(outputs))] if listed else ["output"]
     targets = [outputs_rule.output(path, name) for path, name in zip(outputs, names)]
     outputs_rule.check_outputs(targets, inputs=inputs, overwrite=overwrite)
+
+
+def check_linked_outputs(sources: Sequence[Source], outputs: Sequence[str | Path]) -> None:
+    """No output may be a file an input's datasets live in (an external link) or read (a
+    virtual dataset's parts): writing it would replace the input's data under it. Those files
+    are known once the inputs are open, so this runs after :func:`check_outputs`, which has
+    checked the outputs' names, existence and ``overwrite``."""
+    datasets = [dataset for source in sources for dataset in source.columns.values()]
+    linked = {dataset.file.filename for dataset in datasets}
+    linked.update(part for dataset in datasets if dataset.is_virtual for part in virtual_parts(dataset))
+    check_outputs(sorted(linked), outputs, overwrite=True, listed=len(outputs) > 1)
 
 
 # ----------------------------------------------------------------------------- sources
