@@ -695,11 +695,15 @@ def test_labels_parse_one_per_input():
         parse_labels(["signal=1", "kind=0"], 2)
     with pytest.raises(InputError, match="integer class label"):
         parse_labels(["signal=yes"], 1)
+    with pytest.raises(InputError, match="integer class label from 0 to below 2\\*\\*31"):
+        parse_labels(["signal=99999999999999999999"], 1)  # an OverflowError traceback while writing
 
 
 BAD_LABELS = [
     ({"signal": ["a", 0]}, "labels['signal'][0]: expected an integer, got 'a'"),
     ({"signal": [1, -1]}, "labels['signal'][1]: expected a class label >= 0, got -1"),
+    ({"signal": [1, 2**63]}, f"labels['signal'][1]: expected a class label below 2**31 = 2,147,483,648, "
+                             f"got {2**63}"),
     ({"signal": "10"}, "labels['signal']: expected a list of labels, one per input, got '10'"),
     (["signal", 1], "labels: expected a mapping from a classification key to one label per input, "
                     "got a list ['signal', 1]"),
@@ -709,7 +713,8 @@ BAD_LABELS = [
 ]
 
 
-@pytest.mark.parametrize(("labels", "line"), BAD_LABELS, ids=["text", "negative", "string", "list", "twice"])
+@pytest.mark.parametrize(("labels", "line"), BAD_LABELS,
+                         ids=["text", "negative", "huge", "string", "list", "twice"])
 def test_concat_refuses_labels_that_are_no_class_labels_in_one_line_and_writes_nothing(
     tmp_path, labels, line
 ):

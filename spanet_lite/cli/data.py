@@ -102,6 +102,7 @@ def parse_labels(values: Sequence[str], inputs: int) -> dict[str, list[int]]:
     if not values:
         return {}
     from spanet_lite.dataset.operations.commands import check_label_count
+    from spanet_lite.dataset.schema import CLASS_LABEL_LIMIT
 
     check_label_count(len(values), inputs, "--label")
     labels: dict[str, list[int]] = {}
@@ -115,8 +116,9 @@ def parse_labels(values: Sequence[str], inputs: int) -> dict[str, list[int]]:
                 label = int(number)
             except ValueError:
                 label = -2
-            if not sep or not key or "/" in key or label < 0:
-                raise InputError(None, "--label", "KEY=VALUE with an integer class label >= 0", repr(item))
+            if not sep or not key or "/" in key or not 0 <= label < CLASS_LABEL_LIMIT:
+                raise InputError(None, "--label",
+                                 "KEY=VALUE with an integer class label from 0 to below 2**31", repr(item))
             pairs[key] = label
         if keys is None:
             keys = list(pairs)

@@ -43,6 +43,8 @@ from spanet_lite.dataset.value_checks import FINITE_REAL, ValueChecks, nonfinite
 from spanet_lite.errors import InputError
 
 DEFAULT_CHUNK_SIZE = 65536
+CLASS_LABEL_LIMIT = 2**31
+"""Class labels are below this: they travel as int32 once read (DataModule.setup)."""
 SCAN_BLOCK_BYTES = 64 * 2**20
 """The content scan reads at most ``chunk_size`` events at a time, and fewer where the widest
 dataset would take more than this per block (65,536 events of 10 float32 slots take 2.6 MB)."""
@@ -776,8 +778,8 @@ class _ContentScan:
         self.tally(classification_path(key), "label", "class labels >= 0, or -1 for missing",
                    "{values:label} below -1").add(labels < -1, start, labels)
         # Labels travel as int32 from here on (DataModule.setup): 2**32 read as class 0 before this.
-        self.tally(classification_path(key), "label", f"class labels below 2**31 = {2**31:,}",
-                   "{values:label} at or above it").add(labels >= 2**31, start, labels)
+        self.tally(classification_path(key), "label", f"class labels below 2**31 = {CLASS_LABEL_LIMIT:,}",
+                   "{values:label} at or above it").add(labels >= CLASS_LABEL_LIMIT, start, labels)
         self.missing_classes[key] += int((labels == -1).sum())
         classes, counts = np.unique(labels[labels >= 0], return_counts=True)
         table = self.classes[key]

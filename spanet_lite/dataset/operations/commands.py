@@ -44,7 +44,7 @@ from spanet_lite.dataset.operations.streams import (
     open_source,
     take_rows,
 )
-from spanet_lite.dataset.schema import DEFAULT_CHUNK_SIZE
+from spanet_lite.dataset.schema import CLASS_LABEL_LIMIT, DEFAULT_CHUNK_SIZE
 from spanet_lite.errors import InputError
 from spanet_lite.io import all_or_nothing, atomic_hdf5
 
@@ -111,7 +111,8 @@ def check_labels(labels: object, inputs: int, where: str = "labels") -> dict[str
     """:func:`concat`'s ``labels`` from Python: a mapping from a classification key to one class
     label per input (a list, tuple or 1-D numpy array), each an integer >= 0 (the rule of
     ``--label``, whose text the command parses itself), returned as lists of ints under the
-    full key (``signal`` is ``EVENT/signal``; giving both is refused, as one would be lost). A
+    full key (``signal`` is ``EVENT/signal``; giving both is refused, as one would be lost), and
+    below ``2**31`` as the file's validator wants (``2**63`` was an OverflowError traceback). A
     string for a list or a label of ``"a"`` failed deep in ``int()`` as a traceback."""
     if labels is None:
         return {}
@@ -139,6 +140,9 @@ def check_labels(labels: object, inputs: int, where: str = "labels") -> dict[str
             label = as_integer(value, f"{place}[{index}]")
             if label < 0:
                 raise InputError(None, f"{place}[{index}]", "a class label >= 0", str(label))
+            if label >= CLASS_LABEL_LIMIT:  # the file's validator refuses it; 2**63 overflowed int64
+                raise InputError(None, f"{place}[{index}]",
+                                 f"a class label below 2**31 = {CLASS_LABEL_LIMIT:,}", str(label))
             checked[full].append(label)
     return checked
 
