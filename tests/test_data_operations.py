@@ -697,6 +697,8 @@ def test_labels_parse_one_per_input():
         parse_labels(["signal=yes"], 1)
     with pytest.raises(InputError, match="integer class label from 0 to below 2\\*\\*31"):
         parse_labels(["signal=99999999999999999999"], 1)  # an OverflowError traceback while writing
+    with pytest.raises(InputError, match="each KEY once per --label, got 'signal=1,signal=0'"):
+        parse_labels(["signal=1,signal=0"], 1)  # was {"EVENT/signal": [0]}, the 1 dropped
 
 
 BAD_LABELS = [

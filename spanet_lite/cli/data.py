@@ -119,6 +119,8 @@ def parse_labels(values: Sequence[str], inputs: int) -> dict[str, list[int]]:
             if not sep or not key or "/" in key or not 0 <= label < CLASS_LABEL_LIMIT:
                 raise InputError(None, "--label",
                                  "KEY=VALUE with an integer class label from 0 to below 2**31", repr(item))
+            if key in pairs:  # sig=1,sig=0: one of the two was silently dropped
+                raise InputError(None, "--label", "each KEY once per --label", repr(value))
             pairs[key] = label
         if keys is None:
             keys = list(pairs)
