@@ -351,7 +351,7 @@ def test_detection_is_judged_against_the_particle_its_assignment_went_for():
 
 
 def test_symmetric_particle_targets_are_judged_against_the_particle_its_assignment_went_for():
-    from spanet_lite.assignment.metrics import paired_truth
+    from spanet_lite.assignment.metrics import match_outcome, paired_truth
     from spanet_lite.config.event_spec import ClassificationTarget, RegressionTarget
 
     # Event 0: the network calls the file's t2 "t1" (and t1 "t2"); event 1: the file's labels.
@@ -365,7 +365,8 @@ def test_symmetric_particle_targets_are_judged_against_the_particle_its_assignme
     declared.append(RegressionTarget("x"))
     truth = {"t1/PARTICLE/pt": np.array([10.0, 11.0]), "t2/PARTICLE/pt": np.array([20.0, 21.0]),
              "t1/b/e": np.array([1.0, 2.0]), "t2/b/e": np.array([3.0, 4.0]), "EVENT/x": np.array([5.0, 6.0])}
-    paired = paired_truth(prediction, targets, masks, TTBAR, truth, declared)
+    element = match_outcome(prediction, targets, masks, TTBAR).element
+    paired = paired_truth(element, TTBAR, truth, declared)
     assert paired["t1/PARTICLE/pt"].tolist() == [20.0, 11.0]
     assert paired["t2/PARTICLE/pt"].tolist() == [10.0, 21.0]
     assert paired["t1/b/e"].tolist() == [3.0, 2.0] and paired["t2/b/e"].tolist() == [1.0, 4.0]
@@ -373,7 +374,8 @@ def test_symmetric_particle_targets_are_judged_against_the_particle_its_assignme
     assert truth["t1/PARTICLE/pt"].tolist() == [10.0, 11.0]  # the caller's arrays are untouched
     labels = {"t1/PARTICLE/kind": np.array([0, 1]), "t2/PARTICLE/kind": np.array([2, 3])}
     kinds = [ClassificationTarget("kind", particle=p, product="PARTICLE") for p in ("t1", "t2")]
-    paired_labels = paired_truth(prediction, targets, masks, TTBAR, labels, kinds)
+    paired_labels = paired_truth(element, TTBAR, labels, kinds)
     assert paired_labels["t1/PARTICLE/kind"].tolist() == [2, 1]
-    unchanged = paired_truth(prediction, targets, masks, NO_EVENT_SYMMETRY, truth, declared)
+    alone = match_outcome(prediction, targets, masks, NO_EVENT_SYMMETRY).element
+    unchanged = paired_truth(alone, NO_EVENT_SYMMETRY, truth, declared)
     assert unchanged["t1/PARTICLE/pt"].tolist() == [10.0, 11.0]

@@ -134,15 +134,15 @@ def match_outcome(
 
 
 def paired_truth(
-    predictions: Mapping[str, ArrayLike],
-    targets: Mapping[str, ArrayLike],
-    target_masks: Mapping[str, ArrayLike],
+    element: np.ndarray,
     spec: EventSpec,
     truth: Mapping[str, ArrayLike],
     declared: Sequence[RegressionTarget | ClassificationTarget],
 ) -> dict[str, np.ndarray]:
     """Regression or classification truth (``declared`` target key -> (B,) values) in the frame
-    of the predicted particles, under the event symmetry.
+    of the predicted particles, under the event symmetry; ``element`` is
+    :attr:`AssignmentOutcome.element` of the same events (the caller's one :func:`match_outcome`
+    serves its regressions and classifications alike).
 
     As for detection (:func:`~spanet_lite.evaluation.metrics.detection_truth`) and in training's
     loss, an EVENT-symmetric particle's output stands for the true particle its assignment went
@@ -154,7 +154,6 @@ def paired_truth(
     elements = spec.event_symmetry.elements
     if len(elements) <= 1:
         return paired
-    element = match_outcome(predictions, targets, target_masks, spec).element
     names = spec.particle_names
     for target in declared:
         if target.particle is None or target.key not in truth:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from spanet_lite.assignment.jets import count_jets, describe
-from spanet_lite.assignment.metrics import assignment_metrics, assignment_tables, paired_truth
+from spanet_lite.assignment.metrics import assignment_metrics, assignment_tables, match_outcome, paired_truth
 from spanet_lite.assignment.spanet_tables import spanet_tables
 from spanet_lite.config.event_spec import EventSpec
 from spanet_lite.config.masses import VALUE_EXPECTED, MassConstraint, valid_products, valid_value
@@ -302,10 +302,12 @@ def evaluate_file(
         units=units,
     )
     warn_unknown_classes(spec, evaluation, path)
-    for name, declared in (("regressions", spec.regressions), ("classifications", spec.classifications)):
-        paired = paired_truth(evaluation.predictions.assignments, evaluation.targets,
-                                evaluation.target_masks, spec, getattr(evaluation, name), declared)
-        setattr(evaluation, name, paired)
+    if len(spec.event_symmetry.elements) > 1:
+        element = match_outcome(evaluation.predictions.assignments, evaluation.targets,
+                                evaluation.target_masks, spec).element
+        evaluation.regressions = paired_truth(element, spec, evaluation.regressions, spec.regressions)
+        evaluation.classifications = paired_truth(element, spec, evaluation.classifications,
+                                                  spec.classifications)
     scale = 1.0
     if plan.usable:
         truth = {k: evaluation.regressions[k] for k in plan.targets}

@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 
 from spanet_lite.assignment.decoding import decode
-from spanet_lite.assignment.metrics import assignment_metrics, paired_truth
+from spanet_lite.assignment.metrics import assignment_metrics, match_outcome, paired_truth
 from spanet_lite.assignment.torch_decoding import decode_greedy_torch
 from spanet_lite.config.event_file import parse_event_spec
 from spanet_lite.config.event_spec import EventSpec
@@ -461,15 +461,14 @@ class SpanetModule(pl.LightningModule):
             finite = [v for v in purities if math.isfinite(v)]
             if finite:
                 metrics["particle_purity"] = sum(finite) / len(finite)
-            symmetric = len(self.spec.event_symmetry.elements) > 1
-            for heads, declared in ((regressions, self.spec.regressions),
-                                    (classifications, self.spec.classifications)):
-                if not (symmetric and heads):
-                    continue
-                truth = paired_truth(predictions, targets, masks, self.spec,
-                                     {key: pair[:, 1] for key, pair in heads.items()}, declared)
-                for key, pair in heads.items():
-                    pair[:, 1] = torch.as_tensor(truth[key], device=pair.device, dtype=pair.dtype)
+            if len(self.spec.event_symmetry.elements) > 1 and (regressions or classifications):
+                element = match_outcome(predictions, targets, masks, self.spec).element
+                for heads, declared in ((regressions, self.spec.regressions),
+                                        (classifications, self.spec.classifications)):
+                    truth = paired_truth(element, self.spec, {key: pair[:, 1] for key, pair in heads.items()},
+                                         declared)
+                    for key, pair in heads.items():
+                        pair[:, 1] = torch.as_tensor(truth[key], device=pair.device, dtype=pair.dtype)
         if regressions:
             errors = []
             for key, pair in regressions.items():
